@@ -1,0 +1,70 @@
+"""A content-addressed cache of expensive pure results (parsed YAML, analysed SQL).
+
+Keys are hashes of everything a result depends on, so an entry never goes stale; the file
+(`.reconciler/cache.sqlite`, git-ignored) is safe to delete at any time. Never holds state
+that matters: losing it costs time, nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+FORMAT = "1"
+
+
+def content_key(*parts: str) -> str:
+    digest = hashlib.sha256(FORMAT.encode())
+    for part in parts:
+        digest.update(b"\x00")
+        digest.update(part.encode())
+    return digest.hexdigest()
+
+
+class Cache:
+    """Namespaced JSON values in one SQLite file; writes are buffered until `flush()`."""
+
+    def __init__(self, path: Path | None):
+        self._pending: dict[tuple[str, str], str] = {}
+        self._db: sqlite3.Connection | None = None
+        if path is not None and not os.environ.get("RECONCILER_NO_CACHE"):
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, timeout=5, isolation_level=None)
+                self._db.execute("CREATE TABLE IF NOT EXISTS entries"
+                                 " (ns TEXT, key TEXT, value TEXT, PRIMARY KEY (ns, key))")
+            except (OSError, sqlite3.Error):
+                self._db = None  # a cache that cannot be opened only costs time
+
+    def get(self, namespace: str, key: str) -> Any | None:
+        pending = self._pending.get((namespace, key))
+        if pending is not None:
+            return json.loads(pending)
+        if self._db is None:
+            return None
+        row = self._db.execute("SELECT value FROM entries WHERE ns = ? AND key = ?",
+                               (namespace, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def put(self, namespace: str, key: str, value: Any) -> None:
+        self._pending[(namespace, key)] = json.dumps(value, separators=(",", ":"))
+
+    def flush(self) -> None:
+        if self._db is None or not self._pending:
+            self._pending.clear()
+            return
+        rows = [(ns, key, value) for (ns, key), value in self._pending.items()]
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?)", rows)
+        except sqlite3.Error:
+            pass  # another process holds the file; the entries are recomputed next time
+        self._pending.clear()
+
+
+NO_CACHE = Cache(None)

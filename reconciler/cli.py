@@ -1,0 +1,224 @@
+"""The command line: arguments in, rendered output and one exit code out.
+
+Owns argument parsing (click), printing (rich, colour only on a terminal and never with
+NO_COLOR) and the single table mapping exception classes to exit codes. Holds no logic.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from . import __version__, report
+from .errors import (ApplyFailed, GitError, GuardRefused, InvalidInput, ReconcilerError, StalePlan,
+                     TenantError, TenantLocked, UnknownEnvironment)
+from .plan import Plan
+from .reconcile import Workspace, apply_environment, check_saved_plan, plan_environment
+from .source import ENVIRONMENTS, available_environments
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_LOCKED, EXIT_STALE, EXIT_USAGE = 0, 1, 2, 3, 4, 5, 64
+EXIT_CODES: tuple[tuple[type[ReconcilerError], int], ...] = (
+    (InvalidInput, EXIT_ERROR),
+    (UnknownEnvironment, EXIT_ERROR),
+    (GitError, EXIT_ERROR),
+    (TenantError, EXIT_ERROR),
+    (ApplyFailed, EXIT_ERROR),
+    (GuardRefused, EXIT_REFUSED),
+    (TenantLocked, EXIT_LOCKED),
+    (StalePlan, EXIT_STALE),
+    (ReconcilerError, EXIT_ERROR),
+)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def find_repo(start: Path) -> Path:
+    """The nearest folder at or above `start` that holds an environments/ folder."""
+    for folder in (start, *start.parents):
+        if (folder / ENVIRONMENTS).is_dir():
+            return folder
+    raise click.UsageError(f"no {ENVIRONMENTS}/ folder in {start} or above; run inside a landscape "
+                           "repository or pass --repo")
+
+
+def _workspace(ctx: click.Context) -> Workspace:
+    repo = ctx.obj["repo"]
+    return Workspace(Path(repo) if repo else find_repo(Path.cwd()))
+
+
+def _print_lines(lines) -> None:
+    for line, style in lines:
+        out.print(Text(line, style=style or ""))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--repo", type=click.Path(file_okay=False), envvar="RECONCILER_REPO",
+              help="Landscape repository (default: the nearest folder holding environments/).")
+@click.version_option(__version__, prog_name="reconciler")
+@click.pass_context
+def cli(ctx: click.Context, repo: str | None) -> None:
+    """Reconcile data-platform objects (tables, views, data flows, connections) from git.
+
+    \b
+    Example:
+      reconciler validate
+      reconciler plan dev
+      reconciler apply dev --yes
+    """
+    ctx.obj = {"repo": repo}
+
+
+@cli.command()
+@click.argument("environment", required=False)
+@click.option("--ref", help="Validate the folder as it is at this git ref (commit, branch, tag).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text")
+@click.pass_context
+def validate(ctx: click.Context, environment: str | None, ref: str | None, fmt: str) -> None:
+    """Check the desired state of one environment, or of all of them.
+
+    \b
+    Example:
+      reconciler validate dev
+    """
+    workspace = _workspace(ctx)
+    names = [environment] if environment else available_environments(workspace.repo, ref)
+    diagnostics = []
+    for name in names:
+        try:
+            workspace.load(name, ref)
+        except InvalidInput as error:
+            diagnostics.extend(error.diagnostics)
+    diagnostics.sort()
+    if fmt == "json":
+        out.print(json.dumps({"environments": names, "diagnostics": [d.to_json() for d in diagnostics]},
+                             indent=2), markup=False)
+    elif fmt == "github":
+        if diagnostics:
+            out.print(report.diagnostics_github(diagnostics), markup=False)
+    elif diagnostics:
+        err.print(report.diagnostics_text(diagnostics), markup=False)
+    else:
+        out.print(f"valid: {', '.join(names)}", markup=False)
+    if diagnostics:
+        ctx.exit(EXIT_ERROR)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--ref", help="Plan the folder as it is at this git ref instead of the working tree.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also save the plan (JSON) here.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
+@click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
+@click.pass_context
+def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_file: str | None,
+         detailed_exitcode: bool, tenants: tuple[str, ...]) -> None:
+    """Show what apply would change in each tenant of ENVIRONMENT.
+
+    \b
+    Example:
+      reconciler plan dev --detailed-exitcode
+      reconciler plan prod --ref origin/main --format json --out prod.plan.json
+    """
+    planned = plan_environment(_workspace(ctx), environment, ref, tenants)
+    if out_file:
+        Path(out_file).write_text(planned.plan.to_json())
+    if fmt == "json":
+        out.print(planned.plan.to_json(), markup=False, end="")
+    elif fmt == "markdown":
+        out.print(report.plan_markdown(planned.plan), markup=False, end="")
+    else:
+        _print_lines(report.plan_text(planned.plan))
+    if detailed_exitcode and planned.plan.has_changes:
+        ctx.exit(EXIT_CHANGES)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False),
+              help="Apply exactly this saved plan (refused when anything moved since).")
+@click.option("--ref", help="Apply the folder as it is at this git ref.")
+@click.option("--allow-data-loss", is_flag=True, help="Accept changes that drop tables or columns.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
+@click.pass_context
+def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str | None,
+          allow_data_loss: bool, yes: bool, tenants: tuple[str, ...]) -> None:
+    """Make every tenant of ENVIRONMENT match the desired state.
+
+    \b
+    Example:
+      reconciler apply dev --yes
+      reconciler apply prod --plan prod.plan.json --yes
+    """
+    workspace = _workspace(ctx)
+    saved = _read_plan(plan_file) if plan_file else None
+    if saved is not None and ref is None and saved.ref != "worktree":
+        ref = saved.ref
+    planned = plan_environment(workspace, environment, ref,
+                               tenants or ([t.tenant for t in saved.tenants] if saved else None))
+    if saved is not None:
+        check_saved_plan(saved, planned)
+    chosen = saved or planned.plan
+    _print_lines(report.plan_text(chosen))
+    if chosen.has_changes and not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("apply needs --yes when not run from a terminal")
+        click.confirm("Apply these changes?", abort=True)
+    results = apply_environment(workspace, planned, chosen, allow_data_loss)
+    failed = [r for r in results if r.outcome == "failed"]
+    for result in results:
+        if result.outcome == "failed":
+            err.print(Text(f"{result.tenant}: failed\n{result.error}", style="red"))
+        else:
+            out.print(Text(f"{result.tenant}: {result.outcome} (run {result.run_id}) "
+                           + report.summary_line(result.summary).replace("Plan: ", ""), style="green"))
+    if failed:
+        ctx.exit(EXIT_ERROR)
+
+
+def _read_plan(path: str) -> Plan:
+    try:
+        return Plan.from_json(Path(path).read_text())
+    except (ValueError, OSError) as error:
+        raise StalePlan(f"{path}: not a usable plan file: {str(error).splitlines()[0]}") from None
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--ref", help="The graph as it is at this git ref.")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid")
+@click.pass_context
+def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str) -> None:
+    """Print the dependency graph of ENVIRONMENT.
+
+    \b
+    Example:
+      reconciler graph dev --format dot | dot -Tsvg > dev.svg
+    """
+    landscape = _workspace(ctx).load(environment, ref)
+    render = {"mermaid": report.graph_mermaid, "dot": report.graph_dot, "json": report.graph_json}[fmt]
+    out.print(render(landscape.graph), markup=False, end="")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.Abort:
+        err.print("aborted; nothing was changed", markup=False)
+        return EXIT_ERROR
+    except click.ClickException as error:
+        error.show()
+        return EXIT_USAGE
+    except ReconcilerError as error:
+        err.print(str(error), markup=False, style="red")
+        return next(code for cls, code in EXIT_CODES if isinstance(error, cls))
+    return EXIT_OK

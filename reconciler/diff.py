@@ -1,0 +1,184 @@
+"""Desired state against live state: the typed changes one tenant needs.
+
+Owns pairing objects by key (as the engine compares names), classifying each difference
+as create / update / replace / delete with field-level details (deepdiff does the field
+comparison), the risk and reason of each, drift, conflicts with unmanaged objects, and the
+views that must be recreated because something they read changed shape.
+Never executes SQL and never orders changes (that is `plan`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from . import graph as graphs
+from .model import ObjectKey
+from .plan import Change, Detail
+from .state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
+
+ENGINE_KINDS = ("Table", "View")
+
+
+def diff(desired: DesiredState, live: LiveState) -> list[Change]:
+    """Every change that makes `live` equal `desired` (unordered; `plan.order` orders them)."""
+    changes: dict[ObjectKey, Change] = {}
+    matched: set[ObjectKey] = set()
+    for key, want in desired.objects.items():
+        live_key = live.find(key)
+        if live_key is not None:
+            matched.add(live_key)
+        record = live.catalog.get(live_key) if live_key else None
+        found = live.objects.get(live_key) if live_key else None
+        change = _compare(want, record, found)
+        if change is not None:
+            changes[key] = change
+    for key, record in live.catalog.items():
+        if key not in matched:
+            changes[key] = _delete(record, live.objects.get(key))
+    _recreate_dependents(changes, desired)
+    return list(changes.values())
+
+
+def unmanaged(desired: DesiredState, live: LiveState) -> list[str]:
+    """Engine objects the catalog does not know: reported, never touched."""
+    wanted = {key.folded() for key in desired.objects}
+    return sorted(str(k) for k in live.objects if k not in live.catalog and k.folded() not in wanted)
+
+
+def _compare(want: ObjectState, record: CatalogRecord | None, found: LiveObject | None) -> Change | None:
+    engine_kind = want.kind in ENGINE_KINDS
+    if record is None:
+        if found is None:
+            return _change("create", want, "low", "new object")
+        return _adopt_or_conflict(want, found)
+    if engine_kind and found is None:
+        return _change("create", want, "low", "missing from the tenant: dropped outside the "
+                       "reconciler (drift)")
+    if record.kind != want.kind:
+        loses = record.kind == "Table"
+        return _change("replace", want, "high" if loses else "medium",
+                       f"kind changes from {record.kind} to {want.kind}", data_loss=loses)
+    if want.kind == "Table":
+        return _table(want, record, found)
+    if want.kind == "View":
+        return _view(want, record, found)
+    details = _details(record.definition, want.definition)
+    if details:
+        return _change("update", want, "low", "definition changed", details, catalog_only=True)
+    return None
+
+
+def _adopt_or_conflict(want: ObjectState, found: LiveObject) -> Change:
+    if found.kind == want.kind and (
+            (want.kind == "Table" and _columns(found.columns) == _columns(want.columns))
+            or (want.kind == "View" and _same_view(want, found))):
+        return _change("update", want, "low", "adopting an identical object that the reconciler did "
+                       "not create", catalog_only=True)
+    return _change("create", want, "high", f"an unmanaged {found.kind.lower()} with this name already "
+                   "exists and differs from the desired state; rename or remove it by hand, or make "
+                   "the YAML match it to adopt it", conflict=True)
+
+
+def _same_view(want: ObjectState, found: LiveObject) -> bool:
+    from . import sql  # the engine re-renders views; compare both through sqlglot
+    try:
+        ours = sql.parse(want.sql or "", "duckdb").sql(dialect="duckdb", comments=False)
+        theirs = sql.parse(found.engine_sql or "", "duckdb")
+        query = theirs.expression if theirs.key == "create" else theirs
+        return ours == query.sql(dialect="duckdb", comments=False)
+    except sql.SqlProblem:
+        return False
+
+
+def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change | None:
+    details = _details(_columns(found.columns), _columns(want.columns), prefix="columns")
+    if tuple(found.primary_key) != tuple(want.primary_key):
+        pk = Detail(field="primary_key", op="change", before=list(found.primary_key),
+                    after=list(want.primary_key))
+        dropped = [d.field for d in details if d.op == "drop" and d.field.count(".") == 1]
+        return _change("replace", want, "high" if dropped else "medium",
+                       "primary key changed: the table is rebuilt and its rows copied",
+                       (pk, *details), data_loss=bool(dropped))
+    drift = record.definition.get("columns") != [c.to_json() for c in found.columns] and bool(details)
+    description = _details({"description": record.definition.get("description", "")},
+                           {"description": want.definition.get("description", "")})
+    if not details:
+        if description:
+            return _change("update", want, "low", "description changed", description, catalog_only=True)
+        return None
+    dropped = [d for d in details if d.op == "drop" and d.field.count(".") == 1]
+    reason = "columns changed outside the reconciler (drift)" if drift else "columns changed"
+    if dropped:
+        names = ", ".join(d.field.split(".", 1)[1] for d in dropped)
+        return _change("update", want, "high", f"drops column {names}", (*details, *description),
+                       data_loss=True)
+    return _change("update", want, "medium", reason, (*details, *description))
+
+
+def _view(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change | None:
+    details = _details(record.definition, want.definition)
+    if found.engine_sql != record.engine_sql:
+        return _change("update", want, "low", "changed outside the reconciler (drift)",
+                       details or (Detail(field="sql", op="change", before="(changed in the tenant)",
+                                          after=want.sql),))
+    if not details:
+        return None
+    if record.definition.get("projection", want.projection) != want.projection:
+        return _change("replace", want, "medium", "the view's columns change", details)
+    return _change("update", want, "low", "query changed, same columns", details)
+
+
+def _delete(record: CatalogRecord, found: LiveObject | None) -> Change:
+    if record.kind == "Table" and found is not None:
+        return Change(action="delete", kind="Table", object=str(record.key), risk="high",
+                      reason="removed from the folder: drops the table and its rows", data_loss=True)
+    catalog_only = record.kind not in ENGINE_KINDS or found is None
+    return Change(action="delete", kind=record.kind, object=str(record.key), risk="low",
+                  reason="removed from the folder", catalog_only=catalog_only)
+
+
+def _recreate_dependents(changes: dict[ObjectKey, Change], desired: DesiredState) -> None:
+    """Views reading something whose columns change are recreated, in order, transitively."""
+    shape_changed = {k for k, c in changes.items()
+                     if c.action == "replace" or (c.kind == "Table" and c.action == "update"
+                                                  and not c.catalog_only)}
+    if not shape_changed:
+        return
+    graph = graphs.build({k: o.dependencies for k, o in desired.objects.items()},
+                         {k: o.kind for k, o in desired.objects.items()})
+    for key in sorted(graphs.downstream(graph, shape_changed)):
+        want = desired.objects[key]
+        if want.kind != "View" or (key in changes and changes[key].action in ("create", "replace")):
+            continue
+        upstream = sorted(str(d) for d in want.dependencies if d in shape_changed or d in changes)
+        reason = f"recreated: reads {', '.join(upstream) or 'an object'} whose columns change"
+        details = changes[key].details if key in changes else ()
+        changes[key] = _change("replace", want, "medium", reason, details)
+
+
+def _change(action: str, want: ObjectState, risk: str, reason: str, details=(), **flags) -> Change:
+    return Change(action=action, kind=want.kind, object=str(want.key), risk=risk, reason=reason,
+                  details=tuple(details), catalog_only=flags.pop("catalog_only", want.kind not in ENGINE_KINDS),
+                  **flags)
+
+
+def _columns(columns: tuple[ColumnState, ...]) -> dict[str, dict]:
+    return {c.name: {"type": c.type, "nullable": c.nullable, "default": c.default} for c in columns}
+
+
+def _details(before: dict, after: dict, prefix: str = "") -> tuple[Detail, ...]:
+    """deepdiff's report, translated into typed field details with dotted paths."""
+    details: list[Detail] = []
+    for category, levels in DeepDiff(before, after, view="tree").items():
+        op = "add" if category.endswith("_added") else "drop" if category.endswith("_removed") else "change"
+        for level in levels:
+            path = ".".join([prefix] * bool(prefix) + [str(p) for p in level.path(output_format="list")])
+            details.append(Detail(field=path, op=op, before=None if op == "add" else level.t1,
+                                  after=None if op == "drop" else level.t2))
+    return tuple(sorted(details, key=lambda d: d.field))
+
+
+def details_json(details: tuple[Detail, ...]) -> list[dict[str, Any]]:
+    return [d.model_dump(mode="json") for d in details]

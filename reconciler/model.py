@@ -1,0 +1,136 @@
+"""The typed vocabulary: object identity, the four object kinds, environments and rules.
+
+Owns the pydantic models (the JSON Schemas in `schemas/` are generated from them) and
+`ObjectKey`, the one identity used everywhere. Never touches files, git or databases.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, Literal, NamedTuple, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PLAIN_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+TENANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+SECRET_REFERENCE = r"^env:[A-Za-z_][A-Za-z0-9_]*$"
+
+Name = Annotated[str, Field(pattern=PLAIN_NAME, max_length=63)]
+QualifiedName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")]
+SecretReference = Annotated[str, Field(pattern=SECRET_REFERENCE,
+                                       description="env:VARIABLE, read at apply time; never a value")]
+ParameterValue = Union[str, int, float, bool]
+
+KIND_RANK = {"Connection": 0, "Table": 1, "View": 2, "DataFlow": 3}
+
+
+class ObjectKey(NamedTuple):
+    """Identity of an object in an environment: `schema.name`, ordered by schema then name."""
+
+    schema: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @classmethod
+    def parse(cls, text: str) -> ObjectKey:
+        schema, _, name = text.partition(".")
+        return cls(schema, name)
+
+    def folded(self) -> ObjectKey:
+        """The case-insensitive form engines compare unquoted names by."""
+        return ObjectKey(self.schema.lower(), self.name.lower())
+
+
+class Status(str, Enum):
+    active = "active"
+    draft = "draft"
+    beta = "beta"
+    deprecated = "deprecated"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Column(_Frozen):
+    name: Name
+    type: str = Field(description="SQL type in the landscape's dialect, e.g. BIGINT, VARCHAR, DECIMAL(18,2)")
+    nullable: bool = True
+    default: str | None = Field(None, description="SQL expression used as the column default")
+    description: str = ""
+
+
+class _Object(_Frozen):
+    name: Name
+    schema_: Name = Field(alias="schema", description="schema / space / lakehouse the object lives in")
+    description: str = ""
+    status: Status = Status.active
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey(self.schema_, self.name)
+
+
+class Table(_Object):
+    kind: Literal["Table"]
+    columns: tuple[Column, ...] = Field(min_length=1)
+    primary_key: tuple[Name, ...] = ()
+
+
+class View(_Object):
+    kind: Literal["View"]
+    sql: str = Field(description="one SELECT; $$NAME inserts the parameter NAME as a SQL literal")
+
+
+class DataFlow(_Object):
+    kind: Literal["DataFlow"]
+    connection: QualifiedName = Field(description="the Connection it reads from (name or schema.name)")
+    target: QualifiedName = Field(description="the Table it writes, as schema.name")
+    sql: str = Field(description="one INSERT INTO <target> SELECT ...")
+    schedule: str | None = None
+
+
+class Connection(_Object):
+    kind: Literal["Connection"]
+    type: str
+    properties: dict[str, ParameterValue] = {}
+    secrets: dict[str, SecretReference] = {}
+
+
+DataObject = Annotated[Union[Table, View, DataFlow, Connection], Field(discriminator="kind")]
+OBJECT_KINDS = {"Table": Table, "View": View, "DataFlow": DataFlow, "Connection": Connection}
+
+
+class Rules(_Frozen):
+    connections: dict[str, str] = Field({}, description="connection swaps: name in the folder -> name used here")
+    parameters: dict[Name, ParameterValue] = Field({}, description="values for $$NAME in SQL")
+    schemas: dict[Name, Name] = Field({}, description="schema mapping: schema in the folder -> schema in the tenant")
+    capacity: str | None = Field(None, description="capacity / warehouse the tenant runs on (recorded)")
+
+
+class Tenant(_Frozen):
+    name: Annotated[str, Field(pattern=TENANT_NAME, max_length=63)]
+    url: str = Field(description="duckdb:///relative/to/repo.duckdb or duckdb:////absolute/path.duckdb")
+    password: SecretReference | None = None
+    create: bool = Field(False, description="create the database file when it does not exist")
+    rules: Rules = Rules()
+
+
+class Environment(_Frozen):
+    name: Annotated[str, Field(pattern=TENANT_NAME, max_length=63)]
+    promotes_from: str | None = None
+    protected: bool = False
+    dialect: str = Field("duckdb", description="SQL dialect the object SQL is written in")
+    tenants: tuple[Tenant, ...] = Field(min_length=1)
+    rules: Rules = Rules()
+
+    def rules_for(self, tenant: Tenant) -> Rules:
+        """Environment rules with the tenant's own rules laid over them."""
+        return Rules(
+            connections={**self.rules.connections, **tenant.rules.connections},
+            parameters={**self.rules.parameters, **tenant.rules.parameters},
+            schemas={**self.rules.schemas, **tenant.rules.schemas},
+            capacity=tenant.rules.capacity or self.rules.capacity,
+        )

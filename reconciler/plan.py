@@ -1,0 +1,159 @@
+"""The plan: an immutable, ordered, fingerprinted list of changes per tenant.
+
+Owns the change vocabulary (create / update / replace / delete with field details, a risk
+and a human reason), the execution order, the guard pass and the stable JSON form.
+Order contract: creates, updates and replaces in dependency order (graph.order), deletes
+in the reverse order of the live dependencies, all deletes first. Never executes SQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from typing import Any, Literal
+
+import networkx as nx
+from pydantic import BaseModel, ConfigDict
+
+from . import graph as graphs
+from .model import ObjectKey
+from .state import DesiredState, LiveState
+
+FORMAT_VERSION = 1
+ACTIONS = ("create", "update", "replace", "delete")
+Action = Literal["create", "update", "replace", "delete"]
+Risk = Literal["low", "medium", "high"]
+
+
+class _Value(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Detail(_Value):
+    """One field that differs: `columns.region.type`, `sql`, `properties.host`, ..."""
+
+    field: str
+    op: Literal["add", "drop", "change"]
+    before: Any = None
+    after: Any = None
+
+
+class Change(_Value):
+    action: Action
+    kind: str
+    object: str
+    risk: Risk
+    reason: str
+    details: tuple[Detail, ...] = ()
+    statements: tuple[str, ...] = ()
+    data_loss: bool = False
+    rows: int | None = None
+    conflict: bool = False        # an unmanaged object stands where this one would be created
+    catalog_only: bool = False    # adoption or a kind the engine has no object for
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey.parse(self.object)
+
+
+class TenantPlan(_Value):
+    tenant: str
+    engine: str
+    capacity: str | None = None
+    changes: tuple[Change, ...]
+    unmanaged: tuple[str, ...] = ()
+    live_fingerprint: str
+    desired_fingerprint: str
+    create_database: bool = False
+
+    @property
+    def summary(self) -> dict[str, int]:
+        counts = Counter(change.action for change in self.changes)
+        return {action: counts.get(action, 0) for action in ACTIONS}
+
+
+class Plan(_Value):
+    format_version: int = FORMAT_VERSION
+    environment: str
+    ref: str
+    commit: str | None
+    tenants: tuple[TenantPlan, ...]
+
+    @property
+    def summary(self) -> dict[str, int]:
+        total: Counter = Counter()
+        for tenant in self.tenants:
+            total.update(tenant.summary)
+        return {action: total.get(action, 0) for action in ACTIONS}
+
+    @property
+    def has_changes(self) -> bool:
+        return any(tenant.changes for tenant in self.tenants)
+
+    def to_dict(self) -> dict:
+        data = self.model_dump(mode="json")
+        data["summary"] = self.summary
+        for tenant, plan in zip(data["tenants"], self.tenants):
+            tenant["summary"] = plan.summary
+        data["fingerprint"] = self.fingerprint
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        data = json.loads(text)
+        fingerprint = data.pop("fingerprint", None)
+        data.pop("summary", None)
+        for tenant in data.get("tenants", []):
+            tenant.pop("summary", None)
+        plan = cls.model_validate(data)
+        if fingerprint is not None and fingerprint != plan.fingerprint:
+            raise ValueError("the plan file was edited after it was made (fingerprint mismatch)")
+        return plan
+
+    @property
+    def fingerprint(self) -> str:
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def tenant(self, name: str) -> TenantPlan | None:
+        return next((t for t in self.tenants if t.tenant == name), None)
+
+
+def order(changes: list[Change], desired: DesiredState, live: LiveState) -> tuple[Change, ...]:
+    """Deletes first in reverse live-dependency order, then the rest in desired order."""
+    deletes = [c for c in changes if c.action == "delete"]
+    others = [c for c in changes if c.action != "delete"]
+    live_graph = graphs.build({k: r.dependencies for k, r in live.catalog.items()},
+                              {k: r.kind for k, r in live.catalog.items()})
+    desired_graph = graphs.build({k: o.dependencies for k, o in desired.objects.items()},
+                                 {k: o.kind for k, o in desired.objects.items()})
+    delete_rank = {k: i for i, k in enumerate(reversed(_safe_order(live_graph)))}
+    rank = {k: i for i, k in enumerate(_safe_order(desired_graph))}
+    ordered_deletes = sorted(deletes, key=lambda c: (delete_rank.get(c.key, len(delete_rank)), c.key))
+    ordered_others = sorted(others, key=lambda c: (rank.get(c.key, len(rank)), c.key))
+    return tuple(ordered_deletes + ordered_others)
+
+
+def _safe_order(graph: nx.DiGraph) -> list[ObjectKey]:
+    try:
+        return graphs.order(graph)
+    except nx.NetworkXUnfeasible:  # a live catalog edited into a cycle: fall back to keys
+        return sorted(graph.nodes)
+
+
+def violations(plan: Plan, allow_data_loss: bool) -> list[str]:
+    """Every reason to refuse this plan, each telling how to allow what is really wanted."""
+    problems = []
+    for tenant in plan.tenants:
+        for change in tenant.changes:
+            if change.conflict:
+                problems.append(f"{tenant.tenant}: {change.object}: {change.reason}")
+            elif change.data_loss and not allow_data_loss:
+                rows = f" ({change.rows:,} rows)" if change.rows is not None else ""
+                problems.append(f"{tenant.tenant}: {change.object}: {change.reason}{rows} would lose "
+                                "data; rerun with --allow-data-loss to accept")
+    return problems

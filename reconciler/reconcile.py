@@ -1,0 +1,250 @@
+"""The pipeline end to end: load -> validate -> render -> inspect -> diff -> plan -> apply.
+
+Owns the sequence and the apply transaction protocol: lock, re-check the tenant against
+the plan, run every statement, write the catalog and the audit record, commit; on any
+failure roll back and record the failure. After a commit it re-plans and requires an
+empty plan (the convergence check). Planning here only reads; `apply_*` alone writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import os
+import secrets as random
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+
+from . import plan as plans
+from .cache import Cache
+from .diff import diff, unmanaged
+from .errors import ApplyFailed, GuardRefused, ReconcilerError, StalePlan, TenantError
+from .model import Tenant
+from .plan import Change, Plan, TenantPlan
+from .render import render
+from .source import WORKTREE, head_commit
+from .state import DesiredState, LiveState
+from .tenants.base import CATALOG_DDL, CATALOG_SCHEMA, CATALOG_VERSION, Adapter, Session, StatementFailed, adapter_for
+from .validate import Landscape, load
+
+
+@dataclass
+class Workspace:
+    """The repository being reconciled and the cache beside it."""
+
+    repo: Path
+    cache: Cache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.repo = self.repo.resolve()
+        self.cache = Cache(self.repo / ".reconciler" / "cache.sqlite")
+
+    def load(self, environment: str, ref: str | None = None) -> Landscape:
+        try:
+            return load(self.repo, environment, ref, self.cache)
+        finally:
+            self.cache.flush()
+
+
+@dataclass(frozen=True)
+class TenantState:
+    tenant: Tenant
+    adapter: Adapter
+    desired: DesiredState
+    live: LiveState
+
+
+@dataclass(frozen=True)
+class Planned:
+    landscape: Landscape
+    plan: Plan
+    states: dict[str, TenantState]
+
+
+@dataclass(frozen=True)
+class TenantResult:
+    tenant: str
+    run_id: str | None
+    outcome: str                 # applied | no-changes | failed
+    summary: dict[str, int]
+    error: str | None = None
+
+
+def plan_environment(workspace: Workspace, environment: str, ref: str | None = None,
+                     tenants: Sequence[str] | None = None) -> Planned:
+    """Plan every tenant of an environment; reads tenants, never writes."""
+    landscape = workspace.load(environment, ref)
+    states: dict[str, TenantState] = {}
+    tenant_plans = []
+    for tenant in landscape.environment.tenants:
+        if tenants and tenant.name not in tenants:
+            continue
+        adapter = adapter_for(tenant, workspace.repo)
+        desired = render(landscape, tenant, workspace.cache)
+        live = adapter.inspect()
+        if not live.exists and not tenant.create:
+            raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
+                              "declare `create: true` on the tenant to create it")
+        states[tenant.name] = TenantState(tenant, adapter, desired, live)
+        tenant_plans.append(plan_tenant(adapter, desired, live))
+    workspace.cache.flush()
+    commit = landscape.source.commit or head_commit(workspace.repo)
+    plan = Plan(environment=environment, ref=landscape.source.ref, commit=commit, tenants=tuple(tenant_plans))
+    return Planned(landscape, plan, states)
+
+
+def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState) -> TenantPlan:
+    changes = diff(desired, live)
+    at_risk = [c.key for c in changes if c.data_loss and c.kind == "Table"]
+    rows = adapter.count_rows([live.find(k) or k for k in at_risk])
+    changes = [c.model_copy(update={"rows": rows.get(live.find(c.key) or c.key)}) if c.key in at_risk else c
+               for c in changes]
+    ordered = plans.order(changes, desired, live)
+    return TenantPlan(tenant=desired.tenant, engine=adapter.engine, capacity=desired.capacity,
+                      changes=tuple(adapter.compile(ordered, desired, live)),
+                      unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
+                      desired_fingerprint=desired.fingerprint, create_database=not live.exists)
+
+
+def check_saved_plan(saved: Plan, current: Planned) -> None:
+    """A saved plan is applied only to exactly what it was made from; say what moved."""
+    if saved.environment != current.plan.environment:
+        raise StalePlan(f"the plan was made for environment {saved.environment}, "
+                        f"not {current.plan.environment}")
+    for tenant_plan in saved.tenants:
+        now = current.plan.tenant(tenant_plan.tenant)
+        if now is None:
+            raise StalePlan(f"the plan names tenant {tenant_plan.tenant}, which environment "
+                            f"{saved.environment} no longer has")
+        if now.desired_fingerprint != tenant_plan.desired_fingerprint:
+            raise StalePlan(f"tenant {tenant_plan.tenant}: the desired state moved since the plan was "
+                            f"made (ref {saved.ref}, commit {(saved.commit or '?')[:12]}); plan again")
+        if now.live_fingerprint != tenant_plan.live_fingerprint:
+            raise StalePlan(f"tenant {tenant_plan.tenant}: the tenant changed since the plan was made; "
+                            "plan again")
+
+
+def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: bool,
+                      actor: str | None = None) -> list[TenantResult]:
+    """Apply each tenant's plan in its own transaction; one tenant's failure spares the others."""
+    problems = plans.violations(plan, allow_data_loss)
+    if problems:
+        raise GuardRefused("refused:\n  " + "\n  ".join(problems))
+    results = []
+    for tenant_plan in plan.tenants:
+        state = planned.states[tenant_plan.tenant]
+        try:
+            results.append(apply_tenant(state, tenant_plan, plan, actor or current_actor()))
+        except ReconcilerError as error:
+            results.append(TenantResult(tenant_plan.tenant, None, "failed", tenant_plan.summary, str(error)))
+    return results
+
+
+def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor: str) -> TenantResult:
+    run = _Run(new_run_id(), plan, tenant_plan, actor)
+    with state.adapter.session(create=state.tenant.create) as session:
+        live = session.inspect()
+        fresh = tenant_plan.create_database and not live.objects and not live.catalog
+        if not fresh and live.fingerprint != tenant_plan.live_fingerprint:
+            raise StalePlan(f"tenant {tenant_plan.tenant}: the tenant changed between plan and apply; "
+                            "plan again")
+        session.begin()
+        try:
+            _execute(session, tenant_plan.changes)
+            _write_catalog(session, tenant_plan.changes, state.desired, run)
+            run.record(session, "applied" if tenant_plan.changes else "no-changes")
+            session.commit()
+        except StatementFailed as failure:
+            session.rollback()
+            change = next((c for c in tenant_plan.changes if failure.statement in c.statements), None)
+            subject = f"{change.kind} {change.object}" if change else "catalog"
+            message = (f"tenant {tenant_plan.tenant}: {subject}: apply failed: {failure.message}\n"
+                       f"  statement: {failure.statement}\n  the tenant was rolled back; nothing changed")
+            run.record_failure(session, message)
+            raise ApplyFailed(message) from None
+        except BaseException:
+            session.rollback()
+            raise
+        remaining = diff(state.desired, session.inspect())
+    if remaining:
+        listing = ", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5])
+        raise ApplyFailed(f"tenant {tenant_plan.tenant}: applied, but a new plan is not empty: {listing}; "
+                          "this is a reconciler bug, please report it")
+    return TenantResult(tenant_plan.tenant, run.run_id, run.outcome, tenant_plan.summary)
+
+
+def _execute(session: Session, changes: Sequence[Change]) -> None:
+    for statement in CATALOG_DDL:
+        session.execute(statement)
+    for change in changes:
+        for statement in change.statements:
+            session.execute(statement)
+
+
+def _write_catalog(session: Session, changes: Sequence[Change], desired: DesiredState, run: _Run) -> None:
+    gone = [c.key for c in changes]
+    written = [desired.objects[c.key] for c in changes if c.action != "delete"]
+    engine_sql = session.engine_sql([o.key for o in written if o.kind == "View"])
+    for start in range(0, len(gone), 500):
+        batch = gone[start:start + 500]
+        session.execute(f"DELETE FROM {CATALOG_SCHEMA}.objects WHERE (schema_name, name) IN "
+                        f"({', '.join(['(?, ?)'] * len(batch))})",
+                        [part for key in batch for part in key])
+    rows = [(o.key.schema, o.key.name, o.kind, o.content_hash, json.dumps(o.definition, sort_keys=True),
+             json.dumps([str(d) for d in o.dependencies]), engine_sql.get(o.key), run.plan.commit,
+             run.run_id, run.started) for o in written]
+    if rows:
+        session.executemany(f"INSERT INTO {CATALOG_SCHEMA}.objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    session.execute(f"INSERT OR REPLACE INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), "
+                    "('capacity', ?)", [CATALOG_VERSION, desired.capacity])
+
+
+class _Run:
+    def __init__(self, run_id: str, plan: Plan, tenant_plan: TenantPlan, actor: str):
+        self.run_id, self.plan, self.tenant_plan, self.actor = run_id, plan, tenant_plan, actor
+        self.started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        self.outcome = "running"
+
+    def record(self, session: Session, outcome: str, error: str | None = None) -> None:
+        self.outcome = outcome
+        session.execute(
+            f"INSERT INTO {CATALOG_SCHEMA}.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [self.run_id, self.plan.environment, self.tenant_plan.tenant, self.plan.ref, self.plan.commit,
+             self.actor, socket.gethostname(), os.getpid(), self.started,
+             dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), outcome, False,
+             json.dumps(self.tenant_plan.summary), error, self.plan.fingerprint, self.tenant_plan.capacity])
+
+    def record_failure(self, session: Session, error: str) -> None:
+        try:
+            session.begin()
+            for statement in CATALOG_DDL:
+                session.execute(statement)
+            self.record(session, "failed", error)
+            session.commit()
+        except StatementFailed:
+            session.rollback()  # the failure is still raised to the user; the audit is best effort
+
+
+def new_run_id() -> str:
+    now = dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{random.token_hex(3)}"
+
+
+def current_actor() -> str:
+    if os.environ.get("GITHUB_ACTOR"):
+        return f"github:{os.environ['GITHUB_ACTOR']}"
+    try:
+        name = git.Repo(search_parent_directories=True).config_reader().get_value("user", "name", "")
+        if name:
+            return str(name)
+    except Exception:  # noqa: BLE001 - no git identity is not an error; fall back to the OS user
+        pass
+    return getpass.getuser()
+
+
+__all__ = ["Workspace", "plan_environment", "apply_environment", "check_saved_plan", "WORKTREE"]

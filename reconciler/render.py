@@ -1,0 +1,93 @@
+"""Applying an environment's and a tenant's rules to a valid landscape.
+
+Owns connection swaps, `$$NAME` parameters (inlined as quoted literals), schema mapping,
+capacity, and the normalised definition of every object for one tenant's engine.
+Pure: never reads git or files, never talks to a tenant.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from . import sql
+from .cache import NO_CACHE, Cache
+from .model import Connection, DataFlow, ObjectKey, Rules, Table, Tenant, View
+from .state import ColumnState, DesiredState, ObjectState
+from .validate import Landscape
+
+
+def engine_of(tenant: Tenant) -> str:
+    return urlsplit(tenant.url).scheme
+
+
+def render(landscape: Landscape, tenant: Tenant, cache: Cache = NO_CACHE) -> DesiredState:
+    environment = landscape.environment
+    rules = environment.rules_for(tenant)
+    engine = engine_of(tenant)
+    renderer = _Renderer(landscape, rules, engine, cache)
+    objects = {}
+    for key, obj in landscape.objects.items():
+        state = renderer.object(key, obj)
+        objects[state.key] = state
+    return DesiredState(environment.name, tenant.name, engine, rules.capacity, objects)
+
+
+class _Renderer:
+    def __init__(self, landscape: Landscape, rules: Rules, engine: str, cache: Cache):
+        self.landscape = landscape
+        self.rules = rules
+        self.engine = engine
+        self.dialect = landscape.environment.dialect
+        self.cache = cache
+        self.connections = {}
+        for key, obj in landscape.objects.items():
+            if isinstance(obj, Connection):
+                self.connections.setdefault(obj.name, key)
+                self.connections[str(key)] = key
+
+    def key(self, key: ObjectKey) -> ObjectKey:
+        return ObjectKey(self.rules.schemas.get(key.schema, key.schema), key.name)
+
+    def object(self, key: ObjectKey, obj) -> ObjectState:
+        dependencies = tuple(self.key(k) for k in self.landscape.dependencies[key])
+        common = {"key": self.key(key), "kind": obj.kind, "dependencies": dependencies,
+                  "path": self.landscape.documents[key].path}
+        if isinstance(obj, Table):
+            return self.table(obj, common)
+        if isinstance(obj, View):
+            rendered = self.statement(obj.sql)
+            facts = self.landscape.facts[key]
+            return ObjectState(**common, sql=rendered, projection=facts.projection,
+                               definition={"kind": "View", "sql": rendered, "projection": facts.projection,
+                                           "description": obj.description})
+        if isinstance(obj, DataFlow):
+            connection = self.connections[self.rules.connections.get(obj.connection, obj.connection)]
+            rendered = self.statement(obj.sql)
+            definition = {"kind": "DataFlow", "connection": str(self.key(connection)),
+                          "target": str(self.key(ObjectKey.parse(obj.target))), "sql": rendered,
+                          "schedule": obj.schedule, "description": obj.description}
+            dependencies = tuple(d for d in dependencies if d != self.key(
+                self.connections[obj.connection])) + (self.key(connection),)
+            return ObjectState(**{**common, "dependencies": tuple(dict.fromkeys(dependencies))},
+                               sql=rendered, definition=definition)
+        return ObjectState(**common, definition={
+            "kind": "Connection", "type": obj.type, "properties": dict(sorted(obj.properties.items())),
+            "secrets": dict(sorted(obj.secrets.items())), "description": obj.description})
+
+    def table(self, table: Table, common: dict) -> ObjectState:
+        columns = tuple(
+            ColumnState(c.name, sql.normalize_type(c.type, self.dialect, self.engine), c.nullable,
+                        None if c.default is None else
+                        sql.parse_expression(c.default, self.dialect).sql(dialect=self.engine))
+            for c in table.columns)
+        primary_key = tuple(table.primary_key)
+        # primary key columns are NOT NULL in every engine; say so, or every plan would differ
+        columns = tuple(ColumnState(c.name, c.type, False, c.default) if c.name in primary_key else c
+                        for c in columns)
+        definition = {"kind": "Table", "columns": [c.to_json() for c in columns],
+                      "primary_key": list(primary_key), "description": table.description}
+        return ObjectState(**common, columns=columns, primary_key=primary_key, definition=definition)
+
+    def statement(self, text: str) -> str:
+        return sql.render(text, self.dialect, self.engine, self.rules.schemas,
+                          self.rules.parameters, self.cache)

@@ -1,0 +1,285 @@
+"""Reading an environment folder, from the working tree or from any git ref, into documents.
+
+Owns file discovery (the working tree, or blobs read with GitPython without a checkout),
+safe YAML parsing with the position of every key and value, and ref resolution. Never
+validates or interprets what a document says.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import git
+import yaml
+
+from .cache import NO_CACHE, Cache
+from .errors import Diagnostic, GitError, InvalidInput, UnknownEnvironment
+
+ENVIRONMENTS = "environments"
+ENVIRONMENT_FILE = "environment.yaml"
+WORKTREE = "worktree"
+_YAML_SUFFIXES = (".yaml", ".yml")
+_SYMLINK_MODE = 0o120000
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass(frozen=True)
+class Document:
+    """One YAML file: its data and where each key and value stands in the file."""
+
+    path: str
+    data: Any
+    marks: dict[str, tuple[int, int]] = field(repr=False)
+    blocks: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    def where(self, *loc: str | int) -> tuple[int, int]:
+        """Line and column (1-based) of the value at `loc`, or of its nearest parent."""
+        parts = [str(p) for p in loc]
+        while parts:
+            mark = self.marks.get("/".join(parts))
+            if mark:
+                return mark
+            parts.pop()
+        return self.marks.get("", (1, 1))
+
+    def where_inside(self, loc: tuple[str, ...], line: int, column: int) -> tuple[int, int]:
+        """Map a position inside a string value (e.g. a SQL parse error) to the file."""
+        block = self.blocks.get("/".join(loc))
+        if block:
+            first_line, indent = block
+            return first_line + line - 1, indent + column
+        value_line, value_column = self.where(*loc)
+        return value_line + line - 1, (value_column + column if line == 1 else column)
+
+    def diagnostic(self, code: str, message: str, *loc: str | int) -> Diagnostic:
+        line, column = self.where(*loc)
+        return Diagnostic(self.path, line, column, code, message)
+
+    def to_cache(self) -> dict:
+        return {"data": self.data, "marks": self.marks, "blocks": self.blocks}
+
+    @classmethod
+    def from_cache(cls, path: str, cached: dict) -> Document:
+        return cls(path, cached["data"], {k: tuple(v) for k, v in cached["marks"].items()},
+                   {k: tuple(v) for k, v in cached["blocks"].items()})
+
+
+@dataclass(frozen=True)
+class EnvironmentSource:
+    """Everything read for one environment: its environment.yaml and its object files."""
+
+    name: str
+    ref: str
+    commit: str | None
+    environment: Document | None
+    objects: tuple[Document, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+
+class YamlProblem(Exception):
+    def __init__(self, message: str, mark: yaml.Mark | None):
+        super().__init__(message)
+        self.line = mark.line + 1 if mark else 1
+        self.column = mark.column + 1 if mark else 1
+
+
+def parse_yaml(path: str, text: str) -> Document:
+    """Parse one YAML document with safe constructors only; duplicate keys are an error."""
+    try:
+        loader = _Loader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                raise YamlProblem("the file is empty", None)
+            marks: dict[str, tuple[int, int]] = {}
+            blocks: dict[str, tuple[int, int]] = {}
+            data = _construct(loader, node, (), marks, blocks, text)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        message = f"{error.problem or error.context}"
+        if mark is not None and text[mark.index:mark.index + 1] == "\t":
+            message += " (a tab is used for indentation; YAML allows spaces only)"
+        raise YamlProblem(message, mark) from None
+    except yaml.YAMLError as error:
+        raise YamlProblem(str(error), None) from None
+    return Document(path, data, marks, blocks)
+
+
+def _construct(loader, node, loc, marks, blocks, text) -> Any:
+    pointer = "/".join(loc)
+    marks[pointer] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise YamlProblem("mapping keys must be plain strings", key_node.start_mark)
+            key = loader.construct_object(key_node)
+            if key == "<<":
+                raise YamlProblem("merge keys (<<) are not supported", key_node.start_mark)
+            key = str(key)
+            if key in result:
+                raise YamlProblem(f"duplicate key '{key}'", key_node.start_mark)
+            result[key] = _construct(loader, value_node, (*loc, key), marks, blocks, text)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(loader, item, (*loc, str(i)), marks, blocks, text)
+                for i, item in enumerate(node.value)]
+    if node.style in ("|", ">"):
+        blocks[pointer] = _block_start(text, node.start_mark.line + 1)
+    value = loader.construct_object(node, deep=True)
+    if hasattr(value, "isoformat"):  # dates stay text: the model decides what they mean
+        value = node.value
+    return value
+
+
+def _block_start(text: str, line_index: int) -> tuple[int, int]:
+    """First content line (1-based) of a block scalar and its indentation."""
+    lines = text.splitlines()
+    while line_index < len(lines) and not lines[line_index].strip():
+        line_index += 1
+    content = lines[line_index] if line_index < len(lines) else ""
+    return line_index + 1, len(content) - len(content.lstrip(" "))
+
+
+def blob_id(data: bytes) -> str:
+    """git's blob id of these bytes, so the working tree and a commit share cache keys."""
+    return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
+
+
+def _load(path: str, data: bytes, cache: Cache, diagnostics: list[Diagnostic]) -> Document | None:
+    key = blob_id(data)
+    cached = cache.get("yaml", key)
+    if cached is not None:
+        return Document.from_cache(path, cached)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        diagnostics.append(Diagnostic(path, 1, error.start + 1, "yaml", "file is not UTF-8 text"))
+        return None
+    try:
+        document = parse_yaml(path, text)
+    except YamlProblem as problem:
+        diagnostics.append(Diagnostic(path, problem.line, problem.column, "yaml", str(problem)))
+        return None
+    cache.put("yaml", key, document.to_cache())
+    return document
+
+
+def _environment_files(repo: Path, name: str, ref: str | None) -> tuple[str | None, Iterator]:
+    """(commit, iterator of (repo-relative path, bytes | None for a refused link))."""
+    folder = PurePosixPath(ENVIRONMENTS, name)
+    if ref is None:
+        root = repo / folder
+        if not root.is_dir():
+            raise UnknownEnvironment(_unknown(name, available_environments(repo, None), "working tree"))
+        return None, _worktree_files(repo, root)
+    commit = resolve_commit(repo, ref)
+    try:
+        tree = commit.tree / str(folder)
+    except KeyError:
+        raise UnknownEnvironment(_unknown(name, available_environments(repo, ref), f"ref {ref}")) from None
+    if tree.type != "tree":
+        raise UnknownEnvironment(f"{folder} is not a folder at ref {ref}")
+    return commit.hexsha, _tree_files(tree)
+
+
+def _worktree_files(repo: Path, root: Path) -> Iterator[tuple[str, bytes | None]]:
+    resolved_root = root.resolve()
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(repo).as_posix()
+        if path.is_symlink():
+            yield relative, None
+            continue
+        if path.suffix in _YAML_SUFFIXES and path.is_file():
+            if not path.resolve().is_relative_to(resolved_root):
+                yield relative, None
+                continue
+            yield relative, path.read_bytes()
+
+
+def _tree_files(tree) -> Iterator[tuple[str, bytes | None]]:
+    for item in tree.traverse():
+        if item.type != "blob":
+            continue
+        if item.mode == _SYMLINK_MODE:
+            yield item.path, None
+        elif item.path.endswith(_YAML_SUFFIXES):
+            yield item.path, item.data_stream.read()
+
+
+def read_environment(repo: Path, name: str, ref: str | None = None,
+                     cache: Cache = NO_CACHE) -> EnvironmentSource:
+    """Read `environments/<name>` from the working tree (ref None) or from a git ref."""
+    commit, files = _environment_files(repo, name, ref)
+    diagnostics: list[Diagnostic] = []
+    environment: Document | None = None
+    objects: list[Document] = []
+    env_path = f"{ENVIRONMENTS}/{name}/{ENVIRONMENT_FILE}"
+    found_env = False
+    for path, data in files:
+        if data is None:
+            diagnostics.append(Diagnostic(path, 1, 1, "symlink",
+                                          "symbolic links and paths outside the environment folder are refused"))
+            continue
+        document = _load(path, data, cache, diagnostics)
+        if path == env_path:
+            found_env = True
+            environment = document
+        elif document is not None:
+            objects.append(document)
+    if not found_env:
+        diagnostics.append(Diagnostic(env_path, 1, 1, "environment", "environment.yaml is missing"))
+    return EnvironmentSource(name, ref or WORKTREE, commit, environment, tuple(objects), tuple(diagnostics))
+
+
+def available_environments(repo: Path, ref: str | None) -> list[str]:
+    if ref is None:
+        root = repo / ENVIRONMENTS
+        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    try:
+        tree = resolve_commit(repo, ref).tree / ENVIRONMENTS
+    except KeyError:
+        return []
+    return sorted(item.name for item in tree if item.type == "tree")
+
+
+def _unknown(name: str, available: list[str], where: str) -> str:
+    known = ", ".join(available) or "none"
+    return f"environment '{name}' does not exist in the {where} (environments: {known})"
+
+
+def open_repo(repo: Path) -> git.Repo:
+    try:
+        return git.Repo(repo)
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        raise GitError(f"{repo} is not a git repository; --ref needs one") from None
+
+
+def resolve_commit(repo: Path, ref: str) -> git.Commit:
+    """Resolve a user-given ref to a commit; refuse option-like and unknown refs."""
+    if not ref or ref.startswith("-"):
+        raise GitError(f"invalid ref '{ref}': a ref cannot start with '-'")
+    try:
+        return open_repo(repo).commit(ref)
+    except (git.BadName, ValueError, git.GitCommandError):
+        raise GitError(f"ref '{ref}' does not resolve to a commit") from None
+
+
+def head_commit(repo: Path) -> str | None:
+    """The checked-out commit, recorded with worktree plans; None outside git."""
+    try:
+        return git.Repo(repo).head.commit.hexsha
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
+        return None
+
+
+def require_readable(source: EnvironmentSource) -> None:
+    """An environment with unreadable files is never planned: that could read as a mass delete."""
+    if source.diagnostics:
+        raise InvalidInput(source.diagnostics)

@@ -1,0 +1,218 @@
+"""Everything the reconciler knows about SQL, through sqlglot.
+
+Owns the `$$NAME` template parameters (a sqlglot dialect extension, not text scanning),
+reading what a statement references, its canonical form, and rendering it for a tenant:
+parameters as quoted literals, schema mapping, transpiling to the tenant's engine. Results
+are cached by a hash of their inputs. Never hand-parses SQL and never executes it.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError, UnsupportedError
+from sqlglot.tokens import TokenType
+
+from .cache import NO_CACHE, Cache, content_key
+
+
+class TemplateParameter(exp.Expression):
+    """`$$NAME` in object SQL: replaced by the environment's value when rendering."""
+
+    arg_types = {"this": True}
+
+    @property
+    def name(self) -> str:
+        return self.this
+
+
+def _parse_parameter_or_template(self):
+    # `$$NAME`: two adjacent `$` tokens followed by a name make a template parameter.
+    if (self._curr is not None and self._curr.token_type == TokenType.PARAMETER
+            and self._curr.start == self._prev.end + 1 and self._next is not None
+            and self._next.start == self._curr.end + 1 and self._next.token_type == TokenType.VAR):
+        self._advance(2)
+        return self.expression(TemplateParameter(this=self._prev.text))
+    return _base_placeholder(self)
+
+
+def _base_placeholder(parser):
+    base = type(parser).__mro__[1].PLACEHOLDER_PARSERS[TokenType.PARAMETER]
+    return base(parser)
+
+
+@functools.cache
+def templated(dialect: str) -> type[Dialect]:
+    """`dialect` extended with `$$NAME` parameters (dollar-quoted strings give way to them)."""
+    base = Dialect.get_or_raise(dialect).__class__
+
+    class Tokenizer(base.tokenizer_class):
+        HEREDOC_STRINGS: list = []
+
+    class Parser(base.parser_class):
+        PLACEHOLDER_PARSERS = {**base.parser_class.PLACEHOLDER_PARSERS,
+                               TokenType.PARAMETER: _parse_parameter_or_template}
+
+    class Generator(base.generator_class):
+        TRANSFORMS = {**base.generator_class.TRANSFORMS,
+                      TemplateParameter: lambda _self, e: f"$${e.name}"}
+
+    return type(f"Reconciler{base.__name__}", (base,),
+                {"Tokenizer": Tokenizer, "Parser": Parser, "Generator": Generator})
+
+
+class SqlProblem(Exception):
+    """SQL that cannot be used, with the position inside the SQL text (1-based)."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 1):
+        super().__init__(message)
+        self.line, self.column = line, column
+
+
+@dataclass(frozen=True)
+class SqlFacts:
+    """What one statement says, independent of any environment."""
+
+    statement: str               # "query" | "insert" | the statement's own kind
+    references: tuple[str, ...]  # objects read, as written: "schema.name" or "name"
+    insert_target: str | None
+    parameters: tuple[str, ...]
+    canonical: str               # the statement re-generated: formatting and comments gone
+    projection: str              # the canonical select list: its change changes the columns
+
+
+def parse(sql: str, dialect: str) -> exp.Expression:
+    """Parse exactly one statement; raise SqlProblem with the parser's message and position."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=templated(dialect)) if s is not None]
+    except ParseError as error:
+        first = error.errors[0] if error.errors else {}
+        raise SqlProblem(first.get("description") or str(error),
+                         first.get("line") or 1, first.get("col") or 1) from None
+    except TokenError as error:
+        raise SqlProblem(f"cannot tokenize the SQL: {error}") from None
+    if not statements:
+        raise SqlProblem("the SQL is empty")
+    if len(statements) > 1:
+        raise SqlProblem(f"exactly one statement is allowed, found {len(statements)}")
+    return statements[0]
+
+
+def _facts(tree: exp.Expression, dialect: str) -> SqlFacts:
+    target = None
+    query = tree
+    if isinstance(tree, exp.Insert):
+        table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        target = _table_name(table)
+        query = tree.expression
+        statement = "insert"
+    elif isinstance(tree, exp.Query):
+        statement = "query"
+    else:
+        statement = tree.key
+    cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+    references = []
+    for table in tree.find_all(exp.Table):
+        if table is (tree.this.this if isinstance(tree.this, exp.Schema) else tree.this) and target:
+            continue
+        if not isinstance(table.this, exp.Identifier):
+            continue  # table functions such as range() or read_csv()
+        name = _table_name(table)
+        if not table.db and name.lower() in cte_names:
+            continue
+        references.append(name)
+    projection = ", ".join(e.sql(dialect=templated(dialect)) for e in query.selects) \
+        if isinstance(query, exp.Query) else ""
+    parameters = sorted({p.name for p in tree.find_all(TemplateParameter)})
+    return SqlFacts(statement, tuple(dict.fromkeys(references)), target, tuple(parameters),
+                    tree.sql(dialect=templated(dialect), comments=False), projection)
+
+
+def _table_name(table: exp.Table) -> str:
+    return f"{table.db}.{table.name}" if table.db else table.name
+
+
+def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
+    """Facts about one statement, cached by the hash of the text and the dialect."""
+    key = content_key("facts", sqlglot.__version__, dialect, sql)
+    cached = cache.get("sql-facts", key)
+    if cached is not None:
+        if "problem" in cached:
+            raise SqlProblem(*cached["problem"])
+        return SqlFacts(**{k: tuple(v) if isinstance(v, list) else v for k, v in cached.items()})
+    try:
+        facts = _facts(parse(sql, dialect), dialect)
+    except SqlProblem as problem:
+        cache.put("sql-facts", key, {"problem": [str(problem), problem.line, problem.column]})
+        raise
+    cache.put("sql-facts", key, asdict(facts))
+    return facts
+
+
+def literal(value: str | int | float | bool) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float)):
+        return exp.Literal.number(value)
+    return exp.Literal.string(value)
+
+
+def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
+           parameters: Mapping[str, object], cache: Cache = NO_CACHE) -> str:
+    """The statement as it runs on `engine`: parameters inlined, schemas mapped, transpiled."""
+    key = content_key("render", sqlglot.__version__, dialect, engine, sql,
+                      repr(sorted(schemas.items())), repr(sorted(parameters.items())))
+    cached = cache.get("sql-render", key)
+    if cached is not None:
+        return cached
+    folded = {k.lower(): v for k, v in schemas.items()}
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, TemplateParameter):
+            return literal(parameters[node.name])
+        if isinstance(node, exp.Table) and node.db and node.db.lower() in folded:
+            node.set("db", exp.to_identifier(folded[node.db.lower()]))
+        return node
+
+    tree = parse(sql, dialect).transform(rewrite, copy=False)
+    try:
+        rendered = tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as error:
+        raise SqlProblem(f"cannot be expressed in {engine}: {error}") from None
+    except SqlglotError as error:
+        raise SqlProblem(str(error)) from None
+    cache.put("sql-render", key, rendered)
+    return rendered
+
+
+def quote(name: str, engine: str) -> str:
+    """One identifier, always quoted for the engine."""
+    return exp.to_identifier(name, quoted=True).sql(dialect=engine)
+
+
+def qualified(schema: str, name: str, engine: str) -> str:
+    return f"{quote(schema, engine)}.{quote(name, engine)}"
+
+
+def normalize_type(type_sql: str, dialect: str, engine: str) -> str:
+    """A column type as the engine spells it (BIGINT, VARCHAR, DECIMAL(18,2), ...)."""
+    try:
+        return exp.DataType.build(type_sql, dialect=dialect).sql(dialect=engine).upper()
+    except (ParseError, ValueError, SqlglotError) as error:
+        raise SqlProblem(f"not a SQL type: {type_sql} ({error})") from None
+
+
+def parse_expression(text: str, dialect: str) -> exp.Expression:
+    """One scalar expression (a column default), never a statement."""
+    try:
+        parsed = [e for e in sqlglot.parse(text, read=dialect) if e is not None]
+    except SqlglotError as error:
+        raise SqlProblem(f"not a SQL expression: {text} ({error})") from None
+    if len(parsed) != 1 or isinstance(parsed[0], (exp.Query, exp.DDL, exp.DML, exp.Command, exp.Block)):
+        raise SqlProblem(f"not a single SQL expression: {text}")
+    return parsed[0]

@@ -1,0 +1,116 @@
+"""The one shape of an object's state, shared by the desired side and the live side.
+
+`render` produces desired `ObjectState`s from YAML, tenant adapters produce live ones from
+the engine and the catalog, both normalised the same way, so `diff` compares like with
+like. Never reads files or talks to engines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import ObjectKey
+
+
+def stable_hash(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ColumnState:
+    name: str
+    type: str              # normalised by sql.normalize_type for the tenant's engine
+    nullable: bool = True
+    default: str | None = None  # canonical SQL of the default expression
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "type": self.type, "nullable": self.nullable, "default": self.default}
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """An object as it is (live) or should be (desired) in one tenant."""
+
+    key: ObjectKey
+    kind: str
+    definition: dict[str, Any] = field(compare=False)   # what the catalog stores and diff compares
+    dependencies: tuple[ObjectKey, ...] = ()
+    columns: tuple[ColumnState, ...] = ()          # tables: declared; views: as the engine reports
+    primary_key: tuple[str, ...] = ()
+    sql: str | None = None                          # the statement as it runs on the engine
+    projection: str = ""                            # canonical select list of a view
+    path: str = ""                                  # file it came from (desired side)
+
+    @property
+    def content_hash(self) -> str:
+        return stable_hash(self.definition)
+
+
+@dataclass(frozen=True)
+class CatalogRecord:
+    """What the reconciler recorded in the tenant when it last applied an object."""
+
+    key: ObjectKey
+    kind: str
+    content_hash: str
+    definition: dict[str, Any]
+    dependencies: tuple[ObjectKey, ...]
+    engine_sql: str | None      # the engine's own rendering after apply: the drift baseline
+    commit: str | None
+    run_id: str
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    """A table or view found in the engine (absent for catalog-only kinds)."""
+
+    key: ObjectKey
+    kind: str                   # Table | View
+    columns: tuple[ColumnState, ...]
+    primary_key: tuple[str, ...] = ()
+    engine_sql: str | None = None
+    estimated_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """A tenant as introspected: engine objects, the catalog, and its fingerprint."""
+
+    objects: dict[ObjectKey, LiveObject]
+    catalog: dict[ObjectKey, CatalogRecord]
+    schemas: frozenset[str]
+    exists: bool = True
+
+    @property
+    def fingerprint(self) -> str:
+        engine = {str(k): [o.kind, [c.to_json() for c in o.columns], list(o.primary_key), o.engine_sql]
+                  for k, o in self.objects.items()}
+        catalog = {str(k): r.content_hash for k, r in self.catalog.items()}
+        return stable_hash([engine, catalog, sorted(self.schemas)])
+
+    def find(self, key: ObjectKey) -> ObjectKey | None:
+        """The live key matching `key` as the engine compares names (case-insensitively)."""
+        if key in self.objects or key in self.catalog:
+            return key
+        folded = key.folded()
+        return next((k for k in (*self.objects, *self.catalog) if k.folded() == folded), None)
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    """One tenant's desired objects after the environment and tenant rules were applied."""
+
+    environment: str
+    tenant: str
+    engine: str
+    capacity: str | None
+    objects: dict[ObjectKey, ObjectState]
+
+    @property
+    def fingerprint(self) -> str:
+        return stable_hash([[str(k), o.content_hash] for k, o in sorted(self.objects.items())]
+                           + [self.capacity])

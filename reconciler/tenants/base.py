@@ -1,0 +1,108 @@
+"""The engine adapter contract, and choosing an adapter for a tenant.
+
+An adapter reads a tenant (`inspect`), compiles changes into statements for its engine
+(`compile`, pure), and opens a `session`: one connection holding the tenant lock, in which
+apply runs one transaction. The catalog tables the reconciler keeps inside every tenant
+are defined here once. Never decides what to change.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..errors import TenantError
+from ..model import ObjectKey, Tenant
+from ..plan import Change
+from ..state import DesiredState, LiveState
+
+CATALOG_SCHEMA = "_reconciler"
+CATALOG_VERSION = "1"
+CATALOG_DDL = (
+    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.objects (
+        schema_name VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        content_hash VARCHAR NOT NULL, definition VARCHAR NOT NULL, dependencies VARCHAR NOT NULL,
+        engine_sql VARCHAR, commit VARCHAR, run_id VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (schema_name, name))""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.runs (
+        run_id VARCHAR PRIMARY KEY, environment VARCHAR NOT NULL, tenant VARCHAR NOT NULL,
+        ref VARCHAR, commit VARCHAR, actor VARCHAR, host VARCHAR, pid INTEGER,
+        started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP, outcome VARCHAR NOT NULL,
+        dry_run BOOLEAN NOT NULL, summary VARCHAR, error VARCHAR, plan_fingerprint VARCHAR,
+        capacity VARCHAR)""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+)
+
+
+class StatementFailed(Exception):
+    """Raised by a session: the statement and the engine's message."""
+
+    def __init__(self, statement: str, message: str):
+        super().__init__(message)
+        self.statement = statement
+        self.message = message
+
+
+class Session(abc.ABC):
+    """One locked connection to a tenant."""
+
+    @abc.abstractmethod
+    def begin(self) -> None: ...
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+    @abc.abstractmethod
+    def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]: ...
+
+    @abc.abstractmethod
+    def executemany(self, statement: str, rows: Sequence[Sequence]) -> None: ...
+
+    @abc.abstractmethod
+    def inspect(self) -> LiveState: ...
+
+    @abc.abstractmethod
+    def catalog_exists(self) -> bool: ...
+
+    @abc.abstractmethod
+    def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]: ...
+
+
+class Adapter(abc.ABC):
+    engine: str
+    tenant: Tenant
+
+    @property
+    @abc.abstractmethod
+    def exists(self) -> bool: ...
+
+    @abc.abstractmethod
+    def describe(self) -> str: ...
+
+    @abc.abstractmethod
+    def inspect(self) -> LiveState: ...
+
+    @abc.abstractmethod
+    def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]: ...
+
+    @abc.abstractmethod
+    def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
+
+    @abc.abstractmethod
+    def session(self, create: bool) -> contextlib.AbstractContextManager[Session]: ...
+
+
+def adapter_for(tenant: Tenant, repo: Path) -> Adapter:
+    scheme = urlsplit(tenant.url).scheme
+    if scheme == "duckdb":
+        from .duckdb import DuckDBAdapter
+        return DuckDBAdapter(tenant, repo)
+    raise TenantError(f"tenant {tenant.name}: no engine adapter for '{scheme}'")
+

@@ -1,0 +1,307 @@
+"""The DuckDB tenant: an embedded database file.
+
+Owns reading a DuckDB file into a `LiveState` (engine objects and the `_reconciler`
+catalog), compiling changes into DuckDB statements, and one transaction per apply.
+The file is attached under a reserved alias, so a schema named like the file stem never
+makes references ambiguous. DuckDB's own file lock is the tenant lock: it is bound to the
+process, so a killed holder never leaves it behind. Never decides what to change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import duckdb
+from sqlglot import exp
+
+from .. import sql
+from ..errors import TenantError, TenantLocked
+from ..model import ObjectKey, Tenant
+from ..plan import Change
+from ..state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
+from .base import CATALOG_SCHEMA, Adapter, Session, StatementFailed
+
+ALIAS = "_reconciler_db"
+ENGINE = "duckdb"
+_LOCK_HOLDER = re.compile(r"PID (\d+)")
+
+
+def resolve_path(url: str, repo: Path) -> Path:
+    """SQLAlchemy's convention: duckdb:///relative (to the repo root), duckdb:////absolute."""
+    rest = url.removeprefix("duckdb:///")
+    return Path(rest) if rest.startswith("/") else (repo / rest)
+
+
+def _q(name: str) -> str:
+    return sql.quote(name, ENGINE)
+
+
+def _qk(key: ObjectKey) -> str:
+    return sql.qualified(key.schema, key.name, ENGINE)
+
+
+class DuckDBAdapter(Adapter):
+    engine = ENGINE
+
+    def __init__(self, tenant: Tenant, repo: Path):
+        self.tenant = tenant
+        self.path = resolve_path(tenant.url, repo)
+
+    @property
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def describe(self) -> str:
+        return str(self.path)
+
+    # -- connecting --------------------------------------------------------------------------
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        connection = duckdb.connect(":memory:")
+        mode = " (READ_ONLY)" if read_only else ""
+        try:
+            connection.execute(f"ATTACH {exp.Literal.string(str(self.path)).sql(ENGINE)} AS {ALIAS}{mode}")
+            connection.execute(f"USE {ALIAS}")
+        except duckdb.IOException as error:
+            connection.close()
+            text = str(error)
+            if "lock" in text.lower():
+                holder = _LOCK_HOLDER.search(text)
+                who = f"process {holder.group(1)}" if holder else "another process"
+                raise TenantLocked(f"tenant {self.tenant.name} ({self.path}) is locked by {who}") from None
+            raise TenantError(f"tenant {self.tenant.name}: cannot open {self.path}: {text}") from None
+        except duckdb.Error as error:
+            connection.close()
+            raise TenantError(f"tenant {self.tenant.name}: cannot open {self.path}: {error}") from None
+        return connection
+
+    # -- reading -----------------------------------------------------------------------------
+    def inspect(self) -> LiveState:
+        if not self.exists:
+            return LiveState({}, {}, frozenset(), exists=False)
+        connection = self._connect(read_only=True)
+        try:
+            return self._inspect(connection)
+        finally:
+            connection.close()
+
+    def _inspect(self, connection) -> LiveState:
+        where = f"database_name = '{ALIAS}' AND NOT internal AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'"
+        columns: dict[ObjectKey, list[ColumnState]] = {}
+        for schema, table, name, data_type, nullable, default in connection.execute(
+                f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default "
+                f"FROM duckdb_columns() WHERE {where} ORDER BY schema_name, table_name, column_index").fetchall():
+            columns.setdefault(ObjectKey(schema, table), []).append(
+                ColumnState(name, sql.normalize_type(data_type, ENGINE, ENGINE), bool(nullable),
+                            _canonical_default(default)))
+        keys: dict[ObjectKey, tuple[str, ...]] = {}
+        for schema, table, names in connection.execute(
+                f"SELECT schema_name, table_name, constraint_column_names FROM duckdb_constraints() "
+                f"WHERE {where.replace(' AND NOT internal', '')} AND constraint_type = 'PRIMARY KEY'").fetchall():
+            keys[ObjectKey(schema, table)] = tuple(names)
+        objects: dict[ObjectKey, LiveObject] = {}
+        for schema, table, size in connection.execute(
+                f"SELECT schema_name, table_name, estimated_size FROM duckdb_tables() WHERE {where}").fetchall():
+            key = ObjectKey(schema, table)
+            objects[key] = LiveObject(key, "Table", tuple(columns.get(key, ())), keys.get(key, ()),
+                                      estimated_rows=size)
+        for schema, view, text in connection.execute(
+                f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE {where}").fetchall():
+            key = ObjectKey(schema, view)
+            objects[key] = LiveObject(key, "View", tuple(columns.get(key, ())), engine_sql=text)
+        schemas = frozenset(row[0] for row in connection.execute(
+            f"SELECT schema_name FROM duckdb_schemas() WHERE database_name = '{ALIAS}'").fetchall())
+        return LiveState(objects, self._catalog(connection, schemas), schemas)
+
+    def _catalog(self, connection, schemas: frozenset[str]) -> dict[ObjectKey, CatalogRecord]:
+        if not _catalog_exists(connection):
+            return {}
+        records = {}
+        for row in connection.execute(
+                f"SELECT schema_name, name, kind, content_hash, definition, dependencies, engine_sql, "
+                f"commit, run_id FROM {CATALOG_SCHEMA}.objects").fetchall():
+            key = ObjectKey(row[0], row[1])
+            records[key] = CatalogRecord(key, row[2], row[3], json.loads(row[4]),
+                                         tuple(ObjectKey.parse(d) for d in json.loads(row[5])),
+                                         row[6], row[7], row[8])
+        return records
+
+    def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]:
+        if not keys or not self.exists:
+            return {}
+        connection = self._connect(read_only=True)
+        try:
+            return {key: connection.execute(f"SELECT count(*) FROM {_qk(key)}").fetchone()[0]
+                    for key in keys}
+        finally:
+            connection.close()
+
+    # -- compiling ---------------------------------------------------------------------------
+    def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
+        """The same changes, each carrying the statements that carry it out, in order."""
+        schemas = set(live.schemas)
+        compiled = []
+        for change in changes:
+            statements: list[str] = []
+            want = desired.objects.get(change.key)
+            if want is not None and change.action != "delete" and want.kind in ("Table", "View") \
+                    and want.key.schema not in schemas:
+                statements.append(f"CREATE SCHEMA IF NOT EXISTS {_q(want.key.schema)}")
+                schemas.add(want.key.schema)
+            if not change.catalog_only and not change.conflict:
+                statements += self._statements(change, want, live)
+            compiled.append(change.model_copy(update={"statements": tuple(statements)}))
+        return compiled
+
+    def _statements(self, change: Change, want: ObjectState | None, live: LiveState) -> list[str]:
+        key = change.key
+        found = live.objects.get(live.find(key) or key)
+        if change.action == "delete":
+            return [f"DROP {'TABLE' if found and found.kind == 'Table' else 'VIEW'} {_qk(key)}"] if found else []
+        assert want is not None
+        if want.kind == "View":
+            drop = [_drop(found)] if found is not None and found.kind != "View" else []
+            verb = "CREATE VIEW" if change.action == "create" or drop else "CREATE OR REPLACE VIEW"
+            return [*drop, f"{verb} {_qk(key)} AS {want.sql}"]
+        if change.action == "create" or (found is not None and found.kind != "Table"):
+            drop = [_drop(found)] if found is not None else []
+            return [*drop, _create_table(key, want)]
+        if change.action == "replace":
+            return _rebuild_table(key, want, found)
+        return _alter_table(key, change)
+
+    # -- writing -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self, create: bool) -> Iterator[Session]:
+        if not self.exists and not create:
+            raise TenantError(f"tenant {self.tenant.name}: database file {self.path} does not exist; "
+                              "declare `create: true` on the tenant to create it")
+        if not self.exists:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = self._connect(read_only=False)
+        try:
+            yield _DuckDBSession(connection, self)
+        finally:
+            connection.close()
+
+
+class _DuckDBSession(Session):
+    def __init__(self, connection: duckdb.DuckDBPyConnection, adapter: DuckDBAdapter):
+        self.connection = connection
+        self.adapter = adapter
+
+    def begin(self) -> None:
+        self.connection.execute("BEGIN TRANSACTION")
+
+    def commit(self) -> None:
+        self.connection.execute("COMMIT")
+
+    def rollback(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self.connection.execute("ROLLBACK")
+
+    def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]:
+        try:
+            cursor = self.connection.execute(statement, parameters)
+            return cursor.fetchall() if cursor.description else []
+        except duckdb.Error as error:
+            raise StatementFailed(statement, str(error).splitlines()[0]) from None
+
+    def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
+        try:
+            self.connection.executemany(statement, rows)
+        except duckdb.Error as error:
+            raise StatementFailed(statement, str(error).splitlines()[0]) from None
+
+    def inspect(self) -> LiveState:
+        return self.adapter._inspect(self.connection)
+
+    def catalog_exists(self) -> bool:
+        return _catalog_exists(self.connection)
+
+    def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
+        wanted = set(keys)
+        rows = self.connection.execute(
+            f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE database_name = '{ALIAS}' "
+            "AND NOT internal").fetchall()
+        return {ObjectKey(s, v): text for s, v, text in rows if ObjectKey(s, v) in wanted}
+
+
+def _catalog_exists(connection) -> bool:
+    return bool(connection.execute(
+        f"SELECT 1 FROM duckdb_tables() WHERE database_name = '{ALIAS}' AND schema_name = "
+        f"'{CATALOG_SCHEMA}' AND table_name = 'objects'").fetchall())
+
+
+def _canonical_default(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        expression = sql.parse_expression(text, ENGINE)
+    except sql.SqlProblem:
+        return text
+    while isinstance(expression, exp.Cast) and isinstance(expression.this, exp.Literal):
+        expression = expression.this  # DuckDB reports 'x' defaults as CAST('x' AS VARCHAR)
+    return expression.sql(dialect=ENGINE)
+
+
+def _drop(found: LiveObject) -> str:
+    return f"DROP {'TABLE' if found.kind == 'Table' else 'VIEW'} {_qk(found.key)}"
+
+
+def _column_sql(column: ColumnState) -> str:
+    parts = [_q(column.name), column.type]
+    if column.default is not None:
+        parts.append(f"DEFAULT {column.default}")
+    if not column.nullable:
+        parts.append("NOT NULL")
+    return " ".join(parts)
+
+
+def _create_table(key: ObjectKey, want: ObjectState, name: str | None = None) -> str:
+    body = [_column_sql(c) for c in want.columns]
+    if want.primary_key:
+        body.append(f"PRIMARY KEY ({', '.join(map(_q, want.primary_key))})")
+    target = sql.qualified(key.schema, name, ENGINE) if name else _qk(key)
+    return f"CREATE TABLE {target} ({', '.join(body)})"
+
+
+def _rebuild_table(key: ObjectKey, want: ObjectState, found: LiveObject | None) -> list[str]:
+    """Copy and swap inside the transaction: the rows move to the new definition."""
+    temporary = f"{key.name}__reconciler_rebuild"
+    kept = [c.name for c in want.columns if found and c.name in {f.name for f in found.columns}]
+    names = ", ".join(map(_q, kept))
+    return [_create_table(key, want, temporary),
+            f"INSERT INTO {sql.qualified(key.schema, temporary, ENGINE)} ({names}) SELECT {names} FROM {_qk(key)}",
+            f"DROP TABLE {_qk(key)}",
+            f"ALTER TABLE {sql.qualified(key.schema, temporary, ENGINE)} RENAME TO {_q(key.name)}"]
+
+
+def _alter_table(key: ObjectKey, change: Change) -> list[str]:
+    statements = []
+    table = _qk(key)
+    for detail in change.details:
+        parts = detail.field.split(".")
+        if parts[0] != "columns":
+            continue
+        column = _q(parts[1])
+        if len(parts) == 2 and detail.op == "add":
+            spec = ColumnState(parts[1], **detail.after)
+            add = ColumnState(spec.name, spec.type, True, spec.default)
+            statements.append(f"ALTER TABLE {table} ADD COLUMN {_column_sql(add)}")
+            if not spec.nullable:
+                statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
+        elif len(parts) == 2 and detail.op == "drop":
+            statements.append(f"ALTER TABLE {table} DROP COLUMN {column}")
+        elif parts[-1] == "type":
+            statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {detail.after}")
+        elif parts[-1] == "nullable":
+            statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} "
+                              f"{'DROP NOT NULL' if detail.after else 'SET NOT NULL'}")
+        elif parts[-1] == "default":
+            statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} " + (
+                "DROP DEFAULT" if detail.after is None else f"SET DEFAULT {detail.after}"))
+    return statements

@@ -1,0 +1,369 @@
+"""From documents to a valid landscape: typed objects, resolved dependencies, a graph.
+
+Owns every check of the desired state (shape through pydantic, SQL through `sql`,
+references, cycles, rules, secrets) and reports all problems of a run together as
+diagnostics with file:line:column. Never stops at the first error; never touches a tenant.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import networkx as nx
+from pydantic import ValidationError
+
+from . import graph as graphs
+from . import secrets, sql
+from .cache import NO_CACHE, Cache
+from .errors import Diagnostic, InvalidInput
+from .model import OBJECT_KINDS, Connection, DataFlow, Environment, ObjectKey, Table, View
+from .source import Document, EnvironmentSource, available_environments, read_environment
+
+RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_catalog", "pg_toast")
+ENGINES = ("duckdb",)
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """One environment's desired state, valid and resolved."""
+
+    source: EnvironmentSource
+    environment: Environment
+    objects: dict[ObjectKey, Table | View | DataFlow | Connection]
+    documents: dict[ObjectKey, Document] = field(repr=False)
+    facts: dict[ObjectKey, sql.SqlFacts] = field(repr=False)
+    dependencies: dict[ObjectKey, tuple[ObjectKey, ...]] = field(repr=False)
+    graph: nx.DiGraph = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.environment.name
+
+
+def load(repo: Path, name: str, ref: str | None = None, cache: Cache = NO_CACHE) -> Landscape:
+    """Read and validate one environment; raise InvalidInput listing every problem."""
+    source = read_environment(repo, name, ref, cache)
+    return validate(source, available_environments(repo, ref), cache)
+
+
+def validate(source: EnvironmentSource, environments: Iterable[str] = (),
+             cache: Cache = NO_CACHE) -> Landscape:
+    checker = _Checker(source, cache)
+    environment = checker.environment(set(environments))
+    objects = checker.objects()
+    if environment is not None and not objects and not checker.diagnostics:
+        checker.report(source.environment, "empty",
+                       "the environment has no objects; an empty desired state is refused "
+                       "rather than read as 'delete everything'")
+    dialect = environment.dialect if environment else "duckdb"
+    facts = checker.sql(objects, dialect)
+    dependencies = checker.references(objects, facts)
+    graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
+    checker.cycles(graph)
+    if environment is not None:
+        checker.rules(environment, objects, facts)
+    if checker.diagnostics:
+        raise InvalidInput(checker.diagnostics)
+    assert environment is not None
+    return Landscape(source, environment, dict(sorted(objects.items())), checker.documents,
+                     facts, dependencies, graph)
+
+
+class _Checker:
+    def __init__(self, source: EnvironmentSource, cache: Cache):
+        self.source = source
+        self.cache = cache
+        self.diagnostics: list[Diagnostic] = list(source.diagnostics)
+        self.documents: dict[ObjectKey, Document] = {}
+
+    def report(self, document: Document | None, code: str, message: str, *loc: str | int) -> None:
+        if document is None:
+            return
+        self.diagnostics.append(document.diagnostic(code, message, *loc))
+
+    def _pydantic(self, document: Document, error: ValidationError) -> None:
+        for problem in error.errors():
+            loc = tuple(str(p) for p in problem["loc"])
+            self.report(document, "schema", _explain(problem, loc), *loc)
+
+    def _secrets(self, document: Document) -> None:
+        for loc, what in secrets.literal_secrets(document.data):
+            self.report(document, "secret", what, *loc)
+
+    # -- environment.yaml ---------------------------------------------------------------
+    def environment(self, known: set[str]) -> Environment | None:
+        document = self.source.environment
+        if document is None:
+            return None
+        self._secrets(document)
+        if not isinstance(document.data, dict):
+            self.report(document, "schema", "environment.yaml must be a mapping")
+            return None
+        try:
+            environment = Environment.model_validate(document.data)
+        except ValidationError as error:
+            self._pydantic(document, error)
+            return None
+        if environment.name != self.source.name:
+            self.report(document, "environment", f"name '{environment.name}' does not match its "
+                        f"folder '{self.source.name}'", "name")
+        if environment.promotes_from and known and environment.promotes_from not in known:
+            self.report(document, "environment", f"promotes_from names '{environment.promotes_from}', "
+                        f"which is not an environment{_did_you_mean(environment.promotes_from, known)}",
+                        "promotes_from")
+        if environment.dialect not in ENGINES and not _dialect_exists(environment.dialect):
+            self.report(document, "environment", f"unknown SQL dialect '{environment.dialect}'", "dialect")
+        seen: set[str] = set()
+        for index, tenant in enumerate(environment.tenants):
+            if tenant.name in seen:
+                self.report(document, "environment", f"tenant '{tenant.name}' is listed twice",
+                            "tenants", index, "name")
+            seen.add(tenant.name)
+            problem = _url_problem(tenant.url)
+            if problem:
+                self.report(document, "environment", problem, "tenants", index, "url")
+        return environment
+
+    # -- object files ---------------------------------------------------------------------
+    def objects(self) -> dict[ObjectKey, Table | View | DataFlow | Connection]:
+        objects: dict[ObjectKey, Table | View | DataFlow | Connection] = {}
+        folded: dict[ObjectKey, ObjectKey] = {}
+        for document in self.source.objects:
+            self._secrets(document)
+            obj = self._object(document)
+            if obj is None:
+                continue
+            first = folded.get(obj.key.folded())
+            if first is not None:
+                where = self.documents[first]
+                line, _ = where.where()
+                self.report(document, "duplicate", f"duplicate identity {obj.key}: also defined in "
+                            f"{where.path}:{line}", "name")
+                continue
+            folded[obj.key.folded()] = obj.key
+            objects[obj.key] = obj
+            self.documents[obj.key] = document
+        return objects
+
+    def _object(self, document: Document):
+        data = document.data
+        if not isinstance(data, dict):
+            self.report(document, "schema", "an object file must be a mapping with a 'kind'")
+            return None
+        kind = data.get("kind")
+        if kind not in OBJECT_KINDS:
+            shown = "missing" if kind is None else f"'{kind}'"
+            self.report(document, "kind", f"unknown kind {shown}: expected one of "
+                        f"{', '.join(OBJECT_KINDS)}{_did_you_mean(str(kind), OBJECT_KINDS)}", "kind")
+            return None
+        try:
+            obj = OBJECT_KINDS[kind].model_validate(data)
+        except ValidationError as error:
+            self._pydantic(document, error)
+            return None
+        if obj.schema_.lower().startswith(RESERVED_SCHEMAS):
+            self.report(document, "reserved", f"schema '{obj.schema_}' is reserved for the "
+                        "reconciler or the engine", "schema")
+        if isinstance(obj, Table):
+            self._table(document, obj)
+        return obj
+
+    def _table(self, document: Document, table: Table) -> None:
+        names: set[str] = set()
+        for index, column in enumerate(table.columns):
+            if column.name.lower() in names:
+                self.report(document, "duplicate", f"column '{column.name}' appears twice",
+                            "columns", index, "name")
+            names.add(column.name.lower())
+            try:
+                sql.normalize_type(column.type, "duckdb", "duckdb")
+            except sql.SqlProblem as problem:
+                self.report(document, "type", str(problem), "columns", index, "type")
+            if column.default is not None:
+                try:
+                    sql.parse_expression(column.default, "duckdb")
+                except sql.SqlProblem as problem:
+                    self.report(document, "default", str(problem), "columns", index, "default")
+        for index, name in enumerate(table.primary_key):
+            if name.lower() not in names:
+                self.report(document, "reference", f"primary key column '{name}' is not a column "
+                            f"of the table{_did_you_mean(name, names)}", "primary_key", index)
+
+    # -- SQL --------------------------------------------------------------------------------
+    def sql(self, objects, dialect: str) -> dict[ObjectKey, sql.SqlFacts]:
+        facts: dict[ObjectKey, sql.SqlFacts] = {}
+        for key, obj in objects.items():
+            if not isinstance(obj, (View, DataFlow)):
+                continue
+            document = self.documents[key]
+            try:
+                result = sql.analyze(obj.sql, dialect, self.cache)
+            except sql.SqlProblem as problem:
+                line, column = document.where_inside(("sql",), problem.line, problem.column)
+                self.diagnostics.append(Diagnostic(document.path, line, column, "sql",
+                                                   f"SQL does not parse: {problem}"))
+                continue
+            expected = "query" if isinstance(obj, View) else "insert"
+            if result.statement != expected:
+                wanted = "a SELECT" if expected == "query" else "an INSERT INTO ... SELECT"
+                self.report(document, "sql", f"{obj.kind} SQL must be {wanted}, "
+                            f"found {result.statement.upper()}", "sql")
+                continue
+            if isinstance(obj, DataFlow) and ObjectKey.parse(result.insert_target or "").folded() \
+                    != ObjectKey.parse(obj.target).folded():
+                self.report(document, "sql", f"the SQL inserts into {result.insert_target} but the "
+                            f"target is {obj.target}", "sql")
+            facts[key] = result
+        return facts
+
+    # -- references -----------------------------------------------------------------------
+    def references(self, objects, facts) -> dict[ObjectKey, tuple[ObjectKey, ...]]:
+        index = {key.folded(): key for key in objects}
+        connections = {}
+        for key, obj in objects.items():
+            if isinstance(obj, Connection):
+                connections.setdefault(obj.name.lower(), []).append(key)
+        dependencies: dict[ObjectKey, tuple[ObjectKey, ...]] = {}
+        for key, obj in objects.items():
+            document = self.documents[key]
+            found: list[ObjectKey] = []
+            for reference in facts[key].references if key in facts else ():
+                resolved = self._relation(document, reference, index, objects)
+                if resolved is not None and resolved != key:
+                    found.append(resolved)
+                elif resolved == key:
+                    self.report(document, "cycle", f"{key} reads itself", "sql")
+            if isinstance(obj, DataFlow):
+                target = index.get(ObjectKey.parse(obj.target).folded())
+                if target is None or not isinstance(objects[target], Table):
+                    what = "is not a Table" if target else "does not exist"
+                    self.report(document, "reference", f"target {obj.target} {what}"
+                                f"{_did_you_mean(obj.target, [str(k) for k in objects])}", "target")
+                else:
+                    found.append(target)
+                connection = self._connection(obj.connection, index, connections, objects)
+                if connection is None:
+                    names = [o.name for o in objects.values() if isinstance(o, Connection)]
+                    self.report(document, "reference", f"connection {obj.connection} does not exist"
+                                f"{_did_you_mean(obj.connection, names)}", "connection")
+                else:
+                    found.append(connection)
+            dependencies[key] = tuple(dict.fromkeys(found))
+        return dependencies
+
+    def _relation(self, document, reference: str, index, objects) -> ObjectKey | None:
+        wanted = ObjectKey.parse(reference) if "." in reference else None
+        if wanted is None:
+            self.report(document, "reference", f"'{reference}' is not schema-qualified; write "
+                        f"schema.{reference}{_did_you_mean(reference, [k.name for k in objects], objects)}",
+                        "sql")
+            return None
+        resolved = index.get(wanted.folded())
+        if resolved is None:
+            self.report(document, "reference", f"{reference} does not exist"
+                        f"{_did_you_mean(reference, [str(k) for k in objects])}", "sql")
+            return None
+        if not isinstance(objects[resolved], (Table, View)):
+            self.report(document, "reference", f"{reference} is a {objects[resolved].kind}; SQL can "
+                        "only read tables and views", "sql")
+            return None
+        return resolved
+
+    @staticmethod
+    def _connection(name: str, index, connections, objects) -> ObjectKey | None:
+        if "." in name:
+            key = index.get(ObjectKey.parse(name).folded())
+            return key if key is not None and isinstance(objects[key], Connection) else None
+        candidates = connections.get(name.lower(), [])
+        return candidates[0] if len(candidates) == 1 else None
+
+    def cycles(self, graph: nx.DiGraph) -> None:
+        for cycle in graphs.cycles(graph):
+            path = " -> ".join(map(str, cycle))
+            self.report(self.documents[cycle[0]], "cycle", f"dependency cycle: {path}", "sql")
+
+    # -- rules ------------------------------------------------------------------------------
+    def rules(self, environment: Environment, objects, facts) -> None:
+        document = self.source.environment
+        connection_names = {o.name for o in objects.values() if isinstance(o, Connection)} | \
+            {str(k) for k, o in objects.items() if isinstance(o, Connection)}
+        schemas = {k.schema for k in objects}
+        used = {p for f in facts.values() for p in f.parameters}
+        scopes = [(("rules",), environment.rules)] + [
+            (("tenants", str(i), "rules"), t.rules) for i, t in enumerate(environment.tenants)]
+        for loc, rules in scopes:
+            for source_name, target_name in rules.connections.items():
+                for name, what in ((source_name, "swaps"), (target_name, "swaps to")):
+                    if name not in connection_names:
+                        self.report(document, "rules", f"connection rule {what} {name}, which is not a "
+                                    f"Connection here{_did_you_mean(name, connection_names)}",
+                                    *loc, "connections", source_name)
+            for schema in rules.schemas:
+                if schema not in schemas:
+                    self.report(document, "rules", f"schema rule maps '{schema}', which no object "
+                                f"uses{_did_you_mean(schema, schemas)}", *loc, "schemas", schema)
+            for parameter in rules.parameters:
+                if parameter not in used:
+                    self.report(document, "rules", f"parameter {parameter} is not used by any SQL"
+                                f"{_did_you_mean(parameter, used)}", *loc, "parameters", parameter)
+        for index, tenant in enumerate(environment.tenants):
+            values = environment.rules_for(tenant).parameters
+            for key, result in facts.items():
+                for parameter in result.parameters:
+                    if parameter not in values:
+                        self.report(self.documents[key], "parameter",
+                                    f"$${parameter} has no value for tenant {tenant.name}: add it "
+                                    "under rules.parameters in environment.yaml", "sql")
+
+
+def _explain(problem: dict, loc: tuple[str, ...]) -> str:
+    field_name = loc[-1] if loc else "document"
+    kind = problem["type"]
+    if kind == "extra_forbidden":
+        return f"unknown field '{field_name}'"
+    if kind == "missing":
+        return f"missing required field '{field_name}'"
+    if kind == "string_pattern_mismatch":
+        pattern = problem.get("ctx", {}).get("pattern", "")
+        if pattern.startswith("^env:"):
+            return f"'{field_name}' must be a reference such as env:NAME, never a literal value"
+        return (f"'{problem['input']}' is not a plain name: letters, digits and underscores, "
+                "not starting with a digit")
+    return f"{field_name}: {problem['msg']}"
+
+
+def _did_you_mean(word: str, candidates: Iterable[str], objects=None) -> str:
+    candidates = list(candidates)
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    if not matches:
+        lowered = {c.lower(): c for c in candidates}
+        matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+        matches = [lowered[m] for m in matches]
+    if not matches:
+        return ""
+    if objects is not None:  # an unqualified name: suggest the qualified object
+        key = next((k for k in objects if k.name == matches[0]), None)
+        return f" (did you mean {key}?)" if key else ""
+    return f" (did you mean {matches[0]}?)"
+
+
+def _dialect_exists(name: str) -> bool:
+    from sqlglot.dialects.dialect import Dialect
+    try:
+        Dialect.get_or_raise(name)
+        return True
+    except ValueError:
+        return False
+
+
+def _url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ENGINES:
+        return f"tenant url scheme '{parts.scheme}' is not supported (supported: {', '.join(ENGINES)})"
+    if not url.startswith("duckdb:///") or len(url) <= len("duckdb:///"):
+        return "a DuckDB tenant url is duckdb:///relative/path.duckdb or duckdb:////absolute/path.duckdb"
+    return None
