@@ -207,11 +207,22 @@ def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str) -> No
     out.print(render(landscape.graph), markup=False, end="")
 
 
+@cli.command(hidden=True)
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="schemas", show_default=True)
+def schemas(out_dir: str) -> None:
+    """Write the JSON Schemas generated from the models (for maintainers)."""
+    from .model import json_schemas
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (folder / name).write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        out.print(f"wrote {folder / name}", markup=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
-        cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        return done.exit_code
+        # without standalone mode click returns ctx.exit()'s code instead of raising it
+        code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Abort:
         err.print("aborted; nothing was changed", markup=False)
         return EXIT_ERROR
@@ -221,4 +232,4 @@ def main(argv: list[str] | None = None) -> int:
     except ReconcilerError as error:
         err.print(str(error), markup=False, style="red")
         return next(code for cls, code in EXIT_CODES if isinstance(error, cls))
-    return EXIT_OK
+    return code if isinstance(code, int) else EXIT_OK

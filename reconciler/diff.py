@@ -84,12 +84,19 @@ def _adopt_or_conflict(want: ObjectState, found: LiveObject) -> Change:
 def _same_view(want: ObjectState, found: LiveObject) -> bool:
     from . import sql  # the engine re-renders views; compare both through sqlglot
     try:
-        ours = sql.parse(want.sql or "", "duckdb").sql(dialect="duckdb", comments=False)
-        theirs = sql.parse(found.engine_sql or "", "duckdb")
-        query = theirs.expression if theirs.key == "create" else theirs
-        return ours == query.sql(dialect="duckdb", comments=False)
+        return sql.parse(want.sql or "", "duckdb").sql(dialect="duckdb") == _view_query(found.engine_sql)
     except sql.SqlProblem:
         return False
+
+
+def _view_query(engine_sql: str | None) -> str:
+    """The query of a CREATE VIEW statement as the engine reports it."""
+    from . import sql
+    try:
+        tree = sql.parse(engine_sql or "", "duckdb")
+    except sql.SqlProblem:
+        return engine_sql or ""
+    return (tree.expression if tree.key == "create" else tree).sql(dialect="duckdb")
 
 
 def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change | None:
@@ -112,8 +119,11 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
     reason = "columns changed outside the reconciler (drift)" if drift else "columns changed"
     if dropped:
         names = ", ".join(d.field.split(".", 1)[1] for d in dropped)
-        return _change("update", want, "high", f"drops column {names}", (*details, *description),
-                       data_loss=True)
+        recorded = {c["name"] for c in record.definition.get("columns", [])}
+        outside = " (added outside the reconciler)" if all(
+            d.field.split(".", 1)[1] not in recorded for d in dropped) else ""
+        return _change("update", want, "high", f"drops column {names}{outside}",
+                       (*details, *description), data_loss=True)
     return _change("update", want, "medium", reason, (*details, *description))
 
 
@@ -121,8 +131,8 @@ def _view(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change
     details = _details(record.definition, want.definition)
     if found.engine_sql != record.engine_sql:
         return _change("update", want, "low", "changed outside the reconciler (drift)",
-                       details or (Detail(field="sql", op="change", before="(changed in the tenant)",
-                                          after=want.sql),))
+                       (Detail(field="sql", op="change", before=_view_query(found.engine_sql),
+                               after=want.sql),))
     if not details:
         return None
     if record.definition.get("projection", want.projection) != want.projection:
@@ -148,14 +158,14 @@ def _recreate_dependents(changes: dict[ObjectKey, Change], desired: DesiredState
         return
     graph = graphs.build({k: o.dependencies for k, o in desired.objects.items()},
                          {k: o.kind for k, o in desired.objects.items()})
-    for key in sorted(graphs.downstream(graph, shape_changed)):
-        want = desired.objects[key]
-        if want.kind != "View" or (key in changes and changes[key].action in ("create", "replace")):
+    affected = {k for k in graphs.downstream(graph, shape_changed) if desired.objects[k].kind == "View"}
+    for key in sorted(affected):
+        if key in changes and changes[key].action in ("create", "replace"):
             continue
-        upstream = sorted(str(d) for d in want.dependencies if d in shape_changed or d in changes)
-        reason = f"recreated: reads {', '.join(upstream) or 'an object'} whose columns change"
+        upstream = sorted(str(d) for d in desired.objects[key].dependencies if d in shape_changed | affected)
+        reason = f"recreated: reads {', '.join(upstream)} whose columns change"
         details = changes[key].details if key in changes else ()
-        changes[key] = _change("replace", want, "medium", reason, details)
+        changes[key] = _change("replace", desired.objects[key], "medium", reason, details)
 
 
 def _change(action: str, want: ObjectState, risk: str, reason: str, details=(), **flags) -> Change:

@@ -134,3 +134,17 @@ class Environment(_Frozen):
             schemas={**self.rules.schemas, **tenant.rules.schemas},
             capacity=tenant.rules.capacity or self.rules.capacity,
         )
+
+
+def json_schemas() -> dict[str, dict]:
+    """The JSON Schemas committed in schemas/, for editors (yaml-language-server) and CI."""
+    from pydantic import TypeAdapter
+
+    dialect = "https://json-schema.org/draft/2020-12/schema"
+    objects = TypeAdapter(DataObject).json_schema(by_alias=True)
+    environment = Environment.model_json_schema(by_alias=True)
+    return {
+        "object.schema.json": {"$schema": dialect, "title": "reconciler object file", **objects},
+        "environment.schema.json": {"$schema": dialect, "title": "reconciler environment.yaml",
+                                    **environment},
+    }

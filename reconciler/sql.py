@@ -9,6 +9,7 @@ are cached by a hash of their inputs. Never hand-parses SQL and never executes i
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
@@ -92,8 +93,8 @@ def parse(sql: str, dialect: str) -> exp.Expression:
         statements = [s for s in sqlglot.parse(sql, read=templated(dialect)) if s is not None]
     except ParseError as error:
         first = error.errors[0] if error.errors else {}
-        raise SqlProblem(first.get("description") or str(error),
-                         first.get("line") or 1, first.get("col") or 1) from None
+        message = _TOKEN_REPR.sub(_token_words, first.get("description") or str(error))
+        raise SqlProblem(message, first.get("line") or 1, first.get("col") or 1) from None
     except TokenError as error:
         raise SqlProblem(f"cannot tokenize the SQL: {error}") from None
     if not statements:
@@ -101,6 +102,14 @@ def parse(sql: str, dialect: str) -> exp.Expression:
     if len(statements) > 1:
         raise SqlProblem(f"exactly one statement is allowed, found {len(statements)}")
     return statements[0]
+
+
+# sqlglot's messages embed a token's repr; people want the token's text
+_TOKEN_REPR = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: \d+.*?>")
+
+
+def _token_words(match: re.Match) -> str:
+    return "the end of the SQL" if match.group(1) == "SENTINEL" else f"'{match.group(2)}'"
 
 
 def _facts(tree: exp.Expression, dialect: str) -> SqlFacts:
@@ -181,7 +190,7 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
 
     tree = parse(sql, dialect).transform(rewrite, copy=False)
     try:
-        rendered = tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE)
+        rendered = tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE, comments=False)
     except UnsupportedError as error:
         raise SqlProblem(f"cannot be expressed in {engine}: {error}") from None
     except SqlglotError as error:

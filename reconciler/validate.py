@@ -64,7 +64,7 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     dependencies = checker.references(objects, facts)
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
     checker.cycles(graph)
-    if environment is not None:
+    if environment is not None and objects:
         checker.rules(environment, objects, facts)
     if checker.diagnostics:
         raise InvalidInput(checker.diagnostics)
@@ -79,6 +79,7 @@ class _Checker:
         self.cache = cache
         self.diagnostics: list[Diagnostic] = list(source.diagnostics)
         self.documents: dict[ObjectKey, Document] = {}
+        self.broken: set[str] = set()  # names of objects whose files are invalid: no cascades
 
     def report(self, document: Document | None, code: str, message: str, *loc: str | int) -> None:
         if document is None:
@@ -86,8 +87,17 @@ class _Checker:
         self.diagnostics.append(document.diagnostic(code, message, *loc))
 
     def _pydantic(self, document: Document, error: ValidationError) -> None:
-        for problem in error.errors():
+        problems = error.errors()
+        for problem in problems:
             loc = tuple(str(p) for p in problem["loc"])
+            if problem["type"] == "too_short" and any(
+                    len(other["loc"]) > len(loc) and tuple(map(str, other["loc"][:len(loc)])) == loc
+                    for other in problems):
+                continue  # an item failed; the count of valid items says nothing more
+            if problem["type"] == "string_pattern_mismatch" and \
+                    problem.get("ctx", {}).get("pattern", "").startswith("^env:") and \
+                    any(secrets.SECRET_KEY.search(part) for part in loc):
+                continue  # reported once, as a literal secret
             self.report(document, "schema", _explain(problem, loc), *loc)
 
     def _secrets(self, document: Document) -> None:
@@ -164,6 +174,8 @@ class _Checker:
             obj = OBJECT_KINDS[kind].model_validate(data)
         except ValidationError as error:
             self._pydantic(document, error)
+            name, schema = str(data.get("name", "")).lower(), str(data.get("schema", "")).lower()
+            self.broken |= {name, f"{schema}.{name}"}
             return None
         if obj.schema_.lower().startswith(RESERVED_SCHEMAS):
             self.report(document, "reserved", f"schema '{obj.schema_}' is reserved for the "
@@ -239,14 +251,16 @@ class _Checker:
                     self.report(document, "cycle", f"{key} reads itself", "sql")
             if isinstance(obj, DataFlow):
                 target = index.get(ObjectKey.parse(obj.target).folded())
-                if target is None or not isinstance(objects[target], Table):
+                if obj.target.lower() in self.broken:
+                    pass
+                elif target is None or not isinstance(objects[target], Table):
                     what = "is not a Table" if target else "does not exist"
                     self.report(document, "reference", f"target {obj.target} {what}"
                                 f"{_did_you_mean(obj.target, [str(k) for k in objects])}", "target")
                 else:
                     found.append(target)
                 connection = self._connection(obj.connection, index, connections, objects)
-                if connection is None:
+                if connection is None and obj.connection.lower() not in self.broken:
                     names = [o.name for o in objects.values() if isinstance(o, Connection)]
                     self.report(document, "reference", f"connection {obj.connection} does not exist"
                                 f"{_did_you_mean(obj.connection, names)}", "connection")
@@ -264,8 +278,10 @@ class _Checker:
             return None
         resolved = index.get(wanted.folded())
         if resolved is None:
-            self.report(document, "reference", f"{reference} does not exist"
-                        f"{_did_you_mean(reference, [str(k) for k in objects])}", "sql")
+            if reference.lower() not in self.broken:
+                others = [str(k) for k in objects if self.documents[k] is not document]
+                self.report(document, "reference", f"{reference} does not exist"
+                            f"{_did_you_mean(reference, others)}", "sql")
             return None
         if not isinstance(objects[resolved], (Table, View)):
             self.report(document, "reference", f"{reference} is a {objects[resolved].kind}; SQL can "
@@ -325,6 +341,8 @@ def _explain(problem: dict, loc: tuple[str, ...]) -> str:
     kind = problem["type"]
     if kind == "extra_forbidden":
         return f"unknown field '{field_name}'"
+    if kind == "too_short":
+        return f"'{field_name}' needs at least one item"
     if kind == "missing":
         return f"missing required field '{field_name}'"
     if kind == "string_pattern_mismatch":

@@ -1,0 +1,1 @@
+ALTER TABLE sales.customer_master ADD COLUMN note VARCHAR;

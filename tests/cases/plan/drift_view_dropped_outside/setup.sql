@@ -1,0 +1,1 @@
+DROP VIEW sales.vw_customer_segmentation;

@@ -1,0 +1,1 @@
+CREATE TABLE sales.customer_notes (id BIGINT NOT NULL, note VARCHAR);

@@ -1,0 +1,112 @@
+"""Shared fixtures: a landscape repository in a temporary git repo, and a CLI runner.
+
+Every test works on real files, a real git repository (GitPython) and real DuckDB tenant
+files created inside the temporary repository; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import git
+import pytest
+
+from reconciler.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "environments"
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+class Landscape:
+    """A throw-away landscape repository with helpers to edit, commit and run the CLI."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.repo = git.Repo.init(root, initial_branch="main")
+        with self.repo.config_writer() as config:
+            config.set_value("user", "name", "Test User")
+            config.set_value("user", "email", "test@example.invalid")
+        (root / ".gitignore").write_text(".tenants/\n.reconciler/\n")
+
+    def run(self, *args: str) -> Result:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            code = main(["--repo", str(self.root), *args])
+        return Result(code, stdout.getvalue(), stderr.getvalue())
+
+    def path(self, relative: str) -> Path:
+        return self.root / relative
+
+    def write(self, relative: str, text: str) -> None:
+        path = self.path(relative)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def edit(self, relative: str, old: str, new: str) -> None:
+        text = self.path(relative).read_text()
+        assert old in text, f"{old!r} not in {relative}"
+        self.path(relative).write_text(text.replace(old, new))
+
+    def remove(self, relative: str) -> None:
+        self.path(relative).unlink()
+
+    def commit(self, message: str) -> str:
+        self.repo.git.add(A=True)
+        self.repo.index.commit(message)
+        return self.repo.head.commit.hexsha
+
+    def tenant(self, name: str = "dev") -> Path:
+        return self.root / ".tenants" / f"{name}.duckdb"
+
+    def sql(self, statement: str, tenant: str = "dev") -> list[tuple]:
+        with duckdb.connect(str(self.tenant(tenant))) as connection:
+            cursor = connection.execute(statement)
+            return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture
+def landscape(tmp_path: Path) -> Landscape:
+    """The demo landscape (dev, qa, prod), committed in a fresh git repository."""
+    shutil.copytree(DEMO, tmp_path / "environments")
+    result = Landscape(tmp_path)
+    result.commit("demo landscape")
+    return result
+
+
+def snapshot(path: Path, audit: bool = True) -> dict:
+    """Everything a tenant holds: objects, definitions, rows and the catalog; for before/after checks.
+
+    With audit=False the audit table is left out (a failed apply records itself there).
+    """
+    if not path.exists():
+        return {}
+    with duckdb.connect(str(path), read_only=True) as connection:
+        tables = connection.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE NOT internal ORDER BY 1, 2").fetchall()
+        state = {"views": connection.execute(
+            "SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY 1, 2").fetchall(),
+                 "columns": connection.execute(
+            "SELECT schema_name, table_name, column_name, data_type, is_nullable FROM duckdb_columns() "
+            "ORDER BY ALL").fetchall()}
+        for schema, table in tables:
+            if not audit and (schema, table) == ("_reconciler", "runs"):
+                continue
+            state[f"{schema}.{table}"] = sorted(
+                map(repr, connection.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()))
+        return state

@@ -1,0 +1,77 @@
+"""Golden cases: one folder per scenario under tests/cases/, walked by two parametrised tests.
+
+cases/invalid/<case>/: `files/` laid over the demo landscape, optional `remove.txt`
+(paths to delete) and `args.txt` (the command, default `validate dev`); `expected.txt`
+is what the command prints on stderr. Every case must exit 1 and leave the tenant as it was.
+
+cases/plan/<case>/: after the demo's dev environment is applied, `setup.sql` runs on the
+tenant (drift, unmanaged objects), `files/` and `remove.txt` edit the folder; `expected.txt`
+is the text plan. Unless `refused.txt` says the apply is refused (its content is the exit
+code), applying it must converge: the next plan is empty.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import Landscape, snapshot
+
+CASES = Path(__file__).parent / "cases"
+
+
+def _cases(kind: str) -> list[Path]:
+    return sorted(p for p in (CASES / kind).iterdir() if p.is_dir())
+
+
+def _prepare(landscape: Landscape, case: Path) -> None:
+    if (case / "setup.sql").exists():
+        landscape.sql((case / "setup.sql").read_text())
+    if (case / "remove.txt").exists():
+        for line in (case / "remove.txt").read_text().split():
+            target = landscape.path(line)
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+    if (case / "files").exists():
+        shutil.copytree(case / "files", landscape.root, dirs_exist_ok=True)
+
+
+def _normalise(text: str, landscape: Landscape) -> str:
+    return text.replace(str(landscape.root), "<repo>")
+
+
+@pytest.mark.parametrize("case", _cases("invalid"), ids=lambda p: p.name)
+def test_invalid_input_is_reported_and_changes_nothing(landscape: Landscape, case: Path) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    before = snapshot(landscape.tenant())
+    _prepare(landscape, case)
+    args = (case / "args.txt").read_text().split() if (case / "args.txt").exists() else ["validate", "dev"]
+
+    result = landscape.run(*args)
+
+    assert result.code == 1, result.output
+    assert _normalise(result.stderr, landscape) == (case / "expected.txt").read_text()
+    assert landscape.run("apply", args[1], "--yes").code == 1
+    assert snapshot(landscape.tenant()) == before
+
+
+@pytest.mark.parametrize("case", _cases("plan"), ids=lambda p: p.name)
+def test_plan_matches_golden_and_apply_converges(landscape: Landscape, case: Path) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'ada@example.com', 'EU', 'ACTIVE', "
+                  "TIMESTAMP '2024-01-01'), (2, 'Bob', NULL, 'US', 'ACTIVE', NULL)")
+    _prepare(landscape, case)
+
+    result = landscape.run("plan", "dev")
+
+    assert result.code == 0, result.output
+    body = result.stdout.split("\n", 1)[1]  # the first line names the commit, which differs per run
+    assert body == (case / "expected.txt").read_text()
+    refused = (case / "refused.txt").read_text().strip() if (case / "refused.txt").exists() else None
+    applied = landscape.run("apply", "dev", "--yes")
+    if refused:
+        assert applied.code == int(refused), applied.output
+        return
+    assert applied.code == 0, applied.output
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
