@@ -64,10 +64,10 @@ def _compare(want: ObjectState, record: CatalogRecord | None, found: LiveObject 
         return _table(want, record, found)
     if want.kind == "View":
         return _view(want, record, found)
+    if record.content_hash == want.content_hash:
+        return None
     details = _details(record.definition, want.definition)
-    if details:
-        return _change("update", want, "low", "definition changed", details, catalog_only=True)
-    return None
+    return _change("update", want, "low", "definition changed", details, catalog_only=True)
 
 
 def _adopt_or_conflict(want: ObjectState, found: LiveObject) -> Change:
@@ -128,7 +128,8 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
 
 
 def _view(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change | None:
-    details = _details(record.definition, want.definition)
+    same = record.content_hash == want.content_hash
+    details = () if same else _details(record.definition, want.definition)
     if found.engine_sql != record.engine_sql:
         return _change("update", want, "low", "changed outside the reconciler (drift)",
                        (Detail(field="sql", op="change", before=_view_query(found.engine_sql),

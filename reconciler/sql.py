@@ -208,6 +208,7 @@ def qualified(schema: str, name: str, engine: str) -> str:
     return f"{quote(schema, engine)}.{quote(name, engine)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_type(type_sql: str, dialect: str, engine: str) -> str:
     """A column type as the engine spells it (BIGINT, VARCHAR, DECIMAL(18,2), ...)."""
     try:
