@@ -14,6 +14,7 @@ from typing import Any
 from deepdiff import DeepDiff
 
 from . import graph as graphs
+from . import sql
 from .model import ObjectKey
 from .plan import Change, Detail
 from .state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
@@ -82,7 +83,6 @@ def _adopt_or_conflict(want: ObjectState, found: LiveObject) -> Change:
 
 
 def _same_view(want: ObjectState, found: LiveObject) -> bool:
-    from . import sql  # the engine re-renders views; compare both through sqlglot
     try:
         return sql.parse(want.sql or "", "duckdb").sql(dialect="duckdb") == _view_query(found.engine_sql)
     except sql.SqlProblem:
@@ -91,7 +91,6 @@ def _same_view(want: ObjectState, found: LiveObject) -> bool:
 
 def _view_query(engine_sql: str | None) -> str:
     """The query of a CREATE VIEW statement as the engine reports it."""
-    from . import sql
     try:
         tree = sql.parse(engine_sql or "", "duckdb")
     except sql.SqlProblem:
@@ -157,9 +156,7 @@ def _recreate_dependents(changes: dict[ObjectKey, Change], desired: DesiredState
                                                   and not c.catalog_only)}
     if not shape_changed:
         return
-    graph = graphs.build({k: o.dependencies for k, o in desired.objects.items()},
-                         {k: o.kind for k, o in desired.objects.items()})
-    affected = {k for k in graphs.downstream(graph, shape_changed) if desired.objects[k].kind == "View"}
+    affected = {k for k in graphs.downstream(desired.graph, shape_changed) if desired.objects[k].kind == "View"}
     for key in sorted(affected):
         if key in changes and changes[key].action in ("create", "replace"):
             continue

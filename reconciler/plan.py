@@ -129,10 +129,8 @@ def order(changes: list[Change], desired: DesiredState, live: LiveState) -> tupl
     others = [c for c in changes if c.action != "delete"]
     live_graph = graphs.build({k: r.dependencies for k, r in live.catalog.items()},
                               {k: r.kind for k, r in live.catalog.items()})
-    desired_graph = graphs.build({k: o.dependencies for k, o in desired.objects.items()},
-                                 {k: o.kind for k, o in desired.objects.items()})
     delete_rank = {k: i for i, k in enumerate(reversed(_safe_order(live_graph)))}
-    rank = {k: i for i, k in enumerate(_safe_order(desired_graph))}
+    rank = {k: i for i, k in enumerate(_safe_order(desired.graph))}
     ordered_deletes = sorted(deletes, key=lambda c: (delete_rank.get(c.key, len(delete_rank)), c.key))
     ordered_others = sorted(others, key=lambda c: (rank.get(c.key, len(rank)), c.key))
     return tuple(ordered_deletes + ordered_others)

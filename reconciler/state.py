@@ -7,11 +7,15 @@ like. Never reads files or talks to engines.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
+
+from . import graph as graphs
 from .model import ObjectKey
 
 
@@ -109,6 +113,12 @@ class DesiredState:
     engine: str
     capacity: str | None
     objects: dict[ObjectKey, ObjectState]
+
+    @functools.cached_property
+    def graph(self) -> nx.DiGraph:
+        """The dependency graph after rendering (keys as the tenant sees them); built once."""
+        return graphs.build({k: o.dependencies for k, o in self.objects.items()},
+                            {k: o.kind for k, o in self.objects.items()})
 
     @property
     def fingerprint(self) -> str:
