@@ -30,6 +30,7 @@ class Cache:
 
     def __init__(self, path: Path | None):
         self._pending: dict[tuple[str, str], str] = {}
+        self._loaded: dict[str, dict[str, str]] = {}
         self._db: sqlite3.Connection | None = None
         if path is not None and not os.environ.get("RECONCILER_NO_CACHE"):
             try:
@@ -44,16 +45,29 @@ class Cache:
         pending = self._pending.get((namespace, key))
         if pending is not None:
             return json.loads(pending)
-        if self._db is None:
-            return None
-        row = self._db.execute("SELECT value FROM entries WHERE ns = ? AND key = ?",
-                               (namespace, key)).fetchone()
-        return json.loads(row[0]) if row else None
+        stored = self._namespace(namespace).get(key)
+        return json.loads(stored) if stored is not None else None
+
+    def _namespace(self, namespace: str) -> dict[str, str]:
+        """All stored entries of a namespace, read in one query: a plan asks for thousands."""
+        loaded = self._loaded.get(namespace)
+        if loaded is None:
+            loaded = self._loaded[namespace] = {}
+            if self._db is not None:
+                try:
+                    loaded.update(self._db.execute("SELECT key, value FROM entries WHERE ns = ?",
+                                                   (namespace,)))
+                except sqlite3.Error:
+                    pass
+        return loaded
 
     def put(self, namespace: str, key: str, value: Any) -> None:
         self._pending[(namespace, key)] = json.dumps(value, separators=(",", ":"))
 
     def flush(self) -> None:
+        for (namespace, key), value in self._pending.items():
+            if namespace in self._loaded:
+                self._loaded[namespace][key] = value
         if self._db is None or not self._pending:
             self._pending.clear()
             return

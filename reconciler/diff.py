@@ -178,6 +178,8 @@ def _columns(columns: tuple[ColumnState, ...]) -> dict[str, dict]:
 
 def _details(before: dict, after: dict, prefix: str = "") -> tuple[Detail, ...]:
     """deepdiff's report, translated into typed field details with dotted paths."""
+    if before == after:
+        return ()
     details: list[Detail] = []
     for category, levels in DeepDiff(before, after, view="tree").items():
         op = "add" if category.endswith("_added") else "drop" if category.endswith("_removed") else "change"

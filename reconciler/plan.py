@@ -127,13 +127,15 @@ def order(changes: list[Change], desired: DesiredState, live: LiveState) -> tupl
     """Deletes first in reverse live-dependency order, then the rest in desired order."""
     deletes = [c for c in changes if c.action == "delete"]
     others = [c for c in changes if c.action != "delete"]
-    live_graph = graphs.build({k: r.dependencies for k, r in live.catalog.items()},
-                              {k: r.kind for k, r in live.catalog.items()})
-    delete_rank = {k: i for i, k in enumerate(reversed(_safe_order(live_graph)))}
-    rank = {k: i for i, k in enumerate(_safe_order(desired.graph))}
-    ordered_deletes = sorted(deletes, key=lambda c: (delete_rank.get(c.key, len(delete_rank)), c.key))
-    ordered_others = sorted(others, key=lambda c: (rank.get(c.key, len(rank)), c.key))
-    return tuple(ordered_deletes + ordered_others)
+    if deletes:
+        live_graph = graphs.build({k: r.dependencies for k, r in live.catalog.items()},
+                                  {k: r.kind for k, r in live.catalog.items()})
+        delete_rank = {k: i for i, k in enumerate(reversed(_safe_order(live_graph)))}
+        deletes.sort(key=lambda c: (delete_rank.get(c.key, len(delete_rank)), c.key))
+    if others:
+        rank = {k: i for i, k in enumerate(_safe_order(desired.graph))}
+        others.sort(key=lambda c: (rank.get(c.key, len(rank)), c.key))
+    return (*deletes, *others)
 
 
 def _safe_order(graph: nx.DiGraph) -> list[ObjectKey]:

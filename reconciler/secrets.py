@@ -6,6 +6,7 @@ a referenced variable at apply time. Never prints a secret's value.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ CREDENTIAL_SHAPES = (
     ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
     ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b")),
 )
+ANY_CREDENTIAL_SHAPE = re.compile("|".join(f"(?:{shape.pattern})" for _, shape in CREDENTIAL_SHAPES))
 REFERENCE = re.compile(r"^env:[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -31,7 +33,7 @@ def literal_secrets(data: Any, loc: tuple[str, ...] = ()) -> Iterator[tuple[tupl
     if isinstance(data, dict):
         for key, value in data.items():
             here = (*loc, str(key))
-            if SECRET_KEY.search(str(key)) and isinstance(value, (str, int, float)) \
+            if _secret_key(str(key)) and isinstance(value, (str, int, float)) \
                     and not REFERENCE.match(str(value)) and str(value).strip():
                 yield here, f"'{key}' holds a literal value; write a reference such as env:{_env_name(key)}"
             else:
@@ -43,10 +45,18 @@ def literal_secrets(data: Any, loc: tuple[str, ...] = ()) -> Iterator[tuple[tupl
         if "://" in data and _url_password(data):
             yield loc, "a connection string with an embedded password; use a password reference instead"
             return
+        if not ANY_CREDENTIAL_SHAPE.search(data):
+            return
         for label, shape in CREDENTIAL_SHAPES:
             if shape.search(data):
                 yield loc, f"looks like {label}; store it in the environment and reference it as env:NAME"
                 return
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_key(key: str) -> bool:
+    """Whether a key names a credential; keys repeat across files, so the answer is memoised."""
+    return bool(SECRET_KEY.search(key))
 
 
 def _url_password(text: str) -> bool:

@@ -8,6 +8,7 @@ validates or interprets what a document says.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -42,9 +43,9 @@ class Document:
         while parts:
             mark = self.marks.get("/".join(parts))
             if mark:
-                return mark
+                return tuple(mark)
             parts.pop()
-        return self.marks.get("", (1, 1))
+        return tuple(self.marks.get("", (1, 1)))
 
     def where_inside(self, loc: tuple[str, ...], line: int, column: int) -> tuple[int, int]:
         """Map a position inside a string value (e.g. a SQL parse error) to the file."""
@@ -64,8 +65,7 @@ class Document:
 
     @classmethod
     def from_cache(cls, path: str, cached: dict) -> Document:
-        return cls(path, cached["data"], {k: tuple(v) for k, v in cached["marks"].items()},
-                   {k: tuple(v) for k, v in cached["blocks"].items()})
+        return cls(path, cached["data"], cached["marks"], cached["blocks"])  # pairs stay JSON lists
 
 
 @dataclass(frozen=True)
@@ -190,17 +190,20 @@ def _environment_files(repo: Path, name: str, ref: str | None) -> tuple[str | No
 
 
 def _worktree_files(repo: Path, root: Path) -> Iterator[tuple[str, bytes | None]]:
-    resolved_root = root.resolve()
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(repo).as_posix()
-        if path.is_symlink():
-            yield relative, None
-            continue
-        if path.suffix in _YAML_SUFFIXES and path.is_file():
-            if not path.resolve().is_relative_to(resolved_root):
-                yield relative, None
-                continue
-            yield relative, path.read_bytes()
+    """YAML files under `root` in path order; a symbolic link is reported, never followed."""
+    if root.is_symlink():
+        yield root.relative_to(repo).as_posix(), None
+        return
+    with os.scandir(root) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
+        path = Path(entry.path)
+        if entry.is_symlink():
+            yield path.relative_to(repo).as_posix(), None
+        elif entry.is_dir(follow_symlinks=False):
+            yield from _worktree_files(repo, path)
+        elif entry.name.endswith(_YAML_SUFFIXES) and entry.is_file(follow_symlinks=False):
+            yield path.relative_to(repo).as_posix(), path.read_bytes()
 
 
 def _tree_files(tree) -> Iterator[tuple[str, bytes | None]]:

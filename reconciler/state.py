@@ -49,7 +49,7 @@ class ObjectState:
     projection: str = ""                            # canonical select list of a view
     path: str = ""                                  # file it came from (desired side)
 
-    @property
+    @functools.cached_property
     def content_hash(self) -> str:
         return stable_hash(self.definition)
 

@@ -10,8 +10,10 @@ process, so a killed holder never leaves it behind. Never decides what to change
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -90,11 +92,11 @@ class DuckDBAdapter(Adapter):
 
     def _inspect(self, connection) -> LiveState:
         where = f"database_name = '{ALIAS}' AND NOT internal AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'"
-        columns: dict[ObjectKey, list[ColumnState]] = {}
+        columns: dict[tuple[str, str], list[ColumnState]] = defaultdict(list)
         for schema, table, name, data_type, nullable, default in connection.execute(
                 f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default "
                 f"FROM duckdb_columns() WHERE {where} ORDER BY schema_name, table_name, column_index").fetchall():
-            columns.setdefault(ObjectKey(schema, table), []).append(
+            columns[schema, table].append(
                 ColumnState(name, sql.normalize_type(data_type, ENGINE, ENGINE), bool(nullable),
                             _canonical_default(default)))
         keys: dict[ObjectKey, tuple[str, ...]] = {}
@@ -236,6 +238,7 @@ def _catalog_exists(connection) -> bool:
         f"'{CATALOG_SCHEMA}' AND table_name = 'objects'").fetchall())
 
 
+@functools.lru_cache(maxsize=4096)
 def _canonical_default(text: str | None) -> str | None:
     if text is None:
         return None
