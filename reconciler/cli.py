@@ -15,7 +15,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from . import __version__, report
+from . import __version__, report, transport
 from .errors import (ApplyFailed, GitError, GuardRefused, InvalidInput, ReconcilerError, StalePlan,
                      TenantError, TenantLocked, UnknownEnvironment)
 from .plan import Plan
@@ -51,6 +51,11 @@ def find_repo(start: Path) -> Path:
 def _workspace(ctx: click.Context) -> Workspace:
     repo = ctx.obj["repo"]
     return Workspace(Path(repo) if repo else find_repo(Path.cwd()))
+
+
+def _print_table(table) -> None:
+    # piped output (CI logs, files) is not squeezed to 80 columns: every cell stays whole
+    out.print(table, width=None if out.is_terminal else 400)
 
 
 def _print_lines(lines) -> None:
@@ -148,9 +153,11 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
 @click.option("--allow-data-loss", is_flag=True, help="Accept changes that drop tables or columns.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
+@click.option("--expect-review-hash", help="Refuse unless the plan is the one reviewed (the hash in a "
+              "pull request's plan comment).")
 @click.pass_context
 def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str | None,
-          allow_data_loss: bool, yes: bool, tenants: tuple[str, ...]) -> None:
+          allow_data_loss: bool, yes: bool, tenants: tuple[str, ...], expect_review_hash: str | None) -> None:
     """Make every tenant of ENVIRONMENT match the desired state.
 
     \b
@@ -167,6 +174,10 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
     if saved is not None:
         check_saved_plan(saved, planned)
     chosen = saved or planned.plan
+    if expect_review_hash and planned.plan.review_hash != expect_review_hash:
+        raise StalePlan(f"the plan differs from the reviewed one (review hash {expect_review_hash[:12]}, "
+                        f"now {planned.plan.review_hash[:12]}): the tenant or the folder moved since "
+                        "review; nothing was applied")
     _print_lines(report.plan_text(chosen))
     if chosen.has_changes and not yes:
         if not sys.stdin.isatty():
@@ -206,6 +217,122 @@ def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str) -> No
     landscape = _workspace(ctx).load(environment, ref)
     render = {"mermaid": report.graph_mermaid, "dot": report.graph_dot, "json": report.graph_json}[fmt]
     out.print(render(landscape.graph), markup=False, end="")
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("target")
+@click.option("--objects", "selection", help="Comma-separated objects (schema.name or a unique name); "
+              "their missing dependencies are added.")
+@click.option("--all", "include_removals", is_flag=True, help="Also promote removals.")
+@click.option("--force", is_flag=True, help="Pass the protected-environment gate (needs --reason).")
+@click.option("--reason", help="Why the gate is forced; recorded in the commit message.")
+@click.option("--no-pr", is_flag=True, help="Only write the branch and the pull request body.")
+@click.pass_context
+def promote(ctx: click.Context, source: str, target: str, selection: str | None, include_removals: bool,
+            force: bool, reason: str | None, no_pr: bool) -> None:
+    """Copy what changed in SOURCE into TARGET's folder, on a new branch, as a pull request.
+
+    \b
+    Example:
+      reconciler promote dev qa
+      reconciler promote qa prod --objects vw_customer_active
+    """
+    if force != bool(reason and reason.strip()):
+        raise click.UsageError("--force and --reason go together; the reason is recorded in the commit")
+    names = [n for n in (selection or "").split(",") if n.strip()] if selection is not None else None
+    result = transport.promote(_workspace(ctx), source, target, names, include_removals,
+                               reason if force else None, open_pr=not no_pr)
+    promotion = result.promotion
+    for name, why in promotion.held_back:
+        err.print(f"held back: {name}: {why}", markup=False)
+    if not promotion.moves:
+        out.print(f"nothing to promote: {target} already holds what {source} has to give", markup=False)
+        return
+    for move in promotion.moves:
+        out.print(f"{move.action:>6} {move.key}  ({move.reason})", markup=False)
+    out.print(f"branch {result.branch} (commit {result.commit[:12]})", markup=False)
+    out.print(f"pull request body: {result.body_file}", markup=False)
+    if result.pull_request:
+        out.print(result.pull_request, markup=False)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--to", "ref", required=True, help="The commit, tag or branch to go back to.")
+@click.option("--pr", "as_pr", is_flag=True, help="Write the rollback commit on a branch and open a pull request.")
+@click.option("--execute", is_flag=True, help="Break glass: commit on this branch and apply at once.")
+@click.option("--allow-data-loss", is_flag=True, help="With --execute: accept dropping tables or columns.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text")
+@click.pass_context
+def rollback(ctx: click.Context, environment: str, ref: str, as_pr: bool, execute: bool,
+             allow_data_loss: bool, fmt: str) -> None:
+    """Reconcile ENVIRONMENT back to its state at an earlier ref (a dry run unless told).
+
+    \b
+    Example:
+      reconciler rollback prod --to HEAD~1
+      reconciler rollback prod --to v1.4 --pr
+    """
+    if as_pr and execute:
+        raise click.UsageError("choose one of --pr and --execute")
+    mode = "execute" if execute else "pr" if as_pr else "dry-run"
+    result = transport.rollback(_workspace(ctx), environment, ref, mode, allow_data_loss)
+    if fmt == "markdown":
+        out.print(report.rollback_markdown(result), markup=False)
+    else:
+        _print_lines(report.rollback_text(result))
+    if result.branch:
+        out.print(f"branch {result.branch} (commit {result.commit[:12]})", markup=False)
+        out.print(f"pull request body: {result.body_file}", markup=False)
+        if result.pull_request:
+            out.print(result.pull_request, markup=False)
+    for tenant_result in result.results:
+        out.print(f"{tenant_result.tenant}: {tenant_result.outcome} (run {tenant_result.run_id})", markup=False)
+    if result.checkpoint:
+        out.print(f"checkpoint tag {result.checkpoint}; undo with: reconciler rollback {environment} "
+                  f"--to {result.checkpoint}^", markup=False)
+    if mode == "dry-run":
+        out.print("dry run: no object was changed (the dry run is in each tenant's audit); --pr opens a "
+                  "pull request, --execute applies at once",
+                  markup=False)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def history(ctx: click.Context, environment: str, fmt: str) -> None:
+    """List the audit records of every tenant of ENVIRONMENT: applies, rollbacks, dry runs."""
+    runs = transport.history(_workspace(ctx), environment)
+    if fmt == "json":
+        out.print(json.dumps(runs, indent=2, default=str), markup=False)
+        return
+    _print_table(report.history_table(runs))
+
+
+@cli.command()
+@click.pass_context
+def status(ctx: click.Context) -> None:
+    """Every environment and tenant: applied commit, pending changes, drift, locks; then what
+    waits to be promoted."""
+    rows, waiting = transport.status(_workspace(ctx))
+    _print_table(report.status_table(rows))
+    for line in report.waiting_lines(waiting):
+        out.print(line, markup=False)
+
+
+@cli.command()
+@click.argument("environment")
+@click.pass_context
+def drift(ctx: click.Context, environment: str) -> None:
+    """Objects changed outside the reconciler, and objects it does not manage; exit 2 if any."""
+    found = transport.drift(_workspace(ctx), environment)
+    lines = report.drift_lines(found)
+    for line in lines:
+        out.print(line, markup=False)
+    if any(d.changed or d.unmanaged for d in found):
+        ctx.exit(EXIT_CHANGES)
 
 
 @cli.command(hidden=True)

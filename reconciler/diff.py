@@ -56,7 +56,7 @@ def _compare(want: ObjectState, record: CatalogRecord | None, found: LiveObject 
         return _adopt_or_conflict(want, found)
     if engine_kind and found is None:
         return _change("create", want, "low", "missing from the tenant: dropped outside the "
-                       "reconciler (drift)")
+                       "reconciler (drift)", drift=True)
     if record.kind != want.kind:
         loses = record.kind == "Table"
         return _change("replace", want, "high" if loses else "medium",
@@ -122,8 +122,8 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
         outside = " (added outside the reconciler)" if all(
             d.field.split(".", 1)[1] not in recorded for d in dropped) else ""
         return _change("update", want, "high", f"drops column {names}{outside}",
-                       (*details, *description), data_loss=True)
-    return _change("update", want, "medium", reason, (*details, *description))
+                       (*details, *description), data_loss=True, drift=drift)
+    return _change("update", want, "medium", reason, (*details, *description), drift=drift)
 
 
 def _view(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change | None:
@@ -132,7 +132,7 @@ def _view(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change
     if found.engine_sql != record.engine_sql:
         return _change("update", want, "low", "changed outside the reconciler (drift)",
                        (Detail(field="sql", op="change", before=_view_query(found.engine_sql),
-                               after=want.sql),))
+                               after=want.sql),), drift=True)
     if not details:
         return None
     if record.definition.get("projection", want.projection) != want.projection:

@@ -51,6 +51,7 @@ class Change(_Value):
     rows: int | None = None
     conflict: bool = False        # an unmanaged object stands where this one would be created
     catalog_only: bool = False    # adoption or a kind the engine has no object for
+    drift: bool = False           # undoes a change made to the tenant outside the reconciler
 
     @property
     def key(self) -> ObjectKey:
@@ -117,6 +118,14 @@ class Plan(_Value):
     @property
     def fingerprint(self) -> str:
         text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def review_hash(self) -> str:
+        """What a reviewer approved: the changes and both states of every tenant, not the commit
+        (a pull request's merge commit differs from its head, the reviewed plan does not)."""
+        tenants = [t.model_dump(mode="json") for t in self.tenants]
+        text = json.dumps([self.environment, tenants], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
     def tenant(self, name: str) -> TenantPlan | None:

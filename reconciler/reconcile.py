@@ -29,7 +29,8 @@ from .plan import Change, Plan, TenantPlan
 from .render import render
 from .source import WORKTREE, head_commit
 from .state import DesiredState, LiveState
-from .tenants.base import CATALOG_DDL, CATALOG_SCHEMA, CATALOG_VERSION, Adapter, Session, StatementFailed, adapter_for
+from .tenants.base import (CATALOG_DDL, CATALOG_SCHEMA, CATALOG_VERSION, RUN_COLUMNS, Adapter, Session,
+                           StatementFailed, adapter_for)
 from .validate import Landscape, load
 
 
@@ -130,7 +131,7 @@ def check_saved_plan(saved: Plan, current: Planned) -> None:
 
 
 def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: bool,
-                      actor: str | None = None) -> list[TenantResult]:
+                      actor: str | None = None, operation: str = "apply") -> list[TenantResult]:
     """Apply each tenant's plan in its own transaction; one tenant's failure spares the others."""
     problems = plans.violations(plan, allow_data_loss)
     if problems:
@@ -139,14 +140,15 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
     for tenant_plan in plan.tenants:
         state = planned.states[tenant_plan.tenant]
         try:
-            results.append(apply_tenant(state, tenant_plan, plan, actor or current_actor()))
+            results.append(apply_tenant(state, tenant_plan, plan, actor or current_actor(), operation))
         except ReconcilerError as error:
             results.append(TenantResult(tenant_plan.tenant, None, "failed", tenant_plan.summary, str(error)))
     return results
 
 
-def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor: str) -> TenantResult:
-    run = _Run(new_run_id(), plan, tenant_plan, actor)
+def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor: str,
+                 operation: str = "apply") -> TenantResult:
+    run = _Run(new_run_id(), plan, tenant_plan, actor, operation)
     with state.adapter.session(create=state.tenant.create) as session:
         live = session.inspect()
         fresh = tenant_plan.create_database and not live.objects and not live.catalog
@@ -205,19 +207,21 @@ def _write_catalog(session: Session, changes: Sequence[Change], desired: Desired
 
 
 class _Run:
-    def __init__(self, run_id: str, plan: Plan, tenant_plan: TenantPlan, actor: str):
+    def __init__(self, run_id: str, plan: Plan, tenant_plan: TenantPlan, actor: str, operation: str):
         self.run_id, self.plan, self.tenant_plan, self.actor = run_id, plan, tenant_plan, actor
+        self.operation = operation
         self.started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
         self.outcome = "running"
 
-    def record(self, session: Session, outcome: str, error: str | None = None) -> None:
+    def record(self, session: Session, outcome: str, error: str | None = None, dry_run: bool = False) -> None:
         self.outcome = outcome
-        session.execute(
-            f"INSERT INTO {CATALOG_SCHEMA}.runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [self.run_id, self.plan.environment, self.tenant_plan.tenant, self.plan.ref, self.plan.commit,
-             self.actor, socket.gethostname(), os.getpid(), self.started,
-             dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), outcome, False,
-             json.dumps(self.tenant_plan.summary), error, self.plan.fingerprint, self.tenant_plan.capacity])
+        values = [self.run_id, self.plan.environment, self.tenant_plan.tenant, self.plan.ref, self.plan.commit,
+                  self.actor, socket.gethostname(), os.getpid(), self.started,
+                  dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), outcome, dry_run,
+                  json.dumps(self.tenant_plan.summary), error, self.plan.fingerprint, self.tenant_plan.capacity,
+                  self.operation]
+        session.execute(f"INSERT INTO {CATALOG_SCHEMA}.runs ({', '.join(RUN_COLUMNS)}) "
+                        f"VALUES ({', '.join(['?'] * len(RUN_COLUMNS))})", values)
 
     def record_failure(self, session: Session, error: str) -> None:
         try:
@@ -228,6 +232,25 @@ class _Run:
             session.commit()
         except StatementFailed:
             session.rollback()  # the failure is still raised to the user; the audit is best effort
+
+
+def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,
+                   actor: str | None = None) -> str | None:
+    """Audit a dry run in the tenant (its only write); a tenant that does not exist is left alone."""
+    if not state.adapter.exists:
+        return None
+    run = _Run(new_run_id(), plan, tenant_plan, actor or current_actor(), operation)
+    with state.adapter.session(create=False) as session:
+        session.begin()
+        try:
+            for statement in CATALOG_DDL:
+                session.execute(statement)
+            run.record(session, "dry-run", dry_run=True)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    return run.run_id
 
 
 def new_run_id() -> str:

@@ -11,6 +11,8 @@ import json
 from collections.abc import Sequence
 
 import networkx as nx
+from rich.table import Table
+from rich.text import Text
 
 from .errors import Diagnostic
 from .model import ObjectKey
@@ -86,7 +88,7 @@ def _value(value) -> str:
 
 def plan_markdown(plan: Plan) -> str:
     counts = plan.summary
-    out = [f"### reconciler plan: `{plan.environment}` at `{plan.ref}`",
+    out = [review_marker(plan), f"### reconciler plan: `{plan.environment}` at `{plan.ref}`",
            "", summary_line(counts) if plan.has_changes else "No changes.", ""]
     risky = [(t, c) for t in plan.tenants for c in t.changes if c.risk == "high"]
     if risky:
@@ -155,3 +157,123 @@ def graph_dot(graph: nx.DiGraph) -> str:
         lines.append(f'  "{key}" [shape={shapes.get(graph.nodes[key]["kind"], "box")}];')
     lines += [f'  "{a}" -> "{b}";' for a, b in sorted(graph.edges)]
     return "\n".join(lines) + "\n}\n"
+
+
+def review_marker(plan: Plan) -> str:
+    """A hidden line in a pull request comment: the hash of the plan a reviewer saw."""
+    return f"<!-- reconciler:plan environment={plan.environment} review-hash={plan.review_hash} -->"
+
+
+def promotion_markdown(promotion, outlook, branch: str, force_reason: str | None) -> str:
+    """The pull request body of a promotion: objects, dependencies added, held back, plans."""
+    out = [f"## Promote `{promotion.source}` -> `{promotion.target}`", "",
+           f"Source: `environments/{promotion.source}` at `{promotion.source_commit[:12]}`; "
+           f"branch `{branch}`.", ""]
+    if force_reason is not None:
+        out += ["> [!WARNING]", f"> Forced past the promotion gate: {force_reason}", ""]
+    out += ["| | object | why |", "|---|---|---|"]
+    out += [f"| {m.action} | `{m.key}` | {m.reason} |" for m in promotion.moves]
+    added = [m for m in promotion.moves if m.needed_by]
+    if added:
+        out += ["", "**Dependencies added** (the target lacks them or holds another version):", ""]
+        out += [f"- `{m.key}`, needed by {', '.join(f'`{n}`' for n in m.needed_by)}: {m.reason}" for m in added]
+    if promotion.held_back:
+        out += ["", "**Held back** (never promoted while draft or beta):", ""]
+        out += [f"- `{name}`: {why}" for name, why in promotion.held_back]
+    out += ["", f"### Plans for `{promotion.target}`", ""]
+    out += _outlook_markdown(outlook)
+    return "\n".join(out) + "\n"
+
+
+def _outlook_markdown(outlook) -> list[str]:
+    out = []
+    destructive = [(o.tenant, c) for o in outlook if o.plan for t in o.plan.tenants for c in t.changes
+                   if c.data_loss or c.risk == "high"]
+    if destructive:
+        out += ["> [!CAUTION]", "> Destructive or high-risk changes:"]
+        out += [f"> - `{tenant}`: **{c.action} {c.object}**: {c.reason}" for tenant, c in destructive]
+        out.append("")
+    for item in outlook:
+        if item.plan is None:
+            out += [f"- `{item.tenant}`: not planned: {item.problem}", ""]
+        else:
+            out += [review_marker(item.plan)] + [line for t in item.plan.tenants for line in _tenant_markdown(t)]
+    return out
+
+
+def rollback_markdown(rolled) -> str:
+    """Impact analysis and plan of a rollback, as a pull request body or a report."""
+    out = [f"## Roll back `{rolled.environment}` to `{rolled.ref}` (`{rolled.target_commit[:12]}`)", ""]
+    if rolled.undoes:
+        out += ["Undoes:", ""] + [f"- `{line.split(' ', 1)[0]}` {line.split(' ', 1)[1]}" for line in rolled.undoes]
+        out.append("")
+    out += ["| tenant | object | action | risk | current | target | rows at risk |",
+            "|---|---|---|---|---|---|---|"]
+    out += [f"| {r.tenant} | `{r.object}` | {r.action} | {r.risk} | {r.current} | {r.target} | "
+            f"{'' if r.rows is None else f'{r.rows:,}'} |" for r in rolled.impact] or ["| | no changes | | | | | |"]
+    out += ["", plan_markdown(rolled.plan)]
+    return "\n".join(out)
+
+
+def rollback_text(rolled) -> list[tuple[str, str | None]]:
+    lines: list[tuple[str, str | None]] = [
+        (f"Rollback of {rolled.environment} to {rolled.ref} ({rolled.target_commit[:12]})", "bold")]
+    lines += [(f"  undoes {line}", None) for line in rolled.undoes]
+    lines.append(("Impact:", "bold"))
+    if not rolled.impact:
+        lines.append(("  no changes: the tenants already hold that state", None))
+    for row in rolled.impact:
+        rows = f", {row.rows:,} rows at risk" if row.rows is not None else ""
+        lines.append((f"  {row.tenant}: {row.action} {row.kind} {row.object} (risk {row.risk}{rows}): "
+                      f"{row.current} -> {row.target}; {row.reason}",
+                      "red" if row.risk == "high" else STYLES.get(row.action)))
+    return lines + plan_text(rolled.plan)
+
+
+def history_table(runs: list[dict]) -> Table:
+    table = Table("run", "tenant", "operation", "outcome", "commit", "actor", "started", "ended", "changes",
+                  box=None, header_style="bold")
+    for run in runs:
+        outcome = run["outcome"] + (" (dry run)" if run["dry_run"] and run["outcome"] != "dry-run" else "")
+        summary = json.loads(run["summary"] or "{}")
+        changes = ", ".join(f"{count} {action}" for action, count in summary.items() if count) or "-"
+        table.add_row(run["run_id"], run["tenant"], run.get("operation") or "apply", outcome,
+                      (run["commit"] or "-")[:8], run["actor"] or "-", f"{run['started_at']:%Y-%m-%d %H:%M:%S}",
+                      f"{run['ended_at']:%H:%M:%S}" if run["ended_at"] else "-", changes)
+        if run["error"]:
+            table.add_row("", "", "", Text(run["error"].splitlines()[0], style="red"))
+    return table
+
+
+def status_table(rows) -> Table:
+    table = Table("environment", "tenant", "applied commit", "pending", "drift", "lock", box=None,
+                  header_style="bold")
+    for row in rows:
+        if row.problem:
+            table.add_row(row.environment, row.tenant, Text(row.problem, style="red"), "-", "-", "-")
+            continue
+        table.add_row(row.environment, row.tenant, row.applied_commit or "never applied",
+                      "-" if row.pending is None else str(row.pending),
+                      "-" if row.drift is None else str(row.drift), row.lock or "-")
+    return table
+
+
+def waiting_lines(waiting) -> list[str]:
+    lines = []
+    for pair in waiting:
+        header = f"{pair.source} -> {pair.target}: "
+        lines.append(header + (f"{len(pair.objects)} waiting to be promoted" if pair.objects else "nothing waiting"))
+        lines += [f"  {item}" for item in pair.objects]
+        lines += [f"  held back {item}" for item in pair.held_back]
+    return lines
+
+
+def drift_lines(found) -> list[str]:
+    lines = []
+    for tenant in found:
+        if not tenant.changed and not tenant.unmanaged:
+            lines.append(f"{tenant.tenant}: no drift")
+            continue
+        lines += [f"{tenant.tenant}: {c.object}: {c.reason}" for c in tenant.changed]
+        lines += [f"{tenant.tenant}: {name}: unmanaged (not in the folder; never touched)" for name in tenant.unmanaged]
+    return lines

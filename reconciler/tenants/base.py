@@ -35,7 +35,11 @@ CATALOG_DDL = (
         dry_run BOOLEAN NOT NULL, summary VARCHAR, error VARCHAR, plan_fingerprint VARCHAR,
         capacity VARCHAR)""",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    f"ALTER TABLE {CATALOG_SCHEMA}.runs ADD COLUMN IF NOT EXISTS operation VARCHAR",
 )
+RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "host", "pid", "started_at",
+               "ended_at", "outcome", "dry_run", "summary", "error", "plan_fingerprint", "capacity",
+               "operation")
 
 
 class StatementFailed(Exception):
@@ -88,6 +92,10 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def inspect(self) -> LiveState: ...
+
+    @abc.abstractmethod
+    def runs(self) -> list[dict]:
+        """The tenant's audit records (RUN_COLUMNS), oldest first; empty when it has none."""
 
     @abc.abstractmethod
     def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]: ...

@@ -25,7 +25,7 @@ from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change
 from ..state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
-from .base import CATALOG_SCHEMA, Adapter, Session, StatementFailed
+from .base import CATALOG_SCHEMA, RUN_COLUMNS, Adapter, Session, StatementFailed
 
 ALIAS = "_reconciler_db"
 ENGINE = "duckdb"
@@ -131,6 +131,20 @@ class DuckDBAdapter(Adapter):
                                          row[6], row[7], row[8])
         return records
 
+    def runs(self) -> list[dict]:
+        if not self.exists:
+            return []
+        connection = self._connect(read_only=True)
+        try:
+            if not _catalog_exists(connection):
+                return []
+            names = [c for c in RUN_COLUMNS if c != "operation" or _has_operation(connection)]
+            rows = connection.execute(f"SELECT {', '.join(names)} FROM {CATALOG_SCHEMA}.runs "
+                                      "ORDER BY started_at, run_id").fetchall()
+            return [dict(zip(names, row)) for row in rows]
+        finally:
+            connection.close()
+
     def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]:
         if not keys or not self.exists:
             return {}
@@ -230,6 +244,13 @@ class _DuckDBSession(Session):
             f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE database_name = '{ALIAS}' "
             "AND NOT internal").fetchall()
         return {ObjectKey(s, v): text for s, v, text in rows if ObjectKey(s, v) in wanted}
+
+
+def _has_operation(connection) -> bool:
+    """Catalogs written before the runs table gained `operation` lack it until the next apply."""
+    return bool(connection.execute(
+        f"SELECT 1 FROM duckdb_columns() WHERE database_name = '{ALIAS}' AND schema_name = "
+        f"'{CATALOG_SCHEMA}' AND table_name = 'runs' AND column_name = 'operation'").fetchall())
 
 
 def _catalog_exists(connection) -> bool:

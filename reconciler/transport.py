@@ -1,0 +1,331 @@
+"""The day-to-day operations built from the pipeline: promote, roll back, history, status, drift.
+
+Owns the order of each operation (read, check every guard, then write git, then tenants)
+and the gate that reads a source environment's tenants before promoting into a protected
+one. Git work is `gitops`'s, tenant work `reconcile`'s; never prints.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from . import gitops
+from . import plan as plans
+from .errors import ApplyFailed, GuardRefused, ReconcilerError, TenantError, TenantLocked
+from .model import ObjectKey
+from .plan import Plan
+from .reconcile import (Planned, TenantResult, Workspace, apply_environment, new_run_id, plan_environment,
+                        record_dry_run)
+from .render import render
+from .report import promotion_markdown, rollback_markdown
+from .source import ENVIRONMENTS, available_environments, resolve_commit
+from .tenants.base import adapter_for
+from .validate import Landscape
+
+PR_FOLDER = Path(".reconciler") / "pull-requests"
+
+
+@dataclass(frozen=True)
+class TenantOutlook:
+    """A tenant's plan, or why it could not be planned (locked, unreachable)."""
+
+    tenant: str
+    plan: Plan | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Promoted:
+    promotion: gitops.Promotion
+    branch: str | None = None
+    commit: str | None = None
+    body_file: Path | None = None
+    outlook: tuple[TenantOutlook, ...] = ()
+    pull_request: str | None = None
+    forced: str | None = None
+
+
+def promote(workspace: Workspace, source: str, target: str, selection: list[str] | None,
+            include_removals: bool, force_reason: str | None = None, open_pr: bool = True) -> Promoted:
+    """Copy what changed in SOURCE into TARGET's folder on a new branch, with a pull request body."""
+    repo = workspace.repo
+    landscapes = {name: workspace.load(name, "HEAD") for name in available_environments(repo, "HEAD")}
+    for name in (source, target):
+        if name not in landscapes:
+            workspace.load(name, "HEAD")  # raises UnknownEnvironment naming the ones there are
+    gitops.check_path(landscapes, source, target)
+    gitops.require_clean(repo, [source, target])
+    promotion = gitops.plan_promotion(repo, landscapes[source], landscapes[target], selection, include_removals)
+    if not promotion.moves:
+        return Promoted(promotion)
+    if landscapes[target].environment.protected:
+        unverified = unapplied(workspace, landscapes[source], promotion)
+        if unverified and force_reason is None:
+            raise GuardRefused(f"{target} is protected: these versions were not applied successfully to "
+                               f"{source}'s tenants:\n  " + "\n  ".join(unverified) +
+                               f"\napply {source} first, or pass --force --reason \"...\" (recorded in the commit)")
+    commit = gitops.promotion_commit(repo, promotion, _promotion_message(promotion, force_reason))
+    workspace.load(target, commit.hexsha)  # the promoted folder must validate before a branch exists
+    branch = gitops.create_branch(repo, f"promote/{source}-to-{target}-{promotion.source_commit[:7]}", commit)
+    outlook = _outlook(workspace, target, commit.hexsha)
+    body = promotion_markdown(promotion, outlook, branch, force_reason)
+    body_file = _write_body(repo, branch, body)
+    title = f"Promote {source} -> {target}: {len(promotion.moves)} object(s)"
+    pull_request = gitops.open_pull_request(repo, branch, _current_branch(repo), title, body_file) \
+        if open_pr else None
+    return Promoted(promotion, branch, commit.hexsha, body_file, outlook, pull_request, force_reason)
+
+
+def unapplied(workspace: Workspace, source: Landscape, promotion: gitops.Promotion) -> list[str]:
+    """Moves whose source version is not what the source tenants' catalogs record as applied."""
+    problems = []
+    moved_paths = {m.source_path: m for m in promotion.moves if m.source_path}
+    removed = [m.key for m in promotion.moves if m.action == "remove"]
+    for tenant in source.environment.tenants:
+        try:
+            live = adapter_for(tenant, workspace.repo).inspect()
+        except ReconcilerError as error:
+            problems.append(f"{tenant.name}: cannot be read ({error})")
+            continue
+        desired = render(source, tenant, workspace.cache)
+        for state in desired.objects.values():
+            move = moved_paths.get(state.path)
+            if move is None:
+                continue
+            record = live.catalog.get(state.key)
+            if record is None or record.content_hash != state.content_hash:
+                problems.append(f"{tenant.name}: {move.key} ({'not applied' if record is None else 'another version applied'})")
+        schemas = source.environment.rules_for(tenant).schemas
+        for key in removed:
+            if ObjectKey(schemas.get(key.schema, key.schema), key.name) in live.catalog:
+                problems.append(f"{tenant.name}: {key} (still present; its removal was not applied)")
+    return problems
+
+
+def _promotion_message(promotion: gitops.Promotion, force_reason: str | None) -> str:
+    lines = [f"Promote {promotion.source} -> {promotion.target}: {len(promotion.moves)} object(s)", "",
+             f"Source: {ENVIRONMENTS}/{promotion.source} at {promotion.source_commit}", "Objects:"]
+    lines += [f"  {m.action} {m.key} ({m.reason})" for m in promotion.moves]
+    if force_reason is not None:
+        lines += ["", f"Forced past the promotion gate: {force_reason}"]
+    return "\n".join(lines) + "\n"
+
+
+def _outlook(workspace: Workspace, environment: str, ref: str) -> tuple[TenantOutlook, ...]:
+    """The plan of the environment (one review hash, as CI computes it); when a tenant cannot be
+    reached, the plan of each tenant that can, and why the others cannot."""
+    try:
+        planned = plan_environment(workspace, environment, ref)
+        return (TenantOutlook(environment, planned.plan),)
+    except (TenantLocked, TenantError):
+        pass
+    results = []
+    for tenant in workspace.load(environment, ref).environment.tenants:
+        try:
+            results.append(TenantOutlook(tenant.name, plan_environment(workspace, environment, ref,
+                                                                       [tenant.name]).plan))
+        except ReconcilerError as error:
+            results.append(TenantOutlook(tenant.name, None, str(error)))
+    return tuple(results)
+
+
+def _write_body(repo: Path, branch: str, body: str) -> Path:
+    path = repo / PR_FOLDER / (re.sub(r"[^A-Za-z0-9._-]+", "_", branch) + ".md")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+    return path
+
+
+def _current_branch(repo: Path) -> str:
+    handle = gitops.open_repo(repo)
+    return "main" if handle.head.is_detached else handle.active_branch.name
+
+
+# -- rollback ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImpactRow:
+    tenant: str
+    object: str
+    kind: str
+    action: str
+    risk: str
+    current: str      # the commit the tenant's catalog records for the object, or "absent"
+    target: str       # the ref's version, or "absent"
+    rows: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    environment: str
+    ref: str
+    target_commit: str
+    mode: str                      # dry-run | pr | execute
+    plan: Plan
+    impact: tuple[ImpactRow, ...]
+    undoes: tuple[str, ...]        # "<short sha> <subject>" of the commits the rollback undoes
+    branch: str | None = None
+    commit: str | None = None
+    body_file: Path | None = None
+    pull_request: str | None = None
+    results: tuple[TenantResult, ...] = ()
+    checkpoint: str | None = None
+    audit_runs: tuple[str, ...] = field(default=())
+
+
+def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-run",
+             allow_data_loss: bool = False, open_pr: bool = True) -> RolledBack:
+    """Reconcile ENV back to the state of REF: a dry run, a pull request, or at once."""
+    repo = workspace.repo
+    target = resolve_commit(repo, ref)
+    planned = plan_environment(workspace, environment, target.hexsha)  # REF must hold a valid folder
+    impact = tuple(_impact(planned, target.hexsha))
+    undoes = tuple(f"{c.hexsha[:8]} {c.summary}" for c in gitops.commits_between(repo, ref, environment))
+    base = RolledBack(environment, ref, target.hexsha, mode, planned.plan, impact, undoes)
+    message = _rollback_message(environment, ref, target.hexsha, undoes)
+    if mode == "dry-run":
+        runs = tuple(run for name, state in planned.states.items()
+                     if (run := record_dry_run(state, planned.plan.tenant(name), planned.plan, "rollback")))
+        return replace(base, audit_runs=runs)
+    if mode == "pr":
+        commit = gitops.restore_commit(repo, environment, ref, message)
+        branch = gitops.create_branch(repo, f"rollback/{environment}-to-{target.hexsha[:7]}-{commit.hexsha[:7]}",
+                                      commit)
+        body_file = _write_body(repo, branch, rollback_markdown(base))
+        pull_request = gitops.open_pull_request(repo, branch, _current_branch(repo),
+                                                f"Roll back {environment} to {ref}", body_file) if open_pr else None
+        return replace(base, branch=branch, commit=commit.hexsha, body_file=body_file, pull_request=pull_request)
+    return _execute(workspace, base, message, allow_data_loss)
+
+
+def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_loss: bool) -> RolledBack:
+    """Break glass: commit the restore on the current branch, apply it, verify, tag a checkpoint."""
+    repo, environment = workspace.repo, base.environment
+    problems = plans.violations(base.plan, allow_data_loss)
+    if problems:  # refused before anything is written, git included
+        raise GuardRefused("refused:\n  " + "\n  ".join(problems))
+    gitops.require_clean(repo, [environment])
+    commit = gitops.restore_commit(repo, environment, base.target_commit, message)
+    gitops.advance_head(repo, commit, environment)
+    planned = plan_environment(workspace, environment)
+    results = apply_environment(workspace, planned, planned.plan, allow_data_loss, operation="rollback")
+    failed = [r for r in results if r.outcome == "failed"]
+    if failed:
+        listing = "\n  ".join(f"{r.tenant}: {r.error}" for r in failed)
+        raise ApplyFailed(f"rollback commit {commit.hexsha[:8]} is on the branch, but tenants failed:\n  "
+                          f"{listing}\nfix the cause and run `reconciler apply {environment}` to finish")
+    check = plan_environment(workspace, environment, base.target_commit)
+    if check.plan.has_changes:
+        raise ApplyFailed(f"applied, but tenants do not equal {base.ref}'s state: "
+                          f"{plans_summary(check.plan)}; this is a reconciler bug, please report it")
+    run_id = new_run_id()
+    checkpoint = gitops.tag(repo, f"reconciler/{environment}/{run_id}", commit,
+                            f"Rollback checkpoint: {ENVIRONMENTS}/{environment} restored to {base.ref} "
+                            f"({base.target_commit[:12]}).\nTenant runs: "
+                            + ", ".join(f"{r.tenant}={r.run_id}" for r in results)
+                            + f"\nTo undo this rollback: reconciler rollback {environment} --to "
+                            f"reconciler/{environment}/{run_id}^\n")
+    return replace(base, commit=commit.hexsha, results=tuple(results), checkpoint=checkpoint)
+
+
+def plans_summary(plan: Plan) -> str:
+    return ", ".join(f"{c.action} {c.object}" for t in plan.tenants for c in t.changes[:5])
+
+
+def _impact(planned: Planned, target_commit: str):
+    for tenant_plan in planned.plan.tenants:
+        live = planned.states[tenant_plan.tenant].live
+        for change in tenant_plan.changes:
+            record = live.catalog.get(live.find(change.key) or change.key)
+            current = (record.commit or "?")[:8] if record else "absent"
+            yield ImpactRow(tenant_plan.tenant, change.object, change.kind, change.action, change.risk, current,
+                            "absent" if change.action == "delete" else target_commit[:8], change.rows,
+                            change.reason)
+
+
+def _rollback_message(environment: str, ref: str, commit: str, undoes: tuple[str, ...]) -> str:
+    lines = [f"Roll back {ENVIRONMENTS}/{environment} to {ref}", "",
+             f"Restores {ENVIRONMENTS}/{environment} to its content at {ref} ({commit})."]
+    if undoes:
+        lines += ["", "Undoes:"] + [f"  {line}" for line in undoes]
+    return "\n".join(lines) + "\n"
+
+
+# -- looking -------------------------------------------------------------------------------
+
+def history(workspace: Workspace, environment: str) -> list[dict]:
+    """Every tenant's audit records for the environment, oldest first."""
+    landscape = workspace.load(environment)
+    runs = []
+    for tenant in landscape.environment.tenants:
+        runs += [run for run in adapter_for(tenant, workspace.repo).runs() if run["environment"] == environment]
+    return sorted(runs, key=lambda run: (str(run["started_at"]), run["run_id"]))
+
+
+@dataclass(frozen=True)
+class TenantStatus:
+    environment: str
+    tenant: str
+    applied_commit: str | None
+    pending: int | None
+    drift: int | None
+    lock: str | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    source: str
+    target: str
+    objects: tuple[str, ...]
+    held_back: tuple[str, ...]
+
+
+def status(workspace: Workspace) -> tuple[list[TenantStatus], list[Waiting]]:
+    """Environments x tenants, then what waits to be promoted between consecutive ones."""
+    names = available_environments(workspace.repo, None)
+    landscapes = {name: workspace.load(name) for name in names}
+    order = gitops.landscape_order(landscapes)
+    rows = []
+    for name in order:
+        for tenant in landscapes[name].environment.tenants:
+            rows.append(_tenant_status(workspace, name, tenant))
+    waiting = []
+    for name in order:
+        source = landscapes[name].environment.promotes_from
+        if source in landscapes:
+            promotion = gitops.plan_promotion(workspace.repo, landscapes[source], landscapes[name], None, True)
+            waiting.append(Waiting(source, name, tuple(f"{m.action} {m.key}" for m in promotion.moves),
+                                   tuple(f"{key}: {why}" for key, why in promotion.held_back)))
+    return rows, waiting
+
+
+def _tenant_status(workspace: Workspace, environment: str, tenant) -> TenantStatus:
+    try:
+        planned = plan_environment(workspace, environment, None, [tenant.name])
+    except TenantLocked as locked:
+        return TenantStatus(environment, tenant.name, None, None, None, str(locked))
+    except ReconcilerError as error:
+        return TenantStatus(environment, tenant.name, None, None, None, None, str(error))
+    tenant_plan = planned.plan.tenants[0]
+    runs = [r for r in planned.states[tenant.name].adapter.runs()
+            if r["outcome"] in ("applied", "no-changes") and not r["dry_run"]]
+    applied = (runs[-1]["commit"] or "")[:8] if runs else None
+    drifted = sum(1 for c in tenant_plan.changes if c.drift) + len(tenant_plan.unmanaged)
+    return TenantStatus(environment, tenant.name, applied, len(tenant_plan.changes), drifted, None)
+
+
+@dataclass(frozen=True)
+class Drift:
+    tenant: str
+    changed: tuple[plans.Change, ...]
+    unmanaged: tuple[str, ...]
+
+
+def drift(workspace: Workspace, environment: str) -> list[Drift]:
+    """Per tenant: objects changed outside the reconciler, and objects it does not manage."""
+    planned = plan_environment(workspace, environment)
+    return [Drift(t.tenant, tuple(c for c in t.changes if c.drift), t.unmanaged) for t in planned.plan.tenants]
