@@ -55,7 +55,7 @@ def _workspace(ctx: click.Context) -> Workspace:
 
 def _print_table(table) -> None:
     # piped output (CI logs, files) is not squeezed to 80 columns: every cell stays whole
-    out.print(table, width=None if out.is_terminal else 400)
+    (out if out.is_terminal else Console(highlight=False, width=400)).print(table)
 
 
 def _print_lines(lines) -> None:

@@ -1,0 +1,73 @@
+"""history, status and drift: what the tenants remember and how they differ from the folders."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import Landscape
+
+VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
+
+
+def test_history_lists_every_run_with_its_commit_actor_and_outcome(landscape: Landscape, monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_ACTOR", "octocat")
+    first = landscape.repo.head.commit.hexsha
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit(VIEW, "SELECT id, name", "SELECT id, nonexistent_column, name")
+    landscape.edit(VIEW, "region, created_at", "region, created_at, 1 AS extra")
+    second = landscape.commit("a view reading a column that does not exist")
+    assert landscape.run("apply", "dev", "--yes").code == 1
+
+    runs = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
+
+    assert [(r["commit"], r["outcome"], r["actor"], r["operation"], r["dry_run"]) for r in runs] == [
+        (first, "applied", "github:octocat", "apply", False), (second, "failed", "github:octocat", "apply", False)]
+    assert json.loads(runs[0]["summary"])["create"] == 9 and runs[0]["ended_at"] >= runs[0]["started_at"]
+    assert "nonexistent_column" in runs[1]["error"] and runs[0]["plan_fingerprint"]
+    text = landscape.run("history", "dev").stdout
+    assert "octocat" in text and "failed" in text and first[:8] in text
+
+
+def test_status_shows_applied_commits_pending_changes_locks_and_waiting_promotions(landscape: Landscape) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    applied = landscape.repo.head.commit.hexsha
+    landscape.edit(VIEW, "SELECT id, name", "SELECT id,  name, 1 AS one")
+    landscape.commit("dev change, not applied")
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('ready', flush=True); time.sleep(30)", str(landscape.tenant())],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        locked = landscape.run("status")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert locked.code == 0, locked.output
+    assert f"locked by process {holder.pid}" in locked.stdout
+
+    result = landscape.run("status")
+    lines = {tuple(line.split()[:2]): line.split() for line in result.stdout.splitlines() if line.strip()}
+    assert lines[("dev", "dev")][2:5] == [applied[:8], "4", "0"]   # the view and the three reading it
+    assert lines[("qa", "qa")][2:6] == ["never", "applied", "9", "0"]
+    assert "dev -> qa: 1 waiting to be promoted" in result.stdout and "change sales.vw_customer_active" in result.stdout
+    assert "held back integration.df_segment_scoring: status is beta" in result.stdout
+    assert "qa -> prod: nothing waiting" in result.stdout
+
+
+def test_drift_reports_outside_changes_and_unmanaged_objects(landscape: Landscape) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    clean = landscape.run("drift", "dev")
+    assert clean.code == 0 and "dev: no drift" in clean.stdout
+
+    landscape.sql("CREATE OR REPLACE VIEW sales.vw_customer_active AS SELECT 1 AS id")
+    landscape.sql("CREATE TABLE sales.scratch (x INTEGER)")
+    landscape.sql("ALTER TABLE sales.customer_transactions ADD COLUMN note VARCHAR")
+    result = landscape.run("drift", "dev")
+
+    assert result.code == 2
+    assert "dev: sales.vw_customer_active: changed outside the reconciler (drift)" in result.stdout
+    assert "dev: sales.customer_transactions: drops column note (added outside the reconciler)" in result.stdout
+    assert "dev: sales.scratch: unmanaged (not in the folder; never touched)" in result.stdout
+    assert "vw_customer_segmentation" not in result.stdout   # recreated dependents are not drift
