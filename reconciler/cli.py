@@ -150,14 +150,16 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
 @click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False),
               help="Apply exactly this saved plan (refused when anything moved since).")
 @click.option("--ref", help="Apply the folder as it is at this git ref.")
-@click.option("--allow-data-loss", is_flag=True, help="Accept changes that drop tables or columns.")
+@click.option("--allow-data-loss", multiple=True, metavar="SCHEMA.NAME",
+              help="Accept losing data in this object (repeatable); it is backed up first.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
 @click.option("--expect-review-hash", help="Refuse unless the plan is the one reviewed (the hash in a "
               "pull request's plan comment).")
 @click.pass_context
 def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str | None,
-          allow_data_loss: bool, yes: bool, tenants: tuple[str, ...], expect_review_hash: str | None) -> None:
+          allow_data_loss: tuple[str, ...], yes: bool, tenants: tuple[str, ...],
+          expect_review_hash: str | None) -> None:
     """Make every tenant of ENVIRONMENT match the desired state.
 
     \b
@@ -262,11 +264,12 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
 @click.option("--to", "ref", required=True, help="The commit, tag or branch to go back to.")
 @click.option("--pr", "as_pr", is_flag=True, help="Write the rollback commit on a branch and open a pull request.")
 @click.option("--execute", is_flag=True, help="Break glass: commit on this branch and apply at once.")
-@click.option("--allow-data-loss", is_flag=True, help="With --execute: accept dropping tables or columns.")
+@click.option("--allow-data-loss", multiple=True, metavar="SCHEMA.NAME",
+              help="With --execute: accept losing data in this object (repeatable); backed up first.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text")
 @click.pass_context
 def rollback(ctx: click.Context, environment: str, ref: str, as_pr: bool, execute: bool,
-             allow_data_loss: bool, fmt: str) -> None:
+             allow_data_loss: tuple[str, ...], fmt: str) -> None:
     """Reconcile ENVIRONMENT back to its state at an earlier ref (a dry run unless told).
 
     \b
@@ -333,6 +336,19 @@ def drift(ctx: click.Context, environment: str) -> None:
         out.print(line, markup=False)
     if any(d.changed or d.unmanaged for d in found):
         ctx.exit(EXIT_CHANGES)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def backups(ctx: click.Context, environment: str, fmt: str) -> None:
+    """List the backups taken before changes that lost data, in every tenant of ENVIRONMENT."""
+    found = transport.backups(_workspace(ctx), environment)
+    if fmt == "json":
+        out.print(json.dumps(found, indent=2, default=str), markup=False)
+        return
+    _print_table(report.backups_table(found))
 
 
 @cli.command(hidden=True)

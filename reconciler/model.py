@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 PLAIN_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 TENANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+QUALIFIED_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_REFERENCE = r"^env:[A-Za-z_][A-Za-z0-9_]*$"
 
 Name = Annotated[str, Field(pattern=PLAIN_NAME, max_length=63)]
@@ -125,6 +126,11 @@ class Environment(_Frozen):
     dialect: str = Field("duckdb", description="SQL dialect the object SQL is written in")
     tenants: tuple[Tenant, ...] = Field(min_length=1)
     rules: Rules = Rules()
+    allow_data_loss: tuple[Annotated[str, Field(pattern=QUALIFIED_NAME)], ...] = Field(
+        (), description="Objects (schema.name as the tenant sees them) whose data loss is acknowledged "
+                        "in review, for CI; each also gets a backup before the change")
+    backup_retention_days: int | None = Field(
+        None, ge=1, description="Backups older than this are listed by `prune-backups` (never dropped silently)")
 
     def rules_for(self, tenant: Tenant) -> Rules:
         """Environment rules with the tenant's own rules laid over them."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Collection
 from typing import Any, Literal
 
 import networkx as nx
@@ -52,6 +53,7 @@ class Change(_Value):
     conflict: bool = False        # an unmanaged object stands where this one would be created
     catalog_only: bool = False    # adoption or a kind the engine has no object for
     drift: bool = False           # undoes a change made to the tenant outside the reconciler
+    acknowledged: bool = False    # data loss accepted in review (the environment's allow_data_loss)
 
     @property
     def key(self) -> ObjectKey:
@@ -154,15 +156,19 @@ def _safe_order(graph: nx.DiGraph) -> list[ObjectKey]:
         return sorted(graph.nodes)
 
 
-def violations(plan: Plan, allow_data_loss: bool) -> list[str]:
-    """Every reason to refuse this plan, each telling how to allow what is really wanted."""
+def violations(plan: Plan, allow_data_loss: Collection[str] = ()) -> list[str]:
+    """Every reason to refuse this plan, each telling how to allow what is really wanted.
+
+    Data loss is accepted per object only: named in `allow_data_loss` (the CLI's
+    `--allow-data-loss schema.name`) or acknowledged in the environment's list."""
+    accepted = {name.lower() for name in allow_data_loss}
     problems = []
     for tenant in plan.tenants:
         for change in tenant.changes:
             if change.conflict:
                 problems.append(f"{tenant.tenant}: {change.object}: {change.reason}")
-            elif change.data_loss and not allow_data_loss:
+            elif change.data_loss and not change.acknowledged and change.object.lower() not in accepted:
                 rows = f" ({change.rows:,} rows)" if change.rows is not None else ""
                 problems.append(f"{tenant.tenant}: {change.object}: {change.reason}{rows} would lose "
-                                "data; rerun with --allow-data-loss to accept")
+                                f"data; rerun with --allow-data-loss {change.object} to accept")
     return problems

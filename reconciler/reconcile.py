@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import hashlib
 import json
 import os
 import secrets as random
@@ -24,7 +25,7 @@ from . import plan as plans
 from .cache import Cache
 from .diff import diff, unmanaged
 from .errors import ApplyFailed, GuardRefused, ReconcilerError, StalePlan, TenantError
-from .model import Tenant
+from .model import ObjectKey, Tenant
 from .plan import Change, Plan, TenantPlan
 from .render import render
 from .source import WORKTREE, head_commit
@@ -92,7 +93,8 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
             raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
                               "declare `create: true` on the tenant to create it")
         states[tenant.name] = TenantState(tenant, adapter, desired, live)
-        tenant_plans.append(plan_tenant(adapter, desired, live))
+        tenant_plans.append(_acknowledge(plan_tenant(adapter, desired, live),
+                                         landscape.environment.allow_data_loss))
     workspace.cache.flush()
     commit = landscape.source.commit or head_commit(workspace.repo)
     plan = Plan(environment=environment, ref=landscape.source.ref, commit=commit, tenants=tuple(tenant_plans))
@@ -110,6 +112,16 @@ def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState) -> Ten
                       changes=tuple(adapter.compile(ordered, desired, live)),
                       unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
                       desired_fingerprint=desired.fingerprint, create_database=not live.exists)
+
+
+def _acknowledge(tenant_plan: TenantPlan, names: Sequence[str]) -> TenantPlan:
+    """Mark the data-loss changes the environment acknowledges in review (allow_data_loss)."""
+    accepted = {name.lower() for name in names}
+    if not accepted:
+        return tenant_plan
+    changes = tuple(c.model_copy(update={"acknowledged": True}) if c.data_loss and c.object.lower() in accepted
+                    else c for c in tenant_plan.changes)
+    return tenant_plan.model_copy(update={"changes": changes})
 
 
 def check_saved_plan(saved: Plan, current: Planned) -> None:
@@ -130,7 +142,7 @@ def check_saved_plan(saved: Plan, current: Planned) -> None:
                             "plan again")
 
 
-def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: bool,
+def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: Sequence[str] = (),
                       actor: str | None = None, operation: str = "apply") -> list[TenantResult]:
     """Apply each tenant's plan in its own transaction; one tenant's failure spares the others."""
     problems = plans.violations(plan, allow_data_loss)
@@ -157,7 +169,7 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
                             "plan again")
         session.begin()
         try:
-            _execute(session, tenant_plan.changes)
+            _execute(session, state.adapter, live, tenant_plan.changes, run)
             _write_catalog(session, tenant_plan.changes, state.desired, run)
             run.record(session, "applied" if tenant_plan.changes else "no-changes")
             session.commit()
@@ -180,12 +192,25 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
     return TenantResult(tenant_plan.tenant, run.run_id, run.outcome, tenant_plan.summary)
 
 
-def _execute(session: Session, changes: Sequence[Change]) -> None:
+def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Sequence[Change], run: _Run) -> None:
     for statement in CATALOG_DDL:
         session.execute(statement)
     for change in changes:
+        table = live.find(change.key)
+        if change.data_loss and table in live.objects and live.objects[table].kind == "Table":
+            for statement in adapter.backup_statements(table, backup_name(table, run.run_id), run.run_id,
+                                                       run.started):
+                session.execute(statement)
         for statement in change.statements:
             session.execute(statement)
+
+
+def backup_name(table: ObjectKey, run_id: str) -> str:
+    """`schema.table@run`, shortened with a hash past 63 characters (PostgreSQL's limit)."""
+    name = f"{table.schema}.{table.name}@{run_id}"
+    if len(name) <= 63:
+        return name
+    return f"{name[:46]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def _write_catalog(session: Session, changes: Sequence[Change], desired: DesiredState, run: _Run) -> None:

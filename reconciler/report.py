@@ -6,6 +6,7 @@ takes finished values and returns a string; nothing here computes anything new.
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import json
 from collections.abc import Sequence
@@ -53,6 +54,11 @@ def _change_lines(change: Change, verbose: bool) -> list[tuple[str, str | None]]
     risk = f" [risk {change.risk}" + (f", {change.rows:,} rows" if change.rows is not None else "") + "]" \
         if change.risk != "low" else ""
     lines = [(f"  {SYMBOLS[change.action]:>3} {change.kind} {change.object}: {change.reason}{risk}", style)]
+    if change.data_loss:
+        lines.append((f"        ! loses data: acknowledged in environment.yaml (allow_data_loss); backed up first"
+                      if change.acknowledged else
+                      f"        ! blocked: loses data; apply needs --allow-data-loss {change.object} "
+                      "(backed up first)", "red"))
     if not verbose:
         return lines
     for detail in change.details:
@@ -277,3 +283,16 @@ def drift_lines(found) -> list[str]:
         lines += [f"{tenant.tenant}: {c.object}: {c.reason}" for c in tenant.changed]
         lines += [f"{tenant.tenant}: {name}: unmanaged (not in the folder; never touched)" for name in tenant.unmanaged]
     return lines
+
+
+def backups_table(backups: list[dict], now: dt.datetime | None = None) -> Table:
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    table = Table("backup", "tenant", "table", "run", "rows", "taken", "age", box=None, header_style="bold")
+    for backup in backups:
+        age = now - backup["created_at"]
+        table.add_row(backup["name"], backup["tenant"], f"{backup['schema_name']}.{backup['table_name']}",
+                      backup["run_id"], f"{backup['row_count']:,}", f"{backup['created_at']:%Y-%m-%d %H:%M:%S}",
+                      f"{age.days}d {age.seconds // 3600}h")
+    if not backups:
+        table.add_row("no backups", "", "", "", "", "", "")
+    return table

@@ -177,7 +177,7 @@ class RolledBack:
 
 
 def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-run",
-             allow_data_loss: bool = False, open_pr: bool = True) -> RolledBack:
+             allow_data_loss: tuple[str, ...] = (), open_pr: bool = True) -> RolledBack:
     """Reconcile ENV back to the state of REF: a dry run, a pull request, or at once."""
     repo = workspace.repo
     target = resolve_commit(repo, ref)
@@ -201,7 +201,7 @@ def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-
     return _execute(workspace, base, message, allow_data_loss)
 
 
-def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_loss: bool) -> RolledBack:
+def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_loss: tuple[str, ...]) -> RolledBack:
     """Break glass: commit the restore on the current branch, apply it, verify, tag a checkpoint."""
     repo, environment = workspace.repo, base.environment
     problems = plans.violations(base.plan, allow_data_loss)
@@ -329,3 +329,14 @@ def drift(workspace: Workspace, environment: str) -> list[Drift]:
     """Per tenant: objects changed outside the reconciler, and objects it does not manage."""
     planned = plan_environment(workspace, environment)
     return [Drift(t.tenant, tuple(c for c in t.changes if c.drift), t.unmanaged) for t in planned.plan.tenants]
+
+
+# -- backups -------------------------------------------------------------------------------
+
+def backups(workspace: Workspace, environment: str) -> list[dict]:
+    """Every tenant's backups, oldest first, each with its tenant."""
+    landscape = workspace.load(environment)
+    found = []
+    for tenant in landscape.environment.tenants:
+        found += [{"tenant": tenant.name, **b} for b in adapter_for(tenant, workspace.repo).backups()]
+    return sorted(found, key=lambda b: (str(b["created_at"]), b["name"]))

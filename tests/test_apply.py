@@ -63,7 +63,7 @@ def test_dropping_a_column_is_refused_without_the_flag(landscape: Landscape) -> 
     assert "sales.customer_master: drops column email (2 rows)" in refused.stderr
     assert "--allow-data-loss" in refused.stderr
     assert snapshot(landscape.tenant(), audit=False) == before
-    assert landscape.run("apply", "dev", "--yes", "--allow-data-loss").code == 0
+    assert landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_master").code == 0
     columns = [row[0] for row in landscape.sql("DESCRIBE sales.customer_master")]
     assert "email" not in columns and landscape.sql("SELECT count(*) FROM sales.customer_master") == [(2,)]
 

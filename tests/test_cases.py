@@ -12,6 +12,7 @@ code), applying it must converge: the next plan is empty.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,13 @@ import pytest
 from conftest import Landscape, snapshot
 
 CASES = Path(__file__).parent / "cases"
+UPDATE = bool(os.environ.get("RECONCILER_UPDATE_GOLDEN"))  # rewrite expected.txt files, then review the diff
+
+
+def _expect(case: Path, actual: str) -> str:
+    if UPDATE:
+        (case / "expected.txt").write_text(actual)
+    return (case / "expected.txt").read_text()
 
 
 def _cases(kind: str) -> list[Path]:
@@ -51,7 +59,7 @@ def test_invalid_input_is_reported_and_changes_nothing(landscape: Landscape, cas
     result = landscape.run(*args)
 
     assert result.code == 1, result.output
-    assert _normalise(result.stderr, landscape) == (case / "expected.txt").read_text()
+    assert _normalise(result.stderr, landscape) == _expect(case, _normalise(result.stderr, landscape))
     assert landscape.run("apply", args[1], "--yes").code == 1
     assert snapshot(landscape.tenant()) == before
 
@@ -67,7 +75,7 @@ def test_plan_matches_golden_and_apply_converges(landscape: Landscape, case: Pat
 
     assert result.code == 0, result.output
     body = result.stdout.split("\n", 1)[1]  # the first line names the commit, which differs per run
-    assert body == (case / "expected.txt").read_text()
+    assert body == _expect(case, body)
     refused = (case / "refused.txt").read_text().strip() if (case / "refused.txt").exists() else None
     applied = landscape.run("apply", "dev", "--yes")
     if refused:

@@ -19,8 +19,10 @@ sql: SELECT id, loyalty_tier FROM sales.customer_master WHERE loyalty_tier IS NO
 
 
 def shape(landscape: Landscape) -> dict:
-    """The tenant's objects and data, without the reconciler's own bookkeeping."""
-    return {k: v for k, v in snapshot(landscape.tenant(), audit=False).items() if not k.startswith("_reconciler.")}
+    """The tenant's objects and data, without the reconciler's own bookkeeping and backups."""
+    state = {k: v for k, v in snapshot(landscape.tenant(), audit=False).items() if not k.startswith("_reconciler")}
+    state["columns"] = [c for c in state["columns"] if not c[0].startswith("_reconciler")]
+    return state
 
 
 def applied_a_then_b(landscape: Landscape) -> tuple[str, str, dict]:
@@ -46,10 +48,10 @@ def test_git_revert_then_apply_returns_to_the_earlier_state_without_losing_rows(
     refused = landscape.run("apply", "dev", "--yes")
     assert refused.code == 3
     assert "sales.customer_master: drops column loyalty_tier (2 rows) would lose data" in refused.stderr
-    assert "--allow-data-loss" in refused.stderr
+    assert "rerun with --allow-data-loss sales.customer_master" in refused.stderr
     assert snapshot(landscape.tenant(), audit=False) == before
 
-    result = landscape.run("apply", "dev", "--yes", "--allow-data-loss")
+    result = landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_master")
     assert result.code == 0, result.output
     assert shape(landscape) == state_a
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
@@ -91,7 +93,8 @@ def test_rollback_execute_commits_applies_verifies_and_tags(landscape: Landscape
     assert refused.code == 3 and "would lose data" in refused.stderr
     assert landscape.repo.head.commit.hexsha == commit_b and not landscape.repo.tags
 
-    result = landscape.run("rollback", "dev", "--to", commit_a, "--execute", "--allow-data-loss")
+    result = landscape.run("rollback", "dev", "--to", commit_a, "--execute", "--allow-data-loss",
+                           "sales.customer_master")
     assert result.code == 0, result.output
     head = landscape.repo.head.commit
     assert head.parents[0].hexsha == commit_b

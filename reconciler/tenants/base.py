@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .. import sql
 from ..errors import TenantError
 from ..model import ObjectKey, Tenant
 from ..plan import Change
 from ..state import DesiredState, LiveState
 
 CATALOG_SCHEMA = "_reconciler"
+BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
 CATALOG_VERSION = "1"
 CATALOG_DDL = (
     f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
@@ -36,10 +39,15 @@ CATALOG_DDL = (
         capacity VARCHAR)""",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
     f"ALTER TABLE {CATALOG_SCHEMA}.runs ADD COLUMN IF NOT EXISTS operation VARCHAR",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
+        name VARCHAR PRIMARY KEY, schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, row_count BIGINT NOT NULL)""",
+    f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
 )
 RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "host", "pid", "started_at",
                "ended_at", "outcome", "dry_run", "summary", "error", "plan_fingerprint", "capacity",
                "operation")
+BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "row_count")
 
 
 class StatementFailed(Exception):
@@ -96,6 +104,18 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def runs(self) -> list[dict]:
         """The tenant's audit records (RUN_COLUMNS), oldest first; empty when it has none."""
+
+    @abc.abstractmethod
+    def backups(self) -> list[dict]:
+        """The tenant's backups (name, schema_name, table_name, run_id, created_at, row_count)."""
+
+    def backup_statements(self, table: ObjectKey, backup: str, run_id: str, at: dt.datetime) -> list[str]:
+        """Copy a table, rows and all, into the backup schema and index it in the catalog."""
+        copy = sql.qualified(BACKUP_SCHEMA, backup, self.engine)
+        values = ", ".join(sql.literal(v).sql(self.engine) for v in (backup, table.schema, table.name, run_id))
+        return [f"CREATE TABLE {copy} AS SELECT * FROM {sql.qualified(table.schema, table.name, self.engine)}",
+                f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
+                f"CAST({sql.literal(at.isoformat(sep=' ')).sql(self.engine)} AS TIMESTAMP), count(*) FROM {copy}"]
 
     @abc.abstractmethod
     def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]: ...

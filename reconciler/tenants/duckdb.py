@@ -25,7 +25,7 @@ from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change
 from ..state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
-from .base import CATALOG_SCHEMA, RUN_COLUMNS, Adapter, Session, StatementFailed
+from .base import BACKUP_COLUMNS, CATALOG_SCHEMA, RUN_COLUMNS, Adapter, Session, StatementFailed
 
 ALIAS = "_reconciler_db"
 ENGINE = "duckdb"
@@ -132,15 +132,26 @@ class DuckDBAdapter(Adapter):
         return records
 
     def runs(self) -> list[dict]:
+        return self._catalog_rows("runs", RUN_COLUMNS, "started_at, run_id")
+
+    def backups(self) -> list[dict]:
+        return self._catalog_rows("backups", BACKUP_COLUMNS, "created_at, name")
+
+    def _catalog_rows(self, table: str, columns: Sequence[str], order: str) -> list[dict]:
+        """Rows of a catalog table as dicts; columns a catalog written by an older version lacks
+        are left out."""
         if not self.exists:
             return []
         connection = self._connect(read_only=True)
         try:
-            if not _catalog_exists(connection):
+            present = {row[0] for row in connection.execute(
+                f"SELECT column_name FROM duckdb_columns() WHERE database_name = '{ALIAS}' AND schema_name = "
+                f"'{CATALOG_SCHEMA}' AND table_name = ?", [table]).fetchall()}
+            names = [c for c in columns if c in present]
+            if not names:
                 return []
-            names = [c for c in RUN_COLUMNS if c != "operation" or _has_operation(connection)]
-            rows = connection.execute(f"SELECT {', '.join(names)} FROM {CATALOG_SCHEMA}.runs "
-                                      "ORDER BY started_at, run_id").fetchall()
+            rows = connection.execute(f"SELECT {', '.join(names)} FROM {CATALOG_SCHEMA}.{table} "
+                                      f"ORDER BY {order}").fetchall()
             return [dict(zip(names, row)) for row in rows]
         finally:
             connection.close()
@@ -244,13 +255,6 @@ class _DuckDBSession(Session):
             f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE database_name = '{ALIAS}' "
             "AND NOT internal").fetchall()
         return {ObjectKey(s, v): text for s, v, text in rows if ObjectKey(s, v) in wanted}
-
-
-def _has_operation(connection) -> bool:
-    """Catalogs written before the runs table gained `operation` lack it until the next apply."""
-    return bool(connection.execute(
-        f"SELECT 1 FROM duckdb_columns() WHERE database_name = '{ALIAS}' AND schema_name = "
-        f"'{CATALOG_SCHEMA}' AND table_name = 'runs' AND column_name = 'operation'").fetchall())
 
 
 def _catalog_exists(connection) -> bool:

@@ -1,0 +1,67 @@
+"""Data safety: nothing a table holds is lost without a per-object acknowledgement and a backup."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import Landscape, snapshot
+
+ORDERS = "environments/dev/sales/orders.yaml"
+ORDERS_YAML = """kind: Table
+name: orders
+schema: sales
+status: active
+columns:
+  - {name: id, type: BIGINT, nullable: false}
+  - {name: amount, type: "DECIMAL(18,2)"}
+  - {name: note, type: VARCHAR}
+primary_key: [id]
+"""
+
+
+def with_orders(landscape: Landscape) -> Landscape:
+    landscape.write(ORDERS, ORDERS_YAML)
+    landscape.commit("orders")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.orders VALUES (1, 10.50, 'a'), (2, 20.00, NULL), (3, 0.99, 'c')")
+    return landscape
+
+
+def test_removing_a_table_is_a_blocked_delete_until_that_object_is_acknowledged(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.remove(ORDERS)
+    before = snapshot(landscape.tenant())
+
+    plan = landscape.run("plan", "dev")
+    assert "- Table sales.orders: removed from the folder: drops the table and its rows [risk high, 3 rows]" \
+        in plan.stdout
+    assert "! blocked: loses data; apply needs --allow-data-loss sales.orders" in plan.stdout
+    for args in ((), ("--allow-data-loss", "sales.customer_master")):
+        refused = landscape.run("apply", "dev", "--yes", *args)
+        assert refused.code == 3 and "rerun with --allow-data-loss sales.orders" in refused.stderr
+        assert snapshot(landscape.tenant()) == before
+    assert landscape.run("apply", "dev", "--yes", "--allow-data-loss").code == 64   # name the object
+
+    applied = landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.orders")
+    assert applied.code == 0, applied.output
+    assert landscape.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'orders' "
+                         "AND schema_name = 'sales'") == [(0,)]
+    [backup] = json.loads(landscape.run("backups", "dev", "--format", "json").stdout)
+    assert backup["table_name"] == "orders" and backup["row_count"] == 3 and backup["tenant"] == "dev"
+    assert landscape.sql(f'SELECT id, amount::VARCHAR, note FROM _reconciler_backup."{backup["name"]}" ORDER BY id') == \
+        [(1, "10.50", "a"), (2, "20.00", None), (3, "0.99", "c")]
+    assert backup["name"] in landscape.run("backups", "dev").stdout
+
+
+def test_the_environment_can_acknowledge_data_loss_for_ci(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.edit(ORDERS, "  - {name: note, type: VARCHAR}\n", "")
+    landscape.edit("environments/dev/environment.yaml", "rules:", "allow_data_loss: [sales.orders]\nrules:")
+    plan = landscape.run("plan", "dev")
+    assert "! loses data: acknowledged in environment.yaml (allow_data_loss); backed up first" in plan.stdout
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.sql("SELECT id, amount::VARCHAR FROM sales.orders ORDER BY id") == \
+        [(1, "10.50"), (2, "20.00"), (3, "0.99")]
+    [backup] = json.loads(landscape.run("backups", "dev", "--format", "json").stdout)
+    assert landscape.sql(f'SELECT note FROM _reconciler_backup."{backup["name"]}" ORDER BY id') == \
+        [("a",), (None,), ("c",)]
