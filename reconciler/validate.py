@@ -20,11 +20,17 @@ from . import graph as graphs
 from . import secrets, sql
 from .cache import NO_CACHE, Cache
 from .errors import Diagnostic, InvalidInput
-from .model import OBJECT_KINDS, Connection, DataFlow, Environment, ObjectKey, Table, View
+from .model import (OBJECT_KINDS, PLAIN_NAME, QUALIFIED_NAME, TENANT_NAME, Connection, DataFlow, Environment,
+                    ObjectKey, Table, View)
 from .source import Document, EnvironmentSource, available_environments, read_environment
 
 RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_catalog", "pg_toast")
 ENGINES = ("duckdb",)
+NAME_RULES = {
+    PLAIN_NAME: "letters, digits and underscores, not starting with a digit",
+    TENANT_NAME: "letters, digits, '_' and '-', starting with a letter or digit",
+    QUALIFIED_NAME: "schema.name, each letters, digits and underscores, not starting with a digit",
+}
 
 
 @dataclass(frozen=True)
@@ -349,8 +355,7 @@ def _explain(problem: dict, loc: tuple[str, ...]) -> str:
         pattern = problem.get("ctx", {}).get("pattern", "")
         if pattern.startswith("^env:"):
             return f"'{field_name}' must be a reference such as env:NAME, never a literal value"
-        return (f"'{problem['input']}' is not a plain name: letters, digits and underscores, "
-                "not starting with a digit")
+        return f"'{problem['input']}' is not a plain name: {NAME_RULES.get(pattern, 'see the schema')}"
     return f"{field_name}: {problem['msg']}"
 
 

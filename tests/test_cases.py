@@ -1,7 +1,8 @@
 """Golden cases: one folder per scenario under tests/cases/, walked by two parametrised tests.
 
 cases/invalid/<case>/: `files/` laid over the demo landscape, optional `remove.txt`
-(paths to delete) and `args.txt` (the command, default `validate dev`); `expected.txt`
+(paths to delete), `links.txt` (symbolic links to make) and `args.txt` (the command, default
+`validate dev`); `expected.txt`
 is what the command prints on stderr. Every case must exit 1 and leave the tenant as it was.
 
 cases/plan/<case>/: after the demo's dev environment is applied, `setup.sql` runs on the
@@ -43,6 +44,10 @@ def _prepare(landscape: Landscape, case: Path) -> None:
             shutil.rmtree(target) if target.is_dir() else target.unlink()
     if (case / "files").exists():
         shutil.copytree(case / "files", landscape.root, dirs_exist_ok=True)
+    if (case / "links.txt").exists():  # `path target` per line: symbolic links git cannot carry here
+        for line in (case / "links.txt").read_text().splitlines():
+            path, target = line.split()
+            landscape.path(path).symlink_to(target)
 
 
 def _normalise(text: str, landscape: Landscape) -> str:
@@ -60,7 +65,8 @@ def test_invalid_input_is_reported_and_changes_nothing(landscape: Landscape, cas
 
     assert result.code == 1, result.output
     assert _normalise(result.stderr, landscape) == _expect(case, _normalise(result.stderr, landscape))
-    assert landscape.run("apply", args[1], "--yes").code == 1
+    ref = args[args.index("--ref"):args.index("--ref") + 2] if "--ref" in args else []
+    assert landscape.run("apply", args[1], "--yes", *ref).code == 1
     assert snapshot(landscape.tenant()) == before
 
 

@@ -65,3 +65,35 @@ def test_the_environment_can_acknowledge_data_loss_for_ci(landscape: Landscape) 
     [backup] = json.loads(landscape.run("backups", "dev", "--format", "json").stdout)
     assert landscape.sql(f'SELECT note FROM _reconciler_backup."{backup["name"]}" ORDER BY id') == \
         [("a",), (None,), ("c",)]
+
+
+def test_generated_sql_quotes_every_name_so_hostile_names_run_nothing_else(tmp_path) -> None:
+    """Validation refuses such names (tests/cases/invalid/not_plain_names, hostile_environment_names);
+    this proves the second wall: even a hostile name that got through is only ever an identifier."""
+    import duckdb
+
+    from reconciler.model import ObjectKey, Tenant
+    from reconciler.plan import Change
+    from reconciler.state import ColumnState, DesiredState, LiveState, ObjectState
+    from reconciler.tenants.duckdb import DuckDBAdapter
+
+    hostile = 'x"; DROP TABLE y; --'  # the issue's example; names never hold '.'
+    key = ObjectKey(hostile, hostile)
+    table = ObjectState(key, "Table", {}, columns=(ColumnState(hostile, "INTEGER"),), primary_key=(hostile,))
+    view = ObjectState(ObjectKey(hostile, "v"), "View", {}, dependencies=(key,),
+                       sql=f'SELECT * FROM "{hostile.replace(chr(34), chr(34) * 2)}"."{hostile.replace(chr(34), chr(34) * 2)}"')
+    desired = DesiredState("dev", "dev", "duckdb", None, {key: table, view.key: view})
+    live = LiveState({}, {}, frozenset({"main"}))
+    adapter = DuckDBAdapter(Tenant(name="dev", url=f"duckdb:///{tmp_path}/t.duckdb"), tmp_path)
+    changes = adapter.compile([Change(action="create", kind="Table", object=str(key), risk="low", reason="r"),
+                               Change(action="create", kind="View", object=str(view.key), risk="low", reason="r")],
+                              desired, live)
+    with duckdb.connect(str(tmp_path / "t.duckdb")) as connection:
+        connection.execute("CREATE TABLE main.y (a INTEGER)")
+        for change in changes:
+            for statement in change.statements:
+                connection.execute(statement)
+        tables = connection.execute("SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1").fetchall()
+        assert tables == [("main", "y"), (hostile, hostile)]
+        assert connection.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
+                                  [hostile]).fetchall() == [(hostile,)]
