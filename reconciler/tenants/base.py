@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .. import sql
+from .. import secrets, sql
 from ..errors import TenantError
 from ..model import ObjectKey, Tenant
 from ..plan import Change
@@ -104,6 +104,13 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def runs(self) -> list[dict]:
         """The tenant's audit records (RUN_COLUMNS), oldest first; empty when it has none."""
+
+    def credential(self) -> str | None:
+        """The tenant's password, read from the variable its reference names; a missing variable
+        is an error naming the variable. The value is handed to the engine, never printed or stored."""
+        if self.tenant.password is None:
+            return None
+        return secrets.resolve(self.tenant.password, f"tenant {self.tenant.name}")
 
     @abc.abstractmethod
     def backups(self) -> list[dict]:

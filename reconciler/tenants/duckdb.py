@@ -82,6 +82,8 @@ class DuckDBAdapter(Adapter):
 
     # -- reading -----------------------------------------------------------------------------
     def inspect(self) -> LiveState:
+        if self.path.exists() and not self.path.is_file():
+            raise TenantError(f"tenant {self.tenant.name}: {self.path} is not a database file")
         if not self.exists:
             return LiveState({}, {}, frozenset(), exists=False)
         connection = self._connect(read_only=True)
@@ -206,6 +208,7 @@ class DuckDBAdapter(Adapter):
         if not self.exists and not create:
             raise TenantError(f"tenant {self.tenant.name}: database file {self.path} does not exist; "
                               "declare `create: true` on the tenant to create it")
+        self.credential()  # DuckDB files take none, but a declared one must resolve before anything runs
         if not self.exists:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = self._connect(read_only=False)
