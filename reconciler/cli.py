@@ -23,6 +23,7 @@ from .reconcile import Workspace, apply_environment, check_saved_plan, plan_envi
 from .source import ENVIRONMENTS, available_environments
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_LOCKED, EXIT_STALE, EXIT_USAGE = 0, 1, 2, 3, 4, 5, 64
+EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
 EXIT_CODES: tuple[tuple[type[ReconcilerError], int], ...] = (
     (InvalidInput, EXIT_ERROR),
     (UnknownEnvironment, EXIT_ERROR),
@@ -370,7 +371,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # without standalone mode click returns ctx.exit()'s code instead of raising it
         code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as abort:
+        if isinstance(abort.__cause__, KeyboardInterrupt):
+            err.print("interrupted: the tenant being applied was rolled back; tenants finished before it "
+                      "keep their changes (see `reconciler history`)", markup=False)
+            return EXIT_INTERRUPTED
         err.print("aborted; nothing was changed", markup=False)
         return EXIT_ERROR
     except click.ClickException as error:

@@ -69,6 +69,7 @@ class TenantPlan(_Value):
     live_fingerprint: str
     desired_fingerprint: str
     create_database: bool = False
+    interrupted: tuple[str, ...] = ()   # earlier runs that died mid-apply; the tenant kept its state
 
     @property
     def summary(self) -> dict[str, int]:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import secrets as random
+import signal
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -111,7 +112,8 @@ def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState) -> Ten
     return TenantPlan(tenant=desired.tenant, engine=adapter.engine, capacity=desired.capacity,
                       changes=tuple(adapter.compile(ordered, desired, live)),
                       unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
-                      desired_fingerprint=desired.fingerprint, create_database=not live.exists)
+                      desired_fingerprint=desired.fingerprint, create_database=not live.exists,
+                      interrupted=live.interrupted)
 
 
 def _acknowledge(tenant_plan: TenantPlan, names: Sequence[str]) -> TenantPlan:
@@ -167,11 +169,14 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
         if not fresh and live.fingerprint != tenant_plan.live_fingerprint:
             raise StalePlan(f"tenant {tenant_plan.tenant}: the tenant changed between plan and apply; "
                             "plan again")
+        run.start(session)   # committed on its own: if this process dies, the next run sees it
         session.begin()
         try:
             _execute(session, state.adapter, live, tenant_plan.changes, run)
             _write_catalog(session, tenant_plan.changes, state.desired, run)
-            run.record(session, "applied" if tenant_plan.changes else "no-changes")
+            session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = 'interrupted' "
+                            "WHERE outcome = 'running' AND run_id <> ?", [run.run_id])
+            run.finish(session, "applied" if tenant_plan.changes else "no-changes")
             session.commit()
         except StatementFailed as failure:
             session.rollback()
@@ -179,10 +184,11 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
             subject = f"{change.kind} {change.object}" if change else "catalog"
             message = (f"tenant {tenant_plan.tenant}: {subject}: apply failed: {failure.message}\n"
                        f"  statement: {failure.statement}\n  the tenant was rolled back; nothing changed")
-            run.record_failure(session, message)
+            run.conclude(session, "failed", message)
             raise ApplyFailed(message) from None
-        except BaseException:
+        except BaseException as stopped:   # KeyboardInterrupt, SystemExit, a bug: roll back, say so
             session.rollback()
+            run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
             raise
         remaining = diff(state.desired, session.inspect())
     if remaining:
@@ -193,16 +199,39 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
 
 
 def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Sequence[Change], run: _Run) -> None:
+    fault = _Fault.from_environment()
     for statement in CATALOG_DDL:
         session.execute(statement)
     for change in changes:
         table = live.find(change.key)
+        statements = list(change.statements)
         if change.data_loss and table in live.objects and live.objects[table].kind == "Table":
-            for statement in adapter.backup_statements(table, backup_name(table, run.run_id), run.run_id,
-                                                       run.started):
-                session.execute(statement)
-        for statement in change.statements:
+            statements[:0] = adapter.backup_statements(table, backup_name(table, run.run_id), run.run_id,
+                                                       run.started)
+        for statement in statements:
             session.execute(statement)
+            fault.tick()
+
+
+@dataclass
+class _Fault:
+    """Test-only fault injection (RECONCILER_FAULT=SIGKILL:N or SIGINT:N): the process signals
+    itself after N change statements, so crash tests can stop a real apply at a chosen point."""
+
+    signal_name: str | None = None
+    after: int = 0
+    seen: int = 0
+
+    @classmethod
+    def from_environment(cls) -> _Fault:
+        spec = os.environ.get("RECONCILER_FAULT", "")
+        name, _, count = spec.partition(":")
+        return cls(name, int(count)) if name in ("SIGKILL", "SIGINT") and count.isdigit() else cls()
+
+    def tick(self) -> None:
+        self.seen += 1
+        if self.signal_name and self.seen == self.after:
+            os.kill(os.getpid(), getattr(signal, self.signal_name))
 
 
 def backup_name(table: ObjectKey, run_id: str) -> str:
@@ -232,31 +261,52 @@ def _write_catalog(session: Session, changes: Sequence[Change], desired: Desired
 
 
 class _Run:
+    """One run's audit row: inserted as 'running' before the transaction, concluded inside it."""
+
     def __init__(self, run_id: str, plan: Plan, tenant_plan: TenantPlan, actor: str, operation: str):
         self.run_id, self.plan, self.tenant_plan, self.actor = run_id, plan, tenant_plan, actor
         self.operation = operation
-        self.started = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        self.started = _now()
         self.outcome = "running"
 
     def record(self, session: Session, outcome: str, error: str | None = None, dry_run: bool = False) -> None:
         self.outcome = outcome
         values = [self.run_id, self.plan.environment, self.tenant_plan.tenant, self.plan.ref, self.plan.commit,
                   self.actor, socket.gethostname(), os.getpid(), self.started,
-                  dt.datetime.now(dt.timezone.utc).replace(tzinfo=None), outcome, dry_run,
+                  None if outcome == "running" else _now(), outcome, dry_run,
                   json.dumps(self.tenant_plan.summary), error, self.plan.fingerprint, self.tenant_plan.capacity,
                   self.operation]
         session.execute(f"INSERT INTO {CATALOG_SCHEMA}.runs ({', '.join(RUN_COLUMNS)}) "
                         f"VALUES ({', '.join(['?'] * len(RUN_COLUMNS))})", values)
 
-    def record_failure(self, session: Session, error: str) -> None:
+    def start(self, session: Session) -> None:
+        session.begin()
         try:
-            session.begin()
             for statement in CATALOG_DDL:
                 session.execute(statement)
-            self.record(session, "failed", error)
+            self.record(session, "running")
             session.commit()
-        except StatementFailed:
-            session.rollback()  # the failure is still raised to the user; the audit is best effort
+        except BaseException:
+            session.rollback()
+            raise
+
+    def finish(self, session: Session, outcome: str, error: str | None = None) -> None:
+        self.outcome = outcome
+        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = ?, ended_at = ?, error = ? WHERE run_id = ?",
+                        [outcome, _now(), error, self.run_id])
+
+    def conclude(self, session: Session, outcome: str, error: str) -> None:
+        """After a rollback: record how the run ended, in a transaction of its own (best effort)."""
+        try:
+            session.begin()
+            self.finish(session, outcome, error)
+            session.commit()
+        except Exception:  # noqa: BLE001 - the original error is what the user needs
+            session.rollback()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,

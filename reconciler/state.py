@@ -88,6 +88,7 @@ class LiveState:
     catalog: dict[ObjectKey, CatalogRecord]
     schemas: frozenset[str]
     exists: bool = True
+    interrupted: tuple[str, ...] = ()   # audit rows of runs that died mid-apply (left 'running')
 
     @property
     def fingerprint(self) -> str:

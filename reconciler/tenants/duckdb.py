@@ -118,7 +118,17 @@ class DuckDBAdapter(Adapter):
             objects[key] = LiveObject(key, "View", tuple(columns.get(key, ())), engine_sql=text)
         schemas = frozenset(row[0] for row in connection.execute(
             f"SELECT schema_name FROM duckdb_schemas() WHERE database_name = '{ALIAS}'").fetchall())
-        return LiveState(objects, self._catalog(connection, schemas), schemas)
+        return LiveState(objects, self._catalog(connection, schemas), schemas,
+                         interrupted=self._interrupted(connection))
+
+    def _interrupted(self, connection) -> tuple[str, ...]:
+        """Runs the audit still shows as running: their process died, since we could open the file."""
+        if not _catalog_exists(connection):
+            return ()
+        rows = connection.execute(f"SELECT run_id, actor, host, pid, started_at FROM {CATALOG_SCHEMA}.runs "
+                                  "WHERE outcome = 'running' ORDER BY started_at").fetchall()
+        return tuple(f"{run} by {actor} on {host} (pid {pid}), started {started:%Y-%m-%d %H:%M:%S} UTC"
+                     for run, actor, host, pid, started in rows)
 
     def _catalog(self, connection, schemas: frozenset[str]) -> dict[ObjectKey, CatalogRecord]:
         if not _catalog_exists(connection):

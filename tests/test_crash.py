@@ -1,0 +1,78 @@
+"""Crash and interrupt consistency: an apply killed at any point leaves the tenant exactly as it was.
+
+A real `reconciler apply` process is stopped by a test-only fault hook (RECONCILER_FAULT) that
+signals the process itself after N change statements, with SIGKILL (no cleanup at all) or SIGINT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import Landscape, snapshot
+
+RECONCILER = str(Path(sys.executable).parent / "reconciler")
+TABLES = 40
+
+
+def large_change(landscape: Landscape) -> None:
+    """Forty new tables, a new column on a table with rows, and the views reading it recreated."""
+    for number in range(TABLES):
+        landscape.write(f"environments/dev/staging/t{number:02}.yaml",
+                        f"kind: Table\nname: t{number:02}\nschema: staging\nstatus: active\n"
+                        "columns:\n  - {name: id, type: BIGINT}\n  - {name: label, type: VARCHAR}\n")
+    landscape.edit("environments/dev/sales/customer_master.yaml", "primary_key",
+                   "  - {name: tier, type: VARCHAR, default: \"'BASIC'\"}\nprimary_key")
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at",
+                   "region, created_at, tier")
+
+
+@pytest.mark.parametrize("fault", ["SIGKILL:1", "SIGKILL:23", "SIGKILL:45", "SIGINT:12"])
+def test_a_killed_apply_leaves_the_old_state_and_the_next_run_converges(landscape: Landscape, fault: str) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'a@x', 'EU', 'ACTIVE', NULL), "
+                  "(2, 'Bob', NULL, 'US', 'ACTIVE', NULL); "
+                  "INSERT INTO sales.customer_transactions VALUES (10, 1, 25.00, 'EUR', 'web', NULL)")
+    before = snapshot(landscape.tenant(), audit=False)
+    large_change(landscape)
+    statements = sum(len(c["statements"]) for t in json.loads(landscape.run("plan", "dev", "--format", "json")
+                                                               .stdout)["tenants"] for c in t["changes"])
+    assert statements > 45  # every fault point falls inside the transaction
+
+    killed = subprocess.run([RECONCILER, "--repo", str(landscape.root), "apply", "dev", "--yes"],
+                            env={**os.environ, "RECONCILER_FAULT": fault}, capture_output=True, text=True)
+
+    assert killed.returncode == (-9 if fault.startswith("SIGKILL") else 130), killed.stderr
+    assert snapshot(landscape.tenant(), audit=False) == before
+    if fault.startswith("SIGKILL"):   # nothing could record the end: the next plan reads it from the audit
+        assert "! interrupted run" in landscape.run("plan", "dev").stdout
+    else:
+        assert "interrupted: the tenant being applied was rolled back" in killed.stderr
+    applied = landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert landscape.sql("SELECT id, name, tier FROM sales.customer_master ORDER BY id") == \
+        [(1, "Ada", "BASIC"), (2, "Bob", "BASIC")]
+    outcomes = [r["outcome"] for r in json.loads(landscape.run("history", "dev", "--format", "json").stdout)]
+    assert outcomes == ["applied", "interrupted", "applied"]
+
+
+def test_one_failing_tenant_does_not_stop_the_others(landscape: Landscape) -> None:
+    assert landscape.run("apply", "prod", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', NULL, 'US', 'ACTIVE', NULL)", "prod-us")
+    before_us = snapshot(landscape.tenant("prod-us"), audit=False)
+    landscape.edit("environments/prod/sales/customer_master.yaml", "{name: email, type: VARCHAR}",
+                   "{name: email, type: VARCHAR, nullable: false}")
+
+    result = landscape.run("apply", "prod", "--yes")
+
+    assert result.code == 1
+    assert "prod-eu: applied" in result.stdout and "prod-us: failed" in result.stderr
+    assert snapshot(landscape.tenant("prod-us"), audit=False) == before_us
+    assert landscape.sql("SELECT is_nullable FROM duckdb_columns() WHERE table_name = 'customer_master' "
+                         "AND column_name = 'email'", "prod-eu") == [(False,)]
