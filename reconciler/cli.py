@@ -49,9 +49,13 @@ def find_repo(start: Path) -> Path:
                            "repository or pass --repo")
 
 
-def _workspace(ctx: click.Context) -> Workspace:
+def _workspace(ctx: click.Context, lock_timeout: float = 0) -> Workspace:
     repo = ctx.obj["repo"]
-    return Workspace(Path(repo) if repo else find_repo(Path.cwd()))
+    return Workspace(Path(repo) if repo else find_repo(Path.cwd()), lock_timeout)
+
+
+LOCK_TIMEOUT = click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
+                            metavar="SECONDS", help="Wait this long for a tenant another run holds, then exit 4.")
 
 
 def _print_table(table) -> None:
@@ -123,9 +127,10 @@ def validate(ctx: click.Context, environment: str | None, ref: str | None, fmt: 
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also save the plan (JSON) here.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
+@LOCK_TIMEOUT
 @click.pass_context
 def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_file: str | None,
-         detailed_exitcode: bool, tenants: tuple[str, ...]) -> None:
+         detailed_exitcode: bool, tenants: tuple[str, ...], lock_timeout: float) -> None:
     """Show what apply would change in each tenant of ENVIRONMENT.
 
     \b
@@ -133,7 +138,7 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
       reconciler plan dev --detailed-exitcode
       reconciler plan prod --ref origin/main --format json --out prod.plan.json
     """
-    planned = plan_environment(_workspace(ctx), environment, ref, tenants)
+    planned = plan_environment(_workspace(ctx, lock_timeout), environment, ref, tenants)
     if out_file:
         Path(out_file).write_text(planned.plan.to_json())
     if fmt == "json":
@@ -157,10 +162,11 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
 @click.option("--expect-review-hash", help="Refuse unless the plan is the one reviewed (the hash in a "
               "pull request's plan comment).")
+@LOCK_TIMEOUT
 @click.pass_context
 def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str | None,
           allow_data_loss: tuple[str, ...], yes: bool, tenants: tuple[str, ...],
-          expect_review_hash: str | None) -> None:
+          expect_review_hash: str | None, lock_timeout: float) -> None:
     """Make every tenant of ENVIRONMENT match the desired state.
 
     \b
@@ -168,7 +174,7 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
       reconciler apply dev --yes
       reconciler apply prod --plan prod.plan.json --yes
     """
-    workspace = _workspace(ctx)
+    workspace = _workspace(ctx, lock_timeout)
     saved = _read_plan(plan_file) if plan_file else None
     if saved is not None and ref is None and saved.ref != "worktree":
         ref = saved.ref
@@ -350,6 +356,21 @@ def backups(ctx: click.Context, environment: str, fmt: str) -> None:
         out.print(json.dumps(found, indent=2, default=str), markup=False)
         return
     _print_table(report.backups_table(found))
+
+
+@cli.command()
+@click.argument("environment")
+@click.argument("run_id")
+@click.pass_context
+def unlock(ctx: click.Context, environment: str, run_id: str) -> None:
+    """Release what a dead run left behind: its 'running' audit row and holder note.
+
+    The tenant lock itself is the engine's and dies with its process; a live holder is never
+    released (exit 4). RUN_ID must be exact, as `reconciler history` shows it.
+    """
+    tenant = transport.unlock(_workspace(ctx), environment, run_id)
+    out.print(f"{tenant}: run {run_id} marked interrupted; the tenant kept its state from before it",
+              markup=False)
 
 
 @cli.command(hidden=True)

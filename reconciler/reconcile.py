@@ -16,6 +16,7 @@ import os
 import secrets as random
 import signal
 import socket
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +42,15 @@ class Workspace:
     """The repository being reconciled and the cache beside it."""
 
     repo: Path
+    lock_timeout: float = 0          # seconds to wait for a tenant another run holds
     cache: Cache = field(init=False)
 
     def __post_init__(self) -> None:
         self.repo = self.repo.resolve()
         self.cache = Cache(self.repo / ".reconciler" / "cache.sqlite")
+
+    def adapter(self, tenant: Tenant) -> Adapter:
+        return adapter_for(tenant, self.repo, self.lock_timeout)
 
     def load(self, environment: str, ref: str | None = None) -> Landscape:
         try:
@@ -87,7 +92,7 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
     for tenant in landscape.environment.tenants:
         if tenants and tenant.name not in tenants:
             continue
-        adapter = adapter_for(tenant, workspace.repo)
+        adapter = workspace.adapter(tenant)
         desired = render(landscape, tenant, workspace.cache)
         live = adapter.inspect()
         if not live.exists and not tenant.create:
@@ -154,7 +159,7 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
     for tenant_plan in plan.tenants:
         state = planned.states[tenant_plan.tenant]
         try:
-            results.append(apply_tenant(state, tenant_plan, plan, actor or current_actor(), operation))
+            results.append(apply_tenant(state, tenant_plan, plan, actor or current_actor(workspace.repo), operation))
         except ReconcilerError as error:
             results.append(TenantResult(tenant_plan.tenant, None, "failed", tenant_plan.summary, str(error)))
     return results
@@ -163,7 +168,7 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
 def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor: str,
                  operation: str = "apply") -> TenantResult:
     run = _Run(new_run_id(), plan, tenant_plan, actor, operation)
-    with state.adapter.session(create=state.tenant.create) as session:
+    with state.adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
         live = session.inspect()
         fresh = tenant_plan.create_database and not live.objects and not live.catalog
         if not fresh and live.fingerprint != tenant_plan.live_fingerprint:
@@ -215,8 +220,9 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
 
 @dataclass
 class _Fault:
-    """Test-only fault injection (RECONCILER_FAULT=SIGKILL:N or SIGINT:N): the process signals
-    itself after N change statements, so crash tests can stop a real apply at a chosen point."""
+    """Test-only fault injection, so tests can stop or hold a real apply at a chosen statement:
+    RECONCILER_FAULT=SIGKILL:N or SIGINT:N signals the process itself after N change statements;
+    PAUSE:N sleeps there for RECONCILER_FAULT_PAUSE seconds (default 3) holding the tenant."""
 
     signal_name: str | None = None
     after: int = 0
@@ -226,11 +232,15 @@ class _Fault:
     def from_environment(cls) -> _Fault:
         spec = os.environ.get("RECONCILER_FAULT", "")
         name, _, count = spec.partition(":")
-        return cls(name, int(count)) if name in ("SIGKILL", "SIGINT") and count.isdigit() else cls()
+        return cls(name, int(count)) if name in ("SIGKILL", "SIGINT", "PAUSE") and count.isdigit() else cls()
 
     def tick(self) -> None:
         self.seen += 1
-        if self.signal_name and self.seen == self.after:
+        if self.signal_name is None or self.seen != self.after:
+            return
+        if self.signal_name == "PAUSE":
+            time.sleep(float(os.environ.get("RECONCILER_FAULT_PAUSE", "3")))
+        else:
             os.kill(os.getpid(), getattr(signal, self.signal_name))
 
 
@@ -310,11 +320,11 @@ def _now() -> dt.datetime:
 
 
 def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,
-                   actor: str | None = None) -> str | None:
+                   actor: str) -> str | None:
     """Audit a dry run in the tenant (its only write); a tenant that does not exist is left alone."""
     if not state.adapter.exists:
         return None
-    run = _Run(new_run_id(), plan, tenant_plan, actor or current_actor(), operation)
+    run = _Run(new_run_id(), plan, tenant_plan, actor, operation)
     with state.adapter.session(create=False) as session:
         session.begin()
         try:
@@ -328,16 +338,32 @@ def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, oper
     return run.run_id
 
 
+def release(adapter: Adapter, run_id: str) -> None:
+    """Conclude a dead run's audit row as interrupted. Opening the tenant for writing proves the
+    run's process is gone: the engine's lock dies with it (a live holder raises TenantLocked)."""
+    with adapter.session(create=False) as session:
+        session.begin()
+        try:
+            session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = 'interrupted', ended_at = ?, "
+                            "error = 'released by reconciler unlock' WHERE run_id = ? AND outcome = 'running'",
+                            [_now(), run_id])
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
 def new_run_id() -> str:
     now = dt.datetime.now(dt.timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{random.token_hex(3)}"
 
 
-def current_actor() -> str:
+def current_actor(repo: Path) -> str:
+    """Who runs this: the CI actor, else the landscape repository's git user, else the OS user."""
     if os.environ.get("GITHUB_ACTOR"):
         return f"github:{os.environ['GITHUB_ACTOR']}"
     try:
-        name = git.Repo(search_parent_directories=True).config_reader().get_value("user", "name", "")
+        name = git.Repo(repo).config_reader().get_value("user", "name", "")
         if name:
             return str(name)
     except Exception:  # noqa: BLE001 - no git identity is not an error; fall back to the OS user

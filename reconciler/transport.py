@@ -16,12 +16,11 @@ from . import plan as plans
 from .errors import ApplyFailed, GuardRefused, ReconcilerError, TenantError, TenantLocked
 from .model import ObjectKey
 from .plan import Plan
-from .reconcile import (Planned, TenantResult, Workspace, apply_environment, new_run_id, plan_environment,
-                        record_dry_run)
+from .reconcile import (Planned, TenantResult, Workspace, apply_environment, current_actor, new_run_id,
+                        plan_environment, record_dry_run, release)
 from .render import render
 from .report import promotion_markdown, rollback_markdown
 from .source import ENVIRONMENTS, available_environments, resolve_commit
-from .tenants.base import adapter_for
 from .validate import Landscape
 
 PR_FOLDER = Path(".reconciler") / "pull-requests"
@@ -85,7 +84,7 @@ def unapplied(workspace: Workspace, source: Landscape, promotion: gitops.Promoti
     removed = [m.key for m in promotion.moves if m.action == "remove"]
     for tenant in source.environment.tenants:
         try:
-            live = adapter_for(tenant, workspace.repo).inspect()
+            live = workspace.adapter(tenant).inspect()
         except ReconcilerError as error:
             problems.append(f"{tenant.name}: cannot be read ({error})")
             continue
@@ -188,7 +187,8 @@ def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-
     message = _rollback_message(environment, ref, target.hexsha, undoes)
     if mode == "dry-run":
         runs = tuple(run for name, state in planned.states.items()
-                     if (run := record_dry_run(state, planned.plan.tenant(name), planned.plan, "rollback")))
+                     if (run := record_dry_run(state, planned.plan.tenant(name), planned.plan, "rollback",
+                                               current_actor(repo))))
         return replace(base, audit_runs=runs)
     if mode == "pr":
         commit = gitops.restore_commit(repo, environment, ref, message)
@@ -261,7 +261,7 @@ def history(workspace: Workspace, environment: str) -> list[dict]:
     landscape = workspace.load(environment)
     runs = []
     for tenant in landscape.environment.tenants:
-        runs += [run for run in adapter_for(tenant, workspace.repo).runs() if run["environment"] == environment]
+        runs += [run for run in workspace.adapter(tenant).runs() if run["environment"] == environment]
     return sorted(runs, key=lambda run: (str(run["started_at"]), run["run_id"]))
 
 
@@ -338,5 +338,20 @@ def backups(workspace: Workspace, environment: str) -> list[dict]:
     landscape = workspace.load(environment)
     found = []
     for tenant in landscape.environment.tenants:
-        found += [{"tenant": tenant.name, **b} for b in adapter_for(tenant, workspace.repo).backups()]
+        found += [{"tenant": tenant.name, **b} for b in workspace.adapter(tenant).backups()]
     return sorted(found, key=lambda b: (str(b["created_at"]), b["name"]))
+
+
+def unlock(workspace: Workspace, environment: str, run_id: str) -> str:
+    """Mark a dead run that the audit still shows as running as interrupted; returns its tenant."""
+    landscape = workspace.load(environment)
+    running = []
+    for tenant in landscape.environment.tenants:
+        adapter = workspace.adapter(tenant)
+        runs = [r for r in adapter.runs() if r["outcome"] == "running"]
+        running += [f"{tenant.name}: {r['run_id']}" for r in runs]
+        if any(r["run_id"] == run_id for r in runs):
+            release(adapter, run_id)
+            return tenant.name
+    listing = ", ".join(running) or "none"
+    raise TenantError(f"no run {run_id} is left running in {environment} (running: {listing})")

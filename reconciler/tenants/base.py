@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,13 +131,16 @@ class Adapter(abc.ABC):
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
 
     @abc.abstractmethod
-    def session(self, create: bool) -> contextlib.AbstractContextManager[Session]: ...
+    def session(self, create: bool, holder: Mapping[str, str] | None = None
+                ) -> contextlib.AbstractContextManager[Session]:
+        """The tenant, locked for this process; `holder` (run id, actor) is what a blocked run is told."""
 
 
-def adapter_for(tenant: Tenant, repo: Path) -> Adapter:
+def adapter_for(tenant: Tenant, repo: Path, lock_timeout: float = 0) -> Adapter:
+    """The adapter for the tenant's engine; `lock_timeout` is how long to wait for a busy tenant."""
     scheme = urlsplit(tenant.url).scheme
     if scheme == "duckdb":
         from .duckdb import DuckDBAdapter
-        return DuckDBAdapter(tenant, repo)
+        return DuckDBAdapter(tenant, repo, lock_timeout)
     raise TenantError(f"tenant {tenant.name}: no engine adapter for '{scheme}'")
 

@@ -10,11 +10,15 @@ process, so a killed holder never leaves it behind. Never decides what to change
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import functools
 import json
+import os
 import re
+import socket
+import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -49,9 +53,16 @@ def _qk(key: ObjectKey) -> str:
 class DuckDBAdapter(Adapter):
     engine = ENGINE
 
-    def __init__(self, tenant: Tenant, repo: Path):
+    def __init__(self, tenant: Tenant, repo: Path, lock_timeout: float = 0):
         self.tenant = tenant
         self.path = resolve_path(tenant.url, repo)
+        self.lock_timeout = lock_timeout
+
+    @property
+    def holder_file(self) -> Path:
+        """Who holds the tenant, for the runs it blocks. DuckDB's own file lock is the lock (bound to
+        the process, so it never outlives it); this file only names the holder."""
+        return self.path.with_name(self.path.name + ".holder.json")
 
     @property
     def exists(self) -> bool:
@@ -62,6 +73,16 @@ class DuckDBAdapter(Adapter):
 
     # -- connecting --------------------------------------------------------------------------
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return self._attach(read_only)
+            except TenantLocked:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
+    def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         connection = duckdb.connect(":memory:")
         mode = " (READ_ONLY)" if read_only else ""
         try:
@@ -71,14 +92,24 @@ class DuckDBAdapter(Adapter):
             connection.close()
             text = str(error)
             if "lock" in text.lower():
-                holder = _LOCK_HOLDER.search(text)
-                who = f"process {holder.group(1)}" if holder else "another process"
-                raise TenantLocked(f"tenant {self.tenant.name} ({self.path}) is locked by {who}") from None
+                found = _LOCK_HOLDER.search(text)
+                raise TenantLocked(f"tenant {self.tenant.name} ({self.path}) is locked by "
+                                   f"{self._holder(int(found.group(1)) if found else None)}") from None
             raise TenantError(f"tenant {self.tenant.name}: cannot open {self.path}: {text}") from None
         except duckdb.Error as error:
             connection.close()
             raise TenantError(f"tenant {self.tenant.name}: cannot open {self.path}: {error}") from None
         return connection
+
+    def _holder(self, pid: int | None) -> str:
+        try:
+            holder = json.loads(self.holder_file.read_text())
+        except (OSError, ValueError):
+            holder = {}
+        if pid is None or holder.get("pid") != pid:   # a file left by a killed run names nobody
+            return f"process {pid}" if pid else "another process"
+        return (f"run {holder.get('run_id', '?')} ({holder.get('actor', '?')} on {holder.get('host', '?')}, "
+                f"process {pid}) since {holder.get('since', '?')}")
 
     # -- reading -----------------------------------------------------------------------------
     def inspect(self) -> LiveState:
@@ -214,7 +245,7 @@ class DuckDBAdapter(Adapter):
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def session(self, create: bool) -> Iterator[Session]:
+    def session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
         if not self.exists and not create:
             raise TenantError(f"tenant {self.tenant.name}: database file {self.path} does not exist; "
                               "declare `create: true` on the tenant to create it")
@@ -222,10 +253,16 @@ class DuckDBAdapter(Adapter):
         if not self.exists:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = self._connect(read_only=False)
+        if holder is not None:
+            since = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+            self.holder_file.write_text(json.dumps({**holder, "host": socket.gethostname(), "pid": os.getpid(),
+                                                    "since": since}))
         try:
             yield _DuckDBSession(connection, self)
         finally:
             connection.close()
+            if holder is not None:
+                self.holder_file.unlink(missing_ok=True)
 
 
 class _DuckDBSession(Session):
