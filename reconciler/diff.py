@@ -39,6 +39,7 @@ def diff(desired: DesiredState, live: LiveState) -> list[Change]:
         if key not in matched:
             changes[key] = _delete(record, live.objects.get(key))
     _recreate_dependents(changes, desired)
+    _block_breaking_unmanaged_readers(changes, desired, live)
     return list(changes.values())
 
 
@@ -164,6 +165,30 @@ def _recreate_dependents(changes: dict[ObjectKey, Change], desired: DesiredState
         reason = f"recreated: reads {', '.join(upstream)} whose columns change"
         details = changes[key].details if key in changes else ()
         changes[key] = _change("replace", desired.objects[key], "medium", reason, details)
+
+
+def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired: DesiredState,
+                                      live: LiveState) -> None:
+    """A view the reconciler did not create, reading a table or view that this plan removes (or a
+    column it drops), would break: the change is refused as a conflict. Never CASCADE."""
+    wanted = {key.folded() for key in desired.objects}
+    readers = [(key, *sql.view_reads(found.engine_sql or "", desired.engine)) for key, found in live.objects.items()
+               if found.kind == "View" and key not in live.catalog and key.folded() not in wanted]
+    if not readers:
+        return
+    for key, change in list(changes.items()):
+        dropped = {d.field.split(".", 1)[1].lower() for d in change.details
+                   if d.op == "drop" and d.field.startswith("columns.") and d.field.count(".") == 1}
+        if change.action != "delete" and not dropped:
+            continue
+        names = {str(key).lower(), str(live.find(key) or key).lower()}
+        breaking = sorted(str(reader) for reader, tables, columns in readers
+                          if names & tables and (change.action == "delete" or dropped & columns))
+        if breaking:
+            changes[key] = change.model_copy(update={"conflict": True, "reason": (
+                f"{change.reason}; blocked: unmanaged view {', '.join(breaking)} reads it and would break. "
+                "Change or drop that view by hand first (the reconciler never alters what it did not "
+                "create, and never uses CASCADE)")})
 
 
 def _change(action: str, want: ObjectState, risk: str, reason: str, details=(), **flags) -> Change:

@@ -179,6 +179,7 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
         try:
             _execute(session, state.adapter, live, tenant_plan.changes, run)
             _write_catalog(session, tenant_plan.changes, state.desired, run)
+            session.check_views()
             session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = 'interrupted' "
                             "WHERE outcome = 'running' AND run_id <> ?", [run.run_id])
             run.finish(session, "applied" if tenant_plan.changes else "no-changes")
@@ -186,7 +187,7 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
         except StatementFailed as failure:
             session.rollback()
             change = next((c for c in tenant_plan.changes if failure.statement in c.statements), None)
-            subject = f"{change.kind} {change.object}" if change else "catalog"
+            subject = f"{change.kind} {change.object}" if change else "views"
             message = (f"tenant {tenant_plan.tenant}: {subject}: apply failed: {failure.message}\n"
                        f"  statement: {failure.statement}\n  the tenant was rolled back; nothing changed")
             run.conclude(session, "failed", message)

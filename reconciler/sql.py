@@ -163,6 +163,18 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     return facts
 
 
+def view_reads(engine_sql: str, engine: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(tables as lower-case `schema.name` or `name`, column names) a CREATE VIEW statement reads."""
+    try:
+        tree = parse(engine_sql, engine)
+    except SqlProblem:
+        return frozenset(), frozenset()
+    query = tree.expression if isinstance(tree, exp.Create) else tree
+    tables = frozenset(_table_name(t).lower() for t in query.find_all(exp.Table) if isinstance(t.this, exp.Identifier))
+    columns = frozenset(c.name.lower() for c in query.find_all(exp.Column))
+    return tables, columns
+
+
 def literal(value: str | int | float | bool) -> exp.Expression:
     if isinstance(value, bool):
         return exp.Boolean(this=value)

@@ -97,3 +97,35 @@ def test_generated_sql_quotes_every_name_so_hostile_names_run_nothing_else(tmp_p
         assert tables == [("main", "y"), (hostile, hostile)]
         assert connection.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
                                   [hostile]).fetchall() == [(hostile,)]
+
+
+def test_an_unmanaged_view_that_would_break_blocks_the_change(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.sql("CREATE VIEW sales.finance_report AS SELECT id, note FROM sales.orders")
+    landscape.remove(ORDERS)
+    before = snapshot(landscape.tenant())
+    plan = landscape.run("plan", "dev")
+    assert "blocked: unmanaged view sales.finance_report reads it and would break" in plan.stdout
+    refused = landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.orders")
+    assert refused.code == 3 and "never uses CASCADE" in refused.stderr
+    assert snapshot(landscape.tenant()) == before
+
+    landscape.write(ORDERS, ORDERS_YAML.replace("  - {name: note, type: VARCHAR}\n", ""))
+    dropped_column = landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.orders")
+    assert dropped_column.code == 3 and "sales.finance_report reads it" in dropped_column.stderr
+    assert snapshot(landscape.tenant()) == before
+
+
+def test_every_view_is_bound_before_commit_and_a_broken_one_rolls_back(landscape: Landscape) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("CREATE VIEW sales.region_report AS SELECT region, count(*) AS n "
+                  "FROM sales.vw_customer_active GROUP BY region")
+    before = snapshot(landscape.tenant(), audit=False)
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "email, region, created_at",
+                   "email, created_at")
+    landscape.edit("environments/dev/sales/views/vw_transaction_detail.yaml", "c.region", "'EU' AS region")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 1, result.output
+    assert "view sales.region_report no longer works after the changes" in result.stderr
+    assert "the tenant was rolled back" in result.stderr
+    assert snapshot(landscape.tenant(), audit=False) == before

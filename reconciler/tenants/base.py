@@ -86,6 +86,10 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]: ...
 
+    @abc.abstractmethod
+    def check_views(self) -> None:
+        """Bind every view in the tenant (managed or not); raise StatementFailed for one that breaks."""
+
 
 class Adapter(abc.ABC):
     engine: str
