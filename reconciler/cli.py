@@ -193,15 +193,17 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
             raise click.UsageError("apply needs --yes when not run from a terminal")
         click.confirm("Apply these changes?", abort=True)
     results = apply_environment(workspace, planned, chosen, allow_data_loss)
-    failed = [r for r in results if r.outcome == "failed"]
     for result in results:
-        if result.outcome == "failed":
-            err.print(Text(f"{result.tenant}: failed\n{result.error}", style="red"))
+        if result.outcome in ("failed", "refused"):
+            err.print(Text(f"{result.tenant}: {result.outcome}\n{result.error}", style="red"))
         else:
             out.print(Text(f"{result.tenant}: {result.outcome} (run {result.run_id}) "
                            + report.summary_line(result.summary).replace("Plan: ", ""), style="green"))
-    if failed:
+    outcomes = {r.outcome for r in results}
+    if "failed" in outcomes:
         ctx.exit(EXIT_ERROR)
+    if "refused" in outcomes:
+        ctx.exit(EXIT_REFUSED)
 
 
 def _read_plan(path: str) -> Plan:

@@ -40,6 +40,14 @@ class Detail(_Value):
     after: Any = None
 
 
+class Check(_Value):
+    """A query counting the rows that would make a change fail or lose data; must return 0.
+    Run at plan time and again inside the apply transaction, just before the change."""
+
+    query: str
+    problem: str        # what the counted rows are, e.g. "rows with NULL in email"
+
+
 class Change(_Value):
     action: Action
     kind: str
@@ -48,6 +56,7 @@ class Change(_Value):
     reason: str
     details: tuple[Detail, ...] = ()
     statements: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
     data_loss: bool = False
     rows: int | None = None
     conflict: bool = False        # an unmanaged object stands where this one would be created

@@ -78,7 +78,7 @@ class Planned:
 class TenantResult:
     tenant: str
     run_id: str | None
-    outcome: str                 # applied | no-changes | failed
+    outcome: str                 # applied | no-changes | failed | refused (a guard, inside the transaction)
     summary: dict[str, int]
     error: str | None = None
 
@@ -115,10 +115,19 @@ def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState) -> Ten
                for c in changes]
     ordered = plans.order(changes, desired, live)
     return TenantPlan(tenant=desired.tenant, engine=adapter.engine, capacity=desired.capacity,
-                      changes=tuple(adapter.compile(ordered, desired, live)),
+                      changes=tuple(_checked(adapter, c) for c in adapter.compile(ordered, desired, live)),
                       unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
                       desired_fingerprint=desired.fingerprint, create_database=not live.exists,
                       interrupted=live.interrupted)
+
+
+def _checked(adapter: Adapter, change: Change) -> Change:
+    """Run the change's row checks now; a non-zero count blocks it with the count in the reason."""
+    failing = [(check, count) for check in change.checks if (count := adapter.count(check.query))]
+    if not failing:
+        return change
+    counted = "; ".join(f"{count:,} {check.problem}" for check, count in failing)
+    return change.model_copy(update={"conflict": True, "reason": f"{change.reason}; blocked: {counted}"})
 
 
 def _acknowledge(tenant_plan: TenantPlan, names: Sequence[str]) -> TenantPlan:
@@ -161,7 +170,8 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
         try:
             results.append(apply_tenant(state, tenant_plan, plan, actor or current_actor(workspace.repo), operation))
         except ReconcilerError as error:
-            results.append(TenantResult(tenant_plan.tenant, None, "failed", tenant_plan.summary, str(error)))
+            outcome = "refused" if isinstance(error, GuardRefused) else "failed"
+            results.append(TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error)))
     return results
 
 
@@ -184,6 +194,10 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
                             "WHERE outcome = 'running' AND run_id <> ?", [run.run_id])
             run.finish(session, "applied" if tenant_plan.changes else "no-changes")
             session.commit()
+        except GuardRefused as refused:
+            session.rollback()
+            run.conclude(session, "refused", str(refused))
+            raise
         except StatementFailed as failure:
             session.rollback()
             change = next((c for c in tenant_plan.changes if failure.statement in c.statements), None)
@@ -214,6 +228,11 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
         if change.data_loss and table in live.objects and live.objects[table].kind == "Table":
             statements[:0] = adapter.backup_statements(table, backup_name(table, run.run_id), run.run_id,
                                                        run.started)
+        for check in change.checks:   # again inside the transaction: rows may have come since the plan
+            count = session.execute(check.query)[0][0]
+            if count:
+                raise GuardRefused(f"tenant {run.tenant_plan.tenant}: {change.object}: {count:,} {check.problem}; "
+                                   "nothing was changed")
         for statement in statements:
             session.execute(statement)
             fault.tick()

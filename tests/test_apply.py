@@ -71,15 +71,15 @@ def test_dropping_a_column_is_refused_without_the_flag(landscape: Landscape) -> 
 def test_a_failing_statement_rolls_the_tenant_back(landscape: Landscape) -> None:
     applied(landscape)
     before = snapshot(landscape.tenant(), audit=False)
-    landscape.edit(MASTER, "{name: name, type: VARCHAR}", "{name: name, type: INTEGER}")
-    landscape.edit(VIEW, "region, created_at", "region, created_at, status")
+    landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
+    landscape.edit(VIEW, "region, created_at", "region, created_at, no_such_column")  # binds only in the engine
     result = landscape.run("apply", "dev", "--yes")
     assert result.code == 1
-    assert "Table sales.customer_master: apply failed" in result.stderr
-    assert 'ALTER TABLE "sales"."customer_master" ALTER COLUMN "name" TYPE INT' in result.stderr
+    assert "View sales.vw_customer_active: apply failed" in result.stderr and "no_such_column" in result.stderr
+    assert 'statement: CREATE' in result.stderr and '"vw_customer_active" AS SELECT' in result.stderr
     assert snapshot(landscape.tenant(), audit=False) == before
     outcome = landscape.sql("SELECT outcome, error FROM _reconciler.runs ORDER BY started_at DESC LIMIT 1")
-    assert outcome[0][0] == "failed" and "customer_master" in outcome[0][1]
+    assert outcome[0][0] == "failed" and "vw_customer_active" in outcome[0][1]
 
 
 def test_plan_at_an_older_ref_reads_git_not_the_working_tree(landscape: Landscape) -> None:

@@ -64,15 +64,17 @@ def test_a_killed_apply_leaves_the_old_state_and_the_next_run_converges(landscap
 
 def test_one_failing_tenant_does_not_stop_the_others(landscape: Landscape) -> None:
     assert landscape.run("apply", "prod", "--yes").code == 0
-    landscape.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', NULL, 'US', 'ACTIVE', NULL)", "prod-us")
+    landscape.sql("CREATE VIEW sales.us_report AS SELECT region FROM sales.vw_customer_active", "prod-us")
     before_us = snapshot(landscape.tenant("prod-us"), audit=False)
-    landscape.edit("environments/prod/sales/customer_master.yaml", "{name: email, type: VARCHAR}",
-                   "{name: email, type: VARCHAR, nullable: false}")
+    landscape.edit("environments/prod/sales/views/vw_customer_active.yaml", "email, region, created_at",
+                   "email, created_at")
+    landscape.edit("environments/prod/sales/views/vw_transaction_detail.yaml", "c.region", "'EU' AS region")
 
     result = landscape.run("apply", "prod", "--yes")
 
     assert result.code == 1
     assert "prod-eu: applied" in result.stdout and "prod-us: failed" in result.stderr
+    assert "view sales.us_report no longer works" in result.stderr
     assert snapshot(landscape.tenant("prod-us"), audit=False) == before_us
-    assert landscape.sql("SELECT is_nullable FROM duckdb_columns() WHERE table_name = 'customer_master' "
-                         "AND column_name = 'email'", "prod-eu") == [(False,)]
+    assert "region" not in [c for (c,) in landscape.sql(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'vw_customer_active'", "prod-eu")]

@@ -129,6 +129,10 @@ class Adapter(abc.ABC):
                 f"CAST({sql.literal(at.isoformat(sep=' ')).sql(self.engine)} AS TIMESTAMP), count(*) FROM {copy}"]
 
     @abc.abstractmethod
+    def count(self, query: str) -> int:
+        """The single number a read-only counting query returns (0 for a tenant that does not exist)."""
+
+    @abc.abstractmethod
     def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]: ...
 
     @abc.abstractmethod

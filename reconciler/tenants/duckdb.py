@@ -27,7 +27,7 @@ from sqlglot import exp
 from .. import sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
-from ..plan import Change
+from ..plan import Change, Check
 from ..state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .base import BACKUP_COLUMNS, CATALOG_SCHEMA, RUN_COLUMNS, Adapter, Session, StatementFailed
 
@@ -221,10 +221,21 @@ class DuckDBAdapter(Adapter):
                     and want.key.schema not in schemas:
                 statements.append(f"CREATE SCHEMA IF NOT EXISTS {_q(want.key.schema)}")
                 schemas.add(want.key.schema)
+            checks: tuple[Check, ...] = ()
             if not change.catalog_only and not change.conflict:
                 statements += self._statements(change, want, live)
-            compiled.append(change.model_copy(update={"statements": tuple(statements)}))
+                checks = _checks(change, live)
+            compiled.append(change.model_copy(update={"statements": tuple(statements), "checks": checks}))
         return compiled
+
+    def count(self, query: str) -> int:
+        if not self.exists:
+            return 0
+        connection = self._connect(read_only=True)
+        try:
+            return connection.execute(query).fetchone()[0]
+        finally:
+            connection.close()
 
     def _statements(self, change: Change, want: ObjectState | None, live: LiveState) -> list[str]:
         key = change.key
@@ -343,6 +354,35 @@ def _canonical_default(text: str | None) -> str | None:
 
 def _drop(found: LiveObject) -> str:
     return f"DROP {'TABLE' if found.kind == 'Table' else 'VIEW'} {_qk(found.key)}"
+
+
+def _checks(change: Change, live: LiveState) -> tuple[Check, ...]:
+    """Row counts that must be zero for a table alter to succeed without losing values."""
+    found = live.objects.get(live.find(change.key) or change.key)
+    if change.kind != "Table" or change.action != "update" or found is None:
+        return ()
+    table, current = _qk(found.key), {c.name: c for c in found.columns}
+    checks = []
+    for detail in change.details:
+        parts = detail.field.split(".")
+        if parts[0] != "columns" or len(parts) > 3:
+            continue
+        column = _q(parts[1])
+        if len(parts) == 2 and detail.op == "add" and not detail.after.get("nullable", True) \
+                and detail.after.get("default") is None:
+            checks.append(Check(query=f"SELECT count(*) FROM {table}",
+                                problem=f"rows would have no value for the new NOT NULL column {parts[1]} "
+                                        "(give it a default)"))
+        elif len(parts) == 3 and parts[2] == "nullable" and detail.after is False:
+            checks.append(Check(query=f"SELECT count(*) FROM {table} WHERE {column} IS NULL",
+                                problem=f"rows have NULL in {parts[1]}, which becomes NOT NULL"))
+        elif len(parts) == 3 and parts[2] == "type" and parts[1] in current:
+            new, old = detail.after, current[parts[1]].type
+            checks.append(Check(
+                query=f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL AND (TRY_CAST({column} AS {new}) "
+                      f"IS NULL OR TRY_CAST(TRY_CAST({column} AS {new}) AS {old}) IS DISTINCT FROM {column})",
+                problem=f"values in {parts[1]} would not fit {new} unchanged"))
+    return tuple(checks)
 
 
 def _column_sql(column: ColumnState) -> str:
