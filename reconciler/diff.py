@@ -28,6 +28,11 @@ def diff(desired: DesiredState, live: LiveState) -> list[Change]:
     matched: set[ObjectKey] = set()
     for key, want in desired.objects.items():
         live_key = live.find(key)
+        previous = live.find(want.renamed_from) if want.renamed_from and live_key is None else None
+        if previous is not None and previous in live.catalog and previous in live.objects:
+            matched.add(previous)
+            changes[key] = _renamed(want, live.catalog[previous], live.objects[previous])
+            continue
         if live_key is not None:
             matched.add(live_key)
         record = live.catalog.get(live_key) if live_key else None
@@ -40,6 +45,7 @@ def diff(desired: DesiredState, live: LiveState) -> list[Change]:
             changes[key] = _delete(record, live.objects.get(key))
     _recreate_dependents(changes, desired)
     _block_breaking_unmanaged_readers(changes, desired, live)
+    _flag_probable_table_renames(changes, desired, live)
     return list(changes.values())
 
 
@@ -99,9 +105,28 @@ def _view_query(engine_sql: str | None) -> str:
     return (tree.expression if tree.key == "create" else tree).sql(dialect="duckdb")
 
 
+def _renamed(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change:
+    """A table declared `renamed_from:` the live one: renamed in place, then altered as usual."""
+    name = Detail(field="name", op="rename", before=str(found.key), after=str(want.key))
+    altered = _table(want, record, found)
+    if altered is None:
+        return _change("update", want, "medium", f"renamed from {found.key} (rows kept)", (name,),
+                       renamed_from=str(found.key))
+    return altered.model_copy(update={"reason": f"renamed from {found.key} (rows kept); {altered.reason}",
+                                      "details": (name, *altered.details), "renamed_from": str(found.key),
+                                      "risk": "medium" if altered.risk == "low" else altered.risk})
+
+
 def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change | None:
-    details = _details(_columns(found.columns), _columns(want.columns), prefix="columns")
-    if tuple(found.primary_key) != tuple(want.primary_key):
+    live_columns, renames = _columns(found.columns), []
+    for old, new in want.column_renames:
+        if old in live_columns and new not in live_columns:
+            live_columns = {(new if k == old else k): v for k, v in live_columns.items()}
+            renames.append(Detail(field=f"columns.{new}", op="rename", before=old, after=new))
+    details = (*renames, *_details(live_columns, _columns(want.columns), prefix="columns"))
+    live_primary_key = tuple(name if name in live_columns else dict(want.column_renames).get(name, name)
+                             for name in found.primary_key)
+    if live_primary_key != tuple(want.primary_key):
         pk = Detail(field="primary_key", op="change", before=list(found.primary_key),
                     after=list(want.primary_key))
         dropped = [d.field for d in details if d.op == "drop" and d.field.count(".") == 1]
@@ -117,14 +142,43 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
         return None
     dropped = [d for d in details if d.op == "drop" and d.field.count(".") == 1]
     reason = "columns changed outside the reconciler (drift)" if drift else "columns changed"
+    if renames:
+        reason = ", ".join(f"renames column {d.before} to {d.after}" for d in renames) + " (values kept)" + (
+            "" if len(renames) == len(details) else f"; {reason}")
+    probable = _probable_column_renames(details)
+    reason += probable
     if dropped:
         names = ", ".join(d.field.split(".", 1)[1] for d in dropped)
         recorded = {c["name"] for c in record.definition.get("columns", [])}
         outside = " (added outside the reconciler)" if all(
             d.field.split(".", 1)[1] not in recorded for d in dropped) else ""
-        return _change("update", want, "high", f"drops column {names}{outside}",
+        return _change("update", want, "high", f"drops column {names}{outside}{probable}",
                        (*details, *description), data_loss=True, drift=drift)
     return _change("update", want, "medium", reason, (*details, *description), drift=drift)
+
+
+def _probable_column_renames(details: tuple[Detail, ...]) -> str:
+    """A dropped and an added column of one type look like a rename that forgot `renamed_from:`."""
+    dropped = {d.field.split(".")[1]: d.before["type"] for d in details if d.op == "drop" and d.field.count(".") == 1}
+    added = {d.field.split(".")[1]: d.after["type"] for d in details if d.op == "add" and d.field.count(".") == 1}
+    pairs = [(old, new) for old, kind in dropped.items() for new, other in added.items() if kind == other]
+    return "".join(f"; probable rename of {old} to {new}: declare `renamed_from: {old}` on {new} to keep "
+                   "its values" for old, new in pairs)
+
+
+def _flag_probable_table_renames(changes: dict[ObjectKey, Change], desired: DesiredState, live: LiveState) -> None:
+    deleted = {k: live.objects[k] for k, c in changes.items()
+               if c.action == "delete" and c.kind == "Table" and k in live.objects}
+    for key, change in list(changes.items()):
+        if change.action != "create" or change.kind != "Table" or change.conflict:
+            continue
+        shape = _columns(desired.objects[key].columns)
+        for old, found in deleted.items():
+            if _columns(found.columns) == shape:
+                hint = (f"; probable rename of {old} to {key}: declare `renamed_from: {old.name}` on "
+                        f"{key.name} to keep its rows")
+                changes[key] = change.model_copy(update={"reason": change.reason + hint})
+                changes[old] = changes[old].model_copy(update={"reason": changes[old].reason + hint})
 
 
 def _view(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change | None:

@@ -61,6 +61,7 @@ class Column(_Frozen):
     nullable: bool = True
     default: str | None = Field(None, description="SQL expression used as the column default")
     description: str = ""
+    renamed_from: Name | None = Field(None, description="the column's former name: renamed in place, values kept")
 
 
 class _Object(_Frozen):
@@ -78,6 +79,8 @@ class Table(_Object):
     kind: Literal["Table"]
     columns: tuple[Column, ...] = Field(min_length=1)
     primary_key: tuple[Name, ...] = ()
+    renamed_from: Name | None = Field(None, description="the table's former name in the same schema: "
+                                                        "renamed in place, rows kept")
 
 
 class View(_Object):

@@ -35,7 +35,7 @@ class Detail(_Value):
     """One field that differs: `columns.region.type`, `sql`, `properties.host`, ..."""
 
     field: str
-    op: Literal["add", "drop", "change"]
+    op: Literal["add", "drop", "change", "rename"]
     before: Any = None
     after: Any = None
 
@@ -63,6 +63,7 @@ class Change(_Value):
     catalog_only: bool = False    # adoption or a kind the engine has no object for
     drift: bool = False           # undoes a change made to the tenant outside the reconciler
     acknowledged: bool = False    # data loss accepted in review (the environment's allow_data_loss)
+    renamed_from: str | None = None   # the live table this one was called before (renamed in place)
 
     @property
     def key(self) -> ObjectKey:

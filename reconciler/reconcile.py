@@ -273,7 +273,7 @@ def backup_name(table: ObjectKey, run_id: str) -> str:
 
 
 def _write_catalog(session: Session, changes: Sequence[Change], desired: DesiredState, run: _Run) -> None:
-    gone = [c.key for c in changes]
+    gone = [c.key for c in changes] + [ObjectKey.parse(c.renamed_from) for c in changes if c.renamed_from]
     written = [desired.objects[c.key] for c in changes if c.action != "delete"]
     engine_sql = session.engine_sql([o.key for o in written if o.kind == "View"])
     for start in range(0, len(gone), 500):

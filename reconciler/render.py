@@ -86,7 +86,10 @@ class _Renderer:
                         for c in columns)
         definition = {"kind": "Table", "columns": [c.to_json() for c in columns],
                       "primary_key": list(primary_key), "description": table.description}
-        return ObjectState(**common, columns=columns, primary_key=primary_key, definition=definition)
+        renamed_from = self.key(ObjectKey(table.schema_, table.renamed_from)) if table.renamed_from else None
+        renames = tuple((c.renamed_from, c.name) for c in table.columns if c.renamed_from)
+        return ObjectState(**common, columns=columns, primary_key=primary_key, definition=definition,
+                           renamed_from=renamed_from, column_renames=renames)
 
     def statement(self, text: str) -> str:
         return sql.render(text, self.dialect, self.engine, self.rules.schemas,

@@ -48,6 +48,8 @@ class ObjectState:
     sql: str | None = None                          # the statement as it runs on the engine
     projection: str = ""                            # canonical select list of a view
     path: str = ""                                  # file it came from (desired side)
+    renamed_from: ObjectKey | None = None           # a table's former identity (renamed_from:)
+    column_renames: tuple[tuple[str, str], ...] = ()   # (former name, name) of renamed columns
 
     @functools.cached_property
     def content_hash(self) -> str:

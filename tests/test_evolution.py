@@ -77,3 +77,55 @@ def test_narrowing_counts_the_values_that_would_not_fit(landscape: Landscape) ->
     landscape.sql("UPDATE sales.orders SET qty = 7 WHERE id = 3")
     assert landscape.run("apply", "dev", "--yes").code == 0
     assert rows(landscape) == [(1, 5, "a"), (2, None, None), (3, 7, "c")]
+
+
+def test_renamed_from_renames_columns_and_tables_in_place_keeping_values(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.edit(ORDERS, "{name: note, type: VARCHAR}", "{name: remark, type: VARCHAR, renamed_from: note}")
+    plan = landscape.run("plan", "dev")
+    assert "~ Table sales.orders: renames column note to remark (values kept)" in plan.stdout
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.sql("SELECT id, remark FROM sales.orders ORDER BY id") == [(1, "a"), (2, None), (3, "c")]
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0   # renamed_from may stay in the file
+
+    landscape.remove(ORDERS)
+    landscape.write("environments/dev/sales/purchase_orders.yaml",
+                    ORDERS_YAML.replace("name: orders", "name: purchase_orders\nrenamed_from: orders")
+                    .replace("{name: note, type: VARCHAR}", "{name: remark, type: VARCHAR}"))
+    plan = landscape.run("plan", "dev")
+    assert "Table sales.purchase_orders: renamed from sales.orders (rows kept)" in plan.stdout
+    assert "0 to create, 1 to update, 0 to replace, 0 to delete" in plan.stdout   # no delete + create
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.sql("SELECT id, qty, remark FROM sales.purchase_orders ORDER BY id") == \
+        [(1, 5, "a"), (2, None, None), (3, 70000, "c")]
+    assert landscape.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'orders'") == [(0,)]
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_rename_without_renamed_from_is_flagged_as_probable(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.edit(ORDERS, "{name: note, type: VARCHAR}", "{name: remark, type: VARCHAR}")
+    plan = landscape.run("plan", "dev")
+    assert "probable rename of note to remark: declare `renamed_from: note` on remark to keep its values" \
+        in plan.stdout
+    landscape.edit(ORDERS, "{name: remark, type: VARCHAR}", "{name: note, type: VARCHAR}")
+    landscape.remove(ORDERS)
+    landscape.write("environments/dev/sales/purchase_orders.yaml", ORDERS_YAML.replace("name: orders",
+                                                                                      "name: purchase_orders"))
+    plan = landscape.run("plan", "dev")
+    assert plan.stdout.count("probable rename of sales.orders to sales.purchase_orders") == 2
+
+
+def test_a_rebuild_keeps_every_row_and_renamed_values(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.edit(ORDERS, "primary_key: [id]", "primary_key: [id, code]")
+    landscape.edit(ORDERS, "{name: note, type: VARCHAR}", "{name: code, type: VARCHAR, renamed_from: note}")
+    landscape.sql("UPDATE sales.orders SET note = 'b' WHERE id = 2")
+    plan = json.loads(landscape.run("plan", "dev", "--format", "json").stdout)
+    [change] = [c for c in plan["tenants"][0]["changes"] if c["object"] == "sales.orders"]
+    assert change["action"] == "replace"
+    assert any("copied a different number of rows" in s for s in change["statements"])
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert rows(landscape) == [(1, 5, "a"), (2, None, "b"), (3, 70000, "c")]
+    assert landscape.sql("SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = 'orders' "
+                         "AND constraint_type = 'PRIMARY KEY'") == [(["id", "code"],)]

@@ -19,6 +19,7 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -239,6 +240,12 @@ class DuckDBAdapter(Adapter):
 
     def _statements(self, change: Change, want: ObjectState | None, live: LiveState) -> list[str]:
         key = change.key
+        if change.renamed_from:
+            previous = live.objects[live.find(ObjectKey.parse(change.renamed_from))]
+            renamed = LiveObject(key, previous.kind, previous.columns, previous.primary_key)
+            rest = self._statements(change.model_copy(update={"renamed_from": None}), want,
+                                    replace(live, objects={**live.objects, key: renamed}))
+            return [f"ALTER TABLE {_qk(previous.key)} RENAME TO {_q(key.name)}", *rest]
         found = live.objects.get(live.find(key) or key)
         if change.action == "delete":
             return [f"DROP {'TABLE' if found and found.kind == 'Table' else 'VIEW'} {_qk(key)}"] if found else []
@@ -251,7 +258,7 @@ class DuckDBAdapter(Adapter):
             drop = [_drop(found)] if found is not None else []
             return [*drop, _create_table(key, want)]
         if change.action == "replace":
-            return _rebuild_table(key, want, found)
+            return _rebuild_table(key, want, found, change)
         return _alter_table(key, change)
 
     # -- writing -----------------------------------------------------------------------------
@@ -358,7 +365,7 @@ def _drop(found: LiveObject) -> str:
 
 def _checks(change: Change, live: LiveState) -> tuple[Check, ...]:
     """Row counts that must be zero for a table alter to succeed without losing values."""
-    found = live.objects.get(live.find(change.key) or change.key)
+    found = live.objects.get(live.find(ObjectKey.parse(change.renamed_from or change.object)) or change.key)
     if change.kind != "Table" or change.action != "update" or found is None:
         return ()
     table, current = _qk(found.key), {c.name: c for c in found.columns}
@@ -402,15 +409,20 @@ def _create_table(key: ObjectKey, want: ObjectState, name: str | None = None) ->
     return f"CREATE TABLE {target} ({', '.join(body)})"
 
 
-def _rebuild_table(key: ObjectKey, want: ObjectState, found: LiveObject | None) -> list[str]:
-    """Copy and swap inside the transaction: the rows move to the new definition."""
-    temporary = f"{key.name}__reconciler_rebuild"
-    kept = [c.name for c in want.columns if found and c.name in {f.name for f in found.columns}]
-    names = ", ".join(map(_q, kept))
-    return [_create_table(key, want, temporary),
-            f"INSERT INTO {sql.qualified(key.schema, temporary, ENGINE)} ({names}) SELECT {names} FROM {_qk(key)}",
+def _rebuild_table(key: ObjectKey, want: ObjectState, found: LiveObject | None, change: Change) -> list[str]:
+    """Copy and swap inside the transaction: the rows move to the new definition (renamed
+    columns carry their values), and the copy must hold exactly as many rows as the original."""
+    temporary = sql.qualified(key.schema, f"{key.name}__reconciler_rebuild", ENGINE)
+    sources = {d.after: d.before for d in change.details if d.op == "rename" and d.field.startswith("columns.")}
+    existing = {f.name for f in found.columns} if found else set()
+    kept = [(c.name, sources.get(c.name, c.name)) for c in want.columns if sources.get(c.name, c.name) in existing]
+    targets, selected = ", ".join(_q(new) for new, _ in kept), ", ".join(_q(old) for _, old in kept)
+    return [_create_table(key, want, f"{key.name}__reconciler_rebuild"),
+            f"INSERT INTO {temporary} ({targets}) SELECT {selected} FROM {_qk(key)}",
+            f"SELECT CASE WHEN (SELECT count(*) FROM {temporary}) = (SELECT count(*) FROM {_qk(key)}) THEN 1 "
+            f"ELSE error({sql.literal(f'rebuilding {key} copied a different number of rows').sql(ENGINE)}) END",
             f"DROP TABLE {_qk(key)}",
-            f"ALTER TABLE {sql.qualified(key.schema, temporary, ENGINE)} RENAME TO {_q(key.name)}"]
+            f"ALTER TABLE {temporary} RENAME TO {_q(key.name)}"]
 
 
 def _alter_table(key: ObjectKey, change: Change) -> list[str]:
@@ -421,7 +433,9 @@ def _alter_table(key: ObjectKey, change: Change) -> list[str]:
         if parts[0] != "columns":
             continue
         column = _q(parts[1])
-        if len(parts) == 2 and detail.op == "add":
+        if detail.op == "rename":
+            statements.append(f"ALTER TABLE {table} RENAME COLUMN {_q(detail.before)} TO {column}")
+        elif len(parts) == 2 and detail.op == "add":
             spec = ColumnState(parts[1], **detail.after)
             add = ColumnState(spec.name, spec.type, True, spec.default)
             statements.append(f"ALTER TABLE {table} ADD COLUMN {_column_sql(add)}")
