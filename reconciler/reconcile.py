@@ -145,6 +145,9 @@ def check_saved_plan(saved: Plan, current: Planned) -> None:
     if saved.environment != current.plan.environment:
         raise StalePlan(f"the plan was made for environment {saved.environment}, "
                         f"not {current.plan.environment}")
+    if saved.commit != current.plan.commit:
+        raise StalePlan(f"the plan was made at commit {(saved.commit or 'none')[:12]}, the folder is now at "
+                        f"{(current.plan.commit or 'none')[:12]}; plan again")
     for tenant_plan in saved.tenants:
         now = current.plan.tenant(tenant_plan.tenant)
         if now is None:

@@ -116,6 +116,10 @@ def test_saved_plan_is_applied_only_when_nothing_moved(landscape: Landscape, tmp
     moved = landscape.run("apply", "dev", "--plan", str(saved), "--yes")
     assert moved.code == 5 and "desired state moved" in moved.stderr
     landscape.edit(VIEW, "SELECT DISTINCT id,", "SELECT id,")
+    landscape.commit("the same content, a new commit")
+    committed = landscape.run("apply", "dev", "--plan", str(saved), "--yes")
+    assert committed.code == 5 and "the folder is now at" in committed.stderr
+    assert landscape.run("plan", "dev", "--out", str(saved)).code == 0
     assert landscape.run("apply", "dev", "--plan", str(saved), "--yes").code == 0
     tampered = json.loads(saved.read_text())
     tampered["tenants"][0]["changes"] = []

@@ -129,3 +129,12 @@ def test_a_rebuild_keeps_every_row_and_renamed_values(landscape: Landscape) -> N
     assert rows(landscape) == [(1, 5, "a"), (2, None, "b"), (3, 70000, "c")]
     assert landscape.sql("SELECT constraint_column_names FROM duckdb_constraints() WHERE table_name = 'orders' "
                          "AND constraint_type = 'PRIMARY KEY'") == [(["id", "code"],)]
+
+
+def test_retyping_a_key_column_rebuilds_the_table(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.edit(ORDERS, "{name: id, type: BIGINT, nullable: false}", "{name: id, type: HUGEINT, nullable: false}")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert rows(landscape) == [(1, 5, "a"), (2, None, None), (3, 70000, "c")]
+    assert landscape.sql("SELECT data_type FROM duckdb_columns() WHERE table_name = 'orders' "
+                         "AND column_name = 'id'") == [("HUGEINT",)]

@@ -257,8 +257,9 @@ class DuckDBAdapter(Adapter):
         if change.action == "create" or (found is not None and found.kind != "Table"):
             drop = [_drop(found)] if found is not None else []
             return [*drop, _create_table(key, want)]
-        if change.action == "replace":
-            return _rebuild_table(key, want, found, change)
+        retyped = {d.field.split(".")[1] for d in change.details if d.field.endswith(".type")}
+        if change.action == "replace" or retyped & set(want.primary_key):
+            return _rebuild_table(key, want, found, change)   # DuckDB cannot retype a key column in place
         return _alter_table(key, change)
 
     # -- writing -----------------------------------------------------------------------------
