@@ -362,6 +362,39 @@ def backups(ctx: click.Context, environment: str, fmt: str) -> None:
 
 @cli.command()
 @click.argument("environment")
+@click.argument("backup")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def restore(ctx: click.Context, environment: str, backup: str, yes: bool) -> None:
+    """Put a backup's rows back into its table (the rows it replaces are backed up first)."""
+    if not yes:
+        if not sys.stdin.isatty():
+            raise click.UsageError("restore needs --yes when not run from a terminal")
+        click.confirm(f"Replace the rows of the table with those of {backup}?", abort=True)
+    result = transport.restore(_workspace(ctx), environment, backup)
+    out.print(f"{result.tenant}: restored from {backup} (run {result.run_id})", markup=False)
+
+
+@cli.command("prune-backups")
+@click.argument("environment")
+@click.option("--older-than", type=click.IntRange(min=1), metavar="DAYS",
+              help="Age in days (default: the environment's backup_retention_days).")
+@click.option("--yes", is_flag=True, help="Drop them; without it the command only lists them.")
+@click.pass_context
+def prune_backups(ctx: click.Context, environment: str, older_than: int | None, yes: bool) -> None:
+    """List, and with --yes drop, backups older than the retention. Nothing is pruned silently."""
+    expired = transport.prune_backups(_workspace(ctx), environment, older_than, yes)
+    for backup in expired:
+        out.print(f"{'dropped' if yes else 'would drop'} {backup['tenant']}: {backup['name']} "
+                  f"({backup['row_count']:,} rows, taken {backup['created_at']:%Y-%m-%d})", markup=False)
+    if not expired:
+        out.print("no backup is older than the retention", markup=False)
+    elif not yes:
+        out.print("nothing was dropped; rerun with --yes to drop these", markup=False)
+
+
+@cli.command()
+@click.argument("environment")
 @click.argument("run_id")
 @click.pass_context
 def unlock(ctx: click.Context, environment: str, run_id: str) -> None:

@@ -376,6 +376,20 @@ def release(adapter: Adapter, run_id: str) -> None:
             raise
 
 
+def drop_backups(adapter: Adapter, names: Sequence[str]) -> None:
+    """Drop backups and their catalog rows, in one transaction."""
+    with adapter.session(create=False) as session:
+        session.begin()
+        try:
+            for name in names:
+                for statement in adapter.drop_backup_statements(name):
+                    session.execute(statement)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
 def new_run_id() -> str:
     now = dt.datetime.now(dt.timezone.utc)
     return f"{now:%Y%m%dT%H%M%SZ}-{random.token_hex(3)}"

@@ -129,3 +129,45 @@ def test_every_view_is_bound_before_commit_and_a_broken_one_rolls_back(landscape
     assert "view sales.region_report no longer works after the changes" in result.stderr
     assert "the tenant was rolled back" in result.stderr
     assert snapshot(landscape.tenant(), audit=False) == before
+
+
+def test_restore_brings_a_backup_back_through_a_normal_apply(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.remove(ORDERS)
+    assert landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.orders").code == 0
+    [backup] = json.loads(landscape.run("backups", "dev", "--format", "json").stdout)
+
+    missing = landscape.run("restore", "dev", backup["name"], "--yes")
+    assert missing.code == 3 and "put it back in the folder" in missing.stderr
+    landscape.write(ORDERS, ORDERS_YAML)
+    pending = landscape.run("restore", "dev", backup["name"], "--yes")
+    assert pending.code == 3 and "apply dev first" in pending.stderr
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.run("restore", "dev", "no-such-backup", "--yes").code == 1
+
+    restored = landscape.run("restore", "dev", backup["name"], "--yes")
+    assert restored.code == 0, restored.output
+    assert landscape.sql("SELECT id, note FROM sales.orders ORDER BY id") == [(1, "a"), (2, None), (3, "c")]
+    runs = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
+    assert runs[-1]["operation"] == "restore" and runs[-1]["outcome"] == "applied"
+    assert len(json.loads(landscape.run("backups", "dev", "--format", "json").stdout)) == 2  # the empty table too
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_old_backups_are_pruned_only_when_asked(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.remove(ORDERS)
+    assert landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.orders").code == 0
+    [backup] = json.loads(landscape.run("backups", "dev", "--format", "json").stdout)
+    assert landscape.run("prune-backups", "dev").code == 3                       # no retention declared
+    assert "no backup is older" in landscape.run("prune-backups", "dev", "--older-than", "30").stdout
+    landscape.sql("UPDATE _reconciler.backups SET created_at = created_at - INTERVAL 40 DAY")
+
+    listed = landscape.run("prune-backups", "dev", "--older-than", "30")
+    assert f"would drop dev: {backup['name']} (3 rows" in listed.stdout and "nothing was dropped" in listed.stdout
+    assert landscape.sql(f'SELECT count(*) FROM _reconciler_backup."{backup["name"]}"') == [(3,)]
+    landscape.edit("environments/dev/environment.yaml", "rules:", "backup_retention_days: 30\nrules:")
+    dropped = landscape.run("prune-backups", "dev", "--yes")
+    assert dropped.code == 0 and f"dropped dev: {backup['name']}" in dropped.stdout
+    assert json.loads(landscape.run("backups", "dev", "--format", "json").stdout) == []
+    assert landscape.sql("SELECT count(*) FROM duckdb_tables() WHERE schema_name = '_reconciler_backup'") == [(0,)]

@@ -128,6 +128,14 @@ class Adapter(abc.ABC):
                 f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
                 f"CAST({sql.literal(at.isoformat(sep=' ')).sql(self.engine)} AS TIMESTAMP), count(*) FROM {copy}"]
 
+    def drop_backup_statements(self, backup: str) -> list[str]:
+        return [f"DROP TABLE {sql.qualified(BACKUP_SCHEMA, backup, self.engine)}",
+                f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {sql.literal(backup).sql(self.engine)}"]
+
+    @abc.abstractmethod
+    def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
+        """Replace the table's rows with the backup's, for the columns both have."""
+
     @abc.abstractmethod
     def count(self, query: str) -> int:
         """The single number a read-only counting query returns (0 for a tenant that does not exist)."""

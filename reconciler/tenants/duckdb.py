@@ -30,7 +30,7 @@ from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change, Check
 from ..state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
-from .base import BACKUP_COLUMNS, CATALOG_SCHEMA, RUN_COLUMNS, Adapter, Session, StatementFailed
+from .base import BACKUP_COLUMNS, BACKUP_SCHEMA, CATALOG_SCHEMA, RUN_COLUMNS, Adapter, Session, StatementFailed
 
 ALIAS = "_reconciler_db"
 ENGINE = "duckdb"
@@ -228,6 +228,20 @@ class DuckDBAdapter(Adapter):
                 checks = _checks(change, live)
             compiled.append(change.model_copy(update={"statements": tuple(statements), "checks": checks}))
         return compiled
+
+    def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
+        connection = self._connect(read_only=True)
+        try:
+            def columns(schema: str, name: str) -> list[str]:
+                return [row[0] for row in connection.execute(
+                    f"SELECT column_name FROM duckdb_columns() WHERE database_name = '{ALIAS}' AND schema_name = ? "
+                    "AND table_name = ? ORDER BY column_index", [schema, name]).fetchall()]
+            saved = set(columns(BACKUP_SCHEMA, backup))
+            common = ", ".join(_q(c) for c in columns(table.schema, table.name) if c in saved)
+        finally:
+            connection.close()
+        return [f"DELETE FROM {_qk(table)}",
+                f"INSERT INTO {_qk(table)} ({common}) SELECT {common} FROM {sql.qualified(BACKUP_SCHEMA, backup, ENGINE)}"]
 
     def count(self, query: str) -> int:
         if not self.exists:
