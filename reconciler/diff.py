@@ -260,7 +260,8 @@ def _details(before: dict, after: dict, prefix: str = "") -> tuple[Detail, ...]:
     if before == after:
         return ()
     details: list[Detail] = []
-    for category, levels in DeepDiff(before, after, view="tree").items():
+    # threshold 0: always field by field (deepdiff >= 8 reports dicts sharing few keys as one change)
+    for category, levels in DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0).items():
         op = "add" if category.endswith("_added") else "drop" if category.endswith("_removed") else "change"
         for level in levels:
             path = ".".join([prefix] * bool(prefix) + [str(p) for p in level.path(output_format="list")])
