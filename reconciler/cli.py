@@ -16,8 +16,17 @@ from rich.console import Console
 from rich.text import Text
 
 from . import __version__, report, transport
-from .errors import (ApplyFailed, GitError, GuardRefused, InvalidInput, ReconcilerError, StalePlan,
-                     TenantError, TenantLocked, UnknownEnvironment)
+from .errors import (
+    ApplyFailed,
+    GitError,
+    GuardRefused,
+    InvalidInput,
+    ReconcilerError,
+    StalePlan,
+    TenantError,
+    TenantLocked,
+    UnknownEnvironment,
+)
 from .plan import Plan
 from .reconcile import Workspace, apply_environment, check_saved_plan, plan_environment
 from .source import ENVIRONMENTS, available_environments

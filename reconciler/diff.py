@@ -17,7 +17,14 @@ from . import graph as graphs
 from . import sql
 from .model import ObjectKey
 from .plan import Change, Detail
-from .state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
+from .state import (
+    CatalogRecord,
+    ColumnState,
+    DesiredState,
+    LiveObject,
+    LiveState,
+    ObjectState,
+)
 
 ENGINE_KINDS = ("Table", "View")
 

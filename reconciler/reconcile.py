@@ -32,8 +32,16 @@ from .plan import Change, Plan, TenantPlan
 from .render import render
 from .source import WORKTREE, head_commit
 from .state import DesiredState, LiveState
-from .tenants.base import (CATALOG_DDL, CATALOG_SCHEMA, CATALOG_VERSION, RUN_COLUMNS, Adapter, Session,
-                           StatementFailed, adapter_for)
+from .tenants.base import (
+    CATALOG_DDL,
+    CATALOG_SCHEMA,
+    CATALOG_VERSION,
+    RUN_COLUMNS,
+    Adapter,
+    Session,
+    StatementFailed,
+    adapter_for,
+)
 from .validate import Landscape, load
 
 

@@ -58,7 +58,7 @@ def _change_lines(change: Change, verbose: bool) -> list[tuple[str, str | None]]
         if change.risk != "low" else ""
     lines = [(f"  {SYMBOLS[change.action]:>3} {change.kind} {change.object}: {change.reason}{risk}", style)]
     if change.data_loss:
-        lines.append((f"        ! loses data: acknowledged in environment.yaml (allow_data_loss); backed up first"
+        lines.append(("        ! loses data: acknowledged in environment.yaml (allow_data_loss); backed up first"
                       if change.acknowledged else
                       f"        ! blocked: loses data; apply needs --allow-data-loss {change.object} "
                       "(backed up first)", "red"))

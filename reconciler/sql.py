@@ -16,7 +16,13 @@ from dataclasses import asdict, dataclass
 import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError, UnsupportedError
+from sqlglot.errors import (
+    ErrorLevel,
+    ParseError,
+    SqlglotError,
+    TokenError,
+    UnsupportedError,
+)
 from sqlglot.tokens import TokenType
 
 from .cache import NO_CACHE, Cache, content_key

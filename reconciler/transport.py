@@ -14,11 +14,28 @@ from pathlib import Path
 
 from . import gitops
 from . import plan as plans
-from .errors import ApplyFailed, GuardRefused, ReconcilerError, TenantError, TenantLocked
+from .errors import (
+    ApplyFailed,
+    GuardRefused,
+    ReconcilerError,
+    TenantError,
+    TenantLocked,
+)
 from .model import ObjectKey
 from .plan import Plan
-from .reconcile import (Planned, TenantResult, Workspace, apply_environment, apply_tenant, current_actor,
-                        drop_backups, new_run_id, plan_environment, record_dry_run, release)
+from .reconcile import (
+    Planned,
+    TenantResult,
+    Workspace,
+    apply_environment,
+    apply_tenant,
+    current_actor,
+    drop_backups,
+    new_run_id,
+    plan_environment,
+    record_dry_run,
+    release,
+)
 from .render import render
 from .report import promotion_markdown, rollback_markdown
 from .source import ENVIRONMENTS, available_environments, resolve_commit

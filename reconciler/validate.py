@@ -20,9 +20,24 @@ from . import graph as graphs
 from . import secrets, sql
 from .cache import NO_CACHE, Cache
 from .errors import Diagnostic, InvalidInput
-from .model import (OBJECT_KINDS, PLAIN_NAME, QUALIFIED_NAME, TENANT_NAME, Connection, DataFlow, Environment,
-                    ObjectKey, Table, View)
-from .source import Document, EnvironmentSource, available_environments, read_environment
+from .model import (
+    OBJECT_KINDS,
+    PLAIN_NAME,
+    QUALIFIED_NAME,
+    TENANT_NAME,
+    Connection,
+    DataFlow,
+    Environment,
+    ObjectKey,
+    Table,
+    View,
+)
+from .source import (
+    Document,
+    EnvironmentSource,
+    available_environments,
+    read_environment,
+)
 
 RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_catalog", "pg_toast")
 ENGINES = ("duckdb",)

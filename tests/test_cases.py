@@ -18,7 +18,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import Landscape, snapshot
 
 CASES = Path(__file__).parent / "cases"

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import Landscape, snapshot
 
 RECONCILER = str(Path(sys.executable).parent / "reconciler")

@@ -14,10 +14,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from conftest import Landscape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import Landscape
 
 COLUMNS = {"a": "INTEGER", "b": "VARCHAR", "c": "DOUBLE", "d": "DATE"}
 TABLES = ["t0", "t1", "t2", "t3"]

@@ -11,7 +11,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-
 from conftest import ROOT, Landscape
 
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -19,7 +19,6 @@ import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -28,12 +27,28 @@ from sqlglot import exp
 from .. import sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
-from ..plan import Change, Check
-from ..state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
-from .base import BACKUP_COLUMNS, BACKUP_SCHEMA, CATALOG_SCHEMA, RUN_COLUMNS, Adapter, Session, StatementFailed
+from ..plan import Change
+from ..state import (
+    CatalogRecord,
+    ColumnState,
+    DesiredState,
+    LiveObject,
+    LiveState,
+)
+from .base import (
+    BACKUP_COLUMNS,
+    BACKUP_SCHEMA,
+    CATALOG_SCHEMA,
+    RUN_COLUMNS,
+    Adapter,
+    Session,
+    StatementFailed,
+)
+from .ddl import Compiler
 
 ALIAS = "_reconciler_db"
 ENGINE = "duckdb"
+COMPILER = Compiler()
 _LOCK_HOLDER = re.compile(r"PID (\d+)")
 
 
@@ -212,22 +227,7 @@ class DuckDBAdapter(Adapter):
 
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
-        """The same changes, each carrying the statements that carry it out, in order."""
-        schemas = set(live.schemas)
-        compiled = []
-        for change in changes:
-            statements: list[str] = []
-            want = desired.objects.get(change.key)
-            if want is not None and change.action != "delete" and want.kind in ("Table", "View") \
-                    and want.key.schema not in schemas:
-                statements.append(f"CREATE SCHEMA IF NOT EXISTS {_q(want.key.schema)}")
-                schemas.add(want.key.schema)
-            checks: tuple[Check, ...] = ()
-            if not change.catalog_only and not change.conflict:
-                statements += self._statements(change, want, live)
-                checks = _checks(change, live)
-            compiled.append(change.model_copy(update={"statements": tuple(statements), "checks": checks}))
-        return compiled
+        return COMPILER.compile(changes, desired, live)
 
     def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
         connection = self._connect(read_only=True)
@@ -251,30 +251,6 @@ class DuckDBAdapter(Adapter):
             return connection.execute(query).fetchone()[0]
         finally:
             connection.close()
-
-    def _statements(self, change: Change, want: ObjectState | None, live: LiveState) -> list[str]:
-        key = change.key
-        if change.renamed_from:
-            previous = live.objects[live.find(ObjectKey.parse(change.renamed_from))]
-            renamed = LiveObject(key, previous.kind, previous.columns, previous.primary_key)
-            rest = self._statements(change.model_copy(update={"renamed_from": None}), want,
-                                    replace(live, objects={**live.objects, key: renamed}))
-            return [f"ALTER TABLE {_qk(previous.key)} RENAME TO {_q(key.name)}", *rest]
-        found = live.objects.get(live.find(key) or key)
-        if change.action == "delete":
-            return [f"DROP {'TABLE' if found and found.kind == 'Table' else 'VIEW'} {_qk(key)}"] if found else []
-        assert want is not None
-        if want.kind == "View":
-            drop = [_drop(found)] if found is not None and found.kind != "View" else []
-            verb = "CREATE VIEW" if change.action == "create" or drop else "CREATE OR REPLACE VIEW"
-            return [*drop, f"{verb} {_qk(key)} AS {want.sql}"]
-        if change.action == "create" or (found is not None and found.kind != "Table"):
-            drop = [_drop(found)] if found is not None else []
-            return [*drop, _create_table(key, want)]
-        retyped = {d.field.split(".")[1] for d in change.details if d.field.endswith(".type")}
-        if change.action == "replace" or retyped & set(want.primary_key):
-            return _rebuild_table(key, want, found, change)   # DuckDB cannot retype a key column in place
-        return _alter_table(key, change)
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -372,98 +348,3 @@ def _canonical_default(text: str | None) -> str | None:
     while isinstance(expression, exp.Cast) and isinstance(expression.this, exp.Literal):
         expression = expression.this  # DuckDB reports 'x' defaults as CAST('x' AS VARCHAR)
     return expression.sql(dialect=ENGINE)
-
-
-def _drop(found: LiveObject) -> str:
-    return f"DROP {'TABLE' if found.kind == 'Table' else 'VIEW'} {_qk(found.key)}"
-
-
-def _checks(change: Change, live: LiveState) -> tuple[Check, ...]:
-    """Row counts that must be zero for a table alter to succeed without losing values."""
-    found = live.objects.get(live.find(ObjectKey.parse(change.renamed_from or change.object)) or change.key)
-    if change.kind != "Table" or change.action != "update" or found is None:
-        return ()
-    table, current = _qk(found.key), {c.name: c for c in found.columns}
-    checks = []
-    for detail in change.details:
-        parts = detail.field.split(".")
-        if parts[0] != "columns" or len(parts) > 3:
-            continue
-        column = _q(parts[1])
-        if len(parts) == 2 and detail.op == "add" and not detail.after.get("nullable", True) \
-                and detail.after.get("default") is None:
-            checks.append(Check(query=f"SELECT count(*) FROM {table}",
-                                problem=f"rows would have no value for the new NOT NULL column {parts[1]} "
-                                        "(give it a default)"))
-        elif len(parts) == 3 and parts[2] == "nullable" and detail.after is False:
-            checks.append(Check(query=f"SELECT count(*) FROM {table} WHERE {column} IS NULL",
-                                problem=f"rows have NULL in {parts[1]}, which becomes NOT NULL"))
-        elif len(parts) == 3 and parts[2] == "type" and parts[1] in current:
-            new, old = detail.after, current[parts[1]].type
-            checks.append(Check(
-                query=f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL AND (TRY_CAST({column} AS {new}) "
-                      f"IS NULL OR TRY_CAST(TRY_CAST({column} AS {new}) AS {old}) IS DISTINCT FROM {column})",
-                problem=f"values in {parts[1]} would not fit {new} unchanged"))
-    return tuple(checks)
-
-
-def _column_sql(column: ColumnState) -> str:
-    parts = [_q(column.name), column.type]
-    if column.default is not None:
-        parts.append(f"DEFAULT {column.default}")
-    if not column.nullable:
-        parts.append("NOT NULL")
-    return " ".join(parts)
-
-
-def _create_table(key: ObjectKey, want: ObjectState, name: str | None = None) -> str:
-    body = [_column_sql(c) for c in want.columns]
-    if want.primary_key:
-        body.append(f"PRIMARY KEY ({', '.join(map(_q, want.primary_key))})")
-    target = sql.qualified(key.schema, name, ENGINE) if name else _qk(key)
-    return f"CREATE TABLE {target} ({', '.join(body)})"
-
-
-def _rebuild_table(key: ObjectKey, want: ObjectState, found: LiveObject | None, change: Change) -> list[str]:
-    """Copy and swap inside the transaction: the rows move to the new definition (renamed
-    columns carry their values), and the copy must hold exactly as many rows as the original."""
-    temporary = sql.qualified(key.schema, f"{key.name}__reconciler_rebuild", ENGINE)
-    sources = {d.after: d.before for d in change.details if d.op == "rename" and d.field.startswith("columns.")}
-    existing = {f.name for f in found.columns} if found else set()
-    kept = [(c.name, sources.get(c.name, c.name)) for c in want.columns if sources.get(c.name, c.name) in existing]
-    targets, selected = ", ".join(_q(new) for new, _ in kept), ", ".join(_q(old) for _, old in kept)
-    return [_create_table(key, want, f"{key.name}__reconciler_rebuild"),
-            f"INSERT INTO {temporary} ({targets}) SELECT {selected} FROM {_qk(key)}",
-            f"SELECT CASE WHEN (SELECT count(*) FROM {temporary}) = (SELECT count(*) FROM {_qk(key)}) THEN 1 "
-            f"ELSE error({sql.literal(f'rebuilding {key} copied a different number of rows').sql(ENGINE)}) END",
-            f"DROP TABLE {_qk(key)}",
-            f"ALTER TABLE {temporary} RENAME TO {_q(key.name)}"]
-
-
-def _alter_table(key: ObjectKey, change: Change) -> list[str]:
-    statements = []
-    table = _qk(key)
-    for detail in change.details:
-        parts = detail.field.split(".")
-        if parts[0] != "columns":
-            continue
-        column = _q(parts[1])
-        if detail.op == "rename":
-            statements.append(f"ALTER TABLE {table} RENAME COLUMN {_q(detail.before)} TO {column}")
-        elif len(parts) == 2 and detail.op == "add":
-            spec = ColumnState(parts[1], **detail.after)
-            add = ColumnState(spec.name, spec.type, True, spec.default)
-            statements.append(f"ALTER TABLE {table} ADD COLUMN {_column_sql(add)}")
-            if not spec.nullable:
-                statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
-        elif len(parts) == 2 and detail.op == "drop":
-            statements.append(f"ALTER TABLE {table} DROP COLUMN {column}")
-        elif parts[-1] == "type":
-            statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {detail.after}")
-        elif parts[-1] == "nullable":
-            statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} "
-                              f"{'DROP NOT NULL' if detail.after else 'SET NOT NULL'}")
-        elif parts[-1] == "default":
-            statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} " + (
-                "DROP DEFAULT" if detail.after is None else f"SET DEFAULT {detail.after}"))
-    return statements

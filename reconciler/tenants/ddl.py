@@ -1,0 +1,166 @@
+"""Changes compiled into SQL statements for one engine: shared by the SQL engine adapters.
+
+Owns the DDL of every change (create, alter, rebuild by copy and swap, rename, drop), the row
+checks that must count zero before an alter, and the quoting of every name through sqlglot for
+the engine's dialect. Pure: never connects to anything. An adapter subclasses `Compiler` only
+where its engine differs (how a rebuild verifies its row count, what cannot be altered in place).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from .. import sql
+from ..model import ObjectKey
+from ..plan import Change, Check
+from ..state import ColumnState, DesiredState, LiveObject, LiveState, ObjectState
+
+
+class Compiler:
+    engine = "duckdb"
+
+    def q(self, name: str) -> str:
+        return sql.quote(name, self.engine)
+
+    def qk(self, key: ObjectKey) -> str:
+        return sql.qualified(key.schema, key.name, self.engine)
+
+    def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
+        """The same changes, each carrying the statements that carry it out, in order."""
+        schemas = set(live.schemas)
+        compiled = []
+        for change in changes:
+            statements: list[str] = []
+            want = desired.objects.get(change.key)
+            if want is not None and change.action != "delete" and want.kind in ("Table", "View") \
+                    and want.key.schema not in schemas:
+                statements.append(f"CREATE SCHEMA IF NOT EXISTS {self.q(want.key.schema)}")
+                schemas.add(want.key.schema)
+            checks: tuple[Check, ...] = ()
+            if not change.catalog_only and not change.conflict:
+                statements += self.statements(change, want, live)
+                checks = self.checks(change, live)
+            compiled.append(change.model_copy(update={"statements": tuple(statements), "checks": checks}))
+        return compiled
+
+    def statements(self, change: Change, want: ObjectState | None, live: LiveState) -> list[str]:
+        key = change.key
+        if change.renamed_from:
+            previous = live.objects[live.find(ObjectKey.parse(change.renamed_from))]
+            renamed = LiveObject(key, previous.kind, previous.columns, previous.primary_key)
+            rest = self.statements(change.model_copy(update={"renamed_from": None}), want,
+                                    replace(live, objects={**live.objects, key: renamed}))
+            return [f"ALTER TABLE {self.qk(previous.key)} RENAME TO {self.q(key.name)}", *rest]
+        found = live.objects.get(live.find(key) or key)
+        if change.action == "delete":
+            return [f"DROP {'TABLE' if found and found.kind == 'Table' else 'VIEW'} {self.qk(key)}"] if found else []
+        assert want is not None
+        if want.kind == "View":
+            drop = [self.drop(found)] if found is not None and found.kind != "View" else []
+            verb = "CREATE VIEW" if change.action == "create" or drop else "CREATE OR REPLACE VIEW"
+            return [*drop, f"{verb} {self.qk(key)} AS {want.sql}"]
+        if change.action == "create" or (found is not None and found.kind != "Table"):
+            drop = [self.drop(found)] if found is not None else []
+            return [*drop, self.create_table(key, want)]
+        retyped = {d.field.split(".")[1] for d in change.details if d.field.endswith(".type")}
+        if change.action == "replace" or not self.retypes_in_place(retyped, want):
+            return self.rebuild_table(key, want, found, change)
+        return self.alter_table(key, change)
+
+    def retypes_in_place(self, columns: set[str], want: ObjectState) -> bool:
+        """Whether ALTER COLUMN ... TYPE works for these columns (DuckDB refuses key columns)."""
+        return not columns & set(want.primary_key)
+
+    def same_row_count(self, copy: str, original: str, message: str) -> str:
+        """A statement that fails, aborting the transaction, unless both tables hold as many rows."""
+        return (f"SELECT CASE WHEN (SELECT count(*) FROM {copy}) = (SELECT count(*) FROM {original}) THEN 1 "
+                f"ELSE error({sql.literal(message).sql(self.engine)}) END")
+
+    def drop(self, found: LiveObject) -> str:
+        return f"DROP {'TABLE' if found.kind == 'Table' else 'VIEW'} {self.qk(found.key)}"
+
+    def checks(self, change: Change, live: LiveState) -> tuple[Check, ...]:
+        """Row counts that must be zero for a table alter to succeed without losing values."""
+        found = live.objects.get(live.find(ObjectKey.parse(change.renamed_from or change.object)) or change.key)
+        if change.kind != "Table" or change.action != "update" or found is None:
+            return ()
+        table, current = self.qk(found.key), {c.name: c for c in found.columns}
+        checks = []
+        for detail in change.details:
+            parts = detail.field.split(".")
+            if parts[0] != "columns" or len(parts) > 3:
+                continue
+            column = self.q(parts[1])
+            if len(parts) == 2 and detail.op == "add" and not detail.after.get("nullable", True) \
+                    and detail.after.get("default") is None:
+                checks.append(Check(query=f"SELECT count(*) FROM {table}",
+                                    problem=f"rows would have no value for the new NOT NULL column {parts[1]} "
+                                            "(give it a default)"))
+            elif len(parts) == 3 and parts[2] == "nullable" and detail.after is False:
+                checks.append(Check(query=f"SELECT count(*) FROM {table} WHERE {column} IS NULL",
+                                    problem=f"rows have NULL in {parts[1]}, which becomes NOT NULL"))
+            elif len(parts) == 3 and parts[2] == "type" and parts[1] in current:
+                new, old = detail.after, current[parts[1]].type
+                checks.append(Check(
+                    query=f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL AND (TRY_CAST({column} AS {new}) "
+                          f"IS NULL OR TRY_CAST(TRY_CAST({column} AS {new}) AS {old}) IS DISTINCT FROM {column})",
+                    problem=f"values in {parts[1]} would not fit {new} unchanged"))
+        return tuple(checks)
+
+    def column_sql(self, column: ColumnState) -> str:
+        parts = [self.q(column.name), column.type]
+        if column.default is not None:
+            parts.append(f"DEFAULT {column.default}")
+        if not column.nullable:
+            parts.append("NOT NULL")
+        return " ".join(parts)
+
+    def create_table(self, key: ObjectKey, want: ObjectState, name: str | None = None) -> str:
+        body = [self.column_sql(c) for c in want.columns]
+        if want.primary_key:
+            body.append(f"PRIMARY KEY ({', '.join(map(self.q, want.primary_key))})")
+        target = sql.qualified(key.schema, name, self.engine) if name else self.qk(key)
+        return f"CREATE TABLE {target} ({', '.join(body)})"
+
+    def rebuild_table(self, key: ObjectKey, want: ObjectState, found: LiveObject | None, change: Change) -> list[str]:
+        """Copy and swap inside the transaction: the rows move to the new definition (renamed
+        columns carry their values), and the copy must hold exactly as many rows as the original."""
+        temporary = sql.qualified(key.schema, f"{key.name}__reconciler_rebuild", self.engine)
+        sources = {d.after: d.before for d in change.details if d.op == "rename" and d.field.startswith("columns.")}
+        existing = {f.name for f in found.columns} if found else set()
+        kept = [(c.name, sources.get(c.name, c.name)) for c in want.columns if sources.get(c.name, c.name) in existing]
+        targets, selected = ", ".join(self.q(new) for new, _ in kept), ", ".join(self.q(old) for _, old in kept)
+        return [self.create_table(key, want, f"{key.name}__reconciler_rebuild"),
+                f"INSERT INTO {temporary} ({targets}) SELECT {selected} FROM {self.qk(key)}",
+                self.same_row_count(temporary, self.qk(key), f"rebuilding {key} copied a different number of rows"),
+                f"DROP TABLE {self.qk(key)}",
+                f"ALTER TABLE {temporary} RENAME TO {self.q(key.name)}"]
+
+    def alter_table(self, key: ObjectKey, change: Change) -> list[str]:
+        statements = []
+        table = self.qk(key)
+        for detail in change.details:
+            parts = detail.field.split(".")
+            if parts[0] != "columns":
+                continue
+            column = self.q(parts[1])
+            if detail.op == "rename":
+                statements.append(f"ALTER TABLE {table} RENAME COLUMN {self.q(detail.before)} TO {column}")
+            elif len(parts) == 2 and detail.op == "add":
+                spec = ColumnState(parts[1], **detail.after)
+                add = ColumnState(spec.name, spec.type, True, spec.default)
+                statements.append(f"ALTER TABLE {table} ADD COLUMN {self.column_sql(add)}")
+                if not spec.nullable:
+                    statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
+            elif len(parts) == 2 and detail.op == "drop":
+                statements.append(f"ALTER TABLE {table} DROP COLUMN {column}")
+            elif parts[-1] == "type":
+                statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {detail.after}")
+            elif parts[-1] == "nullable":
+                statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} "
+                                  f"{'DROP NOT NULL' if detail.after else 'SET NOT NULL'}")
+            elif parts[-1] == "default":
+                statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} " + (
+                    "DROP DEFAULT" if detail.after is None else f"SET DEFAULT {detail.after}"))
+        return statements
