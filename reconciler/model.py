@@ -119,6 +119,8 @@ class Tenant(_Frozen):
     url: str = Field(description="duckdb:///relative/to/repo.duckdb or duckdb:////absolute/path.duckdb")
     password: SecretReference | None = None
     create: bool = Field(False, description="create the database file when it does not exist")
+    lock_timeout: str | None = Field(None, description="PostgreSQL: how long a statement waits for a lock, e.g. 5s")
+    statement_timeout: str | None = Field(None, description="PostgreSQL: the longest any statement may run, e.g. 10min")
     rules: Rules = Rules()
 
 

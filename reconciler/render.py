@@ -15,9 +15,13 @@ from .model import Connection, DataFlow, ObjectKey, Rules, Table, Tenant, View
 from .state import ColumnState, DesiredState, ObjectState
 from .validate import Landscape
 
+SQLGLOT_DIALECTS = {"postgresql": "postgres"}   # URL scheme -> sqlglot dialect, where they differ
+
 
 def engine_of(tenant: Tenant) -> str:
-    return urlsplit(tenant.url).scheme
+    """The sqlglot dialect of the tenant's engine."""
+    scheme = urlsplit(tenant.url).scheme
+    return SQLGLOT_DIALECTS.get(scheme, scheme)
 
 
 def render(landscape: Landscape, tenant: Tenant, cache: Cache = NO_CACHE) -> DesiredState:

@@ -169,6 +169,20 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     return facts
 
 
+@functools.lru_cache(maxsize=4096)
+def canonical_default(text: str | None, engine: str) -> str | None:
+    """A column default as the engine reports it, in the form the desired side renders."""
+    if text is None:
+        return None
+    try:
+        expression = parse_expression(text, engine)
+    except SqlProblem:
+        return text
+    while isinstance(expression, exp.Cast) and isinstance(expression.this, exp.Literal):
+        expression = expression.this  # 'x' reported as CAST('x' AS VARCHAR) or 'x'::character varying
+    return expression.sql(dialect=engine)
+
+
 def view_reads(engine_sql: str, engine: str) -> tuple[frozenset[str], frozenset[str]]:
     """(tables as lower-case `schema.name` or `name`, column names) a CREATE VIEW statement reads."""
     try:

@@ -40,7 +40,7 @@ from .source import (
 )
 
 RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_catalog", "pg_toast")
-ENGINES = ("duckdb",)
+ENGINES = ("duckdb", "postgresql")
 NAME_RULES = {
     PLAIN_NAME: "letters, digits and underscores, not starting with a digit",
     TENANT_NAME: "letters, digits, '_' and '-', starting with a letter or digit",
@@ -402,6 +402,8 @@ def _url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ENGINES:
         return f"tenant url scheme '{parts.scheme}' is not supported (supported: {', '.join(ENGINES)})"
-    if not url.startswith("duckdb:///") or len(url) <= len("duckdb:///"):
+    if parts.scheme == "duckdb" and (not url.startswith("duckdb:///") or len(url) <= len("duckdb:///")):
         return "a DuckDB tenant url is duckdb:///relative/path.duckdb or duckdb:////absolute/path.duckdb"
+    if parts.scheme == "postgresql" and not parts.path.strip("/"):
+        return "a PostgreSQL tenant url names its database: postgresql://user@host:5432/database"
     return None

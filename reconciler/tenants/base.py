@@ -11,7 +11,9 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
+import json
 from collections.abc import Mapping, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +21,7 @@ from .. import secrets, sql
 from ..errors import TenantError
 from ..model import ObjectKey, Tenant
 from ..plan import Change
-from ..state import DesiredState, LiveState
+from ..state import CatalogRecord, DesiredState, LiveState
 
 CATALOG_SCHEMA = "_reconciler"
 BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
@@ -152,11 +154,34 @@ class Adapter(abc.ABC):
         """The tenant, locked for this process; `holder` (run id, actor) is what a blocked run is told."""
 
 
+def catalog_records(rows) -> dict[ObjectKey, CatalogRecord]:
+    """Rows of `_reconciler.objects` (schema_name, name, kind, content_hash, definition,
+    dependencies, engine_sql, commit, run_id) as records."""
+    return {ObjectKey(row[0], row[1]): CatalogRecord(ObjectKey(row[0], row[1]), row[2], row[3], json.loads(row[4]),
+                                                     tuple(ObjectKey.parse(d) for d in json.loads(row[5])),
+                                                     row[6], row[7], row[8]) for row in rows}
+
+
+def interrupted_runs(rows) -> tuple[str, ...]:
+    """Rows (run_id, actor, host, pid, started_at) of runs left 'running', for people."""
+    return tuple(f"{run} by {actor} on {host} (pid {pid}), started {started:%Y-%m-%d %H:%M:%S} UTC"
+                 for run, actor, host, pid, started in rows)
+
+
+ENGINE_GROUP = "reconciler.engines"   # entry points: URL scheme -> Adapter class
+
+
+def engines() -> dict[str, object]:
+    """Installed engine adapters by URL scheme; another package adds one with an entry point."""
+    return {point.name: point for point in entry_points(group=ENGINE_GROUP)}
+
+
 def adapter_for(tenant: Tenant, repo: Path, lock_timeout: float = 0) -> Adapter:
     """The adapter for the tenant's engine; `lock_timeout` is how long to wait for a busy tenant."""
     scheme = urlsplit(tenant.url).scheme
-    if scheme == "duckdb":
-        from .duckdb import DuckDBAdapter
-        return DuckDBAdapter(tenant, repo, lock_timeout)
-    raise TenantError(f"tenant {tenant.name}: no engine adapter for '{scheme}'")
+    point = engines().get(scheme)
+    if point is None:
+        raise TenantError(f"tenant {tenant.name}: no engine adapter for '{scheme}' "
+                          f"(installed: {', '.join(sorted(engines())) or 'none'})")
+    return point.load()(tenant, repo, lock_timeout)
 

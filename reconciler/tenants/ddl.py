@@ -72,6 +72,9 @@ class Compiler:
         """Whether ALTER COLUMN ... TYPE works for these columns (DuckDB refuses key columns)."""
         return not columns & set(want.primary_key)
 
+    def retype(self, table: str, column: str, new_type: str) -> str:
+        return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type}"
+
     def same_row_count(self, copy: str, original: str, message: str) -> str:
         """A statement that fails, aborting the transaction, unless both tables hold as many rows."""
         return (f"SELECT CASE WHEN (SELECT count(*) FROM {copy}) = (SELECT count(*) FROM {original}) THEN 1 "
@@ -156,7 +159,7 @@ class Compiler:
             elif len(parts) == 2 and detail.op == "drop":
                 statements.append(f"ALTER TABLE {table} DROP COLUMN {column}")
             elif parts[-1] == "type":
-                statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {detail.after}")
+                statements.append(self.retype(table, column, detail.after))
             elif parts[-1] == "nullable":
                 statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} "
                                   f"{'DROP NOT NULL' if detail.after else 'SET NOT NULL'}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import json
 import os
 import re
@@ -43,6 +42,8 @@ from .base import (
     Adapter,
     Session,
     StatementFailed,
+    catalog_records,
+    interrupted_runs,
 )
 from .ddl import Compiler
 
@@ -147,7 +148,7 @@ class DuckDBAdapter(Adapter):
                 f"FROM duckdb_columns() WHERE {where} ORDER BY schema_name, table_name, column_index").fetchall():
             columns[schema, table].append(
                 ColumnState(name, sql.normalize_type(data_type, ENGINE, ENGINE), bool(nullable),
-                            _canonical_default(default)))
+                            sql.canonical_default(default, ENGINE)))
         keys: dict[ObjectKey, tuple[str, ...]] = {}
         for schema, table, names in connection.execute(
                 f"SELECT schema_name, table_name, constraint_column_names FROM duckdb_constraints() "
@@ -172,23 +173,16 @@ class DuckDBAdapter(Adapter):
         """Runs the audit still shows as running: their process died, since we could open the file."""
         if not _catalog_exists(connection):
             return ()
-        rows = connection.execute(f"SELECT run_id, actor, host, pid, started_at FROM {CATALOG_SCHEMA}.runs "
-                                  "WHERE outcome = 'running' ORDER BY started_at").fetchall()
-        return tuple(f"{run} by {actor} on {host} (pid {pid}), started {started:%Y-%m-%d %H:%M:%S} UTC"
-                     for run, actor, host, pid, started in rows)
+        return interrupted_runs(connection.execute(
+            f"SELECT run_id, actor, host, pid, started_at FROM {CATALOG_SCHEMA}.runs "
+            "WHERE outcome = 'running' ORDER BY started_at").fetchall())
 
     def _catalog(self, connection, schemas: frozenset[str]) -> dict[ObjectKey, CatalogRecord]:
         if not _catalog_exists(connection):
             return {}
-        records = {}
-        for row in connection.execute(
-                f"SELECT schema_name, name, kind, content_hash, definition, dependencies, engine_sql, "
-                f"commit, run_id FROM {CATALOG_SCHEMA}.objects").fetchall():
-            key = ObjectKey(row[0], row[1])
-            records[key] = CatalogRecord(key, row[2], row[3], json.loads(row[4]),
-                                         tuple(ObjectKey.parse(d) for d in json.loads(row[5])),
-                                         row[6], row[7], row[8])
-        return records
+        return catalog_records(connection.execute(
+            f"SELECT schema_name, name, kind, content_hash, definition, dependencies, engine_sql, "
+            f"commit, run_id FROM {CATALOG_SCHEMA}.objects").fetchall())
 
     def runs(self) -> list[dict]:
         return self._catalog_rows("runs", RUN_COLUMNS, "started_at, run_id")
@@ -335,16 +329,3 @@ def _catalog_exists(connection) -> bool:
     return bool(connection.execute(
         f"SELECT 1 FROM duckdb_tables() WHERE database_name = '{ALIAS}' AND schema_name = "
         f"'{CATALOG_SCHEMA}' AND table_name = 'objects'").fetchall())
-
-
-@functools.lru_cache(maxsize=4096)
-def _canonical_default(text: str | None) -> str | None:
-    if text is None:
-        return None
-    try:
-        expression = sql.parse_expression(text, ENGINE)
-    except sql.SqlProblem:
-        return text
-    while isinstance(expression, exp.Cast) and isinstance(expression.this, exp.Literal):
-        expression = expression.this  # DuckDB reports 'x' defaults as CAST('x' AS VARCHAR)
-    return expression.sql(dialect=ENGINE)
