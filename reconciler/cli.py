@@ -203,16 +203,15 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
         click.confirm("Apply these changes?", abort=True)
     results = apply_environment(workspace, planned, chosen, allow_data_loss)
     for result in results:
-        if result.outcome in ("failed", "refused"):
+        if result.outcome in ("failed", "refused", "locked"):
             err.print(Text(f"{result.tenant}: {result.outcome}\n{result.error}", style="red"))
         else:
             out.print(Text(f"{result.tenant}: {result.outcome} (run {result.run_id}) "
                            + report.summary_line(result.summary).replace("Plan: ", ""), style="green"))
     outcomes = {r.outcome for r in results}
-    if "failed" in outcomes:
-        ctx.exit(EXIT_ERROR)
-    if "refused" in outcomes:
-        ctx.exit(EXIT_REFUSED)
+    for outcome, code in (("failed", EXIT_ERROR), ("locked", EXIT_LOCKED), ("refused", EXIT_REFUSED)):
+        if outcome in outcomes:
+            ctx.exit(code)
 
 
 def _read_plan(path: str) -> Plan:

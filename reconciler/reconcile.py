@@ -26,7 +26,7 @@ import git
 from . import plan as plans
 from .cache import Cache
 from .diff import diff, unmanaged
-from .errors import ApplyFailed, GuardRefused, ReconcilerError, StalePlan, TenantError
+from .errors import ApplyFailed, GuardRefused, ReconcilerError, StalePlan, TenantError, TenantLocked
 from .model import ObjectKey, Tenant
 from .plan import Change, Plan, TenantPlan
 from .render import render
@@ -86,7 +86,7 @@ class Planned:
 class TenantResult:
     tenant: str
     run_id: str | None
-    outcome: str                 # applied | no-changes | failed | refused (a guard, inside the transaction)
+    outcome: str                 # applied | no-changes | failed | refused (a guard) | locked (another run)
     summary: dict[str, int]
     error: str | None = None
 
@@ -181,7 +181,8 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
         try:
             results.append(apply_tenant(state, tenant_plan, plan, actor or current_actor(workspace.repo), operation))
         except ReconcilerError as error:
-            outcome = "refused" if isinstance(error, GuardRefused) else "failed"
+            outcome = ("refused" if isinstance(error, GuardRefused) else
+                       "locked" if isinstance(error, TenantLocked) else "failed")
             results.append(TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error)))
     return results
 
@@ -212,7 +213,8 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
         except StatementFailed as failure:
             session.rollback()
             change = next((c for c in tenant_plan.changes if failure.statement in c.statements), None)
-            subject = f"{change.kind} {change.object}" if change else "views"
+            subject = (f"{change.kind} {change.object}" if change else
+                       "views" if failure.statement.startswith("SELECT * FROM") else "catalog")
             message = (f"tenant {tenant_plan.tenant}: {subject}: apply failed: {failure.message}\n"
                        f"  statement: {failure.statement}\n  the tenant was rolled back; nothing changed")
             run.conclude(session, "failed", message)
@@ -297,8 +299,9 @@ def _write_catalog(session: Session, changes: Sequence[Change], desired: Desired
              run.run_id, run.started) for o in written]
     if rows:
         session.executemany(f"INSERT INTO {CATALOG_SCHEMA}.objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    session.execute(f"INSERT OR REPLACE INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), "
-                    "('capacity', ?)", [CATALOG_VERSION, desired.capacity])
+    session.execute(f"DELETE FROM {CATALOG_SCHEMA}.meta WHERE key IN ('catalog_version', 'capacity')")
+    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), ('capacity', ?)",
+                    [CATALOG_VERSION, desired.capacity])
 
 
 class _Run:

@@ -110,3 +110,73 @@ def snapshot(path: Path, audit: bool = True) -> dict:
             state[f"{schema}.{table}"] = sorted(
                 map(repr, connection.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall()))
         return state
+
+
+# -- both engines ----------------------------------------------------------------------------
+# The shared behavioural suite (tests/test_engines.py) runs every case on DuckDB and on a real
+# PostgreSQL server that the suite starts itself (pgserver bundles the binaries); no mocks.
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    import pgserver
+
+    server = pgserver.get_server(tmp_path_factory.mktemp("pgdata"), cleanup_mode="stop")
+    yield server
+    server.cleanup()
+
+
+class EngineLandscape(Landscape):
+    """The demo landscape with dev's tenant on one engine; helpers that read any engine."""
+
+    def __init__(self, root: Path, engine: str, postgres_url: str | None):
+        super().__init__(root)
+        self.engine, self.postgres_url = engine, postgres_url
+
+    def sql(self, statement: str, tenant: str = "dev") -> list[tuple]:
+        if self.engine == "duckdb" or tenant != "dev":
+            return super().sql(statement, tenant)
+        import psycopg
+
+        with psycopg.connect(self.postgres_url, autocommit=True) as connection:
+            results = []
+            for part in [s for s in statement.split(";") if s.strip()]:
+                cursor = connection.execute(part)
+                results = cursor.fetchall() if cursor.description else []
+            return results
+
+    def columns(self, schema: str, table: str) -> list[str]:
+        return [row[0] for row in self.sql(
+            f"SELECT column_name FROM information_schema.columns WHERE table_schema = '{schema}' "
+            f"AND table_name = '{table}' ORDER BY ordinal_position")]
+
+    def state(self) -> dict:
+        """Objects and rows of dev's tenant, read through information_schema on either engine."""
+        user = "table_schema NOT IN ('information_schema', 'pg_catalog', '_reconciler', '_reconciler_backup')"
+        tables = self.sql(f"SELECT table_schema, table_name, table_type FROM information_schema.tables "
+                          f"WHERE {user} ORDER BY 1, 2")
+        state = {"objects": tables, "columns": self.sql(
+            f"SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
+            f"WHERE {user} ORDER BY 1, 2, ordinal_position")}
+        for schema, table, kind in tables:
+            state[f"{schema}.{table}"] = sorted(map(repr, self.sql(f'SELECT * FROM "{schema}"."{table}"')))
+        return state
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def engine_landscape(request, tmp_path: Path) -> EngineLandscape:
+    url = None
+    shutil.copytree(DEMO, tmp_path / "environments")
+    if request.param == "postgres":
+        import psycopg
+
+        server = request.getfixturevalue("postgres_server")
+        database = f"t_{tmp_path.name.lower().replace('-', '_')}"[:60]
+        with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{database}"')
+        socket_dir = server.get_uri().split("host=")[1]
+        url = f"postgresql://postgres@/{database}?host={socket_dir}"
+        env = tmp_path / "environments" / "dev" / "environment.yaml"
+        env.write_text(env.read_text().replace("duckdb:///.tenants/dev.duckdb", url))
+    result = EngineLandscape(tmp_path, request.param, url)
+    result.commit("demo landscape")
+    return result

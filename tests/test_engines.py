@@ -1,0 +1,177 @@
+"""The behavioural guarantees of plan and apply, on every engine: DuckDB and a real PostgreSQL.
+
+Each test runs twice through the `engine_landscape` fixture; assertions read the tenant
+through information_schema so that they hold for both engines.
+"""
+
+from __future__ import annotations
+
+import json
+
+from conftest import EngineLandscape
+
+VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
+MASTER = "environments/dev/sales/customer_master.yaml"
+ROWS = ("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'ada@example.com', 'EU', 'ACTIVE', NULL), "
+        "(2, 'Bob', NULL, 'EU', 'ACTIVE', NULL); "
+        "INSERT INTO sales.customer_transactions VALUES (10, 1, 2500.00, 'EUR', 'web', NULL)")
+
+
+def applied(landscape: EngineLandscape) -> EngineLandscape:
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    landscape.sql(ROWS)
+    return landscape
+
+
+def test_apply_then_plan_is_empty(engine_landscape: EngineLandscape) -> None:
+    applied(engine_landscape)
+    result = engine_landscape.run("plan", "dev", "--detailed-exitcode")
+    assert result.code == 0, result.output
+    assert engine_landscape.run("apply", "dev", "--yes").stdout.count("no-changes") == 1
+
+
+def test_rows_survive_a_new_column_and_recreated_views(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR, default: \"'BASIC'\"}\nprimary_key")
+    landscape.edit(VIEW, "region, created_at", "region, created_at, tier")
+    plan = landscape.run("plan", "dev")
+    assert "sales.vw_customer_segmentation: recreated" in plan.stdout
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert landscape.sql("SELECT id, name, tier FROM sales.customer_master ORDER BY id") == \
+        [(1, "Ada", "BASIC"), (2, "Bob", "BASIC")]
+    assert landscape.columns("sales", "vw_customer_active")[-1] == "tier"
+    assert landscape.sql("SELECT customer_id, segment FROM sales.vw_customer_segmentation") == [(1, "GOLD")]
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_dropping_a_column_needs_that_object_acknowledged_and_is_backed_up(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    before = landscape.state()
+    landscape.edit(MASTER, "  - {name: email, type: VARCHAR}\n", "")
+    landscape.edit(VIEW, "SELECT id, name, email, region", "SELECT id, name, region")
+    landscape.edit("environments/dev/integration/df_customer_enrichment.yaml", "name, email, region", "name, region")
+    refused = landscape.run("apply", "dev", "--yes")
+    assert refused.code == 3 and "--allow-data-loss sales.customer_master" in refused.stderr
+    assert landscape.state() == before
+    result = landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_master")
+    assert result.code == 0, result.output
+    assert "email" not in landscape.columns("sales", "customer_master")
+    [backup] = json.loads(landscape.run("backups", "dev", "--format", "json").stdout)
+    assert backup["row_count"] == 2
+    assert landscape.sql(f'SELECT email FROM _reconciler_backup."{backup["name"]}" ORDER BY id') == \
+        [("ada@example.com",), (None,)]
+
+
+def test_a_failing_statement_leaves_the_tenant_as_it_was(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    before = landscape.state()
+    landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
+    landscape.edit(VIEW, "region, created_at", "region, created_at, no_such_column")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 1 and "no_such_column" in result.stderr and "rolled back" in result.stderr
+    assert landscape.state() == before
+
+
+def test_not_null_is_counted_and_refused(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    landscape.edit(MASTER, "{name: email, type: VARCHAR}", "{name: email, type: VARCHAR, nullable: false}")
+    before = landscape.state()
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 3 and "1 rows have NULL in email" in result.stderr
+    assert landscape.state() == before
+
+
+def test_renamed_from_keeps_values(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    landscape.edit(MASTER, "{name: email, type: VARCHAR}", "{name: mail, type: VARCHAR, renamed_from: email}")
+    landscape.edit(VIEW, "SELECT id, name, email, region", "SELECT id, name, mail AS email, region")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert landscape.sql("SELECT id, mail FROM sales.customer_master ORDER BY id") == \
+        [(1, "ada@example.com"), (2, None)]
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_git_revert_returns_to_the_earlier_state(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    state_a = landscape.state()
+    landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
+    landscape.edit(VIEW, "region, created_at", "region, created_at, tier")
+    commit_b = landscape.commit("B")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.repo.git.revert(commit_b, "--no-edit")
+    assert landscape.run("apply", "dev", "--yes").code == 3
+    result = landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_master")
+    assert result.code == 0, result.output
+    assert landscape.state() == state_a
+
+
+def test_an_unmanaged_view_that_would_break_blocks_the_change(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    landscape.sql("CREATE VIEW sales.mailing AS SELECT email FROM sales.customer_master")
+    landscape.edit(MASTER, "  - {name: email, type: VARCHAR}\n", "")
+    landscape.edit(VIEW, "SELECT id, name, email, region", "SELECT id, name, region")
+    landscape.edit("environments/dev/integration/df_customer_enrichment.yaml", "name, email, region", "name, region")
+    result = landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_master")
+    assert result.code == 3 and "unmanaged view sales.mailing reads it" in result.stderr
+
+
+def test_a_second_apply_is_refused_while_the_tenant_is_held(engine_landscape: EngineLandscape) -> None:
+    import subprocess
+    import sys
+
+    landscape = applied(engine_landscape)
+    landscape.edit(VIEW, "SELECT id, name", "SELECT DISTINCT id, name")
+    if landscape.engine == "duckdb":
+        hold = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+                "time.sleep(30)", str(landscape.tenant()))
+    else:   # the same advisory lock a run takes, held by another session
+        hold = ("import psycopg, sys, time; c = psycopg.connect(sys.argv[1], autocommit=True, application_name="
+                "'reconciler run r-1 by someone'); c.execute('SELECT pg_advisory_lock(7301968421)'); "
+                "print('ready', flush=True); time.sleep(30)", landscape.postgres_url)
+    holder = subprocess.Popen([sys.executable, "-c", *hold], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        result = landscape.run("apply", "dev", "--yes")
+        assert result.code == 4, result.output
+        assert "is locked by" in result.stderr
+        if landscape.engine == "postgres":
+            assert "reconciler run r-1 by someone" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert landscape.run("apply", "dev", "--yes", "--lock-timeout", "10").code == 0
+
+
+def test_one_landscape_on_duckdb_and_postgresql_gives_the_same_rows(landscape, postgres_server) -> None:
+    import psycopg
+
+    database = f"mixed_{landscape.root.name.lower().replace('-', '_')}"[:60]
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    url = f"postgresql://postgres@/{database}?host={postgres_server.get_uri().split('host=')[1]}"
+    landscape.edit("environments/dev/environment.yaml", "    create: true\n",
+                   f"    create: true\n  - name: dev-pg\n    url: {url}\n")
+    landscape.commit("dev on both engines")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert "Tenant dev-pg (postgres)" in result.stdout
+    rows = ["INSERT INTO sales.customer_master VALUES (1, 'Ada', 'ada@example.com', 'EU', 'ACTIVE', "
+            "TIMESTAMP '2024-01-01 10:00:00'), (2, 'Bob', NULL, 'EU', 'ACTIVE', NULL), "
+            "(3, 'Cy', 'cy@example.com', 'US', 'ACTIVE', NULL), (4, 'Di', NULL, 'EU', 'CLOSED', NULL)",
+            "INSERT INTO sales.customer_transactions VALUES (10, 1, 2500.00, 'EUR', 'web', NULL), "
+            "(11, 1, 9000.50, 'EUR', 'shop', TIMESTAMP '2024-02-01 09:30:00'), (12, 2, 10.00, 'EUR', 'web', NULL), "
+            "(13, 3, 99.99, 'USD', 'web', NULL)"]
+    with psycopg.connect(url, autocommit=True) as connection:
+        for statement in rows:
+            landscape.sql(statement)
+            connection.execute(statement)
+        for view in ("vw_customer_active", "vw_transaction_detail", "vw_customer_lifetime_value",
+                     "vw_customer_segmentation"):
+            on_duckdb = sorted(tuple(map(str, row)) for row in landscape.sql(f"SELECT * FROM sales.{view}"))
+            on_postgres = sorted(tuple(map(str, row)) for row in connection.execute(f"SELECT * FROM sales.{view}"))
+            assert on_duckdb == on_postgres, view
+            assert on_duckdb, view
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
