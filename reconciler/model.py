@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from enum import Enum
 from typing import Annotated, Literal, NamedTuple, Union
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -121,6 +122,12 @@ class Tenant(_Frozen):
     create: bool = Field(False, description="create the database file when it does not exist")
     lock_timeout: str | None = Field(None, description="PostgreSQL: how long a statement waits for a lock, e.g. 5s")
     statement_timeout: str | None = Field(None, description="PostgreSQL: the longest any statement may run, e.g. 10min")
+
+    @property
+    def engine(self) -> str:
+        """The sqlglot dialect of the engine the url names (postgresql:// is sqlglot's postgres)."""
+        scheme = urlsplit(self.url).scheme
+        return {"postgresql": "postgres"}.get(scheme, scheme)
     rules: Rules = Rules()
 
 
@@ -136,6 +143,11 @@ class Environment(_Frozen):
                         "in review, for CI; each also gets a backup before the change")
     backup_retention_days: int | None = Field(
         None, ge=1, description="Backups older than this are listed by `prune-backups` (never dropped silently)")
+
+    @property
+    def engines(self) -> dict[str, str]:
+        """The sqlglot dialect of each tenant's engine, by tenant name."""
+        return {tenant.name: tenant.engine for tenant in self.tenants}
 
     def rules_for(self, tenant: Tenant) -> Rules:
         """Environment rules with the tenant's own rules laid over them."""

@@ -7,21 +7,16 @@ Pure: never reads git or files, never talks to a tenant.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from . import sql
 from .cache import NO_CACHE, Cache
 from .model import Connection, DataFlow, ObjectKey, Rules, Table, Tenant, View
 from .state import ColumnState, DesiredState, ObjectState
 from .validate import Landscape
 
-SQLGLOT_DIALECTS = {"postgresql": "postgres"}   # URL scheme -> sqlglot dialect, where they differ
-
 
 def engine_of(tenant: Tenant) -> str:
     """The sqlglot dialect of the tenant's engine."""
-    scheme = urlsplit(tenant.url).scheme
-    return SQLGLOT_DIALECTS.get(scheme, scheme)
+    return tenant.engine
 
 
 def render(landscape: Landscape, tenant: Tenant, cache: Cache = NO_CACHE) -> DesiredState:

@@ -169,6 +169,15 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     return facts
 
 
+def untranslatable(sql: str, dialect: str, engine: str) -> str | None:
+    """Why `sql` cannot be expressed in `engine`'s dialect, or None when it can."""
+    try:
+        parse(sql, dialect).sql(dialect=templated(engine), unsupported_level=ErrorLevel.RAISE)
+    except UnsupportedError as error:
+        return str(error)
+    return None
+
+
 @functools.lru_cache(maxsize=4096)
 def canonical_default(text: str | None, engine: str) -> str | None:
     """A column default as the engine reports it, in the form the desired side renders."""

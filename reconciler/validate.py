@@ -82,6 +82,8 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
                        "rather than read as 'delete everything'")
     dialect = environment.dialect if environment else "duckdb"
     facts = checker.sql(objects, dialect)
+    if environment is not None:
+        checker.engines(objects, facts, dialect, environment.engines)
     dependencies = checker.references(objects, facts)
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
     checker.cycles(graph)
@@ -252,6 +254,16 @@ class _Checker:
                             f"target is {obj.target}", "sql")
             facts[key] = result
         return facts
+
+    def engines(self, objects, facts, dialect: str, engines: dict[str, str]) -> None:
+        """SQL that some tenant's engine cannot run (sqlglot cannot transpile it) is refused now."""
+        for engine in sorted(set(engines.values()) - {dialect}):
+            tenants = ", ".join(sorted(name for name, e in engines.items() if e == engine))
+            for key in facts:
+                problem = sql.untranslatable(objects[key].sql, dialect, engine)
+                if problem:
+                    self.report(self.documents[key], "sql", f"cannot run on {engine} (tenant {tenants}): {problem}",
+                                "sql")
 
     # -- references -----------------------------------------------------------------------
     def references(self, objects, facts) -> dict[ObjectKey, tuple[ObjectKey, ...]]:
