@@ -16,8 +16,10 @@ import os
 import secrets as random
 import signal
 import socket
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,24 +97,56 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
                      tenants: Sequence[str] | None = None) -> Planned:
     """Plan every tenant of an environment; reads tenants, never writes."""
     landscape = workspace.load(environment, ref)
-    states: dict[str, TenantState] = {}
-    tenant_plans = []
-    for tenant in landscape.environment.tenants:
-        if tenants and tenant.name not in tenants:
-            continue
+    chosen = [t for t in landscape.environment.tenants if not tenants or t.name in tenants]
+    # rendering is pure and uses the (single-threaded) cache; reading tenants waits on databases
+    desired = {tenant.name: render(landscape, tenant, workspace.cache) for tenant in chosen}
+    workspace.cache.flush()
+
+    def plan_one(tenant: Tenant) -> tuple[TenantState, TenantPlan]:
         adapter = workspace.adapter(tenant)
-        desired = render(landscape, tenant, workspace.cache)
         live = adapter.inspect()
         if not live.exists and not tenant.create:
             raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
                               "declare `create: true` on the tenant to create it")
-        states[tenant.name] = TenantState(tenant, adapter, desired, live)
-        tenant_plans.append(_acknowledge(plan_tenant(adapter, desired, live),
-                                         landscape.environment.allow_data_loss))
-    workspace.cache.flush()
+        state = TenantState(tenant, adapter, desired[tenant.name], live)
+        return state, _acknowledge(plan_tenant(adapter, state.desired, live), landscape.environment.allow_data_loss)
+
+    outcomes = _each_tenant(chosen, plan_one)
+    for outcome in outcomes:   # the first failure, in tenant order, after every read has finished
+        if isinstance(outcome, BaseException):
+            raise outcome
     commit = landscape.source.commit or head_commit(workspace.repo)
-    plan = Plan(environment=environment, ref=landscape.source.ref, commit=commit, tenants=tuple(tenant_plans))
-    return Planned(landscape, plan, states)
+    plan = Plan(environment=environment, ref=landscape.source.ref, commit=commit,
+                tenants=tuple(tenant_plan for _, tenant_plan in outcomes))
+    return Planned(landscape, plan, {state.tenant.name: state for state, _ in outcomes})
+
+
+MAX_PARALLEL_TENANTS = 8
+_STOP = threading.Event()   # set on Ctrl-C: every tenant's apply rolls back at its next statement
+
+
+def _each_tenant(items: Sequence, work) -> list:
+    """`work(item)` for every tenant at once, each on its own connection; results (or the
+    exception raised) in the items' order. Ctrl-C stops them all, each rolling back."""
+    if len(items) <= 1:
+        return [_outcome(work, item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(len(items), MAX_PARALLEL_TENANTS)) as pool:
+        futures = [pool.submit(_outcome, work, item) for item in items]
+        try:
+            return [future.result() for future in futures]
+        except KeyboardInterrupt:
+            _STOP.set()
+            wait(futures)
+            raise
+        finally:
+            _STOP.clear()
+
+
+def _outcome(work, item):
+    try:
+        return work(item)
+    except Exception as error:  # noqa: BLE001 - handed back to the caller, which decides
+        return error
 
 
 def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState) -> TenantPlan:
@@ -175,15 +209,20 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
     problems = plans.violations(plan, allow_data_loss)
     if problems:
         raise GuardRefused("refused:\n  " + "\n  ".join(problems))
-    results = []
-    for tenant_plan in plan.tenants:
-        state = planned.states[tenant_plan.tenant]
+    actor = actor or current_actor(workspace.repo)
+
+    def apply_one(tenant_plan: TenantPlan) -> TenantResult:
         try:
-            results.append(apply_tenant(state, tenant_plan, plan, actor or current_actor(workspace.repo), operation))
+            return apply_tenant(planned.states[tenant_plan.tenant], tenant_plan, plan, actor, operation)
         except ReconcilerError as error:
             outcome = ("refused" if isinstance(error, GuardRefused) else
                        "locked" if isinstance(error, TenantLocked) else "failed")
-            results.append(TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error)))
+            return TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error))
+
+    results = _each_tenant(plan.tenants, apply_one)
+    for result in results:
+        if isinstance(result, BaseException):   # not a ReconcilerError: a bug; never swallowed
+            raise result
     return results
 
 
@@ -247,6 +286,8 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
                 raise GuardRefused(f"tenant {run.tenant_plan.tenant}: {change.object}: {count:,} {check.problem}; "
                                    "nothing was changed")
         for statement in statements:
+            if _STOP.is_set():
+                raise KeyboardInterrupt
             session.execute(statement)
             fault.tick()
 
@@ -273,8 +314,10 @@ class _Fault:
             return
         if self.signal_name == "PAUSE":
             time.sleep(float(os.environ.get("RECONCILER_FAULT_PAUSE", "3")))
-        else:
-            os.kill(os.getpid(), getattr(signal, self.signal_name))
+            return
+        os.kill(os.getpid(), getattr(signal, self.signal_name))
+        if threading.current_thread() is not threading.main_thread():
+            _STOP.wait(5)   # Ctrl-C lands in the main thread; let it tell the tenants before going on
 
 
 def backup_name(table: ObjectKey, run_id: str) -> str:
