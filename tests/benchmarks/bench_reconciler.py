@@ -1,20 +1,26 @@
-"""Benchmark: validate, plan and apply a generated landscape, beside the raw DDL floor.
+"""Benchmark: this tool beside the raw DDL floor and the peers, on one generated landscape.
 
 Not collected by pytest. Usage (from the repository root):
 
-    .venv/bin/python tests/benchmarks/bench_reconciler.py --objects 1000 10000
+    .venv/bin/python tests/benchmarks/bench_reconciler.py --objects 1000 10000 50000
+    .venv/bin/python tests/benchmarks/bench_reconciler.py --objects 1000 --engine postgres
+    .venv/bin/python tests/benchmarks/bench_reconciler.py --objects 1000 --peers
 
 For each N it generates a landscape with ../shared/bench/gen_landscape.py (same file format
 as ours), commits it to a throw-away git repository, and times in fresh processes: the raw
-DDL script in one DuckDB execute() (the floor), `reconciler validate`, a plan against a
-fresh tenant, apply to a fresh tenant, and a no-op plan (cold cache, then warm). Prints wall
-seconds and peak RSS (MB) per step.
+DDL script in one go (the floor: DuckDB's execute(), or psql -1 -f on PostgreSQL), `reconciler
+validate`, a plan against an empty tenant, apply to an empty tenant, a no-op plan (cold cache,
+then warm), and a one-view change planned and applied. With --peers, and when a venv holding
+dbt-duckdb and SQLMesh exists (PEERS_VENV, default /tmp/peers-venv; ../shared/bench/peers.sh
+creates it), `dbt run` and `sqlmesh plan --auto-apply` on a fresh database are timed too, and
+the ratios to them printed. Prints wall seconds and peak RSS (MB) per step.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,56 +32,130 @@ ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT.parent / "shared" / "bench" / "gen_landscape.py"
 PYTHON = sys.executable
 RECONCILER = [str(Path(PYTHON).parent / "reconciler")]
+PEERS = Path(os.environ.get("PEERS_VENV", "/tmp/peers-venv"))
 
 
-def timed(command: list[str], cwd: Path) -> tuple[float, float]:
+def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one command run in a fresh process."""
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
         _, status, usage = os.wait4(process.pid, 0)
         elapsed = time.perf_counter() - start
-        process.returncode = code = os.waitstatus_to_exitcode(status)
-        if code != 0:
+        code = os.waitstatus_to_exitcode(status)
+        if code not in ok:
             errors.seek(0)
             sys.exit(f"{' '.join(command)} exited {code}: {errors.read().decode()[-2000:]}")
     return elapsed, usage.ru_maxrss / 1024
 
 
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=b@x", *args], cwd=repo, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def change_one_view(repo: Path) -> None:
+    """A mid-layer view's filter changes: a one-object change with the same columns."""
+    views = sorted(p for p in (repo / "environments" / "dev").rglob("*.yaml") if "kind: View" in p.read_text())
+    view = views[len(views) // 2]
+    text = view.read_text()
+    view.write_text(re.sub(r"\bSELECT\b", "SELECT DISTINCT", text, count=1))
+
+
+class Postgres:
+    """A throw-away PostgreSQL server (pgserver) with one database per run."""
+
+    def __init__(self) -> None:
+        import pgserver
+
+        self.server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="reconciler-bench-pg-")), cleanup_mode="stop")
+        self.socket = self.server.get_uri().split("host=")[1]
+        self.psql = str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql")
+
+    def database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(self.server.get_uri(), autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql://postgres@/{name}?host={self.socket}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--engine", choices=["duckdb", "postgres"], default="duckdb")
+    parser.add_argument("--peers", action="store_true", help="also time dbt run and sqlmesh plan (DuckDB)")
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
     args = parser.parse_args()
-    print(f"{'objects':>8} {'step':<28} {'wall_s':>8} {'peak_mb':>8} {'vs_floor':>8}")
+    postgres = Postgres() if args.engine == "postgres" else None
+    print(f"{'objects':>8} {args.engine:<10} {'step':<34} {'wall_s':>8} {'peak_mb':>8} {'vs_floor':>8}")
     for count in args.objects:
         work = Path(tempfile.mkdtemp(prefix=f"reconciler-bench-{count}-"))
         subprocess.run([PYTHON, str(GENERATOR), "--objects", str(count), "--out", str(work)],
                        check=True, stdout=subprocess.DEVNULL)
         repo = work / "landscape"
         env_file = repo / "environments" / "dev" / "environment.yaml"
-        env_file.write_text(env_file.read_text().replace(".duckdb\n", ".duckdb\n    create: true\n"))
+        tenant_url = f"duckdb:///{work}/tenants/dev.duckdb"
+        if postgres:
+            tenant_url = postgres.database(f"bench_{count}")
+            env_file.write_text(re.sub(r"duckdb:///\S+", tenant_url, env_file.read_text()))
+        env_file.write_text(env_file.read_text().replace(tenant_url + "\n", tenant_url + "\n    create: true\n"))
         subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-        subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=b@x", "add", "-A"], cwd=repo, check=True)
-        subprocess.run(["git", "-c", "user.name=bench", "-c", "user.email=b@x", "commit", "-qm", "l"],
-                       cwd=repo, check=True)
-        floor_db = work / "floor_raw.duckdb"
-        floor, floor_mb = timed([PYTHON, "-c", "import duckdb,sys; duckdb.connect(sys.argv[1])"
-                                 ".execute(open(sys.argv[2]).read())", str(floor_db), str(work / "raw.sql")], work)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "landscape")
+
+        if postgres:
+            import sqlglot
+
+            script = work / "raw_postgres.sql"
+            script.write_text(";\n".join(sqlglot.transpile((work / "raw.sql").read_text(), read="duckdb",
+                                                           write="postgres")) + ";\n")
+            floor_url = postgres.database(f"floor_{count}")
+            floor, floor_mb = timed([postgres.psql, "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", str(script),
+                                     floor_url], work)
+        else:
+            floor, floor_mb = timed([PYTHON, "-c", "import duckdb,sys; duckdb.connect(sys.argv[1])"
+                                     ".execute(open(sys.argv[2]).read())", str(work / "floor_raw.duckdb"),
+                                     str(work / "raw.sql")], work)
         rows = [("raw DDL script (floor)", floor, floor_mb)]
         cli = [*RECONCILER, "--repo", str(repo)]
         shutil.rmtree(repo / ".reconciler", ignore_errors=True)
         rows.append(("validate (cold cache)",) + timed([*cli, "validate", "dev"], repo))
         rows.append(("validate (warm cache)",) + timed([*cli, "validate", "dev"], repo))
-        rows.append(("plan, fresh tenant",) + timed([*cli, "plan", "dev"], repo))
-        rows.append(("apply, fresh tenant",) + timed([*cli, "apply", "dev", "--yes"], repo))
+        rows.append(("plan, empty tenant",) + timed([*cli, "plan", "dev"], repo))
+        rows.append(("apply, empty tenant",) + timed([*cli, "apply", "dev", "--yes"], repo))
         shutil.rmtree(repo / ".reconciler", ignore_errors=True)
         rows.append(("no-op plan (cold cache)",) + timed([*cli, "plan", "dev", "--detailed-exitcode"], repo))
         rows.append(("no-op plan (warm cache)",) + timed([*cli, "plan", "dev", "--detailed-exitcode"], repo))
+        change_one_view(repo)
+        timed([*cli, "validate", "dev"], repo)   # the edit is parsed once, as an editor or CI would
+        rows.append(("one-view change: plan (warm)",) + timed([*cli, "plan", "dev", "--detailed-exitcode"], repo,
+                                                             ok=(2,)))
+        rows.append(("one-view change: apply (warm)",) + timed([*cli, "apply", "dev", "--yes"], repo))
+        if args.peers and not postgres:
+            rows += peers(work)
         for step, wall, peak in rows:
-            print(f"{count:>8} {step:<28} {wall:>8.2f} {peak:>8.0f} {wall / floor:>8.2f}", flush=True)
+            print(f"{count:>8} {args.engine:<10} {step:<34} {wall:>8.2f} {peak:>8.0f} {wall / floor:>8.2f}",
+                  flush=True)
         if not args.keep:
             shutil.rmtree(work)
+
+
+def peers(work: Path) -> list[tuple[str, float, float]]:
+    """dbt run and sqlmesh plan --auto-apply on fresh databases holding only the source tables."""
+    if not (PEERS / "bin" / "dbt").exists() or not (PEERS / "bin" / "sqlmesh").exists():
+        print(f"# no peers venv at {PEERS} (../shared/bench/peers.sh creates it); peers skipped", flush=True)
+        return []
+    load = [str(PEERS / "bin" / "python"), "-c", "import duckdb,sys; duckdb.connect(sys.argv[1])"
+            ".execute(open(sys.argv[2]).read())"]
+    subprocess.run([*load, str(work / "dbt.duckdb"), str(work / "dbt" / "setup_sources.sql")], check=True)
+    dbt = timed([str(PEERS / "bin" / "dbt"), "run", "--project-dir", str(work / "dbt"), "--profiles-dir",
+                 str(work / "dbt")], work)
+    subprocess.run([*load, str(work / "sqlmesh.duckdb"), str(work / "sqlmesh" / "setup_sources.sql")], check=True)
+    sqlmesh = timed([str(PEERS / "bin" / "sqlmesh"), "-p", str(work / "sqlmesh"), "plan", "--auto-apply",
+                     "--no-prompts"], work)
+    return [("peer: dbt run (empty database)",) + dbt, ("peer: sqlmesh plan --auto-apply",) + sqlmesh]
 
 
 if __name__ == "__main__":
