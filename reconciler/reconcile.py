@@ -1,9 +1,12 @@
 """The pipeline end to end: load -> validate -> render -> inspect -> diff -> plan -> apply.
 
-Owns the sequence and the apply transaction protocol: lock, re-check the tenant against
-the plan, run every statement, write the catalog and the audit record, commit; on any
-failure roll back and record the failure. After a commit it re-plans and requires an
-empty plan (the convergence check). Planning here only reads; `apply_*` alone writes.
+Owns the sequence and the apply transaction protocol: lock, record the run as running,
+re-check the tenant against the plan, run the row checks, back up what a change would lose,
+run every statement, write the catalog, bind every view, conclude the audit record, commit;
+on any failure roll back and record how the run ended. After a commit it re-plans and
+requires an empty plan (the convergence check). The tenants of an environment are read and
+applied concurrently. Planning here only reads; `apply_*` (and dry-run audit records,
+backup pruning, unlock) alone write.
 """
 
 from __future__ import annotations

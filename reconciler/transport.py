@@ -1,4 +1,5 @@
-"""The day-to-day operations built from the pipeline: promote, roll back, history, status, drift.
+"""The day-to-day operations built from the pipeline: promote, roll back, history, status,
+drift, backups, restore, prune, unlock.
 
 Owns the order of each operation (read, check every guard, then write git, then tenants)
 and the gate that reads a source environment's tenants before promoting into a protected
