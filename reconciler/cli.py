@@ -153,7 +153,8 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
     if fmt == "json":
         out.print(planned.plan.to_json(), markup=False, end="")
     elif fmt == "markdown":
-        out.print(report.plan_markdown(planned.plan), markup=False, end="")
+        graph = next(iter(planned.states.values())).desired.graph if planned.states else None
+        out.print(report.plan_markdown(planned.plan, graph), markup=False, end="")
     else:
         _print_lines(report.plan_text(planned.plan))
     if detailed_exitcode and planned.plan.has_changes:

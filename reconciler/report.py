@@ -95,34 +95,86 @@ def _value(value) -> str:
     return json.dumps(value) if not isinstance(value, str) else value
 
 
-def plan_markdown(plan: Plan) -> str:
-    counts = plan.summary
-    out = [review_marker(plan), f"### reconciler plan: `{plan.environment}` at `{plan.ref}`",
-           "", summary_line(counts) if plan.has_changes else "No changes.", ""]
-    risky = [(t, c) for t in plan.tenants for c in t.changes if c.risk == "high"]
+MARKDOWN_LIMIT = 64_000   # GitHub refuses comments over 65,536 characters; room for what CI adds
+TRIM_ORDER = ("SQL diffs", "field-level details", "per-object rows")
+ACTION_COLOURS = {"create": "#d3f9d8", "update": "#fff3bf", "replace": "#ffd8a8", "delete": "#ffc9c9"}
+
+
+def plan_markdown(plan: Plan, graph: nx.DiGraph | None = None, limit: int = MARKDOWN_LIMIT) -> str:
+    """The plan for a pull request: counts first, destructive changes next, a tenant per
+    collapsible section, a graph of what changes and what reads it, and what merging does.
+    Over `limit` characters, detail is dropped in TRIM_ORDER, and the text says so."""
+    for level in range(len(TRIM_ORDER) + 1):
+        text = _plan_markdown(plan, graph, level)
+        if len(text) <= limit:
+            return text
+    return text[:limit - 200] + "\n\n_(cut to fit; the full plan is in the job summary and the JSON plan)_\n"
+
+
+def _plan_markdown(plan: Plan, graph: nx.DiGraph | None, trimmed: int) -> str:
+    out = [_headline(plan), ""]
+    risky = [(t, c) for t in plan.tenants for c in t.changes if c.risk == "high" or c.data_loss or c.conflict]
     if risky:
-        out += ["> [!CAUTION]", "> Destructive or high-risk changes:"]
+        out += ["> [!CAUTION]", "> Destructive, blocked or high-risk changes:"]
         out += [f"> - `{t.tenant}`: **{c.action} {c.object}**: {c.reason}"
                 + (f" ({c.rows:,} rows)" if c.rows is not None else "") for t, c in risky]
         out.append("")
     for tenant in plan.tenants:
-        out += _tenant_markdown(tenant)
+        out += _tenant_markdown(tenant, trimmed)
+    if graph is not None and plan.has_changes and trimmed < len(TRIM_ORDER):
+        out += _changed_graph(plan, graph)
+    if trimmed:
+        out += [f"_Trimmed to fit a GitHub comment: {', then '.join(TRIM_ORDER[:trimmed])} left out; the full "
+                "plan is in the job summary and the JSON plan._", ""]
+    tenants = ", ".join(f"`{t.tenant}`" for t in plan.tenants)
+    out += ["---", f"On merge, CI applies `{plan.environment}` to {tenants} only if a new plan still has review "
+            f"hash `{plan.review_hash[:12]}`; if a tenant or the folder moved since, it stops and says so.",
+            review_marker(plan)]
     return "\n".join(out) + "\n"
 
 
-def _tenant_markdown(tenant: TenantPlan) -> list[str]:
+def _headline(plan: Plan) -> str:
+    if not plan.has_changes:
+        return f"**reconciler plan for `{plan.environment}`**: no changes (at `{plan.ref}`)"
+    actions = ", ".join(f"{count} to {action}" for action, count in plan.summary.items() if count)
+    per_tenant = ", ".join(f"{t.tenant} {len(t.changes)}" for t in plan.tenants)
+    return (f"**reconciler plan for `{plan.environment}`**: {actions} (per tenant: {per_tenant}; "
+            f"at `{plan.ref}`)")
+
+
+def _changed_graph(plan: Plan, graph: nx.DiGraph, most: int = 80) -> list[str]:
+    """Mermaid: changed objects coloured by action, and the objects that read them directly."""
+    actions: dict[ObjectKey, str] = {}
+    for tenant in plan.tenants:
+        for change in tenant.changes:
+            actions.setdefault(change.key, change.action)
+    readers = {r for key in actions if key in graph for r in graph.successors(key)} - set(actions)
+    nodes = sorted(actions) + sorted(readers)
+    if len(nodes) > most:
+        return [f"_{len(actions)} changed objects: too many to draw here; `reconciler graph` draws them._", ""]
+    lines = ["```mermaid", "flowchart LR"]
+    for key in nodes:
+        lines.append(f'  {_node_id(key)}["{key}"]:::{actions.get(key, "reader")}')
+    lines += [f"  {_node_id(a)} --> {_node_id(b)}" for a, b in sorted(graph.edges) if a in actions and b in nodes]
+    lines += [f"  classDef {action} fill:{colour}" for action, colour in ACTION_COLOURS.items()]
+    lines += ["  classDef reader fill:#f1f3f5,stroke-dasharray: 3 3", "```", ""]
+    return ["Changed objects (coloured by action) and what reads them directly:", "", *lines]
+
+
+def _tenant_markdown(tenant: TenantPlan, trimmed: int = 0) -> list[str]:
     out = [f"<details><summary><b>{tenant.tenant}</b> ({tenant.engine}): {summary_line(tenant.summary)}"
            "</summary>", ""]
     if not tenant.changes:
         out.append("No changes.")
-    else:
+    elif trimmed < 3:
         out += ["| | object | kind | risk | reason |", "|---|---|---|---|---|"]
         out += [f"| `{SYMBOLS[c.action]}` {c.action} | `{c.object}` | {c.kind} | {c.risk} | {c.reason} |"
                 for c in tenant.changes]
-        for change in tenant.changes:
-            if change.details:
+        for change in tenant.changes if trimmed < 2 else ():
+            details = [d for d in change.details if not (trimmed >= 1 and d.field == "sql")]
+            if details:
                 out += ["", f"`{change.object}`", "```diff"]
-                for detail in change.details:
+                for detail in details:
                     out += _detail_lines(detail)
                 out.append("```")
     out += ["", "</details>", ""]

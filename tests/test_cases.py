@@ -7,13 +7,15 @@ is what the command prints on stderr. Every case must exit 1 and leave the tenan
 
 cases/plan/<case>/: after the demo's dev environment is applied, `setup.sql` runs on the
 tenant (drift, unmanaged objects), `files/` and `remove.txt` edit the folder; `expected.txt`
-is the text plan. Unless `refused.txt` says the apply is refused (its content is the exit
+is the text plan. cases/markdown/<case>/: the same, and `expected.md` is the markdown plan
+(the pull request comment) with the review hash written as <hash>. Unless `refused.txt` says the apply is refused (its content is the exit
 code), applying it must converge: the next plan is empty.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -24,10 +26,10 @@ CASES = Path(__file__).parent / "cases"
 UPDATE = bool(os.environ.get("RECONCILER_UPDATE_GOLDEN"))  # rewrite expected.txt files, then review the diff
 
 
-def _expect(case: Path, actual: str) -> str:
+def _expect(case: Path, actual: str, name: str = "expected.txt") -> str:
     if UPDATE:
-        (case / "expected.txt").write_text(actual)
-    return (case / "expected.txt").read_text()
+        (case / name).write_text(actual)
+    return (case / name).read_text()
 
 
 def _cases(kind: str) -> list[Path]:
@@ -88,3 +90,18 @@ def test_plan_matches_golden_and_apply_converges(landscape: Landscape, case: Pat
         return
     assert applied.code == 0, applied.output
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+@pytest.mark.parametrize("case", _cases("markdown"), ids=lambda p: p.name)
+def test_markdown_plan_matches_golden(landscape: Landscape, case: Path) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'ada@example.com', 'EU', 'ACTIVE', "
+                  "TIMESTAMP '2024-01-01'), (2, 'Bob', NULL, 'US', 'ACTIVE', NULL); INSERT INTO "
+                  "sales.customer_transactions VALUES (10, 1, 25.00, 'EUR', 'web', NULL)")
+    _prepare(landscape, case)
+
+    result = landscape.run("plan", "dev", "--format", "markdown")
+
+    assert result.code == 0, result.output
+    body = re.sub(r"(review.hash[ =`]+)[0-9a-f]{12,64}", r"\1<hash>", result.stdout)
+    assert body == _expect(case, body, "expected.md")

@@ -1,0 +1,36 @@
+"""The pull request comment stays under GitHub's limit by dropping detail in a stated order."""
+
+from __future__ import annotations
+
+from conftest import Landscape
+
+from reconciler import report
+from reconciler.reconcile import Workspace, plan_environment
+
+
+def test_markdown_drops_detail_in_order_to_fit_the_limit(landscape: Landscape) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at",
+                   "region, created_at, status")
+    landscape.edit("environments/dev/sales/customer_master.yaml", "primary_key",
+                   "  - {name: tier, type: VARCHAR}\nprimary_key")
+    planned = plan_environment(Workspace(landscape.root), "dev")
+    graph = planned.states["dev"].desired.graph
+    full = report.plan_markdown(planned.plan, graph)
+    assert "~ sql:" in full and "+ columns.tier" in full and "Trimmed" not in full
+
+    sizes = [len(report._plan_markdown(planned.plan, graph, level)) for level in range(4)]
+    assert sizes == sorted(sizes, reverse=True)
+    steps = []
+    for level in (1, 2, 3):   # a limit each level just fits: the one before it is too long
+        text = report.plan_markdown(planned.plan, graph, limit=sizes[level])
+        assert len(text) <= sizes[level]
+        steps.append(text)
+    assert "~ sql:" not in steps[0] and "+ columns.tier" in steps[0]
+    assert "Trimmed to fit a GitHub comment: SQL diffs left out" in steps[0]
+    assert "+ columns.tier" not in steps[1] and "| `-/+` replace | `sales.vw_customer_active`" in steps[1]
+    assert "| `-/+` replace" not in steps[2]
+    assert "SQL diffs, then field-level details, then per-object rows left out" in steps[2]
+    for text in steps:   # what a reviewer must always see survives every trim
+        assert text.startswith("**reconciler plan for `dev`**: 1 to update, 4 to replace")
+        assert "reconciler:plan environment=dev review-hash=" in text
