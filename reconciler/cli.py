@@ -21,6 +21,7 @@ from .errors import (
     GitError,
     GuardRefused,
     InvalidInput,
+    PackageError,
     ReconcilerError,
     StalePlan,
     TenantError,
@@ -40,6 +41,7 @@ EXIT_CODES: tuple[tuple[type[ReconcilerError], int], ...] = (
     (TenantError, EXIT_ERROR),
     (ApplyFailed, EXIT_ERROR),
     (GuardRefused, EXIT_REFUSED),
+    (PackageError, EXIT_ERROR),
     (TenantLocked, EXIT_LOCKED),
     (StalePlan, EXIT_STALE),
     (ReconcilerError, EXIT_ERROR),
@@ -367,6 +369,53 @@ def backups(ctx: click.Context, environment: str, fmt: str) -> None:
         out.print(json.dumps(found, indent=2, default=str), markup=False)
         return
     _print_table(report.backups_table(found))
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The package file (.zip).")
+@click.option("--version", "version", required=True, help="The package's semantic version, e.g. 1.4.0.")
+@click.option("--objects", "selection", help="Comma-separated objects; what they read comes along.")
+@click.option("--name", help="Package name (default: the environment).")
+@click.option("--notes", default="", help="Release notes.")
+@click.pass_context
+def export(ctx: click.Context, environment: str, out_file: str, version: str, selection: str | None,
+           name: str | None, notes: str) -> None:
+    """Write a transport package: objects, their dependencies, a manifest and checksums.
+
+    \b
+    Example:
+      reconciler export dev --objects vw_customer_segmentation --version 1.0.0 --out segmentation.zip
+    """
+    names = [n for n in selection.split(",") if n.strip()] if selection else None
+    manifest = transport.export_package(_workspace(ctx), environment, names, Path(out_file), name, version, notes)
+    for entry in manifest["objects"]:
+        out.print(f"{entry['kind']:<10} {entry['object']}", markup=False)
+    for added in manifest["dependency_report"]:
+        out.print(f"added {added['object']}: read by {', '.join(added['added_because'])}", markup=False)
+    out.print(f"wrote {out_file}: {manifest['name']} {manifest['version']}, {len(manifest['objects'])} objects",
+              markup=False)
+
+
+@cli.command("import")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.option("--into", "environment", required=True, help="The environment whose folder receives the objects.")
+@click.option("--no-pr", is_flag=True, help="Only write the branch and the pull request body.")
+@click.pass_context
+def import_(ctx: click.Context, package: str, environment: str, no_pr: bool) -> None:
+    """Verify a transport package and copy its objects into ENV's folder on a new branch.
+
+    \b
+    Example:
+      reconciler import segmentation.zip --into qa
+    """
+    result = transport.import_package(_workspace(ctx), Path(package), environment, open_pr=not no_pr)
+    out.print(f"verified {result.package.label}: {len(result.package.files)} files, every checksum matches",
+              markup=False)
+    out.print(f"branch {result.branch} (commit {result.commit[:12]})", markup=False)
+    out.print(f"pull request body: {result.body_file}", markup=False)
+    if result.pull_request:
+        out.print(result.pull_request, markup=False)
 
 
 @cli.command()

@@ -63,6 +63,10 @@ class GuardRefused(ReconcilerError):
     """A policy refused the plan (data loss, conflict with an unmanaged object)."""
 
 
+class PackageError(ReconcilerError):
+    """A transport package that is not one, or was altered after it was made."""
+
+
 class TenantLocked(ReconcilerError):
     """Another run holds the tenant."""
 

@@ -10,6 +10,7 @@ Never talks to tenants: the gate on protected environments is `transport`'s.
 from __future__ import annotations
 
 import difflib
+import io
 import shlex
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 import git
 from git.index.typ import BaseIndexEntry, IndexEntry
+from gitdb.base import IStream
 
 from .errors import GitError, GuardRefused
 from .model import ObjectKey
@@ -86,7 +88,7 @@ def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: 
     differs = {k for k in source.objects if source_blobs[k][1] != target_blobs.get(k, (None, None))[1]}
     differs -= _local(source)
     removed = set(target.objects) - set(source.objects) - _local(target)
-    held = _held_back(source, differs)
+    held = held_back(source, differs)
     moves: dict[ObjectKey, Move] = {}
 
     def move(key: ObjectKey, reason: str, needed_by: tuple[str, ...] = ()) -> Move:
@@ -103,7 +105,7 @@ def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: 
                 moves[key] = move(key, f"removed from {source.name}")
         return Promotion(source.name, target.name, commit.hexsha, tuple(moves.values()),
                          tuple((str(k), why) for k, why in sorted(held.items())))
-    for key in _resolve(selection, set(source.objects) | removed):
+    for key in resolve_names(selection, set(source.objects) | removed):
         if key in removed:
             moves[key] = move(key, f"removed from {source.name}")
             continue
@@ -112,15 +114,15 @@ def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: 
         if key not in differs:
             continue
         moves[key] = move(key, "selected")
-        for upstream, path in _upstream(source, key):
-            if upstream in differs and upstream not in moves:
-                lacks = (f"{target.name} lacks it" if upstream not in target.objects
+        for needed, path in upstream(source, key):
+            if needed in differs and needed not in moves:
+                lacks = (f"{target.name} lacks it" if needed not in target.objects
                          else f"{target.name} holds another version")
-                moves[upstream] = move(upstream, f"needed by {' -> '.join(map(str, path))}: {lacks}",
-                                       (str(key),))
-            elif upstream in moves and moves[upstream].needed_by:
-                earlier = moves[upstream]
-                moves[upstream] = Move(earlier.key, earlier.action, earlier.source_path, earlier.target_path,
+                moves[needed] = move(needed, f"needed by {' -> '.join(map(str, path))}: {lacks}",
+                                     (str(key),))
+            elif needed in moves and moves[needed].needed_by:
+                earlier = moves[needed]
+                moves[needed] = Move(earlier.key, earlier.action, earlier.source_path, earlier.target_path,
                                        earlier.reason, tuple(dict.fromkeys((*earlier.needed_by, str(key)))))
     return Promotion(source.name, target.name, commit.hexsha, tuple(moves.values()), ())
 
@@ -146,7 +148,7 @@ def _local(landscape: Landscape) -> set[ObjectKey]:
             if obj.kind == "Connection" and (key.name.lower() in folded or str(key).lower() in folded)}
 
 
-def _held_back(source: Landscape, candidates: set[ObjectKey]) -> dict[ObjectKey, str]:
+def held_back(source: Landscape, candidates: set[ObjectKey]) -> dict[ObjectKey, str]:
     """Objects that stay behind: draft or beta ones, and those that read one (chain shown)."""
     held = {}
     for key in candidates:
@@ -154,28 +156,28 @@ def _held_back(source: Landscape, candidates: set[ObjectKey]) -> dict[ObjectKey,
         if obj.status.value in UNPROMOTABLE:
             held[key] = f"status is {obj.status.value}; only active and deprecated objects are promoted"
             continue
-        for upstream, path in _upstream(source, key):
-            status = source.objects[upstream].status.value
+        for needed, path in upstream(source, key):
+            status = source.objects[needed].status.value
             if status in UNPROMOTABLE:
                 chain = " -> ".join(map(str, path))
-                held[key] = f"it depends on {upstream}, whose status is {status} ({chain})"
+                held[key] = f"it depends on {needed}, whose status is {status} ({chain})"
                 break
     return held
 
 
-def _upstream(landscape: Landscape, key: ObjectKey):
+def upstream(landscape: Landscape, key: ObjectKey):
     """(ancestor, dependency path from `key` to it), nearest first."""
     seen, queue = {key}, deque([(key, (key,))])
     while queue:
         node, path = queue.popleft()
-        for upstream in sorted(landscape.dependencies.get(node, ())):
-            if upstream not in seen:
-                seen.add(upstream)
-                queue.append((upstream, (*path, upstream)))
-                yield upstream, (*path, upstream)
+        for needed in sorted(landscape.dependencies.get(node, ())):
+            if needed not in seen:
+                seen.add(needed)
+                queue.append((needed, (*path, needed)))
+                yield needed, (*path, needed)
 
 
-def _resolve(selection: list[str], known: set[ObjectKey]) -> list[ObjectKey]:
+def resolve_names(selection: list[str], known: set[ObjectKey]) -> list[ObjectKey]:
     """Selected names as keys: `schema.name`, or a bare name that is unique."""
     by_text = {str(k).lower(): k for k in known}
     by_name: dict[str, list[ObjectKey]] = {}
@@ -245,6 +247,11 @@ def _files(commit: git.Commit, folder: str) -> list:
     except KeyError:
         return []
     return [item for item in tree.traverse() if item.type == "blob"]
+
+
+def store_blob(handle: git.Repo, data: bytes) -> bytes:
+    """Write bytes into the object database; the blob's binary sha."""
+    return handle.odb.store(IStream("blob", len(data), io.BytesIO(data))).binsha
 
 
 def write_commit(handle: git.Repo, parent: git.Commit, writes: dict[str, tuple[int, bytes]],
@@ -323,4 +330,4 @@ def open_pull_request(repo: Path, branch: str, base: str, title: str, body_file:
 
 __all__ = ["Move", "Promotion", "plan_promotion", "check_path", "landscape_order", "require_clean",
            "promotion_commit", "restore_commit", "write_commit", "create_branch", "advance_head",
-           "commits_between", "tag", "open_pull_request"]
+           "commits_between", "tag", "open_pull_request", "store_blob", "held_back", "upstream", "resolve_names"]

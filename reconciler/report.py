@@ -242,11 +242,11 @@ def promotion_markdown(promotion, outlook, branch: str, force_reason: str | None
         out += ["", "**Held back** (never promoted while draft or beta):", ""]
         out += [f"- `{name}`: {why}" for name, why in promotion.held_back]
     out += ["", f"### Plans for `{promotion.target}`", ""]
-    out += _outlook_markdown(outlook)
+    out += outlook_markdown(outlook)
     return "\n".join(out) + "\n"
 
 
-def _outlook_markdown(outlook) -> list[str]:
+def outlook_markdown(outlook) -> list[str]:
     out = []
     destructive = [(o.tenant, c) for o in outlook if o.plan for t in o.plan.tenants for c in t.changes
                    if c.data_loss or c.risk == "high"]

@@ -9,11 +9,12 @@ one. Git work is `gitops`'s, tenant work `reconcile`'s; never prints.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import gitops
+from . import gitops, packages
 from . import plan as plans
 from .errors import (
     ApplyFailed,
@@ -38,7 +39,7 @@ from .reconcile import (
     release,
 )
 from .render import render
-from .report import promotion_markdown, rollback_markdown
+from .report import outlook_markdown, promotion_markdown, rollback_markdown
 from .source import ENVIRONMENTS, available_environments, resolve_commit
 from .validate import Landscape
 
@@ -424,3 +425,65 @@ def _find_backup(workspace: Workspace, environment: str, name: str) -> tuple[str
             return backup["tenant"], backup
     listing = ", ".join(b["name"] for b in found) or "none"
     raise TenantError(f"no backup {name} in {environment} (backups: {listing})")
+
+
+# -- transport packages --------------------------------------------------------------------
+
+def export_package(workspace: Workspace, environment: str, selection: list[str] | None, out: Path,
+                   name: str | None, version: str, notes: str) -> dict:
+    """Write a package of ENV's committed objects (a selection and what it reads); its manifest."""
+    gitops.require_clean(workspace.repo, [environment])
+    landscape = workspace.load(environment, "HEAD")
+    data = packages.export(workspace.repo, landscape, selection, name or environment, version, notes)
+    out.write_bytes(data)
+    return packages.read(out).manifest
+
+
+@dataclass(frozen=True)
+class Imported:
+    package: packages.Package
+    branch: str
+    commit: str
+    body_file: Path
+    pull_request: str | None
+
+
+def import_package(workspace: Workspace, path: Path, environment: str, open_pr: bool = True) -> Imported:
+    """Verify a package, then copy its objects into ENV's folder on a new branch, like promote."""
+    package = packages.read(path)
+    repo = workspace.repo
+    target = workspace.load(environment, "HEAD")
+    gitops.require_clean(repo, [environment])
+    handle = gitops.open_repo(repo)
+    record = packages.record_path(environment, package.manifest["name"])
+    try:
+        installed = json.loads((handle.head.commit.tree / record).data_stream.read())
+    except KeyError:
+        installed = None
+    packages.check_version(package, installed)
+    existing = {str(key): doc.path for key, doc in target.documents.items()}
+    root = f"{ENVIRONMENTS}/{environment}"
+    writes, deletes = {}, []
+    for entry in package.manifest["objects"]:
+        destination = f"{root}/{entry['path']}"
+        if existing.get(entry["object"], destination) != destination:
+            deletes.append(existing[entry["object"]])   # the same object, filed elsewhere here
+        writes[destination] = (0o100644, gitops.store_blob(handle, package.files[entry["path"]]))
+    writes[record] = (0o100644, gitops.store_blob(handle, json.dumps(package.manifest, indent=2).encode()))
+    source = package.manifest["source"]
+    message = (f"Import package {package.label} into {environment}\n\nSource: environments/{source['environment']} "
+               f"at {source['commit']}\nObjects:\n" + "".join(f"  {o['object']}\n" for o in package.manifest["objects"]))
+    commit = gitops.write_commit(handle, handle.head.commit, writes, deletes, message)
+    workspace.load(environment, commit.hexsha)   # the folder with the package must validate
+    branch = gitops.create_branch(repo, f"import/{package.manifest['name']}-{package.manifest['version']}", commit)
+    body = (f"## Import `{package.label}` into `{environment}`\n\n{package.manifest.get('release_notes') or ''}\n\n"
+            + "\n".join(f"- `{o['object']}` ({o['kind']})" for o in package.manifest["objects"]) + "\n\n"
+            + "\n".join(_outlook_lines(workspace, environment, commit.hexsha)))
+    body_file = _write_body(repo, branch, body)
+    pull_request = gitops.open_pull_request(repo, branch, _current_branch(repo), f"Import {package.label}",
+                                            body_file) if open_pr else None
+    return Imported(package, branch, commit.hexsha, body_file, pull_request)
+
+
+def _outlook_lines(workspace: Workspace, environment: str, ref: str) -> list[str]:
+    return outlook_markdown(_outlook(workspace, environment, ref))
