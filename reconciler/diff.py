@@ -9,6 +9,7 @@ Never executes SQL and never orders changes (that is `plan`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from deepdiff import DeepDiff
@@ -250,6 +251,35 @@ def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired:
                 f"{change.reason}; blocked: unmanaged view {', '.join(breaking)} reads it and would break. "
                 "Change or drop that view by hand first (the reconciler never alters what it did not "
                 "create, and never uses CASCADE)")})
+
+
+def views_to_bind(changes: Sequence[Change], live: LiveState, engine: str) -> list[ObjectKey]:
+    """The views an apply must bind before it commits: those it leaves in place that read,
+    directly or through other views, something it changed. The views it creates were bound by
+    the engine when created (after what they read, by the plan's order); deleted ones are gone."""
+    touched = {c.key.folded() for c in changes if not c.catalog_only}
+    recreated = {c.key.folded() for c in changes if c.kind == "View"}   # bound when created, or gone
+    reads = {}
+    for key, found in live.objects.items():
+        if found.kind != "View" or key.folded() in recreated:
+            continue
+        record = live.catalog.get(key)
+        if record is not None:
+            reads[key] = {d.folded() for d in record.dependencies}
+        else:   # an unmanaged view: what it reads comes from its SQL
+            tables, _ = sql.view_reads(found.engine_sql or "", engine)
+            reads[key] = {ObjectKey.parse(t).folded() for t in tables if "." in t}
+    affected: set[ObjectKey] = set()
+    changed = set(touched)
+    grew = True
+    while grew:   # a fixed point over the live views' dependencies
+        grew = False
+        for key, upstream in reads.items():
+            if key not in affected and upstream & changed:
+                affected.add(key)
+                changed.add(key.folded())
+                grew = True
+    return sorted(affected)
 
 
 def _change(action: str, want: ObjectState, risk: str, reason: str, details=(), **flags) -> Change:

@@ -30,7 +30,7 @@ import git
 
 from . import plan as plans
 from .cache import Cache
-from .diff import diff, unmanaged
+from .diff import diff, unmanaged, views_to_bind
 from .errors import ApplyFailed, GuardRefused, ReconcilerError, StalePlan, TenantError, TenantLocked
 from .model import ObjectKey, Tenant
 from .plan import Change, Plan, TenantPlan
@@ -243,7 +243,7 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
         try:
             _execute(session, state.adapter, live, tenant_plan.changes, run)
             _write_catalog(session, tenant_plan.changes, state.desired, run)
-            session.check_views()
+            session.check_views(views_to_bind(tenant_plan.changes, live, state.desired.engine))
             session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = 'interrupted' "
                             "WHERE outcome = 'running' AND run_id <> ?", [run.run_id])
             run.finish(session, "applied" if tenant_plan.changes else "no-changes")

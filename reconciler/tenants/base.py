@@ -88,9 +88,18 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]: ...
 
-    @abc.abstractmethod
-    def check_views(self) -> None:
-        """Bind every view in the tenant (managed or not); raise StatementFailed for one that breaks."""
+    def check_views(self, views: Sequence[ObjectKey]) -> None:
+        """Bind each view (SELECT * ... LIMIT 0); StatementFailed for the first that no longer works.
+        The first failure aborts the transaction, which the caller rolls back, so one is reported."""
+        for key in views:
+            statement = f"SELECT * FROM {sql.qualified(key.schema, key.name, self.engine)} LIMIT 0"
+            try:
+                self.execute(statement)
+            except StatementFailed as failure:
+                raise StatementFailed(statement, f"view {key} no longer works after the changes: "
+                                      f"{failure.message}") from None
+
+    engine: str
 
 
 class Adapter(abc.ABC):

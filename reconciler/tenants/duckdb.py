@@ -269,6 +269,8 @@ class DuckDBAdapter(Adapter):
 
 
 class _DuckDBSession(Session):
+    engine = ENGINE
+
     def __init__(self, connection: duckdb.DuckDBPyConnection, adapter: DuckDBAdapter):
         self.connection = connection
         self.adapter = adapter
@@ -301,21 +303,6 @@ class _DuckDBSession(Session):
 
     def catalog_exists(self) -> bool:
         return _catalog_exists(self.connection)
-
-    def check_views(self) -> None:
-        # DuckDB binds views lazily and keeps no dependencies, so a drop can silently break a
-        # reader; querying each with LIMIT 0 binds it. The first failure aborts the transaction,
-        # which the caller rolls back, so one broken view is reported, not all.
-        views = self.connection.execute(
-            f"SELECT schema_name, view_name FROM duckdb_views() WHERE database_name = '{ALIAS}' AND NOT internal "
-            "AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'").fetchall()
-        for schema, view in views:
-            statement = f"SELECT * FROM {_qk(ObjectKey(schema, view))} LIMIT 0"
-            try:
-                self.connection.execute(statement)
-            except duckdb.Error as error:
-                raise StatementFailed(statement, f"view {schema}.{view} no longer works after the changes: "
-                                      f"{str(error).splitlines()[0]}") from None
 
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
         wanted = set(keys)

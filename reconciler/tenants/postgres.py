@@ -253,6 +253,8 @@ def sql_setting(name: str, value: str) -> str:
 
 
 class _PostgresSession(Session):
+    engine = ENGINE
+
     def __init__(self, connection: psycopg.Connection, adapter: PostgresAdapter):
         self.connection = connection
         self.adapter = adapter
@@ -286,13 +288,6 @@ class _PostgresSession(Session):
 
     def catalog_exists(self) -> bool:
         return _catalog_exists(self.connection)
-
-    def check_views(self) -> None:
-        views = self.connection.execute(
-            "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-            f"ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND {_USER_SCHEMAS}").fetchall()
-        for schema, view in views:
-            self.execute(f"SELECT * FROM {COMPILER.qk(ObjectKey(schema, view))} LIMIT 0")
 
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
         wanted = set(keys)
