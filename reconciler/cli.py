@@ -15,7 +15,8 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from . import __version__, report, transport
+from . import __version__, drawing, report, transport
+from . import graph as graphs
 from .errors import (
     ApplyFailed,
     GitError,
@@ -227,18 +228,37 @@ def _read_plan(path: str) -> Plan:
 @cli.command()
 @click.argument("environment")
 @click.option("--ref", help="The graph as it is at this git ref.")
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json"]), default="mermaid")
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot", "json", "svg", "html"]), default="mermaid")
+@click.option("--select", "selection", help="dbt-style: '+name', 'name+', 'kind:View', 'schema:sales', "
+              "'state:modified+' (space-separated terms are a union).")
+@click.option("--state", "against", help="What state:modified compares with: another environment or a git ref.")
 @click.pass_context
-def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str) -> None:
+def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str, selection: str | None,
+          against: str | None) -> None:
     """Print the dependency graph of ENVIRONMENT.
 
     \b
     Example:
+      reconciler graph dev --format html --select 'state:modified+' --state qa > dev.html
       reconciler graph dev --format dot | dot -Tsvg > dev.svg
     """
-    landscape = _workspace(ctx).load(environment, ref)
+    workspace = _workspace(ctx)
+    landscape = workspace.load(environment, ref)
+    modified = transport.modified(workspace, landscape, against) if against else set()
+    picture = landscape.graph
+    if selection:
+        try:
+            picture = graphs.select(picture, selection, modified)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+    states = {key: "modified" for key in modified}
+    if fmt in ("svg", "html"):
+        title = f"{environment} dependency graph" + (f" ({selection})" if selection else "")
+        text = drawing.svg(picture, states) if fmt == "svg" else drawing.html(picture, title, states)
+        out.print(text, markup=False, end="")
+        return
     render = {"mermaid": report.graph_mermaid, "dot": report.graph_dot, "json": report.graph_json}[fmt]
-    out.print(render(landscape.graph), markup=False, end="")
+    out.print(render(picture), markup=False, end="")
 
 
 @cli.command()

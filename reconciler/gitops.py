@@ -83,8 +83,8 @@ def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: 
                    include_removals: bool) -> Promotion:
     """What a promotion moves: everything that differs, or a selection and its closure."""
     commit = open_repo(repo).commit(source.source.commit or "HEAD")
-    source_blobs = _blobs(repo, source)
-    target_blobs = _blobs(repo, target)
+    source_blobs = blob_ids(repo, source)
+    target_blobs = blob_ids(repo, target)
     differs = {k for k in source.objects if source_blobs[k][1] != target_blobs.get(k, (None, None))[1]}
     differs -= _local(source)
     removed = set(target.objects) - set(source.objects) - _local(target)
@@ -127,7 +127,7 @@ def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: 
     return Promotion(source.name, target.name, commit.hexsha, tuple(moves.values()), ())
 
 
-def _blobs(repo: Path, landscape: Landscape) -> dict[ObjectKey, tuple[str, str]]:
+def blob_ids(repo: Path, landscape: Landscape) -> dict[ObjectKey, tuple[str, str]]:
     """(repository path, blob id) of each object's file, at the landscape's commit or on disk."""
     if landscape.source.commit is None:
         return {key: (doc.path, blob_id((repo / doc.path).read_bytes()))
@@ -330,4 +330,5 @@ def open_pull_request(repo: Path, branch: str, base: str, title: str, body_file:
 
 __all__ = ["Move", "Promotion", "plan_promotion", "check_path", "landscape_order", "require_clean",
            "promotion_commit", "restore_commit", "write_commit", "create_branch", "advance_head",
-           "commits_between", "tag", "open_pull_request", "store_blob", "held_back", "upstream", "resolve_names"]
+           "commits_between", "tag", "open_pull_request", "store_blob", "held_back", "upstream", "resolve_names",
+           "blob_ids"]

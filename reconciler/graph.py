@@ -53,3 +53,38 @@ def downstream(graph: nx.DiGraph, keys: Iterable[ObjectKey]) -> set[ObjectKey]:
         if key in graph:
             result |= nx.descendants(graph, key)
     return result
+
+
+def select(graph: nx.DiGraph, expression: str, modified: Iterable[ObjectKey] = ()) -> nx.DiGraph:
+    """The subgraph a selection names, in dbt's habit; space-separated terms are a union:
+    `name`, `schema.name`, `+name` (and what it reads), `name+` (and what reads it), `+name+`,
+    `kind:View`, `schema:sales`, `state:modified` / `state:modified+` (`modified`: keys whose
+    definition differs from another ref or environment). Unknown names raise ValueError."""
+    chosen: set[ObjectKey] = set()
+    changed = set(modified)
+    for term in expression.split():
+        up, down = term.startswith("+"), term.endswith("+")
+        core = term.strip("+")
+        method, _, value = core.partition(":") if ":" in core else ("name", "", core)
+        if method == "kind":
+            roots = {k for k in graph if graph.nodes[k].get("kind", "").lower() == value.lower()}
+        elif method == "schema":
+            roots = {k for k in graph if k.schema.lower() == value.lower()}
+        elif method == "state" and value == "modified":
+            roots = changed & set(graph)
+        elif method == "name":
+            roots = {k for k in graph if value.lower() in (str(k).lower(), k.name.lower())}
+            if not roots:
+                raise ValueError(f"no object '{value}' in the graph")
+        else:
+            raise ValueError(f"unknown selector '{core}' (use name, kind:, schema:, state:modified)")
+        chosen |= roots
+        for root in roots:
+            chosen |= nx.ancestors(graph, root) if up else set()
+            chosen |= nx.descendants(graph, root) if down else set()
+    return graph.subgraph(chosen).copy()
+
+
+def layers(graph: nx.DiGraph) -> list[list[ObjectKey]]:
+    """Nodes by depth: each layer reads only from the layers before it."""
+    return [sorted(generation) for generation in nx.topological_generations(graph)]

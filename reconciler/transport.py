@@ -487,3 +487,14 @@ def import_package(workspace: Workspace, path: Path, environment: str, open_pr: 
 
 def _outlook_lines(workspace: Workspace, environment: str, ref: str) -> list[str]:
     return outlook_markdown(_outlook(workspace, environment, ref))
+
+
+def modified(workspace: Workspace, landscape: Landscape, against: str) -> set[ObjectKey]:
+    """Objects whose file differs from (or is missing in) another environment's folder, or the
+    same folder at a git ref: the `state:modified` of a graph selection."""
+    if against in available_environments(workspace.repo, None):
+        other = workspace.load(against)
+    else:
+        other = workspace.load(landscape.name, against)
+    mine, theirs = gitops.blob_ids(workspace.repo, landscape), gitops.blob_ids(workspace.repo, other)
+    return {key for key, (_, blob) in mine.items() if theirs.get(key, (None, None))[1] != blob}
