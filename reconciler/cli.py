@@ -438,6 +438,27 @@ def import_(ctx: click.Context, package: str, environment: str, no_pr: bool) -> 
         out.print(result.pull_request, markup=False)
 
 
+@cli.command("report")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for index.html (created if missing).")
+@click.pass_context
+def report_command(ctx: click.Context, out_dir: str) -> None:
+    """Write a static HTML report of the landscape: status, versions, dependencies, history.
+
+    \b
+    Example:
+      reconciler report --out landscape-report && open landscape-report/index.html
+    """
+    import datetime as dt
+
+    data = transport.landscape_report(_workspace(ctx))
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    (folder / "index.html").write_text(report.landscape_html(data, generated))
+    out.print(f"wrote {folder / 'index.html'}", markup=False)
+
+
 @cli.command()
 @click.argument("environment")
 @click.argument("backup")

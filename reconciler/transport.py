@@ -498,3 +498,37 @@ def modified(workspace: Workspace, landscape: Landscape, against: str) -> set[Ob
         other = workspace.load(landscape.name, against)
     mine, theirs = gitops.blob_ids(workspace.repo, landscape), gitops.blob_ids(workspace.repo, other)
     return {key for key, (_, blob) in mine.items() if theirs.get(key, (None, None))[1] != blob}
+
+
+# -- the landscape report --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LandscapeReport:
+    order: list[str]
+    status: list[TenantStatus]
+    waiting: list[Waiting]
+    versions: dict[str, dict[str, str]]        # object -> environment -> short blob id of its file
+    graph_environment: str
+    graph: object                               # the first environment's dependency graph
+    history: list[dict]
+
+
+def landscape_report(workspace: Workspace, history_size: int = 25) -> LandscapeReport:
+    """Everything the HTML report shows, read once: status, versions per environment, history."""
+    names = available_environments(workspace.repo, None)
+    landscapes = {name: workspace.load(name) for name in names}
+    order = gitops.landscape_order(landscapes)
+    rows, waiting = status(workspace)
+    versions: dict[str, dict[str, str]] = {}
+    for name in order:
+        for key, (_, blob) in gitops.blob_ids(workspace.repo, landscapes[name]).items():
+            versions.setdefault(str(key), {})[name] = blob[:8]
+    runs = []
+    for name in order:
+        try:
+            runs += history(workspace, name)
+        except ReconcilerError:
+            continue   # an unreachable tenant shows in the status table
+    runs.sort(key=lambda run: str(run["started_at"]), reverse=True)
+    return LandscapeReport(order, rows, waiting, dict(sorted(versions.items())), order[0],
+                           landscapes[order[0]].graph, runs[:history_size])
