@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import click
@@ -355,11 +356,16 @@ def history(ctx: click.Context, environment: str, fmt: str) -> None:
 
 
 @cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
-def status(ctx: click.Context) -> None:
+def status(ctx: click.Context, fmt: str) -> None:
     """Every environment and tenant: applied commit, pending changes, drift, locks; then what
     waits to be promoted."""
     rows, waiting = transport.status(_workspace(ctx))
+    if fmt == "json":
+        out.print(json.dumps({"tenants": [asdict(r) for r in rows], "waiting": [asdict(w) for w in waiting]},
+                             indent=2), markup=False)
+        return
     _print_table(report.status_table(rows))
     for line in report.waiting_lines(waiting):
         out.print(line, markup=False)
@@ -367,13 +373,17 @@ def status(ctx: click.Context) -> None:
 
 @cli.command()
 @click.argument("environment")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
-def drift(ctx: click.Context, environment: str) -> None:
+def drift(ctx: click.Context, environment: str, fmt: str) -> None:
     """Objects changed outside the reconciler, and objects it does not manage; exit 2 if any."""
     found = transport.drift(_workspace(ctx), environment)
-    lines = report.drift_lines(found)
-    for line in lines:
-        out.print(line, markup=False)
+    if fmt == "json":
+        out.print(json.dumps([{"tenant": d.tenant, "changed": [c.model_dump(mode="json") for c in d.changed],
+                               "unmanaged": list(d.unmanaged)} for d in found], indent=2), markup=False)
+    else:
+        for line in report.drift_lines(found):
+            out.print(line, markup=False)
     if any(d.changed or d.unmanaged for d in found):
         ctx.exit(EXIT_CHANGES)
 

@@ -71,3 +71,15 @@ def test_drift_reports_outside_changes_and_unmanaged_objects(landscape: Landscap
     assert "dev: sales.customer_transactions: drops column note (added outside the reconciler)" in result.stdout
     assert "dev: sales.scratch: unmanaged (not in the folder; never touched)" in result.stdout
     assert "vw_customer_segmentation" not in result.stdout   # recreated dependents are not drift
+
+
+def test_status_and_drift_speak_json(landscape: Landscape) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("CREATE TABLE sales.scratch (x INTEGER)")
+    status = json.loads(landscape.run("status", "--format", "json").stdout)
+    dev = next(t for t in status["tenants"] if t["tenant"] == "dev")
+    assert dev["pending"] == 0 and dev["drift"] == 1 and dev["applied_commit"]
+    assert [w["target"] for w in status["waiting"]] == ["qa", "prod"]
+    drifted = landscape.run("drift", "dev", "--format", "json")
+    assert drifted.code == 2 and json.loads(drifted.stdout) == [{"tenant": "dev", "changed": [],
+                                                                 "unmanaged": ["sales.scratch"]}]
