@@ -6,6 +6,7 @@ NO_COLOR) and the single table mapping exception classes to exit codes. Holds no
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
 from . import __version__, drawing, report, transport
@@ -177,10 +179,12 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
 @click.option("--expect-review-hash", help="Refuse unless the plan is the one reviewed (the hash in a "
               "pull request's plan comment).")
 @LOCK_TIMEOUT
+@click.option("--verbose", "-v", is_flag=True, help="A line per object as it is applied.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the result per tenant (and errors).")
 @click.pass_context
 def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str | None,
           allow_data_loss: tuple[str, ...], yes: bool, tenants: tuple[str, ...],
-          expect_review_hash: str | None, lock_timeout: float) -> None:
+          expect_review_hash: str | None, lock_timeout: float, verbose: bool, quiet: bool) -> None:
     """Make every tenant of ENVIRONMENT match the desired state.
 
     \b
@@ -201,12 +205,14 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
         raise StalePlan(f"the plan differs from the reviewed one (review hash {expect_review_hash[:12]}, "
                         f"now {planned.plan.review_hash[:12]}): the tenant or the folder moved since "
                         "review; nothing was applied")
-    _print_lines(report.plan_text(chosen))
+    if not quiet:
+        _print_lines(report.plan_text(chosen))
     if chosen.has_changes and not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("apply needs --yes when not run from a terminal")
         click.confirm("Apply these changes?", abort=True)
-    results = apply_environment(workspace, planned, chosen, allow_data_loss)
+    with _progress(chosen, verbose and not quiet, quiet) as progress:
+        results = apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress)
     for result in results:
         if result.outcome in ("failed", "refused", "locked"):
             err.print(Text(f"{result.tenant}: {result.outcome}\n{result.error}", style="red"))
@@ -217,6 +223,23 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
     for outcome, code in (("failed", EXIT_ERROR), ("locked", EXIT_LOCKED), ("refused", EXIT_REFUSED)):
         if outcome in outcomes:
             ctx.exit(code)
+
+
+@contextlib.contextmanager
+def _progress(plan: Plan, verbose: bool, quiet: bool):
+    """A progress bar on a terminal; a plain line per object with --verbose (CI logs); else nothing."""
+    total = sum(len(t.changes) for t in plan.tenants)
+    if verbose:
+        def line(tenant: str, change) -> None:
+            out.print(f"{tenant}: {change.action} {change.kind} {change.object}", markup=False)
+        yield line
+    elif out.is_terminal and not quiet and total:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=err, transient=True) as bar:
+            task = bar.add_task("applying", total=total)
+            yield lambda tenant, change: bar.advance(task)
+    else:
+        yield None
 
 
 def _read_plan(path: str) -> Plan:
@@ -347,7 +370,12 @@ def rollback(ctx: click.Context, environment: str, ref: str, as_pr: bool, execut
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def history(ctx: click.Context, environment: str, fmt: str) -> None:
-    """List the audit records of every tenant of ENVIRONMENT: applies, rollbacks, dry runs."""
+    """List the audit records of every tenant of ENVIRONMENT: applies, rollbacks, dry runs.
+
+    \b
+    Example:
+      reconciler history prod --format json | jq '.[-1]'
+    """
     runs = transport.history(_workspace(ctx), environment)
     if fmt == "json":
         out.print(json.dumps(runs, indent=2, default=str), markup=False)
@@ -360,7 +388,12 @@ def history(ctx: click.Context, environment: str, fmt: str) -> None:
 @click.pass_context
 def status(ctx: click.Context, fmt: str) -> None:
     """Every environment and tenant: applied commit, pending changes, drift, locks; then what
-    waits to be promoted."""
+    waits to be promoted.
+
+    \b
+    Example:
+      reconciler status
+    """
     rows, waiting = transport.status(_workspace(ctx))
     if fmt == "json":
         out.print(json.dumps({"tenants": [asdict(r) for r in rows], "waiting": [asdict(w) for w in waiting]},
@@ -376,7 +409,12 @@ def status(ctx: click.Context, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def drift(ctx: click.Context, environment: str, fmt: str) -> None:
-    """Objects changed outside the reconciler, and objects it does not manage; exit 2 if any."""
+    """Objects changed outside the reconciler, and objects it does not manage; exit 2 if any.
+
+    \b
+    Example:
+      reconciler drift prod || echo "prod drifted"
+    """
     found = transport.drift(_workspace(ctx), environment)
     if fmt == "json":
         out.print(json.dumps([{"tenant": d.tenant, "changed": [c.model_dump(mode="json") for c in d.changed],
@@ -393,7 +431,12 @@ def drift(ctx: click.Context, environment: str, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def backups(ctx: click.Context, environment: str, fmt: str) -> None:
-    """List the backups taken before changes that lost data, in every tenant of ENVIRONMENT."""
+    """List the backups taken before changes that lost data, in every tenant of ENVIRONMENT.
+
+    \b
+    Example:
+      reconciler backups prod
+    """
     found = transport.backups(_workspace(ctx), environment)
     if fmt == "json":
         out.print(json.dumps(found, indent=2, default=str), markup=False)
@@ -475,7 +518,12 @@ def report_command(ctx: click.Context, out_dir: str) -> None:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def restore(ctx: click.Context, environment: str, backup: str, yes: bool) -> None:
-    """Put a backup's rows back into its table (the rows it replaces are backed up first)."""
+    """Put a backup's rows back into its table (the rows it replaces are backed up first).
+
+    \b
+    Example:
+      reconciler restore prod 'sales.orders@20261122T070000Z-1a2b3c' --yes
+    """
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("restore needs --yes when not run from a terminal")
@@ -491,7 +539,12 @@ def restore(ctx: click.Context, environment: str, backup: str, yes: bool) -> Non
 @click.option("--yes", is_flag=True, help="Drop them; without it the command only lists them.")
 @click.pass_context
 def prune_backups(ctx: click.Context, environment: str, older_than: int | None, yes: bool) -> None:
-    """List, and with --yes drop, backups older than the retention. Nothing is pruned silently."""
+    """List, and with --yes drop, backups older than the retention. Nothing is pruned silently.
+
+    \b
+    Example:
+      reconciler prune-backups prod --older-than 90 --yes
+    """
     expired = transport.prune_backups(_workspace(ctx), environment, older_than, yes)
     for backup in expired:
         out.print(f"{'dropped' if yes else 'would drop'} {backup['tenant']}: {backup['name']} "
@@ -511,6 +564,10 @@ def unlock(ctx: click.Context, environment: str, run_id: str) -> None:
 
     The tenant lock itself is the engine's and dies with its process; a live holder is never
     released (exit 4). RUN_ID must be exact, as `reconciler history` shows it.
+
+    \b
+    Example:
+      reconciler unlock prod 20261122T070000Z-1a2b3c
     """
     tenant = transport.unlock(_workspace(ctx), environment, run_id)
     out.print(f"{tenant}: run {run_id} marked interrupted; the tenant kept its state from before it",

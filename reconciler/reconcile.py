@@ -21,7 +21,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,8 +206,12 @@ def check_saved_plan(saved: Plan, current: Planned) -> None:
                             "plan again")
 
 
+Progress = Callable[[str, Change], None]   # (tenant, change) after each change's statements ran
+
+
 def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: Sequence[str] = (),
-                      actor: str | None = None, operation: str = "apply") -> list[TenantResult]:
+                      actor: str | None = None, operation: str = "apply",
+                      progress: Progress | None = None) -> list[TenantResult]:
     """Apply each tenant's plan in its own transaction; one tenant's failure spares the others."""
     problems = plans.violations(plan, allow_data_loss)
     if problems:
@@ -216,7 +220,7 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
 
     def apply_one(tenant_plan: TenantPlan) -> TenantResult:
         try:
-            return apply_tenant(planned.states[tenant_plan.tenant], tenant_plan, plan, actor, operation)
+            return apply_tenant(planned.states[tenant_plan.tenant], tenant_plan, plan, actor, operation, progress)
         except ReconcilerError as error:
             outcome = ("refused" if isinstance(error, GuardRefused) else
                        "locked" if isinstance(error, TenantLocked) else "failed")
@@ -230,8 +234,9 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
 
 
 def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor: str,
-                 operation: str = "apply") -> TenantResult:
+                 operation: str = "apply", progress: Progress | None = None) -> TenantResult:
     run = _Run(new_run_id(), plan, tenant_plan, actor, operation)
+    run.progress = progress
     with state.adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
         live = session.inspect()
         fresh = tenant_plan.create_database and not live.objects and not live.catalog
@@ -293,6 +298,8 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
                 raise KeyboardInterrupt
             session.execute(statement)
             fault.tick()
+        if run.progress is not None:
+            run.progress(run.tenant_plan.tenant, change)
 
 
 @dataclass
@@ -356,6 +363,7 @@ class _Run:
     def __init__(self, run_id: str, plan: Plan, tenant_plan: TenantPlan, actor: str, operation: str):
         self.run_id, self.plan, self.tenant_plan, self.actor = run_id, plan, tenant_plan, actor
         self.operation = operation
+        self.progress: Progress | None = None
         self.started = _now()
         self.outcome = "running"
 

@@ -189,3 +189,13 @@ def test_graph_formats(landscape: Landscape) -> None:
 def test_usage_errors_exit_64(landscape: Landscape) -> None:
     assert landscape.run("plan").code == 64
     assert landscape.run("plan", "dev", "--format", "yaml").code == 64
+
+
+def test_verbose_prints_a_line_per_object_and_quiet_only_results(landscape: Landscape) -> None:
+    verbose = landscape.run("apply", "dev", "--yes", "--verbose")
+    assert verbose.code == 0
+    assert "dev: create Table sales.customer_master" in verbose.stdout
+    assert verbose.stdout.count("dev: create ") == 9
+    landscape.edit(VIEW, "SELECT id,", "SELECT DISTINCT id,")
+    quiet = landscape.run("apply", "dev", "--yes", "--quiet")
+    assert quiet.code == 0 and quiet.stdout.startswith("dev: applied (run ") and "Plan:" not in quiet.stdout
