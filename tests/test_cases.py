@@ -105,3 +105,11 @@ def test_markdown_plan_matches_golden(landscape: Landscape, case: Path) -> None:
     assert result.code == 0, result.output
     body = re.sub(r"(review.hash[ =`]+)[0-9a-f]{12,64}", r"\1<hash>", result.stdout)
     assert body == _expect(case, body, "expected.md")
+
+
+@pytest.mark.parametrize("fmt", ["mermaid", "dot", "svg"])
+def test_graph_formats_match_golden(landscape: Landscape, fmt: str) -> None:
+    result = landscape.run("graph", "dev", "--format", fmt)
+    assert result.code == 0, result.output
+    name = {"mermaid": "expected.mmd", "dot": "expected.dot", "svg": "expected.svg"}[fmt]
+    assert result.stdout == _expect(CASES / "graph" / "demo_dev", result.stdout, name)
