@@ -294,9 +294,10 @@ def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str, selec
 @click.option("--force", is_flag=True, help="Pass the protected-environment gate (needs --reason).")
 @click.option("--reason", help="Why the gate is forced; recorded in the commit message.")
 @click.option("--no-pr", is_flag=True, help="Only write the branch and the pull request body.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def promote(ctx: click.Context, source: str, target: str, selection: str | None, include_removals: bool,
-            force: bool, reason: str | None, no_pr: bool) -> None:
+            force: bool, reason: str | None, no_pr: bool, fmt: str) -> None:
     """Copy what changed in SOURCE into TARGET's folder, on a new branch, as a pull request.
 
     \b
@@ -310,6 +311,15 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
     result = transport.promote(_workspace(ctx), source, target, names, include_removals,
                                reason if force else None, open_pr=not no_pr)
     promotion = result.promotion
+    if fmt == "json":
+        out.print(json.dumps({"source": promotion.source, "target": promotion.target,
+                              "source_commit": promotion.source_commit,
+                              "moves": [{**asdict(m), "key": str(m.key)} for m in promotion.moves],
+                              "held_back": [{"object": o, "why": w} for o, w in promotion.held_back],
+                              "branch": result.branch, "commit": result.commit,
+                              "body_file": str(result.body_file) if result.body_file else None,
+                              "pull_request": result.pull_request}, indent=2), markup=False)
+        return
     for name, why in promotion.held_back:
         err.print(f"held back: {name}: {why}", markup=False)
     if not promotion.moves:
@@ -330,7 +340,7 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
 @click.option("--execute", is_flag=True, help="Break glass: commit on this branch and apply at once.")
 @click.option("--allow-data-loss", multiple=True, metavar="SCHEMA.NAME",
               help="With --execute: accept losing data in this object (repeatable); backed up first.")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
 @click.pass_context
 def rollback(ctx: click.Context, environment: str, ref: str, as_pr: bool, execute: bool,
              allow_data_loss: tuple[str, ...], fmt: str) -> None:
@@ -345,6 +355,13 @@ def rollback(ctx: click.Context, environment: str, ref: str, as_pr: bool, execut
         raise click.UsageError("choose one of --pr and --execute")
     mode = "execute" if execute else "pr" if as_pr else "dry-run"
     result = transport.rollback(_workspace(ctx), environment, ref, mode, allow_data_loss)
+    if fmt == "json":
+        out.print(json.dumps({"environment": result.environment, "ref": result.ref, "mode": result.mode,
+                              "target_commit": result.target_commit, "undoes": list(result.undoes),
+                              "impact": [asdict(row) for row in result.impact], "plan": result.plan.to_dict(),
+                              "branch": result.branch, "commit": result.commit, "checkpoint": result.checkpoint,
+                              "results": [asdict(r) for r in result.results]}, indent=2, default=str), markup=False)
+        return
     if fmt == "markdown":
         out.print(report.rollback_markdown(result), markup=False)
     else:
@@ -451,9 +468,10 @@ def backups(ctx: click.Context, environment: str, fmt: str) -> None:
 @click.option("--objects", "selection", help="Comma-separated objects; what they read comes along.")
 @click.option("--name", help="Package name (default: the environment).")
 @click.option("--notes", default="", help="Release notes.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def export(ctx: click.Context, environment: str, out_file: str, version: str, selection: str | None,
-           name: str | None, notes: str) -> None:
+           name: str | None, notes: str, fmt: str) -> None:
     """Write a transport package: objects, their dependencies, a manifest and checksums.
 
     \b
@@ -462,6 +480,9 @@ def export(ctx: click.Context, environment: str, out_file: str, version: str, se
     """
     names = [n for n in selection.split(",") if n.strip()] if selection else None
     manifest = transport.export_package(_workspace(ctx), environment, names, Path(out_file), name, version, notes)
+    if fmt == "json":
+        out.print(json.dumps(manifest, indent=2), markup=False)
+        return
     for entry in manifest["objects"]:
         out.print(f"{entry['kind']:<10} {entry['object']}", markup=False)
     for added in manifest["dependency_report"]:
@@ -474,8 +495,9 @@ def export(ctx: click.Context, environment: str, out_file: str, version: str, se
 @click.argument("package", type=click.Path(exists=True, dir_okay=False))
 @click.option("--into", "environment", required=True, help="The environment whose folder receives the objects.")
 @click.option("--no-pr", is_flag=True, help="Only write the branch and the pull request body.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
-def import_(ctx: click.Context, package: str, environment: str, no_pr: bool) -> None:
+def import_(ctx: click.Context, package: str, environment: str, no_pr: bool, fmt: str) -> None:
     """Verify a transport package and copy its objects into ENV's folder on a new branch.
 
     \b
@@ -483,6 +505,11 @@ def import_(ctx: click.Context, package: str, environment: str, no_pr: bool) -> 
       reconciler import segmentation.zip --into qa
     """
     result = transport.import_package(_workspace(ctx), Path(package), environment, open_pr=not no_pr)
+    if fmt == "json":
+        out.print(json.dumps({"package": result.package.manifest, "branch": result.branch, "commit": result.commit,
+                              "body_file": str(result.body_file), "pull_request": result.pull_request}, indent=2),
+                  markup=False)
+        return
     out.print(f"verified {result.package.label}: {len(result.package.files)} files, every checksum matches",
               markup=False)
     out.print(f"branch {result.branch} (commit {result.commit[:12]})", markup=False)

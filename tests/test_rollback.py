@@ -141,3 +141,16 @@ def test_rollback_needs_a_ref_that_holds_the_environment(landscape: Landscape) -
     assert result.code == 1
     assert f"environment 'dev' does not exist in the ref {without_dev}" in result.stderr
     assert not landscape.tenant().exists()
+
+
+def test_rollback_and_promote_speak_json(landscape: Landscape) -> None:
+    commit_a, commit_b, _ = applied_a_then_b(landscape)
+    dry = json.loads(landscape.run("rollback", "dev", "--to", commit_a, "--format", "json").stdout)
+    assert dry["mode"] == "dry-run" and dry["target_commit"] == commit_a
+    assert {"tenant": "dev", "object": "sales.vw_loyal_customers", "kind": "View", "action": "delete",
+            "risk": "low", "current": commit_b[:8], "target": "absent", "rows": None,
+            "reason": "removed from the folder"} in dry["impact"]
+    promoted = json.loads(landscape.run("promote", "dev", "qa", "--no-pr", "--format", "json").stdout)
+    assert promoted["branch"].startswith("promote/dev-to-qa-")
+    assert {m["key"] for m in promoted["moves"]} == {"sales.customer_master", "sales.vw_customer_active",
+                                                    "sales.vw_loyal_customers"}
