@@ -169,13 +169,19 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     return facts
 
 
-def untranslatable(sql: str, dialect: str, engine: str) -> str | None:
-    """Why `sql` cannot be expressed in `engine`'s dialect, or None when it can."""
+def untranslatable(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE) -> str | None:
+    """Why `sql` cannot be expressed in `engine`'s dialect, or None when it can (cached)."""
+    key = content_key("portable", sqlglot.__version__, dialect, engine, sql)
+    cached = cache.get("sql-portable", key)
+    if cached is not None:
+        return cached or None
     try:
         parse(sql, dialect).sql(dialect=templated(engine), unsupported_level=ErrorLevel.RAISE)
+        problem = ""
     except UnsupportedError as error:
-        return str(error)
-    return None
+        problem = str(error)
+    cache.put("sql-portable", key, problem)
+    return problem or None
 
 
 @functools.lru_cache(maxsize=4096)

@@ -260,7 +260,7 @@ class _Checker:
         for engine in sorted(set(engines.values()) - {dialect}):
             tenants = ", ".join(sorted(name for name, e in engines.items() if e == engine))
             for key in facts:
-                problem = sql.untranslatable(objects[key].sql, dialect, engine)
+                problem = sql.untranslatable(objects[key].sql, dialect, engine, self.cache)
                 if problem:
                     self.report(self.documents[key], "sql", f"cannot run on {engine} (tenant {tenants}): {problem}",
                                 "sql")
