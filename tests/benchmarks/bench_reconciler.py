@@ -96,7 +96,16 @@ class Postgres:
     def __init__(self) -> None:
         import pgserver
 
-        self.server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="reconciler-bench-pg-")), cleanup_mode="stop")
+        import psycopg
+
+        data = Path(tempfile.mkdtemp(prefix="reconciler-bench-pg-"))
+        server = pgserver.get_server(data, cleanup_mode="stop")
+        # one transaction per apply holds a lock per object; the default (64 per connection)
+        # runs out near 5,000 objects, for the floor's psql -1 as for the reconciler
+        with psycopg.connect(server.get_uri(), autocommit=True) as connection:
+            connection.execute("ALTER SYSTEM SET max_locks_per_transaction = 4096")
+        server.cleanup()
+        self.server = pgserver.get_server(data, cleanup_mode="stop")
         self.socket = self.server.get_uri().split("host=")[1]
         self.psql = str(Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql")
 
