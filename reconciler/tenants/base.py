@@ -102,6 +102,50 @@ class Session(abc.ABC):
     engine: str
 
 
+class ConnectionSession(Session):
+    """A Session over a connection whose `execute` returns a cursor (DuckDB, psycopg): the
+    transaction verbs and the translation of engine errors, written once. An engine sets
+    `error` (its exception class) and, if its placeholders are not `?`, `placeholders`."""
+
+    error: type[Exception] = Exception
+
+    def __init__(self, connection, adapter: Adapter):
+        self.connection = connection
+        self.adapter = adapter
+
+    def placeholders(self, statement: str) -> str:
+        return statement
+
+    def begin(self) -> None:
+        self.connection.execute("BEGIN")
+
+    def commit(self) -> None:
+        self.connection.execute("COMMIT")
+
+    def rollback(self) -> None:
+        with contextlib.suppress(self.error):
+            self.connection.execute("ROLLBACK")
+
+    def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]:
+        try:
+            cursor = (self.connection.execute(statement) if parameters is None else
+                      self.connection.execute(self.placeholders(statement), parameters))
+            return cursor.fetchall() if cursor.description else []
+        except self.error as error:
+            raise StatementFailed(statement, str(error).strip().splitlines()[0]) from None
+
+    def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
+        try:
+            self.run_many(self.placeholders(statement), rows)
+        except self.error as error:
+            raise StatementFailed(statement, str(error).strip().splitlines()[0]) from None
+
+    def run_many(self, statement: str, rows: Sequence[Sequence]) -> None:
+        # on the session's own connection: a DuckDB cursor() is a second connection, outside
+        # the transaction
+        self.connection.executemany(statement, rows)
+
+
 class Adapter(abc.ABC):
     engine: str
     tenant: Tenant

@@ -40,8 +40,8 @@ from .base import (
     CATALOG_SCHEMA,
     RUN_COLUMNS,
     Adapter,
+    ConnectionSession,
     Session,
-    StatementFailed,
     catalog_records,
     interrupted_runs,
 )
@@ -268,35 +268,9 @@ class DuckDBAdapter(Adapter):
                 self.holder_file.unlink(missing_ok=True)
 
 
-class _DuckDBSession(Session):
+class _DuckDBSession(ConnectionSession):
     engine = ENGINE
-
-    def __init__(self, connection: duckdb.DuckDBPyConnection, adapter: DuckDBAdapter):
-        self.connection = connection
-        self.adapter = adapter
-
-    def begin(self) -> None:
-        self.connection.execute("BEGIN TRANSACTION")
-
-    def commit(self) -> None:
-        self.connection.execute("COMMIT")
-
-    def rollback(self) -> None:
-        with contextlib.suppress(duckdb.Error):
-            self.connection.execute("ROLLBACK")
-
-    def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]:
-        try:
-            cursor = self.connection.execute(statement, parameters)
-            return cursor.fetchall() if cursor.description else []
-        except duckdb.Error as error:
-            raise StatementFailed(statement, str(error).splitlines()[0]) from None
-
-    def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
-        try:
-            self.connection.executemany(statement, rows)
-        except duckdb.Error as error:
-            raise StatementFailed(statement, str(error).splitlines()[0]) from None
+    error = duckdb.Error
 
     def inspect(self) -> LiveState:
         return self.adapter._inspect(self.connection)

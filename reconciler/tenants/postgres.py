@@ -31,8 +31,8 @@ from .base import (
     CATALOG_SCHEMA,
     RUN_COLUMNS,
     Adapter,
+    ConnectionSession,
     Session,
-    StatementFailed,
     catalog_records,
     interrupted_runs,
 )
@@ -252,36 +252,17 @@ def sql_setting(name: str, value: str) -> str:
     return f"SET {name} = {sql.literal(str(value)).sql(ENGINE)}"
 
 
-class _PostgresSession(Session):
+class _PostgresSession(ConnectionSession):
     engine = ENGINE
+    error = psycopg.Error
 
-    def __init__(self, connection: psycopg.Connection, adapter: PostgresAdapter):
-        self.connection = connection
-        self.adapter = adapter
+    def placeholders(self, statement: str) -> str:
+        """The shared statements use `?`; psycopg uses `%s` (and then `%` must be doubled)."""
+        return statement.replace("%", "%%").replace("?", "%s")
 
-    def begin(self) -> None:
-        self.connection.execute("BEGIN")
-
-    def commit(self) -> None:
-        self.connection.execute("COMMIT")
-
-    def rollback(self) -> None:
-        with contextlib.suppress(psycopg.Error):
-            self.connection.execute("ROLLBACK")
-
-    def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]:
-        try:
-            cursor = self.connection.execute(*_placeholders(statement, parameters))
-            return cursor.fetchall() if cursor.description else []
-        except psycopg.Error as error:
-            raise StatementFailed(statement, str(error).strip().splitlines()[0]) from None
-
-    def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
-        try:
-            with self.connection.cursor() as cursor:
-                cursor.executemany(_placeholders(statement, [])[0], rows)
-        except psycopg.Error as error:
-            raise StatementFailed(statement, str(error).strip().splitlines()[0]) from None
+    def run_many(self, statement: str, rows: Sequence[Sequence]) -> None:
+        with self.connection.cursor() as cursor:   # psycopg runs many only on a cursor
+            cursor.executemany(statement, rows)
 
     def inspect(self) -> LiveState:
         return self.adapter._inspect(self.connection)
@@ -296,13 +277,6 @@ class _PostgresSession(Session):
             f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND {_USER_SCHEMAS}"
         ).fetchall()
         return {ObjectKey(s, v): text for s, v, text in rows if ObjectKey(s, v) in wanted}
-
-
-def _placeholders(statement: str, parameters: Sequence | None) -> tuple:
-    """The adapters' shared statements use `?`; psycopg uses `%s` (and then `%` must be doubled)."""
-    if parameters is None:
-        return (statement,)
-    return (statement.replace("%", "%%").replace("?", "%s"), parameters)
 
 
 def _catalog_exists(connection: psycopg.Connection) -> bool:
