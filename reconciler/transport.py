@@ -115,7 +115,8 @@ def unapplied(workspace: Workspace, source: Landscape, promotion: gitops.Promoti
                 continue
             record = live.catalog.get(state.key)
             if record is None or record.content_hash != state.content_hash:
-                problems.append(f"{tenant.name}: {move.key} ({'not applied' if record is None else 'another version applied'})")
+                state_of = "not applied" if record is None else "another version applied"
+                problems.append(f"{tenant.name}: {move.key} ({state_of})")
         schemas = source.environment.rules_for(tenant).schemas
         for key in removed:
             if ObjectKey(schemas.get(key.schema, key.schema), key.name) in live.catalog:
@@ -472,7 +473,8 @@ def import_package(workspace: Workspace, path: Path, environment: str, open_pr: 
     writes[record] = (0o100644, gitops.store_blob(handle, json.dumps(package.manifest, indent=2).encode()))
     source = package.manifest["source"]
     message = (f"Import package {package.label} into {environment}\n\nSource: environments/{source['environment']} "
-               f"at {source['commit']}\nObjects:\n" + "".join(f"  {o['object']}\n" for o in package.manifest["objects"]))
+               f"at {source['commit']}\nObjects:\n"
+               + "".join(f"  {entry['object']}\n" for entry in package.manifest["objects"]))
     commit = gitops.write_commit(handle, handle.head.commit, writes, deletes, message)
     workspace.load(environment, commit.hexsha)   # the folder with the package must validate
     branch = gitops.create_branch(repo, f"import/{package.manifest['name']}-{package.manifest['version']}", commit)

@@ -175,3 +175,63 @@ def test_one_landscape_on_duckdb_and_postgresql_gives_the_same_rows(landscape, p
             assert on_duckdb == on_postgres, view
             assert on_duckdb, view
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_killed_apply_leaves_the_old_state(engine_landscape: EngineLandscape) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    landscape = applied(engine_landscape)
+    before = landscape.state()
+    landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR, default: \"'BASIC'\"}\nprimary_key")
+    landscape.edit(VIEW, "region, created_at", "region, created_at, tier")
+    killed = subprocess.run([str(Path(sys.executable).parent / "reconciler"), "--repo", str(landscape.root),
+                             "apply", "dev", "--yes"], env={**os.environ, "RECONCILER_FAULT": "SIGKILL:4"},
+                            capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    assert landscape.state() == before
+    assert "! interrupted run" in landscape.run("plan", "dev").stdout
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.sql("SELECT id, tier FROM sales.customer_master ORDER BY id") == [(1, "BASIC"), (2, "BASIC")]
+
+
+def test_narrowing_is_counted_and_a_rebuild_keeps_rows(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    landscape.sql("INSERT INTO sales.customer_master VALUES (70000, 'Big', NULL, 'EU', 'ACTIVE', NULL)")
+    landscape.edit(MASTER, "{name: id, type: BIGINT, nullable: false}", "{name: id, type: SMALLINT, nullable: false}")
+    before = landscape.state()
+    refused = landscape.run("apply", "dev", "--yes")
+    assert refused.code == 3 and "1 values in id would not fit SMALLINT unchanged" in refused.stderr
+    assert landscape.state() == before
+    landscape.edit(MASTER, "{name: id, type: SMALLINT, nullable: false}", "{name: id, type: BIGINT, nullable: false}")
+    landscape.edit(MASTER, "primary_key: [id]", "primary_key: [id, region]")
+    landscape.edit(MASTER, "{name: region, type: VARCHAR}", "{name: region, type: VARCHAR, nullable: false}")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert landscape.sql("SELECT id, name, region FROM sales.customer_master ORDER BY id") == \
+        [(1, "Ada", "EU"), (2, "Bob", "EU"), (70000, "Big", "EU")]
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_removed_table_is_blocked_backed_up_and_restorable(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    landscape.write("environments/dev/sales/orders.yaml", "kind: Table\nname: orders\nschema: sales\nstatus: active\n"
+                    "columns:\n  - {name: id, type: BIGINT, nullable: false}\n  - {name: note, type: VARCHAR}\n"
+                    "primary_key: [id]\n")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.orders VALUES (1, 'a'), (2, 'b')")
+    landscape.remove("environments/dev/sales/orders.yaml")
+    before = landscape.state()
+    refused = landscape.run("apply", "dev", "--yes")
+    assert refused.code == 3 and "(2 rows) would lose data" in refused.stderr and landscape.state() == before
+    assert landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.orders").code == 0
+    [backup] = json.loads(landscape.run("backups", "dev", "--format", "json").stdout)
+    landscape.write("environments/dev/sales/orders.yaml", "kind: Table\nname: orders\nschema: sales\nstatus: active\n"
+                    "columns:\n  - {name: id, type: BIGINT, nullable: false}\n  - {name: note, type: VARCHAR}\n"
+                    "primary_key: [id]\n")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    restored = landscape.run("restore", "dev", backup["name"], "--yes")
+    assert restored.code == 0, restored.output
+    assert landscape.sql("SELECT id, note FROM sales.orders ORDER BY id") == [(1, "a"), (2, "b")]

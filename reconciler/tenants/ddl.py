@@ -106,10 +106,15 @@ class Compiler:
             elif len(parts) == 3 and parts[2] == "type" and parts[1] in current:
                 new, old = detail.after, current[parts[1]].type
                 checks.append(Check(
-                    query=f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL AND (TRY_CAST({column} AS {new}) "
-                          f"IS NULL OR TRY_CAST(TRY_CAST({column} AS {new}) AS {old}) IS DISTINCT FROM {column})",
+                    query=f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL "
+                          f"AND {self.misfit(column, new, old)}",
                     problem=f"values in {parts[1]} would not fit {new} unchanged"))
         return tuple(checks)
+
+    def misfit(self, column: str, new: str, old: str) -> str:
+        """A condition true for a value that does not survive the trip to `new` and back unchanged."""
+        return (f"(TRY_CAST({column} AS {new}) IS NULL "
+                f"OR TRY_CAST(TRY_CAST({column} AS {new}) AS {old}) IS DISTINCT FROM {column})")
 
     def column_sql(self, column: ColumnState) -> str:
         parts = [self.q(column.name), column.type]

@@ -235,7 +235,8 @@ class DuckDBAdapter(Adapter):
         finally:
             connection.close()
         return [f"DELETE FROM {_qk(table)}",
-                f"INSERT INTO {_qk(table)} ({common}) SELECT {common} FROM {sql.qualified(BACKUP_SCHEMA, backup, ENGINE)}"]
+                f"INSERT INTO {_qk(table)} ({common}) SELECT {common} "
+                f"FROM {sql.qualified(BACKUP_SCHEMA, backup, ENGINE)}"]
 
     def count(self, query: str) -> int:
         if not self.exists:

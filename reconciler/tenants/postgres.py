@@ -53,6 +53,13 @@ class PostgresCompiler(Compiler):
     def retype(self, table: str, column: str, new_type: str) -> str:
         return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type} USING {column}::{new_type}"
 
+    def misfit(self, column: str, new: str, old: str) -> str:
+        # PostgreSQL has no TRY_CAST; pg_input_is_valid (PostgreSQL 16+) tests a cast without raising
+        text = f"CAST({column} AS TEXT)"
+        valid = f"pg_input_is_valid({text}, {sql.literal(new).sql(self.engine)})"
+        return (f"(NOT {valid} OR (CASE WHEN {valid} THEN CAST(CAST({text} AS {new}) AS {old}) "
+                f"IS DISTINCT FROM {column} ELSE FALSE END))")
+
     def same_row_count(self, copy: str, original: str, message: str) -> str:
         literal = sql.literal(message).sql(self.engine)
         return (f"DO $$BEGIN IF (SELECT count(*) FROM {copy}) <> (SELECT count(*) FROM {original}) "

@@ -95,7 +95,6 @@ class Postgres:
 
     def __init__(self) -> None:
         import pgserver
-
         import psycopg
 
         data = Path(tempfile.mkdtemp(prefix="reconciler-bench-pg-"))
