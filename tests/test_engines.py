@@ -235,3 +235,34 @@ def test_a_removed_table_is_blocked_backed_up_and_restorable(engine_landscape: E
     restored = landscape.run("restore", "dev", backup["name"], "--yes")
     assert restored.code == 0, restored.output
     assert landscape.sql("SELECT id, note FROM sales.orders ORDER BY id") == [(1, "a"), (2, "b")]
+
+
+def test_five_applies_at_once_change_the_tenant_once(engine_landscape: EngineLandscape) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    landscape = applied(engine_landscape)
+    landscape.edit(VIEW, "region, created_at", "region, created_at, status")
+    command = [str(Path(sys.executable).parent / "reconciler"), "--repo", str(landscape.root), "apply", "dev", "--yes"]
+    first = subprocess.Popen(command, env={**os.environ, "RECONCILER_FAULT": "PAUSE:1", "RECONCILER_FAULT_PAUSE": "4"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for _ in range(200):   # until the first run holds the tenant: its audit row says running
+        time.sleep(0.05)
+        if landscape.engine == "postgres":
+            held = landscape.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")[0][0]
+        else:
+            held = landscape.tenant().with_name("dev.duckdb.holder.json").exists()
+        if held:
+            break
+    others = [subprocess.run(command, capture_output=True, text=True) for _ in range(4)]
+    assert first.wait(timeout=60) == 0, first.stderr.read()
+    runs = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
+    applied_runs = [r["run_id"] for r in runs if r["outcome"] == "applied"]
+    assert len(applied_runs) == 2            # the demo's first apply, and exactly one of these five
+    for other in others:
+        assert other.returncode == 4, other.stderr
+        assert f"run {applied_runs[-1]}" in other.stderr
+    assert landscape.columns("sales", "vw_customer_active")[-1] == "status"

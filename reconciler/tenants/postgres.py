@@ -123,8 +123,11 @@ class PostgresAdapter(Adapter):
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[psycopg.Connection]:
+        """A connection holding the tenant lock shared: reading the catalog (pg_get_viewdef
+        takes a lock on every view) while an apply drops views would deadlock with it."""
         connection = self._connect()
         try:
+            self._lock(connection, shared=True)
             yield connection
         finally:
             connection.close()
@@ -235,9 +238,10 @@ class PostgresAdapter(Adapter):
         finally:
             connection.close()   # the advisory lock is released with the connection
 
-    def _lock(self, connection: psycopg.Connection) -> None:
+    def _lock(self, connection: psycopg.Connection, shared: bool = False) -> None:
         deadline = time.monotonic() + self.lock_timeout
-        while not connection.execute("SELECT pg_try_advisory_lock(%s)", [LOCK_KEY]).fetchone()[0]:
+        take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        while not connection.execute(f"SELECT {take}(%s)", [LOCK_KEY]).fetchone()[0]:
             if time.monotonic() >= deadline:
                 raise TenantLocked(f"tenant {self.tenant.name} ({self.describe()}) is locked by "
                                    f"{self._holder(connection)}")
