@@ -378,6 +378,9 @@ def _explain(problem: dict, loc: tuple[str, ...]) -> str:
         return f"'{field_name}' needs at least one item"
     if kind == "missing":
         return f"missing required field '{field_name}'"
+    if kind == "string_too_long":
+        return (f"'{problem['input']}' is {len(problem['input'])} characters; names are at most "
+                f"{problem['ctx']['max_length']} (PostgreSQL would truncate a longer one without a word)")
     if kind == "string_pattern_mismatch":
         pattern = problem.get("ctx", {}).get("pattern", "")
         if pattern.startswith("^env:"):

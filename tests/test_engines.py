@@ -266,3 +266,21 @@ def test_five_applies_at_once_change_the_tenant_once(engine_landscape: EngineLan
         assert other.returncode == 4, other.stderr
         assert f"run {applied_runs[-1]}" in other.stderr
     assert landscape.columns("sales", "vw_customer_active")[-1] == "status"
+
+
+def test_a_postgresql_tenant_lock_timeout_stops_a_blocked_statement(landscape, postgres_server) -> None:
+    import psycopg
+
+    database = f"timeout_{landscape.root.name.lower().replace('-', '_')}"[:60]
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{database}"')
+    url = f"postgresql://postgres@/{database}?host={postgres_server.get_uri().split('host=')[1]}"
+    landscape.edit("environments/dev/environment.yaml", "duckdb:///.tenants/dev.duckdb",
+                   f"{url}\n    lock_timeout: 300ms")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
+    with psycopg.connect(url) as blocker:   # a reader holding the table in an open transaction
+        blocker.execute("SELECT * FROM sales.customer_master")
+        result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 1 and "lock timeout" in result.stderr and "rolled back" in result.stderr
+    assert landscape.run("apply", "dev", "--yes").code == 0
