@@ -58,16 +58,27 @@ class ObjectState:
 
 @dataclass(frozen=True)
 class CatalogRecord:
-    """What the reconciler recorded in the tenant when it last applied an object."""
+    """What the reconciler recorded in the tenant when it last applied an object.
+
+    The definition and dependencies stay JSON text until asked for: a no-op plan compares
+    content hashes and never needs most of them."""
 
     key: ObjectKey
     kind: str
     content_hash: str
-    definition: dict[str, Any]
-    dependencies: tuple[ObjectKey, ...]
+    definition_json: str
+    dependencies_json: str
     engine_sql: str | None      # the engine's own rendering after apply: the drift baseline
     commit: str | None
     run_id: str
+
+    @functools.cached_property
+    def definition(self) -> dict[str, Any]:
+        return json.loads(self.definition_json)
+
+    @functools.cached_property
+    def dependencies(self) -> tuple[ObjectKey, ...]:
+        return tuple(ObjectKey.parse(d) for d in json.loads(self.dependencies_json))
 
 
 @dataclass(frozen=True)

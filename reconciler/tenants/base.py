@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
-import json
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -210,9 +209,7 @@ class Adapter(abc.ABC):
 def catalog_records(rows) -> dict[ObjectKey, CatalogRecord]:
     """Rows of `_reconciler.objects` (schema_name, name, kind, content_hash, definition,
     dependencies, engine_sql, commit, run_id) as records."""
-    return {ObjectKey(row[0], row[1]): CatalogRecord(ObjectKey(row[0], row[1]), row[2], row[3], json.loads(row[4]),
-                                                     tuple(ObjectKey.parse(d) for d in json.loads(row[5])),
-                                                     row[6], row[7], row[8]) for row in rows}
+    return {ObjectKey(row[0], row[1]): CatalogRecord(ObjectKey(row[0], row[1]), *row[2:9]) for row in rows}
 
 
 def interrupted_runs(rows) -> tuple[str, ...]:
