@@ -86,8 +86,8 @@ def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: 
     source_blobs = blob_ids(repo, source)
     target_blobs = blob_ids(repo, target)
     differs = {k for k in source.objects if source_blobs[k][1] != target_blobs.get(k, (None, None))[1]}
-    differs -= _local(source)
-    removed = set(target.objects) - set(source.objects) - _local(target)
+    differs -= environment_local(source)
+    removed = set(target.objects) - set(source.objects) - environment_local(target)
     held = held_back(source, differs)
     moves: dict[ObjectKey, Move] = {}
 
@@ -136,7 +136,7 @@ def blob_ids(repo: Path, landscape: Landscape) -> dict[ObjectKey, tuple[str, str
     return {key: (doc.path, (tree / doc.path).hexsha) for key, doc in landscape.documents.items()}
 
 
-def _local(landscape: Landscape) -> set[ObjectKey]:
+def environment_local(landscape: Landscape) -> set[ObjectKey]:
     """Connections an environment's rules swap in (Connection_ERP_TEST in qa): they belong to
     that environment, so they are never promoted out of it nor removed from it."""
     environment = landscape.environment
@@ -331,4 +331,4 @@ def open_pull_request(repo: Path, branch: str, base: str, title: str, body_file:
 __all__ = ["Move", "Promotion", "plan_promotion", "check_path", "landscape_order", "require_clean",
            "promotion_commit", "restore_commit", "write_commit", "create_branch", "advance_head",
            "commits_between", "tag", "open_pull_request", "store_blob", "held_back", "upstream", "resolve_names",
-           "blob_ids"]
+           "blob_ids", "environment_local"]

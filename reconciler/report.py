@@ -369,10 +369,11 @@ def landscape_html(data, generated: str) -> str:
         cells, previous = [], None
         for name in data.order:
             version = per_environment.get(name)
-            behind = previous is not None and version != previous
+            behind = previous is not None and version != previous and key not in data.local
             cells.append(f'<td class="{"waiting" if behind else ""}">{_h(version or "—")}</td>')
             previous = version
-        matrix.append(f"<tr><th scope=\"row\">{_h(key)}</th>{''.join(cells)}</tr>")
+        label = f"{_h(key)} <small>(one environment's own)</small>" if key in data.local else _h(key)
+        matrix.append(f"<tr><th scope=\"row\">{label}</th>{''.join(cells)}</tr>")
     history = "".join(
         f"<tr><td>{_h(str(r['started_at'])[:19])}</td><td>{_h(r['environment'])}</td><td>{_h(r['tenant'])}</td>"
         f"<td>{_h(r.get('operation') or 'apply')}</td><td class=\"{_h(r['outcome'])}\">{_h(r['outcome'])}</td>"

@@ -510,6 +510,7 @@ class LandscapeReport:
     status: list[TenantStatus]
     waiting: list[Waiting]
     versions: dict[str, dict[str, str]]        # object -> environment -> short blob id of its file
+    local: set[str]                             # connections that belong to one environment
     graph_environment: str
     graph: object                               # the first environment's dependency graph
     history: list[dict]
@@ -522,9 +523,11 @@ def landscape_report(workspace: Workspace, history_size: int = 25) -> LandscapeR
     order = gitops.landscape_order(landscapes)
     rows, waiting = status(workspace)
     versions: dict[str, dict[str, str]] = {}
+    local: set[str] = set()
     for name in order:
         for key, (_, blob) in gitops.blob_ids(workspace.repo, landscapes[name]).items():
             versions.setdefault(str(key), {})[name] = blob[:8]
+        local |= {str(key) for key in gitops.environment_local(landscapes[name])}
     runs = []
     for name in order:
         try:
@@ -532,5 +535,5 @@ def landscape_report(workspace: Workspace, history_size: int = 25) -> LandscapeR
         except ReconcilerError:
             continue   # an unreachable tenant shows in the status table
     runs.sort(key=lambda run: str(run["started_at"]), reverse=True)
-    return LandscapeReport(order, rows, waiting, dict(sorted(versions.items())), order[0],
+    return LandscapeReport(order, rows, waiting, dict(sorted(versions.items())), local, order[0],
                            landscapes[order[0]].graph, runs[:history_size])
