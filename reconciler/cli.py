@@ -7,6 +7,7 @@ NO_COLOR) and the single table mapping exception classes to exit codes. Holds no
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 import json
 import sys
@@ -529,8 +530,6 @@ def report_command(ctx: click.Context, out_dir: str) -> None:
     Example:
       reconciler report --out landscape-report && open landscape-report/index.html
     """
-    import datetime as dt
-
     data = transport.landscape_report(_workspace(ctx))
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -10,11 +10,13 @@ import datetime as dt
 import difflib
 import json
 from collections.abc import Sequence
+from html import escape
 
 import networkx as nx
 from rich.table import Table
 from rich.text import Text
 
+from . import drawing, sql
 from .errors import Diagnostic
 from .model import ObjectKey
 from .plan import ACTIONS, Change, Detail, Plan, TenantPlan
@@ -82,7 +84,6 @@ def _detail_lines(detail: Detail) -> list[str]:
 
 
 def _sql_lines(text: str) -> list[str]:
-    from . import sql
     try:
         return sql.parse(text, "duckdb").sql(dialect="duckdb", pretty=True).splitlines()
     except sql.SqlProblem:
@@ -355,8 +356,6 @@ def backups_table(backups: list[dict], now: dt.datetime | None = None) -> Table:
 
 def landscape_html(data, generated: str) -> str:
     """The static landscape report: one self-contained page, no scripts, no network."""
-    from . import drawing
-
     status_rows = "".join(
         f"<tr><td>{_h(r.environment)}</td><td>{_h(r.tenant)}</td><td>{_h(r.applied_commit or 'never applied')}"
         f"</td><td>{'-' if r.pending is None else r.pending}</td><td>{'-' if r.drift is None else r.drift}</td>"
@@ -384,7 +383,6 @@ def landscape_html(data, generated: str) -> str:
 
 
 def _h(text) -> str:
-    from html import escape
     return escape(str(text))
 
 
