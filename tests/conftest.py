@@ -145,9 +145,15 @@ class EngineLandscape(Landscape):
             return results
 
     def columns(self, schema: str, table: str) -> list[str]:
-        return [row[0] for row in self.sql(
-            f"SELECT column_name FROM information_schema.columns WHERE table_schema = '{schema}' "
-            f"AND table_name = '{table}' ORDER BY ordinal_position")]
+        query = ("SELECT column_name FROM information_schema.columns WHERE table_schema = {0} AND table_name = {0} "
+                 "ORDER BY ordinal_position")
+        if self.engine == "duckdb":
+            with duckdb.connect(str(self.tenant())) as connection:
+                return [row[0] for row in connection.execute(query.format("?"), [schema, table]).fetchall()]
+        import psycopg
+
+        with psycopg.connect(self.postgres_url, autocommit=True) as connection:
+            return [row[0] for row in connection.execute(query.format("%s"), [schema, table]).fetchall()]
 
     def state(self) -> dict:
         """Objects and rows of dev's tenant, read through information_schema on either engine."""

@@ -284,3 +284,49 @@ def test_a_postgresql_tenant_lock_timeout_stops_a_blocked_statement(landscape, p
         result = landscape.run("apply", "dev", "--yes")
     assert result.code == 1 and "lock timeout" in result.stderr and "rolled back" in result.stderr
     assert landscape.run("apply", "dev", "--yes").code == 0
+
+
+def test_rollback_execute_and_its_undo(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    state_a, commit_a = landscape.state(), landscape.repo.head.commit.hexsha
+    landscape.edit(VIEW, "region, created_at", "region, created_at, status")
+    landscape.write("environments/dev/sales/views/vw_eu.yaml", "kind: View\nname: vw_eu\nschema: sales\n"
+                    "status: active\nsql: SELECT id FROM sales.customer_master WHERE region = 'EU'\n")
+    landscape.commit("B")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    state_b = landscape.state()
+    result = landscape.run("rollback", "dev", "--to", commit_a, "--execute")
+    assert result.code == 0, result.output
+    assert landscape.state() == state_a
+    [tag] = landscape.repo.tags
+    undo = landscape.run("rollback", "dev", "--to", f"{tag.name}^", "--execute")
+    assert undo.code == 0, undo.output
+    assert landscape.state() == state_b
+
+
+def test_hostile_names_are_only_ever_identifiers(engine_landscape: EngineLandscape) -> None:
+    from reconciler.model import ObjectKey
+    from reconciler.plan import Change
+    from reconciler.state import ColumnState, DesiredState, LiveState, ObjectState
+    from reconciler.tenants.ddl import Compiler
+    from reconciler.tenants.postgres import PostgresCompiler
+
+    landscape = applied(engine_landscape)
+    landscape.sql("CREATE TABLE y (a INTEGER)")   # in the default schema, where an injected DROP would land
+    hostile = 'x"; DROP TABLE y; --'   # names never hold '.': validation refuses it long before this
+    key = ObjectKey(hostile, hostile)
+    table = ObjectState(key, "Table", {}, columns=(ColumnState(hostile, "INTEGER"),), primary_key=(hostile,))
+    compiler = PostgresCompiler() if landscape.engine == "postgres" else Compiler()
+    changes = compiler.compile([Change(action="create", kind="Table", object=str(key), risk="low", reason="r")],
+                               DesiredState("dev", "dev", compiler.engine, None, {key: table}),
+                               LiveState({}, {}, frozenset()))
+    for statement in changes[0].statements:   # one by one: the helper splits on ';', the name holds one
+        if landscape.engine == "postgres":
+            import psycopg
+
+            with psycopg.connect(landscape.postgres_url, autocommit=True) as connection:
+                connection.execute(statement)
+        else:
+            landscape.sql(statement)
+    assert landscape.sql("SELECT count(*) FROM y") == [(0,)]
+    assert landscape.columns(hostile, hostile) == [hostile]
