@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from . import __version__, drawing, report, transport
+from . import __version__, drawing, housekeeping, observe, report, transport
 from . import graph as graphs
 from .errors import (
     ApplyFailed,
@@ -269,7 +269,7 @@ def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str, selec
     """
     workspace = _workspace(ctx)
     landscape = workspace.load(environment, ref)
-    modified = transport.modified(workspace, landscape, against) if against else set()
+    modified = observe.modified(workspace, landscape, against) if against else set()
     picture = landscape.graph
     if selection:
         try:
@@ -394,7 +394,7 @@ def history(ctx: click.Context, environment: str, fmt: str) -> None:
     Example:
       reconciler history prod --format json | jq '.[-1]'
     """
-    runs = transport.history(_workspace(ctx), environment)
+    runs = observe.history(_workspace(ctx), environment)
     if fmt == "json":
         out.print(json.dumps(runs, indent=2, default=str), markup=False)
         return
@@ -412,7 +412,7 @@ def status(ctx: click.Context, fmt: str) -> None:
     Example:
       reconciler status
     """
-    rows, waiting = transport.status(_workspace(ctx))
+    rows, waiting = observe.status(_workspace(ctx))
     if fmt == "json":
         out.print(json.dumps({"tenants": [asdict(r) for r in rows], "waiting": [asdict(w) for w in waiting]},
                              indent=2), markup=False)
@@ -433,7 +433,7 @@ def drift(ctx: click.Context, environment: str, fmt: str) -> None:
     Example:
       reconciler drift prod || echo "prod drifted"
     """
-    found = transport.drift(_workspace(ctx), environment)
+    found = observe.drift(_workspace(ctx), environment)
     if fmt == "json":
         out.print(json.dumps([{"tenant": d.tenant, "changed": [c.model_dump(mode="json") for c in d.changed],
                                "unmanaged": list(d.unmanaged)} for d in found], indent=2), markup=False)
@@ -455,7 +455,7 @@ def backups(ctx: click.Context, environment: str, fmt: str) -> None:
     Example:
       reconciler backups prod
     """
-    found = transport.backups(_workspace(ctx), environment)
+    found = housekeeping.backups(_workspace(ctx), environment)
     if fmt == "json":
         out.print(json.dumps(found, indent=2, default=str), markup=False)
         return
@@ -530,7 +530,7 @@ def report_command(ctx: click.Context, out_dir: str) -> None:
     Example:
       reconciler report --out landscape-report && open landscape-report/index.html
     """
-    data = transport.landscape_report(_workspace(ctx))
+    data = observe.landscape_report(_workspace(ctx))
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -554,7 +554,7 @@ def restore(ctx: click.Context, environment: str, backup: str, yes: bool) -> Non
         if not sys.stdin.isatty():
             raise click.UsageError("restore needs --yes when not run from a terminal")
         click.confirm(f"Replace the rows of the table with those of {backup}?", abort=True)
-    result = transport.restore(_workspace(ctx), environment, backup)
+    result = housekeeping.restore(_workspace(ctx), environment, backup)
     out.print(f"{result.tenant}: restored from {backup} (run {result.run_id})", markup=False)
 
 
@@ -571,7 +571,7 @@ def prune_backups(ctx: click.Context, environment: str, older_than: int | None, 
     Example:
       reconciler prune-backups prod --older-than 90 --yes
     """
-    expired = transport.prune_backups(_workspace(ctx), environment, older_than, yes)
+    expired = housekeeping.prune_backups(_workspace(ctx), environment, older_than, yes)
     for backup in expired:
         out.print(f"{'dropped' if yes else 'would drop'} {backup['tenant']}: {backup['name']} "
                   f"({backup['row_count']:,} rows, taken {backup['created_at']:%Y-%m-%d})", markup=False)
@@ -595,7 +595,7 @@ def unlock(ctx: click.Context, environment: str, run_id: str) -> None:
     Example:
       reconciler unlock prod 20261122T070000Z-1a2b3c
     """
-    tenant = transport.unlock(_workspace(ctx), environment, run_id)
+    tenant = housekeeping.unlock(_workspace(ctx), environment, run_id)
     out.print(f"{tenant}: run {run_id} marked interrupted; the tenant kept its state from before it",
               markup=False)
 

@@ -1,5 +1,5 @@
-"""The day-to-day operations built from the pipeline: promote, roll back, history, status,
-drift, backups, restore, prune, unlock.
+"""Moving desired state between environments and back in time: promote, roll back, export
+and import transport packages.
 
 Owns the order of each operation (read, check every guard, then write git, then tenants)
 and the gate that reads a source environment's tenants before promoting into a protected
@@ -8,7 +8,6 @@ one. Git work is `gitops`'s, tenant work `reconcile`'s; never prints.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -30,13 +29,10 @@ from .reconcile import (
     TenantResult,
     Workspace,
     apply_environment,
-    apply_tenant,
     current_actor,
-    drop_backups,
     new_run_id,
     plan_environment,
     record_dry_run,
-    release,
 )
 from .render import render
 from .report import outlook_markdown, promotion_markdown, rollback_markdown
@@ -275,159 +271,6 @@ def _rollback_message(environment: str, ref: str, commit: str, undoes: tuple[str
     return "\n".join(lines) + "\n"
 
 
-# -- looking -------------------------------------------------------------------------------
-
-def history(workspace: Workspace, environment: str) -> list[dict]:
-    """Every tenant's audit records for the environment, oldest first."""
-    landscape = workspace.load(environment)
-    runs = []
-    for tenant in landscape.environment.tenants:
-        runs += [run for run in workspace.adapter(tenant).runs() if run["environment"] == environment]
-    return sorted(runs, key=lambda run: (str(run["started_at"]), run["run_id"]))
-
-
-@dataclass(frozen=True)
-class TenantStatus:
-    environment: str
-    tenant: str
-    applied_commit: str | None
-    pending: int | None
-    drift: int | None
-    lock: str | None
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class Waiting:
-    source: str
-    target: str
-    objects: tuple[str, ...]
-    held_back: tuple[str, ...]
-
-
-def status(workspace: Workspace) -> tuple[list[TenantStatus], list[Waiting]]:
-    """Environments x tenants, then what waits to be promoted between consecutive ones."""
-    names = available_environments(workspace.repo, None)
-    landscapes = {name: workspace.load(name) for name in names}
-    order = gitops.landscape_order(landscapes)
-    rows = []
-    for name in order:
-        for tenant in landscapes[name].environment.tenants:
-            rows.append(_tenant_status(workspace, name, tenant))
-    waiting = []
-    for name in order:
-        source = landscapes[name].environment.promotes_from
-        if source in landscapes:
-            promotion = gitops.plan_promotion(workspace.repo, landscapes[source], landscapes[name], None, True)
-            waiting.append(Waiting(source, name, tuple(f"{m.action} {m.key}" for m in promotion.moves),
-                                   tuple(f"{key}: {why}" for key, why in promotion.held_back)))
-    return rows, waiting
-
-
-def _tenant_status(workspace: Workspace, environment: str, tenant) -> TenantStatus:
-    try:
-        planned = plan_environment(workspace, environment, None, [tenant.name])
-    except TenantLocked as locked:
-        return TenantStatus(environment, tenant.name, None, None, None, str(locked))
-    except ReconcilerError as error:
-        return TenantStatus(environment, tenant.name, None, None, None, None, str(error))
-    tenant_plan = planned.plan.tenants[0]
-    runs = [r for r in planned.states[tenant.name].adapter.runs()
-            if r["outcome"] in ("applied", "no-changes") and not r["dry_run"]]
-    applied = (runs[-1]["commit"] or "")[:8] if runs else None
-    drifted = sum(1 for c in tenant_plan.changes if c.drift) + len(tenant_plan.unmanaged)
-    return TenantStatus(environment, tenant.name, applied, len(tenant_plan.changes), drifted, None)
-
-
-@dataclass(frozen=True)
-class Drift:
-    tenant: str
-    changed: tuple[plans.Change, ...]
-    unmanaged: tuple[str, ...]
-
-
-def drift(workspace: Workspace, environment: str) -> list[Drift]:
-    """Per tenant: objects changed outside the reconciler, and objects it does not manage."""
-    planned = plan_environment(workspace, environment)
-    return [Drift(t.tenant, tuple(c for c in t.changes if c.drift), t.unmanaged) for t in planned.plan.tenants]
-
-
-# -- backups -------------------------------------------------------------------------------
-
-def backups(workspace: Workspace, environment: str) -> list[dict]:
-    """Every tenant's backups, oldest first, each with its tenant."""
-    landscape = workspace.load(environment)
-    found = []
-    for tenant in landscape.environment.tenants:
-        found += [{"tenant": tenant.name, **b} for b in workspace.adapter(tenant).backups()]
-    return sorted(found, key=lambda b: (str(b["created_at"]), b["name"]))
-
-
-def unlock(workspace: Workspace, environment: str, run_id: str) -> str:
-    """Mark a dead run that the audit still shows as running as interrupted; returns its tenant."""
-    landscape = workspace.load(environment)
-    running = []
-    for tenant in landscape.environment.tenants:
-        adapter = workspace.adapter(tenant)
-        runs = [r for r in adapter.runs() if r["outcome"] == "running"]
-        running += [f"{tenant.name}: {r['run_id']}" for r in runs]
-        if any(r["run_id"] == run_id for r in runs):
-            release(adapter, run_id)
-            return tenant.name
-    listing = ", ".join(running) or "none"
-    raise TenantError(f"no run {run_id} is left running in {environment} (running: {listing})")
-
-
-def restore(workspace: Workspace, environment: str, name: str) -> TenantResult:
-    """Bring a backup's rows back into its table, as one plan applied by the normal protocol
-    (lock, transaction, a backup of the rows it replaces, bind check, audit)."""
-    tenant, backup = _find_backup(workspace, environment, name)
-    planned = plan_environment(workspace, environment, None, [tenant])
-    if planned.plan.has_changes:
-        raise GuardRefused(f"tenant {tenant} has pending changes; apply {environment} first so that the restore "
-                           "is the only change")
-    state = planned.states[tenant]
-    key = state.live.find(ObjectKey(backup["schema_name"], backup["table_name"]))
-    if key is None or key not in state.live.objects or key not in state.desired.objects:
-        raise GuardRefused(f"table {backup['schema_name']}.{backup['table_name']} is not in tenant {tenant}; put it "
-                           f"back in the folder (git revert), apply {environment}, then restore")
-    change = plans.Change(action="update", kind="Table", object=str(key), risk="high", data_loss=True,
-                          acknowledged=True, reason=f"restore rows from backup {name} (the current rows are "
-                                                    "backed up first)",
-                          statements=tuple(state.adapter.restore_statements(key, name)))
-    tenant_plan = planned.plan.tenants[0].model_copy(update={"changes": (change,)})
-    plan = planned.plan.model_copy(update={"tenants": (tenant_plan,)})
-    return apply_tenant(state, tenant_plan, plan, current_actor(workspace.repo), "restore")
-
-
-def prune_backups(workspace: Workspace, environment: str, older_than_days: int | None,
-                  execute: bool) -> list[dict]:
-    """Backups older than the retention (the option, else environment.yaml's backup_retention_days);
-    dropped only when `execute`, never otherwise."""
-    landscape = workspace.load(environment)
-    days = older_than_days or landscape.environment.backup_retention_days
-    if days is None:
-        raise GuardRefused("no retention: pass --older-than DAYS or set backup_retention_days in "
-                           f"environments/{environment}/environment.yaml")
-    cutoff = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=days)
-    expired = [b for b in backups(workspace, environment) if b["created_at"] < cutoff]
-    if execute:
-        for tenant in landscape.environment.tenants:
-            mine = [b["name"] for b in expired if b["tenant"] == tenant.name]
-            if mine:
-                drop_backups(workspace.adapter(tenant), mine)
-    return expired
-
-
-def _find_backup(workspace: Workspace, environment: str, name: str) -> tuple[str, dict]:
-    found = backups(workspace, environment)
-    for backup in found:
-        if backup["name"] == name:
-            return backup["tenant"], backup
-    listing = ", ".join(b["name"] for b in found) or "none"
-    raise TenantError(f"no backup {name} in {environment} (backups: {listing})")
-
-
 # -- transport packages --------------------------------------------------------------------
 
 def export_package(workspace: Workspace, environment: str, selection: list[str] | None, out: Path,
@@ -489,51 +332,3 @@ def import_package(workspace: Workspace, path: Path, environment: str, open_pr: 
 
 def _outlook_lines(workspace: Workspace, environment: str, ref: str) -> list[str]:
     return outlook_markdown(_outlook(workspace, environment, ref))
-
-
-def modified(workspace: Workspace, landscape: Landscape, against: str) -> set[ObjectKey]:
-    """Objects whose file differs from (or is missing in) another environment's folder, or the
-    same folder at a git ref: the `state:modified` of a graph selection."""
-    if against in available_environments(workspace.repo, None):
-        other = workspace.load(against)
-    else:
-        other = workspace.load(landscape.name, against)
-    mine, theirs = gitops.blob_ids(workspace.repo, landscape), gitops.blob_ids(workspace.repo, other)
-    return {key for key, (_, blob) in mine.items() if theirs.get(key, (None, None))[1] != blob}
-
-
-# -- the landscape report --------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class LandscapeReport:
-    order: list[str]
-    status: list[TenantStatus]
-    waiting: list[Waiting]
-    versions: dict[str, dict[str, str]]        # object -> environment -> short blob id of its file
-    local: set[str]                             # connections that belong to one environment
-    graph_environment: str
-    graph: object                               # the first environment's dependency graph
-    history: list[dict]
-
-
-def landscape_report(workspace: Workspace, history_size: int = 25) -> LandscapeReport:
-    """Everything the HTML report shows, read once: status, versions per environment, history."""
-    names = available_environments(workspace.repo, None)
-    landscapes = {name: workspace.load(name) for name in names}
-    order = gitops.landscape_order(landscapes)
-    rows, waiting = status(workspace)
-    versions: dict[str, dict[str, str]] = {}
-    local: set[str] = set()
-    for name in order:
-        for key, (_, blob) in gitops.blob_ids(workspace.repo, landscapes[name]).items():
-            versions.setdefault(str(key), {})[name] = blob[:8]
-        local |= {str(key) for key in gitops.environment_local(landscapes[name])}
-    runs = []
-    for name in order:
-        try:
-            runs += history(workspace, name)
-        except ReconcilerError:
-            continue   # an unreachable tenant shows in the status table
-    runs.sort(key=lambda run: str(run["started_at"]), reverse=True)
-    return LandscapeReport(order, rows, waiting, dict(sorted(versions.items())), local, order[0],
-                           landscapes[order[0]].graph, runs[:history_size])
