@@ -52,8 +52,11 @@ def status(workspace: Workspace) -> tuple[list[TenantStatus], list[Waiting]]:
     order = gitops.landscape_order(landscapes)
     rows = []
     for name in order:
-        for tenant in landscapes[name].environment.tenants:
-            rows.append(_tenant_status(workspace, name, tenant))
+        try:   # the whole environment at once: its tenants are read in parallel
+            planned = plan_environment(workspace, name)
+            rows += [_row(name, planned, tenant.name) for tenant in landscapes[name].environment.tenants]
+        except ReconcilerError:   # then one by one, to say which tenant cannot be read, and why
+            rows += [_tenant_status(workspace, name, tenant) for tenant in landscapes[name].environment.tenants]
     waiting = []
     for name in order:
         source = landscapes[name].environment.promotes_from
@@ -71,12 +74,16 @@ def _tenant_status(workspace: Workspace, environment: str, tenant) -> TenantStat
         return TenantStatus(environment, tenant.name, None, None, None, str(locked))
     except ReconcilerError as error:
         return TenantStatus(environment, tenant.name, None, None, None, None, str(error))
-    tenant_plan = planned.plan.tenants[0]
-    runs = [r for r in planned.states[tenant.name].adapter.runs()
+    return _row(environment, planned, tenant.name)
+
+
+def _row(environment: str, planned, tenant: str) -> TenantStatus:
+    tenant_plan = planned.plan.tenant(tenant)
+    runs = [r for r in planned.states[tenant].adapter.runs()
             if r["outcome"] in ("applied", "no-changes") and not r["dry_run"]]
     applied = (runs[-1]["commit"] or "")[:8] if runs else None
     drifted = sum(1 for c in tenant_plan.changes if c.drift) + len(tenant_plan.unmanaged)
-    return TenantStatus(environment, tenant.name, applied, len(tenant_plan.changes), drifted, None)
+    return TenantStatus(environment, tenant, applied, len(tenant_plan.changes), drifted, None)
 
 
 @dataclass(frozen=True)
