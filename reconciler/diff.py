@@ -10,8 +10,8 @@ Never executes SQL and never orders changes (that is `plan`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
+import networkx as nx
 from deepdiff import DeepDiff
 
 from . import graph as graphs
@@ -259,27 +259,21 @@ def views_to_bind(changes: Sequence[Change], live: LiveState, engine: str) -> li
     the engine when created (after what they read, by the plan's order); deleted ones are gone."""
     touched = {c.key.folded() for c in changes if not c.catalog_only}
     recreated = {c.key.folded() for c in changes if c.kind == "View"}   # bound when created, or gone
-    reads = {}
+    reads: dict[ObjectKey, set[ObjectKey]] = {}   # folded view key -> folded keys it reads
+    views: dict[ObjectKey, ObjectKey] = {}         # folded -> the key as the engine has it
     for key, found in live.objects.items():
         if found.kind != "View" or key.folded() in recreated:
             continue
         record = live.catalog.get(key)
         if record is not None:
-            reads[key] = {d.folded() for d in record.dependencies}
+            upstream = {d.folded() for d in record.dependencies}
         else:   # an unmanaged view: what it reads comes from its SQL
             tables, _ = sql.view_reads(found.engine_sql or "", engine)
-            reads[key] = {ObjectKey.parse(t).folded() for t in tables if "." in t}
-    affected: set[ObjectKey] = set()
-    changed = set(touched)
-    grew = True
-    while grew:   # a fixed point over the live views' dependencies
-        grew = False
-        for key, upstream in reads.items():
-            if key not in affected and upstream & changed:
-                affected.add(key)
-                changed.add(key.folded())
-                grew = True
-    return sorted(affected)
+            upstream = {ObjectKey.parse(t).folded() for t in tables if "." in t}
+        views[key.folded()], reads[key.folded()] = key, upstream
+    graph = nx.DiGraph((source, view) for view, upstream in reads.items() for source in upstream)
+    affected = graphs.downstream(graph, touched) & set(views)
+    return sorted(views[key] for key in affected)
 
 
 def _change(action: str, want: ObjectState, risk: str, reason: str, details=(), **flags) -> Change:
@@ -305,7 +299,3 @@ def _details(before: dict, after: dict, prefix: str = "") -> tuple[Detail, ...]:
             details.append(Detail(field=path, op=op, before=None if op == "add" else level.t1,
                                   after=None if op == "drop" else level.t2))
     return tuple(sorted(details, key=lambda d: d.field))
-
-
-def details_json(details: tuple[Detail, ...]) -> list[dict[str, Any]]:
-    return [d.model_dump(mode="json") for d in details]

@@ -18,7 +18,7 @@ import git
 import yaml
 
 from .cache import NO_CACHE, Cache
-from .errors import Diagnostic, GitError, InvalidInput, UnknownEnvironment
+from .errors import Diagnostic, GitError, UnknownEnvironment
 
 ENVIRONMENTS = "environments"
 ENVIRONMENT_FILE = "environment.yaml"
@@ -280,9 +280,3 @@ def head_commit(repo: Path) -> str | None:
         return git.Repo(repo).head.commit.hexsha
     except (git.InvalidGitRepositoryError, git.NoSuchPathError, ValueError):
         return None
-
-
-def require_readable(source: EnvironmentSource) -> None:
-    """An environment with unreadable files is never planned: that could read as a mass delete."""
-    if source.diagnostics:
-        raise InvalidInput(source.diagnostics)

@@ -125,6 +125,17 @@ def postgres_server(tmp_path_factory):
     server.cleanup()
 
 
+@pytest.fixture
+def postgres_database(postgres_server, tmp_path: Path) -> str:
+    """A fresh, empty database on the test server for this test: its tenant URL."""
+    import psycopg
+
+    name = f"t_{tmp_path.name.lower().replace('-', '_')}"[:60]
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql://postgres@/{name}?host={postgres_server.get_uri().split('host=')[1]}"
+
+
 class EngineLandscape(Landscape):
     """The demo landscape with dev's tenant on one engine; helpers that read any engine."""
 
@@ -173,14 +184,8 @@ def engine_landscape(request, tmp_path: Path) -> EngineLandscape:
     url = None
     shutil.copytree(DEMO, tmp_path / "environments")
     if request.param == "postgres":
-        import psycopg
 
-        server = request.getfixturevalue("postgres_server")
-        database = f"t_{tmp_path.name.lower().replace('-', '_')}"[:60]
-        with psycopg.connect(server.get_uri(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{database}"')
-        socket_dir = server.get_uri().split("host=")[1]
-        url = f"postgresql://postgres@/{database}?host={socket_dir}"
+        url = request.getfixturevalue("postgres_database")
         env = tmp_path / "environments" / "dev" / "environment.yaml"
         env.write_text(env.read_text().replace("duckdb:///.tenants/dev.duckdb", url))
     result = EngineLandscape(tmp_path, request.param, url)

@@ -145,13 +145,10 @@ def test_a_second_apply_is_refused_while_the_tenant_is_held(engine_landscape: En
     assert landscape.run("apply", "dev", "--yes", "--lock-timeout", "10").code == 0
 
 
-def test_one_landscape_on_duckdb_and_postgresql_gives_the_same_rows(landscape, postgres_server) -> None:
+def test_one_landscape_on_duckdb_and_postgresql_gives_the_same_rows(landscape, postgres_database) -> None:
     import psycopg
 
-    database = f"mixed_{landscape.root.name.lower().replace('-', '_')}"[:60]
-    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{database}"')
-    url = f"postgresql://postgres@/{database}?host={postgres_server.get_uri().split('host=')[1]}"
+    url = postgres_database
     landscape.edit("environments/dev/environment.yaml", "    create: true\n",
                    f"    create: true\n  - name: dev-pg\n    url: {url}\n")
     landscape.commit("dev on both engines")
@@ -268,13 +265,10 @@ def test_five_applies_at_once_change_the_tenant_once(engine_landscape: EngineLan
     assert landscape.columns("sales", "vw_customer_active")[-1] == "status"
 
 
-def test_a_postgresql_tenant_lock_timeout_stops_a_blocked_statement(landscape, postgres_server) -> None:
+def test_a_postgresql_tenant_lock_timeout_stops_a_blocked_statement(landscape, postgres_database) -> None:
     import psycopg
 
-    database = f"timeout_{landscape.root.name.lower().replace('-', '_')}"[:60]
-    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{database}"')
-    url = f"postgresql://postgres@/{database}?host={postgres_server.get_uri().split('host=')[1]}"
+    url = postgres_database
     landscape.edit("environments/dev/environment.yaml", "duckdb:///.tenants/dev.duckdb",
                    f"{url}\n    lock_timeout: 300ms")
     assert landscape.run("apply", "dev", "--yes").code == 0

@@ -82,9 +82,6 @@ class Session(abc.ABC):
     def inspect(self) -> LiveState: ...
 
     @abc.abstractmethod
-    def catalog_exists(self) -> bool: ...
-
-    @abc.abstractmethod
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]: ...
 
     def check_views(self, views: Sequence[ObjectKey]) -> None:
@@ -139,6 +136,9 @@ class ConnectionSession(Session):
         except self.error as error:
             raise StatementFailed(statement, str(error).strip().splitlines()[0]) from None
 
+    def inspect(self) -> LiveState:
+        return self.adapter.inspect_on(self.connection)
+
     def run_many(self, statement: str, rows: Sequence[Sequence]) -> None:
         # on the session's own connection: a DuckDB cursor() is a second connection, outside
         # the transaction
@@ -160,8 +160,20 @@ class Adapter(abc.ABC):
     def inspect(self) -> LiveState: ...
 
     @abc.abstractmethod
+    def inspect_on(self, connection) -> LiveState:
+        """`inspect` over an open connection: a session's, inside its transaction."""
+
     def runs(self) -> list[dict]:
         """The tenant's audit records (RUN_COLUMNS), oldest first; empty when it has none."""
+        return self.catalog_rows("runs", RUN_COLUMNS, "started_at, run_id")
+
+    def backups(self) -> list[dict]:
+        """The tenant's backups (name, schema_name, table_name, run_id, created_at, row_count)."""
+        return self.catalog_rows("backups", BACKUP_COLUMNS, "created_at, name")
+
+    @abc.abstractmethod
+    def catalog_rows(self, table: str, columns: Sequence[str], order: str) -> list[dict]:
+        """Rows of a `_reconciler` table as dicts, leaving out columns an older catalog lacks."""
 
     def credential(self) -> str | None:
         """The tenant's password, read from the variable its reference names; a missing variable
@@ -169,10 +181,6 @@ class Adapter(abc.ABC):
         if self.tenant.password is None:
             return None
         return secrets.resolve(self.tenant.password, f"tenant {self.tenant.name}")
-
-    @abc.abstractmethod
-    def backups(self) -> list[dict]:
-        """The tenant's backups (name, schema_name, table_name, run_id, created_at, row_count)."""
 
     def backup_statements(self, table: ObjectKey, backup: str, run_id: str, at: dt.datetime) -> list[str]:
         """Copy a table, rows and all, into the backup schema and index it in the catalog."""

@@ -35,10 +35,8 @@ from ..state import (
     LiveState,
 )
 from .base import (
-    BACKUP_COLUMNS,
     BACKUP_SCHEMA,
     CATALOG_SCHEMA,
-    RUN_COLUMNS,
     Adapter,
     ConnectionSession,
     Session,
@@ -136,11 +134,11 @@ class DuckDBAdapter(Adapter):
             return LiveState({}, {}, frozenset(), exists=False)
         connection = self._connect(read_only=True)
         try:
-            return self._inspect(connection)
+            return self.inspect_on(connection)
         finally:
             connection.close()
 
-    def _inspect(self, connection) -> LiveState:
+    def inspect_on(self, connection) -> LiveState:
         where = f"database_name = '{ALIAS}' AND NOT internal AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'"
         columns: dict[tuple[str, str], list[ColumnState]] = defaultdict(list)
         for schema, table, name, data_type, nullable, default in connection.execute(
@@ -184,13 +182,7 @@ class DuckDBAdapter(Adapter):
             f"SELECT schema_name, name, kind, content_hash, definition, dependencies, engine_sql, "
             f"commit, run_id FROM {CATALOG_SCHEMA}.objects").fetchall())
 
-    def runs(self) -> list[dict]:
-        return self._catalog_rows("runs", RUN_COLUMNS, "started_at, run_id")
-
-    def backups(self) -> list[dict]:
-        return self._catalog_rows("backups", BACKUP_COLUMNS, "created_at, name")
-
-    def _catalog_rows(self, table: str, columns: Sequence[str], order: str) -> list[dict]:
+    def catalog_rows(self, table: str, columns: Sequence[str], order: str) -> list[dict]:
         """Rows of a catalog table as dicts; columns a catalog written by an older version lacks
         are left out."""
         if not self.exists:
@@ -272,12 +264,6 @@ class DuckDBAdapter(Adapter):
 class _DuckDBSession(ConnectionSession):
     engine = ENGINE
     error = duckdb.Error
-
-    def inspect(self) -> LiveState:
-        return self.adapter._inspect(self.connection)
-
-    def catalog_exists(self) -> bool:
-        return _catalog_exists(self.connection)
 
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
         wanted = set(keys)

@@ -26,10 +26,8 @@ from ..model import ObjectKey, Tenant
 from ..plan import Change
 from ..state import ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .base import (
-    BACKUP_COLUMNS,
     BACKUP_SCHEMA,
     CATALOG_SCHEMA,
-    RUN_COLUMNS,
     Adapter,
     ConnectionSession,
     Session,
@@ -135,9 +133,9 @@ class PostgresAdapter(Adapter):
     # -- reading -----------------------------------------------------------------------------
     def inspect(self) -> LiveState:
         with self._reading() as connection:
-            return self._inspect(connection)
+            return self.inspect_on(connection)
 
-    def _inspect(self, connection: psycopg.Connection) -> LiveState:
+    def inspect_on(self, connection: psycopg.Connection) -> LiveState:
         columns: dict[tuple[str, str], list[ColumnState]] = defaultdict(list)
         kinds, sizes = {}, {}
         for schema, name, kind, column, data_type, nullable, default, rows in connection.execute(
@@ -179,13 +177,7 @@ class PostgresAdapter(Adapter):
                 "WHERE outcome = 'running' ORDER BY started_at").fetchall())
         return LiveState(objects, catalog, schemas, interrupted=interrupted)
 
-    def runs(self) -> list[dict]:
-        return self._catalog_rows("runs", RUN_COLUMNS, "started_at, run_id")
-
-    def backups(self) -> list[dict]:
-        return self._catalog_rows("backups", BACKUP_COLUMNS, "created_at, name")
-
-    def _catalog_rows(self, table: str, columns: Sequence[str], order: str) -> list[dict]:
+    def catalog_rows(self, table: str, columns: Sequence[str], order: str) -> list[dict]:
         with self._reading() as connection:
             present = {row[0] for row in connection.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
@@ -274,12 +266,6 @@ class _PostgresSession(ConnectionSession):
     def run_many(self, statement: str, rows: Sequence[Sequence]) -> None:
         with self.connection.cursor() as cursor:   # psycopg runs many only on a cursor
             cursor.executemany(statement, rows)
-
-    def inspect(self) -> LiveState:
-        return self.adapter._inspect(self.connection)
-
-    def catalog_exists(self) -> bool:
-        return _catalog_exists(self.connection)
 
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
         wanted = set(keys)
