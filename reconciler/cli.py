@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import gc
 import json
+import logging
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -34,7 +35,7 @@ from .errors import (
     UnknownEnvironment,
 )
 from .plan import Plan
-from .reconcile import Workspace, apply_environment, check_saved_plan, plan_environment
+from .reconcile import Workspace, apply_environment, plan_environment
 from .source import ENVIRONMENTS, available_environments
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_LOCKED, EXIT_STALE, EXIT_USAGE = 0, 1, 2, 3, 4, 5, 64
@@ -199,9 +200,7 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
         ref = saved.ref
     planned = plan_environment(workspace, environment, ref,
                                tenants or ([t.tenant for t in saved.tenants] if saved else None))
-    if saved is not None:
-        check_saved_plan(saved, planned)
-    chosen = saved or planned.plan
+    chosen = planned.plan   # a saved plan is a claim to compare, never what runs
     if expect_review_hash and planned.plan.review_hash != expect_review_hash:
         raise StalePlan(f"the plan differs from the reviewed one (review hash {expect_review_hash[:12]}, "
                         f"now {planned.plan.review_hash[:12]}): the tenant or the folder moved since "
@@ -212,16 +211,21 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
         if not sys.stdin.isatty():
             raise click.UsageError("apply needs --yes when not run from a terminal")
         click.confirm("Apply these changes?", abort=True)
+    # under each tenant's lock the plan is made again: a plan someone saved, reviewed or confirmed must
+    # still be the same (exit 5 otherwise); with --yes alone the newer plan runs, guards permitting
+    reviewed = saved is not None or expect_review_hash is not None or not yes
     with _progress(chosen, verbose and not quiet, quiet) as progress:
-        results = apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress)
+        results = apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress,
+                                    moved="refuse" if reviewed else "follow", claim=saved)
     for result in results:
-        if result.outcome in ("failed", "refused", "locked"):
+        if result.outcome in ("failed", "refused", "locked", "stale"):
             err.print(Text(f"{result.tenant}: {result.outcome}\n{result.error}", style="red"))
         else:
             out.print(Text(f"{result.tenant}: {result.outcome} (run {result.run_id}) "
                            + report.summary_line(result.summary).replace("Plan: ", ""), style="green"))
     outcomes = {r.outcome for r in results}
-    for outcome, code in (("failed", EXIT_ERROR), ("locked", EXIT_LOCKED), ("refused", EXIT_REFUSED)):
+    for outcome, code in (("failed", EXIT_ERROR), ("locked", EXIT_LOCKED), ("refused", EXIT_REFUSED),
+                          ("stale", EXIT_STALE)):
         if outcome in outcomes:
             ctx.exit(code)
 
@@ -610,6 +614,17 @@ def schemas(out_dir: str) -> None:
     for name, schema in json_schemas().items():
         (folder / name).write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
         out.print(f"wrote {folder / name}", markup=False)
+
+
+class _Notices(logging.Handler):
+    """Warnings from the pipeline (a run waiting for a tenant's lock) on stderr, as they happen."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(self.format(record), markup=False, style="yellow")
+
+
+logging.getLogger("reconciler").addHandler(_Notices(logging.WARNING))
+logging.getLogger("reconciler").propagate = False
 
 
 def main(argv: list[str] | None = None) -> int:

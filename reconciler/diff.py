@@ -72,10 +72,11 @@ def _compare(want: ObjectState, record: CatalogRecord | None, found: LiveObject 
     if engine_kind and found is None:
         return _change("create", want, "low", "missing from the tenant: dropped outside the "
                        "reconciler (drift)", drift=True)
-    if record.kind != want.kind:
-        loses = record.kind == "Table"
+    kind = found.kind if found is not None else record.kind   # what the tenant is, not what the catalog says
+    if kind != want.kind:
+        loses = kind == "Table"
         return _change("replace", want, "high" if loses else "medium",
-                       f"kind changes from {record.kind} to {want.kind}", data_loss=loses)
+                       f"kind changes from {kind} to {want.kind}", data_loss=loses)
     if want.kind == "Table":
         return _table(want, record, found)
     if want.kind == "View":
@@ -204,12 +205,13 @@ def _view(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change
 
 
 def _delete(record: CatalogRecord, found: LiveObject | None) -> Change:
-    if record.kind == "Table" and found is not None:
+    """Risk and data loss from what the tenant holds (a hand-edited catalog cannot make a table cheap)."""
+    if found is not None and found.kind == "Table":
         return Change(action="delete", kind="Table", object=str(record.key), risk="high",
                       reason="removed from the folder: drops the table and its rows", data_loss=True)
     catalog_only = record.kind not in ENGINE_KINDS or found is None
-    return Change(action="delete", kind=record.kind, object=str(record.key), risk="low",
-                  reason="removed from the folder", catalog_only=catalog_only)
+    return Change(action="delete", kind=found.kind if found is not None else record.kind, object=str(record.key),
+                  risk="low", reason="removed from the folder", catalog_only=catalog_only)
 
 
 def _recreate_dependents(changes: dict[ObjectKey, Change], desired: DesiredState) -> None:

@@ -55,9 +55,9 @@ def restore(workspace: Workspace, environment: str, name: str) -> TenantResult:
                           acknowledged=True, reason=f"restore rows from backup {name} (the current rows are "
                                                     "backed up first)",
                           statements=tuple(state.adapter.restore_statements(key, name)))
-    tenant_plan = planned.plan.tenants[0].model_copy(update={"changes": (change,)})
-    plan = planned.plan.model_copy(update={"tenants": (tenant_plan,)})
-    return apply_tenant(state, tenant_plan, plan, current_actor(workspace.repo), "restore")
+    # the tenant must still have nothing pending under the lock; then the restore runs alone
+    return apply_tenant(state, planned.plan.tenants[0], planned.plan, current_actor(workspace.repo), "restore",
+                        extra=(change,))
 
 
 def prune_backups(workspace: Workspace, environment: str, older_than_days: int | None,

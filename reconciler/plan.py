@@ -123,8 +123,10 @@ class Plan(_Value):
         data.pop("summary", None)
         for tenant in data.get("tenants", []):
             tenant.pop("summary", None)
+        if fingerprint is None:
+            raise ValueError("the plan file has no fingerprint; only a plan saved by `plan --out` is accepted")
         plan = cls.model_validate(data)
-        if fingerprint is not None and fingerprint != plan.fingerprint:
+        if fingerprint != plan.fingerprint:
             raise ValueError("the plan file was edited after it was made (fingerprint mismatch)")
         return plan
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Protocol
 from pathlib import Path
 
 import git
@@ -78,6 +79,7 @@ class TenantState:
     adapter: Adapter
     desired: DesiredState
     live: LiveState
+    acknowledged: tuple[str, ...] = ()   # the environment's allow_data_loss
 
 
 @dataclass(frozen=True)
@@ -111,8 +113,8 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
         if not live.exists and not tenant.create:
             raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
                               "declare `create: true` on the tenant to create it")
-        state = TenantState(tenant, adapter, desired[tenant.name], live)
-        return state, _acknowledge(plan_tenant(adapter, state.desired, live), landscape.environment.allow_data_loss)
+        state = TenantState(tenant, adapter, desired[tenant.name], live, landscape.environment.allow_data_loss)
+        return state, plan_tenant(adapter, state.desired, live, adapter, state.acknowledged)
 
     outcomes = _each_tenant(chosen, plan_one)
     for outcome in outcomes:   # the first failure, in tenant order, after every read has finished
@@ -152,23 +154,33 @@ def _outcome(work, item):
         return error
 
 
-def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState) -> TenantPlan:
+class Reader(Protocol):
+    """Where a plan counts rows: the adapter (a read of its own) or an apply's locked session."""
+
+    def count(self, query: str) -> int: ...
+
+    def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]: ...
+
+
+def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState, reader: Reader,
+                acknowledged: Sequence[str] = ()) -> TenantPlan:
     changes = diff(desired, live)
     at_risk = [c.key for c in changes if c.data_loss and c.kind == "Table"]
-    rows = adapter.count_rows([live.find(k) or k for k in at_risk])
+    rows = reader.count_rows([live.find(k) or k for k in at_risk])
     changes = [c.model_copy(update={"rows": rows.get(live.find(c.key) or c.key)}) if c.key in at_risk else c
                for c in changes]
     ordered = plans.order(changes, desired, live)
-    return TenantPlan(tenant=desired.tenant, engine=adapter.engine, capacity=desired.capacity,
-                      changes=tuple(_checked(adapter, c) for c in adapter.compile(ordered, desired, live)),
-                      unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
-                      desired_fingerprint=desired.fingerprint, create_database=not live.exists,
-                      interrupted=live.interrupted)
+    tenant_plan = TenantPlan(
+        tenant=desired.tenant, engine=adapter.engine, capacity=desired.capacity,
+        changes=tuple(_checked(reader, c) for c in adapter.compile(ordered, desired, live)),
+        unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
+        desired_fingerprint=desired.fingerprint, create_database=not live.exists, interrupted=live.interrupted)
+    return _acknowledge(tenant_plan, acknowledged)
 
 
-def _checked(adapter: Adapter, change: Change) -> Change:
+def _checked(reader: Reader, change: Change) -> Change:
     """Run the change's row checks now; a non-zero count blocks it with the count in the reason."""
-    failing = [(check, count) for check in change.checks if (count := adapter.count(check.query))]
+    failing = [(check, count) for check in change.checks if (count := reader.count(check.query))]
     if not failing:
         return change
     counted = "; ".join(f"{count:,} {check.problem}" for check, count in failing)
@@ -204,26 +216,39 @@ def check_saved_plan(saved: Plan, current: Planned) -> None:
         if now.live_fingerprint != tenant_plan.live_fingerprint:
             raise StalePlan(f"tenant {tenant_plan.tenant}: the tenant changed since the plan was made; "
                             "plan again")
+        if now.changes != tenant_plan.changes:   # the file is a claim about this plan, never a program
+            differing = next(f"{c.action} {c.object}" for c in (*now.changes, *tenant_plan.changes)
+                             if c not in now.changes or c not in tenant_plan.changes)
+            raise StalePlan(f"tenant {tenant_plan.tenant}: the plan file says something other than what the "
+                            f"desired and live state give now (first difference: {differing}); "
+                            "nothing was applied; plan again")
 
 
 Progress = Callable[[str, Change], None]   # (tenant, change) after each change's statements ran
 
 
 def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: Sequence[str] = (),
-                      actor: str | None = None, operation: str = "apply",
-                      progress: Progress | None = None) -> list[TenantResult]:
-    """Apply each tenant's plan in its own transaction; one tenant's failure spares the others."""
+                      actor: str | None = None, operation: str = "apply", progress: Progress | None = None,
+                      moved: str = "refuse", claim: Plan | None = None) -> list[TenantResult]:
+    """Apply each tenant's plan in its own transaction; one tenant's failure spares the others.
+    `moved` says what happens when a tenant's plan made under its lock is not `plan`'s (see apply_tenant);
+    `claim` is a saved plan that must be exactly `plan`. Guards speak first: rows in the way are
+    worth more to a user than "the plan is stale"."""
     problems = plans.violations(plan, allow_data_loss)
     if problems:
         raise GuardRefused("refused:\n  " + "\n  ".join(problems))
+    if claim is not None:
+        check_saved_plan(claim, planned)
     actor = actor or current_actor(workspace.repo)
 
     def apply_one(tenant_plan: TenantPlan) -> TenantResult:
         try:
-            return apply_tenant(planned.states[tenant_plan.tenant], tenant_plan, plan, actor, operation, progress)
+            return apply_tenant(planned.states[tenant_plan.tenant], tenant_plan, plan, actor, operation, progress,
+                                moved, allow_data_loss)
         except ReconcilerError as error:
             outcome = ("refused" if isinstance(error, GuardRefused) else
-                       "locked" if isinstance(error, TenantLocked) else "failed")
+                       "locked" if isinstance(error, TenantLocked) else
+                       "stale" if isinstance(error, StalePlan) else "failed")
             return TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error))
 
     results = _each_tenant(plan.tenants, apply_one)
@@ -233,36 +258,61 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
     return results
 
 
-def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor: str,
-                 operation: str = "apply", progress: Progress | None = None) -> TenantResult:
-    run = _Run(new_run_id(), plan, tenant_plan, actor, operation)
+def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str = "apply",
+                 progress: Progress | None = None, moved: str = "refuse", allow_data_loss: Sequence[str] = (),
+                 extra: Sequence[Change] = ()) -> TenantResult:
+    """Apply one tenant in one transaction. What runs is never `expected` as given: the tenant is
+    planned again under its lock, inside the transaction (with every table the plan changes locked
+    against other writers), and that plan runs. When it differs from `expected`, `moved="refuse"`
+    stops (a saved, reviewed or confirmed plan: exit 5) and `moved="follow"` runs the new plan once
+    the guards pass it (another run got there first). `extra` changes (a restore's) run after it.
+    The convergence check (a new plan must be empty) runs before commit."""
+    run = _Run(new_run_id(), plan, expected, actor, operation)
     run.progress = progress
-    with state.adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
-        live = session.inspect()
-        fresh = tenant_plan.create_database and not live.objects and not live.catalog
-        if not fresh and live.fingerprint != tenant_plan.live_fingerprint:
-            raise StalePlan(f"tenant {tenant_plan.tenant}: the tenant changed between plan and apply; "
-                            "plan again")
+    adapter = state.adapter
+    with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
         run.start(session)   # committed on its own: if this process dies, the next run sees it
         session.begin()
+        changes: tuple[Change, ...] = ()
         try:
-            _execute(session, state.adapter, live, tenant_plan.changes, run)
+            live, tenant_plan = _plan_locked(session, state)
+            if not _same_plan(tenant_plan, expected):
+                problems = plans.violations(plan.model_copy(update={"tenants": (tenant_plan,)}), allow_data_loss)
+                if problems:
+                    raise GuardRefused("refused (planned again under the tenant lock):\n  "
+                                       + "\n  ".join(problems) + "\n  nothing was changed")
+                if moved == "refuse":
+                    raise StalePlan(f"tenant {expected.tenant}: the tenant changed between plan and apply "
+                                    f"({_first_difference(tenant_plan, expected)}); nothing was applied; "
+                                    "plan again")
+            run.tenant_plan = tenant_plan
+            changes = (*tenant_plan.changes, *extra)
+            _execute(session, adapter, live, changes, run)
             _write_catalog(session, tenant_plan.changes, state.desired, run)
-            session.check_views(views_to_bind(tenant_plan.changes, live, state.desired.engine))
+            session.check_views(views_to_bind(changes, live, state.desired.engine))
+            remaining = diff(state.desired, session.inspect())
+            if remaining:
+                raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5]))
             session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = 'interrupted' "
                             "WHERE outcome = 'running' AND run_id <> ?", [run.run_id])
-            run.finish(session, "applied" if tenant_plan.changes else "no-changes")
+            run.finish(session, "applied" if changes else "no-changes")
             session.commit()
-        except GuardRefused as refused:
+        except (GuardRefused, StalePlan) as refused:
             session.rollback()
-            run.conclude(session, "refused", str(refused))
+            run.conclude(session, "refused" if isinstance(refused, GuardRefused) else "stale", str(refused))
             raise
+        except NotConverged as left:
+            session.rollback()
+            message = (f"tenant {expected.tenant}: after the statements a new plan was not empty: {left}; "
+                       "the tenant was rolled back; nothing changed (this is a reconciler bug, please report it)")
+            run.conclude(session, "failed", message)
+            raise ApplyFailed(message) from None
         except StatementFailed as failure:
             session.rollback()
-            change = next((c for c in tenant_plan.changes if failure.statement in c.statements), None)
+            change = next((c for c in changes if failure.statement in c.statements), None)
             subject = (f"{change.kind} {change.object}" if change else
                        "views" if failure.statement.startswith("SELECT * FROM") else "catalog")
-            message = (f"tenant {tenant_plan.tenant}: {subject}: apply failed: {failure.message}\n"
+            message = (f"tenant {expected.tenant}: {subject}: apply failed: {failure.message}\n"
                        f"  statement: {failure.statement}\n  the tenant was rolled back; nothing changed")
             run.conclude(session, "failed", message)
             raise ApplyFailed(message) from None
@@ -270,16 +320,50 @@ def apply_tenant(state: TenantState, tenant_plan: TenantPlan, plan: Plan, actor:
             session.rollback()
             run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
             raise
-        remaining = diff(state.desired, session.inspect())
-    if remaining:
-        listing = ", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5])
-        raise ApplyFailed(f"tenant {tenant_plan.tenant}: applied, but a new plan is not empty: {listing}; "
-                          "this is a reconciler bug, please report it")
-    return TenantResult(tenant_plan.tenant, run.run_id, run.outcome, tenant_plan.summary)
+    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary)
+
+
+class NotConverged(Exception):
+    """Inside apply: the statements ran but a new plan still has changes (never committed)."""
+
+
+def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, TenantPlan]:
+    """The tenant's plan read inside the apply transaction, after locking every live table it changes
+    (planned again whenever locking found more tables, so the final plan saw only locked rows)."""
+    locked: set[ObjectKey] = set()
+    while True:
+        live = session.inspect()
+        tenant_plan = plan_tenant(state.adapter, state.desired, live, session, state.acknowledged)
+        tables = sorted(set(_changed_tables(tenant_plan.changes, live)) - locked)
+        statements = state.adapter.lock_statements(tables)
+        if not statements:
+            return live, tenant_plan
+        for statement in statements:
+            session.execute(statement)
+        locked |= set(tables)
+
+
+def _changed_tables(changes: Sequence[Change], live: LiveState) -> list[ObjectKey]:
+    """The live tables a plan alters, rebuilds, renames or drops."""
+    names = [c.renamed_from or c.object for c in changes if not c.catalog_only and c.action != "create"]
+    keys = (live.find(ObjectKey.parse(name)) for name in names)
+    return [key for key in keys if key in live.objects and live.objects[key].kind == "Table"]
+
+
+def _same_plan(now: TenantPlan, expected: TenantPlan) -> bool:
+    return (now.changes, now.live_fingerprint, now.desired_fingerprint) == \
+        (expected.changes, expected.live_fingerprint, expected.desired_fingerprint)
+
+
+def _first_difference(now: TenantPlan, expected: TenantPlan) -> str:
+    changed = [c for c in (*now.changes, *expected.changes) if c not in now.changes or c not in expected.changes]
+    if changed:
+        return f"first difference: {changed[0].action} {changed[0].object}"
+    return "its objects moved" if now.live_fingerprint != expected.live_fingerprint else "the folder moved"
 
 
 def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Sequence[Change], run: _Run) -> None:
-    fault = _Fault.from_environment()
+    fault = _Fault.from_environment(run.tenant_plan.tenant)
     for statement in CATALOG_DDL:
         session.execute(statement)
     for change in changes:
@@ -288,11 +372,6 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
         if change.data_loss and table in live.objects and live.objects[table].kind == "Table":
             statements[:0] = adapter.backup_statements(table, backup_name(table, run.run_id), run.run_id,
                                                        run.started)
-        for check in change.checks:   # again inside the transaction: rows may have come since the plan
-            count = session.execute(check.query)[0][0]
-            if count:
-                raise GuardRefused(f"tenant {run.tenant_plan.tenant}: {change.object}: {count:,} {check.problem}; "
-                                   "nothing was changed")
         for statement in statements:
             if _STOP.is_set():
                 raise KeyboardInterrupt
@@ -306,24 +385,31 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
 class _Fault:
     """Test-only fault injection, so tests can stop or hold a real apply at a chosen statement:
     RECONCILER_FAULT=SIGKILL:N or SIGINT:N signals the process itself after N change statements;
-    PAUSE:N sleeps there for RECONCILER_FAULT_PAUSE seconds (default 3) holding the tenant."""
+    HOLD:N stops there, holding the tenant, creates RECONCILER_FAULT_DIR/held-<tenant> and goes on
+    once RECONCILER_FAULT_DIR/release exists: a test waits on the one and makes the other, no clock."""
 
+    tenant: str
     signal_name: str | None = None
     after: int = 0
     seen: int = 0
 
     @classmethod
-    def from_environment(cls) -> _Fault:
+    def from_environment(cls, tenant: str) -> _Fault:
         spec = os.environ.get("RECONCILER_FAULT", "")
         name, _, count = spec.partition(":")
-        return cls(name, int(count)) if name in ("SIGKILL", "SIGINT", "PAUSE") and count.isdigit() else cls()
+        if name in ("SIGKILL", "SIGINT", "HOLD") and count.isdigit():
+            return cls(tenant, name, int(count))
+        return cls(tenant)
 
     def tick(self) -> None:
         self.seen += 1
         if self.signal_name is None or self.seen != self.after:
             return
-        if self.signal_name == "PAUSE":
-            time.sleep(float(os.environ.get("RECONCILER_FAULT_PAUSE", "3")))
+        if self.signal_name == "HOLD":
+            folder = Path(os.environ["RECONCILER_FAULT_DIR"])
+            (folder / f"held-{self.tenant}").touch()
+            while not (folder / "release").exists() and not _STOP.is_set():
+                time.sleep(0.01)
             return
         os.kill(os.getpid(), getattr(signal, self.signal_name))
         if threading.current_thread() is not threading.main_thread():
@@ -390,8 +476,8 @@ class _Run:
 
     def finish(self, session: Session, outcome: str, error: str | None = None) -> None:
         self.outcome = outcome
-        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = ?, ended_at = ?, error = ? WHERE run_id = ?",
-                        [outcome, _now(), error, self.run_id])
+        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = ?, ended_at = ?, error = ?, summary = ? "
+                        "WHERE run_id = ?", [outcome, _now(), error, json.dumps(self.tenant_plan.summary), self.run_id])
 
     def conclude(self, session: Session, outcome: str, error: str) -> None:
         """After a rollback: record how the run ended, in a transaction of its own (best effort)."""

@@ -77,7 +77,7 @@ class _Renderer:
         columns = tuple(
             ColumnState(c.name, sql.normalize_type(c.type, self.dialect, self.engine), c.nullable,
                         None if c.default is None else
-                        sql.parse_expression(c.default, self.dialect).sql(dialect=self.engine))
+                        sql.canonical_default(c.default, self.dialect, self.engine))
             for c in table.columns)
         primary_key = tuple(table.primary_key)
         # primary key columns are NOT NULL in every engine; say so, or every plan would differ

@@ -185,17 +185,21 @@ def untranslatable(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE)
 
 
 @functools.lru_cache(maxsize=4096)
-def canonical_default(text: str | None, engine: str) -> str | None:
-    """A column default as the engine reports it, in the form the desired side renders."""
+def canonical_default(text: str | None, dialect: str, engine: str | None = None) -> str | None:
+    """A column default in the one form both sides are compared in: the desired side's text (written
+    in `dialect`) and the engine's report (`dialect` = the engine) alike. Outer parentheses and a cast
+    of a bare literal are how engines echo a default back, not part of it."""
     if text is None:
         return None
     try:
-        expression = parse_expression(text, engine)
+        expression = parse_expression(text, dialect)
     except SqlProblem:
         return text
-    while isinstance(expression, exp.Cast) and isinstance(expression.this, exp.Literal):
-        expression = expression.this  # 'x' reported as CAST('x' AS VARCHAR) or 'x'::character varying
-    return expression.sql(dialect=engine)
+    while isinstance(expression, exp.Paren) or (
+            isinstance(expression, exp.Cast) and isinstance(expression.this, exp.Literal)):
+        # (1 + 1) as DuckDB reports 1+1; 'x' as CAST('x' AS VARCHAR) or 'x'::character varying
+        expression = expression.this
+    return expression.sql(dialect=engine or dialect)
 
 
 def view_reads(engine_sql: str, engine: str) -> tuple[frozenset[str], frozenset[str]]:
@@ -257,11 +261,23 @@ def qualified(schema: str, name: str, engine: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def normalize_type(type_sql: str, dialect: str, engine: str) -> str:
-    """A column type as the engine spells it (BIGINT, VARCHAR, DECIMAL(18,2), ...)."""
+    """A column type as the engine spells it (BIGINT, DECIMAL(18, 2), ENUM('low', 'high'), ...), through
+    sqlglot's type AST: the whole text must be one type (nothing after it is silently dropped), and
+    what is inside it (enum values, struct field names) keeps its case."""
     try:
-        return exp.DataType.build(type_sql, dialect=dialect).sql(dialect=engine).upper()
-    except (ParseError, ValueError, SqlglotError) as error:
-        raise SqlProblem(f"not a SQL type: {type_sql} ({error})") from None
+        parsed = sqlglot.parse_one(type_sql, read=dialect, into=exp.DataType)
+    except (ParseError, TokenError, ValueError, SqlglotError):
+        raise SqlProblem(f"not a SQL type: {type_sql}") from None
+    return parsed.sql(dialect=engine)
+
+
+def engine_type(type_sql: str, engine: str) -> str:
+    """A type as an engine reports it, normalised like the desired side where sqlglot knows it; a type
+    sqlglot cannot read (an engine's own or a user-defined one) is compared as the engine wrote it."""
+    try:
+        return normalize_type(type_sql, engine, engine)
+    except SqlProblem:
+        return type_sql
 
 
 def parse_expression(text: str, dialect: str) -> exp.Expression:

@@ -229,7 +229,7 @@ def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_lo
     gitops.advance_head(repo, commit, environment)
     planned = plan_environment(workspace, environment)
     results = apply_environment(workspace, planned, planned.plan, allow_data_loss, operation="rollback")
-    failed = [r for r in results if r.outcome in ("failed", "refused", "locked")]
+    failed = [r for r in results if r.outcome in ("failed", "refused", "locked", "stale")]
     if failed:
         listing = "\n  ".join(f"{r.tenant}: {r.error}" for r in failed)
         raise ApplyFailed(f"rollback commit {commit.hexsha[:8]} is on the branch, but tenants failed:\n  "

@@ -75,6 +75,7 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
              cache: Cache = NO_CACHE) -> Landscape:
     checker = _Checker(source, cache)
     environment = checker.environment(set(environments))
+    checker.dialect = environment.dialect if environment else "duckdb"
     objects = checker.objects()
     if environment is not None and not objects and not checker.diagnostics:
         checker.report(source.environment, "empty",
@@ -103,6 +104,7 @@ class _Checker:
         self.diagnostics: list[Diagnostic] = list(source.diagnostics)
         self.documents: dict[ObjectKey, Document] = {}
         self.broken: set[str] = set()  # names of objects whose files are invalid: no cascades
+        self.dialect = "duckdb"        # the environment's, once environment.yaml is read
 
     def report(self, document: Document | None, code: str, message: str, *loc: str | int) -> None:
         if document is None:
@@ -215,12 +217,12 @@ class _Checker:
                             "columns", index, "name")
             names.add(column.name.lower())
             try:
-                sql.normalize_type(column.type, "duckdb", "duckdb")
+                sql.normalize_type(column.type, self.dialect, self.dialect)
             except sql.SqlProblem as problem:
                 self.report(document, "type", str(problem), "columns", index, "type")
             if column.default is not None:
                 try:
-                    sql.parse_expression(column.default, "duckdb")
+                    sql.parse_expression(column.default, self.dialect)
                 except sql.SqlProblem as problem:
                     self.report(document, "default", str(problem), "columns", index, "default")
         for index, name in enumerate(table.primary_key):

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import shutil
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +90,48 @@ def landscape(tmp_path: Path) -> Landscape:
     result = Landscape(tmp_path)
     result.commit("demo landscape")
     return result
+
+
+class Hold:
+    """Holds real applies at a chosen statement (RECONCILER_FAULT=HOLD:N) until the test lets them
+    go: every wait here is on an event (a file, a line, a process), never on the clock."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def env(self, after: int = 1) -> dict[str, str]:
+        return {**os.environ, "RECONCILER_FAULT": f"HOLD:{after}", "RECONCILER_FAULT_DIR": str(self.folder)}
+
+    def held(self, process: subprocess.Popen, tenant: str = "dev") -> None:
+        """Return once `process` holds `tenant` mid-transaction; fail if it ended first."""
+        marker = self.folder / f"held-{tenant}"
+        deadline = time.monotonic() + 120   # a bound for a broken run, not what the test waits for
+        while not marker.exists():
+            if process.poll() is not None:
+                raise AssertionError(f"the run ended before it held {tenant}: "
+                                     f"{process.stdout.read() if process.stdout else ''}"
+                                     f"{process.stderr.read() if process.stderr else ''}")
+            assert time.monotonic() < deadline, f"the run never held {tenant}"
+            time.sleep(0.01)
+
+    def release(self) -> None:
+        (self.folder / "release").touch()
+
+
+def said(process: subprocess.Popen, text: str) -> str:
+    """Read `process`'s stderr up to the line holding `text` (that line); fail if it ends without it."""
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if text in line:
+            return line
+    raise AssertionError(f"{text!r} never came; stderr: {''.join(lines)}")
+
+
+@pytest.fixture
+def hold(tmp_path: Path) -> Hold:
+    return Hold(tmp_path / "fault")
 
 
 def snapshot(path: Path, audit: bool = True) -> dict:

@@ -234,27 +234,18 @@ def test_a_removed_table_is_blocked_backed_up_and_restorable(engine_landscape: E
     assert landscape.sql("SELECT id, note FROM sales.orders ORDER BY id") == [(1, "a"), (2, "b")]
 
 
-def test_five_applies_at_once_change_the_tenant_once(engine_landscape: EngineLandscape) -> None:
-    import os
+def test_five_applies_at_once_change_the_tenant_once(engine_landscape: EngineLandscape, hold) -> None:
     import subprocess
     import sys
-    import time
     from pathlib import Path
 
     landscape = applied(engine_landscape)
     landscape.edit(VIEW, "region, created_at", "region, created_at, status")
     command = [str(Path(sys.executable).parent / "reconciler"), "--repo", str(landscape.root), "apply", "dev", "--yes"]
-    first = subprocess.Popen(command, env={**os.environ, "RECONCILER_FAULT": "PAUSE:1", "RECONCILER_FAULT_PAUSE": "4"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    for _ in range(200):   # until the first run holds the tenant: its audit row says running
-        time.sleep(0.05)
-        if landscape.engine == "postgres":
-            held = landscape.sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")[0][0]
-        else:
-            held = landscape.tenant().with_name("dev.duckdb.holder.json").exists()
-        if held:
-            break
-    others = [subprocess.run(command, capture_output=True, text=True) for _ in range(4)]
+    first = subprocess.Popen(command, env=hold.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    hold.held(first)
+    others = [subprocess.run(command, capture_output=True, text=True) for _ in range(4)]   # while it is held
+    hold.release()
     assert first.wait(timeout=60) == 0, first.stderr.read()
     runs = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
     applied_runs = [r["run_id"] for r in runs if r["outcome"] == "applied"]

@@ -11,13 +11,14 @@ from __future__ import annotations
 import abc
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from .. import secrets, sql
-from ..errors import TenantError
+from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change
 from ..state import CatalogRecord, DesiredState, LiveState
@@ -83,6 +84,14 @@ class Session(abc.ABC):
 
     @abc.abstractmethod
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]: ...
+
+    def count(self, query: str) -> int:
+        """The single number a counting query returns, read inside this session's transaction."""
+        return self.execute(query)[0][0]
+
+    def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]:
+        return {key: self.count(f"SELECT count(*) FROM {sql.qualified(key.schema, key.name, self.engine)}")
+                for key in keys}
 
     def check_views(self, views: Sequence[ObjectKey]) -> None:
         """Bind each view (SELECT * ... LIMIT 0); StatementFailed for the first that no longer works.
@@ -208,10 +217,21 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
 
+    def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
+        """Statements, run first in the apply transaction, that keep other writers off the live tables
+        the plan changes until it ends (none where the tenant lock already excludes every writer)."""
+        return []
+
     @abc.abstractmethod
     def session(self, create: bool, holder: Mapping[str, str] | None = None
                 ) -> contextlib.AbstractContextManager[Session]:
         """The tenant, locked for this process; `holder` (run id, actor) is what a blocked run is told."""
+
+
+def waiting(locked: TenantLocked, timeout: float) -> bool:
+    """Say once that a run waits for a tenant another run holds (CI logs show why it is quiet)."""
+    logging.getLogger("reconciler").warning("%s; waiting up to %g s for it", locked, timeout)
+    return True
 
 
 def catalog_records(rows) -> dict[ObjectKey, CatalogRecord]:

@@ -68,6 +68,12 @@ class Compiler:
             return self.rebuild_table(key, want, found, change)
         return self.alter_table(key, change)
 
+    def lock(self, tables: Sequence[ObjectKey]) -> list[str]:
+        """Statements that keep every other writer off these tables until the transaction ends, so
+        the row checks and the change see the same rows. None on DuckDB: its file lock is already
+        exclusive to the applying process."""
+        return []
+
     def retypes_in_place(self, columns: set[str], want: ObjectState) -> bool:
         """Whether ALTER COLUMN ... TYPE works for these columns (DuckDB refuses key columns)."""
         return not columns & set(want.primary_key)
@@ -75,26 +81,42 @@ class Compiler:
     def retype(self, table: str, column: str, new_type: str) -> str:
         return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type}"
 
-    def same_row_count(self, copy: str, original: str, message: str) -> str:
-        """A statement that fails, aborting the transaction, unless both tables hold as many rows."""
-        return (f"SELECT CASE WHEN (SELECT count(*) FROM {copy}) = (SELECT count(*) FROM {original}) THEN 1 "
-                f"ELSE error({sql.literal(message).sql(self.engine)}) END")
+    def unless(self, condition: str, message: str) -> str:
+        """A statement that fails, aborting the transaction, unless `condition` holds."""
+        return f"SELECT CASE WHEN {condition} THEN 1 ELSE error({sql.literal(message).sql(self.engine)}) END"
+
+    def same_rows(self, copy: str, original: str, pairs: Sequence[tuple[str, str, str]], message: str) -> str:
+        """A statement that fails unless the copy holds exactly the original's rows: every value, cast
+        back to its old type, equal (as multisets, both ways; NULL equals NULL in EXCEPT ALL).
+        `pairs` are (column in the copy, column in the original, the original's type)."""
+        back = ", ".join(f"{self.cast_back(new, old_type)}" for new, _, old_type in pairs) or "1"
+        before = ", ".join(old for _, old, _ in pairs) or "1"
+        return self.unless(f"NOT EXISTS (SELECT {before} FROM {original} EXCEPT ALL SELECT {back} FROM {copy}) "
+                           f"AND NOT EXISTS (SELECT {back} FROM {copy} EXCEPT ALL SELECT {before} FROM {original})",
+                           message)
+
+    def cast_back(self, column: str, old_type: str) -> str:
+        return f"TRY_CAST({column} AS {old_type})"
 
     def drop(self, found: LiveObject) -> str:
         return f"DROP {'TABLE' if found.kind == 'Table' else 'VIEW'} {self.qk(found.key)}"
 
     def checks(self, change: Change, live: LiveState) -> tuple[Check, ...]:
-        """Row counts that must be zero for a table alter to succeed without losing values."""
+        """Row counts that must be zero for a table change to keep every value: an alter in place or a
+        rebuild (copy and swap) alike. Checks name the live columns: they run before the change."""
         found = live.objects.get(live.find(ObjectKey.parse(change.renamed_from or change.object)) or change.key)
-        if change.kind != "Table" or change.action != "update" or found is None:
+        if change.kind != "Table" or change.action not in ("update", "replace") or found is None \
+                or found.kind != "Table":
             return ()
         table, current = self.qk(found.key), {c.name: c for c in found.columns}
+        renamed = {d.after: d.before for d in change.details if d.op == "rename" and d.field.startswith("columns.")}
         checks = []
         for detail in change.details:
             parts = detail.field.split(".")
             if parts[0] != "columns" or len(parts) > 3:
                 continue
-            column = self.q(parts[1])
+            name = renamed.get(parts[1], parts[1])
+            column = self.q(name)
             if len(parts) == 2 and detail.op == "add" and not detail.after.get("nullable", True) \
                     and detail.after.get("default") is None:
                 checks.append(Check(query=f"SELECT count(*) FROM {table}",
@@ -103,8 +125,8 @@ class Compiler:
             elif len(parts) == 3 and parts[2] == "nullable" and detail.after is False:
                 checks.append(Check(query=f"SELECT count(*) FROM {table} WHERE {column} IS NULL",
                                     problem=f"rows have NULL in {parts[1]}, which becomes NOT NULL"))
-            elif len(parts) == 3 and parts[2] == "type" and parts[1] in current:
-                new, old = detail.after, current[parts[1]].type
+            elif len(parts) == 3 and parts[2] == "type" and name in current:
+                new, old = detail.after, current[name].type
                 checks.append(Check(
                     query=f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL "
                           f"AND {self.misfit(column, new, old)}",
@@ -133,15 +155,18 @@ class Compiler:
 
     def rebuild_table(self, key: ObjectKey, want: ObjectState, found: LiveObject | None, change: Change) -> list[str]:
         """Copy and swap inside the transaction: the rows move to the new definition (renamed
-        columns carry their values), and the copy must hold exactly as many rows as the original."""
+        columns carry their values), and before the original is dropped the copy must hold exactly
+        its rows, every kept value unchanged when cast back to its old type."""
         temporary = sql.qualified(key.schema, f"{key.name}__reconciler_rebuild", self.engine)
         sources = {d.after: d.before for d in change.details if d.op == "rename" and d.field.startswith("columns.")}
-        existing = {f.name for f in found.columns} if found else set()
+        existing = {f.name: f for f in found.columns} if found else {}
         kept = [(c.name, sources.get(c.name, c.name)) for c in want.columns if sources.get(c.name, c.name) in existing]
         targets, selected = ", ".join(self.q(new) for new, _ in kept), ", ".join(self.q(old) for _, old in kept)
+        pairs = [(self.q(new), self.q(old), existing[old].type) for new, old in kept]
         return [self.create_table(key, want, f"{key.name}__reconciler_rebuild"),
                 f"INSERT INTO {temporary} ({targets}) SELECT {selected} FROM {self.qk(key)}",
-                self.same_row_count(temporary, self.qk(key), f"rebuilding {key} copied a different number of rows"),
+                self.same_rows(temporary, self.qk(key), pairs,
+                               f"rebuilding {key} would change or lose rows; nothing was changed"),
                 f"DROP TABLE {self.qk(key)}",
                 f"ALTER TABLE {temporary} RENAME TO {self.q(key.name)}"]
 

@@ -42,6 +42,7 @@ from .base import (
     Session,
     catalog_records,
     interrupted_runs,
+    waiting,
 )
 from .ddl import Compiler
 
@@ -89,12 +90,15 @@ class DuckDBAdapter(Adapter):
     # -- connecting --------------------------------------------------------------------------
     def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_timeout
+        told = False
         while True:
             try:
                 return self._attach(read_only)
-            except TenantLocked:
+            except TenantLocked as locked:
                 if time.monotonic() >= deadline:
                     raise
+                if not told:
+                    told = waiting(locked, self.lock_timeout)
                 time.sleep(0.2)
 
     def _attach(self, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -130,8 +134,8 @@ class DuckDBAdapter(Adapter):
     def inspect(self) -> LiveState:
         if self.path.exists() and not self.path.is_file():
             raise TenantError(f"tenant {self.tenant.name}: {self.path} is not a database file")
-        if not self.exists:
-            return LiveState({}, {}, frozenset(), exists=False)
+        if not self.exists:   # as a new file will be: its one schema, main
+            return LiveState({}, {}, frozenset({"main"}), exists=False)
         connection = self._connect(read_only=True)
         try:
             return self.inspect_on(connection)
@@ -145,7 +149,7 @@ class DuckDBAdapter(Adapter):
                 f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default "
                 f"FROM duckdb_columns() WHERE {where} ORDER BY schema_name, table_name, column_index").fetchall():
             columns[schema, table].append(
-                ColumnState(name, sql.normalize_type(data_type, ENGINE, ENGINE), bool(nullable),
+                ColumnState(name, sql.engine_type(data_type, ENGINE), bool(nullable),
                             sql.canonical_default(default, ENGINE)))
         keys: dict[ObjectKey, tuple[str, ...]] = {}
         for schema, table, names in connection.execute(
@@ -163,7 +167,8 @@ class DuckDBAdapter(Adapter):
             key = ObjectKey(schema, view)
             objects[key] = LiveObject(key, "View", tuple(columns.get(key, ())), engine_sql=text)
         schemas = frozenset(row[0] for row in connection.execute(
-            f"SELECT schema_name FROM duckdb_schemas() WHERE database_name = '{ALIAS}'").fetchall())
+            f"SELECT schema_name FROM duckdb_schemas() WHERE database_name = '{ALIAS}' "
+            "AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'").fetchall())
         return LiveState(objects, self._catalog(connection, schemas), schemas,
                          interrupted=self._interrupted(connection))
 

@@ -33,6 +33,7 @@ from .base import (
     Session,
     catalog_records,
     interrupted_runs,
+    waiting,
 )
 from .ddl import Compiler
 
@@ -48,6 +49,10 @@ class PostgresCompiler(Compiler):
     def retypes_in_place(self, columns: set[str], want: ObjectState) -> bool:
         return True
 
+    def lock(self, tables: Sequence[ObjectKey]) -> list[str]:
+        # a row committed by another session between the check and the change would escape both
+        return [f"LOCK TABLE {', '.join(map(self.qk, tables))} IN ACCESS EXCLUSIVE MODE"] if tables else []
+
     def retype(self, table: str, column: str, new_type: str) -> str:
         return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type} USING {column}::{new_type}"
 
@@ -58,10 +63,13 @@ class PostgresCompiler(Compiler):
         return (f"(NOT {valid} OR (CASE WHEN {valid} THEN CAST(CAST({text} AS {new}) AS {old}) "
                 f"IS DISTINCT FROM {column} ELSE FALSE END))")
 
-    def same_row_count(self, copy: str, original: str, message: str) -> str:
+    def unless(self, condition: str, message: str) -> str:
         literal = sql.literal(message).sql(self.engine)
-        return (f"DO $$BEGIN IF (SELECT count(*) FROM {copy}) <> (SELECT count(*) FROM {original}) "
-                f"THEN RAISE EXCEPTION {literal}; END IF; END$$")
+        return f"DO $$BEGIN IF NOT ({condition}) THEN RAISE EXCEPTION {literal}; END IF; END$$"
+
+    def cast_back(self, column: str, old_type: str) -> str:
+        # no TRY_CAST here: a value that cannot go back fails the statement, which is as safe
+        return f"CAST({column} AS {old_type})"
 
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         compiled = super().compile(changes, desired, live)
@@ -146,7 +154,7 @@ class PostgresAdapter(Adapter):
                 "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
                 f"WHERE c.relkind IN ('r', 'p', 'v') AND {_USER_SCHEMAS} ORDER BY 1, 2, a.attnum").fetchall():
             kinds[schema, name], sizes[schema, name] = kind, rows
-            columns[schema, name].append(ColumnState(column, sql.normalize_type(data_type, ENGINE, ENGINE),
+            columns[schema, name].append(ColumnState(column, sql.engine_type(data_type, ENGINE),
                                                      bool(nullable), sql.canonical_default(default, ENGINE)))
         keys = {(schema, name): tuple(names) for schema, name, names in connection.execute(
             "SELECT n.nspname, c.relname, array_agg(a.attname ORDER BY k.ord) FROM pg_catalog.pg_constraint con "
@@ -203,6 +211,9 @@ class PostgresAdapter(Adapter):
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         return COMPILER.compile(changes, desired, live)
 
+    def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
+        return COMPILER.lock(tables)
+
     def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
         with self._reading() as connection:
             def columns(schema: str, name: str) -> list[str]:
@@ -233,10 +244,14 @@ class PostgresAdapter(Adapter):
     def _lock(self, connection: psycopg.Connection, shared: bool = False) -> None:
         deadline = time.monotonic() + self.lock_timeout
         take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        told = False
         while not connection.execute(f"SELECT {take}(%s)", [LOCK_KEY]).fetchone()[0]:
+            locked = TenantLocked(f"tenant {self.tenant.name} ({self.describe()}) is locked by "
+                                  f"{self._holder(connection)}")
             if time.monotonic() >= deadline:
-                raise TenantLocked(f"tenant {self.tenant.name} ({self.describe()}) is locked by "
-                                   f"{self._holder(connection)}")
+                raise locked
+            if not told:
+                told = waiting(locked, self.lock_timeout)
             time.sleep(0.2)
 
     def _holder(self, connection: psycopg.Connection) -> str:
