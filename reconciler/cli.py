@@ -23,36 +23,16 @@ from rich.text import Text
 from . import __version__, drawing, housekeeping, observe, report, transport
 from . import graph as graphs
 from .errors import (
-    ApplyFailed,
-    GitError,
-    GuardRefused,
     InvalidInput,
-    PackageError,
     ReconcilerError,
     StalePlan,
-    TenantError,
-    TenantLocked,
-    UnknownEnvironment,
 )
 from .plan import Plan
 from .reconcile import Workspace, apply_environment, plan_environment
 from .source import ENVIRONMENTS, available_environments
 
-EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_REFUSED, EXIT_LOCKED, EXIT_STALE, EXIT_USAGE = 0, 1, 2, 3, 4, 5, 64
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64   # the others are on the error classes
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
-EXIT_CODES: tuple[tuple[type[ReconcilerError], int], ...] = (
-    (InvalidInput, EXIT_ERROR),
-    (UnknownEnvironment, EXIT_ERROR),
-    (GitError, EXIT_ERROR),
-    (TenantError, EXIT_ERROR),
-    (ApplyFailed, EXIT_ERROR),
-    (GuardRefused, EXIT_REFUSED),
-    (PackageError, EXIT_ERROR),
-    (TenantLocked, EXIT_LOCKED),
-    (StalePlan, EXIT_STALE),
-    (ReconcilerError, EXIT_ERROR),
-)
-
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -68,6 +48,9 @@ def find_repo(start: Path) -> Path:
 
 def _workspace(ctx: click.Context, lock_timeout: float = 0) -> Workspace:
     repo = ctx.obj["repo"]
+    if repo and not (Path(repo) / ENVIRONMENTS).is_dir():
+        what = "does not exist" if not Path(repo).exists() else f"holds no {ENVIRONMENTS}/ folder"
+        raise click.UsageError(f"--repo {repo} {what}; name a landscape repository")
     return Workspace(Path(repo) if repo else find_repo(Path.cwd()), lock_timeout)
 
 
@@ -179,7 +162,7 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
 @click.option("--expect-review-hash", help="Refuse unless the plan is the one reviewed (the hash in a "
-              "pull request's plan comment).")
+              "pull request's plan comment, or its first 12 or more hex digits).")
 @LOCK_TIMEOUT
 @click.option("--verbose", "-v", is_flag=True, help="A line per object as it is applied.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result per tenant (and errors).")
@@ -196,15 +179,21 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
     """
     workspace = _workspace(ctx, lock_timeout)
     saved = _read_plan(plan_file) if plan_file else None
+    if saved is not None and saved.environment != environment:
+        raise StalePlan(f"the plan was made for environment {saved.environment}, not {environment}")
     if saved is not None and ref is None and saved.ref != "worktree":
         ref = saved.ref
     planned = plan_environment(workspace, environment, ref,
                                tenants or ([t.tenant for t in saved.tenants] if saved else None))
     chosen = planned.plan   # a saved plan is a claim to compare, never what runs
-    if expect_review_hash and planned.plan.review_hash != expect_review_hash:
-        raise StalePlan(f"the plan differs from the reviewed one (review hash {expect_review_hash[:12]}, "
-                        f"now {planned.plan.review_hash[:12]}): the tenant or the folder moved since "
-                        "review; nothing was applied")
+    if expect_review_hash is not None:
+        expected = expect_review_hash.strip().lower()
+        if len(expected) < 12 or any(c not in "0123456789abcdef" for c in expected):
+            raise click.UsageError("--expect-review-hash takes the review hash a plan shows: at least 12 hex digits")
+        if not planned.plan.review_hash.startswith(expected):
+            raise StalePlan(f"the plan differs from the reviewed one (review hash {expected[:12]}, now "
+                            f"{planned.plan.review_hash[:12]}): the tenant or the folder moved since review; "
+                            "nothing was applied")
     if not quiet:
         _print_lines(report.plan_text(chosen))
     if chosen.has_changes and not yes:
@@ -218,16 +207,14 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
         results = apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress,
                                     moved="refuse" if reviewed else "follow", claim=saved)
     for result in results:
-        if result.outcome in ("failed", "refused", "locked", "stale"):
+        if result.exit_code:
             err.print(Text(f"{result.tenant}: {result.outcome}\n{result.error}", style="red"))
         else:
             out.print(Text(f"{result.tenant}: {result.outcome} (run {result.run_id}) "
                            + report.summary_line(result.summary).replace("Plan: ", ""), style="green"))
-    outcomes = {r.outcome for r in results}
-    for outcome, code in (("failed", EXIT_ERROR), ("locked", EXIT_LOCKED), ("refused", EXIT_REFUSED),
-                          ("stale", EXIT_STALE)):
-        if outcome in outcomes:
-            ctx.exit(code)
+    codes = [r.exit_code for r in results if r.exit_code]
+    if codes:   # a failure speaks first, then locked, refused, stale: the order of the classes' codes
+        ctx.exit(EXIT_ERROR if EXIT_ERROR in codes else min(codes))
 
 
 @contextlib.contextmanager
@@ -646,5 +633,5 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except ReconcilerError as error:
         err.print(str(error), markup=False, style="red")
-        return next(code for cls, code in EXIT_CODES if isinstance(error, cls))
+        return error.exit_code
     return code if isinstance(code, int) else EXIT_OK

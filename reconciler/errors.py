@@ -1,8 +1,8 @@
 """The one exception tree of the reconciler.
 
 Every failure a user can meet is a `ReconcilerError` subclass with a message that names
-its subject. Driver and git exceptions are translated where they enter (the tenant
-adapters, `source`); the CLI maps these classes to exit codes in one table.
+its subject and the exit code it ends the command with. Driver and git exceptions are
+translated where they enter (the tenant adapters, `source`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ class Diagnostic:
 
 
 class ReconcilerError(Exception):
-    """Base of every error the reconciler reports to a user."""
+    """Base of every error the reconciler reports to a user; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
 
 
 class InvalidInput(ReconcilerError):
@@ -62,6 +64,8 @@ class ApplyFailed(ReconcilerError):
 class GuardRefused(ReconcilerError):
     """A policy refused the plan (data loss, conflict with an unmanaged object)."""
 
+    exit_code = 3
+
 
 class PackageError(ReconcilerError):
     """A transport package that is not one, or was altered after it was made."""
@@ -70,6 +74,16 @@ class PackageError(ReconcilerError):
 class TenantLocked(ReconcilerError):
     """Another run holds the tenant."""
 
+    exit_code = 4
+
 
 class StalePlan(ReconcilerError):
     """A saved plan no longer matches the environment, tenant, desired or live state."""
+
+    exit_code = 5
+
+
+class UsageProblem(ReconcilerError):
+    """An argument names something that does not exist (a tenant, a repository)."""
+
+    exit_code = 64

@@ -12,6 +12,7 @@ backup pruning, unlock) alone write.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import getpass
 import hashlib
 import json
@@ -32,7 +33,15 @@ import git
 from . import plan as plans
 from .cache import Cache
 from .diff import diff, unmanaged, views_to_bind
-from .errors import ApplyFailed, GuardRefused, ReconcilerError, StalePlan, TenantError, TenantLocked
+from .errors import (
+    ApplyFailed,
+    GuardRefused,
+    ReconcilerError,
+    StalePlan,
+    TenantError,
+    TenantLocked,
+    UsageProblem,
+)
 from .model import ObjectKey, Tenant
 from .plan import Change, Plan, TenantPlan
 from .render import render
@@ -93,15 +102,22 @@ class Planned:
 class TenantResult:
     tenant: str
     run_id: str | None
-    outcome: str                 # applied | no-changes | failed | refused (a guard) | locked (another run)
+    outcome: str         # applied | no-changes | failed | refused (a guard) | locked (another run) | stale
     summary: dict[str, int]
     error: str | None = None
+    exit_code: int = 0   # the code of the error that stopped this tenant
 
 
 def plan_environment(workspace: Workspace, environment: str, ref: str | None = None,
                      tenants: Sequence[str] | None = None) -> Planned:
     """Plan every tenant of an environment; reads tenants, never writes."""
     landscape = workspace.load(environment, ref)
+    names = [t.name for t in landscape.environment.tenants]
+    for name in tenants or ():
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1) or [n for n in names if n.lower() == name.lower()]
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageProblem(f"environment {environment} has no tenant {name}{hint}; its tenants: {', '.join(names)}")
     chosen = [t for t in landscape.environment.tenants if not tenants or t.name in tenants]
     # rendering is pure and uses the (single-threaded) cache; reading tenants waits on databases
     desired = {tenant.name: render(landscape, tenant, workspace.cache) for tenant in chosen}
@@ -249,7 +265,7 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
             outcome = ("refused" if isinstance(error, GuardRefused) else
                        "locked" if isinstance(error, TenantLocked) else
                        "stale" if isinstance(error, StalePlan) else "failed")
-            return TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error))
+            return TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error), error.exit_code)
 
     results = _each_tenant(plan.tenants, apply_one)
     for result in results:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -24,8 +25,21 @@ ENVIRONMENTS = "environments"
 ENVIRONMENT_FILE = "environment.yaml"
 WORKTREE = "worktree"
 _YAML_SUFFIXES = (".yaml", ".yml")
+YAML_CACHE = "yaml-1.2"   # the cache namespace of parsed documents; a new name when parsing rules change
 _SYMLINK_MODE = 0o120000
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):   # type: ignore[misc]
+    """Safe constructors with YAML 1.2's booleans: only true/false are booleans. Under YAML 1.1
+    `REGION_PARAM: NO` was the boolean false, and the view compared a region with false."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                              list("tTfF"))
 
 
 @dataclass(frozen=True)
@@ -154,7 +168,7 @@ def blob_id(data: bytes) -> str:
 
 def _load(path: str, data: bytes, cache: Cache, diagnostics: list[Diagnostic]) -> Document | None:
     key = blob_id(data)
-    cached = cache.get("yaml", key)
+    cached = cache.get(YAML_CACHE, key)
     if cached is not None:
         return Document.from_cache(path, cached)
     try:
@@ -167,7 +181,7 @@ def _load(path: str, data: bytes, cache: Cache, diagnostics: list[Diagnostic]) -
     except YamlProblem as problem:
         diagnostics.append(Diagnostic(path, problem.line, problem.column, "yaml", str(problem)))
         return None
-    cache.put("yaml", key, document.to_cache())
+    cache.put(YAML_CACHE, key, document.to_cache())
     return document
 
 

@@ -20,6 +20,7 @@ from . import graph as graphs
 from . import secrets, sql
 from .cache import NO_CACHE, Cache
 from .errors import Diagnostic, InvalidInput
+from .tenants.base import engines
 from .model import (
     OBJECT_KINDS,
     PLAIN_NAME,
@@ -30,6 +31,7 @@ from .model import (
     Environment,
     ObjectKey,
     Table,
+    Tenant,
     View,
 )
 from .source import (
@@ -39,8 +41,7 @@ from .source import (
     read_environment,
 )
 
-RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_catalog", "pg_toast")
-ENGINES = ("duckdb", "postgresql")
+RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_")   # prefixes, compared case-insensitively
 NAME_RULES = {
     PLAIN_NAME: "letters, digits and underscores, not starting with a digit",
     TENANT_NAME: "letters, digits, '_' and '-', starting with a letter or digit",
@@ -83,8 +84,9 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
                        "rather than read as 'delete everything'")
     dialect = environment.dialect if environment else "duckdb"
     facts = checker.sql(objects, dialect)
-    if environment is not None:
-        checker.engines(objects, facts, dialect, environment.engines)
+    if environment is not None:   # tenants whose url names no usable engine were reported already
+        usable = {t.name: t.engine for t in environment.tenants if _url_problem(t.url) is None}
+        checker.engines(objects, facts, dialect, usable)
     dependencies = checker.references(objects, facts)
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
     checker.cycles(graph)
@@ -150,7 +152,7 @@ class _Checker:
             self.report(document, "environment", f"promotes_from names '{environment.promotes_from}', "
                         f"which is not an environment{_did_you_mean(environment.promotes_from, known)}",
                         "promotes_from")
-        if environment.dialect not in ENGINES and not _dialect_exists(environment.dialect):
+        if not _dialect_exists(environment.dialect):
             self.report(document, "environment", f"unknown SQL dialect '{environment.dialect}'", "dialect")
         seen: set[str] = set()
         for index, tenant in enumerate(environment.tenants):
@@ -202,7 +204,7 @@ class _Checker:
             name, schema = str(data.get("name", "")).lower(), str(data.get("schema", "")).lower()
             self.broken |= {name, f"{schema}.{name}"}
             return None
-        if obj.schema_.lower().startswith(RESERVED_SCHEMAS):
+        if _reserved(obj.schema_):
             self.report(document, "reserved", f"schema '{obj.schema_}' is reserved for the "
                         "reconciler or the engine", "schema")
         if isinstance(obj, Table):
@@ -353,10 +355,13 @@ class _Checker:
                         self.report(document, "rules", f"connection rule {what} {name}, which is not a "
                                     f"Connection here{_did_you_mean(name, connection_names)}",
                                     *loc, "connections", source_name)
-            for schema in rules.schemas:
+            for schema, target in rules.schemas.items():
                 if schema not in schemas:
                     self.report(document, "rules", f"schema rule maps '{schema}', which no object "
                                 f"uses{_did_you_mean(schema, schemas)}", *loc, "schemas", schema)
+                if _reserved(target):   # checked after mapping: the name the tenant would see
+                    self.report(document, "reserved", f"schema rule maps '{schema}' to '{target}', which is "
+                                "reserved for the reconciler or the engine", *loc, "schemas", schema)
             for parameter in rules.parameters:
                 if parameter not in used:
                     self.report(document, "rules", f"parameter {parameter} is not used by any SQL"
@@ -391,6 +396,10 @@ def _explain(problem: dict, loc: tuple[str, ...]) -> str:
     return f"{field_name}: {problem['msg']}"
 
 
+def _reserved(schema: str) -> bool:
+    return schema.lower().startswith(RESERVED_SCHEMAS)
+
+
 def _did_you_mean(word: str, candidates: Iterable[str], objects=None) -> str:
     candidates = list(candidates)
     matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
@@ -417,10 +426,14 @@ def _dialect_exists(name: str) -> bool:
 
 def _url_problem(url: str) -> str | None:
     parts = urlsplit(url)
-    if parts.scheme not in ENGINES:
-        return f"tenant url scheme '{parts.scheme}' is not supported (supported: {', '.join(ENGINES)})"
+    installed = engines()
+    if parts.scheme not in installed:
+        return (f"tenant url scheme '{parts.scheme}' has no engine adapter installed"
+                f"{_did_you_mean(parts.scheme, installed)} (installed: {', '.join(sorted(installed))})")
     if parts.scheme == "duckdb" and (not url.startswith("duckdb:///") or len(url) <= len("duckdb:///")):
         return "a DuckDB tenant url is duckdb:///relative/path.duckdb or duckdb:////absolute/path.duckdb"
     if parts.scheme == "postgresql" and not parts.path.strip("/"):
         return "a PostgreSQL tenant url names its database: postgresql://user@host:5432/database"
+    if not _dialect_exists(Tenant(name="t", url=url).engine):
+        return f"the engine of '{parts.scheme}' names no SQL dialect sqlglot knows"
     return None

@@ -237,3 +237,67 @@ def test_defaults_the_engine_echoes_in_parentheses_converge(landscape: Landscape
     result = landscape.run("apply", "dev", "--yes")
     assert result.code == 0, result.output
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_8_yaml_1_1_booleans_are_text(landscape: Landscape) -> None:
+    landscape.edit("environments/dev/environment.yaml", "REGION_PARAM: EU", "REGION_PARAM: NO")
+    landscape.commit("Norway")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (1, 'Ola', NULL, 'NO', 'ACTIVE', NULL)")
+    assert landscape.sql("SELECT name FROM sales.vw_customer_active") == [("Ola",)]
+    definition = landscape.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'vw_customer_active'")[0][0]
+    assert "'NO'" in definition and "false" not in definition.lower()
+
+
+def test_10_reserved_schemas_are_checked_after_mapping() -> None:
+    """Golden cases: tests/cases/invalid/reserved_schema_through_mapping (and tenant_url_typo for 18)."""
+    cases = Path(__file__).parent / "cases" / "invalid"
+    assert "reserved" in (cases / "reserved_schema_through_mapping" / "expected.txt").read_text()
+    assert "duckbd" in (cases / "tenant_url_typo" / "expected.txt").read_text()
+
+
+def test_17_an_unknown_tenant_or_repository_is_a_usage_error(landscape: Landscape, tmp_path: Path) -> None:
+    for command in ("plan", "apply"):
+        unknown = landscape.run(command, "dev", "--tenant", "Dev", *(["--yes"] if command == "apply" else []))
+        assert unknown.code == 64 and "has no tenant Dev (did you mean dev?)" in unknown.stderr, unknown.output
+    assert not landscape.tenant().exists()
+    from reconciler.cli import main
+
+    assert main(["--repo", str(tmp_path / "no" / "such" / "dir"), "status"]) == 64
+    (tmp_path / "empty").mkdir()
+    assert main(["--repo", str(tmp_path / "empty"), "status"]) == 64
+
+
+def test_18_urls_are_checked_against_the_adapters_installed(landscape: Landscape, tmp_path: Path,
+                                                            monkeypatch) -> None:
+    """An adapter another package registers (entry point group reconciler.engines) is a valid scheme."""
+    site = tmp_path / "site"
+    info = site / "reconciler_fake_engine-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: reconciler-fake-engine\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[reconciler.engines]\nsnowflake = reconciler_fake_engine:Adapter\n")
+    monkeypatch.syspath_prepend(str(site))
+    landscape.edit("environments/dev/environment.yaml", "    create: true\n",
+                   "    create: true\n  - name: warehouse\n    url: snowflake://account/database\n")
+    result = landscape.run("validate", "dev")
+    assert result.code == 0, result.output
+
+
+def test_19_introspection_accepts_every_type_the_engine_reports(engine_landscape: EngineLandscape) -> None:
+    landscape = engine_landscape
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("CREATE VIEW sales.hand_made AS SELECT NULL AS x")
+    plan = landscape.run("plan", "dev")
+    assert plan.code == 0, plan.output
+    assert "sales.hand_made" in plan.stdout
+
+
+def test_21_a_review_hash_prefix_shown_in_the_markdown_plan_is_accepted(landscape: Landscape) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "SELECT id,", "SELECT DISTINCT id,")
+    markdown = landscape.run("plan", "dev", "--format", "markdown").stdout
+    shown = re.search(r"review hash `([0-9a-f]{12})`", markdown).group(1)
+    assert landscape.run("apply", "dev", "--yes", "--expect-review-hash", shown[:11]).code == 64
+    assert landscape.run("apply", "dev", "--yes", "--expect-review-hash", "0" * 12).code == 5
+    applied = landscape.run("apply", "dev", "--yes", "--expect-review-hash", shown)
+    assert applied.code == 0, applied.output
