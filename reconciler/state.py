@@ -82,6 +82,17 @@ class CatalogRecord:
 
 
 @dataclass(frozen=True)
+class Addition:
+    """Something on a live table that no YAML declares (an index, a constraint, a trigger, a grant, a
+    row-level-security policy, a comment, an owner): a DBA's. A rebuild puts it back with `recreate`,
+    run on the rebuilt table; one that cannot be put back (`recreate` empty) refuses the rebuild."""
+
+    what: str                         # for people: "index ix_orders_amount"
+    recreate: tuple[str, ...] = ()    # statements that put it back on a table of the same name
+    column: str | None = None         # a column's own (a comment): gone with that column
+
+
+@dataclass(frozen=True)
 class LiveObject:
     """A table or view found in the engine (absent for catalog-only kinds)."""
 
@@ -91,6 +102,7 @@ class LiveObject:
     primary_key: tuple[str, ...] = ()
     engine_sql: str | None = None
     estimated_rows: int | None = None
+    additions: tuple[Addition, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -105,7 +117,8 @@ class LiveState:
 
     @property
     def fingerprint(self) -> str:
-        engine = {str(k): [o.kind, [c.to_json() for c in o.columns], list(o.primary_key), o.engine_sql]
+        engine = {str(k): [o.kind, [c.to_json() for c in o.columns], list(o.primary_key), o.engine_sql,
+                           [[a.what, *a.recreate] for a in o.additions]]
                   for k, o in self.objects.items()}
         catalog = {str(k): r.content_hash for k, r in self.catalog.items()}
         return stable_hash([engine, catalog, sorted(self.schemas)])

@@ -301,3 +301,96 @@ def test_21_a_review_hash_prefix_shown_in_the_markdown_plan_is_accepted(landscap
     assert landscape.run("apply", "dev", "--yes", "--expect-review-hash", "0" * 12).code == 5
     applied = landscape.run("apply", "dev", "--yes", "--expect-review-hash", shown)
     assert applied.code == 0, applied.output
+
+
+DBA_ADDITIONS = {
+    "duckdb": ["CREATE INDEX ix_orders_amount ON sales.orders (amount)",
+               "COMMENT ON TABLE sales.orders IS 'kept by finance'",
+               "COMMENT ON COLUMN sales.orders.amount IS 'in EUR'"],
+    "postgres": ["CREATE INDEX ix_orders_amount ON sales.orders (amount)",
+                 "COMMENT ON TABLE sales.orders IS 'kept by finance'",
+                 "COMMENT ON COLUMN sales.orders.amount IS 'in EUR'",
+                 "ALTER TABLE sales.orders ADD CONSTRAINT positive_amount CHECK (amount >= 0)",
+                 "CREATE ROLE finance_reader_{db}", "GRANT SELECT ON sales.orders TO finance_reader_{db}",
+                 "ALTER TABLE sales.orders ENABLE ROW LEVEL SECURITY",
+                 "CREATE POLICY eu_only ON sales.orders FOR SELECT TO finance_reader_{db} USING (note <> 'x')",
+                 "CREATE FUNCTION sales.touch() RETURNS trigger LANGUAGE plpgsql AS "
+                 "$$BEGIN NEW.note := coalesce(NEW.note, 'n/a'); RETURN NEW; END$$",
+                 "CREATE TRIGGER orders_touch BEFORE INSERT ON sales.orders FOR EACH ROW EXECUTE FUNCTION sales.touch()"],
+}
+
+
+def additions(landscape: EngineLandscape) -> dict:
+    """What a DBA's additions look like from the engine, for before/after comparison."""
+    if landscape.engine == "duckdb":
+        return {"indexes": landscape.sql("SELECT index_name, sql FROM duckdb_indexes() WHERE table_name = 'orders'"),
+                "comments": landscape.sql("SELECT comment FROM duckdb_tables() WHERE table_name = 'orders'")
+                + landscape.sql("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = 'orders' "
+                                "AND comment IS NOT NULL")}
+    return {"indexes": landscape.sql("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'orders' "
+                                     "AND indexname <> 'orders_pkey' ORDER BY 1"),
+            "key": landscape.sql("SELECT conname FROM pg_constraint WHERE conrelid = 'sales.orders'::regclass "
+                                 "AND contype = 'p'"),
+            "constraints": landscape.sql("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE "
+                                         "conrelid = 'sales.orders'::regclass AND contype = 'c'"),
+            "triggers": landscape.sql("SELECT tgname FROM pg_trigger WHERE tgrelid = 'sales.orders'::regclass "
+                                      "AND NOT tgisinternal"),
+            "grants": landscape.sql("SELECT grantee, privilege_type FROM information_schema.role_table_grants "
+                                    "WHERE table_name = 'orders' AND grantee LIKE 'finance%'"),
+            "security": landscape.sql("SELECT relrowsecurity, obj_description(oid, 'pg_class') FROM pg_class "
+                                      "WHERE oid = 'sales.orders'::regclass"),
+            "policies": landscape.sql("SELECT policyname, cmd, qual FROM pg_policies WHERE tablename = 'orders'"),
+            "column comments": landscape.sql("SELECT col_description('sales.orders'::regclass, 2)")}
+
+
+def test_5_a_rebuild_carries_over_what_a_dba_added(engine_landscape: EngineLandscape) -> None:
+    landscape = with_orders(engine_landscape)
+    database = (landscape.postgres_url or "x").rsplit("/", 1)[-1].split("?")[0]
+    for statement in DBA_ADDITIONS[landscape.engine]:
+        if landscape.engine == "postgres":   # one statement at a time: a function body holds ';'
+            import psycopg
+
+            with psycopg.connect(landscape.postgres_url, autocommit=True) as connection:
+                connection.execute(statement.format(db=database))
+        else:
+            landscape.sql(statement)
+    before = additions(landscape)
+    assert all(before.values()), before
+    landscape.edit(ORDERS, "primary_key: [id]", "primary_key: [id, note]")
+    landscape.edit(ORDERS, "{name: note, type: VARCHAR}", "{name: note, type: VARCHAR, nullable: false}")
+
+    plan = landscape.run("plan", "dev")
+    assert "carries over " in plan.stdout
+    for what in ("index ix_orders_amount", "a comment on the table", "a comment on column amount"):
+        assert what in plan.stdout, what
+    if landscape.engine == "postgres":
+        for what in ("constraint positive_amount", "trigger orders_touch", "grant of SELECT to finance_reader",
+                     "row-level security", "policy eu_only"):
+            assert what in plan.stdout, what
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert additions(landscape) == before
+    assert landscape.sql("SELECT count(*) FROM sales.orders") == [(2,)]
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_5_a_rebuild_that_cannot_carry_an_addition_over_is_refused_naming_it(
+        engine_landscape: EngineLandscape) -> None:
+    landscape = with_orders(engine_landscape)
+    if landscape.engine == "duckdb":   # DuckDB cannot add a CHECK to an existing table
+        landscape.sql("CREATE OR REPLACE TABLE sales.orders (id BIGINT NOT NULL, amount DECIMAL(18,2) "
+                      "CHECK (amount >= 0), placed TIMESTAMP, note VARCHAR, PRIMARY KEY (id)); "
+                      "INSERT INTO sales.orders VALUES (1, 1.25, NULL, 'a')")
+        blocker = "check constraint CHECK((amount >= 0))"
+    else:   # DROP TABLE refuses while another table's foreign key references it
+        landscape.sql("CREATE TABLE sales.invoices (id INT, order_id BIGINT REFERENCES sales.orders (id))")
+        blocker = "foreign key invoices_order_id_fkey of sales.invoices, which references it"
+    before = landscape.state()
+    landscape.edit(ORDERS, "primary_key: [id]", "primary_key: [id, note]")
+    landscape.edit(ORDERS, "{name: note, type: VARCHAR}", "{name: note, type: VARCHAR, nullable: false}")
+
+    plan = landscape.run("plan", "dev")
+    assert "cannot be put back: " + blocker in plan.stdout, plan.stdout
+    refused = landscape.run("apply", "dev", "--yes")
+    assert refused.code == 3 and blocker in refused.stderr
+    assert landscape.state() == before

@@ -41,8 +41,32 @@ class Compiler:
             if not change.catalog_only and not change.conflict:
                 statements += self.statements(change, want, live)
                 checks = self.checks(change, live)
-            compiled.append(change.model_copy(update={"statements": tuple(statements), "checks": checks}))
+            compiled.append(self._additions(change.model_copy(update={"statements": tuple(statements),
+                                                                      "checks": checks}), want, live))
         return compiled
+
+    def rebuilds(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> bool:
+        """Whether the change copies the table into a new one and swaps it in."""
+        if want is None or want.kind != "Table" or found is None or found.kind != "Table" \
+                or change.action in ("create", "delete") or change.catalog_only or change.conflict:
+            return False
+        retyped = {d.field.split(".")[1] for d in change.details if d.field.endswith(".type")}
+        return change.action == "replace" or not self.retypes_in_place(retyped, want)
+
+    def _additions(self, change: Change, want: ObjectState | None, live: LiveState) -> Change:
+        """A rebuild carries over what a DBA added to the table, and says so; what cannot be carried
+        over (nothing recreates it) refuses the rebuild, naming it."""
+        found = live.objects.get(live.find(ObjectKey.parse(change.renamed_from or change.object)) or change.key)
+        if not self.rebuilds(change, want, found) or not found.additions:
+            return change
+        lost = [a.what for a in found.additions if not a.recreate]
+        carried = [a.what for a in found.additions if a.recreate and (a.column is None or a.column in {
+            c.name for c in want.columns})]
+        if lost:
+            return change.model_copy(update={"conflict": True, "statements": (), "checks": (), "reason": (
+                f"{change.reason}; blocked: the rebuild would drop what was added outside the reconciler and "
+                f"cannot be put back: {', '.join(lost)}; remove it by hand first, or change the table in place")})
+        return change.model_copy(update={"reason": f"{change.reason}; carries over {', '.join(carried)}"})
 
     def statements(self, change: Change, want: ObjectState | None, live: LiveState) -> list[str]:
         key = change.key
@@ -63,8 +87,7 @@ class Compiler:
         if change.action == "create" or (found is not None and found.kind != "Table"):
             drop = [self.drop(found)] if found is not None else []
             return [*drop, self.create_table(key, want)]
-        retyped = {d.field.split(".")[1] for d in change.details if d.field.endswith(".type")}
-        if change.action == "replace" or not self.retypes_in_place(retyped, want):
+        if self.rebuilds(change, want, found):
             return self.rebuild_table(key, want, found, change)
         return self.alter_table(key, change)
 
@@ -146,10 +169,12 @@ class Compiler:
             parts.append("NOT NULL")
         return " ".join(parts)
 
-    def create_table(self, key: ObjectKey, want: ObjectState, name: str | None = None) -> str:
+    def create_table(self, key: ObjectKey, want: ObjectState, name: str | None = None,
+                     key_constraint: str | None = None) -> str:
         body = [self.column_sql(c) for c in want.columns]
         if want.primary_key:
-            body.append(f"PRIMARY KEY ({', '.join(map(self.q, want.primary_key))})")
+            named = f"CONSTRAINT {self.q(key_constraint)} " if key_constraint else ""
+            body.append(f"{named}PRIMARY KEY ({', '.join(map(self.q, want.primary_key))})")
         target = sql.qualified(key.schema, name, self.engine) if name else self.qk(key)
         return f"CREATE TABLE {target} ({', '.join(body)})"
 
@@ -163,12 +188,25 @@ class Compiler:
         kept = [(c.name, sources.get(c.name, c.name)) for c in want.columns if sources.get(c.name, c.name) in existing]
         targets, selected = ", ".join(self.q(new) for new, _ in kept), ", ".join(self.q(old) for _, old in kept)
         pairs = [(self.q(new), self.q(old), existing[old].type) for new, old in kept]
-        return [self.create_table(key, want, f"{key.name}__reconciler_rebuild"),
+        kept_columns = {c.name for c in want.columns}
+        carried = [statement for addition in (found.additions if found else ())
+                   if addition.column is None or addition.column in kept_columns for statement in addition.recreate]
+        return [self.create_table(key, want, f"{key.name}__reconciler_rebuild", self.rebuild_key_constraint(key)),
                 f"INSERT INTO {temporary} ({targets}) SELECT {selected} FROM {self.qk(key)}",
                 self.same_rows(temporary, self.qk(key), pairs,
                                f"rebuilding {key} would change or lose rows; nothing was changed"),
                 f"DROP TABLE {self.qk(key)}",
-                f"ALTER TABLE {temporary} RENAME TO {self.q(key.name)}"]
+                f"ALTER TABLE {temporary} RENAME TO {self.q(key.name)}",
+                *self.after_swap(key, want),
+                *carried]
+
+    def rebuild_key_constraint(self, key: ObjectKey) -> str | None:
+        """The primary key constraint's name on the copy, where constraints have names of their own."""
+        return None
+
+    def after_swap(self, key: ObjectKey, want: ObjectState) -> list[str]:
+        """What makes the swapped-in copy look like the table did (its constraint names)."""
+        return []
 
     def alter_table(self, key: ObjectKey, change: Change) -> list[str]:
         statements = []

@@ -28,6 +28,7 @@ from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change
 from ..state import (
+    Addition,
     CatalogRecord,
     ColumnState,
     DesiredState,
@@ -157,11 +158,16 @@ class DuckDBAdapter(Adapter):
                 f"WHERE {where.replace(' AND NOT internal', '')} AND constraint_type = 'PRIMARY KEY'").fetchall():
             keys[ObjectKey(schema, table)] = tuple(names)
         objects: dict[ObjectKey, LiveObject] = {}
-        for schema, table, size in connection.execute(
-                f"SELECT schema_name, table_name, estimated_size FROM duckdb_tables() WHERE {where}").fetchall():
+        additions = _additions(connection, where)
+        for schema, table, size, comment in connection.execute(
+                f"SELECT schema_name, table_name, estimated_size, comment FROM duckdb_tables() WHERE {where}"
+        ).fetchall():
             key = ObjectKey(schema, table)
+            if comment:
+                additions[key].insert(0, Addition("a comment on the table", (
+                    f"COMMENT ON TABLE {_qk(key)} IS {sql.literal(comment).sql(ENGINE)}",)))
             objects[key] = LiveObject(key, "Table", tuple(columns.get(key, ())), keys.get(key, ()),
-                                      estimated_rows=size)
+                                      estimated_rows=size, additions=tuple(additions.get(key, ())))
         for schema, view, text in connection.execute(
                 f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE {where}").fetchall():
             key = ObjectKey(schema, view)
@@ -276,6 +282,29 @@ class _DuckDBSession(ConnectionSession):
             f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE database_name = '{ALIAS}' "
             "AND NOT internal").fetchall()
         return {ObjectKey(s, v): text for s, v, text in rows if ObjectKey(s, v) in wanted}
+
+
+def _additions(connection, where: str) -> defaultdict[ObjectKey, list[Addition]]:
+    """What was added to tables outside the reconciler (it declares only columns, NOT NULL and the
+    primary key): indexes (put back from DuckDB's own CREATE INDEX), column comments (put back), and
+    CHECK, UNIQUE and FOREIGN KEY constraints, which DuckDB cannot add to an existing table."""
+    found: defaultdict[ObjectKey, list[Addition]] = defaultdict(list)
+    for schema, table, name, text in connection.execute(
+            f"SELECT schema_name, table_name, index_name, sql FROM duckdb_indexes() "
+            f"WHERE {where.replace(' AND NOT internal', '')} AND NOT is_primary ORDER BY 1, 2, 3").fetchall():
+        found[ObjectKey(schema, table)].append(Addition(f"index {name}", (text.strip().rstrip(";"),)))
+    for schema, table, kind, text in connection.execute(
+            f"SELECT schema_name, table_name, constraint_type, constraint_text FROM duckdb_constraints() "
+            f"WHERE {where.replace(' AND NOT internal', '')} AND constraint_type IN ('CHECK', 'UNIQUE', "
+            "'FOREIGN KEY') ORDER BY 1, 2, 4").fetchall():
+        found[ObjectKey(schema, table)].append(Addition(f"{kind.lower()} constraint {text}"))
+    for schema, table, column, comment in connection.execute(
+            f"SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE {where} "
+            "AND comment IS NOT NULL ORDER BY 1, 2, column_index").fetchall():
+        key = ObjectKey(schema, table)
+        found[key].append(Addition(f"a comment on column {column}", (
+            f"COMMENT ON COLUMN {_qk(key)}.{_q(column)} IS {sql.literal(comment).sql(ENGINE)}",), column))
+    return found
 
 
 def _catalog_exists(connection) -> bool:

@@ -24,7 +24,7 @@ from .. import sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change
-from ..state import ColumnState, DesiredState, LiveObject, LiveState, ObjectState
+from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .base import (
     BACKUP_SCHEMA,
     CATALOG_SCHEMA,
@@ -48,6 +48,16 @@ class PostgresCompiler(Compiler):
 
     def retypes_in_place(self, columns: set[str], want: ObjectState) -> bool:
         return True
+
+    def rebuild_key_constraint(self, key: ObjectKey) -> str | None:
+        return f"{key.name[:46]}__reconciler_pkey"
+
+    def after_swap(self, key: ObjectKey, want: ObjectState) -> list[str]:
+        # the name PostgreSQL gives a primary key (the old one's went with the old table)
+        if not want.primary_key:
+            return []
+        return [f"ALTER TABLE {self.qk(key)} RENAME CONSTRAINT {self.q(self.rebuild_key_constraint(key))} "
+                f"TO {self.q(key.name[:58] + '_pkey')}"]
 
     def lock(self, tables: Sequence[ObjectKey]) -> list[str]:
         # a row committed by another session between the check and the change would escape both
@@ -167,12 +177,14 @@ class PostgresAdapter(Adapter):
             f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND {_USER_SCHEMAS}"
         ).fetchall()}
         objects = {}
+        additions = _additions(connection)
         for (schema, name), kind in kinds.items():
             key = ObjectKey(schema, name)
             objects[key] = (LiveObject(key, "View", tuple(columns[schema, name]), engine_sql=views.get((schema, name)))
                             if kind == "v" else
                             LiveObject(key, "Table", tuple(columns[schema, name]), keys.get((schema, name), ()),
-                                       estimated_rows=max(int(sizes[schema, name]), 0)))
+                                       estimated_rows=max(int(sizes[schema, name]), 0),
+                                       additions=tuple(additions.get(key, ()))))
         schemas = frozenset(row[0] for row in connection.execute(
             f"SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE {_USER_SCHEMAS}").fetchall())
         catalog, interrupted = {}, ()
@@ -289,6 +301,86 @@ class _PostgresSession(ConnectionSession):
             f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND {_USER_SCHEMAS}"
         ).fetchall()
         return {ObjectKey(s, v): text for s, v, text in rows if ObjectKey(s, v) in wanted}
+
+
+_TABLES = ("FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+           f"WHERE c.relkind IN ('r', 'p') AND {_USER_SCHEMAS}")
+
+
+def _additions(connection: psycopg.Connection) -> defaultdict[ObjectKey, list[Addition]]:
+    """What was added to tables outside the reconciler (it declares only columns, NOT NULL and the
+    primary key), each with the statements that put it back on a rebuilt table, written from
+    PostgreSQL's own definitions: indexes, constraints, triggers, grants, row-level security and
+    its policies, comments, the owner. A foreign key of another table that references this one
+    cannot be put back by rebuilding this table (DROP TABLE refuses while it exists)."""
+    found: defaultdict[ObjectKey, list[Addition]] = defaultdict(list)
+
+    def add(schema: str, table: str, what: str, *recreate: str, column: str | None = None) -> None:
+        found[ObjectKey(schema, table)].append(Addition(what, tuple(recreate), column))
+
+    def table(schema: str, name: str) -> str:
+        return sql.qualified(schema, name, ENGINE)
+
+    for schema, name, index, definition in connection.execute(
+            "SELECT n.nspname, c.relname, i.relname, pg_get_indexdef(x.indexrelid) FROM pg_catalog.pg_index x "
+            "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid JOIN pg_catalog.pg_class c ON c.oid = x.indrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT x.indisprimary AND NOT EXISTS "
+            "(SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid) "
+            f"AND {_USER_SCHEMAS} ORDER BY 1, 2, 3").fetchall():
+        add(schema, name, f"index {index}", definition)
+    for schema, name, constraint, definition in connection.execute(
+            "SELECT n.nspname, c.relname, k.conname, pg_get_constraintdef(k.oid) "
+            "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c "
+            "ON c.oid = k.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            f"WHERE k.contype IN ('c', 'u', 'f', 'x') AND {_USER_SCHEMAS} ORDER BY 1, 2, 3").fetchall():
+        add(schema, name, f"constraint {constraint} ({definition})",
+            f"ALTER TABLE {table(schema, name)} ADD CONSTRAINT {COMPILER.q(constraint)} {definition}")
+    for schema, name, constraint, referrer in connection.execute(
+            "SELECT n.nspname, c.relname, k.conname, k.conrelid::regclass::text FROM pg_catalog.pg_constraint k "
+            "JOIN pg_catalog.pg_class c ON c.oid = k.confrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
+            f"c.relnamespace WHERE k.contype = 'f' AND k.conrelid <> k.confrelid AND {_USER_SCHEMAS}").fetchall():
+        add(schema, name, f"foreign key {constraint} of {referrer}, which references it")
+    for schema, name, trigger, definition in connection.execute(
+            "SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid) FROM pg_catalog.pg_trigger t "
+            "JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
+            f"c.relnamespace WHERE NOT t.tgisinternal AND {_USER_SCHEMAS} ORDER BY 1, 2, 3").fetchall():
+        add(schema, name, f"trigger {trigger}", definition)
+    for schema, name, grantee, privilege, grantable in connection.execute(
+            "SELECT n.nspname, c.relname, CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END, "
+            f"a.privilege_type, a.is_grantable {_TABLES.replace('WHERE', ', aclexplode(c.relacl) a WHERE')} "
+            "AND a.grantee <> c.relowner ORDER BY 1, 2, 3, 4").fetchall():
+        role = COMPILER.q(grantee) if grantee else "PUBLIC"
+        add(schema, name, f"grant of {privilege} to {grantee or 'PUBLIC'}",
+            f"GRANT {privilege} ON {table(schema, name)} TO {role}" + (" WITH GRANT OPTION" if grantable else ""))
+    for schema, name, enabled, forced, owner, comment in connection.execute(
+            "SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner), "
+            f"obj_description(c.oid, 'pg_class') {_TABLES} ORDER BY 1, 2").fetchall():
+        if enabled:
+            add(schema, name, "row-level security", f"ALTER TABLE {table(schema, name)} ENABLE ROW LEVEL SECURITY")
+        if forced:
+            add(schema, name, "forced row-level security",
+                f"ALTER TABLE {table(schema, name)} FORCE ROW LEVEL SECURITY")
+        if comment is not None:
+            add(schema, name, "a comment on the table",
+                f"COMMENT ON TABLE {table(schema, name)} IS {sql.literal(comment).sql(ENGINE)}")
+        if owner != connection.info.user:
+            add(schema, name, f"owner {owner}", f"ALTER TABLE {table(schema, name)} OWNER TO {COMPILER.q(owner)}")
+    for schema, name, policy, permissive, roles, command, using, check in connection.execute(
+            "SELECT schemaname, tablename, policyname, permissive, roles, cmd, qual, with_check "
+            "FROM pg_catalog.pg_policies n WHERE " + _USER_SCHEMAS.replace("n.nspname", "n.schemaname")
+            + " ORDER BY 1, 2, 3").fetchall():
+        to = ", ".join("PUBLIC" if role == "public" else COMPILER.q(role) for role in roles)
+        add(schema, name, f"policy {policy}",
+            f"CREATE POLICY {COMPILER.q(policy)} ON {table(schema, name)} AS {permissive} FOR {command} TO {to}"
+            + (f" USING ({using})" if using else "") + (f" WITH CHECK ({check})" if check else ""))
+    for schema, name, column, comment in connection.execute(
+            "SELECT n.nspname, c.relname, a.attname, col_description(c.oid, a.attnum) "
+            f"{_TABLES.replace('WHERE', 'JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid WHERE')} "
+            "AND a.attnum > 0 AND NOT a.attisdropped AND col_description(c.oid, a.attnum) IS NOT NULL "
+            "ORDER BY 1, 2, a.attnum").fetchall():
+        add(schema, name, f"a comment on column {column}", f"COMMENT ON COLUMN {table(schema, name)}."
+            f"{COMPILER.q(column)} IS {sql.literal(comment).sql(ENGINE)}", column=column)
+    return found
 
 
 def _catalog_exists(connection: psycopg.Connection) -> bool:
