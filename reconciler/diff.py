@@ -35,16 +35,15 @@ def diff(desired: DesiredState, live: LiveState) -> list[Change]:
     changes: dict[ObjectKey, Change] = {}
     matched: set[ObjectKey] = set()
     for key, want in desired.objects.items():
-        live_key = live.find(key)
-        previous = live.find(want.renamed_from) if want.renamed_from and live_key is None else None
-        if previous is not None and previous in live.catalog and previous in live.objects:
-            matched.add(previous)
-            changes[key] = _renamed(want, live.catalog[previous], live.objects[previous])
-            continue
-        if live_key is not None:
-            matched.add(live_key)
-        record = live.catalog.get(live_key) if live_key else None
-        found = live.objects.get(live_key) if live_key else None
+        record, found = live.record(key), live.object(key)
+        if want.renamed_from and record is None and found is None:
+            previous, former = live.record(want.renamed_from), live.object(want.renamed_from)
+            if previous is not None and former is not None:
+                matched.add(previous.key)
+                changes[key] = _renamed(want, previous, former)
+                continue
+        if record is not None:
+            matched.add(record.key)
         change = _compare(want, record, found)
         if change is not None:
             changes[key] = change

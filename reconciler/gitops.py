@@ -103,6 +103,7 @@ def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: 
         if include_removals:
             for key in sorted(removed):
                 moves[key] = move(key, f"removed from {source.name}")
+        _renames_move_whole(moves, source, removed, move)
         return Promotion(source.name, target.name, commit.hexsha, tuple(moves.values()),
                          tuple((str(k), why) for k, why in sorted(held.items())))
     for key in resolve_names(selection, set(source.objects) | removed):
@@ -124,7 +125,20 @@ def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: 
                 earlier = moves[needed]
                 moves[needed] = Move(earlier.key, earlier.action, earlier.source_path, earlier.target_path,
                                        earlier.reason, tuple(dict.fromkeys((*earlier.needed_by, str(key)))))
+    _renames_move_whole(moves, source, removed, move)
     return Promotion(source.name, target.name, commit.hexsha, tuple(moves.values()), ())
+
+
+def _renames_move_whole(moves: dict[ObjectKey, Move], source: Landscape, removed: set[ObjectKey], move) -> None:
+    """A table renamed in the source (`renamed_from:`) moves with the removal of its former name: the
+    target must never hold both (validate refuses that) nor keep the old table beside a new one."""
+    folded = {key.folded(): key for key in removed}
+    for key, moved in list(moves.items()):
+        obj = source.objects.get(key)
+        former = getattr(obj, "renamed_from", None) if moved.action != "remove" else None
+        old = folded.get(ObjectKey(key.schema, former).folded()) if former else None
+        if old is not None and old not in moves:
+            moves[old] = move(old, f"renamed to {key} in {source.name}: moves with it")
 
 
 def blob_ids(repo: Path, landscape: Landscape) -> dict[ObjectKey, tuple[str, str]]:

@@ -444,9 +444,9 @@ def _write_catalog(session: Session, changes: Sequence[Change], desired: Desired
     gone = [c.key for c in changes] + [ObjectKey.parse(c.renamed_from) for c in changes if c.renamed_from]
     written = [desired.objects[c.key] for c in changes if c.action != "delete"]
     engine_sql = session.engine_sql([o.key for o in written if o.kind == "View"])
-    for start in range(0, len(gone), 500):
-        batch = gone[start:start + 500]
-        session.execute(f"DELETE FROM {CATALOG_SCHEMA}.objects WHERE (schema_name, name) IN "
+    for start in range(0, len(gone), 500):   # folded as the engine and every match compare names
+        batch = [key.folded() for key in gone[start:start + 500]]
+        session.execute(f"DELETE FROM {CATALOG_SCHEMA}.objects WHERE (lower(schema_name), lower(name)) IN "
                         f"({', '.join(['(?, ?)'] * len(batch))})",
                         [part for key in batch for part in key])
     rows = [(o.key.schema, o.key.name, o.kind, o.content_hash, json.dumps(o.definition, sort_keys=True),

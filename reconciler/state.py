@@ -124,11 +124,25 @@ class LiveState:
         return stable_hash([engine, catalog, sorted(self.schemas)])
 
     def find(self, key: ObjectKey) -> ObjectKey | None:
-        """The live key matching `key` as the engine compares names (case-insensitively)."""
-        if key in self.objects or key in self.catalog:
-            return key
-        folded = key.folded()
-        return next((k for k in (*self.objects, *self.catalog) if k.folded() == folded), None)
+        """The live key matching `key` as names are compared (case-insensitively): the engine
+        object's own spelling where there is one, else the catalog's."""
+        return self._objects_folded.get(key.folded()) or self._catalog_folded.get(key.folded())
+
+    def object(self, key: ObjectKey) -> LiveObject | None:
+        found = self._objects_folded.get(key.folded())
+        return None if found is None else self.objects[found]
+
+    def record(self, key: ObjectKey) -> CatalogRecord | None:
+        found = self._catalog_folded.get(key.folded())
+        return None if found is None else self.catalog[found]
+
+    @functools.cached_property
+    def _objects_folded(self) -> dict[ObjectKey, ObjectKey]:
+        return {key.folded(): key for key in self.objects}
+
+    @functools.cached_property
+    def _catalog_folded(self) -> dict[ObjectKey, ObjectKey]:
+        return {key.folded(): key for key in self.catalog}
 
 
 @dataclass(frozen=True)

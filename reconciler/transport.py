@@ -256,7 +256,7 @@ def _impact(planned: Planned, target_commit: str):
     for tenant_plan in planned.plan.tenants:
         live = planned.states[tenant_plan.tenant].live
         for change in tenant_plan.changes:
-            record = live.catalog.get(live.find(change.key) or change.key)
+            record = live.record(change.key)
             current = (record.commit or "?")[:8] if record else "absent"
             yield ImpactRow(tenant_plan.tenant, change.object, change.kind, change.action, change.risk, current,
                             "absent" if change.action == "delete" else target_commit[:8], change.rows,

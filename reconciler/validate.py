@@ -87,6 +87,7 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     if environment is not None:   # tenants whose url names no usable engine were reported already
         usable = {t.name: t.engine for t in environment.tenants if _url_problem(t.url) is None}
         checker.engines(objects, facts, dialect, usable)
+    checker.renames(objects)
     dependencies = checker.references(objects, facts)
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
     checker.cycles(graph)
@@ -268,6 +269,26 @@ class _Checker:
                 if problem:
                     self.report(self.documents[key], "sql", f"cannot run on {engine} (tenant {tenants}): {problem}",
                                 "sql")
+
+    def renames(self, objects) -> None:
+        """`renamed_from:` names what is gone: a table or column of that name still declared would be
+        renamed away and then created again (or wedge the tenant halfway)."""
+        declared = {key.folded() for key in objects}
+        for key, obj in objects.items():
+            if not isinstance(obj, Table):
+                continue
+            document = self.documents[key]
+            if obj.renamed_from and ObjectKey(key.schema, obj.renamed_from).folded() in declared \
+                    and obj.renamed_from.lower() != obj.name.lower():
+                self.report(document, "rename", f"renamed_from: {obj.renamed_from} names a table that is still "
+                            f"declared ({key.schema}.{obj.renamed_from}); remove its file in the same change",
+                            "renamed_from")
+            columns = {c.name.lower() for c in obj.columns}
+            for index, column in enumerate(obj.columns):
+                if column.renamed_from and column.renamed_from.lower() in columns \
+                        and column.renamed_from.lower() != column.name.lower():
+                    self.report(document, "rename", f"column {column.name}: renamed_from: {column.renamed_from} "
+                                "names a column that is still declared", "columns", index, "renamed_from")
 
     # -- references -----------------------------------------------------------------------
     def references(self, objects, facts) -> dict[ObjectKey, tuple[ObjectKey, ...]]:

@@ -394,3 +394,41 @@ def test_5_a_rebuild_that_cannot_carry_an_addition_over_is_refused_naming_it(
     refused = landscape.run("apply", "dev", "--yes")
     assert refused.code == 3 and blocker in refused.stderr
     assert landscape.state() == before
+
+
+def test_6_renamed_from_an_object_still_declared_is_refused(landscape: Landscape) -> None:
+    with_orders(landscape)
+    landscape.write("environments/dev/sales/purchase_orders.yaml",
+                    ORDERS_YAML.replace("name: orders", "name: purchase_orders\nrenamed_from: orders")
+                    .replace("{name: note, type: VARCHAR}", "{name: memo, type: VARCHAR, renamed_from: amount}"))
+    result = landscape.run("validate", "dev")
+    assert result.code == 1
+    assert "environments/dev/sales/purchase_orders.yaml:3:15: error[rename]: renamed_from: orders names a table " \
+           "that is still declared (sales.orders)" in result.stderr, result.stderr
+    assert "purchase_orders.yaml:10:47: error[rename]: column memo: renamed_from: amount names a column that is " \
+           "still declared" in result.stderr, result.stderr
+
+
+def test_6_a_case_only_rename_with_a_new_column_converges(engine_landscape: EngineLandscape) -> None:
+    landscape = with_orders(engine_landscape)
+    landscape.edit(ORDERS, "name: orders", "name: Orders")
+    landscape.edit(ORDERS, "primary_key", "  - {name: channel, type: VARCHAR}\nprimary_key")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert landscape.sql("SELECT count(*) FROM _reconciler.objects WHERE lower(name) = 'orders'") == [(1,)]
+    assert landscape.columns("sales", "orders")[-1] == "channel"
+
+
+def test_6_promotion_moves_a_rename_as_one_unit(landscape: Landscape) -> None:
+    for environment in ("dev", "qa"):
+        landscape.write(f"environments/{environment}/sales/orders.yaml", ORDERS_YAML)
+    landscape.commit("orders everywhere")
+    landscape.remove(ORDERS)
+    landscape.write("environments/dev/sales/purchase_orders.yaml",
+                    ORDERS_YAML.replace("name: orders", "name: purchase_orders\nrenamed_from: orders"))
+    landscape.commit("dev: orders renamed")
+    result = landscape.run("promote", "dev", "qa", "--no-pr", "--format", "json")
+    assert result.code == 0, result.output
+    moves = {m["key"]: m["action"] for m in json.loads(result.stdout)["moves"]}
+    assert moves == {"sales.purchase_orders": "add", "sales.orders": "remove"}

@@ -76,7 +76,9 @@ class Compiler:
             rest = self.statements(change.model_copy(update={"renamed_from": None}), want,
                                     replace(live, objects={**live.objects, key: renamed}))
             return [f"ALTER TABLE {self.qk(previous.key)} RENAME TO {self.q(key.name)}", *rest]
-        found = live.objects.get(live.find(key) or key)
+        found = live.object(key)
+        if found is not None:   # an object the tenant has is addressed as the engine spells it
+            key = found.key
         if change.action == "delete":
             return [f"DROP {'TABLE' if found and found.kind == 'Table' else 'VIEW'} {self.qk(key)}"] if found else []
         assert want is not None

@@ -104,7 +104,7 @@ class PostgresCompiler(Compiler):
         graph = nx.DiGraph()
         graph.add_nodes_from(keys)
         for key in keys:
-            record = live.catalog.get(live.find(key) or key)
+            record = live.record(key)
             for upstream in record.dependencies if record else ():
                 if upstream in keys:
                     graph.add_edge(upstream, key)
