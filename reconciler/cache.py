@@ -32,7 +32,10 @@ class Cache:
         self._pending: dict[tuple[str, str], str] = {}
         self._loaded: dict[str, dict[str, str]] = {}
         self._db: sqlite3.Connection | None = None
-        if path is not None and not os.environ.get("RECONCILER_NO_CACHE"):
+        # a cache behind a symbolic link (one a pull request committed) is never opened: SQLite writes
+        # through links; without the cache the reconciler is only slower
+        if path is not None and not os.environ.get("RECONCILER_NO_CACHE") and not path.is_symlink() \
+                and not path.parent.is_symlink():
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._db = sqlite3.connect(path, timeout=5, isolation_level=None)

@@ -11,6 +11,7 @@ import datetime as dt
 import gc
 import json
 import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +34,7 @@ from .source import ENVIRONMENTS, available_environments
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64   # the others are on the error classes
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
+EXIT_INTERNAL = 70       # EX_SOFTWARE: a bug in the reconciler
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -618,6 +620,9 @@ def main(argv: list[str] | None = None) -> int:
     # A plan holds tens of thousands of long-lived objects; with the default thresholds the
     # collector rescans them over and over (a third of a warm 10k-object plan). mypy's setting.
     gc.set_threshold(200_000, 30, 30)
+    # sqlglot recurses about fifteen frames per nesting level: room for SQL nested a few hundred deep
+    # (deeper is a clear SqlProblem, never a traceback)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     try:
         # without standalone mode click returns ctx.exit()'s code instead of raising it
         code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
@@ -634,4 +639,10 @@ def main(argv: list[str] | None = None) -> int:
     except ReconcilerError as error:
         err.print(str(error), markup=False, style="red")
         return error.exit_code
+    except Exception as error:   # a bug: one line and its own exit code, never a traceback
+        if os.environ.get("RECONCILER_DEBUG"):
+            raise
+        err.print(f"internal error: {type(error).__name__}: {error}\nthis is a reconciler bug: please report "
+                  "it (RECONCILER_DEBUG=1 shows the traceback)", markup=False, style="red")
+        return EXIT_INTERNAL
     return code if isinstance(code, int) else EXIT_OK

@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 from . import gitops
 from .errors import GuardRefused, PackageError
 from .model import ObjectKey
-from .source import ENVIRONMENTS, open_repo
+from .source import ENVIRONMENT_FILE, ENVIRONMENTS, open_repo
 from .validate import Landscape
 
 FORMAT = 1
@@ -94,13 +94,20 @@ def read(path: Path) -> Package:
         missing = sorted(set(listed) - names)
         if missing:
             raise PackageError(f"{path}: {', '.join(missing)} listed in {CHECKSUMS} but missing")
-        manifest = json.loads(archive.read(MANIFEST))
+        try:
+            manifest = json.loads(archive.read(MANIFEST))
+        except ValueError as error:
+            raise PackageError(f"{path}: {MANIFEST} is not JSON: {error}") from None
         files = {}
         for name in names:
             if name.startswith(f"{OBJECTS}/"):
                 relative = PurePosixPath(name).relative_to(OBJECTS)
                 if ".." in relative.parts or relative.is_absolute() or relative.suffix not in (".yaml", ".yml"):
                     raise PackageError(f"{path}: {name} is not an object file inside the folder")
+                if relative.name == ENVIRONMENT_FILE or any(part.startswith(".") for part in relative.parts):
+                    # the target's rules, tenants and package records are its own, never a package's
+                    raise PackageError(f"{path}: {name} is not an object file: a package carries object files "
+                                       "only; the package is refused")
                 files[str(relative)] = archive.read(name)
     if manifest.get("format") != FORMAT:
         raise PackageError(f"{path}: package format {manifest.get('format')} is not {FORMAT}")

@@ -25,6 +25,7 @@ ENVIRONMENTS = "environments"
 ENVIRONMENT_FILE = "environment.yaml"
 WORKTREE = "worktree"
 _YAML_SUFFIXES = (".yaml", ".yml")
+MAX_VALUES = 100_000      # keys, items and scalars one YAML file may hold once its aliases are expanded
 YAML_CACHE = "yaml-1.2"   # the cache namespace of parsed documents; a new name when parsing rules change
 _SYMLINK_MODE = 0o120000
 
@@ -111,7 +112,7 @@ def parse_yaml(path: str, text: str) -> Document:
                 raise YamlProblem("the file is empty", None)
             marks: dict[str, tuple[int, int]] = {}
             blocks: dict[str, tuple[int, int]] = {}
-            data = _construct(loader, node, (), marks, blocks, text)
+            data = _construct(loader, node, (), marks, blocks, text, [MAX_VALUES])
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as error:
@@ -125,7 +126,11 @@ def parse_yaml(path: str, text: str) -> Document:
     return Document(path, data, marks, blocks)
 
 
-def _construct(loader, node, loc, marks, blocks, text) -> Any:
+def _construct(loader, node, loc, marks, blocks, text, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:   # a few hundred bytes of nested aliases expand to billions of values
+        raise YamlProblem(f"the file expands to more than {MAX_VALUES:,} values (YAML aliases?); an object "
+                          "file is far smaller", node.start_mark)
     pointer = "/".join(loc)
     marks[pointer] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
@@ -139,10 +144,10 @@ def _construct(loader, node, loc, marks, blocks, text) -> Any:
             key = str(key)
             if key in result:
                 raise YamlProblem(f"duplicate key '{key}'", key_node.start_mark)
-            result[key] = _construct(loader, value_node, (*loc, key), marks, blocks, text)
+            result[key] = _construct(loader, value_node, (*loc, key), marks, blocks, text, budget)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*loc, str(i)), marks, blocks, text)
+        return [_construct(loader, item, (*loc, str(i)), marks, blocks, text, budget)
                 for i, item in enumerate(node.value)]
     if node.style in ("|", ">"):
         blocks[pointer] = _block_start(text, node.start_mark.line + 1)
@@ -282,9 +287,11 @@ def resolve_commit(repo: Path, ref: str) -> git.Commit:
     """Resolve a user-given ref to a commit; refuse option-like and unknown refs."""
     if not ref or ref.startswith("-"):
         raise GitError(f"invalid ref '{ref}': a ref cannot start with '-'")
+    if ":" in ref:   # REF:path names a tree or a file inside a commit, never a commit
+        raise GitError(f"invalid ref '{ref}': name a commit, branch or tag (REF:path is a path inside one)")
     try:
         return open_repo(repo).commit(ref)
-    except (git.BadName, ValueError, git.GitCommandError):
+    except (git.BadName, git.BadObject, ValueError, KeyError, IndexError, git.GitCommandError):
         raise GitError(f"ref '{ref}' does not resolve to a commit") from None
 
 

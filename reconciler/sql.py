@@ -93,6 +93,19 @@ class SqlFacts:
     projection: str              # the canonical select list: its change changes the columns
 
 
+def bounded(function):
+    """SQL nested deeper than the parser's recursion reaches is a SqlProblem, never a traceback."""
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except RecursionError:
+            raise SqlProblem("the SQL nests too deeply to be read (parentheses or subqueries hundreds of "
+                             "levels deep)") from None
+    return call
+
+
+@bounded
 def parse(sql: str, dialect: str) -> exp.Expression:
     """Parse exactly one statement; raise SqlProblem with the parser's message and position."""
     try:
@@ -152,6 +165,7 @@ def _table_name(table: exp.Table) -> str:
     return f"{table.db}.{table.name}" if table.db else table.name
 
 
+@bounded
 def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     """Facts about one statement, cached by the hash of the text and the dialect."""
     key = content_key("facts", sqlglot.__version__, dialect, sql)
@@ -169,6 +183,7 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     return facts
 
 
+@bounded
 def untranslatable(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE) -> str | None:
     """Why `sql` cannot be expressed in `engine`'s dialect, or None when it can (cached)."""
     key = content_key("portable", sqlglot.__version__, dialect, engine, sql)
@@ -202,6 +217,7 @@ def canonical_default(text: str | None, dialect: str, engine: str | None = None)
     return expression.sql(dialect=engine or dialect)
 
 
+@bounded
 def view_reads(engine_sql: str, engine: str) -> tuple[frozenset[str], frozenset[str]]:
     """(tables as lower-case `schema.name` or `name`, column names) a CREATE VIEW statement reads."""
     try:
@@ -222,6 +238,7 @@ def literal(value: str | int | float | bool) -> exp.Expression:
     return exp.Literal.string(value)
 
 
+@bounded
 def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
            parameters: Mapping[str, object], cache: Cache = NO_CACHE) -> str:
     """The statement as it runs on `engine`: parameters inlined, schemas mapped, transpiled."""
@@ -280,6 +297,7 @@ def engine_type(type_sql: str, engine: str) -> str:
         return type_sql
 
 
+@bounded
 def parse_expression(text: str, dialect: str) -> exp.Expression:
     """One scalar expression (a column default), never a statement."""
     try:

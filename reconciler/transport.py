@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import gitops, packages
+from . import files, gitops, packages
 from . import plan as plans
 from .errors import (
     ApplyFailed,
@@ -149,8 +149,7 @@ def _outlook(workspace: Workspace, environment: str, ref: str) -> tuple[TenantOu
 
 def _write_body(repo: Path, branch: str, body: str) -> Path:
     path = repo / PR_FOLDER / (re.sub(r"[^A-Za-z0-9._-]+", "_", branch) + ".md")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(body)
+    files.write(path, body, root=repo)
     return path
 
 

@@ -432,3 +432,32 @@ def test_6_promotion_moves_a_rename_as_one_unit(landscape: Landscape) -> None:
     assert result.code == 0, result.output
     moves = {m["key"]: m["action"] for m in json.loads(result.stdout)["moves"]}
     assert moves == {"sales.purchase_orders": "add", "sales.orders": "remove"}
+
+
+def test_16_hostile_files_get_a_message_never_a_traceback_or_a_write_through_a_link(
+        landscape: Landscape, tmp_path_factory) -> None:
+    """Golden cases: tests/cases/invalid/yaml_alias_bomb and sql_nested_too_deeply; here the rest."""
+    import hashlib
+    import zipfile
+
+    path_ref = landscape.run("plan", "dev", "--ref", "HEAD:environments/dev/../../..")
+    assert path_ref.code == 1 and "name a commit, branch or tag" in path_ref.stderr
+    assert "Traceback" not in path_ref.output
+
+    outside = tmp_path_factory.mktemp("outside") / "precious.txt"
+    outside.write_text("keep me")
+    landscape.tenant().parent.mkdir(parents=True, exist_ok=True)
+    landscape.tenant().with_name("dev.duckdb.holder.json").symlink_to(outside)
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert outside.read_text() == "keep me"
+
+    package = tmp_path_factory.mktemp("pkg") / "rules.zip"
+    members = {"manifest.json": json.dumps({"format": 1, "name": "rules", "version": "9.0.0"}).encode(),
+               "objects/environment.yaml": b"name: qa\ntenants: [{name: qa, url: 'postgresql://evil/db'}]\n"}
+    sums = "".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n" for name, data in members.items())
+    with zipfile.ZipFile(package, "w") as archive:
+        for name, data in {**members, "SHA256SUMS": sums.encode()}.items():
+            archive.writestr(name, data)
+    refused = landscape.run("import", str(package), "--into", "qa", "--no-pr")
+    assert refused.code == 1 and "a package carries object files only" in refused.stderr, refused.output
+    assert "evil" not in landscape.path("environments/qa/environment.yaml").read_text()

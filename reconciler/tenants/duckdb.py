@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 from sqlglot import exp
 
-from .. import sql
+from .. import files, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change
@@ -262,8 +262,9 @@ class DuckDBAdapter(Adapter):
         connection = self._connect(read_only=False)
         if holder is not None:
             since = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-            self.holder_file.write_text(json.dumps({**holder, "host": socket.gethostname(), "pid": os.getpid(),
-                                                    "since": since}))
+            # a link committed where the note goes is replaced, never written through
+            files.write(self.holder_file, json.dumps({**holder, "host": socket.gethostname(), "pid": os.getpid(),
+                                                      "since": since}))
         try:
             yield _DuckDBSession(connection, self)
         finally:
