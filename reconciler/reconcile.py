@@ -31,6 +31,7 @@ from pathlib import Path
 import git
 
 from . import plan as plans
+from . import secrets
 from .cache import Cache
 from .diff import diff, unmanaged, views_to_bind
 from .errors import (
@@ -119,11 +120,17 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise UsageProblem(f"environment {environment} has no tenant {name}{hint}; its tenants: {', '.join(names)}")
     chosen = [t for t in landscape.environment.tenants if not tenants or t.name in tenants]
+    untrusted = _moved_tenants(workspace, landscape, chosen)
     # rendering is pure and uses the (single-threaded) cache; reading tenants waits on databases
     desired = {tenant.name: render(landscape, tenant, workspace.cache) for tenant in chosen}
     workspace.cache.flush()
 
     def plan_one(tenant: Tenant) -> tuple[TenantState, TenantPlan]:
+        if tenant.name in untrusted:
+            raise TenantError(f"tenant {tenant.name}: this change gives it another url or password than "
+                              f"{BASE_REF_VARIABLE}={untrusted[tenant.name]} has; the reconciler never sends a "
+                              "tenant's password to a place a pull request names, so it is planned after merge, "
+                              "on the protected branch")
         adapter = workspace.adapter(tenant)
         live = adapter.inspect()
         if not live.exists and not tenant.create:
@@ -140,6 +147,23 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
     plan = Plan(environment=environment, ref=landscape.source.ref, commit=commit,
                 tenants=tuple(tenant_plan for _, tenant_plan in outcomes))
     return Planned(landscape, plan, {state.tenant.name: state for state, _ in outcomes})
+
+
+BASE_REF_VARIABLE = "RECONCILER_BASE_REF"   # set by the pull request plan workflow: the base branch's commit
+
+
+def _moved_tenants(workspace: Workspace, landscape: Landscape, tenants: Sequence[Tenant]) -> dict[str, str]:
+    """In a pull request's plan (RECONCILER_BASE_REF names the base), the tenants holding a password
+    whose url or password reference differs from the base's: a pull request must not be able to send
+    a tenant's password to a host it names. Tenant name -> the base ref."""
+    base = os.environ.get(BASE_REF_VARIABLE)
+    if not base or not any(t.password for t in tenants):
+        return {}
+    try:
+        before = {t.name: (t.url, t.password) for t in workspace.load(landscape.name, base).environment.tenants}
+    except ReconcilerError:   # a base that does not hold a valid environment vouches for nothing
+        before = {}
+    return {t.name: base for t in tenants if t.password and before.get(t.name) != (t.url, t.password)}
 
 
 MAX_PARALLEL_TENANTS = 8
@@ -255,6 +279,7 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
         raise GuardRefused("refused:\n  " + "\n  ".join(problems))
     if claim is not None:
         check_saved_plan(claim, planned)
+    _require_variables(planned, plan)
     actor = actor or current_actor(workspace.repo)
 
     def apply_one(tenant_plan: TenantPlan) -> TenantResult:
@@ -272,6 +297,24 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
         if isinstance(result, BaseException):   # not a ReconcilerError: a bug; never swallowed
             raise result
     return results
+
+
+def _require_variables(planned: Planned, plan: Plan) -> None:
+    """Every `env:` reference the apply needs resolves before any tenant is touched: each tenant's
+    password, and the secrets of every connection it creates or changes (deployed, it must work)."""
+    names: list[str] = []
+    for tenant_plan in plan.tenants:
+        state = planned.states[tenant_plan.tenant]
+        names += secrets.references(state.tenant.password)
+        for change in tenant_plan.changes:
+            if change.kind == "Connection" and change.action != "delete":
+                names += secrets.references(state.desired.objects[change.key].definition.get("secrets", {}))
+    unset = secrets.missing(names)
+    if unset:
+        raise TenantError(f"environment variable{'s' if len(unset) > 1 else ''} {', '.join(unset)} "
+                          f"{'are' if len(unset) > 1 else 'is'} not set, and the apply needs "
+                          f"{'them' if len(unset) > 1 else 'it'} (a tenant password or the secret of a connection "
+                          "it deploys); nothing was changed")
 
 
 def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str = "apply",

@@ -83,6 +83,16 @@ class Landscape:
             return cursor.fetchall() if cursor.description else []
 
 
+DEMO_SECRETS = ("ERP_PASSWORD", "ERP_TEST_PASSWORD", "ERP_PROD_PASSWORD")
+
+
+@pytest.fixture(autouse=True)
+def demo_secrets(monkeypatch) -> None:
+    """The variables the demo's connections reference: an apply that deploys them needs them set."""
+    for name in DEMO_SECRETS:
+        monkeypatch.setenv(name, f"test-value-of-{name.lower()}")
+
+
 @pytest.fixture
 def landscape(tmp_path: Path) -> Landscape:
     """The demo landscape (dev, qa, prod), committed in a fresh git repository."""

@@ -461,3 +461,55 @@ def test_16_hostile_files_get_a_message_never_a_traceback_or_a_write_through_a_l
     refused = landscape.run("import", str(package), "--into", "qa", "--no-pr")
     assert refused.code == 1 and "a package carries object files only" in refused.stderr, refused.output
     assert "evil" not in landscape.path("environments/qa/environment.yaml").read_text()
+
+
+def test_13_literal_secrets_in_connection_strings_are_refused() -> None:
+    """Golden case tests/cases/invalid/literal_secrets_in_connection_strings: ?password= in a tenant URL,
+    pwd:, ODBC Pwd=, JDBC password=, an AWS secret and key id, a SAS sig=, each at file:line."""
+    expected = (Path(__file__).parent / "cases" / "invalid" / "literal_secrets_in_connection_strings"
+                / "expected.txt").read_text()
+    for shape in ("'password='", "'pwd'", "'Pwd='", "'aws_secret_access_key'", "'sig='", "AWS Access Key"):
+        assert shape in expected, shape
+    assert expected.endswith("7 problems found\n")
+
+
+def test_14_an_unset_connection_secret_stops_the_apply_before_it_starts(landscape: Landscape,
+                                                                          monkeypatch) -> None:
+    monkeypatch.delenv("ERP_PASSWORD")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 1
+    assert "environment variable ERP_PASSWORD is not set, and the apply needs it" in result.stderr
+    assert not landscape.tenant().exists()   # nothing was created, not even the database file
+    monkeypatch.setenv("ERP_PASSWORD", "set")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    monkeypatch.delenv("ERP_PASSWORD")   # an unchanged connection is not redeployed: nothing needs it
+    assert landscape.run("apply", "dev", "--yes").code == 0
+
+
+def test_15_a_pull_request_cannot_send_a_tenant_password_to_a_host_it_names(landscape: Landscape,
+                                                                             monkeypatch) -> None:
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    landscape.edit("environments/dev/environment.yaml", "    create: true\n",
+                   "    create: true\n  - name: warehouse\n    url: postgresql://loader@127.0.0.1:1/warehouse\n"
+                   "    password: env:WAREHOUSE_PASSWORD\n")
+    landscape.commit("the base branch: a warehouse tenant")
+    landscape.edit("environments/dev/environment.yaml", "127.0.0.1:1/", f"127.0.0.1:{port}/")   # the pull request
+    monkeypatch.setenv("WAREHOUSE_PASSWORD", "never-sent")
+    monkeypatch.setenv("RECONCILER_BASE_REF", landscape.repo.head.commit.hexsha)
+
+    result = landscape.run("plan", "dev")
+    assert result.code == 1
+    assert "tenant warehouse: this change gives it another url or password" in result.stderr
+    try:
+        listener.accept()
+        raise AssertionError("the plan connected to the host the pull request named")
+    except BlockingIOError:
+        pass
+    finally:
+        listener.close()
