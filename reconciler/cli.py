@@ -329,14 +329,15 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
 
 @cli.command()
 @click.argument("environment")
-@click.option("--to", "ref", required=True, help="The commit, tag or branch to go back to.")
+@click.option("--to", "ref", help="The commit, tag or branch to go back to.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted --execute (it says so when it was).")
 @click.option("--pr", "as_pr", is_flag=True, help="Write the rollback commit on a branch and open a pull request.")
 @click.option("--execute", is_flag=True, help="Break glass: commit on this branch and apply at once.")
 @click.option("--allow-data-loss", multiple=True, metavar="SCHEMA.NAME",
               help="With --execute: accept losing data in this object (repeatable); backed up first.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
 @click.pass_context
-def rollback(ctx: click.Context, environment: str, ref: str, as_pr: bool, execute: bool,
+def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool, as_pr: bool, execute: bool,
              allow_data_loss: tuple[str, ...], fmt: str) -> None:
     """Reconcile ENVIRONMENT back to its state at an earlier ref (a dry run unless told).
 
@@ -344,11 +345,15 @@ def rollback(ctx: click.Context, environment: str, ref: str, as_pr: bool, execut
     Example:
       reconciler rollback prod --to HEAD~1
       reconciler rollback prod --to v1.4 --pr
+      reconciler rollback prod --resume
     """
     if as_pr and execute:
         raise click.UsageError("choose one of --pr and --execute")
-    mode = "execute" if execute else "pr" if as_pr else "dry-run"
-    result = transport.rollback(_workspace(ctx), environment, ref, mode, allow_data_loss)
+    if resume == bool(ref):
+        raise click.UsageError("name where to go back to with --to REF, or finish an interrupted one with --resume")
+    mode = "execute" if execute or resume else "pr" if as_pr else "dry-run"
+    result = (transport.resume_rollback(_workspace(ctx), environment) if resume else
+              transport.rollback(_workspace(ctx), environment, ref, mode, allow_data_loss))
     if fmt == "json":
         out.print(json.dumps({"environment": result.environment, "ref": result.ref, "mode": result.mode,
                               "target_commit": result.target_commit, "undoes": list(result.undoes),

@@ -291,21 +291,22 @@ def create_branch(repo: Path, name: str, commit: git.Commit) -> str:
 
 
 def advance_head(repo: Path, commit: git.Commit, environment: str) -> None:
-    """Move the checked-out branch to `commit` and bring `environments/ENV` in the working tree
-    and index along; nothing outside that (clean) folder is touched."""
+    """Bring `environments/ENV` in the index and working tree to `commit`, then move the checked-out
+    branch there; nothing outside that (clean) folder is touched. Safe to repeat after a kill at any
+    point: what leaves is read from the index, not from the commit HEAD happens to be at."""
     handle = open_repo(repo)
     folder = f"{ENVIRONMENTS}/{environment}"
-    previous = handle.head.commit
-    if handle.head.is_detached:
-        handle.head.set_commit(commit)
-    else:
-        handle.head.reference.set_commit(commit, logmsg=f"reconciler: {commit.summary}")
-    gone = {item.path for item in _files(previous, folder)} - {item.path for item in _files(commit, folder)}
+    indexed = {path for path, _ in handle.index.entries if path.startswith(f"{folder}/")}
+    gone = indexed - {item.path for item in _files(commit, folder)}
     for path in gone:
         (Path(handle.working_tree_dir) / path).unlink(missing_ok=True)
     if gone:
-        handle.git.rm("--cached", "-q", "--ignore-unmatch", "--", *gone)
+        handle.git.rm("--cached", "-q", "--ignore-unmatch", "--", *sorted(gone))
     handle.git.checkout(commit.hexsha, "--", folder)
+    if handle.head.is_detached:
+        handle.head.set_commit(commit)
+    elif handle.head.commit != commit:
+        handle.head.reference.set_commit(commit, logmsg=f"reconciler: {commit.summary}")
 
 
 def commits_between(repo: Path, ref: str, environment: str) -> list[git.Commit]:

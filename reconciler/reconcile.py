@@ -110,8 +110,14 @@ class TenantResult:
 
 
 def plan_environment(workspace: Workspace, environment: str, ref: str | None = None,
-                     tenants: Sequence[str] | None = None) -> Planned:
-    """Plan every tenant of an environment; reads tenants, never writes."""
+                     tenants: Sequence[str] | None = None, resuming: bool = False) -> Planned:
+    """Plan every tenant of an environment; reads tenants, never writes. An interrupted `rollback
+    --execute` of the environment must be finished first (`resuming` is that finishing)."""
+    intent = workspace.repo / ".reconciler" / f"rollback-{environment}.json"
+    if not resuming and intent.exists():
+        raise GuardRefused(f"a `reconciler rollback {environment} --execute` was interrupted (recorded in {intent}); "
+                           "its tenants and git may disagree until it is finished: run "
+                           f"`reconciler rollback {environment} --resume`")
     landscape = workspace.load(environment, ref)
     names = [t.name for t in landscape.environment.tenants]
     for name in tenants or ():

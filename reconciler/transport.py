@@ -9,7 +9,9 @@ one. Git work is `gitops`'s, tenant work `reconcile`'s; never prints.
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -218,33 +220,82 @@ def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-
 
 
 def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_loss: tuple[str, ...]) -> RolledBack:
-    """Break glass: commit the restore on the current branch, apply it, verify, tag a checkpoint."""
+    """Break glass: apply the restore commit's tree to every tenant, verify, then move the branch to
+    it and tag a checkpoint. The intent is recorded first, so a run killed at any point leaves
+    something every later command names (`rollback ENV --resume` finishes it forward); git moves
+    only after every tenant committed, so it is never ahead of the tenants."""
     repo, environment = workspace.repo, base.environment
     problems = plans.violations(base.plan, allow_data_loss)
     if problems:  # refused before anything is written, git included
         raise GuardRefused("refused:\n  " + "\n  ".join(problems))
     gitops.require_clean(repo, [environment])
-    commit = gitops.restore_commit(repo, environment, base.target_commit, message)
-    gitops.advance_head(repo, commit, environment)
-    planned = plan_environment(workspace, environment)
-    results = apply_environment(workspace, planned, planned.plan, allow_data_loss, operation="rollback")
-    failed = [r for r in results if r.outcome in ("failed", "refused", "locked", "stale")]
+    commit = gitops.restore_commit(repo, environment, base.target_commit, message)   # an object, no ref yet
+    intent = {"environment": environment, "ref": base.ref, "target_commit": base.target_commit,
+              "commit": commit.hexsha, "head": gitops.open_repo(repo).head.commit.hexsha,
+              "tag": f"reconciler/{environment}/{new_run_id()}", "allow_data_loss": list(allow_data_loss)}
+    files.write(intent_path(repo, environment), json.dumps(intent, indent=2), root=repo)
+    _Step.reached("recorded")
+    return _finish(workspace, base, intent)
+
+
+def resume_rollback(workspace: Workspace, environment: str) -> RolledBack:
+    """Finish an interrupted `rollback --execute` forward from its recorded intent (each step is
+    idempotent: tenants already at the commit have nothing to do, a moved branch stays, a tag made
+    is kept)."""
+    path = intent_path(workspace.repo, environment)
+    if not path.is_file() or path.is_symlink():
+        raise GuardRefused(f"no interrupted rollback of {environment} to resume")
+    intent = json.loads(path.read_text())
+    head = gitops.open_repo(workspace.repo).head.commit.hexsha
+    if head not in (intent["head"], intent["commit"]):
+        raise GuardRefused(f"HEAD moved to {head[:12]} since the interrupted rollback (it was at "
+                           f"{intent['head'][:12]}); reset it there, then resume")
+    planned = plan_environment(workspace, environment, intent["commit"], resuming=True)
+    base = RolledBack(environment, intent["ref"], intent["target_commit"], "execute", planned.plan, (), ())
+    return _finish(workspace, base, intent)
+
+
+def _finish(workspace: Workspace, base: RolledBack, intent: dict) -> RolledBack:
+    repo, environment, commit = workspace.repo, base.environment, intent["commit"]
+    planned = plan_environment(workspace, environment, commit, resuming=True)   # the restore commit's tree
+    results = apply_environment(workspace, planned, planned.plan, tuple(intent["allow_data_loss"]),
+                                operation="rollback")
+    failed = [r for r in results if r.exit_code]
     if failed:
         listing = "\n  ".join(f"{r.tenant}: {r.error}" for r in failed)
-        raise ApplyFailed(f"rollback commit {commit.hexsha[:8]} is on the branch, but tenants failed:\n  "
-                          f"{listing}\nfix the cause and run `reconciler apply {environment}` to finish")
-    check = plan_environment(workspace, environment, base.target_commit)
+        raise ApplyFailed(f"rollback of {environment} to {base.ref} stopped: tenants failed:\n  {listing}\n"
+                          f"git was not moved; fix the cause and run `reconciler rollback {environment} --resume`")
+    _Step.reached("applied")
+    check = plan_environment(workspace, environment, base.target_commit, resuming=True)
     if check.plan.has_changes:
         raise ApplyFailed(f"applied, but tenants do not equal {base.ref}'s state: "
                           f"{plans_summary(check.plan)}; this is a reconciler bug, please report it")
-    run_id = new_run_id()
-    checkpoint = gitops.tag(repo, f"reconciler/{environment}/{run_id}", commit,
-                            f"Rollback checkpoint: {ENVIRONMENTS}/{environment} restored to {base.ref} "
-                            f"({base.target_commit[:12]}).\nTenant runs: "
-                            + ", ".join(f"{r.tenant}={r.run_id}" for r in results)
-                            + f"\nTo undo this rollback: reconciler rollback {environment} --to "
-                            f"reconciler/{environment}/{run_id}^\n")
-    return replace(base, commit=commit.hexsha, results=tuple(results), checkpoint=checkpoint)
+    handle = gitops.open_repo(repo).commit(commit)
+    gitops.advance_head(repo, handle, environment)
+    _Step.reached("moved")
+    if intent["tag"] not in [t.name for t in gitops.open_repo(repo).tags]:
+        gitops.tag(repo, intent["tag"], handle,
+                   f"Rollback checkpoint: {ENVIRONMENTS}/{environment} restored to {base.ref} "
+                   f"({base.target_commit[:12]}).\nTenant runs: "
+                   + ", ".join(f"{r.tenant}={r.run_id}" for r in results)
+                   + f"\nTo undo this rollback: reconciler rollback {environment} --to {intent['tag']}^\n")
+    _Step.reached("tagged")
+    intent_path(repo, environment).unlink()
+    return replace(base, commit=commit, results=tuple(results), checkpoint=intent["tag"])
+
+
+def intent_path(repo: Path, environment: str) -> Path:
+    return repo / ".reconciler" / f"rollback-{environment}.json"   # plan_environment looks for it too
+
+
+class _Step:
+    """Test-only: RECONCILER_FAULT=SIGKILL@<step> kills this process when a rollback reaches <step>
+    (recorded, applied, moved, tagged), so tests can prove every kill point is recoverable."""
+
+    @staticmethod
+    def reached(step: str) -> None:
+        if os.environ.get("RECONCILER_FAULT") == f"SIGKILL@{step}":
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def plans_summary(plan: Plan) -> str:

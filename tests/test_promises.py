@@ -513,3 +513,41 @@ def test_15_a_pull_request_cannot_send_a_tenant_password_to_a_host_it_names(land
         pass
     finally:
         listener.close()
+
+
+@pytest.mark.parametrize("kill", ["SIGKILL@recorded", "SIGKILL:2", "SIGKILL@applied", "SIGKILL@moved",
+                                  "SIGKILL@tagged"])
+def test_12_a_killed_rollback_execute_is_named_by_the_next_command_and_finishes_forward(
+        landscape: Landscape, kill: str) -> None:
+    import os
+
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    commit_a = landscape.repo.head.commit.hexsha
+    def user_state() -> dict:
+        return {k: v for k, v in snapshot(landscape.tenant()).items() if not k.startswith("_reconciler")}
+
+    state_a = user_state()
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at",
+                   "region, created_at, status")
+    landscape.write("environments/dev/sales/views/vw_eu.yaml", "kind: View\nname: vw_eu\nschema: sales\n"
+                    "sql: SELECT id FROM sales.customer_master WHERE region = 'EU'\n")
+    landscape.commit("B")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    commit_b = landscape.repo.head.commit.hexsha
+
+    killed = subprocess.run([RECONCILER, "--repo", str(landscape.root), "rollback", "dev", "--to", commit_a,
+                             "--execute"], env={**os.environ, "RECONCILER_FAULT": kill}, capture_output=True)
+    assert killed.returncode == -9
+    named = landscape.run("plan", "dev")
+    assert named.code == 3 and "rollback dev --resume" in named.stderr, named.output
+    assert landscape.run("apply", "dev", "--yes").code == 3   # nothing moves the tenant until it is finished
+
+    resumed = landscape.run("rollback", "dev", "--resume")
+    assert resumed.code == 0, resumed.output
+    assert user_state() == state_a
+    assert landscape.repo.head.commit.parents[0].hexsha == commit_b   # one rollback commit on top of B
+    assert landscape.repo.head.commit.tree["environments/dev"] == landscape.repo.commit(commit_a).tree["environments/dev"]
+    assert landscape.repo.git.status("--porcelain", "--", "environments") == ""
+    assert len(landscape.repo.tags) == 1
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert landscape.run("rollback", "dev", "--resume").code == 3   # nothing left to resume
