@@ -76,9 +76,9 @@ class Workspace:
     def adapter(self, tenant: Tenant) -> Adapter:
         return adapter_for(tenant, self.repo, self.lock_timeout)
 
-    def load(self, environment: str, ref: str | None = None) -> Landscape:
+    def load(self, environment: str, ref: str | None = None, allow_empty: bool = False) -> Landscape:
         try:
-            return load(self.repo, environment, ref, self.cache)
+            return load(self.repo, environment, ref, self.cache, allow_empty)
         finally:
             self.cache.flush()
 

@@ -81,6 +81,9 @@ class SqlProblem(Exception):
         self.line, self.column = line, column
 
 
+FACTS_VERSION = "2"   # part of the cache key of SqlFacts: a new value when what they hold changes
+
+
 @dataclass(frozen=True)
 class SqlFacts:
     """What one statement says, independent of any environment."""
@@ -154,7 +157,8 @@ def _facts(tree: exp.Expression, dialect: str) -> SqlFacts:
         if not table.db and name.lower() in cte_names:
             continue
         references.append(name)
-    projection = ", ".join(e.sql(dialect=templated(dialect)) for e in query.selects) \
+    # the select list as code: a comment in it is not a column (comments=False, like `canonical`)
+    projection = ", ".join(e.sql(dialect=templated(dialect), comments=False) for e in query.selects) \
         if isinstance(query, exp.Query) else ""
     parameters = sorted({p.name for p in tree.find_all(TemplateParameter)})
     return SqlFacts(statement, tuple(dict.fromkeys(references)), target, tuple(parameters),
@@ -168,7 +172,7 @@ def _table_name(table: exp.Table) -> str:
 @bounded
 def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     """Facts about one statement, cached by the hash of the text and the dialect."""
-    key = content_key("facts", sqlglot.__version__, dialect, sql)
+    key = content_key("facts", FACTS_VERSION, sqlglot.__version__, dialect, sql)
     cached = cache.get("sql-facts", key)
     if cached is not None:
         if "problem" in cached:

@@ -66,19 +66,22 @@ class Landscape:
         return self.environment.name
 
 
-def load(repo: Path, name: str, ref: str | None = None, cache: Cache = NO_CACHE) -> Landscape:
+def load(repo: Path, name: str, ref: str | None = None, cache: Cache = NO_CACHE,
+         allow_empty: bool = False) -> Landscape:
     """Read and validate one environment; raise InvalidInput listing every problem."""
     source = read_environment(repo, name, ref, cache)
-    return validate(source, available_environments(repo, ref), cache)
+    return validate(source, available_environments(repo, ref), cache, allow_empty)
 
 
 def validate(source: EnvironmentSource, environments: Iterable[str] = (),
-             cache: Cache = NO_CACHE) -> Landscape:
+             cache: Cache = NO_CACHE, allow_empty: bool = False) -> Landscape:
+    """`allow_empty`: a folder with no objects yet is a valid *promotion target* (the first promotion
+    into a new environment); to plan or apply, an empty folder is refused, never "delete everything"."""
     checker = _Checker(source, cache)
     environment = checker.environment(set(environments))
     checker.dialect = environment.dialect if environment else "duckdb"
     objects = checker.objects()
-    if environment is not None and not objects and not checker.diagnostics:
+    if environment is not None and not objects and not checker.diagnostics and not allow_empty:
         checker.report(source.environment, "empty",
                        "the environment has no objects; an empty desired state is refused "
                        "rather than read as 'delete everything'")

@@ -551,3 +551,31 @@ def test_12_a_killed_rollback_execute_is_named_by_the_next_command_and_finishes_
     assert len(landscape.repo.tags) == 1
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
     assert landscape.run("rollback", "dev", "--resume").code == 3   # nothing left to resume
+
+
+def test_20_a_comment_in_a_select_list_is_not_a_column(landscape: Landscape) -> None:
+    view = "environments/dev/sales/views/vw_customer_lifetime_value.yaml"
+    landscape.edit(view, "COUNT(*) AS orders,", "COUNT(*) AS orders, -- how many")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit(view, "-- how many", "-- how many orders, all channels")
+    landscape.edit(view, "FROM per_customer", "FROM per_customer WHERE revenue IS NOT NULL")
+    plan = landscape.run("plan", "dev")
+    assert "~ View sales.vw_customer_lifetime_value: query changed, same columns" in plan.stdout, plan.stdout
+    assert "recreated" not in plan.stdout
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_23_the_first_promotion_into_a_new_environment_bootstraps_it(landscape: Landscape) -> None:
+    landscape.write("environments/dr/environment.yaml", "name: dr\npromotes_from: prod\ntenants:\n"
+                    "  - {name: dr, url: 'duckdb:///.tenants/dr.duckdb', create: true}\n"
+                    "rules:\n  parameters: {REGION_PARAM: EU}\n")
+    landscape.commit("a new disaster-recovery environment, empty")
+    assert landscape.run("plan", "dr").code == 1   # still never read as "delete everything"
+    result = landscape.run("promote", "prod", "dr", "--no-pr", "--format", "json")
+    assert result.code == 0, result.output
+    moved = {m["key"] for m in json.loads(result.stdout)["moves"]}
+    assert "sales.customer_master" in moved and "integration.Connection_ERP_PROD" not in moved
+    landscape.repo.git.merge("--ff-only", json.loads(result.stdout)["branch"])
+    applied = landscape.run("apply", "dr", "--yes")
+    assert applied.code == 0, applied.output
