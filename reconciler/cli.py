@@ -253,7 +253,7 @@ def _read_plan(path: str) -> Plan:
 @click.pass_context
 def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str, selection: str | None,
           against: str | None) -> None:
-    """Print the dependency graph of ENVIRONMENT.
+    """Print the lineage of ENVIRONMENT: what reads what, arrows in the direction data flows.
 
     \b
     Example:
@@ -263,15 +263,16 @@ def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str, selec
     workspace = _workspace(ctx)
     landscape = workspace.load(environment, ref)
     modified = observe.modified(workspace, landscape, against) if against else set()
-    picture = landscape.graph
+    chosen = landscape.graph    # selected by what reads what (dbt's + means "and what it reads")
     if selection:
         try:
-            picture = graphs.select(picture, selection, modified)
+            chosen = graphs.select(chosen, selection, modified)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
+    picture = landscape.lineage.subgraph(chosen.nodes).copy()   # drawn in the direction data flows
     states = {key: "modified" for key in modified}
     if fmt in ("svg", "html"):
-        title = f"{environment} dependency graph" + (f" ({selection})" if selection else "")
+        title = f"{environment} lineage" + (f" ({selection})" if selection else "")
         text = drawing.svg(picture, states) if fmt == "svg" else drawing.html(picture, title, states)
         out.print(text, markup=False, end="")
         return

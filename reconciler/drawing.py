@@ -1,9 +1,10 @@
-"""The dependency graph drawn as SVG (and an HTML page around it) by the project itself.
+"""The lineage graph drawn as SVG (and an HTML page around it) by the project itself.
 
-Owns the layout (columns are networkx topological generations, rows sorted by key), the
-colours of kinds and change states, and collapsing to one box per schema beyond a size where
-single objects stop being readable. Takes a finished graph; computes nothing about the
-landscape; needs no network to draw or to view.
+Owns the picture: a layered (Sugiyama) layout by grandalf, left to right in the direction data
+flows, with every edge that spans layers routed through slots of its own so that no edge passes
+through a box it does not connect; the colours of kinds and change states and a legend; and
+collapsing to one box per schema beyond a size where single objects stop being readable. Takes a
+finished graph; computes nothing about the landscape; needs no network to draw or to view.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from collections.abc import Mapping
 from html import escape
 
 import networkx as nx
+from grandalf.graphs import Edge, Graph, Vertex
+from grandalf.layouts import SugiyamaLayout
+from grandalf.routing import EdgeViewer
 
-from . import graph as graphs
 from .model import ObjectKey
 
 KIND_COLOURS = {"Table": "#dbe4ff", "View": "#d3f9d8", "DataFlow": "#fff3bf", "Connection": "#f3d9fa"}
 STATE_COLOURS = {"create": "#2b8a3e", "update": "#e67700", "replace": "#d9480f", "delete": "#c92a2a",
                  "modified": "#e67700"}
 COLLAPSE_AT = 300          # more objects than this are drawn one box per schema
-WIDTH, HEIGHT, GAP_X, GAP_Y = 230, 34, 70, 14
+WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN, LEGEND = 230, 34, 90, 16, 20, 40
 
 
 def svg(graph: nx.DiGraph, states: Mapping[ObjectKey, str] | None = None) -> str:
@@ -40,37 +43,97 @@ def html(graph: nx.DiGraph, title: str, states: Mapping[ObjectKey, str] | None =
     return PAGE.format(title=escape(title), legend=legend, body=svg(graph, states))
 
 
-def _svg(graph: nx.DiGraph, labels: Mapping, states: Mapping) -> str:
-    columns = graphs.layers(graph) if graph.number_of_nodes() else []
-    where = {}
-    for x, column in enumerate(columns):
-        for y, node in enumerate(column):
-            where[node] = (20 + x * (WIDTH + GAP_X), 20 + y * (HEIGHT + GAP_Y))
-    width = 40 + max(len(columns), 1) * (WIDTH + GAP_X)
-    height = 40 + max((len(c) for c in columns), default=1) * (HEIGHT + GAP_Y)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
-           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
-           'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#868e96"/></marker></defs>']
+class _Box:
+    """grandalf's view of a vertex. The layout runs top-down; drawn left to right, so a box's
+    height in the layout is its width on the page."""
+
+    w, h = HEIGHT, WIDTH
+
+
+def layout(graph: nx.DiGraph) -> tuple[dict, dict]:
+    """(centre of each node, points of each edge from its source's border to its target's), left to
+    right, every coordinate at least MARGIN; connected parts of the graph stacked one below another."""
+    vertices = {node: Vertex(node) for node in sorted(graph)}
+    edges = []
     for a, b in sorted(graph.edges):
-        (x1, y1), (x2, y2) = where[a], where[b]
-        mid = (x1 + WIDTH + x2) / 2
-        out.append(f'<path class="edge" d="M{x1 + WIDTH},{y1 + HEIGHT / 2} C{mid},{y1 + HEIGHT / 2} '
-                   f'{mid},{y2 + HEIGHT / 2} {x2},{y2 + HEIGHT / 2}" fill="none" stroke="#adb5bd" '
-                   'marker-end="url(#arrow)"/>')
-    for node in sorted(where):
-        x, y = where[node]
+        edge = Edge(vertices[a], vertices[b])
+        edge.view = EdgeViewer()
+        edges.append(edge)
+    for vertex in vertices.values():
+        vertex.view = _Box()
+    centres: dict = {}
+    routes: dict = {}
+    offset = float(MARGIN + LEGEND)
+    for part in Graph(list(vertices.values()), edges).C:
+        sugiyama = SugiyamaLayout(part)
+        sugiyama.xspace, sugiyama.yspace = GAP_Y, GAP_X
+        sugiyama.route_edge = lambda edge, points: None   # centres of the ends and of the slots between
+        sugiyama.init_all()
+        sugiyama.draw(3)
+        sugiyama.draw_edges()
+        # the layout's (x, y), y growing with the layer, becomes the page's (y, x)
+        xs = [v.view.xy[1] for v in part.sV]
+        ys = [v.view.xy[0] for v in part.sV]
+        shift_x, shift_y = MARGIN + WIDTH / 2 - min(xs), offset + HEIGHT / 2 - min(ys)
+        for vertex in part.sV:
+            centres[vertex.data] = (vertex.view.xy[1] + shift_x, vertex.view.xy[0] + shift_y)
+        for edge in part.sE:
+            routes[edge.v[0].data, edge.v[1].data] = _route([(y + shift_x, x + shift_y) for x, y in edge.view._pts])
+        offset = max(y for _, y in centres.values()) + HEIGHT / 2 + GAP_Y * 2
+    return centres, routes
+
+
+def _route(centres: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """An edge through the centres of its ends and of the slots the layout kept for it in the layers
+    between: it leaves its source's side facing the target, crosses every layer between horizontally
+    through its own slot (as wide as a box, so clear of every box), and meets the target's facing
+    side. Between layers there are no boxes; inside a layer, only its slot."""
+    (x0, y0), (x1, y1) = centres[0], centres[-1]
+    step = WIDTH / 2 if x1 > x0 else -WIDTH / 2    # right to left for an edge a cycle turned around
+    points = [(x0 + step, y0)]
+    for x, y in centres[1:-1]:
+        points += [(x - step, y), (x + step, y)]
+    return [*points, (x1 - step, y1)]
+
+
+def _svg(graph: nx.DiGraph, labels: Mapping, states: Mapping) -> str:
+    centres, routes = layout(graph) if graph.number_of_nodes() else ({}, {})
+    width = max((x + WIDTH / 2 for x, _ in centres.values()), default=WIDTH) + MARGIN
+    height = max((y + HEIGHT / 2 for _, y in centres.values()), default=HEIGHT + LEGEND) + MARGIN
+    width = max(width, 620)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+           'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#868e96"/></marker></defs>', _legend()]
+    for (a, b), points in sorted(routes.items()):
+        path = " L".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        out.append(f'<path class="edge" data-from="{escape(str(a))}" data-to="{escape(str(b))}" d="M{path}" '
+                   'fill="none" stroke="#adb5bd" marker-end="url(#arrow)"/>')
+    for node in sorted(centres):
+        x, y = centres[node][0] - WIDTH / 2, centres[node][1] - HEIGHT / 2
         text, kind = labels[node]
         state = states.get(node)
         stroke = STATE_COLOURS.get(state, "#868e96")
         state_attribute = f' data-state="{state}"' if state else ""
         out.append(f'<g class="node" data-id="{escape(str(node))}" data-kind="{escape(kind)}"{state_attribute}>'
                    f'<title>{escape(kind)} {escape(text)}{f" ({state})" if state else ""}</title>'
-                   f'<rect x="{x}" y="{y}" width="{WIDTH}" height="{HEIGHT}" rx="5" '
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{WIDTH}" height="{HEIGHT}" rx="5" '
                    f'fill="{KIND_COLOURS.get(kind, "#f1f3f5")}" stroke="{stroke}" stroke-width="{3 if state else 1}"/>'
-                   f'<text x="{x + 8}" y="{y + HEIGHT / 2 + 4}">{escape(_fit(text))}</text></g>')
+                   f'<text x="{x + 8:.1f}" y="{y + HEIGHT / 2 + 4:.1f}">{escape(_fit(text))}</text></g>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+def _legend() -> str:
+    """The kinds' colours, and which way the arrows point."""
+    parts, x = ['<g class="legend">'], MARGIN
+    for kind, colour in KIND_COLOURS.items():
+        parts.append(f'<rect x="{x}" y="{MARGIN - 8}" width="14" height="14" rx="3" fill="{colour}" '
+                     f'stroke="#868e96"/><text x="{x + 18}" y="{MARGIN + 3}">{kind}</text>')
+        x += 28 + 8 * len(kind)
+    parts.append(f'<path d="M{x},{MARGIN - 1} L{x + 30},{MARGIN - 1}" stroke="#adb5bd" '
+                 f'marker-end="url(#arrow)"/><text x="{x + 36}" y="{MARGIN + 3}">data flows this way</text></g>')
+    return "".join(parts)
 
 
 def _by_schema(graph: nx.DiGraph) -> tuple[nx.DiGraph, dict]:

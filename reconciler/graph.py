@@ -88,3 +88,15 @@ def select(graph: nx.DiGraph, expression: str, modified: Iterable[ObjectKey] = (
 def layers(graph: nx.DiGraph) -> list[list[ObjectKey]]:
     """Nodes by depth: each layer reads only from the layers before it."""
     return [sorted(generation) for generation in nx.topological_generations(graph)]
+
+
+def lineage(graph: nx.DiGraph, writes: Mapping[ObjectKey, ObjectKey]) -> nx.DiGraph:
+    """`graph` with each writer's edge from what it writes turned around (writer -> target):
+    the direction data flows. It may hold cycles (a flow that enriches a table it reads)."""
+    drawn = graph.copy()
+    for writer, target in writes.items():
+        found = next((node for node in graph.predecessors(writer) if node.folded() == target.folded()), None)
+        if found is not None:
+            drawn.remove_edge(found, writer)
+            drawn.add_edge(writer, found)
+    return drawn

@@ -142,4 +142,4 @@ def landscape_report(workspace: Workspace, history_size: int = 25) -> LandscapeR
             continue   # an unreachable tenant shows in the status table
     runs.sort(key=lambda run: str(run["started_at"]), reverse=True)
     return LandscapeReport(order, rows, waiting, dict(sorted(versions.items())), local, order[0],
-                           landscapes[order[0]].graph, runs[:history_size])
+                           landscapes[order[0]].lineage, runs[:history_size])

@@ -8,6 +8,7 @@ diagnostics with file:line:column. Never stops at the first error; never touches
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,13 @@ class Landscape:
     @property
     def name(self) -> str:
         return self.environment.name
+
+    @functools.cached_property
+    def lineage(self) -> nx.DiGraph:
+        """The graph in the direction data flows: what an object reads points at it, and a data flow
+        points at the table it writes (in `graph` that table is one of its dependencies)."""
+        return graphs.lineage(self.graph, {key: ObjectKey.parse(obj.target) for key, obj in self.objects.items()
+                                           if isinstance(obj, DataFlow)})
 
 
 def load(repo: Path, name: str, ref: str | None = None, cache: Cache = NO_CACHE,
