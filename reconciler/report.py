@@ -407,7 +407,7 @@ differs from the environment before it (waiting to be promoted).</p>
 <ul>{waiting}</ul></section>
 <section id="matrix"><h2>Objects by environment</h2>
 <table><thead><tr><th>object</th>{header}</tr></thead><tbody>{matrix}</tbody></table></section>
-<section id="graph"><h2>Dependencies of {graph_environment}</h2><div class="graph">{graph}</div></section>
+<section id="graph"><h2>Lineage of {graph_environment}</h2><div class="graph">{graph}</div></section>
 <section id="history"><h2>Recent runs</h2>
 <table><thead><tr><th>started (UTC)</th><th>environment</th><th>tenant</th><th>operation</th><th>outcome</th>
 <th>commit</th><th>actor</th></tr></thead><tbody>{history}</tbody></table></section>
