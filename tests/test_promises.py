@@ -555,9 +555,9 @@ def test_12_a_killed_rollback_execute_is_named_by_the_next_command_and_finishes_
 
 def test_20_a_comment_in_a_select_list_is_not_a_column(landscape: Landscape) -> None:
     view = "environments/dev/sales/views/vw_customer_lifetime_value.yaml"
-    landscape.edit(view, "COUNT(*) AS orders,", "COUNT(*) AS orders, -- how many")
     assert landscape.run("apply", "dev", "--yes").code == 0
-    landscape.edit(view, "-- how many", "-- how many orders, all channels")
+    landscape.edit(view, "revenue, orders, first_order, last_order\n",
+                   "revenue, orders, -- how many orders, all channels\n         first_order, last_order\n")
     landscape.edit(view, "FROM per_customer", "FROM per_customer WHERE revenue IS NOT NULL")
     plan = landscape.run("plan", "dev")
     assert "~ View sales.vw_customer_lifetime_value: query changed, same columns" in plan.stdout, plan.stdout
