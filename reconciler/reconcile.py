@@ -25,8 +25,8 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Protocol
 from pathlib import Path
+from typing import Protocol
 
 import git
 
@@ -263,10 +263,8 @@ def check_saved_plan(saved: Plan, current: Planned) -> None:
             raise StalePlan(f"tenant {tenant_plan.tenant}: the tenant changed since the plan was made; "
                             "plan again")
         if now.changes != tenant_plan.changes:   # the file is a claim about this plan, never a program
-            differing = next(f"{c.action} {c.object}" for c in (*now.changes, *tenant_plan.changes)
-                             if c not in now.changes or c not in tenant_plan.changes)
             raise StalePlan(f"tenant {tenant_plan.tenant}: the plan file says something other than what the "
-                            f"desired and live state give now (first difference: {differing}); "
+                            f"desired and live state give now ({_first_difference(now, tenant_plan)}); "
                             "nothing was applied; plan again")
 
 

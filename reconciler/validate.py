@@ -21,7 +21,6 @@ from . import graph as graphs
 from . import secrets, sql
 from .cache import NO_CACHE, Cache
 from .errors import Diagnostic, InvalidInput
-from .tenants.base import engines
 from .model import (
     OBJECT_KINDS,
     PLAIN_NAME,
@@ -41,6 +40,7 @@ from .source import (
     available_environments,
     read_environment,
 )
+from .tenants.base import engines
 
 RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_")   # prefixes, compared case-insensitively
 NAME_RULES = {
