@@ -69,7 +69,7 @@ class Document:
             first_line, indent = block
             return first_line + line - 1, indent + column
         value_line, value_column = self.where(*loc)
-        return value_line + line - 1, (value_column + column if line == 1 else column)
+        return value_line + line - 1, (value_column + column - 1 if line == 1 else column)
 
     def diagnostic(self, code: str, message: str, *loc: str | int) -> Diagnostic:
         line, column = self.where(*loc)

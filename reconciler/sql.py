@@ -108,9 +108,12 @@ def bounded(function):
     return call
 
 
+@functools.lru_cache(maxsize=1024)   # trees are large: enough for one pass over a small landscape
 @bounded
 def parse(sql: str, dialect: str) -> exp.Expression:
-    """Parse exactly one statement; raise SqlProblem with the parser's message and position."""
+    """Parse exactly one statement; raise SqlProblem with the parser's message and position.
+    Each text is parsed once per process (analysis, binding and rendering share the tree): the
+    tree is shared, so a caller that changes it works on a copy."""
     try:
         statements = [s for s in sqlglot.parse(sql, read=templated(dialect)) if s is not None]
     except ParseError as error:
@@ -260,7 +263,7 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
             node.set("db", exp.to_identifier(folded[node.db.lower()]))
         return node
 
-    tree = parse(sql, dialect).transform(rewrite, copy=False)
+    tree = parse(sql, dialect).transform(rewrite)   # a copy: the parsed tree is shared
     try:
         rendered = tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE, comments=False)
     except UnsupportedError as error:

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import networkx as nx
 from pydantic import ValidationError
 
+from . import bind, secrets, sql
 from . import graph as graphs
-from . import secrets, sql
 from .cache import NO_CACHE, Cache
 from .errors import Diagnostic, InvalidInput
 from .model import (
@@ -61,6 +61,7 @@ class Landscape:
     facts: dict[ObjectKey, sql.SqlFacts] = field(repr=False)
     dependencies: dict[ObjectKey, tuple[ObjectKey, ...]] = field(repr=False)
     graph: nx.DiGraph = field(repr=False)
+    columns: dict[ObjectKey, bind.Columns] = field(default_factory=dict, repr=False)   # tables' and views'
 
     @property
     def name(self) -> str:
@@ -101,14 +102,15 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     checker.renames(objects)
     dependencies = checker.references(objects, facts)
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
-    checker.cycles(graph)
+    cyclic = checker.cycles(graph)
+    columns = {} if cyclic else checker.columns(objects, facts, dependencies, graph, dialect)
     if environment is not None and objects:
         checker.rules(environment, objects, facts)
     if checker.diagnostics:
         raise InvalidInput(checker.diagnostics)
     assert environment is not None
     return Landscape(source, environment, dict(sorted(objects.items())), checker.documents,
-                     facts, dependencies, graph)
+                     facts, dependencies, graph, columns)
 
 
 class _Checker:
@@ -119,6 +121,7 @@ class _Checker:
         self.documents: dict[ObjectKey, Document] = {}
         self.broken: set[str] = set()  # names of objects whose files are invalid: no cascades
         self.dialect = "duckdb"        # the environment's, once environment.yaml is read
+        self.duplicated: set[ObjectKey] = set()
 
     def report(self, document: Document | None, code: str, message: str, *loc: str | int) -> None:
         if document is None:
@@ -188,6 +191,7 @@ class _Checker:
                 continue
             first = folded.get(obj.key.folded())
             if first is not None:
+                self.duplicated.add(first)   # which of the two is meant is unknown: nothing binds against it
                 where = self.documents[first]
                 line, _ = where.where()
                 self.report(document, "duplicate", f"duplicate identity {obj.key}: also defined in "
@@ -334,7 +338,8 @@ class _Checker:
                     self.report(document, "reference", f"connection {obj.connection} does not exist"
                                 f"{_did_you_mean(obj.connection, names)}", "connection")
                 else:
-                    found.append(connection)
+                    if connection is not None:
+                        found.append(connection)
             dependencies[key] = tuple(dict.fromkeys(found))
         return dependencies
 
@@ -366,10 +371,45 @@ class _Checker:
         candidates = connections.get(name.lower(), [])
         return candidates[0] if len(candidates) == 1 else None
 
-    def cycles(self, graph: nx.DiGraph) -> None:
-        for cycle in graphs.cycles(graph):
+    def cycles(self, graph: nx.DiGraph) -> bool:
+        found = graphs.cycles(graph)
+        for cycle in found:
             path = " -> ".join(map(str, cycle))
             self.report(self.documents[cycle[0]], "cycle", f"dependency cycle: {path}", "sql")
+        return bool(found)
+
+    # -- columns ----------------------------------------------------------------------------
+    def columns(self, objects, facts, dependencies, graph: nx.DiGraph, dialect: str) -> dict[ObjectKey, bind.Columns]:
+        """Bind every view and data flow against the columns the landscape declares, in dependency
+        order; report each column that does not bind at its place inside the SQL."""
+        known: dict[ObjectKey, bind.Columns | None] = {}
+        for key in graphs.order(graph):
+            obj = objects[key]
+            if key in self.duplicated:
+                known[key] = None
+                continue
+            if isinstance(obj, Table):
+                try:
+                    known[key] = {c.name: sql.normalize_type(c.type, dialect, dialect) for c in obj.columns}
+                except sql.SqlProblem:
+                    known[key] = None
+                continue
+            if not isinstance(obj, (View, DataFlow)) or key not in facts:
+                continue
+            reads = [d for d in dependencies[key] if isinstance(objects[d], (Table, View))]
+            if any(known.get(d) is None for d in reads):   # an input that did not bind: no cascade
+                known[key] = None
+                continue
+            target = next((str(d).lower() for d in reads if isinstance(obj, DataFlow)
+                           and d.folded() == ObjectKey.parse(obj.target).folded()), None)
+            result = bind.bind(obj.sql, dialect, {str(d).lower(): known[d] for d in reads}, target, self.cache)
+            document = self.documents[key]
+            for problem in result.problems:
+                line, column = document.where_inside(("sql",), problem.line, problem.column)
+                hint = _did_you_mean(problem.word, problem.candidates) if problem.word else ""
+                self.diagnostics.append(Diagnostic(document.path, line, column, "column", problem.message + hint))
+            known[key] = result.outputs if isinstance(obj, View) else None
+        return {key: columns for key, columns in known.items() if columns is not None}
 
     # -- rules ------------------------------------------------------------------------------
     def rules(self, environment: Environment, objects, facts) -> None:

@@ -68,6 +68,8 @@ def test_one_failing_tenant_does_not_stop_the_others(landscape: Landscape) -> No
     landscape.edit("environments/prod/sales/views/vw_customer_active.yaml", "email, region, created_at",
                    "email, created_at")
     landscape.edit("environments/prod/sales/views/vw_transaction_detail.yaml", "c.region", "'EU' AS region")
+    landscape.edit("environments/prod/integration/df_customer_enrichment.yaml", "email, region, 'ACTIVE'",
+                   "email, 'EU', 'ACTIVE'")
 
     result = landscape.run("apply", "prod", "--yes")
 

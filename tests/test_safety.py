@@ -124,6 +124,8 @@ def test_every_view_is_bound_before_commit_and_a_broken_one_rolls_back(landscape
     landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "email, region, created_at",
                    "email, created_at")
     landscape.edit("environments/dev/sales/views/vw_transaction_detail.yaml", "c.region", "'EU' AS region")
+    landscape.edit("environments/dev/integration/df_customer_enrichment.yaml", "email, region, 'ACTIVE'",
+                   "email, 'EU', 'ACTIVE'")
     result = landscape.run("apply", "dev", "--yes")
     assert result.code == 1, result.output
     assert "view sales.region_report no longer works after the changes" in result.stderr

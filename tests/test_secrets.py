@@ -30,8 +30,9 @@ def test_a_planted_secret_appears_in_no_output_file_or_tenant_row(landscape: Lan
     for fmt in ("text", "json", "markdown"):
         run("plan", "dev", "--format", fmt, "--out", str(plan_file))
     run("apply", "dev", "--plan", str(plan_file), "--yes")
-    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at", "region")
-    landscape.commit("narrower view")
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "WHERE status = 'ACTIVE'",
+                   "WHERE status = 'ACTIVE' AND id > 0")
+    landscape.commit("a narrower view")
     for args in (("apply", "dev", "--yes"), ("history", "dev", "--format", "json"), ("history", "dev"),
                  ("status",), ("drift", "dev"), ("graph", "dev"), ("backups", "dev"),
                  ("rollback", "dev", "--to", "HEAD~1"), ("promote", "dev", "qa", "--no-pr")):
