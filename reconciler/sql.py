@@ -249,7 +249,7 @@ def literal(value: str | int | float | bool) -> exp.Expression:
 def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
            parameters: Mapping[str, object], cache: Cache = NO_CACHE) -> str:
     """The statement as it runs on `engine`: parameters inlined, schemas mapped, transpiled."""
-    key = content_key("render", sqlglot.__version__, dialect, engine, sql,
+    key = content_key("render", RENDER_VERSION, sqlglot.__version__, dialect, engine, sql,
                       repr(sorted(schemas.items())), repr(sorted(parameters.items())))
     cached = cache.get("sql-render", key)
     if cached is not None:
@@ -261,7 +261,7 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
             return literal(parameters[node.name])
         if isinstance(node, exp.Table) and node.db and node.db.lower() in folded:
             node.set("db", exp.to_identifier(folded[node.db.lower()]))
-        return node
+        return ENGINE_REWRITES.get(engine, _as_is)(node)
 
     tree = parse(sql, dialect).transform(rewrite)   # a copy: the parsed tree is shared
     try:
@@ -272,6 +272,25 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
         raise SqlProblem(str(error)) from None
     cache.put("sql-render", key, rendered)
     return rendered
+
+
+def _as_is(node: exp.Expression) -> exp.Expression:
+    return node
+
+
+def _postgres(node: exp.Expression) -> exp.Expression:
+    """What PostgreSQL lacks and sqlglot does not transpile: round(double precision, integer) does not
+    exist there (only round(numeric, integer)), so ROUND's argument goes to NUMERIC when it has a
+    number of decimals. For a numeric argument the cast changes nothing; a double's result is then
+    numeric, its value the same."""
+    if isinstance(node, exp.Round) and node.args.get("decimals") is not None and not (
+            isinstance(node.this, exp.Cast) and node.this.to.is_type("decimal")):
+        node.set("this", exp.cast(node.this, exp.DataType.build("DECIMAL")))
+    return node
+
+
+ENGINE_REWRITES = {"postgres": _postgres}   # per engine, applied to every node when rendering for it
+RENDER_VERSION = "2"                       # part of the render cache key: a new value when rewrites change
 
 
 def quote(name: str, engine: str) -> str:

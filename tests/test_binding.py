@@ -74,3 +74,17 @@ def test_no_column_problem_is_invented_in_a_generated_landscape(tmp_path: Path) 
     result = subprocess.run([str(Path(sys.executable).parent / "reconciler"), "--repo", str(tmp_path / "landscape"),
                              "validate"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_round_of_a_double_runs_on_postgresql_too(engine_landscape: EngineLandscape) -> None:
+    """ROUND(double, n) does not exist in PostgreSQL; rendering for it casts the argument to NUMERIC."""
+    landscape = engine_landscape
+    landscape.write("environments/dev/sales/metrics.yaml", "kind: Table\nname: metrics\nschema: sales\n"
+                    "columns:\n  - {name: id, type: BIGINT}\n  - {name: ratio, type: DOUBLE}\n")
+    landscape.write("environments/dev/sales/views/vw_metrics.yaml", "kind: View\nname: vw_metrics\nschema: sales\n"
+                    "sql: SELECT id, ROUND(ratio * 1.1, 2) AS r FROM sales.metrics\n")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    landscape.sql("INSERT INTO sales.metrics VALUES (1, 1.2345)")
+    assert [float(r) for (r,) in landscape.sql("SELECT r FROM sales.vw_metrics")] == [1.36]
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
