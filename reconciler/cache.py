@@ -1,7 +1,7 @@
 """A content-addressed cache of expensive pure results (parsed YAML, analysed SQL).
 
 Keys are hashes of everything a result depends on, so an entry never goes stale; the file
-(`.reconciler/cache.sqlite`, git-ignored) is safe to delete at any time. Never holds state
+(`.git/reconciler/cache.sqlite`, where no commit can reach) is safe to delete at any time. Never holds state
 that matters: losing it costs time, nothing else.
 """
 

@@ -129,18 +129,20 @@ def validate(ctx: click.Context, environment: str | None, ref: str | None, fmt: 
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also save the plan (JSON) here.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
+@click.option("--no-verify", is_flag=True, help="Do not prove the plan on a shadow of each tenant.")
 @LOCK_TIMEOUT
 @click.pass_context
 def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_file: str | None,
-         detailed_exitcode: bool, tenants: tuple[str, ...], lock_timeout: float) -> None:
+         detailed_exitcode: bool, tenants: tuple[str, ...], no_verify: bool, lock_timeout: float) -> None:
     """Show what apply would change in each tenant of ENVIRONMENT.
 
     \b
     Example:
       reconciler plan dev --detailed-exitcode
       reconciler plan prod --ref origin/main --format json --out prod.plan.json
+      reconciler plan dev --no-verify
     """
-    planned = plan_environment(_workspace(ctx, lock_timeout), environment, ref, tenants)
+    planned = plan_environment(_workspace(ctx, lock_timeout), environment, ref, tenants, verify=not no_verify)
     if out_file:
         Path(out_file).write_text(planned.plan.to_json())
     if fmt == "json":
@@ -150,6 +152,8 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
         out.print(report.plan_markdown(planned.plan, graph), markup=False, end="")
     else:
         _print_lines(report.plan_text(planned.plan))
+    if planned.plan.refused:   # a green plan is a promise: one the engine refuses fails here, not at merge
+        ctx.exit(EXIT_ERROR)
     if detailed_exitcode and planned.plan.has_changes:
         ctx.exit(EXIT_CHANGES)
 

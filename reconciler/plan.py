@@ -70,6 +70,15 @@ class Change(_Value):
         return ObjectKey.parse(self.object)
 
 
+class Refusal(_Value):
+    """A statement the engine refused when the plan was proven on a shadow of the tenant: what merging
+    would fail on. `object` is the change's object (or the view a bind check found broken)."""
+
+    object: str
+    statement: str
+    message: str
+
+
 class TenantPlan(_Value):
     tenant: str
     engine: str
@@ -80,6 +89,7 @@ class TenantPlan(_Value):
     desired_fingerprint: str
     create_database: bool = False
     interrupted: tuple[str, ...] = ()   # earlier runs that died mid-apply; the tenant kept its state
+    refused: tuple[Refusal, ...] = ()   # statements a shadow of the tenant refused (the plan was proven)
 
     @property
     def summary(self) -> dict[str, int]:
@@ -104,6 +114,11 @@ class Plan(_Value):
     @property
     def has_changes(self) -> bool:
         return any(tenant.changes for tenant in self.tenants)
+
+    @property
+    def refused(self) -> bool:
+        """Whether proving the plan on a shadow found a statement the engine refuses."""
+        return any(tenant.refused for tenant in self.tenants)
 
     def to_dict(self) -> dict:
         data = self.model_dump(mode="json")
@@ -139,7 +154,7 @@ class Plan(_Value):
     def review_hash(self) -> str:
         """What a reviewer approved: the changes and both states of every tenant, not the commit
         (a pull request's merge commit differs from its head, the reviewed plan does not)."""
-        tenants = [t.model_dump(mode="json") for t in self.tenants]
+        tenants = [t.model_dump(mode="json", exclude={"refused"}) for t in self.tenants]   # the proof is derived
         text = json.dumps([self.environment, tenants], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -63,15 +63,27 @@ from .validate import Landscape, load
 
 @dataclass
 class Workspace:
-    """The repository being reconciled and the cache beside it."""
+    """The repository being reconciled, and the reconciler's own state for it: the cache and the
+    intent of an interrupted rollback. That state lives inside the git directory (`.git/reconciler/`),
+    where no commit can put a file: a cache or an intent a pull request committed would otherwise be
+    believed over the files it describes."""
 
     repo: Path
     lock_timeout: float = 0          # seconds to wait for a tenant another run holds
     cache: Cache = field(init=False)
+    state: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.repo = self.repo.resolve()
-        self.cache = Cache(self.repo / ".reconciler" / "cache.sqlite")
+        try:
+            self.state = Path(git.Repo(self.repo).git_dir) / "reconciler"
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            self.state = self.repo / ".reconciler"   # not a git repository: nothing can commit into it either
+        self.cache = Cache(self.state / "cache.sqlite")
+
+    def rollback_intent(self, environment: str) -> Path:
+        """Where `rollback --execute` records what it is doing until it has finished."""
+        return self.state / f"rollback-{environment}.json"
 
     def adapter(self, tenant: Tenant) -> Adapter:
         return adapter_for(tenant, self.repo, self.lock_timeout)
@@ -110,10 +122,12 @@ class TenantResult:
 
 
 def plan_environment(workspace: Workspace, environment: str, ref: str | None = None,
-                     tenants: Sequence[str] | None = None, resuming: bool = False) -> Planned:
-    """Plan every tenant of an environment; reads tenants, never writes. An interrupted `rollback
-    --execute` of the environment must be finished first (`resuming` is that finishing)."""
-    intent = workspace.repo / ".reconciler" / f"rollback-{environment}.json"
+                     tenants: Sequence[str] | None = None, resuming: bool = False, verify: bool = False) -> Planned:
+    """Plan every tenant of an environment; reads tenants, never writes. With `verify`, every
+    tenant's plan is proven on a shadow of it (`Adapter.prove`) and what the engine refuses is in
+    the plan. An interrupted `rollback --execute` of the environment must be finished first
+    (`resuming` is that finishing)."""
+    intent = workspace.rollback_intent(environment)
     if not resuming and intent.exists():
         raise GuardRefused(f"a `reconciler rollback {environment} --execute` was interrupted (recorded in {intent}); "
                            "its tenants and git may disagree until it is finished: run "
@@ -143,7 +157,15 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
             raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
                               "declare `create: true` on the tenant to create it")
         state = TenantState(tenant, adapter, desired[tenant.name], live, landscape.environment.allow_data_loss)
-        return state, plan_tenant(adapter, state.desired, live, adapter, state.acknowledged)
+        tenant_plan = plan_tenant(adapter, state.desired, live, adapter, state.acknowledged)
+        if verify and tenant_plan.changes:   # nothing to prove when nothing changes
+            reads = {str(k): [str(d) for d in o.dependencies] for k, o in state.desired.objects.items()}
+            reads.update({str(k): [str(d) for d in r.dependencies] for k, r in live.catalog.items()
+                          if str(k) not in reads})
+            proof = adapter.prove([c for c in tenant_plan.changes if c.statements],
+                                  views_to_bind(tenant_plan.changes, live, state.desired.engine), reads)
+            tenant_plan = tenant_plan.model_copy(update={"refused": tuple(proof)})
+        return state, tenant_plan
 
     outcomes = _each_tenant(chosen, plan_one)
     for outcome in outcomes:   # the first failure, in tenant order, after every read has finished

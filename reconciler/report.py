@@ -47,6 +47,9 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
             lines.extend(_change_lines(change, verbose))
         for name in tenant.unmanaged:
             lines.append((f"  ? unmanaged {name} (not created by the reconciler; left alone)", "dim"))
+        for refusal in tenant.refused:
+            lines.append((f"  ! would fail at apply: {refusal.object}: {refusal.message}", "red"))
+            lines.append((f"        statement: {refusal.statement}", "red"))
         lines.append(("  " + summary_line(tenant.summary), None))
     lines.append(("", None))
     lines.append((summary_line(plan.summary) if plan.has_changes else
@@ -119,6 +122,15 @@ def _plan_markdown(plan: Plan, graph: nx.DiGraph | None, trimmed: int) -> str:
         out += ["> [!CAUTION]", "> Destructive, blocked or high-risk changes:"]
         out += [f"> - `{t.tenant}`: **{c.action} {c.object}**: {c.reason}"
                 + (f" ({c.rows:,} rows)" if c.rows is not None else "") for t, c in risky]
+        out.append("")
+    refused = [(t, r) for t in plan.tenants for r in t.refused]
+    if refused:
+        out += ["### Would fail at apply", "",
+                "The plan was run on a shadow of each tenant (its schema, no rows, never the tenant itself); "
+                "the engine refused these statements:", ""]
+        for tenant, refusal in refused:
+            out += [f"- `{tenant.tenant}`: **{refusal.object}**: {refusal.message}", "",
+                    "  ```sql", f"  {refusal.statement}", "  ```"]
         out.append("")
     for tenant in plan.tenants:
         out += _tenant_markdown(tenant, trimmed)

@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -51,6 +51,7 @@ class Document:
     data: Any
     marks: dict[str, tuple[int, int]] = field(repr=False)
     blocks: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
+    blob: str = ""   # git's blob id of the file's bytes: what caches of anything derived from it are keyed by
 
     def where(self, *loc: str | int) -> tuple[int, int]:
         """Line and column (1-based) of the value at `loc`, or of its nearest parent."""
@@ -79,8 +80,8 @@ class Document:
         return {"data": self.data, "marks": self.marks, "blocks": self.blocks}
 
     @classmethod
-    def from_cache(cls, path: str, cached: dict) -> Document:
-        return cls(path, cached["data"], cached["marks"], cached["blocks"])  # pairs stay JSON lists
+    def from_cache(cls, path: str, cached: dict, blob: str = "") -> Document:
+        return cls(path, cached["data"], cached["marks"], cached["blocks"], blob)  # pairs stay JSON lists
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _load(path: str, data: bytes, cache: Cache, diagnostics: list[Diagnostic]) -
     key = blob_id(data)
     cached = cache.get(YAML_CACHE, key)
     if cached is not None:
-        return Document.from_cache(path, cached)
+        return Document.from_cache(path, cached, key)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -187,7 +188,7 @@ def _load(path: str, data: bytes, cache: Cache, diagnostics: list[Diagnostic]) -
         diagnostics.append(Diagnostic(path, problem.line, problem.column, "yaml", str(problem)))
         return None
     cache.put(YAML_CACHE, key, document.to_cache())
-    return document
+    return replace(document, blob=key)
 
 
 def _environment_files(repo: Path, name: str, ref: str | None) -> tuple[str | None, Iterator]:

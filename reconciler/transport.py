@@ -136,7 +136,7 @@ def _outlook(workspace: Workspace, environment: str, ref: str) -> tuple[TenantOu
     """The plan of the environment (one review hash, as CI computes it); when a tenant cannot be
     reached, the plan of each tenant that can, and why the others cannot."""
     try:
-        planned = plan_environment(workspace, environment, ref)
+        planned = plan_environment(workspace, environment, ref, verify=True)   # reviewers see what would fail
         return (TenantOutlook(environment, planned.plan),)
     except (TenantLocked, TenantError):
         pass
@@ -144,7 +144,7 @@ def _outlook(workspace: Workspace, environment: str, ref: str) -> tuple[TenantOu
     for tenant in workspace.load(environment, ref).environment.tenants:
         try:
             results.append(TenantOutlook(tenant.name, plan_environment(workspace, environment, ref,
-                                                                       [tenant.name]).plan))
+                                                                       [tenant.name], verify=True).plan))
         except ReconcilerError as error:
             results.append(TenantOutlook(tenant.name, None, str(error)))
     return tuple(results)
@@ -234,7 +234,7 @@ def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_lo
     intent = {"environment": environment, "ref": base.ref, "target_commit": base.target_commit,
               "commit": commit.hexsha, "head": gitops.open_repo(repo).head.commit.hexsha,
               "tag": f"reconciler/{environment}/{new_run_id()}", "allow_data_loss": list(allow_data_loss)}
-    files.write(intent_path(repo, environment), json.dumps(intent, indent=2), root=repo)
+    files.write(workspace.rollback_intent(environment), json.dumps(intent, indent=2))
     _Step.reached("recorded")
     return _finish(workspace, base, intent)
 
@@ -243,7 +243,7 @@ def resume_rollback(workspace: Workspace, environment: str) -> RolledBack:
     """Finish an interrupted `rollback --execute` forward from its recorded intent (each step is
     idempotent: tenants already at the commit have nothing to do, a moved branch stays, a tag made
     is kept)."""
-    path = intent_path(workspace.repo, environment)
+    path = workspace.rollback_intent(environment)
     if not path.is_file() or path.is_symlink():
         raise GuardRefused(f"no interrupted rollback of {environment} to resume")
     intent = json.loads(path.read_text())
@@ -281,12 +281,8 @@ def _finish(workspace: Workspace, base: RolledBack, intent: dict) -> RolledBack:
                    + ", ".join(f"{r.tenant}={r.run_id}" for r in results)
                    + f"\nTo undo this rollback: reconciler rollback {environment} --to {intent['tag']}^\n")
     _Step.reached("tagged")
-    intent_path(repo, environment).unlink()
+    workspace.rollback_intent(environment).unlink()
     return replace(base, commit=commit, results=tuple(results), checkpoint=intent["tag"])
-
-
-def intent_path(repo: Path, environment: str) -> Path:
-    return repo / ".reconciler" / f"rollback-{environment}.json"   # plan_environment looks for it too
 
 
 class _Step:

@@ -42,6 +42,7 @@ from .source import (
 )
 from .tenants.base import engines
 
+SECRETS_CACHE = "secrets-1"   # findings per file blob; a new name when the secret rules change
 RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_")   # prefixes, compared case-insensitively
 NAME_RULES = {
     PLAIN_NAME: "letters, digits and underscores, not starting with a digit",
@@ -143,7 +144,14 @@ class _Checker:
             self.report(document, "schema", _explain(problem, loc), *loc)
 
     def _secrets(self, document: Document) -> None:
-        for loc, what in secrets.literal_secrets(document.data):
+        """Literal credentials in a document; the scan is cached by the file's blob id (it is the
+        slowest check of all: detect-secrets runs its regexes over every string)."""
+        found = self.cache.get(SECRETS_CACHE, document.blob) if document.blob else None
+        if found is None:
+            found = [[list(loc), what] for loc, what in secrets.literal_secrets(document.data)]
+            if document.blob:
+                self.cache.put(SECRETS_CACHE, document.blob, found)
+        for loc, what in found:
             self.report(document, "secret", what, *loc)
 
     # -- environment.yaml ---------------------------------------------------------------

@@ -579,3 +579,28 @@ def test_23_the_first_promotion_into_a_new_environment_bootstraps_it(landscape: 
     landscape.repo.git.merge("--ff-only", json.loads(result.stdout)["branch"])
     applied = landscape.run("apply", "dr", "--yes")
     assert applied.code == 0, applied.output
+
+
+def test_16_a_cache_or_rollback_intent_committed_by_a_pull_request_is_never_believed(landscape: Landscape) -> None:
+    """The reconciler's own state lives in .git/reconciler, where no commit can put a file."""
+    import sqlite3
+
+    from reconciler.source import YAML_CACHE, blob_id
+
+    view = "environments/dev/sales/views/vw_customer_active.yaml"
+    poisoned = {"data": {"kind": "View", "name": "vw_customer_active", "schema": "sales",
+                         "sql": "SELECT 1 AS pwned FROM sales.customer_master"}, "marks": {}, "blocks": {}}
+    landscape.path(".reconciler").mkdir()
+    with sqlite3.connect(landscape.path(".reconciler/cache.sqlite")) as database:
+        database.execute("CREATE TABLE entries (ns TEXT, key TEXT, value TEXT, PRIMARY KEY (ns, key))")
+        database.execute("INSERT INTO entries VALUES (?, ?, ?)",
+                         (YAML_CACHE, blob_id(landscape.path(view).read_bytes()), json.dumps(poisoned)))
+    landscape.write(".reconciler/rollback-dev.json", json.dumps({"commit": "0" * 40}))
+    landscape.repo.git.add("-f", ".reconciler")
+    landscape.commit("a pull request commits a cache and an intent")
+
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert "pwned" not in json.dumps(landscape.sql("SELECT sql FROM duckdb_views() WHERE view_name = "
+                                                   "'vw_customer_active'"))
+    assert landscape.path(".git/reconciler/cache.sqlite").exists()

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from .. import secrets, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
-from ..plan import Change
+from ..plan import Change, Refusal
 from ..state import CatalogRecord, DesiredState, LiveState
 
 CATALOG_SCHEMA = "_reconciler"
@@ -217,6 +217,14 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
 
+    def prove(self, changes: Sequence[Change], views: Sequence[ObjectKey],
+              reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
+        """Run every change's statements on a shadow of the tenant (its schema, no rows; never the
+        tenant itself), then bind `views`; each statement the engine refuses, and why (`prove_on`).
+        An engine that cannot make a shadow proves nothing (an empty list) and says so in its
+        README row."""
+        return []
+
     def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
         """Statements, run first in the apply transaction, that keep other writers off the live tables
         the plan changes until it ends (none where the tenant lock already excludes every writer)."""
@@ -226,6 +234,34 @@ class Adapter(abc.ABC):
     def session(self, create: bool, holder: Mapping[str, str] | None = None
                 ) -> contextlib.AbstractContextManager[Session]:
         """The tenant, locked for this process; `holder` (run id, actor) is what a blocked run is told."""
+
+
+def prove_on(session: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
+             reads: Mapping[str, Sequence[str]], savepoints: bool = False) -> list[Refusal]:
+    """The shadow run, on a session that is the shadow (DuckDB: an in-memory copy of the schema) or
+    a transaction that will be rolled back (`savepoints`: each change in its own, so that one
+    refusal does not hide the next). A change stops at its first refused statement; a change
+    reading (`reads`: object -> what it reads) something refused is not reported again."""
+    refusals, failed = [], set()
+    for statement in CATALOG_DDL:
+        session.execute(statement)
+    checks = [(str(key), f"SELECT * FROM {sql.qualified(key.schema, key.name, session.engine)} LIMIT 0")
+              for key in views]
+    for subject, statements in [*((c.object, c.statements) for c in changes), *((v, (q,)) for v, q in checks)]:
+        if savepoints:
+            session.execute("SAVEPOINT reconciler_proof")
+        for statement in statements:
+            try:
+                session.execute(statement)
+            except StatementFailed as failure:
+                if not failed & set(reads.get(subject, ())):   # else: only what it reads was refused
+                    refusals.append(Refusal(object=subject, statement=statement, message=failure.message))
+                failed.add(subject)
+                break
+        if savepoints:
+            session.execute("ROLLBACK TO SAVEPOINT reconciler_proof" if subject in failed
+                            else "RELEASE SAVEPOINT reconciler_proof")
+    return refusals
 
 
 def waiting(locked: TenantLocked, timeout: float) -> bool:

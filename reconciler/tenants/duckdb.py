@@ -26,7 +26,7 @@ from sqlglot import exp
 from .. import files, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
-from ..plan import Change
+from ..plan import Change, Refusal
 from ..state import (
     Addition,
     CatalogRecord,
@@ -43,11 +43,13 @@ from .base import (
     Session,
     catalog_records,
     interrupted_runs,
+    prove_on,
     waiting,
 )
 from .ddl import Compiler
 
 ALIAS = "_reconciler_db"
+SHADOW = "_reconciler_shadow"   # the in-memory copy of the schema a plan is proven on
 ENGINE = "duckdb"
 COMPILER = Compiler()
 _LOCK_HOLDER = re.compile(r"PID (\d+)")
@@ -247,6 +249,23 @@ class DuckDBAdapter(Adapter):
         connection = self._connect(read_only=True)
         try:
             return connection.execute(query).fetchone()[0]
+        finally:
+            connection.close()
+
+    def prove(self, changes: Sequence[Change], views: Sequence[ObjectKey],
+              reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
+        """The shadow is an in-memory database holding the tenant's schema (tables empty, views as
+        they are: COPY FROM DATABASE ... (SCHEMA)); the file is read for the copy and let go at once."""
+        connection = self._connect(read_only=True) if self.exists else duckdb.connect(":memory:")
+        try:
+            connection.execute(f"ATTACH ':memory:' AS {SHADOW}")
+            if self.exists:
+                connection.execute(f"COPY FROM DATABASE {ALIAS} TO {SHADOW} (SCHEMA)")
+                connection.execute(f"USE {SHADOW}")
+                connection.execute(f"DETACH {ALIAS}")
+            else:
+                connection.execute(f"USE {SHADOW}")
+            return prove_on(_DuckDBSession(connection, self), changes, views, reads)
         finally:
             connection.close()
 

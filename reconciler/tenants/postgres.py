@@ -23,7 +23,7 @@ import psycopg
 from .. import sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
-from ..plan import Change
+from ..plan import Change, Refusal
 from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .base import (
     BACKUP_SCHEMA,
@@ -33,12 +33,14 @@ from .base import (
     Session,
     catalog_records,
     interrupted_runs,
+    prove_on,
     waiting,
 )
 from .ddl import Compiler
 
 ENGINE = "postgres"
 LOCK_KEY = 7_301_968_421          # the advisory lock every reconciler run takes on its tenant
+PROOF_LOCK_TIMEOUT, PROOF_STATEMENT_TIMEOUT = "2s", "60s"   # a plan's proof never waits long on the tenant
 _USER_SCHEMAS = ("n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
                  "AND n.nspname NOT LIKE '\\_reconciler%'")
 
@@ -237,6 +239,21 @@ class PostgresAdapter(Adapter):
         return [f"DELETE FROM {COMPILER.qk(table)}",
                 f"INSERT INTO {COMPILER.qk(table)} ({common}) SELECT {common} "
                 f"FROM {sql.qualified(BACKUP_SCHEMA, backup, ENGINE)}"]
+
+    def prove(self, changes: Sequence[Change], views: Sequence[ObjectKey],
+              reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
+        """The shadow is the tenant itself inside a transaction that is always rolled back (PostgreSQL's
+        DDL is transactional, and only the real catalog knows every function, extension and grant).
+        It holds the tenant lock shared, like any read, and gives up on a busy table after
+        PROOF_LOCK_TIMEOUT rather than queue behind (or ahead of) other sessions."""
+        with self._reading() as connection:
+            connection.execute("BEGIN")
+            try:
+                connection.execute(f"SET LOCAL lock_timeout = '{PROOF_LOCK_TIMEOUT}'")
+                connection.execute(f"SET LOCAL statement_timeout = '{PROOF_STATEMENT_TIMEOUT}'")
+                return prove_on(_PostgresSession(connection, self), changes, views, reads, savepoints=True)
+            finally:
+                connection.execute("ROLLBACK")
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
