@@ -20,8 +20,8 @@ import os
 import secrets as random
 import signal
 import socket
+import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -470,8 +470,8 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
 class _Fault:
     """Test-only fault injection, so tests can stop or hold a real apply at a chosen statement:
     RECONCILER_FAULT=SIGKILL:N or SIGINT:N signals the process itself after N change statements;
-    HOLD:N stops there, holding the tenant, creates RECONCILER_FAULT_DIR/held-<tenant> and goes on
-    once RECONCILER_FAULT_DIR/release exists: a test waits on the one and makes the other, no clock."""
+    HOLD:N stops there, holding the tenant, says `reconciler fault: held <tenant>` on stderr and
+    goes on when a line arrives on stdin: a test reads the one and writes the other, no clock."""
 
     tenant: str
     signal_name: str | None = None
@@ -491,14 +491,17 @@ class _Fault:
         if self.signal_name is None or self.seen != self.after:
             return
         if self.signal_name == "HOLD":
-            folder = Path(os.environ["RECONCILER_FAULT_DIR"])
-            (folder / f"held-{self.tenant}").touch()
-            while not (folder / "release").exists() and not _STOP.is_set():
-                time.sleep(0.01)
+            with _HOLDING:   # tenants of one run hold at once; each is let go by a line of its own
+                print(f"reconciler fault: held {self.tenant}", file=sys.stderr, flush=True)
+            with _RELEASING:   # one reader at a time: stdin's buffer is not for threads to share
+                sys.stdin.readline()
             return
         os.kill(os.getpid(), getattr(signal, self.signal_name))
         if threading.current_thread() is not threading.main_thread():
             _STOP.wait(5)   # Ctrl-C lands in the main thread; let it tell the tenants before going on
+
+
+_HOLDING, _RELEASING = threading.Lock(), threading.Lock()
 
 
 def backup_name(table: ObjectKey, run_id: str) -> str:

@@ -11,7 +11,6 @@ import io
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,29 +103,30 @@ def landscape(tmp_path: Path) -> Landscape:
 
 class Hold:
     """Holds real applies at a chosen statement (RECONCILER_FAULT=HOLD:N) until the test lets them
-    go: every wait here is on an event (a file, a line, a process), never on the clock."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+    go: the apply says so on stderr and waits for a line on stdin. Every wait is on a pipe, never on
+    the clock. Start held processes with `popen`."""
 
     def env(self, after: int = 1) -> dict[str, str]:
-        return {**os.environ, "RECONCILER_FAULT": f"HOLD:{after}", "RECONCILER_FAULT_DIR": str(self.folder)}
+        return {**os.environ, "RECONCILER_FAULT": f"HOLD:{after}"}
 
-    def held(self, process: subprocess.Popen, tenant: str = "dev") -> None:
-        """Return once `process` holds `tenant` mid-transaction; fail if it ended first."""
-        marker = self.folder / f"held-{tenant}"
-        deadline = time.monotonic() + 120   # a bound for a broken run, not what the test waits for
-        while not marker.exists():
-            if process.poll() is not None:
-                raise AssertionError(f"the run ended before it held {tenant}: "
-                                     f"{process.stdout.read() if process.stdout else ''}"
-                                     f"{process.stderr.read() if process.stderr else ''}")
-            assert time.monotonic() < deadline, f"the run never held {tenant}"
-            time.sleep(0.01)
+    @staticmethod
+    def popen(command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        return subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
 
-    def release(self) -> None:
-        (self.folder / "release").touch()
+    @staticmethod
+    def held(process: subprocess.Popen, *tenants: str) -> None:
+        """Return once `process` holds every one of `tenants` (default dev) mid-transaction, in
+        whatever order they say so; fail if it ends first."""
+        waiting = set(tenants or ("dev",))
+        while waiting:
+            line = said(process, "reconciler fault: held ")
+            waiting.discard(line.strip().rsplit(" ", 1)[-1])
+
+    @staticmethod
+    def release(process: subprocess.Popen, holders: int = 1) -> None:
+        process.stdin.write("\n" * holders)
+        process.stdin.flush()
 
 
 def said(process: subprocess.Popen, text: str) -> str:
@@ -140,8 +140,8 @@ def said(process: subprocess.Popen, text: str) -> str:
 
 
 @pytest.fixture
-def hold(tmp_path: Path) -> Hold:
-    return Hold(tmp_path / "fault")
+def hold() -> Hold:
+    return Hold()
 
 
 def snapshot(path: Path, audit: bool = True) -> dict:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 from conftest import Landscape, snapshot
 
@@ -163,9 +162,9 @@ def test_a_missing_tenant_file_is_an_error_unless_declared_create(landscape: Lan
 
 def test_a_locked_tenant_exits_4(landscape: Landscape) -> None:
     applied(landscape)
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
-                               "c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(30)",
-                               str(landscape.tenant())], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; "
+                               "c = duckdb.connect(sys.argv[1]); print('ready', flush=True); sys.stdin.read()",
+                               str(landscape.tenant())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         result = landscape.run("apply", "dev", "--yes")
@@ -173,7 +172,6 @@ def test_a_locked_tenant_exits_4(landscape: Landscape) -> None:
     finally:
         holder.kill()
         holder.wait()
-    time.sleep(0.1)
     assert landscape.run("plan", "dev").code == 0
 
 

@@ -19,7 +19,7 @@ VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
 
 
 def start(landscape: Landscape, *args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([RECONCILER, "--repo", str(landscape.root), *args], env=env,
+    return subprocess.Popen([RECONCILER, "--repo", str(landscape.root), *args], env=env, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -39,7 +39,7 @@ def test_five_applies_at_once_run_the_change_exactly_once(landscape: Landscape, 
     holder = holder_note(landscape)
     others = [start(landscape, "apply", "dev", "--yes") for _ in range(4)]
     refused = [(p.wait(timeout=60), p.stderr.read()) for p in others]   # all while the first is held
-    hold.release()
+    hold.release(first)
 
     assert first.wait(timeout=60) == 0, first.stderr.read()
     for code, stderr in refused:
@@ -61,7 +61,7 @@ def test_waiting_applies_plan_under_the_lock_and_find_nothing_left(landscape: La
     waiters = [start(landscape, "apply", "dev", "--yes", "--lock-timeout", "300") for _ in range(4)]
     for waiter in waiters:   # each has planned the change and now waits for the lock
         assert "waiting up to 300 s" in said(waiter, "is locked by")
-    hold.release()
+    hold.release(first)
 
     assert first.wait(timeout=60) == 0, first.stderr.read()
     for waiter in waiters:
@@ -84,7 +84,7 @@ def test_a_saved_plan_that_waited_for_the_lock_is_refused_as_stale(landscape: La
     hold.held(first)
     late = start(landscape, "apply", "dev", "--plan", str(saved), "--yes", "--lock-timeout", "300")
     said(late, "is locked by")
-    hold.release()
+    hold.release(first)
 
     assert first.wait(timeout=60) == 0
     assert late.wait(timeout=120) == 5
@@ -104,7 +104,7 @@ def test_unlock_releases_only_a_dead_run_named_exactly(landscape: Landscape, hol
     holder = start(landscape, "apply", "dev", "--yes", env=hold.env())
     hold.held(holder)
     assert landscape.run("unlock", "dev", dead).code == 4    # never while a live run holds the tenant
-    hold.release()
+    hold.release(holder)
     assert holder.wait(timeout=60) == 0
     # the live run concluded the dead one as interrupted; unlock now finds nothing left running
     outcomes = {r["run_id"]: r["outcome"] for r in runs(landscape)}

@@ -92,11 +92,9 @@ def test_tenants_apply_at_the_same_time_and_ctrl_c_rolls_every_one_back(landscap
     assert interrupted.wait(timeout=60) == 130, interrupted.stderr.read()
     assert {t: snapshot(landscape.tenant(t), audit=False) for t in before} == before
 
-    both = subprocess.Popen([RECONCILER, "--repo", str(landscape.root), "apply", "prod", "--yes"],
-                            env=hold.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    hold.held(both, "prod-eu")
-    hold.held(both, "prod-us")    # both transactions are open at once
-    hold.release()
+    both = hold.popen([RECONCILER, "--repo", str(landscape.root), "apply", "prod", "--yes"], hold.env())
+    hold.held(both, "prod-eu", "prod-us")    # both transactions are open at once
+    hold.release(both, holders=2)
     assert both.wait(timeout=60) == 0, both.stderr.read()
     runs = [r for r in json.loads(landscape.run("history", "prod", "--format", "json").stdout)
             if r["outcome"] == "applied"][-2:]

@@ -126,13 +126,13 @@ def test_a_second_apply_is_refused_while_the_tenant_is_held(engine_landscape: En
     landscape = applied(engine_landscape)
     landscape.edit(VIEW, "SELECT id, name", "SELECT DISTINCT id, name")
     if landscape.engine == "duckdb":
-        hold = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-                "time.sleep(30)", str(landscape.tenant()))
+        hold = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+                "sys.stdin.read()", str(landscape.tenant()))
     else:   # the same advisory lock a run takes, held by another session
-        hold = ("import psycopg, sys, time; c = psycopg.connect(sys.argv[1], autocommit=True, application_name="
+        hold = ("import psycopg, sys; c = psycopg.connect(sys.argv[1], autocommit=True, application_name="
                 "'reconciler run r-1 by someone'); c.execute('SELECT pg_advisory_lock(7301968421)'); "
-                "print('ready', flush=True); time.sleep(30)", landscape.postgres_url)
-    holder = subprocess.Popen([sys.executable, "-c", *hold], stdout=subprocess.PIPE, text=True)
+                "print('ready', flush=True); sys.stdin.read()", landscape.postgres_url)
+    holder = subprocess.Popen([sys.executable, "-c", *hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         result = landscape.run("apply", "dev", "--yes")
@@ -243,10 +243,10 @@ def test_five_applies_at_once_change_the_tenant_once(engine_landscape: EngineLan
     landscape = applied(engine_landscape)
     landscape.edit(VIEW, "region, created_at", "region, created_at, status")
     command = [str(Path(sys.executable).parent / "reconciler"), "--repo", str(landscape.root), "apply", "dev", "--yes"]
-    first = subprocess.Popen(command, env=hold.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = hold.popen(command, hold.env())
     hold.held(first)
     others = [subprocess.run(command, capture_output=True, text=True) for _ in range(4)]   # while it is held
-    hold.release()
+    hold.release(first)
     assert first.wait(timeout=60) == 0, first.stderr.read()
     runs = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
     applied_runs = [r["run_id"] for r in runs if r["outcome"] == "applied"]

@@ -35,9 +35,9 @@ def test_status_shows_applied_commits_pending_changes_locks_and_waiting_promotio
     applied = landscape.repo.head.commit.hexsha
     landscape.edit(VIEW, "SELECT id, name", "SELECT id,  name, 1 AS one")
     landscape.commit("dev change, not applied")
-    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-                               "print('ready', flush=True); time.sleep(30)", str(landscape.tenant())],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('ready', flush=True); sys.stdin.read()", str(landscape.tenant())],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
         locked = landscape.run("status")

@@ -121,8 +121,7 @@ def test_2_a_row_written_during_a_rebuild_waits_and_is_kept(landscape: Landscape
     landscape.edit(ORDERS, "{name: note, type: VARCHAR}", "{name: note, type: VARCHAR, nullable: false}")
     landscape.commit("rebuild")
     # the rebuild's statements: create the copy, copy, prove, drop, rename; hold after the proof
-    apply = subprocess.Popen([RECONCILER, "--repo", str(landscape.root), "apply", "dev", "--yes"],
-                             env=hold.env(after=3), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    apply = hold.popen([RECONCILER, "--repo", str(landscape.root), "apply", "dev", "--yes"], hold.env(after=3))
     hold.held(apply)
     writer = psycopg.connect(postgres_database, autocommit=True, application_name="concurrent writer")
     inserted = threading.Thread(target=writer.execute,
@@ -133,7 +132,7 @@ def test_2_a_row_written_during_a_rebuild_waits_and_is_kept(landscape: Landscape
                                   "'concurrent writer' AND wait_event_type = 'Lock'").fetchone()[0]:
             assert inserted.is_alive(), "the concurrent INSERT was not held back by the apply's lock"
             time.sleep(0.01)
-    hold.release()
+    hold.release(apply)
     assert apply.wait(timeout=60) == 0, apply.stderr.read()
     inserted.join(timeout=60)
     writer.close()
