@@ -56,7 +56,7 @@ class Compiler:
     def _additions(self, change: Change, want: ObjectState | None, live: LiveState) -> Change:
         """A rebuild carries over what a DBA added to the table, and says so; what cannot be carried
         over (nothing recreates it) refuses the rebuild, naming it."""
-        found = live.objects.get(live.find(ObjectKey.parse(change.renamed_from or change.object)) or change.key)
+        found = live.object(ObjectKey.parse(change.renamed_from or change.object))
         if not self.rebuilds(change, want, found) or not found.additions:
             return change
         lost = [a.what for a in found.additions if not a.recreate]
@@ -129,7 +129,7 @@ class Compiler:
     def checks(self, change: Change, live: LiveState) -> tuple[Check, ...]:
         """Row counts that must be zero for a table change to keep every value: an alter in place or a
         rebuild (copy and swap) alike. Checks name the live columns: they run before the change."""
-        found = live.objects.get(live.find(ObjectKey.parse(change.renamed_from or change.object)) or change.key)
+        found = live.object(ObjectKey.parse(change.renamed_from or change.object))
         if change.kind != "Table" or change.action not in ("update", "replace") or found is None \
                 or found.kind != "Table":
             return ()
