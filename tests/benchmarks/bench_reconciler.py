@@ -125,7 +125,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
     args = parser.parse_args()
     postgres = Postgres() if args.engine == "postgres" else None
-    print(f"{'objects':>8} {args.engine:<10} {'step':<34} {'wall_s':>8} {'peak_mb':>8} {'vs_floor':>8}")
+    print(f"{'objects':>8} {args.engine:<10} {'step':<44} {'wall_s':>8} {'peak_mb':>8} {'vs_floor':>8}")
     for count in args.objects:
         work = Path(tempfile.mkdtemp(prefix=f"reconciler-bench-{count}-"))
         subprocess.run([PYTHON, str(GENERATOR), "--objects", str(count), "--out", str(work)],
@@ -157,23 +157,26 @@ def main() -> None:
                                      str(work / "raw.sql")], work)
         rows = [("raw DDL script (floor)", floor, floor_mb)]
         cli = [*RECONCILER, "--repo", str(repo)]
-        shutil.rmtree(repo / ".reconciler", ignore_errors=True)
+        shutil.rmtree(repo / ".git" / "reconciler", ignore_errors=True)   # the cache lives in the git directory
         rows.append(("validate (cold cache)",) + timed([*cli, "validate", "dev"], repo))
         rows.append(("validate (warm cache)",) + timed([*cli, "validate", "dev"], repo))
-        rows.append(("plan, empty tenant",) + timed([*cli, "plan", "dev"], repo))
+        rows.append(("plan, empty tenant, --no-verify",) + timed([*cli, "plan", "dev", "--no-verify"], repo))
+        rows.append(("plan, empty tenant, proven on a shadow",) + timed([*cli, "plan", "dev"], repo))
         rows.append(("apply, empty tenant",) + timed([*cli, "apply", "dev", "--yes"], repo))
-        shutil.rmtree(repo / ".reconciler", ignore_errors=True)
+        shutil.rmtree(repo / ".git" / "reconciler", ignore_errors=True)
         rows.append(("no-op plan (cold cache)",) + timed([*cli, "plan", "dev", "--detailed-exitcode"], repo))
         rows.append(("no-op plan (warm cache)",) + timed([*cli, "plan", "dev", "--detailed-exitcode"], repo))
         change_one_view(repo)
         timed([*cli, "validate", "dev"], repo)   # the edit is parsed once, as an editor or CI would
-        rows.append(("one-view change: plan (warm)",) + timed([*cli, "plan", "dev", "--detailed-exitcode"], repo,
-                                                             ok=(2,)))
+        rows.append(("one-view change: plan (warm), --no-verify",) + timed(
+            [*cli, "plan", "dev", "--detailed-exitcode", "--no-verify"], repo, ok=(2,)))
+        rows.append(("one-view change: plan (warm), proven",) + timed([*cli, "plan", "dev", "--detailed-exitcode"],
+                                                                     repo, ok=(2,)))
         rows.append(("one-view change: apply (warm)",) + timed([*cli, "apply", "dev", "--yes"], repo))
         if args.peers and not postgres:
             rows += peers(work)
         for step, wall, peak in rows:
-            print(f"{count:>8} {args.engine:<10} {step:<34} {wall:>8.2f} {peak:>8.0f} {wall / floor:>8.2f}",
+            print(f"{count:>8} {args.engine:<10} {step:<44} {wall:>8.2f} {peak:>8.0f} {wall / floor:>8.2f}",
                   flush=True)
         if not args.keep:
             shutil.rmtree(work)
