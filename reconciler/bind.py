@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
@@ -25,7 +25,7 @@ from sqlglot.schema import MappingSchema
 from . import sql
 from .cache import NO_CACHE, Cache, content_key
 
-BIND_VERSION = "1"
+BIND_VERSION = "2"
 Columns = dict[str, str]   # column name -> its type in the landscape's dialect, in order
 
 
@@ -44,6 +44,7 @@ class Problem:
 class Bound:
     outputs: Columns | None              # None: could not be derived (the object is not checked further)
     problems: tuple[Problem, ...] = ()
+    reads: dict[str, list[str]] = field(default_factory=dict)   # lower-case schema.name -> its columns read
 
 
 def bind(text: str, dialect: str, inputs: Mapping[str, Columns], target: str | None = None,
@@ -54,12 +55,13 @@ def bind(text: str, dialect: str, inputs: Mapping[str, Columns], target: str | N
                       json.dumps(sorted((k, list(v.items())) for k, v in inputs.items())))
     cached = cache.get("bind", key)
     if cached is not None:
-        return Bound(cached["outputs"], tuple(Problem(p[0], p[1], p[2], p[3], tuple(p[4])) for p in cached["problems"]))
+        return Bound(cached["outputs"], tuple(Problem(p[0], p[1], p[2], p[3], tuple(p[4])) for p in cached["problems"]),
+                     cached["reads"])
     try:
         result = _bind(sql.parse(text, dialect), dialect, inputs, target)
     except (sql.SqlProblem, SqlglotError, RecursionError):
         result = Bound(None)   # what does not parse is validate's to report, once
-    cache.put("bind", key, {"outputs": result.outputs,
+    cache.put("bind", key, {"outputs": result.outputs, "reads": result.reads,
                             "problems": [[p.line, p.column, p.message, p.word, list(p.candidates)]
                                          for p in result.problems]})
     return result
@@ -68,22 +70,23 @@ def bind(text: str, dialect: str, inputs: Mapping[str, Columns], target: str | N
 def _bind(tree: exp.Expression, dialect: str, inputs: Mapping[str, Columns], target: str | None) -> Bound:
     if isinstance(tree, exp.Insert):
         return _insert(tree, dialect, inputs, target)
-    problems = tuple(unresolved(tree, dialect, inputs))
+    found, reads = resolve(tree, dialect, inputs)
+    problems = tuple(found)
     if not problems:
-        return Bound(outputs(tree, dialect, inputs), problems)
+        return Bound(outputs(tree, dialect, inputs), problems, reads)
     # what it would expose, as written, so that what reads it is checked too in the same run
     named = tree.named_selects if isinstance(tree, exp.Query) and not tree.is_star else []
-    return Bound({name: "UNKNOWN" for name in named} or None, problems)
+    return Bound({name: "UNKNOWN" for name in named} or None, problems, reads)
 
 
 def _insert(tree: exp.Insert, dialect: str, inputs: Mapping[str, Columns], target: str | None) -> Bound:
     """A data flow: its SELECT binds like a view's; the columns it names exist in the target, and
     it selects as many values as it inserts."""
     query = tree.expression
-    problems = list(unresolved(query, dialect, inputs)) if isinstance(query, exp.Query) else []
+    problems, reads = resolve(query, dialect, inputs) if isinstance(query, exp.Query) else ([], {})
     columns = inputs.get((target or "").lower())
     if columns is None:
-        return Bound(None, tuple(problems))
+        return Bound(None, tuple(problems), reads)
     listed = tree.this.expressions if isinstance(tree.this, exp.Schema) else []
     known = {name.lower() for name in columns}
     for identifier in listed:
@@ -99,15 +102,18 @@ def _insert(tree: exp.Insert, dialect: str, inputs: Mapping[str, Columns], targe
             line, column = _position(tree.this.this if isinstance(tree.this, exp.Schema) else tree.this)
             names = "the columns it lists" if listed else f"{target}'s columns"
             problems.append(Problem(line, column, f"the SELECT gives {selected} values for {wanted} of {names}"))
-    return Bound(None, tuple(problems))
+    return Bound(None, tuple(problems), reads)
 
 
-def unresolved(tree: exp.Expression, dialect: str, inputs: Mapping[str, Columns]) -> list[Problem]:
-    """Every column reference that names no column of its sources, or a column two sources have.
-    Where a source's columns are not known (a table function, a derived `SELECT *`), nothing that
-    could come from it is reported."""
+def resolve(tree: exp.Expression, dialect: str, inputs: Mapping[str, Columns]
+            ) -> tuple[list[Problem], dict[str, list[str]]]:
+    """Every column reference that names no column of its sources, or a column two sources have; and
+    the columns of the objects it reads that it refers to (`*` reads them all). Where a source's
+    columns are not known (a table function, a derived `SELECT *`), nothing that could come from
+    it is reported."""
     tree = qualify_tables(tree.copy(), dialect=sql.templated(dialect))
-    problems = []
+    problems: list[Problem] = []
+    reads: dict[str, set[str]] = {}
     for scope in traverse_scope(tree):
         chain = [scope]
         while chain[-1].is_subquery and chain[-1].parent is not None:   # a correlated subquery: outer scopes
@@ -123,10 +129,18 @@ def unresolved(tree: exp.Expression, dialect: str, inputs: Mapping[str, Columns]
         for column in scope.columns:
             own = _projection_of(column, select)
             allowed = using | {alias for alias, node in aliases if node is not own}
-            problem = _check(column, levels, allowed)
+            problem, owner = _check(column, levels, allowed)
             if problem is not None:
                 problems.append(problem)
-    return problems
+            elif owner is not None and owner[1] in inputs:
+                reads.setdefault(owner[1], set()).add(column.name.lower())
+        for star in select.expressions if select else ():
+            starred = star.table if isinstance(star, exp.Column) and isinstance(star.this, exp.Star) else \
+                "" if isinstance(star, exp.Star) else None
+            for alias, what, columns in levels[0] if starred is not None else ():
+                if what in inputs and columns is not None and starred in ("", alias):
+                    reads.setdefault(what, set()).update(c.lower() for c in columns)
+    return problems, {source: sorted(columns) for source, columns in sorted(reads.items())}
 
 
 def _projection_of(column: exp.Column, select: exp.Select | None) -> exp.Expression | None:
@@ -140,8 +154,8 @@ def _projection_of(column: exp.Column, select: exp.Select | None) -> exp.Express
 def _source_columns(name: str, source, inputs: Mapping[str, Columns]) -> tuple[str, str, list[str] | None]:
     """(alias, what it is for people, its column names or None when not known)."""
     if isinstance(source, exp.Table):
-        qualified = f"{source.db}.{source.name}" if source.db else source.name
-        columns = inputs.get(qualified.lower())
+        qualified = (f"{source.db}.{source.name}" if source.db else source.name).lower()
+        columns = inputs.get(qualified)
         return name, qualified, list(columns) if columns is not None else None
     if isinstance(source, Scope) and isinstance(source.expression, exp.Query):
         selects = source.expression.named_selects
@@ -151,39 +165,42 @@ def _source_columns(name: str, source, inputs: Mapping[str, Columns]) -> tuple[s
     return name, name, None
 
 
-def _check(column: exp.Column, levels: Sequence[Sequence[tuple[str, str, list[str] | None]]],
-           allowed: set[str]) -> Problem | None:
+Source = tuple[str, str, "list[str] | None"]   # (alias in the query, what it is, its column names if known)
+
+
+def _check(column: exp.Column, levels: Sequence[Sequence[Source]],
+           allowed: set[str]) -> tuple[Problem | None, Source | None]:
     """Resolve a column as engines do: its own scope's sources first, then (in a correlated subquery)
-    the enclosing ones."""
+    the enclosing ones. (the problem, or None; the source it comes from, when known)."""
     if isinstance(column.this, exp.Star) or _lambda_parameter(column):
-        return None
+        return None, None
     name = column.name.lower()
     sources = [source for level in levels for source in level]
     if column.table:
         match = [s for s in sources if s[0].lower() == column.table.lower()]
         if not match or match[0][2] is None:   # not a source here (a struct's field), or not known
-            return None
+            return None, None
         alias, what, columns = match[0]
         if name in {c.lower() for c in columns}:
-            return None
+            return None, match[0]
         line, position = _position(column.this)
         return Problem(line, position, f"column {column.table}.{column.name} does not exist: {what} has no column "
-                                       f"{column.name}", column.name, tuple(columns))
+                                       f"{column.name}", column.name, tuple(columns)), None
     if name in allowed:
-        return None
+        return None, None
     line, position = _position(column.this)
     for level in levels:
         owners = [s for s in level if s[2] is not None and name in {c.lower() for c in s[2]}]
         if len(owners) == 1:
-            return None
+            return None, owners[0]
         if len(owners) > 1:
             named = " and ".join(what + (f" ({alias})" if alias != what else "") for alias, what, _ in owners[:2])
-            return Problem(line, position, f"column {column.name} is ambiguous: {named} both have it; qualify it")
+            return Problem(line, position, f"column {column.name} is ambiguous: {named} both have it; qualify it"), None
         if any(s[2] is None for s in level):   # it may come from a source whose columns are not known
-            return None
+            return None, None
     where = ", ".join(dict.fromkeys(what for _, what, _ in sources)) or "nothing it reads"
     candidates = tuple(c for s in sources for c in s[2] or ())
-    return Problem(line, position, f"column {column.name} does not exist in {where}", column.name, candidates)
+    return Problem(line, position, f"column {column.name} does not exist in {where}", column.name, candidates), None
 
 
 def _lambda_parameter(column: exp.Column) -> bool:

@@ -17,7 +17,7 @@ from deepdiff import DeepDiff
 from . import graph as graphs
 from . import sql
 from .model import ObjectKey
-from .plan import Change, Detail
+from .plan import Change, Detail, Impact
 from .state import (
     CatalogRecord,
     ColumnState,
@@ -51,6 +51,7 @@ def diff(desired: DesiredState, live: LiveState) -> list[Change]:
         if key not in matched:
             changes[key] = _delete(record, live.objects.get(key))
     _recreate_dependents(changes, desired)
+    _column_impact(changes, desired)
     _block_breaking_unmanaged_readers(changes, desired, live)
     _flag_probable_table_renames(changes, desired, live)
     return list(changes.values())
@@ -228,6 +229,43 @@ def _recreate_dependents(changes: dict[ObjectKey, Change], desired: DesiredState
         reason = f"recreated: reads {', '.join(upstream)} whose columns change"
         details = changes[key].details if key in changes else ()
         changes[key] = _change("replace", desired.objects[key], "medium", reason, details)
+
+
+def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> None:
+    """For each table column a change retypes or renames: what reads it (from the columns every view
+    and data flow was bound to), and transitively what reads a view that gives it on by name."""
+    readers: dict[tuple[ObjectKey, str], list[ObjectKey]] = {}
+    for key, obj in desired.objects.items():
+        for source, columns in obj.reads:
+            for column in columns:
+                readers.setdefault((source.folded(), column), []).append(key)
+    if not readers:
+        return
+    for key, change in list(changes.items()):
+        if change.kind != "Table" or change.action not in ("update", "replace"):
+            continue
+        altered = {}
+        for detail in change.details:
+            parts = detail.field.split(".")
+            if parts[0] == "columns" and detail.op == "rename":
+                altered[detail.after] = f"renamed from {detail.before}"
+            elif parts[0] == "columns" and len(parts) == 3 and parts[2] == "type":
+                altered[parts[1]] = f"type {detail.before} -> {detail.after}"
+        impact = []
+        for column, what in sorted(altered.items()):
+            reached: list[ObjectKey] = []
+            queue = [(key.folded(), column.lower())]
+            while queue:
+                here = queue.pop(0)
+                for reader in sorted(readers.get(here, ())):
+                    if reader not in reached:
+                        reached.append(reader)
+                        if here[1] in desired.objects[reader].exposes:
+                            queue.append((reader.folded(), here[1]))
+            if reached:
+                impact.append(Impact(column=column, change=what, read_by=tuple(map(str, reached))))
+        if impact:
+            changes[key] = change.model_copy(update={"impact": tuple(impact)})
 
 
 def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired: DesiredState,

@@ -48,6 +48,15 @@ class Check(_Value):
     problem: str        # what the counted rows are, e.g. "rows with NULL in email"
 
 
+class Impact(_Value):
+    """A column the change alters, and what reads it: the views and data flows that refer to it, then,
+    where a reader gives the column on under the same name, what reads that (transitively)."""
+
+    column: str
+    change: str                   # "type DECIMAL(18, 2) -> DOUBLE", "renamed from amount"
+    read_by: tuple[str, ...]      # schema.name of each reader, nearest first
+
+
 class Change(_Value):
     action: Action
     kind: str
@@ -64,6 +73,7 @@ class Change(_Value):
     drift: bool = False           # undoes a change made to the tenant outside the reconciler
     acknowledged: bool = False    # data loss accepted in review (the environment's allow_data_loss)
     renamed_from: str | None = None   # the live table this one was called before (renamed in place)
+    impact: tuple[Impact, ...] = ()   # the columns it alters that something reads (column-level lineage)
 
     @property
     def key(self) -> ObjectKey:

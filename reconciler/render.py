@@ -49,8 +49,11 @@ class _Renderer:
 
     def object(self, key: ObjectKey, obj) -> ObjectState:
         dependencies = tuple(self.key(k) for k in self.landscape.dependencies[key])
+        reads = tuple((self.key(source), columns) for source, columns in self.landscape.reads.get(key, {}).items())
         common = {"key": self.key(key), "kind": obj.kind, "dependencies": dependencies,
-                  "path": self.landscape.documents[key].path}
+                  "path": self.landscape.documents[key].path, "reads": reads,
+                  "exposes": tuple(c.lower() for c in self.landscape.columns.get(key, {})) if isinstance(obj, View)
+                  else ()}
         if isinstance(obj, Table):
             return self.table(obj, common)
         if isinstance(obj, View):

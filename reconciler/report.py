@@ -71,7 +71,12 @@ def _change_lines(change: Change, verbose: bool) -> list[tuple[str, str | None]]
         return lines
     for detail in change.details:
         lines.extend((f"        {text}", style) for text in _detail_lines(detail))
+    lines.extend((f"        > {line}", "dim") for line in _impact_lines(change))
     return lines
+
+
+def _impact_lines(change: Change) -> list[str]:
+    return [f"{i.column} ({i.change}) is read by {', '.join(i.read_by)}" for i in change.impact]
 
 
 def _detail_lines(detail: Detail) -> list[str]:
@@ -190,6 +195,7 @@ def _tenant_markdown(tenant: TenantPlan, trimmed: int = 0) -> list[str]:
                 for detail in details:
                     out += _detail_lines(detail)
                 out.append("```")
+            out += [f"- column impact: {line}" for line in _impact_lines(change)]
     out += ["", "</details>", ""]
     return out
 

@@ -50,6 +50,8 @@ class ObjectState:
     path: str = ""                                  # file it came from (desired side)
     renamed_from: ObjectKey | None = None           # a table's former identity (renamed_from:)
     column_renames: tuple[tuple[str, str], ...] = ()   # (former name, name) of renamed columns
+    reads: tuple[tuple[ObjectKey, tuple[str, ...]], ...] = ()   # views and data flows: columns they refer to
+    exposes: tuple[str, ...] = ()                   # views: the names of the columns they give
 
     @functools.cached_property
     def content_hash(self) -> str:

@@ -63,6 +63,8 @@ class Landscape:
     dependencies: dict[ObjectKey, tuple[ObjectKey, ...]] = field(repr=False)
     graph: nx.DiGraph = field(repr=False)
     columns: dict[ObjectKey, bind.Columns] = field(default_factory=dict, repr=False)   # tables' and views'
+    reads: dict[ObjectKey, dict[ObjectKey, tuple[str, ...]]] = field(default_factory=dict, repr=False)
+    # ^ the columns of each object a view or data flow refers to (lower-case names)
 
     @property
     def name(self) -> str:
@@ -104,14 +106,14 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     dependencies = checker.references(objects, facts)
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
     cyclic = checker.cycles(graph)
-    columns = {} if cyclic else checker.columns(objects, facts, dependencies, graph, dialect)
+    columns, reads = ({}, {}) if cyclic else checker.columns(objects, facts, dependencies, graph, dialect)
     if environment is not None and objects:
         checker.rules(environment, objects, facts)
     if checker.diagnostics:
         raise InvalidInput(checker.diagnostics)
     assert environment is not None
     return Landscape(source, environment, dict(sorted(objects.items())), checker.documents,
-                     facts, dependencies, graph, columns)
+                     facts, dependencies, graph, columns, reads)
 
 
 class _Checker:
@@ -387,10 +389,13 @@ class _Checker:
         return bool(found)
 
     # -- columns ----------------------------------------------------------------------------
-    def columns(self, objects, facts, dependencies, graph: nx.DiGraph, dialect: str) -> dict[ObjectKey, bind.Columns]:
+    def columns(self, objects, facts, dependencies, graph: nx.DiGraph, dialect: str
+                ) -> tuple[dict[ObjectKey, bind.Columns], dict[ObjectKey, dict[ObjectKey, tuple[str, ...]]]]:
         """Bind every view and data flow against the columns the landscape declares, in dependency
-        order; report each column that does not bind at its place inside the SQL."""
+        order; report each column that does not bind at its place inside the SQL. (The columns each
+        table and view exposes, the columns of its inputs each view and data flow reads.)"""
         known: dict[ObjectKey, bind.Columns | None] = {}
+        read_columns: dict[ObjectKey, dict[ObjectKey, tuple[str, ...]]] = {}
         for key in graphs.order(graph):
             obj = objects[key]
             if key in self.duplicated:
@@ -411,13 +416,16 @@ class _Checker:
             target = next((str(d).lower() for d in reads if isinstance(obj, DataFlow)
                            and d.folded() == ObjectKey.parse(obj.target).folded()), None)
             result = bind.bind(obj.sql, dialect, {str(d).lower(): known[d] for d in reads}, target, self.cache)
+            by_name = {str(d).lower(): d for d in reads}
+            read_columns[key] = {by_name[name]: tuple(columns) for name, columns in result.reads.items()
+                                 if name in by_name}
             document = self.documents[key]
             for problem in result.problems:
                 line, column = document.where_inside(("sql",), problem.line, problem.column)
                 hint = _did_you_mean(problem.word, problem.candidates) if problem.word else ""
                 self.diagnostics.append(Diagnostic(document.path, line, column, "column", problem.message + hint))
             known[key] = result.outputs if isinstance(obj, View) else None
-        return {key: columns for key, columns in known.items() if columns is not None}
+        return {key: columns for key, columns in known.items() if columns is not None}, read_columns
 
     # -- rules ------------------------------------------------------------------------------
     def rules(self, environment: Environment, objects, facts) -> None:

@@ -137,3 +137,25 @@ def test_the_shadow_binds_a_view_the_plan_leaves_in_place(engine_landscape: Engi
         assert "! would fail at apply: sales.loud_notes:" in plan.stdout
     else:                               # PostgreSQL refuses to retype a column a view reads
         assert "! would fail at apply: sales.notes: cannot alter type of a column used by a view" in plan.stdout
+
+
+def test_every_plan_shows_which_columns_read_a_changed_column(landscape: Landscape) -> None:
+    """Column-level impact, from the columns each view and data flow was bound to: direct readers,
+    then what reads a view that gives the column on under the same name."""
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit(TRANSACTIONS, '{name: amount, type: "DECIMAL(18,2)"', '{name: amount, type: "DECIMAL(20,2)"')
+    landscape.edit(TRANSACTIONS, "{name: channel,", "{name: sales_channel, renamed_from: channel,")
+    landscape.edit("environments/dev/sales/views/vw_transaction_detail.yaml", "t.channel", "t.sales_channel AS channel")
+    landscape.edit("environments/dev/integration/df_segment_scoring.yaml", "currency, channel,",
+                   "currency, sales_channel,")
+    plan = landscape.run("plan", "dev")
+    assert plan.code == 0, plan.output
+    assert ("> amount (type DECIMAL(18, 2) -> DECIMAL(20, 2)) is read by sales.vw_transaction_detail, "
+            "sales.vw_customer_lifetime_value") in plan.stdout
+    assert "> sales_channel (renamed from channel) is read by sales.vw_transaction_detail\n" in plan.stdout
+    [change] = [c for c in json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
+                if c["object"] == "sales.customer_transactions"]
+    assert change["impact"] == [
+        {"column": "amount", "change": "type DECIMAL(18, 2) -> DECIMAL(20, 2)",
+         "read_by": ["sales.vw_transaction_detail", "sales.vw_customer_lifetime_value"]},
+        {"column": "sales_channel", "change": "renamed from channel", "read_by": ["sales.vw_transaction_detail"]}]
