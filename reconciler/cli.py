@@ -254,18 +254,31 @@ def _read_plan(path: str) -> Plan:
 @click.option("--select", "selection", help="dbt-style: '+name', 'name+', 'kind:View', 'schema:sales', "
               "'state:modified+' (space-separated terms are a union).")
 @click.option("--state", "against", help="What state:modified compares with: another environment or a git ref.")
+@click.option("--columns", "columns", metavar="OBJECT[.COLUMN]",
+              help="Column lineage instead: this object's columns (or one) and, transitively, what reads them.")
 @click.pass_context
 def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str, selection: str | None,
-          against: str | None) -> None:
+          against: str | None, columns: str | None) -> None:
     """Print the lineage of ENVIRONMENT: what reads what, arrows in the direction data flows.
 
     \b
     Example:
       reconciler graph dev --format html --select 'state:modified+' --state qa > dev.html
       reconciler graph dev --format dot | dot -Tsvg > dev.svg
+      reconciler graph dev --columns sales.customer_transactions.amount
     """
     workspace = _workspace(ctx)
     landscape = workspace.load(environment, ref)
+    if columns is not None:
+        if selection or against:
+            raise click.UsageError("--columns draws column lineage; it does not combine with --select or --state")
+        try:
+            picture = graphs.column_lineage(landscape.reads, landscape.columns,
+                                            {k: o.kind for k, o in landscape.objects.items()}, columns)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+        _print_graph(picture, fmt, f"{environment} column lineage ({columns})", {})
+        return
     modified = observe.modified(workspace, landscape, against) if against else set()
     chosen = landscape.graph    # selected by what reads what (dbt's + means "and what it reads")
     if selection:
@@ -274,9 +287,12 @@ def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str, selec
         except ValueError as error:
             raise click.UsageError(str(error)) from None
     picture = landscape.lineage.subgraph(chosen.nodes).copy()   # drawn in the direction data flows
-    states = {key: "modified" for key in modified}
+    _print_graph(picture, fmt, f"{environment} lineage" + (f" ({selection})" if selection else ""),
+                 {key: "modified" for key in modified})
+
+
+def _print_graph(picture, fmt: str, title: str, states: dict) -> None:
     if fmt in ("svg", "html"):
-        title = f"{environment} lineage" + (f" ({selection})" if selection else "")
         text = drawing.svg(picture, states) if fmt == "svg" else drawing.html(picture, title, states)
         out.print(text, markup=False, end="")
         return

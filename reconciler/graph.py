@@ -100,3 +100,51 @@ def lineage(graph: nx.DiGraph, writes: Mapping[ObjectKey, ObjectKey]) -> nx.DiGr
             drawn.remove_edge(found, writer)
             drawn.add_edge(writer, found)
     return drawn
+
+
+def column_lineage(reads: Mapping[ObjectKey, Mapping[ObjectKey, Iterable[str]]],
+                   columns: Mapping[ObjectKey, Iterable[str]], kinds: Mapping[ObjectKey, str],
+                   selection: str) -> nx.DiGraph:
+    """`OBJECT` or `OBJECT.COLUMN` (schema.name or a unique name) and, transitively, what reads its
+    columns: a column node (`schema.name.column`) points at each view or data flow that refers to
+    it, at that view's column of the same name where it gives the column on. ValueError for a
+    selection that names nothing."""
+    readers: dict[tuple[ObjectKey, str], list[ObjectKey]] = {}
+    for reader, sources in reads.items():
+        for source, names in sources.items():
+            for name in names:
+                readers.setdefault((source.folded(), name.lower()), []).append(reader)
+    exposed = {key.folded(): {name.lower(): name for name in names} for key, names in columns.items()}
+    start, column = _column_selection(selection, kinds, exposed)
+    graph = nx.DiGraph()
+    queue = [(start, name) for name in ([column] if column else exposed.get(start.folded(), {}).values())]
+    seen = set()
+    while queue:
+        key, name = queue.pop(0)
+        node = ObjectKey(key.schema, f"{key.name}.{name}")
+        graph.add_node(node, kind="Column")
+        for reader in sorted(readers.get((key.folded(), name.lower()), ())):
+            given = exposed.get(reader.folded(), {}).get(name.lower())
+            target = ObjectKey(reader.schema, f"{reader.name}.{given}") if given else reader
+            graph.add_node(target, kind="Column" if given else kinds.get(reader, ""))
+            graph.add_edge(node, target)
+            if given and (reader, given) not in seen:
+                seen.add((reader, given))
+                queue.append((reader, given))
+    return graph
+
+
+def _column_selection(selection: str, kinds: Mapping[ObjectKey, str],
+                      exposed: Mapping[ObjectKey, Mapping[str, str]]) -> tuple[ObjectKey, str | None]:
+    parts = selection.split(".")
+    for split in (2, 1):   # schema.name[.column] first, then name[.column]
+        wanted, rest = ".".join(parts[:split]).lower(), parts[split:]
+        found = [k for k in kinds if (str(k).lower() if split == 2 else k.name.lower()) == wanted]
+        if len(found) == 1 and len(rest) <= 1:
+            key = found[0]
+            names = exposed.get(key.folded(), {})
+            if rest and rest[0].lower() not in names:
+                raise ValueError(f"{key} has no column {rest[0]}" + (f" (its columns: {', '.join(names.values())})"
+                                                                      if names else ""))
+            return key, names[rest[0].lower()] if rest else None
+    raise ValueError(f"no object '{selection}' (write schema.name or schema.name.column)")

@@ -217,7 +217,7 @@ def graph_json(graph: nx.DiGraph) -> str:
 
 
 def _node_id(key: ObjectKey) -> str:
-    return f"{key.schema}__{key.name}"
+    return f"{key.schema}__{key.name}".replace(".", "__")   # a column node's name holds its column
 
 
 def graph_mermaid(graph: nx.DiGraph) -> str:

@@ -159,3 +159,16 @@ def test_every_plan_shows_which_columns_read_a_changed_column(landscape: Landsca
         {"column": "amount", "change": "type DECIMAL(18, 2) -> DECIMAL(20, 2)",
          "read_by": ["sales.vw_transaction_detail", "sales.vw_customer_lifetime_value"]},
         {"column": "sales_channel", "change": "renamed from channel", "read_by": ["sales.vw_transaction_detail"]}]
+
+
+def test_graph_columns_prints_column_lineage(landscape: Landscape) -> None:
+    result = landscape.run("graph", "dev", "--columns", "sales.customer_transactions.amount", "--format", "json")
+    assert result.code == 0, result.output
+    edges = {(e["from"], e["to"]) for e in json.loads(result.stdout)["edges"]}
+    assert edges == {("sales.customer_transactions.amount", "sales.vw_transaction_detail.amount"),
+                     ("sales.vw_transaction_detail.amount", "sales.vw_customer_lifetime_value")}
+    mermaid = landscape.run("graph", "dev", "--columns", "customer_transactions.amount").stdout
+    assert "sales__customer_transactions__amount --> sales__vw_transaction_detail__amount" in mermaid
+    assert landscape.run("graph", "dev", "--columns", "sales.customer_transactions", "--format", "svg").code == 0
+    unknown = landscape.run("graph", "dev", "--columns", "sales.customer_master.nope")
+    assert unknown.code == 64 and "has no column nope" in unknown.stderr
