@@ -172,3 +172,21 @@ def test_graph_columns_prints_column_lineage(landscape: Landscape) -> None:
     assert landscape.run("graph", "dev", "--columns", "sales.customer_transactions", "--format", "svg").code == 0
     unknown = landscape.run("graph", "dev", "--columns", "sales.customer_master.nope")
     assert unknown.code == 64 and "has no column nope" in unknown.stderr
+
+
+@pytest.mark.skipif(not GENERATOR.exists(), reason="the landscape generator lives in ../shared/bench (CI has it)")
+def test_a_generated_landscape_with_round_applies_to_postgresql(tmp_path: Path, postgres_database: str) -> None:
+    """300 generated objects (ROUND(double * 1.1, 2) among them) apply to PostgreSQL and converge."""
+    subprocess.run([sys.executable, str(GENERATOR), "--objects", "300", "--out", str(tmp_path)], check=True,
+                   capture_output=True)
+    repo = tmp_path / "landscape"
+    assert "ROUND(" in "".join(p.read_text() for p in (repo / "environments").rglob("*.yaml"))
+    environment = repo / "environments" / "dev" / "environment.yaml"
+    lines = [f"    url: {postgres_database}" if line.strip().startswith("url:") else line
+             for line in environment.read_text().splitlines()]
+    environment.write_text("\n".join(lines) + "\n")
+    reconciler = [str(Path(sys.executable).parent / "reconciler"), "--repo", str(repo)]
+    applied = subprocess.run([*reconciler, "apply", "dev", "--yes", "--quiet"], capture_output=True, text=True)
+    assert applied.returncode == 0, applied.stderr[-3000:]
+    again = subprocess.run([*reconciler, "plan", "dev", "--detailed-exitcode"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout[-3000:]
