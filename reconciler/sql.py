@@ -25,6 +25,7 @@ from sqlglot.errors import (
 )
 from sqlglot.tokens import TokenType
 
+from . import scopes as scope_data
 from .cache import NO_CACHE, Cache, content_key
 
 
@@ -182,12 +183,36 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
             raise SqlProblem(*cached["problem"])
         return SqlFacts(**{k: tuple(v) if isinstance(v, list) else v for k, v in cached.items()})
     try:
-        facts = _facts(parse(sql, dialect), dialect)
+        tree = parse(sql, dialect)
+        facts = _facts(tree, dialect)
     except SqlProblem as problem:
         cache.put("sql-facts", key, {"problem": [str(problem), problem.line, problem.column]})
         raise
     cache.put("sql-facts", key, asdict(facts))
+    _scopes_of(sql, dialect, cache, tree)   # while the tree is at hand: binding then never parses again
     return facts
+
+
+_SCOPES: dict[str, dict] = {}   # this process's scope extracts by cache key (binding reads each once)
+
+
+def scopes(sql: str, dialect: str, cache: Cache = NO_CACHE) -> dict:
+    """The statement's column references, scope by scope (`scopes.extract`), cached."""
+    return _scopes_of(sql, dialect, cache, None)
+
+
+def _scopes_of(sql: str, dialect: str, cache: Cache, tree: exp.Expression | None) -> dict:
+    key = content_key("scopes", scope_data.SCOPES_VERSION, sqlglot.__version__, dialect, sql)
+    found = _SCOPES.pop(key, None) or cache.get("sql-scopes", key)
+    if found is None:
+        try:
+            found = scope_data.extract(tree if tree is not None else parse(sql, dialect), templated(dialect))
+        except (SqlglotError, RecursionError):
+            found = {"scopes": [], "root": None, "insert": None, "unreadable": True}
+        cache.put("sql-scopes", key, found)
+    if tree is not None:
+        _SCOPES[key] = found
+    return found
 
 
 @bounded
