@@ -56,6 +56,7 @@ from .tenants.base import (
     Adapter,
     Session,
     StatementFailed,
+    Unprovable,
     adapter_for,
 )
 from .validate import Landscape, load
@@ -162,9 +163,12 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
             reads = {str(k): [str(d) for d in o.dependencies] for k, o in state.desired.objects.items()}
             reads.update({str(k): [str(d) for d in r.dependencies] for k, r in live.catalog.items()
                           if str(k) not in reads})
-            proof = adapter.prove([c for c in tenant_plan.changes if c.statements],
-                                  views_to_bind(tenant_plan.changes, live, state.desired.engine), reads)
-            tenant_plan = tenant_plan.model_copy(update={"refused": tuple(proof)})
+            try:
+                proof = adapter.prove([c for c in tenant_plan.changes if c.statements],
+                                      views_to_bind(tenant_plan.changes, live, state.desired.engine), reads)
+                tenant_plan = tenant_plan.model_copy(update={"refused": tuple(proof)})
+            except Unprovable as why:   # said in the plan; the apply's own transaction stays the proof
+                tenant_plan = tenant_plan.model_copy(update={"unproven": str(why)})
         return state, tenant_plan
 
     outcomes = _each_tenant(chosen, plan_one)

@@ -47,6 +47,8 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
             lines.extend(_change_lines(change, verbose))
         for name in tenant.unmanaged:
             lines.append((f"  ? unmanaged {name} (not created by the reconciler; left alone)", "dim"))
+        if tenant.unproven:
+            lines.append((f"  ? not proven on a shadow of the tenant: {tenant.unproven}", "yellow"))
         for refusal in tenant.refused:
             lines.append((f"  ! would fail at apply: {refusal.object}: {refusal.message}", "red"))
             lines.append((f"        statement: {refusal.statement}", "red"))
@@ -137,6 +139,8 @@ def _plan_markdown(plan: Plan, graph: nx.DiGraph | None, trimmed: int) -> str:
             out += [f"- `{tenant.tenant}`: **{refusal.object}**: {refusal.message}", "",
                     "  ```sql", f"  {refusal.statement}", "  ```"]
         out.append("")
+    out += [f"> [!NOTE]\n> `{t.tenant}`: not proven on a shadow of the tenant: {t.unproven}\n"
+            for t in plan.tenants if t.unproven]
     for tenant in plan.tenants:
         out += _tenant_markdown(tenant, trimmed)
     if graph is not None and plan.has_changes and trimmed < len(TRIM_ORDER):

@@ -190,3 +190,28 @@ def test_a_generated_landscape_with_round_applies_to_postgresql(tmp_path: Path, 
     assert applied.returncode == 0, applied.stderr[-3000:]
     again = subprocess.run([*reconciler, "plan", "dev", "--detailed-exitcode"], capture_output=True, text=True)
     assert again.returncode == 0, again.stdout[-3000:]
+
+
+def test_a_plan_with_read_only_credentials_says_it_is_not_proven(landscape: Landscape, postgres_database: str) -> None:
+    """The plan job should get read-only credentials; the PostgreSQL shadow needs to run DDL. Then the
+    plan says it could not be proven, and nothing fails or is written."""
+    import psycopg
+
+    landscape.edit("environments/dev/environment.yaml", "duckdb:///.tenants/dev.duckdb", postgres_database)
+    landscape.commit("dev on postgres")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    database = postgres_database.rsplit("/", 1)[1].split("?")[0]
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        connection.execute(f"DROP ROLE IF EXISTS reader_{database}")
+        connection.execute(f"CREATE ROLE reader_{database} LOGIN")
+        for schema in ("sales", "_reconciler"):
+            connection.execute(f"GRANT USAGE ON SCHEMA {schema} TO reader_{database}")
+            connection.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO reader_{database}")
+    reader_url = postgres_database.replace("postgresql://postgres@", f"postgresql://reader_{database}@")
+    landscape.edit("environments/dev/environment.yaml", postgres_database, reader_url)
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "SELECT id,", "SELECT DISTINCT id,")
+    plan = landscape.run("plan", "dev")
+    assert plan.code == 0, plan.output
+    assert "? not proven on a shadow of the tenant: these credentials may not change the tenant" in plan.stdout
+    markdown = landscape.run("plan", "dev", "--format", "markdown").stdout
+    assert "not proven on a shadow of the tenant" in markdown

@@ -53,12 +53,21 @@ BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "
 
 
 class StatementFailed(Exception):
-    """Raised by a session: the statement and the engine's message."""
+    """Raised by a session: the statement, the engine's message and, where the engine has one, its
+    SQLSTATE (42501: not allowed)."""
 
-    def __init__(self, statement: str, message: str):
+    def __init__(self, statement: str, message: str, sqlstate: str | None = None):
         super().__init__(message)
         self.statement = statement
         self.message = message
+        self.sqlstate = sqlstate
+
+
+NOT_ALLOWED = "42501"   # SQLSTATE insufficient_privilege
+
+
+class Unprovable(Exception):
+    """The shadow run cannot be made with these credentials (a read-only plan job's): why."""
 
 
 class Session(abc.ABC):
@@ -137,13 +146,15 @@ class ConnectionSession(Session):
                       self.connection.execute(self.placeholders(statement), parameters))
             return cursor.fetchall() if cursor.description else []
         except self.error as error:
-            raise StatementFailed(statement, str(error).strip().splitlines()[0]) from None
+            raise StatementFailed(statement, str(error).strip().splitlines()[0],
+                                  getattr(error, "sqlstate", None)) from None
 
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
         try:
             self.run_many(self.placeholders(statement), rows)
         except self.error as error:
-            raise StatementFailed(statement, str(error).strip().splitlines()[0]) from None
+            raise StatementFailed(statement, str(error).strip().splitlines()[0],
+                                  getattr(error, "sqlstate", None)) from None
 
     def inspect(self) -> LiveState:
         return self.adapter.inspect_on(self.connection)
@@ -243,8 +254,6 @@ def prove_on(session: Session, changes: Sequence[Change], views: Sequence[Object
     refusal does not hide the next). A change stops at its first refused statement; a change
     reading (`reads`: object -> what it reads) something refused is not reported again."""
     refusals, failed = [], set()
-    for statement in CATALOG_DDL:
-        session.execute(statement)
     checks = [(str(key), f"SELECT * FROM {sql.qualified(key.schema, key.name, session.engine)} LIMIT 0")
               for key in views]
     for subject, statements in [*((c.object, c.statements) for c in changes), *((v, (q,)) for v, q in checks)]:
@@ -254,6 +263,8 @@ def prove_on(session: Session, changes: Sequence[Change], views: Sequence[Object
             try:
                 session.execute(statement)
             except StatementFailed as failure:
+                if failure.sqlstate == NOT_ALLOWED:   # the credentials, not the plan: nothing can be proven
+                    raise Unprovable(f"these credentials may not change the tenant ({failure.message})") from None
                 if not failed & set(reads.get(subject, ())):   # else: only what it reads was refused
                     refusals.append(Refusal(object=subject, statement=statement, message=failure.message))
                 failed.add(subject)
