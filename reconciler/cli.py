@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import importlib.util
 import json
 import logging
 import os
@@ -18,19 +19,33 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from . import __version__, drawing, housekeeping, observe, report, transport
-from . import graph as graphs
+from . import __version__
 from .errors import (
     InvalidInput,
     ReconcilerError,
     StalePlan,
 )
-from .plan import Plan
-from .reconcile import Workspace, apply_environment, plan_environment
-from .source import ENVIRONMENTS, available_environments
+
+
+def _lazy(name: str):
+    """A module imported on first use (importlib's LazyLoader): `reconciler --help`, `--version` and
+    argument errors never pay for sqlglot, DuckDB, psycopg, GitPython or networkx."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+drawing, graphs, housekeeping, observe = (_lazy(f"reconciler.{m}") for m in ("drawing", "graph", "housekeeping",
+                                                                              "observe"))
+plans, reconcile, report, source, transport = (_lazy(f"reconciler.{m}") for m in ("plan", "reconcile", "report",
+                                                                                   "source", "transport"))
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64   # the others are on the error classes
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
@@ -42,18 +57,18 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 def find_repo(start: Path) -> Path:
     """The nearest folder at or above `start` that holds an environments/ folder."""
     for folder in (start, *start.parents):
-        if (folder / ENVIRONMENTS).is_dir():
+        if (folder / source.ENVIRONMENTS).is_dir():
             return folder
-    raise click.UsageError(f"no {ENVIRONMENTS}/ folder in {start} or above; run inside a landscape "
+    raise click.UsageError(f"no {source.ENVIRONMENTS}/ folder in {start} or above; run inside a landscape "
                            "repository or pass --repo")
 
 
-def _workspace(ctx: click.Context, lock_timeout: float = 0) -> Workspace:
+def _workspace(ctx: click.Context, lock_timeout: float = 0) -> reconcile.Workspace:
     repo = ctx.obj["repo"]
-    if repo and not (Path(repo) / ENVIRONMENTS).is_dir():
-        what = "does not exist" if not Path(repo).exists() else f"holds no {ENVIRONMENTS}/ folder"
+    if repo and not (Path(repo) / source.ENVIRONMENTS).is_dir():
+        what = "does not exist" if not Path(repo).exists() else f"holds no {source.ENVIRONMENTS}/ folder"
         raise click.UsageError(f"--repo {repo} {what}; name a landscape repository")
-    return Workspace(Path(repo) if repo else find_repo(Path.cwd()), lock_timeout)
+    return reconcile.Workspace(Path(repo) if repo else find_repo(Path.cwd()), lock_timeout)
 
 
 LOCK_TIMEOUT = click.option("--lock-timeout", type=click.FloatRange(min=0), default=0, show_default=True,
@@ -100,7 +115,7 @@ def validate(ctx: click.Context, environment: str | None, ref: str | None, fmt: 
       reconciler validate dev
     """
     workspace = _workspace(ctx)
-    names = [environment] if environment else available_environments(workspace.repo, ref)
+    names = [environment] if environment else source.available_environments(workspace.repo, ref)
     diagnostics = []
     for name in names:
         try:
@@ -142,7 +157,7 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
       reconciler plan prod --ref origin/main --format json --out prod.plan.json
       reconciler plan dev --no-verify
     """
-    planned = plan_environment(_workspace(ctx, lock_timeout), environment, ref, tenants, verify=not no_verify)
+    planned = reconcile.plan_environment(_workspace(ctx, lock_timeout), environment, ref, tenants, verify=not no_verify)
     if out_file:
         Path(out_file).write_text(planned.plan.to_json())
     if fmt == "json":
@@ -189,7 +204,7 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
         raise StalePlan(f"the plan was made for environment {saved.environment}, not {environment}")
     if saved is not None and ref is None and saved.ref != "worktree":
         ref = saved.ref
-    planned = plan_environment(workspace, environment, ref,
+    planned = reconcile.plan_environment(workspace, environment, ref,
                                tenants or ([t.tenant for t in saved.tenants] if saved else None))
     chosen = planned.plan   # a saved plan is a claim to compare, never what runs
     if expect_review_hash is not None:
@@ -210,7 +225,7 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
     # still be the same (exit 5 otherwise); with --yes alone the newer plan runs, guards permitting
     reviewed = saved is not None or expect_review_hash is not None or not yes
     with _progress(chosen, verbose and not quiet, quiet) as progress:
-        results = apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress,
+        results = reconcile.apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress,
                                     moved="refuse" if reviewed else "follow", claim=saved)
     for result in results:
         if result.exit_code:
@@ -224,7 +239,7 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
 
 
 @contextlib.contextmanager
-def _progress(plan: Plan, verbose: bool, quiet: bool):
+def _progress(plan: plans.Plan, verbose: bool, quiet: bool):
     """A progress bar on a terminal; a plain line per object with --verbose (CI logs); else nothing."""
     total = sum(len(t.changes) for t in plan.tenants)
     if verbose:
@@ -232,6 +247,8 @@ def _progress(plan: Plan, verbose: bool, quiet: bool):
             out.print(f"{tenant}: {change.action} {change.kind} {change.object}", markup=False)
         yield line
     elif out.is_terminal and not quiet and total:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=err, transient=True) as bar:
             task = bar.add_task("applying", total=total)
@@ -240,9 +257,9 @@ def _progress(plan: Plan, verbose: bool, quiet: bool):
         yield None
 
 
-def _read_plan(path: str) -> Plan:
+def _read_plan(path: str) -> plans.Plan:
     try:
-        return Plan.from_json(Path(path).read_text())
+        return plans.Plan.from_json(Path(path).read_text())
     except (ValueError, OSError) as error:
         raise StalePlan(f"{path}: not a usable plan file: {str(error).splitlines()[0]}") from None
 

@@ -603,3 +603,15 @@ def test_16_a_cache_or_rollback_intent_committed_by_a_pull_request_is_never_beli
     assert "pwned" not in json.dumps(landscape.sql("SELECT sql FROM duckdb_views() WHERE view_name = "
                                                    "'vw_customer_active'"))
     assert landscape.path(".git/reconciler/cache.sqlite").exists()
+
+
+def test_help_and_version_never_load_the_pipeline() -> None:
+    """Issue 12 (start-up): `--help`, `--version` and argument errors import none of the heavy parts."""
+    probe = ("import io, contextlib, sys\nfrom reconciler.cli import main\n"
+             "for argv in (['--version'], ['--help'], ['plan']):\n"
+             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+             "        main(argv)\n"
+             "heavy = ('sqlglot', 'duckdb', 'psycopg', 'git', 'networkx', 'pydantic', 'deepdiff', 'grandalf')\n"
+             "print(sorted(m for m in heavy if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", loaded
