@@ -85,11 +85,6 @@ def select(graph: nx.DiGraph, expression: str, modified: Iterable[ObjectKey] = (
     return graph.subgraph(chosen).copy()
 
 
-def layers(graph: nx.DiGraph) -> list[list[ObjectKey]]:
-    """Nodes by depth: each layer reads only from the layers before it."""
-    return [sorted(generation) for generation in nx.topological_generations(graph)]
-
-
 def lineage(graph: nx.DiGraph, writes: Mapping[ObjectKey, ObjectKey]) -> nx.DiGraph:
     """`graph` with each writer's edge from what it writes turned around (writer -> target):
     the direction data flows. It may hold cycles (a flow that enriches a table it reads)."""

@@ -18,9 +18,7 @@ import hashlib
 import json
 import os
 import secrets as random
-import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -30,8 +28,8 @@ from typing import Protocol
 
 import git
 
+from . import faults, secrets
 from . import plan as plans
-from . import secrets
 from .cache import Cache
 from .diff import diff, unmanaged, views_to_bind
 from .errors import (
@@ -452,7 +450,7 @@ def _first_difference(now: TenantPlan, expected: TenantPlan) -> str:
 
 
 def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Sequence[Change], run: _Run) -> None:
-    fault = _Fault.from_environment(run.tenant_plan.tenant)
+    fault = faults.Fault.from_environment(run.tenant_plan.tenant, _STOP)
     for statement in CATALOG_DDL:
         session.execute(statement)
     for change in changes:
@@ -470,42 +468,6 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
             run.progress(run.tenant_plan.tenant, change)
 
 
-@dataclass
-class _Fault:
-    """Test-only fault injection, so tests can stop or hold a real apply at a chosen statement:
-    RECONCILER_FAULT=SIGKILL:N or SIGINT:N signals the process itself after N change statements;
-    HOLD:N stops there, holding the tenant, says `reconciler fault: held <tenant>` on stderr and
-    goes on when a line arrives on stdin: a test reads the one and writes the other, no clock."""
-
-    tenant: str
-    signal_name: str | None = None
-    after: int = 0
-    seen: int = 0
-
-    @classmethod
-    def from_environment(cls, tenant: str) -> _Fault:
-        spec = os.environ.get("RECONCILER_FAULT", "")
-        name, _, count = spec.partition(":")
-        if name in ("SIGKILL", "SIGINT", "HOLD") and count.isdigit():
-            return cls(tenant, name, int(count))
-        return cls(tenant)
-
-    def tick(self) -> None:
-        self.seen += 1
-        if self.signal_name is None or self.seen != self.after:
-            return
-        if self.signal_name == "HOLD":
-            with _HOLDING:   # tenants of one run hold at once; each is let go by a line of its own
-                print(f"reconciler fault: held {self.tenant}", file=sys.stderr, flush=True)
-            with _RELEASING:   # one reader at a time: stdin's buffer is not for threads to share
-                sys.stdin.readline()
-            return
-        os.kill(os.getpid(), getattr(signal, self.signal_name))
-        if threading.current_thread() is not threading.main_thread():
-            _STOP.wait(5)   # Ctrl-C lands in the main thread; let it tell the tenants before going on
-
-
-_HOLDING, _RELEASING = threading.Lock(), threading.Lock()
 
 
 def backup_name(table: ObjectKey, run_id: str) -> str:

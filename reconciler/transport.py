@@ -9,13 +9,11 @@ one. Git work is `gitops`'s, tenant work `reconcile`'s; never prints.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import files, gitops, packages
+from . import faults, files, gitops, packages
 from . import plan as plans
 from .errors import (
     ApplyFailed,
@@ -235,7 +233,7 @@ def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_lo
               "commit": commit.hexsha, "head": gitops.open_repo(repo).head.commit.hexsha,
               "tag": f"reconciler/{environment}/{new_run_id()}", "allow_data_loss": list(allow_data_loss)}
     files.write(workspace.rollback_intent(environment), json.dumps(intent, indent=2))
-    _Step.reached("recorded")
+    faults.reached("recorded")
     return _finish(workspace, base, intent)
 
 
@@ -266,33 +264,23 @@ def _finish(workspace: Workspace, base: RolledBack, intent: dict) -> RolledBack:
         listing = "\n  ".join(f"{r.tenant}: {r.error}" for r in failed)
         raise ApplyFailed(f"rollback of {environment} to {base.ref} stopped: tenants failed:\n  {listing}\n"
                           f"git was not moved; fix the cause and run `reconciler rollback {environment} --resume`")
-    _Step.reached("applied")
+    faults.reached("applied")
     check = plan_environment(workspace, environment, base.target_commit, resuming=True)
     if check.plan.has_changes:
         raise ApplyFailed(f"applied, but tenants do not equal {base.ref}'s state: "
                           f"{plans_summary(check.plan)}; this is a reconciler bug, please report it")
     handle = gitops.open_repo(repo).commit(commit)
     gitops.advance_head(repo, handle, environment)
-    _Step.reached("moved")
+    faults.reached("moved")
     if intent["tag"] not in [t.name for t in gitops.open_repo(repo).tags]:
         gitops.tag(repo, intent["tag"], handle,
                    f"Rollback checkpoint: {ENVIRONMENTS}/{environment} restored to {base.ref} "
                    f"({base.target_commit[:12]}).\nTenant runs: "
                    + ", ".join(f"{r.tenant}={r.run_id}" for r in results)
                    + f"\nTo undo this rollback: reconciler rollback {environment} --to {intent['tag']}^\n")
-    _Step.reached("tagged")
+    faults.reached("tagged")
     workspace.rollback_intent(environment).unlink()
     return replace(base, commit=commit, results=tuple(results), checkpoint=intent["tag"])
-
-
-class _Step:
-    """Test-only: RECONCILER_FAULT=SIGKILL@<step> kills this process when a rollback reaches <step>
-    (recorded, applied, moved, tagged), so tests can prove every kill point is recoverable."""
-
-    @staticmethod
-    def reached(step: str) -> None:
-        if os.environ.get("RECONCILER_FAULT") == f"SIGKILL@{step}":
-            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def plans_summary(plan: Plan) -> str:

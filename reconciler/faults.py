@@ -1,0 +1,59 @@
+"""Test-only fault injection, in one place: tests stop, hold or kill a real run at a chosen point
+through RECONCILER_FAULT, and prove what every such point leaves behind.
+
+- `SIGKILL:N`, `SIGINT:N`: the process signals itself after N change statements of an apply.
+- `HOLD:N`: after N statements the apply says `reconciler fault: held <tenant>` on stderr and goes
+  on when a line arrives on stdin (a test reads the one and writes the other: no clock).
+- `SIGKILL@<step>`: killed when a `rollback --execute` reaches a step (recorded, applied, moved,
+  tagged).
+
+Never set outside tests; with the variable unset nothing here does anything.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+
+_HOLDING, _RELEASING = threading.Lock(), threading.Lock()
+
+
+@dataclass
+class Fault:
+    """The statement counter of one tenant's apply."""
+
+    tenant: str
+    stop: threading.Event = field(default_factory=threading.Event)   # set when Ctrl-C reached the run
+    signal_name: str | None = None
+    after: int = 0
+    seen: int = 0
+
+    @classmethod
+    def from_environment(cls, tenant: str, stop: threading.Event) -> Fault:
+        name, _, count = os.environ.get("RECONCILER_FAULT", "").partition(":")
+        if name in ("SIGKILL", "SIGINT", "HOLD") and count.isdigit():
+            return cls(tenant, stop, name, int(count))
+        return cls(tenant, stop)
+
+    def tick(self) -> None:
+        self.seen += 1
+        if self.signal_name is None or self.seen != self.after:
+            return
+        if self.signal_name == "HOLD":
+            with _HOLDING:   # tenants of one run hold at once; each is let go by a line of its own
+                print(f"reconciler fault: held {self.tenant}", file=sys.stderr, flush=True)
+            with _RELEASING:   # one reader at a time: stdin's buffer is not for threads to share
+                sys.stdin.readline()
+            return
+        os.kill(os.getpid(), getattr(signal, self.signal_name))
+        if threading.current_thread() is not threading.main_thread():
+            self.stop.wait(5)   # Ctrl-C lands in the main thread; let it tell the tenants before going on
+
+
+def reached(step: str) -> None:
+    """A named point of a multi-step operation (rollback --execute)."""
+    if os.environ.get("RECONCILER_FAULT") == f"SIGKILL@{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
