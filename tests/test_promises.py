@@ -615,3 +615,14 @@ def test_help_and_version_never_load_the_pipeline() -> None:
              "print(sorted(m for m in heavy if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]", loaded
+
+
+def test_16_a_pull_request_body_is_never_written_through_a_linked_folder(landscape: Landscape,
+                                                                        tmp_path_factory) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    landscape.path(".reconciler").symlink_to(outside, target_is_directory=True)
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "SELECT id,", "SELECT DISTINCT id,")
+    landscape.commit("dev ahead")
+    result = landscape.run("promote", "dev", "qa", "--no-pr")
+    assert result.code == 1 and "is a symbolic link" in result.stderr, result.output
+    assert list(outside.iterdir()) == []
