@@ -290,7 +290,7 @@ def graph(ctx: click.Context, environment: str, ref: str | None, fmt: str, selec
         if selection or against:
             raise click.UsageError("--columns draws column lineage; it does not combine with --select or --state")
         try:
-            picture = graphs.column_lineage(landscape.reads, landscape.columns,
+            picture = graphs.column_lineage(landscape.reads, landscape.derived, landscape.columns,
                                             {k: o.kind for k, o in landscape.objects.items()}, columns)
         except ValueError as error:
             raise click.UsageError(str(error)) from None

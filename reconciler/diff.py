@@ -3,13 +3,15 @@
 Owns pairing objects by key (as the engine compares names), classifying each difference
 as create / update / replace / delete with field-level details (deepdiff does the field
 comparison), the risk and reason of each, drift, conflicts with unmanaged objects, and the
-views that must be recreated because something they read changed shape.
+views that must be recreated: those whose columns change with what they read, and those the
+engine will not leave in place under a change to what they read (the adapter says which).
 Never executes SQL and never orders changes (that is `plan`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import networkx as nx
 from deepdiff import DeepDiff
@@ -30,8 +32,9 @@ from .state import (
 ENGINE_KINDS = ("Table", "View")
 
 
-def diff(desired: DesiredState, live: LiveState) -> list[Change]:
-    """Every change that makes `live` equal `desired` (unordered; `plan.order` orders them)."""
+def diff(desired: DesiredState, live: LiveState, pins: Pins | None = None) -> list[Change]:
+    """Every change that makes `live` equal `desired` (unordered; `plan.order` orders them).
+    `pins`: what the tenant's engine will not alter under a view that reads it (none by default)."""
     changes: dict[ObjectKey, Change] = {}
     matched: set[ObjectKey] = set()
     for key, want in desired.objects.items():
@@ -50,7 +53,7 @@ def diff(desired: DesiredState, live: LiveState) -> list[Change]:
     for key, record in live.catalog.items():
         if key not in matched:
             changes[key] = _delete(record, live.objects.get(key))
-    _recreate_dependents(changes, desired)
+    _recreate_readers(changes, desired, live, pins or _unpinned)
     _column_impact(changes, desired)
     _block_breaking_unmanaged_readers(changes, desired, live)
     _flag_probable_table_renames(changes, desired, live)
@@ -214,31 +217,115 @@ def _delete(record: CatalogRecord, found: LiveObject | None) -> Change:
                   risk="low", reason="removed from the folder", catalog_only=catalog_only)
 
 
-def _recreate_dependents(changes: dict[ObjectKey, Change], desired: DesiredState) -> None:
-    """Views reading something whose columns change are recreated, in order, transitively."""
-    shape_changed = {k for k, c in changes.items()
-                     if c.action == "replace" or (c.kind == "Table" and c.action == "update"
-                                                  and not c.catalog_only)}
-    if not shape_changed:
+class Pins(Protocol):
+    """What an engine will not change while a view reads it (`Compiler.pinned`)."""
+
+    def __call__(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
+        """The columns (lower case) of the changed object whose readers must be dropped first and
+        created again; None for every reader."""
+
+
+def _unpinned(change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
+    return frozenset()
+
+
+def _altered_columns(change: Change) -> frozenset[str] | None:
+    """The columns (lower case) whose name or type a table change alters; None for all of them (the
+    object was not a table before)."""
+    if change.action == "replace" and not any(d.field == "primary_key" for d in change.details):
+        return None
+    altered = set()
+    for detail in change.details:
+        parts = detail.field.split(".")
+        if parts[0] == "columns" and (len(parts) == 2 or parts[2] == "type"):
+            altered.add(parts[1].lower())
+            if detail.op == "rename":
+                altered.add(str(detail.before).lower())
+    return frozenset(altered)
+
+
+def _altered_view_columns(record: CatalogRecord | None, want: ObjectState, dialect: str) -> frozenset[str] | None:
+    """The columns of a view whose select-list entry its own change adds, removes or rewrites;
+    None where that is not known (a `*`, a view that was something else)."""
+    if record is None or record.kind != "View":
+        return None
+    before = sql.select_items(record.definition.get("projection", ""), dialect)
+    after = sql.select_items(want.projection, dialect)
+    if before is None or after is None:
+        return None
+    return frozenset(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
+def _recreate_readers(changes: dict[ObjectKey, Change], desired: DesiredState, live: LiveState,
+                      pins: Pins) -> None:
+    """A view the plan leaves in place is recreated when a column it gives changes with what it
+    reads (a retyped or renamed input column its values come from, a column added or dropped under
+    its `*`), or when the engine will not alter what it reads while it exists (`pins`); in order,
+    transitively. A view whose columns stay as they are keeps being the view it is."""
+    altered: dict[ObjectKey, frozenset[str] | None] = {}
+    pinned: dict[ObjectKey, frozenset[str] | None] = {}
+    for key, change in changes.items():
+        if change.kind in ENGINE_KINDS and change.action in ("update", "replace") and not change.catalog_only:
+            found = live.object(ObjectKey.parse(change.renamed_from or change.object))
+            if change.kind == "Table":
+                altered[key] = _altered_columns(change)
+            elif change.action == "replace":
+                altered[key] = _altered_view_columns(live.record(key), desired.objects[key], desired.dialect)
+            pinned[key] = pins(change, desired.objects.get(key), found)
+    if not altered and not any(p is None or p for p in pinned.values()):
         return
-    affected = {k for k in graphs.downstream(desired.graph, shape_changed) if desired.objects[k].kind == "View"}
-    for key in sorted(affected):
-        if key in changes and changes[key].action in ("create", "replace"):
+    for key in graphs.order(desired.graph.subgraph(graphs.downstream(desired.graph, set(altered) | set(pinned)))):
+        view = desired.objects[key]
+        if view.kind != "View" or (key in changes and changes[key].action in ("create", "replace", "delete")):
             continue
-        upstream = sorted(str(d) for d in desired.objects[key].dependencies if d in shape_changed | affected)
-        reason = f"recreated: reads {', '.join(upstream)} whose columns change"
+        changing = _changing_columns(view, altered)
+        reads = {source: set(columns) for source, columns in view.reads}
+        held = sorted(str(source) for source in view.dependencies if source in pinned and (
+            pinned[source] is None or pinned[source] & reads.get(source, set())))
+        if changing == frozenset() and not held:
+            continue
+        if changing != frozenset():
+            upstream = sorted(str(source) for source in view.dependencies if source in altered)
+            given = "its columns change" if changing is None else (
+                f"its column{'s' * (len(changing) > 1)} {', '.join(sorted(changing))} "
+                f"change{'s' * (len(changing) == 1)}")
+            reason = f"recreated: {given} with {', '.join(upstream)}"
+        else:
+            reason = (f"recreated: the engine will not alter {', '.join(held)} while a view reads it "
+                      "(dropped first, then created again)")
         details = changes[key].details if key in changes else ()
-        changes[key] = _change("replace", desired.objects[key], "medium", reason, details)
+        changes[key] = _change("replace", view, "medium", reason, details)
+        altered[key] = changing
+        pinned[key] = pins(changes[key], view, live.object(key))
+
+
+def _changing_columns(view: ObjectState, altered: dict[ObjectKey, frozenset[str] | None]) -> frozenset[str] | None:
+    """The columns of `view` that change with what it reads: those computed from an altered column,
+    and those a `*` gives on (a column added or dropped there is one added to or dropped from the
+    view); None (all of them) where nothing says what its columns come from."""
+    if not any(altered.get(source, frozenset()) != frozenset() for source in view.dependencies):
+        return frozenset()
+    if not view.derived or any(source in altered and altered[source] is None for source in view.stars):
+        return None
+    changing = {name for source in view.stars for name in altered.get(source) or ()}
+    for column, pairs in view.derived:
+        if any(source in altered and (altered[source] is None or name in altered[source]) for source, name in pairs):
+            changing.add(column)
+    return frozenset(changing)
 
 
 def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> None:
     """For each table column a change retypes or renames: what reads it (from the columns every view
-    and data flow was bound to), and transitively what reads a view that gives it on by name."""
+    and data flow was bound to), and transitively what reads a view column computed from it."""
     readers: dict[tuple[ObjectKey, str], list[ObjectKey]] = {}
+    given: dict[tuple[ObjectKey, str], list[str]] = {}   # (view, input column) -> the view's columns from it
     for key, obj in desired.objects.items():
         for source, columns in obj.reads:
             for column in columns:
                 readers.setdefault((source.folded(), column), []).append(key)
+        for output, pairs in obj.derived:
+            for source, column in pairs:
+                given.setdefault((key.folded(), source.folded(), column), []).append(output)
     if not readers:
         return
     for key, change in list(changes.items()):
@@ -254,14 +341,16 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
         impact = []
         for column, what in sorted(altered.items()):
             reached: list[ObjectKey] = []
-            queue = [(key.folded(), column.lower())]
+            queue, seen = [(key.folded(), column.lower())], set()
             while queue:
                 here = queue.pop(0)
                 for reader in sorted(readers.get(here, ())):
                     if reader not in reached:
                         reached.append(reader)
-                        if here[1] in desired.objects[reader].exposes:
-                            queue.append((reader.folded(), here[1]))
+                    for output in given.get((reader.folded(), *here), ()):
+                        if (reader.folded(), output) not in seen:
+                            seen.add((reader.folded(), output))
+                            queue.append((reader.folded(), output))
             if reached:
                 impact.append(Impact(column=column, change=what, read_by=tuple(map(str, reached))))
         if impact:

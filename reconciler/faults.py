@@ -50,7 +50,7 @@ class Fault:
             return
         os.kill(os.getpid(), getattr(signal, self.signal_name))
         if threading.current_thread() is not threading.main_thread():
-            self.stop.wait(5)   # Ctrl-C lands in the main thread; let it tell the tenants before going on
+            self.stop.wait()   # Ctrl-C lands in the main thread; it tells the tenants before any goes on
 
 
 def reached(step: str) -> None:

@@ -98,17 +98,24 @@ def lineage(graph: nx.DiGraph, writes: Mapping[ObjectKey, ObjectKey]) -> nx.DiGr
 
 
 def column_lineage(reads: Mapping[ObjectKey, Mapping[ObjectKey, Iterable[str]]],
+                   derived: Mapping[ObjectKey, Mapping[str, Iterable[tuple[ObjectKey, str]]]],
                    columns: Mapping[ObjectKey, Iterable[str]], kinds: Mapping[ObjectKey, str],
                    selection: str) -> nx.DiGraph:
     """`OBJECT` or `OBJECT.COLUMN` (schema.name or a unique name) and, transitively, what reads its
-    columns: a column node (`schema.name.column`) points at each view or data flow that refers to
-    it, at that view's column of the same name where it gives the column on. ValueError for a
-    selection that names nothing."""
+    columns: a column node (`schema.name.column`) points at each view column computed from it
+    (renamed, aggregated or in an expression alike), and at each view or data flow that refers to
+    it without giving it on (a filter, a join key, an INSERT). ValueError for a selection that
+    names nothing."""
     readers: dict[tuple[ObjectKey, str], list[ObjectKey]] = {}
     for reader, sources in reads.items():
         for source, names in sources.items():
             for name in names:
                 readers.setdefault((source.folded(), name.lower()), []).append(reader)
+    given: dict[tuple[ObjectKey, ObjectKey, str], list[str]] = {}   # (view, input, its column) -> view columns
+    for view, outputs in derived.items():
+        for output, pairs in outputs.items():
+            for source, name in pairs:
+                given.setdefault((view.folded(), source.folded(), name.lower()), []).append(output)
     exposed = {key.folded(): {name.lower(): name for name in names} for key, names in columns.items()}
     start, column = _column_selection(selection, kinds, exposed)
     graph = nx.DiGraph()
@@ -119,13 +126,16 @@ def column_lineage(reads: Mapping[ObjectKey, Mapping[ObjectKey, Iterable[str]]],
         node = ObjectKey(key.schema, f"{key.name}.{name}")
         graph.add_node(node, kind="Column")
         for reader in sorted(readers.get((key.folded(), name.lower()), ())):
-            given = exposed.get(reader.folded(), {}).get(name.lower())
-            target = ObjectKey(reader.schema, f"{reader.name}.{given}") if given else reader
-            graph.add_node(target, kind="Column" if given else kinds.get(reader, ""))
-            graph.add_edge(node, target)
-            if given and (reader, given) not in seen:
-                seen.add((reader, given))
-                queue.append((reader, given))
+            outputs = given.get((reader.folded(), key.folded(), name.lower()), [])
+            names = exposed.get(reader.folded(), {})
+            for output in sorted(outputs) or [None]:
+                shown = names.get(output, output) if output else None
+                target = ObjectKey(reader.schema, f"{reader.name}.{shown}") if shown else reader
+                graph.add_node(target, kind="Column" if shown else kinds.get(reader, ""))
+                graph.add_edge(node, target)
+                if shown and (reader, shown) not in seen:
+                    seen.add((reader, shown))
+                    queue.append((reader, shown))
     return graph
 
 

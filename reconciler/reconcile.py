@@ -211,7 +211,12 @@ def _each_tenant(items: Sequence, work) -> list:
             return [future.result() for future in futures]
         except KeyboardInterrupt:
             _STOP.set()
-            wait(futures)
+            while True:   # a second Ctrl-C must not let a tenant go on (and commit) before it stopped
+                try:
+                    wait(futures)
+                    break
+                except KeyboardInterrupt:
+                    continue
             raise
         finally:
             _STOP.clear()
@@ -234,7 +239,7 @@ class Reader(Protocol):
 
 def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState, reader: Reader,
                 acknowledged: Sequence[str] = ()) -> TenantPlan:
-    changes = diff(desired, live)
+    changes = diff(desired, live, adapter.pinned)
     at_risk = [c.key for c in changes if c.data_loss and c.kind == "Table"]
     rows = reader.count_rows([live.find(k) or k for k in at_risk])
     changes = [c.model_copy(update={"rows": rows.get(live.find(c.key) or c.key)}) if c.key in at_risk else c

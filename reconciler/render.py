@@ -28,7 +28,7 @@ def render(landscape: Landscape, tenant: Tenant, cache: Cache = NO_CACHE) -> Des
     for key, obj in landscape.objects.items():
         state = renderer.object(key, obj)
         objects[state.key] = state
-    return DesiredState(environment.name, tenant.name, engine, rules.capacity, objects)
+    return DesiredState(environment.name, tenant.name, engine, rules.capacity, objects, environment.dialect)
 
 
 class _Renderer:
@@ -53,7 +53,10 @@ class _Renderer:
         common = {"key": self.key(key), "kind": obj.kind, "dependencies": dependencies,
                   "path": self.landscape.documents[key].path, "reads": reads,
                   "exposes": tuple(c.lower() for c in self.landscape.columns.get(key, {})) if isinstance(obj, View)
-                  else ()}
+                  else (),
+                  "derived": tuple((column, tuple((self.key(source), name) for source, name in pairs))
+                                   for column, pairs in self.landscape.derived.get(key, {}).items()),
+                  "stars": tuple(self.key(source) for source in self.landscape.stars.get(key, ()))}
         if isinstance(obj, Table):
             return self.table(obj, common)
         if isinstance(obj, View):

@@ -1,8 +1,9 @@
 """The column references of one statement, scope by scope, as plain data.
 
 Owns walking sqlglot's scopes once, when a statement is first analysed: each scope's sources (a
-table by name, a derived scope by index), its column references with their positions, select
-aliases, USING columns and select-list items; for an INSERT, its target column list. `bind`
+table by name, a derived scope by index), its column references with their positions and the
+select-list item each stands in, select aliases, USING columns, select-list items and which of
+them hold a subquery (what those compute from is not followed); for an INSERT, its target column list. `bind`
 resolves these against the columns of the inputs without parsing again, and the result is
 cached beside the statement's other facts. Pure: never touches a tenant, never hand-parses SQL.
 """
@@ -14,7 +15,7 @@ from typing import Any
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
-SCOPES_VERSION = "2"
+SCOPES_VERSION = "3"
 
 
 def extract(tree: exp.Expression, dialect: Any) -> dict:
@@ -49,9 +50,12 @@ def _scope(scope: Scope, index: dict[int, int]) -> dict:
     for column in scope.columns:
         if isinstance(column.this, exp.Star) or _lambda_parameter(column):
             continue
+        if select is not None and column.find_ancestor(exp.Select) is not select:
+            continue   # sqlglot lends a correlated subquery's columns to its parent; that scope has them
         own = _projection_of(column, select)
         columns.append([column.table, column.name, *position(column.this),
-                        own.alias.lower() if isinstance(own, exp.Alias) else None])
+                        own.alias.lower() if isinstance(own, exp.Alias) else None,
+                        own.index if own is not None else None])
     items = []
     if select is not None:
         for item in select.expressions:
@@ -64,7 +68,8 @@ def _scope(scope: Scope, index: dict[int, int]) -> dict:
     elif isinstance(scope.expression, exp.Query):   # a UNION: its columns are its first branch's
         items = [["star", ""]] if scope.expression.is_star else [["name", n] for n in scope.expression.named_selects]
     parent = scope.parent if scope.is_subquery else None
-    return {"sources": sources, "columns": columns, "items": items,
+    opaque = [i for i, item in enumerate(select.expressions) if item.find(exp.Query)] if select else []
+    return {"sources": sources, "columns": columns, "items": items, "opaque": opaque,
             "aliases": [e.alias.lower() for e in select.expressions if isinstance(e, exp.Alias)] if select else [],
             "using": [i.name.lower() for join in select.args.get("joins") or [] for i in join.args.get("using") or []]
             if select else [],

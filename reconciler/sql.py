@@ -169,6 +169,21 @@ def _facts(tree: exp.Expression, dialect: str) -> SqlFacts:
                     tree.sql(dialect=templated(dialect), comments=False), projection)
 
 
+def select_items(projection: str, dialect: str) -> dict[str, str] | None:
+    """A view's canonical select list (`SqlFacts.projection`) as {column (lower case): its expression};
+    None where a `*` or an unnamed expression leaves its columns unknown."""
+    try:
+        query = parse(f"SELECT {projection}", dialect)
+    except SqlProblem:
+        return None
+    items = {}
+    for item in query.selects:
+        if item.is_star or not item.alias_or_name:
+            return None
+        items[item.alias_or_name.lower()] = item.sql(dialect=templated(dialect), comments=False)
+    return items
+
+
 def _table_name(table: exp.Table) -> str:
     return f"{table.db}.{table.name}" if table.db else table.name
 

@@ -52,6 +52,9 @@ class ObjectState:
     column_renames: tuple[tuple[str, str], ...] = ()   # (former name, name) of renamed columns
     reads: tuple[tuple[ObjectKey, tuple[str, ...]], ...] = ()   # views and data flows: columns they refer to
     exposes: tuple[str, ...] = ()                   # views: the names of the columns they give
+    derived: tuple[tuple[str, tuple[tuple[ObjectKey, str], ...]], ...] = ()
+    # ^ views: each column given, and the columns (of what it reads) its values are computed from
+    stars: tuple[ObjectKey, ...] = ()               # views: what they give on whole through `*`
 
     @functools.cached_property
     def content_hash(self) -> str:
@@ -156,6 +159,7 @@ class DesiredState:
     engine: str
     capacity: str | None
     objects: dict[ObjectKey, ObjectState]
+    dialect: str                                  # the landscape's SQL dialect (its views' projections)
 
     @functools.cached_property
     def graph(self) -> nx.DiGraph:

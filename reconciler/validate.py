@@ -65,6 +65,10 @@ class Landscape:
     columns: dict[ObjectKey, bind.Columns] = field(default_factory=dict, repr=False)   # tables' and views'
     reads: dict[ObjectKey, dict[ObjectKey, tuple[str, ...]]] = field(default_factory=dict, repr=False)
     # ^ the columns of each object a view or data flow refers to (lower-case names)
+    derived: dict[ObjectKey, dict[str, tuple[tuple[ObjectKey, str], ...]]] = field(default_factory=dict, repr=False)
+    # ^ each view column (lower case): the columns of the objects it reads that its values come from
+    stars: dict[ObjectKey, tuple[ObjectKey, ...]] = field(default_factory=dict, repr=False)
+    # ^ what a view gives on whole through `*`: a column added there is a column added to the view
 
     @property
     def name(self) -> str:
@@ -106,14 +110,14 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     dependencies = checker.references(objects, facts)
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
     cyclic = checker.cycles(graph)
-    columns, reads = ({}, {}) if cyclic else checker.columns(objects, facts, dependencies, graph, dialect)
+    bound = checker.columns(objects, facts, dependencies, graph, dialect) if not cyclic else ({}, {}, {}, {})
     if environment is not None and objects:
         checker.rules(environment, objects, facts)
     if checker.diagnostics:
         raise InvalidInput(checker.diagnostics)
     assert environment is not None
     return Landscape(source, environment, dict(sorted(objects.items())), checker.documents,
-                     facts, dependencies, graph, columns, reads)
+                     facts, dependencies, graph, *bound)
 
 
 class _Checker:
@@ -389,13 +393,15 @@ class _Checker:
         return bool(found)
 
     # -- columns ----------------------------------------------------------------------------
-    def columns(self, objects, facts, dependencies, graph: nx.DiGraph, dialect: str
-                ) -> tuple[dict[ObjectKey, bind.Columns], dict[ObjectKey, dict[ObjectKey, tuple[str, ...]]]]:
+    def columns(self, objects, facts, dependencies, graph: nx.DiGraph, dialect: str) -> tuple[dict, dict, dict, dict]:
         """Bind every view and data flow against the columns the landscape declares, in dependency
         order; report each column that does not bind at its place inside the SQL. (The columns each
-        table and view exposes, the columns of its inputs each view and data flow reads.)"""
+        table and view exposes, the columns of its inputs each view and data flow reads, what each
+        view column is computed from, what each view gives on through `*`: `Landscape`'s fields.)"""
         known: dict[ObjectKey, bind.Columns | None] = {}
         read_columns: dict[ObjectKey, dict[ObjectKey, tuple[str, ...]]] = {}
+        derived: dict[ObjectKey, dict[str, tuple[tuple[ObjectKey, str], ...]]] = {}
+        stars: dict[ObjectKey, tuple[ObjectKey, ...]] = {}
         for key in graphs.order(graph):
             obj = objects[key]
             if key in self.duplicated:
@@ -419,13 +425,19 @@ class _Checker:
             by_name = {str(d).lower(): d for d in reads}
             read_columns[key] = {by_name[name]: tuple(columns) for name, columns in result.reads.items()
                                  if name in by_name}
+            if result.derived:
+                derived[key] = {column: tuple((by_name[source], name) for source, name in pairs if source in by_name)
+                                for column, pairs in result.derived.items()}
+            if result.stars:
+                stars[key] = tuple(by_name[name] for name in result.stars if name in by_name)
             document = self.documents[key]
             for problem in result.problems:
                 line, column = document.where_inside(("sql",), problem.line, problem.column)
                 hint = _did_you_mean(problem.word, problem.candidates) if problem.word else ""
                 self.diagnostics.append(Diagnostic(document.path, line, column, "column", problem.message + hint))
             known[key] = result.outputs if isinstance(obj, View) else None
-        return {key: columns for key, columns in known.items() if columns is not None}, read_columns
+        return ({key: columns for key, columns in known.items() if columns is not None}, read_columns,
+                derived, stars)
 
     # -- rules ------------------------------------------------------------------------------
     def rules(self, environment: Environment, objects, facts) -> None:

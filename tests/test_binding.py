@@ -141,7 +141,8 @@ def test_the_shadow_binds_a_view_the_plan_leaves_in_place(engine_landscape: Engi
 
 def test_every_plan_shows_which_columns_read_a_changed_column(landscape: Landscape) -> None:
     """Column-level impact, from the columns each view and data flow was bound to: direct readers,
-    then what reads a view that gives the column on under the same name."""
+    then, through every view column computed from it (renamed or aggregated too), what reads that:
+    amount -> vw_transaction_detail.amount -> SUM(amount) AS revenue -> segment -> the data flow."""
     assert landscape.run("apply", "dev", "--yes").code == 0
     landscape.edit(TRANSACTIONS, '{name: amount, type: "DECIMAL(18,2)"', '{name: amount, type: "DECIMAL(20,2)"')
     landscape.edit(TRANSACTIONS, "{name: channel,", "{name: sales_channel, renamed_from: channel,")
@@ -151,13 +152,15 @@ def test_every_plan_shows_which_columns_read_a_changed_column(landscape: Landsca
     plan = landscape.run("plan", "dev")
     assert plan.code == 0, plan.output
     assert ("> amount (type DECIMAL(18, 2) -> DECIMAL(20, 2)) is read by sales.vw_transaction_detail, "
-            "sales.vw_customer_lifetime_value") in plan.stdout
+            "sales.vw_customer_lifetime_value, sales.vw_customer_segmentation, integration.df_segment_scoring\n"
+            ) in plan.stdout
     assert "> sales_channel (renamed from channel) is read by sales.vw_transaction_detail\n" in plan.stdout
     [change] = [c for c in json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
                 if c["object"] == "sales.customer_transactions"]
     assert change["impact"] == [
         {"column": "amount", "change": "type DECIMAL(18, 2) -> DECIMAL(20, 2)",
-         "read_by": ["sales.vw_transaction_detail", "sales.vw_customer_lifetime_value"]},
+         "read_by": ["sales.vw_transaction_detail", "sales.vw_customer_lifetime_value",
+                     "sales.vw_customer_segmentation", "integration.df_segment_scoring"]},
         {"column": "sales_channel", "change": "renamed from channel", "read_by": ["sales.vw_transaction_detail"]}]
 
 
@@ -166,7 +169,10 @@ def test_graph_columns_prints_column_lineage(landscape: Landscape) -> None:
     assert result.code == 0, result.output
     edges = {(e["from"], e["to"]) for e in json.loads(result.stdout)["edges"]}
     assert edges == {("sales.customer_transactions.amount", "sales.vw_transaction_detail.amount"),
-                     ("sales.vw_transaction_detail.amount", "sales.vw_customer_lifetime_value")}
+                     ("sales.vw_transaction_detail.amount", "sales.vw_customer_lifetime_value.revenue"),  # SUM()
+                     ("sales.vw_customer_lifetime_value.revenue", "sales.vw_customer_segmentation.revenue"),
+                     ("sales.vw_customer_lifetime_value.revenue", "sales.vw_customer_segmentation.segment"),
+                     ("sales.vw_customer_segmentation.segment", "integration.df_segment_scoring")}   # WHERE
     mermaid = landscape.run("graph", "dev", "--columns", "customer_transactions.amount").stdout
     assert "sales__customer_transactions__amount --> sales__vw_transaction_detail__amount" in mermaid
     assert landscape.run("graph", "dev", "--columns", "sales.customer_transactions", "--format", "svg").code == 0
@@ -215,3 +221,49 @@ def test_a_plan_with_read_only_credentials_says_it_is_not_proven(landscape: Land
     assert "? not proven on a shadow of the tenant: these credentials may not change the tenant" in plan.stdout
     markdown = landscape.run("plan", "dev", "--format", "markdown").stdout
     assert "not proven on a shadow of the tenant" in markdown
+
+
+def test_readers_are_recreated_only_when_the_columns_they_give_change(engine_landscape: EngineLandscape) -> None:
+    """A new column recreates only the view giving it on through `*`; a retyped column recreates
+    the views whose columns are computed from it, and on PostgreSQL also what pins it (a view
+    reading it in WHERE, then what reads that view, since recreating a view drops it first)."""
+    landscape = engine_landscape
+    landscape.write("environments/dev/sales/codes.yaml", "kind: Table\nname: codes\nschema: sales\nstatus: active\n"
+                    "columns:\n  - {name: id, type: BIGINT, nullable: false}\n  - {name: code, type: INTEGER}\n"
+                    "  - {name: label, type: VARCHAR}\nprimary_key: [id]\n")
+    for name, query in {"vw_codes_all": "SELECT * FROM sales.codes",
+                        "vw_codes_kept": "SELECT id, label FROM sales.codes WHERE code > 0",
+                        "vw_codes_loud": "SELECT id, upper(label) AS loud FROM sales.vw_codes_kept",
+                        "vw_codes_code": "SELECT id, code + 1 AS next_code FROM sales.codes"}.items():
+        landscape.write(f"environments/dev/sales/views/{name}.yaml",
+                        f"kind: View\nname: {name}\nschema: sales\nstatus: active\nsql: {query}\n")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.codes VALUES (1, 7, 'seven'), (2, 0, 'zero')")
+
+    landscape.edit("environments/dev/sales/codes.yaml", "primary_key", "  - {name: note, type: VARCHAR}\nprimary_key")
+    changes = json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
+    assert [(c["object"], c["action"], c["reason"]) for c in changes] == [
+        ("sales.codes", "update", "columns changed"),
+        ("sales.vw_codes_all", "replace", "recreated: its column note changes with sales.codes")]
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.columns("sales", "vw_codes_all") == ["id", "code", "label", "note"]
+
+    landscape.edit("environments/dev/sales/codes.yaml", "{name: code, type: INTEGER}", "{name: code, type: BIGINT}")
+    changes = json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
+    recreated = {c["object"]: c["reason"] for c in changes if c["action"] == "replace"}
+    assert recreated["sales.vw_codes_all"] == "recreated: its column code changes with sales.codes"   # `*`
+    assert recreated["sales.vw_codes_code"] == "recreated: its column next_code changes with sales.codes"
+    if landscape.engine == "duckdb":   # views are bound by name when read: nothing else needs to move
+        assert set(recreated) == {"sales.vw_codes_all", "sales.vw_codes_code"}
+    else:
+        assert recreated["sales.vw_codes_kept"] == ("recreated: the engine will not alter sales.codes while a "
+                                                    "view reads it (dropped first, then created again)")
+        assert recreated["sales.vw_codes_loud"] == ("recreated: the engine will not alter sales.vw_codes_kept "
+                                                    "while a view reads it (dropped first, then created again)")
+        assert len(recreated) == 4
+    assert not any(c["conflict"] for c in changes)
+    applied = landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    assert landscape.sql("SELECT id, loud FROM sales.vw_codes_loud") == [(1, "SEVEN")]
+    assert landscape.sql("SELECT id, next_code FROM sales.vw_codes_code ORDER BY id") == [(1, 8), (2, 1)]
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0

@@ -94,7 +94,7 @@ def test_a_saved_plan_that_waited_for_the_lock_is_refused_as_stale(landscape: La
 
 def test_unlock_releases_only_a_dead_run_named_exactly(landscape: Landscape, hold: Hold) -> None:
     assert landscape.run("apply", "dev", "--yes").code == 0
-    landscape.edit(VIEW, "region, created_at", "region, created_at, status")
+    landscape.edit(VIEW, "region, created_at", "upper(region) AS region, created_at, status")   # four views
     killed = start(landscape, "apply", "dev", "--yes", env={**hold.env(), "RECONCILER_FAULT": "SIGKILL:2"})
     assert killed.wait(timeout=60) == -9
     [dead] = [r["run_id"] for r in runs(landscape) if r["outcome"] == "running"]

@@ -34,9 +34,10 @@ def test_apply_then_plan_is_empty(engine_landscape: EngineLandscape) -> None:
 def test_rows_survive_a_new_column_and_recreated_views(engine_landscape: EngineLandscape) -> None:
     landscape = applied(engine_landscape)
     landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR, default: \"'BASIC'\"}\nprimary_key")
-    landscape.edit(VIEW, "region, created_at", "region, created_at, tier")
+    landscape.edit(VIEW, "region, created_at", "upper(region) AS region, created_at, tier")
     plan = landscape.run("plan", "dev")
-    assert "sales.vw_customer_segmentation: recreated" in plan.stdout
+    assert "sales.vw_customer_segmentation: recreated: its column region changes with " \
+           "sales.vw_customer_lifetime_value" in plan.stdout
     result = landscape.run("apply", "dev", "--yes")
     assert result.code == 0, result.output
     assert landscape.sql("SELECT id, name, tier FROM sales.customer_master ORDER BY id") == \
@@ -184,7 +185,7 @@ def test_a_killed_apply_leaves_the_old_state(engine_landscape: EngineLandscape) 
     landscape = applied(engine_landscape)
     before = landscape.state()
     landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR, default: \"'BASIC'\"}\nprimary_key")
-    landscape.edit(VIEW, "region, created_at", "region, created_at, tier")
+    landscape.edit(VIEW, "region, created_at", "upper(region) AS region, created_at, tier")   # 4 views
     killed = subprocess.run([str(Path(sys.executable).parent / "reconciler"), "--repo", str(landscape.root),
                              "apply", "dev", "--yes"], env={**os.environ, "RECONCILER_FAULT": "SIGKILL:4"},
                             capture_output=True, text=True)
@@ -304,7 +305,7 @@ def test_hostile_names_are_only_ever_identifiers(engine_landscape: EngineLandsca
     table = ObjectState(key, "Table", {}, columns=(ColumnState(hostile, "INTEGER"),), primary_key=(hostile,))
     compiler = PostgresCompiler() if landscape.engine == "postgres" else Compiler()
     changes = compiler.compile([Change(action="create", kind="Table", object=str(key), risk="low", reason="r")],
-                               DesiredState("dev", "dev", compiler.engine, None, {key: table}),
+                               DesiredState("dev", "dev", compiler.engine, None, {key: table}, "duckdb"),
                                LiveState({}, {}, frozenset()))
     for statement in changes[0].statements:   # one by one: the helper splits on ';', the name holds one
         if landscape.engine == "postgres":

@@ -11,7 +11,7 @@ from reconciler.reconcile import Workspace, plan_environment
 def test_markdown_drops_detail_in_order_to_fit_the_limit(landscape: Landscape) -> None:
     assert landscape.run("apply", "dev", "--yes").code == 0
     landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at",
-                   "region, created_at, status")
+                   "upper(region) AS region, created_at, status")   # region flows into three more views
     landscape.edit("environments/dev/sales/customer_master.yaml", "primary_key",
                    "  - {name: tier, type: VARCHAR}\nprimary_key")
     planned = plan_environment(Workspace(landscape.root), "dev")

@@ -49,7 +49,7 @@ def test_status_shows_applied_commits_pending_changes_locks_and_waiting_promotio
 
     result = landscape.run("status")
     lines = {tuple(line.split()[:2]): line.split() for line in result.stdout.splitlines() if line.strip()}
-    assert lines[("dev", "dev")][2:5] == [applied[:8], "4", "0"]   # the view and the three reading it
+    assert lines[("dev", "dev")][2:5] == [applied[:8], "1", "0"]   # the view; nothing reads its new column
     assert lines[("qa", "qa")][2:6] == ["never", "applied", "9", "0"]
     assert "dev -> qa: 1 waiting to be promoted" in result.stdout and "change sales.vw_customer_active" in result.stdout
     assert "held back integration.df_segment_scoring: status is beta" in result.stdout

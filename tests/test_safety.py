@@ -82,7 +82,7 @@ def test_generated_sql_quotes_every_name_so_hostile_names_run_nothing_else(tmp_p
     table = ObjectState(key, "Table", {}, columns=(ColumnState(hostile, "INTEGER"),), primary_key=(hostile,))
     view = ObjectState(ObjectKey(hostile, "v"), "View", {}, dependencies=(key,),
                        sql=f'SELECT * FROM "{hostile.replace(chr(34), chr(34) * 2)}"."{hostile.replace(chr(34), chr(34) * 2)}"')
-    desired = DesiredState("dev", "dev", "duckdb", None, {key: table, view.key: view})
+    desired = DesiredState("dev", "dev", "duckdb", None, {key: table, view.key: view}, "duckdb")
     live = LiveState({}, {}, frozenset({"main"}))
     adapter = DuckDBAdapter(Tenant(name="dev", url=f"duckdb:///{tmp_path}/t.duckdb"), tmp_path)
     changes = adapter.compile([Change(action="create", kind="Table", object=str(key), risk="low", reason="r"),

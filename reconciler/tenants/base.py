@@ -21,7 +21,7 @@ from .. import secrets, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change, Refusal
-from ..state import CatalogRecord, DesiredState, LiveState
+from ..state import CatalogRecord, DesiredState, LiveObject, LiveState, ObjectState
 
 CATALOG_SCHEMA = "_reconciler"
 BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
@@ -227,6 +227,11 @@ class Adapter(abc.ABC):
 
     @abc.abstractmethod
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
+
+    def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
+        """What the engine will not alter under a view that reads it (`diff.Pins`): none where views
+        are bound by name each time they are read."""
+        return frozenset()
 
     def prove(self, changes: Sequence[Change], views: Sequence[ObjectKey],
               reads: Mapping[str, Sequence[str]]) -> list[Refusal]:

@@ -83,6 +83,16 @@ class PostgresCompiler(Compiler):
         # no TRY_CAST here: a value that cannot go back fails the statement, which is as safe
         return f"CAST({column} AS {old_type})"
 
+    def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
+        """A view pins what it reads: a table cannot be dropped (rebuilt) under it, nor a column it
+        reads retyped or dropped, nor a view it reads dropped (recreating one drops it first)."""
+        if change.kind == "View":
+            return None if change.action == "replace" else frozenset()
+        if self.rebuilds(change, want, found):
+            return None
+        return frozenset(d.field.split(".")[1].lower() for d in change.details if d.field.startswith("columns.")
+                         and (d.field.endswith(".type") or (d.op == "drop" and d.field.count(".") == 1)))
+
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         compiled = super().compile(changes, desired, live)
         gone = {c.key for c in compiled if c.kind == "View" and c.action in ("replace", "delete")
@@ -224,6 +234,9 @@ class PostgresAdapter(Adapter):
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         return COMPILER.compile(changes, desired, live)
+
+    def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
+        return COMPILER.pinned(change, want, found)
 
     def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
         return COMPILER.lock(tables)
