@@ -267,3 +267,21 @@ def test_readers_are_recreated_only_when_the_columns_they_give_change(engine_lan
     assert landscape.sql("SELECT id, loud FROM sales.vw_codes_loud") == [(1, "SEVEN")]
     assert landscape.sql("SELECT id, next_code FROM sales.vw_codes_code ORDER BY id") == [(1, 8), (2, 1)]
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_correlated_subquery_binds_its_columns_to_its_own_sources(landscape: Landscape) -> None:
+    """sqlglot lends a correlated subquery's unqualified columns to the enclosing scope; they are
+    resolved where the engine resolves them (the subquery's own sources first), never reported
+    against the outer query's tables."""
+    landscape.write("environments/dev/sales/views/vw_buyers.yaml", "kind: View\nname: vw_buyers\nschema: sales\n"
+                    "status: active\nsql: |\n  SELECT c.id, (SELECT max(amount) FROM sales.customer_transactions\n"
+                    "                WHERE customer_id = c.id) AS biggest\n  FROM sales.customer_master c\n"
+                    "  WHERE EXISTS (SELECT 1 FROM sales.customer_transactions WHERE customer_id = c.id\n"
+                    "                AND currency = 'EUR')\n")
+    result = landscape.run("validate", "dev")
+    assert result.code == 0, result.output
+    landscape.edit("environments/dev/sales/views/vw_buyers.yaml", "AND currency = 'EUR'", "AND curency = 'EUR'")
+    result = landscape.run("validate", "dev")
+    assert result.code == 1
+    assert ("vw_buyers.yaml:10:21: error[column]: column curency does not exist in sales.customer_transactions, "
+            "sales.customer_master (did you mean currency?)") in result.stderr, result.stderr
