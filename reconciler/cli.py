@@ -610,7 +610,7 @@ def prune_backups(ctx: click.Context, environment: str, older_than: int | None, 
     expired = housekeeping.prune_backups(_workspace(ctx), environment, older_than, yes)
     for backup in expired:
         out.print(f"{'dropped' if yes else 'would drop'} {backup['tenant']}: {backup['name']} "
-                  f"({backup['row_count']:,} rows, taken {backup['created_at']:%Y-%m-%d})", markup=False)
+                  f"({plans.row_count(backup['row_count'])}, taken {backup['created_at']:%Y-%m-%d})", markup=False)
     if not expired:
         out.print("no backup is older than the retention", markup=False)
     elif not yes:

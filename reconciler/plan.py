@@ -207,7 +207,12 @@ def violations(plan: Plan, allow_data_loss: Collection[str] = ()) -> list[str]:
             if change.conflict:
                 problems.append(f"{tenant.tenant}: {change.object}: {change.reason}")
             elif change.data_loss and not change.acknowledged and change.object.lower() not in accepted:
-                rows = f" ({change.rows:,} rows)" if change.rows is not None else ""
+                rows = f" ({row_count(change.rows)})" if change.rows is not None else ""
                 problems.append(f"{tenant.tenant}: {change.object}: {change.reason}{rows} would lose "
                                 f"data; rerun with --allow-data-loss {change.object} to accept")
     return problems
+
+
+def row_count(rows: int) -> str:
+    """`1 row`, `2,500 rows`."""
+    return f"{rows:,} row{'s' * (rows != 1)}"

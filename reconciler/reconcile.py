@@ -44,7 +44,7 @@ from .errors import (
 from .model import ObjectKey, Tenant
 from .plan import Change, Plan, TenantPlan
 from .render import render
-from .source import WORKTREE, head_commit
+from .source import WORKTREE, available_environments, head_commit, read_environment, resolve_commit
 from .state import DesiredState, LiveState
 from .tenants.base import (
     CATALOG_DDL,
@@ -57,7 +57,7 @@ from .tenants.base import (
     Unprovable,
     adapter_for,
 )
-from .validate import Landscape, load
+from .validate import Landscape, load, validate
 
 
 @dataclass
@@ -71,6 +71,7 @@ class Workspace:
     lock_timeout: float = 0          # seconds to wait for a tenant another run holds
     cache: Cache = field(init=False)
     state: Path = field(init=False)
+    _loaded: dict[tuple, Landscape] = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.repo = self.repo.resolve()
@@ -88,8 +89,21 @@ class Workspace:
         return adapter_for(tenant, self.repo, self.lock_timeout)
 
     def load(self, environment: str, ref: str | None = None, allow_empty: bool = False) -> Landscape:
+        """One environment, read and validated once per command: at a ref, once per commit it names;
+        in the working tree, once per set of file contents (git blob ids), so a command that
+        checks files out reads them again but never validates the same files twice."""
         try:
-            return load(self.repo, environment, ref, self.cache, allow_empty)
+            if ref is not None:
+                key: tuple = (environment, ref, resolve_commit(self.repo, ref).hexsha, allow_empty)
+                if key not in self._loaded:
+                    self._loaded[key] = load(self.repo, environment, ref, self.cache, allow_empty)
+                return self._loaded[key]
+            source = read_environment(self.repo, environment, None, self.cache)
+            environments = available_environments(self.repo, None)
+            key = (environment, None, source.identity, tuple(environments), allow_empty)
+            if key not in self._loaded:
+                self._loaded[key] = validate(source, environments, self.cache, allow_empty)
+            return self._loaded[key]
         finally:
             self.cache.flush()
 
@@ -151,22 +165,23 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
                               "tenant's password to a place a pull request names, so it is planned after merge, "
                               "on the protected branch")
         adapter = workspace.adapter(tenant)
-        live = adapter.inspect()
-        if not live.exists and not tenant.create:
-            raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
-                              "declare `create: true` on the tenant to create it")
-        state = TenantState(tenant, adapter, desired[tenant.name], live, landscape.environment.allow_data_loss)
-        tenant_plan = plan_tenant(adapter, state.desired, live, adapter, state.acknowledged)
-        if verify and tenant_plan.changes:   # nothing to prove when nothing changes
-            reads = {str(k): [str(d) for d in o.dependencies] for k, o in state.desired.objects.items()}
-            reads.update({str(k): [str(d) for d in r.dependencies] for k, r in live.catalog.items()
-                          if str(k) not in reads})
-            try:
-                proof = adapter.prove([c for c in tenant_plan.changes if c.statements],
-                                      views_to_bind(tenant_plan.changes, live, state.desired.engine), reads)
-                tenant_plan = tenant_plan.model_copy(update={"refused": tuple(proof)})
-            except Unprovable as why:   # said in the plan; the apply's own transaction stays the proof
-                tenant_plan = tenant_plan.model_copy(update={"unproven": str(why)})
+        with adapter.reading() as reading:   # one connection: inspect, row counts, checks, then the proof
+            live = reading.inspect()
+            if not live.exists and not tenant.create:
+                raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
+                                  "declare `create: true` on the tenant to create it")
+            state = TenantState(tenant, adapter, desired[tenant.name], live, landscape.environment.allow_data_loss)
+            tenant_plan = plan_tenant(adapter, state.desired, live, reading, state.acknowledged)
+            if verify and tenant_plan.changes:   # nothing to prove when nothing changes
+                reads = {str(k): [str(d) for d in o.dependencies] for k, o in state.desired.objects.items()}
+                reads.update({str(k): [str(d) for d in r.dependencies] for k, r in live.catalog.items()
+                              if str(k) not in reads})
+                try:
+                    proof = adapter.prove_in(reading, [c for c in tenant_plan.changes if c.statements],
+                                             views_to_bind(tenant_plan.changes, live, state.desired.engine), reads)
+                    tenant_plan = tenant_plan.model_copy(update={"refused": tuple(proof)})
+                except Unprovable as why:   # said in the plan; the apply's own transaction stays the proof
+                    tenant_plan = tenant_plan.model_copy(update={"unproven": str(why)})
         return state, tenant_plan
 
     outcomes = _each_tenant(chosen, plan_one)
@@ -230,7 +245,7 @@ def _outcome(work, item):
 
 
 class Reader(Protocol):
-    """Where a plan counts rows: the adapter (a read of its own) or an apply's locked session."""
+    """Where a plan counts rows: a plan's read session or an apply's locked session."""
 
     def count(self, query: str) -> int: ...
 
@@ -258,7 +273,7 @@ def _checked(reader: Reader, change: Change) -> Change:
     failing = [(check, count) for check in change.checks if (count := reader.count(check.query))]
     if not failing:
         return change
-    counted = "; ".join(f"{count:,} {check.problem}" for check, count in failing)
+    counted = "; ".join(f"{check.problem}: {plans.row_count(count)}" for check, count in failing)
     return change.model_copy(update={"conflict": True, "reason": f"{change.reason}; blocked: {counted}"})
 
 

@@ -19,7 +19,7 @@ from rich.text import Text
 from . import drawing, sql
 from .errors import Diagnostic
 from .model import ObjectKey
-from .plan import ACTIONS, Change, Detail, Plan, TenantPlan
+from .plan import ACTIONS, Change, Detail, Plan, TenantPlan, row_count
 
 SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
 STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
@@ -61,7 +61,7 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
 
 def _change_lines(change: Change, verbose: bool) -> list[tuple[str, str | None]]:
     style = STYLES[change.action]
-    risk = f" [risk {change.risk}" + (f", {change.rows:,} rows" if change.rows is not None else "") + "]" \
+    risk = f" [risk {change.risk}" + (f", {row_count(change.rows)}" if change.rows is not None else "") + "]" \
         if change.risk != "low" else ""
     lines = [(f"  {SYMBOLS[change.action]:>3} {change.kind} {change.object}: {change.reason}{risk}", style)]
     if change.data_loss:
@@ -128,7 +128,7 @@ def _plan_markdown(plan: Plan, graph: nx.DiGraph | None, trimmed: int) -> str:
     if risky:
         out += ["> [!CAUTION]", "> Destructive, blocked or high-risk changes:"]
         out += [f"> - `{t.tenant}`: **{c.action} {c.object}**: {c.reason}"
-                + (f" ({c.rows:,} rows)" if c.rows is not None else "") for t, c in risky]
+                + (f" ({row_count(c.rows)})" if c.rows is not None else "") for t, c in risky]
         out.append("")
     refused = [(t, r) for t in plan.tenants for r in t.refused]
     if refused:
@@ -307,7 +307,7 @@ def rollback_text(rolled) -> list[tuple[str, str | None]]:
     if not rolled.impact:
         lines.append(("  no changes: the tenants already hold that state", None))
     for row in rolled.impact:
-        rows = f", {row.rows:,} rows at risk" if row.rows is not None else ""
+        rows = f", {row_count(row.rows)} at risk" if row.rows is not None else ""
         lines.append((f"  {row.tenant}: {row.action} {row.kind} {row.object} (risk {row.risk}{rows}): "
                       f"{row.current} -> {row.target}; {row.reason}",
                       "red" if row.risk == "high" else STYLES.get(row.action)))

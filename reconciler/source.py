@@ -95,6 +95,12 @@ class EnvironmentSource:
     objects: tuple[Document, ...]
     diagnostics: tuple[Diagnostic, ...]
 
+    @property
+    def identity(self) -> tuple:
+        """What the files read were, by path and git blob id: equal identities validate alike."""
+        documents = ((self.environment,) if self.environment else ()) + self.objects
+        return (self.ref, self.commit, tuple((d.path, d.blob) for d in documents), self.diagnostics)
+
 
 class YamlProblem(Exception):
     def __init__(self, message: str, mark: yaml.Mark | None):

@@ -80,7 +80,7 @@ def test_not_null_is_counted_and_refused(engine_landscape: EngineLandscape) -> N
     landscape.edit(MASTER, "{name: email, type: VARCHAR}", "{name: email, type: VARCHAR, nullable: false}")
     before = landscape.state()
     result = landscape.run("apply", "dev", "--yes")
-    assert result.code == 3 and "1 rows have NULL in email" in result.stderr
+    assert result.code == 3 and "NULL in email, which becomes NOT NULL: 1 row" in result.stderr
     assert landscape.state() == before
 
 
@@ -202,7 +202,7 @@ def test_narrowing_is_counted_and_a_rebuild_keeps_rows(engine_landscape: EngineL
     landscape.edit(MASTER, "{name: id, type: BIGINT, nullable: false}", "{name: id, type: SMALLINT, nullable: false}")
     before = landscape.state()
     refused = landscape.run("apply", "dev", "--yes")
-    assert refused.code == 3 and "1 values in id would not fit SMALLINT unchanged" in refused.stderr
+    assert refused.code == 3 and "a value in id that would not fit SMALLINT unchanged: 1 row" in refused.stderr
     assert landscape.state() == before
     landscape.edit(MASTER, "{name: id, type: SMALLINT, nullable: false}", "{name: id, type: BIGINT, nullable: false}")
     landscape.edit(MASTER, "primary_key: [id]", "primary_key: [id, region]")

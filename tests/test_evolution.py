@@ -52,18 +52,18 @@ def test_not_null_is_refused_with_the_count_at_plan_time_and_inside_the_transact
     before = snapshot(landscape.tenant(), audit=False)
 
     late = landscape.run("apply", "dev", "--plan", str(saved), "--yes")
-    assert late.code == 3 and "sales.orders: columns changed; blocked: 2 rows have NULL in note, which becomes " \
+    assert late.code == 3 and "sales.orders: columns changed; blocked: NULL in note, which becomes " \
         "NOT NULL" in late.stderr
     assert snapshot(landscape.tenant(), audit=False) == before
 
     plan = landscape.run("plan", "dev")
-    assert "blocked: 2 rows have NULL in note, which becomes NOT NULL" in plan.stdout
+    assert "blocked: NULL in note, which becomes NOT NULL: 2 rows" in plan.stdout
     assert landscape.run("apply", "dev", "--yes").code == 3
     assert snapshot(landscape.tenant(), audit=False) == before
 
     landscape.edit(ORDERS, "primary_key", "  - {name: code, type: VARCHAR, nullable: false}\nprimary_key")
     landscape.edit(ORDERS, "{name: note, type: VARCHAR, nullable: false}", "{name: note, type: VARCHAR}")
-    assert "4 rows would have no value for the new NOT NULL column code (give it a default)" in \
+    assert "no value for the new NOT NULL column code (give it a default): 4 rows" in \
         landscape.run("plan", "dev").stdout
 
 
@@ -72,7 +72,7 @@ def test_narrowing_counts_the_values_that_would_not_fit(landscape: Landscape) ->
     landscape.edit(ORDERS, "{name: qty, type: INTEGER}", "{name: qty, type: SMALLINT}")
     before = snapshot(landscape.tenant(), audit=False)
     plan = landscape.run("plan", "dev")
-    assert "blocked: 1 values in qty would not fit SMALLINT unchanged" in plan.stdout
+    assert "blocked: a value in qty that would not fit SMALLINT unchanged: 1 row" in plan.stdout
     assert landscape.run("apply", "dev", "--yes").code == 3
     assert snapshot(landscape.tenant(), audit=False) == before
     landscape.sql("UPDATE sales.orders SET qty = 7 WHERE id = 3")

@@ -177,7 +177,13 @@ class Adapter(abc.ABC):
     def describe(self) -> str: ...
 
     @abc.abstractmethod
-    def inspect(self) -> LiveState: ...
+    def reading(self) -> contextlib.AbstractContextManager[Session]:
+        """One read-only session on the tenant: a plan inspects it, counts rows and runs its checks
+        (and, last, its shadow run: `prove_in`) through this one connection. Never writes."""
+
+    def inspect(self) -> LiveState:
+        with self.reading() as reading:
+            return reading.inspect()
 
     @abc.abstractmethod
     def inspect_on(self, connection) -> LiveState:
@@ -218,12 +224,16 @@ class Adapter(abc.ABC):
     def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
         """Replace the table's rows with the backup's, for the columns both have."""
 
-    @abc.abstractmethod
     def count(self, query: str) -> int:
         """The single number a read-only counting query returns (0 for a tenant that does not exist)."""
+        with self.reading() as reading:
+            return reading.count(query)
 
-    @abc.abstractmethod
-    def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]: ...
+    def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]:
+        if not keys:
+            return {}
+        with self.reading() as reading:
+            return reading.count_rows(keys)
 
     @abc.abstractmethod
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
@@ -235,10 +245,16 @@ class Adapter(abc.ABC):
 
     def prove(self, changes: Sequence[Change], views: Sequence[ObjectKey],
               reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
+        with self.reading() as reading:
+            return self.prove_in(reading, changes, views, reads)
+
+    def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
+                 reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
         """Run every change's statements on a shadow of the tenant (its schema, no rows; never the
         tenant itself), then bind `views`; each statement the engine refuses, and why (`prove_on`).
-        An engine that cannot make a shadow proves nothing (an empty list) and says so in its
-        README row."""
+        The shadow may take `reading`'s connection over: it is the last thing a plan reads. An
+        engine that cannot make a shadow proves nothing (an empty list) and says so in its README
+        row."""
         return []
 
     def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:

@@ -145,17 +145,17 @@ class Compiler:
             if len(parts) == 2 and detail.op == "add" and not detail.after.get("nullable", True) \
                     and detail.after.get("default") is None:
                 checks.append(Check(query=f"SELECT count(*) FROM {table}",
-                                    problem=f"rows would have no value for the new NOT NULL column {parts[1]} "
+                                    problem=f"no value for the new NOT NULL column {parts[1]} "
                                             "(give it a default)"))
             elif len(parts) == 3 and parts[2] == "nullable" and detail.after is False:
                 checks.append(Check(query=f"SELECT count(*) FROM {table} WHERE {column} IS NULL",
-                                    problem=f"rows have NULL in {parts[1]}, which becomes NOT NULL"))
+                                    problem=f"NULL in {parts[1]}, which becomes NOT NULL"))
             elif len(parts) == 3 and parts[2] == "type" and name in current:
                 new, old = detail.after, current[name].type
                 checks.append(Check(
                     query=f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL "
                           f"AND {self.misfit(column, new, old)}",
-                    problem=f"values in {parts[1]} would not fit {new} unchanged"))
+                    problem=f"a value in {parts[1]} that would not fit {new} unchanged"))
         return tuple(checks)
 
     def misfit(self, column: str, new: str, old: str) -> str:

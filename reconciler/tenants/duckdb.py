@@ -134,14 +134,13 @@ class DuckDBAdapter(Adapter):
                 f"process {pid}) since {holder.get('since', '?')}")
 
     # -- reading -----------------------------------------------------------------------------
-    def inspect(self) -> LiveState:
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
         if self.path.exists() and not self.path.is_file():
             raise TenantError(f"tenant {self.tenant.name}: {self.path} is not a database file")
-        if not self.exists:   # as a new file will be: its one schema, main
-            return LiveState({}, {}, frozenset({"main"}), exists=False)
-        connection = self._connect(read_only=True)
+        connection = self._connect(read_only=True) if self.exists else duckdb.connect(":memory:")
         try:
-            return self.inspect_on(connection)
+            yield _DuckDBSession(connection, self, missing=not self.exists)
         finally:
             connection.close()
 
@@ -214,16 +213,6 @@ class DuckDBAdapter(Adapter):
         finally:
             connection.close()
 
-    def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]:
-        if not keys or not self.exists:
-            return {}
-        connection = self._connect(read_only=True)
-        try:
-            return {key: connection.execute(f"SELECT count(*) FROM {_qk(key)}").fetchone()[0]
-                    for key in keys}
-        finally:
-            connection.close()
-
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         return COMPILER.compile(changes, desired, live)
@@ -243,31 +232,19 @@ class DuckDBAdapter(Adapter):
                 f"INSERT INTO {_qk(table)} ({common}) SELECT {common} "
                 f"FROM {sql.qualified(BACKUP_SCHEMA, backup, ENGINE)}"]
 
-    def count(self, query: str) -> int:
-        if not self.exists:
-            return 0
-        connection = self._connect(read_only=True)
-        try:
-            return connection.execute(query).fetchone()[0]
-        finally:
-            connection.close()
-
-    def prove(self, changes: Sequence[Change], views: Sequence[ObjectKey],
-              reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
-        """The shadow is an in-memory database holding the tenant's schema (tables empty, views as
-        they are: COPY FROM DATABASE ... (SCHEMA)); the file is read for the copy and let go at once."""
-        connection = self._connect(read_only=True) if self.exists else duckdb.connect(":memory:")
-        try:
-            connection.execute(f"ATTACH ':memory:' AS {SHADOW}")
-            if self.exists:
-                connection.execute(f"COPY FROM DATABASE {ALIAS} TO {SHADOW} (SCHEMA)")
-                connection.execute(f"USE {SHADOW}")
-                connection.execute(f"DETACH {ALIAS}")
-            else:
-                connection.execute(f"USE {SHADOW}")
-            return prove_on(_DuckDBSession(connection, self), changes, views, reads)
-        finally:
-            connection.close()
+    def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
+                 reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
+        """The shadow is an in-memory database on the read connection holding the tenant's schema
+        (tables empty, views as they are: COPY FROM DATABASE ... (SCHEMA)); the file is detached
+        once copied."""
+        connection = reading.connection
+        connection.execute(f"ATTACH ':memory:' AS {SHADOW}")
+        if not reading.missing:
+            connection.execute(f"COPY FROM DATABASE {ALIAS} TO {SHADOW} (SCHEMA)")
+        connection.execute(f"USE {SHADOW}")
+        if not reading.missing:
+            connection.execute(f"DETACH {ALIAS}")
+        return prove_on(_DuckDBSession(connection, self), changes, views, reads)
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -295,6 +272,18 @@ class DuckDBAdapter(Adapter):
 class _DuckDBSession(ConnectionSession):
     engine = ENGINE
     error = duckdb.Error
+
+    def __init__(self, connection, adapter: DuckDBAdapter, missing: bool = False):
+        super().__init__(connection, adapter)
+        self.missing = missing   # reading a tenant whose file does not exist yet: it holds nothing
+
+    def inspect(self) -> LiveState:
+        if self.missing:   # as a new file will be: its one schema, main
+            return LiveState({}, {}, frozenset({"main"}), exists=False)
+        return super().inspect()
+
+    def count(self, query: str) -> int:
+        return 0 if self.missing else super().count(query)
 
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
         wanted = set(keys)

@@ -161,9 +161,10 @@ class PostgresAdapter(Adapter):
             connection.close()
 
     # -- reading -----------------------------------------------------------------------------
-    def inspect(self) -> LiveState:
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
         with self._reading() as connection:
-            return self.inspect_on(connection)
+            yield _PostgresSession(connection, self)
 
     def inspect_on(self, connection: psycopg.Connection) -> LiveState:
         columns: dict[tuple[str, str], list[ColumnState]] = defaultdict(list)
@@ -220,17 +221,6 @@ class PostgresAdapter(Adapter):
             rows = connection.execute(f"SELECT {', '.join(names)} FROM {CATALOG_SCHEMA}.{table} ORDER BY {order}")
             return [dict(zip(names, row)) for row in rows.fetchall()]
 
-    def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]:
-        if not keys:
-            return {}
-        with self._reading() as connection:
-            return {key: connection.execute(f"SELECT count(*) FROM {COMPILER.qk(key)}").fetchone()[0]
-                    for key in keys}
-
-    def count(self, query: str) -> int:
-        with self._reading() as connection:
-            return connection.execute(query).fetchone()[0]
-
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         return COMPILER.compile(changes, desired, live)
@@ -253,20 +243,20 @@ class PostgresAdapter(Adapter):
                 f"INSERT INTO {COMPILER.qk(table)} ({common}) SELECT {common} "
                 f"FROM {sql.qualified(BACKUP_SCHEMA, backup, ENGINE)}"]
 
-    def prove(self, changes: Sequence[Change], views: Sequence[ObjectKey],
-              reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
+    def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
+                 reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
         """The shadow is the tenant itself inside a transaction that is always rolled back (PostgreSQL's
         DDL is transactional, and only the real catalog knows every function, extension and grant).
         It holds the tenant lock shared, like any read, and gives up on a busy table after
         PROOF_LOCK_TIMEOUT rather than queue behind (or ahead of) other sessions."""
-        with self._reading() as connection:
-            connection.execute("BEGIN")
-            try:
-                connection.execute(f"SET LOCAL lock_timeout = '{PROOF_LOCK_TIMEOUT}'")
-                connection.execute(f"SET LOCAL statement_timeout = '{PROOF_STATEMENT_TIMEOUT}'")
-                return prove_on(_PostgresSession(connection, self), changes, views, reads, savepoints=True)
-            finally:
-                connection.execute("ROLLBACK")
+        connection = reading.connection
+        connection.execute("BEGIN")
+        try:
+            connection.execute(f"SET LOCAL lock_timeout = '{PROOF_LOCK_TIMEOUT}'")
+            connection.execute(f"SET LOCAL statement_timeout = '{PROOF_STATEMENT_TIMEOUT}'")
+            return prove_on(_PostgresSession(connection, self), changes, views, reads, savepoints=True)
+        finally:
+            connection.execute("ROLLBACK")
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager

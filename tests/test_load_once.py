@@ -1,0 +1,88 @@
+"""Load once, read once (issue 12): every command validates each environment at each ref once,
+and a plan opens one connection per tenant.
+
+Counted in process: `validate._Checker` (one per validation) and the DuckDB adapter's
+`_connect` (one per connection) are wrapped so that each call still runs for real.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import EngineLandscape, Landscape
+
+from reconciler import validate
+from reconciler.tenants import duckdb as duckdb_tenant
+from reconciler.tenants import postgres as postgres_tenant
+
+
+@pytest.fixture
+def validations(monkeypatch) -> Counter:
+    counted: Counter = Counter()
+
+    class Counting(validate._Checker):
+        def __init__(self, source, cache):
+            counted[(source.name, source.ref if source.commit is None else source.commit)] += 1
+            super().__init__(source, cache)
+
+    monkeypatch.setattr(validate, "_Checker", Counting)
+    return counted
+
+
+@pytest.fixture
+def connections(monkeypatch) -> Counter:
+    counted: Counter = Counter()
+    for adapter in (duckdb_tenant.DuckDBAdapter, postgres_tenant.PostgresAdapter):
+        def counting(self, *args, _real=adapter._connect, **kwargs):
+            counted[self.tenant.name] += 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(adapter, "_connect", counting)
+    return counted
+
+
+def test_every_command_validates_each_environment_once(landscape: Landscape, validations: Counter,
+                                                        tmp_path: Path) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at",
+                   "region, created_at, status")
+    landscape.commit("dev: status on the active customers")
+    for command in (["status"], ["report", "--out", str(tmp_path / "report")], ["plan", "dev"],
+                    ["apply", "dev", "--yes"], ["promote", "dev", "qa"], ["drift", "dev"], ["validate"]):
+        validations.clear()
+        result = landscape.run(*command)
+        assert result.code == 0, (command, result.output)
+        assert validations and max(validations.values()) == 1, (command, validations)
+
+
+def test_rollback_execute_validates_each_commit_once(landscape: Landscape, validations: Counter) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    before = landscape.repo.head.commit.hexsha
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at",
+                   "region, created_at, status")
+    landscape.commit("dev: status on the active customers")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    validations.clear()
+    result = landscape.run("rollback", "dev", "--to", before, "--execute")
+    assert result.code == 0, result.output
+    assert validations and max(validations.values()) == 1, validations
+
+
+def test_a_plan_opens_one_connection_per_tenant(engine_landscape: EngineLandscape, connections: Counter) -> None:
+    """Inspecting, counting the rows a change would lose, two NOT NULL checks and the shadow run:
+    all on one connection."""
+    landscape = engine_landscape
+    master = "environments/dev/sales/customer_master.yaml"
+    landscape.edit(master, "primary_key", "  - {name: note, type: VARCHAR}\nprimary_key")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master (id, name, email, region) VALUES (1, 'Ada', 'a@x', 'EU')")
+    for column in ("email", "region"):
+        landscape.edit(master, f"{{name: {column}, type: VARCHAR}}", f"{{name: {column}, type: VARCHAR, nullable: false}}")
+    landscape.edit(master, "  - {name: note, type: VARCHAR}\n", "")
+    connections.clear()
+    result = landscape.run("plan", "dev")
+    assert result.code == 0, result.output
+    assert "columns.email.nullable" in result.stdout and "drops column note [risk high, 1 row]" in result.stdout
+    assert connections == Counter({"dev": 1})
