@@ -141,7 +141,7 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
     if live_primary_key != tuple(want.primary_key):
         pk = Detail(field="primary_key", op="change", before=list(found.primary_key),
                     after=list(want.primary_key))
-        dropped = [d.field for d in details if d.op == "drop" and d.field.count(".") == 1]
+        dropped = [d.field for d in details if d.op == "drop" and d.whole_column]
         return _change("replace", want, "high" if dropped else "medium",
                        "primary key changed: the table is rebuilt and its rows copied",
                        (pk, *details), data_loss=bool(dropped))
@@ -152,7 +152,7 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
         if description:
             return _change("update", want, "low", "description changed", description, catalog_only=True)
         return None
-    dropped = [d for d in details if d.op == "drop" and d.field.count(".") == 1]
+    dropped = [d for d in details if d.op == "drop" and d.whole_column]
     reason = "columns changed outside the reconciler (drift)" if drift else "columns changed"
     if renames:
         reason = ", ".join(f"renames column {d.before} to {d.after}" for d in renames) + " (values kept)" + (
@@ -160,10 +160,10 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
     probable = _probable_column_renames(details)
     reason += probable
     if dropped:
-        names = ", ".join(d.field.split(".", 1)[1] for d in dropped)
+        names = ", ".join(d.column for d in dropped)
         recorded = {c["name"] for c in record.definition.get("columns", [])}
         outside = " (added outside the reconciler)" if all(
-            d.field.split(".", 1)[1] not in recorded for d in dropped) else ""
+            d.column not in recorded for d in dropped) else ""
         return _change("update", want, "high", f"drops column {names}{outside}{probable}",
                        (*details, *description), data_loss=True, drift=drift)
     return _change("update", want, "medium", reason, (*details, *description), drift=drift)
@@ -171,8 +171,8 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
 
 def _probable_column_renames(details: tuple[Detail, ...]) -> str:
     """A dropped and an added column of one type look like a rename that forgot `renamed_from:`."""
-    dropped = {d.field.split(".")[1]: d.before["type"] for d in details if d.op == "drop" and d.field.count(".") == 1}
-    added = {d.field.split(".")[1]: d.after["type"] for d in details if d.op == "add" and d.field.count(".") == 1}
+    dropped = {d.column: d.before["type"] for d in details if d.op == "drop" and d.whole_column}
+    added = {d.column: d.after["type"] for d in details if d.op == "add" and d.whole_column}
     pairs = [(old, new) for old, kind in dropped.items() for new, other in added.items() if kind == other]
     return "".join(f"; probable rename of {old} to {new}: declare `renamed_from: {old}` on {new} to keep "
                    "its values" for old, new in pairs)
@@ -236,9 +236,8 @@ def _altered_columns(change: Change) -> frozenset[str] | None:
         return None
     altered = set()
     for detail in change.details:
-        parts = detail.field.split(".")
-        if parts[0] == "columns" and (len(parts) == 2 or parts[2] == "type"):
-            altered.add(parts[1].lower())
+        if detail.whole_column or detail.attribute == "type":
+            altered.add(detail.column.lower())
             if detail.op == "rename":
                 altered.add(str(detail.before).lower())
     return frozenset(altered)
@@ -317,8 +316,11 @@ def _changing_columns(view: ObjectState, altered: dict[ObjectKey, frozenset[str]
 def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> None:
     """For each table column a change retypes or renames: what reads it (from the columns every view
     and data flow was bound to), and transitively what reads a view column computed from it."""
+    if not any(c.kind == "Table" and any(d.op == "rename" or d.attribute == "type" for d in c.details)
+               for c in changes.values()):
+        return
     readers: dict[tuple[ObjectKey, str], list[ObjectKey]] = {}
-    given: dict[tuple[ObjectKey, str], list[str]] = {}   # (view, input column) -> the view's columns from it
+    given: dict[tuple[ObjectKey, ObjectKey, str], list[str]] = {}   # (view, input, column) -> view columns
     for key, obj in desired.objects.items():
         for source, columns in obj.reads:
             for column in columns:
@@ -333,11 +335,10 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
             continue
         altered = {}
         for detail in change.details:
-            parts = detail.field.split(".")
-            if parts[0] == "columns" and detail.op == "rename":
+            if detail.column is not None and detail.op == "rename":
                 altered[detail.after] = f"renamed from {detail.before}"
-            elif parts[0] == "columns" and len(parts) == 3 and parts[2] == "type":
-                altered[parts[1]] = f"type {detail.before} -> {detail.after}"
+            elif detail.attribute == "type":
+                altered[detail.column] = f"type {detail.before} -> {detail.after}"
         impact = []
         for column, what in sorted(altered.items()):
             reached: list[ObjectKey] = []
@@ -367,8 +368,7 @@ def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired:
     if not readers:
         return
     for key, change in list(changes.items()):
-        dropped = {d.field.split(".", 1)[1].lower() for d in change.details
-                   if d.op == "drop" and d.field.startswith("columns.") and d.field.count(".") == 1}
+        dropped = {d.column.lower() for d in change.details if d.op == "drop" and d.whole_column}
         if change.action != "delete" and not dropped:
             continue
         names = {str(key).lower(), str(live.find(key) or key).lower()}

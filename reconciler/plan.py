@@ -23,6 +23,7 @@ from .state import DesiredState, LiveState
 
 FORMAT_VERSION = 1
 ACTIONS = ("create", "update", "replace", "delete")
+COLUMN_ATTRIBUTES = ("type", "nullable", "default")
 Action = Literal["create", "update", "replace", "delete"]
 Risk = Literal["low", "medium", "high"]
 
@@ -38,6 +39,28 @@ class Detail(_Value):
     op: Literal["add", "drop", "change", "rename"]
     before: Any = None
     after: Any = None
+
+    @property
+    def column(self) -> str | None:
+        """The column a `columns.NAME` or `columns.NAME.ATTRIBUTE` detail is about; None for any
+        other field. The one place a field's path is read."""
+        if not self.field.startswith("columns."):
+            return None
+        name = self.field[len("columns."):]
+        head, _, tail = name.rpartition(".")
+        return head if head and tail in COLUMN_ATTRIBUTES else name
+
+    @property
+    def attribute(self) -> str | None:
+        """`type`, `nullable` or `default` for a detail about one attribute of a column; None for a
+        whole column (added, dropped, renamed) and for any other field."""
+        column = self.column
+        return None if column is None or self.field == f"columns.{column}" else self.field.rsplit(".", 1)[1]
+
+    @property
+    def whole_column(self) -> bool:
+        """A column added, dropped or renamed (not one of its attributes)."""
+        return self.column is not None and self.attribute is None
 
 
 class Check(_Value):

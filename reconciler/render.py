@@ -45,7 +45,8 @@ class _Renderer:
                 self.connections[str(key)] = key
 
     def key(self, key: ObjectKey) -> ObjectKey:
-        return ObjectKey(self.rules.schemas.get(key.schema, key.schema), key.name)
+        schema = self.rules.schemas.get(key.schema)
+        return key if schema is None else ObjectKey(schema, key.name)
 
     def object(self, key: ObjectKey, obj) -> ObjectState:
         dependencies = tuple(self.key(k) for k in self.landscape.dependencies[key])

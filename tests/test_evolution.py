@@ -139,3 +139,4 @@ def test_retyping_a_key_column_rebuilds_the_table(landscape: Landscape) -> None:
     assert rows(landscape) == [(1, 5, "a"), (2, None, None), (3, 70000, "c")]
     assert landscape.sql("SELECT data_type FROM duckdb_columns() WHERE table_name = 'orders' "
                          "AND column_name = 'id'") == [("HUGEINT",)]
+

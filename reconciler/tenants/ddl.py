@@ -50,7 +50,7 @@ class Compiler:
         if want is None or want.kind != "Table" or found is None or found.kind != "Table" \
                 or change.action in ("create", "delete") or change.catalog_only or change.conflict:
             return False
-        retyped = {d.field.split(".")[1] for d in change.details if d.field.endswith(".type")}
+        retyped = {d.column for d in change.details if d.attribute == "type"}
         return change.action == "replace" or not self.retypes_in_place(retyped, want)
 
     def _additions(self, change: Change, want: ObjectState | None, live: LiveState) -> Change:
@@ -134,28 +134,27 @@ class Compiler:
                 or found.kind != "Table":
             return ()
         table, current = self.qk(found.key), {c.name: c for c in found.columns}
-        renamed = {d.after: d.before for d in change.details if d.op == "rename" and d.field.startswith("columns.")}
+        renamed = {d.after: d.before for d in change.details if d.op == "rename" and d.column is not None}
         checks = []
         for detail in change.details:
-            parts = detail.field.split(".")
-            if parts[0] != "columns" or len(parts) > 3:
+            if detail.column is None:
                 continue
-            name = renamed.get(parts[1], parts[1])
+            name = renamed.get(detail.column, detail.column)
             column = self.q(name)
-            if len(parts) == 2 and detail.op == "add" and not detail.after.get("nullable", True) \
+            if detail.whole_column and detail.op == "add" and not detail.after.get("nullable", True) \
                     and detail.after.get("default") is None:
                 checks.append(Check(query=f"SELECT count(*) FROM {table}",
-                                    problem=f"no value for the new NOT NULL column {parts[1]} "
+                                    problem=f"no value for the new NOT NULL column {detail.column} "
                                             "(give it a default)"))
-            elif len(parts) == 3 and parts[2] == "nullable" and detail.after is False:
+            elif detail.attribute == "nullable" and detail.after is False:
                 checks.append(Check(query=f"SELECT count(*) FROM {table} WHERE {column} IS NULL",
-                                    problem=f"NULL in {parts[1]}, which becomes NOT NULL"))
-            elif len(parts) == 3 and parts[2] == "type" and name in current:
+                                    problem=f"NULL in {detail.column}, which becomes NOT NULL"))
+            elif detail.attribute == "type" and name in current:
                 new, old = detail.after, current[name].type
                 checks.append(Check(
                     query=f"SELECT count(*) FROM {table} WHERE {column} IS NOT NULL "
                           f"AND {self.misfit(column, new, old)}",
-                    problem=f"a value in {parts[1]} that would not fit {new} unchanged"))
+                    problem=f"a value in {detail.column} that would not fit {new} unchanged"))
         return tuple(checks)
 
     def misfit(self, column: str, new: str, old: str) -> str:
@@ -185,7 +184,7 @@ class Compiler:
         columns carry their values), and before the original is dropped the copy must hold exactly
         its rows, every kept value unchanged when cast back to its old type."""
         temporary = sql.qualified(key.schema, f"{key.name}__reconciler_rebuild", self.engine)
-        sources = {d.after: d.before for d in change.details if d.op == "rename" and d.field.startswith("columns.")}
+        sources = {d.after: d.before for d in change.details if d.op == "rename" and d.column is not None}
         existing = {f.name: f for f in found.columns} if found else {}
         kept = [(c.name, sources.get(c.name, c.name)) for c in want.columns if sources.get(c.name, c.name) in existing]
         targets, selected = ", ".join(self.q(new) for new, _ in kept), ", ".join(self.q(old) for _, old in kept)
@@ -214,26 +213,25 @@ class Compiler:
         statements = []
         table = self.qk(key)
         for detail in change.details:
-            parts = detail.field.split(".")
-            if parts[0] != "columns":
+            if detail.column is None:
                 continue
-            column = self.q(parts[1])
+            column = self.q(detail.column)
             if detail.op == "rename":
                 statements.append(f"ALTER TABLE {table} RENAME COLUMN {self.q(detail.before)} TO {column}")
-            elif len(parts) == 2 and detail.op == "add":
-                spec = ColumnState(parts[1], **detail.after)
+            elif detail.whole_column and detail.op == "add":
+                spec = ColumnState(detail.column, **detail.after)
                 add = ColumnState(spec.name, spec.type, True, spec.default)
                 statements.append(f"ALTER TABLE {table} ADD COLUMN {self.column_sql(add)}")
                 if not spec.nullable:
                     statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} SET NOT NULL")
-            elif len(parts) == 2 and detail.op == "drop":
+            elif detail.whole_column and detail.op == "drop":
                 statements.append(f"ALTER TABLE {table} DROP COLUMN {column}")
-            elif parts[-1] == "type":
+            elif detail.attribute == "type":
                 statements.append(self.retype(table, column, detail.after))
-            elif parts[-1] == "nullable":
+            elif detail.attribute == "nullable":
                 statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} "
                                   f"{'DROP NOT NULL' if detail.after else 'SET NOT NULL'}")
-            elif parts[-1] == "default":
+            elif detail.attribute == "default":
                 statements.append(f"ALTER TABLE {table} ALTER COLUMN {column} " + (
                     "DROP DEFAULT" if detail.after is None else f"SET DEFAULT {detail.after}"))
         return statements

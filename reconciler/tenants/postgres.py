@@ -90,8 +90,8 @@ class PostgresCompiler(Compiler):
             return None if change.action == "replace" else frozenset()
         if self.rebuilds(change, want, found):
             return None
-        return frozenset(d.field.split(".")[1].lower() for d in change.details if d.field.startswith("columns.")
-                         and (d.field.endswith(".type") or (d.op == "drop" and d.field.count(".") == 1)))
+        return frozenset(d.column.lower() for d in change.details
+                         if d.attribute == "type" or (d.op == "drop" and d.whole_column))
 
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         compiled = super().compile(changes, desired, live)
