@@ -47,7 +47,7 @@ def diff(desired: DesiredState, live: LiveState, pins: Pins | None = None) -> li
                 continue
         if record is not None:
             matched.add(record.key)
-        change = _compare(want, record, found)
+        change = _compare(want, record, found, desired.engine)
         if change is not None:
             changes[key] = change
     for key, record in live.catalog.items():
@@ -66,12 +66,13 @@ def unmanaged(desired: DesiredState, live: LiveState) -> list[str]:
     return sorted(str(k) for k in live.objects if k not in live.catalog and k.folded() not in wanted)
 
 
-def _compare(want: ObjectState, record: CatalogRecord | None, found: LiveObject | None) -> Change | None:
+def _compare(want: ObjectState, record: CatalogRecord | None, found: LiveObject | None,
+             engine: str) -> Change | None:
     engine_kind = want.kind in ENGINE_KINDS
     if record is None:
         if found is None:
             return _change("create", want, "low", "new object")
-        return _adopt_or_conflict(want, found)
+        return _adopt_or_conflict(want, found, engine)
     if engine_kind and found is None:
         return _change("create", want, "low", "missing from the tenant: dropped outside the "
                        "reconciler (drift)", drift=True)
@@ -83,17 +84,17 @@ def _compare(want: ObjectState, record: CatalogRecord | None, found: LiveObject 
     if want.kind == "Table":
         return _table(want, record, found)
     if want.kind == "View":
-        return _view(want, record, found)
+        return _view(want, record, found, engine)
     if record.content_hash == want.content_hash:
         return None
     details = _details(record.definition, want.definition)
     return _change("update", want, "low", "definition changed", details, catalog_only=True)
 
 
-def _adopt_or_conflict(want: ObjectState, found: LiveObject) -> Change:
+def _adopt_or_conflict(want: ObjectState, found: LiveObject, engine: str) -> Change:
     if found.kind == want.kind and (
             (want.kind == "Table" and _columns(found.columns) == _columns(want.columns))
-            or (want.kind == "View" and _same_view(want, found))):
+            or (want.kind == "View" and _same_view(want, found, engine))):
         return _change("update", want, "low", "adopting an identical object that the reconciler did "
                        "not create", catalog_only=True)
     return _change("create", want, "high", f"an unmanaged {found.kind.lower()} with this name already "
@@ -101,20 +102,21 @@ def _adopt_or_conflict(want: ObjectState, found: LiveObject) -> Change:
                    "the YAML match it to adopt it", conflict=True)
 
 
-def _same_view(want: ObjectState, found: LiveObject) -> bool:
+def _same_view(want: ObjectState, found: LiveObject, engine: str) -> bool:
+    """`want.sql` is rendered for the tenant's engine; the live view's SQL is the engine's own."""
     try:
-        return sql.parse(want.sql or "", "duckdb").sql(dialect="duckdb") == _view_query(found.engine_sql)
+        return sql.parse(want.sql or "", engine).sql(dialect=engine) == _view_query(found.engine_sql, engine)
     except sql.SqlProblem:
         return False
 
 
-def _view_query(engine_sql: str | None) -> str:
+def _view_query(engine_sql: str | None, engine: str) -> str:
     """The query of a CREATE VIEW statement as the engine reports it."""
     try:
-        tree = sql.parse(engine_sql or "", "duckdb")
+        tree = sql.parse(engine_sql or "", engine)
     except sql.SqlProblem:
         return engine_sql or ""
-    return (tree.expression if tree.key == "create" else tree).sql(dialect="duckdb")
+    return (tree.expression if tree.key == "create" else tree).sql(dialect=engine)
 
 
 def _renamed(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change:
@@ -193,12 +195,12 @@ def _flag_probable_table_renames(changes: dict[ObjectKey, Change], desired: Desi
                 changes[old] = changes[old].model_copy(update={"reason": changes[old].reason + hint})
 
 
-def _view(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change | None:
+def _view(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: str) -> Change | None:
     same = record.content_hash == want.content_hash
     details = () if same else _details(record.definition, want.definition)
     if found.engine_sql != record.engine_sql:
         return _change("update", want, "low", "changed outside the reconciler (drift)",
-                       (Detail(field="sql", op="change", before=_view_query(found.engine_sql),
+                       (Detail(field="sql", op="change", before=_view_query(found.engine_sql, engine),
                                after=want.sql),), drift=True)
     if not details:
         return None

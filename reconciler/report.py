@@ -44,7 +44,7 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
         if not tenant.changes:
             lines.append(("  No changes. The tenant matches the desired state.", None))
         for change in tenant.changes:
-            lines.extend(_change_lines(change, verbose))
+            lines.extend(_change_lines(change, verbose, tenant.engine))
         for name in tenant.unmanaged:
             lines.append((f"  ? unmanaged {name} (not created by the reconciler; left alone)", "dim"))
         if tenant.unproven:
@@ -59,7 +59,7 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
     return lines
 
 
-def _change_lines(change: Change, verbose: bool) -> list[tuple[str, str | None]]:
+def _change_lines(change: Change, verbose: bool, engine: str) -> list[tuple[str, str | None]]:
     style = STYLES[change.action]
     risk = f" [risk {change.risk}" + (f", {row_count(change.rows)}" if change.rows is not None else "") + "]" \
         if change.risk != "low" else ""
@@ -72,7 +72,7 @@ def _change_lines(change: Change, verbose: bool) -> list[tuple[str, str | None]]
     if not verbose:
         return lines
     for detail in change.details:
-        lines.extend((f"        {text}", style) for text in _detail_lines(detail))
+        lines.extend((f"        {text}", style) for text in _detail_lines(detail, engine))
     lines.extend((f"        > {line}", "dim") for line in _impact_lines(change))
     return lines
 
@@ -81,9 +81,10 @@ def _impact_lines(change: Change) -> list[str]:
     return [f"{i.column} ({i.change}) is read by {', '.join(i.read_by)}" for i in change.impact]
 
 
-def _detail_lines(detail: Detail) -> list[str]:
+def _detail_lines(detail: Detail, engine: str) -> list[str]:
+    """One field that differs; SQL (as the tenant's engine runs it) as a diff of pretty-printed lines."""
     if detail.field == "sql" and isinstance(detail.before, str) and isinstance(detail.after, str):
-        diff = difflib.unified_diff(_sql_lines(detail.before), _sql_lines(detail.after),
+        diff = difflib.unified_diff(_sql_lines(detail.before, engine), _sql_lines(detail.after, engine),
                                     "before", "after", lineterm="", n=1)
         return ["~ sql:", *(f"  {line}" for line in diff)]
     if detail.op == "add":
@@ -93,9 +94,9 @@ def _detail_lines(detail: Detail) -> list[str]:
     return [f"~ {detail.field}: {_value(detail.before)} -> {_value(detail.after)}"]
 
 
-def _sql_lines(text: str) -> list[str]:
+def _sql_lines(text: str, engine: str) -> list[str]:
     try:
-        return sql.parse(text, "duckdb").sql(dialect="duckdb", pretty=True).splitlines()
+        return sql.parse(text, engine).sql(dialect=engine, pretty=True).splitlines()
     except sql.SqlProblem:
         return text.splitlines()
 
@@ -197,7 +198,7 @@ def _tenant_markdown(tenant: TenantPlan, trimmed: int = 0) -> list[str]:
             if details:
                 out += ["", f"`{change.object}`", "```diff"]
                 for detail in details:
-                    out += _detail_lines(detail)
+                    out += _detail_lines(detail, tenant.engine)
                 out.append("```")
             out += [f"- column impact: {line}" for line in _impact_lines(change)]
     out += ["", "</details>", ""]

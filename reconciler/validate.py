@@ -51,6 +51,8 @@ NAME_RULES = {
 }
 
 
+DEFAULT_DIALECT = Environment.model_fields["dialect"].default   # an environment.yaml that does not say
+
 @dataclass(frozen=True)
 class Landscape:
     """One environment's desired state, valid and resolved."""
@@ -95,13 +97,13 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     into a new environment); to plan or apply, an empty folder is refused, never "delete everything"."""
     checker = _Checker(source, cache)
     environment = checker.environment(set(environments))
-    checker.dialect = environment.dialect if environment else "duckdb"
+    checker.dialect = environment.dialect if environment else DEFAULT_DIALECT
     objects = checker.objects()
     if environment is not None and not objects and not checker.diagnostics and not allow_empty:
         checker.report(source.environment, "empty",
                        "the environment has no objects; an empty desired state is refused "
                        "rather than read as 'delete everything'")
-    dialect = environment.dialect if environment else "duckdb"
+    dialect = checker.dialect
     facts = checker.sql(objects, dialect)
     if environment is not None:   # tenants whose url names no usable engine were reported already
         usable = {t.name: t.engine for t in environment.tenants if _url_problem(t.url) is None}
@@ -127,7 +129,7 @@ class _Checker:
         self.diagnostics: list[Diagnostic] = list(source.diagnostics)
         self.documents: dict[ObjectKey, Document] = {}
         self.broken: set[str] = set()  # names of objects whose files are invalid: no cascades
-        self.dialect = "duckdb"        # the environment's, once environment.yaml is read
+        self.dialect = DEFAULT_DIALECT   # the environment's, once environment.yaml is read
         self.duplicated: set[ObjectKey] = set()
 
     def report(self, document: Document | None, code: str, message: str, *loc: str | int) -> None:
