@@ -42,8 +42,8 @@ def _lazy(name: str):
     return module
 
 
-drawing, graphs, housekeeping, observe = (_lazy(f"reconciler.{m}") for m in ("drawing", "graph", "housekeeping",
-                                                                              "observe"))
+drawing, executor, graphs, housekeeping, observe = (_lazy(f"reconciler.{m}") for m in (
+    "drawing", "executor", "graph", "housekeeping", "observe"))
 plans, reconcile, report, source, transport = (_lazy(f"reconciler.{m}") for m in ("plan", "reconcile", "report",
                                                                                    "source", "transport"))
 
@@ -225,7 +225,7 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
     # still be the same (exit 5 otherwise); with --yes alone the newer plan runs, guards permitting
     reviewed = saved is not None or expect_review_hash is not None or not yes
     with _progress(chosen, verbose and not quiet, quiet) as progress:
-        results = reconcile.apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress,
+        results = executor.apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress,
                                     moved="refuse" if reviewed else "follow", claim=saved)
     for result in results:
         if result.exit_code:

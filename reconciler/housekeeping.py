@@ -10,8 +10,9 @@ import datetime as dt
 
 from . import plan as plans
 from .errors import GuardRefused, TenantError
+from .executor import TenantResult, apply_tenant, current_actor, drop_backups, release
 from .model import ObjectKey
-from .reconcile import TenantResult, Workspace, apply_tenant, current_actor, drop_backups, plan_environment, release
+from .reconcile import Workspace, plan_environment
 
 
 def backups(workspace: Workspace, environment: str) -> list[dict]:

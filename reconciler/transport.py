@@ -22,18 +22,11 @@ from .errors import (
     TenantError,
     TenantLocked,
 )
+from .executor import TenantResult, apply_environment, current_actor, new_run_id, record_dry_run
 from .model import ObjectKey
 from .plan import Plan
-from .reconcile import (
-    Planned,
-    TenantResult,
-    Workspace,
-    apply_environment,
-    current_actor,
-    new_run_id,
-    plan_environment,
-    record_dry_run,
-)
+from .planner import Planned
+from .reconcile import Workspace, plan_environment
 from .render import render
 from .report import outlook_markdown, promotion_markdown, rollback_markdown
 from .source import ENVIRONMENTS, available_environments, resolve_commit

@@ -1,16 +1,15 @@
 """The engine adapter contract, and choosing an adapter for a tenant.
 
-An adapter reads a tenant (`inspect`), compiles changes into statements for its engine
-(`compile`, pure), and opens a `session`: one connection holding the tenant lock, in which
-apply runs one transaction. The catalog tables the reconciler keeps inside every tenant
-are defined here once. Never decides what to change.
+An adapter reads a tenant through one read session (`reading`: its tables and views, and the
+`_reconciler` catalog through `catalog`), compiles changes into statements for its engine
+(`compile`, pure), and opens a `session`: one connection holding the tenant lock, in which the
+executor runs one transaction. Never decides what to change.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
@@ -21,35 +20,8 @@ from .. import secrets, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change, Refusal
-from ..state import CatalogRecord, DesiredState, LiveObject, LiveState, ObjectState
-
-CATALOG_SCHEMA = "_reconciler"
-BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
-CATALOG_VERSION = "1"
-CATALOG_DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.objects (
-        schema_name VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-        content_hash VARCHAR NOT NULL, definition VARCHAR NOT NULL, dependencies VARCHAR NOT NULL,
-        engine_sql VARCHAR, commit VARCHAR, run_id VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL,
-        PRIMARY KEY (schema_name, name))""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.runs (
-        run_id VARCHAR PRIMARY KEY, environment VARCHAR NOT NULL, tenant VARCHAR NOT NULL,
-        ref VARCHAR, commit VARCHAR, actor VARCHAR, host VARCHAR, pid INTEGER,
-        started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP, outcome VARCHAR NOT NULL,
-        dry_run BOOLEAN NOT NULL, summary VARCHAR, error VARCHAR, plan_fingerprint VARCHAR,
-        capacity VARCHAR)""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
-    f"ALTER TABLE {CATALOG_SCHEMA}.runs ADD COLUMN IF NOT EXISTS operation VARCHAR",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
-        name VARCHAR PRIMARY KEY, schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
-        run_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, row_count BIGINT NOT NULL)""",
-    f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
-)
-RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "host", "pid", "started_at",
-               "ended_at", "outcome", "dry_run", "summary", "error", "plan_fingerprint", "capacity",
-               "operation")
-BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "row_count")
+from ..state import DesiredState, LiveObject, LiveState, ObjectState
+from . import catalog
 
 
 class StatementFailed(Exception):
@@ -157,7 +129,9 @@ class ConnectionSession(Session):
                                   getattr(error, "sqlstate", None)) from None
 
     def inspect(self) -> LiveState:
-        return self.adapter.inspect_on(self.connection)
+        objects, schemas = self.adapter.engine_objects(self.connection)
+        records, interrupted = catalog.read(self)
+        return LiveState(objects, records, schemas, interrupted=interrupted)
 
     def run_many(self, statement: str, rows: Sequence[Sequence]) -> None:
         # on the session's own connection: a DuckDB cursor() is a second connection, outside
@@ -186,20 +160,19 @@ class Adapter(abc.ABC):
             return reading.inspect()
 
     @abc.abstractmethod
-    def inspect_on(self, connection) -> LiveState:
-        """`inspect` over an open connection: a session's, inside its transaction."""
+    def engine_objects(self, connection) -> tuple[dict[ObjectKey, LiveObject], frozenset[str]]:
+        """The tenant's own tables and views, and its user schemas (never the catalog's), read over an
+        open connection: a plan's read session, or an apply's inside its transaction."""
 
     def runs(self) -> list[dict]:
-        """The tenant's audit records (RUN_COLUMNS), oldest first; empty when it has none."""
-        return self.catalog_rows("runs", RUN_COLUMNS, "started_at, run_id")
+        """The tenant's audit records (catalog.RUN_COLUMNS), oldest first; empty when it has none."""
+        with self.reading() as reading:
+            return catalog.rows(reading, "runs", catalog.RUN_COLUMNS, "started_at, run_id")
 
     def backups(self) -> list[dict]:
         """The tenant's backups (name, schema_name, table_name, run_id, created_at, row_count)."""
-        return self.catalog_rows("backups", BACKUP_COLUMNS, "created_at, name")
-
-    @abc.abstractmethod
-    def catalog_rows(self, table: str, columns: Sequence[str], order: str) -> list[dict]:
-        """Rows of a `_reconciler` table as dicts, leaving out columns an older catalog lacks."""
+        with self.reading() as reading:
+            return catalog.rows(reading, "backups", catalog.BACKUP_COLUMNS, "created_at, name")
 
     def credential(self) -> str | None:
         """The tenant's password, read from the variable its reference names; a missing variable
@@ -208,21 +181,10 @@ class Adapter(abc.ABC):
             return None
         return secrets.resolve(self.tenant.password, f"tenant {self.tenant.name}")
 
-    def backup_statements(self, table: ObjectKey, backup: str, run_id: str, at: dt.datetime) -> list[str]:
-        """Copy a table, rows and all, into the backup schema and index it in the catalog."""
-        copy = sql.qualified(BACKUP_SCHEMA, backup, self.engine)
-        values = ", ".join(sql.literal(v).sql(self.engine) for v in (backup, table.schema, table.name, run_id))
-        return [f"CREATE TABLE {copy} AS SELECT * FROM {sql.qualified(table.schema, table.name, self.engine)}",
-                f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
-                f"CAST({sql.literal(at.isoformat(sep=' ')).sql(self.engine)} AS TIMESTAMP), count(*) FROM {copy}"]
-
-    def drop_backup_statements(self, backup: str) -> list[str]:
-        return [f"DROP TABLE {sql.qualified(BACKUP_SCHEMA, backup, self.engine)}",
-                f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {sql.literal(backup).sql(self.engine)}"]
-
-    @abc.abstractmethod
     def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
         """Replace the table's rows with the backup's, for the columns both have."""
+        with self.reading() as reading:
+            return catalog.restore_statements(reading, table, backup)
 
     def count(self, query: str) -> int:
         """The single number a read-only counting query returns (0 for a tenant that does not exist)."""
@@ -300,18 +262,6 @@ def waiting(locked: TenantLocked, timeout: float) -> bool:
     """Say once that a run waits for a tenant another run holds (CI logs show why it is quiet)."""
     logging.getLogger("reconciler").warning("%s; waiting up to %g s for it", locked, timeout)
     return True
-
-
-def catalog_records(rows) -> dict[ObjectKey, CatalogRecord]:
-    """Rows of `_reconciler.objects` (schema_name, name, kind, content_hash, definition,
-    dependencies, engine_sql, commit, run_id) as records."""
-    return {ObjectKey(row[0], row[1]): CatalogRecord(ObjectKey(row[0], row[1]), *row[2:9]) for row in rows}
-
-
-def interrupted_runs(rows) -> tuple[str, ...]:
-    """Rows (run_id, actor, host, pid, started_at) of runs left 'running', for people."""
-    return tuple(f"{run} by {actor} on {host} (pid {pid}), started {started:%Y-%m-%d %H:%M:%S} UTC"
-                 for run, actor, host, pid, started in rows)
 
 
 ENGINE_GROUP = "reconciler.engines"   # entry points: URL scheme -> Adapter class

@@ -1,7 +1,8 @@
 """The DuckDB tenant: an embedded database file.
 
-Owns reading a DuckDB file into a `LiveState` (engine objects and the `_reconciler`
-catalog), compiling changes into DuckDB statements, and one transaction per apply.
+Owns reading a DuckDB file's tables and views (the `_reconciler` catalog is `catalog`'s),
+the shadow a plan is proven on, compiling changes into DuckDB statements, and the connection
+the executor runs its transaction on.
 The file is attached under a reserved alias, so a schema named like the file stem never
 makes references ambiguous. DuckDB's own file lock is the tenant lock: it is bound to the
 process, so a killed holder never leaves it behind. Never decides what to change.
@@ -29,20 +30,15 @@ from ..model import ObjectKey, Tenant
 from ..plan import Change, Refusal
 from ..state import (
     Addition,
-    CatalogRecord,
     ColumnState,
     DesiredState,
     LiveObject,
     LiveState,
 )
 from .base import (
-    BACKUP_SCHEMA,
-    CATALOG_SCHEMA,
     Adapter,
     ConnectionSession,
     Session,
-    catalog_records,
-    interrupted_runs,
     prove_on,
     waiting,
 )
@@ -144,7 +140,7 @@ class DuckDBAdapter(Adapter):
         finally:
             connection.close()
 
-    def inspect_on(self, connection) -> LiveState:
+    def engine_objects(self, connection) -> tuple[dict[ObjectKey, LiveObject], frozenset[str]]:
         where = f"database_name = '{ALIAS}' AND NOT internal AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'"
         columns: dict[tuple[str, str], list[ColumnState]] = defaultdict(list)
         for schema, table, name, data_type, nullable, default in connection.execute(
@@ -176,61 +172,11 @@ class DuckDBAdapter(Adapter):
         schemas = frozenset(row[0] for row in connection.execute(
             f"SELECT schema_name FROM duckdb_schemas() WHERE database_name = '{ALIAS}' "
             "AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'").fetchall())
-        return LiveState(objects, self._catalog(connection, schemas), schemas,
-                         interrupted=self._interrupted(connection))
-
-    def _interrupted(self, connection) -> tuple[str, ...]:
-        """Runs the audit still shows as running: their process died, since we could open the file."""
-        if not _catalog_exists(connection):
-            return ()
-        return interrupted_runs(connection.execute(
-            f"SELECT run_id, actor, host, pid, started_at FROM {CATALOG_SCHEMA}.runs "
-            "WHERE outcome = 'running' ORDER BY started_at").fetchall())
-
-    def _catalog(self, connection, schemas: frozenset[str]) -> dict[ObjectKey, CatalogRecord]:
-        if not _catalog_exists(connection):
-            return {}
-        return catalog_records(connection.execute(
-            f"SELECT schema_name, name, kind, content_hash, definition, dependencies, engine_sql, "
-            f"commit, run_id FROM {CATALOG_SCHEMA}.objects").fetchall())
-
-    def catalog_rows(self, table: str, columns: Sequence[str], order: str) -> list[dict]:
-        """Rows of a catalog table as dicts; columns a catalog written by an older version lacks
-        are left out."""
-        if not self.exists:
-            return []
-        connection = self._connect(read_only=True)
-        try:
-            present = {row[0] for row in connection.execute(
-                f"SELECT column_name FROM duckdb_columns() WHERE database_name = '{ALIAS}' AND schema_name = "
-                f"'{CATALOG_SCHEMA}' AND table_name = ?", [table]).fetchall()}
-            names = [c for c in columns if c in present]
-            if not names:
-                return []
-            rows = connection.execute(f"SELECT {', '.join(names)} FROM {CATALOG_SCHEMA}.{table} "
-                                      f"ORDER BY {order}").fetchall()
-            return [dict(zip(names, row)) for row in rows]
-        finally:
-            connection.close()
+        return objects, schemas
 
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         return COMPILER.compile(changes, desired, live)
-
-    def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
-        connection = self._connect(read_only=True)
-        try:
-            def columns(schema: str, name: str) -> list[str]:
-                return [row[0] for row in connection.execute(
-                    f"SELECT column_name FROM duckdb_columns() WHERE database_name = '{ALIAS}' AND schema_name = ? "
-                    "AND table_name = ? ORDER BY column_index", [schema, name]).fetchall()]
-            saved = set(columns(BACKUP_SCHEMA, backup))
-            common = ", ".join(_q(c) for c in columns(table.schema, table.name) if c in saved)
-        finally:
-            connection.close()
-        return [f"DELETE FROM {_qk(table)}",
-                f"INSERT INTO {_qk(table)} ({common}) SELECT {common} "
-                f"FROM {sql.qualified(BACKUP_SCHEMA, backup, ENGINE)}"]
 
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
                  reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
@@ -315,8 +261,3 @@ def _additions(connection, where: str) -> defaultdict[ObjectKey, list[Addition]]
             f"COMMENT ON COLUMN {_qk(key)}.{_q(column)} IS {sql.literal(comment).sql(ENGINE)}",), column))
     return found
 
-
-def _catalog_exists(connection) -> bool:
-    return bool(connection.execute(
-        f"SELECT 1 FROM duckdb_tables() WHERE database_name = '{ALIAS}' AND schema_name = "
-        f"'{CATALOG_SCHEMA}' AND table_name = 'objects'").fetchall())

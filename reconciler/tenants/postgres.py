@@ -1,8 +1,8 @@
 """The PostgreSQL tenant: a database on a server, through psycopg 3.
 
-Owns reading pg_catalog into a `LiveState` (engine objects and the `_reconciler` catalog),
-PostgreSQL's DDL rules, the tenant lock and one transaction per apply (PostgreSQL DDL is
-transactional). CREATE OR REPLACE VIEW may only append columns and a view pins the columns
+Owns reading pg_catalog's tables and views (the `_reconciler` catalog is `catalog`'s),
+PostgreSQL's DDL rules, the tenant lock and the connection the executor runs its transaction on
+(PostgreSQL DDL is transactional). CREATE OR REPLACE VIEW may only append columns and a view pins the columns
 it reads, so every view that is recreated or removed is dropped first, in reverse dependency
 order, and created again in order; never CASCADE. The lock is an advisory lock held by the
 apply connection: it dies with the connection, so it cannot be left behind. Credentials come
@@ -26,13 +26,9 @@ from ..model import ObjectKey, Tenant
 from ..plan import Change, Refusal
 from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .base import (
-    BACKUP_SCHEMA,
-    CATALOG_SCHEMA,
     Adapter,
     ConnectionSession,
     Session,
-    catalog_records,
-    interrupted_runs,
     prove_on,
     waiting,
 )
@@ -166,7 +162,7 @@ class PostgresAdapter(Adapter):
         with self._reading() as connection:
             yield _PostgresSession(connection, self)
 
-    def inspect_on(self, connection: psycopg.Connection) -> LiveState:
+    def engine_objects(self, connection: psycopg.Connection) -> tuple[dict[ObjectKey, LiveObject], frozenset[str]]:
         columns: dict[tuple[str, str], list[ColumnState]] = defaultdict(list)
         kinds, sizes = {}, {}
         for schema, name, kind, column, data_type, nullable, default, rows in connection.execute(
@@ -200,26 +196,7 @@ class PostgresAdapter(Adapter):
                                        additions=tuple(additions.get(key, ()))))
         schemas = frozenset(row[0] for row in connection.execute(
             f"SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE {_USER_SCHEMAS}").fetchall())
-        catalog, interrupted = {}, ()
-        if _catalog_exists(connection):
-            catalog = catalog_records(connection.execute(
-                f"SELECT schema_name, name, kind, content_hash, definition, dependencies, engine_sql, commit, run_id "
-                f"FROM {CATALOG_SCHEMA}.objects").fetchall())
-            interrupted = interrupted_runs(connection.execute(
-                f"SELECT run_id, actor, host, pid, started_at FROM {CATALOG_SCHEMA}.runs "
-                "WHERE outcome = 'running' ORDER BY started_at").fetchall())
-        return LiveState(objects, catalog, schemas, interrupted=interrupted)
-
-    def catalog_rows(self, table: str, columns: Sequence[str], order: str) -> list[dict]:
-        with self._reading() as connection:
-            present = {row[0] for row in connection.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
-                [CATALOG_SCHEMA, table]).fetchall()}
-            names = [c for c in columns if c in present]
-            if not names:
-                return []
-            rows = connection.execute(f"SELECT {', '.join(names)} FROM {CATALOG_SCHEMA}.{table} ORDER BY {order}")
-            return [dict(zip(names, row)) for row in rows.fetchall()]
+        return objects, schemas
 
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
@@ -230,18 +207,6 @@ class PostgresAdapter(Adapter):
 
     def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
         return COMPILER.lock(tables)
-
-    def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
-        with self._reading() as connection:
-            def columns(schema: str, name: str) -> list[str]:
-                return [row[0] for row in connection.execute(
-                    "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
-                    "ORDER BY ordinal_position", [schema, name]).fetchall()]
-            saved = set(columns(BACKUP_SCHEMA, backup))
-            common = ", ".join(COMPILER.q(c) for c in columns(table.schema, table.name) if c in saved)
-        return [f"DELETE FROM {COMPILER.qk(table)}",
-                f"INSERT INTO {COMPILER.qk(table)} ({common}) SELECT {common} "
-                f"FROM {sql.qualified(BACKUP_SCHEMA, backup, ENGINE)}"]
 
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
                  reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
@@ -401,10 +366,6 @@ def _additions(connection: psycopg.Connection) -> defaultdict[ObjectKey, list[Ad
         add(schema, name, f"a comment on column {column}", f"COMMENT ON COLUMN {table(schema, name)}."
             f"{COMPILER.q(column)} IS {sql.literal(comment).sql(ENGINE)}", column=column)
     return found
-
-
-def _catalog_exists(connection: psycopg.Connection) -> bool:
-    return connection.execute("SELECT to_regclass(%s) IS NOT NULL", [f"{CATALOG_SCHEMA}.objects"]).fetchone()[0]
 
 
 __all__ = ["PostgresAdapter", "PostgresCompiler"]

@@ -1,0 +1,292 @@
+"""Applying plans: the only part of the reconciler that writes to a tenant.
+
+Owns the transactional apply protocol: lock, record the run as running, plan again under the
+lock inside the transaction (every table the plan changes locked against other writers), run
+the guards, back up what a change would lose, run every statement, write the catalog, bind every
+view left in place, require that a new plan is empty (the convergence check), conclude the audit
+record, commit; on any failure roll back and record how the run ended. Also the other writes:
+dry-run audit records, releasing a dead run, dropping backups. An engine whose DDL is not
+transactional would get a protocol of its own beside `apply_tenant`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import hashlib
+import os
+import secrets as random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import git
+
+from . import faults, secrets
+from . import plan as plans
+from .diff import diff, views_to_bind
+from .errors import (
+    ApplyFailed,
+    GuardRefused,
+    ReconcilerError,
+    StalePlan,
+    TenantError,
+    TenantLocked,
+)
+from .model import ObjectKey
+from .parallel import STOP, each_tenant
+from .plan import Change, Plan, TenantPlan
+from .planner import Planned, TenantState, check_saved_plan, first_difference, plan_tenant, same_plan
+from .state import LiveState
+from .tenants import catalog
+from .tenants.base import Adapter, Session, StatementFailed
+
+if TYPE_CHECKING:
+    from .reconcile import Workspace
+
+
+@dataclass(frozen=True)
+class TenantResult:
+    tenant: str
+    run_id: str | None
+    outcome: str         # applied | no-changes | failed | refused (a guard) | locked (another run) | stale
+    summary: dict[str, int]
+    error: str | None = None
+    exit_code: int = 0   # the code of the error that stopped this tenant
+
+
+Progress = Callable[[str, Change], None]   # (tenant, change) after each change's statements ran
+
+
+def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: Sequence[str] = (),
+                      actor: str | None = None, operation: str = "apply", progress: Progress | None = None,
+                      moved: str = "refuse", claim: Plan | None = None) -> list[TenantResult]:
+    """Apply each tenant's plan in its own transaction; one tenant's failure spares the others.
+    `moved` says what happens when a tenant's plan made under its lock is not `plan`'s (see apply_tenant);
+    `claim` is a saved plan that must be exactly `plan`. Guards speak first: rows in the way are
+    worth more to a user than "the plan is stale"."""
+    problems = plans.violations(plan, allow_data_loss)
+    if problems:
+        raise GuardRefused("refused:\n  " + "\n  ".join(problems))
+    if claim is not None:
+        check_saved_plan(claim, planned)
+    _require_variables(planned, plan)
+    actor = actor or current_actor(workspace.repo)
+
+    def apply_one(tenant_plan: TenantPlan) -> TenantResult:
+        try:
+            return apply_tenant(planned.states[tenant_plan.tenant], tenant_plan, plan, actor, operation, progress,
+                                moved, allow_data_loss)
+        except ReconcilerError as error:
+            outcome = ("refused" if isinstance(error, GuardRefused) else
+                       "locked" if isinstance(error, TenantLocked) else
+                       "stale" if isinstance(error, StalePlan) else "failed")
+            return TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error), error.exit_code)
+
+    results = each_tenant(plan.tenants, apply_one)
+    for result in results:
+        if isinstance(result, BaseException):   # not a ReconcilerError: a bug; never swallowed
+            raise result
+    return results
+
+
+def _require_variables(planned: Planned, plan: Plan) -> None:
+    """Every `env:` reference the apply needs resolves before any tenant is touched: each tenant's
+    password, and the secrets of every connection it creates or changes (deployed, it must work)."""
+    names: list[str] = []
+    for tenant_plan in plan.tenants:
+        state = planned.states[tenant_plan.tenant]
+        names += secrets.references(state.tenant.password)
+        for change in tenant_plan.changes:
+            if change.kind == "Connection" and change.action != "delete":
+                names += secrets.references(state.desired.objects[change.key].definition.get("secrets", {}))
+    unset = secrets.missing(names)
+    if unset:
+        raise TenantError(f"environment variable{'s' if len(unset) > 1 else ''} {', '.join(unset)} "
+                          f"{'are' if len(unset) > 1 else 'is'} not set, and the apply needs "
+                          f"{'them' if len(unset) > 1 else 'it'} (a tenant password or the secret of a connection "
+                          "it deploys); nothing was changed")
+
+
+def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str = "apply",
+                 progress: Progress | None = None, moved: str = "refuse", allow_data_loss: Sequence[str] = (),
+                 extra: Sequence[Change] = ()) -> TenantResult:
+    """Apply one tenant in one transaction. What runs is never `expected` as given: the tenant is
+    planned again under its lock, inside the transaction (with every table the plan changes locked
+    against other writers), and that plan runs. When it differs from `expected`, `moved="refuse"`
+    stops (a saved, reviewed or confirmed plan: exit 5) and `moved="follow"` runs the new plan once
+    the guards pass it (another run got there first). `extra` changes (a restore's) run after it.
+    The convergence check (a new plan must be empty) runs before commit."""
+    run = catalog.Run(new_run_id(), plan, expected, actor, operation)
+    adapter = state.adapter
+    with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
+        run.start(session)   # committed on its own: if this process dies, the next run sees it
+        session.begin()
+        changes: tuple[Change, ...] = ()
+        try:
+            live, tenant_plan = _plan_locked(session, state)
+            if not same_plan(tenant_plan, expected):
+                problems = plans.violations(plan.model_copy(update={"tenants": (tenant_plan,)}), allow_data_loss)
+                if problems:
+                    raise GuardRefused("refused (planned again under the tenant lock):\n  "
+                                       + "\n  ".join(problems) + "\n  nothing was changed")
+                if moved == "refuse":
+                    raise StalePlan(f"tenant {expected.tenant}: the tenant changed between plan and apply "
+                                    f"({first_difference(tenant_plan, expected)}); nothing was applied; "
+                                    "plan again")
+            run.tenant_plan = tenant_plan
+            changes = (*tenant_plan.changes, *extra)
+            _execute(session, adapter, live, changes, run, progress)
+            catalog.write_objects(session, tenant_plan.changes, state.desired, run)
+            session.check_views(views_to_bind(changes, live, state.desired.engine))
+            remaining = diff(state.desired, session.inspect())
+            if remaining:
+                raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5]))
+            run.supersede(session)
+            run.finish(session, "applied" if changes else "no-changes")
+            session.commit()
+        except (GuardRefused, StalePlan) as refused:
+            session.rollback()
+            run.conclude(session, "refused" if isinstance(refused, GuardRefused) else "stale", str(refused))
+            raise
+        except NotConverged as left:
+            session.rollback()
+            message = (f"tenant {expected.tenant}: after the statements a new plan was not empty: {left}; "
+                       "the tenant was rolled back; nothing changed (this is a reconciler bug, please report it)")
+            run.conclude(session, "failed", message)
+            raise ApplyFailed(message) from None
+        except StatementFailed as failure:
+            session.rollback()
+            change = next((c for c in changes if failure.statement in c.statements), None)
+            subject = (f"{change.kind} {change.object}" if change else
+                       "views" if failure.statement.startswith("SELECT * FROM") else "catalog")
+            message = (f"tenant {expected.tenant}: {subject}: apply failed: {failure.message}\n"
+                       f"  statement: {failure.statement}\n  the tenant was rolled back; nothing changed")
+            run.conclude(session, "failed", message)
+            raise ApplyFailed(message) from None
+        except BaseException as stopped:   # KeyboardInterrupt, SystemExit, a bug: roll back, say so
+            session.rollback()
+            run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
+            raise
+    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary)
+
+
+class NotConverged(Exception):
+    """Inside apply: the statements ran but a new plan still has changes (never committed)."""
+
+
+def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, TenantPlan]:
+    """The tenant's plan read inside the apply transaction, after locking every live table it changes
+    (planned again whenever locking found more tables, so the final plan saw only locked rows)."""
+    locked: set[ObjectKey] = set()
+    while True:
+        live = session.inspect()
+        tenant_plan = plan_tenant(state.adapter, state.desired, live, session, state.acknowledged)
+        tables = sorted(set(_changed_tables(tenant_plan.changes, live)) - locked)
+        statements = state.adapter.lock_statements(tables)
+        if not statements:
+            return live, tenant_plan
+        for statement in statements:
+            session.execute(statement)
+        locked |= set(tables)
+
+
+def _changed_tables(changes: Sequence[Change], live: LiveState) -> list[ObjectKey]:
+    """The live tables a plan alters, rebuilds, renames or drops."""
+    names = [c.renamed_from or c.object for c in changes if not c.catalog_only and c.action != "create"]
+    keys = (live.find(ObjectKey.parse(name)) for name in names)
+    return [key for key in keys if key in live.objects and live.objects[key].kind == "Table"]
+
+
+def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Sequence[Change], run: catalog.Run,
+             progress: Progress | None) -> None:
+    fault = faults.Fault.from_environment(run.tenant_plan.tenant, STOP)
+    catalog.create(session)
+    for change in changes:
+        table = live.find(change.key)
+        statements = list(change.statements)
+        if change.data_loss and table in live.objects and live.objects[table].kind == "Table":
+            statements[:0] = catalog.backup_statements(adapter.engine, table, backup_name(table, run.run_id),
+                                                       run.run_id, run.started)
+        for statement in statements:
+            if STOP.is_set():
+                raise KeyboardInterrupt
+            session.execute(statement)
+            fault.tick()
+        if progress is not None:
+            progress(run.tenant_plan.tenant, change)
+
+
+def backup_name(table: ObjectKey, run_id: str) -> str:
+    """`schema.table@run`, shortened with a hash past 63 characters (PostgreSQL's limit)."""
+    name = f"{table.schema}.{table.name}@{run_id}"
+    if len(name) <= 63:
+        return name
+    return f"{name[:46]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
+def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,
+                   actor: str) -> str | None:
+    """Audit a dry run in the tenant (its only write); a tenant that does not exist is left alone."""
+    if not state.adapter.exists:
+        return None
+    run = catalog.Run(new_run_id(), plan, tenant_plan, actor, operation)
+    with state.adapter.session(create=False) as session:
+        session.begin()
+        try:
+            catalog.create(session)
+            run.record(session, "dry-run", dry_run=True)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    return run.run_id
+
+
+def release(adapter: Adapter, run_id: str) -> None:
+    """Conclude a dead run's audit row as interrupted. Opening the tenant for writing proves the
+    run's process is gone: the engine's lock dies with it (a live holder raises TenantLocked)."""
+    with adapter.session(create=False) as session:
+        session.begin()
+        try:
+            catalog.release(session, run_id)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def drop_backups(adapter: Adapter, names: Sequence[str]) -> None:
+    """Drop backups and their catalog rows, in one transaction."""
+    with adapter.session(create=False) as session:
+        session.begin()
+        try:
+            for name in names:
+                for statement in catalog.drop_backup_statements(adapter.engine, name):
+                    session.execute(statement)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def new_run_id() -> str:
+    now = dt.datetime.now(dt.timezone.utc)
+    return f"{now:%Y%m%dT%H%M%SZ}-{random.token_hex(3)}"
+
+
+def current_actor(repo: Path) -> str:
+    """Who runs this: the CI actor, else the landscape repository's git user, else the OS user."""
+    if os.environ.get("GITHUB_ACTOR"):
+        return f"github:{os.environ['GITHUB_ACTOR']}"
+    try:
+        name = git.Repo(repo).config_reader().get_value("user", "name", "")
+        if name:
+            return str(name)
+    except Exception:  # noqa: BLE001 - no git identity is not an error; fall back to the OS user
+        pass
+    return getpass.getuser()
+
+
+__all__ = ["apply_environment", "apply_tenant", "record_dry_run", "release", "drop_backups", "TenantResult"]

@@ -1,0 +1,201 @@
+"""The `_reconciler` catalog every tenant holds: what the reconciler applied there, the audit of
+its runs, and the index of the backups it took.
+
+Owns every statement on the `_reconciler` and `_reconciler_backup` schemas, written once for
+every engine in standard SQL with `?` placeholders (a `Session` translates them) and read through
+`information_schema`, which DuckDB and PostgreSQL both have. Never decides what to change; the
+executor calls the writing half inside its transaction, a plan's read session the reading half.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .. import sql
+from ..model import ObjectKey
+from ..state import CatalogRecord, DesiredState
+
+if TYPE_CHECKING:
+    from ..plan import Change, Plan, TenantPlan
+    from .base import Session
+
+CATALOG_SCHEMA = "_reconciler"
+BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
+CATALOG_VERSION = "1"
+CATALOG_DDL = (
+    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.objects (
+        schema_name VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        content_hash VARCHAR NOT NULL, definition VARCHAR NOT NULL, dependencies VARCHAR NOT NULL,
+        engine_sql VARCHAR, commit VARCHAR, run_id VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (schema_name, name))""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.runs (
+        run_id VARCHAR PRIMARY KEY, environment VARCHAR NOT NULL, tenant VARCHAR NOT NULL,
+        ref VARCHAR, commit VARCHAR, actor VARCHAR, host VARCHAR, pid INTEGER,
+        started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP, outcome VARCHAR NOT NULL,
+        dry_run BOOLEAN NOT NULL, summary VARCHAR, error VARCHAR, plan_fingerprint VARCHAR,
+        capacity VARCHAR)""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    f"ALTER TABLE {CATALOG_SCHEMA}.runs ADD COLUMN IF NOT EXISTS operation VARCHAR",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
+        name VARCHAR PRIMARY KEY, schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, row_count BIGINT NOT NULL)""",
+    f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
+)
+RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "host", "pid", "started_at",
+               "ended_at", "outcome", "dry_run", "summary", "error", "plan_fingerprint", "capacity",
+               "operation")
+BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "row_count")
+_RECORD_COLUMNS = "schema_name, name, kind, content_hash, definition, dependencies, engine_sql, commit, run_id"
+
+
+# -- reading ---------------------------------------------------------------------------------
+def columns(session: Session, table: str, schema: str = CATALOG_SCHEMA) -> list[str]:
+    """The columns a catalog table (or any table) has, in order; none when it does not exist."""
+    return [row[0] for row in session.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+        "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, table])]
+
+
+def read(session: Session) -> tuple[dict[ObjectKey, CatalogRecord], tuple[str, ...]]:
+    """What the reconciler applied (by key), and the runs the audit still shows as running (for people:
+    their process died, or holds the tenant now)."""
+    if not columns(session, "objects"):
+        return {}, ()
+    records = {ObjectKey(row[0], row[1]): CatalogRecord(ObjectKey(row[0], row[1]), *row[2:9]) for row in
+               session.execute(f"SELECT {_RECORD_COLUMNS} FROM {CATALOG_SCHEMA}.objects")}
+    interrupted = tuple(f"{run} by {actor} on {host} (pid {pid}), started {started:%Y-%m-%d %H:%M:%S} UTC"
+                        for run, actor, host, pid, started in session.execute(
+                            f"SELECT run_id, actor, host, pid, started_at FROM {CATALOG_SCHEMA}.runs "
+                            "WHERE outcome = 'running' ORDER BY started_at"))
+    return records, interrupted
+
+
+def rows(session: Session, table: str, wanted: Sequence[str], order: str) -> list[dict]:
+    """Rows of a catalog table as dicts, leaving out the columns a catalog written by an older
+    version lacks."""
+    present = set(columns(session, table))
+    names = [c for c in wanted if c in present]
+    if not names:
+        return []
+    return [dict(zip(names, row)) for row in
+            session.execute(f"SELECT {', '.join(names)} FROM {CATALOG_SCHEMA}.{table} ORDER BY {order}")]
+
+
+# -- writing ---------------------------------------------------------------------------------
+def create(session: Session) -> None:
+    """The catalog's schemas and tables, where they are missing (idempotent)."""
+    for statement in CATALOG_DDL:
+        session.execute(statement)
+
+
+def write_objects(session: Session, changes: Sequence[Change], desired: DesiredState, run: Run) -> None:
+    """Record what the changes applied: the rows of every object they touch are replaced (folded,
+    as the engine compares names), deleted objects' rows removed."""
+    gone = [c.key for c in changes] + [ObjectKey.parse(c.renamed_from) for c in changes if c.renamed_from]
+    written = [desired.objects[c.key] for c in changes if c.action != "delete"]
+    engine_sql = session.engine_sql([o.key for o in written if o.kind == "View"])
+    for start in range(0, len(gone), 500):
+        batch = [key.folded() for key in gone[start:start + 500]]
+        session.execute(f"DELETE FROM {CATALOG_SCHEMA}.objects WHERE (lower(schema_name), lower(name)) IN "
+                        f"({', '.join(['(?, ?)'] * len(batch))})",
+                        [part for key in batch for part in key])
+    values = [(o.key.schema, o.key.name, o.kind, o.content_hash, json.dumps(o.definition, sort_keys=True),
+               json.dumps([str(d) for d in o.dependencies]), engine_sql.get(o.key), run.plan.commit,
+               run.run_id, run.started) for o in written]
+    if values:
+        session.executemany(f"INSERT INTO {CATALOG_SCHEMA}.objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+    session.execute(f"DELETE FROM {CATALOG_SCHEMA}.meta WHERE key IN ('catalog_version', 'capacity')")
+    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), ('capacity', ?)",
+                    [CATALOG_VERSION, desired.capacity])
+
+
+def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, at: dt.datetime) -> list[str]:
+    """Copy a table, rows and all, into the backup schema and index it in the catalog."""
+    copy = sql.qualified(BACKUP_SCHEMA, backup, engine)
+    values = ", ".join(sql.literal(v).sql(engine) for v in (backup, table.schema, table.name, run_id))
+    return [f"CREATE TABLE {copy} AS SELECT * FROM {sql.qualified(table.schema, table.name, engine)}",
+            f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
+            f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), count(*) FROM {copy}"]
+
+
+def restore_statements(session: Session, table: ObjectKey, backup: str) -> list[str]:
+    """Replace the table's rows with the backup's, for the columns both have (read now)."""
+    saved = set(columns(session, backup, BACKUP_SCHEMA))
+    common = ", ".join(sql.quote(c, session.engine) for c in columns(session, table.name, table.schema)
+                       if c in saved)
+    target = sql.qualified(table.schema, table.name, session.engine)
+    backup_table = sql.qualified(BACKUP_SCHEMA, backup, session.engine)
+    return [f"DELETE FROM {target}", f"INSERT INTO {target} ({common}) SELECT {common} FROM {backup_table}"]
+
+
+def drop_backup_statements(engine: str, backup: str) -> list[str]:
+    return [f"DROP TABLE {sql.qualified(BACKUP_SCHEMA, backup, engine)}",
+            f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {sql.literal(backup).sql(engine)}"]
+
+
+def release(session: Session, run_id: str) -> None:
+    """A dead run's audit row, concluded as interrupted."""
+    session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = 'interrupted', ended_at = ?, "
+                    "error = 'released by reconciler unlock' WHERE run_id = ? AND outcome = 'running'",
+                    [now(), run_id])
+
+
+class Run:
+    """One run's audit row: inserted as 'running' before the transaction (committed on its own, so
+    a run that dies is seen by the next), concluded inside it, or after its rollback."""
+
+    def __init__(self, run_id: str, plan: Plan, tenant_plan: TenantPlan, actor: str, operation: str):
+        self.run_id, self.plan, self.tenant_plan, self.actor = run_id, plan, tenant_plan, actor
+        self.operation = operation
+        self.started = now()
+        self.outcome = "running"
+
+    def record(self, session: Session, outcome: str, error: str | None = None, dry_run: bool = False) -> None:
+        self.outcome = outcome
+        values = [self.run_id, self.plan.environment, self.tenant_plan.tenant, self.plan.ref, self.plan.commit,
+                  self.actor, socket.gethostname(), os.getpid(), self.started,
+                  None if outcome == "running" else now(), outcome, dry_run,
+                  json.dumps(self.tenant_plan.summary), error, self.plan.fingerprint, self.tenant_plan.capacity,
+                  self.operation]
+        session.execute(f"INSERT INTO {CATALOG_SCHEMA}.runs ({', '.join(RUN_COLUMNS)}) "
+                        f"VALUES ({', '.join(['?'] * len(RUN_COLUMNS))})", values)
+
+    def start(self, session: Session) -> None:
+        session.begin()
+        try:
+            create(session)
+            self.record(session, "running")
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    def supersede(self, session: Session) -> None:
+        """Inside a transaction that holds the tenant, every other run left 'running' is one whose
+        process is gone: concluded as interrupted."""
+        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = 'interrupted' "
+                        "WHERE outcome = 'running' AND run_id <> ?", [self.run_id])
+
+    def finish(self, session: Session, outcome: str, error: str | None = None) -> None:
+        self.outcome = outcome
+        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = ?, ended_at = ?, error = ?, summary = ? "
+                        "WHERE run_id = ?", [outcome, now(), error, json.dumps(self.tenant_plan.summary), self.run_id])
+
+    def conclude(self, session: Session, outcome: str, error: str) -> None:
+        """After a rollback: record how the run ended, in a transaction of its own (best effort)."""
+        try:
+            session.begin()
+            self.finish(session, outcome, error)
+            session.commit()
+        except Exception:  # noqa: BLE001 - the original error is what the user needs
+            session.rollback()
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
