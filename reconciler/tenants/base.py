@@ -60,6 +60,11 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None: ...
 
+    def insert(self, table: str, rows: Sequence[Sequence]) -> None:
+        """Rows into every column of `table`, in order (an engine may send them as columns)."""
+        if rows:
+            self.executemany(f"INSERT INTO {table} VALUES ({', '.join(['?'] * len(rows[0]))})", rows)
+
     @abc.abstractmethod
     def inspect(self) -> LiveState: ...
 

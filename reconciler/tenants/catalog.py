@@ -108,8 +108,7 @@ def write_objects(session: Session, changes: Sequence[Change], desired: DesiredS
     values = [(o.key.schema, o.key.name, o.kind, o.content_hash, json.dumps(o.definition, sort_keys=True),
                json.dumps([str(d) for d in o.dependencies]), engine_sql.get(o.key), run.plan.commit,
                run.run_id, run.started) for o in written]
-    if values:
-        session.executemany(f"INSERT INTO {CATALOG_SCHEMA}.objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
+    session.insert(f"{CATALOG_SCHEMA}.objects", values)
     session.execute(f"DELETE FROM {CATALOG_SCHEMA}.meta WHERE key IN ('catalog_version', 'capacity')")
     session.execute(f"INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), ('capacity', ?)",
                     [CATALOG_VERSION, desired.capacity])

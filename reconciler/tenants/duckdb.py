@@ -231,6 +231,13 @@ class _DuckDBSession(ConnectionSession):
     def count(self, query: str) -> int:
         return 0 if self.missing else super().count(query)
 
+    def insert(self, table: str, rows: Sequence[Sequence]) -> None:
+        """As one statement of lists, one per column: DuckDB's executemany runs a statement per row
+        (3 s for the catalog rows of 10,000 objects, 0.07 s this way)."""
+        if rows:
+            columns = [list(column) for column in zip(*rows)]
+            self.execute(f"INSERT INTO {table} SELECT {', '.join(['unnest(?)'] * len(columns))}", columns)
+
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
         wanted = set(keys)
         rows = self.connection.execute(
