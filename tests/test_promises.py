@@ -395,6 +395,50 @@ def test_5_a_rebuild_that_cannot_carry_an_addition_over_is_refused_naming_it(
     assert landscape.state() == before
 
 
+VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
+
+
+def test_5_a_recreated_view_keeps_what_a_dba_gave_it(engine_landscape: EngineLandscape) -> None:
+    """Grants (on the view and on a column), comments and the owner die with DROP VIEW on
+    PostgreSQL, and DuckDB's CREATE OR REPLACE VIEW drops comments: what was given to a view the
+    plan recreates is put back in the same transaction, and the plan says so."""
+    landscape = engine_landscape
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    given = ["COMMENT ON VIEW sales.vw_customer_active IS 'for the BI team'",
+             "COMMENT ON COLUMN sales.vw_customer_active.region IS 'ISO 3166'"]
+    if landscape.engine == "postgres":
+        role = "bi_" + (landscape.postgres_url or "").rsplit("/", 1)[-1].split("?")[0]
+        given += [f"CREATE ROLE {role}", f"GRANT SELECT ON sales.vw_customer_active TO {role}",
+                  f"GRANT SELECT (customer_id) ON sales.vw_transaction_detail TO {role}"]
+    for statement in given:
+        landscape.sql(statement)
+
+    def what_was_given() -> list:
+        if landscape.engine == "duckdb":
+            return (landscape.sql("SELECT comment FROM duckdb_views() WHERE view_name = 'vw_customer_active'")
+                    + landscape.sql("SELECT column_name, comment FROM duckdb_columns() WHERE table_name = "
+                                    "'vw_customer_active' AND comment IS NOT NULL"))
+        return (landscape.sql("SELECT obj_description('sales.vw_customer_active'::regclass, 'pg_class'), "
+                              "col_description('sales.vw_customer_active'::regclass, 4)")
+                + landscape.sql(f"SELECT table_name, privilege_type FROM information_schema.role_table_grants "
+                                f"WHERE grantee = '{role}' ORDER BY 1")
+                + landscape.sql(f"SELECT table_name, column_name FROM information_schema.column_privileges "
+                                f"WHERE grantee = '{role}' AND table_name = 'vw_transaction_detail'"))
+
+    before = what_was_given()
+    assert len(before) == (2 if landscape.engine == "duckdb" else 3)
+    landscape.edit(VIEW, "region, created_at", "region, created_at, status")
+    plan = landscape.run("plan", "dev")
+    assert "vw_customer_active: the view's columns change; carries over " in plan.stdout, plan.stdout
+    assert "a comment on the view, a comment on column region" in plan.stdout
+    if landscape.engine == "postgres":   # the reader is dropped first too (PostgreSQL pins what it reads)
+        assert f"carries over grant of SELECT on column customer_id to {role}" in plan.stdout
+    applied = landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    assert what_was_given() == before
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
 def test_6_renamed_from_an_object_still_declared_is_refused(landscape: Landscape) -> None:
     with_orders(landscape)
     landscape.write("environments/dev/sales/purchase_orders.yaml",

@@ -53,10 +53,26 @@ class Compiler:
         retyped = {d.column for d in change.details if d.attribute == "type"}
         return change.action == "replace" or not self.retypes_in_place(retyped, want)
 
+    def keeps_view_additions(self, change: Change) -> bool:
+        """Whether redefining a view keeps what a DBA gave it (grants, comments): on DuckDB, CREATE OR
+        REPLACE VIEW drops its comments."""
+        return False
+
     def _additions(self, change: Change, want: ObjectState | None, live: LiveState) -> Change:
-        """A rebuild carries over what a DBA added to the table, and says so; what cannot be carried
-        over (nothing recreates it) refuses the rebuild, naming it."""
+        """A rebuild carries over what a DBA added to the table, and a redefined view what was given to
+        it, and says so; what cannot be carried over (nothing recreates it) refuses the rebuild,
+        naming it."""
         found = live.object(ObjectKey.parse(change.renamed_from or change.object))
+        if change.kind == "View" and change.action in ("update", "replace") and not change.catalog_only \
+                and not change.conflict and found is not None and found.kind == "View" and found.additions \
+                and not self.keeps_view_additions(change):
+            given = set(want.exposes) if want is not None else set()
+            carried = [a for a in found.additions if a.column is None or a.column.lower() in given]
+            if not carried:
+                return change
+            return change.model_copy(update={
+                "statements": (*change.statements, *(s for a in carried for s in a.recreate)),
+                "reason": f"{change.reason}; carries over {', '.join(a.what for a in carried)}"})
         if not self.rebuilds(change, want, found) or not found.additions:
             return change
         lost = [a.what for a in found.additions if not a.recreate]

@@ -165,10 +165,14 @@ class DuckDBAdapter(Adapter):
                     f"COMMENT ON TABLE {_qk(key)} IS {sql.literal(comment).sql(ENGINE)}",)))
             objects[key] = LiveObject(key, "Table", tuple(columns.get(key, ())), keys.get(key, ()),
                                       estimated_rows=size, additions=tuple(additions.get(key, ())))
-        for schema, view, text in connection.execute(
-                f"SELECT schema_name, view_name, sql FROM duckdb_views() WHERE {where}").fetchall():
+        for schema, view, text, comment in connection.execute(
+                f"SELECT schema_name, view_name, sql, comment FROM duckdb_views() WHERE {where}").fetchall():
             key = ObjectKey(schema, view)
-            objects[key] = LiveObject(key, "View", tuple(columns.get(key, ())), engine_sql=text)
+            if comment:
+                additions[key].insert(0, Addition("a comment on the view", (
+                    f"COMMENT ON VIEW {_qk(key)} IS {sql.literal(comment).sql(ENGINE)}",)))
+            objects[key] = LiveObject(key, "View", tuple(columns.get(key, ())), engine_sql=text,
+                                      additions=tuple(additions.get(key, ())))
         schemas = frozenset(row[0] for row in connection.execute(
             f"SELECT schema_name FROM duckdb_schemas() WHERE database_name = '{ALIAS}' "
             "AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'").fetchall())
@@ -247,9 +251,10 @@ class _DuckDBSession(ConnectionSession):
 
 
 def _additions(connection, where: str) -> defaultdict[ObjectKey, list[Addition]]:
-    """What was added to tables outside the reconciler (it declares only columns, NOT NULL and the
-    primary key): indexes (put back from DuckDB's own CREATE INDEX), column comments (put back), and
-    CHECK, UNIQUE and FOREIGN KEY constraints, which DuckDB cannot add to an existing table."""
+    """What was added to tables and views outside the reconciler (it declares only columns, NOT NULL,
+    the primary key and a view's query): indexes (put back from DuckDB's own CREATE INDEX), column
+    comments (put back), and CHECK, UNIQUE and FOREIGN KEY constraints, which DuckDB cannot add to
+    an existing table."""
     found: defaultdict[ObjectKey, list[Addition]] = defaultdict(list)
     for schema, table, name, text in connection.execute(
             f"SELECT schema_name, table_name, index_name, sql FROM duckdb_indexes() "

@@ -79,6 +79,11 @@ class PostgresCompiler(Compiler):
         # no TRY_CAST here: a value that cannot go back fails the statement, which is as safe
         return f"CAST({column} AS {old_type})"
 
+    def keeps_view_additions(self, change: Change) -> bool:
+        """CREATE OR REPLACE VIEW keeps the view (its grants, comments, owner); a replaced view is
+        dropped first, and they go with it."""
+        return change.action == "update"
+
     def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
         """A view pins what it reads: a table cannot be dropped (rebuilt) under it, nor a column it
         reads retyped or dropped, nor a view it reads dropped (recreating one drops it first)."""
@@ -189,7 +194,8 @@ class PostgresAdapter(Adapter):
         additions = _additions(connection)
         for (schema, name), kind in kinds.items():
             key = ObjectKey(schema, name)
-            objects[key] = (LiveObject(key, "View", tuple(columns[schema, name]), engine_sql=views.get((schema, name)))
+            objects[key] = (LiveObject(key, "View", tuple(columns[schema, name]), engine_sql=views.get((schema, name)),
+                                       additions=tuple(additions.get(key, ())))
                             if kind == "v" else
                             LiveObject(key, "Table", tuple(columns[schema, name]), keys.get((schema, name), ()),
                                        estimated_rows=max(int(sizes[schema, name]), 0),
@@ -288,16 +294,20 @@ class _PostgresSession(ConnectionSession):
         return {ObjectKey(s, v): text for s, v, text in rows if ObjectKey(s, v) in wanted}
 
 
+_RELATIONS = ("FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+              f"WHERE c.relkind IN ('r', 'p', 'v') AND {_USER_SCHEMAS}")   # tables and views
+_COLUMN_ACL = "JOIN pg_catalog.pg_attribute t ON t.attrelid = c.oid, aclexplode(t.attacl) a WHERE"
 _TABLES = ("FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
            f"WHERE c.relkind IN ('r', 'p') AND {_USER_SCHEMAS}")
 
 
 def _additions(connection: psycopg.Connection) -> defaultdict[ObjectKey, list[Addition]]:
-    """What was added to tables outside the reconciler (it declares only columns, NOT NULL and the
-    primary key), each with the statements that put it back on a rebuilt table, written from
-    PostgreSQL's own definitions: indexes, constraints, triggers, grants, row-level security and
-    its policies, comments, the owner. A foreign key of another table that references this one
-    cannot be put back by rebuilding this table (DROP TABLE refuses while it exists)."""
+    """What was added to tables and views outside the reconciler (it declares only columns, NOT NULL,
+    the primary key and a view's query), each with the statements that put it back on a rebuilt
+    table or a recreated view, written from PostgreSQL's own definitions: indexes, constraints,
+    triggers, grants (on the object and on its columns), row-level security and its policies,
+    comments, the owner. A foreign key of another table that references this one cannot be put back
+    by rebuilding this table (DROP TABLE refuses while it exists)."""
     found: defaultdict[ObjectKey, list[Addition]] = defaultdict(list)
 
     def add(schema: str, table: str, what: str, *recreate: str, column: str | None = None) -> None:
@@ -332,24 +342,34 @@ def _additions(connection: psycopg.Connection) -> defaultdict[ObjectKey, list[Ad
         add(schema, name, f"trigger {trigger}", definition)
     for schema, name, grantee, privilege, grantable in connection.execute(
             "SELECT n.nspname, c.relname, CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END, "
-            f"a.privilege_type, a.is_grantable {_TABLES.replace('WHERE', ', aclexplode(c.relacl) a WHERE')} "
+            f"a.privilege_type, a.is_grantable {_RELATIONS.replace('WHERE', ', aclexplode(c.relacl) a WHERE')} "
             "AND a.grantee <> c.relowner ORDER BY 1, 2, 3, 4").fetchall():
         role = COMPILER.q(grantee) if grantee else "PUBLIC"
         add(schema, name, f"grant of {privilege} to {grantee or 'PUBLIC'}",
             f"GRANT {privilege} ON {table(schema, name)} TO {role}" + (" WITH GRANT OPTION" if grantable else ""))
-    for schema, name, enabled, forced, owner, comment in connection.execute(
-            "SELECT n.nspname, c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner), "
-            f"obj_description(c.oid, 'pg_class') {_TABLES} ORDER BY 1, 2").fetchall():
+    for schema, name, column, grantee, privilege, grantable in connection.execute(
+            "SELECT n.nspname, c.relname, t.attname, CASE WHEN a.grantee = 0 THEN NULL ELSE "
+            "pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable "
+            f"{_RELATIONS.replace('WHERE', _COLUMN_ACL)} "
+            "AND t.attnum > 0 AND NOT t.attisdropped AND a.grantee <> c.relowner ORDER BY 1, 2, 3, 4, 5").fetchall():
+        role = COMPILER.q(grantee) if grantee else "PUBLIC"
+        add(schema, name, f"grant of {privilege} on column {column} to {grantee or 'PUBLIC'}",
+            f"GRANT {privilege} ({COMPILER.q(column)}) ON {table(schema, name)} TO {role}"
+            + (" WITH GRANT OPTION" if grantable else ""), column=column)
+    for schema, name, kind, enabled, forced, owner, comment in connection.execute(
+            "SELECT n.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity, "
+            f"pg_get_userbyid(c.relowner), obj_description(c.oid, 'pg_class') {_RELATIONS} ORDER BY 1, 2").fetchall():
+        noun = "VIEW" if kind == "v" else "TABLE"
         if enabled:
             add(schema, name, "row-level security", f"ALTER TABLE {table(schema, name)} ENABLE ROW LEVEL SECURITY")
         if forced:
             add(schema, name, "forced row-level security",
                 f"ALTER TABLE {table(schema, name)} FORCE ROW LEVEL SECURITY")
         if comment is not None:
-            add(schema, name, "a comment on the table",
-                f"COMMENT ON TABLE {table(schema, name)} IS {sql.literal(comment).sql(ENGINE)}")
+            add(schema, name, f"a comment on the {noun.lower()}",
+                f"COMMENT ON {noun} {table(schema, name)} IS {sql.literal(comment).sql(ENGINE)}")
         if owner != connection.info.user:
-            add(schema, name, f"owner {owner}", f"ALTER TABLE {table(schema, name)} OWNER TO {COMPILER.q(owner)}")
+            add(schema, name, f"owner {owner}", f"ALTER {noun} {table(schema, name)} OWNER TO {COMPILER.q(owner)}")
     for schema, name, policy, permissive, roles, command, using, check in connection.execute(
             "SELECT schemaname, tablename, policyname, permissive, roles, cmd, qual, with_check "
             "FROM pg_catalog.pg_policies n WHERE " + _USER_SCHEMAS.replace("n.nspname", "n.schemaname")
@@ -360,7 +380,7 @@ def _additions(connection: psycopg.Connection) -> defaultdict[ObjectKey, list[Ad
             + (f" USING ({using})" if using else "") + (f" WITH CHECK ({check})" if check else ""))
     for schema, name, column, comment in connection.execute(
             "SELECT n.nspname, c.relname, a.attname, col_description(c.oid, a.attnum) "
-            f"{_TABLES.replace('WHERE', 'JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid WHERE')} "
+            f"{_RELATIONS.replace('WHERE', 'JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid WHERE')} "
             "AND a.attnum > 0 AND NOT a.attisdropped AND col_description(c.oid, a.attnum) IS NOT NULL "
             "ORDER BY 1, 2, a.attnum").fetchall():
         add(schema, name, f"a comment on column {column}", f"COMMENT ON COLUMN {table(schema, name)}."
