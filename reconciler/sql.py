@@ -303,9 +303,9 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
             node.set("db", exp.to_identifier(folded[node.db.lower()]))
         return ENGINE_REWRITES.get(engine, _as_is)(node)
 
-    tree = parse(sql, dialect).transform(rewrite)   # a copy: the parsed tree is shared
+    tree = parse(sql, dialect).transform(rewrite)   # a copy (the parsed tree is shared): generated in place
     try:
-        rendered = tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE, comments=False)
+        rendered = tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE, comments=False, copy=False)
     except UnsupportedError as error:
         raise SqlProblem(f"cannot be expressed in {engine}: {error}") from None
     except SqlglotError as error:
