@@ -110,6 +110,12 @@ class Cache:
         self._pending.clear()
         self._used.clear()
 
+    def release(self) -> None:
+        """Write what is pending and let go of the namespaces read so far (tens of MB at 10,000
+        objects); a later read loads them again."""
+        self.flush()
+        self._loaded.clear()
+
     def _prune(self) -> None:
         """At most once a day: drop what no command used for KEEP_DAYS, then the least recently used
         beyond MAX_ENTRIES."""

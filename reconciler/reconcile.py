@@ -99,7 +99,7 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
     untrusted = _moved_tenants(workspace, landscape, chosen)
     # rendering is pure and uses the (single-threaded) cache; reading tenants waits on databases
     desired = {tenant.name: render(landscape, tenant, workspace.cache) for tenant in chosen}
-    workspace.cache.flush()
+    workspace.cache.release()   # what validating and rendering read is not needed while tenants are read
 
     def plan_one(tenant: Tenant) -> tuple[TenantState, TenantPlan]:
         if tenant.name in untrusted:

@@ -24,7 +24,7 @@ def stable_hash(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ColumnState:
     name: str
     type: str              # normalised by sql.normalize_type for the tenant's engine
@@ -86,7 +86,7 @@ class CatalogRecord:
         return tuple(ObjectKey.parse(d) for d in json.loads(self.dependencies_json))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Addition:
     """Something on a live table that no YAML declares (an index, a constraint, a trigger, a grant, a
     row-level-security policy, a comment, an owner): a DBA's. A rebuild puts it back with `recreate`,
@@ -97,7 +97,7 @@ class Addition:
     column: str | None = None         # a column's own (a comment): gone with that column
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LiveObject:
     """A table or view found in the engine (absent for catalog-only kinds)."""
 
