@@ -19,6 +19,7 @@ from pathlib import Path
 
 import networkx as nx
 import psycopg
+from sqlglot import exp
 
 from .. import sql
 from ..errors import TenantError, TenantLocked
@@ -65,7 +66,12 @@ class PostgresCompiler(Compiler):
         return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type} USING {column}::{new_type}"
 
     def misfit(self, column: str, new: str, old: str) -> str:
-        # PostgreSQL has no TRY_CAST; pg_input_is_valid (PostgreSQL 16+) tests a cast without raising
+        # PostgreSQL has no TRY_CAST; pg_input_is_valid (PostgreSQL 16+) tests a cast without raising.
+        # It reads text, and '2.00' is not integer input text though 2.00 casts to 2 and back: a number
+        # going to an integer type is tested as a number (whole, in range; NaN and infinity are not)
+        limits = _INTEGER_LIMITS.get(exp.DataType.build(new, dialect=ENGINE).this)
+        if limits is not None and exp.DataType.build(old, dialect=ENGINE).this in exp.DataType.NUMERIC_TYPES:
+            return f"({column} <> trunc({column}) OR {column} NOT BETWEEN {limits[0]} AND {limits[1]})"
         text = f"CAST({column} AS TEXT)"
         valid = f"pg_input_is_valid({text}, {sql.literal(new).sql(self.engine)})"
         return (f"(NOT {valid} OR (CASE WHEN {valid} THEN CAST(CAST({text} AS {new}) AS {old}) "
@@ -124,6 +130,9 @@ class PostgresCompiler(Compiler):
         return list(reversed(list(nx.lexicographical_topological_sort(graph))))
 
 
+_INTEGER_LIMITS = {exp.DataType.Type.SMALLINT: (-32768, 32767),
+                   exp.DataType.Type.INT: (-2147483648, 2147483647),
+                   exp.DataType.Type.BIGINT: (-9223372036854775808, 9223372036854775807)}
 COMPILER = PostgresCompiler()
 
 
