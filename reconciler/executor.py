@@ -201,8 +201,7 @@ def _changed_tables(changes: Sequence[Change], live: LiveState) -> list[ObjectKe
 
 def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Sequence[Change], run: catalog.Run,
              progress: Progress | None) -> None:
-    fault = faults.Fault.from_environment(run.tenant_plan.tenant, STOP)
-    catalog.create(session)
+    fault = faults.Fault.from_environment(run.tenant_plan.tenant, STOP)   # the catalog exists: run.start made it
     for change in changes:
         table = live.find(change.key)
         statements = list(change.statements)
