@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TenantState:
+    """What one tenant's plan was made from: its desired and live state, read once."""
+
     tenant: Tenant
     adapter: Adapter
     desired: DesiredState
@@ -35,6 +37,8 @@ class TenantState:
 
 @dataclass(frozen=True)
 class Planned:
+    """An environment's plan and everything it was made from, for the commands that act on it."""
+
     landscape: Landscape
     plan: Plan
     states: dict[str, TenantState]
@@ -50,6 +54,9 @@ class Reader(Protocol):
 
 def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState, reader: Reader,
                 acknowledged: Sequence[str] = ()) -> TenantPlan:
+    """The changes that make `live` equal `desired`, in order, compiled for the adapter's engine,
+    with the rows they would lose counted and their row checks run through `reader`; data-loss
+    changes the environment acknowledges (`allow_data_loss`) marked so."""
     changes = diff(desired, live, adapter.pinned)
     at_risk = [c.key for c in changes if c.data_loss and c.kind == "Table"]
     rows = reader.count_rows([live.find(k) or k for k in at_risk])
