@@ -143,19 +143,22 @@ class DuckDBAdapter(Adapter):
     def engine_objects(self, connection) -> tuple[dict[ObjectKey, LiveObject], frozenset[str]]:
         where = f"database_name = '{ALIAS}' AND NOT internal AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'"
         columns: dict[tuple[str, str], list[ColumnState]] = defaultdict(list)
-        for schema, table, name, data_type, nullable, default in connection.execute(
-                f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default "
+        comments: list[tuple[str, str, str, str]] = []   # column comments: what a DBA added (one scan)
+        for schema, table, name, data_type, nullable, default, comment in connection.execute(
+                f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default, comment "
                 f"FROM duckdb_columns() WHERE {where} ORDER BY schema_name, table_name, column_index").fetchall():
             columns[schema, table].append(
                 ColumnState(name, sql.engine_type(data_type, ENGINE), bool(nullable),
                             sql.canonical_default(default, ENGINE)))
+            if comment is not None:
+                comments.append((schema, table, name, comment))
         keys: dict[ObjectKey, tuple[str, ...]] = {}
         for schema, table, names in connection.execute(
                 f"SELECT schema_name, table_name, constraint_column_names FROM duckdb_constraints() "
                 f"WHERE {where.replace(' AND NOT internal', '')} AND constraint_type = 'PRIMARY KEY'").fetchall():
             keys[ObjectKey(schema, table)] = tuple(names)
         objects: dict[ObjectKey, LiveObject] = {}
-        additions = _additions(connection, where)
+        additions = _additions(connection, where, comments)
         for schema, table, size, comment in connection.execute(
                 f"SELECT schema_name, table_name, estimated_size, comment FROM duckdb_tables() WHERE {where}"
         ).fetchall():
@@ -250,7 +253,8 @@ class _DuckDBSession(ConnectionSession):
         return {ObjectKey(s, v): text for s, v, text in rows if ObjectKey(s, v) in wanted}
 
 
-def _additions(connection, where: str) -> defaultdict[ObjectKey, list[Addition]]:
+def _additions(connection, where: str, comments: Sequence[tuple[str, str, str, str]]
+               ) -> defaultdict[ObjectKey, list[Addition]]:
     """What was added to tables and views outside the reconciler (it declares only columns, NOT NULL,
     the primary key and a view's query): indexes (put back from DuckDB's own CREATE INDEX), column
     comments (put back), and CHECK, UNIQUE and FOREIGN KEY constraints, which DuckDB cannot add to
@@ -265,9 +269,7 @@ def _additions(connection, where: str) -> defaultdict[ObjectKey, list[Addition]]
             f"WHERE {where.replace(' AND NOT internal', '')} AND constraint_type IN ('CHECK', 'UNIQUE', "
             "'FOREIGN KEY') ORDER BY 1, 2, 4").fetchall():
         found[ObjectKey(schema, table)].append(Addition(f"{kind.lower()} constraint {text}"))
-    for schema, table, column, comment in connection.execute(
-            f"SELECT schema_name, table_name, column_name, comment FROM duckdb_columns() WHERE {where} "
-            "AND comment IS NOT NULL ORDER BY 1, 2, column_index").fetchall():
+    for schema, table, column, comment in comments:
         key = ObjectKey(schema, table)
         found[key].append(Addition(f"a comment on column {column}", (
             f"COMMENT ON COLUMN {_qk(key)}.{_q(column)} IS {sql.literal(comment).sql(ENGINE)}",), column))
