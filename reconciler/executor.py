@@ -71,6 +71,13 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
         raise GuardRefused("refused:\n  " + "\n  ".join(problems))
     if claim is not None:
         check_saved_plan(claim, planned)
+    untransactional = [t.tenant for t in plan.tenants if not planned.states[t.tenant].adapter.transactional]
+    if untransactional:
+        raise GuardRefused(f"refused: tenant{'s' * (len(untransactional) > 1)} {', '.join(untransactional)} "
+                           f"run{'s' * (len(untransactional) == 1)} DDL that commits statement by statement "
+                           "(Spark SQL); applying there needs a journaled protocol that can finish or undo an "
+                           "interrupted apply, which is not built yet. Nothing was changed; plan, drift and status "
+                           "work")
     _require_variables(planned, plan)
     actor = actor or current_actor(workspace.repo)
 
@@ -227,8 +234,9 @@ def backup_name(table: ObjectKey, run_id: str) -> str:
 
 def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,
                    actor: str) -> str | None:
-    """Audit a dry run in the tenant (its only write); a tenant that does not exist is left alone."""
-    if not state.adapter.exists:
+    """Audit a dry run in the tenant (its only write); a tenant that does not exist, or that cannot
+    be written to in a transaction, is left alone."""
+    if not state.adapter.exists or not state.adapter.transactional:
         return None
     run = catalog.Run(new_run_id(), plan, tenant_plan, actor, operation)
     with state.adapter.session(create=False) as session:

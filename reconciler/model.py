@@ -127,7 +127,7 @@ class Tenant(_Frozen):
     def engine(self) -> str:
         """The sqlglot dialect of the engine the url names (postgresql:// is sqlglot's postgres)."""
         scheme = urlsplit(self.url).scheme
-        return {"postgresql": "postgres"}.get(scheme, scheme)
+        return {"postgresql": "postgres", "sc": "spark"}.get(scheme, scheme)
     rules: Rules = Rules()
 
 

@@ -90,6 +90,11 @@ class _Renderer:
         # primary key columns are NOT NULL in every engine; say so, or every plan would differ
         columns = tuple(ColumnState(c.name, c.type, False, c.default) if c.name in primary_key else c
                         for c in columns)
+        drops = sql.ENGINE_DROPS.get(self.engine, frozenset())
+        if drops:   # what the engine's tables cannot keep is not desired of them
+            primary_key = () if "primary_key" in drops else primary_key
+            columns = tuple(ColumnState(c.name, c.type, c.nullable or "not_null" in drops,
+                                        None if "default" in drops else c.default) for c in columns)
         definition = {"kind": "Table", "columns": [c.to_json() for c in columns],
                       "primary_key": list(primary_key), "description": table.description}
         renamed_from = self.key(ObjectKey(table.schema_, table.renamed_from)) if table.renamed_from else None

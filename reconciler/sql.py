@@ -330,6 +330,9 @@ def _postgres(node: exp.Expression) -> exp.Expression:
 
 
 ENGINE_REWRITES = {"postgres": _postgres}   # per engine, applied to every node when rendering for it
+# what an engine's tables do not keep (Spark's parquet tables: NOT NULL, primary keys, and defaults
+# DESCRIBE does not show): rendered without it, so a plan never asks for what cannot be had
+ENGINE_DROPS = {"spark": frozenset({"not_null", "primary_key", "default"})}
 RENDER_VERSION = "2"                       # part of the render cache key: a new value when rewrites change
 
 

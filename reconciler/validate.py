@@ -534,6 +534,8 @@ def _url_problem(url: str) -> str | None:
                 f"{_did_you_mean(parts.scheme, installed)} (installed: {', '.join(sorted(installed))})")
     if parts.scheme == "duckdb" and (not url.startswith("duckdb:///") or len(url) <= len("duckdb:///")):
         return "a DuckDB tenant url is duckdb:///relative/path.duckdb or duckdb:////absolute/path.duckdb"
+    if parts.scheme == "sc" and not (parts.hostname and parts.port):
+        return "a Spark Connect tenant url is sc://host:port"
     if parts.scheme == "postgresql" and not parts.path.strip("/"):
         return "a PostgreSQL tenant url names its database: postgresql://user@host:5432/database"
     if not _dialect_exists(Tenant(name="t", url=url).engine):

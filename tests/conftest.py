@@ -246,3 +246,54 @@ def engine_landscape(request, tmp_path: Path) -> EngineLandscape:
     result = EngineLandscape(tmp_path, request.param, url)
     result.commit("demo landscape")
     return result
+
+
+# -- Spark ---------------------------------------------------------------------------------
+# A real Spark Connect server started from the pyspark wheel (Java 17 is on the machine): the
+# server class from its connect jar, an in-memory catalog and a warehouse in a temporary folder.
+
+@pytest.fixture(scope="session")
+def spark_server(tmp_path_factory):
+    """The `sc://` URL of a Spark Connect server this test session started; ready when it says so."""
+    import socket
+    import threading
+
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    jar = next((home / "jars").glob("spark-connect_*.jar"))
+    with socket.socket() as probe:   # a free port, chosen by the kernel
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    work = tmp_path_factory.mktemp("spark")
+    server = subprocess.Popen(
+        [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+         "--master", "local[2]", "--driver-memory", "1g", "--conf", "spark.ui.enabled=false",
+         "--conf", "spark.sql.catalogImplementation=in-memory", "--conf", f"spark.sql.warehouse.dir={work}",
+         "--conf", f"spark.connect.grpc.binding.port={port}", str(jar)],
+        env={**os.environ, "SPARK_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    lines = []
+    for line in server.stdout:   # the server's own word that it listens, not a clock
+        lines.append(line)
+        if "Spark Connect server started" in line:
+            break
+    else:
+        raise AssertionError("the Spark Connect server did not start:\n" + "".join(lines[-30:]))
+    threading.Thread(target=server.stdout.read, daemon=True).start()   # keep its log from filling the pipe
+    yield f"sc://localhost:{port}"
+    os.killpg(server.pid, 15)
+    server.wait()
+
+
+@pytest.fixture
+def spark(spark_server):
+    """A Spark Connect session on the test server, with every schema but `default` dropped first."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.remote(spark_server).create()
+    for (name,) in session.sql("SHOW NAMESPACES").collect():
+        if name != "default":
+            session.sql(f"DROP SCHEMA `{name}` CASCADE")
+    yield session
+    session.stop()

@@ -71,6 +71,13 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]: ...
 
+    def table_columns(self, schema: str, table: str) -> list[str]:
+        """A table's columns, in order; none when it does not exist (`information_schema`, which an
+        engine without one replaces)."""
+        return [row[0] for row in self.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
+            "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, table])]
+
     def count(self, query: str) -> int:
         """The single number a counting query returns, read inside this session's transaction."""
         return self.execute(query)[0][0]
@@ -147,6 +154,7 @@ class ConnectionSession(Session):
 class Adapter(abc.ABC):
     engine: str
     tenant: Tenant
+    transactional = True   # its DDL runs inside a transaction that can be rolled back (the apply protocol)
 
     @property
     @abc.abstractmethod

@@ -57,9 +57,7 @@ _RECORD_COLUMNS = "schema_name, name, kind, content_hash, definition, dependenci
 # -- reading ---------------------------------------------------------------------------------
 def columns(session: Session, table: str, schema: str = CATALOG_SCHEMA) -> list[str]:
     """The columns a catalog table (or any table) has, in order; none when it does not exist."""
-    return [row[0] for row in session.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
-        "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, table])]
+    return session.table_columns(schema, table)
 
 
 def read(session: Session) -> tuple[dict[ObjectKey, CatalogRecord], tuple[str, ...]]:

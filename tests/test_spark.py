@@ -1,0 +1,82 @@
+"""Spark SQL tenants over Spark Connect (issue 13, first slice): validate, plan and drift against a
+real Spark Connect server the tests start; apply is refused, the tenant untouched, until the
+journaled protocol for engines whose DDL cannot be rolled back exists.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import DEMO, Landscape
+
+ENVIRONMENT = "environments/dev/environment.yaml"
+
+
+@pytest.fixture
+def spark_landscape(tmp_path: Path, spark_server: str, spark) -> Landscape:
+    shutil.copytree(DEMO, tmp_path / "environments")
+    environment = tmp_path / ENVIRONMENT
+    environment.write_text(environment.read_text().replace("duckdb:///.tenants/dev.duckdb", spark_server))
+    landscape = Landscape(tmp_path)
+    landscape.commit("the demo, dev on Spark")
+    return landscape
+
+
+def objects(spark) -> list[tuple[str, str, str]]:
+    return sorted((schema, table.name, table.tableType) for (schema,) in spark.sql("SHOW NAMESPACES").collect()
+                  for table in spark.catalog.listTables(schema))
+
+
+def test_a_plan_against_an_empty_spark_tenant_creates_everything_in_spark_sql(spark_landscape: Landscape,
+                                                                              spark) -> None:
+    assert spark_landscape.run("validate", "dev").code == 0
+    result = spark_landscape.run("plan", "dev", "--format", "json")
+    assert result.code == 0, result.output
+    [tenant] = json.loads(result.stdout)["tenants"]
+    assert tenant["engine"] == "spark"
+    creates = {c["object"]: c["statements"] for c in tenant["changes"] if c["action"] == "create"}
+    assert creates["sales.customer_master"] == [
+        "CREATE SCHEMA IF NOT EXISTS `sales`",
+        "CREATE TABLE `sales`.`customer_master` (`id` BIGINT, `name` STRING, `email` STRING, `region` STRING, "
+        "`status` STRING, `created_at` TIMESTAMP_NTZ) USING parquet"]   # DuckDB TIMESTAMP has no time zone
+    assert creates["sales.vw_customer_active"] == [
+        "CREATE VIEW `sales`.`vw_customer_active` AS SELECT id, name, email, region, created_at "
+        "FROM sales.customer_master WHERE status = 'ACTIVE' AND region = 'EU'"]   # $$REGION_PARAM rendered
+    assert objects(spark) == []   # a plan never writes
+
+
+def test_an_identical_table_made_by_hand_is_adopted_and_a_different_one_is_a_conflict(
+        spark_landscape: Landscape, spark) -> None:
+    spark.sql("CREATE SCHEMA sales")
+    spark.sql("CREATE TABLE sales.customer_master (id BIGINT, name STRING, email STRING, region STRING, "
+              "status STRING, created_at TIMESTAMP_NTZ) USING parquet")
+    spark.sql("CREATE TABLE sales.customer_transactions (id BIGINT) USING parquet")
+    changes = {c["object"]: c for c in json.loads(spark_landscape.run("plan", "dev", "--format", "json").stdout)
+               ["tenants"][0]["changes"]}
+    assert changes["sales.customer_master"]["reason"] == ("adopting an identical object that the reconciler did "
+                                                          "not create")
+    assert changes["sales.customer_transactions"]["conflict"] is True
+
+
+def test_apply_to_a_spark_tenant_is_refused_and_writes_nothing(spark_landscape: Landscape, spark) -> None:
+    spark.sql("CREATE SCHEMA sales")
+    before = objects(spark)
+    result = spark_landscape.run("apply", "dev", "--yes")
+    assert result.code == 3
+    assert "tenant dev runs DDL that commits statement by statement (Spark SQL)" in result.stderr
+    assert objects(spark) == before
+    for command in (["drift", "dev"], ["status"], ["history", "dev"]):   # what only reads works
+        assert spark_landscape.run(*command).code == 0, command
+
+
+def test_a_spark_url_without_a_port_is_refused_at_its_line(spark_landscape: Landscape) -> None:
+    environment = spark_landscape.path(ENVIRONMENT)
+    text = environment.read_text()
+    environment.write_text(text.replace(text.split("url: ")[1].split("\n")[0], "sc://localhost"))
+    result = spark_landscape.run("validate", "dev")
+    assert result.code == 1
+    assert (f"{ENVIRONMENT}:6:10: error[environment]: a Spark Connect tenant url is sc://host:port"
+            in result.stderr), result.stderr
