@@ -80,3 +80,20 @@ def test_a_spark_url_without_a_port_is_refused_at_its_line(spark_landscape: Land
     assert result.code == 1
     assert (f"{ENVIRONMENT}:6:10: error[environment]: a Spark Connect tenant url is sc://host:port"
             in result.stderr), result.stderr
+
+
+def test_an_endpoint_nobody_listens_on_is_said_at_once(tmp_path: Path) -> None:
+    """The Spark Connect client alone retries for ten minutes; the plan says what is wrong now."""
+    import socket
+
+    with socket.socket() as probe:   # a port nothing listens on once this is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    shutil.copytree(DEMO, tmp_path / "environments")
+    environment = tmp_path / ENVIRONMENT
+    environment.write_text(environment.read_text().replace("duckdb:///.tenants/dev.duckdb", f"sc://127.0.0.1:{port}"))
+    landscape = Landscape(tmp_path)
+    landscape.commit("dev on a Spark endpoint that is down")
+    result = landscape.run("plan", "dev")
+    assert result.code == 1
+    assert f"tenant dev: cannot reach sc://127.0.0.1:{port}: Connection refused" in result.stderr

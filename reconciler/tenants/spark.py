@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -27,7 +28,8 @@ from .base import Adapter, Session, StatementFailed
 from .ddl import Compiler
 
 ENGINE = "spark"
-
+CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
+RETRIES = 4            # the client's retries of a failed call: about 4 s in all
 
 class SparkCompiler(Compiler):
     engine = ENGINE
@@ -64,11 +66,17 @@ class SparkAdapter(Adapter):
         except ImportError:
             raise TenantError(f"tenant {self.tenant.name}: a Spark Connect tenant needs pyspark's Spark Connect "
                               "client: pip install 'reconciler[spark]'") from None
-        try:
+        from pyspark.sql.connect.client.retries import DefaultPolicy
+
+        parts = urlsplit(self.url)
+        try:   # a refused or unroutable endpoint is said at once, not after the client's retries
+            socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_TIMEOUT).close()
             session = SparkSession.builder.remote(self.url).create()
         except Exception as error:  # noqa: BLE001 - the client raises many kinds; one message for the user
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             raise TenantError(f"tenant {self.tenant.name}: cannot reach {self.describe()}: "
-                              f"{str(error).strip().splitlines()[0]}") from None
+                              f"{reason.strip().splitlines()[0]}") from None
+        session.client.set_retry_policies([DefaultPolicy(max_retries=RETRIES)])
         try:
             yield _SparkSession(session, self)
         finally:
