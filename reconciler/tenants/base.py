@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from .. import secrets, sql
@@ -43,7 +44,10 @@ class Unprovable(Exception):
 
 
 class Session(abc.ABC):
-    """One locked connection to a tenant."""
+    """One connection to a tenant: a plan's read session, or an apply's, holding the tenant lock."""
+
+    connection: Any     # the engine's own connection (a DuckDB or psycopg connection, a Spark session)
+    adapter: Adapter
 
     @abc.abstractmethod
     def begin(self) -> None: ...
@@ -65,8 +69,11 @@ class Session(abc.ABC):
         if rows:
             self.executemany(f"INSERT INTO {table} VALUES ({', '.join(['?'] * len(rows[0]))})", rows)
 
-    @abc.abstractmethod
-    def inspect(self) -> LiveState: ...
+    def inspect(self) -> LiveState:
+        """The tenant's tables and views (the adapter's `engine_objects`) and its `_reconciler` catalog."""
+        objects, schemas = self.adapter.engine_objects(self.connection)
+        records, interrupted = catalog.read(self)
+        return LiveState(objects, records, schemas, interrupted=interrupted)
 
     @abc.abstractmethod
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]: ...
@@ -140,11 +147,6 @@ class ConnectionSession(Session):
             raise StatementFailed(statement, str(error).strip().splitlines()[0],
                                   getattr(error, "sqlstate", None)) from None
 
-    def inspect(self) -> LiveState:
-        objects, schemas = self.adapter.engine_objects(self.connection)
-        records, interrupted = catalog.read(self)
-        return LiveState(objects, records, schemas, interrupted=interrupted)
-
     def run_many(self, statement: str, rows: Sequence[Sequence]) -> None:
         # on the session's own connection: a DuckDB cursor() is a second connection, outside
         # the transaction
@@ -199,17 +201,6 @@ class Adapter(abc.ABC):
         with self.reading() as reading:
             return catalog.restore_statements(reading, table, backup)
 
-    def count(self, query: str) -> int:
-        """The single number a read-only counting query returns (0 for a tenant that does not exist)."""
-        with self.reading() as reading:
-            return reading.count(query)
-
-    def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]:
-        if not keys:
-            return {}
-        with self.reading() as reading:
-            return reading.count_rows(keys)
-
     @abc.abstractmethod
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
 
@@ -217,11 +208,6 @@ class Adapter(abc.ABC):
         """What the engine will not alter under a view that reads it (`diff.Pins`): none where views
         are bound by name each time they are read."""
         return frozenset()
-
-    def prove(self, changes: Sequence[Change], views: Sequence[ObjectKey],
-              reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
-        with self.reading() as reading:
-            return self.prove_in(reading, changes, views, reads)
 
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
                  reads: Mapping[str, Sequence[str]]) -> list[Refusal]:

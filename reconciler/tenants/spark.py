@@ -23,7 +23,6 @@ from ..errors import TenantError
 from ..model import ObjectKey, Tenant
 from ..plan import Change
 from ..state import ColumnState, DesiredState, LiveObject, LiveState
-from . import catalog
 from .base import Adapter, Session, StatementFailed
 from .ddl import Compiler
 
@@ -149,11 +148,6 @@ class _SparkSession(Session):
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
         for row in rows:
             self.execute(statement, row)
-
-    def inspect(self) -> LiveState:
-        objects, schemas = self.adapter.engine_objects(self.connection)
-        records, interrupted = catalog.read(self)
-        return LiveState(objects, records, schemas, interrupted=interrupted)
 
     def table_columns(self, schema: str, table: str) -> list[str]:
         if not self.connection.catalog.tableExists(f"{schema}.{table}"):
