@@ -54,10 +54,13 @@ def test_an_identical_table_made_by_hand_is_adopted_and_a_different_one_is_a_con
     spark.sql("CREATE TABLE sales.customer_master (id BIGINT, name STRING, email STRING, region STRING, "
               "status STRING, created_at TIMESTAMP_NTZ) USING parquet")
     spark.sql("CREATE TABLE sales.customer_transactions (id BIGINT) USING parquet")
+    spark.sql("CREATE VIEW sales.vw_customer_active AS SELECT id, name, email, region, created_at\n"
+              "FROM sales.customer_master WHERE status = 'ACTIVE' AND region = 'EU'")   # laid out otherwise
     changes = {c["object"]: c for c in json.loads(spark_landscape.run("plan", "dev", "--format", "json").stdout)
                ["tenants"][0]["changes"]}
-    assert changes["sales.customer_master"]["reason"] == ("adopting an identical object that the reconciler did "
-                                                          "not create")
+    adopted = "adopting an identical object that the reconciler did not create"
+    assert changes["sales.customer_master"]["reason"] == adopted
+    assert changes["sales.vw_customer_active"]["reason"] == adopted
     assert changes["sales.customer_transactions"]["conflict"] is True
 
 
