@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import networkx as nx
-from deepdiff import DeepDiff
 
 from . import graph as graphs
 from . import sql
@@ -421,6 +420,10 @@ def _details(before: dict, after: dict, prefix: str = "") -> tuple[Detail, ...]:
     if before == after:
         return ()
     details: list[Detail] = []
+    # imported here, when something differs: deepdiff imports numpy, and pandas where it is installed
+    # (the Spark extra), 0.2-0.4 s that a plan with nothing to change should not pay
+    from deepdiff import DeepDiff
+
     # threshold 0: always field by field (deepdiff >= 8 reports dicts sharing few keys as one change)
     for category, levels in DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0).items():
         op = "add" if category.endswith("_added") else "drop" if category.endswith("_removed") else "change"
