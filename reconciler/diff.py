@@ -54,7 +54,7 @@ def diff(desired: DesiredState, live: LiveState, pins: Pins | None = None) -> li
             changes[key] = _delete(record, live.objects.get(key))
     _recreate_readers(changes, desired, live, pins or _unpinned)
     _column_impact(changes, desired)
-    _block_breaking_unmanaged_readers(changes, desired, live)
+    _block_breaking_unmanaged_readers(changes, desired, live, pins or _unpinned)
     _flag_probable_table_renames(changes, desired, live)
     return list(changes.values())
 
@@ -360,9 +360,11 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
 
 
 def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired: DesiredState,
-                                      live: LiveState) -> None:
+                                      live: LiveState, pins: Pins) -> None:
     """A view the reconciler did not create, reading a table or view that this plan removes (or a
-    column it drops), would break: the change is refused as a conflict. Never CASCADE."""
+    column it drops), would break; one reading what the engine will not alter under it (`pins`:
+    on PostgreSQL a rebuilt table, a retyped column, a view recreated by dropping it) would stop
+    the apply. Either way the change is refused as a conflict. Never CASCADE."""
     wanted = {key.folded() for key in desired.objects}
     readers = [(key, *sql.view_reads(found.engine_sql or "", desired.engine)) for key, found in live.objects.items()
                if found.kind == "View" and key not in live.catalog and key.folded() not in wanted]
@@ -370,14 +372,20 @@ def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired:
         return
     for key, change in list(changes.items()):
         dropped = {d.column.lower() for d in change.details if d.op == "drop" and d.whole_column}
-        if change.action != "delete" and not dropped:
+        found = live.object(ObjectKey.parse(change.renamed_from or change.object))
+        pinned = pins(change, desired.objects.get(key), found) \
+            if change.action in ("update", "replace") and not change.catalog_only else frozenset()
+        if change.action != "delete" and not dropped and pinned == frozenset():
             continue
         names = {str(key).lower(), str(live.find(key) or key).lower()}
         breaking = sorted(str(reader) for reader, tables, columns in readers
                           if names & tables and (change.action == "delete" or dropped & columns))
-        if breaking:
+        held = sorted(str(reader) for reader, tables, columns in readers
+                      if names & tables and (pinned is None or (pinned or frozenset()) & columns))
+        if breaking or held:
+            what = "and would break" if breaking else "and the engine will not alter it under that view"
             changes[key] = change.model_copy(update={"conflict": True, "reason": (
-                f"{change.reason}; blocked: unmanaged view {', '.join(breaking)} reads it and would break. "
+                f"{change.reason}; blocked: unmanaged view {', '.join(breaking or held)} reads it {what}. "
                 "Change or drop that view by hand first (the reconciler never alters what it did not "
                 "create, and never uses CASCADE)")})
 
