@@ -266,7 +266,7 @@ def _recreate_readers(changes: dict[ObjectKey, Change], desired: DesiredState, l
     pinned: dict[ObjectKey, frozenset[str] | None] = {}
     for key, change in changes.items():
         if change.kind in ENGINE_KINDS and change.action in ("update", "replace") and not change.catalog_only:
-            found = live.object(ObjectKey.parse(change.renamed_from or change.object))
+            found = live.object(change.live_key)
             if change.kind == "Table":
                 altered[key] = _altered_columns(change)
             elif change.action == "replace":
@@ -320,17 +320,10 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
     if not any(c.kind == "Table" and any(d.op == "rename" or d.attribute == "type" for d in c.details)
                for c in changes.values()):
         return
-    readers: dict[tuple[ObjectKey, str], list[ObjectKey]] = {}
-    given: dict[tuple[ObjectKey, ObjectKey, str], list[str]] = {}   # (view, input, column) -> view columns
-    for key, obj in desired.objects.items():
-        for source, columns in obj.reads:
-            for column in columns:
-                readers.setdefault((source.folded(), column), []).append(key)
-        for output, pairs in obj.derived:
-            for source, column in pairs:
-                given.setdefault((key.folded(), source.folded(), column), []).append(output)
-    if not readers:
-        return
+    flow = graphs.column_flow(((key, source, columns) for key, obj in desired.objects.items()
+                               for source, columns in obj.reads),
+                              ((key, output, pairs) for key, obj in desired.objects.items()
+                               for output, pairs in obj.derived))
     for key, change in list(changes.items()):
         if change.kind != "Table" or change.action not in ("update", "replace"):
             continue
@@ -342,17 +335,7 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
                 altered[detail.column] = f"type {detail.before} -> {detail.after}"
         impact = []
         for column, what in sorted(altered.items()):
-            reached: list[ObjectKey] = []
-            queue, seen = [(key.folded(), column.lower())], set()
-            while queue:
-                here = queue.pop(0)
-                for reader in sorted(readers.get(here, ())):
-                    if reader not in reached:
-                        reached.append(reader)
-                    for output in given.get((reader.folded(), *here), ()):
-                        if (reader.folded(), output) not in seen:
-                            seen.add((reader.folded(), output))
-                            queue.append((reader.folded(), output))
+            reached = list(dict.fromkeys(reader for reader, _ in graphs.downstream_columns(flow, key, column)))
             if reached:
                 impact.append(Impact(column=column, change=what, read_by=tuple(map(str, reached))))
         if impact:
@@ -372,7 +355,7 @@ def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired:
         return
     for key, change in list(changes.items()):
         dropped = {d.column.lower() for d in change.details if d.op == "drop" and d.whole_column}
-        found = live.object(ObjectKey.parse(change.renamed_from or change.object))
+        found = live.object(change.live_key)
         pinned = pins(change, desired.objects.get(key), found) \
             if change.action in ("update", "replace") and not change.catalog_only else frozenset()
         if change.action != "delete" and not dropped and pinned == frozenset():

@@ -201,8 +201,7 @@ def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, Tenan
 
 def _changed_tables(changes: Sequence[Change], live: LiveState) -> list[ObjectKey]:
     """The live tables a plan alters, rebuilds, renames or drops."""
-    names = [c.renamed_from or c.object for c in changes if not c.catalog_only and c.action != "create"]
-    keys = (live.find(ObjectKey.parse(name)) for name in names)
+    keys = (live.find(c.live_key) for c in changes if not c.catalog_only and c.action != "create")
     return [key for key in keys if key in live.objects and live.objects[key].kind == "Table"]
 
 

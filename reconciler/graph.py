@@ -97,45 +97,59 @@ def lineage(graph: nx.DiGraph, writes: Mapping[ObjectKey, ObjectKey]) -> nx.DiGr
     return drawn
 
 
+def column_flow(reads: Iterable[tuple[ObjectKey, ObjectKey, Iterable[str]]],
+                derived: Iterable[tuple[ObjectKey, str, Iterable[tuple[ObjectKey, str]]]]) -> nx.DiGraph:
+    """Column lineage as one graph. A node `(object, column)` (lower case) for each column something
+    reads points at each view column computed from it (renamed, aggregated or in an expression
+    alike), and at `(reader, "")` for a view or data flow that refers to it without giving it on (a
+    filter, a join key, an INSERT). `reads`: (reader, source, its columns read); `derived`: (view,
+    column, the (source, column) pairs it is computed from)."""
+    given: dict[tuple[ObjectKey, ObjectKey, str], list[str]] = {}
+    for view, output, pairs in derived:
+        for source, name in pairs:
+            given.setdefault((view, source, name), []).append(output)
+    graph = nx.DiGraph()
+    for reader, source, names in reads:
+        for name in names:
+            for output in given.get((reader, source, name)) or [""]:
+                graph.add_edge((source, name), (reader, output))
+    return graph
+
+
+def downstream_columns(flow: nx.DiGraph, key: ObjectKey, column: str) -> list[tuple[ObjectKey, str]]:
+    """What reads a column, transitively, breadth first and in name order: (object, column) nodes."""
+    start = (key, column.lower())
+    if start not in flow:
+        return []
+    return [node for _, node in nx.bfs_edges(flow, start, sort_neighbors=sorted)]
+
+
 def column_lineage(reads: Mapping[ObjectKey, Mapping[ObjectKey, Iterable[str]]],
                    derived: Mapping[ObjectKey, Mapping[str, Iterable[tuple[ObjectKey, str]]]],
                    columns: Mapping[ObjectKey, Iterable[str]], kinds: Mapping[ObjectKey, str],
                    selection: str) -> nx.DiGraph:
     """`OBJECT` or `OBJECT.COLUMN` (schema.name or a unique name) and, transitively, what reads its
-    columns: a column node (`schema.name.column`) points at each view column computed from it
-    (renamed, aggregated or in an expression alike), and at each view or data flow that refers to
-    it without giving it on (a filter, a join key, an INSERT). ValueError for a selection that
-    names nothing."""
-    readers: dict[tuple[ObjectKey, str], list[ObjectKey]] = {}
-    for reader, sources in reads.items():
-        for source, names in sources.items():
-            for name in names:
-                readers.setdefault((source.folded(), name.lower()), []).append(reader)
-    given: dict[tuple[ObjectKey, ObjectKey, str], list[str]] = {}   # (view, input, its column) -> view columns
-    for view, outputs in derived.items():
-        for output, pairs in outputs.items():
-            for source, name in pairs:
-                given.setdefault((view.folded(), source.folded(), name.lower()), []).append(output)
+    columns (`column_flow`), drawn with a node `schema.name.column` per column. ValueError for a
+    selection that names nothing."""
+    flow = column_flow(((reader, source, names) for reader, sources in reads.items()
+                        for source, names in sources.items()),
+                       ((view, output, pairs) for view, outputs in derived.items() for output, pairs in outputs.items()))
     exposed = {key.folded(): {name.lower(): name for name in names} for key, names in columns.items()}
     start, column = _column_selection(selection, kinds, exposed)
+
+    def drawn(node: tuple[ObjectKey, str]) -> ObjectKey:
+        key, name = node
+        shown = exposed.get(key.folded(), {}).get(name, name)
+        return ObjectKey(key.schema, f"{key.name}.{shown}") if name else key
+
     graph = nx.DiGraph()
-    queue = [(start, name) for name in ([column] if column else exposed.get(start.folded(), {}).values())]
-    seen = set()
-    while queue:
-        key, name = queue.pop(0)
-        node = ObjectKey(key.schema, f"{key.name}.{name}")
-        graph.add_node(node, kind="Column")
-        for reader in sorted(readers.get((key.folded(), name.lower()), ())):
-            outputs = given.get((reader.folded(), key.folded(), name.lower()), [])
-            names = exposed.get(reader.folded(), {})
-            for output in sorted(outputs) or [None]:
-                shown = names.get(output, output) if output else None
-                target = ObjectKey(reader.schema, f"{reader.name}.{shown}") if shown else reader
-                graph.add_node(target, kind="Column" if shown else kinds.get(reader, ""))
-                graph.add_edge(node, target)
-                if shown and (reader, shown) not in seen:
-                    seen.add((reader, shown))
-                    queue.append((reader, shown))
+    for name in [column] if column else exposed.get(start.folded(), {}).values():
+        node = (start, name.lower())
+        graph.add_node(drawn(node), kind="Column")
+        reached = {node, *(nx.descendants(flow, node) if node in flow else ())}
+        for source, target in flow.subgraph(reached).edges:
+            graph.add_node(drawn(target), kind="Column" if target[1] else kinds.get(target[0], ""))
+            graph.add_edge(drawn(source), drawn(target))
     return graph
 
 

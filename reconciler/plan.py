@@ -102,6 +102,11 @@ class Change(_Value):
     def key(self) -> ObjectKey:
         return ObjectKey.parse(self.object)
 
+    @property
+    def live_key(self) -> ObjectKey:
+        """The identity the tenant has now: the former one of a renamed table."""
+        return ObjectKey.parse(self.renamed_from or self.object)
+
 
 class Refusal(_Value):
     """A statement the engine refused when the plan was proven on a shadow of the tenant: what merging

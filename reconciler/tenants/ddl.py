@@ -62,7 +62,7 @@ class Compiler:
         """A rebuild carries over what a DBA added to the table, and a redefined view what was given to
         it, and says so; what cannot be carried over (nothing recreates it) refuses the rebuild,
         naming it."""
-        found = live.object(ObjectKey.parse(change.renamed_from or change.object))
+        found = live.object(change.live_key)
         if change.kind == "View" and change.action in ("update", "replace") and not change.catalog_only \
                 and not change.conflict and found is not None and found.kind == "View" and found.additions \
                 and not self.keeps_view_additions(change):
@@ -145,7 +145,7 @@ class Compiler:
     def checks(self, change: Change, live: LiveState) -> tuple[Check, ...]:
         """Row counts that must be zero for a table change to keep every value: an alter in place or a
         rebuild (copy and swap) alike. Checks name the live columns: they run before the change."""
-        found = live.object(ObjectKey.parse(change.renamed_from or change.object))
+        found = live.object(change.live_key)
         if change.kind != "Table" or change.action not in ("update", "replace") or found is None \
                 or found.kind != "Table":
             return ()
