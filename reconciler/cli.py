@@ -228,6 +228,8 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
         results = executor.apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress,
                                     moved="refuse" if reviewed else "follow", claim=saved)
     for result in results:
+        for note in result.notes:
+            err.print(Text(f"{result.tenant}: {note}", style="yellow"))
         if result.exit_code:
             err.print(Text(f"{result.tenant}: {result.outcome}\n{result.error}", style="red"))
         else:

@@ -6,14 +6,13 @@ the guards, back up what a change would lose, run every statement, write the cat
 view left in place, require that a new plan is empty (the convergence check), conclude the audit
 record, commit; on any failure roll back and record how the run ended. Also the other writes:
 dry-run audit records, releasing a dead run, dropping backups. An engine whose DDL is not
-transactional would get a protocol of its own beside `apply_tenant`.
+transactional is applied by `journaled` (journal, compensate, resume) instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import getpass
-import hashlib
 import os
 import secrets as random
 from collections.abc import Callable, Sequence
@@ -54,6 +53,7 @@ class TenantResult:
     summary: dict[str, int]
     error: str | None = None
     exit_code: int = 0   # the code of the error that stopped this tenant
+    notes: tuple[str, ...] = ()   # what the run did besides its plan (an interrupted run it compensated)
 
 
 Progress = Callable[[str, Change], None]   # (tenant, change) after each change's statements ran
@@ -71,13 +71,6 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
         raise GuardRefused("refused:\n  " + "\n  ".join(problems))
     if claim is not None:
         check_saved_plan(claim, planned)
-    untransactional = [t.tenant for t in plan.tenants if not planned.states[t.tenant].adapter.transactional]
-    if untransactional:
-        raise GuardRefused(f"refused: tenant{'s' * (len(untransactional) > 1)} {', '.join(untransactional)} "
-                           f"run{'s' * (len(untransactional) == 1)} DDL that commits statement by statement "
-                           "(Spark SQL); applying there needs a journaled protocol that can finish or undo an "
-                           "interrupted apply, which is not built yet. Nothing was changed; plan, drift and status "
-                           "work")
     _require_variables(planned, plan)
     actor = actor or current_actor(workspace.repo)
 
@@ -124,7 +117,11 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
     against other writers), and that plan runs. When it differs from `expected`, `moved="refuse"`
     stops (a saved, reviewed or confirmed plan: exit 5) and `moved="follow"` runs the new plan once
     the guards pass it (another run got there first). `extra` changes (a restore's) run after it.
-    The convergence check (a new plan must be empty) runs before commit."""
+    The convergence check (a new plan must be empty) runs before commit. A tenant whose DDL commits
+    statement by statement is applied by the journaled protocol instead (`journaled.apply_journaled`)."""
+    if not state.adapter.transactional:
+        from .journaled import apply_journaled
+        return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra)
     run = catalog.Run(new_run_id(), plan, expected, actor, operation)
     adapter = state.adapter
     with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
@@ -132,16 +129,7 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
         session.begin()
         changes: tuple[Change, ...] = ()
         try:
-            live, tenant_plan = _plan_locked(session, state)
-            if not same_plan(tenant_plan, expected):
-                problems = plans.violations(plan.model_copy(update={"tenants": (tenant_plan,)}), allow_data_loss)
-                if problems:
-                    raise GuardRefused("refused (planned again under the tenant lock):\n  "
-                                       + "\n  ".join(problems) + "\n  nothing was changed")
-                if moved == "refuse":
-                    raise StalePlan(f"tenant {expected.tenant}: the tenant changed between plan and apply "
-                                    f"({first_difference(tenant_plan, expected)}); nothing was applied; "
-                                    "plan again")
+            live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
             run.tenant_plan = tenant_plan
             changes = (*tenant_plan.changes, *extra)
             _execute(session, adapter, live, changes, run, progress)
@@ -165,10 +153,7 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
             raise ApplyFailed(message) from None
         except StatementFailed as failure:
             session.rollback()
-            change = next((c for c in changes if failure.statement in c.statements), None)
-            subject = (f"{change.kind} {change.object}" if change else
-                       "views" if failure.statement.startswith("SELECT * FROM") else "catalog")
-            message = (f"tenant {expected.tenant}: {subject}: apply failed: {failure.message}\n"
+            message = (f"tenant {expected.tenant}: {failed_subject(changes, failure)}: apply failed: {failure.message}\n"
                        f"  statement: {failure.statement}\n  the tenant was rolled back; nothing changed")
             run.conclude(session, "failed", message)
             raise ApplyFailed(message) from None
@@ -181,6 +166,29 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
 
 class NotConverged(Exception):
     """Inside apply: the statements ran but a new plan still has changes (never committed)."""
+
+
+def replan(session: Session, state: TenantState, expected: TenantPlan, plan: Plan, moved: str,
+           allow_data_loss: Sequence[str]) -> tuple[LiveState, TenantPlan]:
+    """The tenant planned again under its lock; GuardRefused or StalePlan (`moved="refuse"`) when
+    that plan is not `expected` and may not run."""
+    live, tenant_plan = _plan_locked(session, state)
+    if not same_plan(tenant_plan, expected):
+        problems = plans.violations(plan.model_copy(update={"tenants": (tenant_plan,)}), allow_data_loss)
+        if problems:
+            raise GuardRefused("refused (planned again under the tenant lock):\n  "
+                               + "\n  ".join(problems) + "\n  nothing was changed")
+        if moved == "refuse":
+            raise StalePlan(f"tenant {expected.tenant}: the tenant changed between plan and apply "
+                            f"({first_difference(tenant_plan, expected)}); nothing was applied; plan again")
+    return live, tenant_plan
+
+
+def failed_subject(changes: Sequence[Change], failure: StatementFailed) -> str:
+    """What a failed statement belonged to, for people: a change, the bind check of views, the catalog."""
+    change = next((c for c in changes if failure.statement in c.statements), None)
+    return (f"{change.kind} {change.object}" if change else
+            "views" if failure.statement.startswith("SELECT * FROM") else "catalog")
 
 
 def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, TenantPlan]:
@@ -212,7 +220,7 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
         table = live.find(change.key)
         statements = list(change.statements)
         if change.data_loss and table in live.objects and live.objects[table].kind == "Table":
-            statements[:0] = catalog.backup_statements(adapter.engine, table, backup_name(table, run.run_id),
+            statements[:0] = catalog.backup_statements(adapter.engine, table, adapter.backup_name(table, run.run_id),
                                                        run.run_id, run.started)
         for statement in statements:
             if STOP.is_set():
@@ -221,14 +229,6 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
             fault.tick()
         if progress is not None:
             progress(run.tenant_plan.tenant, change)
-
-
-def backup_name(table: ObjectKey, run_id: str) -> str:
-    """`schema.table@run`, shortened with a hash past 63 characters (PostgreSQL's limit)."""
-    name = f"{table.schema}.{table.name}@{run_id}"
-    if len(name) <= 63:
-        return name
-    return f"{name[:46]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,

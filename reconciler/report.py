@@ -39,8 +39,7 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
         lines.append((f"Tenant {tenant.tenant} ({tenant.engine})"
                       + ("  [database will be created]" if tenant.create_database else ""), "bold"))
         for run in tenant.interrupted:
-            lines.append((f"  ! interrupted run {run}: it was rolled back by the engine; the tenant kept "
-                          "its state from before it", "yellow"))
+            lines.append((f"  ! interrupted run {run}", "yellow"))
         if not tenant.changes:
             lines.append(("  No changes. The tenant matches the desired state.", None))
         for change in tenant.changes:

@@ -277,6 +277,26 @@ def view_reads(engine_sql: str, engine: str) -> tuple[frozenset[str], frozenset[
     return tables, columns
 
 
+def written_objects(statement: str, engine: str) -> list[tuple[str, str]]:
+    """(schema, name) of every table or view a DDL or DML statement creates, drops, alters, renames
+    (both names) or writes rows into, in the order it names them; schemas themselves are not objects."""
+    tree = sqlglot.parse_one(statement, read=engine)
+    targets: list[exp.Table] = []
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() != "SCHEMA":
+        targets.append(tree.this.this if isinstance(tree.this, exp.Schema) else tree.this)
+    elif isinstance(tree, exp.Drop) and str(tree.args.get("kind", "")).upper() in ("TABLE", "VIEW"):
+        targets += tree.args.get("tables") or [tree.this]
+    elif isinstance(tree, exp.Alter):
+        targets.append(tree.this)
+        for rename in tree.find_all(exp.AlterRename):
+            renamed = rename.this
+            targets.append(renamed if renamed.db else exp.table_(renamed.name, tree.this.db))
+    elif isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Comment)):
+        table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+        targets.append(table)
+    return [(table.db, table.name) for table in targets if isinstance(table, exp.Table) and table.name]
+
+
 def literal(value: str | int | float | bool) -> exp.Expression:
     if isinstance(value, bool):
         return exp.Boolean(this=value)

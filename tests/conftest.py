@@ -297,3 +297,14 @@ def spark(spark_server):
             session.sql(f"DROP SCHEMA `{name}` CASCADE")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def spark_landscape(tmp_path: Path, spark_server: str, spark) -> Landscape:
+    """The demo with dev on the test Spark Connect server (every other schema dropped), committed."""
+    shutil.copytree(DEMO, tmp_path / "environments")
+    environment = tmp_path / "environments/dev/environment.yaml"
+    environment.write_text(environment.read_text().replace("duckdb:///.tenants/dev.duckdb", spark_server))
+    landscape = Landscape(tmp_path)
+    landscape.commit("the demo, dev on Spark")
+    return landscape

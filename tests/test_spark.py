@@ -1,7 +1,5 @@
-"""Spark SQL tenants over Spark Connect (issue 13, first slice): validate, plan and drift against a
-real Spark Connect server the tests start; apply is refused, the tenant untouched, until the
-journaled protocol for engines whose DDL cannot be rolled back exists.
-"""
+"""Spark SQL tenants over Spark Connect: validate, plan and drift against a real Spark Connect
+server the tests start (applying is tests/test_journaled.py)."""
 
 from __future__ import annotations
 
@@ -9,20 +7,9 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from conftest import DEMO, Landscape
 
 ENVIRONMENT = "environments/dev/environment.yaml"
-
-
-@pytest.fixture
-def spark_landscape(tmp_path: Path, spark_server: str, spark) -> Landscape:
-    shutil.copytree(DEMO, tmp_path / "environments")
-    environment = tmp_path / ENVIRONMENT
-    environment.write_text(environment.read_text().replace("duckdb:///.tenants/dev.duckdb", spark_server))
-    landscape = Landscape(tmp_path)
-    landscape.commit("the demo, dev on Spark")
-    return landscape
 
 
 def objects(spark) -> list[tuple[str, str, str]]:
@@ -62,17 +49,6 @@ def test_an_identical_table_made_by_hand_is_adopted_and_a_different_one_is_a_con
     assert changes["sales.customer_master"]["reason"] == adopted
     assert changes["sales.vw_customer_active"]["reason"] == adopted
     assert changes["sales.customer_transactions"]["conflict"] is True
-
-
-def test_apply_to_a_spark_tenant_is_refused_and_writes_nothing(spark_landscape: Landscape, spark) -> None:
-    spark.sql("CREATE SCHEMA sales")
-    before = objects(spark)
-    result = spark_landscape.run("apply", "dev", "--yes")
-    assert result.code == 3
-    assert "tenant dev runs DDL that commits statement by statement (Spark SQL)" in result.stderr
-    assert objects(spark) == before
-    for command in (["drift", "dev"], ["status"], ["history", "dev"]):   # what only reads works
-        assert spark_landscape.run(*command).code == 0, command
 
 
 def test_a_spark_url_without_a_port_is_refused_at_its_line(spark_landscape: Landscape) -> None:

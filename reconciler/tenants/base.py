@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
@@ -48,6 +49,7 @@ class Session(abc.ABC):
 
     connection: Any     # the engine's own connection (a DuckDB or psycopg connection, a Spark session)
     adapter: Adapter
+    appends_only = False   # the engine cannot UPDATE or DELETE the catalog's rows: it keeps logs (catalog)
 
     @abc.abstractmethod
     def begin(self) -> None: ...
@@ -84,6 +86,16 @@ class Session(abc.ABC):
         return [row[0] for row in self.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
             "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, table])]
+
+    def tables(self, schema: str) -> list[str]:
+        """The names of a schema's tables and views."""
+        return [row[0] for row in self.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = current_database() "
+            "AND table_schema = ?", [schema])]
+
+    def hold(self) -> None:
+        """Called between the statements of an apply: keeps the tenant lock where it is a lease
+        (TenantLocked when another run took it over); nothing where the engine holds it."""
 
     def count(self, query: str) -> int:
         """The single number a counting query returns, read inside this session's transaction."""
@@ -195,6 +207,13 @@ class Adapter(abc.ABC):
         if self.tenant.password is None:
             return None
         return secrets.resolve(self.tenant.password, f"tenant {self.tenant.name}")
+
+    def backup_name(self, table: ObjectKey, run_id: str) -> str:
+        """`schema.table@run`, shortened with a hash past 63 characters (PostgreSQL's limit)."""
+        name = f"{table.schema}.{table.name}@{run_id}"
+        if len(name) <= 63:
+            return name
+        return f"{name[:46]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
     def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
         """Replace the table's rows with the backup's, for the columns both have."""

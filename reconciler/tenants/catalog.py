@@ -3,8 +3,12 @@ its runs, and the index of the backups it took.
 
 Owns every statement on the `_reconciler` and `_reconciler_backup` schemas, written once for
 every engine in standard SQL with `?` placeholders (a `Session` translates them) and read through
-`information_schema`, which DuckDB and PostgreSQL both have. Never decides what to change; the
-executor calls the writing half inside its transaction, a plan's read session the reading half.
+`information_schema`, which DuckDB and PostgreSQL both have. An engine that cannot UPDATE or
+DELETE these tables (Spark SQL's parquet tables: `Session.appends_only`) keeps them as logs that
+are only appended to, and reads `runs` and `objects` through views that pick each row's latest
+version; there the catalog also holds each run's journal (what every object it touches was before
+it, and the restore point of every table) and the tenant lock (`TableLock`). Never decides what to
+change; the executor calls the writing half, a plan's read session the reading half.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import os
 import socket
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import sql
@@ -47,11 +52,41 @@ CATALOG_DDL = (
         run_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, row_count BIGINT NOT NULL)""",
     f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
 )
+# Appends only: a run's outcome is its latest event; an applied object is the latest row of a run
+# that ended applied (so the rows of a run that was compensated, or never finished, are not believed).
+_LATEST_RUN = ("SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY run_id ORDER BY logged_at DESC) "
+               f"AS latest FROM {CATALOG_SCHEMA}.run_log) WHERE latest = 1")
+_LATEST_OBJECT = (
+    "SELECT {columns} FROM (SELECT o.*, row_number() OVER (PARTITION BY lower(o.schema_name), lower(o.name) "
+    f"ORDER BY o.applied_at DESC) AS latest FROM {CATALOG_SCHEMA}.object_log o JOIN {CATALOG_SCHEMA}.runs r "
+    "ON r.run_id = o.run_id AND r.outcome IN ('applied', 'no-changes')) WHERE latest = 1 AND NOT deleted")
 RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "host", "pid", "started_at",
                "ended_at", "outcome", "dry_run", "summary", "error", "plan_fingerprint", "capacity",
                "operation")
 BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "row_count")
 _RECORD_COLUMNS = "schema_name, name, kind, content_hash, definition, dependencies, engine_sql, commit, run_id"
+APPENDED_DDL = (
+    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.object_log (
+        schema_name STRING, name STRING, kind STRING, content_hash STRING, definition STRING,
+        dependencies STRING, engine_sql STRING, commit STRING, run_id STRING, applied_at TIMESTAMP,
+        deleted BOOLEAN) USING parquet""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.run_log (
+        run_id STRING, environment STRING, tenant STRING, ref STRING, commit STRING, actor STRING,
+        host STRING, pid INT, started_at TIMESTAMP, ended_at TIMESTAMP, outcome STRING, dry_run BOOLEAN,
+        summary STRING, error STRING, plan_fingerprint STRING, capacity STRING, operation STRING,
+        logged_at TIMESTAMP) USING parquet""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
+        name STRING, schema_name STRING, table_name STRING, run_id STRING, created_at TIMESTAMP,
+        row_count BIGINT) USING parquet""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.journal (
+        run_id STRING, step INT, schema_name STRING, name STRING, kind STRING, columns STRING,
+        view_sql STRING, restore_point STRING, logged_at TIMESTAMP) USING parquet""",
+    f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.runs AS " + _LATEST_RUN.format(columns=", ".join(RUN_COLUMNS)),
+    f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.objects AS "
+    + _LATEST_OBJECT.format(columns=_RECORD_COLUMNS + ", applied_at"),
+    f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
+)
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -67,7 +102,11 @@ def read(session: Session) -> tuple[dict[ObjectKey, CatalogRecord], tuple[str, .
         return {}, ()
     records = {ObjectKey(row[0], row[1]): CatalogRecord(ObjectKey(row[0], row[1]), *row[2:9]) for row in
                session.execute(f"SELECT {_RECORD_COLUMNS} FROM {CATALOG_SCHEMA}.objects")}
-    interrupted = tuple(f"{run} by {actor} on {host} (pid {pid}), started {started:%Y-%m-%d %H:%M:%S} UTC"
+    consequence = ("its statements committed one by one; the next apply puts back what it changed, from its "
+                   "journal, before it applies" if session.appends_only else
+                   "it was rolled back by the engine; the tenant kept its state from before it")
+    interrupted = tuple(f"{run} by {actor} on {host} (pid {pid}), started {started:%Y-%m-%d %H:%M:%S} UTC: "
+                        f"{consequence}"
                         for run, actor, host, pid, started in session.execute(
                             f"SELECT run_id, actor, host, pid, started_at FROM {CATALOG_SCHEMA}.runs "
                             "WHERE outcome = 'running' ORDER BY started_at"))
@@ -88,7 +127,7 @@ def rows(session: Session, table: str, wanted: Sequence[str], order: str) -> lis
 # -- writing ---------------------------------------------------------------------------------
 def create(session: Session) -> None:
     """The catalog's schemas and tables, where they are missing (idempotent)."""
-    for statement in CATALOG_DDL:
+    for statement in APPENDED_DDL if session.appends_only else CATALOG_DDL:
         session.execute(statement)
 
 
@@ -98,14 +137,21 @@ def write_objects(session: Session, changes: Sequence[Change], desired: DesiredS
     gone = [c.key for c in changes] + [ObjectKey.parse(c.renamed_from) for c in changes if c.renamed_from]
     written = [desired.objects[c.key] for c in changes if c.action != "delete"]
     engine_sql = session.engine_sql([o.key for o in written if o.kind == "View"])
+    values = [(o.key.schema, o.key.name, o.kind, o.content_hash, json.dumps(o.definition, sort_keys=True),
+               json.dumps([str(d) for d in o.dependencies]), engine_sql.get(o.key), run.plan.commit,
+               run.run_id, run.started) for o in written]
+    if session.appends_only:   # a deleted object is a tombstone row; rows written again supersede the old
+        rewritten = {o.key.folded() for o in written}
+        tombstones = [(key.schema, key.name, "", "", "", "[]", None, run.plan.commit, run.run_id, run.started)
+                      for key in {k.folded(): k for k in gone if k.folded() not in rewritten}.values()]
+        session.insert(f"{CATALOG_SCHEMA}.object_log", [(*row, False) for row in values]
+                       + [(*row, True) for row in tombstones])
+        return
     for start in range(0, len(gone), 500):
         batch = [key.folded() for key in gone[start:start + 500]]
         session.execute(f"DELETE FROM {CATALOG_SCHEMA}.objects WHERE (lower(schema_name), lower(name)) IN "
                         f"({', '.join(['(?, ?)'] * len(batch))})",
                         [part for key in batch for part in key])
-    values = [(o.key.schema, o.key.name, o.kind, o.content_hash, json.dumps(o.definition, sort_keys=True),
-               json.dumps([str(d) for d in o.dependencies]), engine_sql.get(o.key), run.plan.commit,
-               run.run_id, run.started) for o in written]
     session.insert(f"{CATALOG_SCHEMA}.objects", values)
     session.execute(f"DELETE FROM {CATALOG_SCHEMA}.meta WHERE key IN ('catalog_version', 'capacity')")
     session.execute(f"INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), ('capacity', ?)",
@@ -136,11 +182,68 @@ def drop_backup_statements(engine: str, backup: str) -> list[str]:
             f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {sql.literal(backup).sql(engine)}"]
 
 
-def release(session: Session, run_id: str) -> None:
-    """A dead run's audit row, concluded as interrupted."""
-    session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = 'interrupted', ended_at = ?, "
-                    "error = 'released by reconciler unlock' WHERE run_id = ? AND outcome = 'running'",
-                    [now(), run_id])
+def release(session: Session, run_id: str, outcome: str = "interrupted",
+            error: str = "released by reconciler unlock") -> None:
+    """A dead run's audit row, concluded (as interrupted, or as what became of it)."""
+    _conclude_runs(session, "run_id = ? AND outcome = 'running'", [run_id], outcome=outcome, ended_at=now(),
+                   error=error)
+
+
+def _conclude_runs(session: Session, where: str, parameters: Sequence, **values) -> None:
+    """Set columns of the runs `where` selects: an UPDATE, or, where the catalog only appends, a newer
+    event of each of those runs (the `runs` view shows the latest)."""
+    names = list(values)
+    if not session.appends_only:
+        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET {', '.join(f'{n} = ?' for n in names)} WHERE {where}",
+                        [*values.values(), *parameters])
+        return
+    selected = ", ".join("?" if c in values else c for c in RUN_COLUMNS)
+    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.run_log SELECT {selected}, ? FROM {CATALOG_SCHEMA}.runs "
+                    f"WHERE {where}", [*(values[c] for c in RUN_COLUMNS if c in values), now(), *parameters])
+
+
+# -- the journal (engines whose DDL commits statement by statement) ------------------------------
+@dataclass(frozen=True)
+class Before:
+    """What one object an apply touches was before it: absent, a view (its text), or a table (its
+    columns, and the restore point its rows are copied to before the first statement that touches it)."""
+
+    step: int                  # the change, in plan order, whose statements touch it first
+    key: ObjectKey
+    kind: str                  # Table | View | absent
+    columns: tuple[tuple[str, str], ...] = ()
+    view_sql: str | None = None
+    restore_point: str | None = None
+
+
+def write_journal(session: Session, run_id: str, befores: Sequence[Before]) -> None:
+    """Every object the run will touch, as it is now: one statement, before the run's first change."""
+    at = now()
+    session.insert(f"{CATALOG_SCHEMA}.journal", [
+        (run_id, b.step, b.key.schema, b.key.name, b.kind, json.dumps(b.columns), b.view_sql, b.restore_point, at)
+        for b in befores])
+
+
+def read_journal(session: Session, run_id: str) -> list[Before]:
+    return [Before(step, ObjectKey(schema, name), kind, tuple(map(tuple, json.loads(columns))), view_sql, point)
+            for step, schema, name, kind, columns, view_sql, point in session.execute(
+                "SELECT step, schema_name, name, kind, columns, view_sql, restore_point "
+                f"FROM {CATALOG_SCHEMA}.journal WHERE run_id = ? ORDER BY step", [run_id])]
+
+
+def running(session: Session) -> list[str]:
+    """The runs the audit shows as running, oldest first."""
+    if not columns(session, "runs"):
+        return []
+    return [row[0] for row in session.execute(
+        f"SELECT run_id FROM {CATALOG_SCHEMA}.runs WHERE outcome = 'running' ORDER BY started_at")]
+
+
+def restore_point_statements(engine: str, table: ObjectKey, point: str) -> list[str]:
+    """A copy of the table's rows, taken before a run touches it (its data: Spark's CTAS writes the
+    rows before the table appears in the catalog, so a restore point that exists is whole)."""
+    return [f"CREATE TABLE {sql.qualified(BACKUP_SCHEMA, point, engine)} USING parquet AS SELECT * FROM "
+            f"{sql.qualified(table.schema, table.name, engine)}"]
 
 
 class Run:
@@ -160,6 +263,9 @@ class Run:
                   None if outcome == "running" else now(), outcome, dry_run,
                   json.dumps(self.tenant_plan.summary), error, self.plan.fingerprint, self.tenant_plan.capacity,
                   self.operation]
+        if session.appends_only:
+            session.insert(f"{CATALOG_SCHEMA}.run_log", [(*values, now())])
+            return
         session.execute(f"INSERT INTO {CATALOG_SCHEMA}.runs ({', '.join(RUN_COLUMNS)}) "
                         f"VALUES ({', '.join(['?'] * len(RUN_COLUMNS))})", values)
 
@@ -176,13 +282,12 @@ class Run:
     def supersede(self, session: Session) -> None:
         """Inside a transaction that holds the tenant, every other run left 'running' is one whose
         process is gone: concluded as interrupted."""
-        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = 'interrupted' "
-                        "WHERE outcome = 'running' AND run_id <> ?", [self.run_id])
+        _conclude_runs(session, "outcome = 'running' AND run_id <> ?", [self.run_id], outcome="interrupted")
 
     def finish(self, session: Session, outcome: str, error: str | None = None) -> None:
         self.outcome = outcome
-        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET outcome = ?, ended_at = ?, error = ?, summary = ? "
-                        "WHERE run_id = ?", [outcome, now(), error, json.dumps(self.tenant_plan.summary), self.run_id])
+        _conclude_runs(session, "run_id = ?", [self.run_id], outcome=outcome, ended_at=now(), error=error,
+                       summary=json.dumps(self.tenant_plan.summary))
 
     def conclude(self, session: Session, outcome: str, error: str) -> None:
         """After a rollback: record how the run ended, in a transaction of its own (best effort)."""

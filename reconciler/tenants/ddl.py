@@ -50,8 +50,11 @@ class Compiler:
         if want is None or want.kind != "Table" or found is None or found.kind != "Table" \
                 or change.action in ("create", "delete") or change.catalog_only or change.conflict:
             return False
-        retyped = {d.column for d in change.details if d.attribute == "type"}
-        return change.action == "replace" or not self.retypes_in_place(retyped, want)
+        return change.action == "replace" or not self.alters_in_place(change, want)
+
+    def alters_in_place(self, change: Change, want: ObjectState) -> bool:
+        """Whether ALTER TABLE statements can make the change (else it is a rebuild)."""
+        return self.retypes_in_place({d.column for d in change.details if d.attribute == "type"}, want)
 
     def keeps_view_additions(self, change: Change) -> bool:
         """Whether redefining a view keeps what a DBA gave it (grants, comments): on DuckDB, CREATE OR

@@ -12,17 +12,23 @@ plans converge. Never decides what to change; never writes.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
 import json
+import logging
+import os
 import socket
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import sql
-from ..errors import TenantError
+from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change
 from ..state import ColumnState, DesiredState, LiveObject, LiveState
+from . import catalog
 from .base import Adapter, Session, StatementFailed
 from .ddl import Compiler
 
@@ -30,12 +36,132 @@ ENGINE = "spark"
 CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
 RETRIES = 4            # the client's retries of a failed call: about 4 s in all
 
+class TableLock:
+    """The tenant lock on an engine without one: generations `_reconciler.lock_00000001`, `..2`, each
+    taken by an atomic CREATE TABLE that only one run can win (the metastore refuses the second
+    with TABLE_OR_VIEW_ALREADY_EXISTS). The holder (run, actor, host, boot, pid) and its lease ride
+    on the table's properties, written by the same statement. The newest generation is free once
+    released; once its lease has passed (another machine's run that stopped without releasing);
+    or at once when its holder ran on this machine (same host name and boot) and its process is
+    gone (killed). A holder that outlives its lease without renewing may find the tenant taken
+    over: it renews as it goes (`renew`, between statements) and stops when it lost it."""
+
+    PREFIX = "lock_"
+    LEASE = dt.timedelta(minutes=30)
+
+    def __init__(self, session: Session, holder: dict[str, str], describe: str, timeout: float = 0):
+        self.session, self.describe, self.timeout = session, describe, timeout
+        self.holder = {**holder, "host": socket.gethostname(), "boot": _boot_id(), "pid": str(os.getpid())}
+        self.generation: int | None = None
+        self.taken_over: dict[str, str] | None = None   # the holder whose dead lock this run took
+        self.renewed = dt.datetime.min
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            newest, holder = self.newest()
+            if holder is None or self.free(holder):
+                try:
+                    self._create(newest + 1)
+                except StatementFailed:   # another run created that generation first: it holds the tenant
+                    continue
+                self.taken_over = holder if holder and holder.get("released") != "true" else None
+                for old in range(max(newest - 2, 1), newest):   # the last generations stay for people
+                    self.session.execute(f"DROP TABLE IF EXISTS {self._name(old)}")
+                return
+            if time.monotonic() >= deadline:
+                raise TenantLocked(f"{self.describe} is locked by run {holder.get('run_id')} of "
+                                   f"{holder.get('actor')} on {holder.get('host')} (pid {holder.get('pid')}), "
+                                   f"its lease runs until {holder.get('lease_until')} UTC")
+            time.sleep(1)   # polling: Spark has no lock to wait on
+
+    def newest(self) -> tuple[int, dict[str, str] | None]:
+        generations = [int(name[len(self.PREFIX):]) for name in self.session.tables(catalog.CATALOG_SCHEMA)
+                       if name.startswith(self.PREFIX) and name[len(self.PREFIX):].isdigit()]
+        if not generations:
+            return 0, None
+        newest = max(generations)
+        return newest, dict(self.session.execute(f"SHOW TBLPROPERTIES {self._name(newest)}"))
+
+    def free(self, holder: dict[str, str]) -> bool:
+        if holder.get("released") == "true" or holder.get("lease_until", "") < _utc(dt.datetime.now(dt.timezone.utc)):
+            return True
+        here = holder.get("host") == self.holder["host"] and holder.get("boot") == self.holder["boot"]
+        return here and holder.get("pid", "").isdigit() and not _alive(int(holder["pid"]))
+
+    def renew(self) -> None:
+        """Push the lease on when a third of it has passed; TenantLocked when another run took over."""
+        at = dt.datetime.now(dt.timezone.utc)
+        if at - self.renewed < self.LEASE / 3:
+            return
+        newest, _ = self.newest()
+        if newest != self.generation:
+            raise TenantLocked(f"{self.describe}: this run's lock (generation {self.generation}) was taken over "
+                               f"by generation {newest} after its lease ran out; stopping")
+        self._properties(lease_until=_utc(at + self.LEASE))
+        self.renewed = at
+
+    def release(self) -> None:
+        if self.generation is not None:
+            self._properties(released="true")
+            self.generation = None
+
+    def _create(self, generation: int) -> None:
+        at = dt.datetime.now(dt.timezone.utc)
+        properties = {**self.holder, "lease_until": _utc(at + self.LEASE)}
+        self.session.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog.CATALOG_SCHEMA}")
+        self.session.execute(f"CREATE TABLE {self._name(generation)} (held BOOLEAN) USING parquet "
+                             f"TBLPROPERTIES ({self._assignments(properties)})")
+        self.generation, self.renewed = generation, at
+
+    def _properties(self, **values: str) -> None:
+        self.session.execute(f"ALTER TABLE {self._name(self.generation)} SET TBLPROPERTIES "
+                             f"({self._assignments(values)})")
+
+    def _name(self, generation: int | None) -> str:
+        return f"{catalog.CATALOG_SCHEMA}.{self.PREFIX}{generation:08d}"
+
+    @staticmethod
+    def _assignments(values: Mapping[str, str]) -> str:
+        return ", ".join(f"{sql.literal(k).sql(ENGINE)} = {sql.literal(str(v)).sql(ENGINE)}" for k, v in values.items())
+
+
+def _utc(at: dt.datetime) -> str:
+    return at.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's process: alive
+        return True
+    return True
+
+
 class SparkCompiler(Compiler):
+    """Parquet tables add columns in place and nothing else: a retype, rename or dropped column is
+    a rebuild (copy, prove every value arrived, swap), as on the other engines when they cannot."""
+
     engine = ENGINE
 
     def create_table(self, key: ObjectKey, want, name: str | None = None, key_constraint: str | None = None) -> str:
         target = sql.qualified(key.schema, name, self.engine) if name else self.qk(key)
         return f"CREATE TABLE {target} ({', '.join(self.column_sql(c) for c in want.columns)}) USING parquet"
+
+    def alters_in_place(self, change: Change, want) -> bool:
+        return all(d.column is None or (d.whole_column and d.op == "add") for d in change.details)
+
+    def unless(self, condition: str, message: str) -> str:
+        return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
 
 
 COMPILER = SparkCompiler()
@@ -48,6 +174,7 @@ class SparkAdapter(Adapter):
     def __init__(self, tenant: Tenant, repo: Path, lock_timeout: float = 0):
         self.tenant = tenant
         self.url = tenant.url
+        self.lock_timeout = lock_timeout
 
     @property
     def exists(self) -> bool:
@@ -66,6 +193,9 @@ class SparkAdapter(Adapter):
             raise TenantError(f"tenant {self.tenant.name}: a Spark Connect tenant needs pyspark's Spark Connect "
                               "client: pip install 'reconciler[spark]'") from None
         from pyspark.sql.connect.client.retries import DefaultPolicy
+
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):   # the JVM's stack on stderr
+            logging.getLogger(name).disabled = True    # for every failed statement; the message is ours to say
 
         parts = urlsplit(self.url)
         try:   # a refused or unroutable endpoint is said at once, not after the client's retries
@@ -95,12 +225,15 @@ class SparkAdapter(Adapter):
                 columns = tuple(ColumnState(row.col_name, sql.engine_type(row.data_type, ENGINE), True, None)
                                 for row in _described(connection.sql(f"DESCRIBE TABLE {qualified}").collect()))
                 if table.tableType == "VIEW":
-                    described = json.loads(connection.sql(f"DESCRIBE TABLE EXTENDED {qualified} AS JSON")
-                                           .collect()[0][0])
-                    objects[key] = LiveObject(key, "View", columns, engine_sql=described.get("view_original_text"))
+                    objects[key] = LiveObject(key, "View", columns, engine_sql=_view_text(connection, key))
                 else:
                     objects[key] = LiveObject(key, "Table", columns)
         return objects, schemas
+
+    def backup_name(self, table: ObjectKey, run_id: str) -> str:
+        """Spark names hold letters, digits and underscores only: `schema__table__run`."""
+        name = "".join(c if c.isalnum() or c == "_" else "_" for c in f"{table.schema}__{table.name}__{run_id}")
+        return name if len(name) <= 120 else f"{name[:100]}_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
                  reads) -> list:
@@ -111,9 +244,30 @@ class SparkAdapter(Adapter):
         return COMPILER.compile(changes, desired, live)
 
     # -- writing -----------------------------------------------------------------------------
-    def session(self, create: bool, holder=None):
-        raise TenantError(f"tenant {self.tenant.name}: Spark SQL commits every statement on its own; the journaled "
-                          "apply it needs is not built yet, so nothing is written to it")
+    @contextlib.contextmanager
+    def session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
+        """One Spark Connect session holding the tenant's `TableLock`; released when it ends (a
+        process killed meanwhile leaves it to be taken over: see `TableLock`)."""
+        with self.reading() as session:
+            lock = TableLock(session, dict(holder or {}), f"tenant {self.tenant.name} ({self.describe()})",
+                             self.lock_timeout)
+            lock.acquire()
+            session.lock = lock
+            try:
+                yield session
+            finally:
+                with contextlib.suppress(StatementFailed, TenantError):
+                    lock.release()
+
+
+def _view_text(connection, key: ObjectKey) -> str | None:
+    """A view's query as it was written (SHOW CREATE TABLE would add collations and properties)."""
+    try:
+        described = json.loads(connection.sql(f"DESCRIBE TABLE EXTENDED {sql.qualified(key.schema, key.name, ENGINE)} "
+                                              "AS JSON").collect()[0][0])
+    except Exception:  # noqa: BLE001 - it is gone, or not a view
+        return None
+    return described.get("view_original_text")
 
 
 def _described(rows) -> Iterator:
@@ -125,13 +279,20 @@ def _described(rows) -> Iterator:
 
 
 class _SparkSession(Session):
-    """A read session: Spark SQL statements on one Spark Connect session; no transactions."""
+    """Spark SQL statements on one Spark Connect session; no transactions, and no UPDATE or DELETE
+    on parquet tables (the catalog appends only)."""
 
     engine = ENGINE
+    appends_only = True
 
     def __init__(self, connection, adapter: SparkAdapter):
         self.connection = connection
         self.adapter = adapter
+        self.lock: TableLock | None = None   # an apply's session holds one
+
+    def hold(self) -> None:
+        if self.lock is not None:
+            self.lock.renew()
 
     def begin(self) -> None:
         raise TenantError("Spark SQL has no transactions")
@@ -149,6 +310,23 @@ class _SparkSession(Session):
         for row in rows:
             self.execute(statement, row)
 
+    def insert(self, table: str, rows: Sequence[Sequence]) -> None:
+        """All rows in one write (a statement per row would be a Spark job each)."""
+        if not rows:
+            return
+        try:
+            frame = self.connection.createDataFrame([tuple(row) for row in rows],
+                                                    schema=self.connection.table(table).schema)
+            frame.write.insertInto(table)
+        except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
+            raise StatementFailed(f"INSERT INTO {table} ({len(rows)} rows)",
+                                  str(error).strip().splitlines()[0]) from None
+
+    def tables(self, schema: str) -> list[str]:
+        if not self.connection.catalog.databaseExists(schema):
+            return []
+        return [table.name for table in self.connection.catalog.listTables(schema) if not table.isTemporary]
+
     def table_columns(self, schema: str, table: str) -> list[str]:
         if not self.connection.catalog.tableExists(f"{schema}.{table}"):
             return []
@@ -156,8 +334,7 @@ class _SparkSession(Session):
             self.connection.sql(f"DESCRIBE TABLE {sql.qualified(schema, table, ENGINE)}").collect())]
 
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
-        objects, _ = self.adapter.engine_objects(self.connection)
-        return {key: objects[key].engine_sql for key in keys if key in objects and objects[key].engine_sql}
+        return {key: text for key in keys if (text := _view_text(self.connection, key)) is not None}
 
 
 __all__ = ["SparkAdapter", "SparkCompiler"]

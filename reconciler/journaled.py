@@ -1,0 +1,235 @@
+"""The apply protocol for engines whose DDL commits statement by statement (Spark SQL; Snowflake's
+and HANA's DDL commits implicitly too): journal, compensate, resume. `executor.apply_tenant` hands
+such tenants here.
+
+Under the tenant lock, before its first statement, a run journals every object its statements
+will write (`sql.written_objects`) as it is then: absent, a view and its text, or a table and its
+columns; a table's rows are copied to a restore point just before the first statement that
+touches it. The run's commit point is its `applied` event in the catalog's run log: the catalog
+believes object records only of runs that reached it. A failing statement, Ctrl-C, a lock taken
+over or a failed convergence check compensates: every journaled object is put back (what the run
+created dropped, what it changed re-created from its view text or restore point), each is
+verified to be as it was, and the run is recorded as failed. A run killed outright is compensated
+by the next apply before it plans, and never finished forward: its plan was made for a desired
+state that may have moved since, while its journal says exactly what the tenant was before it.
+Never plans; only writes what the journal and the plan say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from . import faults
+from .diff import diff, views_to_bind
+from .errors import ApplyFailed, GuardRefused, ReconcilerError, StalePlan
+from .model import ObjectKey
+from .parallel import STOP
+from .plan import Change, Plan, TenantPlan
+from .sql import qualified, written_objects
+from .state import LiveObject, LiveState
+from .tenants import catalog
+from .tenants.base import Session, StatementFailed
+
+if TYPE_CHECKING:
+    from .executor import Progress, TenantResult
+    from .planner import TenantState
+
+
+class CompensationFailed(ApplyFailed):
+    """Putting a run's objects back did not leave them as they were: the journal and the restore
+    points stay for a person to finish with."""
+
+
+def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
+                    progress: Progress | None, moved: str, allow_data_loss: Sequence[str],
+                    extra: Sequence[Change] = ()) -> TenantResult:
+    from .executor import NotConverged, TenantResult, failed_subject, new_run_id, replan
+
+    run = catalog.Run(new_run_id(), plan, expected, actor, operation)
+    adapter = state.adapter
+    with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
+        catalog.create(session)
+        recovered = tuple(recover(session, dead) for dead in catalog.running(session))
+        run.record(session, "running")
+        try:
+            live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
+        except (GuardRefused, StalePlan) as refused:
+            run.finish(session, "refused" if isinstance(refused, GuardRefused) else "stale", str(refused))
+            raise
+        run.tenant_plan = tenant_plan
+        changes = (*tenant_plan.changes, *extra)
+        befores = journal(changes, live, adapter.engine, lambda key: adapter.backup_name(key, run.run_id))
+        catalog.write_journal(session, run.run_id, befores)
+        try:
+            _execute(session, changes, befores, run, progress)
+            catalog.write_objects(session, tenant_plan.changes, state.desired, run)
+            session.check_views(views_to_bind(changes, live, state.desired.engine))
+            run.finish(session, "applied" if changes else "no-changes")   # the commit point
+            remaining = diff(state.desired, session.inspect())
+            if remaining:
+                raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5]))
+        except BaseException as stopped:
+            if isinstance(stopped, StatementFailed):
+                what = (f"{failed_subject(changes, stopped)}: apply failed: {stopped.message}\n"
+                        f"  statement: {stopped.statement}")
+            elif isinstance(stopped, NotConverged):
+                what = (f"after the statements a new plan was not empty: {stopped} (this is a reconciler bug, "
+                        "please report it)")
+            else:
+                what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
+            try:
+                put_back = compensate(session, befores)
+            except CompensationFailed as failed:
+                message = f"tenant {expected.tenant}: {what}\n  {failed}"
+                run.finish(session, "failed", message)
+                raise CompensationFailed(message) from None
+            message = (f"tenant {expected.tenant}: {what}\n  {adapter.engine} commits each statement, so the run "
+                       f"was compensated from its journal: {put_back}; the tenant is as it was before the run")
+            run.finish(session, "failed" if isinstance(stopped, Exception) else "interrupted", message)
+            if isinstance(stopped, (StatementFailed, NotConverged)):
+                raise ApplyFailed(message) from None
+            if isinstance(stopped, ReconcilerError):
+                raise type(stopped)(message) from None
+            raise
+        _drop_restore_points(session, befores)
+    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary, notes=recovered)
+
+
+def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_point) -> list[catalog.Before]:
+    """Every object the changes' statements write, as the tenant has it now, in the order the
+    changes first touch them (the catalog's own tables are not the plan's objects)."""
+    befores: dict[tuple[str, str], catalog.Before] = {}
+    for step, change in enumerate(changes):
+        for statement in change.statements:
+            for schema, name in written_objects(statement, engine):
+                key = ObjectKey(schema, name)
+                if key.folded() in befores or schema.lower().startswith(catalog.CATALOG_SCHEMA):
+                    continue
+                found = live.object(key)
+                befores[key.folded()] = _before(step, found.key if found else key, found, restore_point)
+    return list(befores.values())
+
+
+def _before(step: int, key: ObjectKey, found: LiveObject | None, restore_point) -> catalog.Before:
+    if found is None:
+        return catalog.Before(step, key, "absent")
+    columns = _columns(found)
+    if found.kind == "View":
+        return catalog.Before(step, key, "View", columns, view_sql=found.engine_sql)
+    return catalog.Before(step, key, "Table", columns, restore_point=restore_point(key))
+
+
+def _columns(found: LiveObject) -> tuple[tuple[str, str], ...]:
+    return tuple((c.name, c.type) for c in found.columns)
+
+
+def _execute(session: Session, changes: Sequence[Change], befores: Sequence[catalog.Before], run: catalog.Run,
+             progress: Progress | None) -> None:
+    """Each change's statements, a table's restore point taken just before the first that touches it."""
+    fault = faults.Fault.from_environment(run.tenant_plan.tenant, STOP)
+    points = {step: [b for b in befores if b.step == step and b.restore_point] for step in range(len(changes))}
+    data_loss = {key.folded() for c in changes if c.data_loss for key in [ObjectKey.parse(c.object)]}
+    for step, change in enumerate(changes):
+        statements: list[str] = []
+        for before in points[step]:
+            copy = catalog.backup_statements(session.engine, before.key, before.restore_point, run.run_id,
+                                             run.started)
+            statements += copy if before.key.folded() in data_loss else copy[:1]   # a backup is indexed
+        for statement in [*statements, *change.statements]:
+            if STOP.is_set():
+                raise KeyboardInterrupt
+            session.hold()
+            session.execute(statement)
+            fault.tick()
+        if progress is not None:
+            progress(run.tenant_plan.tenant, change)
+
+
+def compensate(session: Session, befores: Sequence[catalog.Before]) -> str:
+    """Put every journaled object back as it was, then verify each: what was absent dropped, a
+    view re-created from its text, a table re-created from its restore point (one that was never
+    copied was never touched). Newest first for what goes, tables then views for what comes back
+    (a view is created over what it reads). Returns what was done, for people."""
+    engine = session.engine
+    live, _ = session.adapter.engine_objects(session.connection)
+    now = {key.folded(): obj for key, obj in live.items()}
+    points = {name.lower() for name in session.tables(catalog.BACKUP_SCHEMA)}
+    dropped, back = 0, []
+    for before in reversed(befores):
+        found = now.get(before.key.folded())
+        if before.kind == "View" and found is not None and found.kind == "View" and found.engine_sql == before.view_sql \
+                and _columns(found) == before.columns:   # Spark keeps a view's column types from its creation
+            continue
+        if before.kind == "Table" and (before.restore_point or "").lower() not in points:
+            continue   # its restore point was never taken: nothing touched it
+        if found is not None:
+            session.execute(f"DROP {'VIEW' if found.kind == 'View' else 'TABLE'} "
+                            f"{qualified(found.key.schema, found.key.name, engine)}")
+            dropped += 1
+        if before.kind != "absent":
+            back.append(before)
+    for before in back:
+        if before.kind == "Table":
+            session.execute(f"CREATE TABLE {qualified(before.key.schema, before.key.name, engine)} USING parquet "
+                            f"AS SELECT * FROM {qualified(catalog.BACKUP_SCHEMA, before.restore_point, engine)}")
+    views = [b for b in back if b.kind == "View"]
+    while views:   # in plan order; a view whose reads are not back yet waits for the next round
+        waiting = []
+        for before in views:
+            try:
+                session.execute(f"CREATE VIEW {qualified(before.key.schema, before.key.name, engine)} "
+                                f"AS {before.view_sql}")
+            except StatementFailed:
+                waiting.append(before)
+        if len(waiting) == len(views):
+            break
+        views = waiting
+    _verify(session, befores)
+    _drop_restore_points(session, befores)
+    return f"{dropped} object{'s' * (dropped != 1)} removed, {len(back)} put back"
+
+
+def _verify(session: Session, befores: Sequence[catalog.Before]) -> None:
+    live, _ = session.adapter.engine_objects(session.connection)
+    now = {key.folded(): obj for key, obj in live.items()}
+    wrong = []
+    for before in befores:
+        found = now.get(before.key.folded())
+        kind = found.kind if found is not None else "absent"
+        if kind != before.kind:
+            wrong.append(f"{before.key} is {kind}, was {before.kind}")
+        elif found is not None and _columns(found) != before.columns:
+            wrong.append(f"{before.key} has columns {[c.name for c in found.columns]}, had "
+                         f"{[name for name, _ in before.columns]}")
+        elif found is not None and found.kind == "View" and found.engine_sql != before.view_sql:
+            wrong.append(f"view {before.key} reads differently than before")
+    if wrong:
+        raise CompensationFailed("putting the run's objects back did not restore them: " + "; ".join(wrong)
+                                 + f"; its journal and restore points (schema {catalog.BACKUP_SCHEMA}) are kept")
+
+
+def _drop_restore_points(session: Session, befores: Sequence[catalog.Before]) -> None:
+    """A run's restore points once it ended either way; those of changes that lose data are kept as
+    the tenant's backups (indexed in the catalog, for `reconciler restore`)."""
+    kept = {row["name"] for row in catalog.rows(session, "backups", ("name",), "name")}
+    for before in befores:
+        if before.restore_point and before.restore_point not in kept:
+            session.execute(f"DROP TABLE IF EXISTS "
+                            f"{qualified(catalog.BACKUP_SCHEMA, before.restore_point, session.engine)}")
+
+
+def recover(session: Session, run_id: str) -> str:
+    """A run the audit shows as running, found by a run that holds the tenant lock: its process is
+    gone. Compensated from its journal (a run that journaled nothing changed nothing) and concluded;
+    what became of it, for people."""
+    befores = catalog.read_journal(session, run_id)
+    if not befores:
+        catalog.release(session, run_id, "interrupted", "stopped before its first statement; nothing to undo")
+        return f"run {run_id} had been interrupted before its first statement; nothing to undo"
+    put_back = compensate(session, befores)
+    note = (f"run {run_id} had been interrupted; compensated from its journal ({put_back}) before this run "
+            "planned, rather than finished forward: its plan was made for a desired state that may have moved, "
+            "its journal says exactly what the tenant was")
+    catalog.release(session, run_id, "compensated", note)
+    return note

@@ -1,0 +1,140 @@
+"""The apply protocol for engines whose DDL commits statement by statement, on a real Spark Connect
+server: a journal of what every touched object was, compensation when a statement fails, recovery
+of a killed apply by the next one, and the lock two runs cannot both hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import Hold, Landscape
+
+ENVIRONMENT = "environments/dev/environment.yaml"
+MASTER = "environments/dev/sales/customer_master.yaml"
+RECONCILER = str(Path(sys.executable).parent / "reconciler")
+
+
+@pytest.fixture
+def applied(spark_landscape: Landscape, spark) -> Landscape:
+    """The demo applied to an empty Spark tenant, two customers in it."""
+    landscape = spark_landscape
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    spark.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'a@x', 'EU', 'ACTIVE', NULL), "
+              "(2, 'Bob', NULL, 'US', 'CLOSED', TIMESTAMP_NTZ '2026-01-02 03:04:05')").collect()
+    return landscape
+
+
+def tenant(spark) -> dict:
+    """Everything the user's schemas hold: each object's kind, columns and view text, each table's rows;
+    and what is left in the backup schema."""
+    found = {}
+    for (schema,) in spark.sql("SHOW NAMESPACES").collect():
+        if schema.startswith("_reconciler") and schema != "_reconciler_backup":
+            continue
+        for table in spark.catalog.listTables(schema):
+            name = f"`{schema}`.`{table.name}`"
+            columns = [(c.name, c.dataType) for c in spark.catalog.listColumns(name)]
+            if table.tableType == "VIEW":
+                text = json.loads(spark.sql(f"DESCRIBE TABLE EXTENDED {name} AS JSON").collect()[0][0])
+                found[f"{schema}.{table.name}"] = ("VIEW", columns, text["view_original_text"])
+            else:   # this session's file listing of a table another session re-created is stale
+                spark.sql(f"REFRESH TABLE {name}").collect()
+                rows = sorted(tuple(row) for row in spark.sql(f"SELECT * FROM {name}").collect())
+                found[f"{schema}.{table.name}"] = ("TABLE", columns, rows)
+    return found
+
+
+def a_rebuild_and_a_view(landscape: Landscape, view_sql: str = "SELECT id, abs(score) AS s FROM sales.customer_master") -> None:
+    """A new column, a retyped column (a rebuild on parquet: copy, prove, swap) and a new view over it."""
+    landscape.edit(MASTER, "  - {name: id, type: BIGINT, nullable: false}",
+                   "  - {name: id, type: \"DECIMAL(38,0)\", nullable: false}\n  - {name: score, type: INTEGER}")
+    landscape.write("environments/dev/sales/views/vw_scores.yaml",
+                    f"kind: View\nname: vw_scores\nschema: sales\nstatus: active\nsql: |\n  {view_sql}\n")
+
+
+def rows(spark, query: str) -> list[tuple]:
+    spark.sql("REFRESH TABLE sales.customer_master").collect()
+    return sorted(tuple(row) for row in spark.sql(query).collect())
+
+
+def outcomes(landscape: Landscape) -> list[str]:
+    return [r["outcome"] for r in json.loads(landscape.run("history", "dev", "--format", "json").stdout)]
+
+
+def test_a_change_applies_statement_by_statement_and_the_plan_converges(applied: Landscape, spark) -> None:
+    a_rebuild_and_a_view(applied)
+    result = applied.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert rows(spark, "SELECT id, name, score FROM sales.customer_master") == [(1, "Ada", None), (2, "Bob", None)]
+    assert spark.sql("SELECT count(*) FROM sales.vw_scores").collect()[0][0] == 2
+    assert spark.sql("SHOW TABLES IN _reconciler_backup").collect() == []   # restore points dropped
+    assert outcomes(applied) == ["applied", "applied"]
+
+
+def test_a_failing_statement_is_compensated_and_the_tenant_is_as_before(applied: Landscape, spark) -> None:
+    before = tenant(spark)
+    a_rebuild_and_a_view(applied, "SELECT id, no_such_function(score) AS s FROM sales.customer_master")
+    result = applied.run("apply", "dev", "--yes")
+    assert result.code == 1
+    assert "View sales.vw_scores: apply failed: [UNRESOLVED_ROUTINE]" in result.stderr
+    assert "compensated from its journal" in result.stderr and "Traceback" not in result.stderr
+    assert "JVM stacktrace" not in result.stderr
+    assert tenant(spark) == before   # the rebuilt table is back: its columns, types and rows
+    assert outcomes(applied) == ["applied", "failed"]
+
+
+def test_ctrl_c_compensates_before_the_apply_exits(applied: Landscape, spark) -> None:
+    before = tenant(spark)
+    a_rebuild_and_a_view(applied)
+    stopped = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                             env={**os.environ, "RECONCILER_FAULT": "SIGINT:4"}, capture_output=True, text=True)
+    assert stopped.returncode == 130, stopped.stderr
+    assert tenant(spark) == before
+    assert "! interrupted run" not in applied.run("plan", "dev").stdout
+    assert outcomes(applied) == ["applied", "interrupted"]
+
+
+@pytest.mark.parametrize("after", [1, 4, 6])
+def test_a_killed_apply_is_compensated_by_the_next_one(applied: Landscape, spark, after: int) -> None:
+    before = tenant(spark)
+    a_rebuild_and_a_view(applied)
+    statements = [s for c in json.loads(applied.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
+                  for s in c["statements"]]
+    assert len(statements) + 1 > after   # with the restore point, each fault point falls inside the apply
+
+    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                            env={**os.environ, "RECONCILER_FAULT": f"SIGKILL:{after}"}, capture_output=True, text=True)
+
+    assert killed.returncode == -9, killed.stderr
+    plan = applied.run("plan", "dev")
+    assert "! interrupted run" in plan.stdout and "the next apply puts back what it changed" in plan.stdout
+    resumed = applied.run("apply", "dev", "--yes")
+    assert resumed.code == 0, resumed.output
+    assert "had been interrupted; compensated from its journal" in resumed.stderr
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert rows(spark, "SELECT id, name, score FROM sales.customer_master") == [(1, "Ada", None), (2, "Bob", None)]
+    assert outcomes(applied) == ["applied", "compensated", "applied"]
+    applied.commit("the change")
+    applied.repo.git.revert("HEAD", no_edit=True)   # and back: the tenant is as it was before the change
+    assert applied.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_master").code == 0
+    after_revert = tenant(spark)
+    assert {k: v for k, v in after_revert.items() if not k.startswith("_reconciler_backup")} == before
+
+
+def test_a_second_apply_cannot_take_the_lock_a_running_one_holds(applied: Landscape, spark, hold: Hold) -> None:
+    a_rebuild_and_a_view(applied)
+    first = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"], hold.env(after=1))
+    hold.held(first)
+    second = applied.run("apply", "dev", "--yes")
+    assert second.code == 4, second.output
+    assert "is locked by run" in second.stderr and f"(pid {first.pid})" in second.stderr
+    hold.release(first)
+    assert first.wait() == 0, first.stderr.read()
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
