@@ -187,7 +187,7 @@ def compensate(session: Session, befores: Sequence[catalog.Before]) -> str:
         views = waiting
     _verify(session, befores)
     _drop_restore_points(session, befores)
-    return f"{dropped} object{'s' * (dropped != 1)} removed, {len(back)} put back"
+    return f"{dropped} object{'s' * (dropped != 1)} dropped, {len(back)} re-created as before"
 
 
 def _verify(session: Session, befores: Sequence[catalog.Before]) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
-SCOPES_VERSION = "3"
+SCOPES_VERSION = "4"
 
 
 def extract(tree: exp.Expression, dialect: Any) -> dict:
@@ -41,7 +41,8 @@ def _scope(scope: Scope, index: dict[int, int]) -> dict:
     for name, source in scope.sources.items():
         if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier):
             sources.append([name, "table", (f"{source.db}.{source.name}" if source.db else source.name).lower()])
-        elif isinstance(source, Scope) and id(source) in index:
+        elif isinstance(source, Scope) and id(source) in index and not (
+                isinstance(source.expression, exp.Values) and not source.expression.alias_column_names):
             sources.append([name, "derived", index[id(source)]])
         else:
             sources.append([name, "other", None])
@@ -67,6 +68,8 @@ def _scope(scope: Scope, index: dict[int, int]) -> dict:
                 items.append(["name", item.alias_or_name])
     elif isinstance(scope.expression, exp.Query):   # a UNION: its columns are its first branch's
         items = [["star", ""]] if scope.expression.is_star else [["name", n] for n in scope.expression.named_selects]
+    elif isinstance(scope.expression, exp.Values):   # (VALUES ...) AS t(a, b): the names its alias gives
+        items = [["name", n] for n in scope.expression.alias_column_names]
     parent = scope.parent if scope.is_subquery else None
     opaque = [i for i, item in enumerate(select.expressions) if item.find(exp.Query)] if select else []
     return {"sources": sources, "columns": columns, "items": items, "opaque": opaque,

@@ -238,8 +238,9 @@ def untranslatable(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE)
     if cached is not None:
         return cached or None
     try:
-        parse(sql, dialect).sql(dialect=templated(engine), unsupported_level=ErrorLevel.RAISE)
-        problem = ""
+        tree = parse(sql, dialect)
+        tree.sql(dialect=templated(engine), unsupported_level=ErrorLevel.RAISE)
+        problem = meaning_changes(tree, dialect, engine) or ""
     except UnsupportedError as error:
         problem = str(error)
     cache.put("sql-portable", key, problem)
@@ -321,7 +322,7 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
             return literal(parameters[node.name])
         if isinstance(node, exp.Table) and node.db and node.db.lower() in folded:
             node.set("db", exp.to_identifier(folded[node.db.lower()]))
-        return ENGINE_REWRITES.get(engine, _as_is)(node)
+        return ENGINE_REWRITES.get(engine, _as_is)(node, dialect)
 
     tree = parse(sql, dialect).transform(rewrite)   # a copy (the parsed tree is shared): generated in place
     try:
@@ -334,11 +335,11 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
     return rendered
 
 
-def _as_is(node: exp.Expression) -> exp.Expression:
+def _as_is(node: exp.Expression, dialect: str) -> exp.Expression:
     return node
 
 
-def _postgres(node: exp.Expression) -> exp.Expression:
+def _postgres(node: exp.Expression, dialect: str) -> exp.Expression:
     """What PostgreSQL lacks and sqlglot does not transpile: round(double precision, integer) does not
     exist there (only round(numeric, integer)), so ROUND's argument goes to NUMERIC when it has a
     number of decimals. For a numeric argument the cast changes nothing; a double's result is then
@@ -349,11 +350,51 @@ def _postgres(node: exp.Expression) -> exp.Expression:
     return node
 
 
-ENGINE_REWRITES = {"postgres": _postgres}   # per engine, applied to every node when rendering for it
+SUNDAY_ZERO = frozenset({"duckdb", "postgres"})   # dialects whose dayofweek / EXTRACT(dow) count Sunday as 0
+
+
+def _spark(node: exp.Expression, dialect: str) -> exp.Expression:
+    """Days of the week, which sqlglot transpiles by name although the numbers differ: Spark's
+    DAYOFWEEK and EXTRACT(DOW) count Sunday as 1 where DuckDB and PostgreSQL count it as 0, and
+    its ISO day (Monday 1) is WEEKDAY + 1 (sqlglot writes `DAYOFWEEK % 7 + 1`, which is wrong there)."""
+    if dialect not in SUNDAY_ZERO:
+        return node
+    day = node.this if isinstance(node, (exp.DayOfWeek, exp.DayOfWeekIso)) else \
+        node.expression if isinstance(node, exp.Extract) else None
+    unit = node.name.upper() if isinstance(node, exp.Extract) else None
+    if isinstance(node, exp.DayOfWeek) or unit in ("DOW", "DAYOFWEEK"):
+        return exp.paren(exp.Sub(this=exp.func("DAYOFWEEK", day), expression=exp.Literal.number(1)))
+    if isinstance(node, exp.DayOfWeekIso) or unit in ("ISODOW", "DAYOFWEEKISO"):
+        return exp.paren(exp.Add(this=exp.func("WEEKDAY", day), expression=exp.Literal.number(1)))
+    return node
+
+
+ENGINE_REWRITES = {"postgres": _postgres, "spark": _spark}   # per engine, applied to every node when rendering
+
+
+def meaning_changes(tree: exp.Expression, dialect: str, engine: str) -> str | None:
+    """What sqlglot would transpile to `engine` without complaint although the values change, or
+    None. Refused at validate, naming the construct, rather than run with other results."""
+    if engine != "spark" or dialect in ("spark", "databricks"):
+        return None
+    for node in tree.walk():
+        if isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Order):
+            return (f"{node.sql(dialect)}: Spark's collect_list keeps no order, so the ORDER BY would be "
+                    "dropped")
+        if isinstance(node, exp.TimeToUnix):
+            return (f"{node.sql(dialect)}: epoch() is seconds as a DOUBLE (with fractions) in {dialect}, "
+                    "Spark's UNIX_TIMESTAMP whole seconds as a BIGINT, in the session's time zone")
+        if isinstance(node, exp.UnixToTime) and dialect == "duckdb":
+            return (f"{node.sql(dialect)}: DuckDB's epoch_ms/epoch_us turn a timestamp into a number and a "
+                    "number into a timestamp; transpiled, only the second meaning survives")
+        if isinstance(node, exp.Pivot) and node.args.get("using"):
+            return ("DuckDB's PIVOT ... ON ... USING: its columns come from the data, and Spark has no such "
+                    "statement (write PIVOT (... FOR col IN (...)))")
+    return None
 # what an engine's tables do not keep (Spark's parquet tables: NOT NULL, primary keys, and defaults
 # DESCRIBE does not show): rendered without it, so a plan never asks for what cannot be had
-ENGINE_DROPS = {"spark": frozenset({"not_null", "primary_key", "default"})}
-RENDER_VERSION = "2"                       # part of the render cache key: a new value when rewrites change
+ENGINE_DROPS = {"spark": frozenset({"not_null", "primary_key"})}
+RENDER_VERSION = "3"                       # part of the render cache key: a new value when rewrites change
 
 
 def quote(name: str, engine: str) -> str:

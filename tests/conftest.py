@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 import git
 import pytest
+import sqlglot
 
 from reconciler.cli import main
 
@@ -82,6 +83,13 @@ class Landscape:
             return cursor.fetchall() if cursor.description else []
 
 
+# Rows every view of the demo returns something for: tests that compare engines load them into each.
+DEMO_ROWS = ("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'ada@example.com', 'EU', 'ACTIVE', "
+             "TIMESTAMP '2024-01-01 10:00:00'), (2, 'Bob', NULL, 'EU', 'ACTIVE', NULL), "
+             "(3, 'Cy', 'cy@example.com', 'US', 'ACTIVE', NULL), (4, 'Di', NULL, 'EU', 'CLOSED', NULL)",
+             "INSERT INTO sales.customer_transactions VALUES (10, 1, 2500.00, 'EUR', 'web', NULL), "
+             "(11, 1, 9000.50, 'EUR', 'shop', TIMESTAMP '2024-02-01 09:30:00'), (12, 2, 10.00, 'EUR', 'web', NULL), "
+             "(13, 3, 99.99, 'USD', 'web', NULL)")
 DEMO_SECRETS = ("ERP_PASSWORD", "ERP_TEST_PASSWORD", "ERP_PROD_PASSWORD")
 
 
@@ -192,13 +200,22 @@ def postgres_database(postgres_server, tmp_path: Path) -> str:
 
 
 class EngineLandscape(Landscape):
-    """The demo landscape with dev's tenant on one engine; helpers that read any engine."""
+    """The demo landscape with dev's tenant on one engine; helpers that read any engine (SQL is
+    written as for PostgreSQL and transpiled for Spark)."""
 
-    def __init__(self, root: Path, engine: str, postgres_url: str | None):
+    def __init__(self, root: Path, engine: str, postgres_url: str | None, spark=None):
         super().__init__(root)
-        self.engine, self.postgres_url = engine, postgres_url
+        self.engine, self.postgres_url, self.spark = engine, postgres_url, spark
 
     def sql(self, statement: str, tenant: str = "dev") -> list[tuple]:
+        if self.engine == "spark" and tenant == "dev":
+            results: list[tuple] = []
+            for part in sqlglot.transpile(statement, read="postgres", write="spark"):
+                for table in sqlglot.parse_one(part, read="spark").find_all(sqlglot.exp.Table):
+                    if self.spark.catalog.tableExists(table.sql("spark")):   # another session re-created it
+                        self.spark.sql(f"REFRESH TABLE {table.sql('spark')}").collect()
+                results = [tuple(row) for row in self.spark.sql(part).collect()]
+            return results
         if self.engine == "duckdb" or tenant != "dev":
             return super().sql(statement, tenant)
         import psycopg
@@ -211,6 +228,8 @@ class EngineLandscape(Landscape):
             return results
 
     def columns(self, schema: str, table: str) -> list[str]:
+        if self.engine == "spark":
+            return [column.name for column in self.spark.catalog.listColumns(f"`{schema}`.`{table}`")]
         query = ("SELECT column_name FROM information_schema.columns WHERE table_schema = {0} AND table_name = {0} "
                  "ORDER BY ordinal_position")
         if self.engine == "duckdb":
@@ -222,7 +241,9 @@ class EngineLandscape(Landscape):
             return [row[0] for row in connection.execute(query.format("%s"), [schema, table]).fetchall()]
 
     def state(self) -> dict:
-        """Objects and rows of dev's tenant, read through information_schema on either engine."""
+        """Objects and rows of dev's tenant, read through information_schema (Spark: its catalog)."""
+        if self.engine == "spark":
+            return self._spark_state()
         user = "table_schema NOT IN ('information_schema', 'pg_catalog', '_reconciler', '_reconciler_backup')"
         tables = self.sql(f"SELECT table_schema, table_name, table_type FROM information_schema.tables "
                           f"WHERE {user} ORDER BY 1, 2")
@@ -234,16 +255,43 @@ class EngineLandscape(Landscape):
         return state
 
 
+    def _spark_state(self) -> dict:
+        state: dict = {"objects": [], "columns": []}
+        for (schema,) in sorted(self.spark.sql("SHOW NAMESPACES").collect()):
+            if schema.startswith("_reconciler") or schema == "default":
+                continue
+            for table in sorted(self.spark.catalog.listTables(schema), key=lambda t: t.name):
+                name = f"`{schema}`.`{table.name}`"
+                state["objects"].append((schema, table.name, table.tableType))
+                state["columns"] += [(schema, table.name, c.name, c.dataType)
+                                     for c in self.spark.catalog.listColumns(name)]
+                state[f"{schema}.{table.name}"] = sorted(map(repr, self.sql(f'SELECT * FROM "{schema}"."{table.name}"')))
+        return state
+
+
 @pytest.fixture(params=["duckdb", "postgres"])
 def engine_landscape(request, tmp_path: Path) -> EngineLandscape:
-    url = None
+    """The demo with dev on DuckDB, then on PostgreSQL (engines with transactional DDL)."""
+    return _engine_landscape(request, tmp_path)
+
+
+@pytest.fixture(params=["duckdb", "postgres", "spark"])
+def every_engine(request, tmp_path: Path) -> EngineLandscape:
+    """The demo with dev on each engine in turn, Spark SQL included (tests/test_engines.py)."""
+    return _engine_landscape(request, tmp_path)
+
+
+def _engine_landscape(request, tmp_path: Path) -> EngineLandscape:
+    url, spark = None, None
     shutil.copytree(DEMO, tmp_path / "environments")
     if request.param == "postgres":
-
         url = request.getfixturevalue("postgres_database")
+    elif request.param == "spark":
+        url, spark = request.getfixturevalue("spark_server"), request.getfixturevalue("spark")
+    if url:
         env = tmp_path / "environments" / "dev" / "environment.yaml"
         env.write_text(env.read_text().replace("duckdb:///.tenants/dev.duckdb", url))
-    result = EngineLandscape(tmp_path, request.param, url)
+    result = EngineLandscape(tmp_path, request.param, url if request.param == "postgres" else None, spark)
     result.commit("demo landscape")
     return result
 
@@ -297,6 +345,10 @@ def spark(spark_server):
             session.sql(f"DROP SCHEMA `{name}` CASCADE")
     yield session
     session.stop()
+    _STOPPED_SPARK_SESSIONS.append(session)   # never collected mid-test: see reconciler/tenants/spark.py
+
+
+_STOPPED_SPARK_SESSIONS: list = []
 
 
 @pytest.fixture

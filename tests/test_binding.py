@@ -291,3 +291,15 @@ def test_a_correlated_subquery_binds_its_columns_to_its_own_sources(landscape: L
     assert result.code == 1
     assert ("vw_buyers.yaml:10:21: error[column]: column curency does not exist in sales.customer_transactions, "
             "sales.customer_master (did you mean currency?)") in result.stderr, result.stderr
+
+
+def test_a_values_list_binds_the_column_names_its_alias_gives(landscape: Landscape) -> None:
+    landscape.write("environments/dev/sales/views/vw_days.yaml", "kind: View\nname: vw_days\nschema: sales\n"
+                    "status: active\nsql: |\n  SELECT d, dayofweek(d) AS dow\n"
+                    "  FROM (VALUES (DATE '2024-01-07'), (DATE '2024-01-08')) AS week(d)\n")
+    result = landscape.run("validate", "dev")
+    assert result.code == 0, result.output
+    landscape.edit("environments/dev/sales/views/vw_days.yaml", "dayofweek(d)", "dayofweek(day)")
+    result = landscape.run("validate", "dev")
+    assert result.code == 1
+    assert "vw_days.yaml:6:23: error[column]: column day does not exist in week" in result.stderr, result.stderr

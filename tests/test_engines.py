@@ -1,14 +1,18 @@
-"""The behavioural guarantees of plan and apply, on every engine: DuckDB and a real PostgreSQL.
+"""The behavioural guarantees of plan and apply, on every engine: DuckDB, a real PostgreSQL and a
+real Spark Connect server.
 
-Each test runs twice through the `engine_landscape` fixture; assertions read the tenant
-through information_schema so that they hold for both engines.
+Each test runs once per engine through the `every_engine` fixture; assertions read the tenant
+through information_schema (Spark: its catalog) so that they hold for every engine. Where an
+engine's promise differs (Spark commits statement by statement and compensates; its parquet
+tables keep no NOT NULL), the test says so.
 """
 
 from __future__ import annotations
 
 import json
 
-from conftest import EngineLandscape
+import pytest
+from conftest import DEMO_ROWS, EngineLandscape
 
 VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
 MASTER = "environments/dev/sales/customer_master.yaml"
@@ -24,15 +28,15 @@ def applied(landscape: EngineLandscape) -> EngineLandscape:
     return landscape
 
 
-def test_apply_then_plan_is_empty(engine_landscape: EngineLandscape) -> None:
-    applied(engine_landscape)
-    result = engine_landscape.run("plan", "dev", "--detailed-exitcode")
+def test_apply_then_plan_is_empty(every_engine: EngineLandscape) -> None:
+    applied(every_engine)
+    result = every_engine.run("plan", "dev", "--detailed-exitcode")
     assert result.code == 0, result.output
-    assert engine_landscape.run("apply", "dev", "--yes").stdout.count("no-changes") == 1
+    assert every_engine.run("apply", "dev", "--yes").stdout.count("no-changes") == 1
 
 
-def test_rows_survive_a_new_column_and_recreated_views(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_rows_survive_a_new_column_and_recreated_views(every_engine: EngineLandscape) -> None:
+    landscape = applied(every_engine)
     landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR, default: \"'BASIC'\"}\nprimary_key")
     landscape.edit(VIEW, "region, created_at", "upper(region) AS region, created_at, tier")
     plan = landscape.run("plan", "dev")
@@ -47,8 +51,8 @@ def test_rows_survive_a_new_column_and_recreated_views(engine_landscape: EngineL
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
 
 
-def test_dropping_a_column_needs_that_object_acknowledged_and_is_backed_up(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_dropping_a_column_needs_that_object_acknowledged_and_is_backed_up(every_engine: EngineLandscape) -> None:
+    landscape = applied(every_engine)
     before = landscape.state()
     landscape.edit(MASTER, "  - {name: email, type: VARCHAR}\n", "")
     landscape.edit(VIEW, "SELECT id, name, email, region", "SELECT id, name, region")
@@ -65,18 +69,21 @@ def test_dropping_a_column_needs_that_object_acknowledged_and_is_backed_up(engin
         [("ada@example.com",), (None,)]
 
 
-def test_a_failing_statement_leaves_the_tenant_as_it_was(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_a_failing_statement_leaves_the_tenant_as_it_was(every_engine: EngineLandscape) -> None:
+    landscape = applied(every_engine)
     before = landscape.state()
     landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
     landscape.edit(VIEW, "region, created_at", "region, created_at, no_such_function(id) AS x")   # only the engine knows
     result = landscape.run("apply", "dev", "--yes")
-    assert result.code == 1 and "no_such_function" in result.stderr and "rolled back" in result.stderr
+    undone = "compensated from its journal" if landscape.engine == "spark" else "rolled back"
+    assert result.code == 1 and "no_such_function" in result.stderr.lower() and undone in result.stderr
     assert landscape.state() == before
 
 
-def test_not_null_is_counted_and_refused(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_not_null_is_counted_and_refused(every_engine: EngineLandscape) -> None:
+    if every_engine.engine == "spark":
+        pytest.skip("parquet tables keep no NOT NULL (README, Engines): the desired state is rendered without it")
+    landscape = applied(every_engine)
     landscape.edit(MASTER, "{name: email, type: VARCHAR}", "{name: email, type: VARCHAR, nullable: false}")
     before = landscape.state()
     result = landscape.run("apply", "dev", "--yes")
@@ -84,8 +91,8 @@ def test_not_null_is_counted_and_refused(engine_landscape: EngineLandscape) -> N
     assert landscape.state() == before
 
 
-def test_renamed_from_keeps_values(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_renamed_from_keeps_values(every_engine: EngineLandscape) -> None:
+    landscape = applied(every_engine)
     landscape.edit(MASTER, "{name: email, type: VARCHAR}", "{name: mail, type: VARCHAR, renamed_from: email}")
     landscape.edit(VIEW, "SELECT id, name, email, region", "SELECT id, name, mail AS email, region")
     landscape.edit("environments/dev/integration/df_customer_enrichment.yaml", "(id, name, email,", "(id, name, mail,")
@@ -96,8 +103,8 @@ def test_renamed_from_keeps_values(engine_landscape: EngineLandscape) -> None:
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
 
 
-def test_git_revert_returns_to_the_earlier_state(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_git_revert_returns_to_the_earlier_state(every_engine: EngineLandscape) -> None:
+    landscape = applied(every_engine)
     state_a = landscape.state()
     landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
     landscape.edit(VIEW, "region, created_at", "region, created_at, tier")
@@ -110,8 +117,8 @@ def test_git_revert_returns_to_the_earlier_state(engine_landscape: EngineLandsca
     assert landscape.state() == state_a
 
 
-def test_an_unmanaged_view_that_would_break_blocks_the_change(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_an_unmanaged_view_that_would_break_blocks_the_change(every_engine: EngineLandscape) -> None:
+    landscape = applied(every_engine)
     landscape.sql("CREATE VIEW sales.mailing AS SELECT email FROM sales.customer_master")
     landscape.edit(MASTER, "  - {name: email, type: VARCHAR}\n", "")
     landscape.edit(VIEW, "SELECT id, name, email, region", "SELECT id, name, region")
@@ -120,13 +127,18 @@ def test_an_unmanaged_view_that_would_break_blocks_the_change(engine_landscape: 
     assert result.code == 3 and "unmanaged view sales.mailing reads it" in result.stderr
 
 
-def test_a_second_apply_is_refused_while_the_tenant_is_held(engine_landscape: EngineLandscape) -> None:
+def test_a_second_apply_is_refused_while_the_tenant_is_held(every_engine: EngineLandscape) -> None:
     import subprocess
     import sys
 
-    landscape = applied(engine_landscape)
+    landscape = applied(every_engine)
     landscape.edit(VIEW, "SELECT id, name", "SELECT DISTINCT id, name")
-    if landscape.engine == "duckdb":
+    if landscape.engine == "spark":   # the lock table a run on another machine would have created
+        landscape.sql("CREATE TABLE _reconciler.lock_00000099 (held BOOLEAN) USING parquet TBLPROPERTIES "
+                      "('run_id' = 'r-1', 'actor' = 'someone', 'host' = 'elsewhere', 'pid' = '1', "
+                      "'lease_until' = '9999-01-01 00:00:00')")
+        hold = ("import sys; print('ready', flush=True); sys.stdin.read()", "")
+    elif landscape.engine == "duckdb":
         hold = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
                 "sys.stdin.read()", str(landscape.tenant()))
     else:   # the same advisory lock a run takes, held by another session
@@ -141,6 +153,9 @@ def test_a_second_apply_is_refused_while_the_tenant_is_held(engine_landscape: En
         assert "is locked by" in result.stderr
         if landscape.engine == "postgres":
             assert "reconciler run r-1 by someone" in result.stderr
+        if landscape.engine == "spark":
+            assert "run r-1 of someone on elsewhere (pid 1)" in result.stderr
+            landscape.sql("ALTER TABLE _reconciler.lock_00000099 SET TBLPROPERTIES ('released' = 'true')")
     finally:
         holder.kill()
         holder.wait()
@@ -157,14 +172,8 @@ def test_one_landscape_on_duckdb_and_postgresql_gives_the_same_rows(landscape, p
     result = landscape.run("apply", "dev", "--yes")
     assert result.code == 0, result.output
     assert "Tenant dev-pg (postgres)" in result.stdout
-    rows = ["INSERT INTO sales.customer_master VALUES (1, 'Ada', 'ada@example.com', 'EU', 'ACTIVE', "
-            "TIMESTAMP '2024-01-01 10:00:00'), (2, 'Bob', NULL, 'EU', 'ACTIVE', NULL), "
-            "(3, 'Cy', 'cy@example.com', 'US', 'ACTIVE', NULL), (4, 'Di', NULL, 'EU', 'CLOSED', NULL)",
-            "INSERT INTO sales.customer_transactions VALUES (10, 1, 2500.00, 'EUR', 'web', NULL), "
-            "(11, 1, 9000.50, 'EUR', 'shop', TIMESTAMP '2024-02-01 09:30:00'), (12, 2, 10.00, 'EUR', 'web', NULL), "
-            "(13, 3, 99.99, 'USD', 'web', NULL)"]
     with psycopg.connect(url, autocommit=True) as connection:
-        for statement in rows:
+        for statement in DEMO_ROWS:
             landscape.sql(statement)
             connection.execute(statement)
         for view in ("vw_customer_active", "vw_transaction_detail", "vw_customer_lifetime_value",
@@ -176,13 +185,13 @@ def test_one_landscape_on_duckdb_and_postgresql_gives_the_same_rows(landscape, p
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
 
 
-def test_a_killed_apply_leaves_the_old_state(engine_landscape: EngineLandscape) -> None:
+def test_a_killed_apply_leaves_the_old_state(every_engine: EngineLandscape) -> None:
     import os
     import subprocess
     import sys
     from pathlib import Path
 
-    landscape = applied(engine_landscape)
+    landscape = applied(every_engine)
     before = landscape.state()
     landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR, default: \"'BASIC'\"}\nprimary_key")
     landscape.edit(VIEW, "region, created_at", "upper(region) AS region, created_at, tier")   # 4 views
@@ -190,14 +199,15 @@ def test_a_killed_apply_leaves_the_old_state(engine_landscape: EngineLandscape) 
                              "apply", "dev", "--yes"], env={**os.environ, "RECONCILER_FAULT": "SIGKILL:4"},
                             capture_output=True, text=True)
     assert killed.returncode == -9, killed.stderr
-    assert landscape.state() == before
+    if landscape.engine != "spark":   # Spark committed what ran: the next apply compensates it first
+        assert landscape.state() == before
     assert "! interrupted run" in landscape.run("plan", "dev").stdout
     assert landscape.run("apply", "dev", "--yes").code == 0
     assert landscape.sql("SELECT id, tier FROM sales.customer_master ORDER BY id") == [(1, "BASIC"), (2, "BASIC")]
 
 
-def test_narrowing_is_counted_and_a_rebuild_keeps_rows(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_narrowing_is_counted_and_a_rebuild_keeps_rows(every_engine: EngineLandscape) -> None:
+    landscape = applied(every_engine)
     landscape.sql("INSERT INTO sales.customer_master VALUES (70000, 'Big', NULL, 'EU', 'ACTIVE', NULL)")
     landscape.edit(MASTER, "{name: id, type: BIGINT, nullable: false}", "{name: id, type: SMALLINT, nullable: false}")
     before = landscape.state()
@@ -214,8 +224,8 @@ def test_narrowing_is_counted_and_a_rebuild_keeps_rows(engine_landscape: EngineL
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
 
 
-def test_a_removed_table_is_blocked_backed_up_and_restorable(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_a_removed_table_is_blocked_backed_up_and_restorable(every_engine: EngineLandscape) -> None:
+    landscape = applied(every_engine)
     landscape.write("environments/dev/sales/orders.yaml", "kind: Table\nname: orders\nschema: sales\nstatus: active\n"
                     "columns:\n  - {name: id, type: BIGINT, nullable: false}\n  - {name: note, type: VARCHAR}\n"
                     "primary_key: [id]\n")
@@ -236,12 +246,12 @@ def test_a_removed_table_is_blocked_backed_up_and_restorable(engine_landscape: E
     assert landscape.sql("SELECT id, note FROM sales.orders ORDER BY id") == [(1, "a"), (2, "b")]
 
 
-def test_five_applies_at_once_change_the_tenant_once(engine_landscape: EngineLandscape, hold) -> None:
+def test_five_applies_at_once_change_the_tenant_once(every_engine: EngineLandscape, hold) -> None:
     import subprocess
     import sys
     from pathlib import Path
 
-    landscape = applied(engine_landscape)
+    landscape = applied(every_engine)
     landscape.edit(VIEW, "region, created_at", "region, created_at, status")
     command = [str(Path(sys.executable).parent / "reconciler"), "--repo", str(landscape.root), "apply", "dev", "--yes"]
     first = hold.popen(command, hold.env())
@@ -273,8 +283,8 @@ def test_a_postgresql_tenant_lock_timeout_stops_a_blocked_statement(landscape, p
     assert landscape.run("apply", "dev", "--yes").code == 0
 
 
-def test_rollback_execute_and_its_undo(engine_landscape: EngineLandscape) -> None:
-    landscape = applied(engine_landscape)
+def test_rollback_execute_and_its_undo(every_engine: EngineLandscape) -> None:
+    landscape = applied(every_engine)
     state_a, commit_a = landscape.state(), landscape.repo.head.commit.hexsha
     landscape.edit(VIEW, "region, created_at", "region, created_at, status")
     landscape.write("environments/dev/sales/views/vw_eu.yaml", "kind: View\nname: vw_eu\nschema: sales\n"
@@ -291,14 +301,16 @@ def test_rollback_execute_and_its_undo(engine_landscape: EngineLandscape) -> Non
     assert landscape.state() == state_b
 
 
-def test_hostile_names_are_only_ever_identifiers(engine_landscape: EngineLandscape) -> None:
+def test_hostile_names_are_only_ever_identifiers(every_engine: EngineLandscape) -> None:
+    if every_engine.engine == "spark":
+        pytest.skip("Spark refuses any table name but letters, digits and underscores")
     from reconciler.model import ObjectKey
     from reconciler.plan import Change
     from reconciler.state import ColumnState, DesiredState, LiveState, ObjectState
     from reconciler.tenants.ddl import Compiler
     from reconciler.tenants.postgres import PostgresCompiler
 
-    landscape = applied(engine_landscape)
+    landscape = applied(every_engine)
     landscape.sql("CREATE TABLE y (a INTEGER)")   # in the default schema, where an injected DROP would land
     hostile = 'x"; DROP TABLE y; --'   # names never hold '.': validation refuses it long before this
     key = ObjectKey(hostile, hostile)

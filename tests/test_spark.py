@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import DEMO, Landscape
+from conftest import DEMO, DEMO_ROWS, Landscape
 
 ENVIRONMENT = "environments/dev/environment.yaml"
 
@@ -28,7 +28,7 @@ def test_a_plan_against_an_empty_spark_tenant_creates_everything_in_spark_sql(sp
     assert creates["sales.customer_master"] == [
         "CREATE SCHEMA IF NOT EXISTS `sales`",
         "CREATE TABLE `sales`.`customer_master` (`id` BIGINT, `name` STRING, `email` STRING, `region` STRING, "
-        "`status` STRING, `created_at` TIMESTAMP_NTZ) USING parquet"]   # DuckDB TIMESTAMP has no time zone
+        "`status` STRING DEFAULT 'ACTIVE', `created_at` TIMESTAMP_NTZ) USING parquet"]   # NOT NULL and the key go
     assert creates["sales.vw_customer_active"] == [
         "CREATE VIEW `sales`.`vw_customer_active` AS SELECT id, name, email, region, created_at "
         "FROM sales.customer_master WHERE status = 'ACTIVE' AND region = 'EU'"]   # $$REGION_PARAM rendered
@@ -39,7 +39,7 @@ def test_an_identical_table_made_by_hand_is_adopted_and_a_different_one_is_a_con
         spark_landscape: Landscape, spark) -> None:
     spark.sql("CREATE SCHEMA sales")
     spark.sql("CREATE TABLE sales.customer_master (id BIGINT, name STRING, email STRING, region STRING, "
-              "status STRING, created_at TIMESTAMP_NTZ) USING parquet")
+              "status STRING DEFAULT 'ACTIVE', created_at TIMESTAMP_NTZ) USING parquet")
     spark.sql("CREATE TABLE sales.customer_transactions (id BIGINT) USING parquet")
     spark.sql("CREATE VIEW sales.vw_customer_active AS SELECT id, name, email, region, created_at\n"
               "FROM sales.customer_master WHERE status = 'ACTIVE' AND region = 'EU'")   # laid out otherwise
@@ -76,3 +76,26 @@ def test_an_endpoint_nobody_listens_on_is_said_at_once(tmp_path: Path) -> None:
     result = landscape.run("plan", "dev")
     assert result.code == 1
     assert f"tenant dev: cannot reach sc://127.0.0.1:{port}: Connection refused" in result.stderr
+
+
+def test_one_landscape_on_duckdb_and_spark_gives_the_same_rows(landscape: Landscape, spark_server: str, spark) -> None:
+    landscape.edit(ENVIRONMENT, "    create: true\n", f"    create: true\n  - name: dev-spark\n    url: {spark_server}\n")
+    landscape.write("environments/dev/sales/views/vw_weekdays.yaml",   # Spark counts Sunday as 1, DuckDB as 0
+                    "kind: View\nname: vw_weekdays\nschema: sales\nstatus: active\nsql: |\n"
+                    "  SELECT d, dayofweek(d) AS dow, isodow(d) AS iso, extract(dow FROM d) AS edow\n"
+                    "  FROM (VALUES " + ", ".join(f"(DATE '2024-01-{day:02}')" for day in range(7, 14))
+                    + ") AS week(d)\n")
+    landscape.commit("dev on both engines")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert "Tenant dev-spark (spark)" in result.stdout
+    for statement in DEMO_ROWS:
+        landscape.sql(statement)
+        spark.sql(statement).collect()
+    for view in ("vw_customer_active", "vw_transaction_detail", "vw_customer_lifetime_value",
+                 "vw_customer_segmentation", "vw_weekdays"):
+        on_duckdb = sorted(tuple(map(str, row)) for row in landscape.sql(f"SELECT * FROM sales.{view}"))
+        on_spark = sorted(tuple(map(str, row)) for row in spark.sql(f"SELECT * FROM sales.{view}").collect())
+        assert on_duckdb == on_spark, view
+        assert on_duckdb, view
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0

@@ -174,6 +174,8 @@ def restore_statements(session: Session, table: ObjectKey, backup: str) -> list[
                        if c in saved)
     target = sql.qualified(table.schema, table.name, session.engine)
     backup_table = sql.qualified(BACKUP_SCHEMA, backup, session.engine)
+    if session.appends_only:   # no DELETE on the engine's tables: the rows are overwritten in one statement
+        return [f"INSERT OVERWRITE TABLE {target} ({common}) SELECT {common} FROM {backup_table}"]
     return [f"DELETE FROM {target}", f"INSERT INTO {target} ({common}) SELECT {common} FROM {backup_table}"]
 
 

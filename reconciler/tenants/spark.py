@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -35,6 +34,13 @@ from .ddl import Compiler
 ENGINE = "spark"
 CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
 RETRIES = 4            # the client's retries of a failed call: about 4 s in all
+
+# A Spark Connect session's __del__ closes its client, and closing any client shuts down the thread
+# pool every client of the process shares (pyspark 4.0, `ExecutePlanResponseReattachableIterator`).
+# Run by the garbage collector inside another session's call, that shutdown waits on a lock the
+# call holds: the process hangs. Sessions this module stopped are therefore kept until exit.
+_STOPPED: list = []
+
 
 class TableLock:
     """The tenant lock on an engine without one: generations `_reconciler.lock_00000001`, `..2`, each
@@ -158,7 +164,8 @@ class SparkCompiler(Compiler):
         return f"CREATE TABLE {target} ({', '.join(self.column_sql(c) for c in want.columns)}) USING parquet"
 
     def alters_in_place(self, change: Change, want) -> bool:
-        return all(d.column is None or (d.whole_column and d.op == "add") for d in change.details)
+        return all(d.column is None or (d.whole_column and d.op == "add") or d.attribute == "default"
+                   for d in change.details)
 
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
@@ -210,25 +217,18 @@ class SparkAdapter(Adapter):
             yield _SparkSession(session, self)
         finally:
             session.stop()
+            _STOPPED.append(session)
 
     def engine_objects(self, connection) -> tuple[dict[ObjectKey, LiveObject], frozenset[str]]:
-        """One listing per schema, then each table's columns (and a view's original text)."""
+        """One listing per schema, then one DESCRIBE TABLE EXTENDED per object: its exact column
+        types, defaults and a view's original text (a round trip each)."""
         schemas = frozenset(row[0] for row in connection.sql("SHOW NAMESPACES").collect()
                             if not row[0].lower().startswith("_reconciler"))
-        objects: dict[ObjectKey, LiveObject] = {}
-        for schema in sorted(schemas):
-            for table in connection.catalog.listTables(schema):
-                if table.isTemporary:
-                    continue
-                key = ObjectKey(schema, table.name)
-                qualified = sql.qualified(schema, table.name, ENGINE)
-                columns = tuple(ColumnState(row.col_name, sql.engine_type(row.data_type, ENGINE), True, None)
-                                for row in _described(connection.sql(f"DESCRIBE TABLE {qualified}").collect()))
-                if table.tableType == "VIEW":
-                    objects[key] = LiveObject(key, "View", columns, engine_sql=_view_text(connection, key))
-                else:
-                    objects[key] = LiveObject(key, "Table", columns)
-        return objects, schemas
+        listed = [(ObjectKey(schema, table.name), table.tableType == "VIEW") for schema in sorted(schemas)
+                  for table in connection.catalog.listTables(schema) if not table.isTemporary]
+        # one at a time: the client's calls from several threads can deadlock (module docstring)
+        described = [_describe(connection, key, view) for key, view in listed]
+        return {found.key: found for found in described if found is not None}, schemas
 
     def backup_name(self, table: ObjectKey, run_id: str) -> str:
         """Spark names hold letters, digits and underscores only: `schema__table__run`."""
@@ -260,22 +260,33 @@ class SparkAdapter(Adapter):
                     lock.release()
 
 
-def _view_text(connection, key: ObjectKey) -> str | None:
-    """A view's query as it was written (SHOW CREATE TABLE would add collations and properties)."""
+def _describe(connection, key: ObjectKey, view: bool) -> LiveObject | None:
+    """DESCRIBE TABLE EXTENDED, read: its column rows end at the first blank or `#` row; then come
+    sections (`# Detailed Table Information`: the view's original text; `# Column Default Values`).
+    None when the object went away meanwhile."""
+    from pyspark.errors import AnalysisException
+
     try:
-        described = json.loads(connection.sql(f"DESCRIBE TABLE EXTENDED {sql.qualified(key.schema, key.name, ENGINE)} "
-                                              "AS JSON").collect()[0][0])
-    except Exception:  # noqa: BLE001 - it is gone, or not a view
-        return None
-    return described.get("view_original_text")
-
-
-def _described(rows) -> Iterator:
-    """DESCRIBE's column rows: they end where its partition and detail sections begin."""
-    for row in rows:
-        if not row.col_name or row.col_name.startswith("#"):
-            return
-        yield row
+        rows = connection.sql(f"DESCRIBE TABLE EXTENDED {sql.qualified(key.schema, key.name, ENGINE)}").collect()
+    except AnalysisException as error:
+        if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":   # dropped between the listing and now
+            return None
+        raise TenantError(f"cannot describe {key}: {str(error).strip().splitlines()[0]}") from None
+    columns, details, defaults, section = [], {}, {}, None
+    for name, data_type, comment in (tuple(row) for row in rows):
+        if section is None and name and not name.startswith("#"):
+            columns.append((name, data_type))
+        elif name.startswith("# "):
+            section = name
+        elif section == "# Detailed Table Information" and name:
+            details[name] = data_type
+        elif section == "# Column Default Values" and name and not view:
+            defaults[name] = comment
+    states = tuple(ColumnState(name, sql.engine_type(data_type, ENGINE), True,
+                               sql.canonical_default(defaults.get(name), ENGINE)) for name, data_type in columns)
+    if view:
+        return LiveObject(key, "View", states, engine_sql=details.get("View Original Text"))
+    return LiveObject(key, "Table", states)
 
 
 class _SparkSession(Session):
@@ -328,13 +339,12 @@ class _SparkSession(Session):
         return [table.name for table in self.connection.catalog.listTables(schema) if not table.isTemporary]
 
     def table_columns(self, schema: str, table: str) -> list[str]:
-        if not self.connection.catalog.tableExists(f"{schema}.{table}"):
-            return []
-        return [row.col_name for row in _described(
-            self.connection.sql(f"DESCRIBE TABLE {sql.qualified(schema, table, ENGINE)}").collect())]
+        found = _describe(self.connection, ObjectKey(schema, table), False)
+        return [column.name for column in found.columns] if found else []
 
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
-        return {key: text for key in keys if (text := _view_text(self.connection, key)) is not None}
+        found = (_describe(self.connection, key, True) for key in keys)
+        return {view.key: view.engine_sql for view in found if view is not None and view.engine_sql}
 
 
 __all__ = ["SparkAdapter", "SparkCompiler"]

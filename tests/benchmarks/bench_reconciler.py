@@ -4,12 +4,14 @@ Not collected by pytest. Usage (from the repository root):
 
     .venv/bin/python tests/benchmarks/bench_reconciler.py --objects 1000 10000 50000
     .venv/bin/python tests/benchmarks/bench_reconciler.py --objects 1000 --engine postgres
+    .venv/bin/python tests/benchmarks/bench_reconciler.py --objects 1000 --engine spark
     .venv/bin/python tests/benchmarks/bench_reconciler.py --objects 1000 --peers
 
 For each N it generates a landscape with ../shared/bench/gen_landscape.py (same file format
 as ours), commits it to a throw-away git repository, and times in fresh processes: the raw
 DDL script in one transaction (the floor: DuckDB's execute() between BEGIN and COMMIT, or psql -1 -f
-on PostgreSQL), `reconciler
+on PostgreSQL; on Spark, which has no transactions, the statements of the reconciler's own plan sent
+one by one through one Spark Connect session to a server started from the pyspark wheel), `reconciler
 validate`, a plan against an empty tenant, apply to an empty tenant, a no-op plan (cold cache,
 then warm), and a one-view change planned and applied. With --peers, and when a venv holding
 dbt-duckdb and SQLMesh exists (PEERS_VENV, default /tmp/peers-venv; ../shared/bench/peers.sh
@@ -118,14 +120,58 @@ class Postgres:
         return f"postgresql://postgres@/{name}?host={self.socket}"
 
 
+class Spark:
+    """A Spark Connect server started from the pyspark wheel (as the tests start it), in-memory catalog."""
+
+    def __init__(self) -> None:
+        import socket
+
+        import pyspark
+
+        home = Path(pyspark.__file__).parent
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.work = Path(tempfile.mkdtemp(prefix="reconciler-bench-spark-"))
+        self.server = subprocess.Popen(
+            [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
+             "--master", "local[2]", "--driver-memory", "2g", "--conf", "spark.ui.enabled=false",
+             "--conf", "spark.sql.catalogImplementation=in-memory", "--conf", f"spark.sql.warehouse.dir={self.work}",
+             "--conf", f"spark.connect.grpc.binding.port={self.port}", str(next((home / "jars").glob("spark-connect_*.jar")))],
+            env={**os.environ, "SPARK_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True)
+        for line in self.server.stdout:
+            if "Spark Connect server started" in line:
+                break
+        import threading
+
+        threading.Thread(target=self.server.stdout.read, daemon=True).start()
+        self.url = f"sc://localhost:{self.port}"
+
+    def empty(self) -> None:
+        from pyspark.sql import SparkSession
+
+        session = SparkSession.builder.remote(self.url).create()
+        for (name,) in session.sql("SHOW NAMESPACES").collect():
+            if name != "default":
+                session.sql(f"DROP SCHEMA `{name}` CASCADE").collect()
+
+    def floor(self, statements: Path, cwd: Path) -> tuple[float, float]:
+        """The plan's statements, one by one through one Spark Connect session."""
+        return timed([PYTHON, "-c", "import json, sys; from pyspark.sql import SparkSession; "
+                      "s = SparkSession.builder.remote(sys.argv[1]).create(); "
+                      "[s.sql(q).collect() for q in json.load(open(sys.argv[2]))]", self.url, str(statements)], cwd)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, nargs="+", default=[1000, 10000])
-    parser.add_argument("--engine", choices=["duckdb", "postgres"], default="duckdb")
+    parser.add_argument("--engine", choices=["duckdb", "postgres", "spark"], default="duckdb")
     parser.add_argument("--peers", action="store_true", help="also time dbt run and sqlmesh plan (DuckDB)")
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
     args = parser.parse_args()
     postgres = Postgres() if args.engine == "postgres" else None
+    spark = Spark() if args.engine == "spark" else None
     print(f"{'objects':>8} {args.engine:<10} {'step':<44} {'wall_s':>8} {'peak_mb':>8} {'vs_floor':>8}")
     for count in args.objects:
         work = Path(tempfile.mkdtemp(prefix=f"reconciler-bench-{count}-"))
@@ -138,12 +184,26 @@ def main() -> None:
             make_portable(repo, work)
             tenant_url = postgres.database(f"bench_{count}")
             env_file.write_text(re.sub(r"duckdb:///\S+", tenant_url, env_file.read_text()))
+        if spark:
+            spark.empty()
+            tenant_url = spark.url
+            env_file.write_text(re.sub(r"duckdb:///\S+", tenant_url, env_file.read_text()))
         env_file.write_text(env_file.read_text().replace(tenant_url + "\n", tenant_url + "\n    create: true\n"))
         subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "landscape")
 
-        if postgres:
+        if spark:
+            import json
+
+            planned = subprocess.run([*RECONCILER, "--repo", str(repo), "plan", "dev", "--format", "json"],
+                                     capture_output=True, text=True, check=True)
+            statements = work / "spark_statements.json"
+            statements.write_text(json.dumps([q for tenant in json.loads(planned.stdout)["tenants"]
+                                              for change in tenant["changes"] for q in change["statements"]]))
+            floor, floor_mb = spark.floor(statements, work)
+            spark.empty()
+        elif postgres:
             import sqlglot
 
             script = work / "raw_postgres.sql"
@@ -183,6 +243,8 @@ def main() -> None:
                   flush=True)
         if not args.keep:
             shutil.rmtree(work)
+    if spark:
+        os.killpg(spark.server.pid, 15)
 
 
 def peers(work: Path) -> list[tuple[str, float, float]]:
