@@ -220,15 +220,19 @@ class SparkAdapter(Adapter):
             _STOPPED.append(session)
 
     def engine_objects(self, connection) -> tuple[dict[ObjectKey, LiveObject], frozenset[str]]:
-        """One listing per schema, then one DESCRIBE TABLE EXTENDED per object: its exact column
-        types, defaults and a view's original text (a round trip each)."""
+        """One SHOW TABLE EXTENDED per schema (every object, a view's original text and, for a view
+        of plain types, its columns); the analyzer for a table's columns and defaults."""
         schemas = frozenset(row[0] for row in connection.sql("SHOW NAMESPACES").collect()
                             if not row[0].lower().startswith("_reconciler"))
-        listed = [(ObjectKey(schema, table.name), table.tableType == "VIEW") for schema in sorted(schemas)
-                  for table in connection.catalog.listTables(schema) if not table.isTemporary]
-        # one at a time: the client's calls from several threads can deadlock (module docstring)
-        described = [_describe(connection, key, view) for key, view in listed]
-        return {found.key: found for found in described if found is not None}, schemas
+        objects: dict[ObjectKey, LiveObject] = {}
+        for schema in sorted(schemas):
+            for name, (view, text, columns) in _listed(connection, schema).items():
+                key = ObjectKey(schema, name)
+                found = (LiveObject(key, "View", columns, engine_sql=text) if columns is not None
+                         else _analyzed(connection, key, view, text))
+                if found is not None:
+                    objects[key] = found
+        return objects, schemas
 
     def backup_name(self, table: ObjectKey, run_id: str) -> str:
         """Spark names hold letters, digits and underscores only: `schema__table__run`."""
@@ -260,33 +264,69 @@ class SparkAdapter(Adapter):
                     lock.release()
 
 
-def _describe(connection, key: ObjectKey, view: bool) -> LiveObject | None:
-    """DESCRIBE TABLE EXTENDED, read: its column rows end at the first blank or `#` row; then come
-    sections (`# Detailed Table Information`: the view's original text; `# Column Default Values`).
-    None when the object went away meanwhile."""
+# SHOW TABLE EXTENDED's fields, one per line; a line that starts with none of these continues the
+# field before it (a view's text spans lines). A field Spark adds later is read as part of the one
+# before: a view would show as drifted, never hide a drift.
+_FIELDS = ("Catalog", "Database", "Namespace", "Table", "Owner", "Created Time", "Last Access", "Created By",
+           "Type", "Provider", "Comment", "Location", "Serde Library", "InputFormat", "OutputFormat",
+           "Partition Provider", "Partition Columns", "Bucket Columns", "Sort Columns", "Num Buckets",
+           "Table Properties", "Storage Properties", "Statistics", "Collation", "View Text",
+           "View Original Text", "View Schema Mode", "View Catalog and Namespace", "View Query Output Columns")
+_TREE_TYPES = {"integer": "int", "long": "bigint", "short": "smallint", "byte": "tinyint"}
+
+
+def _listed(connection, schema: str) -> dict[str, tuple[bool, str | None, tuple | None]]:
+    """Every table and view of a schema in one round trip (SHOW TABLE EXTENDED): name -> (is a
+    view, a view's original text, its columns where the listing gives them exactly: a view of
+    plain types; None for a table, whose defaults and CHAR/VARCHAR it does not show)."""
+    found = {}
+    for row in connection.sql(f"SHOW TABLE EXTENDED IN {sql.quote(schema, ENGINE)} LIKE '*'").collect():
+        if row.isTemporary:
+            continue
+        head, _, tree = row.information.partition("\nSchema: root\n")
+        fields: dict[str, str] = {}
+        field = None
+        for line in head.split("\n"):
+            name, colon, value = line.partition(": ")
+            if colon and name in _FIELDS:
+                field = name
+                fields[field] = value
+            elif field is not None:
+                fields[field] += "\n" + line
+        view = fields.get("Type") == "VIEW"
+        columns: list[ColumnState] | None = [] if view else None
+        for line in tree.split("\n"):
+            if columns is None or not line.strip():
+                continue
+            if not line.startswith(" |-- ") or line.startswith(" |--  "):
+                columns = None   # a nested type: its exact spelling comes from the analyzer
+                continue
+            name, _, kind = line[len(" |-- "):].rpartition(" (nullable = ")[0].rpartition(": ")
+            if kind in ("array", "map", "struct"):
+                columns = None
+                continue
+            columns.append(ColumnState(name, sql.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
+        found[row.tableName] = (view, fields.get("View Original Text") if view else None,
+                                tuple(columns) if columns is not None else None)
+    return found
+
+
+def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None) -> LiveObject | None:
+    """An object's columns from the analyzer (a round trip, no job): exact types (CHAR/VARCHAR from
+    their metadata) and, for a table, defaults. None when it went away since it was listed."""
     from pyspark.errors import AnalysisException
 
     try:
-        rows = connection.sql(f"DESCRIBE TABLE EXTENDED {sql.qualified(key.schema, key.name, ENGINE)}").collect()
+        fields = connection.table(sql.qualified(key.schema, key.name, ENGINE)).schema.fields
     except AnalysisException as error:
-        if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":   # dropped between the listing and now
+        if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":
             return None
-        raise TenantError(f"cannot describe {key}: {str(error).strip().splitlines()[0]}") from None
-    columns, details, defaults, section = [], {}, {}, None
-    for name, data_type, comment in (tuple(row) for row in rows):
-        if section is None and name and not name.startswith("#"):
-            columns.append((name, data_type))
-        elif name.startswith("# "):
-            section = name
-        elif section == "# Detailed Table Information" and name:
-            details[name] = data_type
-        elif section == "# Column Default Values" and name and not view:
-            defaults[name] = comment
-    states = tuple(ColumnState(name, sql.engine_type(data_type, ENGINE), True,
-                               sql.canonical_default(defaults.get(name), ENGINE)) for name, data_type in columns)
-    if view:
-        return LiveObject(key, "View", states, engine_sql=details.get("View Original Text"))
-    return LiveObject(key, "Table", states)
+        raise TenantError(f"cannot read {key}: {str(error).strip().splitlines()[0]}") from None
+    columns = tuple(ColumnState(
+        field.name, sql.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING")
+                                    or field.dataType.simpleString(), ENGINE), True,
+        None if view else sql.canonical_default(field.metadata.get("CURRENT_DEFAULT"), ENGINE)) for field in fields)
+    return LiveObject(key, "View" if view else "Table", columns, engine_sql=text)
 
 
 class _SparkSession(Session):
@@ -336,15 +376,21 @@ class _SparkSession(Session):
     def tables(self, schema: str) -> list[str]:
         if not self.connection.catalog.databaseExists(schema):
             return []
-        return [table.name for table in self.connection.catalog.listTables(schema) if not table.isTemporary]
+        return [row.tableName for row in self.connection.sql(f"SHOW TABLES IN {sql.quote(schema, ENGINE)}").collect()
+                if not row.isTemporary]
 
     def table_columns(self, schema: str, table: str) -> list[str]:
-        found = _describe(self.connection, ObjectKey(schema, table), False)
+        if table.lower() not in {name.lower() for name in self.tables(schema)}:   # Spark folds names
+            return []
+        found = _analyzed(self.connection, ObjectKey(schema, table), False)
         return [column.name for column in found.columns] if found else []
 
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
-        found = (_describe(self.connection, key, True) for key in keys)
-        return {view.key: view.engine_sql for view in found if view is not None and view.engine_sql}
+        texts = {}
+        for schema in {key.schema for key in keys}:
+            texts.update({ObjectKey(schema, name): text for name, (_, text, _) in _listed(self.connection, schema).items()
+                          if text is not None})
+        return {key: texts[key] for key in keys if key in texts}
 
 
 __all__ = ["SparkAdapter", "SparkCompiler"]

@@ -201,6 +201,8 @@ def main() -> None:
             statements = work / "spark_statements.json"
             statements.write_text(json.dumps([q for tenant in json.loads(planned.stdout)["tenants"]
                                               for change in tenant["changes"] for q in change["statements"]]))
+            spark.floor(statements, work)   # once to warm the server's JVM, which the reconciler then finds warm
+            spark.empty()
             floor, floor_mb = spark.floor(statements, work)
             spark.empty()
         elif postgres:
