@@ -115,6 +115,10 @@ def test_a_killed_apply_is_compensated_by_the_next_one(applied: Landscape, spark
     assert killed.returncode == -9, killed.stderr
     plan = applied.run("plan", "dev")
     assert "! interrupted run" in plan.stdout and "the next apply puts back what it changed" in plan.stdout
+    [dead] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)
+              if r["outcome"] == "running"]
+    unlock = applied.run("unlock", "dev", dead)   # not built for Spark: said, nothing changed
+    assert unlock.code == 1 and "not built for it yet" in unlock.stderr and "Traceback" not in unlock.stderr
     resumed = applied.run("apply", "dev", "--yes")
     assert resumed.code == 0, resumed.output
     assert "had been interrupted; compensated from its journal" in resumed.stderr
