@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from sqlglot.errors import SqlglotError
+
 from . import faults
 from .diff import diff, views_to_bind
 from .errors import ApplyFailed, GuardRefused, ReconcilerError, StalePlan
@@ -54,12 +56,13 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
         run.record(session, "running")
         try:
             live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
-        except (GuardRefused, StalePlan) as refused:
-            run.finish(session, "refused" if isinstance(refused, GuardRefused) else "stale", str(refused))
+            run.tenant_plan = tenant_plan
+            changes = (*tenant_plan.changes, *extra)
+            befores = journal(changes, live, adapter.engine, lambda key: adapter.backup_name(key, run.run_id))
+        except (GuardRefused, StalePlan, ApplyFailed) as refused:   # nothing has run
+            run.finish(session, "refused" if isinstance(refused, GuardRefused) else
+                       "stale" if isinstance(refused, StalePlan) else "failed", str(refused))
             raise
-        run.tenant_plan = tenant_plan
-        changes = (*tenant_plan.changes, *extra)
-        befores = journal(changes, live, adapter.engine, lambda key: adapter.backup_name(key, run.run_id))
         catalog.write_journal(session, run.run_id, befores)
         try:
             _execute(session, changes, befores, run, progress)
@@ -102,7 +105,12 @@ def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_poi
     befores: dict[tuple[str, str], catalog.Before] = {}
     for step, change in enumerate(changes):
         for statement in change.statements:
-            for schema, name in written_objects(statement, engine):
+            try:
+                written = written_objects(statement, engine)
+            except SqlglotError as error:   # what cannot be journaled is not run
+                raise ApplyFailed(f"{change.kind} {change.object}: cannot tell which objects this statement writes, "
+                                  f"so it cannot be undone: {statement} ({error}); nothing was changed") from None
+            for schema, name in written:
                 key = ObjectKey(schema, name)
                 if key.folded() in befores or schema.lower().startswith(catalog.CATALOG_SCHEMA):
                     continue

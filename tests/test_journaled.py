@@ -142,3 +142,17 @@ def test_a_second_apply_cannot_take_the_lock_a_running_one_holds(applied: Landsc
     hold.release(first)
     assert first.wait() == 0, first.stderr.read()
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_statement_whose_writes_cannot_be_read_is_not_run() -> None:
+    """The journal is read out of the statements; one sqlglot cannot parse would go unjournaled, so
+    the apply stops before its first statement."""
+    from reconciler.errors import ApplyFailed
+    from reconciler.journaled import journal
+    from reconciler.plan import Change
+    from reconciler.state import LiveState
+
+    change = Change(action="create", kind="Table", object="sales.t", risk="low", reason="new object",
+                    statements=("CREATE TABLE `sales`.`t` (",))
+    with pytest.raises(ApplyFailed, match="cannot tell which objects this statement writes"):
+        journal([change], LiveState({}, {}, frozenset()), "spark", lambda key: "point")
