@@ -170,6 +170,11 @@ class Adapter(abc.ABC):
     tenant: Tenant
     transactional = True   # its DDL runs inside a transaction that can be rolled back (the apply protocol)
 
+    def __init__(self, tenant: Tenant, repo: Path, lock_timeout: float = 0):
+        self.tenant = tenant
+        self.url = tenant.url
+        self.lock_timeout = lock_timeout   # seconds to wait for a tenant another run holds
+
     @property
     @abc.abstractmethod
     def exists(self) -> bool: ...

@@ -69,9 +69,8 @@ class DuckDBAdapter(Adapter):
     engine = ENGINE
 
     def __init__(self, tenant: Tenant, repo: Path, lock_timeout: float = 0):
-        self.tenant = tenant
+        super().__init__(tenant, repo, lock_timeout)
         self.path = resolve_path(tenant.url, repo)
-        self.lock_timeout = lock_timeout
 
     @property
     def holder_file(self) -> Path:

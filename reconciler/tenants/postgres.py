@@ -15,7 +15,6 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
 
 import networkx as nx
 import psycopg
@@ -23,7 +22,7 @@ from sqlglot import exp
 
 from .. import sql
 from ..errors import TenantError, TenantLocked
-from ..model import ObjectKey, Tenant
+from ..model import ObjectKey
 from ..plan import Change, Refusal
 from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .base import (
@@ -138,11 +137,6 @@ COMPILER = PostgresCompiler()
 
 class PostgresAdapter(Adapter):
     engine = ENGINE
-
-    def __init__(self, tenant: Tenant, repo: Path, lock_timeout: float = 0):
-        self.tenant = tenant
-        self.url = tenant.url
-        self.lock_timeout = lock_timeout
 
     @property
     def exists(self) -> bool:

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .. import sql
 from ..errors import TenantError, TenantLocked
-from ..model import ObjectKey, Tenant
+from ..model import ObjectKey
 from ..plan import Change
 from ..state import ColumnState, DesiredState, LiveObject, LiveState
 from . import catalog
@@ -177,11 +177,6 @@ COMPILER = SparkCompiler()
 class SparkAdapter(Adapter):
     engine = ENGINE
     transactional = False
-
-    def __init__(self, tenant: Tenant, repo: Path, lock_timeout: float = 0):
-        self.tenant = tenant
-        self.url = tenant.url
-        self.lock_timeout = lock_timeout
 
     @property
     def exists(self) -> bool:
