@@ -83,10 +83,9 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
                 what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
             try:
                 put_back = compensate(session, befores)
-            except CompensationFailed as failed:
-                message = f"tenant {expected.tenant}: {what}\n  {failed}"
-                run.finish(session, "failed", message)
-                raise CompensationFailed(message) from None
+            except CompensationFailed as failed:   # left running: the next apply compensates it again
+                raise CompensationFailed(f"tenant {expected.tenant}: {what}\n  {failed}; the run stays recorded "
+                                         "as running, and the next apply tries to put it back again") from None
             message = (f"tenant {expected.tenant}: {what}\n  {adapter.engine} commits each statement, so the run "
                        f"was compensated from its journal: {put_back}; the tenant is as it was before the run")
             run.finish(session, "failed" if isinstance(stopped, Exception) else "interrupted", message)
@@ -158,7 +157,17 @@ def compensate(session: Session, befores: Sequence[catalog.Before]) -> str:
     """Put every journaled object back as it was, then verify each: what was absent dropped, a
     view re-created from its text, a table re-created from its restore point (one that was never
     copied was never touched). Newest first for what goes, tables then views for what comes back
-    (a view is created over what it reads). Returns what was done, for people."""
+    (a view is created over what it reads). Returns what was done, for people; CompensationFailed
+    (the journal and restore points kept) when a statement of it fails or the result differs."""
+    try:
+        return _put_back(session, befores)
+    except StatementFailed as failure:
+        raise CompensationFailed(f"putting the run's objects back failed: {failure.message}\n  statement: "
+                                 f"{failure.statement}\n  its journal and restore points (schema "
+                                 f"{catalog.BACKUP_SCHEMA}) are kept") from None
+
+
+def _put_back(session: Session, befores: Sequence[catalog.Before]) -> str:
     engine = session.engine
     live, _ = session.adapter.engine_objects(session.connection)
     now = {key.folded(): obj for key, obj in live.items()}

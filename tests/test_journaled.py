@@ -156,3 +156,23 @@ def test_a_statement_whose_writes_cannot_be_read_is_not_run() -> None:
                     statements=("CREATE TABLE `sales`.`t` (",))
     with pytest.raises(ApplyFailed, match="cannot tell which objects this statement writes"):
         journal([change], LiveState({}, {}, frozenset()), "spark", lambda key: "point")
+
+
+def test_a_compensation_that_fails_keeps_its_restore_points_and_says_so(spark_server: str, spark) -> None:
+    """A restore point that cannot be read back (here a view over a table gone since): the error
+    names the statement, the restore point stays, nothing is hidden behind a traceback."""
+    from reconciler.journaled import CompensationFailed, compensate
+    from reconciler.model import ObjectKey, Tenant
+    from reconciler.tenants.catalog import Before
+    from reconciler.tenants.spark import SparkAdapter
+
+    for statement in ("CREATE SCHEMA scratch", "CREATE TABLE scratch.gone (a INT) USING parquet",
+                      "CREATE SCHEMA _reconciler_backup",
+                      "CREATE VIEW _reconciler_backup.point AS SELECT * FROM scratch.gone", "DROP TABLE scratch.gone"):
+        spark.sql(statement).collect()
+    adapter = SparkAdapter(Tenant(name="dev", url=spark_server), Path("."))
+    with adapter.reading() as session, pytest.raises(CompensationFailed) as failed:
+        compensate(session, [Before(0, ObjectKey("scratch", "orders"), "Table", (("a", "INT"),), restore_point="point")])
+    assert "putting the run's objects back failed" in str(failed.value)
+    assert "statement: CREATE TABLE `scratch`.`orders` USING parquet AS SELECT * FROM" in str(failed.value)
+    assert [t.name for t in spark.catalog.listTables("_reconciler_backup")] == ["point"]
