@@ -97,7 +97,7 @@ def _require_variables(planned: Planned, plan: Plan) -> None:
     names: list[str] = []
     for tenant_plan in plan.tenants:
         state = planned.states[tenant_plan.tenant]
-        names += secrets.references(state.tenant.password)
+        names += state.tenant.secret_names
         for change in tenant_plan.changes:
             if change.kind == "Connection" and change.action != "delete":
                 names += secrets.references(state.desired.objects[change.key].definition.get("secrets", {}))

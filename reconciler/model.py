@@ -124,6 +124,15 @@ class Tenant(_Frozen):
     statement_timeout: str | None = Field(None, description="PostgreSQL: the longest any statement may run, e.g. 10min")
 
     @property
+    def secret_names(self) -> tuple[str, ...]:
+        """The variables its credentials come from: its password, and the `name=env:VARIABLE`
+        parameters of its url (a Spark Connect `;token=env:NAME`)."""
+        parameters = self.url.partition("/;")[2].split(";") if "/;" in self.url else []
+        held = [value for _, _, value in (p.partition("=") for p in parameters) if value.startswith("env:")]
+        return tuple(reference.removeprefix("env:") for reference in [*([self.password] if self.password else []),
+                                                                      *held])
+
+    @property
     def engine(self) -> str:
         """The sqlglot dialect of the engine the url names (postgresql:// is sqlglot's postgres)."""
         scheme = urlsplit(self.url).scheme

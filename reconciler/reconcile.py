@@ -141,17 +141,17 @@ BASE_REF_VARIABLE = "RECONCILER_BASE_REF"   # set by the pull request plan workf
 
 
 def _moved_tenants(workspace: Workspace, landscape: Landscape, tenants: Sequence[Tenant]) -> dict[str, str]:
-    """In a pull request's plan (RECONCILER_BASE_REF names the base), the tenants holding a password
-    whose url or password reference differs from the base's: a pull request must not be able to send
+    """In a pull request's plan (RECONCILER_BASE_REF names the base), the tenants holding a secret (a
+    password, a token in the url) whose url or password reference differs from the base's: a pull request must not be able to send
     a tenant's password to a host it names. Tenant name -> the base ref."""
     base = os.environ.get(BASE_REF_VARIABLE)
-    if not base or not any(t.password for t in tenants):
+    if not base or not any(t.secret_names for t in tenants):
         return {}
     try:
         before = {t.name: (t.url, t.password) for t in workspace.load(landscape.name, base).environment.tenants}
     except ReconcilerError:   # a base that does not hold a valid environment vouches for nothing
         before = {}
-    return {t.name: base for t in tenants if t.password and before.get(t.name) != (t.url, t.password)}
+    return {t.name: base for t in tenants if t.secret_names and before.get(t.name) != (t.url, t.password)}
 
 
 __all__ = ["Workspace", "plan_environment", "WORKTREE"]

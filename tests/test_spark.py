@@ -99,3 +99,42 @@ def test_one_landscape_on_duckdb_and_spark_gives_the_same_rows(landscape: Landsc
         assert on_duckdb == on_spark, view
         assert on_duckdb, view
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_token_comes_from_its_variable_and_is_never_printed(spark_landscape: Landscape, spark_server: str,
+                                                              monkeypatch) -> None:
+    spark_landscape.edit(ENVIRONMENT, spark_server, f"{spark_server}/;token=env:DBX_TOKEN")
+    spark_landscape.commit("a token for the lakehouse")
+    monkeypatch.delenv("DBX_TOKEN", raising=False)
+    for command in (["plan", "dev"], ["apply", "dev", "--yes"]):
+        result = spark_landscape.run(*command)
+        assert result.code == 1 and "environment variable DBX_TOKEN is not set" in result.stderr, result.output
+    monkeypatch.setenv("DBX_TOKEN", "dapi-the-token-value")
+    result = spark_landscape.run("plan", "dev")   # the client sends it; this local server does not check it
+    assert result.code == 0, result.output
+    assert "dapi-the-token-value" not in result.output
+
+
+def test_a_pull_request_cannot_send_the_token_to_a_host_it_names(spark_landscape: Landscape, spark_server: str,
+                                                                 monkeypatch) -> None:
+    import socket
+
+    spark_landscape.edit(ENVIRONMENT, spark_server, "sc://127.0.0.1:1/;token=env:DBX_TOKEN")
+    spark_landscape.commit("the base branch: the lakehouse with its token")
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    spark_landscape.edit(ENVIRONMENT, "127.0.0.1:1/", f"127.0.0.1:{listener.getsockname()[1]}/")   # the pull request
+    monkeypatch.setenv("DBX_TOKEN", "dapi-never-sent")
+    monkeypatch.setenv("RECONCILER_BASE_REF", spark_landscape.repo.head.commit.hexsha)
+    result = spark_landscape.run("plan", "dev")
+    assert result.code == 1
+    assert "tenant dev: this change gives it another url or password" in result.stderr
+    try:
+        listener.accept()
+        raise AssertionError("the plan connected to the host the pull request named")
+    except BlockingIOError:
+        pass
+    finally:
+        listener.close()

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .. import sql
+from .. import secrets, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey
 from ..plan import Change
@@ -200,9 +200,10 @@ class SparkAdapter(Adapter):
             logging.getLogger(name).disabled = True    # for every failed statement; the message is ours to say
 
         parts = urlsplit(self.url)
+        client_url = self._client_url()   # a missing variable is named before anything connects
         try:   # a refused or unroutable endpoint is said at once, not after the client's retries
             socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_TIMEOUT).close()
-            session = SparkSession.builder.remote(self.url).create()
+            session = SparkSession.builder.remote(client_url).create()
         except Exception as error:  # noqa: BLE001 - the client raises many kinds; one message for the user
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
             raise TenantError(f"tenant {self.tenant.name}: cannot reach {self.describe()}: "
@@ -213,6 +214,20 @@ class SparkAdapter(Adapter):
         finally:
             session.stop()
             _STOPPED.append(session)
+
+    def _client_url(self) -> str:
+        """The url the client connects with: each `name=env:VARIABLE` parameter (`;token=env:NAME`)
+        given its value, which is handed to the client and never printed or stored."""
+        base, _, parameters = self.url.partition("/;")
+        if not parameters:
+            return self.url
+        resolved = []
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if value.startswith("env:"):
+                value = secrets.resolve(value, f"tenant {self.tenant.name}")
+            resolved.append(f"{name}={value}")
+        return f"{base}/;{';'.join(resolved)}"
 
     def engine_objects(self, connection) -> tuple[dict[ObjectKey, LiveObject], frozenset[str]]:
         """One SHOW TABLE EXTENDED per schema (every object, a view's original text and, for a view
