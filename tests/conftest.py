@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -360,3 +361,24 @@ def spark_landscape(tmp_path: Path, spark_server: str, spark) -> Landscape:
     landscape = Landscape(tmp_path)
     landscape.commit("the demo, dev on Spark")
     return landscape
+
+
+@contextlib.contextmanager
+def a_host_nobody_may_reach() -> Iterator[int]:
+    """A port on this machine that a test expects no connection to: yields it, then fails if anything
+    connected while the block ran (a pull request's plan sending a secret to the host it names)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    try:
+        yield listener.getsockname()[1]
+        try:
+            listener.accept()
+        except BlockingIOError:
+            return
+        raise AssertionError("something connected to the host the pull request named")
+    finally:
+        listener.close()
