@@ -188,8 +188,7 @@ def _put_back(session: Session, befores: Sequence[catalog.Before]) -> str:
             back.append(before)
     for before in back:
         if before.kind == "Table":
-            session.execute(f"CREATE TABLE {qualified(before.key.schema, before.key.name, engine)} USING parquet "
-                            f"AS SELECT * FROM {qualified(catalog.BACKUP_SCHEMA, before.restore_point, engine)}")
+            session.execute(catalog.from_restore_point(engine, before.key, before.restore_point))
     views = [b for b in back if b.kind == "View"]
     while views:   # in plan order; a view whose reads are not back yet waits for the next round
         waiting = []

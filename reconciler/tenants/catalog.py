@@ -241,11 +241,10 @@ def running(session: Session) -> list[str]:
         f"SELECT run_id FROM {CATALOG_SCHEMA}.runs WHERE outcome = 'running' ORDER BY started_at")]
 
 
-def restore_point_statements(engine: str, table: ObjectKey, point: str) -> list[str]:
-    """A copy of the table's rows, taken before a run touches it (its data: Spark's CTAS writes the
-    rows before the table appears in the catalog, so a restore point that exists is whole)."""
-    return [f"CREATE TABLE {sql.qualified(BACKUP_SCHEMA, point, engine)} USING parquet AS SELECT * FROM "
-            f"{sql.qualified(table.schema, table.name, engine)}"]
+def from_restore_point(engine: str, table: ObjectKey, point: str) -> str:
+    """The statement that re-creates a table, rows and all, from the restore point a run took of it."""
+    return (f"CREATE TABLE {sql.qualified(table.schema, table.name, engine)} USING parquet AS SELECT * FROM "
+            f"{sql.qualified(BACKUP_SCHEMA, point, engine)}")
 
 
 class Run:
