@@ -423,6 +423,51 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
 
 @cli.command()
 @click.argument("environment")
+@click.option("--select", "selection", help="Only these objects, as `graph --select` names them: 'name', "
+              "'name+', 'schema:sales', 'kind:View'.")
+@click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
+@click.option("--ref", help="The checks as the folder declares them at this git ref.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github"]), default="text")
+@click.pass_context
+def check(ctx: click.Context, environment: str, selection: str | None, tenants: tuple[str, ...], ref: str | None,
+          fmt: str) -> None:
+    """Run the data checks of ENVIRONMENT's objects in every tenant; exit 1 when a check of severity
+    error finds offending rows. Changes no object; the results go to each tenant's audit.
+
+    \b
+    Example:
+      reconciler check prod
+      reconciler check prod --select 'sales.orders+' --format github
+    """
+    workspace = _workspace(ctx)
+    planned, found = reconcile.check_environment(workspace, environment, ref, tenants or None, selection)
+    actor = executor.current_actor(workspace.repo)
+    recorded = {}
+    for tenant in found:
+        state = planned.states[tenant.tenant]
+        try:
+            recorded[tenant.tenant] = executor.record_checks(state, planned.plan.tenant(tenant.tenant), planned.plan,
+                                                             tenant.results, actor)
+        except ReconcilerError as error:   # the results stand; only their audit record is missing
+            err.print(Text(f"{tenant.tenant}: the results were not recorded in the audit: {error}", style="yellow"))
+    if fmt == "json":
+        out.print(json.dumps([{"tenant": t.tenant, "run_id": recorded.get(t.tenant),
+                               "results": [{**asdict(r), "outcome": r.outcome} for r in t.results],
+                               "skipped": list(t.skipped)} for t in found], indent=2, default=str), markup=False)
+    elif fmt == "markdown":
+        out.print(report.checks_markdown(found), markup=False)
+    elif fmt == "github":
+        text = report.checks_github(found)
+        if text:
+            out.print(text, markup=False)
+    else:
+        _print_lines(report.checks_text(found))
+    if any(tenant.failed for tenant in found):
+        ctx.exit(EXIT_ERROR)
+
+
+@cli.command()
+@click.argument("environment")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def history(ctx: click.Context, environment: str, fmt: str) -> None:

@@ -147,11 +147,12 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
                        "primary key changed: the table is rebuilt and its rows copied",
                        (pk, *details), data_loss=bool(dropped))
     drift = record.definition.get("columns") != [c.to_json() for c in found.columns] and bool(details)
-    description = _details({"description": record.definition.get("description", "")},
-                           {"description": want.definition.get("description", "")})
+    description = (*_details({"description": record.definition.get("description", "")},
+                             {"description": want.definition.get("description", "")}),
+                   *_check_details(record.definition, want.definition))
     if not details:
         if description:
-            return _change("update", want, "low", "description changed", description, catalog_only=True)
+            return _change("update", want, "low", _catalog_reason(description), description, catalog_only=True)
         return None
     dropped = [d for d in details if d.op == "drop" and d.whole_column]
     reason = "columns changed outside the reconciler (drift)" if drift else "columns changed"
@@ -196,13 +197,16 @@ def _flag_probable_table_renames(changes: dict[ObjectKey, Change], desired: Desi
 
 def _view(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: str) -> Change | None:
     same = record.content_hash == want.content_hash
-    details = () if same else _details(record.definition, want.definition)
+    details = () if same else (*_details(_without_checks(record.definition), _without_checks(want.definition)),
+                               *_check_details(record.definition, want.definition))
     if found.engine_sql != record.engine_sql:
         return _change("update", want, "low", "changed outside the reconciler (drift)",
                        (Detail(field="sql", op="change", before=_view_query(found.engine_sql, engine),
                                after=want.sql),), drift=True)
     if not details:
         return None
+    if all(d.field.startswith("checks.") for d in details):   # the view itself stays as it is
+        return _change("update", want, "low", _catalog_reason(details), details, catalog_only=True)
     if record.definition.get("projection", want.projection) != want.projection:
         return _change("replace", want, "medium", "the view's columns change", details)
     return _change("update", want, "low", "query changed, same columns", details)
@@ -404,6 +408,23 @@ def _change(action: str, want: ObjectState, risk: str, reason: str, details=(), 
 
 def _columns(columns: tuple[ColumnState, ...]) -> dict[str, dict]:
     return {c.name: {"type": c.type, "nullable": c.nullable, "default": c.default} for c in columns}
+
+
+def _check_details(before: dict, after: dict) -> tuple[Detail, ...]:
+    """The data checks that were added, dropped or changed, by name."""
+    named = [{check["name"]: {k: v for k, v in check.items() if k != "name"} for check in d.get("checks", [])}
+             for d in (before, after)]
+    return _details(named[0], named[1], prefix="checks")
+
+
+def _without_checks(definition: dict) -> dict:
+    return {key: value for key, value in definition.items() if key != "checks"}
+
+
+def _catalog_reason(details: Sequence[Detail]) -> str:
+    """Why a change touches only the catalog: its description, its checks, or both changed."""
+    changed = sorted({"checks" if d.field.startswith("checks.") else d.field for d in details})
+    return f"{' and '.join(changed)} changed" if len(changed) > 1 else f"{changed[0]} changed"
 
 
 def _details(before: dict, after: dict, prefix: str = "") -> tuple[Detail, ...]:

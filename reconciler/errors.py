@@ -67,6 +67,12 @@ class GuardRefused(ReconcilerError):
     exit_code = 3
 
 
+class ChecksFailed(ReconcilerError):
+    """A data check of severity error found offending rows; the apply or run did not commit."""
+
+    exit_code = 3
+
+
 class PackageError(ReconcilerError):
     """A transport package that is not one, or was altered after it was made."""
 

@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING
 
 import git
 
-from . import faults, secrets
+from . import checks, faults, secrets
 from . import plan as plans
 from .diff import diff, views_to_bind
 from .errors import (
     ApplyFailed,
+    ChecksFailed,
     GuardRefused,
     ReconcilerError,
     StalePlan,
@@ -135,6 +136,7 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
             _execute(session, adapter, live, changes, run, progress)
             catalog.write_objects(session, tenant_plan.changes, state.desired, run)
             session.check_views(views_to_bind(changes, live, state.desired.engine))
+            run_checks(session, state, changes, run)
             remaining = diff(state.desired, session.inspect())
             if remaining:
                 raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5]))
@@ -145,6 +147,11 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
             session.rollback()
             run.conclude(session, "refused" if isinstance(refused, GuardRefused) else "stale", str(refused))
             raise
+        except ChecksFailed as failed:
+            session.rollback()
+            message = f"{failed}\n  the tenant was rolled back; nothing changed"
+            run.conclude(session, "failed", message)
+            raise ChecksFailed(message) from None
         except NotConverged as left:
             session.rollback()
             message = (f"tenant {expected.tenant}: after the statements a new plan was not empty: {left}; "
@@ -161,7 +168,20 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
             session.rollback()
             run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
             raise
-    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary)
+    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary, notes=warnings(run.checks))
+
+
+def run_checks(session: Session, state: TenantState, changes: Sequence[Change], run: catalog.Run) -> None:
+    """Inside the apply, after its statements: the checks of every object it created or changed and of
+    what reads them; ChecksFailed (nothing commits) when one of severity error found offending rows."""
+    run.checks = checks.run(session, checks.affected(changes, state.desired))
+    failed = checks.failures(run.checks)
+    if failed:
+        raise ChecksFailed(checks.failure_message(state.tenant.name, failed))
+
+
+def warnings(results: Sequence[checks.Result]) -> tuple[str, ...]:
+    return tuple(f"check warned: {r.describe()}" for r in results if r.outcome == "warned")
 
 
 class NotConverged(Exception):
@@ -188,7 +208,8 @@ def failed_subject(changes: Sequence[Change], failure: StatementFailed) -> str:
     """What a failed statement belonged to, for people: a change, the bind check of views, the catalog."""
     change = next((c for c in changes if failure.statement in c.statements), None)
     return (f"{change.kind} {change.object}" if change else
-            "views" if failure.statement.startswith("SELECT * FROM") else "catalog")
+            "views" if failure.statement.startswith("SELECT * FROM") else
+            "data checks" if failure.statement.startswith(checks.COUNTING) else "catalog")
 
 
 def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, TenantPlan]:
@@ -250,6 +271,33 @@ def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, oper
     return run.run_id
 
 
+def record_checks(state: TenantState, tenant_plan: TenantPlan, plan: Plan, results: Sequence[checks.Result],
+                  actor: str) -> str | None:
+    """Audit a `reconciler check` in the tenant: a run (operation `check`, outcome passed or failed) and
+    the result of every check it ran. A tenant that does not exist is left alone."""
+    if not state.adapter.exists:
+        return None
+    run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "check")
+    run.checks = results
+    outcome = "failed" if checks.failures(results) else "passed"
+    with state.adapter.session(create=False) as session:
+        if not state.adapter.transactional:   # the catalog only appends there: each row stands on its own
+            catalog.create(session)
+            run.record(session, outcome)
+            catalog.write_checks(session, run.run_id, results)
+            return run.run_id
+        session.begin()
+        try:
+            catalog.create(session)
+            run.record(session, outcome)
+            catalog.write_checks(session, run.run_id, results)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    return run.run_id
+
+
 def release(adapter: Adapter, run_id: str) -> None:
     """Conclude a dead run's audit row as interrupted. Opening the tenant for writing proves the
     run's process is gone: the engine's lock dies with it (a live holder raises TenantLocked)."""
@@ -295,4 +343,4 @@ def current_actor(repo: Path) -> str:
     return getpass.getuser()
 
 
-__all__ = ["apply_environment", "apply_tenant", "record_dry_run", "release", "drop_backups", "TenantResult"]
+__all__ = ["apply_environment", "apply_tenant", "record_dry_run", "record_checks", "release", "drop_backups", "TenantResult"]

@@ -24,7 +24,7 @@ from sqlglot.errors import SqlglotError
 
 from . import faults
 from .diff import diff, views_to_bind
-from .errors import ApplyFailed, GuardRefused, ReconcilerError, StalePlan
+from .errors import ApplyFailed, ChecksFailed, GuardRefused, ReconcilerError, StalePlan
 from .model import ObjectKey
 from .parallel import STOP
 from .plan import Change, Plan, TenantPlan
@@ -46,7 +46,7 @@ class CompensationFailed(ApplyFailed):
 def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
                     progress: Progress | None, moved: str, allow_data_loss: Sequence[str],
                     extra: Sequence[Change] = ()) -> TenantResult:
-    from .executor import NotConverged, TenantResult, failed_subject, new_run_id, replan
+    from .executor import NotConverged, TenantResult, failed_subject, new_run_id, replan, run_checks, warnings
 
     run = catalog.Run(new_run_id(), plan, expected, actor, operation)
     adapter = state.adapter
@@ -68,6 +68,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             _execute(session, changes, befores, run, progress)
             catalog.write_objects(session, tenant_plan.changes, state.desired, run)
             session.check_views(views_to_bind(changes, live, state.desired.engine))
+            run_checks(session, state, changes, run)
             run.finish(session, "applied" if changes else "no-changes")   # the commit point
             remaining = diff(state.desired, session.inspect())
             if remaining:
@@ -76,6 +77,8 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             if isinstance(stopped, StatementFailed):
                 what = (f"{failed_subject(changes, stopped)}: apply failed: {stopped.message}\n"
                         f"  statement: {stopped.statement}")
+            elif isinstance(stopped, ChecksFailed):
+                what = str(stopped).removeprefix(f"tenant {expected.tenant}: ")
             elif isinstance(stopped, NotConverged):
                 what = (f"after the statements a new plan was not empty: {stopped} (this is a reconciler bug, "
                         "please report it)")
@@ -95,7 +98,8 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
                 raise type(stopped)(message) from None
             raise
         _drop_restore_points(session, befores)
-    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary, notes=recovered)
+    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary,
+                        notes=recovered + warnings(run.checks))
 
 
 def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_point) -> list[catalog.Before]:

@@ -10,7 +10,7 @@ from enum import Enum
 from typing import Annotated, Literal, NamedTuple, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 PLAIN_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 TENANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
@@ -56,6 +56,84 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+class Bounds(_Frozen):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Bounds:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min:g}) is greater than max ({self.max:g})")
+        return self
+
+
+class Relationship(_Frozen):
+    to: Annotated[str, Field(pattern=QUALIFIED_NAME, description="the table or view the column refers to")]
+    column: Name = Field(description="its column the values must appear in")
+
+
+CHECK_KINDS = ("not_null", "unique", "accepted_values", "accepted_range", "relationships", "row_count",
+               "expression", "sql")
+COLUMN_CHECK_KINDS = CHECK_KINDS[:5]   # what a check written under a column may be
+
+
+class Check(_Frozen):
+    """One data check: exactly one of the kinds, with its severity and an optional row filter. Under a
+    column it checks that column; under the object it names its column (`column:`, or the column
+    as the value of `not_null` / `unique`)."""
+
+    name: Name | None = Field(None, description="its name in results and the audit (default: kind and columns)")
+    severity: Literal["error", "warn"] = Field("error", description="error: a failure stops the apply; "
+                                                                    "warn: reported and recorded")
+    where: str | None = Field(None, description="SQL condition: only the rows it holds for are checked")
+    column: Name | None = Field(None, description="object level: the column a column check is about")
+    not_null: bool | Name | None = Field(None, description="no NULL (object level: the column's name)")
+    unique: bool | Name | tuple[Name, ...] | None = Field(
+        None, description="no value twice (object level: a column, or a list of columns unique together); "
+                          "rows with a NULL in the key are not compared")
+    accepted_values: tuple[ParameterValue, ...] | None = Field(None, min_length=1,
+                                                               description="every non-NULL value is one of these")
+    accepted_range: Bounds | None = Field(None, description="every non-NULL value is within min..max (inclusive)")
+    relationships: Relationship | None = Field(None, description="every non-NULL value appears in to.column")
+    row_count: Bounds | None = Field(None, description="the number of rows is within min..max (inclusive)")
+    expression: str | None = Field(None, description="boolean SQL over one row; a row where it is false or "
+                                                     "NULL fails")
+    sql: str | None = Field(None, description="one SELECT returning the offending rows: no rows passes")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Check:
+        kinds = [kind for kind in CHECK_KINDS if getattr(self, kind) not in (None, False)]
+        if len(kinds) != 1:
+            found = f"found {', '.join(kinds)}" if kinds else "found none"
+            raise ValueError(f"a check is exactly one of {', '.join(CHECK_KINDS)} ({found})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in CHECK_KINDS if getattr(self, kind) not in (None, False))
+
+
+def _shorthand(value: object) -> object:
+    """`not_null` under a column is `{not_null: true}`."""
+    if isinstance(value, str) and value not in ("not_null", "unique"):
+        raise ValueError(f"'{value}' is not a check written by name alone (only not_null and unique are): "
+                         "write a mapping such as {accepted_values: [A, B]}")
+    return {value: True} if isinstance(value, str) else value
+
+
+class _OrShorthand:
+    """The JSON Schema of a column check: the check, or the name of a kind that needs no argument."""
+
+    @staticmethod
+    def __get_pydantic_json_schema__(core_schema, handler) -> dict:
+        return {"anyOf": [{"enum": ["not_null", "unique"]}, handler(core_schema)]}
+
+
+ColumnCheck = Annotated[Check, BeforeValidator(_shorthand), _OrShorthand]
+
+
 class Column(_Frozen):
     name: Name
     type: str = Field(description="SQL type in the landscape's dialect, e.g. BIGINT, VARCHAR, DECIMAL(18,2)")
@@ -63,6 +141,10 @@ class Column(_Frozen):
     default: str | None = Field(None, description="SQL expression used as the column default")
     description: str = ""
     renamed_from: Name | None = Field(None, description="the column's former name: renamed in place, values kept")
+    sensitive: bool = Field(False, description="never shown in a check's sample of offending rows (nor is "
+                                               "any view column computed from it)")
+    checks: tuple[ColumnCheck, ...] = Field((), description="checks of this column: not_null, unique, "
+                                                            "accepted_values, accepted_range, relationships")
 
 
 class _Object(_Frozen):
@@ -82,11 +164,15 @@ class Table(_Object):
     primary_key: tuple[Name, ...] = ()
     renamed_from: Name | None = Field(None, description="the table's former name in the same schema: "
                                                         "renamed in place, rows kept")
+    checks: tuple[Check, ...] = Field((), description="checks of the whole table, run inside every apply "
+                                                      "that changes it and by `reconciler check`")
 
 
 class View(_Object):
     kind: Literal["View"]
     sql: str = Field(description="one SELECT; $$NAME inserts the parameter NAME as a SQL literal")
+    checks: tuple[Check, ...] = Field((), description="checks of the view's rows, run inside every apply "
+                                                      "that changes it or what it reads, and by `reconciler check`")
 
 
 class DataFlow(_Object):

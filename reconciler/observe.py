@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import gitops
+from . import gitops, report
 from . import plan as plans
 from .errors import ReconcilerError, TenantLocked
 from .model import ObjectKey
@@ -35,6 +35,7 @@ class TenantStatus:
     drift: int | None
     lock: str | None
     problem: str | None = None
+    checks: str | None = None   # the data checks of the latest run that ran any: counts, its operation, when
 
 
 @dataclass(frozen=True)
@@ -79,11 +80,14 @@ def _tenant_status(workspace: Workspace, environment: str, tenant) -> TenantStat
 
 def _row(environment: str, planned, tenant: str) -> TenantStatus:
     tenant_plan = planned.plan.tenant(tenant)
-    runs = [r for r in planned.states[tenant].adapter.runs()
-            if r["outcome"] in ("applied", "no-changes") and not r["dry_run"]]
+    every = planned.states[tenant].adapter.runs()
+    runs = [r for r in every if r["outcome"] in ("applied", "no-changes") and not r["dry_run"]]
     applied = (runs[-1]["commit"] or "")[:8] if runs else None
     drifted = sum(1 for c in tenant_plan.changes if c.drift) + len(tenant_plan.unmanaged)
-    return TenantStatus(environment, tenant, applied, len(tenant_plan.changes), drifted, None)
+    checked = [r for r in every if r["checks"]]
+    checks = (f"{report.check_counts(checked[-1]['checks'])} ({checked[-1].get('operation') or 'apply'} "
+              f"{checked[-1]['started_at']:%Y-%m-%d %H:%M})" if checked else None)
+    return TenantStatus(environment, tenant, applied, len(tenant_plan.changes), drifted, None, checks=checks)
 
 
 @dataclass(frozen=True)

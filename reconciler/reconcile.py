@@ -16,6 +16,8 @@ from pathlib import Path
 
 import git
 
+from . import checks
+from . import graph as graphs
 from .cache import Cache
 from .diff import views_to_bind
 from .errors import GuardRefused, ReconcilerError, TenantError, UsageProblem
@@ -137,6 +139,54 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
     return Planned(landscape, plan, {state.tenant.name: state for state, _ in outcomes})
 
 
+@dataclass(frozen=True)
+class TenantChecks:
+    """What `reconciler check` found in one tenant."""
+
+    tenant: str
+    results: tuple[checks.Result, ...]
+    skipped: tuple[str, ...] = ()       # objects whose checks did not run, and why
+    where: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)   # (object, check) -> file, line
+
+    @property
+    def failed(self) -> bool:
+        return any(result.outcome == "failed" for result in self.results)
+
+
+def check_environment(workspace: Workspace, environment: str, ref: str | None = None,
+                      tenants: Sequence[str] | None = None, selection: str | None = None
+                      ) -> tuple[Planned, list[TenantChecks]]:
+    """Run the data checks of every object (or those `selection` names, in `graph --select` terms) in
+    each tenant, through one read session per tenant (shared-locked like a plan). An object the tenant
+    does not hold as the folder declares it (a pending change to it, other than to its description or
+    checks: they may name what is not there yet) is skipped and said so. Reads only; the audit record is the caller's (`executor.record_checks`)."""
+    planned = plan_environment(workspace, environment, ref, tenants)
+    found = []
+    for tenant_plan in planned.plan.tenants:
+        state = planned.states[tenant_plan.tenant]
+        graph = state.desired.graph
+        try:
+            chosen = set(graphs.select(graph, selection)) if selection else set(graph)
+        except ValueError as error:
+            raise UsageProblem(f"--select: {error}") from None
+        pending = {change.key for change in tenant_plan.changes if not change.catalog_only}
+        objects, skipped = [], []
+        for key in sorted(chosen):
+            obj = state.desired.objects[key]
+            if not obj.checks:
+                continue
+            if key in pending or state.live.object(key) is None:
+                skipped.append(f"{key}: the tenant does not hold it as the folder declares it (the plan "
+                               "changes it); apply first")
+            else:
+                objects.append(obj)
+        with state.adapter.reading() as reading:
+            results = checks.run(reading, objects)
+        where = {(str(obj.key), check.name): (obj.path, check.line) for obj in objects for check in obj.checks}
+        found.append(TenantChecks(tenant_plan.tenant, tuple(results), tuple(skipped), where))
+    return planned, found
+
+
 BASE_REF_VARIABLE = "RECONCILER_BASE_REF"   # set by the pull request plan workflow: the base branch's commit
 
 
@@ -154,4 +204,4 @@ def _moved_tenants(workspace: Workspace, landscape: Landscape, tenants: Sequence
     return {t.name: base for t in tenants if t.secret_names and before.get(t.name) != (t.url, t.password)}
 
 
-__all__ = ["Workspace", "plan_environment", "WORKTREE"]
+__all__ = ["Workspace", "plan_environment", "check_environment", "WORKTREE"]

@@ -7,6 +7,8 @@ Pure: never reads git or files, never talks to a tenant.
 
 from __future__ import annotations
 
+import dataclasses
+
 from . import sql
 from .cache import NO_CACHE, Cache
 from .model import Connection, DataFlow, ObjectKey, Rules, Table, Tenant, View
@@ -59,13 +61,14 @@ class _Renderer:
                                    for column, pairs in self.landscape.derived.get(key, {}).items()),
                   "stars": tuple(self.key(source) for source in self.landscape.stars.get(key, ()))}
         if isinstance(obj, Table):
-            return self.table(obj, common)
+            return self.checked(self.table(obj, common), key)
         if isinstance(obj, View):
             rendered = self.statement(obj.sql)
             facts = self.landscape.facts[key]
-            return ObjectState(**common, sql=rendered, projection=facts.projection,
-                               definition={"kind": "View", "sql": rendered, "projection": facts.projection,
-                                           "description": obj.description})
+            return self.checked(ObjectState(**common, sql=rendered, projection=facts.projection,
+                                            definition={"kind": "View", "sql": rendered,
+                                                        "projection": facts.projection,
+                                                        "description": obj.description}), key)
         if isinstance(obj, DataFlow):
             connection = self.connections[self.rules.connections.get(obj.connection, obj.connection)]
             rendered = self.statement(obj.sql)
@@ -101,6 +104,17 @@ class _Renderer:
         renames = tuple((c.renamed_from, c.name) for c in table.columns if c.renamed_from)
         return ObjectState(**common, columns=columns, primary_key=primary_key, definition=definition,
                            renamed_from=renamed_from, column_renames=renames)
+
+    def checked(self, state: ObjectState, key: ObjectKey) -> ObjectState:
+        """The object with its data checks rendered for the engine; they are part of its definition (a
+        changed check is a change, and the apply that makes it runs it), absent where there are none."""
+        found = tuple(dataclasses.replace(check, query=self.statement(check.query),
+                                          reads=tuple(self.key(read) for read in check.reads))
+                      for check in self.landscape.checks.get(key, ()))
+        if not found:
+            return state
+        return dataclasses.replace(state, checks=found,
+                                   definition={**state.definition, "checks": [c.to_json() for c in found]})
 
     def statement(self, text: str) -> str:
         return sql.render(text, self.dialect, self.engine, self.rules.schemas,

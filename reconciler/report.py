@@ -214,6 +214,61 @@ def diagnostics_github(diagnostics: Sequence[Diagnostic]) -> str:
                      f"{d.message.replace(chr(10), '%0A')}" for d in diagnostics)
 
 
+CHECK_MARKS = {"passed": ("ok", "green"), "warned": ("warn", "yellow"), "failed": ("FAIL", "red")}
+
+
+def checks_text(found) -> list[tuple[str, str | None]]:
+    """(line, style) pairs: per tenant, every check with its outcome, the sample rows of what did not
+    pass, what was skipped, and a count."""
+    lines: list[tuple[str, str | None]] = []
+    for tenant in found:
+        lines.append((f"Tenant {tenant.tenant}", "bold"))
+        for result in tenant.results:
+            mark, style = CHECK_MARKS[result.outcome]
+            lines.append((f"  {mark:<4} {result.describe()}", style))
+            lines += [(f"         {_sample_row(row)}", None) for row in result.sample]
+        lines += [(f"  skip {why}", "yellow") for why in tenant.skipped]
+        lines.append((f"  {checks_summary(tenant.results, tenant.skipped)}", None))
+    return lines
+
+
+def checks_summary(results, skipped=()) -> str:
+    counts = {outcome: sum(1 for r in results if r.outcome == outcome) for outcome in CHECK_MARKS}
+    return (f"{len(results)} check{'s' * (len(results) != 1)}: " + ", ".join(f"{n} {o}" for o, n in counts.items())
+            + (f"; {len(skipped)} object{'s' * (len(skipped) != 1)} skipped" if skipped else ""))
+
+
+def checks_markdown(found) -> str:
+    lines = []
+    for tenant in found:
+        lines += [f"### Checks in tenant `{tenant.tenant}`", "", checks_summary(tenant.results, tenant.skipped), "",
+                  "| outcome | object | check | offending rows |", "|---|---|---|---|"]
+        lines += [f"| {r.outcome} | `{r.object}` | `{r.check}` | {r.offending} |" for r in tenant.results]
+        lines += [f"\nSkipped: {why}" for why in tenant.skipped]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def checks_github(found) -> str:
+    """Workflow commands: an error (or warning) annotation at the line that declares each check that did
+    not pass."""
+    lines = []
+    for tenant in found:
+        for result in tenant.results:
+            if result.outcome == "passed":
+                continue
+            path, line = tenant.where.get((result.object, result.check), ("", 0))
+            level = "error" if result.outcome == "failed" else "warning"
+            lines.append(f"::{level} file={path},line={line},title=check {result.check}::"
+                         f"tenant {tenant.tenant}: {result.describe()}")
+    return "\n".join(lines)
+
+
+def _sample_row(row: dict) -> str:
+    return ", ".join(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"
+                     for name, value in row.items())
+
+
 def graph_json(graph: nx.DiGraph) -> str:
     nodes = [{"id": str(k), "kind": graph.nodes[k]["kind"]} for k in sorted(graph.nodes)]
     edges = [{"from": str(a), "to": str(b)} for a, b in sorted(graph.edges)]
@@ -316,29 +371,36 @@ def rollback_text(rolled) -> list[tuple[str, str | None]]:
 
 def history_table(runs: list[dict]) -> Table:
     table = Table("run", "tenant", "operation", "outcome", "commit", "actor", "started", "ended", "changes",
-                  box=None, header_style="bold")
+                  "checks", box=None, header_style="bold")
     for run in runs:
         outcome = run["outcome"] + (" (dry run)" if run["dry_run"] and run["outcome"] != "dry-run" else "")
         summary = json.loads(run["summary"] or "{}")
         changes = ", ".join(f"{count} {action}" for action, count in summary.items() if count) or "-"
         table.add_row(run["run_id"], run["tenant"], run.get("operation") or "apply", outcome,
                       (run["commit"] or "-")[:8], run["actor"] or "-", f"{run['started_at']:%Y-%m-%d %H:%M:%S}",
-                      f"{run['ended_at']:%H:%M:%S}" if run["ended_at"] else "-", changes)
+                      f"{run['ended_at']:%H:%M:%S}" if run["ended_at"] else "-", changes,
+                      check_counts(run.get("checks")))
         if run["error"]:
             table.add_row("", "", "", Text(run["error"].splitlines()[0], style="red"))
     return table
 
 
+def check_counts(counts: dict[str, int] | None) -> str:
+    """`3 passed, 1 failed` from a run's check counts; `-` when it ran none."""
+    return ", ".join(f"{n} {outcome}" for outcome, n in (counts or {}).items() if n) or "-"
+
+
 def status_table(rows) -> Table:
-    table = Table("environment", "tenant", "applied commit", "pending", "drift", "lock", box=None,
+    table = Table("environment", "tenant", "applied commit", "pending", "drift", "lock", "last checks", box=None,
                   header_style="bold")
     for row in rows:
         if row.problem:
-            table.add_row(row.environment, row.tenant, Text(row.problem, style="red"), "-", "-", "-")
+            table.add_row(row.environment, row.tenant, Text(row.problem, style="red"), "-", "-", "-", "-")
             continue
         table.add_row(row.environment, row.tenant, row.applied_commit or "never applied",
                       "-" if row.pending is None else str(row.pending),
-                      "-" if row.drift is None else str(row.drift), row.lock or "-")
+                      "-" if row.drift is None else str(row.drift), row.lock or "-",
+                      Text(row.checks or "-", style="red" if row.checks and "failed" in row.checks else ""))
     return table
 
 

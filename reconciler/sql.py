@@ -115,19 +115,24 @@ def parse(sql: str, dialect: str) -> exp.Expression:
     """Parse exactly one statement; raise SqlProblem with the parser's message and position.
     Each text is parsed once per process (analysis, binding and rendering share the tree): the
     tree is shared, so a caller that changes it works on a copy."""
+    statements = _parsed(sql, dialect)
+    if not statements:
+        raise SqlProblem("the SQL is empty")
+    if len(statements) > 1:
+        raise SqlProblem(f"exactly one statement is allowed, found {len(statements)}")
+    return statements[0]
+
+
+def _parsed(text: str, dialect: str) -> list[exp.Expression]:
+    """What sqlglot parses from `text` (`$$NAME` parameters allowed); SqlProblem at the parser's position."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read=templated(dialect)) if s is not None]
+        return [s for s in sqlglot.parse(text, read=templated(dialect)) if s is not None]
     except ParseError as error:
         first = error.errors[0] if error.errors else {}
         message = _TOKEN_REPR.sub(_token_words, first.get("description") or str(error))
         raise SqlProblem(message, first.get("line") or 1, first.get("col") or 1) from None
     except TokenError as error:
         raise SqlProblem(f"cannot tokenize the SQL: {error}") from None
-    if not statements:
-        raise SqlProblem("the SQL is empty")
-    if len(statements) > 1:
-        raise SqlProblem(f"exactly one statement is allowed, found {len(statements)}")
-    return statements[0]
 
 
 # sqlglot's messages embed a token's repr; people want the token's text
@@ -437,3 +442,30 @@ def parse_expression(text: str, dialect: str) -> exp.Expression:
     if len(parsed) != 1 or isinstance(parsed[0], (exp.Query, exp.DDL, exp.DML, exp.Command, exp.Block)):
         raise SqlProblem(f"not a single SQL expression: {text}")
     return parsed[0]
+
+
+@bounded
+def parse_condition(text: str, dialect: str) -> exp.Expression:
+    """One scalar expression of a check (a filter, a boolean over a row), `$$NAME` parameters allowed;
+    the tree is the caller's own."""
+    parsed = _parsed(text, dialect)
+    if len(parsed) != 1 or isinstance(parsed[0], (exp.Query, exp.DDL, exp.DML, exp.Command, exp.Block)):
+        raise SqlProblem("not a single SQL expression")
+    return parsed[0]
+
+
+def condition_type(condition: exp.Expression, columns: Mapping[str, str], dialect: str) -> str:
+    """The type sqlglot infers for a check's condition over one row of an object with `columns`
+    (name -> type); UNKNOWN where it cannot tell."""
+    from sqlglot.optimizer.annotate_types import annotate_types
+    from sqlglot.optimizer.qualify import qualify
+
+    schema = {"checked": {name: kind for name, kind in columns.items() if kind != "UNKNOWN"}}
+    query = exp.select(exp.alias_(condition.copy(), "condition")).from_("checked")
+    try:
+        typed = annotate_types(qualify(query, schema=schema, dialect=dialect, validate_qualify_columns=False),
+                               schema=schema, dialect=dialect)
+    except SqlglotError:
+        return "UNKNOWN"
+    found = typed.selects[0].type
+    return found.sql(dialect=dialect) if found is not None else "UNKNOWN"

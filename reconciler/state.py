@@ -11,12 +11,15 @@ import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
 from . import graph as graphs
 from .model import ObjectKey
+
+if TYPE_CHECKING:
+    from .checks import DataCheck
 
 
 def stable_hash(value: Any) -> str:
@@ -55,6 +58,7 @@ class ObjectState:
     derived: tuple[tuple[str, tuple[tuple[ObjectKey, str], ...]], ...] = ()
     # ^ views: each column given, and the columns (of what it reads) its values are computed from
     stars: tuple[ObjectKey, ...] = ()               # views: what they give on whole through `*`
+    checks: tuple[DataCheck, ...] = ()              # tables and views: their data checks, rendered
 
     @functools.cached_property
     def content_hash(self) -> str:

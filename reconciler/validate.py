@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 import networkx as nx
 from pydantic import ValidationError
 
-from . import bind, secrets, sql
+from . import bind, checks, secrets, sql
 from . import graph as graphs
 from .cache import NO_CACHE, Cache
 from .errors import Diagnostic, InvalidInput
 from .model import (
+    COLUMN_CHECK_KINDS,
     OBJECT_KINDS,
     PLAIN_NAME,
     QUALIFIED_NAME,
@@ -71,6 +72,8 @@ class Landscape:
     # ^ each view column (lower case): the columns of the objects it reads that its values come from
     stars: dict[ObjectKey, tuple[ObjectKey, ...]] = field(default_factory=dict, repr=False)
     # ^ what a view gives on whole through `*`: a column added there is a column added to the view
+    checks: dict[ObjectKey, tuple[checks.DataCheck, ...]] = field(default_factory=dict, repr=False)
+    # ^ each table's and view's data checks, as queries in the landscape's dialect
 
     @property
     def name(self) -> str:
@@ -113,13 +116,14 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
     cyclic = checker.cycles(graph)
     bound = checker.columns(objects, facts, dependencies, graph, dialect) if not cyclic else ({}, {}, {}, {})
+    data_checks = checker.checks(objects, dependencies, graph, bound[0], bound[2], dialect) if not cyclic else {}
     if environment is not None and objects:
-        checker.rules(environment, objects, facts)
+        checker.rules(environment, objects, facts, data_checks)
     if checker.diagnostics:
         raise InvalidInput(checker.diagnostics)
     assert environment is not None
     return Landscape(source, environment, dict(sorted(objects.items())), checker.documents,
-                     facts, dependencies, graph, *bound)
+                     facts, dependencies, graph, *bound, data_checks)
 
 
 class _Checker:
@@ -359,23 +363,23 @@ class _Checker:
             dependencies[key] = tuple(dict.fromkeys(found))
         return dependencies
 
-    def _relation(self, document, reference: str, index, objects) -> ObjectKey | None:
+    def _relation(self, document, reference: str, index, objects, loc: tuple = ("sql",)) -> ObjectKey | None:
         wanted = ObjectKey.parse(reference) if "." in reference else None
         if wanted is None:
             self.report(document, "reference", f"'{reference}' is not schema-qualified; write "
                         f"schema.{reference}{_did_you_mean(reference, [k.name for k in objects], objects)}",
-                        "sql")
+                        *loc)
             return None
         resolved = index.get(wanted.folded())
         if resolved is None:
             if reference.lower() not in self.broken:
                 others = [str(k) for k in objects if self.documents[k] is not document]
                 self.report(document, "reference", f"{reference} does not exist"
-                            f"{_did_you_mean(reference, others)}", "sql")
+                            f"{_did_you_mean(reference, others)}", *loc)
             return None
         if not isinstance(objects[resolved], (Table, View)):
             self.report(document, "reference", f"{reference} is a {objects[resolved].kind}; SQL can "
-                        "only read tables and views", "sql")
+                        "only read tables and views", *loc)
             return None
         return resolved
 
@@ -441,13 +445,141 @@ class _Checker:
         return ({key: columns for key, columns in known.items() if columns is not None}, read_columns,
                 derived, stars)
 
+    # -- data checks ------------------------------------------------------------------------
+    def checks(self, objects, dependencies, graph: nx.DiGraph, columns: dict[ObjectKey, bind.Columns],
+               derived: dict, dialect: str) -> dict[ObjectKey, tuple[checks.DataCheck, ...]]:
+        """Every table's and view's checks, each a query over the columns the landscape declares: the
+        columns and objects they name exist, conditions parse and are boolean, a `sql:` check is one
+        SELECT whose references and columns bind; no sample ever shows a sensitive column (a table's
+        `sensitive: true`, and every view column computed from one)."""
+        index = {key.folded(): key for key in objects}
+        sensitive = _sensitive(objects, dependencies, graph, columns, derived)
+        found: dict[ObjectKey, tuple[checks.DataCheck, ...]] = {}
+        for key, obj in objects.items():
+            if not isinstance(obj, (Table, View)) or not obj.checks and not (
+                    isinstance(obj, Table) and any(c.checks for c in obj.columns)):
+                continue
+            if key not in columns:   # its own columns did not bind: reported already
+                continue
+            document = self.documents[key]
+            made = [self._check(document, key, item, index, objects, columns, sensitive, dialect)
+                    for item in checks.declared(obj)]
+            found[key] = tuple(check for check in made if check is not None)
+        return found
+
+    def _check(self, document: Document, key: ObjectKey, item: checks.Declared, index, objects, columns,
+               sensitive: dict[ObjectKey, set[str]], dialect: str) -> checks.DataCheck | None:
+        check, loc = item.check, item.loc
+        problems = len(self.diagnostics)
+        if item.under_column and item.kind not in COLUMN_CHECK_KINDS:
+            self.report(document, "check", f"{item.kind} is an object check: write it under the object's "
+                        "`checks:`, not under a column", *loc, item.kind)
+        elif item.under_column and (check.column or isinstance(check.not_null, str)
+                                    or isinstance(check.unique, (str, tuple))):
+            self.report(document, "check", "under a column a check is about that column: it names no other",
+                        *loc, item.kind)
+        elif not item.under_column and item.kind in COLUMN_CHECK_KINDS and not item.columns:
+            hint = f"{{{item.kind}: COLUMN}}" if item.kind in ("not_null", "unique") else "`column: NAME`"
+            self.report(document, "check", f"an object-level {item.kind} check names its column: {hint}", *loc)
+        own = {name.lower(): name for name in columns[key]}
+        for position, name in enumerate(item.columns):
+            if name.lower() not in own:
+                where = (("column",) if check.column else (item.kind, position) if isinstance(check.unique, tuple)
+                         else (item.kind,))
+                self.report(document, "reference", f"check {item.name}: {key} has no column {name}"
+                            f"{_did_you_mean(name, own.values())}", *loc, *where)
+        if check.where is not None and item.kind == "sql":
+            self.report(document, "check", "a sql check filters in its own WHERE; `where:` is for the other "
+                        "kinds", *loc, "where")
+        conditions = [(field_name, getattr(check, field_name)) for field_name in ("where", "expression")
+                      if getattr(check, field_name) is not None and item.kind != "sql"]
+        for field_name, text in conditions:
+            try:
+                condition = sql.parse_condition(text, dialect)
+            except sql.SqlProblem as problem:
+                line, column = document.where_inside((*map(str, loc), field_name), problem.line, problem.column)
+                self.diagnostics.append(Diagnostic(document.path, line, column, "sql",
+                                                   f"check {item.name}: {field_name} does not parse: {problem}"))
+                continue
+            kind = sql.condition_type(condition, columns[key], dialect)
+            if kind.upper() not in ("BOOLEAN", "UNKNOWN"):
+                self.report(document, "check", f"check {item.name}: {field_name} must be true or false for a "
+                            f"row; it is {kind}", *loc, field_name)
+        target, reads, inputs = None, [], {str(key).lower(): columns[key]}
+        if check.relationships is not None:
+            target = self._relation(document, check.relationships.to, index, objects,
+                                    (*loc, "relationships", "to"))
+            if target is not None and target in columns:
+                theirs = {name.lower() for name in columns[target]}
+                if check.relationships.column.lower() not in theirs:
+                    self.report(document, "reference", f"check {item.name}: {target} has no column "
+                                f"{check.relationships.column}{_did_you_mean(check.relationships.column, columns[target])}",
+                                *loc, "relationships", "column")
+                reads, inputs = [target], {**inputs, str(target).lower(): columns[target]}
+        shown = [name for name in columns[key] if name.lower() not in sensitive.get(key, set())]
+        if item.kind == "row_count":
+            shown = ["row_count"]   # its one offending row is the count
+        elif item.kind == "sql":
+            shown, reads = self._sql_check(document, item, index, objects, columns, sensitive, dialect)
+        if len(self.diagnostics) > problems or shown is None:
+            return None
+        query = checks.build(item, key, shown, dialect, target)
+        if item.kind != "sql":   # the columns a condition names, bound like a view's
+            for problem in bind.bind(query, dialect, inputs, None, self.cache).problems:
+                field_name = "expression" if check.expression else "where" if check.where else item.kind
+                hint = _did_you_mean(problem.word, problem.candidates) if problem.word else ""
+                self.report(document, "column", f"check {item.name}: {problem.message}{hint}", *loc, field_name)
+        if len(self.diagnostics) > problems:
+            return None
+        return checks.DataCheck(item.name, item.kind, check.severity, query, tuple(shown), tuple(reads),
+                                document.where(*loc)[0])
+
+    def _sql_check(self, document: Document, item: checks.Declared, index, objects, columns, sensitive,
+                   dialect: str) -> tuple[list[str] | None, list[ObjectKey]]:
+        """A `sql:` check: one SELECT whose references resolve and whose columns bind; what it may show
+        (its columns not computed from a sensitive one), and what it reads."""
+        field_loc = (*map(str, item.loc), "sql")
+        try:
+            facts = sql.analyze(item.check.sql, dialect, self.cache)
+        except sql.SqlProblem as problem:
+            line, column = document.where_inside(field_loc, problem.line, problem.column)
+            self.diagnostics.append(Diagnostic(document.path, line, column, "sql",
+                                               f"check {item.name}: SQL does not parse: {problem}"))
+            return None, []
+        if facts.statement != "query":
+            self.report(document, "sql", f"check {item.name}: a sql check is one SELECT returning the offending "
+                        f"rows, found {facts.statement.upper()}", *field_loc)
+            return None, []
+        reads = [found for found in (self._relation(document, reference, index, objects, field_loc)
+                                     for reference in facts.references) if found is not None]
+        if len(reads) != len(facts.references) or any(read not in columns for read in reads):
+            return None, reads
+        result = bind.bind(item.check.sql, dialect, {str(read).lower(): columns[read] for read in reads}, None,
+                           self.cache)
+        for problem in result.problems:
+            line, column = document.where_inside(field_loc, problem.line, problem.column)
+            hint = _did_you_mean(problem.word, problem.candidates) if problem.word else ""
+            self.diagnostics.append(Diagnostic(document.path, line, column, "column",
+                                               f"check {item.name}: {problem.message}{hint}"))
+        if result.outputs is None:
+            return [], reads   # what it returns is not known: counted, never sampled
+        by_name = {str(read).lower(): read for read in reads}
+        shown = [name for name in result.outputs
+                 if name.lower() in result.derived and not any(
+                     column.lower() in sensitive.get(by_name.get(source), set())
+                     for source, column in result.derived[name.lower()])]
+        return shown, reads
+
     # -- rules ------------------------------------------------------------------------------
-    def rules(self, environment: Environment, objects, facts) -> None:
+    def rules(self, environment: Environment, objects, facts, data_checks) -> None:
         document = self.source.environment
         connection_names = {o.name for o in objects.values() if isinstance(o, Connection)} | \
             {str(k) for k, o in objects.items() if isinstance(o, Connection)}
         schemas = {k.schema for k in objects}
-        used = {p for f in facts.values() for p in f.parameters}
+        checked = {key: [sql.analyze(check.query, self.dialect, self.cache).parameters for check in found]
+                   for key, found in data_checks.items()}
+        used = {p for f in facts.values() for p in f.parameters} | {
+            p for found in checked.values() for parameters in found for p in parameters}
         scopes = [(("rules",), environment.rules)] + [
             (("tenants", str(i), "rules"), t.rules) for i, t in enumerate(environment.tenants)]
         for loc, rules in scopes:
@@ -476,6 +608,32 @@ class _Checker:
                         self.report(self.documents[key], "parameter",
                                     f"$${parameter} has no value for tenant {tenant.name}: add it "
                                     "under rules.parameters in environment.yaml", "sql")
+            for key, found in checked.items():
+                for parameters in found:
+                    for parameter in sorted(set(parameters) - set(values)):
+                        self.report(self.documents[key], "parameter",
+                                    f"$${parameter} (in a check) has no value for tenant {tenant.name}: add it "
+                                    "under rules.parameters in environment.yaml", "checks")
+
+
+def _sensitive(objects, dependencies, graph: nx.DiGraph, columns: dict[ObjectKey, bind.Columns],
+               derived: dict) -> dict[ObjectKey, set[str]]:
+    """The columns (lower case) no sample may show: a table's `sensitive: true` ones, and every view
+    column computed from one; a view column whose sources are unknown is sensitive when the view reads
+    any sensitive column."""
+    sensitive: dict[ObjectKey, set[str]] = {}
+    for key in graphs.order(graph):
+        obj = objects[key]
+        if isinstance(obj, Table):
+            sensitive[key] = {c.name.lower() for c in obj.columns if c.sensitive}
+        elif isinstance(obj, View) and key in columns:
+            sources = derived.get(key, {})
+            reads_sensitive = any(sensitive.get(d) for d in dependencies[key])
+            sensitive[key] = {name.lower() for name in columns[key]
+                              if (reads_sensitive and name.lower() not in sources)
+                              or any(column.lower() in sensitive.get(source, set())
+                                     for source, column in sources.get(name.lower(), ()))}
+    return sensitive
 
 
 def _explain(problem: dict, loc: tuple[str, ...]) -> str:
@@ -485,6 +643,8 @@ def _explain(problem: dict, loc: tuple[str, ...]) -> str:
         return f"unknown field '{field_name}'"
     if kind == "too_short":
         return f"'{field_name}' needs at least one item"
+    if kind == "value_error":
+        return str(problem["ctx"]["error"])
     if kind == "missing":
         return f"missing required field '{field_name}'"
     if kind == "string_too_long":

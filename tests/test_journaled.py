@@ -90,6 +90,21 @@ def test_a_failing_statement_is_compensated_and_the_tenant_is_as_before(applied:
     assert outcomes(applied) == ["applied", "failed"]
 
 
+def test_a_failing_data_check_is_compensated_like_a_failing_statement(applied: Landscape, spark) -> None:
+    before = tenant(spark)
+    a_rebuild_and_a_view(applied)
+    applied.edit(MASTER, "  - {name: email, type: VARCHAR}",
+                 "  - {name: email, type: VARCHAR, sensitive: true}\n"
+                 "  - {name: nickname, type: VARCHAR, checks: [not_null]}")
+    result = applied.run("apply", "dev", "--yes")
+    assert result.code == 3, result.output
+    assert "sales.customer_master: not_null(nickname): failed (2 offending rows)" in result.stderr
+    assert "compensated from its journal" in result.stderr and "a@x" not in result.stderr
+    assert tenant(spark) == before
+    assert outcomes(applied) == ["applied", "failed"]
+    assert json.loads(applied.run("history", "dev", "--format", "json").stdout)[-1]["checks"]["failed"] == 1
+
+
 def test_ctrl_c_compensates_before_the_apply_exits(applied: Landscape, spark) -> None:
     before = tenant(spark)
     a_rebuild_and_a_view(applied)

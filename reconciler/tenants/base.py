@@ -197,9 +197,12 @@ class Adapter(abc.ABC):
         open connection: a plan's read session, or an apply's inside its transaction."""
 
     def runs(self) -> list[dict]:
-        """The tenant's audit records (catalog.RUN_COLUMNS), oldest first; empty when it has none."""
+        """The tenant's audit records (catalog.RUN_COLUMNS, and `checks`: how many of the run's data checks
+        passed, warned and failed), oldest first; empty when it has none."""
         with self.reading() as reading:
-            return catalog.rows(reading, "runs", catalog.RUN_COLUMNS, "started_at, run_id")
+            runs = catalog.rows(reading, "runs", catalog.RUN_COLUMNS, "started_at, run_id")
+            counted = catalog.check_counts(reading)
+        return [{**run, "checks": counted.get(run["run_id"], {})} for run in runs]
 
     def backups(self) -> list[dict]:
         """The tenant's backups (name, schema_name, table_name, run_id, created_at, row_count)."""

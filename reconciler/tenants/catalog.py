@@ -26,6 +26,7 @@ from ..model import ObjectKey
 from ..state import CatalogRecord, DesiredState
 
 if TYPE_CHECKING:
+    from ..checks import Result
     from ..plan import Change, Plan, TenantPlan
     from .base import Session
 
@@ -50,6 +51,10 @@ CATALOG_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
         name VARCHAR PRIMARY KEY, schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
         run_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, row_count BIGINT NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.check_results (
+        run_id VARCHAR NOT NULL, schema_name VARCHAR NOT NULL, name VARCHAR NOT NULL, check_name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL, severity VARCHAR NOT NULL, outcome VARCHAR NOT NULL, offending BIGINT NOT NULL,
+        sample VARCHAR, checked_at TIMESTAMP NOT NULL)""",
     f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
 )
 # Appends only: a run's outcome is its latest event; an applied object is the latest row of a run
@@ -63,6 +68,8 @@ _LATEST_OBJECT = (
 RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "host", "pid", "started_at",
                "ended_at", "outcome", "dry_run", "summary", "error", "plan_fingerprint", "capacity",
                "operation")
+CHECK_COLUMNS = ("run_id", "schema_name", "name", "check_name", "kind", "severity", "outcome", "offending",
+                 "sample", "checked_at")
 BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "row_count")
 _RECORD_COLUMNS = "schema_name, name, kind, content_hash, definition, dependencies, engine_sql, commit, run_id"
 APPENDED_DDL = (
@@ -82,6 +89,9 @@ APPENDED_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.journal (
         run_id STRING, step INT, schema_name STRING, name STRING, kind STRING, columns STRING,
         view_sql STRING, restore_point STRING, logged_at TIMESTAMP) USING parquet""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.check_results (
+        run_id STRING, schema_name STRING, name STRING, check_name STRING, kind STRING, severity STRING,
+        outcome STRING, offending BIGINT, sample STRING, checked_at TIMESTAMP) USING parquet""",
     f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.runs AS " + _LATEST_RUN.format(columns=", ".join(RUN_COLUMNS)),
     f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.objects AS "
     + _LATEST_OBJECT.format(columns=_RECORD_COLUMNS + ", applied_at"),
@@ -156,6 +166,25 @@ def write_objects(session: Session, changes: Sequence[Change], desired: DesiredS
     session.execute(f"DELETE FROM {CATALOG_SCHEMA}.meta WHERE key IN ('catalog_version', 'capacity')")
     session.execute(f"INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), ('capacity', ?)",
                     [CATALOG_VERSION, desired.capacity])
+
+
+def write_checks(session: Session, run_id: str, results: Sequence[Result]) -> None:
+    """The outcome of every check a run ran, with the sample of each failure (never a sensitive column)."""
+    at = now()
+    session.insert(f"{CATALOG_SCHEMA}.check_results", [
+        (run_id, *ObjectKey.parse(r.object), r.check, r.kind, r.severity, r.outcome, r.offending,
+         json.dumps(list(r.sample), default=str) if r.sample else None, at) for r in results])
+
+
+def check_counts(session: Session) -> dict[str, dict[str, int]]:
+    """How many data checks of each run passed, warned and failed, by run id."""
+    if not columns(session, "check_results"):
+        return {}
+    found: dict[str, dict[str, int]] = {}
+    for run_id, outcome, count in session.execute(
+            f"SELECT run_id, outcome, count(*) FROM {CATALOG_SCHEMA}.check_results GROUP BY run_id, outcome"):
+        found.setdefault(run_id, {"passed": 0, "warned": 0, "failed": 0})[outcome] = int(count)
+    return found
 
 
 def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, at: dt.datetime) -> list[str]:
@@ -256,6 +285,7 @@ class Run:
         self.operation = operation
         self.started = now()
         self.outcome = "running"
+        self.checks: Sequence[Result] = ()   # what its data checks found: recorded with its outcome
 
     def record(self, session: Session, outcome: str, error: str | None = None, dry_run: bool = False) -> None:
         self.outcome = outcome
@@ -289,6 +319,8 @@ class Run:
         self.outcome = outcome
         _conclude_runs(session, "run_id = ?", [self.run_id], outcome=outcome, ended_at=now(), error=error,
                        summary=json.dumps(self.tenant_plan.summary))
+        if self.checks:
+            write_checks(session, self.run_id, self.checks)
 
     def conclude(self, session: Session, outcome: str, error: str) -> None:
         """After a rollback: record how the run ended, in a transaction of its own (best effort)."""

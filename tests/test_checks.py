@@ -1,0 +1,137 @@
+"""Data checks: declared with the objects, run inside the apply before it commits, and on demand by
+`reconciler check`; on DuckDB and a real PostgreSQL (`engine_landscape`).
+
+A failing check of severity error must leave the tenant exactly as it was (rows and schema) and the
+audit must say which check failed and how; a warning commits and is recorded; a sample never shows a
+sensitive column.
+"""
+
+from __future__ import annotations
+
+import json
+
+from conftest import EngineLandscape
+
+TRANSACTIONS = "environments/dev/sales/customer_transactions.yaml"
+MASTER = "environments/dev/sales/customer_master.yaml"
+VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
+ROWS = ("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'ada@example.com', 'EU', 'ACTIVE', NULL), "
+        "(2, 'Bob', 'bob@example.com', 'EU', 'ACTIVE', NULL); "
+        "INSERT INTO sales.customer_transactions VALUES (10, 1, 2500.00, 'EUR', 'web', NULL), "
+        "(11, 2, -40.00, 'EUR', 'secret-channel', NULL)")
+
+
+def applied(landscape: EngineLandscape) -> EngineLandscape:
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    landscape.sql(ROWS)
+    return landscape
+
+
+def declare(landscape: EngineLandscape, column: str, checks: str, path: str = TRANSACTIONS) -> None:
+    """Give `column` of the file's table these checks (YAML flow text)."""
+    text = landscape.path(path).read_text()
+    start = text.index(f"{{name: {column},")
+    end = text.index("}\n", start)
+    landscape.write(path, text[:end] + f", {checks}" + text[end:])
+
+
+def audit(landscape: EngineLandscape) -> list[dict]:
+    return json.loads(landscape.run("history", "dev", "--format", "json").stdout)
+
+
+def test_a_change_whose_data_breaks_a_check_rolls_back_and_says_which_rows(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    declare(landscape, "amount", "checks: [{accepted_range: {min: 0}}]")
+    declare(landscape, "channel", "sensitive: true")
+    landscape.edit(TRANSACTIONS, "primary_key", "  - {name: note, type: VARCHAR}\nprimary_key")
+    before = landscape.state()
+
+    result = landscape.run("apply", "dev", "--yes")
+
+    assert result.code == 3, result.output
+    assert "sales.customer_transactions: accepted_range(amount): failed (1 offending row)" in result.stderr
+    assert "id=11" in result.stderr and "amount=-40" in result.stderr
+    assert "secret-channel" not in result.output and "channel=" not in result.stderr
+    assert "the tenant was rolled back; nothing changed" in result.stderr
+    assert landscape.state() == before
+    last = audit(landscape)[-1]
+    assert last["outcome"] == "failed" and last["checks"]["failed"] == 1
+    assert landscape.sql("SELECT check_name, outcome, offending, sample FROM _reconciler.check_results "
+                         f"WHERE run_id = '{last['run_id']}' AND outcome = 'failed'") == \
+        [("accepted_range(amount)", "failed", 1, json.dumps([
+            {"id": 11, "customer_id": 2, "amount": "-40.00", "currency": "EUR", "transaction_ts": None,
+             "note": None}]))]
+
+
+def test_a_warning_commits_and_is_recorded(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    declare(landscape, "amount", "checks: [{accepted_range: {min: 0}, severity: warn}]")
+
+    result = landscape.run("apply", "dev", "--yes")
+
+    assert result.code == 0, result.output
+    assert "check warned: sales.customer_transactions: accepted_range(amount): warned (1 offending row)" \
+        in result.stderr
+    assert audit(landscape)[-1]["checks"] == {"passed": 0, "warned": 1, "failed": 0}
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_adding_a_check_is_a_change_the_apply_proves_before_it_records_it(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    declare(landscape, "customer_id", "checks: [{relationships: {to: sales.customer_master, column: id}}]")
+    landscape.sql("INSERT INTO sales.customer_transactions VALUES (12, 99, 1.00, 'EUR', 'web', NULL)")
+
+    plan = landscape.run("plan", "dev")
+    assert "sales.customer_transactions: checks changed" in plan.stdout
+    refused = landscape.run("apply", "dev", "--yes")
+    assert refused.code == 3, refused.output
+    assert "relationships(customer_id): failed (1 offending row)" in refused.stderr and "customer_id=99" in refused.stderr
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 2   # nothing was recorded
+
+    landscape.sql("DELETE FROM sales.customer_transactions WHERE id = 12")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_change_upstream_runs_the_checks_of_the_views_that_read_it(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    landscape.edit(VIEW, "kind: View", "kind: View\nchecks:\n  - {row_count: {max: 1}}")
+    landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
+    before = landscape.state()
+
+    result = landscape.run("apply", "dev", "--yes")
+
+    assert result.code == 3, result.output
+    assert "sales.vw_customer_active: row_count: failed (2 rows)" in result.stderr
+    assert landscape.state() == before
+
+
+def test_check_finds_a_violation_made_by_hand(engine_landscape: EngineLandscape) -> None:
+    landscape = engine_landscape
+    declare(landscape, "name", "checks: [not_null]", MASTER)
+    declare(landscape, "email", "sensitive: true, checks: [unique]", MASTER)
+    landscape.edit(MASTER, "primary_key: [id]", "primary_key: [id]\nchecks:\n  - {row_count: {min: 1}, severity: warn}")
+    applied(landscape)
+    assert landscape.run("check", "dev").code == 0
+
+    landscape.sql("INSERT INTO sales.customer_master VALUES (3, NULL, 'ada@example.com', 'US', 'ACTIVE', NULL)")
+    result = landscape.run("check", "dev")
+
+    assert result.code == 1, result.output
+    assert "FAIL sales.customer_master: not_null(name): failed (1 offending row)" in result.stdout
+    assert "FAIL sales.customer_master: unique(email): failed (2 offending rows)" in result.stdout
+    assert "ada@example.com" not in result.stdout
+    as_json = json.loads(landscape.run("check", "dev", "--format", "json").stdout)
+    assert {(r["check"], r["outcome"], r["offending"]) for r in as_json[0]["results"]} >= {
+        ("not_null(name)", "failed", 1), ("unique(email)", "failed", 2), ("row_count", "passed", 0)}
+    annotations = landscape.run("check", "dev", "--format", "github").stdout.splitlines()
+    line = next(n for n, text in enumerate(landscape.path(MASTER).read_text().splitlines(), 1) if "{name: name," in text)
+    assert annotations[0].startswith(f"::error file={MASTER},line={line},title=check not_null(name)::")
+    assert audit(landscape)[-1]["operation"] == "check" and audit(landscape)[-1]["outcome"] == "failed"
+    assert "1 passed, 2 failed (check " in landscape.run("status").stdout
+    assert landscape.run("check", "dev", "--select", "schema:sales", "--format", "markdown").code == 1
+    assert landscape.run("check", "dev", "--select", "vw_customer_active").code == 0
+
+    landscape.sql("DELETE FROM sales.customer_master WHERE id = 3")
+    assert landscape.run("check", "dev").code == 0
