@@ -188,7 +188,12 @@ def _number(value: float) -> exp.Literal:
 def affected(changes: Iterable[Change], desired: DesiredState) -> list[ObjectState]:
     """The objects whose checks an apply runs: every object it creates or changes, every view that
     reads one of them (at any distance), every object whose checks read one of them; in order."""
-    changed = {c.key for c in changes if c.action != "delete" and c.key in desired.objects}
+    return reached({c.key for c in changes if c.action != "delete" and c.key in desired.objects}, desired)
+
+
+def reached(changed: set[ObjectKey], desired: DesiredState) -> list[ObjectState]:
+    """The objects with checks among `changed`, the views that read them, and the objects whose checks
+    read any of those; in order."""
     if not changed:
         return []
     reached = changed | graphs.downstream(desired.graph, changed)

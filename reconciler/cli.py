@@ -466,6 +466,46 @@ def check(ctx: click.Context, environment: str, selection: str | None, tenants: 
         ctx.exit(EXIT_ERROR)
 
 
+@cli.command("run")
+@click.argument("environment")
+@click.argument("name")
+@click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Run it and its checks, report, then roll the rows back.")
+@LOCK_TIMEOUT
+@click.pass_context
+def run_command(ctx: click.Context, environment: str, name: str, tenants: tuple[str, ...], dry_run: bool,
+                lock_timeout: float) -> None:
+    """Run the data flow NAME in every tenant of ENVIRONMENT: its INSERT ... SELECT and then the checks of
+    its target, in one transaction that commits only when they pass (exit 3 otherwise, rolled back).
+
+    \b
+    Example:
+      reconciler run dev df_customer_enrichment --dry-run
+    """
+    workspace = _workspace(ctx, lock_timeout)
+    planned = reconcile.plan_environment(workspace, environment, None, tenants or None)
+    actor = executor.current_actor(workspace.repo)
+    codes = []
+    for tenant, (key, source) in reconcile.runnable(planned, name).items():
+        err.print(Text(f"{tenant}: {key} reads through {source}: outside the tenant and out of reach here; "
+                       "its SQL runs on the tenant, reading what the tenant holds", style="yellow"))
+        try:
+            result = executor.run_flow(planned.states[tenant], planned.plan.tenant(tenant), planned.plan, key, actor,
+                                       dry_run)
+        except ReconcilerError as error:
+            err.print(Text(f"{tenant}: failed\n{error}", style="red"))
+            codes.append(error.exit_code)
+            continue
+        for warning in executor.warnings(result.checks):
+            err.print(Text(f"{tenant}: {warning}", style="yellow"))
+        done = "wrote" if result.outcome == "applied" else "would write (rolled back: --dry-run)"
+        out.print(Text(f"{tenant}: {key} {done} {result.rows_written} row{'s' * (result.rows_written != 1)} in "
+                       f"{result.seconds:.2f} s; {report.checks_summary(result.checks)} (run {result.run_id})",
+                       style="green"), markup=False)
+    if codes:
+        ctx.exit(EXIT_ERROR if EXIT_ERROR in codes else min(codes))
+
+
 @cli.command()
 @click.argument("environment")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")

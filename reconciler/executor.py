@@ -15,6 +15,7 @@ import datetime as dt
 import getpass
 import os
 import secrets as random
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import git
 
-from . import checks, faults, secrets
+from . import checks, faults, secrets, sql
 from . import plan as plans
 from .diff import diff, views_to_bind
 from .errors import (
@@ -298,6 +299,66 @@ def record_checks(state: TenantState, tenant_plan: TenantPlan, plan: Plan, resul
     return run.run_id
 
 
+@dataclass(frozen=True)
+class FlowRun:
+    tenant: str
+    run_id: str
+    outcome: str          # applied | dry-run
+    rows_written: int
+    seconds: float
+    checks: tuple[checks.Result, ...]
+
+
+def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,
+             dry_run: bool = False) -> FlowRun:
+    """Run a data flow's INSERT ... SELECT (as rendered for the tenant) in one transaction under the
+    tenant lock, then the checks of its target and of what reads it; commit only when none of severity
+    error fails (ChecksFailed otherwise, rolled back), and never with `dry_run`. Audited as operation
+    `run`, with the rows written."""
+    if not state.adapter.transactional:
+        raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "
+                          "yet (its INSERT would commit before its checks ran)")
+    obj = state.desired.objects[flow]
+    target = ObjectKey.parse(obj.definition["target"])
+    count = f"SELECT count(*) FROM {sql.qualified(target.schema, target.name, state.adapter.engine)}"
+    run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "run")
+    with state.adapter.session(create=False, holder={"run_id": run.run_id, "actor": actor}) as session:
+        run.start(session)
+        session.begin()
+        try:
+            before, started = session.count(count), time.monotonic()
+            session.execute(obj.sql or "")
+            written, seconds = session.count(count) - before, time.monotonic() - started
+            run.summary = {"rows written": written}
+            run.checks = checks.run(session, checks.reached({target}, state.desired))
+            failed = checks.failures(run.checks)
+            if failed:
+                raise ChecksFailed(checks.failure_message(state.tenant.name, failed))
+            if dry_run:
+                session.rollback()
+                run.conclude(session, "dry-run", None)
+            else:
+                run.finish(session, "applied")
+                session.commit()
+        except ChecksFailed as failed:
+            session.rollback()
+            message = f"{failed}\n  the rows {flow} wrote were rolled back"
+            run.conclude(session, "failed", message)
+            raise ChecksFailed(message) from None
+        except StatementFailed as failure:
+            session.rollback()
+            message = (f"tenant {state.tenant.name}: data flow {flow} failed: {failure.message}\n"
+                       f"  statement: {failure.statement}\n  rolled back; nothing was written")
+            run.conclude(session, "failed", message)
+            raise ApplyFailed(message) from None
+        except BaseException as stopped:
+            session.rollback()
+            run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
+            raise
+    return FlowRun(state.tenant.name, run.run_id, "dry-run" if dry_run else "applied", written, seconds,
+                   tuple(run.checks))
+
+
 def release(adapter: Adapter, run_id: str) -> None:
     """Conclude a dead run's audit row as interrupted. Opening the tenant for writing proves the
     run's process is gone: the engine's lock dies with it (a live holder raises TenantLocked)."""
@@ -343,4 +404,4 @@ def current_actor(repo: Path) -> str:
     return getpass.getuser()
 
 
-__all__ = ["apply_environment", "apply_tenant", "record_dry_run", "record_checks", "release", "drop_backups", "TenantResult"]
+__all__ = ["apply_environment", "apply_tenant", "record_dry_run", "record_checks", "run_flow", "release", "drop_backups", "TenantResult"]

@@ -21,7 +21,7 @@ from . import graph as graphs
 from .cache import Cache
 from .diff import views_to_bind
 from .errors import GuardRefused, ReconcilerError, TenantError, UsageProblem
-from .model import Tenant
+from .model import DataFlow, ObjectKey, Tenant
 from .parallel import each_tenant
 from .plan import Plan
 from .planner import Planned, TenantPlan, TenantState, plan_tenant
@@ -187,6 +187,39 @@ def check_environment(workspace: Workspace, environment: str, ref: str | None = 
     return planned, found
 
 
+def runnable(planned: Planned, name: str) -> dict[str, tuple[ObjectKey, str]]:
+    """The data flow `name` (schema.name, or a name no other data flow has, as the folder spells it) in
+    each planned tenant, as the tenant calls it, with where it reads from (for people: its connection is
+    outside the tenant). UsageProblem when there is no such flow; TenantError when a tenant does not
+    hold the flow, its connection, its target or what it reads as the folder declares them."""
+    landscape = planned.landscape
+    flows = [key for key, obj in landscape.objects.items() if isinstance(obj, DataFlow)]
+    matches = [key for key in flows if name.lower() in (str(key).lower(), key.name.lower())]
+    if len(matches) != 1:
+        names = ", ".join(map(str, flows)) or "none"
+        close = difflib.get_close_matches(name, [str(k) for k in flows] + [k.name for k in flows], n=1)
+        why = "is more than one data flow: write schema.name" if matches else \
+            f"names no data flow{f' (did you mean {close[0]}?)' if close else ''}"
+        raise UsageProblem(f"{name} {why}; the data flows of {landscape.name}: {names}")
+    path = landscape.documents[matches[0]].path
+    found = {}
+    for tenant_plan in planned.plan.tenants:
+        desired = planned.states[tenant_plan.tenant].desired
+        key = next(k for k, obj in desired.objects.items() if obj.path == path)
+        flow = desired.objects[key]
+        involved = {key, ObjectKey.parse(flow.definition["target"]), *flow.dependencies}
+        pending = [change for change in tenant_plan.changes if change.key in involved]
+        if pending:
+            raise TenantError(f"tenant {tenant_plan.tenant}: {pending[0].kind} {pending[0].object} has a change "
+                              f"waiting ({pending[0].reason}); a data flow runs as the folder declares it: apply "
+                              "first; nothing was run")
+        connection = desired.objects[ObjectKey.parse(flow.definition["connection"])].definition
+        where = ", ".join(f"{k} {v}" for k, v in connection.get("properties", {}).items())
+        found[tenant_plan.tenant] = (key, f"connection {flow.definition['connection']} ({connection['type']}"
+                                          f"{': ' + where if where else ''})")
+    return found
+
+
 BASE_REF_VARIABLE = "RECONCILER_BASE_REF"   # set by the pull request plan workflow: the base branch's commit
 
 
@@ -204,4 +237,4 @@ def _moved_tenants(workspace: Workspace, landscape: Landscape, tenants: Sequence
     return {t.name: base for t in tenants if t.secret_names and before.get(t.name) != (t.url, t.password)}
 
 
-__all__ = ["Workspace", "plan_environment", "check_environment", "WORKTREE"]
+__all__ = ["Workspace", "plan_environment", "check_environment", "runnable", "WORKTREE"]

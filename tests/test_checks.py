@@ -9,6 +9,7 @@ sensitive column.
 from __future__ import annotations
 
 import json
+import re
 
 from conftest import EngineLandscape
 
@@ -73,7 +74,7 @@ def test_a_warning_commits_and_is_recorded(engine_landscape: EngineLandscape) ->
     assert result.code == 0, result.output
     assert "check warned: sales.customer_transactions: accepted_range(amount): warned (1 offending row)" \
         in result.stderr
-    assert audit(landscape)[-1]["checks"] == {"passed": 0, "warned": 1, "failed": 0}
+    assert audit(landscape)[-1]["checks"] == {"passed": 5, "warned": 1, "failed": 0}   # with the demo views'
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
 
 
@@ -129,9 +130,64 @@ def test_check_finds_a_violation_made_by_hand(engine_landscape: EngineLandscape)
     line = next(n for n, text in enumerate(landscape.path(MASTER).read_text().splitlines(), 1) if "{name: name," in text)
     assert annotations[0].startswith(f"::error file={MASTER},line={line},title=check not_null(name)::")
     assert audit(landscape)[-1]["operation"] == "check" and audit(landscape)[-1]["outcome"] == "failed"
-    assert "1 passed, 2 failed (check " in landscape.run("status").stdout
+    assert re.search(r"\d+ passed, 2 failed \(check ", landscape.run("status").stdout)
     assert landscape.run("check", "dev", "--select", "schema:sales", "--format", "markdown").code == 1
     assert landscape.run("check", "dev", "--select", "vw_customer_active").code == 0
 
     landscape.sql("DELETE FROM sales.customer_master WHERE id = 3")
     assert landscape.run("check", "dev").code == 0
+
+
+FLOW = "df_segment_scoring"   # scores PLATINUM customers into sales.customer_transactions
+
+
+def platinum(landscape: EngineLandscape) -> EngineLandscape:
+    landscape = applied(landscape)
+    landscape.sql("INSERT INTO sales.customer_transactions VALUES (12, 1, 20000.00, 'EUR', 'shop', NULL)")
+    return landscape
+
+
+def test_run_executes_a_data_flow_and_audits_the_rows_it_wrote(engine_landscape: EngineLandscape) -> None:
+    landscape = platinum(engine_landscape)
+
+    result = landscape.run("run", "dev", FLOW)
+
+    assert result.code == 0, result.output
+    assert "integration.df_segment_scoring wrote 1 row" in result.stdout
+    assert "5 checks: 5 passed" in result.stdout   # the views that read its target
+    assert "outside the tenant and out of reach here" in result.stderr
+    assert landscape.sql("SELECT id, channel FROM sales.customer_transactions WHERE channel = 'SCORING'") == \
+        [(1000000, "SCORING")]
+    last = audit(landscape)[-1]
+    assert (last["operation"], last["outcome"], json.loads(last["summary"])) == ("run", "applied", {"rows written": 1})
+
+
+def test_a_dry_run_and_a_failing_check_leave_no_rows(engine_landscape: EngineLandscape) -> None:
+    landscape = platinum(engine_landscape)
+    before = landscape.state()
+
+    dry = landscape.run("run", "dev", FLOW, "--dry-run")
+    assert dry.code == 0, dry.output
+    assert "would write (rolled back: --dry-run) 1 row" in dry.stdout
+    assert landscape.state() == before
+
+    declare(landscape, "channel", "checks: [{accepted_values: [web, shop, secret-channel]}]")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    before = landscape.state()
+    failed = landscape.run("run", "dev", FLOW)
+    assert failed.code == 3, failed.output
+    assert "accepted_values(channel): failed (1 offending row)" in failed.stderr and "channel='SCORING'" in failed.stderr
+    assert "the rows integration.df_segment_scoring wrote were rolled back" in failed.stderr
+    assert landscape.state() == before
+    assert [r["outcome"] for r in audit(landscape)[-2:]] == ["applied", "failed"]
+
+
+def test_run_refuses_what_it_cannot_run_as_declared(engine_landscape: EngineLandscape) -> None:
+    landscape = platinum(engine_landscape)
+    unknown = landscape.run("run", "dev", "df_segment_scorng")
+    assert unknown.code == 64 and "did you mean df_segment_scoring?" in unknown.stderr
+    landscape.edit(TRANSACTIONS, "primary_key", "  - {name: note, type: VARCHAR}\nprimary_key")
+    waiting = landscape.run("run", "dev", FLOW)
+    assert waiting.code == 1
+    assert "Table sales.customer_transactions has a change waiting (columns changed)" in waiting.stderr
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions WHERE channel = 'SCORING'") == [(0,)]

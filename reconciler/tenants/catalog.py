@@ -286,13 +286,15 @@ class Run:
         self.started = now()
         self.outcome = "running"
         self.checks: Sequence[Result] = ()   # what its data checks found: recorded with its outcome
+        self.summary: dict[str, int | float] | None = None   # what it did, when that is not its plan's changes
 
     def record(self, session: Session, outcome: str, error: str | None = None, dry_run: bool = False) -> None:
         self.outcome = outcome
         values = [self.run_id, self.plan.environment, self.tenant_plan.tenant, self.plan.ref, self.plan.commit,
                   self.actor, socket.gethostname(), os.getpid(), self.started,
                   None if outcome == "running" else now(), outcome, dry_run,
-                  json.dumps(self.tenant_plan.summary), error, self.plan.fingerprint, self.tenant_plan.capacity,
+                  json.dumps(self.summary or self.tenant_plan.summary), error, self.plan.fingerprint,
+                  self.tenant_plan.capacity,
                   self.operation]
         if session.appends_only:
             session.insert(f"{CATALOG_SCHEMA}.run_log", [(*values, now())])
@@ -318,11 +320,11 @@ class Run:
     def finish(self, session: Session, outcome: str, error: str | None = None) -> None:
         self.outcome = outcome
         _conclude_runs(session, "run_id = ?", [self.run_id], outcome=outcome, ended_at=now(), error=error,
-                       summary=json.dumps(self.tenant_plan.summary))
+                       summary=json.dumps(self.summary or self.tenant_plan.summary))
         if self.checks:
             write_checks(session, self.run_id, self.checks)
 
-    def conclude(self, session: Session, outcome: str, error: str) -> None:
+    def conclude(self, session: Session, outcome: str, error: str | None) -> None:
         """After a rollback: record how the run ended, in a transaction of its own (best effort)."""
         try:
             session.begin()

@@ -169,6 +169,8 @@ def main() -> None:
     parser.add_argument("--engine", choices=["duckdb", "postgres", "spark"], default="duckdb")
     parser.add_argument("--peers", action="store_true", help="also time dbt run and sqlmesh plan (DuckDB)")
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
+    parser.add_argument("--checks", action="store_true", help="also apply the landscape with a not_null and a "
+                        "unique check on every table to a second empty tenant, and time `reconciler check`")
     args = parser.parse_args()
     postgres = Postgres() if args.engine == "postgres" else None
     spark = Spark() if args.engine == "spark" else None
@@ -238,6 +240,8 @@ def main() -> None:
         rows.append(("one-view change: plan (warm), proven",) + timed([*cli, "plan", "dev", "--detailed-exitcode"],
                                                                      repo, ok=(2,)))
         rows.append(("one-view change: apply (warm)",) + timed([*cli, "apply", "dev", "--yes"], repo))
+        if args.checks:
+            rows += with_checks(repo, cli, tenant_url)
         if args.peers and not postgres:
             rows += peers(work)
         for step, wall, peak in rows:
@@ -247,6 +251,27 @@ def main() -> None:
             shutil.rmtree(work)
     if spark:
         os.killpg(spark.server.pid, 15)
+
+
+def with_checks(repo: Path, cli: list[str], tenant_url: str) -> list[tuple[str, float, float]]:
+    """The same landscape with `checks: [not_null, unique]` on every table's first column, applied to a
+    second empty tenant (beside the apply without checks above), then `reconciler check` alone."""
+    import yaml
+
+    for path in (repo / "environments").rglob("*.yaml"):
+        document = yaml.safe_load(path.read_text())
+        if isinstance(document, dict) and document.get("kind") == "Table":
+            document["columns"][0]["checks"] = ["not_null", "unique"]
+            path.write_text(yaml.safe_dump(document, sort_keys=False))
+    env_file = repo / "environments" / "dev" / "environment.yaml"
+    if tenant_url.startswith("duckdb:///"):
+        env_file.write_text(env_file.read_text().replace(tenant_url, tenant_url.replace("dev.duckdb", "checked.duckdb")))
+    else:
+        sys.exit("--checks is measured on DuckDB")
+    git(repo, "commit", "-qam", "a not_null and a unique check on every table")
+    timed([*cli, "validate", "dev"], repo)   # parsed once, as the apply without checks found it
+    return [("apply, empty tenant, 2 checks per table",) + timed([*cli, "apply", "dev", "--yes"], repo),
+            ("check (every table's 2 checks)",) + timed([*cli, "check", "dev"], repo)]
 
 
 def peers(work: Path) -> list[tuple[str, float, float]]:
