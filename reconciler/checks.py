@@ -226,10 +226,20 @@ def failures(results: Iterable[Result]) -> list[Result]:
 
 def failure_message(tenant: str, failed: Sequence[Result]) -> str:
     """For people: each failed check, its count and its sample rows."""
-    from .report import _sample_row
-
     lines = [f"tenant {tenant}: {len(failed)} check{'s' * (len(failed) != 1)} failed:"]
     for result in failed:
         lines.append(f"  {result.describe()}")
-        lines += [f"    {_sample_row(row)}" for row in result.sample]
+        lines += [f"    {sample_row(row)}" for row in result.sample]
     return "\n".join(lines)
+
+
+def summary(results: Sequence[Result], skipped: Sequence[str] = ()) -> str:
+    """`5 checks: 4 passed, 1 warned, 0 failed`, and how many objects were skipped."""
+    counts = {outcome: sum(1 for r in results if r.outcome == outcome) for outcome in ("passed", "warned", "failed")}
+    return (f"{len(results)} check{'s' * (len(results) != 1)}: " + ", ".join(f"{n} {o}" for o, n in counts.items())
+            + (f"; {len(skipped)} object{'s' * (len(skipped) != 1)} skipped" if skipped else ""))
+
+
+def sample_row(row: dict) -> str:
+    return ", ".join(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"
+                     for name, value in row.items())

@@ -42,8 +42,8 @@ def _lazy(name: str):
     return module
 
 
-drawing, executor, graphs, housekeeping, observe = (_lazy(f"reconciler.{m}") for m in (
-    "drawing", "executor", "graph", "housekeeping", "observe"))
+checks, drawing, executor, graphs, housekeeping, observe = (_lazy(f"reconciler.{m}") for m in (
+    "checks", "drawing", "executor", "graph", "housekeeping", "observe"))
 plans, reconcile, report, source, transport = (_lazy(f"reconciler.{m}") for m in ("plan", "reconcile", "report",
                                                                                    "source", "transport"))
 
@@ -187,10 +187,12 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
 @LOCK_TIMEOUT
 @click.option("--verbose", "-v", is_flag=True, help="A line per object as it is applied.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the result per tenant (and errors).")
+@click.option("--smoke", is_flag=True, help="First rehearse the apply with every data flow it deploys run and the "
+              "checks of what they write, then roll that back; apply only when it all passed.")
 @click.pass_context
 def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str | None,
           allow_data_loss: tuple[str, ...], yes: bool, tenants: tuple[str, ...],
-          expect_review_hash: str | None, lock_timeout: float, verbose: bool, quiet: bool) -> None:
+          expect_review_hash: str | None, lock_timeout: float, verbose: bool, quiet: bool, smoke: bool) -> None:
     """Make every tenant of ENVIRONMENT match the desired state.
 
     \b
@@ -226,7 +228,7 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
     reviewed = saved is not None or expect_review_hash is not None or not yes
     with _progress(chosen, verbose and not quiet, quiet) as progress:
         results = executor.apply_environment(workspace, planned, chosen, allow_data_loss, progress=progress,
-                                    moved="refuse" if reviewed else "follow", claim=saved)
+                                    moved="refuse" if reviewed else "follow", claim=saved, smoke=smoke)
     for result in results:
         for note in result.notes:
             err.print(Text(f"{result.tenant}: {note}", style="yellow"))
@@ -500,7 +502,7 @@ def run_command(ctx: click.Context, environment: str, name: str, tenants: tuple[
             err.print(Text(f"{tenant}: {warning}", style="yellow"))
         done = "wrote" if result.outcome == "applied" else "would write (rolled back: --dry-run)"
         out.print(Text(f"{tenant}: {key} {done} {result.rows_written} row{'s' * (result.rows_written != 1)} in "
-                       f"{result.seconds:.2f} s; {report.checks_summary(result.checks)} (run {result.run_id})",
+                       f"{result.seconds:.2f} s; {checks.summary(result.checks)} (run {result.run_id})",
                        style="green"), markup=False)
     if codes:
         ctx.exit(EXIT_ERROR if EXIT_ERROR in codes else min(codes))

@@ -63,7 +63,7 @@ Progress = Callable[[str, Change], None]   # (tenant, change) after each change'
 
 def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: Sequence[str] = (),
                       actor: str | None = None, operation: str = "apply", progress: Progress | None = None,
-                      moved: str = "refuse", claim: Plan | None = None) -> list[TenantResult]:
+                      moved: str = "refuse", claim: Plan | None = None, smoke: bool = False) -> list[TenantResult]:
     """Apply each tenant's plan in its own transaction; one tenant's failure spares the others.
     `moved` says what happens when a tenant's plan made under its lock is not `plan`'s (see apply_tenant);
     `claim` is a saved plan that must be exactly `plan`. Guards speak first: rows in the way are
@@ -79,7 +79,7 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
     def apply_one(tenant_plan: TenantPlan) -> TenantResult:
         try:
             return apply_tenant(planned.states[tenant_plan.tenant], tenant_plan, plan, actor, operation, progress,
-                                moved, allow_data_loss)
+                                moved, allow_data_loss, smoke=smoke)
         except ReconcilerError as error:
             outcome = ("refused" if isinstance(error, GuardRefused) else
                        "locked" if isinstance(error, TenantLocked) else
@@ -113,31 +113,38 @@ def _require_variables(planned: Planned, plan: Plan) -> None:
 
 def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str = "apply",
                  progress: Progress | None = None, moved: str = "refuse", allow_data_loss: Sequence[str] = (),
-                 extra: Sequence[Change] = ()) -> TenantResult:
+                 extra: Sequence[Change] = (), smoke: bool = False) -> TenantResult:
     """Apply one tenant in one transaction. What runs is never `expected` as given: the tenant is
     planned again under its lock, inside the transaction (with every table the plan changes locked
     against other writers), and that plan runs. When it differs from `expected`, `moved="refuse"`
     stops (a saved, reviewed or confirmed plan: exit 5) and `moved="follow"` runs the new plan once
     the guards pass it (another run got there first). `extra` changes (a restore's) run after it.
-    The convergence check (a new plan must be empty) runs before commit. A tenant whose DDL commits
+    The convergence check (a new plan must be empty) runs before commit. With `smoke`, all of it is
+    rehearsed first, with every data flow it deploys run and the checks of what they write, and
+    rolled back (`_smoke`); then it runs for real. A tenant whose DDL commits
     statement by statement is applied by the journaled protocol instead (`journaled.apply_journaled`)."""
+    if smoke and not state.adapter.transactional:
+        raise TenantError(f"tenant {state.tenant.name}: apply --smoke is not built for {state.adapter.engine} yet "
+                          "(a data flow's rows there commit as they are written); nothing was changed")
     if not state.adapter.transactional:
         from .journaled import apply_journaled
         return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra)
     run = catalog.Run(new_run_id(), plan, expected, actor, operation)
     adapter = state.adapter
+    notes: tuple[str, ...] = ()
     with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
         run.start(session)   # committed on its own: if this process dies, the next run sees it
         session.begin()
-        changes: tuple[Change, ...] = ()
         try:
-            live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
-            run.tenant_plan = tenant_plan
-            changes = (*tenant_plan.changes, *extra)
-            _execute(session, adapter, live, changes, run, progress)
-            catalog.write_objects(session, tenant_plan.changes, state.desired, run)
-            session.check_views(views_to_bind(changes, live, state.desired.engine))
-            run_checks(session, state, changes, run)
+            if smoke:   # a rehearsal: the whole apply, then every data flow it deploys, then rolled back
+                changes = _statements_and_checks(session, state, expected, plan, moved, allow_data_loss, extra, run,
+                                                 None)
+                notes = _smoke(session, state, changes)
+                session.rollback()
+                session.begin()
+            changes = _statements_and_checks(session, state, expected, plan, moved, allow_data_loss, extra, run,
+                                             progress)
+            tenant_plan = run.tenant_plan
             remaining = diff(state.desired, session.inspect())
             if remaining:
                 raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5]))
@@ -161,7 +168,8 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
             raise ApplyFailed(message) from None
         except StatementFailed as failure:
             session.rollback()
-            message = (f"tenant {expected.tenant}: {failed_subject(changes, failure)}: apply failed: {failure.message}\n"
+            message = (f"tenant {expected.tenant}: {failed_subject((*run.tenant_plan.changes, *extra), failure)}: "
+                       f"apply failed: {failure.message}\n"
                        f"  statement: {failure.statement}\n  the tenant was rolled back; nothing changed")
             run.conclude(session, "failed", message)
             raise ApplyFailed(message) from None
@@ -169,7 +177,56 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
             session.rollback()
             run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
             raise
-    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary, notes=warnings(run.checks))
+    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary,
+                        notes=notes + warnings(run.checks))
+
+
+def _statements_and_checks(session: Session, state: TenantState, expected: TenantPlan, plan: Plan, moved: str,
+                           allow_data_loss: Sequence[str], extra: Sequence[Change], run: catalog.Run,
+                           progress: Progress | None) -> tuple[Change, ...]:
+    """Inside the apply transaction: plan again under the lock, run every statement, record the catalog,
+    bind the views left in place, run the data checks. The changes that ran."""
+    live, run.tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
+    changes = (*run.tenant_plan.changes, *extra)
+    _execute(session, state.adapter, live, changes, run, progress)
+    catalog.write_objects(session, run.tenant_plan.changes, state.desired, run)
+    session.check_views(views_to_bind(changes, live, state.desired.engine))
+    run_checks(session, state, changes, run)
+    return changes
+
+
+def _smoke(session: Session, state: TenantState, changes: Sequence[Change]) -> tuple[str, ...]:
+    """`apply --smoke`, after the rehearsal's statements and checks: every data flow the plan creates
+    or changes runs, then the checks of what it writes (the caller rolls it all back)."""
+    notes = []
+    for change in changes:
+        if change.kind != "DataFlow" or change.action == "delete":
+            continue
+        written, results = _flow(session, state, change.key)
+        failed = checks.failures(results)
+        if failed:
+            raise ChecksFailed(f"smoke test of data flow {change.key}: "
+                               + checks.failure_message(state.tenant.name, failed))
+        target = state.desired.objects[change.key].definition["target"]
+        notes.append(f"smoke test: {change.key} wrote {written} row{'s' * (written != 1)} into {target} (its SQL "
+                     "on the tenant: its connection is outside it), "
+                     f"{checks.summary(results)}; rolled back")
+    return tuple(notes)
+
+
+def _flow(session: Session, state: TenantState, flow: ObjectKey) -> tuple[int, list[checks.Result]]:
+    """Run a data flow's INSERT in the session's transaction, then the checks of its target and of what
+    reads it: the rows it wrote and what the checks found."""
+    obj = state.desired.objects[flow]
+    target = ObjectKey.parse(obj.definition["target"])
+    count = f"SELECT count(*) FROM {sql.qualified(target.schema, target.name, state.adapter.engine)}"
+    before = session.count(count)
+    try:
+        session.execute(obj.sql or "")
+    except StatementFailed as failure:
+        failure.subject = f"data flow {flow}"
+        raise
+    return session.count(count) - before, checks.run(session, checks.reached({target}, state.desired))
 
 
 def run_checks(session: Session, state: TenantState, changes: Sequence[Change], run: catalog.Run) -> None:
@@ -206,9 +263,10 @@ def replan(session: Session, state: TenantState, expected: TenantPlan, plan: Pla
 
 
 def failed_subject(changes: Sequence[Change], failure: StatementFailed) -> str:
-    """What a failed statement belonged to, for people: a change, the bind check of views, the catalog."""
+    """What a failed statement belonged to, for people: a change, the bind check of views, the data
+    checks, a data flow (`apply --smoke`), the catalog."""
     change = next((c for c in changes if failure.statement in c.statements), None)
-    return (f"{change.kind} {change.object}" if change else
+    return (failure.subject if failure.subject else f"{change.kind} {change.object}" if change else
             "views" if failure.statement.startswith("SELECT * FROM") else
             "data checks" if failure.statement.startswith(checks.COUNTING) else "catalog")
 
@@ -318,19 +376,15 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
     if not state.adapter.transactional:
         raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "
                           "yet (its INSERT would commit before its checks ran)")
-    obj = state.desired.objects[flow]
-    target = ObjectKey.parse(obj.definition["target"])
-    count = f"SELECT count(*) FROM {sql.qualified(target.schema, target.name, state.adapter.engine)}"
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "run")
     with state.adapter.session(create=False, holder={"run_id": run.run_id, "actor": actor}) as session:
         run.start(session)
         session.begin()
         try:
-            before, started = session.count(count), time.monotonic()
-            session.execute(obj.sql or "")
-            written, seconds = session.count(count) - before, time.monotonic() - started
+            started = time.monotonic()
+            written, run.checks = _flow(session, state, flow)
+            seconds = time.monotonic() - started
             run.summary = {"rows written": written}
-            run.checks = checks.run(session, checks.reached({target}, state.desired))
             failed = checks.failures(run.checks)
             if failed:
                 raise ChecksFailed(checks.failure_message(state.tenant.name, failed))

@@ -16,7 +16,7 @@ import networkx as nx
 from rich.table import Table
 from rich.text import Text
 
-from . import drawing, sql
+from . import checks, drawing, sql
 from .errors import Diagnostic
 from .model import ObjectKey
 from .plan import ACTIONS, Change, Detail, Plan, TenantPlan, row_count
@@ -226,22 +226,16 @@ def checks_text(found) -> list[tuple[str, str | None]]:
         for result in tenant.results:
             mark, style = CHECK_MARKS[result.outcome]
             lines.append((f"  {mark:<4} {result.describe()}", style))
-            lines += [(f"         {_sample_row(row)}", None) for row in result.sample]
+            lines += [(f"         {checks.sample_row(row)}", None) for row in result.sample]
         lines += [(f"  skip {why}", "yellow") for why in tenant.skipped]
-        lines.append((f"  {checks_summary(tenant.results, tenant.skipped)}", None))
+        lines.append((f"  {checks.summary(tenant.results, tenant.skipped)}", None))
     return lines
-
-
-def checks_summary(results, skipped=()) -> str:
-    counts = {outcome: sum(1 for r in results if r.outcome == outcome) for outcome in CHECK_MARKS}
-    return (f"{len(results)} check{'s' * (len(results) != 1)}: " + ", ".join(f"{n} {o}" for o, n in counts.items())
-            + (f"; {len(skipped)} object{'s' * (len(skipped) != 1)} skipped" if skipped else ""))
 
 
 def checks_markdown(found) -> str:
     lines = []
     for tenant in found:
-        lines += [f"### Checks in tenant `{tenant.tenant}`", "", checks_summary(tenant.results, tenant.skipped), "",
+        lines += [f"### Checks in tenant `{tenant.tenant}`", "", checks.summary(tenant.results, tenant.skipped), "",
                   "| outcome | object | check | offending rows |", "|---|---|---|---|"]
         lines += [f"| {r.outcome} | `{r.object}` | `{r.check}` | {r.offending} |" for r in tenant.results]
         lines += [f"\nSkipped: {why}" for why in tenant.skipped]
@@ -262,11 +256,6 @@ def checks_github(found) -> str:
             lines.append(f"::{level} file={path},line={line},title=check {result.check}::"
                          f"tenant {tenant.tenant}: {result.describe()}")
     return "\n".join(lines)
-
-
-def _sample_row(row: dict) -> str:
-    return ", ".join(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"
-                     for name, value in row.items())
 
 
 def graph_json(graph: nx.DiGraph) -> str:

@@ -191,3 +191,36 @@ def test_run_refuses_what_it_cannot_run_as_declared(engine_landscape: EngineLand
     assert waiting.code == 1
     assert "Table sales.customer_transactions has a change waiting (columns changed)" in waiting.stderr
     assert landscape.sql("SELECT count(*) FROM sales.customer_transactions WHERE channel = 'SCORING'") == [(0,)]
+
+
+SCORING = "environments/dev/integration/df_segment_scoring.yaml"
+
+
+def test_apply_smoke_runs_the_flows_it_deploys_and_leaves_no_rows(engine_landscape: EngineLandscape) -> None:
+    landscape = platinum(engine_landscape)
+    landscape.edit(SCORING, "'SCORING'", "'SCORE'")
+    before = landscape.sql("SELECT * FROM sales.customer_transactions ORDER BY id")
+
+    result = landscape.run("apply", "dev", "--yes", "--smoke")
+
+    assert result.code == 0, result.output
+    assert "smoke test: integration.df_segment_scoring wrote 1 row into sales.customer_transactions" in result.stderr
+    assert "rolled back" in result.stderr
+    assert landscape.sql("SELECT * FROM sales.customer_transactions ORDER BY id") == before
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0   # the change itself was applied
+
+
+def test_apply_smoke_that_breaks_a_check_changes_nothing(engine_landscape: EngineLandscape) -> None:
+    landscape = platinum(engine_landscape)
+    declare(landscape, "channel", "checks: [{accepted_values: [web, shop, secret-channel, SCORING]}]")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit(SCORING, "'SCORING'", "'SCORE'")
+    before = landscape.state()
+
+    result = landscape.run("apply", "dev", "--yes", "--smoke")
+
+    assert result.code == 3, result.output
+    assert "smoke test of data flow integration.df_segment_scoring: tenant dev: 1 check failed" in result.stderr
+    assert "channel='SCORE'" in result.stderr and "the tenant was rolled back; nothing changed" in result.stderr
+    assert landscape.state() == before
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 2   # the flow's change was not applied

@@ -191,3 +191,14 @@ def test_a_compensation_that_fails_keeps_its_restore_points_and_says_so(spark_se
     assert "putting the run's objects back failed" in str(failed.value)
     assert "statement: CREATE TABLE `scratch`.`orders` USING parquet AS SELECT * FROM" in str(failed.value)
     assert [t.name for t in spark.catalog.listTables("_reconciler_backup")] == ["point"]
+
+
+def test_smoke_and_run_say_they_are_not_built_for_spark_and_touch_nothing(applied: Landscape, spark) -> None:
+    before = tenant(spark)
+    applied.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
+    smoke = applied.run("apply", "dev", "--yes", "--smoke")
+    assert smoke.code == 1 and "apply --smoke is not built for spark yet" in smoke.stderr
+    applied.run("apply", "dev", "--yes")
+    ran = applied.run("run", "dev", "df_segment_scoring")
+    assert ran.code == 1 and "running a data flow on spark is not built yet" in ran.stderr
+    assert tenant(spark)["sales.customer_transactions"] == before["sales.customer_transactions"]

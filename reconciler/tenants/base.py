@@ -35,6 +35,7 @@ class StatementFailed(Exception):
         self.statement = statement
         self.message = message
         self.sqlstate = sqlstate
+        self.subject: str | None = None   # what it ran for, where the statement alone does not say
 
 
 NOT_ALLOWED = "42501"   # SQLSTATE insufficient_privilege
