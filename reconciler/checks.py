@@ -20,7 +20,7 @@ from sqlglot import exp
 
 from . import graph as graphs
 from . import sql
-from .model import Check, ObjectKey, Table, View
+from .model import Check, MaterializedTable, ObjectKey, Table, View
 
 if TYPE_CHECKING:
     from .plan import Change
@@ -84,11 +84,11 @@ class Result:
         return f"{self.object}: {self.check}: {self.outcome} ({rows})"
 
 
-def declared(obj: Table | View) -> list[Declared]:
+def declared(obj: Table | View | MaterializedTable) -> list[Declared]:
     """Every check of a table or view: its columns' checks first, then the object's own; names made
     unique within the object (a second `not_null(id)` is `not_null(id)#2`)."""
     found: list[Declared] = []
-    if isinstance(obj, Table):
+    if isinstance(obj, (Table, MaterializedTable)):
         for i, column in enumerate(obj.columns):
             for j, check in enumerate(column.checks):
                 found.append(Declared(check.name or _default_name(check, (column.name,)), check, (column.name,),

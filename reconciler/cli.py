@@ -477,8 +477,9 @@ def check(ctx: click.Context, environment: str, selection: str | None, tenants: 
 @click.pass_context
 def run_command(ctx: click.Context, environment: str, name: str, tenants: tuple[str, ...], dry_run: bool,
                 lock_timeout: float) -> None:
-    """Run the data flow NAME in every tenant of ENVIRONMENT: its INSERT ... SELECT and then the checks of
-    its target, in one transaction that commits only when they pass (exit 3 otherwise, rolled back).
+    """Run the data flow NAME (its INSERT ... SELECT), or refresh the MaterializedTable NAME from its
+    query, in every tenant of ENVIRONMENT, then the checks of what it writes, in one transaction that
+    commits only when they pass (exit 3 otherwise, rolled back).
 
     \b
     Example:
@@ -489,8 +490,9 @@ def run_command(ctx: click.Context, environment: str, name: str, tenants: tuple[
     actor = executor.current_actor(workspace.repo)
     codes = []
     for tenant, (key, source) in reconcile.runnable(planned, name).items():
-        err.print(Text(f"{tenant}: {key} reads through {source}: outside the tenant and out of reach here; "
-                       "its SQL runs on the tenant, reading what the tenant holds", style="yellow"))
+        if source:
+            err.print(Text(f"{tenant}: {key} reads through {source}: outside the tenant and out of reach here; "
+                           "its SQL runs on the tenant, reading what the tenant holds", style="yellow"))
         try:
             result = executor.run_flow(planned.states[tenant], planned.plan.tenant(tenant), planned.plan, key, actor,
                                        dry_run)
@@ -500,10 +502,14 @@ def run_command(ctx: click.Context, environment: str, name: str, tenants: tuple[
             continue
         for warning in executor.warnings(result.checks):
             err.print(Text(f"{tenant}: {warning}", style="yellow"))
-        done = "wrote" if result.outcome == "applied" else "would write (rolled back: --dry-run)"
-        out.print(Text(f"{tenant}: {key} {done} {result.rows_written} row{'s' * (result.rows_written != 1)} in "
-                       f"{result.seconds:.2f} s; {checks.summary(result.checks)} (run {result.run_id})",
-                       style="green"), markup=False)
+        dry = "" if result.outcome == "applied" else " (rolled back: --dry-run)"
+        if source:
+            written = result.rows_after - result.rows_before
+            done = f"{'wrote' if not dry else 'would write'}{dry} {written} row{'s' * (written != 1)}"
+        else:
+            done = f"refreshed from its query{dry}: {result.rows_after} rows (were {result.rows_before})"
+        out.print(Text(f"{tenant}: {key} {done} in {result.seconds:.2f} s; {checks.summary(result.checks)} "
+                       f"(run {result.run_id})", style="green"), markup=False)
     if codes:
         ctx.exit(EXIT_ERROR if EXIT_ERROR in codes else min(codes))
 

@@ -28,7 +28,8 @@ from .state import (
     ObjectState,
 )
 
-ENGINE_KINDS = ("Table", "View")
+ENGINE_KINDS = ("Table", "View", "MaterializedTable")   # what the engine holds an object for
+MATERIALIZED = "MaterializedTable"   # a table in the engine, whose rows its query gives
 
 
 def diff(desired: DesiredState, live: LiveState, pins: Pins | None = None) -> list[Change]:
@@ -42,7 +43,7 @@ def diff(desired: DesiredState, live: LiveState, pins: Pins | None = None) -> li
             previous, former = live.record(want.renamed_from), live.object(want.renamed_from)
             if previous is not None and former is not None:
                 matched.add(previous.key)
-                changes[key] = _renamed(want, previous, former)
+                changes[key] = _renamed(want, previous, former, desired.engine)
                 continue
         if record is not None:
             matched.add(record.key)
@@ -76,12 +77,14 @@ def _compare(want: ObjectState, record: CatalogRecord | None, found: LiveObject 
         return _change("create", want, "low", "missing from the tenant: dropped outside the "
                        "reconciler (drift)", drift=True)
     kind = found.kind if found is not None else record.kind   # what the tenant is, not what the catalog says
+    if want.kind == MATERIALIZED and kind == "Table" and record.kind == MATERIALIZED:
+        return _materialized(want, record, engine)
     if kind != want.kind:
         loses = kind == "Table"
         return _change("replace", want, "high" if loses else "medium",
                        f"kind changes from {kind} to {want.kind}", data_loss=loses)
     if want.kind == "Table":
-        return _table(want, record, found)
+        return _table(want, record, found, engine)
     if want.kind == "View":
         return _view(want, record, found, engine)
     if record.content_hash == want.content_hash:
@@ -118,10 +121,25 @@ def _view_query(engine_sql: str | None, engine: str) -> str:
     return (tree.expression if tree.key == "create" else tree).sql(dialect=engine)
 
 
-def _renamed(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change:
+def _materialized(want: ObjectState, record: CatalogRecord, engine: str) -> Change | None:
+    """A MaterializedTable the reconciler built: rebuilt from its query when the query (or a pinned
+    type) changed; its rows are what the query gives, so a rebuild is expected to change them."""
+    if record.content_hash == want.content_hash:
+        return None
+    details = (*_details(_without_checks(record.definition), _without_checks(want.definition)),
+               *_check_details(record.definition, want.definition, engine))
+    if not details:   # only what its checks show changed
+        return None
+    if all(d.field == "description" or d.field.startswith("checks.") for d in details):
+        return _change("update", want, "low", _catalog_reason(details), details, catalog_only=True)
+    return _change("replace", want, "medium", "its query changed: rebuilt from it (its rows are computed again)",
+                   details)
+
+
+def _renamed(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: str) -> Change:
     """A table declared `renamed_from:` the live one: renamed in place, then altered as usual."""
     name = Detail(field="name", op="rename", before=str(found.key), after=str(want.key))
-    altered = _table(want, record, found)
+    altered = _table(want, record, found, engine)
     if altered is None:
         return _change("update", want, "medium", f"renamed from {found.key} (rows kept)", (name,),
                        renamed_from=str(found.key))
@@ -130,7 +148,7 @@ def _renamed(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Cha
                                       "risk": "medium" if altered.risk == "low" else altered.risk})
 
 
-def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Change | None:
+def _table(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: str) -> Change | None:
     live_columns, renames = _columns(found.columns), []
     for old, new in want.column_renames:
         if old in live_columns and new not in live_columns:
@@ -149,7 +167,7 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject) -> Chang
     drift = record.definition.get("columns") != [c.to_json() for c in found.columns] and bool(details)
     description = (*_details({"description": record.definition.get("description", "")},
                              {"description": want.definition.get("description", "")}),
-                   *_check_details(record.definition, want.definition))
+                   *_check_details(record.definition, want.definition, engine))
     if not details:
         if description:
             return _change("update", want, "low", _catalog_reason(description), description, catalog_only=True)
@@ -198,7 +216,7 @@ def _flag_probable_table_renames(changes: dict[ObjectKey, Change], desired: Desi
 def _view(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: str) -> Change | None:
     same = record.content_hash == want.content_hash
     details = () if same else (*_details(_without_checks(record.definition), _without_checks(want.definition)),
-                               *_check_details(record.definition, want.definition))
+                               *_check_details(record.definition, want.definition, engine))
     if found.engine_sql != record.engine_sql:
         return _change("update", want, "low", "changed outside the reconciler (drift)",
                        (Detail(field="sql", op="change", before=_view_query(found.engine_sql, engine),
@@ -280,12 +298,14 @@ def _recreate_readers(changes: dict[ObjectKey, Change], desired: DesiredState, l
         return
     for key in graphs.order(desired.graph.subgraph(graphs.downstream(desired.graph, set(altered) | set(pinned)))):
         view = desired.objects[key]
-        if view.kind != "View" or (key in changes and changes[key].action in ("create", "replace", "delete")):
+        if view.kind not in ("View", MATERIALIZED) or (
+                key in changes and changes[key].action in ("create", "replace", "delete")):
             continue
         changing = _changing_columns(view, altered)
         reads = {source: set(columns) for source, columns in view.reads}
-        held = sorted(str(source) for source in view.dependencies if source in pinned and (
-            pinned[source] is None or pinned[source] & reads.get(source, set())))
+        held = [] if view.kind == MATERIALIZED else sorted(   # a table: nothing binds it to what it read
+            str(source) for source in view.dependencies if source in pinned and (
+                pinned[source] is None or pinned[source] & reads.get(source, set())))
         if changing == frozenset() and not held:
             continue
         if changing != frozenset():
@@ -293,7 +313,8 @@ def _recreate_readers(changes: dict[ObjectKey, Change], desired: DesiredState, l
             given = "its columns change" if changing is None else (
                 f"its column{'s' * (len(changing) > 1)} {', '.join(sorted(changing))} "
                 f"change{'s' * (len(changing) == 1)}")
-            reason = f"recreated: {given} with {', '.join(upstream)}"
+            reason = (f"{'rebuilt from its query' if view.kind == MATERIALIZED else 'recreated'}: {given} with "
+                      f"{', '.join(upstream)}")
         else:
             reason = (f"recreated: the engine will not alter {', '.join(held)} while a view reads it "
                       "(dropped first, then created again)")
@@ -410,10 +431,15 @@ def _columns(columns: tuple[ColumnState, ...]) -> dict[str, dict]:
     return {c.name: {"type": c.type, "nullable": c.nullable, "default": c.default} for c in columns}
 
 
-def _check_details(before: dict, after: dict) -> tuple[Detail, ...]:
-    """The data checks that were added, dropped or changed, by name."""
+def _check_details(before: dict, after: dict, engine: str) -> tuple[Detail, ...]:
+    """The data checks that were added, dropped or changed, by name; a check whose query differs only in
+    the columns its sample shows (a column added to the object, one marked sensitive) is the same check."""
     named = [{check["name"]: {k: v for k, v in check.items() if k != "name"} for check in d.get("checks", [])}
              for d in (before, after)]
+    for name in named[0].keys() & named[1].keys():
+        old, new = named[0][name].get("sql"), named[1][name].get("sql")
+        if old != new and sql.without_select_list(old, engine) == sql.without_select_list(new, engine):
+            named[0][name] = {**named[0][name], "sql": new}
     return _details(named[0], named[1], prefix="checks")
 
 

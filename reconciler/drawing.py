@@ -19,7 +19,9 @@ from grandalf.routing import EdgeViewer
 
 from .model import ObjectKey
 
-KIND_COLOURS = {"Table": "#dbe4ff", "View": "#d3f9d8", "DataFlow": "#fff3bf", "Connection": "#f3d9fa"}
+EVERY_LANDSCAPE = ("Table", "View", "DataFlow", "Connection")   # kinds the legend always explains
+KIND_COLOURS = {"Table": "#dbe4ff", "View": "#d3f9d8", "MaterializedTable": "#c5f6fa", "DataFlow": "#fff3bf",
+                "Connection": "#f3d9fa"}
 STATE_COLOURS = {"create": "#2b8a3e", "update": "#e67700", "replace": "#d9480f", "delete": "#c92a2a",
                  "modified": "#e67700"}
 COLLAPSE_AT = 300          # more objects than this are drawn one box per schema
@@ -104,7 +106,8 @@ def _svg(graph: nx.DiGraph, labels: Mapping, states: Mapping) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
-           'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#868e96"/></marker></defs>', _legend()]
+           'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#868e96"/></marker></defs>',
+           _legend({kind for _, kind in labels.values()})]
     for (a, b), points in sorted(routes.items()):
         path = " L".join(f"{x:.1f},{y:.1f}" for x, y in points)
         out.append(f'<path class="edge" data-from="{escape(str(a))}" data-to="{escape(str(b))}" d="M{path}" '
@@ -124,10 +127,13 @@ def _svg(graph: nx.DiGraph, labels: Mapping, states: Mapping) -> str:
     return "\n".join(out) + "\n"
 
 
-def _legend() -> str:
-    """The kinds' colours, and which way the arrows point."""
+def _legend(shown: set[str]) -> str:
+    """The kinds' colours (the four every landscape has, and any other the picture shows), and which way
+    the arrows point."""
     parts, x = ['<g class="legend">'], MARGIN
     for kind, colour in KIND_COLOURS.items():
+        if kind not in EVERY_LANDSCAPE and kind not in shown:
+            continue
         parts.append(f'<rect x="{x}" y="{MARGIN - 8}" width="14" height="14" rx="3" fill="{colour}" '
                      f'stroke="#868e96"/><text x="{x + 18}" y="{MARGIN + 3}">{kind}</text>')
         x += 28 + 8 * len(kind)

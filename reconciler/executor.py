@@ -202,7 +202,8 @@ def _smoke(session: Session, state: TenantState, changes: Sequence[Change]) -> t
     for change in changes:
         if change.kind != "DataFlow" or change.action == "delete":
             continue
-        written, results = _flow(session, state, change.key)
+        before, after, results = _flow(session, state, change.key)
+        written = after - before
         failed = checks.failures(results)
         if failed:
             raise ChecksFailed(f"smoke test of data flow {change.key}: "
@@ -214,19 +215,24 @@ def _smoke(session: Session, state: TenantState, changes: Sequence[Change]) -> t
     return tuple(notes)
 
 
-def _flow(session: Session, state: TenantState, flow: ObjectKey) -> tuple[int, list[checks.Result]]:
-    """Run a data flow's INSERT in the session's transaction, then the checks of its target and of what
-    reads it: the rows it wrote and what the checks found."""
+def _flow(session: Session, state: TenantState, flow: ObjectKey) -> tuple[int, int, list[checks.Result]]:
+    """Run a data flow's INSERT (or refresh a MaterializedTable from its query: its rows deleted, the
+    query's inserted) in the session's transaction, then the checks of what it writes and of what reads
+    that: the rows there before and after, and what the checks found."""
     obj = state.desired.objects[flow]
-    target = ObjectKey.parse(obj.definition["target"])
-    count = f"SELECT count(*) FROM {sql.qualified(target.schema, target.name, state.adapter.engine)}"
-    before = session.count(count)
+    target = flow if obj.kind == "MaterializedTable" else ObjectKey.parse(obj.definition["target"])
+    table = sql.qualified(target.schema, target.name, state.adapter.engine)
+    statements = [f"DELETE FROM {table}", f"INSERT INTO {table} {obj.sql}"] if obj.kind == "MaterializedTable" \
+        else [obj.sql or ""]
+    before = session.count(f"SELECT count(*) FROM {table}")
     try:
-        session.execute(obj.sql or "")
+        for statement in statements:
+            session.execute(statement)
     except StatementFailed as failure:
-        failure.subject = f"data flow {flow}"
+        failure.subject = f"{obj.kind} {flow}"
         raise
-    return session.count(count) - before, checks.run(session, checks.reached({target}, state.desired))
+    return before, session.count(f"SELECT count(*) FROM {table}"), checks.run(
+        session, checks.reached({target}, state.desired))
 
 
 def run_checks(session: Session, state: TenantState, changes: Sequence[Change], run: catalog.Run) -> None:
@@ -362,17 +368,18 @@ class FlowRun:
     tenant: str
     run_id: str
     outcome: str          # applied | dry-run
-    rows_written: int
+    rows_before: int      # in what it writes (its target; the MaterializedTable it refreshes)
+    rows_after: int
     seconds: float
     checks: tuple[checks.Result, ...]
 
 
 def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,
              dry_run: bool = False) -> FlowRun:
-    """Run a data flow's INSERT ... SELECT (as rendered for the tenant) in one transaction under the
-    tenant lock, then the checks of its target and of what reads it; commit only when none of severity
-    error fails (ChecksFailed otherwise, rolled back), and never with `dry_run`. Audited as operation
-    `run`, with the rows written."""
+    """Run a data flow's INSERT ... SELECT (as rendered for the tenant), or refresh a MaterializedTable,
+    in one transaction under the tenant lock, then the checks of what it writes and of what reads that;
+    commit only when none of severity error fails (ChecksFailed otherwise, rolled back), and never with
+    `dry_run`. Audited as operation `run`, with the rows before and after."""
     if not state.adapter.transactional:
         raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "
                           "yet (its INSERT would commit before its checks ran)")
@@ -382,9 +389,9 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
         session.begin()
         try:
             started = time.monotonic()
-            written, run.checks = _flow(session, state, flow)
+            before, after, run.checks = _flow(session, state, flow)
             seconds = time.monotonic() - started
-            run.summary = {"rows written": written}
+            run.summary = {"rows before": before, "rows after": after}
             failed = checks.failures(run.checks)
             if failed:
                 raise ChecksFailed(checks.failure_message(state.tenant.name, failed))
@@ -396,7 +403,7 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
                 session.commit()
         except ChecksFailed as failed:
             session.rollback()
-            message = f"{failed}\n  the rows {flow} wrote were rolled back"
+            message = f"{failed}\n  what {flow} wrote was rolled back"
             run.conclude(session, "failed", message)
             raise ChecksFailed(message) from None
         except StatementFailed as failure:
@@ -409,7 +416,7 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
             session.rollback()
             run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
             raise
-    return FlowRun(state.tenant.name, run.run_id, "dry-run" if dry_run else "applied", written, seconds,
+    return FlowRun(state.tenant.name, run.run_id, "dry-run" if dry_run else "applied", before, after, seconds,
                    tuple(run.checks))
 
 

@@ -1,4 +1,4 @@
-"""The typed vocabulary: object identity, the four object kinds, environments and rules.
+"""The typed vocabulary: object identity, the object kinds (and their data checks), environments and rules.
 
 Owns the pydantic models (the JSON Schemas in `schemas/` are generated from them) and
 `ObjectKey`, the one identity used everywhere. Never touches files, git or databases.
@@ -23,7 +23,7 @@ SecretReference = Annotated[str, Field(pattern=SECRET_REFERENCE,
                                        description="env:VARIABLE, read at apply time; never a value")]
 ParameterValue = Union[str, int, float, bool]
 
-KIND_RANK = {"Connection": 0, "Table": 1, "View": 2, "DataFlow": 3}
+KIND_RANK = {"Connection": 0, "Table": 1, "View": 2, "MaterializedTable": 2, "DataFlow": 3}
 
 
 class ObjectKey(NamedTuple):
@@ -175,6 +175,27 @@ class View(_Object):
                                                       "that changes it or what it reads, and by `reconciler check`")
 
 
+class PinnedColumn(_Frozen):
+    name: Name
+    type: str = Field(description="the type the column is stored as (the query's value is cast to it)")
+    description: str = ""
+    sensitive: bool = Field(False, description="never shown in a check's sample of offending rows")
+    checks: tuple[ColumnCheck, ...] = Field((), description="checks of this column")
+
+
+class MaterializedTable(_Object):
+    """A table whose rows come from a query: created with CREATE TABLE ... AS, rebuilt when its query or
+    a column it reads changes, refreshed with `reconciler run`."""
+
+    kind: Literal["MaterializedTable"]
+    sql: str = Field(description="one SELECT; its rows are the table's; $$NAME inserts a parameter")
+    columns: tuple[PinnedColumn, ...] = Field((), description="optional: columns whose type is pinned (cast), "
+                                                              "in the query's order; the others keep the "
+                                                              "type the query gives")
+    checks: tuple[Check, ...] = Field((), description="checks of the table's rows, run inside every apply "
+                                                      "that builds it and by `reconciler check`")
+
+
 class DataFlow(_Object):
     kind: Literal["DataFlow"]
     connection: QualifiedName = Field(description="the Connection it reads from (name or schema.name)")
@@ -190,8 +211,9 @@ class Connection(_Object):
     secrets: dict[str, SecretReference] = {}
 
 
-DataObject = Annotated[Union[Table, View, DataFlow, Connection], Field(discriminator="kind")]
-OBJECT_KINDS = {"Table": Table, "View": View, "DataFlow": DataFlow, "Connection": Connection}
+DataObject = Annotated[Union[Table, View, MaterializedTable, DataFlow, Connection], Field(discriminator="kind")]
+OBJECT_KINDS = {"Table": Table, "View": View, "MaterializedTable": MaterializedTable, "DataFlow": DataFlow,
+                "Connection": Connection}
 
 
 class Rules(_Frozen):

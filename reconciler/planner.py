@@ -62,6 +62,7 @@ def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState, reader
     rows = reader.count_rows([live.find(k) or k for k in at_risk])
     changes = [c.model_copy(update={"rows": rows.get(live.find(c.key) or c.key)}) if c.key in at_risk else c
                for c in changes]
+    changes = _materialized_rows(changes, desired, live, reader)
     ordered = plans.order(changes, desired, live)
     tenant_plan = TenantPlan(
         tenant=desired.tenant, engine=adapter.engine, capacity=desired.capacity,
@@ -69,6 +70,27 @@ def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState, reader
         unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
         desired_fingerprint=desired.fingerprint, create_database=not live.exists, interrupted=live.interrupted)
     return _acknowledge(tenant_plan, acknowledged)
+
+
+def _materialized_rows(changes: list[Change], desired: DesiredState, live: LiveState, reader: Reader) -> list[Change]:
+    """A MaterializedTable built or rebuilt says how many rows it holds now and how many its query gives
+    on the tenant as it is (where nothing it reads changes in this plan: else at apply)."""
+    changed = {c.key for c in changes}
+    counted = []
+    for change in changes:
+        want = desired.objects.get(change.key)
+        if change.kind != "MaterializedTable" or change.action not in ("create", "replace") \
+                or change.catalog_only or change.conflict or want is None:
+            counted.append(change)
+            continue
+        found = live.object(change.key)
+        now = f"{plans.row_count(reader.count_rows([found.key])[found.key])} now, " \
+            if found is not None and found.kind == "Table" else ""
+        after = ("its query's rows are counted at apply (what it reads changes in this plan)"
+                 if set(want.dependencies) & changed else
+                 f"{plans.row_count(reader.count(f'SELECT count(*) FROM ({want.sql}) AS q'))} from its query")
+        counted.append(change.model_copy(update={"reason": f"{change.reason}; {now}{after}"}))
+    return counted
 
 
 def _checked(reader: Reader, change: Change) -> Change:

@@ -21,7 +21,7 @@ from . import graph as graphs
 from .cache import Cache
 from .diff import views_to_bind
 from .errors import GuardRefused, ReconcilerError, TenantError, UsageProblem
-from .model import DataFlow, ObjectKey, Tenant
+from .model import DataFlow, MaterializedTable, ObjectKey, Tenant
 from .parallel import each_tenant
 from .plan import Plan
 from .planner import Planned, TenantPlan, TenantState, plan_tenant
@@ -187,36 +187,39 @@ def check_environment(workspace: Workspace, environment: str, ref: str | None = 
     return planned, found
 
 
-def runnable(planned: Planned, name: str) -> dict[str, tuple[ObjectKey, str]]:
-    """The data flow `name` (schema.name, or a name no other data flow has, as the folder spells it) in
-    each planned tenant, as the tenant calls it, with where it reads from (for people: its connection is
-    outside the tenant). UsageProblem when there is no such flow; TenantError when a tenant does not
-    hold the flow, its connection, its target or what it reads as the folder declares them."""
+def runnable(planned: Planned, name: str) -> dict[str, tuple[ObjectKey, str | None]]:
+    """The data flow or MaterializedTable `name` (schema.name, or a name no other of them has, as the
+    folder spells it) in each planned tenant, as the tenant calls it, with where a flow reads from (for
+    people: its connection is outside the tenant). UsageProblem when there is no such object;
+    TenantError when a tenant does not hold it, or what it writes or reads, as the folder declares."""
     landscape = planned.landscape
-    flows = [key for key, obj in landscape.objects.items() if isinstance(obj, DataFlow)]
-    matches = [key for key in flows if name.lower() in (str(key).lower(), key.name.lower())]
+    runs = [key for key, obj in landscape.objects.items() if isinstance(obj, (DataFlow, MaterializedTable))]
+    matches = [key for key in runs if name.lower() in (str(key).lower(), key.name.lower())]
     if len(matches) != 1:
-        names = ", ".join(map(str, flows)) or "none"
-        close = difflib.get_close_matches(name, [str(k) for k in flows] + [k.name for k in flows], n=1)
-        why = "is more than one data flow: write schema.name" if matches else \
-            f"names no data flow{f' (did you mean {close[0]}?)' if close else ''}"
-        raise UsageProblem(f"{name} {why}; the data flows of {landscape.name}: {names}")
+        names = ", ".join(map(str, runs)) or "none"
+        close = difflib.get_close_matches(name, [str(k) for k in runs] + [k.name for k in runs], n=1)
+        why = "names more than one: write schema.name" if matches else \
+            f"is no data flow or MaterializedTable{f' (did you mean {close[0]}?)' if close else ''}"
+        raise UsageProblem(f"{name} {why}; what runs in {landscape.name}: {names}")
     path = landscape.documents[matches[0]].path
-    found = {}
+    found: dict[str, tuple[ObjectKey, str | None]] = {}
     for tenant_plan in planned.plan.tenants:
         desired = planned.states[tenant_plan.tenant].desired
         key = next(k for k, obj in desired.objects.items() if obj.path == path)
-        flow = desired.objects[key]
-        involved = {key, ObjectKey.parse(flow.definition["target"]), *flow.dependencies}
+        obj = desired.objects[key]
+        involved = {key, *obj.dependencies} | (
+            {ObjectKey.parse(obj.definition["target"])} if obj.kind == "DataFlow" else set())
         pending = [change for change in tenant_plan.changes if change.key in involved]
         if pending:
             raise TenantError(f"tenant {tenant_plan.tenant}: {pending[0].kind} {pending[0].object} has a change "
-                              f"waiting ({pending[0].reason}); a data flow runs as the folder declares it: apply "
+                              f"waiting ({pending[0].reason}); {key} runs as the folder declares it: apply "
                               "first; nothing was run")
-        connection = desired.objects[ObjectKey.parse(flow.definition["connection"])].definition
-        where = ", ".join(f"{k} {v}" for k, v in connection.get("properties", {}).items())
-        found[tenant_plan.tenant] = (key, f"connection {flow.definition['connection']} ({connection['type']}"
-                                          f"{': ' + where if where else ''})")
+        source = None
+        if obj.kind == "DataFlow":
+            connection = desired.objects[ObjectKey.parse(obj.definition["connection"])].definition
+            where = ", ".join(f"{k} {v}" for k, v in connection.get("properties", {}).items())
+            source = f"connection {obj.definition['connection']} ({connection['type']}{': ' + where if where else ''})"
+        found[tenant_plan.tenant] = (key, source)
     return found
 
 

@@ -11,7 +11,7 @@ import dataclasses
 
 from . import sql
 from .cache import NO_CACHE, Cache
-from .model import Connection, DataFlow, ObjectKey, Rules, Table, Tenant, View
+from .model import Connection, DataFlow, MaterializedTable, ObjectKey, Rules, Table, Tenant, View
 from .state import ColumnState, DesiredState, ObjectState
 from .validate import Landscape
 
@@ -55,8 +55,8 @@ class _Renderer:
         reads = tuple((self.key(source), columns) for source, columns in self.landscape.reads.get(key, {}).items())
         common = {"key": self.key(key), "kind": obj.kind, "dependencies": dependencies,
                   "path": self.landscape.documents[key].path, "reads": reads,
-                  "exposes": tuple(c.lower() for c in self.landscape.columns.get(key, {})) if isinstance(obj, View)
-                  else (),
+                  "exposes": tuple(c.lower() for c in self.landscape.columns.get(key, {}))
+                  if isinstance(obj, (View, MaterializedTable)) else (),
                   "derived": tuple((column, tuple((self.key(source), name) for source, name in pairs))
                                    for column, pairs in self.landscape.derived.get(key, {}).items()),
                   "stars": tuple(self.key(source) for source in self.landscape.stars.get(key, ()))}
@@ -69,6 +69,13 @@ class _Renderer:
                                             definition={"kind": "View", "sql": rendered,
                                                         "projection": facts.projection,
                                                         "description": obj.description}), key)
+        if isinstance(obj, MaterializedTable):
+            rendered = self.statement(sql.materialized(obj.sql, [(c.name, c.type) for c in obj.columns],
+                                                       list(self.landscape.columns.get(key, {})), self.dialect))
+            pinned = [{"name": c.name, "type": sql.normalize_type(c.type, self.dialect, self.engine)}
+                      for c in obj.columns]
+            return self.checked(ObjectState(**common, sql=rendered, definition={
+                "kind": "MaterializedTable", "sql": rendered, "columns": pinned, "description": obj.description}), key)
         if isinstance(obj, DataFlow):
             connection = self.connections[self.rules.connections.get(obj.connection, obj.connection)]
             rendered = self.statement(obj.sql)

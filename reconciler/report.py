@@ -269,7 +269,8 @@ def _node_id(key: ObjectKey) -> str:
 
 
 def graph_mermaid(graph: nx.DiGraph) -> str:
-    shapes = {"Table": ("[(", ")]"), "View": ("[", "]"), "DataFlow": ("[[", "]]"), "Connection": ("{{", "}}")}
+    shapes = {"Table": ("[(", ")]"), "View": ("[", "]"), "MaterializedTable": ("[(", ")]"), "DataFlow": ("[[", "]]"),
+              "Connection": ("{{", "}}")}
     lines = ["flowchart LR"]
     for key in sorted(graph.nodes):
         left, right = shapes.get(graph.nodes[key]["kind"], ("[", "]"))
@@ -279,7 +280,8 @@ def graph_mermaid(graph: nx.DiGraph) -> str:
 
 
 def graph_dot(graph: nx.DiGraph) -> str:
-    shapes = {"Table": "cylinder", "View": "box", "DataFlow": "cds", "Connection": "hexagon"}
+    shapes = {"Table": "cylinder", "View": "box", "MaterializedTable": "cylinder", "DataFlow": "cds",
+              "Connection": "hexagon"}
     lines = ["digraph landscape {", "  rankdir=LR;"]
     for key in sorted(graph.nodes):
         lines.append(f'  "{key}" [shape={shapes.get(graph.nodes[key]["kind"], "box")}];')

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
 import sqlglot
@@ -469,3 +469,25 @@ def condition_type(condition: exp.Expression, columns: Mapping[str, str], dialec
         return "UNKNOWN"
     found = typed.selects[0].type
     return found.sql(dialect=dialect) if found is not None else "UNKNOWN"
+
+
+def materialized(query: str, pinned: Sequence[tuple[str, str]], columns: Sequence[str], dialect: str) -> str:
+    """A MaterializedTable's query, in `dialect`: as written, or, where `pinned` gives columns a type,
+    every column of the query (`columns`, in order) selected from it with those cast."""
+    if not pinned:
+        return query
+    types = {name.lower(): kind for name, kind in pinned}
+    items = [exp.alias_(exp.Cast(this=exp.column(name, table="q", quoted=True),
+                                 to=exp.DataType.build(types[name.lower()], dialect=dialect)), name, quoted=True)
+             if name.lower() in types else exp.column(name, table="q", quoted=True) for name in columns]
+    return exp.select(*items).from_(parse(query, dialect).copy().subquery("q")).sql(dialect=templated(dialect))
+
+
+def without_select_list(query: str | None, engine: str) -> str | None:
+    """A check's query with its select list (the columns its sample shows) left out, to compare what it
+    finds; the text itself where it does not parse."""
+    try:
+        tree = parse(query or "", engine).copy()
+    except SqlProblem:
+        return query
+    return tree.select(exp.Star(), append=False).sql(dialect=engine) if isinstance(tree, exp.Select) else query

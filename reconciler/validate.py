@@ -30,6 +30,7 @@ from .model import (
     Connection,
     DataFlow,
     Environment,
+    MaterializedTable,
     ObjectKey,
     Table,
     Tenant,
@@ -43,6 +44,7 @@ from .source import (
 )
 from .tenants.base import engines
 
+READABLE = (Table, View, MaterializedTable)   # what SQL (and checks) may read: what holds rows
 SECRETS_CACHE = "secrets-1"   # findings per file blob; a new name when the secret rules change
 RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_")   # prefixes, compared case-insensitively
 NAME_RULES = {
@@ -52,6 +54,7 @@ NAME_RULES = {
 }
 
 
+ENGINES_WITHOUT_MATERIALIZED_TABLES = frozenset({"spark"})   # their apply cannot yet rebuild one and prove it
 DEFAULT_DIALECT = Environment.model_fields["dialect"].default   # an environment.yaml that does not say
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class Landscape:
 
     source: EnvironmentSource
     environment: Environment
-    objects: dict[ObjectKey, Table | View | DataFlow | Connection]
+    objects: dict[ObjectKey, Table | View | MaterializedTable | DataFlow | Connection]
     documents: dict[ObjectKey, Document] = field(repr=False)
     facts: dict[ObjectKey, sql.SqlFacts] = field(repr=False)
     dependencies: dict[ObjectKey, tuple[ObjectKey, ...]] = field(repr=False)
@@ -202,7 +205,7 @@ class _Checker:
 
     # -- object files ---------------------------------------------------------------------
     def objects(self) -> dict[ObjectKey, Table | View | DataFlow | Connection]:
-        objects: dict[ObjectKey, Table | View | DataFlow | Connection] = {}
+        objects: dict[ObjectKey, Table | View | MaterializedTable | DataFlow | Connection] = {}
         folded: dict[ObjectKey, ObjectKey] = {}
         for document in self.source.objects:
             self._secrets(document)
@@ -245,6 +248,12 @@ class _Checker:
                         "reconciler or the engine", "schema")
         if isinstance(obj, Table):
             self._table(document, obj)
+        if isinstance(obj, MaterializedTable):
+            for index, column in enumerate(obj.columns):
+                try:
+                    sql.normalize_type(column.type, self.dialect, self.dialect)
+                except sql.SqlProblem as problem:
+                    self.report(document, "type", str(problem), "columns", index, "type")
         return obj
 
     def _table(self, document: Document, table: Table) -> None:
@@ -272,7 +281,7 @@ class _Checker:
     def sql(self, objects, dialect: str) -> dict[ObjectKey, sql.SqlFacts]:
         facts: dict[ObjectKey, sql.SqlFacts] = {}
         for key, obj in objects.items():
-            if not isinstance(obj, (View, DataFlow)):
+            if not isinstance(obj, (View, MaterializedTable, DataFlow)):
                 continue
             document = self.documents[key]
             try:
@@ -282,7 +291,7 @@ class _Checker:
                 self.diagnostics.append(Diagnostic(document.path, line, column, "sql",
                                                    f"SQL does not parse: {problem}"))
                 continue
-            expected = "query" if isinstance(obj, View) else "insert"
+            expected = "insert" if isinstance(obj, DataFlow) else "query"
             if result.statement != expected:
                 wanted = "a SELECT" if expected == "query" else "an INSERT INTO ... SELECT"
                 self.report(document, "sql", f"{obj.kind} SQL must be {wanted}, "
@@ -297,6 +306,12 @@ class _Checker:
 
     def engines(self, objects, facts, dialect: str, engines: dict[str, str]) -> None:
         """SQL that some tenant's engine cannot run (sqlglot cannot transpile it) is refused now."""
+        for engine in sorted(set(engines.values()) & ENGINES_WITHOUT_MATERIALIZED_TABLES):
+            tenants = ", ".join(sorted(name for name, e in engines.items() if e == engine))
+            for key, obj in objects.items():
+                if isinstance(obj, MaterializedTable):
+                    self.report(self.documents[key], "kind", f"a MaterializedTable is not built for {engine} tenants "
+                                f"yet (tenant {tenants})", "kind")
         for engine in sorted(set(engines.values()) - {dialect}):
             tenants = ", ".join(sorted(name for name, e in engines.items() if e == engine))
             for key in facts:
@@ -377,7 +392,7 @@ class _Checker:
                 self.report(document, "reference", f"{reference} does not exist"
                             f"{_did_you_mean(reference, others)}", *loc)
             return None
-        if not isinstance(objects[resolved], (Table, View)):
+        if not isinstance(objects[resolved], READABLE):
             self.report(document, "reference", f"{reference} is a {objects[resolved].kind}; SQL can "
                         "only read tables and views", *loc)
             return None
@@ -419,9 +434,9 @@ class _Checker:
                 except sql.SqlProblem:
                     known[key] = None
                 continue
-            if not isinstance(obj, (View, DataFlow)) or key not in facts:
+            if not isinstance(obj, (View, MaterializedTable, DataFlow)) or key not in facts:
                 continue
-            reads = [d for d in dependencies[key] if isinstance(objects[d], (Table, View))]
+            reads = [d for d in dependencies[key] if isinstance(objects[d], READABLE)]
             if any(known.get(d) is None for d in reads):   # an input that did not bind: no cascade
                 known[key] = None
                 continue
@@ -442,8 +457,26 @@ class _Checker:
                 hint = _did_you_mean(problem.word, problem.candidates) if problem.word else ""
                 self.diagnostics.append(Diagnostic(document.path, line, column, "column", problem.message + hint))
             known[key] = result.outputs if isinstance(obj, View) else None
+            if isinstance(obj, MaterializedTable) and result.outputs is not None:
+                known[key] = self._pinned(document, obj, result.outputs, dialect)
         return ({key: columns for key, columns in known.items() if columns is not None}, read_columns,
                 derived, stars)
+
+    def _pinned(self, document: Document, table: MaterializedTable, outputs: bind.Columns,
+                dialect: str) -> bind.Columns:
+        """A MaterializedTable's columns: its query's, with the types its `columns:` pin."""
+        given = {name.lower(): name for name in outputs}
+        columns = dict(outputs)
+        for index, column in enumerate(table.columns):
+            if column.name.lower() not in given:
+                self.report(document, "reference", f"column {column.name} is not a column of the query"
+                            f"{_did_you_mean(column.name, outputs)}", "columns", index, "name")
+                continue
+            try:
+                columns[given[column.name.lower()]] = sql.normalize_type(column.type, dialect, dialect)
+            except sql.SqlProblem:
+                pass   # reported with the object
+        return columns
 
     # -- data checks ------------------------------------------------------------------------
     def checks(self, objects, dependencies, graph: nx.DiGraph, columns: dict[ObjectKey, bind.Columns],
@@ -456,8 +489,8 @@ class _Checker:
         sensitive = _sensitive(objects, dependencies, graph, columns, derived)
         found: dict[ObjectKey, tuple[checks.DataCheck, ...]] = {}
         for key, obj in objects.items():
-            if not isinstance(obj, (Table, View)) or not obj.checks and not (
-                    isinstance(obj, Table) and any(c.checks for c in obj.columns)):
+            if not isinstance(obj, READABLE) or not obj.checks and not (
+                    isinstance(obj, (Table, MaterializedTable)) and any(c.checks for c in obj.columns)):
                 continue
             if key not in columns:   # its own columns did not bind: reported already
                 continue
@@ -626,13 +659,15 @@ def _sensitive(objects, dependencies, graph: nx.DiGraph, columns: dict[ObjectKey
         obj = objects[key]
         if isinstance(obj, Table):
             sensitive[key] = {c.name.lower() for c in obj.columns if c.sensitive}
-        elif isinstance(obj, View) and key in columns:
+        elif isinstance(obj, (View, MaterializedTable)) and key in columns:
             sources = derived.get(key, {})
             reads_sensitive = any(sensitive.get(d) for d in dependencies[key])
             sensitive[key] = {name.lower() for name in columns[key]
                               if (reads_sensitive and name.lower() not in sources)
                               or any(column.lower() in sensitive.get(source, set())
                                      for source, column in sources.get(name.lower(), ()))}
+            if isinstance(obj, MaterializedTable):
+                sensitive[key] |= {c.name.lower() for c in obj.columns if c.sensitive}
     return sensitive
 
 

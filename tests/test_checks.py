@@ -159,7 +159,7 @@ def test_run_executes_a_data_flow_and_audits_the_rows_it_wrote(engine_landscape:
     assert landscape.sql("SELECT id, channel FROM sales.customer_transactions WHERE channel = 'SCORING'") == \
         [(1000000, "SCORING")]
     last = audit(landscape)[-1]
-    assert (last["operation"], last["outcome"], json.loads(last["summary"])) == ("run", "applied", {"rows written": 1})
+    assert (last["operation"], last["outcome"], json.loads(last["summary"])) == ("run", "applied", {"rows before": 3, "rows after": 4})
 
 
 def test_a_dry_run_and_a_failing_check_leave_no_rows(engine_landscape: EngineLandscape) -> None:
@@ -177,7 +177,7 @@ def test_a_dry_run_and_a_failing_check_leave_no_rows(engine_landscape: EngineLan
     failed = landscape.run("run", "dev", FLOW)
     assert failed.code == 3, failed.output
     assert "accepted_values(channel): failed (1 offending row)" in failed.stderr and "channel='SCORING'" in failed.stderr
-    assert "the rows integration.df_segment_scoring wrote were rolled back" in failed.stderr
+    assert "what integration.df_segment_scoring wrote was rolled back" in failed.stderr
     assert landscape.state() == before
     assert [r["outcome"] for r in audit(landscape)[-2:]] == ["applied", "failed"]
 

@@ -33,7 +33,7 @@ class Compiler:
         for change in changes:
             statements: list[str] = []
             want = desired.objects.get(change.key)
-            if want is not None and change.action != "delete" and want.kind in ("Table", "View") \
+            if want is not None and change.action != "delete" and want.kind in ("Table", "View", "MaterializedTable") \
                     and want.key.schema not in schemas:
                 statements.append(f"CREATE SCHEMA IF NOT EXISTS {self.q(want.key.schema)}")
                 schemas.add(want.key.schema)
@@ -76,6 +76,19 @@ class Compiler:
             return change.model_copy(update={
                 "statements": (*change.statements, *(s for a in carried for s in a.recreate)),
                 "reason": f"{change.reason}; carries over {', '.join(a.what for a in carried)}"})
+        if change.kind == "MaterializedTable" and change.action == "replace" and not change.catalog_only \
+                and not change.conflict and found is not None and found.kind == "Table" and found.additions:
+            lost = [a.what for a in found.additions if not a.recreate]
+            if lost:
+                return change.model_copy(update={"conflict": True, "statements": (), "reason": (
+                    f"{change.reason}; blocked: the rebuild would drop what was added outside the reconciler and "
+                    f"cannot be put back: {', '.join(lost)}; remove it by hand first")})
+            given = set(want.exposes) if want is not None else set()
+            carried = [a for a in found.additions if a.column is None or a.column.lower() in given]
+            return change.model_copy(update={
+                "statements": (*change.statements, *(s for a in carried for s in a.recreate)),
+                "reason": f"{change.reason}; carries over {', '.join(a.what for a in carried)}" if carried
+                else change.reason})
         if not self.rebuilds(change, want, found) or not found.additions:
             return change
         lost = [a.what for a in found.additions if not a.recreate]
@@ -101,6 +114,9 @@ class Compiler:
         if change.action == "delete":
             return [f"DROP {'TABLE' if found and found.kind == 'Table' else 'VIEW'} {self.qk(key)}"] if found else []
         assert want is not None
+        if want.kind == "MaterializedTable":   # built from its query, whatever was there before
+            drop = [self.drop(found)] if found is not None else []
+            return [*drop, f"CREATE TABLE {self.qk(key)} AS {want.sql}"]
         if want.kind == "View":
             drop = [self.drop(found)] if found is not None and found.kind != "View" else []
             verb = "CREATE VIEW" if change.action == "create" or drop else "CREATE OR REPLACE VIEW"

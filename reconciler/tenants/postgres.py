@@ -92,7 +92,7 @@ class PostgresCompiler(Compiler):
     def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
         """A view pins what it reads: a table cannot be dropped (rebuilt) under it, nor a column it
         reads retyped or dropped, nor a view it reads dropped (recreating one drops it first)."""
-        if change.kind == "View":
+        if change.kind in ("View", "MaterializedTable"):   # replaced: dropped, then created again
             return None if change.action == "replace" else frozenset()
         if self.rebuilds(change, want, found):
             return None
