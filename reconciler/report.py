@@ -434,7 +434,8 @@ def landscape_html(data, generated: str) -> str:
     status_rows = "".join(
         f"<tr><td>{_h(r.environment)}</td><td>{_h(r.tenant)}</td><td>{_h(r.applied_commit or 'never applied')}"
         f"</td><td>{'-' if r.pending is None else r.pending}</td><td>{'-' if r.drift is None else r.drift}</td>"
-        f"<td>{_h(r.lock or r.problem or '-')}</td></tr>" for r in data.status)
+        f"<td>{_h(r.lock or r.problem or '-')}</td><td class=\"{'failed' if r.checks and 'failed' in r.checks else ''}\">"
+        f"{_h(r.checks or '-')}</td></tr>" for r in data.status)
     waiting = "".join(f"<li><b>{_h(w.source)} &rarr; {_h(w.target)}</b>: "
                       + (", ".join(_h(o) for o in w.objects) or "nothing waiting") + "</li>" for w in data.waiting)
     header = "".join(f"<th>{_h(name)}</th>" for name in data.order)
@@ -451,7 +452,8 @@ def landscape_html(data, generated: str) -> str:
     history = "".join(
         f"<tr><td>{_h(str(r['started_at'])[:19])}</td><td>{_h(r['environment'])}</td><td>{_h(r['tenant'])}</td>"
         f"<td>{_h(r.get('operation') or 'apply')}</td><td class=\"{_h(r['outcome'])}\">{_h(r['outcome'])}</td>"
-        f"<td>{_h((r['commit'] or '-')[:8])}</td><td>{_h(r['actor'] or '-')}</td></tr>" for r in data.history)
+        f"<td>{_h((r['commit'] or '-')[:8])}</td><td>{_h(r['actor'] or '-')}</td>"
+        f"<td>{_h(check_counts(r.get('checks')))}</td></tr>" for r in data.history)
     return REPORT_PAGE.format(generated=_h(generated), status=status_rows, waiting=waiting, header=header,
                               matrix="".join(matrix), graph_environment=_h(data.graph_environment),
                               graph=drawing.svg(data.graph), history=history)
@@ -478,13 +480,13 @@ td.applied {{ background: #ebfbee; }}
 differs from the environment before it (waiting to be promoted).</p>
 <section id="status"><h2>Environments and tenants</h2>
 <table><thead><tr><th>environment</th><th>tenant</th><th>applied commit</th><th>pending</th><th>drift</th>
-<th>lock / problem</th></tr></thead><tbody>{status}</tbody></table>
+<th>lock / problem</th><th>last checks</th></tr></thead><tbody>{status}</tbody></table>
 <ul>{waiting}</ul></section>
 <section id="matrix"><h2>Objects by environment</h2>
 <table><thead><tr><th>object</th>{header}</tr></thead><tbody>{matrix}</tbody></table></section>
 <section id="graph"><h2>Lineage of {graph_environment}</h2><div class="graph">{graph}</div></section>
 <section id="history"><h2>Recent runs</h2>
 <table><thead><tr><th>started (UTC)</th><th>environment</th><th>tenant</th><th>operation</th><th>outcome</th>
-<th>commit</th><th>actor</th></tr></thead><tbody>{history}</tbody></table></section>
+<th>commit</th><th>actor</th><th>checks</th></tr></thead><tbody>{history}</tbody></table></section>
 </body></html>
 """
