@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .tenants.base import Session
 
 SAMPLE_ROWS = 5
+CHECKS_VERSION = "1"   # part of the cache key of a built check query: a new value when `build` changes
 NOTHING_SHOWN = "offending_row"   # the one column of a check whose every column is sensitive
 _PARTITION_COUNT = "_reconciler_rows_with_this_key"
 COUNTING = "SELECT 0 AS check_index"   # how the query counting an object's offending rows begins

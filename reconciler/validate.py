@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import networkx as nx
+import sqlglot
 from pydantic import ValidationError
 
 from . import bind, checks, secrets, sql
 from . import graph as graphs
-from .cache import NO_CACHE, Cache
+from .cache import NO_CACHE, Cache, content_key
 from .errors import Diagnostic, InvalidInput
 from .model import (
     COLUMN_CHECK_KINDS,
@@ -45,7 +47,8 @@ from .source import (
 from .tenants.base import engines
 
 READABLE = (Table, View, MaterializedTable)   # what SQL (and checks) may read: what holds rows
-SECRETS_CACHE = "secrets-1"   # findings per file blob; a new name when the secret rules change
+SECRETS_CACHE = "secrets-1"
+CHECKS_CACHE = "check-queries"   # each data check's query, by what it is built from   # findings per file blob; a new name when the secret rules change
 RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_")   # prefixes, compared case-insensitively
 NAME_RULES = {
     PLAIN_NAME: "letters, digits and underscores, not starting with a digit",
@@ -556,7 +559,7 @@ class _Checker:
             shown, reads = self._sql_check(document, item, index, objects, columns, sensitive, dialect)
         if len(self.diagnostics) > problems or shown is None:
             return None
-        query = checks.build(item, key, shown, dialect, target)
+        query = self._built(item, key, shown, dialect, target)
         if item.kind != "sql":   # the columns a condition names, bound like a view's
             for problem in bind.bind(query, dialect, inputs, None, self.cache).problems:
                 field_name = "expression" if check.expression else "where" if check.where else item.kind
@@ -566,6 +569,19 @@ class _Checker:
             return None
         return checks.DataCheck(item.name, item.kind, check.severity, query, tuple(shown), tuple(reads),
                                 document.where(*loc)[0])
+
+    def _built(self, item: checks.Declared, key: ObjectKey, shown: list[str], dialect: str,
+               target: ObjectKey | None) -> str:
+        """The check's query (`checks.build`), cached by everything it is made from: building and
+        generating it with sqlglot costs more than running it on an empty table."""
+        cached_key = content_key("check", checks.CHECKS_VERSION, sqlglot.__version__, dialect, str(key),
+                                 str(target), item.check.model_dump_json(), json.dumps(list(item.columns)),
+                                 json.dumps(shown))
+        query = self.cache.get(CHECKS_CACHE, cached_key)
+        if query is None:
+            query = checks.build(item, key, shown, dialect, target)
+            self.cache.put(CHECKS_CACHE, cached_key, query)
+        return query
 
     def _sql_check(self, document: Document, item: checks.Declared, index, objects, columns, sensitive,
                    dialect: str) -> tuple[list[str] | None, list[ObjectKey]]:
