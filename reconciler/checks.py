@@ -21,6 +21,7 @@ from sqlglot import exp
 from . import graph as graphs
 from . import sql
 from .model import Check, MaterializedTable, ObjectKey, Table, View
+from .tenants.base import StatementFailed
 
 if TYPE_CHECKING:
     from .plan import Change
@@ -31,7 +32,6 @@ SAMPLE_ROWS = 5
 CHECKS_VERSION = "1"   # part of the cache key of a built check query: a new value when `build` changes
 NOTHING_SHOWN = "offending_row"   # the one column of a check whose every column is sensitive
 _PARTITION_COUNT = "_reconciler_rows_with_this_key"
-COUNTING = "SELECT 0 AS check_index"   # how the query counting an object's offending rows begins
 
 
 @dataclass(frozen=True)
@@ -211,13 +211,17 @@ def run(session: Session, objects: Iterable[ObjectState]) -> list[Result]:
             continue
         counted = " UNION ALL ".join(f"SELECT {i} AS check_index, count(*) AS offending FROM ({c.query}) AS c{i}"
                                      for i, c in enumerate(obj.checks))
-        offending = {int(i): int(n) for i, n in session.execute(counted)}
-        for i, check in enumerate(obj.checks):
-            sample: tuple[dict, ...] = ()
-            if offending[i] and check.shown:
-                sample = tuple(dict(zip(check.shown, row)) for row in
-                               session.execute(f"SELECT * FROM ({check.query}) AS offending LIMIT {SAMPLE_ROWS}"))
-            results.append(Result(str(obj.key), check.name, check.kind, check.severity, offending[i], sample))
+        try:
+            offending = {int(i): int(n) for i, n in session.execute(counted)}
+            for i, check in enumerate(obj.checks):
+                sample: tuple[dict, ...] = ()
+                if offending[i] and check.shown:
+                    sample = tuple(dict(zip(check.shown, row)) for row in session.execute(
+                        f"SELECT * FROM ({check.query}) AS offending LIMIT {SAMPLE_ROWS}"))
+                results.append(Result(str(obj.key), check.name, check.kind, check.severity, offending[i], sample))
+        except StatementFailed as failure:   # the engine would not run them (a value of another type)
+            failure.subject = f"the checks of {obj.key}"
+            raise
     return results
 
 

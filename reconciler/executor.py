@@ -269,12 +269,11 @@ def replan(session: Session, state: TenantState, expected: TenantPlan, plan: Pla
 
 
 def failed_subject(changes: Sequence[Change], failure: StatementFailed) -> str:
-    """What a failed statement belonged to, for people: a change, the bind check of views, the data
-    checks, a data flow (`apply --smoke`), the catalog."""
+    """What a failed statement belonged to, for people: what it says it ran for (an object's data checks,
+    a data flow in `apply --smoke`), a change, the bind check of views, the catalog."""
     change = next((c for c in changes if failure.statement in c.statements), None)
     return (failure.subject if failure.subject else f"{change.kind} {change.object}" if change else
-            "views" if failure.statement.startswith("SELECT * FROM") else
-            "data checks" if failure.statement.startswith(checks.COUNTING) else "catalog")
+            "views" if failure.statement.startswith("SELECT * FROM") else "catalog")
 
 
 def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, TenantPlan]:

@@ -27,7 +27,7 @@ from .plan import Plan
 from .planner import Planned, TenantPlan, TenantState, plan_tenant
 from .render import render
 from .source import WORKTREE, available_environments, head_commit, read_environment, resolve_commit
-from .tenants.base import Adapter, Unprovable, adapter_for
+from .tenants.base import Adapter, StatementFailed, Unprovable, adapter_for
 from .validate import Landscape, load, validate
 
 
@@ -181,7 +181,11 @@ def check_environment(workspace: Workspace, environment: str, ref: str | None = 
             else:
                 objects.append(obj)
         with state.adapter.reading() as reading:
-            results = checks.run(reading, objects)
+            try:
+                results = checks.run(reading, objects)
+            except StatementFailed as failure:
+                raise TenantError(f"tenant {tenant_plan.tenant}: {failure.subject} could not run: {failure.message}\n"
+                                  f"  statement: {failure.statement}") from None
         where = {(str(obj.key), check.name): (obj.path, check.line) for obj in objects for check in obj.checks}
         found.append(TenantChecks(tenant_plan.tenant, tuple(results), tuple(skipped), where))
     return planned, found

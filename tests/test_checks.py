@@ -224,3 +224,19 @@ def test_apply_smoke_that_breaks_a_check_changes_nothing(engine_landscape: Engin
     assert "channel='SCORE'" in result.stderr and "the tenant was rolled back; nothing changed" in result.stderr
     assert landscape.state() == before
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 2   # the flow's change was not applied
+
+
+def test_a_check_the_engine_cannot_run_is_an_error_naming_it_never_a_pass(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    declare(landscape, "amount", "checks: [{accepted_values: [lots]}]")   # text against a DECIMAL column
+    before = landscape.state()
+
+    checked = landscape.run("check", "dev")
+    assert checked.code == 1, checked.output
+    assert "tenant dev: the checks of sales.customer_transactions could not run:" in checked.stderr
+    assert "internal error" not in checked.stderr
+
+    applying = landscape.run("apply", "dev", "--yes")
+    assert applying.code == 1, applying.output
+    assert "the checks of sales.customer_transactions: apply failed:" in applying.stderr
+    assert landscape.state() == before
