@@ -491,3 +491,33 @@ def without_select_list(query: str | None, engine: str) -> str | None:
     except SqlProblem:
         return query
     return tree.select(exp.Star(), append=False).sql(dialect=engine) if isinstance(tree, exp.Select) else query
+
+
+def not_numeric(column_type: str, dialect: str) -> str | None:
+    """Why a column of `column_type` cannot be compared with numeric bounds, or None (also when the type
+    is not known)."""
+    try:
+        kind = exp.DataType.build(column_type, dialect=dialect)
+    except (SqlglotError, ValueError):
+        return None
+    if kind.is_type(*exp.DataType.NUMERIC_TYPES) or kind.this == exp.DataType.Type.UNKNOWN:
+        return None
+    return f"accepted_range compares numbers, and the column is {column_type}"
+
+
+def value_mismatch(column_type: str, dialect: str, values: Sequence[object]) -> str | None:
+    """Why literal `values` cannot be compared with a column of `column_type` (an engine would fail the
+    query at apply: text against a number, a number against text), or None; a type sqlglot cannot read
+    (a view column's UNKNOWN) is never a mismatch."""
+    try:
+        kind = exp.DataType.build(column_type, dialect=dialect)
+    except (SqlglotError, ValueError):
+        return None
+    numeric, textual = kind.is_type(*exp.DataType.NUMERIC_TYPES), kind.is_type(*exp.DataType.TEXT_TYPES)
+    for value in values:
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if numeric and not is_number:
+            return f"{value!r} is not a number, and the column is {column_type}"
+        if textual and not isinstance(value, str):
+            return f"{value!r} is not text, and the column is {column_type}: quote it"
+    return None

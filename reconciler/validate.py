@@ -524,6 +524,13 @@ class _Checker:
                          else (item.kind,))
                 self.report(document, "reference", f"check {item.name}: {key} has no column {name}"
                             f"{_did_you_mean(name, own.values())}", *loc, *where)
+        if item.kind in ("accepted_values", "accepted_range") and len(item.columns) == 1 \
+                and item.columns[0].lower() in own:
+            column = own[item.columns[0].lower()]
+            mismatch = sql.value_mismatch(columns[key][column], dialect, check.accepted_values) \
+                if check.accepted_values else sql.not_numeric(columns[key][column], dialect)
+            if mismatch:
+                self.report(document, "check", f"check {item.name}: {mismatch}", *loc, item.kind)
         if check.where is not None and item.kind == "sql":
             self.report(document, "check", "a sql check filters in its own WHERE; `where:` is for the other "
                         "kinds", *loc, "where")

@@ -16,6 +16,7 @@ from conftest import EngineLandscape
 TRANSACTIONS = "environments/dev/sales/customer_transactions.yaml"
 MASTER = "environments/dev/sales/customer_master.yaml"
 VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
+LIFETIME = "environments/dev/sales/views/vw_customer_lifetime_value.yaml"
 ROWS = ("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'ada@example.com', 'EU', 'ACTIVE', NULL), "
         "(2, 'Bob', 'bob@example.com', 'EU', 'ACTIVE', NULL); "
         "INSERT INTO sales.customer_transactions VALUES (10, 1, 2500.00, 'EUR', 'web', NULL), "
@@ -227,16 +228,23 @@ def test_apply_smoke_that_breaks_a_check_changes_nothing(engine_landscape: Engin
 
 
 def test_a_check_the_engine_cannot_run_is_an_error_naming_it_never_a_pass(engine_landscape: EngineLandscape) -> None:
+    """Validation refuses text against a declared number column; a view's column types are the engine's
+    to know, so there the engine says it, when the check runs."""
     landscape = applied(engine_landscape)
-    declare(landscape, "amount", "checks: [{accepted_values: [lots]}]")   # text against a DECIMAL column
+    declare(landscape, "amount", "checks: [{accepted_values: [lots]}]")
+    refused = landscape.run("validate", "dev")
+    assert refused.code == 1 and "'lots' is not a number, and the column is DECIMAL(18, 2)" in refused.stderr
+    landscape.edit(TRANSACTIONS, ", checks: [{accepted_values: [lots]}]", "")
+    landscape.edit(LIFETIME, "  - {not_null: customer_id}",
+                   "  - {not_null: customer_id}\n  - {column: revenue, accepted_values: [lots]}")
     before = landscape.state()
 
     checked = landscape.run("check", "dev")
     assert checked.code == 1, checked.output
-    assert "tenant dev: the checks of sales.customer_transactions could not run:" in checked.stderr
+    assert "tenant dev: the checks of sales.vw_customer_lifetime_value could not run:" in checked.stderr
     assert "internal error" not in checked.stderr
 
     applying = landscape.run("apply", "dev", "--yes")
     assert applying.code == 1, applying.output
-    assert "the checks of sales.customer_transactions: apply failed:" in applying.stderr
+    assert "the checks of sales.vw_customer_lifetime_value: apply failed:" in applying.stderr
     assert landscape.state() == before
