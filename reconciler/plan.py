@@ -129,6 +129,7 @@ class TenantPlan(_Value):
     interrupted: tuple[str, ...] = ()   # earlier runs that died mid-apply; the tenant kept its state
     refused: tuple[Refusal, ...] = ()   # statements a shadow of the tenant refused (the plan was proven)
     unproven: str | None = None          # why the plan could not be proven on a shadow (read-only credentials)
+    checks: tuple[str, ...] = ()         # the objects whose data checks its apply runs before commit: "schema.name (3)"
 
     @property
     def summary(self) -> dict[str, int]:
@@ -193,7 +194,8 @@ class Plan(_Value):
     def review_hash(self) -> str:
         """What a reviewer approved: the changes and both states of every tenant, not the commit
         (a pull request's merge commit differs from its head, the reviewed plan does not)."""
-        tenants = [t.model_dump(mode="json", exclude={"refused", "unproven"}) for t in self.tenants]   # derived
+        tenants = [t.model_dump(mode="json", exclude={"refused", "unproven", "checks"})   # derived
+                   for t in self.tenants]
         text = json.dumps([self.environment, tenants], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from . import checks
 from . import plan as plans
 from .diff import diff, unmanaged
 from .errors import StalePlan
@@ -64,11 +65,12 @@ def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState, reader
                for c in changes]
     changes = _materialized_rows(changes, desired, live, reader)
     ordered = plans.order(changes, desired, live)
+    compiled = tuple(_checked(reader, c) for c in adapter.compile(ordered, desired, live))
     tenant_plan = TenantPlan(
-        tenant=desired.tenant, engine=adapter.engine, capacity=desired.capacity,
-        changes=tuple(_checked(reader, c) for c in adapter.compile(ordered, desired, live)),
+        tenant=desired.tenant, engine=adapter.engine, capacity=desired.capacity, changes=compiled,
         unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
-        desired_fingerprint=desired.fingerprint, create_database=not live.exists, interrupted=live.interrupted)
+        desired_fingerprint=desired.fingerprint, create_database=not live.exists, interrupted=live.interrupted,
+        checks=tuple(f"{obj.key} ({len(obj.checks)})" for obj in checks.affected(compiled, desired)))
     return _acknowledge(tenant_plan, acknowledged)
 
 

@@ -44,6 +44,8 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
             lines.append(("  No changes. The tenant matches the desired state.", None))
         for change in tenant.changes:
             lines.extend(_change_lines(change, verbose, tenant.engine))
+        if tenant.checks:
+            lines.append((f"  Data checks before commit: {', '.join(tenant.checks)}", None))
         for name in tenant.unmanaged:
             lines.append((f"  ? unmanaged {name} (not created by the reconciler; left alone)", "dim"))
         if tenant.unproven:
@@ -200,6 +202,9 @@ def _tenant_markdown(tenant: TenantPlan, trimmed: int = 0) -> list[str]:
                     out += _detail_lines(detail, tenant.engine)
                 out.append("```")
             out += [f"- column impact: {line}" for line in _impact_lines(change)]
+    if tenant.checks:
+        out += ["", "Data checks that run before commit (a failure rolls the apply back): "
+                + ", ".join(f"`{name}`" for name in tenant.checks)]
     out += ["", "</details>", ""]
     return out
 

@@ -86,6 +86,10 @@ def test_adding_a_check_is_a_change_the_apply_proves_before_it_records_it(engine
 
     plan = landscape.run("plan", "dev")
     assert "sales.customer_transactions: checks changed" in plan.stdout
+    assert "Data checks before commit: sales.customer_transactions (1), sales.vw_customer_lifetime_value (3)" \
+        in plan.stdout   # the view reads the table the change is about
+    as_json = json.loads(landscape.run("plan", "dev", "--format", "json").stdout)
+    assert as_json["tenants"][0]["checks"][0] == "sales.customer_transactions (1)"
     refused = landscape.run("apply", "dev", "--yes")
     assert refused.code == 3, refused.output
     assert "relationships(customer_id): failed (1 offending row)" in refused.stderr and "customer_id=99" in refused.stderr
