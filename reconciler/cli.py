@@ -720,15 +720,15 @@ def unlock(ctx: click.Context, environment: str, run_id: str) -> None:
     """Release what a dead run left behind: its 'running' audit row and holder note.
 
     The tenant lock itself is the engine's and dies with its process; a live holder is never
-    released (exit 4). RUN_ID must be exact, as `reconciler history` shows it.
+    released (exit 4). On Spark, whose statements committed one by one, the run is first
+    compensated from its journal. RUN_ID must be exact, as `reconciler history` shows it.
 
     \b
     Example:
       reconciler unlock prod 20261122T070000Z-1a2b3c
     """
-    tenant = housekeeping.unlock(_workspace(ctx), environment, run_id)
-    out.print(f"{tenant}: run {run_id} marked interrupted; the tenant kept its state from before it",
-              markup=False)
+    tenant, what = housekeeping.unlock(_workspace(ctx), environment, run_id)
+    out.print(f"{tenant}: {what}", markup=False)
 
 
 @cli.command(hidden=True)

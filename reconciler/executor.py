@@ -419,9 +419,15 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
                    tuple(run.checks))
 
 
-def release(adapter: Adapter, run_id: str) -> None:
+def release(adapter: Adapter, run_id: str) -> str:
     """Conclude a dead run's audit row as interrupted. Opening the tenant for writing proves the
-    run's process is gone: the engine's lock dies with it (a live holder raises TenantLocked)."""
+    run's process is gone: the engine's lock dies with it (a live holder raises TenantLocked). On an
+    engine whose DDL committed statement by statement, the run is compensated from its journal first,
+    as the next apply would (`journaled.recover`). What became of it, for people."""
+    if not adapter.transactional:
+        from .journaled import recover
+        with adapter.session(create=False, holder={"run_id": f"unlock of {run_id}", "actor": "unlock"}) as session:
+            return recover(session, run_id)
     with adapter.session(create=False) as session:
         session.begin()
         try:
@@ -430,6 +436,7 @@ def release(adapter: Adapter, run_id: str) -> None:
         except BaseException:
             session.rollback()
             raise
+    return f"run {run_id} marked interrupted; the tenant kept its state from before it (the engine rolled it back)"
 
 
 def drop_backups(adapter: Adapter, names: Sequence[str]) -> None:

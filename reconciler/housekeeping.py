@@ -24,8 +24,9 @@ def backups(workspace: Workspace, environment: str) -> list[dict]:
     return sorted(found, key=lambda b: (str(b["created_at"]), b["name"]))
 
 
-def unlock(workspace: Workspace, environment: str, run_id: str) -> str:
-    """Mark a dead run that the audit still shows as running as interrupted; returns its tenant."""
+def unlock(workspace: Workspace, environment: str, run_id: str) -> tuple[str, str]:
+    """Conclude a dead run that the audit still shows as running (`executor.release`): its tenant, and
+    what became of the run."""
     landscape = workspace.load(environment)
     running = []
     for tenant in landscape.environment.tenants:
@@ -33,8 +34,7 @@ def unlock(workspace: Workspace, environment: str, run_id: str) -> str:
         runs = [r for r in adapter.runs() if r["outcome"] == "running"]
         running += [f"{tenant.name}: {r['run_id']}" for r in runs]
         if any(r["run_id"] == run_id for r in runs):
-            release(adapter, run_id)
-            return tenant.name
+            return tenant.name, release(adapter, run_id)
     listing = ", ".join(running) or "none"
     raise TenantError(f"no run {run_id} is left running in {environment} (running: {listing})")
 

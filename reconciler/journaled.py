@@ -248,8 +248,8 @@ def recover(session: Session, run_id: str) -> str:
         catalog.release(session, run_id, "interrupted", "stopped before its first statement; nothing to undo")
         return f"run {run_id} had been interrupted before its first statement; nothing to undo"
     put_back = compensate(session, befores)
-    note = (f"run {run_id} had been interrupted; compensated from its journal ({put_back}) before this run "
-            "planned, rather than finished forward: its plan was made for a desired state that may have moved, "
-            "its journal says exactly what the tenant was")
+    note = (f"run {run_id} had been interrupted; compensated from its journal ({put_back}) rather than "
+            "finished forward: its plan was made for a desired state that may have moved, its journal says "
+            "exactly what the tenant was")
     catalog.release(session, run_id, "compensated", note)
     return note

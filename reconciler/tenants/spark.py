@@ -355,10 +355,9 @@ class _SparkSession(Session):
         if self.lock is not None:
             self.lock.renew()
 
-    def begin(self) -> None:   # only what writes outside an apply comes here: unlock, prune-backups
+    def begin(self) -> None:   # only what writes outside an apply and unlock comes here: prune-backups
         raise TenantError(f"tenant {self.adapter.tenant.name}: Spark SQL has no transactions, and this command is "
-                          "not built for it yet (an apply, which is, concludes a dead run itself: it compensates "
-                          "it from its journal); nothing was changed")
+                          "not built for it yet; nothing was changed")
 
     commit = rollback = begin
 
