@@ -180,7 +180,7 @@ def check_environment(workspace: Workspace, environment: str, ref: str | None = 
                                "changes it); apply first")
             else:
                 objects.append(obj)
-        with state.adapter.reading() as reading:
+        with state.adapter.reading() as reading, reading.read_only():
             try:
                 results = checks.run(reading, objects)
             except StatementFailed as failure:

@@ -252,3 +252,19 @@ def test_a_check_the_engine_cannot_run_is_an_error_naming_it_never_a_pass(engine
     assert applying.code == 1, applying.output
     assert "the checks of sales.vw_customer_lifetime_value: apply failed:" in applying.stderr
     assert landscape.state() == before
+
+
+def test_check_changes_nothing_whatever_a_check_calls(engine_landscape: EngineLandscape) -> None:
+    """`check` runs each check in a read-only session: a `sql:` check calling a function with a side
+    effect (advancing a sequence) is refused by the engine, never run."""
+    landscape = applied(engine_landscape)
+    landscape.sql("CREATE SEQUENCE sales.tickets")
+    landscape.edit(MASTER, "primary_key: [id]", "primary_key: [id]\nchecks:\n  - {name: sneaky, sql: "
+                   "\"SELECT id FROM sales.customer_master WHERE nextval('sales.tickets') < 0\"}")
+    landscape.sql("SELECT nextval('sales.tickets')")          # at 1 now
+
+    result = landscape.run("check", "dev")
+
+    assert result.code == 1, result.output
+    assert "the checks of sales.customer_master could not run" in result.stderr
+    assert landscape.sql("SELECT nextval('sales.tickets')") == [(2,)]   # never advanced by the check

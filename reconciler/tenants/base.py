@@ -12,7 +12,7 @@ import abc
 import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,13 @@ class ConnectionSession(Session):
 
     def begin(self) -> None:
         self.connection.execute("BEGIN")
+
+    @contextlib.contextmanager
+    def read_only(self) -> Iterator[None]:
+        """What runs inside changes nothing, whatever a statement calls (a user's check may call a
+        function with side effects). Engines whose read session is already read-only (DuckDB opens the
+        file READ_ONLY) need nothing more."""
+        yield
 
     def commit(self) -> None:
         self.connection.execute("COMMIT")

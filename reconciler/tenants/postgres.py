@@ -280,6 +280,14 @@ class _PostgresSession(ConnectionSession):
     engine = ENGINE
     error = psycopg.Error
 
+    @contextlib.contextmanager
+    def read_only(self) -> Iterator[None]:
+        self.connection.execute("BEGIN READ ONLY")
+        try:
+            yield
+        finally:
+            self.rollback()
+
     def placeholders(self, statement: str) -> str:
         """The shared statements use `?`; psycopg uses `%s` (and then `%` must be doubled)."""
         return statement.replace("%", "%%").replace("?", "%s")
