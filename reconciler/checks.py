@@ -60,6 +60,7 @@ class DataCheck:
     shown: tuple[str, ...]
     reads: tuple[ObjectKey, ...]      # besides its own object (a relationship's target, a sql check's inputs)
     line: int = 0                     # where it is declared in its object's file
+    parameters: tuple[str, ...] = ()  # the `$$NAME`s its query holds until rendered
 
     def to_json(self) -> dict:
         return {"name": self.name, "severity": self.severity, "sql": self.query}
@@ -81,7 +82,8 @@ class Result:
     def describe(self) -> str:
         rows = f"{self.offending} offending row{'s' * (self.offending != 1)}"
         if self.kind == "row_count" and self.sample:
-            rows = f"{self.sample[0].get('row_count')} rows"
+            counted = self.sample[0].get("row_count")
+            rows = f"{counted} row{'s' * (counted != 1)}"
         return f"{self.object}: {self.check}: {self.outcome} ({rows})"
 
 

@@ -536,9 +536,11 @@ class _Checker:
                         "kinds", *loc, "where")
         conditions = [(field_name, getattr(check, field_name)) for field_name in ("where", "expression")
                       if getattr(check, field_name) is not None and item.kind != "sql"]
+        parameters: set[str] = set()
         for field_name, text in conditions:
             try:
                 condition = sql.parse_condition(text, dialect)
+                parameters |= {node.name for node in condition.find_all(sql.TemplateParameter)}
             except sql.SqlProblem as problem:
                 line, column = document.where_inside((*map(str, loc), field_name), problem.line, problem.column)
                 self.diagnostics.append(Diagnostic(document.path, line, column, "sql",
@@ -564,10 +566,11 @@ class _Checker:
             shown = ["row_count"]   # its one offending row is the count
         elif item.kind == "sql":
             shown, reads = self._sql_check(document, item, index, objects, columns, sensitive, dialect)
+            parameters |= set(sql.analyze(check.sql, dialect, self.cache).parameters) if shown is not None else set()
         if len(self.diagnostics) > problems or shown is None:
             return None
         query = self._built(item, key, shown, dialect, target)
-        if item.kind != "sql":   # the columns a condition names, bound like a view's
+        if conditions:   # the columns a condition names, bound like a view's (the others' were checked above)
             for problem in bind.bind(query, dialect, inputs, None, self.cache).problems:
                 field_name = "expression" if check.expression else "where" if check.where else item.kind
                 hint = _did_you_mean(problem.word, problem.candidates) if problem.word else ""
@@ -575,7 +578,7 @@ class _Checker:
         if len(self.diagnostics) > problems:
             return None
         return checks.DataCheck(item.name, item.kind, check.severity, query, tuple(shown), tuple(reads),
-                                document.where(*loc)[0])
+                                document.where(*loc)[0], tuple(sorted(parameters)))
 
     def _built(self, item: checks.Declared, key: ObjectKey, shown: list[str], dialect: str,
                target: ObjectKey | None) -> str:
@@ -632,8 +635,7 @@ class _Checker:
         connection_names = {o.name for o in objects.values() if isinstance(o, Connection)} | \
             {str(k) for k, o in objects.items() if isinstance(o, Connection)}
         schemas = {k.schema for k in objects}
-        checked = {key: [sql.analyze(check.query, self.dialect, self.cache).parameters for check in found]
-                   for key, found in data_checks.items()}
+        checked = {key: [check.parameters for check in found] for key, found in data_checks.items()}
         used = {p for f in facts.values() for p in f.parameters} | {
             p for found in checked.values() for parameters in found for p in parameters}
         scopes = [(("rules",), environment.rules)] + [

@@ -44,7 +44,9 @@ def test_rows_survive_adding_a_column_and_recreating_views(landscape: Landscape)
     plan = landscape.run("plan", "dev", "--detailed-exitcode")
     assert plan.code == 2
     assert "sales.vw_customer_active: the view's columns change" in plan.stdout
-    assert "vw_customer_segmentation" not in plan.stdout   # none of the columns it reads changes
+    assert "View sales.vw_customer_segmentation" not in plan.stdout   # none of the columns it reads changes
+    assert "Data checks before commit: sales.vw_customer_lifetime_value (3), sales.vw_customer_segmentation (2)" \
+        in plan.stdout   # but its checks run: it reads what changes
     assert landscape.run("apply", "dev", "--yes").code == 0
     assert landscape.sql("SELECT id, name, loyalty_tier FROM sales.customer_master ORDER BY id") == \
         [(1, "Ada", None), (2, "Bob", None)]

@@ -268,3 +268,23 @@ def test_check_changes_nothing_whatever_a_check_calls(engine_landscape: EngineLa
     assert result.code == 1, result.output
     assert "the checks of sales.customer_master could not run" in result.stderr
     assert landscape.sql("SELECT nextval('sales.tickets')") == [(2,)]   # never advanced by the check
+
+
+def test_checks_follow_the_rules_of_each_tenant(landscape) -> None:
+    """qa maps schema sales to sales_qa, and a parameter may sit in a check's filter: each tenant's checks
+    read its own objects with its own values."""
+    landscape.edit(LIFETIME, "  - {not_null: customer_id}",
+                   "  - {not_null: customer_id}\n  - {row_count: {max: 0}, where: \"region = $$REGION_PARAM\"}")
+    landscape.write("environments/qa/sales/views/vw_customer_lifetime_value.yaml",
+                    landscape.path(LIFETIME).read_text())
+    for environment, schema in (("dev", "sales"), ("qa", "sales_qa")):
+        assert landscape.run("apply", environment, "--yes").code == 0
+        assert landscape.run("check", environment).code == 0
+        landscape.sql(f"INSERT INTO {schema}.customer_master VALUES (1, 'Ada', NULL, 'EU', 'ACTIVE', NULL); "
+                      f"INSERT INTO {schema}.customer_transactions VALUES (10, 1, 5.00, 'EUR', 'web', NULL)",
+                      environment)
+
+        result = landscape.run("check", environment)
+
+        assert result.code == 1, result.output
+        assert "FAIL sales" in result.stdout and "vw_customer_lifetime_value: row_count: failed (1 row)" in result.stdout
