@@ -156,23 +156,17 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
             run.conclude(session, "refused" if isinstance(refused, GuardRefused) else "stale", str(refused))
             raise
         except ChecksFailed as failed:
-            session.rollback()
-            message = f"{failed}\n  the tenant was rolled back; nothing changed"
-            run.conclude(session, "failed", message)
-            raise ChecksFailed(message) from None
+            raise _undone(session, run, f"{failed}\n  the tenant was rolled back; nothing changed", ChecksFailed) \
+                from None
         except NotConverged as left:
-            session.rollback()
-            message = (f"tenant {expected.tenant}: after the statements a new plan was not empty: {left}; "
-                       "the tenant was rolled back; nothing changed (this is a reconciler bug, please report it)")
-            run.conclude(session, "failed", message)
-            raise ApplyFailed(message) from None
+            raise _undone(session, run, f"tenant {expected.tenant}: after the statements a new plan was not empty: "
+                          f"{left}; the tenant was rolled back; nothing changed (this is a reconciler bug, please "
+                          "report it)", ApplyFailed) from None
         except StatementFailed as failure:
-            session.rollback()
-            message = (f"tenant {expected.tenant}: {failed_subject((*run.tenant_plan.changes, *extra), failure)}: "
-                       f"apply failed: {failure.message}\n"
-                       f"  statement: {failure.statement}\n  the tenant was rolled back; nothing changed")
-            run.conclude(session, "failed", message)
-            raise ApplyFailed(message) from None
+            raise _undone(session, run, f"tenant {expected.tenant}: "
+                          f"{failed_subject((*run.tenant_plan.changes, *extra), failure)}: apply failed: "
+                          f"{failure.message}\n  statement: {failure.statement}\n  the tenant was rolled back; "
+                          "nothing changed", ApplyFailed) from None
         except BaseException as stopped:   # KeyboardInterrupt, SystemExit, a bug: roll back, say so
             session.rollback()
             run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
@@ -246,6 +240,14 @@ def run_checks(session: Session, state: TenantState, changes: Sequence[Change], 
 
 def warnings(results: Sequence[checks.Result]) -> tuple[str, ...]:
     return tuple(f"check warned: {r.describe()}" for r in results if r.outcome == "warned")
+
+
+def _undone(session: Session, run: catalog.Run, message: str, error: type[ReconcilerError]) -> ReconcilerError:
+    """After a failure inside the transaction: roll it back, record the run as failed with `message`
+    (in a transaction of its own), and the error to raise."""
+    session.rollback()
+    run.conclude(session, "failed", message)
+    return error(message)
 
 
 class NotConverged(Exception):
@@ -401,16 +403,11 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
                 run.finish(session, "applied")
                 session.commit()
         except ChecksFailed as failed:
-            session.rollback()
-            message = f"{failed}\n  what {flow} wrote was rolled back"
-            run.conclude(session, "failed", message)
-            raise ChecksFailed(message) from None
+            raise _undone(session, run, f"{failed}\n  what {flow} wrote was rolled back", ChecksFailed) from None
         except StatementFailed as failure:
-            session.rollback()
-            message = (f"tenant {state.tenant.name}: data flow {flow} failed: {failure.message}\n"
-                       f"  statement: {failure.statement}\n  rolled back; nothing was written")
-            run.conclude(session, "failed", message)
-            raise ApplyFailed(message) from None
+            raise _undone(session, run, f"tenant {state.tenant.name}: {failure.subject or flow} failed: "
+                          f"{failure.message}\n  statement: {failure.statement}\n  rolled back; nothing was "
+                          "written", ApplyFailed) from None
         except BaseException as stopped:
             session.rollback()
             run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
