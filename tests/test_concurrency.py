@@ -110,3 +110,21 @@ def test_unlock_releases_only_a_dead_run_named_exactly(landscape: Landscape, hol
     outcomes = {r["run_id"]: r["outcome"] for r in runs(landscape)}
     assert outcomes[dead] == "interrupted"
     assert landscape.run("unlock", "dev", dead).code == 1
+
+
+def test_a_data_flow_run_cannot_write_while_an_apply_holds_the_tenant(landscape: Landscape, hold: Hold) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', NULL, 'EU', 'ACTIVE', NULL); "
+                  "INSERT INTO sales.customer_transactions VALUES (10, 1, 20000.00, 'EUR', 'web', NULL)")
+    landscape.edit(VIEW, "region, created_at", "region, created_at, status")
+    holder = start(landscape, "apply", "dev", "--yes", env=hold.env())
+    hold.held(holder)
+
+    blocked = landscape.run("run", "dev", "df_segment_scoring")
+
+    assert blocked.code == 4, blocked.output   # the tenant lock, like a second apply
+    hold.release(holder)
+    assert holder.wait(timeout=60) == 0
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(1,)]
+    assert landscape.run("run", "dev", "df_segment_scoring").code == 0
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(2,)]

@@ -68,8 +68,6 @@ _LATEST_OBJECT = (
 RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "host", "pid", "started_at",
                "ended_at", "outcome", "dry_run", "summary", "error", "plan_fingerprint", "capacity",
                "operation")
-CHECK_COLUMNS = ("run_id", "schema_name", "name", "check_name", "kind", "severity", "outcome", "offending",
-                 "sample", "checked_at")
 BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "row_count")
 _RECORD_COLUMNS = "schema_name, name, kind, content_hash, definition, dependencies, engine_sql, commit, run_id"
 APPENDED_DDL = (
