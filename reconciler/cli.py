@@ -157,19 +157,19 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
       reconciler plan prod --ref origin/main --format json --out prod.plan.json
       reconciler plan dev --no-verify
     """
-    planned = reconcile.plan_environment(_workspace(ctx, lock_timeout), environment, ref, tenants, verify=not no_verify)
+    made, graph = reconcile.plan_for_review(_workspace(ctx, lock_timeout), environment, ref, tenants,
+                                            verify=not no_verify)
     if out_file:
-        Path(out_file).write_text(planned.plan.to_json())
+        Path(out_file).write_text(made.to_json())
     if fmt == "json":
-        out.print(planned.plan.to_json(), markup=False, end="")
+        out.print(made.to_json(), markup=False, end="")
     elif fmt == "markdown":
-        graph = next(iter(planned.states.values())).desired.graph if planned.states else None
-        out.print(report.plan_markdown(planned.plan, graph), markup=False, end="")
+        out.print(report.plan_markdown(made, graph), markup=False, end="")
     else:
-        _print_lines(report.plan_text(planned.plan))
-    if planned.plan.refused:   # a green plan is a promise: one the engine refuses fails here, not at merge
+        _print_lines(report.plan_text(made))
+    if made.refused:   # a green plan is a promise: one the engine refuses fails here, not at merge
         ctx.exit(EXIT_ERROR)
-    if detailed_exitcode and planned.plan.has_changes:
+    if detailed_exitcode and made.has_changes:
         ctx.exit(EXIT_CHANGES)
 
 

@@ -25,7 +25,7 @@ import git
 
 from . import checks, faults, secrets, sql
 from . import plan as plans
-from .diff import diff, views_to_bind
+from .diff import views_to_bind
 from .errors import (
     ApplyFailed,
     ChecksFailed,
@@ -145,11 +145,9 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
             changes = _statements_and_checks(session, state, expected, plan, moved, allow_data_loss, extra, run,
                                              progress)
             tenant_plan = run.tenant_plan
-            remaining = diff(state.desired, session.inspect())
-            if remaining:
-                raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5]))
             run.supersede(session)
             run.finish(session, "applied" if changes else "no-changes")
+            _converged(session, state, run)
             session.commit()
         except (GuardRefused, StalePlan) as refused:
             session.rollback()
@@ -187,6 +185,19 @@ def _statements_and_checks(session: Session, state: TenantState, expected: Tenan
     session.check_views(views_to_bind(changes, live, state.desired.engine))
     run_checks(session, state, changes, run)
     return changes
+
+
+def _converged(session: Session, state: TenantState, run: catalog.Run) -> None:
+    """Last inside the transaction, on the tenant as it will commit (its audit row concluded): a new plan
+    must be empty, else NotConverged and nothing commits. That empty plan is what planning the same
+    desired state gives while the tenant hashes as it does now: recorded with both (`snapshot`)."""
+    live = session.inspect()
+    after = plan_tenant(state.adapter, state.desired, live, session, state.acknowledged)
+    if after.changes:
+        raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in after.changes[:5]))
+    if live.digest and state.desired.source_key:
+        catalog.write_snapshot(session, state.desired.environment, state.desired.source_key, live.digest, after,
+                               run.run_id)
 
 
 def _smoke(session: Session, state: TenantState, changes: Sequence[Change]) -> tuple[str, ...]:

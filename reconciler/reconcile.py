@@ -8,15 +8,17 @@ planning one tenant is `planner`, the tenant catalog is `tenants.catalog`.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import git
+import networkx as nx
 
-from . import checks
+from . import checks, snapshot
 from . import graph as graphs
 from .cache import Cache
 from .diff import views_to_bind
@@ -26,9 +28,22 @@ from .parallel import each_tenant
 from .plan import Plan
 from .planner import Planned, TenantPlan, TenantState, plan_tenant
 from .render import render
-from .source import WORKTREE, available_environments, head_commit, read_environment, resolve_commit
-from .tenants.base import Adapter, StatementFailed, Unprovable, adapter_for
-from .validate import Landscape, load, validate
+from .source import (
+    ENVIRONMENT_FILE,
+    ENVIRONMENTS,
+    WORKTREE,
+    EnvironmentSource,
+    available_environments,
+    environment_blobs,
+    head_commit,
+    read_document,
+    read_environment,
+    resolve_commit,
+)
+from .state import LiveState
+from .tenants import catalog
+from .tenants.base import Adapter, Session, StatementFailed, Unprovable, adapter_for
+from .validate import Landscape, load, valid_environment, validate
 
 
 @dataclass
@@ -79,12 +94,79 @@ class Workspace:
             self.cache.flush()
 
 
+@dataclass(frozen=True)
+class Opened:
+    """A tenant's read session opened, and the tenant inspected, before its environment was validated."""
+
+    tenant: Tenant
+    adapter: Adapter
+    reading: Session
+    live: LiveState
+
+
+def plan_for_review(workspace: Workspace, environment: str, ref: str | None = None,
+                    tenants: Sequence[str] | None = None, verify: bool = False) -> tuple[Plan, nx.DiGraph | None]:
+    """The `plan` command's plan, and the dependency graph it was made with (None for a recalled plan,
+    which changes nothing). Recalled (`recall`) when every tenant's last apply recorded the same
+    desired state and the tenant hashes as it did then; else planned with the sessions recalling
+    opened (one connection per tenant per plan)."""
+    with contextlib.ExitStack() as stack:
+        recalled = recall(workspace, environment, ref, tenants, stack)
+        if isinstance(recalled, Plan):
+            return recalled, None
+        planned = plan_environment(workspace, environment, ref, tenants, verify=verify, opened=recalled)
+        return planned.plan, next(iter(planned.states.values())).desired.graph if planned.states else None
+
+
+def recall(workspace: Workspace, environment: str, ref: str | None, tenants: Sequence[str] | None,
+           stack: contextlib.ExitStack) -> Plan | dict[str, Opened]:
+    """The plan every chosen tenant's last apply recorded (`snapshot`), when the folder holds the files it
+    validated, by git blob id, with this reconciler, and each tenant hashes as it did after that apply:
+    nothing is validated, rendered or diffed. Otherwise the sessions it opened (kept open on `stack`),
+    for planning the long way. Only environment.yaml is checked before a tenant is opened (as validating
+    checks it); a pull request's plan (RECONCILER_BASE_REF), an interrupted rollback, RECONCILER_NO_CACHE
+    or a file that is a link is always planned the long way, as is anything that cannot be told."""
+    opened: dict[str, Opened] = {}
+    if os.environ.get("RECONCILER_NO_CACHE") or os.environ.get(BASE_REF_VARIABLE) \
+            or workspace.rollback_intent(environment).exists():
+        return opened
+    try:
+        blobs = environment_blobs(workspace.repo, environment, ref)
+        if blobs is None or blobs.environment is None:
+            return opened
+        environments = available_environments(workspace.repo, ref)
+        document = read_document(f"{ENVIRONMENTS}/{environment}/{ENVIRONMENT_FILE}", blobs.environment,
+                                 workspace.cache)
+        source = EnvironmentSource(environment, ref or WORKTREE, blobs.commit, document, (), ())
+        declared = valid_environment(source, environments, workspace.cache) if document is not None else None
+        if declared is None or not {*(tenants or ())} <= {t.name for t in declared.tenants}:
+            return opened
+        key = snapshot.desired_key(environment, environments, blobs.ids.items())
+        recalled = []
+        for tenant in [t for t in declared.tenants if not tenants or t.name in tenants]:
+            adapter = workspace.adapter(tenant)
+            reading = stack.enter_context(adapter.reading())
+            opened[tenant.name] = Opened(tenant, adapter, reading, reading.inspect())
+            recalled.append(snapshot.recalled(catalog.snapshot(reading, environment, tenant.name), key, tenant.name,
+                                              adapter.engine, opened[tenant.name].live))
+    except ReconcilerError:   # the long way says it, in its order (an invalid folder before a tenant)
+        return opened
+    finally:
+        workspace.cache.flush()
+    if not recalled or None in recalled:
+        return opened
+    return Plan(environment=environment, ref=ref or WORKTREE, commit=blobs.commit or head_commit(workspace.repo),
+                tenants=tuple(recalled))
+
+
 def plan_environment(workspace: Workspace, environment: str, ref: str | None = None,
-                     tenants: Sequence[str] | None = None, resuming: bool = False, verify: bool = False) -> Planned:
+                     tenants: Sequence[str] | None = None, resuming: bool = False, verify: bool = False,
+                     opened: dict[str, Opened] | None = None) -> Planned:
     """Plan every tenant of an environment; reads tenants, never writes. With `verify`, every
     tenant's plan is proven on a shadow of it (`Adapter.prove`) and what the engine refuses is in
     the plan. An interrupted `rollback --execute` of the environment must be finished first
-    (`resuming` is that finishing)."""
+    (`resuming` is that finishing). A tenant `opened` already (by `recall`) is planned on that session
+    and that inspection, when the validated folder declares it alike."""
     intent = workspace.rollback_intent(environment)
     if not resuming and intent.exists():
         raise GuardRefused(f"a `reconciler rollback {environment} --execute` was interrupted (recorded in {intent}); "
@@ -103,15 +185,23 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
     desired = {tenant.name: render(landscape, tenant, workspace.cache) for tenant in chosen}
     workspace.cache.release()   # what validating and rendering read is not needed while tenants are read
 
+    @contextlib.contextmanager
+    def read(tenant: Tenant) -> Iterator[tuple[Adapter, Session, LiveState]]:
+        found = (opened or {}).get(tenant.name)
+        if found is not None and found.tenant == tenant:
+            yield found.adapter, found.reading, found.live
+            return
+        adapter = workspace.adapter(tenant)
+        with adapter.reading() as reading:
+            yield adapter, reading, reading.inspect()
+
     def plan_one(tenant: Tenant) -> tuple[TenantState, TenantPlan]:
         if tenant.name in untrusted:
             raise TenantError(f"tenant {tenant.name}: this change gives it another url or password than "
                               f"{BASE_REF_VARIABLE}={untrusted[tenant.name]} has; the reconciler never sends a "
                               "tenant's password to a place a pull request names, so it is planned after merge, "
                               "on the protected branch")
-        adapter = workspace.adapter(tenant)
-        with adapter.reading() as reading:   # one connection: inspect, row counts, checks, then the proof
-            live = reading.inspect()
+        with read(tenant) as (adapter, reading, live):   # one connection: inspect, row counts, checks, the proof
             if not live.exists and not tenant.create:
                 raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
                                   "declare `create: true` on the tenant to create it")

@@ -31,7 +31,8 @@ def render(landscape: Landscape, tenant: Tenant, cache: Cache = NO_CACHE) -> Des
     for key, obj in landscape.objects.items():
         state = renderer.object(key, obj)
         objects[state.key] = state
-    return DesiredState(environment.name, tenant.name, engine, rules.capacity, objects, environment.dialect)
+    return DesiredState(environment.name, tenant.name, engine, rules.capacity, objects, environment.dialect,
+                        landscape.key)
 
 
 class _Renderer:

@@ -16,7 +16,7 @@ import networkx as nx
 from rich.table import Table
 from rich.text import Text
 
-from . import checks, drawing, sql
+from . import checks, sql
 from .errors import Diagnostic
 from .model import ObjectKey
 from .plan import ACTIONS, Change, Detail, Plan, TenantPlan, row_count
@@ -459,6 +459,7 @@ def landscape_html(data, generated: str) -> str:
         f"<td>{_h(r.get('operation') or 'apply')}</td><td class=\"{_h(r['outcome'])}\">{_h(r['outcome'])}</td>"
         f"<td>{_h((r['commit'] or '-')[:8])}</td><td>{_h(r['actor'] or '-')}</td>"
         f"<td>{_h(check_counts(r.get('checks')))}</td></tr>" for r in data.history)
+    from . import drawing  # the layout engine (and numpy under it) only for the page that draws
     return REPORT_PAGE.format(generated=_h(generated), status=status_rows, waiting=waiting, header=header,
                               matrix="".join(matrix), graph_environment=_h(data.graph_environment),
                               graph=drawing.svg(data.graph), history=history)

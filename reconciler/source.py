@@ -178,6 +178,11 @@ def blob_id(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\x00" % len(data) + data).hexdigest()
 
 
+def read_document(path: str, data: bytes, cache: Cache = NO_CACHE) -> Document | None:
+    """One file's document as `read_environment` reads it; None when it is not valid YAML."""
+    return _load(path, data, cache, [])
+
+
 def _load(path: str, data: bytes, cache: Cache, diagnostics: list[Diagnostic]) -> Document | None:
     key = blob_id(data)
     cached = cache.get(YAML_CACHE, key)
@@ -199,12 +204,21 @@ def _load(path: str, data: bytes, cache: Cache, diagnostics: list[Diagnostic]) -
 
 def _environment_files(repo: Path, name: str, ref: str | None) -> tuple[str | None, Iterator]:
     """(commit, iterator of (repo-relative path, bytes | None for a refused link))."""
-    folder = PurePosixPath(ENVIRONMENTS, name)
     if ref is None:
-        root = repo / folder
-        if not root.is_dir():
-            raise UnknownEnvironment(_unknown(name, available_environments(repo, None), "working tree"))
-        return None, _worktree_files(repo, root)
+        return None, _worktree_files(repo, _worktree_root(repo, name))
+    commit, tree = _environment_tree(repo, name, ref)
+    return commit, _tree_files(tree)
+
+
+def _worktree_root(repo: Path, name: str) -> Path:
+    root = repo / ENVIRONMENTS / name
+    if not root.is_dir():
+        raise UnknownEnvironment(_unknown(name, available_environments(repo, None), "working tree"))
+    return root
+
+
+def _environment_tree(repo: Path, name: str, ref: str) -> tuple[str, Any]:
+    folder = PurePosixPath(ENVIRONMENTS, name)
     commit = resolve_commit(repo, ref)
     try:
         tree = commit.tree / str(folder)
@@ -212,7 +226,38 @@ def _environment_files(repo: Path, name: str, ref: str | None) -> tuple[str | No
         raise UnknownEnvironment(_unknown(name, available_environments(repo, ref), f"ref {ref}")) from None
     if tree.type != "tree":
         raise UnknownEnvironment(f"{folder} is not a folder at ref {ref}")
-    return commit.hexsha, _tree_files(tree)
+    return commit.hexsha, tree
+
+
+@dataclass(frozen=True)
+class Blobs:
+    """What `read_environment` would read, by git blob id, read without parsing anything (at a ref,
+    without reading any file but environment.yaml)."""
+
+    commit: str | None
+    ids: dict[str, str]          # repo-relative path -> git blob id
+    environment: bytes | None    # environment.yaml's bytes
+
+
+def environment_blobs(repo: Path, name: str, ref: str | None = None) -> Blobs | None:
+    """None when a file is a symbolic link: reading refuses it, and only reading says so."""
+    env_path = f"{ENVIRONMENTS}/{name}/{ENVIRONMENT_FILE}"
+    ids, environment = {}, None
+    if ref is None:
+        commit = None
+        for path, data in _worktree_files(repo, _worktree_root(repo, name)):
+            if data is None:
+                return None
+            ids[path] = blob_id(data)
+            environment = data if path == env_path else environment
+    else:
+        commit, tree = _environment_tree(repo, name, ref)
+        for path, item in _tree_blobs(tree):
+            if item is None:
+                return None
+            ids[path] = item.hexsha
+            environment = item.data_stream.read() if path == env_path else environment
+    return Blobs(commit, ids, environment)
 
 
 def _worktree_files(repo: Path, root: Path) -> Iterator[tuple[str, bytes | None]]:
@@ -240,13 +285,19 @@ def _worktree_files(repo: Path, root: Path) -> Iterator[tuple[str, bytes | None]
 
 
 def _tree_files(tree) -> Iterator[tuple[str, bytes | None]]:
+    for path, item in _tree_blobs(tree):
+        yield path, None if item is None else item.data_stream.read()
+
+
+def _tree_blobs(tree) -> Iterator[tuple[str, Any]]:
+    """The YAML blobs under a commit's tree (None for a symbolic link)."""
     for item in tree.traverse():
         if item.type != "blob":
             continue
         if item.mode == _SYMLINK_MODE:
             yield item.path, None
         elif item.path.endswith(_YAML_SUFFIXES):
-            yield item.path, item.data_stream.read()
+            yield item.path, item
 
 
 def read_environment(repo: Path, name: str, ref: str | None = None,

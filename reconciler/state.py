@@ -110,7 +110,6 @@ class LiveObject:
     columns: tuple[ColumnState, ...]
     primary_key: tuple[str, ...] = ()
     engine_sql: str | None = None
-    estimated_rows: int | None = None
     additions: tuple[Addition, ...] = ()
 
 
@@ -123,6 +122,7 @@ class LiveState:
     schemas: frozenset[str]
     exists: bool = True
     interrupted: tuple[str, ...] = ()   # audit rows of runs that died mid-apply (left 'running')
+    digest: str | None = None           # of every row inspecting the tenant read, in order (`snapshot`)
 
     @property
     def fingerprint(self) -> str:
@@ -164,6 +164,7 @@ class DesiredState:
     capacity: str | None
     objects: dict[ObjectKey, ObjectState]
     dialect: str                                  # the landscape's SQL dialect (its views' projections)
+    source_key: str | None = None                 # what it was rendered from (`snapshot.desired_key`)
 
     @functools.cached_property
     def graph(self) -> nx.DiGraph:

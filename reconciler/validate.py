@@ -19,7 +19,7 @@ import networkx as nx
 import sqlglot
 from pydantic import ValidationError
 
-from . import bind, checks, secrets, sql
+from . import bind, checks, secrets, snapshot, sql
 from . import graph as graphs
 from .cache import NO_CACHE, Cache, content_key
 from .errors import Diagnostic, InvalidInput
@@ -47,8 +47,8 @@ from .source import (
 from .tenants.base import engines
 
 READABLE = (Table, View, MaterializedTable)   # what SQL (and checks) may read: what holds rows
-SECRETS_CACHE = "secrets-1"
-CHECKS_CACHE = "check-queries"   # each data check's query, by what it is built from   # findings per file blob; a new name when the secret rules change
+SECRETS_CACHE = "secrets-1"       # findings per file blob; a new name when the secret rules change
+CHECKS_CACHE = "check-queries"   # each data check's query, by what it is built from
 RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_")   # prefixes, compared case-insensitively
 NAME_RULES = {
     PLAIN_NAME: "letters, digits and underscores, not starting with a digit",
@@ -80,6 +80,7 @@ class Landscape:
     # ^ what a view gives on whole through `*`: a column added there is a column added to the view
     checks: dict[ObjectKey, tuple[checks.DataCheck, ...]] = field(default_factory=dict, repr=False)
     # ^ each table's and view's data checks, as queries in the landscape's dialect
+    key: str | None = None   # everything validating it read, and the code that did (`snapshot.desired_key`)
 
     @property
     def name(self) -> str:
@@ -104,6 +105,7 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
              cache: Cache = NO_CACHE, allow_empty: bool = False) -> Landscape:
     """`allow_empty`: a folder with no objects yet is a valid *promotion target* (the first promotion
     into a new environment); to plan or apply, an empty folder is refused, never "delete everything"."""
+    environments = tuple(environments)
     checker = _Checker(source, cache)
     environment = checker.environment(set(environments))
     checker.dialect = environment.dialect if environment else DEFAULT_DIALECT
@@ -128,8 +130,20 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     if checker.diagnostics:
         raise InvalidInput(checker.diagnostics)
     assert environment is not None
+    files = [(d.path, d.blob) for d in (source.environment, *source.objects) if d is not None]
     return Landscape(source, environment, dict(sorted(objects.items())), checker.documents,
-                     facts, dependencies, graph, *bound, data_checks)
+                     facts, dependencies, graph, *bound, data_checks,
+                     key=snapshot.desired_key(source.name, environments, files, allow_empty))
+
+
+def valid_environment(source: EnvironmentSource, environments: Iterable[str], cache: Cache = NO_CACHE
+                      ) -> Environment | None:
+    """environment.yaml alone, checked as `validate` checks it (its objects are not read): the
+    tenants a plan may open before the folder is validated (`reconcile.recall`). None when it has a
+    problem: only validating says which."""
+    checker = _Checker(source, cache)
+    environment = checker.environment(set(environments))
+    return None if checker.diagnostics else environment
 
 
 class _Checker:

@@ -1,7 +1,7 @@
 """Load once, read once (issue 12): every command validates each environment at each ref once,
 and a plan opens one connection per tenant.
 
-Counted in process: `validate._Checker` (one per validation) and the DuckDB adapter's
+Counted in process: `validate._Checker.objects` (once per validation) and the DuckDB adapter's
 `_connect` (one per connection) are wrapped so that each call still runs for real.
 """
 
@@ -23,9 +23,10 @@ def validations(monkeypatch) -> Counter:
     counted: Counter = Counter()
 
     class Counting(validate._Checker):
-        def __init__(self, source, cache):
+        def objects(self):   # validating a folder; a plan checks environment.yaml alone first (`recall`)
+            source = self.source
             counted[(source.name, source.ref if source.commit is None else source.commit)] += 1
-            super().__init__(source, cache)
+            return super().objects()
 
     monkeypatch.setattr(validate, "_Checker", Counting)
     return counted

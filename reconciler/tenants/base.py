@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
@@ -134,6 +135,19 @@ class ConnectionSession(Session):
     def placeholders(self, statement: str) -> str:
         return statement
 
+    def inspect(self) -> LiveState:
+        """As every session inspects, with each row read hashed as it is read (statement, parameters,
+        rows, in order) into the state's `digest`: equal digests are equal reads, so a state that hashes
+        alike gives the same plan (`snapshot`). The adapter sees only a connection that can execute and
+        fetch, so nothing it reads escapes the digest."""
+        connection, recorded = self.connection, _Recorded(self.connection)
+        self.connection = recorded
+        try:
+            live = super().inspect()
+        finally:
+            self.connection = connection
+        return dataclasses.replace(live, digest=recorded.digest.hexdigest())
+
     def begin(self) -> None:
         self.connection.execute("BEGIN")
 
@@ -171,6 +185,34 @@ class ConnectionSession(Session):
         # on the session's own connection: a DuckDB cursor() is a second connection, outside
         # the transaction
         self.connection.executemany(statement, rows)
+
+
+class _Recorded:
+    """A connection that executes and fetches, hashing every statement, its parameters and the rows it
+    gave, in order."""
+
+    def __init__(self, connection):
+        self._connection = connection
+        self.digest = hashlib.sha256()
+        self.description = None
+        self._rows: list = []
+
+    def execute(self, statement: str, parameters: Sequence | None = None) -> _Recorded:
+        cursor = (self._connection.execute(statement) if parameters is None else
+                  self._connection.execute(statement, parameters))
+        self.description = cursor.description
+        self._rows = cursor.fetchall() if cursor.description else []
+        self.digest.update(repr((statement, parameters, self._rows)).encode() + b"\n")
+        return self
+
+    def fetchall(self) -> list:
+        return self._rows
+
+    def fetchone(self):
+        return self._rows[0] if self._rows else None
+
+    def __iter__(self) -> Iterator:
+        return iter(self._rows)
 
 
 class Adapter(abc.ABC):

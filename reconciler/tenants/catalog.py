@@ -55,6 +55,11 @@ CATALOG_DDL = (
         run_id VARCHAR NOT NULL, schema_name VARCHAR NOT NULL, name VARCHAR NOT NULL, check_name VARCHAR NOT NULL,
         kind VARCHAR NOT NULL, severity VARCHAR NOT NULL, outcome VARCHAR NOT NULL, offending BIGINT NOT NULL,
         sample VARCHAR, checked_at TIMESTAMP NOT NULL)""",
+    # what the last apply left, per environment and tenant (`snapshot`); never read by inspecting
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.snapshots (
+        environment VARCHAR NOT NULL, tenant VARCHAR NOT NULL, desired_key VARCHAR NOT NULL,
+        live_digest VARCHAR NOT NULL, tenant_plan VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+        recorded_at TIMESTAMP NOT NULL)""",
     f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
 )
 # Appends only: a run's outcome is its latest event; an applied object is the latest row of a run
@@ -109,7 +114,8 @@ def read(session: Session) -> tuple[dict[ObjectKey, CatalogRecord], tuple[str, .
     if not columns(session, "objects"):
         return {}, ()
     records = {ObjectKey(row[0], row[1]): CatalogRecord(ObjectKey(row[0], row[1]), *row[2:9]) for row in
-               session.execute(f"SELECT {_RECORD_COLUMNS} FROM {CATALOG_SCHEMA}.objects")}
+               session.execute(f"SELECT {_RECORD_COLUMNS} FROM {CATALOG_SCHEMA}.objects "
+                               "ORDER BY schema_name, name")}
     consequence = ("its statements committed one by one; the next apply puts back what it changed, from its "
                    "journal, before it applies" if session.appends_only else
                    "it was rolled back by the engine; the tenant kept its state from before it")
@@ -117,8 +123,17 @@ def read(session: Session) -> tuple[dict[ObjectKey, CatalogRecord], tuple[str, .
                         f"{consequence}"
                         for run, actor, host, pid, started in session.execute(
                             f"SELECT run_id, actor, host, pid, started_at FROM {CATALOG_SCHEMA}.runs "
-                            "WHERE outcome = 'running' ORDER BY started_at"))
+                            "WHERE outcome = 'running' ORDER BY started_at, run_id"))
     return records, interrupted
+
+
+def snapshot(session: Session, environment: str, tenant: str) -> tuple[str, str, str] | None:
+    """What the last apply of `environment` left in this tenant: (desired key, live digest, plan JSON)."""
+    if not columns(session, "snapshots"):
+        return None
+    found = session.execute(f"SELECT desired_key, live_digest, tenant_plan FROM {CATALOG_SCHEMA}.snapshots "
+                            "WHERE environment = ? AND tenant = ?", [environment, tenant])
+    return tuple(found[0]) if len(found) == 1 else None
 
 
 def rows(session: Session, table: str, wanted: Sequence[str], order: str) -> list[dict]:
@@ -164,6 +179,20 @@ def write_objects(session: Session, changes: Sequence[Change], desired: DesiredS
     session.execute(f"DELETE FROM {CATALOG_SCHEMA}.meta WHERE key IN ('catalog_version', 'capacity')")
     session.execute(f"INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), ('capacity', ?)",
                     [CATALOG_VERSION, desired.capacity])
+
+
+def write_snapshot(session: Session, environment: str, key: str, digest: str, tenant_plan: TenantPlan,
+                   run_id: str) -> None:
+    """Inside an apply, last: the key of the desired state it made the tenant match, the digest of the
+    tenant as it now is, and the (empty) plan they give; nothing when that is what it holds already (an
+    apply that changed nothing leaves the tenant as it was, its audit aside)."""
+    record = (key, digest, tenant_plan.model_dump_json())
+    if snapshot(session, environment, tenant_plan.tenant) == record:
+        return
+    session.execute(f"DELETE FROM {CATALOG_SCHEMA}.snapshots WHERE environment = ? AND tenant = ?",
+                    [environment, tenant_plan.tenant])
+    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.snapshots VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [environment, tenant_plan.tenant, *record, run_id, now()])
 
 
 def write_checks(session: Session, run_id: str, results: Sequence[Result]) -> None:

@@ -154,21 +154,23 @@ class DuckDBAdapter(Adapter):
         keys: dict[ObjectKey, tuple[str, ...]] = {}
         for schema, table, names in connection.execute(
                 f"SELECT schema_name, table_name, constraint_column_names FROM duckdb_constraints() "
-                f"WHERE {where.replace(' AND NOT internal', '')} AND constraint_type = 'PRIMARY KEY'").fetchall():
+                f"WHERE {where.replace(' AND NOT internal', '')} AND constraint_type = 'PRIMARY KEY' "
+                "ORDER BY 1, 2").fetchall():
             keys[ObjectKey(schema, table)] = tuple(names)
         objects: dict[ObjectKey, LiveObject] = {}
         additions = _additions(connection, where, comments)
-        for schema, table, size, comment in connection.execute(
-                f"SELECT schema_name, table_name, estimated_size, comment FROM duckdb_tables() WHERE {where}"
+        for schema, table, comment in connection.execute(
+                f"SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE {where} ORDER BY 1, 2"
         ).fetchall():
             key = ObjectKey(schema, table)
             if comment:
                 additions[key].insert(0, Addition("a comment on the table", (
                     f"COMMENT ON TABLE {_qk(key)} IS {sql.literal(comment).sql(ENGINE)}",)))
             objects[key] = LiveObject(key, "Table", tuple(columns.get(key, ())), keys.get(key, ()),
-                                      estimated_rows=size, additions=tuple(additions.get(key, ())))
+                                      additions=tuple(additions.get(key, ())))
         for schema, view, text, comment in connection.execute(
-                f"SELECT schema_name, view_name, sql, comment FROM duckdb_views() WHERE {where}").fetchall():
+                f"SELECT schema_name, view_name, sql, comment FROM duckdb_views() WHERE {where} ORDER BY 1, 2"
+        ).fetchall():
             key = ObjectKey(schema, view)
             if comment:
                 additions[key].insert(0, Addition("a comment on the view", (
@@ -177,7 +179,7 @@ class DuckDBAdapter(Adapter):
                                       additions=tuple(additions.get(key, ())))
         schemas = frozenset(row[0] for row in connection.execute(
             f"SELECT schema_name FROM duckdb_schemas() WHERE database_name = '{ALIAS}' "
-            "AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\'").fetchall())
+            "AND schema_name NOT LIKE '\\_reconciler%' ESCAPE '\\' ORDER BY 1").fetchall())
         return objects, schemas
 
     # -- compiling ---------------------------------------------------------------------------

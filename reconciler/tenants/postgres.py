@@ -172,15 +172,15 @@ class PostgresAdapter(Adapter):
 
     def engine_objects(self, connection: psycopg.Connection) -> tuple[dict[ObjectKey, LiveObject], frozenset[str]]:
         columns: dict[tuple[str, str], list[ColumnState]] = defaultdict(list)
-        kinds, sizes = {}, {}
-        for schema, name, kind, column, data_type, nullable, default, rows in connection.execute(
+        kinds = {}
+        for schema, name, kind, column, data_type, nullable, default in connection.execute(
                 "SELECT n.nspname, c.relname, c.relkind, a.attname, format_type(a.atttypid, a.atttypmod), "
-                "NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid), c.reltuples "
+                "NOT a.attnotnull, pg_get_expr(d.adbin, d.adrelid) "
                 "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                 "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
                 "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
                 f"WHERE c.relkind IN ('r', 'p', 'v') AND {_USER_SCHEMAS} ORDER BY 1, 2, a.attnum").fetchall():
-            kinds[schema, name], sizes[schema, name] = kind, rows
+            kinds[schema, name] = kind
             columns[schema, name].append(ColumnState(column, sql.engine_type(data_type, ENGINE),
                                                      bool(nullable), sql.canonical_default(default, ENGINE)))
         keys = {(schema, name): tuple(names) for schema, name, names in connection.execute(
@@ -188,11 +188,11 @@ class PostgresAdapter(Adapter):
             "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
             "c.relnamespace CROSS JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) "
             "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
-            f"WHERE con.contype = 'p' AND {_USER_SCHEMAS} GROUP BY 1, 2").fetchall()}
+            f"WHERE con.contype = 'p' AND {_USER_SCHEMAS} GROUP BY 1, 2 ORDER BY 1, 2").fetchall()}
         views = {(schema, name): text for schema, name, text in connection.execute(
             "SELECT n.nspname, c.relname, pg_get_viewdef(c.oid) FROM pg_catalog.pg_class c "
-            f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND {_USER_SCHEMAS}"
-        ).fetchall()}
+            f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND {_USER_SCHEMAS} "
+            "ORDER BY 1, 2").fetchall()}
         objects = {}
         additions = _additions(connection)
         for (schema, name), kind in kinds.items():
@@ -201,10 +201,9 @@ class PostgresAdapter(Adapter):
                                        additions=tuple(additions.get(key, ())))
                             if kind == "v" else
                             LiveObject(key, "Table", tuple(columns[schema, name]), keys.get((schema, name), ()),
-                                       estimated_rows=max(int(sizes[schema, name]), 0),
                                        additions=tuple(additions.get(key, ()))))
         schemas = frozenset(row[0] for row in connection.execute(
-            f"SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE {_USER_SCHEMAS}").fetchall())
+            f"SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE {_USER_SCHEMAS} ORDER BY 1").fetchall())
         return objects, schemas
 
     # -- compiling ---------------------------------------------------------------------------
@@ -344,7 +343,8 @@ def _additions(connection: psycopg.Connection) -> defaultdict[ObjectKey, list[Ad
     for schema, name, constraint, referrer in connection.execute(
             "SELECT n.nspname, c.relname, k.conname, k.conrelid::regclass::text FROM pg_catalog.pg_constraint k "
             "JOIN pg_catalog.pg_class c ON c.oid = k.confrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
-            f"c.relnamespace WHERE k.contype = 'f' AND k.conrelid <> k.confrelid AND {_USER_SCHEMAS}").fetchall():
+            f"c.relnamespace WHERE k.contype = 'f' AND k.conrelid <> k.confrelid AND {_USER_SCHEMAS} "
+            "ORDER BY 1, 2, 3, 4").fetchall():
         add(schema, name, f"foreign key {constraint} of {referrer}, which references it")
     for schema, name, trigger, definition in connection.execute(
             "SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid) FROM pg_catalog.pg_trigger t "
@@ -367,9 +367,12 @@ def _additions(connection: psycopg.Connection) -> defaultdict[ObjectKey, list[Ad
         add(schema, name, f"grant of {privilege} on column {column} to {grantee or 'PUBLIC'}",
             f"GRANT {privilege} ({COMPILER.q(column)}) ON {table(schema, name)} TO {role}"
             + (" WITH GRANT OPTION" if grantable else ""), column=column)
-    for schema, name, kind, enabled, forced, owner, comment in connection.execute(
+    # who owns what is compared with who creates (current_user) in the query: inspecting reads nothing
+    # but rows (`LiveState.digest` hashes them)
+    for schema, name, kind, enabled, forced, owner, owned, comment in connection.execute(
             "SELECT n.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity, "
-            f"pg_get_userbyid(c.relowner), obj_description(c.oid, 'pg_class') {_RELATIONS} ORDER BY 1, 2").fetchall():
+            "pg_get_userbyid(c.relowner), pg_get_userbyid(c.relowner) = current_user, "
+            f"obj_description(c.oid, 'pg_class') {_RELATIONS} ORDER BY 1, 2").fetchall():
         noun = "VIEW" if kind == "v" else "TABLE"
         if enabled:
             add(schema, name, "row-level security", f"ALTER TABLE {table(schema, name)} ENABLE ROW LEVEL SECURITY")
@@ -379,7 +382,7 @@ def _additions(connection: psycopg.Connection) -> defaultdict[ObjectKey, list[Ad
         if comment is not None:
             add(schema, name, f"a comment on the {noun.lower()}",
                 f"COMMENT ON {noun} {table(schema, name)} IS {sql.literal(comment).sql(ENGINE)}")
-        if owner != connection.info.user:
+        if not owned:
             add(schema, name, f"owner {owner}", f"ALTER {noun} {table(schema, name)} OWNER TO {COMPILER.q(owner)}")
     for schema, name, policy, permissive, roles, command, using, check in connection.execute(
             "SELECT schemaname, tablename, policyname, permissive, roles, cmd, qual, with_check "

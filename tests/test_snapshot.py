@@ -1,0 +1,135 @@
+"""A remembered plan (issue 12): after an apply, a tenant records the key of the desired state it
+was made to match and the digest of what inspecting it read; a plan of the same desired state
+against a tenant that hashes alike is that plan, made without validating, rendering or diffing.
+
+Every test compares with the plan made the long way (`RECONCILER_NO_CACHE=1`) on a real tenant, and
+counts validations of the folder's objects (a wrapped `validate._Checker.objects`) to tell which way a plan was made.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+
+import pytest
+from conftest import EngineLandscape, Landscape
+
+from reconciler import snapshot, validate
+
+
+@pytest.fixture
+def validations(monkeypatch) -> Counter:
+    counted: Counter = Counter()
+
+    class Counting(validate._Checker):
+        def objects(self):   # environment.yaml alone is checked before a tenant is opened; this is the folder
+            counted[self.source.name] += 1
+            return super().objects()
+
+    monkeypatch.setattr(validate, "_Checker", Counting)
+    return counted
+
+
+def plans(landscape: Landscape, monkeypatch, validations: Counter, *args: str) -> tuple[dict, dict, int]:
+    """The plan as `plan` makes it, the plan made the long way, and how many validations the first took."""
+    validations.clear()
+    made = landscape.run("plan", "dev", "--format", "json", *args)
+    assert made.code in (0, 2), made.output
+    recalled_validations = validations["dev"]
+    with monkeypatch.context() as patched:
+        patched.setenv("RECONCILER_NO_CACHE", "1")
+        long_way = landscape.run("plan", "dev", "--format", "json", *args)
+    assert long_way.code == made.code, long_way.output
+    return json.loads(made.stdout), json.loads(long_way.stdout), recalled_validations
+
+
+def test_a_no_op_plan_after_an_apply_is_recalled_and_is_the_plan_made_the_long_way(
+        engine_landscape: EngineLandscape, monkeypatch, validations: Counter) -> None:
+    landscape = engine_landscape
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    made, long_way, validated = plans(landscape, monkeypatch, validations)
+    assert validated == 0, "the no-op plan after an apply validated the folder again"
+    assert made == long_way
+    assert not any(tenant["changes"] for tenant in made["tenants"])
+    shutil.rmtree(landscape.root / ".git" / "reconciler")   # a fresh CI runner: the tenant remembers
+    made, long_way, validated = plans(landscape, monkeypatch, validations)
+    assert (validated, made) == (0, long_way)
+
+
+HAND_EDITS = {
+    "a column added": "ALTER TABLE sales.customer_master ADD COLUMN note VARCHAR",
+    "a comment": "COMMENT ON TABLE sales.customer_master IS 'owned by finance'",
+    "an index": "CREATE INDEX ix_region ON sales.customer_master (region)",
+    "an unmanaged table": "CREATE TABLE sales.scratch (id INTEGER)",
+    "a view redefined": "CREATE OR REPLACE VIEW sales.vw_customer_active AS "
+                        "SELECT id, name, email, region, created_at FROM sales.customer_master",
+    "a view dropped": "DROP VIEW sales.vw_customer_segmentation",
+    "a catalog record edited": "UPDATE _reconciler.objects SET definition = '{}' WHERE name = 'customer_master'",
+    "a catalog record removed": "DELETE FROM _reconciler.objects WHERE kind = 'Connection'",
+    "a run left running": "UPDATE _reconciler.runs SET outcome = 'running'",
+}
+
+
+@pytest.mark.parametrize("edit", HAND_EDITS)
+def test_any_hand_edit_is_planned_the_long_way(engine_landscape: EngineLandscape, monkeypatch,
+                                               validations: Counter, edit: str) -> None:
+    landscape = engine_landscape
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql(HAND_EDITS[edit])
+    made, long_way, validated = plans(landscape, monkeypatch, validations)
+    assert validated == 1, f"{edit}: the plan was recalled although the tenant changed"
+    assert made == long_way
+
+
+def test_rows_written_into_tables_do_not_forget_the_plan(engine_landscape: EngineLandscape, monkeypatch,
+                                                         validations: Counter) -> None:
+    """Data loads are what production tenants do all day: they change no object and no catalog row."""
+    landscape = engine_landscape
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master (id, name, email, region) VALUES (1, 'Ada', 'a@x', 'EU')")
+    if landscape.engine == "postgres":
+        landscape.sql("ANALYZE")   # the engine's own statistics move; nothing the plan reads does
+    made, long_way, validated = plans(landscape, monkeypatch, validations)
+    assert (validated, made) == (0, long_way)
+
+
+def test_a_tampered_record_is_not_believed(engine_landscape: EngineLandscape, monkeypatch,
+                                           validations: Counter) -> None:
+    """The record is read from the tenant: a plan in it that is not the one the state gives (here it hides
+    an unmanaged table a DBA created, or claims one that is not there) is checked, not trusted."""
+    landscape = engine_landscape
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("UPDATE _reconciler.snapshots SET tenant_plan = replace(tenant_plan, '\"unmanaged\":[]', "
+                  "'\"unmanaged\":[\"sales.ghost\"]')")
+    made, long_way, validated = plans(landscape, monkeypatch, validations)
+    assert (validated, made) == (1, long_way)
+    assert made["tenants"][0]["unmanaged"] == []
+
+
+def test_a_changed_folder_or_reconciler_is_planned_the_long_way(landscape: Landscape, monkeypatch,
+                                                                  validations: Counter) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at",
+                   "region, created_at, status")
+    made, long_way, validated = plans(landscape, monkeypatch, validations)
+    assert validated == 1 and made == long_way and made["tenants"][0]["changes"]
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at, status",
+                   "region, created_at")
+    made, _, validated = plans(landscape, monkeypatch, validations)
+    assert validated == 0, "the folder is back to what was applied"
+    monkeypatch.setattr(snapshot, "code_identity", lambda: "another version of the reconciler")
+    made, long_way, validated = plans(landscape, monkeypatch, validations)
+    assert (validated, made) == (1, long_way)
+
+
+def test_a_recalled_plan_saved_to_a_file_applies(landscape: Landscape, monkeypatch, validations: Counter,
+                                                 tmp_path) -> None:
+    """Its fingerprints are the ones planning gives: `apply --plan` accepts it (nothing to do)."""
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    validations.clear()
+    saved = tmp_path / "dev.plan.json"
+    assert landscape.run("plan", "dev", "--out", str(saved)).code == 0
+    assert validations["dev"] == 0
+    applied = landscape.run("apply", "dev", "--plan", str(saved), "--yes")
+    assert applied.code == 0, applied.output
