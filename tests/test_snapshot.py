@@ -133,3 +133,18 @@ def test_a_recalled_plan_saved_to_a_file_applies(landscape: Landscape, monkeypat
     assert validations["dev"] == 0
     applied = landscape.run("apply", "dev", "--plan", str(saved), "--yes")
     assert applied.code == 0, applied.output
+
+
+def test_a_pull_request_plan_and_an_interrupted_rollback_are_never_recalled(landscape: Landscape, monkeypatch,
+                                                                           validations: Counter) -> None:
+    """A pull request's plan must first compare the tenants' urls with the base's (never recalled before
+    that); an interrupted `rollback --execute` must be finished before anything is planned."""
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    with monkeypatch.context() as patched:
+        patched.setenv("RECONCILER_BASE_REF", landscape.repo.head.commit.hexsha)
+        made, long_way, validated = plans(landscape, monkeypatch, validations)
+    assert (validated, made) == (1, long_way)
+    intent = landscape.root / ".git" / "reconciler" / "rollback-dev.json"
+    intent.write_text("{}")
+    refused = landscape.run("plan", "dev")
+    assert refused.code != 0 and "rollback dev --resume" in refused.output
