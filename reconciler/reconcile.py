@@ -124,10 +124,12 @@ def recall(workspace: Workspace, environment: str, ref: str | None, tenants: Seq
     validated, by git blob id, with this reconciler, and each tenant hashes as it did after that apply:
     nothing is validated, rendered or diffed. Otherwise the sessions it opened (kept open on `stack`),
     for planning the long way. Only environment.yaml is checked before a tenant is opened (as validating
-    checks it); a pull request's plan (RECONCILER_BASE_REF), an interrupted rollback, RECONCILER_NO_CACHE
-    or a file that is a link is always planned the long way, as is anything that cannot be told."""
+    checks it); a pull request's plan (RECONCILER_BASE_REF), an interrupted rollback, RECONCILER_NO_RECALL
+    (or RECONCILER_NO_CACHE) or a file that is a link is always planned the long way, as is anything
+    that cannot be told."""
     opened: dict[str, Opened] = {}
-    if os.environ.get("RECONCILER_NO_CACHE") or os.environ.get(BASE_REF_VARIABLE) \
+    if os.environ.get("RECONCILER_NO_RECALL") or os.environ.get("RECONCILER_NO_CACHE") \
+            or os.environ.get(BASE_REF_VARIABLE) \
             or workspace.rollback_intent(environment).exists():
         return opened
     try:
