@@ -197,7 +197,7 @@ def affected(changes: Iterable[Change], desired: DesiredState) -> list[ObjectSta
 def reached(changed: set[ObjectKey], desired: DesiredState) -> list[ObjectState]:
     """The objects with checks among `changed`, the views that read them, and the objects whose checks
     read any of those; in order."""
-    if not changed:
+    if not changed or not any(obj.checks for obj in desired.objects.values()):
         return []
     reached = changed | graphs.downstream(desired.graph, changed)
     reached |= {key for key, obj in desired.objects.items() if any(set(c.reads) & reached for c in obj.checks)}

@@ -402,6 +402,7 @@ ENGINE_DROPS = {"spark": frozenset({"not_null", "primary_key"})}
 RENDER_VERSION = "3"                       # part of the render cache key: a new value when rewrites change
 
 
+@functools.lru_cache(maxsize=65536)   # an apply quotes each name a few times over; sqlglot's generator is slow
 def quote(name: str, engine: str) -> str:
     """One identifier, always quoted for the engine."""
     return exp.to_identifier(name, quoted=True).sql(dialect=engine)

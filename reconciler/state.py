@@ -124,7 +124,7 @@ class LiveState:
     interrupted: tuple[str, ...] = ()   # audit rows of runs that died mid-apply (left 'running')
     digest: str | None = None           # of every row inspecting the tenant read, in order (`snapshot`)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         engine = {str(k): [o.kind, [c.to_json() for c in o.columns], list(o.primary_key), o.engine_sql,
                            [[a.what, *a.recreate] for a in o.additions]]
@@ -172,7 +172,7 @@ class DesiredState:
         return graphs.build({k: o.dependencies for k, o in self.objects.items()},
                             {k: o.kind for k, o in self.objects.items()})
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         return stable_hash([[str(k), o.content_hash] for k, o in sorted(self.objects.items())]
                            + [self.capacity])
