@@ -162,7 +162,7 @@ class PostgresAdapter(Adapter):
             self._lock(connection, shared=True)
             yield connection
         finally:
-            connection.close()
+            _release(connection)
 
     # -- reading -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -244,7 +244,7 @@ class PostgresAdapter(Adapter):
                     connection.execute(sql_setting(setting, value))
             yield _PostgresSession(connection, self)
         finally:
-            connection.close()   # the advisory lock is released with the connection
+            _release(connection)   # a killed process's lock goes with its connection
 
     def _lock(self, connection: psycopg.Connection, shared: bool = False) -> None:
         deadline = time.monotonic() + self.lock_timeout
@@ -269,6 +269,17 @@ class PostgresAdapter(Adapter):
             return "another connection"
         name, host, pid, since = row
         return f"{name or 'a session'} ({host}, backend {pid}) since {since} UTC"
+
+
+def _release(connection: psycopg.Connection) -> None:
+    """Let go of the tenant lock, then close. A closed connection's lock goes only when its server
+    process has exited, after the close returned: the next command's lock (an apply after its own
+    plan's read) could find it still held."""
+    with contextlib.suppress(psycopg.Error):
+        if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            connection.execute("ROLLBACK")
+        connection.execute("SELECT pg_advisory_unlock_all()")
+    connection.close()
 
 
 def sql_setting(name: str, value: str) -> str:
