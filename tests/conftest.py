@@ -297,6 +297,18 @@ def _engine_landscape(request, tmp_path: Path) -> EngineLandscape:
     return result
 
 
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist (`-n`, as .ci/run runs the suite), every test on the Spark server runs on one
+    worker (`--dist loadgroup`): one JVM started once, not one per worker."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        params = getattr(item, "callspec", None)
+        if {"spark", "spark_server", "spark_landscape"} & set(item.fixturenames) \
+                or (params is not None and "spark" in params.params.values()):
+            item.add_marker(pytest.mark.xdist_group("spark"))
+
+
 # -- Spark ---------------------------------------------------------------------------------
 # A real Spark Connect server started from the pyspark wheel (Java 17 is on the machine): the
 # server class from its connect jar, an in-memory catalog and a warehouse in a temporary folder.
