@@ -52,7 +52,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
     adapter = state.adapter
     with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
         catalog.create(session)
-        recovered = tuple(recover(session, dead) for dead in catalog.running(session))
+        recovered = _taken_over(session) + tuple(recover(session, dead) for dead in catalog.running(session))
         run.record(session, "running")
         try:
             live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
@@ -100,6 +100,16 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
         _drop_restore_points(session, befores)
     return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary,
                         notes=recovered + warnings(run.checks))
+
+
+def _taken_over(session) -> tuple[str, ...]:
+    """Said when this run took the tenant lock over from a holder that never released it."""
+    holder = getattr(getattr(session, "lock", None), "taken_over", None)
+    if not holder:
+        return ()
+    return (f"took over the tenant lock of run {holder.get('run_id', '?')} ({holder.get('actor', '?')} on "
+            f"{holder.get('host', '?')}, pid {holder.get('pid', '?')}), which never released it: its lease ran "
+            f"until {holder.get('lease_until', '?')} UTC, or its process on this machine is gone",)
 
 
 def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_point) -> list[catalog.Before]:

@@ -207,3 +207,74 @@ def test_smoke_and_run_say_they_are_not_built_for_spark_and_touch_nothing(applie
     ran = applied.run("run", "dev", "df_segment_scoring")
     assert ran.code == 1 and "running a data flow on spark is not built yet" in ran.stderr
     assert tenant(spark)["sales.customer_transactions"] == before["sales.customer_transactions"]
+
+
+def _foreign_lock(spark, lease_until: str) -> None:
+    """Generation 1 of the tenant lock, held by a run on another machine until `lease_until` (UTC)."""
+    spark.sql("CREATE SCHEMA IF NOT EXISTS _reconciler").collect()
+    spark.sql("CREATE TABLE _reconciler.lock_00000001 (held BOOLEAN) USING parquet TBLPROPERTIES ("
+              "'run_id' = 'r-elsewhere', 'actor' = 'github:ci', 'host' = 'another-runner', 'boot' = 'b', "
+              f"'pid' = '4242', 'lease_until' = '{lease_until}')").collect()
+
+
+def test_a_lock_held_elsewhere_is_respected_until_its_lease_runs_out(spark_server: str, spark) -> None:
+    """Another machine's process cannot be seen: its lock holds until its lease has passed, then it is
+    taken over by creating the next generation (the metastore lets one CREATE win)."""
+    import datetime as dt
+
+    from reconciler.errors import TenantLocked
+    from reconciler.model import Tenant
+    from reconciler.tenants.spark import SparkAdapter, TableLock
+
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S")
+    _foreign_lock(spark, later)
+    adapter = SparkAdapter(Tenant(name="dev", url=spark_server), Path("."))
+    with adapter.reading() as session:
+        with pytest.raises(TenantLocked, match=f"locked by run r-elsewhere of github:ci on another-runner "
+                                               f"\\(pid 4242\\), its lease runs until {later} UTC"):
+            TableLock(session, {"run_id": "mine"}, "tenant dev").acquire()
+        spark.sql("ALTER TABLE _reconciler.lock_00000001 SET TBLPROPERTIES "
+                  "('lease_until' = '2000-01-01 00:00:00')").collect()
+        lock = TableLock(session, {"run_id": "mine"}, "tenant dev")
+        lock.acquire()
+        assert (lock.generation, lock.taken_over["run_id"]) == (2, "r-elsewhere")
+        assert dict(session.execute("SHOW TBLPROPERTIES _reconciler.lock_00000002"))["run_id"] == "mine"
+        lock.release()
+
+
+def test_a_run_renews_its_lease_and_stops_once_another_took_the_lock_over(spark_server: str, spark) -> None:
+    """A holder stopped past its lease (a paused VM) finds the next generation at its next renewal and
+    stops before another statement; one that is not renews the lease a third of the way through it."""
+    from reconciler.errors import TenantLocked
+    from reconciler.model import Tenant
+    from reconciler.tenants.spark import SparkAdapter, TableLock
+
+    adapter = SparkAdapter(Tenant(name="dev", url=spark_server), Path("."))
+    with adapter.reading() as session:
+        lock = TableLock(session, {"run_id": "mine"}, "tenant dev")
+        lock.acquire()
+        granted = dict(session.execute("SHOW TBLPROPERTIES _reconciler.lock_00000001"))["lease_until"]
+        lock.renew()   # a third of the lease has not passed: nothing to write
+        assert dict(session.execute("SHOW TBLPROPERTIES _reconciler.lock_00000001"))["lease_until"] == granted
+        spark.sql("ALTER TABLE _reconciler.lock_00000001 SET TBLPROPERTIES "
+                  "('lease_until' = '2001-01-01 00:00:00')").collect()
+        lock.renewed -= TableLock.LEASE / 2   # as if half the lease had passed since the last renewal
+        lock.renew()
+        assert dict(session.execute("SHOW TBLPROPERTIES _reconciler.lock_00000001"))["lease_until"] >= granted
+        lock.renewed -= TableLock.LEASE * 2   # paused past its lease, meanwhile taken over:
+        spark.sql("CREATE TABLE _reconciler.lock_00000002 (held BOOLEAN) USING parquet "
+                  "TBLPROPERTIES ('run_id' = 'r-other')").collect()
+        with pytest.raises(TenantLocked, match="generation 1\\) was taken over by generation 2 after its lease"):
+            lock.renew()
+
+
+def test_an_apply_that_takes_a_dead_runs_lock_over_says_so(applied: Landscape, spark) -> None:
+    newest = max(int(t.name.removeprefix("lock_")) for t in spark.catalog.listTables("_reconciler")
+                 if t.name.startswith("lock_"))
+    spark.sql(f"CREATE TABLE _reconciler.lock_{newest + 1:08d} (held BOOLEAN) USING parquet TBLPROPERTIES ("
+              "'run_id' = 'r-elsewhere', 'actor' = 'github:ci', 'host' = 'another-runner', 'boot' = 'b', "
+              "'pid' = '4242', 'lease_until' = '2000-01-01 00:00:00')").collect()
+    result = applied.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert "took over the tenant lock of run r-elsewhere (github:ci on another-runner, pid 4242)" in result.output
+    assert "its lease ran until 2000-01-01 00:00:00 UTC" in result.output
