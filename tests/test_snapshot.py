@@ -55,6 +55,8 @@ def test_a_no_op_plan_after_an_apply_is_recalled_and_is_the_plan_made_the_long_w
     shutil.rmtree(landscape.root / ".git" / "reconciler")   # a fresh CI runner: the tenant remembers
     made, long_way, validated = plans(landscape, monkeypatch, validations)
     assert (validated, made) == (0, long_way)
+    made, long_way, validated = plans(landscape, monkeypatch, validations, "--ref", "HEAD")   # a commit's files
+    assert (validated, made, made["ref"]) == (0, long_way, "HEAD")
     monkeypatch.setenv("RECONCILER_NO_RECALL", "1")   # the long way, asked for
     made, long_way, validated = plans(landscape, monkeypatch, validations)
     assert (validated, made) == (1, long_way)
