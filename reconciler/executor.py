@@ -448,13 +448,20 @@ def release(adapter: Adapter, run_id: str) -> str:
 
 
 def drop_backups(adapter: Adapter, names: Sequence[str]) -> None:
-    """Drop backups and their catalog rows, in one transaction."""
+    """Drop backups and their catalog rows, in one transaction; where the engine commits each statement,
+    one by one under the tenant lock, each backup's tombstone before its table."""
     with adapter.session(create=False) as session:
+        catalog.create(session)   # a catalog an older version wrote may lack what dropping needs
+        statements = [statement for name in names for statement in catalog.drop_backup_statements(session, name)]
+        if not adapter.transactional:
+            for statement in statements:
+                session.hold()
+                session.execute(statement)
+            return
         session.begin()
         try:
-            for name in names:
-                for statement in catalog.drop_backup_statements(adapter.engine, name):
-                    session.execute(statement)
+            for statement in statements:
+                session.execute(statement)
             session.commit()
         except BaseException:
             session.rollback()

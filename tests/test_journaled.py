@@ -278,3 +278,16 @@ def test_an_apply_that_takes_a_dead_runs_lock_over_says_so(applied: Landscape, s
     assert result.code == 0, result.output
     assert "took over the tenant lock of run r-elsewhere (github:ci on another-runner, pid 4242)" in result.output
     assert "its lease ran until 2000-01-01 00:00:00 UTC" in result.output
+
+
+def test_a_backup_is_unlisted_before_its_table_is_dropped(spark_server: str, spark) -> None:
+    """Nothing rolls back on Spark: the tombstone goes first, so a prune killed between the two
+    statements leaves a table no listing shows, never a listed backup whose table is gone."""
+    from reconciler.model import Tenant
+    from reconciler.tenants import catalog
+    from reconciler.tenants.spark import SparkAdapter
+
+    with SparkAdapter(Tenant(name="dev", url=spark_server), Path(".")).reading() as session:
+        tombstone, drop = catalog.drop_backup_statements(session, "sales__orders__1")
+    assert tombstone.startswith("INSERT INTO _reconciler.dropped_backups SELECT 'sales__orders__1', CAST(")
+    assert drop == "DROP TABLE `_reconciler_backup`.`sales__orders__1`"

@@ -257,7 +257,7 @@ class Adapter(abc.ABC):
     def backups(self) -> list[dict]:
         """The tenant's backups (name, schema_name, table_name, run_id, created_at, row_count)."""
         with self.reading() as reading:
-            return catalog.rows(reading, "backups", catalog.BACKUP_COLUMNS, "created_at, name")
+            return catalog.backups(reading)
 
     def credential(self) -> str | None:
         """The tenant's password, read from the variable its reference names; a missing variable

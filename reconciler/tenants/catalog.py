@@ -89,6 +89,9 @@ APPENDED_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
         name STRING, schema_name STRING, table_name STRING, run_id STRING, created_at TIMESTAMP,
         row_count BIGINT) USING parquet""",
+    # a dropped backup's tombstone: the index above cannot lose a row
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.dropped_backups (name STRING, dropped_at TIMESTAMP)
+        USING parquet""",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.journal (
         run_id STRING, step INT, schema_name STRING, name STRING, kind STRING, columns STRING,
         view_sql STRING, restore_point STRING, logged_at TIMESTAMP) USING parquet""",
@@ -134,6 +137,15 @@ def snapshot(session: Session, environment: str, tenant: str) -> tuple[str, str,
     found = session.execute(f"SELECT desired_key, live_digest, tenant_plan FROM {CATALOG_SCHEMA}.snapshots "
                             "WHERE environment = ? AND tenant = ?", [environment, tenant])
     return tuple(found[0]) if len(found) == 1 else None
+
+
+def backups(session: Session) -> list[dict]:
+    """The backups the catalog indexes, oldest first (less those dropped, where it only appends)."""
+    found = rows(session, "backups", BACKUP_COLUMNS, "created_at, name")
+    if session.appends_only and columns(session, "dropped_backups"):
+        dropped = {row[0] for row in session.execute(f"SELECT name FROM {CATALOG_SCHEMA}.dropped_backups")}
+        found = [backup for backup in found if backup["name"] not in dropped]
+    return found
 
 
 def rows(session: Session, table: str, wanted: Sequence[str], order: str) -> list[dict]:
@@ -235,9 +247,16 @@ def restore_statements(session: Session, table: ObjectKey, backup: str) -> list[
     return [f"DELETE FROM {target}", f"INSERT INTO {target} ({common}) SELECT {common} FROM {backup_table}"]
 
 
-def drop_backup_statements(engine: str, backup: str) -> list[str]:
-    return [f"DROP TABLE {sql.qualified(BACKUP_SCHEMA, backup, engine)}",
-            f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {sql.literal(backup).sql(engine)}"]
+def drop_backup_statements(session: Session, backup: str) -> list[str]:
+    """A backup's table dropped and its index row gone. Where the catalog only appends (and nothing
+    rolls back), a tombstone is written first: a run killed between the two leaves a table no listing
+    shows, never a listed backup whose table is gone."""
+    name, table = sql.literal(backup).sql(session.engine), sql.qualified(BACKUP_SCHEMA, backup, session.engine)
+    if session.appends_only:
+        return [f"INSERT INTO {CATALOG_SCHEMA}.dropped_backups SELECT {name}, "
+                f"CAST({sql.literal(now().isoformat(sep=' ')).sql(session.engine)} AS TIMESTAMP)",
+                f"DROP TABLE {table}"]
+    return [f"DROP TABLE {table}", f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {name}"]
 
 
 def release(session: Session, run_id: str, outcome: str = "interrupted",

@@ -355,7 +355,7 @@ class _SparkSession(Session):
         if self.lock is not None:
             self.lock.renew()
 
-    def begin(self) -> None:   # only what writes outside an apply and unlock comes here: prune-backups
+    def begin(self) -> None:   # nothing that writes on Spark asks for a transaction; a command that did is refused
         raise TenantError(f"tenant {self.adapter.tenant.name}: Spark SQL has no transactions, and this command is "
                           "not built for it yet; nothing was changed")
 
