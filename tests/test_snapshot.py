@@ -76,6 +76,20 @@ HAND_EDITS = {
 }
 
 
+def test_a_grant_given_by_hand_is_planned_the_long_way(postgres_database: str, landscape: Landscape, monkeypatch,
+                                                        validations: Counter) -> None:
+    """What a DBA gives a table on PostgreSQL (here a grant) is read by inspecting it, so it is in the digest."""
+    import psycopg
+
+    landscape.edit("environments/dev/environment.yaml", "duckdb:///.tenants/dev.duckdb", postgres_database)
+    landscape.commit("dev on postgres")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        connection.execute("GRANT SELECT ON sales.customer_master TO PUBLIC")
+    made, long_way, validated = plans(landscape, monkeypatch, validations)
+    assert (validated, made) == (1, long_way)
+
+
 @pytest.mark.parametrize("edit", HAND_EDITS)
 def test_any_hand_edit_is_planned_the_long_way(engine_landscape: EngineLandscape, monkeypatch,
                                                validations: Counter, edit: str) -> None:
