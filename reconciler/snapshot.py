@@ -7,7 +7,7 @@ Owns the two halves of that equality: `desired_key` (every file validation reads
 the environment names it checks against, and the reconciler's own code and libraries, so an upgrade
 forgets every snapshot) and `recalled` (the checks a remembered plan must pass before it stands for a
 new one). The digest is `LiveState.digest` (a session hashes each row `inspect` reads, in order), the
-record is `tenants.catalog`'s, and the lookup is `reconcile.remembered_plan`. Never decides a plan by
+record is `tenants.catalog`'s, and the lookup is `reconcile.recall`. Never decides a plan by
 itself: anything that differs, or cannot be told, takes the full path.
 """
 
