@@ -95,7 +95,8 @@ def _compare(want: ObjectState, record: CatalogRecord | None, found: LiveObject 
 
 def _adopt_or_conflict(want: ObjectState, found: LiveObject, engine: str) -> Change:
     if found.kind == want.kind and (
-            (want.kind == "Table" and _columns(found.columns) == _columns(want.columns))
+            (want.kind == "Table" and _columns(found.columns) == _columns(want.columns)
+             and found.table_format == want.table_format)
             or (want.kind == "View" and _same_view(want, found, engine))):
         return _change("update", want, "low", "adopting an identical object that the reconciler did "
                        "not create", catalog_only=True)
@@ -157,13 +158,19 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: 
     details = (*renames, *_details(live_columns, _columns(want.columns), prefix="columns"))
     live_primary_key = tuple(name if name in live_columns else dict(want.column_renames).get(name, name)
                              for name in found.primary_key)
+    rebuilt = []   # what only a new table can change: the rows are copied into it
     if live_primary_key != tuple(want.primary_key):
-        pk = Detail(field="primary_key", op="change", before=list(found.primary_key),
-                    after=list(want.primary_key))
+        rebuilt.append(("primary key changed", Detail(field="primary_key", op="change", before=list(found.primary_key),
+                                                      after=list(want.primary_key))))
+    if found.table_format != want.table_format and found.table_format and want.table_format:
+        rebuilt.append((f"table format changes from {found.table_format} to {want.table_format}",
+                        Detail(field="table_format", op="change", before=found.table_format,
+                               after=want.table_format)))
+    if rebuilt:
         dropped = [d.field for d in details if d.op == "drop" and d.whole_column]
         return _change("replace", want, "high" if dropped else "medium",
-                       "primary key changed: the table is rebuilt and its rows copied",
-                       (pk, *details), data_loss=bool(dropped))
+                       f"{'; '.join(reason for reason, _ in rebuilt)}: the table is rebuilt and its rows copied",
+                       (*(detail for _, detail in rebuilt), *details), data_loss=bool(dropped))
     drift = record.definition.get("columns") != [c.to_json() for c in found.columns] and bool(details)
     description = (*_details({"description": record.definition.get("description", "")},
                              {"description": want.definition.get("description", "")}),
@@ -255,7 +262,7 @@ def _unpinned(change: Change, want: ObjectState | None, found: LiveObject | None
 def _altered_columns(change: Change) -> frozenset[str] | None:
     """The columns (lower case) whose name or type a table change alters; None for all of them (the
     object was not a table before)."""
-    if change.action == "replace" and not any(d.field == "primary_key" for d in change.details):
+    if change.action == "replace" and not any(d.field in ("primary_key", "table_format") for d in change.details):
         return None
     altered = set()
     for detail in change.details:

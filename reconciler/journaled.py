@@ -28,7 +28,7 @@ from .errors import ApplyFailed, ChecksFailed, GuardRefused, ReconcilerError, St
 from .model import ObjectKey
 from .parallel import STOP
 from .plan import Change, Plan, TenantPlan
-from .sql import qualified, written_objects
+from .sql import qualified, replaced_objects, written_objects
 from .state import LiveObject, LiveState
 from .tenants import catalog
 from .tenants.base import Session, StatementFailed
@@ -58,7 +58,13 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
             run.tenant_plan = tenant_plan
             changes = (*tenant_plan.changes, *extra)
-            befores = journal(changes, live, adapter.engine, lambda key: adapter.backup_name(key, run.run_id))
+            try:
+                befores = journal(changes, live, adapter.engine,
+                                  lambda found, rewritten: adapter.restore_point(session, found, run.run_id, rewritten),
+                                  adapter.definition)
+            except StatementFailed as unreadable:   # a table's history could not be read
+                raise ApplyFailed(f"tenant {expected.tenant}: cannot take a restore point: {unreadable.message}\n"
+                                  f"  statement: {unreadable.statement}\n  nothing was changed") from None
         except (GuardRefused, StalePlan, ApplyFailed) as refused:   # nothing has run
             run.finish(session, "refused" if isinstance(refused, GuardRefused) else
                        "stale" if isinstance(refused, StalePlan) else "failed", str(refused))
@@ -112,44 +118,58 @@ def _taken_over(session) -> tuple[str, ...]:
             f"until {holder.get('lease_until', '?')} UTC, or its process on this machine is gone",)
 
 
-def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_point) -> list[catalog.Before]:
+def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_point, definition) -> list[catalog.Before]:
     """Every object the changes' statements write, as the tenant has it now, in the order the
-    changes first touch them (the catalog's own tables are not the plan's objects)."""
+    changes first touch them (the catalog's own tables are not the plan's objects). A table's
+    restore point is the adapter's (`restore_point(found, rewritten)`): `rewritten` when the run
+    drops it, renames it away or loses data in it, where only a copy of its rows can bring it back."""
     befores: dict[tuple[str, str], catalog.Before] = {}
+    written: list[tuple[int, ObjectKey]] = []
+    rewritten = {ObjectKey.parse(c.object).folded() for c in changes if c.data_loss}
     for step, change in enumerate(changes):
         for statement in change.statements:
             try:
-                written = written_objects(statement, engine)
+                written += [(step, ObjectKey(schema, name)) for schema, name in written_objects(statement, engine)]
+                rewritten |= {ObjectKey(schema, name).folded() for schema, name in replaced_objects(statement, engine)}
             except SqlglotError as error:   # what cannot be journaled is not run
                 raise ApplyFailed(f"{change.kind} {change.object}: cannot tell which objects this statement writes, "
                                   f"so it cannot be undone: {statement} ({error}); nothing was changed") from None
-            for schema, name in written:
-                key = ObjectKey(schema, name)
-                if key.folded() in befores or schema.lower().startswith(catalog.CATALOG_SCHEMA):
-                    continue
-                found = live.object(key)
-                befores[key.folded()] = _before(step, found.key if found else key, found, restore_point)
+    for step, key in written:
+        if key.folded() in befores or key.schema.lower().startswith(catalog.CATALOG_SCHEMA):
+            continue
+        found = live.object(key)
+        befores[key.folded()] = _before(step, found.key if found else key, found,
+                                        lambda table: restore_point(table, table.key.folded() in rewritten), definition)
     return list(befores.values())
 
 
-def _before(step: int, key: ObjectKey, found: LiveObject | None, restore_point) -> catalog.Before:
+def _before(step: int, key: ObjectKey, found: LiveObject | None, restore_point, definition) -> catalog.Before:
     if found is None:
         return catalog.Before(step, key, "absent")
     columns = _columns(found)
     if found.kind == "View":
-        return catalog.Before(step, key, "View", columns, view_sql=found.engine_sql)
-    return catalog.Before(step, key, "Table", columns, restore_point=restore_point(key))
+        return catalog.Before(step, key, "View", columns, definition=found.engine_sql)
+    return catalog.Before(step, key, "Table", columns, definition=definition(found),
+                          restore_point=restore_point(found))
 
 
-def _columns(found: LiveObject) -> tuple[tuple[str, str], ...]:
-    return tuple((c.name, c.type) for c in found.columns)
+def _columns(found: LiveObject) -> tuple[tuple, ...]:
+    return tuple((c.name, c.type, c.nullable, c.default) for c in found.columns)
+
+
+def _same_columns(found: LiveObject, before: catalog.Before) -> bool:
+    """Whether the object has the columns it was journaled with (as far as that journal tells:
+    one of an older release kept names and types only)."""
+    width = len(before.columns[0]) if before.columns else 4
+    return tuple(column[:width] for column in _columns(found)) == before.columns
 
 
 def _execute(session: Session, changes: Sequence[Change], befores: Sequence[catalog.Before], run: catalog.Run,
              progress: Progress | None) -> None:
     """Each change's statements, a table's restore point taken just before the first that touches it."""
     fault = faults.Fault.from_environment(run.tenant_plan.tenant, STOP)
-    points = {step: [b for b in befores if b.step == step and b.restore_point] for step in range(len(changes))}
+    points = {step: [b for b in befores if b.step == step and b.restore_point and b.version is None]
+              for step in range(len(changes))}   # a point in a table's history needs no copy
     data_loss = {key.folded() for c in changes if c.data_loss for key in [ObjectKey.parse(c.object)]}
     for step, change in enumerate(changes):
         statements: list[str] = []
@@ -186,11 +206,16 @@ def _put_back(session: Session, befores: Sequence[catalog.Before]) -> str:
     live, _ = session.adapter.engine_objects(session.connection)
     now = {key.folded(): obj for key, obj in live.items()}
     points = {name.lower() for name in session.tables(catalog.BACKUP_SCHEMA)}
-    dropped, back = 0, []
+    dropped, back, rewound = 0, [], []
     for before in reversed(befores):
         found = now.get(before.key.folded())
-        if before.kind == "View" and found is not None and found.kind == "View" and found.engine_sql == before.view_sql \
-                and _columns(found) == before.columns:   # Spark keeps a view's column types from its creation
+        if before.kind == "View" and found is not None and found.kind == "View" \
+                and found.engine_sql == before.definition \
+                and _same_columns(found, before):   # Spark keeps a view's column types from its creation
+            continue
+        if before.version is not None:   # put back in place from its own history (never dropped by the run)
+            if found is not None and found.kind == "Table":
+                rewound.append(before)
             continue
         if before.kind == "Table" and (before.restore_point or "").lower() not in points:
             continue   # its restore point was never taken: nothing touched it
@@ -202,14 +227,17 @@ def _put_back(session: Session, befores: Sequence[catalog.Before]) -> str:
             back.append(before)
     for before in back:
         if before.kind == "Table":
-            session.execute(catalog.from_restore_point(engine, before.key, before.restore_point))
+            for statement in catalog.from_restore_point(engine, before):
+                session.execute(statement)
+    for before in rewound:
+        session.adapter.restore_from_history(session, before)
     views = [b for b in back if b.kind == "View"]
     while views:   # in plan order; a view whose reads are not back yet waits for the next round
         waiting = []
         for before in views:
             try:
                 session.execute(f"CREATE VIEW {qualified(before.key.schema, before.key.name, engine)} "
-                                f"AS {before.view_sql}")
+                                f"AS {before.definition}")
             except StatementFailed:
                 waiting.append(before)
         if len(waiting) == len(views):
@@ -217,7 +245,8 @@ def _put_back(session: Session, befores: Sequence[catalog.Before]) -> str:
         views = waiting
     _verify(session, befores)
     _drop_restore_points(session, befores)
-    return f"{dropped} object{'s' * (dropped != 1)} dropped, {len(back)} re-created as before"
+    restored = f", {len(rewound)} restored to their version before the run" if rewound else ""
+    return f"{dropped} object{'s' * (dropped != 1)} dropped, {len(back)} re-created as before{restored}"
 
 
 def _verify(session: Session, befores: Sequence[catalog.Before]) -> None:
@@ -229,14 +258,20 @@ def _verify(session: Session, befores: Sequence[catalog.Before]) -> None:
         kind = found.kind if found is not None else "absent"
         if kind != before.kind:
             wrong.append(f"{before.key} is {kind}, was {before.kind}")
-        elif found is not None and _columns(found) != before.columns:
-            wrong.append(f"{before.key} has columns {[c.name for c in found.columns]}, had "
-                         f"{[name for name, _ in before.columns]}")
-        elif found is not None and found.kind == "View" and found.engine_sql != before.view_sql:
+        elif found is not None and not _same_columns(found, before):
+            wrong.append(f"{before.key} has columns {_shown(_columns(found))}, had {_shown(before.columns)}")
+        elif found is not None and found.kind == "View" and found.engine_sql != before.definition:
             wrong.append(f"view {before.key} reads differently than before")
     if wrong:
         raise CompensationFailed("putting the run's objects back did not restore them: " + "; ".join(wrong)
                                  + f"; its journal and restore points (schema {catalog.BACKUP_SCHEMA}) are kept")
+
+
+def _shown(columns: Sequence[tuple]) -> str:
+    """Columns for people: name, type, NOT NULL and default where the journal has them."""
+    return "(" + ", ".join(" ".join([str(name), str(kind)] + (["NOT NULL"] if rest and rest[0] is False else [])
+                                    + ([f"DEFAULT {rest[1]}"] if len(rest) > 1 and rest[1] is not None else []))
+                           for name, kind, *rest in columns) + ")"
 
 
 def _drop_restore_points(session: Session, befores: Sequence[catalog.Before]) -> None:
@@ -244,7 +279,7 @@ def _drop_restore_points(session: Session, befores: Sequence[catalog.Before]) ->
     the tenant's backups (indexed in the catalog, for `reconciler restore`)."""
     kept = {row["name"] for row in catalog.rows(session, "backups", ("name",), "name")}
     for before in befores:
-        if before.restore_point and before.restore_point not in kept:
+        if before.restore_point and before.version is None and before.restore_point not in kept:
             session.execute(f"DROP TABLE IF EXISTS "
                             f"{qualified(catalog.BACKUP_SCHEMA, before.restore_point, session.engine)}")
 

@@ -221,6 +221,9 @@ class Rules(_Frozen):
     parameters: dict[Name, ParameterValue] = Field({}, description="values for $$NAME in SQL")
     schemas: dict[Name, Name] = Field({}, description="schema mapping: schema in the folder -> schema in the tenant")
     capacity: str | None = Field(None, description="capacity / warehouse the tenant runs on (recorded)")
+    table_format: Literal["parquet", "delta"] | None = Field(
+        None, description="Spark tenants: the format their tables are created in (USING parquet | delta); "
+                          "parquet when unset. Set on an environment, it is the default of its Spark tenants")
 
 
 class Tenant(_Frozen):
@@ -273,6 +276,7 @@ class Environment(_Frozen):
             parameters={**self.rules.parameters, **tenant.rules.parameters},
             schemas={**self.rules.schemas, **tenant.rules.schemas},
             capacity=tenant.rules.capacity or self.rules.capacity,
+            table_format=tenant.rules.table_format or self.rules.table_format,
         )
 
 

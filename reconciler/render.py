@@ -26,7 +26,8 @@ def render(landscape: Landscape, tenant: Tenant, cache: Cache = NO_CACHE) -> Des
     environment = landscape.environment
     rules = environment.rules_for(tenant)
     engine = engine_of(tenant)
-    renderer = _Renderer(landscape, rules, engine, cache)
+    renderer = _Renderer(landscape, rules, engine, cache,
+                         rules.table_format or sql.DEFAULT_TABLE_FORMAT.get(engine))
     objects = {}
     for key, obj in landscape.objects.items():
         state = renderer.object(key, obj)
@@ -36,10 +37,11 @@ def render(landscape: Landscape, tenant: Tenant, cache: Cache = NO_CACHE) -> Des
 
 
 class _Renderer:
-    def __init__(self, landscape: Landscape, rules: Rules, engine: str, cache: Cache):
+    def __init__(self, landscape: Landscape, rules: Rules, engine: str, cache: Cache, table_format: str | None):
         self.landscape = landscape
         self.rules = rules
         self.engine = engine
+        self.table_format = table_format   # None where the engine's tables have one format
         self.dialect = landscape.environment.dialect
         self.cache = cache
         self.connections = {}
@@ -102,17 +104,18 @@ class _Renderer:
         # primary key columns are NOT NULL in every engine; say so, or every plan would differ
         columns = tuple(ColumnState(c.name, c.type, False, c.default) if c.name in primary_key else c
                         for c in columns)
-        drops = sql.ENGINE_DROPS.get(self.engine, frozenset())
+        drops = sql.ENGINE_DROPS.get((self.engine, self.table_format), frozenset())
         if drops:   # what the engine's tables cannot keep is not desired of them
             primary_key = () if "primary_key" in drops else primary_key
             columns = tuple(ColumnState(c.name, c.type, c.nullable or "not_null" in drops,
                                         None if "default" in drops else c.default) for c in columns)
         definition = {"kind": "Table", "columns": [c.to_json() for c in columns],
-                      "primary_key": list(primary_key), "description": table.description}
+                      "primary_key": list(primary_key), "description": table.description,
+                      **({"table_format": self.table_format} if self.table_format else {})}
         renamed_from = self.key(ObjectKey(table.schema_, table.renamed_from)) if table.renamed_from else None
         renames = tuple((c.renamed_from, c.name) for c in table.columns if c.renamed_from)
         return ObjectState(**common, columns=columns, primary_key=primary_key, definition=definition,
-                           renamed_from=renamed_from, column_renames=renames)
+                           renamed_from=renamed_from, column_renames=renames, table_format=self.table_format)
 
     def checked(self, state: ObjectState, key: ObjectKey) -> ObjectState:
         """The object with its data checks rendered for the engine; they are part of its definition (a

@@ -303,6 +303,19 @@ def written_objects(statement: str, engine: str) -> list[tuple[str, str]]:
     return [(table.db, table.name) for table in targets if isinstance(table, exp.Table) and table.name]
 
 
+def replaced_objects(statement: str, engine: str) -> list[tuple[str, str]]:
+    """(schema, name) of every table or view a statement drops, or renames away: whatever was there
+    under that name is not there after it (its history, where it keeps one, goes with it)."""
+    tree = sqlglot.parse_one(statement, read=engine)
+    if isinstance(tree, exp.Drop) and str(tree.args.get("kind", "")).upper() in ("TABLE", "VIEW"):
+        tables = tree.args.get("tables") or [tree.this]
+    elif isinstance(tree, exp.Alter) and any(True for _ in tree.find_all(exp.AlterRename)):
+        tables = [tree.this]
+    else:
+        tables = []
+    return [(table.db, table.name) for table in tables if isinstance(table, exp.Table) and table.name]
+
+
 def literal(value: str | int | float | bool) -> exp.Expression:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
@@ -396,9 +409,12 @@ def meaning_changes(tree: exp.Expression, dialect: str, engine: str) -> str | No
             return ("DuckDB's PIVOT ... ON ... USING: its columns come from the data, and Spark has no such "
                     "statement (write PIVOT (... FOR col IN (...)))")
     return None
-# what an engine's tables do not keep (Spark's parquet tables: NOT NULL, primary keys, and defaults
-# DESCRIBE does not show): rendered without it, so a plan never asks for what cannot be had
-ENGINE_DROPS = {"spark": frozenset({"not_null", "primary_key"})}
+# what an engine's tables do not keep, by table format (Spark's parquet tables: NOT NULL and primary
+# keys; Delta tables keep NOT NULL but have no primary key): rendered without it, so a plan never asks
+# for what cannot be had
+ENGINE_DROPS = {("spark", "parquet"): frozenset({"not_null", "primary_key"}),
+                ("spark", "delta"): frozenset({"primary_key"})}
+DEFAULT_TABLE_FORMAT = {"spark": "parquet"}   # engines whose tables come in more than one format
 RENDER_VERSION = "3"                       # part of the render cache key: a new value when rewrites change
 
 

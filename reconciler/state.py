@@ -59,6 +59,7 @@ class ObjectState:
     # ^ views: each column given, and the columns (of what it reads) its values are computed from
     stars: tuple[ObjectKey, ...] = ()               # views: what they give on whole through `*`
     checks: tuple[DataCheck, ...] = ()              # tables and views: their data checks, rendered
+    table_format: str | None = None                 # tables, where the engine has more than one (spark)
 
     @functools.cached_property
     def content_hash(self) -> str:
@@ -111,6 +112,8 @@ class LiveObject:
     primary_key: tuple[str, ...] = ()
     engine_sql: str | None = None
     additions: tuple[Addition, ...] = ()
+    table_format: str | None = None   # a table's, where the engine has more than one (Spark's provider)
+    properties: tuple[tuple[str, str], ...] = ()   # a table's own that decide what alters it in place
 
 
 @dataclass(frozen=True)
@@ -123,11 +126,13 @@ class LiveState:
     exists: bool = True
     interrupted: tuple[str, ...] = ()   # audit rows of runs that died mid-apply (left 'running')
     digest: str | None = None           # of every row inspecting the tenant read, in order (`snapshot`)
+    unavailable_formats: tuple[tuple[str, str], ...] = ()   # (table format, what the engine said) it lacks
 
     @functools.cached_property
     def fingerprint(self) -> str:
         engine = {str(k): [o.kind, [c.to_json() for c in o.columns], list(o.primary_key), o.engine_sql,
-                           [[a.what, *a.recreate] for a in o.additions]]
+                           [[a.what, *a.recreate] for a in o.additions],
+                           *([o.table_format, [list(p) for p in o.properties]] if o.table_format else [])]
                   for k, o in self.objects.items()}
         catalog = {str(k): r.content_hash for k, r in self.catalog.items()}
         return stable_hash([engine, catalog, sorted(self.schemas)])

@@ -58,6 +58,7 @@ NAME_RULES = {
 
 
 ENGINES_WITHOUT_MATERIALIZED_TABLES = frozenset({"spark"})   # their apply cannot yet rebuild one and prove it
+TABLE_FORMAT_ENGINES = frozenset({"spark"})   # where `rules.table_format` chooses USING parquet | delta
 DEFAULT_DIALECT = Environment.model_fields["dialect"].default   # an environment.yaml that does not say
 
 @dataclass(frozen=True)
@@ -218,6 +219,10 @@ class _Checker:
             problem = _url_problem(tenant.url)
             if problem:
                 self.report(document, "environment", problem, "tenants", index, "url")
+            elif tenant.rules.table_format and tenant.engine not in TABLE_FORMAT_ENGINES:
+                self.report(document, "environment", f"table_format is a Spark tenant's setting; tenant "
+                            f"'{tenant.name}' is {tenant.engine}, whose tables have one format",
+                            "tenants", index, "rules", "table_format")
         return environment
 
     # -- object files ---------------------------------------------------------------------

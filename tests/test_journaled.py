@@ -31,8 +31,8 @@ def applied(spark_landscape: Landscape, spark) -> Landscape:
 
 
 def tenant(spark) -> dict:
-    """Everything the user's schemas hold: each object's kind, columns and view text, each table's rows;
-    and what is left in the backup schema."""
+    """Everything the user's schemas hold: each object's kind, columns (a table's with their defaults)
+    and view text, each table's rows; and what is left in the backup schema."""
     found = {}
     for (schema,) in spark.sql("SHOW NAMESPACES").collect():
         if schema.startswith("_reconciler") and schema != "_reconciler_backup":
@@ -46,7 +46,8 @@ def tenant(spark) -> dict:
             else:   # this session's file listing of a table another session re-created is stale
                 spark.sql(f"REFRESH TABLE {name}").collect()
                 rows = sorted(tuple(row) for row in spark.sql(f"SELECT * FROM {name}").collect())
-                found[f"{schema}.{table.name}"] = ("TABLE", columns, rows)
+                defaults = [field.metadata.get("CURRENT_DEFAULT") for field in spark.table(name).schema.fields]
+                found[f"{schema}.{table.name}"] = ("TABLE", list(zip(columns, defaults)), rows)
     return found
 
 
@@ -175,7 +176,8 @@ def test_a_statement_whose_writes_cannot_be_read_is_not_run() -> None:
     change = Change(action="create", kind="Table", object="sales.t", risk="low", reason="new object",
                     statements=("CREATE TABLE `sales`.`t` (",))
     with pytest.raises(ApplyFailed, match="cannot tell which objects this statement writes"):
-        journal([change], LiveState({}, {}, frozenset()), "spark", lambda key: "point")
+        journal([change], LiveState({}, {}, frozenset()), "spark", lambda found, rewritten: "point",
+                lambda found: None)
 
 
 def test_a_compensation_that_fails_keeps_its_restore_points_and_says_so(spark_server: str, spark) -> None:

@@ -126,3 +126,35 @@ def test_a_pull_request_cannot_send_the_token_to_a_host_it_names(spark_landscape
         result = spark_landscape.run("plan", "dev")
     assert result.code == 1
     assert "tenant dev: this change gives it another url or password" in result.stderr
+
+
+def test_a_delta_table_format_on_an_endpoint_without_delta_is_refused_at_plan_time(spark_landscape: Landscape,
+                                                                                   spark) -> None:
+    """This server has no Delta Lake: the plan asks it (EXPLAIN, which runs nothing), blocks every table
+    it would make, and apply refuses (exit 3) with nothing written, never failing midway."""
+    spark_landscape.edit(ENVIRONMENT, "rules:\n", "rules:\n  table_format: delta\n")
+    plan = spark_landscape.run("plan", "dev", "--format", "json")
+    assert plan.code == 0, plan.output
+    changes = {c["object"]: c for c in json.loads(plan.stdout)["tenants"][0]["changes"]}
+    assert changes["sales.customer_master"]["conflict"] is True
+    assert changes["sales.customer_master"]["statements"] == []
+    assert ("table_format is delta, and this Spark endpoint has no delta tables (DATA_SOURCE_NOT_FOUND)"
+            in changes["sales.customer_master"]["reason"])
+    assert changes["sales.vw_customer_active"]["conflict"] is False   # a view has no table format
+    applied = spark_landscape.run("apply", "dev", "--yes")
+    assert applied.code == 3, applied.output
+    assert objects(spark) == []
+
+
+def test_a_parquet_tenant_plans_a_switch_to_delta_as_a_rebuild(spark_landscape: Landscape, spark) -> None:
+    """Tables applied as parquet, then `table_format: delta`: each table's format is read from the
+    tenant and the switch is a rebuild (blocked here, where the server has no Delta)."""
+    assert spark_landscape.run("apply", "dev", "--yes").code == 0
+    spark_landscape.edit(ENVIRONMENT, "rules:\n", "rules:\n  table_format: delta\n")
+    changes = {c["object"]: c for c in json.loads(spark_landscape.run("plan", "dev", "--format", "json").stdout)
+               ["tenants"][0]["changes"]}
+    master = changes["sales.customer_master"]
+    assert master["action"] == "replace" and master["reason"].startswith(
+        "table format changes from parquet to delta: the table is rebuilt and its rows copied"), master
+    spark_landscape.edit(ENVIRONMENT, "rules:\n  table_format: delta\n", "rules:\n  table_format: parquet\n")
+    assert spark_landscape.run("plan", "dev", "--detailed-exitcode").code == 0   # parquet is what it has

@@ -273,6 +273,22 @@ class Adapter(abc.ABC):
             return name
         return f"{name[:46]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
+    # -- journaled runs (engines whose DDL commits statement by statement) ---------------------
+    def restore_point(self, session: Session, found: LiveObject, run_id: str, rewritten: bool) -> str:
+        """Where a journaled run puts a table it touches back from: a copy of its rows, named here
+        and taken before the first statement that touches it. `rewritten`: the run drops the table,
+        renames it away or loses data in it."""
+        return self.backup_name(found.key, run_id)
+
+    def definition(self, found: LiveObject) -> str | None:
+        """The statement that re-creates a live table empty as it is defined (NOT NULL, defaults,
+        format), for a journaled run to bring it back from its copy; None: from the copy alone."""
+        return None
+
+    def restore_from_history(self, session: Session, before: catalog.Before) -> None:
+        """Put a table back to the version of its own history its restore point names."""
+        raise NotImplementedError(f"{self.engine} keeps no table history")
+
     def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
         """Replace the table's rows with the backup's, for the columns both have."""
         with self.reading() as reading:

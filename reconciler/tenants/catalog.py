@@ -283,27 +283,37 @@ def _conclude_runs(session: Session, where: str, parameters: Sequence, **values)
 @dataclass(frozen=True)
 class Before:
     """What one object an apply touches was before it: absent, a view (its text), or a table (its
-    columns, and the restore point its rows are copied to before the first statement that touches it)."""
+    columns, the statement that re-creates it empty, and its restore point: a copy of its rows taken
+    before the first statement that touches it, or a version in the table's own history)."""
 
     step: int                  # the change, in plan order, whose statements touch it first
     key: ObjectKey
     kind: str                  # Table | View | absent
-    columns: tuple[tuple[str, str], ...] = ()
-    view_sql: str | None = None
-    restore_point: str | None = None
+    columns: tuple[tuple, ...] = ()   # (name, type, nullable, default); a journal of an older release: (name, type)
+    definition: str | None = None     # a view's text; a table's CREATE TABLE (stored in the column `view_sql`)
+    restore_point: str | None = None  # a copy's name in the backup schema, or `HISTORY_POINT` and a version
+
+    @property
+    def version(self) -> int | None:
+        """The table version the table is restored to, where its format keeps a history (Delta)."""
+        point = self.restore_point or ""
+        return int(point.removeprefix(HISTORY_POINT)) if point.startswith(HISTORY_POINT) else None
+
+
+HISTORY_POINT = "version "   # a restore point in the table's history (no copy's name holds a space)
 
 
 def write_journal(session: Session, run_id: str, befores: Sequence[Before]) -> None:
     """Every object the run will touch, as it is now: one statement, before the run's first change."""
     at = now()
     session.insert(f"{CATALOG_SCHEMA}.journal", [
-        (run_id, b.step, b.key.schema, b.key.name, b.kind, json.dumps(b.columns), b.view_sql, b.restore_point, at)
+        (run_id, b.step, b.key.schema, b.key.name, b.kind, json.dumps(b.columns), b.definition, b.restore_point, at)
         for b in befores])
 
 
 def read_journal(session: Session, run_id: str) -> list[Before]:
-    return [Before(step, ObjectKey(schema, name), kind, tuple(map(tuple, json.loads(columns))), view_sql, point)
-            for step, schema, name, kind, columns, view_sql, point in session.execute(
+    return [Before(step, ObjectKey(schema, name), kind, tuple(map(tuple, json.loads(columns))), definition, point)
+            for step, schema, name, kind, columns, definition, point in session.execute(
                 "SELECT step, schema_name, name, kind, columns, view_sql, restore_point "
                 f"FROM {CATALOG_SCHEMA}.journal WHERE run_id = ? ORDER BY step", [run_id])]
 
@@ -316,10 +326,16 @@ def running(session: Session) -> list[str]:
         f"SELECT run_id FROM {CATALOG_SCHEMA}.runs WHERE outcome = 'running' ORDER BY started_at")]
 
 
-def from_restore_point(engine: str, table: ObjectKey, point: str) -> str:
-    """The statement that re-creates a table, rows and all, from the restore point a run took of it."""
-    return (f"CREATE TABLE {sql.qualified(table.schema, table.name, engine)} USING parquet AS SELECT * FROM "
-            f"{sql.qualified(BACKUP_SCHEMA, point, engine)}")
+def from_restore_point(engine: str, before: Before) -> list[str]:
+    """The statements that re-create a table, rows and all, from the copy a run took of it: as it was
+    defined (NOT NULL, defaults, format and properties), then its rows; a journal of an older release
+    kept no definition, and its table comes back from the copy alone."""
+    table = sql.qualified(before.key.schema, before.key.name, engine)
+    copy = sql.qualified(BACKUP_SCHEMA, before.restore_point, engine)
+    if not before.definition:
+        return [f"CREATE TABLE {table} USING parquet AS SELECT * FROM {copy}"]
+    names = ", ".join(sql.quote(column[0], engine) for column in before.columns)
+    return [before.definition, f"INSERT INTO {table} ({names}) SELECT {names} FROM {copy}"]
 
 
 class Run:

@@ -50,9 +50,9 @@ class Compiler:
         if want is None or want.kind != "Table" or found is None or found.kind != "Table" \
                 or change.action in ("create", "delete") or change.catalog_only or change.conflict:
             return False
-        return change.action == "replace" or not self.alters_in_place(change, want)
+        return change.action == "replace" or not self.alters_in_place(change, want, found)
 
-    def alters_in_place(self, change: Change, want: ObjectState) -> bool:
+    def alters_in_place(self, change: Change, want: ObjectState, found: LiveObject) -> bool:
         """Whether ALTER TABLE statements can make the change (else it is a rebuild)."""
         return self.retypes_in_place({d.column for d in change.details if d.attribute == "type"}, want)
 
@@ -104,7 +104,7 @@ class Compiler:
         key = change.key
         if change.renamed_from:
             previous = live.objects[live.find(ObjectKey.parse(change.renamed_from))]
-            renamed = LiveObject(key, previous.kind, previous.columns, previous.primary_key)
+            renamed = replace(previous, key=key, engine_sql=None, additions=())
             rest = self.statements(change.model_copy(update={"renamed_from": None}), want,
                                     replace(live, objects={**live.objects, key: renamed}))
             return [f"ALTER TABLE {self.qk(previous.key)} RENAME TO {self.q(key.name)}", *rest]

@@ -12,6 +12,7 @@ plans converge. Never decides what to change; never writes.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -153,22 +154,61 @@ def _alive(pid: int) -> bool:
     return True
 
 
+DELTA = "delta"
+COLUMN_MAPPING = "delta.columnMapping.mode"           # 'name' or 'id': columns renamed and dropped in place
+COLUMN_DEFAULTS = "delta.feature.allowColumnDefaults"  # 'supported': a column's default set in place
+TABLE_PROPERTIES = (COLUMN_MAPPING, COLUMN_DEFAULTS)   # the properties read: they decide what alters in place
+CREATED_DELTA = {COLUMN_MAPPING: "name", COLUMN_DEFAULTS: "supported"}   # what a Delta table is created with
+
+
 class SparkCompiler(Compiler):
-    """Parquet tables add columns in place and nothing else: a retype, rename or dropped column is
-    a rebuild (copy, prove every value arrived, swap), as on the other engines when they cannot."""
+    """What each table format alters in place; anything else is a rebuild (copy, prove every value
+    arrived, swap), as on the other engines when they cannot. Parquet: an added column and a default.
+    Delta (created with column mapping and column defaults): also a renamed or dropped column and a
+    dropped NOT NULL; a column is added in place only without a default or NOT NULL (Delta fills
+    existing rows with NULL, where the other engines fill them with the default), and on a table
+    made without those features only what Delta allows it."""
 
     engine = ENGINE
 
     def create_table(self, key: ObjectKey, want, name: str | None = None, key_constraint: str | None = None) -> str:
         target = sql.qualified(key.schema, name, self.engine) if name else self.qk(key)
-        return f"CREATE TABLE {target} ({', '.join(self.column_sql(c) for c in want.columns)}) USING parquet"
+        properties = _created_properties(want)
+        given = f" TBLPROPERTIES ({TableLock._assignments(properties)})" if properties else ""
+        return (f"CREATE TABLE {target} ({', '.join(self.column_sql(c) for c in want.columns)}) "
+                f"USING {want.table_format or 'parquet'}{given}")
 
-    def alters_in_place(self, change: Change, want) -> bool:
-        return all(d.column is None or (d.whole_column and d.op == "add") or d.attribute == "default"
-                   for d in change.details)
+    def alters_in_place(self, change: Change, want, found: LiveObject) -> bool:
+        delta = found.table_format == DELTA
+        properties = dict(found.properties)
+        mapped = properties.get(COLUMN_MAPPING) in ("name", "id")
+        defaults = properties.get(COLUMN_DEFAULTS) in ("supported", "enabled")
+        for detail in change.details:
+            if detail.column is None:
+                continue
+            if detail.whole_column and detail.op == "add":
+                if delta and (detail.after.get("default") is not None or not detail.after.get("nullable", True)):
+                    return False
+            elif detail.attribute == "default":
+                if delta and not defaults:
+                    return False
+            elif not (delta and ((mapped and (detail.op == "rename" or (detail.whole_column and detail.op == "drop")))
+                                 or (detail.attribute == "nullable" and detail.after is True))):
+                return False
+        return True
 
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
+
+
+def _created_properties(table) -> dict[str, str]:
+    """A Delta table's properties as created: the reconciler's own, or, re-creating a live table
+    (compensation), those it had."""
+    if table.table_format != DELTA:
+        return {}
+    if isinstance(table, LiveObject):
+        return dict(table.properties)
+    return CREATED_DELTA
 
 
 COMPILER = SparkCompiler()
@@ -236,10 +276,10 @@ class SparkAdapter(Adapter):
                             if not row[0].lower().startswith("_reconciler"))
         objects: dict[ObjectKey, LiveObject] = {}
         for schema in sorted(schemas):
-            for name, (view, text, columns) in _listed(connection, schema).items():
+            for name, (view, text, columns, provider, properties) in _listed(connection, schema).items():
                 key = ObjectKey(schema, name)
                 found = (LiveObject(key, "View", columns, engine_sql=text) if columns is not None
-                         else _analyzed(connection, key, view, text))
+                         else _analyzed(connection, key, view, text, provider, properties))
                 if found is not None:
                     objects[key] = found
         return objects, schemas
@@ -253,9 +293,38 @@ class SparkAdapter(Adapter):
                  reads) -> list:
         return []   # no shadow: Spark SQL cannot roll a statement back
 
+    def restore_point(self, session: Session, found: LiveObject, run_id: str, rewritten: bool) -> str:
+        """A Delta table the run alters in place (nothing lost) is put back from its own history, the
+        version it has now: no copy of a lakehouse table for an added column. Anything else, and a
+        Delta table the run drops, renames away or loses data in, from a copy."""
+        if found.table_format != DELTA or rewritten:
+            return super().restore_point(session, found, run_id, rewritten)
+        return f"{catalog.HISTORY_POINT}{_history(session, found.key, 1)[0]['version']}"
+
+    def definition(self, found: LiveObject) -> str:
+        return COMPILER.create_table(found.key, found)
+
+    def restore_from_history(self, session: Session, before: catalog.Before) -> None:
+        """RESTORE TABLE ... TO VERSION AS OF the journaled version, unless a commit since then is
+        another writer's (`foreign_commits`): restoring would undo it, so it is left for a person."""
+        table = sql.qualified(before.key.schema, before.key.name, ENGINE)
+        restore = f"RESTORE TABLE {table} TO VERSION AS OF {before.version}"
+        newest = _history(session, before.key, 1)[0]["version"]
+        if newest == before.version:
+            return
+        foreign = foreign_commits(_history(session, before.key, newest - before.version), before.version)
+        if foreign:
+            raise StatementFailed(restore, f"not run: {before.key} was written by another since version "
+                                  f"{before.version} ({'; '.join(foreign)}), which restoring would undo; run it "
+                                  "by hand once that is acceptable, or put the table back otherwise")
+        session.execute(restore)
+
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
-        return COMPILER.compile(changes, desired, live)
+        compiled = COMPILER.compile(changes, desired, live)
+        lacking = dict(live.unavailable_formats)
+        return [_blocked(change, desired.objects.get(change.key), lacking) for change in compiled] if lacking \
+            else compiled
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -274,6 +343,52 @@ class SparkAdapter(Adapter):
                     lock.release()
 
 
+# Delta's names of the commits a journaled run makes on a table it alters in place (and a compensation's
+# own RESTORE, should one be retried): any other commit since the restore point is another writer's.
+OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "SET TBLPROPERTIES",
+                            "UNSET TBLPROPERTIES", "RESTORE"})
+
+
+def foreign_commits(history: Sequence[Mapping], version: int) -> list[str]:
+    """The commits after `version` (rows of DESCRIBE HISTORY) that are not the schema changes a run
+    makes in place: another writer's, for people."""
+    return [f"version {row['version']}: {row['operation']} by {row.get('userName') or 'an unnamed user'} at "
+            f"{row.get('timestamp')}" for row in sorted(history, key=lambda row: row["version"])
+            if row["version"] > version and row["operation"] not in OWN_OPERATIONS]
+
+
+def _history(session: Session, key: ObjectKey, newest: int) -> list[dict]:
+    """The table's newest commits, newest first (Delta's DESCRIBE HISTORY)."""
+    try:
+        return [row.asDict() for row in session.connection.sql(
+            f"DESCRIBE HISTORY {sql.qualified(key.schema, key.name, ENGINE)} LIMIT {int(newest)}").collect()]
+    except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
+        raise StatementFailed(f"DESCRIBE HISTORY {key}", str(error).strip().splitlines()[0]) from None
+
+
+def _blocked(change: Change, want, lacking: Mapping[str, str]) -> Change:
+    """A change that would make a table in a format the endpoint lacks: refused at plan time, not
+    failed at apply."""
+    if want is None or want.kind != "Table" or want.table_format not in lacking or not change.statements:
+        return change
+    return change.model_copy(update={"conflict": True, "statements": (), "checks": (), "reason": (
+        f"{change.reason}; blocked: table_format is {want.table_format}, and this Spark endpoint has no "
+        f"{want.table_format} tables ({lacking[want.table_format]}); give the Spark session Delta Lake, or set "
+        "table_format to parquet")})
+
+
+def _unavailable_formats(connection) -> tuple[tuple[str, str], ...]:
+    """The table formats beyond parquet that this endpoint cannot create, with its words: asked by
+    EXPLAIN, which plans a CREATE TABLE without running it."""
+    lacking = []
+    for table_format in (DELTA,):
+        said = " ".join(row[0] for row in connection.sql(
+            f"EXPLAIN CREATE TABLE {catalog.CATALOG_SCHEMA}.format_probe (probe INT) USING {table_format}").collect())
+        if "DATA_SOURCE_NOT_FOUND" in said:
+            lacking.append((table_format, "DATA_SOURCE_NOT_FOUND"))
+    return tuple(lacking)
+
+
 # SHOW TABLE EXTENDED's fields, one per line; a line that starts with none of these continues the
 # field before it (a view's text spans lines). A field Spark adds later is read as part of the one
 # before: a view would show as drifted, never hide a drift.
@@ -285,10 +400,11 @@ _FIELDS = ("Catalog", "Database", "Namespace", "Table", "Owner", "Created Time",
 _TREE_TYPES = {"integer": "int", "long": "bigint", "short": "smallint", "byte": "tinyint"}
 
 
-def _listed(connection, schema: str) -> dict[str, tuple[bool, str | None, tuple | None]]:
+def _listed(connection, schema: str) -> dict[str, tuple[bool, str | None, tuple | None, str | None, tuple]]:
     """Every table and view of a schema in one round trip (SHOW TABLE EXTENDED): name -> (is a
     view, a view's original text, its columns where the listing gives them exactly: a view of
-    plain types; None for a table, whose defaults and CHAR/VARCHAR it does not show)."""
+    plain types; None for a table, whose defaults and CHAR/VARCHAR it does not show; a table's
+    provider, lower case, and those of its properties `TABLE_PROPERTIES` names)."""
     found = {}
     for row in connection.sql(f"SHOW TABLE EXTENDED IN {sql.quote(schema, ENGINE)} LIKE '*'").collect():
         if row.isTemporary:
@@ -317,13 +433,24 @@ def _listed(connection, schema: str) -> dict[str, tuple[bool, str | None, tuple 
                 continue
             columns.append(ColumnState(name, sql.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
         found[row.tableName] = (view, fields.get("View Original Text") if view else None,
-                                tuple(columns) if columns is not None else None)
+                                tuple(columns) if columns is not None else None,
+                                None if view else fields.get("Provider", "").lower() or None,
+                                () if view else _properties(fields.get("Table Properties", "")))
     return found
 
 
-def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None) -> LiveObject | None:
+def _properties(listed: str) -> tuple[tuple[str, str], ...]:
+    """`[k1=v1, k2=v2]` as SHOW TABLE EXTENDED lists a table's properties: those `TABLE_PROPERTIES`
+    names (their values are single words), sorted."""
+    pairs = (item.partition("=") for item in listed.strip().removeprefix("[").removesuffix("]").split(", "))
+    return tuple(sorted((name, value) for name, _, value in pairs if name in TABLE_PROPERTIES))
+
+
+def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, provider: str | None = None,
+              properties: tuple = ()) -> LiveObject | None:
     """An object's columns from the analyzer (a round trip, no job): exact types (CHAR/VARCHAR from
-    their metadata) and, for a table, defaults. None when it went away since it was listed."""
+    their metadata) and, for a table, defaults, and NOT NULL where its format keeps it (Delta; a
+    parquet table's columns all take NULL). None when it went away since it was listed."""
     from pyspark.errors import AnalysisException
 
     try:
@@ -334,9 +461,10 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None) -
         raise TenantError(f"cannot read {key}: {str(error).strip().splitlines()[0]}") from None
     columns = tuple(ColumnState(
         field.name, sql.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING")
-                                    or field.dataType.simpleString(), ENGINE), True,
+                                    or field.dataType.simpleString(), ENGINE), field.nullable or provider != DELTA,
         None if view else sql.canonical_default(field.metadata.get("CURRENT_DEFAULT"), ENGINE)) for field in fields)
-    return LiveObject(key, "View" if view else "Table", columns, engine_sql=text)
+    return LiveObject(key, "View" if view else "Table", columns, engine_sql=text,
+                      table_format=None if view else provider, properties=properties)
 
 
 class _SparkSession(Session):
@@ -350,6 +478,9 @@ class _SparkSession(Session):
         self.connection = connection
         self.adapter = adapter
         self.lock: TableLock | None = None   # an apply's session holds one
+
+    def inspect(self) -> LiveState:
+        return dataclasses.replace(super().inspect(), unavailable_formats=_unavailable_formats(self.connection))
 
     def hold(self) -> None:
         if self.lock is not None:
@@ -399,8 +530,8 @@ class _SparkSession(Session):
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
         texts = {}
         for schema in {key.schema for key in keys}:
-            texts.update({ObjectKey(schema, name): text for name, (_, text, _) in _listed(self.connection, schema).items()
-                          if text is not None})
+            texts.update({ObjectKey(schema, name): listed[1] for name, listed in _listed(self.connection, schema).items()
+                          if listed[1] is not None})
         return {key: texts[key] for key in keys if key in texts}
 
 
