@@ -76,7 +76,8 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             session.check_views(views_to_bind(changes, live, state.desired.engine))
             run_checks(session, state, changes, run)
             run.finish(session, "applied" if changes else "no-changes")   # the commit point
-            remaining = diff(state.desired, session.inspect())
+            with adapter.reading() as fresh:   # this session's cached table metadata misses other sessions' edits
+                remaining = diff(state.desired, fresh.inspect())
             if remaining:
                 raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5]))
         except BaseException as stopped:

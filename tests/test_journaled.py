@@ -165,6 +165,30 @@ def test_a_second_apply_cannot_take_the_lock_a_running_one_holds(applied: Landsc
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
 
 
+def test_a_run_whose_tenant_does_not_converge_is_compensated(applied: Landscape, spark, hold: Hold) -> None:
+    """Held after its last statement, the run's tenant gets a column by another hand on a table the run
+    does not touch: the run cannot show that the tenant is what the folder says, so it is compensated
+    (what it changed is put back; the other hand's column is not the run's to undo)."""
+    before = tenant(spark)
+    a_rebuild_and_a_view(applied)
+    statements = [s for c in json.loads(applied.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
+                  for s in c["statements"]]
+    running = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                         hold.env(after=len(statements) + 1))   # with the restore point: its last statement
+    hold.held(running)
+    spark.sql("ALTER TABLE sales.customer_transactions ADD COLUMN by_hand INT").collect()
+    hold.release(running)
+    assert running.wait() == 1
+    stderr = running.stderr.read()
+    assert "after the statements a new plan was not empty: update sales.customer_transactions" in stderr, stderr
+    assert "compensated from its journal" in stderr and "Traceback" not in stderr
+    after = tenant(spark)
+    assert after.pop("sales.customer_transactions")[1][-1] == (("by_hand", "int"), None)
+    before.pop("sales.customer_transactions")
+    assert after == before
+    assert outcomes(applied) == ["applied", "failed"]
+
+
 def test_a_statement_whose_writes_cannot_be_read_is_not_run() -> None:
     """The journal is read out of the statements; one sqlglot cannot parse would go unjournaled, so
     the apply stops before its first statement."""
