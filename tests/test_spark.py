@@ -158,3 +158,25 @@ def test_a_parquet_tenant_plans_a_switch_to_delta_as_a_rebuild(spark_landscape: 
         "table format changes from parquet to delta: the table is rebuilt and its rows copied"), master
     spark_landscape.edit(ENVIRONMENT, "rules:\n  table_format: delta\n", "rules:\n  table_format: parquet\n")
     assert spark_landscape.run("plan", "dev", "--detailed-exitcode").code == 0   # parquet is what it has
+
+
+def test_drift_status_and_the_report_read_a_spark_tenant(spark_landscape: Landscape, spark, tmp_path: Path) -> None:
+    """What the other engines' tenants show, a Spark tenant shows: a column added by hand and a table
+    nobody declared are drift (exit 2), status counts both against the applied commit, the report
+    lists the tenant."""
+    assert spark_landscape.run("apply", "dev", "--yes").code == 0
+    spark.sql("ALTER TABLE sales.customer_master ADD COLUMN by_hand INT").collect()
+    spark.sql("CREATE TABLE sales.scratch (a INT) USING parquet").collect()
+    drift = spark_landscape.run("drift", "dev", "--format", "json")
+    assert drift.code == 2, drift.output
+    [found] = json.loads(drift.stdout)
+    assert found["unmanaged"] == ["sales.scratch"]
+    assert [(c["object"], c["action"]) for c in found["changed"]] == [("sales.customer_master", "update")]
+    assert "by_hand" in found["changed"][0]["reason"]
+    status = json.loads(spark_landscape.run("status", "--format", "json").stdout)
+    [dev] = [row for row in status["tenants"] if row["environment"] == "dev"]
+    assert (dev["applied_commit"], dev["drift"], dev["problem"]) == (
+        spark_landscape.repo.head.commit.hexsha[:len(dev["applied_commit"] or "")], 2, None), dev   # a drifted table, an unmanaged one
+    assert spark_landscape.run("report", "--out", str(tmp_path / "report")).code == 0
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "sales.customer_master" in html and spark_landscape.repo.head.commit.hexsha[:7] in html
