@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from sqlglot.errors import SqlglotError
 
 from . import faults
-from .diff import diff, views_to_bind
+from .diff import views_to_bind
 from .errors import ApplyFailed, ChecksFailed, GuardRefused, ReconcilerError, StalePlan
 from .model import ObjectKey
 from .parallel import STOP
@@ -76,10 +76,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             session.check_views(views_to_bind(changes, live, state.desired.engine))
             run_checks(session, state, changes, run)
             run.finish(session, "applied" if changes else "no-changes")   # the commit point
-            with adapter.reading() as fresh:   # this session's cached table metadata misses other sessions' edits
-                remaining = diff(state.desired, fresh.inspect())
-            if remaining:
-                raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in remaining[:5]))
+            _converged(session, state, run)
         except BaseException as stopped:
             if isinstance(stopped, StatementFailed):
                 what = (f"{failed_subject(changes, stopped)}: apply failed: {stopped.message}\n"
@@ -107,6 +104,25 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
         _drop_restore_points(session, befores)
     return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary,
                         notes=recovered + warnings(run.checks))
+
+
+def _converged(session: Session, state: TenantState, run: catalog.Run) -> None:
+    """After the commit point, read in a fresh session (the applying one's cached table metadata misses
+    other sessions' edits): a new plan must be empty, else NotConverged, which compensates the run.
+    That empty plan is recorded with the desired state's key and the digest of that reading
+    (`snapshot`); with no transaction, a hand edit made after the reading makes the next plan's
+    digest differ, and that plan is made the long way."""
+    from .executor import NotConverged
+    from .planner import plan_tenant
+
+    with state.adapter.reading() as fresh:
+        live = fresh.inspect()
+        after = plan_tenant(state.adapter, state.desired, live, fresh, state.acknowledged)
+    if after.changes:
+        raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in after.changes[:5]))
+    if live.digest and state.desired.source_key:
+        catalog.write_snapshot(session, state.desired.environment, state.desired.source_key, live.digest, after,
+                               run.run_id)
 
 
 def _taken_over(session) -> tuple[str, ...]:

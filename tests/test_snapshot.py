@@ -167,3 +167,47 @@ def test_a_pull_request_plan_and_an_interrupted_rollback_are_never_recalled(land
     intent.write_text("{}")
     refused = landscape.run("plan", "dev")
     assert refused.code != 0 and "rollback dev --resume" in refused.output
+
+
+def test_a_spark_tenant_recalls_its_plan_until_a_hand_edit_and_again_once_it_is_undone(
+        spark_landscape: Landscape, spark, monkeypatch, validations: Counter) -> None:
+    """Spark has no transaction: the journaled apply records its converged plan after its commit point,
+    read in a fresh session. Every question inspecting puts to Spark and its answer is in the digest."""
+    landscape = spark_landscape
+
+    def recalled() -> bool:
+        made, long_way, validated = plans(landscape, monkeypatch, validations)
+        assert made == long_way
+        return validated == 0
+
+    def applied(*args: str) -> None:
+        result = landscape.run("apply", "dev", "--yes", *args)
+        assert result.code == 0, result.output
+
+    applied()
+    assert recalled(), "the no-op plan after an apply validated the folder again"
+    spark.sql("INSERT INTO sales.customer_master (id, name) VALUES (1, 'Ada')").collect()
+    assert recalled(), "rows loaded into a table change no object"
+    spark.sql("CREATE TABLE sales.scratch (id INT) USING parquet").collect()
+    assert not recalled()
+    spark.sql("DROP TABLE sales.scratch").collect()
+    assert recalled(), "the tenant is back to what was recorded"
+    spark.sql("ALTER TABLE sales.customer_master ADD COLUMN note STRING").collect()
+    assert not recalled()
+    applied("--allow-data-loss", "sales.customer_master")
+    assert recalled()
+    spark.sql("CREATE OR REPLACE VIEW sales.vw_customer_active AS SELECT id, name, email, region, created_at "
+              "FROM sales.customer_master").collect()
+    assert not recalled()
+    applied()
+    assert recalled()
+    spark.sql("INSERT INTO _reconciler.object_log SELECT schema_name, name, kind, content_hash, '{}', dependencies, "
+              "engine_sql, commit, run_id, current_timestamp(), deleted FROM _reconciler.object_log "
+              "WHERE name = 'customer_master'").collect()
+    assert not recalled(), "a catalog record edited (appended: the newest row is the record)"
+    applied()
+    assert recalled()
+    spark.sql("INSERT INTO _reconciler.run_log SELECT run_id, environment, tenant, ref, commit, actor, host, pid, "
+              "started_at, ended_at, 'running', dry_run, summary, error, plan_fingerprint, capacity, operation, "
+              "current_timestamp() FROM _reconciler.runs").collect()
+    assert not recalled(), "a run left running"

@@ -98,6 +98,10 @@ APPENDED_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.check_results (
         run_id STRING, schema_name STRING, name STRING, check_name STRING, kind STRING, severity STRING,
         outcome STRING, offending BIGINT, sample STRING, checked_at TIMESTAMP) USING parquet""",
+    # what each apply left (`snapshot`): the newest row of an environment and tenant is the record
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.snapshots (
+        environment STRING, tenant STRING, desired_key STRING, live_digest STRING, tenant_plan STRING,
+        run_id STRING, recorded_at TIMESTAMP) USING parquet""",
     f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.runs AS " + _LATEST_RUN.format(columns=", ".join(RUN_COLUMNS)),
     f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.objects AS "
     + _LATEST_OBJECT.format(columns=_RECORD_COLUMNS + ", applied_at"),
@@ -134,8 +138,9 @@ def snapshot(session: Session, environment: str, tenant: str) -> tuple[str, str,
     """What the last apply of `environment` left in this tenant: (desired key, live digest, plan JSON)."""
     if not columns(session, "snapshots"):
         return None
+    newest = " ORDER BY recorded_at DESC LIMIT 1" if session.appends_only else ""
     found = session.execute(f"SELECT desired_key, live_digest, tenant_plan FROM {CATALOG_SCHEMA}.snapshots "
-                            "WHERE environment = ? AND tenant = ?", [environment, tenant])
+                            f"WHERE environment = ? AND tenant = ?{newest}", [environment, tenant])
     return tuple(found[0]) if len(found) == 1 else None
 
 
@@ -201,8 +206,9 @@ def write_snapshot(session: Session, environment: str, key: str, digest: str, te
     record = (key, digest, tenant_plan.model_dump_json())
     if snapshot(session, environment, tenant_plan.tenant) == record:
         return
-    session.execute(f"DELETE FROM {CATALOG_SCHEMA}.snapshots WHERE environment = ? AND tenant = ?",
-                    [environment, tenant_plan.tenant])
+    if not session.appends_only:   # where the catalog only appends, the newest row is the record
+        session.execute(f"DELETE FROM {CATALOG_SCHEMA}.snapshots WHERE environment = ? AND tenant = ?",
+                        [environment, tenant_plan.tenant])
     session.execute(f"INSERT INTO {CATALOG_SCHEMA}.snapshots VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [environment, tenant_plan.tenant, *record, run_id, now()])
 

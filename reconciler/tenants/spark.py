@@ -467,6 +467,43 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, p
                       table_format=None if view else provider, properties=properties)
 
 
+class _Recorded:
+    """A Spark Connect session that answers only what inspecting asks (SQL, a table's schema, whether a
+    schema exists), hashing every question and its whole answer, in order: nothing an adapter reads
+    escapes the digest, and anything else it tries fails loudly."""
+
+    def __init__(self, connection):
+        self._connection = connection
+        self.digest = hashlib.sha256()
+        self.catalog = self   # `connection.catalog.databaseExists`
+
+    def _note(self, *asked_and_answered) -> None:
+        self.digest.update(repr(asked_and_answered).encode() + b"\n")
+
+    def sql(self, statement: str, args=None) -> _Answered:
+        rows = self._connection.sql(statement, args=args).collect()
+        self._note(statement, args, [tuple(row) for row in rows])
+        return _Answered(rows)
+
+    def table(self, name: str):
+        frame = self._connection.table(name)
+        self._note("schema of", name, frame.schema.json())
+        return frame
+
+    def databaseExists(self, name: str) -> bool:  # noqa: N802 - pyspark's name
+        found = self._connection.catalog.databaseExists(name)
+        self._note("schema exists", name, found)
+        return found
+
+
+class _Answered:
+    def __init__(self, rows: list):
+        self._rows = rows
+
+    def collect(self) -> list:
+        return self._rows
+
+
 class _SparkSession(Session):
     """Spark SQL statements on one Spark Connect session; no transactions, and no UPDATE or DELETE
     on parquet tables (the catalog appends only)."""
@@ -480,7 +517,17 @@ class _SparkSession(Session):
         self.lock: TableLock | None = None   # an apply's session holds one
 
     def inspect(self) -> LiveState:
-        return dataclasses.replace(super().inspect(), unavailable_formats=_unavailable_formats(self.connection))
+        """As every session inspects, each question put to Spark and its answer hashed in order into the
+        state's `digest` (`snapshot`): the adapter reads through a `_Recorded` session, which answers only
+        what inspecting asks."""
+        connection, recorded = self.connection, _Recorded(self.connection)
+        self.connection = recorded
+        try:
+            live = super().inspect()
+            lacking = _unavailable_formats(recorded)
+        finally:
+            self.connection = connection
+        return dataclasses.replace(live, unavailable_formats=lacking, digest=recorded.digest.hexdigest())
 
     def hold(self) -> None:
         if self.lock is not None:
