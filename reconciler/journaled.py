@@ -28,7 +28,7 @@ from .errors import ApplyFailed, ChecksFailed, GuardRefused, ReconcilerError, St
 from .model import ObjectKey
 from .parallel import STOP
 from .plan import Change, Plan, TenantPlan
-from .sql import qualified, replaced_objects, written_objects
+from .sql import qualified, written_objects
 from .state import LiveObject, LiveState
 from .tenants import catalog
 from .tenants.base import Session, StatementFailed
@@ -146,8 +146,9 @@ def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_poi
     for step, change in enumerate(changes):
         for statement in change.statements:
             try:
-                written += [(step, ObjectKey(schema, name)) for schema, name in written_objects(statement, engine)]
-                rewritten |= {ObjectKey(schema, name).folded() for schema, name in replaced_objects(statement, engine)}
+                touched, replaced = written_objects(statement, engine)
+                written += [(step, ObjectKey(schema, name)) for schema, name in touched]
+                rewritten |= {ObjectKey(schema, name).folded() for schema, name in replaced}
             except SqlglotError as error:   # what cannot be journaled is not run
                 raise ApplyFailed(f"{change.kind} {change.object}: cannot tell which objects this statement writes, "
                                   f"so it cannot be undone: {statement} ({error}); nothing was changed") from None

@@ -283,37 +283,33 @@ def view_reads(engine_sql: str, engine: str) -> tuple[frozenset[str], frozenset[
     return tables, columns
 
 
-def written_objects(statement: str, engine: str) -> list[tuple[str, str]]:
+def written_objects(statement: str, engine: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(schema, name) of every table or view a DDL or DML statement creates, drops, alters, renames
-    (both names) or writes rows into, in the order it names them; schemas themselves are not objects."""
+    (both names) or writes rows into, in the order it names them; and of those it drops or renames
+    away (whatever was under that name is not there after it, its history with it, where it keeps
+    one). Schemas themselves are not objects. One parse: a journaled apply reads every statement."""
     tree = sqlglot.parse_one(statement, read=engine)
     targets: list[exp.Table] = []
+    replaced: list[exp.Table] = []
     if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() != "SCHEMA":
         targets.append(tree.this.this if isinstance(tree.this, exp.Schema) else tree.this)
     elif isinstance(tree, exp.Drop) and str(tree.args.get("kind", "")).upper() in ("TABLE", "VIEW"):
         targets += tree.args.get("tables") or [tree.this]
+        replaced += targets
     elif isinstance(tree, exp.Alter):
         targets.append(tree.this)
         for rename in tree.find_all(exp.AlterRename):
             renamed = rename.this
             targets.append(renamed if renamed.db else exp.table_(renamed.name, tree.this.db))
+            replaced.append(tree.this)
     elif isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Comment)):
         table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
         targets.append(table)
-    return [(table.db, table.name) for table in targets if isinstance(table, exp.Table) and table.name]
 
+    def names(tables: list[exp.Table]) -> list[tuple[str, str]]:
+        return [(table.db, table.name) for table in tables if isinstance(table, exp.Table) and table.name]
 
-def replaced_objects(statement: str, engine: str) -> list[tuple[str, str]]:
-    """(schema, name) of every table or view a statement drops, or renames away: whatever was there
-    under that name is not there after it (its history, where it keeps one, goes with it)."""
-    tree = sqlglot.parse_one(statement, read=engine)
-    if isinstance(tree, exp.Drop) and str(tree.args.get("kind", "")).upper() in ("TABLE", "VIEW"):
-        tables = tree.args.get("tables") or [tree.this]
-    elif isinstance(tree, exp.Alter) and any(True for _ in tree.find_all(exp.AlterRename)):
-        tables = [tree.this]
-    else:
-        tables = []
-    return [(table.db, table.name) for table in tables if isinstance(table, exp.Table) and table.name]
+    return names(targets), names(replaced)
 
 
 def literal(value: str | int | float | bool) -> exp.Expression:

@@ -180,3 +180,22 @@ def test_drift_status_and_the_report_read_a_spark_tenant(spark_landscape: Landsc
     assert spark_landscape.run("report", "--out", str(tmp_path / "report")).code == 0
     html = (tmp_path / "report" / "index.html").read_text()
     assert "sales.customer_master" in html and spark_landscape.repo.head.commit.hexsha[:7] in html
+
+
+def test_a_promotion_into_a_spark_environment_applies_there(landscape: Landscape, spark_server: str, spark) -> None:
+    """dev on DuckDB, qa on Spark (schema sales mapped to sales_qa): what `promote` puts on its branch
+    plans and applies in the Spark tenant, and qa's first apply and the promoted change both converge."""
+    qa = "environments/qa/environment.yaml"
+    landscape.edit(qa, "duckdb:///.tenants/qa.duckdb", spark_server)
+    landscape.commit("qa on Spark")
+    assert landscape.run("apply", "qa", "--yes").code == 0
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at",
+                   "region, created_at, status")
+    landscape.commit("dev: status in the active view")
+    assert landscape.run("promote", "dev", "qa").code == 0
+    [branch] = [head.name for head in landscape.repo.heads if head.name.startswith("promote/")]
+    landscape.repo.git.merge(branch, "--ff-only")
+    applied = landscape.run("apply", "qa", "--yes")
+    assert applied.code == 0, applied.output
+    assert [c.name for c in spark.catalog.listColumns("sales_qa.vw_customer_active")][-1] == "status"
+    assert landscape.run("plan", "qa", "--detailed-exitcode").code == 0

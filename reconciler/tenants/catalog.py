@@ -202,13 +202,16 @@ def write_snapshot(session: Session, environment: str, key: str, digest: str, te
                    run_id: str) -> None:
     """Inside an apply, last: the key of the desired state it made the tenant match, the digest of the
     tenant as it now is, and the (empty) plan they give; nothing when that is what it holds already (an
-    apply that changed nothing leaves the tenant as it was, its audit aside)."""
+    apply that changed nothing leaves the tenant as it was, its audit aside), except where the catalog
+    only appends."""
     record = (key, digest, tenant_plan.model_dump_json())
+    if session.appends_only:   # the newest row is the record: appended, not read first (a Spark job each)
+        session.insert(f"{CATALOG_SCHEMA}.snapshots", [(environment, tenant_plan.tenant, *record, run_id, now())])
+        return
     if snapshot(session, environment, tenant_plan.tenant) == record:
         return
-    if not session.appends_only:   # where the catalog only appends, the newest row is the record
-        session.execute(f"DELETE FROM {CATALOG_SCHEMA}.snapshots WHERE environment = ? AND tenant = ?",
-                        [environment, tenant_plan.tenant])
+    session.execute(f"DELETE FROM {CATALOG_SCHEMA}.snapshots WHERE environment = ? AND tenant = ?",
+                    [environment, tenant_plan.tenant])
     session.execute(f"INSERT INTO {CATALOG_SCHEMA}.snapshots VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [environment, tenant_plan.tenant, *record, run_id, now()])
 
