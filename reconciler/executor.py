@@ -147,7 +147,7 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
             tenant_plan = run.tenant_plan
             run.supersede(session)
             run.finish(session, "applied" if changes else "no-changes")
-            _converged(session, state, run)
+            converged(session, state, run)
             session.commit()
         except (GuardRefused, StalePlan) as refused:
             session.rollback()
@@ -187,12 +187,14 @@ def _statements_and_checks(session: Session, state: TenantState, expected: Tenan
     return changes
 
 
-def _converged(session: Session, state: TenantState, run: catalog.Run) -> None:
+def converged(session: Session, state: TenantState, run: catalog.Run, reading: Session | None = None) -> None:
     """Last inside the transaction, on the tenant as it will commit (its audit row concluded): a new plan
     must be empty, else NotConverged and nothing commits. That empty plan is what planning the same
-    desired state gives while the tenant hashes as it does now: recorded with both (`snapshot`)."""
-    live = session.inspect()
-    after = plan_tenant(state.adapter, state.desired, live, session, state.acknowledged)
+    desired state gives while the tenant hashes as it does now: recorded with both (`snapshot`).
+    `reading`: the session the tenant is read on, where it is not the applying one (journaled runs)."""
+    reading = reading or session
+    live = reading.inspect()
+    after = plan_tenant(state.adapter, state.desired, live, reading, state.acknowledged)
     if after.changes:
         raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in after.changes[:5]))
     if live.digest and state.desired.source_key:

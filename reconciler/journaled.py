@@ -46,7 +46,16 @@ class CompensationFailed(ApplyFailed):
 def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
                     progress: Progress | None, moved: str, allow_data_loss: Sequence[str],
                     extra: Sequence[Change] = ()) -> TenantResult:
-    from .executor import NotConverged, TenantResult, failed_subject, new_run_id, replan, run_checks, warnings
+    from .executor import (
+        NotConverged,
+        TenantResult,
+        converged,
+        failed_subject,
+        new_run_id,
+        replan,
+        run_checks,
+        warnings,
+    )
 
     run = catalog.Run(new_run_id(), plan, expected, actor, operation)
     adapter = state.adapter
@@ -76,7 +85,8 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             session.check_views(views_to_bind(changes, live, state.desired.engine))
             run_checks(session, state, changes, run)
             run.finish(session, "applied" if changes else "no-changes")   # the commit point
-            _converged(session, state, run)
+            with adapter.reading() as fresh:   # the applying session's cached table metadata misses others' edits
+                converged(session, state, run, fresh)   # a hand edit after this reading changes the next digest
         except BaseException as stopped:
             if isinstance(stopped, StatementFailed):
                 what = (f"{failed_subject(changes, stopped)}: apply failed: {stopped.message}\n"
@@ -104,25 +114,6 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
         _drop_restore_points(session, befores)
     return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary,
                         notes=recovered + warnings(run.checks))
-
-
-def _converged(session: Session, state: TenantState, run: catalog.Run) -> None:
-    """After the commit point, read in a fresh session (the applying one's cached table metadata misses
-    other sessions' edits): a new plan must be empty, else NotConverged, which compensates the run.
-    That empty plan is recorded with the desired state's key and the digest of that reading
-    (`snapshot`); with no transaction, a hand edit made after the reading makes the next plan's
-    digest differ, and that plan is made the long way."""
-    from .executor import NotConverged
-    from .planner import plan_tenant
-
-    with state.adapter.reading() as fresh:
-        live = fresh.inspect()
-        after = plan_tenant(state.adapter, state.desired, live, fresh, state.acknowledged)
-    if after.changes:
-        raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in after.changes[:5]))
-    if live.digest and state.desired.source_key:
-        catalog.write_snapshot(session, state.desired.environment, state.desired.source_key, live.digest, after,
-                               run.run_id)
 
 
 def _taken_over(session) -> tuple[str, ...]:
