@@ -3,9 +3,10 @@ and HANA's DDL commits implicitly too): journal, compensate, resume. `executor.a
 such tenants here.
 
 Under the tenant lock, before its first statement, a run journals every object its statements
-will write (`sql.written_objects`) as it is then: absent, a view and its text, or a table and its
-columns; a table's rows are copied to a restore point just before the first statement that
-touches it. The run's commit point is its `applied` event in the catalog's run log: the catalog
+will write (`sql.written_objects`) as it is then: absent, a view and its text, or a table, its
+columns and the statement that re-creates it; a table's rows are copied to a restore point just
+before the first statement that touches it, unless the adapter keeps a history it can restore
+(a Delta table altered in place without loss: its version, journaled). The run's commit point is its `applied` event in the catalog's run log: the catalog
 believes object records only of runs that reached it. A failing statement, Ctrl-C, a lock taken
 over or a failed convergence check compensates: every journaled object is put back (what the run
 created dropped, what it changed re-created from its view text or restore point), each is
@@ -17,7 +18,7 @@ Never plans; only writes what the journal and the plan say.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from sqlglot.errors import SqlglotError
@@ -126,7 +127,8 @@ def _taken_over(session) -> tuple[str, ...]:
             f"until {holder.get('lease_until', '?')} UTC, or its process on this machine is gone",)
 
 
-def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_point, definition) -> list[catalog.Before]:
+def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_point: Callable[[LiveObject, bool], str],
+            definition: Callable[[LiveObject], str | None]) -> list[catalog.Before]:
     """Every object the changes' statements write, as the tenant has it now, in the order the
     changes first touch them (the catalog's own tables are not the plan's objects). A table's
     restore point is the adapter's (`restore_point(found, rewritten)`): `rewritten` when the run
@@ -152,7 +154,8 @@ def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_poi
     return list(befores.values())
 
 
-def _before(step: int, key: ObjectKey, found: LiveObject | None, restore_point, definition) -> catalog.Before:
+def _before(step: int, key: ObjectKey, found: LiveObject | None, restore_point: Callable[[LiveObject], str],
+            definition: Callable[[LiveObject], str | None]) -> catalog.Before:
     if found is None:
         return catalog.Before(step, key, "absent")
     columns = _columns(found)

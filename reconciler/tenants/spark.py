@@ -1,12 +1,15 @@
 """A Spark SQL tenant over Spark Connect (`sc://host:port`, the protocol Databricks Connect speaks).
 
-Owns reading a Spark catalog's schemas, tables and views through one Spark Connect session, and
-compiling changes into Spark SQL (tables `USING parquet`). Spark SQL has no transactions (`BEGIN`
-is a syntax error) and its DDL commits statement by statement, so this adapter is not
-`transactional`: it validates, plans and shows drift and status, and the executor refuses to
-apply to it until the journaled protocol such engines need exists. Parquet tables keep neither
-NOT NULL nor a primary key: the desired state is rendered without them (`sql.ENGINE_DROPS`), so
-plans converge. Never decides what to change; never writes.
+Owns reading a Spark catalog's schemas, tables (their format and the properties that decide what
+alters in place) and views through one Spark Connect session, and compiling changes into Spark SQL
+for the tenant's table format (`USING parquet`, or `USING delta` with column mapping and column
+defaults). Spark SQL has no transactions (`BEGIN` is a syntax error) and its DDL commits statement
+by statement, so this adapter is not `transactional`: the executor applies to it with the
+journaled protocol (`journaled.py`); this module gives that protocol its tenant lock (`TableLock`),
+a table's definition, and a Delta table's restore point in its own history. Parquet tables keep
+neither NOT NULL nor a primary key, Delta tables no primary key: the desired state is rendered
+without them (`sql.ENGINE_DROPS`), so plans converge. Never decides what to change; writes only
+what the executor hands it.
 """
 
 from __future__ import annotations
@@ -118,19 +121,20 @@ class TableLock:
         properties = {**self.holder, "lease_until": _utc(at + self.LEASE)}
         self.session.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog.CATALOG_SCHEMA}")
         self.session.execute(f"CREATE TABLE {self._name(generation)} (held BOOLEAN) USING parquet "
-                             f"TBLPROPERTIES ({self._assignments(properties)})")
+                             f"TBLPROPERTIES ({_assignments(properties)})")
         self.generation, self.renewed = generation, at
 
     def _properties(self, **values: str) -> None:
         self.session.execute(f"ALTER TABLE {self._name(self.generation)} SET TBLPROPERTIES "
-                             f"({self._assignments(values)})")
+                             f"({_assignments(values)})")
 
     def _name(self, generation: int | None) -> str:
         return f"{catalog.CATALOG_SCHEMA}.{self.PREFIX}{generation:08d}"
 
-    @staticmethod
-    def _assignments(values: Mapping[str, str]) -> str:
-        return ", ".join(f"{sql.literal(k).sql(ENGINE)} = {sql.literal(str(v)).sql(ENGINE)}" for k, v in values.items())
+
+def _assignments(values: Mapping[str, str]) -> str:
+    """Table properties as TBLPROPERTIES lists them: 'key' = 'value', ..."""
+    return ", ".join(f"{sql.literal(k).sql(ENGINE)} = {sql.literal(str(v)).sql(ENGINE)}" for k, v in values.items())
 
 
 def _utc(at: dt.datetime) -> str:
@@ -174,7 +178,7 @@ class SparkCompiler(Compiler):
     def create_table(self, key: ObjectKey, want, name: str | None = None, key_constraint: str | None = None) -> str:
         target = sql.qualified(key.schema, name, self.engine) if name else self.qk(key)
         properties = _created_properties(want)
-        given = f" TBLPROPERTIES ({TableLock._assignments(properties)})" if properties else ""
+        given = f" TBLPROPERTIES ({_assignments(properties)})" if properties else ""
         return (f"CREATE TABLE {target} ({', '.join(self.column_sql(c) for c in want.columns)}) "
                 f"USING {want.table_format or 'parquet'}{given}")
 
