@@ -6,10 +6,11 @@ Under the tenant lock, before its first statement, a run journals every object i
 will write (`sql.written_objects`) as it is then: absent, a view and its text, or a table, its
 columns and the statement that re-creates it; a table's rows are copied to a restore point just
 before the first statement that touches it, unless the adapter keeps a history it can restore
-(a Delta table altered in place without loss: its version, journaled). The run's commit point is its `applied` event in the catalog's run log: the catalog
-believes object records only of runs that reached it. A failing statement, Ctrl-C, a lock taken
-over or a failed convergence check compensates: every journaled object is put back (what the run
-created dropped, what it changed re-created from its view text or restore point), each is
+(a Delta table altered in place without loss: its version, journaled). The run's commit point
+is its `applied` event in the catalog's run log: the catalog believes object records only of
+runs that reached it. A failing statement, Ctrl-C, a lock taken over or a failed convergence
+check compensates: every journaled object is put back (what the run created dropped, what it
+changed re-created from its view text or restore point, or restored to its version), each is
 verified to be as it was, and the run is recorded as failed. A run killed outright is compensated
 by the next apply before it plans, and never finished forward: its plan was made for a desired
 state that may have moved since, while its journal says exactly what the tenant was before it.

@@ -286,8 +286,11 @@ class Adapter(abc.ABC):
         return None
 
     def restore_from_history(self, session: Session, before: catalog.Before) -> None:
-        """Put a table back to the version of its own history its restore point names."""
-        raise NotImplementedError(f"{self.engine} keeps no table history")
+        """Put a table back to the version of its own history its restore point names. An engine that
+        keeps no history never names such a point; a journal that does (one edited by hand) is not
+        obeyed, and the compensation stops with it kept."""
+        raise StatementFailed(f"RESTORE {before.key} TO {before.restore_point}",
+                              f"{self.engine} keeps no table history to restore from")
 
     def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
         """Replace the table's rows with the backup's, for the columns both have."""

@@ -24,6 +24,7 @@ import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import secrets, sql
@@ -280,10 +281,10 @@ class SparkAdapter(Adapter):
                             if not row[0].lower().startswith("_reconciler"))
         objects: dict[ObjectKey, LiveObject] = {}
         for schema in sorted(schemas):
-            for name, (view, text, columns, provider, properties) in _listed(connection, schema).items():
+            for name, listed in _listed(connection, schema).items():
                 key = ObjectKey(schema, name)
-                found = (LiveObject(key, "View", columns, engine_sql=text) if columns is not None
-                         else _analyzed(connection, key, view, text, provider, properties))
+                found = (LiveObject(key, "View", listed.columns, engine_sql=listed.text) if listed.columns is not None
+                         else _analyzed(connection, key, listed.view, listed.text, listed.provider, listed.properties))
                 if found is not None:
                     objects[key] = found
         return objects, schemas
@@ -404,11 +405,18 @@ _FIELDS = ("Catalog", "Database", "Namespace", "Table", "Owner", "Created Time",
 _TREE_TYPES = {"integer": "int", "long": "bigint", "short": "smallint", "byte": "tinyint"}
 
 
-def _listed(connection, schema: str) -> dict[str, tuple[bool, str | None, tuple | None, str | None, tuple]]:
-    """Every table and view of a schema in one round trip (SHOW TABLE EXTENDED): name -> (is a
-    view, a view's original text, its columns where the listing gives them exactly: a view of
-    plain types; None for a table, whose defaults and CHAR/VARCHAR it does not show; a table's
-    provider, lower case, and those of its properties `TABLE_PROPERTIES` names)."""
+class _Listed(NamedTuple):
+    """One object as SHOW TABLE EXTENDED lists it."""
+
+    view: bool
+    text: str | None                  # a view's original text
+    columns: tuple | None             # exact only for a view of plain types; None for a table (no defaults)
+    provider: str | None              # a table's format, lower case
+    properties: tuple[tuple[str, str], ...]   # a table's, those `TABLE_PROPERTIES` names
+
+
+def _listed(connection, schema: str) -> dict[str, _Listed]:
+    """Every table and view of a schema in one round trip (SHOW TABLE EXTENDED), by name."""
     found = {}
     for row in connection.sql(f"SHOW TABLE EXTENDED IN {sql.quote(schema, ENGINE)} LIKE '*'").collect():
         if row.isTemporary:
@@ -436,10 +444,10 @@ def _listed(connection, schema: str) -> dict[str, tuple[bool, str | None, tuple 
                 columns = None
                 continue
             columns.append(ColumnState(name, sql.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
-        found[row.tableName] = (view, fields.get("View Original Text") if view else None,
-                                tuple(columns) if columns is not None else None,
-                                None if view else fields.get("Provider", "").lower() or None,
-                                () if view else _properties(fields.get("Table Properties", "")))
+        found[row.tableName] = _Listed(view, fields.get("View Original Text") if view else None,
+                                       tuple(columns) if columns is not None else None,
+                                       None if view else fields.get("Provider", "").lower() or None,
+                                       () if view else _properties(fields.get("Table Properties", "")))
     return found
 
 
@@ -581,8 +589,8 @@ class _SparkSession(Session):
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
         texts = {}
         for schema in {key.schema for key in keys}:
-            texts.update({ObjectKey(schema, name): listed[1] for name, listed in _listed(self.connection, schema).items()
-                          if listed[1] is not None})
+            listed = _listed(self.connection, schema)
+            texts.update({ObjectKey(schema, name): found.text for name, found in listed.items() if found.text is not None})
         return {key: texts[key] for key in keys if key in texts}
 
 
