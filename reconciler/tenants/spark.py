@@ -302,9 +302,10 @@ class SparkAdapter(Adapter):
         """A Delta table the run alters in place (nothing lost) is put back from its own history, the
         version it has now: no copy of a lakehouse table for an added column. Anything else, and a
         Delta table the run drops, renames away or loses data in, from a copy."""
-        if found.table_format != DELTA or rewritten:
+        newest = _history(session, found.key, 1) if found.table_format == DELTA and not rewritten else []
+        if not newest:   # not Delta, or a history that says nothing: a copy
             return super().restore_point(session, found, run_id, rewritten)
-        return f"{catalog.HISTORY_POINT}{_history(session, found.key, 1)[0]['version']}"
+        return f"{catalog.HISTORY_POINT}{newest[0]['version']}"
 
     def definition(self, found: LiveObject) -> str:
         return COMPILER.create_table(found.key, found)
@@ -314,9 +315,12 @@ class SparkAdapter(Adapter):
         another writer's (`foreign_commits`): restoring would undo it, so it is left for a person."""
         table = sql.qualified(before.key.schema, before.key.name, ENGINE)
         restore = f"RESTORE TABLE {table} TO VERSION AS OF {before.version}"
-        newest = _history(session, before.key, 1)[0]["version"]
+        newest = max((row["version"] for row in _history(session, before.key, 1)), default=-1)
         if newest == before.version:
             return
+        if newest < before.version:   # dropped and made again since: not the table that was journaled
+            raise StatementFailed(restore, f"not run: the history of {before.key} ends at version {newest}, "
+                                  f"before the journaled version {before.version}")
         foreign = foreign_commits(_history(session, before.key, newest - before.version), before.version)
         if foreign:
             raise StatementFailed(restore, f"not run: {before.key} was written by another since version "
