@@ -58,7 +58,6 @@ NAME_RULES = {
 
 
 ENGINES_WITHOUT_MATERIALIZED_TABLES = frozenset({"spark"})   # their apply cannot yet rebuild one and prove it
-TABLE_FORMAT_ENGINES = frozenset({"spark"})   # where `rules.table_format` chooses USING parquet | delta
 DEFAULT_DIALECT = Environment.model_fields["dialect"].default   # an environment.yaml that does not say
 
 @dataclass(frozen=True)
@@ -219,7 +218,7 @@ class _Checker:
             problem = _url_problem(tenant.url)
             if problem:
                 self.report(document, "environment", problem, "tenants", index, "url")
-            elif tenant.rules.table_format and tenant.engine not in TABLE_FORMAT_ENGINES:
+            elif tenant.rules.table_format and tenant.engine not in sql.DEFAULT_TABLE_FORMAT:   # one format
                 self.report(document, "environment", f"table_format is a Spark tenant's setting; tenant "
                             f"'{tenant.name}' is {tenant.engine}, whose tables have one format",
                             "tenants", index, "rules", "table_format")
