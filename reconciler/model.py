@@ -6,22 +6,35 @@ Owns the pydantic models (the JSON Schemas in `schemas/` are generated from them
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Annotated, Literal, NamedTuple, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    FiniteFloat,
+    Tag,
+    WithJsonSchema,
+    model_validator,
+)
 
 PLAIN_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 TENANT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 QUALIFIED_NAME = r"^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$"
 SECRET_REFERENCE = r"^env:[A-Za-z_][A-Za-z0-9_]*$"
+SQL_NUMBER = r"^-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$"   # SQL's numeric literal, signed
 
 Name = Annotated[str, Field(pattern=PLAIN_NAME, max_length=63)]
 QualifiedName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")]
 SecretReference = Annotated[str, Field(pattern=SECRET_REFERENCE,
                                        description="env:VARIABLE, read at apply time; never a value")]
-ParameterValue = Union[str, int, float, bool]
+Scalar = Union[str, int, FiniteFloat, bool]   # a property or an accepted value: a number is a number, text is text
 
 KIND_RANK = {"Connection": 0, "Table": 1, "View": 2, "MaterializedTable": 2, "DataFlow": 3}
 
@@ -57,8 +70,8 @@ class _Frozen(BaseModel):
 
 
 class Bounds(_Frozen):
-    min: float | None = None
-    max: float | None = None
+    min: FiniteFloat | None = None
+    max: FiniteFloat | None = None
 
     @model_validator(mode="after")
     def _bounded(self) -> Bounds:
@@ -93,8 +106,8 @@ class Check(_Frozen):
     unique: bool | Name | tuple[Name, ...] | None = Field(
         None, description="no value twice (object level: a column, or a list of columns unique together); "
                           "rows with a NULL in the key are not compared")
-    accepted_values: tuple[ParameterValue, ...] | None = Field(None, min_length=1,
-                                                               description="every non-NULL value is one of these")
+    accepted_values: tuple[Scalar, ...] | None = Field(None, min_length=1,
+                                                       description="every non-NULL value is one of these")
     accepted_range: Bounds | None = Field(None, description="every non-NULL value is within min..max (inclusive)")
     relationships: Relationship | None = Field(None, description="every non-NULL value appears in to.column")
     row_count: Bounds | None = Field(None, description="the number of rows is within min..max (inclusive)")
@@ -207,7 +220,7 @@ class DataFlow(_Object):
 class Connection(_Object):
     kind: Literal["Connection"]
     type: str
-    properties: dict[str, ParameterValue] = {}
+    properties: dict[str, Scalar] = {}
     secrets: dict[str, SecretReference] = {}
 
 
@@ -216,9 +229,44 @@ OBJECT_KINDS = {"Table": Table, "View": View, "MaterializedTable": MaterializedT
                 "Connection": Connection}
 
 
+def _sql_number(text: str) -> str:
+    if not re.match(SQL_NUMBER, text):
+        raise ValueError(f"'{text}' is not a SQL numeric literal: digits with an optional minus sign, decimal point "
+                         "and exponent, such as 1.50, -2 or 1e3")
+    return text
+
+
+class Numeric(_Frozen):
+    """A parameter inlined as a number: the SQL numeric literal exactly as written (`1.50` stays 1.50)."""
+
+    numeric: Annotated[str, AfterValidator(_sql_number), WithJsonSchema({
+        "anyOf": [{"type": "number"}, {"type": "string", "pattern": SQL_NUMBER}],
+        "description": "a SQL numeric literal, inlined exactly as written: 1.50, -2, 1e3"})]
+
+
+def _one_value(value: object) -> object:
+    if value is None:
+        raise ValueError("no value is written: write the text ('' for empty text), or {numeric: NUMBER}")
+    if isinstance(value, list):
+        raise ValueError("a parameter is one value: text, or {numeric: NUMBER}")
+    return value
+
+
+# A parameter is the text written, inlined as SQL text whatever it looks like (`10` is '10', `1:30` is
+# '1:30'), or a number declared as one. The loader reads `10` as a number; validation hands the model the
+# text written (`source.Document.written`), so the text is all the model sees.
+ParameterValue = Annotated[
+    Union[Annotated[str, BeforeValidator(_one_value), Tag("text"), WithJsonSchema({
+        "type": ["string", "number", "boolean", "null"],
+        "description": "inlined as SQL text, exactly as written: 10 is '10', 1:30 is '1:30'"})],
+          Annotated[Numeric, Tag("numeric")]],
+    Discriminator(lambda value: "numeric" if isinstance(value, (dict, Numeric)) else "text")]
+
+
 class Rules(_Frozen):
     connections: dict[str, str] = Field({}, description="connection swaps: name in the folder -> name used here")
-    parameters: dict[Name, ParameterValue] = Field({}, description="values for $$NAME in SQL")
+    parameters: dict[Name, ParameterValue] = Field({}, description="values for $$NAME in SQL: text as written, "
+                                                                   "or {numeric: NUMBER}")
     schemas: dict[Name, Name] = Field({}, description="schema mapping: schema in the folder -> schema in the tenant")
     capacity: str | None = Field(None, description="capacity / warehouse the tenant runs on (recorded)")
     table_format: Literal["parquet", "delta"] | None = Field(

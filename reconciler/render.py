@@ -1,6 +1,7 @@
 """Applying an environment's and a tenant's rules to a valid landscape.
 
-Owns connection swaps, `$$NAME` parameters (inlined as quoted literals), schema mapping,
+Owns connection swaps, `$$NAME` parameters (inlined as the text written, quoted, or as a declared
+number), schema mapping,
 capacity, and the normalised definition of every object for one tenant's engine.
 Pure: never reads git or files, never talks to a tenant.
 """

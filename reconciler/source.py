@@ -1,7 +1,8 @@
 """Reading an environment folder, from the working tree or from any git ref, into documents.
 
 Owns file discovery (the working tree, or blobs read with GitPython without a checkout),
-safe YAML parsing with the position of every key and value, and ref resolution. Never
+safe YAML parsing (every scalar by the YAML 1.2 core schema) with the position of every key and
+value and the text written of every scalar that is not a string, and ref resolution. Never
 validates or interprets what a document says.
 """
 
@@ -26,21 +27,35 @@ ENVIRONMENT_FILE = "environment.yaml"
 WORKTREE = "worktree"
 _YAML_SUFFIXES = (".yaml", ".yml")
 MAX_VALUES = 100_000      # keys, items and scalars one YAML file may hold once its aliases are expanded
-YAML_CACHE = "yaml-1.2"   # the cache namespace of parsed documents; a new name when parsing rules change
+YAML_CACHE = "yaml-1.2-core"   # the cache namespace of parsed documents; a new name when parsing rules change
 _SYMLINK_MODE = 0o120000
+_TAG = "tag:yaml.org,2002:"
+# YAML 1.2.2, 10.3.2 (the core schema): the plain scalars that are not strings, in the order they are
+# tried, with the characters they can start with; every other plain scalar, and every quoted one, is a string
+CORE_SCHEMA = {
+    "null": (r"null|Null|NULL|~|", ["n", "N", "~", ""]),
+    "bool": (r"true|True|TRUE|false|False|FALSE", list("tTfF")),
+    "int": (r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", list("-+0123456789")),
+    "float": (r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?(?:\.inf|\.Inf|\.INF)"
+              r"|\.nan|\.NaN|\.NAN", list("-+.0123456789")),
+}
+_CORE_PATTERNS = {kind: re.compile(f"(?:{pattern})\\Z") for kind, (pattern, _) in CORE_SCHEMA.items()}
+
+
+def _core_resolvers() -> dict[str | None, list[tuple[str, re.Pattern]]]:
+    """PyYAML's table of implicit tags (by a plain scalar's first character) for the core schema."""
+    resolvers: dict[str | None, list[tuple[str, re.Pattern]]] = {}
+    for kind, (_, first) in CORE_SCHEMA.items():
+        for character in first:
+            resolvers.setdefault(character, []).append((_TAG + kind, _CORE_PATTERNS[kind]))
+    return resolvers
 
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):   # type: ignore[misc]
-    """Safe constructors with YAML 1.2's booleans: only true/false are booleans. Under YAML 1.1
-    `REGION_PARAM: NO` was the boolean false, and the view compared a region with false."""
+    """Safe parsing, every plain scalar resolved by YAML 1.2's core schema and nothing else: under
+    YAML 1.1 `NO` was false, `1:30` was 90 and `1_000` was 1000, and a view compared a region with them."""
 
-    yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-                              list("tTfF"))
+    yaml_implicit_resolvers = _core_resolvers()
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,8 @@ class Document:
     marks: dict[str, tuple[int, int]] = field(repr=False)
     blocks: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
     blob: str = ""   # git's blob id of the file's bytes: what caches of anything derived from it are keyed by
+    texts: dict[str, str] = field(default_factory=dict, repr=False)
+    # ^ the text written of each scalar read as a number, a boolean or null (`1.50`, `010`, `~`)
 
     def where(self, *loc: str | int) -> tuple[int, int]:
         """Line and column (1-based) of the value at `loc`, or of its nearest parent."""
@@ -72,16 +89,43 @@ class Document:
         value_line, value_column = self.where(*loc)
         return value_line + line - 1, (value_column + column - 1 if line == 1 else column)
 
+    def written(self, *places: tuple[str, ...]) -> Any:
+        """The data with every scalar under each of `places` (a path, "*" for every item of a list) as
+        the text written, None where nothing is written: what a value that is text whatever it looks
+        like (a parameter) is read from."""
+        def under(value: Any, loc: tuple[str, ...], place: tuple[str, ...]) -> Any:
+            if not place:
+                return self._as_written(value, loc)
+            if place[0] == "*" and isinstance(value, list):
+                return [under(item, (*loc, str(i)), place[1:]) for i, item in enumerate(value)]
+            if isinstance(value, dict) and place[0] in value:
+                return {**value, place[0]: under(value[place[0]], (*loc, place[0]), place[1:])}
+            return value
+
+        data = self.data
+        for place in places:
+            data = under(data, (), place)
+        return data
+
+    def _as_written(self, value: Any, loc: tuple[str, ...]) -> Any:
+        if isinstance(value, dict):
+            return {key: self._as_written(item, (*loc, key)) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._as_written(item, (*loc, str(i))) for i, item in enumerate(value)]
+        text = self.texts.get("/".join(loc))
+        return value if text is None else text or None
+
     def diagnostic(self, code: str, message: str, *loc: str | int) -> Diagnostic:
         line, column = self.where(*loc)
         return Diagnostic(self.path, line, column, code, message)
 
     def to_cache(self) -> dict:
-        return {"data": self.data, "marks": self.marks, "blocks": self.blocks}
+        return {"data": self.data, "marks": self.marks, "blocks": self.blocks, "texts": self.texts}
 
     @classmethod
     def from_cache(cls, path: str, cached: dict, blob: str = "") -> Document:
-        return cls(path, cached["data"], cached["marks"], cached["blocks"], blob)  # pairs stay JSON lists
+        return cls(path, cached["data"], cached["marks"], cached["blocks"], blob,   # pairs stay JSON lists
+                   cached["texts"])
 
 
 @dataclass(frozen=True)
@@ -117,9 +161,8 @@ def parse_yaml(path: str, text: str) -> Document:
             node = loader.get_single_node()
             if node is None:
                 raise YamlProblem("the file is empty", None)
-            marks: dict[str, tuple[int, int]] = {}
-            blocks: dict[str, tuple[int, int]] = {}
-            data = _construct(loader, node, (), marks, blocks, text, [MAX_VALUES])
+            reading = _Reading(text)
+            data = reading.value(node, ())
         finally:
             loader.dispose()
     except yaml.MarkedYAMLError as error:
@@ -130,38 +173,84 @@ def parse_yaml(path: str, text: str) -> Document:
         raise YamlProblem(message, mark) from None
     except yaml.YAMLError as error:
         raise YamlProblem(str(error), None) from None
-    return Document(path, data, marks, blocks)
+    return Document(path, data, reading.marks, reading.blocks, texts=reading.texts)
 
 
-def _construct(loader, node, loc, marks, blocks, text, budget: list[int]) -> Any:
-    budget[0] -= 1
-    if budget[0] < 0:   # a few hundred bytes of nested aliases expand to billions of values
-        raise YamlProblem(f"the file expands to more than {MAX_VALUES:,} values (YAML aliases?); an object "
-                          "file is far smaller", node.start_mark)
-    pointer = "/".join(loc)
-    marks[pointer] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise YamlProblem("mapping keys must be plain strings", key_node.start_mark)
-            key = loader.construct_object(key_node)
-            if key == "<<":
-                raise YamlProblem("merge keys (<<) are not supported", key_node.start_mark)
-            key = str(key)
-            if key in result:
-                raise YamlProblem(f"duplicate key '{key}'", key_node.start_mark)
-            result[key] = _construct(loader, value_node, (*loc, key), marks, blocks, text, budget)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*loc, str(i)), marks, blocks, text, budget)
-                for i, item in enumerate(node.value)]
-    if node.style in ("|", ">"):
-        blocks[pointer] = _block_start(text, node.start_mark.line + 1)
-    value = loader.construct_object(node, deep=True)
-    if hasattr(value, "isoformat"):  # dates stay text: the model decides what they mean
-        value = node.value
-    return value
+class _Reading:
+    """One file's nodes made into plain data (dicts, lists, scalars by the core schema), and what a
+    Document keeps of where each stands and of what was written."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.values = MAX_VALUES
+        self.marks: dict[str, tuple[int, int]] = {}
+        self.blocks: dict[str, tuple[int, int]] = {}
+        self.texts: dict[str, str] = {}
+
+    def value(self, node: yaml.Node, loc: tuple[str, ...]) -> Any:
+        self.values -= 1
+        if self.values < 0:   # a few hundred bytes of nested aliases expand to billions of values
+            raise YamlProblem(f"the file expands to more than {MAX_VALUES:,} values (YAML aliases?); an object "
+                              "file is far smaller", node.start_mark)
+        pointer = "/".join(loc)
+        self.marks[pointer] = (node.start_mark.line + 1, node.start_mark.column + 1)
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != _TAG + "map":
+                raise _unsupported(node)
+            result: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise YamlProblem("mapping keys must be plain strings", key_node.start_mark)
+                _scalar(key_node)   # a key is the text written (`010:` is "010"), of a tag a scalar may have
+                key = key_node.value
+                if key == "<<":
+                    raise YamlProblem("merge keys (<<) are not supported", key_node.start_mark)
+                if key in result:
+                    raise YamlProblem(f"duplicate key '{key}'", key_node.start_mark)
+                result[key] = self.value(value_node, (*loc, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _TAG + "seq":
+                raise _unsupported(node)
+            return [self.value(item, (*loc, str(i))) for i, item in enumerate(node.value)]
+        if node.style in ("|", ">"):
+            self.blocks[pointer] = _block_start(self.text, node.start_mark.line + 1)
+        value = _scalar(node)
+        if not isinstance(value, str):
+            self.texts[pointer] = node.value
+        return value
+
+
+def _unsupported(node: yaml.Node) -> YamlProblem:
+    return YamlProblem(f"the tag {node.tag} is not supported: YAML 1.2's core schema only (!!map, !!seq, !!str, "
+                       "!!int, !!float, !!bool, !!null)", node.start_mark)
+
+
+def _scalar(node: yaml.ScalarNode) -> Any:
+    """The value of a scalar by its tag (implicit or written) under the core schema; text that is not
+    of its tag (`!!int 1_000`), and any other tag (`!!python/...`, `!!timestamp`), is refused."""
+    kind, text = node.tag.removeprefix(_TAG), node.value
+    if kind == "str":
+        return text
+    pattern = _CORE_PATTERNS.get(kind) if node.tag.startswith(_TAG) else None
+    if pattern is None:
+        raise _unsupported(node)
+    if not pattern.match(text):
+        raise YamlProblem(f"'{text}' is not a YAML 1.2 {kind}", node.start_mark)
+    if kind == "null":
+        return None
+    if kind == "bool":
+        return text[0] in "tT"
+    if kind == "float":
+        special = text.lstrip("+-").lower()
+        if special in (".inf", ".nan"):
+            return float(text.replace(".", ""))   # float("-inf"), float("nan")
+        return float(text)
+    digits, base = (text[2:], 8) if text.startswith("0o") else (text[2:], 16) if text.startswith("0x") else (text, 10)
+    try:
+        return int(digits, base)
+    except ValueError:   # beyond Python's 4,300 digits
+        raise YamlProblem("the integer is too long", node.start_mark) from None
 
 
 def _block_start(text: str, line_index: int) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from sqlglot.tokens import TokenType
 
 from . import scopes as scope_data
 from .cache import NO_CACHE, Cache, content_key
+from .model import Numeric
 
 
 class TemplateParameter(exp.Expression):
@@ -313,6 +314,7 @@ def written_objects(statement: str, engine: str) -> tuple[list[tuple[str, str]],
 
 
 def literal(value: str | int | float | bool) -> exp.Expression:
+    """A value read from YAML (an accepted value) as SQL: a number as a number, text as text."""
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, (int, float)):
@@ -320,9 +322,18 @@ def literal(value: str | int | float | bool) -> exp.Expression:
     return exp.Literal.string(value)
 
 
+def parameter(value: str | Numeric) -> exp.Expression:
+    """A parameter's value in SQL: the text written as a string literal, or a declared number exactly as
+    written (`1.50`, never 1.5)."""
+    if isinstance(value, Numeric):
+        number = exp.Literal(this=value.numeric.removeprefix("-"), is_string=False)
+        return exp.Neg(this=number) if value.numeric.startswith("-") else number
+    return exp.Literal.string(value)
+
+
 @bounded
 def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
-           parameters: Mapping[str, object], cache: Cache = NO_CACHE) -> str:
+           parameters: Mapping[str, str | Numeric], cache: Cache = NO_CACHE) -> str:
     """The statement as it runs on `engine`: parameters inlined, schemas mapped, transpiled."""
     key = content_key("render", RENDER_VERSION, sqlglot.__version__, dialect, engine, sql,
                       repr(sorted(schemas.items())), repr(sorted(parameters.items())))
@@ -333,7 +344,7 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
 
     def rewrite(node: exp.Expression) -> exp.Expression:
         if isinstance(node, TemplateParameter):
-            return literal(parameters[node.name])
+            return parameter(parameters[node.name])
         if isinstance(node, exp.Table) and node.db and node.db.lower() in folded:
             node.set("db", exp.to_identifier(folded[node.db.lower()]))
         return ENGINE_REWRITES.get(engine, _as_is)(node, dialect)

@@ -49,6 +49,7 @@ from .tenants.base import engines
 READABLE = (Table, View, MaterializedTable)   # what SQL (and checks) may read: what holds rows
 SECRETS_CACHE = "secrets-1"       # findings per file blob; a new name when the secret rules change
 CHECKS_CACHE = "check-queries"   # each data check's query, by what it is built from
+PARAMETER_PLACES = (("rules", "parameters"), ("tenants", "*", "rules", "parameters"))   # read as written
 RESERVED_SCHEMAS = ("_reconciler", "information_schema", "pg_")   # prefixes, compared case-insensitively
 NAME_RULES = {
     PLAIN_NAME: "letters, digits and underscores, not starting with a digit",
@@ -196,7 +197,7 @@ class _Checker:
             self.report(document, "schema", "environment.yaml must be a mapping")
             return None
         try:
-            environment = Environment.model_validate(document.data)
+            environment = Environment.model_validate(document.written(*PARAMETER_PLACES))
         except ValidationError as error:
             self._pydantic(document, error)
             return None
