@@ -14,10 +14,11 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import git
 import yaml
+from yaml.composer import Composer
 
 from .cache import NO_CACHE, Cache
 from .errors import Diagnostic, GitError, UnknownEnvironment
@@ -26,7 +27,8 @@ ENVIRONMENTS = "environments"
 ENVIRONMENT_FILE = "environment.yaml"
 WORKTREE = "worktree"
 _YAML_SUFFIXES = (".yaml", ".yml")
-MAX_VALUES = 100_000      # keys, items and scalars one YAML file may hold once its aliases are expanded
+MAX_VALUES = 100_000      # items and scalars one YAML file may hold once its aliases are expanded
+MAX_CHARACTERS = 10_000_000   # characters of its keys and scalars, then (or the file's own length, if more)
 YAML_CACHE = "yaml-1.2-core"   # the cache namespace of parsed documents; a new name when parsing rules change
 _SYMLINK_MODE = 0o120000
 _TAG = "tag:yaml.org,2002:"
@@ -51,11 +53,33 @@ def _core_resolvers() -> dict[str | None, list[tuple[str, re.Pattern]]]:
     return resolvers
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):   # type: ignore[misc]
+class _Alias(NamedTuple):
+    """An alias where it stands in the file, and the node it names (a composer hands back the node alone)."""
+
+    node: yaml.Node
+    mark: yaml.Mark
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader), Composer):   # type: ignore[misc]
     """Safe parsing, every plain scalar resolved by YAML 1.2's core schema and nothing else: under
-    YAML 1.1 `NO` was false, `1:30` was 90 and `1_000` was 1000, and a view compared a region with them."""
+    YAML 1.1 `NO` was false, `1:30` was 90 and `1_000` was 1000, and a view compared a region with them.
+    The parser's events are composed by PyYAML's Python composer, which says where each alias stands
+    (libyaml's forgets it), so a file that expands too far is refused at the alias that does it."""
 
     yaml_implicit_resolvers = _core_resolvers()
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        Composer.__init__(self)
+
+    def get_single_node(self) -> yaml.Node | None:
+        return Composer.get_single_node(self)
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | _Alias:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            return _Alias(Composer.compose_node(self, parent, index), mark)
+        return Composer.compose_node(self, parent, index)
 
 
 @dataclass(frozen=True)
@@ -178,47 +202,86 @@ def parse_yaml(path: str, text: str) -> Document:
 
 class _Reading:
     """One file's nodes made into plain data (dicts, lists, scalars by the core schema), and what a
-    Document keeps of where each stands and of what was written."""
+    Document keeps of where each stands and of what was written. Aliases may repeat what the file
+    holds, within a budget of values and of characters (of keys and scalars, as often as they are
+    repeated): one 1 MB string named 100,000 times is 100 GB, and a few hundred bytes of nested
+    aliases are billions of values. The budget is spent before each value is made, so a file that
+    would exceed it is refused at the alias that does, having made no more than the budget."""
 
     def __init__(self, text: str):
         self.text = text
         self.values = MAX_VALUES
+        self.budget = max(MAX_CHARACTERS, len(text))   # a file that big by itself needs no alias to be read
+        self.characters = self.budget
+        self.alias: yaml.Mark | None = None   # the outermost alias being expanded
+        self.expanding: set[int] = set()      # the collections being read: an alias to one never ends
         self.marks: dict[str, tuple[int, int]] = {}
         self.blocks: dict[str, tuple[int, int]] = {}
         self.texts: dict[str, str] = {}
 
-    def value(self, node: yaml.Node, loc: tuple[str, ...]) -> Any:
+    def value(self, node: yaml.Node | _Alias, loc: tuple[str, ...]) -> Any:
+        if isinstance(node, _Alias):
+            return self._aliased(node, loc)
         self.values -= 1
-        if self.values < 0:   # a few hundred bytes of nested aliases expand to billions of values
+        if self.values < 0:
             raise YamlProblem(f"the file expands to more than {MAX_VALUES:,} values (YAML aliases?); an object "
-                              "file is far smaller", node.start_mark)
+                              "file is far smaller", self.alias or node.start_mark)
         pointer = "/".join(loc)
         self.marks[pointer] = (node.start_mark.line + 1, node.start_mark.column + 1)
-        if isinstance(node, yaml.MappingNode):
-            if node.tag != _TAG + "map":
-                raise _unsupported(node)
-            result: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise YamlProblem("mapping keys must be plain strings", key_node.start_mark)
-                _scalar(key_node)   # a key is the text written (`010:` is "010"), of a tag a scalar may have
-                key = key_node.value
-                if key == "<<":
-                    raise YamlProblem("merge keys (<<) are not supported", key_node.start_mark)
-                if key in result:
-                    raise YamlProblem(f"duplicate key '{key}'", key_node.start_mark)
-                result[key] = self.value(value_node, (*loc, key))
-            return result
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != _TAG + "seq":
-                raise _unsupported(node)
-            return [self.value(item, (*loc, str(i))) for i, item in enumerate(node.value)]
-        if node.style in ("|", ">"):
-            self.blocks[pointer] = _block_start(self.text, node.start_mark.line + 1)
-        value = _scalar(node)
-        if not isinstance(value, str):
-            self.texts[pointer] = node.value
-        return value
+        if isinstance(node, yaml.ScalarNode):
+            self._spend(node)
+            if node.style in ("|", ">"):
+                self.blocks[pointer] = _block_start(self.text, node.start_mark.line + 1)
+            value = _scalar(node)
+            if not isinstance(value, str):
+                self.texts[pointer] = node.value
+            return value
+        self.expanding.add(id(node))
+        try:
+            return self._mapping(node, loc) if isinstance(node, yaml.MappingNode) else self._sequence(node, loc)
+        finally:
+            self.expanding.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, loc: tuple[str, ...]) -> dict[str, Any]:
+        if node.tag != _TAG + "map":
+            raise _unsupported(node)
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key_node = key_node.node if isinstance(key_node, _Alias) else key_node
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise YamlProblem("mapping keys must be plain strings", key_node.start_mark)
+            self._spend(key_node)
+            _scalar(key_node)   # a key is the text written (`010:` is "010"), of a tag a scalar may have
+            key = key_node.value
+            if key == "<<":
+                raise YamlProblem("merge keys (<<) are not supported", key_node.start_mark)
+            if key in result:
+                raise YamlProblem(f"duplicate key '{key}'", key_node.start_mark)
+            result[key] = self.value(value_node, (*loc, key))
+        return result
+
+    def _sequence(self, node: yaml.SequenceNode, loc: tuple[str, ...]) -> list[Any]:
+        if node.tag != _TAG + "seq":
+            raise _unsupported(node)
+        return [self.value(item, (*loc, str(i))) for i, item in enumerate(node.value)]
+
+    def _aliased(self, alias: _Alias, loc: tuple[str, ...]) -> Any:
+        if id(alias.node) in self.expanding:
+            raise YamlProblem("this alias names a value that holds it: it would repeat it without end", alias.mark)
+        outermost = self.alias is None
+        if outermost:
+            self.alias = alias.mark
+        try:
+            return self.value(alias.node, loc)
+        finally:
+            if outermost:
+                self.alias = None
+
+    def _spend(self, node: yaml.ScalarNode) -> None:
+        self.characters -= len(node.value)
+        if self.characters < 0:
+            raise YamlProblem(f"the file expands to more than {self.budget:,} characters (YAML aliases?); an "
+                              "object file is far smaller", self.alias or node.start_mark)
 
 
 def _unsupported(node: yaml.Node) -> YamlProblem:

@@ -1,5 +1,6 @@
 """One YAML reading (issue 22, break 6): every plain scalar by the YAML 1.2 core schema, and a parameter is
-the text written, inlined as SQL text unless it is declared `{numeric: NUMBER}`.
+the text written, inlined as SQL text unless it is declared `{numeric: NUMBER}`. And (break 10c) aliases
+expand a file within a budget of characters, not only of values.
 
 The oracles: the spec's own table (YAML 1.2.2, 10.3.2) as the spec writes it, Python's Decimal for the
 value of a number's text, PyYAML's event parser for what a plain scalar's text is, and DuckDB for what a
@@ -18,7 +19,7 @@ from conftest import Landscape
 from hypothesis import given
 from hypothesis import strategies as st
 
-from reconciler import sql
+from reconciler import source, sql
 from reconciler.source import EnvironmentSource, parse_yaml
 from reconciler.validate import valid_environment
 
@@ -190,3 +191,24 @@ def test_accepted_values_compare_numbers_with_numbers_and_text_with_text(landsca
     landscape.edit(path, "checks: [{accepted_values: [NO, 1:30, yes]}]", "checks: [{accepted_range: {max: .inf}}]")
     refused = landscape.run("validate", "dev")
     assert refused.code == 1 and f"{path}:6:65: error[schema]: max: Input should be a finite number" in refused.stderr
+
+
+def test_an_alias_bomb_of_one_long_string_is_refused_at_its_alias_having_made_no_more_than_the_budget(
+        landscape: Landscape, monkeypatch) -> None:
+    """99,000 aliases of a 999,000-character string: under the value cap, and 99 GB once expanded (the
+    reconciler died of MemoryError after 20 s). Ten copies fit the budget (the anchor and nine aliases);
+    the tenth alias is refused where it stands, and no scalar beyond the budget was ever made."""
+    path = "environments/dev/sales/bomb.yaml"
+    landscape.write(path, "kind: Table\nname: bomb\nschema: sales\n"
+                    f"text: &text \"{'x' * 999_000}\"\ncopies: [{', '.join(['*text'] * 99_000)}]\n")
+    made = []
+    scalar = source._scalar
+    monkeypatch.setattr(source, "_scalar", lambda node: made.append(len(node.value)) or scalar(node))
+
+    result = landscape.run("validate", "dev")
+
+    assert result.code == 1, result.output
+    assert result.stderr == (f"{path}:5:{len('copies: [') + len('*text, ') * 9 + 1}: error[yaml]: the file expands to "
+                             "more than 10,000,000 characters (YAML aliases?); an object file is far smaller\n"
+                             "1 problem found\n")
+    assert made.count(999_000) == 10   # 9,990,000 characters made of that string, never 10,989,000
