@@ -1,4 +1,5 @@
-"""The cache is safe to delete, bounded, and shared by processes that run at once (issue 12).
+"""The cache is safe to delete, bounded, and shared by processes that run at once (issue 12); an entry
+is believed only when it is what this repository's reconciler wrote under its key (issue 22, break 12).
 
 Real SQLite files in temporary folders; two real processes write one file at the same time.
 """
@@ -6,6 +7,7 @@ Real SQLite files in temporary folders; two real processes write one file at the
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 from conftest import Landscape
 
 from reconciler import cache as caches
+from reconciler import source
 from reconciler.cache import Cache
 
 DAY = dt.date(2026, 11, 29)
@@ -42,7 +45,8 @@ def test_entries_unused_for_a_month_are_dropped_and_those_in_use_kept(tmp_path: 
                              ("facts", "kept"): DAY.toordinal(), ("facts", "new"): DAY.toordinal()}
 
     with sqlite3.connect(path) as db:   # an entry last used long ago, seen only after today's pruning
-        db.execute("INSERT INTO entries VALUES ('facts', 'stale', '1', ?)", (DAY.toordinal() - 100,))
+        db.execute("INSERT INTO entries (ns, key, value, used) VALUES ('facts', 'stale', '1', ?)",
+                   (DAY.toordinal() - 100,))
     again = Cache(path, today=DAY)
     again.put("facts", "late", {"v": 5})
     again.flush()
@@ -63,15 +67,18 @@ def test_beyond_the_limit_the_least_recently_used_go(tmp_path: Path, monkeypatch
     assert set(entries(path)) == {("facts", "c"), ("facts", "d"), ("facts", "e")}
 
 
-def test_a_cache_written_before_entries_had_a_day_is_carried_on(tmp_path: Path) -> None:
+def test_a_cache_written_before_entries_had_a_day_and_a_mac_is_carried_on_its_entries_made_again(
+        tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE entries (ns TEXT, key TEXT, value TEXT, PRIMARY KEY (ns, key))")
         db.execute("INSERT INTO entries VALUES ('facts', 'old', '\"x\"')")
     cache = Cache(path, today=DAY)
-    assert cache.get("facts", "old") == "x"
+    assert cache.get("facts", "old") is None   # nothing says this repository's reconciler wrote it
+    cache.put("facts", "old", "x")
     cache.flush()
     assert entries(path) == {("facts", "old"): DAY.toordinal()}
+    assert Cache(path, today=DAY).get("facts", "old") == "x"
 
 
 WRITER = """
@@ -121,3 +128,81 @@ def test_deleting_the_cache_between_commands_costs_nothing_but_time(landscape: L
     cache.unlink()
     again = landscape.run("plan", "dev", "--format", "json")
     assert again.stdout == first.stdout
+
+
+def test_an_entry_edited_into_any_shape_is_made_again_never_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    writer = Cache(path, today=DAY)
+    for key in ("value", "mac", "day", "moved"):
+        writer.put("facts", key, {"v": key})
+    writer.flush()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE entries SET value = X'00FF' WHERE key = 'value'")
+        db.execute("UPDATE entries SET mac = 5 WHERE key = 'mac'")
+        db.execute("UPDATE entries SET used = 'yesterday' WHERE key = 'day'")   # not what the MAC covers
+        db.execute("UPDATE entries SET key = 'elsewhere' WHERE key = 'moved'")
+    reader = Cache(path, today=DAY)
+    assert [reader.get("facts", key) for key in ("value", "mac", "moved", "elsewhere")] == [None] * 4
+    assert reader.get("facts", "day") == {"v": "day"}
+    reader.flush()
+
+
+VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
+
+
+def active_view(landscape: Landscape) -> str:
+    return landscape.sql("SELECT sql FROM duckdb_views() WHERE view_name = 'vw_customer_active'")[0][0]
+
+
+def test_a_tampered_cache_entry_is_made_again_from_the_file_and_the_file_is_what_is_applied(
+        landscape: Landscape, monkeypatch) -> None:
+    """A rendered statement whose value was edited, and a parsed file copied under the blob id of
+    another version of it (an entry the reconciler really wrote, for the file a pull request proposed):
+    neither is believed, the file is parsed again and applied as it is. Untampered, nothing is parsed."""
+    parsed = []
+    parse = source.parse_yaml
+    monkeypatch.setattr(source, "parse_yaml", lambda path, text: parsed.append(path) or parse(path, text))
+    monkeypatch.setenv("RECONCILER_NO_RECALL", "1")
+    database = landscape.root / ".git" / "reconciler" / "cache.sqlite"
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    applied = active_view(landscape)
+    assert "region = 'EU'" in applied
+    parsed.clear()
+    assert landscape.run("validate", "dev").code == 0
+    assert parsed == []   # every file from the cache
+
+    unfiltered = "SELECT id, name, email, region, created_at FROM sales.customer_master WHERE status = 'ACTIVE'"
+    with sqlite3.connect(database) as db:
+        assert db.execute("UPDATE entries SET value = ? WHERE ns = 'sql-render' AND value LIKE '%region = ''EU''%'",
+                          (json.dumps(unfiltered),)).rowcount == 1
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert active_view(landscape) == applied
+
+    text = landscape.path(VIEW).read_text()
+    landscape.edit(VIEW, "status = 'ACTIVE'", "status <> 'ACTIVE'")   # proposed, and validated: the cache holds it
+    assert landscape.run("validate", "dev").code == 0
+    landscape.write(VIEW, text)
+    proposed = source.blob_id(text.replace("status = 'ACTIVE'", "status <> 'ACTIVE'").encode())
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE entries SET (value, mac) = (SELECT value, mac FROM entries WHERE ns = ?1 AND key = ?2) "
+                    "WHERE ns = ?1 AND key = ?3", (source.YAML_CACHE, proposed, source.blob_id(text.encode())))
+    parsed.clear()
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert parsed == [VIEW]
+    assert active_view(landscape) == applied
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_cache_from_another_repository_is_not_believed(landscape: Landscape, tmp_path: Path) -> None:
+    """The key is the repository's own: a cache file brought from elsewhere (another clone, a CI cache
+    restored from another branch) verifies nothing, and costs only the time to make it again."""
+    assert landscape.run("validate", "dev").code == 0
+    elsewhere = tmp_path / "elsewhere" / "cache.sqlite"
+    elsewhere.parent.mkdir()
+    (landscape.root / ".git" / "reconciler" / "cache.sqlite").rename(elsewhere)
+    assert landscape.run("validate", "dev").code == 0   # this repository's key and cache, made again
+    copied = Cache(elsewhere)
+    theirs = Cache(landscape.root / ".git" / "reconciler" / "cache.sqlite")
+    blob = source.blob_id(landscape.path(VIEW).read_bytes())
+    assert copied.get(source.YAML_CACHE, blob) is None
+    assert theirs.get(source.YAML_CACHE, blob)["data"]["name"] == "vw_customer_active"
