@@ -94,12 +94,14 @@ class CatalogRecord:
 @dataclass(frozen=True, slots=True)
 class Addition:
     """Something on a live table that no YAML declares (an index, a constraint, a trigger, a grant, a
-    row-level-security policy, a comment, an owner): a DBA's. A rebuild puts it back with `recreate`,
-    run on the rebuilt table; one that cannot be put back (`recreate` empty) refuses the rebuild."""
+    row-level-security policy, a comment, an owner, a publication, ...): a DBA's. A rebuild runs
+    `before_drop` on the original just before dropping it, then puts it back with `recreate`, run on
+    the rebuilt table; one that cannot be put back (`recreate` empty) refuses the rebuild."""
 
     what: str                         # for people: "index ix_orders_amount"
     recreate: tuple[str, ...] = ()    # statements that put it back on a table of the same name
     column: str | None = None         # a column's own (a comment): gone with that column
+    before_drop: tuple[str, ...] = ()   # what must outlive the original (a sequence it owns, let go)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,7 @@ class LiveState:
     @functools.cached_property
     def fingerprint(self) -> str:
         engine = {str(k): [o.kind, [c.to_json() for c in o.columns], list(o.primary_key), o.engine_sql,
-                           [[a.what, *a.recreate] for a in o.additions],
+                           [[a.what, list(a.recreate), list(a.before_drop)] for a in o.additions],
                            *([o.table_format, [list(p) for p in o.properties]] if o.table_format else [])]
                   for k, o in self.objects.items()}
         catalog = {str(k): r.content_hash for k, r in self.catalog.items()}

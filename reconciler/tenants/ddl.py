@@ -14,7 +14,7 @@ from dataclasses import replace
 from .. import sql
 from ..model import ObjectKey
 from ..plan import Change, Check
-from ..state import ColumnState, DesiredState, LiveObject, LiveState, ObjectState
+from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 
 
 class Compiler:
@@ -86,19 +86,41 @@ class Compiler:
             given = set(want.exposes) if want is not None else set()
             carried = [a for a in found.additions if a.column is None or a.column.lower() in given]
             return change.model_copy(update={
-                "statements": (*change.statements, *(s for a in carried for s in a.recreate)),
+                "statements": (*(s for a in carried for s in a.before_drop), *change.statements,
+                               *(s for a in carried for s in a.recreate)),
                 "reason": f"{change.reason}; carries over {', '.join(a.what for a in carried)}" if carried
                 else change.reason})
         if not self.rebuilds(change, want, found) or not found.additions:
             return change
-        lost = [a.what for a in found.additions if not a.recreate]
-        carried = [a.what for a in found.additions if a.recreate and (a.column is None or a.column in {
-            c.name for c in want.columns})]
+        carried, lost = self.carried_over(found, want, change)
         if lost:
             return change.model_copy(update={"conflict": True, "statements": (), "checks": (), "reason": (
                 f"{change.reason}; blocked: the rebuild would drop what was added outside the reconciler and "
                 f"cannot be put back: {', '.join(lost)}; remove it by hand first, or change the table in place")})
-        return change.model_copy(update={"reason": f"{change.reason}; carries over {', '.join(carried)}"})
+        if not carried:
+            return change
+        return change.model_copy(update={
+            "reason": f"{change.reason}; carries over {', '.join(a.what for a in carried)}"})
+
+    @staticmethod
+    def carried_over(found: LiveObject | None, want: ObjectState, change: Change) -> tuple[list[Addition], list[str]]:
+        """What a rebuild puts back on the new table, in order, and what it cannot (named): an addition
+        nothing recreates, or one of a column the rebuild renames (its statements name the old
+        column). An addition of a column the rebuild drops goes with the column."""
+        kept = {c.name for c in want.columns}
+        renamed = {d.before for d in change.details if d.op == "rename" and d.column is not None}
+        carried: list[Addition] = []
+        lost: list[str] = []
+        for addition in found.additions if found else ():
+            if addition.column in renamed:
+                lost.append(f"{addition.what} (its column is renamed: rename it in a change of its own first)")
+            elif addition.column is not None and addition.column not in kept:
+                continue
+            elif addition.recreate:
+                carried.append(addition)
+            else:
+                lost.append(addition.what)
+        return carried, lost
 
     def statements(self, change: Change, want: ObjectState | None, live: LiveState) -> list[str]:
         key = change.key
@@ -224,17 +246,16 @@ class Compiler:
         kept = [(c.name, sources.get(c.name, c.name)) for c in want.columns if sources.get(c.name, c.name) in existing]
         targets, selected = ", ".join(self.q(new) for new, _ in kept), ", ".join(self.q(old) for _, old in kept)
         pairs = [(self.q(new), self.q(old), existing[old].type) for new, old in kept]
-        kept_columns = {c.name for c in want.columns}
-        carried = [statement for addition in (found.additions if found else ())
-                   if addition.column is None or addition.column in kept_columns for statement in addition.recreate]
+        carried, _ = self.carried_over(found, want, change)
         return [self.create_table(key, want, f"{key.name}__reconciler_rebuild", self.rebuild_key_constraint(key)),
                 f"INSERT INTO {temporary} ({targets}) SELECT {selected} FROM {self.qk(key)}",
                 self.same_rows(temporary, self.qk(key), pairs,
                                f"rebuilding {key} would change or lose rows; nothing was changed"),
+                *(statement for addition in carried for statement in addition.before_drop),
                 f"DROP TABLE {self.qk(key)}",
                 f"ALTER TABLE {temporary} RENAME TO {self.q(key.name)}",
                 *self.after_swap(key, want),
-                *carried]
+                *(statement for addition in carried for statement in addition.recreate)]
 
     def rebuild_key_constraint(self, key: ObjectKey) -> str | None:
         """The primary key constraint's name on the copy, where constraints have names of their own."""
