@@ -395,6 +395,48 @@ def test_5_a_rebuild_that_cannot_carry_an_addition_over_is_refused_naming_it(
     assert landscape.state() == before
 
 
+@pytest.mark.parametrize("engine_landscape", ["postgres"], indirect=True)
+def test_5_a_rebuild_keeps_statistics_storage_rules_publications_and_replica_identity(
+        engine_landscape: EngineLandscape) -> None:
+    """Issue 22, break 8: a primary-key change rebuilt the table and dropped, without a word, the
+    DBA's extended statistics, storage parameter, rule, publication membership and replica identity
+    (logical replication of the table stopped). Each is read back from the catalog afterwards."""
+    landscape = with_orders(engine_landscape)
+    for statement in ("CREATE STATISTICS sales.orders_amount_note (dependencies) ON amount, note FROM sales.orders",
+                      "ALTER TABLE sales.orders SET (fillfactor = 70)",
+                      "CREATE TABLE sales.orders_audit (id BIGINT, noted TIMESTAMPTZ)",
+                      "CREATE RULE audit_insert AS ON INSERT TO sales.orders DO ALSO "
+                      "INSERT INTO sales.orders_audit VALUES (NEW.id, now())",
+                      "CREATE PUBLICATION orders_out", "ALTER PUBLICATION orders_out ADD TABLE sales.orders",
+                      "ALTER TABLE sales.orders REPLICA IDENTITY FULL"):
+        landscape.sql(statement)
+
+    def attached() -> dict:
+        table = "'sales.orders'::regclass"
+        return {"statistics": landscape.sql(f"SELECT pg_get_statisticsobjdef(oid) FROM pg_statistic_ext "
+                                            f"WHERE stxrelid = {table}"),
+                "storage and replica identity": landscape.sql(f"SELECT reloptions, relreplident FROM pg_class "
+                                                              f"WHERE oid = {table}"),
+                "rules": landscape.sql(f"SELECT pg_get_ruledef(oid) FROM pg_rewrite WHERE ev_class = {table}"),
+                "publications": landscape.sql(f"SELECT p.pubname FROM pg_publication_rel r JOIN pg_publication p "
+                                              f"ON p.oid = r.prpubid WHERE r.prrelid = {table}")}
+
+    before, rows = attached(), orders(landscape)
+    assert before["storage and replica identity"] == [(["fillfactor=70"], "f")] and all(before.values()), before
+    landscape.edit(ORDERS, "primary_key: [id]", "primary_key: [id, note]")
+    landscape.edit(ORDERS, "{name: note, type: VARCHAR}", "{name: note, type: VARCHAR, nullable: false}")
+
+    plan = landscape.run("plan", "dev")
+    for what in ("statistics object sales.orders_amount_note", "storage parameters fillfactor=70", "rule audit_insert",
+                 "publication orders_out", "replica identity FULL"):
+        assert what in plan.stdout, plan.stdout
+    applied = landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    assert attached() == before
+    assert orders(landscape) == rows
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
 VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
 
 

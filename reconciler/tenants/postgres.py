@@ -1,8 +1,8 @@
 """The PostgreSQL tenant: a database on a server, through psycopg 3.
 
-Owns reading pg_catalog's tables and views (the `_reconciler` catalog is `catalog`'s),
-PostgreSQL's DDL rules, the tenant lock and the connection the executor runs its transaction on
-(PostgreSQL DDL is transactional). CREATE OR REPLACE VIEW may only append columns and a view pins the columns
+Owns reading pg_catalog's tables and views (the `_reconciler` catalog is `catalog`'s, and what a
+DBA attached to them `postgres_additions`'), PostgreSQL's DDL rules, the tenant lock and the
+connection the executor runs its transaction on (PostgreSQL DDL is transactional). CREATE OR REPLACE VIEW may only append columns and a view pins the columns
 it reads, so every view that is recreated or removed is dropped first, in reverse dependency
 order, and created again in order; never CASCADE. The lock is an advisory lock held by the
 apply connection: it dies with the connection, so it cannot be left behind. Credentials come
@@ -24,7 +24,7 @@ from .. import sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey
 from ..plan import Change, Refusal
-from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
+from ..state import ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .base import (
     Adapter,
     ConnectionSession,
@@ -33,12 +33,12 @@ from .base import (
     waiting,
 )
 from .ddl import Compiler
+from .postgres_additions import USER_SCHEMAS as _USER_SCHEMAS
+from .postgres_additions import additions as _additions
 
 ENGINE = "postgres"
 LOCK_KEY = 7_301_968_421          # the advisory lock every reconciler run takes on its tenant
 PROOF_LOCK_TIMEOUT, PROOF_STATEMENT_TIMEOUT = "2s", "60s"   # a plan's proof never waits long on the tenant
-_USER_SCHEMAS = ("n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%' "
-                 "AND n.nspname NOT LIKE '\\_reconciler%'")
 
 
 class PostgresCompiler(Compiler):
@@ -313,104 +313,6 @@ class _PostgresSession(ConnectionSession):
             f"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'v' AND {_USER_SCHEMAS}"
         ).fetchall()
         return {ObjectKey(s, v): text for s, v, text in rows if ObjectKey(s, v) in wanted}
-
-
-_RELATIONS = ("FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-              f"WHERE c.relkind IN ('r', 'p', 'v') AND {_USER_SCHEMAS}")   # tables and views
-_COLUMN_ACL = "JOIN pg_catalog.pg_attribute t ON t.attrelid = c.oid, aclexplode(t.attacl) a WHERE"
-_TABLES = ("FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-           f"WHERE c.relkind IN ('r', 'p') AND {_USER_SCHEMAS}")
-
-
-def _additions(connection: psycopg.Connection) -> defaultdict[ObjectKey, list[Addition]]:
-    """What was added to tables and views outside the reconciler (it declares only columns, NOT NULL,
-    the primary key and a view's query), each with the statements that put it back on a rebuilt
-    table or a recreated view, written from PostgreSQL's own definitions: indexes, constraints,
-    triggers, grants (on the object and on its columns), row-level security and its policies,
-    comments, the owner. A foreign key of another table that references this one cannot be put back
-    by rebuilding this table (DROP TABLE refuses while it exists)."""
-    found: defaultdict[ObjectKey, list[Addition]] = defaultdict(list)
-
-    def add(schema: str, table: str, what: str, *recreate: str, column: str | None = None) -> None:
-        found[ObjectKey(schema, table)].append(Addition(what, tuple(recreate), column))
-
-    def table(schema: str, name: str) -> str:
-        return sql.qualified(schema, name, ENGINE)
-
-    for schema, name, index, definition in connection.execute(
-            "SELECT n.nspname, c.relname, i.relname, pg_get_indexdef(x.indexrelid) FROM pg_catalog.pg_index x "
-            "JOIN pg_catalog.pg_class i ON i.oid = x.indexrelid JOIN pg_catalog.pg_class c ON c.oid = x.indrelid "
-            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE NOT x.indisprimary AND NOT EXISTS "
-            "(SELECT 1 FROM pg_catalog.pg_constraint k WHERE k.conindid = x.indexrelid) "
-            f"AND {_USER_SCHEMAS} ORDER BY 1, 2, 3").fetchall():
-        add(schema, name, f"index {index}", definition)
-    for schema, name, constraint, definition in connection.execute(
-            "SELECT n.nspname, c.relname, k.conname, pg_get_constraintdef(k.oid) "
-            "FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c "
-            "ON c.oid = k.conrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            f"WHERE k.contype IN ('c', 'u', 'f', 'x') AND {_USER_SCHEMAS} ORDER BY 1, 2, 3").fetchall():
-        add(schema, name, f"constraint {constraint} ({definition})",
-            f"ALTER TABLE {table(schema, name)} ADD CONSTRAINT {COMPILER.q(constraint)} {definition}")
-    for schema, name, constraint, referrer in connection.execute(
-            "SELECT n.nspname, c.relname, k.conname, k.conrelid::regclass::text FROM pg_catalog.pg_constraint k "
-            "JOIN pg_catalog.pg_class c ON c.oid = k.confrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
-            f"c.relnamespace WHERE k.contype = 'f' AND k.conrelid <> k.confrelid AND {_USER_SCHEMAS} "
-            "ORDER BY 1, 2, 3, 4").fetchall():
-        add(schema, name, f"foreign key {constraint} of {referrer}, which references it")
-    for schema, name, trigger, definition in connection.execute(
-            "SELECT n.nspname, c.relname, t.tgname, pg_get_triggerdef(t.oid) FROM pg_catalog.pg_trigger t "
-            "JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
-            f"c.relnamespace WHERE NOT t.tgisinternal AND {_USER_SCHEMAS} ORDER BY 1, 2, 3").fetchall():
-        add(schema, name, f"trigger {trigger}", definition)
-    for schema, name, grantee, privilege, grantable in connection.execute(
-            "SELECT n.nspname, c.relname, CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END, "
-            f"a.privilege_type, a.is_grantable {_RELATIONS.replace('WHERE', ', aclexplode(c.relacl) a WHERE')} "
-            "AND a.grantee <> c.relowner ORDER BY 1, 2, 3, 4").fetchall():
-        role = COMPILER.q(grantee) if grantee else "PUBLIC"
-        add(schema, name, f"grant of {privilege} to {grantee or 'PUBLIC'}",
-            f"GRANT {privilege} ON {table(schema, name)} TO {role}" + (" WITH GRANT OPTION" if grantable else ""))
-    for schema, name, column, grantee, privilege, grantable in connection.execute(
-            "SELECT n.nspname, c.relname, t.attname, CASE WHEN a.grantee = 0 THEN NULL ELSE "
-            "pg_get_userbyid(a.grantee) END, a.privilege_type, a.is_grantable "
-            f"{_RELATIONS.replace('WHERE', _COLUMN_ACL)} "
-            "AND t.attnum > 0 AND NOT t.attisdropped AND a.grantee <> c.relowner ORDER BY 1, 2, 3, 4, 5").fetchall():
-        role = COMPILER.q(grantee) if grantee else "PUBLIC"
-        add(schema, name, f"grant of {privilege} on column {column} to {grantee or 'PUBLIC'}",
-            f"GRANT {privilege} ({COMPILER.q(column)}) ON {table(schema, name)} TO {role}"
-            + (" WITH GRANT OPTION" if grantable else ""), column=column)
-    # who owns what is compared with who creates (current_user) in the query: inspecting reads nothing
-    # but rows (`LiveState.digest` hashes them)
-    for schema, name, kind, enabled, forced, owner, owned, comment in connection.execute(
-            "SELECT n.nspname, c.relname, c.relkind, c.relrowsecurity, c.relforcerowsecurity, "
-            "pg_get_userbyid(c.relowner), pg_get_userbyid(c.relowner) = current_user, "
-            f"obj_description(c.oid, 'pg_class') {_RELATIONS} ORDER BY 1, 2").fetchall():
-        noun = "VIEW" if kind == "v" else "TABLE"
-        if enabled:
-            add(schema, name, "row-level security", f"ALTER TABLE {table(schema, name)} ENABLE ROW LEVEL SECURITY")
-        if forced:
-            add(schema, name, "forced row-level security",
-                f"ALTER TABLE {table(schema, name)} FORCE ROW LEVEL SECURITY")
-        if comment is not None:
-            add(schema, name, f"a comment on the {noun.lower()}",
-                f"COMMENT ON {noun} {table(schema, name)} IS {sql.literal(comment).sql(ENGINE)}")
-        if not owned:
-            add(schema, name, f"owner {owner}", f"ALTER {noun} {table(schema, name)} OWNER TO {COMPILER.q(owner)}")
-    for schema, name, policy, permissive, roles, command, using, check in connection.execute(
-            "SELECT schemaname, tablename, policyname, permissive, roles, cmd, qual, with_check "
-            "FROM pg_catalog.pg_policies n WHERE " + _USER_SCHEMAS.replace("n.nspname", "n.schemaname")
-            + " ORDER BY 1, 2, 3").fetchall():
-        to = ", ".join("PUBLIC" if role == "public" else COMPILER.q(role) for role in roles)
-        add(schema, name, f"policy {policy}",
-            f"CREATE POLICY {COMPILER.q(policy)} ON {table(schema, name)} AS {permissive} FOR {command} TO {to}"
-            + (f" USING ({using})" if using else "") + (f" WITH CHECK ({check})" if check else ""))
-    for schema, name, column, comment in connection.execute(
-            "SELECT n.nspname, c.relname, a.attname, col_description(c.oid, a.attnum) "
-            f"{_RELATIONS.replace('WHERE', 'JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid WHERE')} "
-            "AND a.attnum > 0 AND NOT a.attisdropped AND col_description(c.oid, a.attnum) IS NOT NULL "
-            "ORDER BY 1, 2, a.attnum").fetchall():
-        add(schema, name, f"a comment on column {column}", f"COMMENT ON COLUMN {table(schema, name)}."
-            f"{COMPILER.q(column)} IS {sql.literal(comment).sql(ENGINE)}", column=column)
-    return found
 
 
 __all__ = ["PostgresAdapter", "PostgresCompiler"]
