@@ -503,11 +503,7 @@ def run_command(ctx: click.Context, environment: str, name: str, tenants: tuple[
         for warning in executor.warnings(result.checks):
             err.print(Text(f"{tenant}: {warning}", style="yellow"))
         dry = "" if result.outcome == "applied" else " (rolled back: --dry-run)"
-        if source:
-            written = result.rows_after - result.rows_before
-            done = f"{'wrote' if not dry else 'would write'}{dry} {written} row{'s' * (written != 1)}"
-        else:
-            done = f"refreshed from its query{dry}: {result.rows_after} rows (were {result.rows_before})"
+        done = f"{'wrote' if source else 'refreshed from its query'}{dry}: {result.written.describe()}"
         out.print(Text(f"{tenant}: {key} {done} in {result.seconds:.2f} s; {checks.summary(result.checks)} "
                        f"(run {result.run_id})", style="green"), markup=False)
     if codes:

@@ -209,37 +209,61 @@ def _smoke(session: Session, state: TenantState, changes: Sequence[Change]) -> t
     for change in changes:
         if change.kind != "DataFlow" or change.action == "delete":
             continue
-        before, after, results = _flow(session, state, change.key)
-        written = after - before
+        written, results = _flow(session, state, change.key)
         failed = checks.failures(results)
         if failed:
             raise ChecksFailed(f"smoke test of data flow {change.key}: "
                                + checks.failure_message(state.tenant.name, failed))
         target = state.desired.objects[change.key].definition["target"]
-        notes.append(f"smoke test: {change.key} wrote {written} row{'s' * (written != 1)} into {target} (its SQL "
-                     "on the tenant: its connection is outside it), "
-                     f"{checks.summary(results)}; rolled back")
+        notes.append(f"smoke test: {change.key} {written.describe()} in {target} (its SQL on the tenant: its "
+                     f"connection is outside it), {checks.summary(results)}; rolled back")
     return tuple(notes)
 
 
-def _flow(session: Session, state: TenantState, flow: ObjectKey) -> tuple[int, int, list[checks.Result]]:
+@dataclass(frozen=True)
+class Written:
+    """The rows a data flow or a refresh wrote into its table, as the engine counted them."""
+
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def describe(self) -> str:
+        counts = [f"{n} row{'s' * (n != 1)} {what}" for what, n in
+                  (("deleted", self.deleted), ("inserted", self.inserted), ("updated", self.updated))
+                  if n or what == "inserted"]
+        return "; ".join(counts)
+
+    def to_json(self) -> dict[str, int]:
+        return {"rows inserted": self.inserted, "rows updated": self.updated, "rows deleted": self.deleted}
+
+
+def _flow(session: Session, state: TenantState, flow: ObjectKey) -> tuple[Written, list[checks.Result]]:
     """Run a data flow's INSERT (or refresh a MaterializedTable from its query: its rows deleted, the
     query's inserted) in the session's transaction, then the checks of what it writes and of what reads
-    that: the rows there before and after, and what the checks found."""
+    that: the rows written, by the engine's own counts, and what the checks found. An upsert's count
+    is split into rows inserted and updated by the table's size before and after, with the table held
+    against every other writer in between."""
     obj = state.desired.objects[flow]
     target = flow if obj.kind == "MaterializedTable" else ObjectKey.parse(obj.definition["target"])
     table = sql.qualified(target.schema, target.name, state.adapter.engine)
-    statements = [f"DELETE FROM {table}", f"INSERT INTO {table} {obj.sql}"] if obj.kind == "MaterializedTable" \
-        else [obj.sql or ""]
-    before = session.count(f"SELECT count(*) FROM {table}")
     try:
-        for statement in statements:
-            session.execute(statement)
+        if obj.kind == "MaterializedTable":
+            deleted = session.write(f"DELETE FROM {table}")
+            written = Written(inserted=session.write(f"INSERT INTO {table} {obj.sql}"), deleted=deleted)
+        elif obj.definition.get("mode") == "upsert":
+            for statement in state.adapter.lock_statements([target]):
+                session.execute(statement)
+            before = session.count(f"SELECT count(*) FROM {table}")
+            changed = session.write(obj.sql or "")
+            inserted = session.count(f"SELECT count(*) FROM {table}") - before
+            written = Written(inserted=inserted, updated=changed - inserted)
+        else:
+            written = Written(inserted=session.write(obj.sql or ""))
     except StatementFailed as failure:
         failure.subject = f"{obj.kind} {flow}"
         raise
-    return before, session.count(f"SELECT count(*) FROM {table}"), checks.run(
-        session, checks.reached({target}, state.desired))
+    return written, checks.run(session, checks.reached({target}, state.desired))
 
 
 def run_checks(session: Session, state: TenantState, changes: Sequence[Change], run: catalog.Run) -> None:
@@ -382,8 +406,7 @@ class FlowRun:
     tenant: str
     run_id: str
     outcome: str          # applied | dry-run
-    rows_before: int      # in what it writes (its target; the MaterializedTable it refreshes)
-    rows_after: int
+    written: Written      # into its target (the MaterializedTable it refreshes)
     seconds: float
     checks: tuple[checks.Result, ...]
 
@@ -393,7 +416,7 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
     """Run a data flow's INSERT ... SELECT (as rendered for the tenant), or refresh a MaterializedTable,
     in one transaction under the tenant lock, then the checks of what it writes and of what reads that;
     commit only when none of severity error fails (ChecksFailed otherwise, rolled back), and never with
-    `dry_run`. Audited as operation `run`, with the rows before and after."""
+    `dry_run`. Audited as operation `run`, with the rows it inserted, updated and deleted."""
     if not state.adapter.transactional:
         raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "
                           "yet (its INSERT would commit before its checks ran)")
@@ -403,9 +426,9 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
         session.begin()
         try:
             started = time.monotonic()
-            before, after, run.checks = _flow(session, state, flow)
+            written, run.checks = _flow(session, state, flow)
             seconds = time.monotonic() - started
-            run.summary = {"rows before": before, "rows after": after}
+            run.summary = written.to_json()
             failed = checks.failures(run.checks)
             if failed:
                 raise ChecksFailed(checks.failure_message(state.tenant.name, failed))
@@ -425,7 +448,7 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
             session.rollback()
             run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
             raise
-    return FlowRun(state.tenant.name, run.run_id, "dry-run" if dry_run else "applied", before, after, seconds,
+    return FlowRun(state.tenant.name, run.run_id, "dry-run" if dry_run else "applied", written, seconds,
                    tuple(run.checks))
 
 

@@ -213,8 +213,21 @@ class DataFlow(_Object):
     kind: Literal["DataFlow"]
     connection: QualifiedName = Field(description="the Connection it reads from (name or schema.name)")
     target: QualifiedName = Field(description="the Table it writes, as schema.name")
-    sql: str = Field(description="one INSERT INTO <target> SELECT ...")
+    sql: str = Field(description="one INSERT INTO <target> SELECT ..., which appends the rows its query gives")
     schedule: str | None = None
+    mode: Literal["append", "upsert"] = Field(
+        "append", description="append: its rows are added; upsert: a row whose key is in the target already "
+                              "replaces that row's other columns (the reconciler writes the upsert)")
+    unique_key: tuple[Name, ...] = Field((), description="upsert: the target's primary key, which decides "
+                                                          "what a row replaces")
+
+    @model_validator(mode="after")
+    def _key_with_upsert(self) -> DataFlow:
+        if self.mode == "upsert" and not self.unique_key:
+            raise ValueError("mode: upsert needs the `unique_key:` that decides which row a row replaces")
+        if self.mode == "append" and self.unique_key:
+            raise ValueError("`unique_key:` is for mode: upsert; an appending flow replaces nothing")
+        return self
 
 
 class Connection(_Object):

@@ -84,9 +84,16 @@ class _Renderer:
         if isinstance(obj, DataFlow):
             connection = self.connections[self.rules.connections.get(obj.connection, obj.connection)]
             rendered = self.statement(obj.sql)
+            upsert = {}
+            if obj.mode == "upsert":
+                target = next(d for d in self.landscape.dependencies[key]
+                              if d.folded() == ObjectKey.parse(obj.target).folded())
+                rendered = sql.upsert(rendered, self.engine, obj.unique_key,
+                                      list(self.landscape.columns.get(target, {})))
+                upsert = {"mode": obj.mode, "unique_key": list(obj.unique_key)}
             definition = {"kind": "DataFlow", "connection": str(self.key(connection)),
                           "target": str(self.key(ObjectKey.parse(obj.target))), "sql": rendered,
-                          "schedule": obj.schedule, "description": obj.description}
+                          "schedule": obj.schedule, "description": obj.description, **upsert}
             dependencies = tuple(d for d in dependencies if d != self.key(
                 self.connections[obj.connection])) + (self.key(connection),)
             return ObjectState(**{**common, "dependencies": tuple(dict.fromkeys(dependencies))},

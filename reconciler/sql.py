@@ -25,6 +25,7 @@ from sqlglot.errors import (
 )
 from sqlglot.tokens import TokenType
 
+from . import policy
 from . import scopes as scope_data
 from .cache import NO_CACHE, Cache, content_key
 from .model import Numeric
@@ -83,7 +84,7 @@ class SqlProblem(Exception):
         self.line, self.column = line, column
 
 
-FACTS_VERSION = "2"   # part of the cache key of SqlFacts: a new value when what they hold changes
+FACTS_VERSION = "3"   # part of the cache key of SqlFacts: a new value when what they hold changes
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class SqlFacts:
     parameters: tuple[str, ...]
     canonical: str               # the statement re-generated: formatting and comments gone
     projection: str              # the canonical select list: its change changes the columns
+    effects: tuple[policy.Violation, ...] = ()   # what it changes besides what its kind may (`policy.effects`)
 
 
 def bounded(function):
@@ -172,7 +174,7 @@ def _facts(tree: exp.Expression, dialect: str) -> SqlFacts:
         if isinstance(query, exp.Query) else ""
     parameters = sorted({p.name for p in tree.find_all(TemplateParameter)})
     return SqlFacts(statement, tuple(dict.fromkeys(references)), target, tuple(parameters),
-                    tree.sql(dialect=templated(dialect), comments=False), projection)
+                    tree.sql(dialect=templated(dialect), comments=False), projection, policy.effects(tree))
 
 
 def select_items(projection: str, dialect: str) -> dict[str, str] | None:
@@ -202,7 +204,8 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     if cached is not None:
         if "problem" in cached:
             raise SqlProblem(*cached["problem"])
-        return SqlFacts(**{k: tuple(v) if isinstance(v, list) else v for k, v in cached.items()})
+        facts = {k: tuple(v) if isinstance(v, list) else v for k, v in cached.items()}
+        return SqlFacts(**{**facts, "effects": tuple(policy.Violation(**v) for v in facts["effects"])})
     try:
         tree = parse(sql, dialect)
         facts = _facts(tree, dialect)
@@ -358,6 +361,22 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
         raise SqlProblem(str(error)) from None
     cache.put("sql-render", key, rendered)
     return rendered
+
+
+def upsert(statement: str, engine: str, key: Sequence[str], columns: Sequence[str]) -> str:
+    """A data flow's rendered INSERT made an upsert: a row whose `key` is in the target already replaces
+    that row's other columns (the columns the INSERT lists, else all of the target's: `columns`)."""
+    tree = parse(statement, engine).copy()
+    listed = [column.name for column in tree.this.expressions] if isinstance(tree.this, exp.Schema) else columns
+    keys = {name.lower() for name in key}
+    replaced = [exp.EQ(this=exp.column(name, quoted=True),   # `excluded`: the row that was proposed
+                       expression=exp.Column(this=exp.to_identifier(name, quoted=True),
+                                             table=exp.to_identifier("excluded")))
+                for name in listed if name.lower() not in keys]
+    tree.set("conflict", exp.OnConflict(conflict_keys=[exp.to_identifier(name, quoted=True) for name in key],
+                                        action=exp.var("DO UPDATE" if replaced else "DO NOTHING"),
+                                        expressions=replaced))
+    return tree.sql(dialect=engine)
 
 
 def _as_is(node: exp.Expression, dialect: str) -> exp.Expression:

@@ -19,7 +19,7 @@ import networkx as nx
 import sqlglot
 from pydantic import ValidationError
 
-from . import bind, checks, secrets, snapshot, sql
+from . import bind, checks, policy, secrets, snapshot, sql
 from . import graph as graphs
 from .cache import NO_CACHE, Cache, content_key
 from .errors import Diagnostic, InvalidInput
@@ -323,8 +323,17 @@ class _Checker:
                     != ObjectKey.parse(obj.target).folded():
                 self.report(document, "sql", f"the SQL inserts into {result.insert_target} but the "
                             f"target is {obj.target}", "sql")
+            if self._effects(document, ("sql",), result.effects, ""):
+                continue
             facts[key] = result
         return facts
+
+    def _effects(self, document: Document, loc: tuple[str, ...], effects, what: str) -> bool:
+        """Report each part of a statement that changes what its kind may not (`policy.effects`)."""
+        for effect in effects:
+            line, column = document.where_inside(loc, effect.line, effect.column)
+            self.diagnostics.append(Diagnostic(document.path, line, column, "sql", what + effect.message))
+        return bool(effects)
 
     def engines(self, objects, facts, dialect: str, engines: dict[str, str]) -> None:
         """SQL that some tenant's engine cannot run (sqlglot cannot transpile it) is refused now."""
@@ -389,6 +398,8 @@ class _Checker:
                                 f"{_did_you_mean(obj.target, [str(k) for k in objects])}", "target")
                 else:
                     found.append(target)
+                    if obj.mode == "upsert":
+                        self._upsert(document, obj, objects[target])
                 connection = self._connection(obj.connection, index, connections, objects)
                 if connection is None and obj.connection.lower() not in self.broken:
                     names = [o.name for o in objects.values() if isinstance(o, Connection)]
@@ -419,6 +430,23 @@ class _Checker:
                         "only read tables and views", *loc)
             return None
         return resolved
+
+    def _upsert(self, document: Document, flow: DataFlow, target: Table) -> None:
+        """An upsert replaces a row by its target's primary key (what ON CONFLICT can name), and the flow
+        must give every key column."""
+        keys = [name.lower() for name in target.primary_key]
+        if not keys:
+            self.report(document, "reference", f"mode: upsert replaces rows by the primary key of {flow.target}, "
+                        "which has none", "mode")
+        elif sorted(name.lower() for name in flow.unique_key) != sorted(keys):
+            self.report(document, "reference", f"unique_key: an upsert replaces a row by the primary key of "
+                        f"{flow.target}: [{', '.join(target.primary_key)}]", "unique_key")
+        else:
+            listed = (sql.scopes(flow.sql, self.dialect, self.cache)["insert"] or {}).get("listed") or []
+            missing = [name for name in flow.unique_key if listed and name.lower() not in {c[0].lower() for c in listed}]
+            if missing:
+                self.report(document, "sql", f"the INSERT lists no value for key column{'s' * (len(missing) > 1)} "
+                            f"{', '.join(missing)}, which an upsert matches rows by", "sql")
 
     @staticmethod
     def _connection(name: str, index, connections, objects) -> ObjectKey | None:
@@ -560,6 +588,9 @@ class _Checker:
             try:
                 condition = sql.parse_condition(text, dialect)
                 parameters |= {node.name for node in condition.find_all(sql.TemplateParameter)}
+                if self._effects(document, (*map(str, loc), field_name), policy.effects(condition),
+                                 f"check {item.name}: "):
+                    continue
             except sql.SqlProblem as problem:
                 line, column = document.where_inside((*map(str, loc), field_name), problem.line, problem.column)
                 self.diagnostics.append(Diagnostic(document.path, line, column, "sql",
@@ -627,6 +658,8 @@ class _Checker:
         if facts.statement != "query":
             self.report(document, "sql", f"check {item.name}: a sql check is one SELECT returning the offending "
                         f"rows, found {facts.statement.upper()}", *field_loc)
+            return None, []
+        if self._effects(document, field_loc, facts.effects, f"check {item.name}: "):
             return None, []
         reads = [found for found in (self._relation(document, reference, index, objects, field_loc)
                                      for reference in facts.references) if found is not None]

@@ -158,13 +158,13 @@ def test_run_executes_a_data_flow_and_audits_the_rows_it_wrote(engine_landscape:
     result = landscape.run("run", "dev", FLOW)
 
     assert result.code == 0, result.output
-    assert "integration.df_segment_scoring wrote 1 row" in result.stdout
+    assert "integration.df_segment_scoring wrote: 1 row inserted" in result.stdout
     assert "5 checks: 5 passed" in result.stdout   # the views that read its target
     assert "outside the tenant and out of reach here" in result.stderr
     assert landscape.sql("SELECT id, channel FROM sales.customer_transactions WHERE channel = 'SCORING'") == \
         [(1000000, "SCORING")]
     last = audit(landscape)[-1]
-    assert (last["operation"], last["outcome"], json.loads(last["summary"])) == ("run", "applied", {"rows before": 3, "rows after": 4})
+    assert (last["operation"], last["outcome"], json.loads(last["summary"])) == ("run", "applied", {"rows inserted": 1, "rows updated": 0, "rows deleted": 0})
 
 
 def test_a_dry_run_and_a_failing_check_leave_no_rows(engine_landscape: EngineLandscape) -> None:
@@ -173,7 +173,7 @@ def test_a_dry_run_and_a_failing_check_leave_no_rows(engine_landscape: EngineLan
 
     dry = landscape.run("run", "dev", FLOW, "--dry-run")
     assert dry.code == 0, dry.output
-    assert "would write (rolled back: --dry-run) 1 row" in dry.stdout
+    assert "wrote (rolled back: --dry-run): 1 row inserted" in dry.stdout
     assert landscape.state() == before
 
     declare(landscape, "channel", "checks: [{accepted_values: [web, shop, secret-channel]}]")
@@ -209,7 +209,7 @@ def test_apply_smoke_runs_the_flows_it_deploys_and_leaves_no_rows(engine_landsca
     result = landscape.run("apply", "dev", "--yes", "--smoke")
 
     assert result.code == 0, result.output
-    assert "smoke test: integration.df_segment_scoring wrote 1 row into sales.customer_transactions" in result.stderr
+    assert "smoke test: integration.df_segment_scoring 1 row inserted in sales.customer_transactions" in result.stderr
     assert "rolled back" in result.stderr
     assert landscape.sql("SELECT * FROM sales.customer_transactions ORDER BY id") == before
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0   # the change itself was applied

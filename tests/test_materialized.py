@@ -94,10 +94,10 @@ def test_run_refreshes_it_and_its_checks_guard_the_refresh(engine_landscape: Eng
     result = landscape.run("run", "dev", "mt_region_revenue")
 
     assert result.code == 0, result.output
-    assert "sales.mt_region_revenue refreshed from its query: 3 rows (were 2)" in result.stdout
+    assert "sales.mt_region_revenue refreshed from its query: 2 rows deleted; 3 rows inserted" in result.stdout
     assert landscape.sql("SELECT count(*) FROM sales.mt_region_revenue") == [(3,)]
     history = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
-    assert (history[-1]["operation"], json.loads(history[-1]["summary"])) == ("run", {"rows before": 2, "rows after": 3})
+    assert (history[-1]["operation"], json.loads(history[-1]["summary"])) == ("run", {"rows inserted": 3, "rows updated": 0, "rows deleted": 2})
 
     landscape.edit(REVENUE, "  - {unique: segment}", "  - {unique: segment}\n"
                    "  - {column: customers, accepted_range: {max: 1}}")

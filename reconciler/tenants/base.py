@@ -68,6 +68,12 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None: ...
 
+    def write(self, statement: str) -> int:
+        """Run one INSERT, UPDATE or DELETE and return the rows it wrote, as the engine counts them. An
+        engine that does not say runs no data flows."""
+        raise TenantError(f"{self.engine} does not count the rows a statement writes; data flows do not run "
+                          "on it yet")
+
     def insert(self, table: str, rows: Sequence[Sequence]) -> None:
         """Rows into every column of `table`, in order (an engine may send them as columns)."""
         if rows:
@@ -171,15 +177,22 @@ class ConnectionSession(Session):
                       self.connection.execute(self.placeholders(statement), parameters))
             return cursor.fetchall() if cursor.description else []
         except self.error as error:
-            raise StatementFailed(statement, str(error).strip().splitlines()[0],
-                                  getattr(error, "sqlstate", None)) from None
+            raise self.failed(statement, error) from None
+
+    def write(self, statement: str) -> int:
+        try:
+            return self.connection.execute(statement).rowcount   # DB-API's count of the rows it wrote
+        except self.error as error:
+            raise self.failed(statement, error) from None
 
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
         try:
             self.run_many(self.placeholders(statement), rows)
         except self.error as error:
-            raise StatementFailed(statement, str(error).strip().splitlines()[0],
-                                  getattr(error, "sqlstate", None)) from None
+            raise self.failed(statement, error) from None
+
+    def failed(self, statement: str, error: Exception) -> StatementFailed:
+        return StatementFailed(statement, str(error).strip().splitlines()[0], getattr(error, "sqlstate", None))
 
     def run_many(self, statement: str, rows: Sequence[Sequence]) -> None:
         # on the session's own connection: a DuckDB cursor() is a second connection, outside
