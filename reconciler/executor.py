@@ -205,19 +205,30 @@ def converged(session: Session, state: TenantState, run: catalog.Run, reading: S
 def _smoke(session: Session, state: TenantState, changes: Sequence[Change]) -> tuple[str, ...]:
     """`apply --smoke`, after the rehearsal's statements and checks: every data flow the plan creates
     or changes runs, then the checks of what it writes (the caller rolls it all back)."""
+    flows = [change.key for change in changes if change.kind == "DataFlow" and change.action != "delete"]
+    for flow in flows:
+        _rehearsable(state, flow, "apply --smoke")
     notes = []
-    for change in changes:
-        if change.kind != "DataFlow" or change.action == "delete":
-            continue
-        written, results = _flow(session, state, change.key)
+    for flow in flows:
+        written, results = _flow(session, state, flow)
         failed = checks.failures(results)
         if failed:
-            raise ChecksFailed(f"smoke test of data flow {change.key}: "
+            raise ChecksFailed(f"smoke test of data flow {flow}: "
                                + checks.failure_message(state.tenant.name, failed))
-        target = state.desired.objects[change.key].definition["target"]
-        notes.append(f"smoke test: {change.key} {written.describe()} in {target} (its SQL on the tenant: its "
+        target = state.desired.objects[flow].definition["target"]
+        notes.append(f"smoke test: {flow} {written.describe()} in {target} (its SQL on the tenant: its "
                      f"connection is outside it), {checks.summary(results)}; rolled back")
     return tuple(notes)
+
+
+def _rehearsable(state: TenantState, flow: ObjectKey, what: str) -> None:
+    """A rehearsal is rolled back, and a sequence is not: a flow taking sequence values is not rehearsed
+    (GuardRefused, before it runs)."""
+    taken = sql.sequence_calls(state.desired.objects[flow].sql or "", state.adapter.engine)
+    if taken:
+        raise GuardRefused(f"tenant {state.tenant.name}: {what}: data flow {flow} calls {', '.join(taken)}(), and a "
+                           "rolled-back rehearsal would still advance the sequence; run it for real, or rehearse on "
+                           "a copy of the tenant; nothing was run")
 
 
 @dataclass(frozen=True)
@@ -420,6 +431,8 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
     if not state.adapter.transactional:
         raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "
                           "yet (its INSERT would commit before its checks ran)")
+    if dry_run and state.desired.objects[flow].kind == "DataFlow":
+        _rehearsable(state, flow, "run --dry-run")
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "run")
     with state.adapter.session(create=False, holder={"run_id": run.run_id, "actor": actor}) as session:
         run.start(session)

@@ -322,6 +322,10 @@ class Environment(_Frozen):
     allow_data_loss: tuple[Annotated[str, Field(pattern=QUALIFIED_NAME)], ...] = Field(
         (), description="Objects (schema.name as the tenant sees them) whose data loss is acknowledged "
                         "in review, for CI; each also gets a backup before the change")
+    allow_functions: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")],
+                           ...] = Field(
+        (), description="Functions of the tenant's own (name or schema.name) that SQL may call besides the "
+                        "engine's allowlist; in a pull request's plan only those the base branch allows")
     backup_retention_days: int | None = Field(
         None, ge=1, description="Backups older than this are listed by `prune-backups` (never dropped silently)")
 

@@ -12,11 +12,13 @@ adapters'.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import SqlglotError
 
 # Statements and clauses that change something, wherever they sit in a tree (a DELETE in a CTE, SELECT
 # INTO, FOR UPDATE): a query that holds one is not a query, and an INSERT that holds one writes twice.
@@ -75,3 +77,117 @@ def _position(node: exp.Expression) -> tuple[int, int]:
         return 1, 1
     first = min(placed, key=lambda meta: meta["start"])
     return first["line"], max(1, first["col"] - (first["end"] - first["start"]))
+
+
+# -- functions ---------------------------------------------------------------------------------------
+SYSTEM_SCHEMAS = {"duckdb": frozenset({"main", "system.main", "pg_catalog", "system.pg_catalog"}),
+                  "postgres": frozenset({"pg_catalog"}), "spark": frozenset({"builtin", "system.builtin"})}
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    """What SQL may call on one engine (`allowlists/<engine>.txt`, made from the engine's catalog)."""
+
+    functions: frozenset[str]   # anywhere
+    grammar: frozenset[str]     # forms of the engine's grammar that read like calls (CAST, COALESCE, ...)
+    flows: frozenset[str]       # in a data flow only (sequence values)
+
+
+@functools.cache
+def allowlist(engine: str) -> Allowlist:
+    """The engine's allowlist; an engine without one may call nothing (never everything)."""
+    try:
+        text = resources.files(__package__).joinpath("allowlists", f"{engine}.txt").read_text()
+    except FileNotFoundError:
+        return Allowlist(frozenset(), frozenset(), frozenset())
+    sections: dict[str, set[str]] = {"functions": set(), "grammar": set(), "flows": set()}
+    current = None
+    for line in (line.strip() for line in text.splitlines()):
+        if line.startswith("[") and line.endswith("]"):
+            current = sections[line[1:-1]]
+        elif line and not line.startswith("#") and current is not None:
+            current.add(line)
+    return Allowlist(*(frozenset(sections[name]) for name in ("functions", "grammar", "flows")))
+
+
+@dataclass(frozen=True)
+class Call:
+    """One function call as the engine will see it: its name (lower case), the schema it is qualified
+    with (lower case, or empty) and where it is written (1-based, inside the SQL text)."""
+
+    name: str
+    schema: str
+    line: int
+    column: int
+
+
+def calls(tree: exp.Expression, engine: str, generator: type[Dialect] | None = None) -> tuple[Call, ...]:
+    """Every function a statement calls when it runs on `engine`, by the name sqlglot gives it there
+    (a function sqlglot knows is renamed per engine; one it does not know passes through as written).
+    Operators and forms that do not read like a call (`a || b`, `x::INT`, CASE) call nothing here.
+    `generator`: the engine's dialect as the tree's own nodes need it (`sql.templated`)."""
+    dialect = generator() if generator is not None else Dialect.get_or_raise(engine)
+    found = []
+    for node in tree.walk():
+        if not isinstance(node, exp.Func):
+            continue
+        name = _called_as(node, engine, dialect)
+        if name is not None:
+            found.append(Call(name, _qualifier(node), *_position(node)))
+    return tuple(found)
+
+
+def _called_as(node: exp.Func, engine: str, dialect: Dialect) -> str | None:
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower()
+    shape = (type(node), engine, tuple(sorted(name for name, value in node.args.items() if value)))
+    if shape not in _GENERATED:
+        _GENERATED[shape] = _leading_call(node, dialect)
+    return _GENERATED[shape]
+
+
+def _leading_call(node: exp.Func, dialect: Dialect) -> str | None:
+    """The name before the first parenthesis of the node as generated for the engine, when that is one
+    word (`DATE_TRUNC(...)`); None for what starts otherwise (`(DAYOFWEEK(d) - 1)`, `x::INT`)."""
+    try:
+        head, parenthesis, _ = node.sql(dialect=dialect).partition("(")
+        tokens = dialect.tokenize(head) if parenthesis else []
+    except SqlglotError:   # not expressible there (reported as such) or not a call at its start
+        return None
+    if len(tokens) != 1 or not tokens[0].text.replace("_", "").isalnum():
+        return None   # no parenthesis (CURRENT_DATE), or an expression before it
+    return tokens[0].text.lower()
+
+
+_GENERATED: dict[tuple, str | None] = {}   # the name a typed sqlglot function is generated with, per engine
+
+
+def _qualifier(node: exp.Func) -> str:
+    """`pg_catalog` of `pg_catalog.pg_read_file(...)`, `main` of `FROM main.read_csv(...)`."""
+    parent = node.parent
+    if isinstance(parent, exp.Dot) and parent.expression is node:
+        return parent.this.sql().lower().replace('"', "").replace("`", "")
+    if isinstance(parent, exp.Table) and parent.this is node:
+        return ".".join(part.name.lower() for part in (parent.args.get("catalog"), parent.args.get("db")) if part)
+    return ""
+
+
+def refused_calls(found: Iterable[Call], engine: str, flow: bool = False,
+                  allowed: frozenset[str] = frozenset()) -> tuple[Violation, ...]:
+    """The calls SQL of its kind may not make on `engine`: names not on the engine's allowlist (sequence
+    values outside a data flow), and functions of other schemas, unless `allowed` (the environment's
+    `allow_functions`, as `name` or `schema.name`) names them."""
+    lists = allowlist(engine)
+    permitted = lists.functions | lists.grammar | (lists.flows if flow else frozenset())
+    refused = []
+    for call in found:
+        spelled = f"{call.schema}.{call.name}" if call.schema else call.name
+        if spelled in allowed or (call.name in permitted and (
+                not call.schema or call.schema in SYSTEM_SCHEMAS.get(engine, frozenset()))):
+            continue
+        why = ("takes a sequence's value, which only a data flow may" if call.name in lists.flows else
+               f"is not a function SQL from the folder may call on {engine}: it reads or changes something besides "
+               "the rows of what the SQL names, or is not one of the engine's own; `allow_functions:` in "
+               "environment.yaml allows a function of the tenant's")
+        refused.append(Violation(f"{spelled}() {why}", call.line, call.column))
+    return tuple(refused)

@@ -183,6 +183,7 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
             raise UsageProblem(f"environment {environment} has no tenant {name}{hint}; its tenants: {', '.join(names)}")
     chosen = [t for t in landscape.environment.tenants if not tenants or t.name in tenants]
     untrusted = _moved_tenants(workspace, landscape, chosen)
+    _refuse_new_functions(workspace, landscape)
     # rendering is pure and uses the (single-threaded) cache; reading tenants waits on databases
     desired = {tenant.name: render(landscape, tenant, workspace.cache) for tenant in chosen}
     workspace.cache.release()   # what validating and rendering read is not needed while tenants are read
@@ -334,6 +335,24 @@ def _moved_tenants(workspace: Workspace, landscape: Landscape, tenants: Sequence
     except ReconcilerError:   # a base that does not hold a valid environment vouches for nothing
         before = {}
     return {t.name: base for t in tenants if t.secret_names and before.get(t.name) != (t.url, t.password)}
+
+
+def _refuse_new_functions(workspace: Workspace, landscape: Landscape) -> None:
+    """In a pull request's plan, a function the pull request itself adds to `allow_functions` is not yet
+    allowed: the plan runs SQL on the tenants (its shadow proof), and the pull request is what is under
+    review. GuardRefused naming them, before any tenant is read."""
+    base = os.environ.get(BASE_REF_VARIABLE)
+    if not base or not landscape.environment.allow_functions:
+        return
+    try:
+        allowed = set(workspace.load(landscape.name, base).environment.allow_functions)
+    except ReconcilerError:   # a base that does not hold a valid environment vouches for nothing
+        allowed = set()
+    added = sorted(set(landscape.environment.allow_functions) - allowed)
+    if added:
+        raise GuardRefused(f"this change allows {', '.join(added)} (allow_functions), which {BASE_REF_VARIABLE}={base} "
+                           "does not: a pull request's plan never runs a function only the pull request allows; it is "
+                           "planned after merge, on the protected branch; nothing was read")
 
 
 __all__ = ["Workspace", "plan_environment", "check_environment", "runnable", "WORKTREE"]

@@ -136,6 +136,8 @@ def _parsed(text: str, dialect: str) -> list[exp.Expression]:
         raise SqlProblem(message, first.get("line") or 1, first.get("col") or 1) from None
     except TokenError as error:
         raise SqlProblem(f"cannot tokenize the SQL: {error}") from None
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:   # the parser's own slip
+        raise SqlProblem(f"sqlglot cannot read this SQL ({type(error).__name__} in its parser)") from None
 
 
 # sqlglot's messages embed a token's repr; people want the token's text
@@ -237,6 +239,32 @@ def _scopes_of(sql: str, dialect: str, cache: Cache, tree: exp.Expression | None
     if tree is not None:
         _SCOPES[key] = found
     return found
+
+
+CALLS_VERSION = "1"   # part of the cache key of a statement's calls: a new value when `policy.calls` changes
+
+
+@bounded
+def calls(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE) -> tuple[policy.Call, ...]:
+    """The functions a statement calls when it runs on `engine` (`policy.calls`), cached."""
+    key = content_key("calls", CALLS_VERSION, sqlglot.__version__, dialect, engine, sql)
+    cached = cache.get("sql-calls", key)
+    if cached is not None:
+        return tuple(policy.Call(*call) for call in cached)
+    found = policy.calls(parse(sql, dialect), engine, templated(engine))
+    cache.put("sql-calls", key, [[c.name, c.schema, c.line, c.column] for c in found])
+    return found
+
+
+def sequence_calls(statement: str, engine: str) -> tuple[str, ...]:
+    """The functions a rendered statement calls that take a sequence's value (`nextval`): what no
+    rollback gives back."""
+    try:
+        tree = parse(statement, engine)
+    except SqlProblem:
+        return ()
+    taking = policy.allowlist(engine).flows
+    return tuple(dict.fromkeys(call.name for call in policy.calls(tree, engine) if call.name in taking))
 
 
 @bounded

@@ -119,6 +119,7 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     facts = checker.sql(objects, dialect)
     if environment is not None:   # tenants whose url names no usable engine were reported already
         usable = {t.name: t.engine for t in environment.tenants if _url_problem(t.url) is None}
+        checker.callers = (frozenset(usable.values()), frozenset(name.lower() for name in environment.allow_functions))
         checker.engines(objects, facts, dialect, usable)
     checker.renames(objects)
     dependencies = checker.references(objects, facts)
@@ -156,6 +157,8 @@ class _Checker:
         self.broken: set[str] = set()  # names of objects whose files are invalid: no cascades
         self.dialect = DEFAULT_DIALECT   # the environment's, once environment.yaml is read
         self.duplicated: set[ObjectKey] = set()
+        self.callers: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
+        # ^ the engines SQL runs on, and the functions of their own the environment allows (`policy`)
 
     def report(self, document: Document | None, code: str, message: str, *loc: str | int) -> None:
         if document is None:
@@ -335,8 +338,25 @@ class _Checker:
             self.diagnostics.append(Diagnostic(document.path, line, column, "sql", what + effect.message))
         return bool(effects)
 
+    def _calls(self, document: Document, loc: tuple[str, ...], found: dict[str, tuple[policy.Call, ...]],
+               flow: bool = False, what: str = "") -> None:
+        """Report each function the SQL at `loc` may not call on one of the tenants' engines."""
+        engines, allowed = self.callers
+        seen: set[tuple] = set()
+        for engine in sorted(engines):
+            for refused in policy.refused_calls(found[engine], engine, flow, allowed):
+                if (refused.message, refused.line, refused.column) not in seen:
+                    seen.add((refused.message, refused.line, refused.column))
+                    line, column = document.where_inside(loc, refused.line, refused.column)
+                    self.diagnostics.append(Diagnostic(document.path, line, column, "function",
+                                                       what + refused.message))
+
     def engines(self, objects, facts, dialect: str, engines: dict[str, str]) -> None:
-        """SQL that some tenant's engine cannot run (sqlglot cannot transpile it) is refused now."""
+        """SQL that some tenant's engine cannot run (sqlglot cannot transpile it) or may not run there (a
+        function off the engine's allowlist) is refused now."""
+        for key in facts:
+            found = {engine: sql.calls(objects[key].sql, dialect, engine, self.cache) for engine in self.callers[0]}
+            self._calls(self.documents[key], ("sql",), found, isinstance(objects[key], DataFlow))
         for engine in sorted(set(engines.values()) & ENGINES_WITHOUT_MATERIALIZED_TABLES):
             tenants = ", ".join(sorted(name for name, e in engines.items() if e == engine))
             for key, obj in objects.items():
@@ -591,6 +611,10 @@ class _Checker:
                 if self._effects(document, (*map(str, loc), field_name), policy.effects(condition),
                                  f"check {item.name}: "):
                     continue
+                self._calls(document, (*map(str, loc), field_name),
+                            {engine: policy.calls(condition, engine, sql.templated(engine))
+                             for engine in self.callers[0]},
+                            what=f"check {item.name}: ")
             except sql.SqlProblem as problem:
                 line, column = document.where_inside((*map(str, loc), field_name), problem.line, problem.column)
                 self.diagnostics.append(Diagnostic(document.path, line, column, "sql",
@@ -661,6 +685,8 @@ class _Checker:
             return None, []
         if self._effects(document, field_loc, facts.effects, f"check {item.name}: "):
             return None, []
+        self._calls(document, field_loc, {engine: sql.calls(item.check.sql, dialect, engine, self.cache)
+                                          for engine in self.callers[0]}, what=f"check {item.name}: ")
         reads = [found for found in (self._relation(document, reference, index, objects, field_loc)
                                      for reference in facts.references) if found is not None]
         if len(reads) != len(facts.references) or any(read not in columns for read in reads):

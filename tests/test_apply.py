@@ -74,10 +74,10 @@ def test_a_failing_statement_rolls_the_tenant_back(landscape: Landscape) -> None
     applied(landscape)
     before = snapshot(landscape.tenant(), audit=False)
     landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
-    landscape.edit(VIEW, "region, created_at", "region, created_at, no_such_function(id) AS x")  # only the engine knows
+    landscape.edit(VIEW, "region, created_at", "region, created_at, to_json(id, id) AS x")  # only the engine knows (to_json takes one value)
     result = landscape.run("apply", "dev", "--yes")
     assert result.code == 1
-    assert "View sales.vw_customer_active: apply failed" in result.stderr and "no_such_function" in result.stderr
+    assert "View sales.vw_customer_active: apply failed" in result.stderr and "to_json" in result.stderr
     assert 'statement: CREATE' in result.stderr and '"vw_customer_active" AS SELECT' in result.stderr
     assert snapshot(landscape.tenant(), audit=False) == before
     outcome = landscape.sql("SELECT outcome, error FROM _reconciler.runs ORDER BY started_at DESC LIMIT 1")

@@ -103,16 +103,16 @@ def tenant_bytes_or_catalog(landscape: EngineLandscape):
 
 
 def test_the_plan_is_proven_on_a_shadow_and_a_refused_statement_fails_it(engine_landscape: EngineLandscape) -> None:
-    """A function the engine lacks: no static check can know; the shadow run does, at plan time."""
+    """A function called with arguments the engine refuses: no static check can know; the shadow run does, at plan time."""
     landscape = engine_landscape
     assert landscape.run("apply", "dev", "--yes").code == 0
     landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "SELECT id, name,",
-                   "SELECT id, name, no_such_function(id) AS score,")
+                   "SELECT id, name, to_json(id, id) AS score,")
     before, state = tenant_bytes_or_catalog(landscape), landscape.state()
 
     plan = landscape.run("plan", "dev")
     assert plan.code == 1, plan.output
-    assert "! would fail at apply: sales.vw_customer_active:" in plan.stdout and "no_such_function" in plan.stdout
+    assert "! would fail at apply: sales.vw_customer_active:" in plan.stdout and "to_json" in plan.stdout
     assert '"vw_customer_active" AS SELECT' in plan.stdout   # the statement
     markdown = landscape.run("plan", "dev", "--format", "markdown")
     assert markdown.code == 1 and "### Would fail at apply" in markdown.stdout

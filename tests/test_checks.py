@@ -255,8 +255,8 @@ def test_a_check_the_engine_cannot_run_is_an_error_naming_it_never_a_pass(engine
 
 
 def test_check_changes_nothing_whatever_a_check_calls(engine_landscape: EngineLandscape) -> None:
-    """`check` runs each check in a read-only session: a `sql:` check calling a function with a side
-    effect (advancing a sequence) is refused by the engine, never run."""
+    """A `sql:` check calling a function with a side effect (advancing a sequence) is refused where it is
+    written, before anything runs: a read-only transaction would not stop a sequence (issue 22)."""
     landscape = applied(engine_landscape)
     landscape.sql("CREATE SEQUENCE sales.tickets")
     landscape.edit(MASTER, "primary_key: [id]", "primary_key: [id]\nchecks:\n  - {name: sneaky, sql: "
@@ -266,7 +266,8 @@ def test_check_changes_nothing_whatever_a_check_calls(engine_landscape: EngineLa
     result = landscape.run("check", "dev")
 
     assert result.code == 1, result.output
-    assert "the checks of sales.customer_master could not run" in result.stderr
+    assert "customer_master.yaml:16:68: error[function]: check sneaky: nextval() takes a sequence's value, which " \
+        "only a data flow may" in result.stderr
     assert landscape.sql("SELECT nextval('sales.tickets')") == [(2,)]   # never advanced by the check
 
 

@@ -100,3 +100,141 @@ def test_an_upsert_names_the_targets_primary_key(engine_landscape: EngineLandsca
 
     assert validated.code == 1 and message in validated.stderr, validated.output
     assert "df_hostile.yaml:" in validated.stderr
+
+
+SEQUENCE_CHECK = ("primary_key: [id]\nchecks:\n  - {name: sneaky, sql: \"SELECT id FROM sales.customer_master "
+                  "WHERE setval('sales.s_h', 4242) < 0\"}")
+
+
+def next_value(landscape: EngineLandscape) -> int:
+    return landscape.sql("SELECT nextval('sales.s_h')")[0][0]
+
+
+def test_3_a_check_that_moves_a_sequence_is_refused_before_anything_runs(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    landscape.sql("CREATE SEQUENCE sales.s_h START 500")
+    assert next_value(landscape) == 500
+    landscape.edit("environments/dev/sales/customer_master.yaml", "primary_key: [id]", SEQUENCE_CHECK)
+    landscape.edit("environments/dev/sales/customer_master.yaml", "{name: email, type: VARCHAR}",
+                   "{name: email, type: VARCHAR}\n  - {name: tier, type: VARCHAR}")   # a change, so the apply runs checks
+
+    outcomes = [landscape.run(*command) for command in (("check", "dev"), ("apply", "dev", "--yes"))]
+
+    for outcome in outcomes:
+        assert outcome.code == 1 and "check sneaky: setval() is not a function SQL from the folder may call" in outcome.stderr, outcome.output
+    assert next_value(landscape) == 501
+    assert "tier" not in landscape.columns("sales", "customer_master")
+
+
+def test_3_a_rehearsal_never_advances_a_sequence_a_flow_takes(engine_landscape: EngineLandscape) -> None:
+    landscape = applied(engine_landscape)
+    landscape.sql("CREATE SEQUENCE sales.s_h START 500")
+    flow(landscape, "INSERT INTO sales.customer_master (id, name) SELECT nextval('sales.s_h'), 'new'")
+    landscape.commit("a flow numbering its rows from a sequence")
+
+    smoke = landscape.run("apply", "dev", "--yes", "--smoke")
+    dry = landscape.run("run", "dev", "df_hostile", "--dry-run")
+
+    assert smoke.code == 3 and "calls nextval(), and a rolled-back rehearsal would still advance" in smoke.stderr, \
+        smoke.output
+    assert "df_hostile" not in {row[0] for row in landscape.sql("SELECT name FROM _reconciler.objects")}
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    dry = landscape.run("run", "dev", "df_hostile", "--dry-run")
+    assert dry.code == 3 and "run --dry-run: data flow integration.df_hostile calls nextval()" in dry.stderr, dry.output
+    assert next_value(landscape) == 500   # neither rehearsal took a value
+    assert landscape.run("run", "dev", "df_hostile").code == 0   # for real it may
+    assert landscape.sql("SELECT id FROM sales.customer_master WHERE name = 'new'") == [(501,)]
+
+
+PLANTED = "planted-secret-c4f7e1"
+
+
+@pytest.mark.parametrize("where", ["materialized", "check"])
+def test_4_sql_that_reads_the_process_environment_is_refused_and_prints_no_secret(
+        engine_landscape: EngineLandscape, monkeypatch, where: str) -> None:
+    landscape = applied(engine_landscape)
+    landscape.commit("applied")
+    landscape.repo.git.branch("base")
+    monkeypatch.setenv("CI_DEPLOY_TOKEN", PLANTED)
+    monkeypatch.setenv("RECONCILER_BASE_REF", "base")
+    reader = ("read_text('/proc/self/environ')" if landscape.engine == "duckdb" else
+              "(SELECT pg_read_file('/proc/self/environ') AS content)")
+    if where == "materialized":
+        landscape.write("environments/dev/sales/mt_leak.yaml", "kind: MaterializedTable\nname: mt_leak\n"
+                        f"schema: sales\nstatus: active\nsql: SELECT CAST(content AS INTEGER) AS n FROM {reader} AS f\n")
+    else:
+        landscape.edit("environments/dev/sales/customer_master.yaml", "primary_key: [id]",
+                       "primary_key: [id]\nchecks:\n  - {name: leak, sql: \"SELECT CAST(content AS INTEGER) AS n "
+                       f"FROM {reader.replace(chr(39), chr(39))} AS f\"}}")
+    landscape.commit("a pull request")
+
+    outputs = [landscape.run(*command) for command in (
+        ("plan", "dev", "--format", "markdown"), ("validate", "dev", "--format", "github"), ("check", "dev"),
+        ("apply", "dev", "--yes"))]
+
+    for outcome in outputs:
+        assert outcome.code == 1 and PLANTED not in outcome.output, outcome.output
+        assert ("read_text() is not a function" if landscape.engine == "duckdb" else
+                "pg_read_file() is not a function") in outcome.output.replace("::error", ""), outcome.output
+    assert PLANTED not in repr(landscape.sql("SELECT * FROM _reconciler.runs"))
+
+
+def test_a_duckdb_session_cannot_reach_outside_its_file_whatever_the_sql(landscape) -> None:
+    """Beneath the allowlist, the engine's own confinement: every DuckDB session (a plan's read, the
+    shadow, an apply) runs with external access disabled, and no statement can turn it back on."""
+    from reconciler.model import Tenant
+    from reconciler.tenants.base import StatementFailed
+    from reconciler.tenants.duckdb import DuckDBAdapter
+
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    adapter = DuckDBAdapter(Tenant(name="dev", url="duckdb:///.tenants/dev.duckdb"), landscape.root)
+    for opened in (adapter.reading, lambda: adapter.session(create=False)):
+        with opened() as session:
+            for statement in ("SELECT * FROM read_text('/etc/hostname')", "SELECT * FROM '/etc/hostname'",
+                              "ATTACH '/tmp/other.duckdb' AS other", "SET enable_external_access = true",
+                              "COPY (SELECT 1) TO '/tmp/leak.csv'", "INSTALL httpfs"):
+                with pytest.raises(StatementFailed):
+                    session.execute(statement)
+            assert session.execute("SELECT count(*) FROM sales.customer_master") == [(0,)]
+
+
+def test_a_function_of_the_tenants_own_is_allowed_by_the_environment_and_never_by_its_pull_request(
+        landscape, postgres_database: str, monkeypatch) -> None:
+    landscape.edit("environments/dev/environment.yaml", "duckdb:///.tenants/dev.duckdb", postgres_database)
+    landscape.commit("dev on PostgreSQL")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    import psycopg
+
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        connection.execute("CREATE FUNCTION sales.masked(text) RETURNS text LANGUAGE sql IMMUTABLE "
+                           "AS $$ SELECT left($1, 1) || '***' $$")
+    view = "environments/dev/sales/views/vw_customer_active.yaml"
+    landscape.edit(view, "SELECT id, name, email,", "SELECT id, name, sales.masked(email) AS email,")
+    refused = landscape.run("validate", "dev")
+    assert refused.code == 1 and "vw_customer_active.yaml:8:" in refused.stderr \
+        and "sales.masked() is not a function SQL from the folder may call on postgres" in refused.stderr, refused.output
+    landscape.commit("base")
+    landscape.repo.git.branch("base")
+
+    landscape.edit("environments/dev/environment.yaml", "rules:", "allow_functions: [sales.masked]\nrules:")
+    landscape.commit("allow the tenant's masking function")
+    monkeypatch.setenv("RECONCILER_BASE_REF", "base")
+    in_review = landscape.run("plan", "dev")
+    assert in_review.code == 3 and "allows sales.masked (allow_functions), which RECONCILER_BASE_REF=base does " \
+        "not" in in_review.stderr, in_review.output
+
+    monkeypatch.delenv("RECONCILER_BASE_REF")   # merged: main allows it
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    with psycopg.connect(postgres_database, autocommit=True) as connection:
+        connection.execute("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'ada@example.com', 'EU', 'ACTIVE', NULL)")
+        assert connection.execute("SELECT email FROM sales.vw_customer_active").fetchall() == [("a***",)]
+
+
+def test_sql_sqlglot_cannot_read_is_a_diagnostic_not_an_internal_error(landscape) -> None:
+    landscape.edit("environments/dev/environment.yaml", "dialect: duckdb", "dialect: spark")
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "SELECT id, name,", "SELECT map(1) AS m, id, name,")
+
+    result = landscape.run("validate", "dev")
+
+    assert result.code == 1 and "sqlglot cannot read this SQL" in result.stderr and "vw_customer_active.yaml" in \
+        result.stderr, result.output

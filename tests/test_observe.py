@@ -15,7 +15,7 @@ def test_history_lists_every_run_with_its_commit_actor_and_outcome(landscape: La
     monkeypatch.setenv("GITHUB_ACTOR", "octocat")
     first = landscape.repo.head.commit.hexsha
     assert landscape.run("apply", "dev", "--yes").code == 0
-    landscape.edit(VIEW, "SELECT id, name", "SELECT id, nonexistent_function(id) AS x, name")
+    landscape.edit(VIEW, "SELECT id, name", "SELECT id, to_json(id, id) AS x, name")
     landscape.edit(VIEW, "region, created_at", "region, created_at, 1 AS extra")
     second = landscape.commit("a view reading a column that does not exist")
     assert landscape.run("apply", "dev", "--yes").code == 1
@@ -25,7 +25,7 @@ def test_history_lists_every_run_with_its_commit_actor_and_outcome(landscape: La
     assert [(r["commit"], r["outcome"], r["actor"], r["operation"], r["dry_run"]) for r in runs] == [
         (first, "applied", "github:octocat", "apply", False), (second, "failed", "github:octocat", "apply", False)]
     assert json.loads(runs[0]["summary"])["create"] == 9 and runs[0]["ended_at"] >= runs[0]["started_at"]
-    assert "nonexistent_function" in runs[1]["error"] and runs[0]["plan_fingerprint"]
+    assert "to_json" in runs[1]["error"] and runs[0]["plan_fingerprint"]
     text = landscape.run("history", "dev").stdout
     assert "octocat" in text and "failed" in text and first[:8] in text
 

@@ -105,6 +105,7 @@ class DuckDBAdapter(Adapter):
         try:
             connection.execute(f"ATTACH {exp.Literal.string(str(self.path)).sql(ENGINE)} AS {ALIAS}{mode}")
             connection.execute(f"USE {ALIAS}")
+            _confine(connection)
         except duckdb.IOException as error:
             connection.close()
             text = str(error)
@@ -133,7 +134,7 @@ class DuckDBAdapter(Adapter):
     def reading(self) -> Iterator[Session]:
         if self.path.exists() and not self.path.is_file():
             raise TenantError(f"tenant {self.tenant.name}: {self.path} is not a database file")
-        connection = self._connect(read_only=True) if self.exists else duckdb.connect(":memory:")
+        connection = self._connect(read_only=True) if self.exists else _confine(duckdb.connect(":memory:"))
         try:
             yield _DuckDBSession(connection, self, missing=not self.exists)
         finally:
@@ -221,6 +222,15 @@ class DuckDBAdapter(Adapter):
             connection.close()
             if holder is not None:
                 self.holder_file.unlink(missing_ok=True)
+
+
+def _confine(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Once the tenant's file is attached, nothing that runs on the connection reaches outside it: no
+    file, URL, extension or other database (`enable_external_access`), and no statement can undo that
+    (`lock_configuration`). The engine's own guarantee, under the allowlist's (`policy`)."""
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
+    return connection
 
 
 class _DuckDBSession(ConnectionSession):
