@@ -88,9 +88,12 @@ def _print_lines(lines) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--repo", type=click.Path(file_okay=False), envvar="RECONCILER_REPO",
               help="Landscape repository (default: the nearest folder holding environments/).")
+@click.option("--show-engine-values", is_flag=True,
+              help="Show engine error messages whole, with the values they quote (a terminal only: refused in CI "
+                   "and in a pull request's plan).")
 @click.version_option(__version__, prog_name="reconciler")
 @click.pass_context
-def cli(ctx: click.Context, repo: str | None) -> None:
+def cli(ctx: click.Context, repo: str | None, show_engine_values: bool) -> None:
     """Reconcile data-platform objects (tables, views, data flows, connections) from git.
 
     \b
@@ -100,6 +103,12 @@ def cli(ctx: click.Context, repo: str | None) -> None:
       reconciler apply dev --yes
     """
     ctx.obj = {"repo": repo}
+    if show_engine_values:
+        unsafe = [name for name in ("CI", "GITHUB_ACTIONS", "RECONCILER_BASE_REF") if os.environ.get(name)]
+        if unsafe:
+            raise click.UsageError(f"--show-engine-values is for a person at a terminal; {unsafe[0]} is set, and an "
+                                   "engine's message can quote a row's value or a secret into a log")
+        _lazy("reconciler.disclosure").reveal(True)
 
 
 @cli.command()
@@ -758,6 +767,14 @@ def main(argv: list[str] | None = None) -> int:
     # (deeper is a clear SqlProblem, never a traceback)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     try:
+        return _run(argv)
+    finally:   # --show-engine-values is one command's choice (tests run many commands in one process)
+        if "reconciler.disclosure" in sys.modules:
+            sys.modules["reconciler.disclosure"].reveal(False)
+
+
+def _run(argv: list[str] | None) -> int:
+    try:
         # without standalone mode click returns ctx.exit()'s code instead of raising it
         code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
     except click.exceptions.Abort as abort:
@@ -776,7 +793,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:   # a bug: one line and its own exit code, never a traceback
         if os.environ.get("RECONCILER_DEBUG"):
             raise
-        err.print(f"internal error: {type(error).__name__}: {error}\nthis is a reconciler bug: please report "
+        said = _lazy("reconciler.disclosure").shown(str(error), "")   # a driver's message may quote a value
+        err.print(f"internal error: {type(error).__name__}: {said}\nthis is a reconciler bug: please report "
                   "it (RECONCILER_DEBUG=1 shows the traceback)", markup=False, style="red")
         return EXIT_INTERNAL
     return code if isinstance(code, int) else EXIT_OK

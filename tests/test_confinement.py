@@ -238,3 +238,45 @@ def test_sql_sqlglot_cannot_read_is_a_diagnostic_not_an_internal_error(landscape
 
     assert result.code == 1 and "sqlglot cannot read this SQL" in result.stderr and "vw_customer_active.yaml" in \
         result.stderr, result.output
+
+
+SENSITIVE = "ada@example.com"
+
+
+def sensitive_email_checked_as_a_number(landscape: EngineLandscape) -> EngineLandscape:
+    landscape = applied(landscape)
+    master = "environments/dev/sales/customer_master.yaml"
+    landscape.edit(master, "{name: email, type: VARCHAR}", "{name: email, type: VARCHAR, sensitive: true}")
+    landscape.edit(master, "primary_key: [id]", "primary_key: [id]\nchecks:\n"
+                   "  - {name: numeric_mail, expression: \"CAST(email AS INTEGER) > 0\"}")
+    landscape.commit("a check that makes the engine quote a sensitive value")
+    return landscape
+
+
+def test_5_an_engine_message_never_shows_a_sensitive_value(engine_landscape: EngineLandscape, monkeypatch) -> None:
+    landscape = sensitive_email_checked_as_a_number(engine_landscape)
+    monkeypatch.setenv("CI_DEPLOY_TOKEN", PLANTED)
+
+    outcomes = [landscape.run(*command) for command in (
+        ("check", "dev"), ("check", "dev", "--format", "json"), ("check", "dev", "--format", "markdown"),
+        ("apply", "dev", "--yes"), ("plan", "dev", "--format", "markdown"), ("history", "dev", "--format", "json"))]
+
+    assert outcomes[0].code == 1 and outcomes[3].code == 1, [o.output for o in outcomes]
+    assert "'...'" in outcomes[0].output or '"..."' in outcomes[0].output, outcomes[0].output   # the class stays
+    for outcome in outcomes:
+        assert SENSITIVE not in outcome.output and PLANTED not in outcome.output, outcome.output
+    catalog = landscape.sql("SELECT * FROM _reconciler.runs") + landscape.sql("SELECT * FROM _reconciler.check_results")
+    assert SENSITIVE not in repr(catalog)
+
+
+def test_5_the_whole_message_is_a_local_choice_never_a_ci_one(engine_landscape: EngineLandscape, monkeypatch) -> None:
+    landscape = sensitive_email_checked_as_a_number(engine_landscape)
+
+    local = landscape.run("--show-engine-values", "check", "dev")
+    monkeypatch.setenv("CI", "true")
+    in_ci = landscape.run("--show-engine-values", "check", "dev")
+    after = landscape.run("check", "dev")
+
+    assert local.code == 1 and SENSITIVE in local.output, local.output
+    assert in_ci.code == 64 and "CI is set" in in_ci.stderr and SENSITIVE not in in_ci.output, in_ci.output
+    assert after.code == 1 and SENSITIVE not in after.output   # the choice was that one command's

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import secrets, sql
+from .. import disclosure, secrets, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change, Refusal
@@ -28,8 +28,9 @@ from . import catalog
 
 
 class StatementFailed(Exception):
-    """Raised by a session: the statement, the engine's message and, where the engine has one, its
-    SQLSTATE (42501: not allowed)."""
+    """Raised by a session: the statement, the message and, where the engine has one, its SQLSTATE
+    (42501: not allowed). An engine's own message comes through `engine`, which hides what the data or
+    the environment put in it (`disclosure`)."""
 
     def __init__(self, statement: str, message: str, sqlstate: str | None = None):
         super().__init__(message)
@@ -37,6 +38,12 @@ class StatementFailed(Exception):
         self.message = message
         self.sqlstate = sqlstate
         self.subject: str | None = None   # what it ran for, where the statement alone does not say
+
+    @classmethod
+    def engine(cls, statement: str, error: Exception, sqlstate: str | None = None) -> StatementFailed:
+        """The engine refused `statement` with `error`: its first line, as it may be shown."""
+        said = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return cls(statement, disclosure.shown(said, statement, sqlstate), sqlstate)
 
 
 NOT_ALLOWED = "42501"   # SQLSTATE insufficient_privilege
@@ -192,7 +199,7 @@ class ConnectionSession(Session):
             raise self.failed(statement, error) from None
 
     def failed(self, statement: str, error: Exception) -> StatementFailed:
-        return StatementFailed(statement, str(error).strip().splitlines()[0], getattr(error, "sqlstate", None))
+        return StatementFailed.engine(statement, error, getattr(error, "sqlstate", None))
 
     def run_many(self, statement: str, rows: Sequence[Sequence]) -> None:
         # on the session's own connection: a DuckDB cursor() is a second connection, outside

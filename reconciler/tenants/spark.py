@@ -372,7 +372,7 @@ def _history(session: Session, key: ObjectKey, newest: int) -> list[dict]:
         return [row.asDict() for row in session.connection.sql(
             f"DESCRIBE HISTORY {sql.qualified(key.schema, key.name, ENGINE)} LIMIT {int(newest)}").collect()]
     except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
-        raise StatementFailed(f"DESCRIBE HISTORY {key}", str(error).strip().splitlines()[0]) from None
+        raise StatementFailed.engine(f"DESCRIBE HISTORY {key}", error) from None
 
 
 def _blocked(change: Change, want, lacking: Mapping[str, str]) -> Change:
@@ -560,7 +560,7 @@ class _SparkSession(Session):
             return [tuple(row) for row in self.connection.sql(statement, args=list(parameters or ()) or None)
                     .collect()]
         except Exception as error:  # noqa: BLE001 - pyspark raises its own tree; the statement says which
-            raise StatementFailed(statement, str(error).strip().splitlines()[0]) from None
+            raise StatementFailed.engine(statement, error) from None
 
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
         for row in rows:
@@ -575,8 +575,7 @@ class _SparkSession(Session):
                                                     schema=self.connection.table(table).schema)
             frame.write.insertInto(table)
         except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
-            raise StatementFailed(f"INSERT INTO {table} ({len(rows)} rows)",
-                                  str(error).strip().splitlines()[0]) from None
+            raise StatementFailed.engine(f"INSERT INTO {table} ({len(rows)} rows)", error) from None
 
     def tables(self, schema: str) -> list[str]:
         if not self.connection.catalog.databaseExists(schema):
