@@ -93,11 +93,25 @@ class Allowlist:
     flows: frozenset[str]       # in a data flow only (sequence values)
 
 
+_LISTS: dict[str, str] = {}   # the lists of engines whose adapters come from other packages (`register`)
+
+
+def register(engine: str, text: str) -> None:
+    """An adapter of another package gives its engine's list (the format of `allowlists/*.txt`)."""
+    _LISTS[engine] = text
+    allowlist.cache_clear()
+
+
+def known(engine: str) -> bool:
+    """Whether `engine` has a list: SQL that calls a function on an engine without one is refused."""
+    return engine in _LISTS or resources.files(__package__).joinpath("allowlists", f"{engine}.txt").is_file()
+
+
 @functools.cache
 def allowlist(engine: str) -> Allowlist:
     """The engine's allowlist; an engine without one may call nothing (never everything)."""
     try:
-        text = resources.files(__package__).joinpath("allowlists", f"{engine}.txt").read_text()
+        text = _LISTS.get(engine) or resources.files(__package__).joinpath("allowlists", f"{engine}.txt").read_text()
     except FileNotFoundError:
         return Allowlist(frozenset(), frozenset(), frozenset())
     sections: dict[str, set[str]] = {"functions": set(), "grammar": set(), "flows": set()}
@@ -188,6 +202,8 @@ def refused_calls(found: Iterable[Call], engine: str, flow: bool = False,
         why = ("takes a sequence's value, which only a data flow may" if call.name in lists.flows else
                f"is not a function SQL from the folder may call on {engine}: it reads or changes something besides "
                "the rows of what the SQL names, or is not one of the engine's own; `allow_functions:` in "
-               "environment.yaml allows a function of the tenant's")
+               "environment.yaml allows a function of the tenant's" if known(engine) else
+               f"is not a function SQL from the folder may call on {engine}: its adapter gives no list of the "
+               "functions it allows (`function_allowlist`)")
         refused.append(Violation(f"{spelled}() {why}", call.line, call.column))
     return tuple(refused)

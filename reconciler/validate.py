@@ -222,6 +222,8 @@ class _Checker:
             problem = _url_problem(tenant.url)
             if problem:
                 self.report(document, "environment", problem, "tenants", index, "url")
+            elif not policy.known(tenant.engine):
+                _adapters_allowlist(tenant)
             elif tenant.rules.table_format and tenant.engine not in sql.DEFAULT_TABLE_FORMAT:   # one format
                 self.report(document, "environment", f"table_format is a Spark tenant's setting; tenant "
                             f"'{tenant.name}' is {tenant.engine}, whose tables have one format",
@@ -822,6 +824,17 @@ def _dialect_exists(name: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _adapters_allowlist(tenant: Tenant) -> None:
+    """The function allowlist an adapter of another package gives (`function_allowlist`, the format of
+    reconciler/allowlists/*.txt); without one, SQL that calls a function is refused on its engine."""
+    try:
+        given = getattr(engines()[urlsplit(tenant.url).scheme].load(), "function_allowlist", None)
+    except Exception:   # noqa: BLE001 - an adapter that cannot be loaded gives no list; its tenants fail later, named
+        return
+    if isinstance(given, str):
+        policy.register(tenant.engine, given)
 
 
 def _url_problem(url: str) -> str | None:

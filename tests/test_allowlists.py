@@ -12,6 +12,8 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.tokens import TokenType
 from tools import allowlists
 
 from reconciler import policy, sql
@@ -111,21 +113,29 @@ def spelled(draw, name: str, engine: str) -> str:
     return f"{schema + '.' if schema else ''}{written}({arguments})"
 
 
-def refused(statement: str, engine: str) -> list[str]:
+def reaches_the_engine(statement: str, engine: str, name: str) -> bool:
+    """Whether `statement`, as rendered for `engine`, still calls `name` (the engine's tokens: a word and
+    an opening parenthesis), when the policy lets it through."""
     try:
         tree = sql.parse(statement, engine)
     except sql.SqlProblem:
-        return ["does not parse"]   # validate refuses it as SQL
-    return [v.message for v in policy.refused_calls(policy.calls(tree, engine), engine)]
+        return False   # validate refuses it as SQL
+    if policy.refused_calls(policy.calls(tree, engine), engine):
+        return False
+    tokens = Dialect.get_or_raise(engine).tokenize(tree.sql(dialect=engine))
+    return any(first.text.lower() == name and second.token_type == TokenType.L_PAREN
+               for first, second in zip(tokens, tokens[1:]))
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_a_function_off_the_list_is_refused_wherever_and_however_it_is_called(engine: str, data) -> None:
+def test_a_function_off_the_list_never_reaches_the_engine_wherever_and_however_it_is_called(engine: str,
+                                                                                           data) -> None:
+    """Refused, or written by sqlglot as something else (DuckDB's `if(a, b)` is a CASE)."""
     name = data.draw(st.sampled_from(catalog_names(engine)))
     statement = data.draw(st.sampled_from(POSITIONS)).format(call=data.draw(spelled(name, engine)))
-    assert refused(statement, engine), f"{statement!r} passed the policy on {engine}"
+    assert not reaches_the_engine(statement, engine, name), f"{statement!r} calls {name} on {engine}"
 
 
 @pytest.mark.parametrize("engine", ENGINES)

@@ -278,6 +278,12 @@ def test_18_urls_are_checked_against_the_adapters_installed(landscape: Landscape
     monkeypatch.syspath_prepend(str(site))
     landscape.edit("environments/dev/environment.yaml", "    create: true\n",
                    "    create: true\n  - name: warehouse\n    url: snowflake://account/database\n")
+    without_list = landscape.run("validate", "dev")   # the package is not there: nothing says what SQL may call
+    assert without_list.code == 1 and "sum() is not a function SQL from the folder may call on snowflake: its " \
+        "adapter gives no list" in without_list.stderr, without_list.output
+    (site / "reconciler_fake_engine.py").write_text(
+        "class Adapter:\n    function_allowlist = '[functions]\\nsum\\ncount\\nmin\\nmax\\niff\\n"
+        "current_timestamp\\ncoalesce\\ncast\\n'\n")
     result = landscape.run("validate", "dev")
     assert result.code == 0, result.output
 

@@ -32,10 +32,17 @@ DUCKDB_EXCLUDED = {
     "pg_conf_load_time": "reads the server's state",
     "pg_postmaster_start_time": "reads the server's state",
 }
+DUCKDB_EXCLUDED_PREFIXES = {
+    "pg_": "PostgreSQL's catalog functions, as DuckDB imitates them (other objects' definitions)",
+    "has_": "privileges of roles on other objects",
+    "duckdb_": "the database's own state",
+}
+DUCKDB_EXCLUDED_DESCRIPTIONS = {"obj_description", "col_description", "shobj_description"}   # comments of others
 DUCKDB_VOLATILE_ALLOWED = {"random", "uuid", "gen_random_uuid", "uuidv4", "uuidv7"}
 DUCKDB_TABLE_FUNCTIONS = {"range", "generate_series", "unnest", "json_each", "json_tree", "generate_subscripts"}
 DUCKDB_GRAMMAR = {"coalesce", "ifnull", "cast", "try_cast", "extract", "exists", "columns", "unpack", "grouping",
-                  "grouping_id", "trim", "position", "substring", "overlay", "row", "struct_pack"}
+                  "grouping_id", "trim", "position", "substring", "overlay", "row", "struct_pack", "current_date",
+                  "current_time", "current_timestamp", "localtime", "localtimestamp"}
 DUCKDB_FLOW_ONLY = {"nextval", "currval"}
 
 
@@ -45,10 +52,11 @@ def duckdb_lists() -> dict[str, set[str]]:
     with duckdb.connect() as connection:
         rows = connection.execute(
             "SELECT DISTINCT function_name FROM duckdb_functions() WHERE internal AND function_type IN "
-            "('scalar', 'aggregate', 'window', 'macro') AND NOT has_side_effects "
+            "('scalar', 'aggregate', 'window', 'macro') AND NOT coalesce(has_side_effects, false) "
             "AND coalesce(stability, '') <> 'VOLATILE'").fetchall()
         every = {row[0] for row in connection.execute("SELECT DISTINCT function_name FROM duckdb_functions()").fetchall()}
-    pure = {row[0] for row in rows} - set(DUCKDB_EXCLUDED)
+    pure = {name for (name,) in rows if not name.startswith(tuple(DUCKDB_EXCLUDED_PREFIXES))} \
+        - set(DUCKDB_EXCLUDED) - DUCKDB_EXCLUDED_DESCRIPTIONS
     return {"functions": pure | (DUCKDB_VOLATILE_ALLOWED | DUCKDB_TABLE_FUNCTIONS) & every,
             "grammar": DUCKDB_GRAMMAR, "flows": DUCKDB_FLOW_ONLY & every}
 
@@ -81,7 +89,8 @@ POSTGRES_EXCLUDED = {
     "binary_upgrade_set_next_toast_pg_class_oid": "upgrade internals",
 }
 POSTGRES_VOLATILE_ALLOWED = {"random", "random_normal", "gen_random_uuid", "clock_timestamp", "timeofday"}
-POSTGRES_GRAMMAR = {"coalesce", "nullif", "greatest", "least", "cast", "extract", "exists", "row", "array",
+POSTGRES_GRAMMAR = {"current_date", "current_time", "current_timestamp", "localtime", "localtimestamp",
+                    "coalesce", "nullif", "greatest", "least", "cast", "extract", "exists", "row", "array",
                     "grouping", "overlay", "position", "substring", "trim", "collation", "normalize", "any", "all",
                     "some", "xmlelement", "xmlforest", "xmlconcat", "xmlparse", "xmlpi", "xmlroot", "xmlserialize",
                     "xmlexists", "treat", "json_object", "json_array", "json_scalar", "json_serialize", "json"}
@@ -124,7 +133,8 @@ SPARK_EXCLUDED = {
     "sql_keywords": "the parser's state",
     "spark_partition_id": "the engine's execution",
 }
-SPARK_GRAMMAR = {"cast", "try_cast", "extract", "exists", "coalesce", "position", "substring", "trim", "overlay"}
+SPARK_GRAMMAR = {"cast", "try_cast", "extract", "exists", "coalesce", "position", "substring", "trim", "overlay",
+                 "current_date", "current_timestamp"}
 
 
 def spark_lists(url: str) -> dict[str, set[str]]:
