@@ -16,7 +16,7 @@ import duckdb
 import pytest
 import yaml
 from conftest import Landscape
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reconciler import source, sql
@@ -84,6 +84,7 @@ def plain_scalar(text: str) -> bool:
     return scalars[-1].value == text and scalars[-1].style is None and isinstance(events[-3], yaml.MappingEndEvent)
 
 
+@settings(deadline=None)   # a loaded CI machine is slow, never wrong
 @given(st.one_of(st.text(alphabet="0123456789.:-+_~eExXoabfnlNTtrsuY'", min_size=1, max_size=12),
                  *(st.from_regex(pattern, fullmatch=True) for pattern, _ in SPEC_PATTERNS)))
 def test_every_plain_scalar_renders_as_its_text(text: str) -> None:
@@ -112,6 +113,7 @@ def core_integers(draw) -> tuple[str, int]:
     return f"{sign}{zeros}{number}", -number if sign == "-" else number
 
 
+@settings(deadline=None)   # a loaded CI machine is slow, never wrong
 @given(core_integers())
 def test_a_core_integer_is_the_number_the_spec_says(case: tuple[str, int]) -> None:
     text, number = case
@@ -133,6 +135,7 @@ def core_floats(draw) -> str:
     return text
 
 
+@settings(deadline=None)   # a loaded CI machine is slow, never wrong
 @given(core_floats())
 def test_a_core_float_is_the_number_the_spec_says(text: str) -> None:
     value = loaded(text)
