@@ -311,8 +311,8 @@ def _recreate_readers(changes: dict[ObjectKey, Change], desired: DesiredState, l
         changing = _changing_columns(view, altered)
         reads = {source: set(columns) for source, columns in view.reads}
         held = [] if view.kind == MATERIALIZED else sorted(   # a table: nothing binds it to what it read
-            str(source) for source in view.dependencies if source in pinned and (
-                pinned[source] is None or pinned[source] & reads.get(source, set())))
+            str(source) for source in view.dependencies if source in pinned and (   # not bound: reads anything
+                pinned[source] is None or not view.derived or pinned[source] & reads.get(source, set())))
         if changing == frozenset() and not held:
             continue
         if changing != frozenset():
@@ -340,8 +340,11 @@ def _changing_columns(view: ObjectState, altered: dict[ObjectKey, frozenset[str]
     if not view.derived or any(source in altered and altered[source] is None for source in view.stars):
         return None
     changing = {name for source in view.stars for name in altered.get(source) or ()}
-    for column, pairs in view.derived:
-        if any(source in altered and (altered[source] is None or name in altered[source]) for source, name in pairs):
+    derived = dict(view.derived)
+    for column in view.exposes:   # one whose sources binding could not establish may come from anything
+        pairs = derived.get(column)
+        if pairs is None or any(source in altered and (altered[source] is None or name in altered[source])
+                                for source, name in pairs):
             changing.add(column)
     return frozenset(changing)
 

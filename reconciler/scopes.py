@@ -1,106 +1,372 @@
-"""The column references of one statement, scope by scope, as plain data.
+"""What a statement sqlglot's optimizer has qualified says about its columns, as plain data.
 
-Owns walking sqlglot's scopes once, when a statement is first analysed: each scope's sources (a
-table by name, a derived scope by index), its column references with their positions and the
-select-list item each stands in, select aliases, USING columns, select-list items and which of
-them hold a subquery (what those compute from is not followed); for an INSERT, its target column list. `bind`
-resolves these against the columns of the inputs without parsing again, and the result is
-cached beside the statement's other facts. Pure: never touches a tenant, never hand-parses SQL.
+Owns reading the tree `bind` had qualified (every column resolved by SQL's scoping rules to the
+source it comes from, `*` expanded, select-list aliases expanded where they are referred to): the
+columns the statement gives (as written, and how many its engines name themselves), the columns
+of each input it refers to, the input columns each output column is computed from, the inputs a
+`*` gives on whole, and the references that certainly bind nowhere, each at its line and column:
+a column no source in scope has, one two sources have, a qualified one its source lacks, an output
+name given twice. Where a source's columns are not all known (a table function, an input whose
+engine names some of its columns, VALUES without column names), nothing that could come from it
+is reported. Pure: never parses, never touches a tenant.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from sqlglot import exp
+from sqlglot.optimizer.resolver import Resolver
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
-SCOPES_VERSION = "4"
+from .sql import position
+
+# columns an engine gives every row without a declaration (DuckDB's rowid, PostgreSQL's system columns)
+PSEUDOCOLUMNS = frozenset({"rowid", "ctid", "xmin", "xmax", "cmin", "cmax", "tableoid", "oid", "_metadata"})
+Pair = tuple[str, str]   # (input as lower-case schema.name, its column, lower case)
 
 
-def extract(tree: exp.Expression, dialect: Any) -> dict:
-    """{"scopes": [...], "root": index or None, "insert": {...} or None}; see the module docstring."""
-    insert = None
-    query = tree
-    if isinstance(tree, exp.Insert):
-        listed = tree.this.expressions if isinstance(tree.this, exp.Schema) else []
-        table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
-        query = tree.expression
-        insert = {"listed": [[i.name, *position(i)] for i in listed], "at": list(position(table)),
-                  "selected": None if not isinstance(query, exp.Query) or query.is_star else len(query.selects)}
-    if not isinstance(query, exp.Query):
-        return {"scopes": [], "root": None, "insert": insert}
-    scopes = list(traverse_scope(query))   # reads the (shared) tree; a source is keyed by its alias or name
-    index = {id(scope): i for i, scope in enumerate(scopes)}
-    return {"scopes": [_scope(scope, index) for scope in scopes], "root": len(scopes) - 1 if scopes else None,
-            "insert": insert}
+@dataclass(frozen=True)
+class Problem:
+    """A column that does not bind, at its position inside the SQL (1-based)."""
+
+    line: int
+    column: int
+    message: str
+    word: str = ""                       # what was written, for a did-you-mean among `candidates`
+    candidates: tuple[str, ...] = ()
 
 
-def _scope(scope: Scope, index: dict[int, int]) -> dict:
-    sources = []
-    for name, source in scope.sources.items():
-        if isinstance(source, exp.Table) and isinstance(source.this, exp.Identifier):
-            sources.append([name, "table", (f"{source.db}.{source.name}" if source.db else source.name).lower()])
-        elif isinstance(source, Scope) and id(source) in index and not (
-                isinstance(source.expression, exp.Values) and not source.expression.alias_column_names):
-            sources.append([name, "derived", index[id(source)]])
+@dataclass
+class Reading:
+    outputs: list[str] | None            # the named output columns as written; None: not known
+    unnamed: int = 0                     # outputs whose name each engine makes up itself
+    problems: list[Problem] = field(default_factory=list)
+    reads: dict[str, set[str]] = field(default_factory=dict)
+    derived: dict[str, set[Pair]] = field(default_factory=dict)   # output (lower case) -> what it is computed from
+    stars: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class _Source:
+    alias: str
+    what: str                    # an input's lower-case schema.name, or the alias of a derived source
+    columns: tuple[str, ...]     # its column names (lower case) as far as they are known
+    complete: bool               # all of them: a name it lacks is certainly not there
+    table: str | None = None     # the input it is, when it is one
+    scope: Scope | None = None   # the derived source it is, when it is one
+
+
+def read(query: exp.Query, inputs: Mapping[str, tuple[str, ...]], partial: frozenset[str],
+         spelled: Mapping[str, Mapping[str, str]]) -> Reading:
+    """Read a qualified query. `inputs`: the columns (lower case) of each input, by lower-case
+    schema.name; `partial`: inputs that may have more (their engine names some); `spelled`: each
+    input's column names as declared, by their lower case."""
+    return _Reader(query, inputs, partial, spelled).read()
+
+
+class _Reader:
+    def __init__(self, query: exp.Query, inputs, partial, spelled):
+        self.query, self.inputs, self.partial, self.spelled = query, inputs, partial, spelled
+        self.scopes = traverse_scope(query)
+        self.by_expression = {id(scope.expression): scope for scope in self.scopes}
+        self._sources: dict[int, dict[str, _Source]] = {}
+        self._outputs: dict[int, list[tuple[str, str, bool]] | None] = {}
+        self._lineage: dict[tuple[int, int], frozenset[Pair] | None] = {}
+
+    def read(self) -> Reading:
+        root = self.scopes[-1]
+        outputs = self.outputs(root)
+        reading = Reading(None if outputs is None else [name for _, name, named in outputs if named],
+                          sum(not named for _, _, named in outputs or ()))
+        for scope in self.scopes:
+            self._columns(scope, reading)
+        if outputs is not None:
+            reading.problems += self._duplicates(root, outputs)
+            for index, (name, _, named) in enumerate(outputs):
+                pairs = self.lineage(root, index)
+                if named and pairs is not None:
+                    reading.derived[name] = set(pairs)
+        return reading
+
+    # -- sources ----------------------------------------------------------------------------
+    def sources(self, scope: Scope) -> dict[str, _Source]:
+        """The sources a scope selects from, by alias, in the order it names them."""
+        if id(scope) not in self._sources:
+            resolver, found = Resolver(scope, _NO_SCHEMA), {}
+            for alias, (_, source) in scope.selected_sources.items():
+                found[alias] = self._source(alias, source, resolver)
+            if scope.lateral_sources or scope.pivots:   # what these give is sqlglot's guess: nothing is certain
+                found = {alias: _Source(s.alias, s.what, s.columns, False, s.table, s.scope)
+                         for alias, s in found.items()}
+                found[""] = _Source("", "", (), False)
+            self._sources[id(scope)] = found
+        return self._sources[id(scope)]
+
+    def _source(self, alias: str, source: exp.Table | Scope, resolver: Resolver) -> _Source:
+        if isinstance(source, exp.Table):
+            name = ".".join(part.name for part in source.parts).lower()
+            columns = self.inputs.get(name) if isinstance(source.this, exp.Identifier) else None
+            if columns is None:   # a table function, or what is not an input here: not known
+                return _Source(alias, name or alias, (), False)
+            return _Source(alias, name, columns, name not in self.partial, table=name)
+        expression = source.expression
+        if isinstance(expression, (exp.Values, exp.Unnest)):   # named by their alias, if it names them all
+            given = expression.args.get("alias")
+            written = [c for c in given.columns if c.meta.get("line")] if given is not None else []
+            named = tuple(c.name.lower() for c in written)
+            if len(written) != len(given.columns if given is not None else ()):
+                named = ()   # sqlglot named them (_col_0): DuckDB says col0, PostgreSQL column1
+            rows = expression.expressions[0].expressions if isinstance(expression, exp.Values) and \
+                expression.expressions and isinstance(expression.expressions[0], exp.Tuple) else None
+            return _Source(alias, alias, named, bool(named) and (rows is None or len(rows) == len(named)),
+                           scope=source)
+        outputs = self.outputs(source)
+        if outputs is None:
+            return _Source(alias, alias, (), False, scope=source)
+        columns = tuple(resolver.get_source_columns(alias))   # the names an alias list gives, if one does
+        return _Source(alias, alias, columns, all(named for _, _, named in outputs), scope=source)
+
+    def outputs(self, scope: Scope) -> list[tuple[str, str, bool]] | None:
+        """(name in lower case, as written, whether the statement names it) for each column a scope
+        gives, in order; None where a `*` could not be expanded (its sources are not all known)."""
+        key = id(scope)
+        if key in self._outputs:
+            return self._outputs[key]
+        self._outputs[key] = None   # a scope that reads itself (recursion) gives what is not known
+        expression = scope.expression
+        if isinstance(expression, exp.SetOperation):   # its columns are its first branch's
+            first = next((s for s in scope.set_operation_scopes[:1]), None)
+            result = self.outputs(first) if first is not None else None
+        elif isinstance(expression, exp.Select):
+            result = []
+            for item in expression.selects:
+                if item.is_star:
+                    result = None
+                    break
+                result.append(self._output(scope, item))
         else:
-            sources.append([name, "other", None])
-    select = scope.expression if isinstance(scope.expression, exp.Select) else None
-    columns = []
-    for column in scope.columns:
-        if isinstance(column.this, exp.Star) or _lambda_parameter(column):
-            continue
-        if select is not None and column.find_ancestor(exp.Select) is not select:
-            continue   # sqlglot lends a correlated subquery's columns to its parent; that scope has them
-        own = _projection_of(column, select)
-        columns.append([column.table, column.name, *position(column.this),
-                        own.alias.lower() if isinstance(own, exp.Alias) else None,
-                        own.index if own is not None else None])
-    items = []
-    if select is not None:
-        for item in select.expressions:
-            if isinstance(item, exp.Star):
-                items.append(["star", ""])
-            elif isinstance(item, exp.Column) and isinstance(item.this, exp.Star):
-                items.append(["star", item.table])
+            result = [(n.lower(), n, True) for n in expression.alias_column_names] or None
+        self._outputs[key] = result
+        return result
+
+    def _output(self, scope: Scope, item: exp.Expression) -> tuple[str, str, bool]:
+        name = item.alias_or_name.lower()
+        written = item.args.get("alias") if isinstance(item, exp.Alias) else None
+        if written is not None and written.meta.get("line"):   # an alias, or a column list, as written
+            return name, written.meta.get("spelled", written.name), True
+        value = item.this if isinstance(item, exp.Alias) else item
+        if isinstance(value, exp.Coalesce) and all(_made(c) for c in value.find_all(exp.Column)):
+            value = value.this   # a USING column: its first source's
+        if isinstance(value, exp.Dot):
+            return name, value.expression.meta.get("spelled", value.expression.name), True
+        if not isinstance(value, exp.Column):   # an expression: each engine names it its own way
+            return name, name, False
+        if not _made(value):
+            return name, value.this.meta.get("spelled", value.name), True
+        source = self._source_of(scope, value)   # made by expanding `*`: named as its source names it
+        if source is not None and source.table is not None:
+            return name, self.spelled.get(source.table, {}).get(name, name), True
+        given = self.outputs(source.scope) if source is not None and source.scope is not None else None
+        return name, next((written for lower, written, _ in given or () if lower == name), name), True
+
+    def _levels(self, scope: Scope) -> list[Scope]:
+        """The scope, then the ones a correlated subquery in it may also read, innermost first."""
+        levels = [scope]
+        while levels[-1].can_be_correlated and levels[-1].parent is not None:
+            levels.append(levels[-1].parent)
+        return levels
+
+    def _source_of(self, scope: Scope, column: exp.Column) -> _Source | None:
+        for level in self._levels(scope):
+            found = self.sources(level).get(column.table)
+            if found is not None:
+                return found
+        return None
+
+    def _owner(self, column: exp.Expression) -> Scope | None:
+        node = column.find_ancestor(exp.Select, exp.SetOperation)
+        return self.by_expression.get(id(node)) if node is not None else None
+
+    # -- references --------------------------------------------------------------------------
+    def _columns(self, scope: Scope, reading: Reading) -> None:
+        """The scope's own column references: what each reads, and which certainly bind nowhere."""
+        expression = scope.expression
+        outputs = {s.alias_or_name.lower() for s in expression.selects   # those a clause may name (unless unbound)
+                   if not isinstance(s.unalias(), exp.Column) or s.unalias().table} \
+            if isinstance(expression, exp.Query) else set()
+        items = {id(s) for s in expression.selects} if isinstance(expression, exp.Select) else set()
+        for column in scope.columns:
+            if self._owner(column) is not scope:
+                continue   # sqlglot lends a subquery's outer references to the enclosing scope too
+            if column.table:
+                source = self._source_of(scope, column)
+                if source is None:
+                    reading.problems += self._unknown_table(scope, column)
+                elif column.name.lower() in source.columns or column.name == "*":
+                    if source.table is not None:
+                        reading.reads.setdefault(source.table, set()).add(column.name.lower())
+                elif source.complete:
+                    reading.problems.append(Problem(
+                        *position(column.this), f"column {column.table}.{column.name} does not exist: {source.what} "
+                        f"has no column {column.name}", column.name, self._written(source)))
+            elif column.name.lower() in PSEUDOCOLUMNS or (
+                    column.name.lower() in outputs and not _within(column, items, expression)):
+                continue   # ORDER BY (or HAVING) naming an output column: sqlglot leaves those as written
             else:
-                items.append(["name", item.alias_or_name])
-    elif isinstance(scope.expression, exp.Query):   # a UNION: its columns are its first branch's
-        items = [["star", ""]] if scope.expression.is_star else [["name", n] for n in scope.expression.named_selects]
-    elif isinstance(scope.expression, exp.Values):   # (VALUES ...) AS t(a, b): the names its alias gives
-        items = [["name", n] for n in scope.expression.alias_column_names]
-    parent = scope.parent if scope.is_subquery else None
-    opaque = [i for i, item in enumerate(select.expressions) if item.find(exp.Query)] if select else []
-    return {"sources": sources, "columns": columns, "items": items, "opaque": opaque,
-            "aliases": [e.alias.lower() for e in select.expressions if isinstance(e, exp.Alias)] if select else [],
-            "using": [i.name.lower() for join in select.args.get("joins") or [] for i in join.args.get("using") or []]
-            if select else [],
-            "parent": index.get(id(parent)) if parent is not None else None,
-            "union": not isinstance(scope.expression, exp.Select)}
+                reading.problems += self._unresolved(scope, column)
+        for whole in scope.table_columns:   # a row read whole (`SELECT t FROM s.x AS t`): all of its columns
+            source = self._source_of(scope, exp.column("", table=whole.name))
+            if source is not None and source.table is not None:
+                reading.reads.setdefault(source.table, set()).update(source.columns)
+        for item in expression.selects if isinstance(expression, exp.Select) else ():
+            written = item.args.get("alias") if isinstance(item, exp.Alias) else None
+            value = item.this if isinstance(item, exp.Alias) else item
+            if written is not None and written.meta.get("line") or not isinstance(value, (exp.Column, exp.Coalesce)):
+                continue
+            for made in (c for c in value.find_all(exp.Column) if _made(c)):   # given on by a `*` (or USING)
+                source = self._source_of(scope, made)
+                if source is not None and source.table is not None:
+                    reading.stars.add(source.table)
+
+    def _unresolved(self, scope: Scope, column: exp.Column) -> list[Problem]:
+        """An unqualified column sqlglot could not give a source: one no source in scope has, or one
+        two sources of its innermost scope have; nothing where a source's columns are not all known."""
+        name, levels = column.name.lower(), self._levels(scope)
+        for level in levels:
+            sources = list(self.sources(level).values())
+            owners = [s for s in sources if name in s.columns]
+            if len(owners) > 1:
+                named = " and ".join(s.what + (f" ({s.alias})" if s.alias != s.what else "") for s in owners[:2])
+                return [Problem(*position(column.this), f"column {column.name} is ambiguous: {named} both have it; "
+                                "qualify it")]
+            if owners or not all(s.complete for s in sources):
+                return []   # sqlglot would have given it a source; or one whose columns are not known may have it
+        everything = [s for level in levels for s in self.sources(level).values()]
+        where = ", ".join(dict.fromkeys(s.what for s in everything)) or "nothing it reads"
+        candidates = tuple(dict.fromkeys(c for s in everything for c in self._written(s)))
+        if isinstance(scope.expression, exp.SetOperation):   # its ORDER BY: the columns its first branch gives
+            where = "the columns of the set operation"
+            candidates = tuple(written for _, written, _ in self.outputs(scope) or ())
+        return [Problem(*position(column.this), f"column {column.name} does not exist in {where}", column.name,
+                        candidates)]
+
+    def _unknown_table(self, scope: Scope, column: exp.Column) -> list[Problem]:
+        """`t.c` where no source is called t: certain only when every source in scope is known and has
+        no column t (`t.c` would be a field of it)."""
+        levels = self._levels(scope)
+        everything = [s for level in levels for s in self.sources(level).values()]
+        if column.args.get("db") or not all(s.complete for s in everything) or \
+                any(column.table.lower() in s.columns for s in everything) or \
+                any(column.table in level.sources for level in levels):   # a CTE, say: the engine says what it is
+            return []
+        return [Problem(*position(column.args["table"]), f"column {column.table}.{column.name} does not exist: "
+                        f"nothing here is called {column.table}", column.table,
+                        tuple(dict.fromkeys(s.alias for s in everything)))]
+
+    def _duplicates(self, root: Scope, outputs: list[tuple[str, str, bool]]) -> list[Problem]:
+        """An output name given twice: DuckDB renames the second, PostgreSQL refuses, readers cannot tell."""
+        first = _first_select(root)
+        seen: set[str] = set()
+        problems = []
+        for index, (name, written, named) in enumerate(outputs):
+            if named and name in seen:
+                item = first.expression.selects[index] if first is not None and index < len(first.expression.selects) \
+                    else None
+                node = item.args.get("alias") if isinstance(item, exp.Alias) and item.args["alias"].meta.get("line") \
+                    else (item.this if isinstance(item, exp.Alias) else item)
+                where = position(node) if node is not None and node.find(exp.Identifier) is not None and \
+                    (node.find(exp.Identifier).meta or {}).get("line") else _star_position(first)
+                problems.append(Problem(*where, f"column {written} is given twice: name each output column once"))
+            seen.add(name)
+        return problems
+
+    def _written(self, source: _Source) -> tuple[str, ...]:
+        if source.table is not None:
+            spelled = self.spelled.get(source.table, {})
+            return tuple(spelled.get(c, c) for c in source.columns)
+        given = self.outputs(source.scope) if source.scope is not None else None
+        return tuple(written for _, written, _ in given) if given else source.columns
+
+    # -- lineage -----------------------------------------------------------------------------
+    def lineage(self, scope: Scope, index: int) -> frozenset[Pair] | None:
+        """The input columns a scope's output column at `index` is computed from, through CTEs,
+        derived tables, set operations and subqueries; None where that is not known."""
+        key = (id(scope), index)
+        if key in self._lineage:
+            return self._lineage[key]
+        self._lineage[key] = None   # recursion: not known
+        expression, found = scope.expression, None
+        if isinstance(expression, exp.SetOperation):
+            branches = [self.lineage(branch, index) for branch in scope.set_operation_scopes]
+            found = None if any(b is None for b in branches) else frozenset().union(*branches)
+        elif isinstance(expression, exp.Select) and index < len(expression.selects):
+            found = self._computed_from(scope, expression.selects[index])
+        elif isinstance(expression, exp.Values):
+            found = frozenset()   # literals
+        self._lineage[key] = found
+        return found
+
+    def _computed_from(self, scope: Scope, item: exp.Expression) -> frozenset[Pair] | None:
+        if item.find(exp.Star, exp.TableColumn) is not None:   # what is under it is not listed
+            return None
+        pairs: set[Pair] = set()
+        for column in item.find_all(exp.Column):
+            owner = self._owner(column) or scope
+            source = self._source_of(owner, column) if column.table else None
+            if source is None:
+                return None
+            if source.table is not None:
+                if column.name.lower() not in source.columns:
+                    return None
+                pairs.add((source.table, column.name.lower()))
+                continue
+            given = self.outputs(source.scope) if source.scope is not None else None
+            at = next((i for i, (name, _, _) in enumerate(given or ()) if name == column.name.lower()), None)
+            if at is None:
+                return None
+            inner = self.lineage(source.scope, at)
+            if inner is None:
+                return None
+            pairs |= inner
+        return frozenset(pairs)
 
 
-def _projection_of(column: exp.Column, select: exp.Select | None) -> exp.Expression | None:
-    """The select-list expression `column` stands in, if it stands in one of `select`'s."""
-    node: exp.Expression | None = column
-    while node is not None and select is not None and node.parent is not select:
-        node = node.parent
-    return node if node is not None and select is not None and node.arg_key == "expressions" else None
+class _NoSchema:
+    """Sources are read through their scopes here: a table's columns come from `inputs`."""
+
+    dialect = None
+
+    def column_names(self, *args, **kwargs) -> list[str]:
+        return []
 
 
-def _lambda_parameter(column: exp.Column) -> bool:
-    lam = column.find_ancestor(exp.Lambda)
-    while lam is not None:
-        if column.name.lower() in {p.name.lower() for p in lam.expressions}:
+_NO_SCHEMA = _NoSchema()
+
+
+def _made(column: exp.Column) -> bool:
+    """A column sqlglot wrote itself (expanding `*` or USING), not one written in the SQL."""
+    return not (column.this.meta or {}).get("line") if isinstance(column.this, exp.Identifier) else False
+
+
+def _within(node: exp.Expression, items: set[int], select: exp.Expression) -> bool:
+    """Whether `node` is inside one of a select list's `items`."""
+    while node is not None and node is not select:
+        if id(node) in items:
             return True
-        lam = lam.find_ancestor(exp.Lambda)
+        node = node.parent
     return False
 
 
-def position(node: exp.Expression) -> tuple[int, int]:
-    """Where a node's text starts inside the SQL (sqlglot records where its last character is)."""
-    identifier = node if isinstance(node, exp.Identifier) else node.find(exp.Identifier) or node
-    meta = identifier.meta or {}
-    line, end = meta.get("line", 1), meta.get("col", 1)
-    width = len(identifier.name) + (2 if getattr(identifier, "quoted", False) else 0) if identifier.name else 1
-    return line, max(end - width + 1, 1)
+def _first_select(scope: Scope) -> Scope | None:
+    while isinstance(scope.expression, exp.SetOperation) and scope.set_operation_scopes:
+        scope = scope.set_operation_scopes[0]
+    return scope if isinstance(scope.expression, exp.Select) else None
+
+
+def _star_position(select: Scope | None) -> tuple[int, int]:
+    """Where the first `*` of a select list was (`bind` notes it before sqlglot expands it): the duplicate
+    names came from it."""
+    stars = (select.expression.meta or {}).get("stars") if select is not None else None
+    return tuple(stars[0]) if stars else (1, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 
@@ -26,7 +27,6 @@ from sqlglot.errors import (
 from sqlglot.tokens import TokenType
 
 from . import policy
-from . import scopes as scope_data
 from .cache import NO_CACHE, Cache, content_key
 from .model import Numeric
 
@@ -84,7 +84,7 @@ class SqlProblem(Exception):
         self.line, self.column = line, column
 
 
-FACTS_VERSION = "3"   # part of the cache key of SqlFacts: a new value when what they hold changes
+FACTS_VERSION = "4"   # part of the cache key of SqlFacts: a new value when what they hold changes
 
 
 @dataclass(frozen=True)
@@ -92,12 +92,16 @@ class SqlFacts:
     """What one statement says, independent of any environment."""
 
     statement: str               # "query" | "insert" | the statement's own kind
-    references: tuple[str, ...]  # objects read, as written: "schema.name" or "name"
+    references: tuple[str, ...]  # objects read, as written: "schema.name", "name" or "catalog.schema.name"
     insert_target: str | None
     parameters: tuple[str, ...]
     canonical: str               # the statement re-generated: formatting and comments gone
     projection: str              # the canonical select list: its change changes the columns
     effects: tuple[policy.Violation, ...] = ()   # what it changes besides what its kind may (`policy.effects`)
+    located: tuple[tuple[int, int], ...] = ()    # where each of `references` is first written (line, column)
+    insert_columns: tuple[str, ...] = ()         # the column list of an INSERT, as written
+    unwritable: str = ""   # why sqlglot cannot write the statement back in its own dialect (then no engine
+    #                        of that dialect can be given it), or ""
 
 
 def bounded(function):
@@ -112,12 +116,55 @@ def bounded(function):
     return call
 
 
-@functools.lru_cache(maxsize=1024)   # trees are large: enough for one pass over a small landscape
-@bounded
+class _Trees:
+    """The trees of the texts parsed last, most recent last (trees are large: enough for one pass over a
+    small landscape)."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.trees: OrderedDict[tuple[str, str], exp.Expression] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> exp.Expression | None:
+        tree = self.trees.get(key)
+        if tree is not None:
+            self.trees.move_to_end(key)
+        return tree
+
+    def put(self, key: tuple[str, str], tree: exp.Expression) -> None:
+        self.trees[key] = tree
+        if len(self.trees) > self.size:
+            self.trees.popitem(last=False)
+
+
+_TREES = _Trees(1024)
+
+
 def parse(sql: str, dialect: str) -> exp.Expression:
     """Parse exactly one statement; raise SqlProblem with the parser's message and position.
     Each text is parsed once per process (analysis, binding and rendering share the tree): the
-    tree is shared, so a caller that changes it works on a copy."""
+    tree is shared, so a caller that changes it works on a copy, or `take`s it."""
+    tree = _TREES.get((sql, dialect))
+    if tree is None:
+        tree = _parse(sql, dialect)
+        _TREES.put((sql, dialect), tree)
+    return tree
+
+
+def parsed(sql: str, dialect: str) -> exp.Expression | None:
+    """The shared tree of `sql` when it has been parsed lately, else None (nothing is parsed)."""
+    return _TREES.get((sql, dialect))
+
+
+def take(sql: str, dialect: str, held: exp.Expression | None = None) -> exp.Expression:
+    """The tree of `sql` for the caller alone to change (binding qualifies it in place: a copy costs half
+    a parse): taken out of the shared trees, so no one is given it again; else `held`, a tree `parse`
+    gave the caller that has left them since; else a new parse."""
+    tree = _TREES.trees.pop((sql, dialect), None)
+    return tree if tree is not None else held if held is not None else _parse(sql, dialect)
+
+
+@bounded
+def _parse(sql: str, dialect: str) -> exp.Expression:
     statements = _parsed(sql, dialect)
     if not statements:
         raise SqlProblem("the SQL is empty")
@@ -161,22 +208,37 @@ def _facts(tree: exp.Expression, dialect: str) -> SqlFacts:
     else:
         statement = tree.key
     cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    references = []
+    references: dict[str, tuple[int, int]] = {}
     for table in tree.find_all(exp.Table):
         if table is (tree.this.this if isinstance(tree.this, exp.Schema) else tree.this) and target:
             continue
         if not isinstance(table.this, exp.Identifier):
             continue  # table functions such as range() or read_csv()
-        name = _table_name(table)
+        name = ".".join(part.name for part in table.parts)   # a catalog too, when one is written
         if not table.db and name.lower() in cte_names:
             continue
-        references.append(name)
+        references.setdefault(name, position(table.parts[0]))
     # the select list as code: a comment in it is not a column (comments=False, like `canonical`)
     projection = ", ".join(e.sql(dialect=templated(dialect), comments=False) for e in query.selects) \
         if isinstance(query, exp.Query) else ""
     parameters = sorted({p.name for p in tree.find_all(TemplateParameter)})
-    return SqlFacts(statement, tuple(dict.fromkeys(references)), target, tuple(parameters),
-                    tree.sql(dialect=templated(dialect), comments=False), projection, policy.effects(tree))
+    listed = tree.this.expressions if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Schema) else []
+    try:   # as rendering for an engine of its own dialect writes it (`render`)
+        canonical, unwritable = tree.sql(dialect=templated(dialect), comments=False,
+                                         unsupported_level=ErrorLevel.RAISE), ""
+    except UnsupportedError as error:
+        canonical, unwritable = tree.sql(dialect=templated(dialect), comments=False), str(error)
+    return SqlFacts(statement, tuple(references), target, tuple(parameters), canonical, projection,
+                    policy.effects(tree), tuple(references.values()), tuple(i.name for i in listed), unwritable)
+
+
+def position(node: exp.Expression) -> tuple[int, int]:
+    """Where a node's text starts inside the SQL (sqlglot records where its last character is)."""
+    identifier = node if isinstance(node, exp.Identifier) else node.find(exp.Identifier) or node
+    meta = identifier.meta or {}
+    line, end = meta.get("line", 1), meta.get("col", 1)
+    width = len(identifier.name) + (2 if getattr(identifier, "quoted", False) else 0) if identifier.name else 1
+    return line, max(end - width + 1, 1)
 
 
 def select_items(projection: str, dialect: str) -> dict[str, str] | None:
@@ -194,6 +256,10 @@ def select_items(projection: str, dialect: str) -> dict[str, str] | None:
     return items
 
 
+def _tupled(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _table_name(table: exp.Table) -> str:
     return f"{table.db}.{table.name}" if table.db else table.name
 
@@ -206,7 +272,7 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     if cached is not None:
         if "problem" in cached:
             raise SqlProblem(*cached["problem"])
-        facts = {k: tuple(v) if isinstance(v, list) else v for k, v in cached.items()}
+        facts = {k: tuple(map(_tupled, v)) if isinstance(v, list) else v for k, v in cached.items()}
         return SqlFacts(**{**facts, "effects": tuple(policy.Violation(**v) for v in facts["effects"])})
     try:
         tree = parse(sql, dialect)
@@ -215,30 +281,7 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
         cache.put("sql-facts", key, {"problem": [str(problem), problem.line, problem.column]})
         raise
     cache.put("sql-facts", key, asdict(facts))
-    _scopes_of(sql, dialect, cache, tree)   # while the tree is at hand: binding then never parses again
     return facts
-
-
-_SCOPES: dict[str, dict] = {}   # this process's scope extracts by cache key (binding reads each once)
-
-
-def scopes(sql: str, dialect: str, cache: Cache = NO_CACHE) -> dict:
-    """The statement's column references, scope by scope (`scopes.extract`), cached."""
-    return _scopes_of(sql, dialect, cache, None)
-
-
-def _scopes_of(sql: str, dialect: str, cache: Cache, tree: exp.Expression | None) -> dict:
-    key = content_key("scopes", scope_data.SCOPES_VERSION, sqlglot.__version__, dialect, sql)
-    found = _SCOPES.pop(key, None) or cache.get("sql-scopes", key)
-    if found is None:
-        try:
-            found = scope_data.extract(tree if tree is not None else parse(sql, dialect), templated(dialect))
-        except (SqlglotError, RecursionError):
-            found = {"scopes": [], "root": None, "insert": None, "unreadable": True}
-        cache.put("sql-scopes", key, found)
-    if tree is not None:
-        _SCOPES[key] = found
-    return found
 
 
 CALLS_VERSION = "1"   # part of the cache key of a statement's calls: a new value when `policy.calls` changes

@@ -7,6 +7,7 @@ diagnostics with file:line:column. Never stops at the first error; never touches
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import json
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 import networkx as nx
 import sqlglot
 from pydantic import ValidationError
+from sqlglot import exp
 
 from . import bind, checks, policy, secrets, snapshot, sql
 from . import graph as graphs
@@ -116,10 +118,12 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
                        "the environment has no objects; an empty desired state is refused "
                        "rather than read as 'delete everything'")
     dialect = checker.dialect
-    facts = checker.sql(objects, dialect)
+    usable = {}
     if environment is not None:   # tenants whose url names no usable engine were reported already
         usable = {t.name: t.engine for t in environment.tenants if _url_problem(t.url) is None}
         checker.callers = (frozenset(usable.values()), frozenset(name.lower() for name in environment.allow_functions))
+    facts = checker.sql(objects, dialect)
+    if environment is not None:
         checker.engines(objects, facts, dialect, usable)
     checker.renames(objects)
     dependencies = checker.references(objects, facts)
@@ -306,32 +310,81 @@ class _Checker:
 
     # -- SQL --------------------------------------------------------------------------------
     def sql(self, objects, dialect: str) -> dict[ObjectKey, sql.SqlFacts]:
+        """Analyse every statement. Each is parsed once, and its tree serves while it is at hand: the
+        analysis, what each engine may run (`engines`), and binding (`columns`, which finds it bound).
+        Binding needs the columns of what a statement reads, so the statements are analysed depth
+        first, what one reads before it: only the trees on the path are held."""
         facts: dict[ObjectKey, sql.SqlFacts] = {}
-        for key, obj in objects.items():
-            if not isinstance(obj, (View, MaterializedTable, DataFlow)):
-                continue
-            document = self.documents[key]
-            try:
-                result = sql.analyze(obj.sql, dialect, self.cache)
-            except sql.SqlProblem as problem:
-                line, column = document.where_inside(("sql",), problem.line, problem.column)
-                self.diagnostics.append(Diagnostic(document.path, line, column, "sql",
-                                                   f"SQL does not parse: {problem}"))
-                continue
-            expected = "insert" if isinstance(obj, DataFlow) else "query"
-            if result.statement != expected:
-                wanted = "a SELECT" if expected == "query" else "an INSERT INTO ... SELECT"
-                self.report(document, "sql", f"{obj.kind} SQL must be {wanted}, "
-                            f"found {result.statement.upper()}", "sql")
-                continue
-            if isinstance(obj, DataFlow) and ObjectKey.parse(result.insert_target or "").folded() \
-                    != ObjectKey.parse(obj.target).folded():
-                self.report(document, "sql", f"the SQL inserts into {result.insert_target} but the "
-                            f"target is {obj.target}", "sql")
-            if self._effects(document, ("sql",), result.effects, ""):
-                continue
-            facts[key] = result
+        index, connections = {key.folded(): key for key in objects}, _connections(objects)
+        known: dict[ObjectKey, bind.Columns | None] = {}   # what binding found so far, as `columns` finds it
+        seen: set[ObjectKey] = set()
+        for start in objects:
+            stack: list[tuple[ObjectKey, exp.Expression | None, bool]] = [(start, None, False)]
+            while stack:
+                key, tree, finished = stack.pop()
+                if finished:
+                    with self._quiet():
+                        self._bind(key, objects, facts, self._dependencies(key, objects, facts, index, connections),
+                                   known, dialect, tree)
+                    continue
+                if key in seen:
+                    continue
+                seen.add(key)
+                tree = self._analysed(key, objects[key], dialect, facts)
+                stack.append((key, tree, True))
+                for reference in facts[key].references if key in facts else ():
+                    found = index.get(ObjectKey.parse(reference).folded()) if reference.count(".") == 1 else None
+                    if found is not None and found not in seen:
+                        stack.append((found, None, False))
+                target = index.get(ObjectKey.parse(objects[key].target).folded()) \
+                    if isinstance(objects[key], DataFlow) else None
+                if target is not None and target not in seen:
+                    stack.append((target, None, False))
         return facts
+
+    def _analysed(self, key: ObjectKey, obj, dialect: str, facts: dict) -> exp.Expression | None:
+        """Analyse one object's SQL into `facts`, and what its engines may run; the tree, while parsed."""
+        if not isinstance(obj, (View, MaterializedTable, DataFlow)):
+            return None
+        document = self.documents[key]
+        try:
+            result = sql.analyze(obj.sql, dialect, self.cache)
+        except sql.SqlProblem as problem:
+            line, column = document.where_inside(("sql",), problem.line, problem.column)
+            self.diagnostics.append(Diagnostic(document.path, line, column, "sql",
+                                               f"SQL does not parse: {problem}"))
+            return None
+        expected = "insert" if isinstance(obj, DataFlow) else "query"
+        if result.statement != expected:
+            wanted = "a SELECT" if expected == "query" else "an INSERT INTO ... SELECT"
+            self.report(document, "sql", f"{obj.kind} SQL must be {wanted}, "
+                        f"found {result.statement.upper()}", "sql")
+            return None
+        if isinstance(obj, DataFlow) and ObjectKey.parse(result.insert_target or "").folded() \
+                != ObjectKey.parse(obj.target).folded():
+            self.report(document, "sql", f"the SQL inserts into {result.insert_target} but the "
+                        f"target is {obj.target}", "sql")
+        if self._effects(document, ("sql",), result.effects, ""):
+            return None
+        facts[key] = result
+        tree = sql.parsed(obj.sql, dialect)   # None when the facts came from the cache
+        if tree is not None:   # what `engines` asks, answered (cached) while the tree is at hand
+            for engine in self.callers[0]:
+                with contextlib.suppress(sql.SqlProblem):
+                    sql.calls(obj.sql, dialect, engine, self.cache)
+                    if engine != dialect:
+                        sql.untranslatable(obj.sql, dialect, engine, self.cache)
+        return tree
+
+    @contextlib.contextmanager
+    def _quiet(self):
+        """A step run for what it leaves in the cache: the problems it finds are reported when it runs again."""
+        reported = self.diagnostics
+        self.diagnostics = []
+        try:
+            yield
+        finally:
+            self.diagnostics = reported
 
     def _effects(self, document: Document, loc: tuple[str, ...], effects, what: str) -> bool:
         """Report each part of a statement that changes what its kind may not (`policy.effects`)."""
@@ -365,10 +418,11 @@ class _Checker:
                 if isinstance(obj, MaterializedTable):
                     self.report(self.documents[key], "kind", f"a MaterializedTable is not built for {engine} tenants "
                                 f"yet (tenant {tenants})", "kind")
-        for engine in sorted(set(engines.values()) - {dialect}):
+        for engine in sorted(set(engines.values())):
             tenants = ", ".join(sorted(name for name, e in engines.items() if e == engine))
             for key in facts:
-                problem = sql.untranslatable(objects[key].sql, dialect, engine, self.cache)
+                problem = facts[key].unwritable if engine == dialect else \
+                    sql.untranslatable(objects[key].sql, dialect, engine, self.cache)
                 if problem:
                     self.report(self.documents[key], "sql", f"cannot run on {engine} (tenant {tenants}): {problem}",
                                 "sql")
@@ -395,45 +449,57 @@ class _Checker:
 
     # -- references -----------------------------------------------------------------------
     def references(self, objects, facts) -> dict[ObjectKey, tuple[ObjectKey, ...]]:
-        index = {key.folded(): key for key in objects}
-        connections = {}
-        for key, obj in objects.items():
-            if isinstance(obj, Connection):
-                connections.setdefault(obj.name.lower(), []).append(key)
-        dependencies: dict[ObjectKey, tuple[ObjectKey, ...]] = {}
-        for key, obj in objects.items():
-            document = self.documents[key]
-            found: list[ObjectKey] = []
-            for reference in facts[key].references if key in facts else ():
-                resolved = self._relation(document, reference, index, objects)
-                if resolved is not None and resolved != key:
-                    found.append(resolved)
-                elif resolved == key:
-                    self.report(document, "cycle", f"{key} reads itself", "sql")
-            if isinstance(obj, DataFlow):
-                target = index.get(ObjectKey.parse(obj.target).folded())
-                if obj.target.lower() in self.broken:
-                    pass
-                elif target is None or not isinstance(objects[target], Table):
-                    what = "is not a Table" if target else "does not exist"
-                    self.report(document, "reference", f"target {obj.target} {what}"
-                                f"{_did_you_mean(obj.target, [str(k) for k in objects])}", "target")
-                else:
-                    found.append(target)
-                    if obj.mode == "upsert":
-                        self._upsert(document, obj, objects[target])
-                connection = self._connection(obj.connection, index, connections, objects)
-                if connection is None and obj.connection.lower() not in self.broken:
-                    names = [o.name for o in objects.values() if isinstance(o, Connection)]
-                    self.report(document, "reference", f"connection {obj.connection} does not exist"
-                                f"{_did_you_mean(obj.connection, names)}", "connection")
-                else:
-                    if connection is not None:
-                        found.append(connection)
-            dependencies[key] = tuple(dict.fromkeys(found))
-        return dependencies
+        index, connections = {key.folded(): key for key in objects}, _connections(objects)
+        return {key: self._dependencies(key, objects, facts, index, connections) for key in objects}
 
-    def _relation(self, document, reference: str, index, objects, loc: tuple = ("sql",)) -> ObjectKey | None:
+    def _dependencies(self, key: ObjectKey, objects, facts, index, connections) -> tuple[ObjectKey, ...]:
+        """What one object reads and writes, each problem with that reported."""
+        obj = objects[key]
+        document = self.documents[key]
+        found: list[ObjectKey] = []
+        read = facts.get(key)
+        for reference, at in zip(read.references, read.located) if read is not None else ():
+            resolved = self._relation(document, reference, index, objects, at=at)
+            if resolved is not None and resolved != key:
+                found.append(resolved)
+            elif resolved == key:
+                self.report(document, "cycle", f"{key} reads itself", "sql")
+        if isinstance(obj, DataFlow):
+            target = index.get(ObjectKey.parse(obj.target).folded())
+            if obj.target.lower() in self.broken:
+                pass
+            elif target is None or not isinstance(objects[target], Table):
+                what = "is not a Table" if target else "does not exist"
+                self.report(document, "reference", f"target {obj.target} {what}"
+                            f"{_did_you_mean(obj.target, [str(k) for k in objects])}", "target")
+            else:
+                found.append(target)
+                if obj.mode == "upsert":
+                    self._upsert(document, obj, objects[target], facts.get(key))
+            connection = self._connection(obj.connection, index, connections, objects)
+            if connection is None and obj.connection.lower() not in self.broken:
+                names = [o.name for o in objects.values() if isinstance(o, Connection)]
+                self.report(document, "reference", f"connection {obj.connection} does not exist"
+                            f"{_did_you_mean(obj.connection, names)}", "connection")
+            else:
+                if connection is not None:
+                    found.append(connection)
+        return tuple(dict.fromkeys(found))
+
+    def _relation(self, document, reference: str, index, objects, loc: tuple = ("sql",),
+                  at: tuple[int, int] | None = None) -> ObjectKey | None:
+        """The object a reference in SQL names (`at`: where it is written inside the SQL at `loc`)."""
+        if reference.count(".") > 1:   # a catalog too: the tenant's own database is the only one
+            catalog, _, rest = reference.partition(".")
+            others = [str(k) for k in objects if self.documents[k] is not document]
+            message = (f"{reference} names a database ({catalog}): objects are read as schema.name, in the "
+                       f"tenant's own database{_did_you_mean(rest, others)}")
+            if at is None:
+                self.report(document, "reference", message, *loc)
+            else:
+                line, column = document.where_inside(loc, *at)
+                self.diagnostics.append(Diagnostic(document.path, line, column, "reference", message))
+            return None
         wanted = ObjectKey.parse(reference) if "." in reference else None
         if wanted is None:
             self.report(document, "reference", f"'{reference}' is not schema-qualified; write "
@@ -453,7 +519,7 @@ class _Checker:
             return None
         return resolved
 
-    def _upsert(self, document: Document, flow: DataFlow, target: Table) -> None:
+    def _upsert(self, document: Document, flow: DataFlow, target: Table, facts: sql.SqlFacts | None) -> None:
         """An upsert replaces a row by its target's primary key (what ON CONFLICT can name), and the flow
         must give every key column."""
         keys = [name.lower() for name in target.primary_key]
@@ -464,8 +530,8 @@ class _Checker:
             self.report(document, "reference", f"unique_key: an upsert replaces a row by the primary key of "
                         f"{flow.target}: [{', '.join(target.primary_key)}]", "unique_key")
         else:
-            listed = (sql.scopes(flow.sql, self.dialect, self.cache)["insert"] or {}).get("listed") or []
-            missing = [name for name in flow.unique_key if listed and name.lower() not in {c[0].lower() for c in listed}]
+            listed = facts.insert_columns if facts is not None else ()
+            missing = [name for name in flow.unique_key if listed and name.lower() not in {c.lower() for c in listed}]
             if missing:
                 self.report(document, "sql", f"the INSERT lists no value for key column{'s' * (len(missing) > 1)} "
                             f"{', '.join(missing)}, which an upsert matches rows by", "sql")
@@ -497,42 +563,54 @@ class _Checker:
         stars: dict[ObjectKey, tuple[ObjectKey, ...]] = {}
         for key in graphs.order(graph):
             obj = objects[key]
-            if key in self.duplicated:
-                known[key] = None
+            result = self._bind(key, objects, facts, dependencies[key], known, dialect)
+            if result is None:
                 continue
-            if isinstance(obj, Table):
-                try:
-                    known[key] = {c.name: sql.normalize_type(c.type, dialect, dialect) for c in obj.columns}
-                except sql.SqlProblem:
-                    known[key] = None
-                continue
-            if not isinstance(obj, (View, MaterializedTable, DataFlow)) or key not in facts:
-                continue
-            reads = [d for d in dependencies[key] if isinstance(objects[d], READABLE)]
-            if any(known.get(d) is None for d in reads):   # an input that did not bind: no cascade
-                known[key] = None
-                continue
-            target = next((str(d).lower() for d in reads if isinstance(obj, DataFlow)
-                           and d.folded() == ObjectKey.parse(obj.target).folded()), None)
-            result = bind.bind(obj.sql, dialect, {str(d).lower(): known[d] for d in reads}, target, self.cache)
-            by_name = {str(d).lower(): d for d in reads}
-            read_columns[key] = {by_name[name]: tuple(columns) for name, columns in result.reads.items()
-                                 if name in by_name}
+            reads = {str(d).lower(): d for d in dependencies[key] if isinstance(objects[d], READABLE)}
+            read_columns[key] = {reads[name]: tuple(columns) for name, columns in result.reads.items() if name in reads}
             if result.derived:
-                derived[key] = {column: tuple((by_name[source], name) for source, name in pairs if source in by_name)
+                derived[key] = {column: tuple((reads[source], name) for source, name in pairs if source in reads)
                                 for column, pairs in result.derived.items()}
             if result.stars:
-                stars[key] = tuple(by_name[name] for name in result.stars if name in by_name)
+                stars[key] = tuple(reads[name] for name in result.stars if name in reads)
             document = self.documents[key]
             for problem in result.problems:
                 line, column = document.where_inside(("sql",), problem.line, problem.column)
                 hint = _did_you_mean(problem.word, problem.candidates) if problem.word else ""
                 self.diagnostics.append(Diagnostic(document.path, line, column, "column", problem.message + hint))
-            known[key] = result.outputs if isinstance(obj, View) else None
-            if isinstance(obj, MaterializedTable) and result.outputs is not None:
-                known[key] = self._pinned(document, obj, result.outputs, dialect)
-        return ({key: columns for key, columns in known.items() if columns is not None}, read_columns,
-                derived, stars)
+        return ({key: {name: kind for name, kind in columns.items() if name != bind.UNNAMED}
+                 for key, columns in known.items() if columns is not None}, read_columns, derived, stars)
+
+    def _bind(self, key: ObjectKey, objects, facts, dependencies: tuple[ObjectKey, ...],
+              known: dict[ObjectKey, bind.Columns | None], dialect: str,
+              tree: exp.Expression | None = None) -> bind.Bound | None:
+        """Bind one object against the columns `known` of what it reads, and record the columns it
+        gives there (None: not known, so nothing reading it is bound). None where it is not bound."""
+        obj = objects[key]
+        if key in self.duplicated:
+            known[key] = None
+            return None
+        if isinstance(obj, Table):
+            try:
+                known[key] = {c.name: sql.normalize_type(c.type, dialect, dialect) for c in obj.columns}
+            except sql.SqlProblem:
+                known[key] = None
+            return None
+        if not isinstance(obj, (View, MaterializedTable, DataFlow)) or key not in facts:
+            return None
+        reads = [d for d in dependencies if isinstance(objects[d], READABLE)]
+        if any(known.get(d) is None for d in reads):   # an input that did not bind: no cascade
+            known[key] = None
+            return None
+        target = next((str(d).lower() for d in reads if isinstance(obj, DataFlow)
+                       and d.folded() == ObjectKey.parse(obj.target).folded()), None)
+        result = bind.bind(obj.sql, dialect, {str(d).lower(): known[d] for d in reads}, target, self.cache, tree)
+        known[key] = result.outputs if isinstance(obj, View) else None
+        if isinstance(obj, MaterializedTable) and result.outputs is not None:
+            known[key] = self._pinned(self.documents[key], obj, result.outputs, dialect)
+        if known[key] is not None and result.unnamed:   # its readers may name those as the engine does
+            known[key] = {**known[key], bind.UNNAMED: "UNKNOWN"}
+        return result
 
     def _pinned(self, document: Document, table: MaterializedTable, outputs: bind.Columns,
                 dialect: str) -> bind.Columns:
@@ -689,8 +767,8 @@ class _Checker:
             return None, []
         self._calls(document, field_loc, {engine: sql.calls(item.check.sql, dialect, engine, self.cache)
                                           for engine in self.callers[0]}, what=f"check {item.name}: ")
-        reads = [found for found in (self._relation(document, reference, index, objects, field_loc)
-                                     for reference in facts.references) if found is not None]
+        reads = [found for found in (self._relation(document, reference, index, objects, field_loc, at)
+                                     for reference, at in zip(facts.references, facts.located)) if found is not None]
         if len(reads) != len(facts.references) or any(read not in columns for read in reads):
             return None, reads
         result = bind.bind(item.check.sql, dialect, {str(read).lower(): columns[read] for read in reads}, None,
@@ -752,6 +830,15 @@ class _Checker:
                         self.report(self.documents[key], "parameter",
                                     f"$${parameter} (in a check) has no value for tenant {tenant.name}: add it "
                                     "under rules.parameters in environment.yaml", "checks")
+
+
+def _connections(objects) -> dict[str, list[ObjectKey]]:
+    """The connections by their plain name (lower case): a data flow may name one without its schema."""
+    found: dict[str, list[ObjectKey]] = {}
+    for key, obj in objects.items():
+        if isinstance(obj, Connection):
+            found.setdefault(obj.name.lower(), []).append(key)
+    return found
 
 
 def _sensitive(objects, dependencies, graph: nx.DiGraph, columns: dict[ObjectKey, bind.Columns],
