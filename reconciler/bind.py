@@ -95,17 +95,17 @@ def _qualified(query: exp.Query, dialect: str, inputs: Mapping[str, Columns]) ->
     """sqlglot's qualification of `query`, in place, read back; None where sqlglot cannot decide."""
     binding = _dialect(dialect)
     columns = {name: tuple(c.lower() for c in given if c != UNNAMED) for name, given in inputs.items()}
+    partial = frozenset(name for name, given in inputs.items() if UNNAMED in given)
     _note_stars(query)
     try:
         normalize_identifiers(query, dialect=binding, store_original_column_identifiers=True)
         qualify_tables(query, dialect=binding)
-        qualify_columns(query, _Declared(columns, binding), expand_alias_refs=True, expand_stars=True,
+        qualify_columns(query, _Declared(columns, partial, binding), expand_alias_refs=True, expand_stars=True,
                         allow_partial_qualification=True)
-    except (SqlglotError, RecursionError, KeyError, IndexError, AttributeError, TypeError, ValueError):
+    except (SqlglotError, RecursionError, AssertionError, KeyError, IndexError, AttributeError, TypeError, ValueError):
         return None   # what sqlglot does not model (or trips on): the engine's proof decides
     try:
-        return scopes.read(query, columns, frozenset(name for name, given in inputs.items() if UNNAMED in given),
-                           {name: {c.lower(): c for c in given} for name, given in inputs.items()})
+        return scopes.read(query, columns, partial, {name: {c.lower(): c for c in given} for name, given in inputs.items()})
     except (SqlglotError, RecursionError):   # a scope sqlglot cannot build (an alias used twice, say)
         return None
 
@@ -158,14 +158,12 @@ def _sorted(reads: Mapping[str, set[str]]) -> dict[str, list[str]]:
 @functools.cache
 def _dialect(dialect: str) -> Dialect:
     """`dialect` (with `$$` parameters) binding names case-insensitively, as every engine compares the
-    unquoted names the landscape declares; each identifier's spelling is kept (`spelled`) where
-    normalising changes it, so the columns a view gives are named as written."""
+    unquoted names the landscape declares; what sqlglot then renames is noted first (`scopes.note`)."""
     base = sql.templated(dialect)
 
     def normalize_identifier(self, expression):
-        if isinstance(expression, exp.Identifier) and "spelled" not in expression.meta \
-                and expression.this != expression.this.lower():
-            expression.meta["spelled"] = expression.this
+        if isinstance(expression, exp.Identifier):
+            scopes.note(expression)
         return base.normalize_identifier(self, expression)
 
     binding = type(f"Binding{base.__name__}", (base,), {"normalize_identifier": normalize_identifier})
@@ -175,8 +173,8 @@ def _dialect(dialect: str) -> Dialect:
 class _Declared(Schema):
     """The columns of a statement's inputs, as sqlglot's resolver asks for them (by `schema.name`)."""
 
-    def __init__(self, columns: Mapping[str, tuple[str, ...]], dialect: Dialect):
-        self._columns, self._dialect = columns, dialect
+    def __init__(self, columns: Mapping[str, tuple[str, ...]], partial: frozenset[str], dialect: Dialect):
+        self._columns, self._partial, self._dialect = columns, partial, dialect
 
     @property
     def dialect(self) -> Dialect:
@@ -185,7 +183,8 @@ class _Declared(Schema):
     def column_names(self, table, only_visible: bool = False, dialect=None, normalize=None) -> list[str]:
         if not isinstance(table, exp.Table) or table.catalog:
             return []
-        return list(self._columns.get(f"{table.db}.{table.name}".lower() if table.db else table.name.lower(), ()))
+        name = f"{table.db}.{table.name}".lower() if table.db else table.name.lower()
+        return [*self._columns.get(name, ()), *(["*"] if name in self._partial else [])]   # "*": and more
 
     def add_table(self, table, column_mapping=None, dialect=None, normalize=None, match_depth=True) -> None:
         raise NotImplementedError("the inputs are declared, never added")

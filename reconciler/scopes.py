@@ -6,7 +6,7 @@ columns the statement gives (as written, and how many its engines name themselve
 of each input it refers to, the input columns each output column is computed from, the inputs a
 `*` gives on whole, and the references that certainly bind nowhere, each at its line and column:
 a column no source in scope has, one two sources have, a qualified one its source lacks, an output
-name given twice. Where a source's columns are not all known (a table function, an input whose
+name given twice (never inside a CTE nothing reads: DuckDB does not bind those). Where a source's columns are not all known (a table function, an input whose
 engine names some of its columns, VALUES without column names), nothing that could come from it
 is reported. Pure: never parses, never touches a tenant.
 """
@@ -58,6 +58,22 @@ class _Source:
     scope: Scope | None = None   # the derived source it is, when it is one
 
 
+def note(identifier: exp.Identifier) -> None:
+    """What qualifying renames, noted on an identifier before it is normalised (sqlglot's walk reaches
+    each one once): its spelling where lower case changes it (a view's columns are named as written);
+    on a select list, the aliases it gives (ORDER BY and HAVING may name them after an alias list has
+    renamed them); on a derived table's or CTE's query, how many columns its alias list names."""
+    if identifier.this != identifier.this.lower() and "spelled" not in identifier.meta:
+        identifier.meta["spelled"] = identifier.this
+    parent = identifier.parent
+    if isinstance(parent, exp.Alias) and identifier.arg_key == "alias" and isinstance(parent.parent, exp.Select):
+        parent.parent.meta.setdefault("aliases", set()).add(identifier.this.lower())
+    elif isinstance(parent, exp.TableAlias) and identifier.arg_key == "columns" and \
+            isinstance(parent.parent, (exp.Subquery, exp.CTE)) and isinstance(parent.parent.this, exp.Query):
+        query = parent.parent.this
+        query.meta["listed"] = query.meta.get("listed", 0) + 1
+
+
 def read(query: exp.Query, inputs: Mapping[str, tuple[str, ...]], partial: frozenset[str],
          spelled: Mapping[str, Mapping[str, str]]) -> Reading:
     """Read a qualified query. `inputs`: the columns (lower case) of each input, by lower-case
@@ -80,8 +96,10 @@ class _Reader:
         outputs = self.outputs(root)
         reading = Reading(None if outputs is None else [name for _, name, named in outputs if named],
                           sum(not named for _, _, named in outputs or ()))
+        used = _used(root)
         for scope in self.scopes:
-            self._columns(scope, reading)
+            if id(scope) in used:   # a CTE nothing reads is not bound by DuckDB: never a problem here
+                self._columns(scope, reading)
         if outputs is not None:
             reading.problems += self._duplicates(root, outputs)
             for index, (name, _, named) in enumerate(outputs):
@@ -148,6 +166,9 @@ class _Reader:
                 result.append(self._output(scope, item))
         else:
             result = [(n.lower(), n, True) for n in expression.alias_column_names] or None
+        listed = expression.meta.get("listed", 0)   # named by an alias list, whatever they compute
+        if result is not None and listed:
+            result = [(name, written, named or at < listed) for at, (name, written, named) in enumerate(result)]
         self._outputs[key] = result
         return result
 
@@ -166,9 +187,11 @@ class _Reader:
         if not _made(value):
             return name, value.this.meta.get("spelled", value.name), True
         source = self._source_of(scope, value)   # made by expanding `*`: named as its source names it
-        if source is not None and source.table is not None:
+        if source is None or not source.complete:   # a name sqlglot made up (VALUES' _col_0)
+            return name, name, False
+        if source.table is not None:
             return name, self.spelled.get(source.table, {}).get(name, name), True
-        given = self.outputs(source.scope) if source is not None and source.scope is not None else None
+        given = self.outputs(source.scope) if source.scope is not None else None
         return name, next((written for lower, written, _ in given or () if lower == name), name), True
 
     def _levels(self, scope: Scope) -> list[Scope]:
@@ -178,12 +201,17 @@ class _Reader:
             levels.append(levels[-1].parent)
         return levels
 
-    def _source_of(self, scope: Scope, column: exp.Column) -> _Source | None:
-        for level in self._levels(scope):
-            found = self.sources(level).get(column.table)
-            if found is not None:
-                return found
-        return None
+    def _source_of(self, scope: Scope, column: exp.Column, having: str | None = None) -> _Source | None:
+        """The source a qualified column names: its own scope's first, then an enclosing one's (`having`: an
+        enclosing source of that name that has the column, where the nearer one does not: DuckDB reads it)."""
+        found = self._named(scope, column.table)
+        if having is not None:
+            return next((s for s in found if having in s.columns), found[0] if found else None)
+        return found[0] if found else None
+
+    def _named(self, scope: Scope, alias: str) -> list[_Source]:
+        """Every source called `alias` that a column of `scope` can see, innermost first."""
+        return [s for level in self._levels(scope) if (s := self.sources(level).get(alias)) is not None]
 
     def _owner(self, column: exp.Expression) -> Scope | None:
         node = column.find_ancestor(exp.Select, exp.SetOperation)
@@ -193,21 +221,23 @@ class _Reader:
     def _columns(self, scope: Scope, reading: Reading) -> None:
         """The scope's own column references: what each reads, and which certainly bind nowhere."""
         expression = scope.expression
-        outputs = {s.alias_or_name.lower() for s in expression.selects   # those a clause may name (unless unbound)
-                   if not isinstance(s.unalias(), exp.Column) or s.unalias().table} \
-            if isinstance(expression, exp.Query) else set()
+        outputs = {name for s in expression.selects for name in _names(s)} if isinstance(expression, exp.Query) \
+            else set()   # what a clause may name: each output, by its alias or by the column it gives
+        first = _first_select(scope) if isinstance(expression, exp.SetOperation) else scope
+        outputs |= first.expression.meta.get("aliases", set()) if first is not None else set()
+        #  ^ as written, before an alias list renamed them
         items = {id(s) for s in expression.selects} if isinstance(expression, exp.Select) else set()
         for column in scope.columns:
             if self._owner(column) is not scope:
                 continue   # sqlglot lends a subquery's outer references to the enclosing scope too
             if column.table:
-                source = self._source_of(scope, column)
+                source = self._source_of(scope, column, column.name.lower())
                 if source is None:
                     reading.problems += self._unknown_table(scope, column)
                 elif column.name.lower() in source.columns or column.name == "*":
                     if source.table is not None:
                         reading.reads.setdefault(source.table, set()).add(column.name.lower())
-                elif source.complete:
+                elif all(s.complete for s in self._named(scope, column.table)):   # an outer one may have it
                     reading.problems.append(Problem(
                         *position(column.this), f"column {column.table}.{column.name} does not exist: {source.what} "
                         f"has no column {column.name}", column.name, self._written(source)))
@@ -234,8 +264,10 @@ class _Reader:
         """An unqualified column sqlglot could not give a source: one no source in scope has, or one
         two sources of its innermost scope have; nothing where a source's columns are not all known."""
         name, levels = column.name.lower(), self._levels(scope)
+        joined = _joined(column, scope)
         for level in levels:
-            sources = list(self.sources(level).values())
+            sources = [s for s in self.sources(level).values() if level is not scope or joined is None
+                       or s.alias in joined or s.alias == ""]
             owners = [s for s in sources if name in s.columns]
             if len(owners) > 1:
                 named = " and ".join(s.what + (f" ({s.alias})" if s.alias != s.what else "") for s in owners[:2])
@@ -309,12 +341,13 @@ class _Reader:
         return found
 
     def _computed_from(self, scope: Scope, item: exp.Expression) -> frozenset[Pair] | None:
-        if item.find(exp.Star, exp.TableColumn) is not None:   # what is under it is not listed
+        if item.is_star or item.find(exp.TableColumn) is not None or any(
+                isinstance(c.this, exp.Star) for c in item.find_all(exp.Column)):   # what is under it is not listed
             return None
         pairs: set[Pair] = set()
         for column in item.find_all(exp.Column):
             owner = self._owner(column) or scope
-            source = self._source_of(owner, column) if column.table else None
+            source = self._source_of(owner, column, column.name.lower()) if column.table else None
             if source is None:
                 return None
             if source.table is not None:
@@ -343,6 +376,47 @@ class _NoSchema:
 
 
 _NO_SCHEMA = _NoSchema()
+
+
+def _names(item: exp.Expression) -> set[str]:
+    """The names ORDER BY or HAVING may give a select-list item by: its alias, and the name of the column
+    it gives (an alias list may have renamed it since); none for a column nothing binds."""
+    value = item.unalias()
+    if isinstance(value, exp.Column) and not value.table:
+        return set()
+    return {item.alias_or_name.lower(), *([value.name.lower()] if isinstance(value, (exp.Column, exp.Dot)) else [])}
+
+
+def _joined(column: exp.Column, scope: Scope) -> set[str] | None:
+    """For a column in a JOIN's ON: the sources it can see (those joined so far, back to the last comma,
+    which binds less tightly than JOIN); None elsewhere."""
+    join = column.find_ancestor(exp.Join, exp.Select)
+    select = scope.expression
+    if not isinstance(join, exp.Join) or join.parent is not select or not isinstance(select, exp.Select):
+        return None
+    first = select.args.get("from_")
+    seen = {first.this.alias_or_name} if first is not None else set()
+    for other in select.args.get("joins") or []:
+        if not (other.args.get("on") or other.args.get("using") or other.method or other.side or other.kind):
+            seen = set()   # `a, b JOIN c ON ...` is `a, (b JOIN c ON ...)`
+        seen.add(other.this.alias_or_name)
+        if other is join:
+            return seen
+    return None
+
+
+def _used(root: Scope) -> set[int]:
+    """The scopes a query runs: all but CTEs that nothing it runs reads."""
+    used: set[int] = set()
+    stack = [root]
+    while stack:
+        scope = stack.pop()
+        if id(scope) in used:
+            continue
+        used.add(id(scope))
+        stack += [*scope.set_operation_scopes, *scope.table_scopes, *scope.subquery_scopes,
+                  *(source for _, source in scope.selected_sources.values() if isinstance(source, Scope))]
+    return used
 
 
 def _made(column: exp.Column) -> bool:

@@ -227,7 +227,7 @@ def _facts(tree: exp.Expression, dialect: str) -> SqlFacts:
         canonical, unwritable = tree.sql(dialect=templated(dialect), comments=False,
                                          unsupported_level=ErrorLevel.RAISE), ""
     except UnsupportedError as error:
-        canonical, unwritable = tree.sql(dialect=templated(dialect), comments=False), str(error)
+        canonical, unwritable = tree.sql(dialect=templated(dialect), comments=False), unsupported(error)
     return SqlFacts(statement, tuple(references), target, tuple(parameters), canonical, projection,
                     policy.effects(tree), tuple(references.values()), tuple(i.name for i in listed), unwritable)
 
@@ -313,7 +313,7 @@ def sequence_calls(statement: str, engine: str) -> tuple[str, ...]:
 @bounded
 def untranslatable(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE) -> str | None:
     """Why `sql` cannot be expressed in `engine`'s dialect, or None when it can (cached)."""
-    key = content_key("portable", sqlglot.__version__, dialect, engine, sql)
+    key = content_key("portable", "2", sqlglot.__version__, dialect, engine, sql)   # "2": reasons said once
     cached = cache.get("sql-portable", key)
     if cached is not None:
         return cached or None
@@ -322,9 +322,14 @@ def untranslatable(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE)
         tree.sql(dialect=templated(engine), unsupported_level=ErrorLevel.RAISE)
         problem = meaning_changes(tree, dialect, engine) or ""
     except UnsupportedError as error:
-        problem = str(error)
+        problem = unsupported(error)
     cache.put("sql-portable", key, problem)
     return problem or None
+
+
+def unsupported(error: UnsupportedError) -> str:
+    """sqlglot's reasons, each once (it repeats one per place it meets it, a blank line between)."""
+    return "; ".join(dict.fromkeys(line.strip() for line in str(error).splitlines() if line.strip()))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -303,3 +303,32 @@ def test_a_values_list_binds_the_column_names_its_alias_gives(landscape: Landsca
     result = landscape.run("validate", "dev")
     assert result.code == 1
     assert "vw_days.yaml:6:23: error[column]: column day does not exist in week" in result.stderr, result.stderr
+
+
+def test_column_lineage_draws_only_what_binding_established(landscape: Landscape) -> None:
+    """A view column computed by a subquery, or by a UNION, comes from the columns those read and from
+    nothing else the view reads (before, such a column counted as computed from everything)."""
+    landscape.write("environments/dev/sales/views/vw_biggest.yaml", "kind: View\nname: vw_biggest\nschema: sales\n"
+                    "sql: |\n  SELECT c.id, (SELECT max(t.amount) FROM sales.customer_transactions AS t\n"
+                    "                WHERE t.customer_id = c.id) AS biggest\n"
+                    "  FROM sales.customer_master AS c WHERE c.email IS NOT NULL\n")
+    landscape.write("environments/dev/sales/views/vw_ids.yaml", "kind: View\nname: vw_ids\nschema: sales\n"
+                    "sql: SELECT id FROM sales.customer_master UNION ALL SELECT customer_id FROM "
+                    "sales.customer_transactions WHERE amount > 0\n")
+
+    def edges(column: str) -> set[tuple[str, str]]:
+        result = landscape.run("graph", "dev", "--columns", column, "--format", "json")
+        assert result.code == 0, result.output
+        return {(e["from"], e["to"]) for e in json.loads(result.stdout)["edges"]
+                if e["to"].startswith(("sales.vw_biggest", "sales.vw_ids"))}
+
+    assert edges("sales.customer_master.email") == {("sales.customer_master.email", "sales.vw_biggest")}   # a filter
+    assert edges("sales.customer_transactions.amount") == {
+        ("sales.customer_transactions.amount", "sales.vw_biggest.biggest"),
+        ("sales.customer_transactions.amount", "sales.vw_ids")}
+    assert edges("sales.customer_transactions.customer_id") == {
+        ("sales.customer_transactions.customer_id", "sales.vw_biggest.biggest"),   # the subquery's own filter
+        ("sales.customer_transactions.customer_id", "sales.vw_ids.id")}
+    assert edges("sales.customer_master.id") == {("sales.customer_master.id", "sales.vw_biggest.id"),
+                                                 ("sales.customer_master.id", "sales.vw_biggest.biggest"),
+                                                 ("sales.customer_master.id", "sales.vw_ids.id")}
