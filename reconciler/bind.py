@@ -105,7 +105,8 @@ def _qualified(query: exp.Query, dialect: str, inputs: Mapping[str, Columns]) ->
     except (SqlglotError, RecursionError, AssertionError, KeyError, IndexError, AttributeError, TypeError, ValueError):
         return None   # what sqlglot does not model (or trips on): the engine's proof decides
     try:
-        return scopes.read(query, columns, partial, {name: {c.lower(): c for c in given} for name, given in inputs.items()})
+        spelled = {name: {c.lower(): c for c in given} for name, given in inputs.items()}
+        return scopes.read(query, columns, partial, spelled)
     except (SqlglotError, RecursionError):   # a scope sqlglot cannot build (an alias used twice, say)
         return None
 

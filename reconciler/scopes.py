@@ -6,9 +6,10 @@ columns the statement gives (as written, and how many its engines name themselve
 of each input it refers to, the input columns each output column is computed from, the inputs a
 `*` gives on whole, and the references that certainly bind nowhere, each at its line and column:
 a column no source in scope has, one two sources have, a qualified one its source lacks, an output
-name given twice (never inside a CTE nothing reads: DuckDB does not bind those). Where a source's columns are not all known (a table function, an input whose
-engine names some of its columns, VALUES without column names), nothing that could come from it
-is reported. Pure: never parses, never touches a tenant.
+name given twice (never inside a CTE nothing reads: DuckDB does not bind those). Where a source's
+columns are not all known (a table function, an input whose engine names some of its columns,
+VALUES without column names), nothing that could come from it is reported. Pure: never parses,
+never touches a tenant.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sqlglot import exp
-from sqlglot.optimizer.resolver import Resolver
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
 from .sql import position
@@ -112,9 +112,7 @@ class _Reader:
     def sources(self, scope: Scope) -> dict[str, _Source]:
         """The sources a scope selects from, by alias, in the order it names them."""
         if id(scope) not in self._sources:
-            resolver, found = Resolver(scope, _NO_SCHEMA), {}
-            for alias, (_, source) in scope.selected_sources.items():
-                found[alias] = self._source(alias, source, resolver)
+            found = {alias: self._source(alias, source) for alias, (_, source) in scope.selected_sources.items()}
             if scope.lateral_sources or scope.pivots:   # what these give is sqlglot's guess: nothing is certain
                 found = {alias: _Source(s.alias, s.what, s.columns, False, s.table, s.scope)
                          for alias, s in found.items()}
@@ -122,7 +120,7 @@ class _Reader:
             self._sources[id(scope)] = found
         return self._sources[id(scope)]
 
-    def _source(self, alias: str, source: exp.Table | Scope, resolver: Resolver) -> _Source:
+    def _source(self, alias: str, source: exp.Table | Scope) -> _Source:
         if isinstance(source, exp.Table):
             name = ".".join(part.name for part in source.parts).lower()
             columns = self.inputs.get(name) if isinstance(source.this, exp.Identifier) else None
@@ -143,8 +141,8 @@ class _Reader:
         outputs = self.outputs(source)
         if outputs is None:
             return _Source(alias, alias, (), False, scope=source)
-        columns = tuple(resolver.get_source_columns(alias))   # the names an alias list gives, if one does
-        return _Source(alias, alias, columns, all(named for _, _, named in outputs), scope=source)
+        return _Source(alias, alias, tuple(name for name, _, _ in outputs), all(named for _, _, named in outputs),
+                       scope=source)
 
     def outputs(self, scope: Scope) -> list[tuple[str, str, bool]] | None:
         """(name in lower case, as written, whether the statement names it) for each column a scope
@@ -247,9 +245,9 @@ class _Reader:
             else:
                 reading.problems += self._unresolved(scope, column)
         for whole in scope.table_columns:   # a row read whole (`SELECT t FROM s.x AS t`): all of its columns
-            source = self._source_of(scope, exp.column("", table=whole.name))
-            if source is not None and source.table is not None:
-                reading.reads.setdefault(source.table, set()).update(source.columns)
+            for source in self._named(scope, whole.name)[:1]:
+                if source.table is not None:
+                    reading.reads.setdefault(source.table, set()).update(source.columns)
         for item in expression.selects if isinstance(expression, exp.Select) else ():
             written = item.args.get("alias") if isinstance(item, exp.Alias) else None
             value = item.this if isinstance(item, exp.Alias) else item
@@ -300,16 +298,15 @@ class _Reader:
     def _duplicates(self, root: Scope, outputs: list[tuple[str, str, bool]]) -> list[Problem]:
         """An output name given twice: DuckDB renames the second, PostgreSQL refuses, readers cannot tell."""
         first = _first_select(root)
+        items = first.expression.selects if first is not None else []
         seen: set[str] = set()
         problems = []
         for index, (name, written, named) in enumerate(outputs):
             if named and name in seen:
-                item = first.expression.selects[index] if first is not None and index < len(first.expression.selects) \
-                    else None
-                node = item.args.get("alias") if isinstance(item, exp.Alias) and item.args["alias"].meta.get("line") \
-                    else (item.this if isinstance(item, exp.Alias) else item)
-                where = position(node) if node is not None and node.find(exp.Identifier) is not None and \
-                    (node.find(exp.Identifier).meta or {}).get("line") else _star_position(first)
+                item = items[index] if index < len(items) else None
+                written_at = [node for node in (item.args.get("alias"), item.unalias().find(exp.Identifier))
+                              if node is not None and node.meta.get("line")] if item is not None else []
+                where = position(written_at[0]) if written_at else _star_position(first)   # else `*` gave it
                 problems.append(Problem(*where, f"column {written} is given twice: name each output column once"))
             seen.add(name)
         return problems
@@ -364,18 +361,6 @@ class _Reader:
                 return None
             pairs |= inner
         return frozenset(pairs)
-
-
-class _NoSchema:
-    """Sources are read through their scopes here: a table's columns come from `inputs`."""
-
-    dialect = None
-
-    def column_names(self, *args, **kwargs) -> list[str]:
-        return []
-
-
-_NO_SCHEMA = _NoSchema()
 
 
 def _names(item: exp.Expression) -> set[str]:

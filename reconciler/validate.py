@@ -322,22 +322,23 @@ class _Checker:
             stack: list[tuple[ObjectKey, exp.Expression | None, bool]] = [(start, None, False)]
             while stack:
                 key, tree, finished = stack.pop()
-                if finished:
-                    with self._quiet():
-                        self._bind(key, objects, facts, self._dependencies(key, objects, facts, index, connections),
-                                   known, dialect, tree)
+                if finished:   # a statement whose facts came from the cache has no tree: `columns` binds it
+                    if tree is not None or isinstance(objects[key], Table):
+                        with self._quiet():
+                            self._bind(key, objects, facts, self._dependencies(key, objects, facts, index,
+                                                                               connections), known, dialect, tree)
                     continue
                 if key in seen:
                     continue
                 seen.add(key)
                 tree = self._analysed(key, objects[key], dialect, facts)
                 stack.append((key, tree, True))
-                for reference in facts[key].references if key in facts else ():
+                for reference in facts[key].references if tree is not None else ():   # what it reads first
                     found = index.get(ObjectKey.parse(reference).folded()) if reference.count(".") == 1 else None
                     if found is not None and found not in seen:
                         stack.append((found, None, False))
                 target = index.get(ObjectKey.parse(objects[key].target).folded()) \
-                    if isinstance(objects[key], DataFlow) else None
+                    if isinstance(objects[key], DataFlow) and tree is not None else None
                 if target is not None and target not in seen:
                     stack.append((target, None, False))
         return facts
@@ -425,7 +426,7 @@ class _Checker:
                     self.report(self.documents[key], "sql", f"cannot be rendered for {engine} (tenant {tenants}): "
                                 f"sqlglot, which writes every statement a tenant runs, refuses it: "
                                 f"{facts[key].unwritable}", "sql")
-                problem = None if engine == dialect else sql.untranslatable(objects[key].sql, dialect, engine, self.cache)
+                problem = engine != dialect and sql.untranslatable(objects[key].sql, dialect, engine, self.cache)
                 if problem:
                     self.report(self.documents[key], "sql", f"cannot run on {engine} (tenant {tenants}): {problem}",
                                 "sql")

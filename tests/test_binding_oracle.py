@@ -167,7 +167,8 @@ class Generator:
             alias = self.pick([None, "g", "id", "x"])
             named = alias or key.split(".")[-1]
             sql = (f"SELECT {key}{f' AS {alias}' if alias else ''}, count(*) AS n, "
-                   f"sum({self.column(sources, (), True)}) AS total FROM {text} GROUP BY {self.pick([key, '1', named])}")
+                   f"sum({self.column(sources, (), True)}) AS total FROM {text} "
+                   f"GROUP BY {self.pick([key, '1', named])}")
             if self.chance(2):
                 sql += f" HAVING {self.pick(['count(*) > 0', 'count(*) > 0', 'n > 0', 'total > 0'])}"
             if last and self.chance(2):
@@ -311,8 +312,8 @@ def test_what_the_engine_accepts_validate_accepts(engine, generated: tuple[str, 
     query, _ = generated
     engine_refusal, refusal = database.refusal(query), landscape.refusal(query)
     twice = refusal is not None and all("is given twice" in line for line in refusal.splitlines())
-    VERDICTS[(database.dialect, "engine " + ("refuses" if engine_refusal else "accepts"),
-              "validate " + ("accepts" if refusal is None else "refuses a name given twice" if twice else "refuses"))] += 1
+    said = "accepts" if refusal is None else "refuses a name given twice" if twice else "refuses"
+    VERDICTS[(database.dialect, "engine " + ("refuses" if engine_refusal else "accepts"), "validate " + said)] += 1
     # an output name given twice is refused on purpose: DuckDB renames the second (`id_1`), PostgreSQL and
     # Spark refuse the view, and no reader could tell which one it named
     assert engine_refusal is not None or refusal is None or twice, \
