@@ -62,7 +62,8 @@ def note(identifier: exp.Identifier) -> None:
     """What qualifying renames, noted on an identifier before it is normalised (sqlglot's walk reaches
     each one once): its spelling where lower case changes it (a view's columns are named as written);
     on a select list, the aliases it gives (ORDER BY and HAVING may name them after an alias list has
-    renamed them); on a derived table's or CTE's query, how many columns its alias list names."""
+    renamed them); on a derived table's or CTE's query, the names its alias list gives its columns
+    (sqlglot forgets them, and over a set operation never applies them)."""
     if identifier.this != identifier.this.lower() and "spelled" not in identifier.meta:
         identifier.meta["spelled"] = identifier.this
     parent = identifier.parent
@@ -71,7 +72,7 @@ def note(identifier: exp.Identifier) -> None:
     elif isinstance(parent, exp.TableAlias) and identifier.arg_key == "columns" and \
             isinstance(parent.parent, (exp.Subquery, exp.CTE)) and isinstance(parent.parent.this, exp.Query):
         query = parent.parent.this
-        query.meta["listed"] = query.meta.get("listed", 0) + 1
+        query.meta.setdefault("listed", []).append((identifier.this.lower(), identifier.this))
 
 
 def read(query: exp.Query, inputs: Mapping[str, tuple[str, ...]], partial: frozenset[str],
@@ -164,9 +165,9 @@ class _Reader:
                 result.append(self._output(scope, item))
         else:
             result = [(n.lower(), n, True) for n in expression.alias_column_names] or None
-        listed = expression.meta.get("listed", 0)   # named by an alias list, whatever they compute
+        listed = expression.meta.get("listed", [])   # named by an alias list, whatever they compute
         if result is not None and listed:
-            result = [(name, written, named or at < listed) for at, (name, written, named) in enumerate(result)]
+            result = [(*listed[at], True) if at < len(listed) else given for at, given in enumerate(result)]
         self._outputs[key] = result
         return result
 
@@ -190,7 +191,8 @@ class _Reader:
         if source.table is not None:
             return name, self.spelled.get(source.table, {}).get(name, name), True
         given = self.outputs(source.scope) if source.scope is not None else None
-        return name, next((written for lower, written, _ in given or () if lower == name), name), True
+        found = next((written for lower, written, _ in given or () if lower == name), None)
+        return (name, found, True) if found is not None else (name, name, False)   # not a name it gives
 
     def _levels(self, scope: Scope) -> list[Scope]:
         """The scope, then the ones a correlated subquery in it may also read, innermost first."""
@@ -264,13 +266,19 @@ class _Reader:
         name, levels = column.name.lower(), self._levels(scope)
         joined = _joined(column, scope)
         for level in levels:
-            sources = [s for s in self.sources(level).values() if level is not scope or joined is None
-                       or s.alias in joined or s.alias == ""]
+            sources = list(self.sources(level).values())
+            if level is scope and joined is not None:   # in an ON: what is joined so far first; DuckDB then
+                group = [s for s in sources if s.alias in joined or s.alias == ""]   # looks further
+                owners = [s for s in group if name in s.columns]
+                if len(owners) > 1:
+                    return [self._ambiguous(column, owners)]
+                if owners or not all(s.complete for s in group) or any(name in s.columns for s in sources):
+                    return []
             owners = [s for s in sources if name in s.columns]
             if len(owners) > 1:
-                named = " and ".join(s.what + (f" ({s.alias})" if s.alias != s.what else "") for s in owners[:2])
-                return [Problem(*position(column.this), f"column {column.name} is ambiguous: {named} both have it; "
-                                "qualify it")]
+                return [self._ambiguous(column, owners)]
+            if level is not scope and name in level.expression.meta.get("aliases", set()):
+                return []   # DuckDB lets a subquery in a select list name an alias of that list
             if owners or not all(s.complete for s in sources):
                 return []   # sqlglot would have given it a source; or one whose columns are not known may have it
         everything = [s for level in levels for s in self.sources(level).values()]
@@ -281,6 +289,11 @@ class _Reader:
             candidates = tuple(written for _, written, _ in self.outputs(scope) or ())
         return [Problem(*position(column.this), f"column {column.name} does not exist in {where}", column.name,
                         candidates)]
+
+    @staticmethod
+    def _ambiguous(column: exp.Column, owners: list[_Source]) -> Problem:
+        named = " and ".join(s.what + (f" ({s.alias})" if s.alias != s.what else "") for s in owners[:2])
+        return Problem(*position(column.this), f"column {column.name} is ambiguous: {named} both have it; qualify it")
 
     def _unknown_table(self, scope: Scope, column: exp.Column) -> list[Problem]:
         """`t.c` where no source is called t: certain only when every source in scope is known and has
