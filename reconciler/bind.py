@@ -98,7 +98,7 @@ def _qualified(query: exp.Query, dialect: str, inputs: Mapping[str, Columns]) ->
     partial = frozenset(name for name, given in inputs.items() if UNNAMED in given)
     _note_stars(query)
     try:
-        normalize_identifiers(query, dialect=binding, store_original_column_identifiers=True)
+        normalize_identifiers(query, dialect=binding)
         qualify_tables(query, dialect=binding)
         qualify_columns(query, _Declared(columns, partial, binding), expand_alias_refs=True, expand_stars=True,
                         allow_partial_qualification=True)

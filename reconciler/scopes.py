@@ -91,6 +91,7 @@ class _Reader:
         self._sources: dict[int, dict[str, _Source]] = {}
         self._outputs: dict[int, list[tuple[str, str, bool]] | None] = {}
         self._lineage: dict[tuple[int, int], frozenset[Pair] | None] = {}
+        self._chains: dict[int, list[Scope]] = {}
 
     def read(self) -> Reading:
         root = self.scopes[-1]
@@ -196,22 +197,33 @@ class _Reader:
 
     def _levels(self, scope: Scope) -> list[Scope]:
         """The scope, then the ones a correlated subquery in it may also read, innermost first."""
-        levels = [scope]
-        while levels[-1].can_be_correlated and levels[-1].parent is not None:
-            levels.append(levels[-1].parent)
+        levels = self._chains.get(id(scope))
+        if levels is None:
+            levels = self._chains[id(scope)] = [scope]
+            while levels[-1].can_be_correlated and levels[-1].parent is not None:
+                levels.append(levels[-1].parent)
         return levels
 
     def _source_of(self, scope: Scope, column: exp.Column, having: str | None = None) -> _Source | None:
         """The source a qualified column names: its own scope's first, then an enclosing one's (`having`: an
         enclosing source of that name that has the column, where the nearer one does not: DuckDB reads it)."""
-        found = self._named(scope, column.table)
+        table = column.table
+        nearest = self.sources(scope).get(table)
+        if nearest is not None and (having is None or having in nearest.columns):
+            return nearest
+        found = self._named(scope, table)
         if having is not None:
             return next((s for s in found if having in s.columns), found[0] if found else None)
         return found[0] if found else None
 
     def _named(self, scope: Scope, alias: str) -> list[_Source]:
         """Every source called `alias` that a column of `scope` can see, innermost first."""
-        return [s for level in self._levels(scope) if (s := self.sources(level).get(alias)) is not None]
+        found = []
+        for level in self._levels(scope):
+            source = self.sources(level).get(alias)
+            if source is not None:
+                found.append(source)
+        return found
 
     def _owner(self, column: exp.Expression) -> Scope | None:
         node = column.find_ancestor(exp.Select, exp.SetOperation)
@@ -351,11 +363,11 @@ class _Reader:
         return found
 
     def _computed_from(self, scope: Scope, item: exp.Expression) -> frozenset[Pair] | None:
-        if item.is_star or item.find(exp.TableColumn) is not None or any(
-                isinstance(c.this, exp.Star) for c in item.find_all(exp.Column)):   # what is under it is not listed
-            return None
+        columns = list(item.find_all(exp.Column, exp.TableColumn))
+        if item.is_star or any(not isinstance(c, exp.Column) or isinstance(c.this, exp.Star) for c in columns):
+            return None   # a `*` or a whole row: what is under it is not listed
         pairs: set[Pair] = set()
-        for column in item.find_all(exp.Column):
+        for column in columns:
             owner = self._owner(column) or scope
             source = self._source_of(owner, column, column.name.lower()) if column.table else None
             if source is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -118,22 +119,29 @@ def bounded(function):
 
 class _Trees:
     """The trees of the texts parsed last, most recent last (trees are large: enough for one pass over a
-    small landscape)."""
+    small landscape); tenants are planned on threads, so one at a time."""
 
     def __init__(self, size: int):
         self.size = size
         self.trees: OrderedDict[tuple[str, str], exp.Expression] = OrderedDict()
+        self.lock = threading.Lock()
 
     def get(self, key: tuple[str, str]) -> exp.Expression | None:
-        tree = self.trees.get(key)
-        if tree is not None:
-            self.trees.move_to_end(key)
-        return tree
+        with self.lock:
+            tree = self.trees.get(key)
+            if tree is not None:
+                self.trees.move_to_end(key)
+            return tree
 
     def put(self, key: tuple[str, str], tree: exp.Expression) -> None:
-        self.trees[key] = tree
-        if len(self.trees) > self.size:
-            self.trees.popitem(last=False)
+        with self.lock:
+            self.trees[key] = tree
+            if len(self.trees) > self.size:
+                self.trees.popitem(last=False)
+
+    def pop(self, key: tuple[str, str]) -> exp.Expression | None:
+        with self.lock:
+            return self.trees.pop(key, None)
 
 
 _TREES = _Trees(1024)
@@ -159,7 +167,7 @@ def take(sql: str, dialect: str, held: exp.Expression | None = None) -> exp.Expr
     """The tree of `sql` for the caller alone to change (binding qualifies it in place: a copy costs half
     a parse): taken out of the shared trees, so no one is given it again; else `held`, a tree `parse`
     gave the caller that has left them since; else a new parse."""
-    tree = _TREES.trees.pop((sql, dialect), None)
+    tree = _TREES.pop((sql, dialect))
     return tree if tree is not None else held if held is not None else _parse(sql, dialect)
 
 

@@ -3,7 +3,7 @@ validated as a view of an in-memory landscape (the whole of `validate`, binding 
 created as a view by the engine over the same tables.
 
 The property: whatever the engine accepts, validate accepts (validate refuses only what it can
-prove the engine refuses). Where the engine refuses and validate accepts, the plan's proof on a
+prove the engine refuses), and the columns validate says the view gives are the engine's. Where the engine refuses and validate accepts, the plan's proof on a
 shadow is what refuses it: allowed, and counted (`python -m pytest ... -s` prints the counts). The
 generator mixes nested CTEs whose names shadow the tables and each other, derived tables and CTEs
 with column alias lists, correlated subqueries, joins ON, USING, NATURAL and CROSS, VALUES, set
