@@ -18,7 +18,7 @@ from pathlib import Path
 import git
 import networkx as nx
 
-from . import checks, snapshot
+from . import checks, disclosure, snapshot
 from . import graph as graphs
 from .cache import Cache
 from .diff import views_to_bind
@@ -83,12 +83,13 @@ class Workspace:
                 key: tuple = (environment, ref, resolve_commit(self.repo, ref).hexsha, allow_empty)
                 if key not in self._loaded:
                     self._loaded[key] = load(self.repo, environment, ref, self.cache, allow_empty)
-                return self._loaded[key]
-            source = read_environment(self.repo, environment, None, self.cache)
-            environments = available_environments(self.repo, None)
-            key = (environment, None, source.identity, tuple(environments), allow_empty)
-            if key not in self._loaded:
-                self._loaded[key] = validate(source, environments, self.cache, allow_empty)
+            else:
+                source = read_environment(self.repo, environment, None, self.cache)
+                environments = available_environments(self.repo, None)
+                key = (environment, None, source.identity, tuple(environments), allow_empty)
+                if key not in self._loaded:
+                    self._loaded[key] = validate(source, environments, self.cache, allow_empty)
+            disclosure.sensitive(self._loaded[key].sensitive_names)   # before anything runs on a tenant
             return self._loaded[key]
         finally:
             self.cache.flush()
@@ -209,7 +210,8 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
                 raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
                                   "declare `create: true` on the tenant to create it")
             state = TenantState(tenant, adapter, desired[tenant.name], live, landscape.environment.allow_data_loss)
-            tenant_plan = plan_tenant(adapter, state.desired, live, reading, state.acknowledged)
+            tenant_plan = plan_tenant(adapter, state.desired, live, reading, state.acknowledged,
+                                      under_review=bool(os.environ.get(BASE_REF_VARIABLE)))
             if verify and tenant_plan.changes:   # nothing to prove when nothing changes
                 reads = {str(k): [str(d) for d in o.dependencies] for k, o in state.desired.objects.items()}
                 reads.update({str(k): [str(d) for d in r.dependencies] for k, r in live.catalog.items()

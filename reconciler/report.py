@@ -135,8 +135,9 @@ def _plan_markdown(plan: Plan, graph: nx.DiGraph | None, trimmed: int) -> str:
     refused = [(t, r) for t in plan.tenants for r in t.refused]
     if refused:
         out += ["### Would fail at apply", "",
-                "The plan was run on a shadow of each tenant (its schema, no rows, never the tenant itself); "
-                "the engine refused these statements:", ""]
+                "The plan was proven on a shadow of each tenant (DuckDB: a copy of its schema, no rows; PostgreSQL: "
+                "the tenant inside a transaction that is always rolled back, where no query of the change runs on its "
+                "rows); the engine refused these statements:", ""]
         for tenant, refusal in refused:
             out += [f"- `{tenant.tenant}`: **{refusal.object}**: {refusal.message}", "",
                     "  ```sql", f"  {refusal.statement}", "  ```"]

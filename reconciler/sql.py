@@ -101,7 +101,8 @@ class SqlFacts:
 
 
 def bounded(function):
-    """SQL nested deeper than the parser's recursion reaches is a SqlProblem, never a traceback."""
+    """SQL nested deeper than the parser's recursion reaches, and SQL sqlglot itself slips on (an
+    IndexError in its parser, an AttributeError in its generator), are a SqlProblem, never a traceback."""
     @functools.wraps(function)
     def call(*args, **kwargs):
         try:
@@ -109,6 +110,9 @@ def bounded(function):
         except RecursionError:
             raise SqlProblem("the SQL nests too deeply to be read (parentheses or subqueries hundreds of "
                              "levels deep)") from None
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:
+            raise SqlProblem(f"sqlglot cannot read or write this SQL ({type(error).__name__} inside sqlglot)") \
+                from None
     return call
 
 
@@ -136,8 +140,6 @@ def _parsed(text: str, dialect: str) -> list[exp.Expression]:
         raise SqlProblem(message, first.get("line") or 1, first.get("col") or 1) from None
     except TokenError as error:
         raise SqlProblem(f"cannot tokenize the SQL: {error}") from None
-    except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:   # the parser's own slip
-        raise SqlProblem(f"sqlglot cannot read this SQL ({type(error).__name__} in its parser)") from None
 
 
 # sqlglot's messages embed a token's repr; people want the token's text
@@ -241,7 +243,7 @@ def _scopes_of(sql: str, dialect: str, cache: Cache, tree: exp.Expression | None
     return found
 
 
-CALLS_VERSION = "1"   # part of the cache key of a statement's calls: a new value when `policy.calls` changes
+CALLS_VERSION = "2"   # part of the cache key of a statement's calls: a new value when `policy.calls` changes
 
 
 @bounded
@@ -251,9 +253,15 @@ def calls(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE) -> tuple
     cached = cache.get("sql-calls", key)
     if cached is not None:
         return tuple(policy.Call(*call) for call in cached)
-    found = policy.calls(parse(sql, dialect), engine, templated(engine))
+    found = calls_in(parse(sql, dialect), engine, sql)
     cache.put("sql-calls", key, [[c.name, c.schema, c.line, c.column] for c in found])
     return found
+
+
+def calls_in(tree: exp.Expression, engine: str, text: str) -> tuple[policy.Call, ...]:
+    """`policy.calls` of a tree read from `text`, its parameters standing for the literals they become."""
+    return policy.calls(tree.transform(lambda node: exp.Literal.string("") if isinstance(node, TemplateParameter)
+                                       else node), engine, None, text)
 
 
 def sequence_calls(statement: str, engine: str) -> tuple[str, ...]:
@@ -264,7 +272,7 @@ def sequence_calls(statement: str, engine: str) -> tuple[str, ...]:
     except SqlProblem:
         return ()
     taking = policy.allowlist(engine).flows
-    return tuple(dict.fromkeys(call.name for call in policy.calls(tree, engine) if call.name in taking))
+    return tuple(dict.fromkeys(call.name for call in calls_in(tree, engine, statement) if call.name in taking))
 
 
 @bounded
@@ -536,7 +544,7 @@ def condition_type(condition: exp.Expression, columns: Mapping[str, str], dialec
     try:
         typed = annotate_types(qualify(query, schema=schema, dialect=dialect, validate_qualify_columns=False),
                                schema=schema, dialect=dialect)
-    except SqlglotError:
+    except (SqlglotError, IndexError, KeyError, TypeError, ValueError, AttributeError):   # sqlglot's own slips too
         return "UNKNOWN"
     found = typed.selects[0].type
     return found.sql(dialect=dialect) if found is not None else "UNKNOWN"

@@ -327,8 +327,9 @@ class Adapter(abc.ABC):
 
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
                  reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
-        """Run every change's statements on a shadow of the tenant (its schema, no rows; never the
-        tenant itself), then bind `views`; each statement the engine refuses, and why (`prove_on`).
+        """Run every change's statements on a shadow of the tenant (a copy of its schema with no rows, or
+        the tenant inside a transaction that is rolled back, where the change's queries are planned,
+        never run on its rows), then bind `views`; each statement the engine refuses, and why (`prove_on`).
         The shadow may take `reading`'s connection over: it is the last thing a plan reads. An
         engine that cannot make a shadow proves nothing (an empty list) and says so in its README
         row."""
