@@ -26,6 +26,7 @@ from .errors import (
     InvalidInput,
     ReconcilerError,
     StalePlan,
+    first_code,
 )
 
 
@@ -247,8 +248,8 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
             out.print(Text(f"{result.tenant}: {result.outcome} (run {result.run_id}) "
                            + report.summary_line(result.summary).replace("Plan: ", ""), style="green"))
     codes = [r.exit_code for r in results if r.exit_code]
-    if codes:   # a failure speaks first, then locked, refused, stale: the order of the classes' codes
-        ctx.exit(EXIT_ERROR if EXIT_ERROR in codes else min(codes))
+    if codes:
+        ctx.exit(first_code(codes))
 
 
 @contextlib.contextmanager
@@ -382,14 +383,16 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
 @click.argument("environment")
 @click.option("--to", "ref", help="The commit, tag or branch to go back to.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted --execute (it says so when it was).")
+@click.option("--abandon", is_flag=True, help="Take an interrupted --execute back: every tenant it changed and git "
+              "return to where it started.")
 @click.option("--pr", "as_pr", is_flag=True, help="Write the rollback commit on a branch and open a pull request.")
 @click.option("--execute", is_flag=True, help="Break glass: commit on this branch and apply at once.")
 @click.option("--allow-data-loss", multiple=True, metavar="SCHEMA.NAME",
-              help="With --execute: accept losing data in this object (repeatable); backed up first.")
+              help="With --execute or --abandon: accept losing data in this object (repeatable); backed up first.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
 @click.pass_context
-def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool, as_pr: bool, execute: bool,
-             allow_data_loss: tuple[str, ...], fmt: str) -> None:
+def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool, abandon: bool, as_pr: bool,
+             execute: bool, allow_data_loss: tuple[str, ...], fmt: str) -> None:
     """Reconcile ENVIRONMENT back to its state at an earlier ref (a dry run unless told).
 
     \b
@@ -397,11 +400,16 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
       reconciler rollback prod --to HEAD~1
       reconciler rollback prod --to v1.4 --pr
       reconciler rollback prod --resume
+      reconciler rollback prod --abandon
     """
     if as_pr and execute:
         raise click.UsageError("choose one of --pr and --execute")
-    if resume == bool(ref):
-        raise click.UsageError("name where to go back to with --to REF, or finish an interrupted one with --resume")
+    if [bool(ref), resume, abandon].count(True) != 1:
+        raise click.UsageError("name where to go back to with --to REF, or finish an interrupted one with --resume, "
+                               "or take it back with --abandon")
+    if abandon:
+        _print_abandoned(transport.abandon_rollback(_workspace(ctx), environment, allow_data_loss), fmt)
+        return
     mode = "execute" if execute or resume else "pr" if as_pr else "dry-run"
     result = (transport.resume_rollback(_workspace(ctx), environment) if resume else
               transport.rollback(_workspace(ctx), environment, ref, mode, allow_data_loss))
@@ -430,6 +438,24 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
         out.print("dry run: no object was changed (the dry run is in each tenant's audit); --pr opens a "
                   "pull request, --execute applies at once",
                   markup=False)
+
+
+def _print_abandoned(result, fmt: str) -> None:
+    if fmt == "json":
+        out.print(json.dumps(asdict(result), indent=2, default=str), markup=False)
+        return
+    if result.start:
+        out.print(f"abandoned the rollback of {result.environment}: back where it started, {result.start[:12]}",
+                  markup=False)
+    for tenant_result in result.results:
+        out.print(f"{tenant_result.tenant}: put back, {tenant_result.outcome} (run {tenant_result.run_id})",
+                  markup=False)
+    for tenant in result.untouched:
+        out.print(f"{tenant}: the rollback never changed it", markup=False)
+    for done in result.git:
+        out.print(done, markup=False)
+    for left in result.left:
+        err.print(Text(f"left: {left}", style="yellow"))
 
 
 @cli.command()
@@ -516,7 +542,7 @@ def run_command(ctx: click.Context, environment: str, name: str, tenants: tuple[
         out.print(Text(f"{tenant}: {key} {done} in {result.seconds:.2f} s; {checks.summary(result.checks)} "
                        f"(run {result.run_id})", style="green"), markup=False)
     if codes:
-        ctx.exit(EXIT_ERROR if EXIT_ERROR in codes else min(codes))
+        ctx.exit(first_code(codes))
 
 
 @cli.command()

@@ -167,14 +167,15 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
                      opened: dict[str, Opened] | None = None) -> Planned:
     """Plan every tenant of an environment; reads tenants, never writes. With `verify`, every
     tenant's plan is proven on a shadow of it (`Adapter.prove`) and what the engine refuses is in
-    the plan. An interrupted `rollback --execute` of the environment must be finished first
-    (`resuming` is that finishing). A tenant `opened` already (by `recall`) is planned on that session
+    the plan. An interrupted `rollback --execute` of the environment must be finished or abandoned
+    first (`resuming` is either). A tenant `opened` already (by `recall`) is planned on that session
     and that inspection, when the validated folder declares it alike."""
     intent = workspace.rollback_intent(environment)
     if not resuming and intent.exists():
         raise GuardRefused(f"a `reconciler rollback {environment} --execute` was interrupted (recorded in {intent}); "
-                           "its tenants and git may disagree until it is finished: run "
-                           f"`reconciler rollback {environment} --resume`")
+                           "its tenants and git may disagree until it is finished or abandoned: run "
+                           f"`reconciler rollback {environment} --resume` to finish it, or `reconciler rollback "
+                           f"{environment} --abandon` to put every tenant and git back where it started")
     landscape = workspace.load(environment, ref)
     names = [t.name for t in landscape.environment.tenants]
     for name in tenants or ():
