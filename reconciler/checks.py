@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from . import faults, sql
 from . import graph as graphs
-from . import sql
 from .model import Check, MaterializedTable, ObjectKey, Table, View
 from .tenants.base import StatementFailed
 
@@ -213,6 +213,7 @@ def run(session: Session, objects: Iterable[ObjectState]) -> list[Result]:
             continue
         counted = " UNION ALL ".join(f"SELECT {i} AS check_index, count(*) AS offending FROM ({c.query}) AS c{i}"
                                      for i, c in enumerate(obj.checks))
+        faults.reached("checks", session.adapter.tenant.name)
         try:
             offending = {int(i): int(n) for i, n in session.execute(counted)}
             for i, check in enumerate(obj.checks):

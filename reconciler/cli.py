@@ -21,7 +21,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from . import __version__
+from . import __version__, parallel
 from .errors import (
     InvalidInput,
     ReconcilerError,
@@ -800,27 +800,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(argv: list[str] | None) -> int:
-    try:
-        # without standalone mode click returns ctx.exit()'s code instead of raising it
-        code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
-    except click.exceptions.Abort as abort:
-        if isinstance(abort.__cause__, KeyboardInterrupt):
-            err.print("interrupted: the tenant being applied was rolled back; tenants finished before it "
-                      "keep their changes (see `reconciler history`)", markup=False)
-            return EXIT_INTERRUPTED
-        err.print("aborted; nothing was changed", markup=False)
-        return EXIT_ERROR
-    except click.ClickException as error:
-        error.show()
-        return EXIT_USAGE
-    except ReconcilerError as error:
-        err.print(str(error), markup=False, style="red")
-        return error.exit_code
-    except Exception as error:   # a bug: one line and its own exit code, never a traceback
-        if os.environ.get("RECONCILER_DEBUG"):
-            raise
-        said = _lazy("reconciler.disclosure").shown(str(error), "")   # a driver's message may quote a value
-        err.print(f"internal error: {type(error).__name__}: {said}\nthis is a reconciler bug: please report "
-                  "it (RECONCILER_DEBUG=1 shows the traceback)", markup=False, style="red")
-        return EXIT_INTERNAL
+    with parallel.ctrl_c() as pressed:
+        try:
+            # without standalone mode click returns ctx.exit()'s code instead of raising it
+            code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        except click.exceptions.Abort as abort:
+            if isinstance(abort.__cause__, KeyboardInterrupt) or pressed.is_set():
+                return _interrupted()
+            err.print("aborted; nothing was changed", markup=False)
+            return EXIT_ERROR
+        except click.ClickException as error:
+            error.show()
+            return EXIT_USAGE
+        except KeyboardInterrupt:   # outside click's own handling (before or after the command ran)
+            return _interrupted()
+        except Exception as error:
+            if pressed.is_set():   # what stopping raised on its way out: the command was interrupted
+                return _interrupted()
+            if isinstance(error, ReconcilerError):
+                err.print(str(error), markup=False, style="red")
+                return error.exit_code
+            if os.environ.get("RECONCILER_DEBUG"):
+                raise
+            # a bug: one line and its own exit code, never a traceback (a driver's message may quote a value)
+            said = _lazy("reconciler.disclosure").shown(str(error), "")
+            err.print(f"internal error: {type(error).__name__}: {said}\nthis is a reconciler bug: please report "
+                      "it (RECONCILER_DEBUG=1 shows the traceback)", markup=False, style="red")
+            return EXIT_INTERNAL
+        if pressed.is_set():   # Ctrl-C came too late to stop anything, or was lost in a finalizer
+            return _interrupted()
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _interrupted() -> int:
+    err.print("interrupted: the statements running were stopped; a tenant being applied was rolled back, tenants "
+              "finished before it keep their changes (see `reconciler history`)", markup=False)
+    return EXIT_INTERRUPTED

@@ -243,6 +243,17 @@ def resume_rollback(workspace: Workspace, environment: str) -> RolledBack:
     return _finish(workspace, base, intent)
 
 
+def _every_tenant(results: list[TenantResult], stopped: str, done: str, way_on: str) -> None:
+    """TenantsStopped, with the failed tenants' own exit codes, when any failed: which and why, which
+    did not fail, and the way on."""
+    failed = [r for r in results if r.exit_code]
+    if failed:
+        listing = "\n  ".join(f"{r.tenant}: {r.error}" for r in failed)
+        finished = [r.tenant for r in results if not r.exit_code]
+        raise TenantsStopped(f"{stopped}:\n  {listing}\n" + (f"{done}: {', '.join(finished)}\n" if finished else "")
+                             + way_on, [r.exit_code for r in failed])
+
+
 def _recorded(workspace: Workspace, environment: str, verb: str) -> intents.Intent:
     path = workspace.rollback_intent(environment)
     if not path.is_file() or path.is_symlink():
@@ -261,16 +272,10 @@ def _finish(workspace: Workspace, base: RolledBack, intent: intents.Intent) -> R
     repo, environment, commit = workspace.repo, base.environment, intent.commit
     planned = plan_environment(workspace, environment, commit, resuming=True)   # the restore commit's tree
     results = apply_environment(workspace, planned, planned.plan, intent.allow_data_loss, operation="rollback")
-    failed = [r for r in results if r.exit_code]
-    if failed:
-        applied = [r.tenant for r in results if not r.exit_code]
-        listing = "\n  ".join(f"{r.tenant}: {r.error}" for r in failed)
-        raise TenantsStopped(
-            f"rollback of {environment} to {base.ref} stopped: tenants failed:\n  {listing}\n"
-            + (f"applied (they hold {base.ref}'s state now): {', '.join(applied)}\n" if applied else "")
-            + f"git was not moved; fix the cause and run `reconciler rollback {environment} --resume`, or put "
-            f"every tenant back as it was before with `reconciler rollback {environment} --abandon`",
-            [r.exit_code for r in failed])
+    _every_tenant(results, f"rollback of {environment} to {base.ref} stopped: tenants failed",
+                  f"applied (they hold {base.ref}'s state now)",
+                  f"git was not moved; fix the cause and run `reconciler rollback {environment} --resume`, or put "
+                  f"every tenant back as it was before with `reconciler rollback {environment} --abandon`")
     faults.reached("applied")
     check = plan_environment(workspace, environment, base.target_commit, resuming=True)
     if check.plan.has_changes:
@@ -335,16 +340,9 @@ def abandon_rollback(workspace: Workspace, environment: str, allow_data_loss: tu
         except GuardRefused as refused:
             raise GuardRefused(f"abandoning the rollback of {environment} {refused}\nnothing was changed; the "
                                f"record {path} is kept") from None
-        failed = [r for r in results if r.exit_code]
-        if failed:
-            listing = "\n  ".join(f"{r.tenant}: {r.error}" for r in failed)
-            done = [r.tenant for r in results if not r.exit_code]
-            raise TenantsStopped(
-                f"abandoning the rollback of {environment} stopped: tenants not put back:\n  {listing}\n"
-                + (f"put back: {', '.join(done)}\n" if done else "")
-                + f"git was not moved and the record {path} is kept; fix the cause and run `reconciler rollback "
-                f"{environment} --abandon` again, or `--resume` to finish the rollback instead",
-                [r.exit_code for r in failed])
+        _every_tenant(results, f"abandoning the rollback of {environment} stopped: tenants not put back", "put back",
+                      f"git was not moved and the record {path} is kept; fix the cause and run `reconciler rollback "
+                      f"{environment} --abandon` again, or `--resume` to finish the rollback instead")
     left += [f"{tenant}: the rollback backed up {backup['schema_name']}.{backup['table_name']} before losing "
              f"data in it; `reconciler restore {environment} '{backup['name']}' --yes` puts its rows back"
              for tenant, backup in backups if tenant in back]

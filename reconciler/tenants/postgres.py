@@ -40,6 +40,7 @@ from .postgres_additions import additions as _additions
 ENGINE = "postgres"
 LOCK_KEY = 7_301_968_421          # the advisory lock every reconciler run takes on its tenant
 PROOF_LOCK_TIMEOUT, PROOF_STATEMENT_TIMEOUT = "2s", "60s"   # a plan's proof never waits long on the tenant
+CANCEL_TIMEOUT = 5   # seconds Ctrl-C waits for the server to take a cancel request
 
 
 class PostgresCompiler(Compiler):
@@ -309,6 +310,10 @@ def sql_setting(name: str, value: str) -> str:
 class _PostgresSession(ConnectionSession):
     engine = ENGINE
     error = psycopg.Error
+
+    def stop_statement(self) -> None:
+        with contextlib.suppress(psycopg.Error):   # the statement ended meanwhile, or the server is gone
+            self.connection.cancel_safe(timeout=CANCEL_TIMEOUT)
 
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:
