@@ -794,9 +794,9 @@ def main(argv: list[str] | None = None) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
     try:
         return _run(argv)
-    finally:   # --show-engine-values is one command's choice (tests run many commands in one process)
+    finally:   # what a command told `disclosure` is its own (tests run many commands in one process)
         if "reconciler.disclosure" in sys.modules:
-            sys.modules["reconciler.disclosure"].reveal(False)
+            sys.modules["reconciler.disclosure"].forget()
 
 
 def _run(argv: list[str] | None) -> int:

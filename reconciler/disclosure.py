@@ -40,6 +40,14 @@ def reveal(whole: bool) -> None:
     _revealed = whole
 
 
+def forget() -> None:
+    """A command's choices end with it: messages as they may be shown, no sensitive names (tests and
+    anything else that runs several commands in one process)."""
+    global _revealed
+    _revealed = False
+    _sensitive.clear()
+
+
 def sensitive(names: Iterable[str]) -> None:
     """Names of sensitive columns (declared, and every view column computed from one) and of the objects
     that hold them: an engine's message about a statement that spells one shows its class only."""
