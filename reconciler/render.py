@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import sql
+from . import column_types, sql
 from .cache import NO_CACHE, Cache
 from .checks import DataCheck
 from .model import Connection, DataFlow, MaterializedTable, ObjectKey, Rules, Table, Tenant, View
@@ -104,7 +104,7 @@ class _Renderer:
 
     def table(self, table: Table, common: dict) -> ObjectState:
         columns = tuple(
-            ColumnState(c.name, sql.normalize_type(c.type, self.dialect, self.engine), c.nullable,
+            ColumnState(c.name, column_types.column_type(c.type, self.dialect, self.engine), c.nullable,
                         None if c.default is None else
                         sql.canonical_default(c.default, self.dialect, self.engine))
             for c in table.columns)

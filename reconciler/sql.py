@@ -492,23 +492,15 @@ def qualified(schema: str, name: str, engine: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def normalize_type(type_sql: str, dialect: str, engine: str) -> str:
-    """A column type as the engine spells it (BIGINT, DECIMAL(18, 2), ENUM('low', 'high'), ...), through
-    sqlglot's type AST: the whole text must be one type (nothing after it is silently dropped), and
-    what is inside it (enum values, struct field names) keeps its case."""
+    """A type as a cast in `dialect` means it, spelled for `engine` through sqlglot's type AST: the whole
+    text must be one type, and what is inside it (enum values, struct field names) keeps its case. For
+    what SQL computes (a MaterializedTable's pinned cast, the types binding infers); a table column's
+    declared type is `column_types.column_type`, which keeps a length the dialect's cast would drop."""
     try:
         parsed = sqlglot.parse_one(type_sql, read=dialect, into=exp.DataType)
     except (ParseError, TokenError, ValueError, SqlglotError):
         raise SqlProblem(f"not a SQL type: {type_sql}") from None
     return parsed.sql(dialect=engine)
-
-
-def engine_type(type_sql: str, engine: str) -> str:
-    """A type as an engine reports it, normalised like the desired side where sqlglot knows it; a type
-    sqlglot cannot read (an engine's own or a user-defined one) is compared as the engine wrote it."""
-    try:
-        return normalize_type(type_sql, engine, engine)
-    except SqlProblem:
-        return type_sql
 
 
 @bounded

@@ -19,7 +19,7 @@ import networkx as nx
 import sqlglot
 from pydantic import ValidationError
 
-from . import bind, checks, policy, secrets, snapshot, sql
+from . import bind, checks, column_types, policy, secrets, snapshot, sql
 from . import graph as graphs
 from .cache import NO_CACHE, Cache, content_key
 from .errors import Diagnostic, InvalidInput
@@ -302,7 +302,7 @@ class _Checker:
                             "columns", index, "name")
             names.add(column.name.lower())
             try:
-                sql.normalize_type(column.type, self.dialect, self.dialect)
+                column_types.declared(column.type, self.dialect)
             except sql.SqlProblem as problem:
                 self.report(document, "type", str(problem), "columns", index, "type")
             if column.default is not None:
@@ -390,6 +390,24 @@ class _Checker:
                 if problem:
                     self.report(self.documents[key], "sql", f"cannot run on {engine} (tenant {tenants}): {problem}",
                                 "sql")
+        for engine in sorted(set(engines.values())):
+            self._column_types(objects, engine, ", ".join(sorted(name for name, e in engines.items() if e == engine)))
+
+    def _column_types(self, objects, engine: str, tenants: str) -> None:
+        """A table column's declared type that the engine has no type for (a bit string on Spark)."""
+        for key, obj in objects.items():
+            if not isinstance(obj, Table):
+                continue
+            for index, column in enumerate(obj.columns):
+                try:
+                    column_types.declared(column.type, self.dialect)
+                except sql.SqlProblem:
+                    continue   # not a type at all: reported with the object
+                try:
+                    column_types.column_type(column.type, self.dialect, engine)
+                except sql.SqlProblem as problem:
+                    self.report(self.documents[key], "type", f"cannot run on {engine} (tenant {tenants}): {problem}",
+                                "columns", index, "type")
 
     def renames(self, objects) -> None:
         """`renamed_from:` names what is gone: a table or column of that name still declared would be
@@ -520,7 +538,7 @@ class _Checker:
                 continue
             if isinstance(obj, Table):
                 try:
-                    known[key] = {c.name: sql.normalize_type(c.type, dialect, dialect) for c in obj.columns}
+                    known[key] = {c.name: _bound_type(c.type, dialect) for c in obj.columns}
                 except sql.SqlProblem:
                     known[key] = None
                 continue
@@ -771,6 +789,16 @@ class _Checker:
                         self.report(self.documents[key], "parameter",
                                     f"$${parameter} (in a check) has no value for tenant {tenant.name}: add it "
                                     "under rules.parameters in environment.yaml", "checks")
+
+
+def _bound_type(declared: str, dialect: str) -> str:
+    """A table column's type as binding infers with it: as SQL in `dialect` means it, UNKNOWN for a type
+    sqlglot has no expression for (PostgreSQL's BIT VARYING); SqlProblem where it is no type at all."""
+    column_types.declared(declared, dialect)
+    try:
+        return sql.normalize_type(declared, dialect, dialect)
+    except sql.SqlProblem:
+        return "UNKNOWN"
 
 
 def _sensitive(objects, graph: nx.DiGraph, columns: dict[ObjectKey, bind.Columns], reads: dict,

@@ -21,7 +21,7 @@ import psycopg
 import sqlglot
 from sqlglot import exp
 
-from .. import sql
+from .. import column_types, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey
 from ..plan import Change, Refusal
@@ -70,8 +70,8 @@ class PostgresCompiler(Compiler):
         # PostgreSQL has no TRY_CAST; pg_input_is_valid (PostgreSQL 16+) tests a cast without raising.
         # It reads text, and '2.00' is not integer input text though 2.00 casts to 2 and back: a number
         # going to an integer type is tested as a number (whole, in range; NaN and infinity are not)
-        limits = _INTEGER_LIMITS.get(exp.DataType.build(new, dialect=ENGINE).this)
-        if limits is not None and exp.DataType.build(old, dialect=ENGINE).this in exp.DataType.NUMERIC_TYPES:
+        limits = _INTEGER_LIMITS.get(_kind(new))
+        if limits is not None and _kind(old) in exp.DataType.NUMERIC_TYPES:
             return f"({column} <> trunc({column}) OR {column} NOT BETWEEN {limits[0]} AND {limits[1]})"
         text = f"CAST({column} AS TEXT)"
         valid = f"pg_input_is_valid({text}, {sql.literal(new).sql(self.engine)})"
@@ -131,6 +131,15 @@ class PostgresCompiler(Compiler):
         return list(reversed(list(nx.lexicographical_topological_sort(graph))))
 
 
+def _kind(column_type: str) -> exp.DType | None:
+    """The sqlglot type of a column type as `column_types` spells it; None for one sqlglot has no type for."""
+    try:
+        kind = column_types.declared(column_type, ENGINE).this
+    except sql.SqlProblem:
+        return None
+    return kind if isinstance(kind, exp.DType) else None
+
+
 _INTEGER_LIMITS = {exp.DataType.Type.SMALLINT: (-32768, 32767),
                    exp.DataType.Type.INT: (-2147483648, 2147483647),
                    exp.DataType.Type.BIGINT: (-9223372036854775808, 9223372036854775807)}
@@ -183,7 +192,7 @@ class PostgresAdapter(Adapter):
                 "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
                 f"WHERE c.relkind IN ('r', 'p', 'v') AND {_USER_SCHEMAS} ORDER BY 1, 2, a.attnum").fetchall():
             kinds[schema, name] = kind
-            columns[schema, name].append(ColumnState(column, sql.engine_type(data_type, ENGINE),
+            columns[schema, name].append(ColumnState(column, column_types.engine_type(data_type, ENGINE),
                                                      bool(nullable), sql.canonical_default(default, ENGINE)))
         keys = {(schema, name): tuple(names) for schema, name, names in connection.execute(
             "SELECT n.nspname, c.relname, array_agg(a.attname ORDER BY k.ord) FROM pg_catalog.pg_constraint con "

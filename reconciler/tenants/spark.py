@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
-from .. import secrets, sql
+from .. import column_types, secrets, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey
 from ..plan import Change
@@ -204,6 +204,16 @@ class SparkCompiler(Compiler):
 
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
+
+    def misfit(self, column: str, new: str, old: str) -> str:
+        """A cast to CHAR(n) or VARCHAR(n) ignores the length here; a write does not: a longer value fails
+        it or loses its trailing spaces, and a CHAR(n) pads a shorter one (read back with its padding, a
+        value it changes)."""
+        bound = column_types.length_bound(new, ENGINE)
+        if bound is None:
+            return super().misfit(column, new, old)
+        kind, length = bound
+        return f"(length(CAST({column} AS STRING)) {'<>' if kind == 'CHAR' else '>'} {length})"
 
 
 def _created_properties(table) -> dict[str, str]:
@@ -447,7 +457,7 @@ def _listed(connection, schema: str) -> dict[str, _Listed]:
             if kind in ("array", "map", "struct"):
                 columns = None
                 continue
-            columns.append(ColumnState(name, sql.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
+            columns.append(ColumnState(name, column_types.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
         found[row.tableName] = _Listed(view, fields.get("View Original Text") if view else None,
                                        tuple(columns) if columns is not None else None,
                                        None if view else fields.get("Provider", "").lower() or None,
@@ -476,7 +486,7 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, p
             return None
         raise TenantError(f"cannot read {key}: {str(error).strip().splitlines()[0]}") from None
     columns = tuple(ColumnState(
-        field.name, sql.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING")
+        field.name, column_types.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING")
                                     or field.dataType.simpleString(), ENGINE), field.nullable or provider != DELTA,
         None if view else sql.canonical_default(field.metadata.get("CURRENT_DEFAULT"), ENGINE)) for field in fields)
     return LiveObject(key, "View" if view else "Table", columns, engine_sql=text,
