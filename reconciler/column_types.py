@@ -4,7 +4,7 @@ engine keeps of it.
 Owns the one form a declared column type and an engine's report of a column's type are compared in
 (`column_type`, `engine_type`): the type as the engine keeps it, its length, precision and scale
 included, spelled by sqlglot for the engine. What an engine keeps is modelled here (`KEEPS`) and
-tested against the engines themselves (tests/test_types.py): where the model and the engine
+tested against the engines themselves (tests/test_column_types.py): where the model and the engine
 disagree, a plan either never converges or misses a change. Never connects to anything; reads one
 type, never a statement.
 """
@@ -34,11 +34,14 @@ def declared(type_sql: str, dialect: str) -> exp.DataType:
     """`type_sql` as written in `dialect`: the whole text must be one type (nothing after it is silently
     dropped), and what it declares is kept where the dialect's own reading would drop it (DuckDB reads
     VARCHAR(2) as VARCHAR, because DuckDB keeps no length: the landscape's PostgreSQL tenant does).
-    A length-less VARCHAR or CHAR is what the dialect makes of it (DuckDB: VARCHAR)."""
+    A length-less VARCHAR or CHAR, or DECIMAL, is what the dialect makes of it (DuckDB: VARCHAR,
+    DECIMAL(18,3)), inside an array, map or struct as much as outside."""
     try:
-        return sqlglot.parse_one(type_sql, read=_reading(dialect), into=exp.DataType)
+        parsed = sqlglot.parse_one(type_sql, read=_reading(dialect), into=exp.DataType)
     except (SqlglotError, TokenError, ValueError):
         raise SqlProblem(f"not a SQL type: {type_sql}") from None
+    converters = _converters(dialect)
+    return _each(parsed, lambda kind: converters.get(kind.this, _same)(kind))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -74,24 +77,18 @@ def length_bound(type_sql: str, engine: str) -> tuple[str, int] | None:
 
 @functools.cache
 def _reading(dialect: str) -> type[Dialect]:
-    """`dialect` reading types as declared: a character type keeps its length (the dialect folds it into
-    TEXT only without one), and PostgreSQL's types sqlglot lacks are read: BIT VARYING / VARBIT, and an
-    interval's seconds precision (INTERVAL(3), INTERVAL DAY TO SECOND(3))."""
+    """`dialect` reading types as declared: a character type keeps its token (the dialect folds it into
+    TEXT, and with it its length), and PostgreSQL's types sqlglot lacks are read: BIT VARYING / VARBIT,
+    and an interval's seconds precision (INTERVAL DAY TO SECOND(3)). The dialect's own conversions
+    are `_converters`', applied by `declared` to every type in the tree (sqlglot applies them to the
+    outermost one only: DECIMAL(18,3), but DECIMAL[] in DuckDB's)."""
     base = Dialect.get_or_raise(dialect).__class__
-    standard = tokens.Tokenizer.KEYWORDS
-    folded = {word: standard[word] for word, kind in base.tokenizer_class.KEYWORDS.items()
-              if kind == TokenType.TEXT and standard.get(word) in _CHARACTER_TOKENS}
-    as_text = base.parser_class.TYPE_CONVERTERS.get(T.TEXT, _same)
-
-    def unsized_as_text(kind: exp.DataType) -> exp.DataType:
-        return kind if kind.expressions else as_text(exp.DataType(this=T.TEXT))
 
     class Tokenizer(base.tokenizer_class):
-        KEYWORDS = {**base.tokenizer_class.KEYWORDS, **folded}
+        KEYWORDS = {**base.tokenizer_class.KEYWORDS, **_folded(base)}
 
     class Parser(base.parser_class):
-        TYPE_CONVERTERS = {**base.parser_class.TYPE_CONVERTERS, T.INTERVAL: _interval_precision,
-                           **{T[kind.name]: unsized_as_text for kind in set(folded.values())}}
+        TYPE_CONVERTERS: dict = {}
 
         def _parse_types(self, check_func=False, schema=False, allow_identifiers=True, with_collation=False):
             if self._match_text_seq("BIT", "VARYING") or self._match_text_seq("VARBIT"):
@@ -121,6 +118,27 @@ def _reading(dialect: str) -> type[Dialect]:
     return type(f"Declared{base.__name__}", (base,), {"Tokenizer": Tokenizer, "Parser": Parser})
 
 
+def _folded(base: type[Dialect]) -> dict[str, TokenType]:
+    """The words of a character type that `base` reads as TEXT, with the token they are elsewhere."""
+    standard = tokens.Tokenizer.KEYWORDS
+    return {word: standard[word] for word, kind in base.tokenizer_class.KEYWORDS.items()
+            if kind == TokenType.TEXT and standard.get(word) in _CHARACTER_TOKENS}
+
+
+@functools.cache
+def _converters(dialect: str) -> dict[T, Callable[[exp.DataType], exp.DataType]]:
+    """What `dialect` makes of a type as written (DuckDB: DECIMAL is DECIMAL(18,3)), except that a
+    character type it folds into TEXT stays what it is when it has a length; INTERVAL(3) kept."""
+    base = Dialect.get_or_raise(dialect).__class__
+    as_text = base.parser_class.TYPE_CONVERTERS.get(T.TEXT, _same)
+
+    def unsized_as_text(kind: exp.DataType) -> exp.DataType:
+        return kind if kind.expressions else as_text(exp.DataType(this=T.TEXT))
+
+    return {**base.parser_class.TYPE_CONVERTERS, T.INTERVAL: _interval_precision,
+            **{T[kind.name]: unsized_as_text for kind in set(_folded(base).values())}}
+
+
 def _same(kind: exp.DataType) -> exp.DataType:
     return kind
 
@@ -141,6 +159,8 @@ def _kept(kind: exp.DataType, engine: str) -> exp.DataType:
 
 
 def _each(node: exp.Expression, keep: Callable[[exp.DataType], exp.DataType]) -> exp.Expression:
+    """`keep` applied to every type in `node`, innermost first (sqlglot's `transform` would not descend
+    into a node it replaced)."""
     for key, value in list(node.args.items()):
         if isinstance(value, exp.Expression):
             node.set(key, _each(value, keep))
@@ -163,8 +183,10 @@ def _duckdb(kind: exp.DataType) -> exp.DataType:
         unit = T.TIMESTAMP_S if digits == 0 else T.TIMESTAMP_MS if digits <= 3 else \
             kind.this if digits <= 6 else T.TIMESTAMP_NS
         return exp.DataType(this=unit)
-    if kind.this in FRACTIONAL_TIMES or kind.this == T.BIT or _is_varying_bits(kind):
-        return exp.DataType(this=T.BIT if kind.this == T.USERDEFINED else kind.this)
+    if kind.this == T.BIT or _is_varying_bits(kind):
+        return exp.DataType(this=T.BIT)
+    if kind.this in FRACTIONAL_TIMES:
+        return exp.DataType(this=kind.this)
     if _is_interval(kind):
         return exp.DataType(this=T.INTERVAL)
     return _float(kind)
@@ -174,8 +196,11 @@ def _postgres(kind: exp.DataType) -> exp.DataType:
     """PostgreSQL keeps every length, precision and scale; a CHAR or BIT without one is CHAR(1) or BIT(1),
     NUMERIC(p) is NUMERIC(p,0), NUMERIC alone has none; fractional seconds go to 6 digits at most;
     FLOAT(p) is REAL up to 24 bits, DOUBLE PRECISION past; an array of arrays is an array (it keeps no
-    dimensions); DuckDB's TIMESTAMP_S / _MS / _NS are TIMESTAMP(0) / (3) / TIMESTAMP."""
+    dimensions); DuckDB's TIMESTAMP_S / _MS / _NS are TIMESTAMP(0) / (3) / TIMESTAMP. It has no
+    STRUCT, MAP or UNION columns (a composite type is a type of its own)."""
     sizes = _sizes(kind)
+    if kind.this in (T.STRUCT, T.MAP, T.UNION):
+        raise SqlProblem(f"PostgreSQL has no {kind.this.value} type (declare a composite type there)")
     if kind.this == T.DECIMAL:
         return _decimal(kind, None)
     if kind.this in (T.CHAR, T.BIT) and not kind.expressions:

@@ -27,7 +27,7 @@ from conftest import EngineLandscape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import column_types
+from reconciler import column_types, sql
 from reconciler.model import ObjectKey, Tenant
 from reconciler.plan import Change, Detail
 from reconciler.state import ColumnState, LiveObject, LiveState
@@ -36,8 +36,6 @@ from reconciler.tenants.duckdb import ALIAS
 
 TABLE = "environments/dev/sales/typed.yaml"
 KEY = ObjectKey("sales", "typed")
-ENGINE_CHECKS = settings(max_examples=120, deadline=None,
-                         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 # -- the types generated ------------------------------------------------------------------------
@@ -120,7 +118,7 @@ def duckdb_reports():
         yield reports
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None)
 @given(kinds=st.lists(duckdb_types(), min_size=1, max_size=6))
 def test_duckdb_reports_every_declared_type_as_its_normal_form(duckdb_reports, kinds: list[str]) -> None:
     """What a plan creates is read back as its normal form; and where DuckDB takes the declaration as
@@ -155,7 +153,7 @@ def postgres_reports(postgres_server):
         yield reports
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120, deadline=None)
 @given(kinds=st.lists(postgres_types(), min_size=1, max_size=6), in_duckdb=st.lists(duckdb_scalars(), max_size=4))
 def test_postgresql_reports_every_declared_type_as_its_normal_form(postgres_reports, kinds: list[str],
                                                                    in_duckdb: list[str]) -> None:
@@ -170,8 +168,9 @@ def test_postgresql_reports_every_declared_type_as_its_normal_form(postgres_repo
 SPARK_TYPES = [   # (declared, dialect): Spark's parametrised types, nested too, and DECIMAL's default
     ("VARCHAR(2)", "spark"), ("CHAR(3)", "spark"), ("DECIMAL", "spark"), ("DECIMAL(5)", "spark"),
     ("DECIMAL(38,10)", "spark"), ("NUMERIC(5,2)", "spark"), ("ARRAY<VARCHAR(2)>", "spark"),
-    ("ARRAY<DECIMAL>", "spark"), ("STRUCT<a: CHAR(2), b: DECIMAL(5,2)>", "spark"), ("MAP<VARCHAR(3), DECIMAL>", "spark"),
-    ("VARCHAR(2)", "duckdb"), ("CHAR(4)", "duckdb"), ("VARCHAR", "duckdb"), ("DECIMAL", "duckdb"), ("DECIMAL(7)", "duckdb"),
+    ("ARRAY<DECIMAL>", "spark"), ("STRUCT<a: CHAR(2), b: DECIMAL(5,2)>", "spark"),
+    ("MAP<VARCHAR(3), DECIMAL>", "spark"), ("VARCHAR(2)", "duckdb"), ("CHAR(4)", "duckdb"), ("VARCHAR", "duckdb"),
+    ("DECIMAL", "duckdb"), ("DECIMAL(7)", "duckdb"),
     ("VARCHAR(2)[]", "duckdb"), ("STRUCT(a VARCHAR(2), b DECIMAL)", "duckdb"), ("TIMESTAMP(3)", "duckdb"),
     ("FLOAT(10)", "duckdb"), ("FLOAT(30)", "duckdb"), ("DECIMAL", "postgres"), ("BPCHAR(3)", "postgres"),
 ]
@@ -200,6 +199,22 @@ def test_a_normal_form_read_back_is_itself(kind: str, engine: str) -> None:
         except column_types.SqlProblem:
             continue
         assert column_types.engine_type(normal, engine) == normal, (kind, dialect)
+
+
+UNCHANGED = ["BIGINT", "INTEGER", "VARCHAR", "TEXT", "STRING", "CHAR", "BOOLEAN", "DATE", "TIMESTAMP", "TIMESTAMPTZ",
+             "DOUBLE", "DECIMAL(18,2)", "DECIMAL", "VARCHAR[]", "INTEGER[]", "STRUCT(a VARCHAR, b BIGINT)",
+             "MAP(VARCHAR, INTEGER)", "DECIMAL(38,2)", "INTERVAL", "UUID", "BLOB"]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres", "spark"])
+def test_a_type_without_a_dropped_length_keeps_the_form_it_had(engine: str) -> None:
+    """The demo's types, and the others a DuckDB-dialect landscape writes with nothing its dialect drops,
+    are spelled as before on every engine (as the dialect casts them, `sql.normalize_type`): a new
+    spelling would plan a retype of every such column on every tenant after an upgrade."""
+    for kind in UNCHANGED:
+        if engine == "postgres" and kind.startswith(("STRUCT", "MAP")):
+            continue   # PostgreSQL has neither: refused at validate now, by CREATE TABLE before
+        assert column_types.column_type(kind, "duckdb", engine) == sql.normalize_type(kind, "duckdb", engine), kind
 
 
 # -- the value proof is the engine's ------------------------------------------------------------
@@ -231,7 +246,7 @@ def retypes(draw) -> tuple[str, str, list[str]]:
         draw(st.lists(spans, min_size=1, max_size=5))
 
 
-@ENGINE_CHECKS
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(retype=retypes())
 def test_postgresql_narrowing_counts_exactly_the_values_its_alter_would_change(postgres_database: str,
                                                                               retype: tuple) -> None:
@@ -290,7 +305,8 @@ CASES = [
              (Retype("VARCHAR(8)"), Retype("VARCHAR"), Retype("VARCHAR(2)", (2,)))),
     TypeCase("postgres", "CHAR(4)", ("'ab'", "'abcd'"), (Retype("CHAR(6)"), Retype("CHAR(2)", (2,)))),
     TypeCase("postgres", "DECIMAL(6,2)", ("1.25", "1234.5"),
-             (Retype("DECIMAL(10,2)"), Retype("DECIMAL(10,4)"), Retype("DECIMAL(5,1)", (1,)), Retype("DECIMAL(4,0)", (2,)))),
+             (Retype("DECIMAL(10,2)"), Retype("DECIMAL(10,4)"), Retype("DECIMAL(5,1)", (1,)),
+              Retype("DECIMAL(4,0)", (2,)))),
     TypeCase("postgres", "DECIMAL(10,2)", ("1.25",), (Retype("DECIMAL"), Retype("DECIMAL(3)", (1,)))),
     TypeCase("postgres", "TIMESTAMP(3)", ("TIMESTAMP '2024-01-01 10:00:00'", "TIMESTAMP '2024-01-01 10:00:00.123'"),
              (Retype("TIMESTAMP(6)"), Retype("TIMESTAMP"), Retype("TIMESTAMP(0)", (2,)))),
@@ -299,12 +315,15 @@ CASES = [
              (Retype("TIMESTAMPTZ(6)"), Retype("TIMESTAMPTZ(0)", (2,)))),
     TypeCase("postgres", "TIME(3)", ("TIME '10:00:00'", "TIME '10:00:00.25'"),
              (Retype("TIME(6)"), Retype("TIME(1)", (2,)))),
+    TypeCase("postgres", "TIMETZ(3)", ("TIMETZ '10:00:00+00'", "TIMETZ '10:00:00.25+00'"),
+             (Retype("TIMETZ(6)"), Retype("TIMETZ(1)", (2,)))),
     TypeCase("postgres", "INTERVAL DAY TO SECOND(3)", ("INTERVAL '1 day'", "INTERVAL '1 day 02:00:00.5'"),
              (Retype("INTERVAL DAY TO SECOND(6)"), Retype("INTERVAL"), Retype("INTERVAL DAY", (2,)))),
     TypeCase("postgres", "INTERVAL(3)", ("INTERVAL '1 second'", "INTERVAL '1.25 seconds'"),
              (Retype("INTERVAL(6)"), Retype("INTERVAL(1)", (2,)))),
     TypeCase("postgres", "BIT(3)", ("B'101'", "NULL"), (Retype("BIT(4)", (1,)), Retype("BIT(2)"))),
-    TypeCase("postgres", "VARBIT(3)", ("B'1'", "B'101'"), (Retype("VARBIT(5)"), Retype("VARBIT"), Retype("VARBIT(2)", (2,)))),
+    TypeCase("postgres", "VARBIT(3)", ("B'1'", "B'101'"),
+             (Retype("VARBIT(5)"), Retype("VARBIT"), Retype("VARBIT(2)", (2,)))),
     TypeCase("postgres", "VARCHAR(4)[]", ("ARRAY['ab']", "ARRAY['ab', 'abcd']"),
              (Retype("VARCHAR(8)[]"), Retype("VARCHAR(2)[]", (2,)))),
     TypeCase("duckdb", "DECIMAL(6,2)", ("1.25", "1234.5"),
@@ -316,7 +335,7 @@ CASES = [
     TypeCase("spark", "VARCHAR(4)", ("'ab'", "'abcd'"), (Retype("VARCHAR(8)"), Retype("VARCHAR(2)", (2,)))),
     TypeCase("spark", "CHAR(3)", ("'abc'", "'ab'"), (Retype("VARCHAR(5)"), Retype("CHAR(5)", (1, 2)))),
     TypeCase("spark", "DECIMAL(6,2)", ("1", "1234.5"),
-             (Retype("DECIMAL(10,2)"), Retype("DECIMAL(5,1)"), Retype("DECIMAL", (2,)))),
+             (Retype("DECIMAL(10,2)"), Retype("DECIMAL(5,1)"), Retype("DECIMAL(4,0)", (2,)))),
 ]
 IN_PLACE = {"postgres", "duckdb"}   # engines whose ALTER COLUMN ... TYPE keeps the table (Spark rebuilds)
 
