@@ -178,15 +178,21 @@ SPARK_TYPES = [   # (declared, dialect): Spark's parametrised types, nested too,
 
 
 def test_spark_reports_every_declared_type_as_its_normal_form(spark_server: str, spark) -> None:
+    """What a plan creates, and what Spark makes of its own dialect's declarations as written."""
     adapter = adapter_for(Tenant(name="dev", url=spark_server), Path("."))
-    own = [kind for kind, dialect in SPARK_TYPES if dialect == "spark"]
-    spark.sql("CREATE SCHEMA sales")
-    for kinds, normal in (([column_types.column_type(k, d, "spark") for k, d in SPARK_TYPES],) * 2,
-                          (own, [column_types.column_type(k, "spark", "spark") for k in own])):
+
+    def reports(kinds: list[str]) -> list[str]:
         spark.sql(f"CREATE TABLE sales.typed ({columns_of(kinds)}) USING parquet")
         with adapter.reading() as session:
-            assert [column.type for column in session.inspect().objects[KEY].columns] == normal
+            found = [column.type for column in session.inspect().objects[KEY].columns]
         spark.sql("DROP TABLE sales.typed")
+        return found
+
+    spark.sql("CREATE SCHEMA sales")
+    normal = [column_types.column_type(kind, dialect, "spark") for kind, dialect in SPARK_TYPES]
+    assert reports(normal) == normal
+    own = [kind for kind, dialect in SPARK_TYPES if dialect == "spark"]
+    assert reports(own) == [column_types.column_type(kind, "spark", "spark") for kind in own]
 
 
 @settings(max_examples=400, deadline=None)
@@ -331,6 +337,7 @@ CASES = [
              (Retype("DECIMAL(10,2)"), Retype("DECIMAL"), Retype("DECIMAL(5,1)", (1,)))),
     TypeCase("duckdb", "TIMESTAMP(3)", ("TIMESTAMP '2024-01-01 10:00:00'", "TIMESTAMP '2024-01-01 10:00:00.123'"),
              (Retype("TIMESTAMP(9)"), Retype("TIMESTAMP"), Retype("TIMESTAMP(0)", (2,)))),
+    # narrowed once the row in the way is deleted: DuckDB's ALTER casts the deleted row's value too
     TypeCase("duckdb", "DECIMAL(6,2)[]", ("[1.25]", "[1.25, 1234.5]"),
              (Retype("DECIMAL(10,2)[]"), Retype("DECIMAL(5,2)[]", (2,)))),
     TypeCase("spark", "VARCHAR(4)", ("'ab'", "'abcd'"), (Retype("VARCHAR(8)"), Retype("VARCHAR(2)", (2,)))),

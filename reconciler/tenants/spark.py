@@ -486,8 +486,10 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, p
             return None
         raise TenantError(f"cannot read {key}: {str(error).strip().splitlines()[0]}") from None
     columns = tuple(ColumnState(
-        field.name, column_types.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING")
-                                    or field.dataType.simpleString(), ENGINE), field.nullable or provider != DELTA,
+        field.name,
+        column_types.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING") or field.dataType.simpleString(),
+                                 ENGINE),
+        field.nullable or provider != DELTA,
         None if view else sql.canonical_default(field.metadata.get("CURRENT_DEFAULT"), ENGINE)) for field in fields)
     return LiveObject(key, "View" if view else "Table", columns, engine_sql=text,
                       table_format=None if view else provider, properties=properties)
