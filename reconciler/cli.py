@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import importlib.machinery
 import importlib.util
 import json
 import logging
@@ -785,13 +786,28 @@ logging.getLogger("reconciler").addHandler(_Notices(logging.WARNING))
 logging.getLogger("reconciler").propagate = False
 
 
+def sqlglot_recursion_limit() -> int:
+    """Room for SQL nested several hundred levels deep (deeper is a clear SqlProblem, never a traceback).
+    sqlglot recurses about fifteen Python frames per nesting level, which take no C stack; its compiled
+    build (sqlglotc) two, each on the C stack, which a limit of 20,000 lets overflow (a crash, not a
+    RecursionError) at a few thousand levels: 1,500 reads 700 levels in under 3 MB of the 8 MB a thread has."""
+    return 1_500 if sqlglot_compiled() else 20_000
+
+
+def sqlglot_compiled() -> bool:
+    """Whether the sqlglot Python would import is its compiled build (sqlglotc's extension modules beside
+    sqlglot's own), found without importing it."""
+    package = importlib.machinery.PathFinder.find_spec("sqlglot")
+    parser = package and package.submodule_search_locations and importlib.machinery.PathFinder.find_spec(
+        "sqlglot.parser", package.submodule_search_locations)
+    return bool(parser) and isinstance(parser.loader, importlib.machinery.ExtensionFileLoader)
+
+
 def main(argv: list[str] | None = None) -> int:
     # A plan holds tens of thousands of long-lived objects; with the default thresholds the
     # collector rescans them over and over (a third of a warm 10k-object plan). mypy's setting.
     gc.set_threshold(200_000, 30, 30)
-    # sqlglot recurses about fifteen frames per nesting level: room for SQL nested a few hundred deep
-    # (deeper is a clear SqlProblem, never a traceback)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), sqlglot_recursion_limit()))
     try:
         return _run(argv)
     finally:   # what a command told `disclosure` is its own (tests run many commands in one process)

@@ -137,14 +137,13 @@ class Call:
     column: int
 
 
-def calls(tree: exp.Expression, engine: str, generator: type[Dialect] | None = None, text: str = "") -> tuple[Call, ...]:
+def calls(tree: exp.Expression, engine: str, text: str = "") -> tuple[Call, ...]:
     """Every function a statement calls when it runs on `engine`: the statement is written for the
     engine (sqlglot renames what it knows, and may write one function as others: DuckDB gets
     `TO_BOOLEAN(x)` as a CASE calling ERROR) and read back, and each call is named as that text spells
-    it. Forms that are not written as a call (`a || b`, `x::INT`, CASE) call nothing. `generator`: the
-    engine's dialect as the tree's own nodes need it (`sql.templated`); `text`: the statement as
-    written, where a call is placed for people (else at its start)."""
-    dialect = generator() if generator is not None else Dialect.get_or_raise(engine)
+    it. Forms that are not written as a call (`a || b`, `x::INT`, CASE) call nothing. `text`: the
+    statement as written, where a call is placed for people (else at its start)."""
+    dialect = Dialect.get_or_raise(engine)
     try:
         sent = tree.sql(dialect=dialect)
         read_back = dialect.parse(sent)[0]

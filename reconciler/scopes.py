@@ -10,7 +10,6 @@ cached beside the statement's other facts. Pure: never touches a tenant, never h
 
 from __future__ import annotations
 
-from typing import Any
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope, traverse_scope
@@ -18,7 +17,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 SCOPES_VERSION = "4"
 
 
-def extract(tree: exp.Expression, dialect: Any) -> dict:
+def extract(tree: exp.Expression) -> dict:
     """{"scopes": [...], "root": index or None, "insert": {...} or None}; see the module docstring."""
     insert = None
     query = tree

@@ -1,9 +1,10 @@
 """Everything the reconciler knows about SQL, through sqlglot.
 
-Owns the `$$NAME` template parameters (a sqlglot dialect extension, not text scanning),
-reading what a statement references, its canonical form, and rendering it for a tenant:
+Owns the `$$NAME` template parameters (read with sqlglot's own tokenizer and parser, never by text
+scanning), reading what a statement references, its canonical form, and rendering it for a tenant:
 parameters as quoted literals, schema mapping, transpiling to the tenant's engine. Results
-are cached by a hash of their inputs. Never hand-parses SQL and never executes it.
+are cached by a hash of their inputs. Never hand-parses SQL and never executes it, and never
+subclasses sqlglot's classes: its compiled build (sqlglotc) refuses interpreted subclasses.
 """
 
 from __future__ import annotations
@@ -23,57 +24,163 @@ from sqlglot.errors import (
     TokenError,
     UnsupportedError,
 )
-from sqlglot.tokens import TokenType
+from sqlglot.parser import Parser
+from sqlglot.tokens import Token, TokenType
 
 from . import policy
 from . import scopes as scope_data
 from .cache import NO_CACHE, Cache, content_key
 from .model import Numeric
 
-
-class TemplateParameter(exp.Expression):
-    """`$$NAME` in object SQL: replaced by the environment's value when rendering."""
-
-    arg_types = {"this": True}
-
-    @property
-    def name(self) -> str:
-        return self.this
+# A `$$NAME` parameter in a parsed tree is a Var printing `$$NAME` (the stock generator writes a Var as
+# it is) marked in its meta: sqlglot makes Vars of string literals too (DATE_TRUNC('$$X', d)).
+_PARAMETER = "reconciler.parameter"
 
 
-def _parse_parameter_or_template(self):
-    # `$$NAME`: two adjacent `$` tokens followed by a name make a template parameter.
-    if (self._curr is not None and self._curr.token_type == TokenType.PARAMETER
-            and self._curr.start == self._prev.end + 1 and self._next is not None
-            and self._next.start == self._curr.end + 1 and self._next.token_type == TokenType.VAR):
-        self._advance(2)
-        return self.expression(TemplateParameter(this=self._prev.text))
-    return _base_placeholder(self)
+def template_parameter(name: str) -> exp.Var:
+    """The node of the template parameter `$$name`."""
+    node = exp.Var(this=f"$${name}")
+    node.meta[_PARAMETER] = name
+    return node
 
 
-def _base_placeholder(parser):
-    base = type(parser).__mro__[1].PLACEHOLDER_PARSERS[TokenType.PARAMETER]
-    return base(parser)
+def parameter_name(node: exp.Expression) -> str | None:
+    """NAME where `node` is the template parameter `$$NAME`, else None."""
+    return node.meta.get(_PARAMETER) if isinstance(node, exp.Var) else None
+
+
+def parameters_in(tree: exp.Expression) -> set[str]:
+    """The names of the template parameters in `tree`."""
+    return {name for node in tree.find_all(exp.Var) if (name := parameter_name(node)) is not None}
 
 
 @functools.cache
-def templated(dialect: str) -> type[Dialect]:
-    """`dialect` extended with `$$NAME` parameters (dollar-quoted strings give way to them)."""
-    base = Dialect.get_or_raise(dialect).__class__
+def _dialect(name: str) -> Dialect:
+    return Dialect.get_or_raise(name)
 
-    class Tokenizer(base.tokenizer_class):
-        HEREDOC_STRINGS: list = []
 
-    class Parser(base.parser_class):
-        PLACEHOLDER_PARSERS = {**base.parser_class.PLACEHOLDER_PARSERS,
-                               TokenType.PARAMETER: _parse_parameter_or_template}
+@functools.cache
+def _braced(dialect: str) -> bool:
+    """Whether `dialect` reads `${name}` as one parameter (Hive, Spark): `$$NAME` then gets the braces, so
+    that its parameter ends with them and never takes a `:` or a `}` of the SQL's own after it."""
+    try:
+        tree = sqlglot.parse_one("${name}", read=dialect)
+    except SqlglotError:
+        return False
+    return isinstance(tree, exp.Parameter) and tree.this == exp.var("name") and not tree.args.get("expression")
 
-    class Generator(base.generator_class):
-        TRANSFORMS = {**base.generator_class.TRANSFORMS,
-                      TemplateParameter: lambda _self, e: f"$${e.name}"}
 
-    return type(f"Reconciler{base.__name__}", (base,),
-                {"Tokenizer": Tokenizer, "Parser": Parser, "Generator": Generator})
+def _tokens(text: str, dialect: str) -> tuple[list[Token], list[tuple[int, str]]]:
+    """`text`'s tokens in `dialect`, each `$$NAME` as the tokens of the dialect's own parameter (`$name`,
+    `${name}`) named `$$NAME`, which it parses wherever a parameter may stand; and (offset, NAME) of each."""
+    read = _dialect(dialect)
+    starts = _parameter_starts(text, read) if "$$" in text else []
+    masked = _blanked(text, starts)
+    tokens = read.tokenize(masked)
+    _within_nesting(tokens)
+    following = {token.start: index for index, token in enumerate(tokens)}
+    names = [following.get(start + 2) for start in starts]   # the index of the token naming each
+    for start, index in zip(starts, names):
+        name = tokens[index] if index is not None else None
+        if name is None or masked[name.start:name.end + 1] != name.text or not (
+                name.text.isascii() and name.text.isidentifier()):
+            raise SqlProblem("`$$` must be followed directly by a parameter name (letters, digits and _)",
+                             *_line_column(text, start))
+    written = [(start, tokens[index].text) for start, index in zip(starts, names)]
+    for start, index in reversed(list(zip(starts, names))):   # from the end: indexes before stay valid
+        tokens[index:index + 1] = _parameter_tokens(start, tokens[index], _braced(dialect))
+    return tokens, written
+
+
+def _parameter_tokens(start: int, name: Token, braced: bool) -> list[Token]:
+    """The tokens standing for `$$NAME` at `start`, `name` the token of NAME: `$`, the name `$$NAME`, and
+    braces around it where the dialect's parameter has them; each where its text is in the SQL."""
+    def token(kind: TokenType, text: str, first: int, last: int, comments: list[str] | None = None) -> Token:
+        return Token(kind, text, name.line, name.col - (name.end - last), first, last, comments)
+
+    named = [token(TokenType.VAR, f"$${name.text}", start + 2, name.end, name.comments)]
+    if braced:
+        named = [token(TokenType.L_BRACE, "{", start + 1, start + 1), *named,
+                 token(TokenType.R_BRACE, "}", name.end, name.end)]
+    return [token(TokenType.PARAMETER, "$", start, start), *named]
+
+
+def _parameter_starts(text: str, dialect: Dialect) -> list[int]:
+    """Where each `$$NAME` starts: where a token starts, so never inside a string, a quoted name, a comment
+    or a `$tag$` dollar-quoted string (a `$$` dollar quote gives way to parameters). The dialect's tokenizer
+    is asked once per parameter: where `$` quotes, a `$$` opens a string running to the next `$$` (the
+    one appended if no other), so only the tokens up to the first one are what the SQL says."""
+    starts: list[int] = []
+    while True:
+        masked = _blanked(text, starts)
+        tokenizer = dialect.tokenizer()
+        try:
+            tokens = tokenizer.tokenize(f"{masked}\n$$")
+        except TokenError:
+            tokens = tokenizer.tokens   # up to the SQL's own mistake, which the parse reports
+        start = next((token.start for token in tokens
+                      if token.start < len(text) and masked.startswith("$$", token.start)), None)
+        if start is None:
+            return starts
+        starts.append(start)
+
+
+def _blanked(text: str, starts: Sequence[int]) -> str:
+    """`text` with the `$$` at each of `starts` made two spaces (every position stays where it was)."""
+    for start in starts:
+        text = f"{text[:start]}  {text[start + 2:]}"
+    return text
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+
+
+MAX_NESTING = 256   # brackets deep: SQL nested deeper is refused before sqlglot parses it
+TOO_DEEP = "the SQL nests too deeply to be read (parentheses or subqueries hundreds of levels deep)"
+_OPENING = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE})
+_CLOSING = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE})
+
+
+def _within_nesting(tokens: Sequence[Token]) -> None:
+    """Refuses SQL nested more than MAX_NESTING brackets deep (the `<` of a STRUCT, ARRAY, MAP ... type is
+    one), at the first token beyond. sqlglot's compiled parser recurses on the C stack, and much of it
+    without counting Python frames: nested some thousands deep it would crash, not raise RecursionError."""
+    depth = angles = 0
+    previous = None
+    for token in tokens:
+        kind = token.token_type
+        if kind in _OPENING or (kind == TokenType.LT and previous in Parser.NESTED_TYPE_TOKENS):
+            depth, angles = depth + 1, angles + (kind == TokenType.LT)
+            if depth > MAX_NESTING:
+                raise SqlProblem(TOO_DEEP, token.line, token.col)
+        elif kind in _CLOSING or (kind == TokenType.GT and angles):
+            depth, angles = depth - 1, angles - (kind == TokenType.GT)
+        previous = kind
+
+
+def _with_parameters(statement: exp.Expression) -> tuple[exp.Expression, list[str]]:
+    """`statement` with the dialect's parameter nodes made from `$$NAME` turned into parameters, and their
+    names."""
+    found = [(node, name) for node in statement.walk() if (name := _parsed_parameter(node)) is not None]
+    for node, name in found:
+        if node is statement:
+            statement = template_parameter(name)
+        else:
+            node.replace(template_parameter(name))
+    return statement, [name for _, name in found]
+
+
+def _parsed_parameter(node: exp.Expression) -> str | None:
+    """NAME where `node` is what a dialect parses the tokens `_tokens` gives `$$NAME` into: a Placeholder
+    (DuckDB) or a Parameter of the Var `$$NAME` and nothing else (one that took more is not, and the parse
+    refuses it, as it does where the dialect's parser made something else of them)."""
+    if isinstance(node, exp.Placeholder) and isinstance(node.this, str) and node.this.startswith("$$"):
+        return node.this[2:]
+    if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Var) and node.this.name.startswith("$$") \
+            and not any(value for key, value in node.args.items() if key != "this"):
+        return node.this.name[2:]
+    return None
 
 
 class SqlProblem(Exception):
@@ -108,8 +215,7 @@ def bounded(function):
         try:
             return function(*args, **kwargs)
         except RecursionError:
-            raise SqlProblem("the SQL nests too deeply to be read (parentheses or subqueries hundreds of "
-                             "levels deep)") from None
+            raise SqlProblem(TOO_DEEP) from None
         except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:
             raise SqlProblem(f"sqlglot cannot read or write this SQL ({type(error).__name__} inside sqlglot)") \
                 from None
@@ -133,13 +239,25 @@ def parse(sql: str, dialect: str) -> exp.Expression:
 def _parsed(text: str, dialect: str) -> list[exp.Expression]:
     """What sqlglot parses from `text` (`$$NAME` parameters allowed); SqlProblem at the parser's position."""
     try:
-        return [s for s in sqlglot.parse(text, read=templated(dialect)) if s is not None]
+        tokens, written = _tokens(text, dialect)
+        statements = [s for s in _dialect(dialect).parser().parse(tokens, text) if s is not None]
     except ParseError as error:
         first = error.errors[0] if error.errors else {}
         message = _TOKEN_REPR.sub(_token_words, first.get("description") or str(error))
         raise SqlProblem(message, first.get("line") or 1, first.get("col") or 1) from None
     except TokenError as error:
         raise SqlProblem(f"cannot tokenize the SQL: {error}") from None
+    parsed, names = [], []
+    for statement in statements:
+        statement, found = _with_parameters(statement)
+        parsed.append(statement)
+        names += found
+    for start, name in written:
+        if name not in names:
+            raise SqlProblem(f"$${name} cannot stand here (a parameter stands where a value does)",
+                             *_line_column(text, start))
+        names.remove(name)
+    return parsed
 
 
 # sqlglot's messages embed a token's repr; people want the token's text
@@ -174,11 +292,10 @@ def _facts(tree: exp.Expression, dialect: str) -> SqlFacts:
             continue
         references.append(name)
     # the select list as code: a comment in it is not a column (comments=False, like `canonical`)
-    projection = ", ".join(e.sql(dialect=templated(dialect), comments=False) for e in query.selects) \
+    projection = ", ".join(e.sql(dialect=dialect, comments=False) for e in query.selects) \
         if isinstance(query, exp.Query) else ""
-    parameters = sorted({p.name for p in tree.find_all(TemplateParameter)})
-    return SqlFacts(statement, tuple(dict.fromkeys(references)), target, tuple(parameters),
-                    tree.sql(dialect=templated(dialect), comments=False), projection, policy.effects(tree))
+    return SqlFacts(statement, tuple(dict.fromkeys(references)), target, tuple(sorted(parameters_in(tree))),
+                    tree.sql(dialect=dialect, comments=False), projection, policy.effects(tree))
 
 
 def select_items(projection: str, dialect: str) -> dict[str, str] | None:
@@ -192,7 +309,7 @@ def select_items(projection: str, dialect: str) -> dict[str, str] | None:
     for item in query.selects:
         if item.is_star or not item.alias_or_name:
             return None
-        items[item.alias_or_name.lower()] = item.sql(dialect=templated(dialect), comments=False)
+        items[item.alias_or_name.lower()] = item.sql(dialect=dialect, comments=False)
     return items
 
 
@@ -234,7 +351,7 @@ def _scopes_of(sql: str, dialect: str, cache: Cache, tree: exp.Expression | None
     found = _SCOPES.pop(key, None) or cache.get("sql-scopes", key)
     if found is None:
         try:
-            found = scope_data.extract(tree if tree is not None else parse(sql, dialect), templated(dialect))
+            found = scope_data.extract(tree if tree is not None else parse(sql, dialect))
         except (SqlglotError, RecursionError):
             found = {"scopes": [], "root": None, "insert": None, "unreadable": True}
         cache.put("sql-scopes", key, found)
@@ -260,8 +377,8 @@ def calls(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE) -> tuple
 
 def calls_in(tree: exp.Expression, engine: str, text: str) -> tuple[policy.Call, ...]:
     """`policy.calls` of a tree read from `text`, its parameters standing for the literals they become."""
-    return policy.calls(tree.transform(lambda node: exp.Literal.string("") if isinstance(node, TemplateParameter)
-                                       else node), engine, None, text)
+    return policy.calls(tree.transform(lambda node: exp.Literal.string("") if parameter_name(node) is not None
+                                       else node), engine, text)
 
 
 def sequence_calls(statement: str, engine: str) -> tuple[str, ...]:
@@ -284,7 +401,7 @@ def untranslatable(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE)
         return cached or None
     try:
         tree = parse(sql, dialect)
-        tree.sql(dialect=templated(engine), unsupported_level=ErrorLevel.RAISE)
+        tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE)
         problem = meaning_changes(tree, dialect, engine) or ""
     except UnsupportedError as error:
         problem = str(error)
@@ -382,8 +499,9 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
     folded = {k.lower(): v for k, v in schemas.items()}
 
     def rewrite(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, TemplateParameter):
-            return parameter(parameters[node.name])
+        name = parameter_name(node)
+        if name is not None:
+            return parameter(parameters[name])
         if isinstance(node, exp.Table) and node.db and node.db.lower() in folded:
             node.set("db", exp.to_identifier(folded[node.db.lower()]))
         return ENGINE_REWRITES.get(engine, _as_is)(node, dialect)
@@ -491,12 +609,14 @@ def qualified(schema: str, name: str, engine: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+@bounded
 def normalize_type(type_sql: str, dialect: str, engine: str) -> str:
     """A type as a cast in `dialect` means it, spelled for `engine` through sqlglot's type AST: the whole
     text must be one type, and what is inside it (enum values, struct field names) keeps its case. For
     what SQL computes (a MaterializedTable's pinned cast, the types binding infers); a table column's
     declared type is `column_types.column_type`, which keeps a length the dialect's cast would drop."""
     try:
+        _within_nesting(_dialect(dialect).tokenize(type_sql))
         parsed = sqlglot.parse_one(type_sql, read=dialect, into=exp.DataType)
     except (ParseError, TokenError, ValueError, SqlglotError):
         raise SqlProblem(f"not a SQL type: {type_sql}") from None
@@ -507,7 +627,9 @@ def normalize_type(type_sql: str, dialect: str, engine: str) -> str:
 def parse_expression(text: str, dialect: str) -> exp.Expression:
     """One scalar expression (a column default), never a statement."""
     try:
-        parsed = [e for e in sqlglot.parse(text, read=dialect) if e is not None]
+        tokens = _dialect(dialect).tokenize(text)
+        _within_nesting(tokens)
+        parsed = [e for e in _dialect(dialect).parser().parse(tokens, text) if e is not None]
     except SqlglotError as error:
         raise SqlProblem(f"not a SQL expression: {text} ({error})") from None
     if len(parsed) != 1 or isinstance(parsed[0], (exp.Query, exp.DDL, exp.DML, exp.Command, exp.Block)):
@@ -551,7 +673,7 @@ def materialized(query: str, pinned: Sequence[tuple[str, str]], columns: Sequenc
     items = [exp.alias_(exp.Cast(this=exp.column(name, table="q", quoted=True),
                                  to=exp.DataType.build(types[name.lower()], dialect=dialect)), name, quoted=True)
              if name.lower() in types else exp.column(name, table="q", quoted=True) for name in columns]
-    return exp.select(*items).from_(parse(query, dialect).copy().subquery("q")).sql(dialect=templated(dialect))
+    return exp.select(*items).from_(parse(query, dialect).copy().subquery("q")).sql(dialect=dialect)
 
 
 def without_select_list(query: str | None, engine: str) -> str | None:

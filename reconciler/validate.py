@@ -643,7 +643,7 @@ class _Checker:
         for field_name, text in conditions:
             try:
                 condition = sql.parse_condition(text, dialect)
-                parameters |= {node.name for node in condition.find_all(sql.TemplateParameter)}
+                parameters |= sql.parameters_in(condition)
                 if self._effects(document, (*map(str, loc), field_name), policy.effects(condition),
                                  f"check {item.name}: "):
                     continue
