@@ -77,7 +77,9 @@ def _tokens(text: str, dialect: str) -> tuple[list[Token], list[tuple[int, str]]
     starts = _parameter_starts(text, read) if "$$" in text else []
     masked = _blanked(text, starts)
     tokens = read.tokenize(masked)
-    _within_nesting(tokens)
+    _within_nesting(tokens, text)
+    if not starts:
+        return tokens, []
     following = {token.start: index for index, token in enumerate(tokens)}
     names = [following.get(start + 2) for start in starts]   # the index of the token naming each
     for start, index in zip(starts, names):
@@ -142,10 +144,12 @@ _OPENING = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE}
 _CLOSING = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE})
 
 
-def _within_nesting(tokens: Sequence[Token]) -> None:
+def _within_nesting(tokens: Sequence[Token], text: str) -> None:
     """Refuses SQL nested more than MAX_NESTING brackets deep (the `<` of a STRUCT, ARRAY, MAP ... type is
     one), at the first token beyond. sqlglot's compiled parser recurses on the C stack, and much of it
     without counting Python frames: nested some thousands deep it would crash, not raise RecursionError."""
+    if sum(text.count(bracket) for bracket in "([{<") <= MAX_NESTING:
+        return   # not so many brackets in all: the tokens need no walk
     depth = angles = 0
     previous = None
     for token in tokens:
@@ -247,6 +251,8 @@ def _parsed(text: str, dialect: str) -> list[exp.Expression]:
         raise SqlProblem(message, first.get("line") or 1, first.get("col") or 1) from None
     except TokenError as error:
         raise SqlProblem(f"cannot tokenize the SQL: {error}") from None
+    if not written:
+        return statements
     parsed, names = [], []
     for statement in statements:
         statement, found = _with_parameters(statement)
@@ -616,7 +622,7 @@ def normalize_type(type_sql: str, dialect: str, engine: str) -> str:
     what SQL computes (a MaterializedTable's pinned cast, the types binding infers); a table column's
     declared type is `column_types.column_type`, which keeps a length the dialect's cast would drop."""
     try:
-        _within_nesting(_dialect(dialect).tokenize(type_sql))
+        _within_nesting(_dialect(dialect).tokenize(type_sql), type_sql)
         parsed = sqlglot.parse_one(type_sql, read=dialect, into=exp.DataType)
     except (ParseError, TokenError, ValueError, SqlglotError):
         raise SqlProblem(f"not a SQL type: {type_sql}") from None
@@ -628,7 +634,7 @@ def parse_expression(text: str, dialect: str) -> exp.Expression:
     """One scalar expression (a column default), never a statement."""
     try:
         tokens = _dialect(dialect).tokenize(text)
-        _within_nesting(tokens)
+        _within_nesting(tokens, text)
         parsed = [e for e in _dialect(dialect).parser().parse(tokens, text) if e is not None]
     except SqlglotError as error:
         raise SqlProblem(f"not a SQL expression: {text} ({error})") from None
