@@ -18,7 +18,7 @@ import sqlglot
 from sqlglot import exp, tokens
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError, TokenError
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import Token, TokenType
 
 from .sql import SqlProblem
 
@@ -37,7 +37,7 @@ def declared(type_sql: str, dialect: str) -> exp.DataType:
     A length-less VARCHAR or CHAR, or DECIMAL, is what the dialect makes of it (DuckDB: VARCHAR,
     DECIMAL(18,3)), inside an array, map or struct as much as outside."""
     try:
-        parsed = sqlglot.parse_one(type_sql, read=_reading(dialect), into=exp.DataType)
+        parsed = _read_declared(type_sql, dialect)
     except (SqlglotError, TokenError, ValueError):
         raise SqlProblem(f"not a SQL type: {type_sql}") from None
     converters = _converters(dialect)
@@ -75,47 +75,83 @@ def length_bound(type_sql: str, engine: str) -> tuple[str, int] | None:
 
 # -- reading a declared type --------------------------------------------------------------------
 
-@functools.cache
-def _reading(dialect: str) -> type[Dialect]:
-    """`dialect` reading types as declared: a character type keeps its token (the dialect folds it into
-    TEXT, and with it its length), and PostgreSQL's types sqlglot lacks are read: BIT VARYING / VARBIT,
-    and an interval's seconds precision (INTERVAL DAY TO SECOND(3)). The dialect's own conversions
-    are `_converters`', applied by `declared` to every type in the tree (sqlglot applies them to the
-    outermost one only: DECIMAL(18,3), but DECIMAL[] in DuckDB's)."""
-    base = Dialect.get_or_raise(dialect).__class__
+def _read_declared(type_sql: str, dialect: str) -> exp.DataType:
+    """`dialect`'s own tokenizer and parser (never subclassed: sqlglot's compiled build refuses that),
+    with the tokens rewritten so that a type reads as declared: a character type keeps its token (the
+    dialect folds it into TEXT, and with it its length), and PostgreSQL's types sqlglot lacks are read:
+    BIT VARYING / VARBIT (carried through the parse by a type token the text does not use) and an
+    interval's seconds precision (INTERVAL DAY TO SECOND(3), its size set back after the parse). The
+    dialect's conversions are `_converters`', applied by `declared` to every type in the tree."""
+    read = Dialect.get_or_raise(dialect)
+    tokens = read.tokenize(type_sql)
+    folded = _folded(type(read))
+    carrier = next(kind for kind in _CARRIERS if all(token.token_type != kind for token in tokens))
+    rewritten: list[Token] = []
+    seconds: list[list[exp.Expression]] = []   # each interval's seconds precision, in the order written
+    index = 0
+    while index < len(tokens):
+        token, word = tokens[index], tokens[index].text.upper()
+        after = tokens[index + 1].text.upper() if index + 1 < len(tokens) else ""
+        if token.token_type == TokenType.TEXT and word in folded:
+            rewritten.append(_retyped(token, folded[word]))
+        elif word == "VARBIT" or (word == "BIT" and after == "VARYING"):
+            rewritten.append(_retyped(token, carrier))
+            index += word == "BIT"
+        elif word == "SECOND" and _in_interval(rewritten) and after == "(":
+            sizes = _sizes_at(tokens, index + 1)
+            seconds.append(sizes)
+            rewritten.append(token)
+            index += 2 * len(sizes) + 1   # the parenthesis, the sizes and their commas
+        else:
+            rewritten.append(token)
+        index += 1
+    parsed = read.parser().parse_into(exp.DataType, rewritten, type_sql)[0]
+    return _restored(parsed, carrier, seconds)
 
-    class Tokenizer(base.tokenizer_class):
-        KEYWORDS = {**base.tokenizer_class.KEYWORDS, **_folded(base)}
 
-    class Parser(base.parser_class):
-        TYPE_CONVERTERS: dict = {}
+_CARRIERS = (TokenType.VARBINARY, TokenType.IMAGE, TokenType.GEOGRAPHY)   # type tokens VARBIT may stand in as
 
-        def _parse_types(self, check_func=False, schema=False, allow_identifiers=True, with_collation=False):
-            if self._match_text_seq("BIT", "VARYING") or self._match_text_seq("VARBIT"):
-                return self._arrays_of(exp.DataType(this=T.USERDEFINED, kind=VARYING_BITS,
-                                                    expressions=self._type_sizes()))
-            found = super()._parse_types(check_func, schema, allow_identifiers, with_collation)
-            if isinstance(found, exp.DataType) and isinstance(found.this, exp.Interval) \
-                    and self._curr is not None and self._curr.token_type == TokenType.L_PAREN:
-                found.set("expressions", self._type_sizes())   # INTERVAL DAY TO SECOND(3)
-                return self._arrays_of(found)
-            return found
 
-        def _type_sizes(self) -> list[exp.Expression] | None:
-            if not self._match(TokenType.L_PAREN):
-                return None
-            sizes = self._parse_csv(self._parse_type_size)
-            self._match_r_paren()
+def _retyped(token: Token, kind: TokenType) -> Token:
+    return Token(kind, token.text, token.line, token.col, token.start, token.end, token.comments)
+
+
+def _in_interval(tokens: list[Token]) -> bool:
+    """Whether the tokens read so far end inside an INTERVAL's fields (INTERVAL DAY TO ...)."""
+    for token in reversed(tokens):
+        if token.token_type == TokenType.INTERVAL:
+            return True
+        if token.token_type != TokenType.VAR:
+            return False
+    return False
+
+
+def _sizes_at(tokens: list[Token], start: int) -> list[exp.Expression]:
+    """The numbers of the parenthesis opening at `start`: `(3)`."""
+    sizes = []
+    for token in tokens[start + 1:]:
+        if token.token_type == TokenType.R_PAREN:
             return sizes
+        if token.token_type == TokenType.NUMBER:
+            sizes.append(exp.DataTypeParam(this=exp.Literal.number(token.text)))
+        elif token.token_type != TokenType.COMMA:
+            raise ValueError("not a size")
+    raise ValueError("an unclosed size")
 
-        def _arrays_of(self, kind: exp.DataType) -> exp.DataType:
-            while self._match(TokenType.L_BRACKET):
-                if not self._match(TokenType.R_BRACKET):
-                    self.raise_error("Expecting ]")
-                kind = exp.DataType(this=T.ARRAY, expressions=[kind], nested=True)
-            return kind
 
-    return type(f"Declared{base.__name__}", (base,), {"Tokenizer": Tokenizer, "Parser": Parser})
+def _restored(parsed: exp.DataType, carrier: TokenType, seconds: list[list[exp.Expression]]) -> exp.DataType:
+    """What the rewritten tokens carried, put back: BIT VARYING for the carrier type, and each interval's
+    seconds precision, in the order they were written."""
+    pending = list(seconds)
+
+    def restore(kind: exp.DataType) -> exp.DataType:
+        if kind.this == T[carrier.name]:
+            return exp.DataType(this=T.USERDEFINED, kind=VARYING_BITS, expressions=kind.expressions)
+        if isinstance(kind.this, exp.Interval) and pending and "SECOND" in kind.this.sql().upper():
+            kind.set("expressions", pending.pop(0))
+        return kind
+
+    return _each(parsed, restore)
 
 
 def _folded(base: type[Dialect]) -> dict[str, TokenType]:
