@@ -20,7 +20,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from .sql import SqlProblem
+from .sql import SqlProblem, within_nesting
 
 T = exp.DType
 CHARACTER = frozenset({T.VARCHAR, T.CHAR, T.BPCHAR, T.NCHAR, T.NVARCHAR, T.TEXT})
@@ -84,6 +84,7 @@ def _read_declared(type_sql: str, dialect: str) -> exp.DataType:
     dialect's conversions are `_converters`', applied by `declared` to every type in the tree."""
     read = Dialect.get_or_raise(dialect)
     tokens = read.tokenize(type_sql)
+    within_nesting(tokens, type_sql)   # sqlglot's compiled parser crashes on types nested thousands deep
     folded = _folded(type(read))
     carrier = next(kind for kind in _CARRIERS if all(token.token_type != kind for token in tokens))
     rewritten: list[Token] = []

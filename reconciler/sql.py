@@ -77,7 +77,7 @@ def _tokens(text: str, dialect: str) -> tuple[list[Token], list[tuple[int, str]]
     starts = _parameter_starts(text, read) if "$$" in text else []
     masked = _blanked(text, starts)
     tokens = read.tokenize(masked)
-    _within_nesting(tokens, text)
+    within_nesting(tokens, text)
     if not starts:
         return tokens, []
     following = {token.start: index for index, token in enumerate(tokens)}
@@ -144,7 +144,7 @@ _OPENING = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE}
 _CLOSING = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE})
 
 
-def _within_nesting(tokens: Sequence[Token], text: str) -> None:
+def within_nesting(tokens: Sequence[Token], text: str) -> None:
     """Refuses SQL nested more than MAX_NESTING brackets deep (the `<` of a STRUCT, ARRAY, MAP ... type is
     one), at the first token beyond. sqlglot's compiled parser recurses on the C stack, and much of it
     without counting Python frames: nested some thousands deep it would crash, not raise RecursionError."""
@@ -622,7 +622,7 @@ def normalize_type(type_sql: str, dialect: str, engine: str) -> str:
     what SQL computes (a MaterializedTable's pinned cast, the types binding infers); a table column's
     declared type is `column_types.column_type`, which keeps a length the dialect's cast would drop."""
     try:
-        _within_nesting(_dialect(dialect).tokenize(type_sql), type_sql)
+        within_nesting(_dialect(dialect).tokenize(type_sql), type_sql)
         parsed = sqlglot.parse_one(type_sql, read=dialect, into=exp.DataType)
     except (ParseError, TokenError, ValueError, SqlglotError):
         raise SqlProblem(f"not a SQL type: {type_sql}") from None
@@ -634,7 +634,7 @@ def parse_expression(text: str, dialect: str) -> exp.Expression:
     """One scalar expression (a column default), never a statement."""
     try:
         tokens = _dialect(dialect).tokenize(text)
-        _within_nesting(tokens, text)
+        within_nesting(tokens, text)
         parsed = [e for e in _dialect(dialect).parser().parse(tokens, text) if e is not None]
     except SqlglotError as error:
         raise SqlProblem(f"not a SQL expression: {text} ({error})") from None
