@@ -128,7 +128,8 @@ class TenantPlan(_Value):
     create_database: bool = False
     interrupted: tuple[str, ...] = ()   # earlier runs that died mid-apply; the tenant kept its state
     refused: tuple[Refusal, ...] = ()   # statements a shadow of the tenant refused (the plan was proven)
-    unproven: str | None = None          # why the plan could not be proven on a shadow (read-only credentials)
+    unproven: str | None = None          # how and why (part of) the plan could not be proven: read-only credentials,
+    #                                      or statements EXPLAIN cannot see the effect of earlier ones on (Spark)
     checks: tuple[str, ...] = ()         # the objects whose data checks its apply runs before commit: "schema.name (3)"
 
     @property

@@ -222,7 +222,7 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
                                              views_to_bind(tenant_plan.changes, live, state.desired.engine), reads)
                     tenant_plan = tenant_plan.model_copy(update={"refused": tuple(proof)})
                 except Unprovable as why:   # said in the plan; the apply's own transaction stays the proof
-                    tenant_plan = tenant_plan.model_copy(update={"unproven": str(why)})
+                    tenant_plan = tenant_plan.model_copy(update={"unproven": str(why), "refused": why.refused})
         return state, tenant_plan
 
     outcomes = each_tenant(chosen, plan_one)

@@ -475,6 +475,17 @@ def written_objects(statement: str, engine: str) -> tuple[list[tuple[str, str]],
     return names(targets), names(replaced)
 
 
+def depends_on(statement: str, engine: str) -> frozenset[tuple[str, str]]:
+    """(schema, name), lower case, of every table or view whose present state decides what `statement`
+    does: each it names, but the one it creates or drops (a CREATE analyses its query, never its
+    target's old self)."""
+    tree = sqlglot.parse_one(statement, read=engine)
+    targets = [tree.this.this if isinstance(tree.this, exp.Schema) else tree.this] if isinstance(tree, exp.Create) \
+        else (tree.args.get("tables") or [tree.this]) if isinstance(tree, exp.Drop) else []
+    return frozenset((table.db.lower(), table.name.lower()) for table in tree.find_all(exp.Table)
+                     if table.db and table.name and not any(table is target for target in targets))
+
+
 def literal(value: str | int | float | bool) -> exp.Expression:
     """A value read from YAML (an accepted value) as SQL: a number as a number, text as text."""
     if isinstance(value, bool):
@@ -495,10 +506,13 @@ def parameter(value: str | Numeric) -> exp.Expression:
 
 @bounded
 def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
-           parameters: Mapping[str, str | Numeric], cache: Cache = NO_CACHE) -> str:
-    """The statement as it runs on `engine`: parameters inlined, schemas mapped, transpiled."""
+           parameters: Mapping[str, str | Numeric], cache: Cache = NO_CACHE,
+           names: Sequence[str | None] | None = None) -> str:
+    """The statement as it runs on `engine`: parameters inlined, schemas mapped, transpiled; with
+    `names` (a query's, `naming.output_names`), each item of its select list the engine would name
+    itself aliased with its name there."""
     key = content_key("render", RENDER_VERSION, sqlglot.__version__, dialect, engine, sql,
-                      repr(sorted(schemas.items())), repr(sorted(parameters.items())))
+                      repr(sorted(schemas.items())), repr(sorted(parameters.items())), repr(names))
     cached = cache.get("sql-render", key)
     if cached is not None:
         return cached
@@ -513,6 +527,8 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
         return ENGINE_REWRITES.get(engine, _as_is)(node, dialect)
 
     tree = parse(sql, dialect).transform(rewrite)   # a copy (the parsed tree is shared): generated in place
+    if names is not None:
+        _named(tree, names)
     try:
         rendered = tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE, comments=False, copy=False)
     except UnsupportedError as error:
@@ -521,6 +537,23 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
         raise SqlProblem(str(error)) from None
     cache.put("sql-render", key, rendered)
     return rendered
+
+
+NAMED = (exp.Alias, exp.Column, exp.Star, exp.Dot)   # select items that carry their own name
+
+
+def _named(query: exp.Expression, names: Sequence[str | None]) -> None:
+    """Alias each item of the query's outermost select list (its first branch's, for a set operation)
+    that has no name of its own with the name at its position in `names`; nothing where they do not
+    line up."""
+    select = query
+    while isinstance(select, (exp.SetOperation, exp.Subquery)):
+        select = select.this if isinstance(select, exp.Subquery) else select.left
+    if not isinstance(select, exp.Select) or len(select.expressions) != len(names):
+        return
+    select.set("expressions", [item if isinstance(item, NAMED) or name is None
+                               else exp.alias_(item, exp.to_identifier(name, quoted=True))
+                               for item, name in zip(select.expressions, names)])
 
 
 def upsert(statement: str, engine: str, key: Sequence[str], columns: Sequence[str]) -> str:
@@ -600,8 +633,9 @@ def meaning_changes(tree: exp.Expression, dialect: str, engine: str) -> str | No
 # for what cannot be had
 ENGINE_DROPS = {("spark", "parquet"): frozenset({"not_null", "primary_key"}),
                 ("spark", "delta"): frozenset({"primary_key"})}
+NAMES_EVERY_VIEW_OUTPUT = frozenset({"spark"})   # engines that refuse a permanent view with an unnamed output
 DEFAULT_TABLE_FORMAT = {"spark": "parquet"}   # engines whose tables come in more than one format
-RENDER_VERSION = "3"                       # part of the render cache key: a new value when rewrites change
+RENDER_VERSION = "4"                       # part of the render cache key: a new value when rewrites change
 
 
 @functools.lru_cache(maxsize=65536)   # an apply quotes each name a few times over; sqlglot's generator is slow

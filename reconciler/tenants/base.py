@@ -52,7 +52,12 @@ NOT_ALLOWED = "42501"   # SQLSTATE insufficient_privilege
 
 
 class Unprovable(Exception):
-    """The shadow run cannot be made with these credentials (a read-only plan job's): why."""
+    """The plan, or part of it, cannot be proven: how and why, said after "not proven" ("on a shadow
+    of the tenant: these credentials may not change it"), with what was refused in the part that was."""
+
+    def __init__(self, why: str, refused: Sequence[Refusal] = ()):
+        super().__init__(why)
+        self.refused = tuple(refused)
 
 
 class Session(abc.ABC):
@@ -351,9 +356,10 @@ class Adapter(abc.ABC):
         """Run every change's statements on a shadow of the tenant (a copy of its schema with no rows, or
         the tenant inside a transaction that is rolled back, where the change's queries are planned,
         never run on its rows), then bind `views`; each statement the engine refuses, and why (`prove_on`).
-        The shadow may take `reading`'s connection over: it is the last thing a plan reads. An
-        engine that cannot make a shadow proves nothing (an empty list) and says so in its README
-        row."""
+        The shadow may take `reading`'s connection over: it is the last thing a plan reads. What
+        cannot be proven is said, never guessed: `Unprovable` (why, and the refusals of the part that
+        was). An engine that cannot make a shadow proves what it can without one (Spark: EXPLAIN) and
+        says so in its README row."""
         return []
 
     def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
@@ -384,7 +390,8 @@ def prove_on(session: Session, changes: Sequence[Change], views: Sequence[Object
                 session.execute(statement)
             except StatementFailed as failure:
                 if failure.sqlstate == NOT_ALLOWED:   # the credentials, not the plan: nothing can be proven
-                    raise Unprovable(f"these credentials may not change the tenant ({failure.message})") from None
+                    raise Unprovable("on a shadow of the tenant: these credentials may not change the tenant "
+                                     f"({failure.message})") from None
                 if not failed & set(reads.get(subject, ())):   # else: only what it reads was refused
                     refusals.append(Refusal(object=subject, statement=statement, message=failure.message))
                 failed.add(subject)

@@ -30,10 +30,10 @@ from urllib.parse import urlsplit, urlunsplit
 from .. import column_types, secrets, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey
-from ..plan import Change
+from ..plan import Change, Refusal
 from ..state import ColumnState, DesiredState, LiveObject, LiveState
 from . import catalog
-from .base import Adapter, Session, StatementFailed
+from .base import Adapter, Session, StatementFailed, Unprovable
 from .ddl import Compiler
 
 ENGINE = "spark"
@@ -338,6 +338,36 @@ class SparkAdapter(Adapter):
                                   "by hand once that is acceptable, or put the table back otherwise")
         session.execute(restore)
 
+    # -- proving -----------------------------------------------------------------------------
+    def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
+                 reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
+        """Spark runs no DDL that can be rolled back, so nothing is run: each statement is planned by
+        EXPLAIN on the endpoint, which analyses it against the catalog as it is (names, columns, types,
+        functions, what a table's format supports) and runs nothing. A statement naming what an earlier
+        statement of the plan changes would be analysed against what it was, so it is not proven, nor
+        is the rest of its change, nor any view left in place that reads what the plan changes: all said
+        (`Unprovable`, with the refusals found), never guessed."""
+        refusals, unproven, changed = [], [], set()
+        for change in changes:
+            proving = True
+            for statement in change.statements:
+                if proving and sql.depends_on(statement, ENGINE) & changed:
+                    unproven.append(change.object)
+                    proving = False
+                if proving:
+                    refused = _explained(reading, statement)
+                    if refused is not None:
+                        refusals.append(Refusal(object=change.object, statement=statement, message=refused))
+                        proving = False
+                changed.update((schema.lower(), name.lower()) for schema, name in
+                               sql.written_objects(statement, ENGINE)[0])
+        unproven += [str(view) for view in views]
+        if unproven:
+            raise Unprovable(f"by EXPLAIN, which sees none of the plan's own changes: {_some(unproven)} read or "
+                             f"change what an earlier statement of this plan changes (Spark cannot run the plan "
+                             f"and roll it back; the apply is its proof)", refusals)
+        return refusals
+
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         compiled = COMPILER.compile(changes, desired, live)
@@ -394,6 +424,29 @@ def _blocked(change: Change, want, lacking: Mapping[str, str]) -> Change:
         f"{change.reason}; blocked: table_format is {want.table_format}, and this Spark endpoint has no "
         f"{want.table_format} tables ({lacking[want.table_format]}); give the Spark session Delta Lake, or set "
         "table_format to parquet")})
+
+
+PLANNING_FAILED = "Error occurred during query planning:"   # how EXPLAIN answers for a statement it refuses
+
+
+def _explained(reading: Session, statement: str) -> str | None:
+    """What Spark says planning `statement` (EXPLAIN, which runs nothing) fails on, as it may be shown;
+    None when it plans."""
+    try:
+        said = " ".join(str(row[0]) for row in reading.execute(f"EXPLAIN {statement}"))
+    except StatementFailed as failure:   # a statement EXPLAIN cannot even read
+        return failure.message
+    if not said.strip().startswith(PLANNING_FAILED):
+        return None
+    message, state, rest = said.strip().removeprefix(PLANNING_FAILED).strip().partition("SQLSTATE: ")
+    # what follows the SQLSTATE is the statement's analysed plan: Spark's internals, not the reason
+    return StatementFailed.engine(statement, Exception(f"{message}{state}{rest[:5]}")).message
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    """`a, b, c and 97 more`: a plan line stays readable whatever the plan's size."""
+    listed = ", ".join(names[:shown])
+    return f"{listed} and {len(names) - shown} more" if len(names) > shown else listed
 
 
 def _unavailable_formats(connection) -> tuple[tuple[str, str], ...]:
