@@ -40,8 +40,8 @@ def output_names(text: str, dialect: str, cache: Cache = NO_CACHE) -> tuple[str 
 
 
 def _duckdb_names(text: str) -> tuple[str | None, ...] | None:
-    tree = _ask("SELECT json_serialize_sql(?)", text)
-    if tree.get("error") or len(tree.get("statements", ())) != 1:
+    tree = json.loads(_parsed("SELECT json_serialize_sql(?)", text) or "{}")
+    if tree.get("error", True) or len(tree.get("statements", ())) != 1:
         return None
     node = tree["statements"][0]["node"]
     while node.get("type") == "SET_OPERATION_NODE":   # DuckDB names a set operation's columns by its first branch
@@ -60,18 +60,22 @@ def _name(item: dict, node: dict) -> str | None:
         return None
     if item.get("class") == "COLUMN_REF":
         return item["column_names"][-1]
-    alone = {**node, "select_list": [item], "from_table": {**_EMPTY_FROM, "query_location": node["from_table"].get(
-        "query_location")}, "where_clause": None, "group_expressions": [], "group_sets": [], "having": None,
-             "qualify": None, "sample": None, "modifiers": [], "cte_map": {"map": []},
-             "aggregate_handling": "STANDARD_HANDLING"}
-    printed = _ask("SELECT json_deserialize_sql(?::JSON)", json.dumps({"error": False, "statements": [{"node": alone}]}))
-    return printed.removeprefix("SELECT ") if printed.startswith("SELECT ") else None
+    alone = {**node, "select_list": [item], "where_clause": None, "group_expressions": [], "group_sets": [],
+             "having": None, "qualify": None, "sample": None, "modifiers": [], "cte_map": {"map": []},
+             "aggregate_handling": "STANDARD_HANDLING",
+             "from_table": {**_EMPTY_FROM, "query_location": node["from_table"].get("query_location")}}
+    printed = _parsed("SELECT json_deserialize_sql(?::JSON)",
+                      json.dumps({"error": False, "statements": [{"node": alone}]}))
+    return printed.removeprefix("SELECT ") if printed and printed.startswith("SELECT ") else None
 
 
-def _ask(query: str, argument: str):
+def _parsed(question: str, argument: str) -> str | None:
+    """DuckDB's parser asked `question` (a serialisation either way) of `argument`; None when it cannot."""
     with _lock:
-        answer = _parser().execute(query, [argument]).fetchone()[0]
-    return json.loads(answer) if query.startswith("SELECT json_serialize_sql") else answer
+        try:
+            return _parser().execute(question, [argument]).fetchone()[0]
+        except duckdb.Error:
+            return None
 
 
 @functools.cache
