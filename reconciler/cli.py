@@ -155,7 +155,8 @@ def validate(ctx: click.Context, environment: str | None, ref: str | None, fmt: 
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also save the plan (JSON) here.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
-@click.option("--no-verify", is_flag=True, help="Do not prove the plan on a shadow of each tenant.")
+@click.option("--no-verify", is_flag=True,
+              help="Do not prove the plan on each tenant (on a shadow of it; on Spark, by EXPLAIN).")
 @LOCK_TIMEOUT
 @click.pass_context
 def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_file: str | None,

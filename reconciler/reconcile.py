@@ -218,7 +218,8 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
                 reads.update({str(k): [str(d) for d in r.dependencies] for k, r in live.catalog.items()
                               if str(k) not in reads})
                 try:
-                    proof = adapter.prove_in(reading, [c for c in tenant_plan.changes if c.statements],
+                    proving = [c for c in tenant_plan.changes if c.statements or c.conflict]   # blocked: said
+                    proof = adapter.prove_in(reading, proving,
                                              views_to_bind(tenant_plan.changes, live, state.desired.engine), reads)
                     tenant_plan = tenant_plan.model_copy(update={"refused": tuple(proof)})
                 except Unprovable as why:   # said in the plan; the apply's own transaction stays the proof

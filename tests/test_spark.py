@@ -172,6 +172,8 @@ def test_a_delta_table_format_on_an_endpoint_without_delta_is_refused_at_plan_ti
     assert ("table_format is delta, and this Spark endpoint has no delta tables (DATA_SOURCE_NOT_FOUND)"
             in changes["sales.customer_master"]["reason"])
     assert changes["sales.vw_customer_active"]["conflict"] is False   # a view has no table format
+    [tenant] = json.loads(plan.stdout)["tenants"]   # what reads a blocked table waits for it: not proven, not refused
+    assert tenant["refused"] == [] and "sales.vw_customer_active" in tenant["unproven"]
     applied = spark_landscape.run("apply", "dev", "--yes")
     assert applied.code == 3, applied.output
     assert objects(spark) == []

@@ -355,11 +355,11 @@ class Adapter(abc.ABC):
                  reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
         """Run every change's statements on a shadow of the tenant (a copy of its schema with no rows, or
         the tenant inside a transaction that is rolled back, where the change's queries are planned,
-        never run on its rows), then bind `views`; each statement the engine refuses, and why (`prove_on`).
-        The shadow may take `reading`'s connection over: it is the last thing a plan reads. What
-        cannot be proven is said, never guessed: `Unprovable` (why, and the refusals of the part that
-        was). An engine that cannot make a shadow proves what it can without one (Spark: EXPLAIN) and
-        says so in its README row."""
+        never run on its rows; `changes` holds the blocked ones too, with none), then bind `views`; each
+        statement the engine refuses, and why (`prove_on`). The shadow may take `reading`'s connection
+        over: it is the last thing a plan reads. What cannot be proven is said, never guessed:
+        `Unprovable` (why, and the refusals of the part that was). An engine that cannot make a shadow
+        proves what it can without one (Spark: EXPLAIN) and says so in its README row."""
         return []
 
     def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
@@ -382,7 +382,8 @@ def prove_on(session: Session, changes: Sequence[Change], views: Sequence[Object
     refusals, failed = [], set()
     checks = [(str(key), f"SELECT * FROM {sql.qualified(key.schema, key.name, session.engine)} LIMIT 0")
               for key in views]
-    for subject, statements in [*((c.object, c.statements) for c in changes), *((v, (q,)) for v, q in checks)]:
+    for subject, statements in [*((c.object, c.statements) for c in changes if c.statements),
+                                *((v, (q,)) for v, q in checks)]:
         if savepoints:
             session.execute("SAVEPOINT reconciler_proof")
         for statement in statements:

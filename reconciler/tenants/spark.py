@@ -304,10 +304,6 @@ class SparkAdapter(Adapter):
         name = "".join(c if c.isalnum() or c == "_" else "_" for c in f"{table.schema}__{table.name}__{run_id}")
         return name if len(name) <= 120 else f"{name[:100]}_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
-    def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
-                 reads) -> list:
-        return []   # no shadow: Spark SQL cannot roll a statement back
-
     def restore_point(self, session: Session, found: LiveObject, run_id: str, rewritten: bool) -> str:
         """A Delta table the run alters in place (nothing lost) is put back from its own history, the
         version it has now: no copy of a lakehouse table for an added column. Anything else, and a
@@ -344,11 +340,13 @@ class SparkAdapter(Adapter):
         """Spark runs no DDL that can be rolled back, so nothing is run: each statement is planned by
         EXPLAIN on the endpoint, which analyses it against the catalog as it is (names, columns, types,
         functions, what a table's format supports) and runs nothing. A statement naming what an earlier
-        statement of the plan changes would be analysed against what it was, so it is not proven, nor
-        is the rest of its change, nor any view left in place that reads what the plan changes: all said
-        (`Unprovable`, with the refusals found), never guessed."""
+        statement of the plan changes (or a change the plan blocks) would be analysed against what it
+        was, so it is not proven, nor is the rest of its change, nor any view left in place that reads
+        what the plan changes: all said (`Unprovable`, with the refusals found), never guessed."""
         refusals, unproven, changed = [], [], set()
         for change in changes:
+            if change.conflict:   # blocked: what reads it waits for it, and is not proven either
+                changed.add((change.key.schema.lower(), change.key.name.lower()))
             proving = True
             for statement in change.statements:
                 if proving and sql.depends_on(statement, ENGINE) & changed:
