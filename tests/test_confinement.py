@@ -272,6 +272,8 @@ def test_5_an_engine_message_never_shows_a_sensitive_value(engine_landscape: Eng
 
 def test_5_the_whole_message_is_a_local_choice_never_a_ci_one(engine_landscape: EngineLandscape, monkeypatch) -> None:
     landscape = sensitive_email_checked_as_a_number(engine_landscape)
+    for variable in ("CI", "GITHUB_ACTIONS", "RECONCILER_BASE_REF"):   # a person at a terminal, whatever runs the tests
+        monkeypatch.delenv(variable, raising=False)
 
     local = landscape.run("--show-engine-values", "check", "dev")
     monkeypatch.setenv("CI", "true")

@@ -121,13 +121,13 @@ def interrupted_at_the_checks(landscape: Landscape, *command: str, tenants: tupl
     process = subprocess.Popen([RECONCILER, "--repo", str(landscape.root), *command],
                                env={**os.environ, "RECONCILER_FAULT": "TELL@checks"}, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    waiting = set(tenants)
-    while waiting:
-        waiting.discard(said(process, "reconciler fault: reached checks ").split()[-1])
-    process.send_signal(signal.SIGINT)
     try:
+        waiting = set(tenants)
+        while waiting:
+            waiting.discard(said(process, "reconciler fault: reached checks ").split()[-1])
+        process.send_signal(signal.SIGINT)
         code = process.wait(timeout=120)   # a hang guard only: the statement is stopped, not waited out
-    finally:
+    finally:   # never left running (a failed wait, or pytest-timeout's hang guard, leaves this block)
         process.kill()
     rest = process.stderr.read()
     assert code == 130, rest

@@ -52,8 +52,9 @@ def test_a_spark_plan_is_proven_by_explain_and_what_spark_refuses_fails_the_plan
     spark_landscape.edit(VIEW, "WHERE status", "WHERE status = 'ACTIVE' GROUP BY id HAVING status")   # Spark refuses
     refused = spark_landscape.run("plan", "dev")
     assert refused.code == 1, refused.output
+    # Spark's class and its words; what its quotes hold is hidden widest first (disclosure), so no value shows
     assert "! would fail at apply: sales.vw_customer_active: [MISSING_AGGREGATION] The non-aggregating expression " \
-           '"name" is based on columns which are not participating in the GROUP BY clause.' in refused.stdout
+           '"..." if you do not care which of the values within a group is returned.' in refused.stdout
     assert refused.stdout.count("SQLSTATE: 42803\n") == 1, refused.output   # the reason, not Spark's analysed plan
     assert objects(spark) == before   # EXPLAIN runs nothing
 
