@@ -160,7 +160,7 @@ def _sorted(reads: Mapping[str, set[str]]) -> dict[str, list[str]]:
 def _dialect(dialect: str) -> Dialect:
     """`dialect` (with `$$` parameters) binding names case-insensitively, as every engine compares the
     unquoted names the landscape declares; what sqlglot then renames is noted first (`scopes.note`)."""
-    base = sql.templated(dialect)
+    base = type(Dialect.get_or_raise(dialect))
 
     def normalize_identifier(self, expression):
         if isinstance(expression, exp.Identifier):

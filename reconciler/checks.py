@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
+from . import faults, sql
 from . import graph as graphs
-from . import sql
 from .model import Check, MaterializedTable, ObjectKey, Table, View
 from .tenants.base import StatementFailed
 
@@ -137,17 +137,17 @@ def build(item: Declared, key: ObjectKey, shown: Sequence[str], dialect: str,
     kind = check.kind
     if kind == "sql":
         return exp.select(*select).from_(sql.parse(check.sql, dialect).copy().subquery("offending")).sql(
-            dialect=sql.templated(dialect))
+            dialect=dialect)
     if kind == "row_count":
         count = exp.Count(this=exp.Star())
         query = exp.select(exp.alias_(count, "row_count")).from_(table).having(_outside(count, check.row_count))
-        return (query.where(*filters) if filters else query).sql(dialect=sql.templated(dialect))
+        return (query.where(*filters) if filters else query).sql(dialect=dialect)
     if kind == "unique":
         keyed = exp.select(exp.Star(), exp.alias_(exp.Window(this=exp.Count(this=exp.Star()),
                                                              partition_by=columns), _PARTITION_COUNT)).from_(table)
         keyed = keyed.where(*filters, *(exp.Not(this=exp.Is(this=c.copy(), expression=exp.Null())) for c in columns))
         return exp.select(*select).from_(keyed.subquery("keyed")).where(
-            exp.GT(this=_column(_PARTITION_COUNT), expression=exp.Literal.number(1))).sql(dialect=sql.templated(dialect))
+            exp.GT(this=_column(_PARTITION_COUNT), expression=exp.Literal.number(1))).sql(dialect=dialect)
     column = columns[0] if columns else None
     present = exp.Not(this=exp.Is(this=column.copy(), expression=exp.Null())) if column is not None else None
     if kind == "not_null":
@@ -166,7 +166,7 @@ def build(item: Declared, key: ObjectKey, shown: Sequence[str], dialect: str,
         table = exp.alias_(table, "checked", table=True)
     else:   # expression
         broken = exp.Not(this=exp.Coalesce(this=exp.paren(parse(check.expression)), expressions=[exp.false()]))
-    return exp.select(*select).from_(table).where(*filters, broken).sql(dialect=sql.templated(dialect))
+    return exp.select(*select).from_(table).where(*filters, broken).sql(dialect=dialect)
 
 
 def _table(key: ObjectKey) -> exp.Table:
@@ -213,6 +213,7 @@ def run(session: Session, objects: Iterable[ObjectState]) -> list[Result]:
             continue
         counted = " UNION ALL ".join(f"SELECT {i} AS check_index, count(*) AS offending FROM ({c.query}) AS c{i}"
                                      for i, c in enumerate(obj.checks))
+        faults.reached("checks", session.adapter.tenant.name)
         try:
             offending = {int(i): int(n) for i, n in session.execute(counted)}
             for i, check in enumerate(obj.checks):

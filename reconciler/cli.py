@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import gc
+import importlib.machinery
 import importlib.util
 import json
 import logging
@@ -21,11 +22,12 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from . import __version__
+from . import __version__, parallel
 from .errors import (
     InvalidInput,
     ReconcilerError,
     StalePlan,
+    first_code,
 )
 
 
@@ -153,7 +155,8 @@ def validate(ctx: click.Context, environment: str | None, ref: str | None, fmt: 
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also save the plan (JSON) here.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 2 when there are changes.")
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
-@click.option("--no-verify", is_flag=True, help="Do not prove the plan on a shadow of each tenant.")
+@click.option("--no-verify", is_flag=True,
+              help="Do not prove the plan on each tenant (on a shadow of it; on Spark, by EXPLAIN).")
 @LOCK_TIMEOUT
 @click.pass_context
 def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_file: str | None,
@@ -247,8 +250,8 @@ def apply(ctx: click.Context, environment: str, plan_file: str | None, ref: str 
             out.print(Text(f"{result.tenant}: {result.outcome} (run {result.run_id}) "
                            + report.summary_line(result.summary).replace("Plan: ", ""), style="green"))
     codes = [r.exit_code for r in results if r.exit_code]
-    if codes:   # a failure speaks first, then locked, refused, stale: the order of the classes' codes
-        ctx.exit(EXIT_ERROR if EXIT_ERROR in codes else min(codes))
+    if codes:
+        ctx.exit(first_code(codes))
 
 
 @contextlib.contextmanager
@@ -382,14 +385,16 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
 @click.argument("environment")
 @click.option("--to", "ref", help="The commit, tag or branch to go back to.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted --execute (it says so when it was).")
+@click.option("--abandon", is_flag=True, help="Take an interrupted --execute back: every tenant it changed and git "
+              "return to where it started.")
 @click.option("--pr", "as_pr", is_flag=True, help="Write the rollback commit on a branch and open a pull request.")
 @click.option("--execute", is_flag=True, help="Break glass: commit on this branch and apply at once.")
 @click.option("--allow-data-loss", multiple=True, metavar="SCHEMA.NAME",
-              help="With --execute: accept losing data in this object (repeatable); backed up first.")
+              help="With --execute or --abandon: accept losing data in this object (repeatable); backed up first.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
 @click.pass_context
-def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool, as_pr: bool, execute: bool,
-             allow_data_loss: tuple[str, ...], fmt: str) -> None:
+def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool, abandon: bool, as_pr: bool,
+             execute: bool, allow_data_loss: tuple[str, ...], fmt: str) -> None:
     """Reconcile ENVIRONMENT back to its state at an earlier ref (a dry run unless told).
 
     \b
@@ -397,11 +402,16 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
       reconciler rollback prod --to HEAD~1
       reconciler rollback prod --to v1.4 --pr
       reconciler rollback prod --resume
+      reconciler rollback prod --abandon
     """
     if as_pr and execute:
         raise click.UsageError("choose one of --pr and --execute")
-    if resume == bool(ref):
-        raise click.UsageError("name where to go back to with --to REF, or finish an interrupted one with --resume")
+    if [bool(ref), resume, abandon].count(True) != 1:
+        raise click.UsageError("name where to go back to with --to REF, or finish an interrupted one with --resume, "
+                               "or take it back with --abandon")
+    if abandon:
+        _print_abandoned(transport.abandon_rollback(_workspace(ctx), environment, allow_data_loss), fmt)
+        return
     mode = "execute" if execute or resume else "pr" if as_pr else "dry-run"
     result = (transport.resume_rollback(_workspace(ctx), environment) if resume else
               transport.rollback(_workspace(ctx), environment, ref, mode, allow_data_loss))
@@ -430,6 +440,24 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
         out.print("dry run: no object was changed (the dry run is in each tenant's audit); --pr opens a "
                   "pull request, --execute applies at once",
                   markup=False)
+
+
+def _print_abandoned(result, fmt: str) -> None:
+    if fmt == "json":
+        out.print(json.dumps(asdict(result), indent=2, default=str), markup=False)
+        return
+    if result.start:
+        out.print(f"abandoned the rollback of {result.environment}: back where it started, {result.start[:12]}",
+                  markup=False)
+    for tenant_result in result.results:
+        out.print(f"{tenant_result.tenant}: put back, {tenant_result.outcome} (run {tenant_result.run_id})",
+                  markup=False)
+    for tenant in result.untouched:
+        out.print(f"{tenant}: the rollback never changed it", markup=False)
+    for done in result.git:
+        out.print(done, markup=False)
+    for left in result.left:
+        err.print(Text(f"left: {left}", style="yellow"))
 
 
 @cli.command()
@@ -516,7 +544,7 @@ def run_command(ctx: click.Context, environment: str, name: str, tenants: tuple[
         out.print(Text(f"{tenant}: {key} {done} in {result.seconds:.2f} s; {checks.summary(result.checks)} "
                        f"(run {result.run_id})", style="green"), markup=False)
     if codes:
-        ctx.exit(EXIT_ERROR if EXIT_ERROR in codes else min(codes))
+        ctx.exit(first_code(codes))
 
 
 @cli.command()
@@ -759,42 +787,69 @@ logging.getLogger("reconciler").addHandler(_Notices(logging.WARNING))
 logging.getLogger("reconciler").propagate = False
 
 
+def sqlglot_recursion_limit() -> int:
+    """Room for SQL nested several hundred levels deep (deeper is a clear SqlProblem, never a traceback).
+    sqlglot recurses about fifteen Python frames per nesting level, which take no C stack; its compiled
+    build (sqlglotc) two, each on the C stack, which a limit of 20,000 lets overflow (a crash, not a
+    RecursionError) at a few thousand levels: 1,500 reads 700 levels in under 3 MB of the 8 MB a thread has."""
+    return 1_500 if sqlglot_compiled() else 20_000
+
+
+def sqlglot_compiled() -> bool:
+    """Whether the sqlglot Python would import is its compiled build (sqlglotc's extension modules beside
+    sqlglot's own), found without importing it."""
+    package = importlib.machinery.PathFinder.find_spec("sqlglot")
+    parser = package and package.submodule_search_locations and importlib.machinery.PathFinder.find_spec(
+        "sqlglot.parser", package.submodule_search_locations)
+    return bool(parser) and isinstance(parser.loader, importlib.machinery.ExtensionFileLoader)
+
+
 def main(argv: list[str] | None = None) -> int:
     # A plan holds tens of thousands of long-lived objects; with the default thresholds the
     # collector rescans them over and over (a third of a warm 10k-object plan). mypy's setting.
     gc.set_threshold(200_000, 30, 30)
-    # sqlglot recurses about fifteen frames per nesting level: room for SQL nested a few hundred deep
-    # (deeper is a clear SqlProblem, never a traceback)
-    sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), sqlglot_recursion_limit()))
     try:
         return _run(argv)
-    finally:   # --show-engine-values is one command's choice (tests run many commands in one process)
+    finally:   # what a command told `disclosure` is its own (tests run many commands in one process)
         if "reconciler.disclosure" in sys.modules:
-            sys.modules["reconciler.disclosure"].reveal(False)
+            sys.modules["reconciler.disclosure"].forget()
 
 
 def _run(argv: list[str] | None) -> int:
-    try:
-        # without standalone mode click returns ctx.exit()'s code instead of raising it
-        code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
-    except click.exceptions.Abort as abort:
-        if isinstance(abort.__cause__, KeyboardInterrupt):
-            err.print("interrupted: the tenant being applied was rolled back; tenants finished before it "
-                      "keep their changes (see `reconciler history`)", markup=False)
-            return EXIT_INTERRUPTED
-        err.print("aborted; nothing was changed", markup=False)
-        return EXIT_ERROR
-    except click.ClickException as error:
-        error.show()
-        return EXIT_USAGE
-    except ReconcilerError as error:
-        err.print(str(error), markup=False, style="red")
-        return error.exit_code
-    except Exception as error:   # a bug: one line and its own exit code, never a traceback
-        if os.environ.get("RECONCILER_DEBUG"):
-            raise
-        said = _lazy("reconciler.disclosure").shown(str(error), "")   # a driver's message may quote a value
-        err.print(f"internal error: {type(error).__name__}: {said}\nthis is a reconciler bug: please report "
-                  "it (RECONCILER_DEBUG=1 shows the traceback)", markup=False, style="red")
-        return EXIT_INTERNAL
+    with parallel.ctrl_c() as pressed:
+        try:
+            # without standalone mode click returns ctx.exit()'s code instead of raising it
+            code = cli.main(args=argv, prog_name="reconciler", standalone_mode=False)
+        except click.exceptions.Abort as abort:
+            if isinstance(abort.__cause__, KeyboardInterrupt) or pressed.is_set():
+                return _interrupted()
+            err.print("aborted; nothing was changed", markup=False)
+            return EXIT_ERROR
+        except click.ClickException as error:
+            error.show()
+            return EXIT_USAGE
+        except KeyboardInterrupt:   # outside click's own handling (before or after the command ran)
+            return _interrupted()
+        except Exception as error:
+            if pressed.is_set():   # what stopping raised on its way out: the command was interrupted
+                return _interrupted()
+            if isinstance(error, ReconcilerError):
+                err.print(str(error), markup=False, style="red")
+                return error.exit_code
+            if os.environ.get("RECONCILER_DEBUG"):
+                raise
+            # a bug: one line and its own exit code, never a traceback (a driver's message may quote a value)
+            said = _lazy("reconciler.disclosure").shown(str(error), "")
+            err.print(f"internal error: {type(error).__name__}: {said}\nthis is a reconciler bug: please report "
+                      "it (RECONCILER_DEBUG=1 shows the traceback)", markup=False, style="red")
+            return EXIT_INTERNAL
+        if pressed.is_set():   # Ctrl-C came too late to stop anything, or was lost in a finalizer
+            return _interrupted()
     return code if isinstance(code, int) else EXIT_OK
+
+
+def _interrupted() -> int:
+    err.print("interrupted: the statements running were stopped; a tenant being applied was rolled back, tenants "
+              "finished before it keep their changes (see `reconciler history`)", markup=False)
+    return EXIT_INTERRUPTED

@@ -13,7 +13,9 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections.abc import Iterable
 
+import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
@@ -24,10 +26,12 @@ from .secrets import SECRET_KEY
 HIDDEN = "..."
 SHORTEST_SECRET = 6   # a secret shorter than this would hide common words, and is no secret
 # engine messages, not SQL: quoted segments the way engines quote (values, names, types), and numbers
-_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`")
+_TYPE_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9_ ]*(?:\([0-9, ]*\))?")   # INT32, character varying(2)
+_QUOTE_START = re.compile(r"['\"`]")
 _NUMBER = re.compile(r"(?<![\w.])(?<!SQLSTATE: )[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w.])")
 
 _revealed = False   # set by the CLI's --show-engine-values, for a person at a terminal
+_sensitive: set[str] = set()   # names of sensitive columns and of the objects holding them (`sensitive`)
 
 
 def reveal(whole: bool) -> None:
@@ -36,27 +40,62 @@ def reveal(whole: bool) -> None:
     _revealed = whole
 
 
+def forget() -> None:
+    """A command's choices end with it: messages as they may be shown, no sensitive names (tests and
+    anything else that runs several commands in one process)."""
+    global _revealed
+    _revealed = False
+    _sensitive.clear()
+
+
+def sensitive(names: Iterable[str]) -> None:
+    """Names of sensitive columns (declared, and every view column computed from one) and of the objects
+    that hold them: an engine's message about a statement that spells one shows its class only."""
+    _sensitive.update(name.lower() for name in names)
+
+
 def shown(message: str, statement: str, sqlstate: str | None = None) -> str:
     """The message as it may be shown: its class (a SQLSTATE where the engine gave one) first, then its
-    words with what the data or the environment put in them hidden (unless `reveal`ed)."""
-    text = message if _revealed else _hidden(message, statement)
+    words with what the data or the environment put in them hidden (unless `reveal`ed); only its class
+    where the statement reads something sensitive."""
+    if _revealed:
+        text = message
+    elif _spelled(statement) & _sensitive:
+        text = f"{_class_of(message)} (the rest is withheld: the statement reads a sensitive column)"
+    else:
+        text = _hidden(message, statement)
     return f"[{sqlstate}] {text}" if sqlstate and not text.startswith("[") else text
 
 
+def _class_of(message: str) -> str:
+    """An engine message's class, from its opening words: `[CAST_INVALID_INPUT]`, `Conversion Error`,
+    `invalid input syntax for type integer`: what comes before any colon, quote or digit."""
+    if message.startswith("["):
+        return message[:message.find("]") + 1] if "]" in message else HIDDEN
+    end = min((at for at in (message.find(mark) for mark in ":'\"`0123456789") if at >= 0), default=len(message))
+    return _without_secrets(message[:end].strip()) or HIDDEN
+
+
 def _hidden(message: str, statement: str) -> str:
+    """Quoted segments are read widest first: from a quote to the last of the same quote in the message, so
+    a value that carries quotes of its own (`'x" ' || email || ' "y'`) stays inside what is hidden."""
     spelled = _spelled(statement)
-
-    def quoted(match: re.Match) -> str:
-        text = match.group(0)
-        inner = text[1:-1]
-        return text if inner.lower() in spelled or _is_type(inner) else f"{text[0]}{HIDDEN}{text[-1]}"
-
     pieces = []
     position = 0
-    for match in _QUOTED.finditer(message):   # numbers are hidden outside the quotes kept as names only
-        pieces.append(_NUMBER.sub(HIDDEN, message[position:match.start()]))
-        pieces.append(quoted(match))
-        position = match.end()
+    while True:
+        found = _QUOTE_START.search(message, position)
+        if found is None:
+            break
+        mark = found.group(0)
+        end = message.rfind(mark)
+        if end <= found.start():   # an unmatched quote: everything after it is hidden
+            pieces += [_NUMBER.sub(HIDDEN, message[position:found.start()]), f"{mark}{HIDDEN}"]
+            return _without_secrets("".join(pieces))
+        inner = message[found.start() + 1:end]
+        kept = inner.lower() in spelled or _is_type(inner)
+        pieces += [_NUMBER.sub(HIDDEN, message[position:found.start()]),
+                   f"{mark}{inner if kept else HIDDEN}{mark}"]
+        position = end + 1
     pieces.append(_NUMBER.sub(HIDDEN, message[position:]))
     return _without_secrets("".join(pieces))
 
@@ -76,8 +115,10 @@ def _spelled(statement: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=256)
 def _is_type(text: str) -> bool:
     """`INT32`, `character varying`, `STRING`: a type's name is no value."""
-    try:
-        return exp.DataType.build(text, udt=False).this != exp.DataType.Type.USERDEFINED
+    if not _TYPE_TEXT.fullmatch(text):
+        return False
+    try:   # the whole text one type (DataType.build would read a type at its start and drop the rest)
+        return sqlglot.parse_one(text, into=exp.DataType).this != exp.DataType.Type.USERDEFINED
     except (SqlglotError, ValueError):
         return False
 

@@ -7,7 +7,7 @@ translated where they enter (the tenant adapters, `source`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -93,3 +93,19 @@ class UsageProblem(ReconcilerError):
     """An argument names something that does not exist (a tenant, a repository)."""
 
     exit_code = 64
+
+
+class TenantsStopped(ReconcilerError):
+    """An operation over every tenant of an environment (a rollback, abandoning one) stopped because
+    some tenants failed; it ends with their errors' code (`first_code`)."""
+
+    def __init__(self, message: str, codes: Iterable[int]):
+        super().__init__(message)
+        self.exit_code = first_code(codes)
+
+
+def first_code(codes: Iterable[int]) -> int:
+    """The exit code of a command several tenants' errors ended: a failure (1) speaks first, then the
+    lowest of the others (refused 3, locked 4, stale 5), as each error's class gives it."""
+    found = set(codes)
+    return ReconcilerError.exit_code if ReconcilerError.exit_code in found else min(found)

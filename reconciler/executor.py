@@ -36,7 +36,7 @@ from .errors import (
     TenantLocked,
 )
 from .model import ObjectKey
-from .parallel import STOP, each_tenant
+from .parallel import STOP, each_tenant, stopping
 from .plan import Change, Plan, TenantPlan
 from .planner import Planned, TenantState, check_saved_plan, first_difference, plan_tenant, same_plan
 from .state import LiveState
@@ -358,7 +358,7 @@ def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Seque
             statements[:0] = catalog.backup_statements(adapter.engine, table, adapter.backup_name(table, run.run_id),
                                                        run.run_id, run.started)
         for statement in statements:
-            if STOP.is_set():
+            if stopping():
                 raise KeyboardInterrupt
             session.execute(statement)
             fault.tick()

@@ -6,6 +6,8 @@ through RECONCILER_FAULT, and prove what every such point leaves behind.
   on when a line arrives on stdin (a test reads the one and writes the other: no clock).
 - `SIGKILL@<step>`: killed when a `rollback --execute` reaches a step (recorded, applied, moved,
   tagged).
+- `TELL@<step>`: says `reconciler fault: reached <step> <tenant>` on stderr at a step and goes on
+  (`checks`: a tenant's data check queries are about to run), for a test to act on.
 
 Never set outside tests; with the variable unset nothing here does anything.
 """
@@ -53,7 +55,10 @@ class Fault:
             self.stop.wait()   # Ctrl-C lands in the main thread; it tells the tenants before any goes on
 
 
-def reached(step: str) -> None:
-    """A named point of a multi-step operation (rollback --execute)."""
-    if os.environ.get("RECONCILER_FAULT") == f"SIGKILL@{step}":
+def reached(step: str, tenant: str = "") -> None:
+    """A named point: a step of a multi-step operation (rollback --execute), or of a tenant's work."""
+    fault = os.environ.get("RECONCILER_FAULT")
+    if fault == f"SIGKILL@{step}":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif fault == f"TELL@{step}":
+        print(f"reconciler fault: reached {step} {tenant}".rstrip(), file=sys.stderr, flush=True)

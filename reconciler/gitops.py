@@ -321,6 +321,15 @@ def tag(repo: Path, name: str, commit: git.Commit, message: str) -> str:
     return name
 
 
+def delete_tag(repo: Path, name: str, commit: str) -> bool:
+    """Delete the tag `name` if it points at `commit` (a tag of that name elsewhere is someone else's)."""
+    handle = open_repo(repo)
+    found = [tag for tag in handle.tags if tag.name == name and tag.commit.hexsha == commit]
+    if found:
+        handle.delete_tag(*found)
+    return bool(found)
+
+
 
 
 def open_pull_request(repo: Path, branch: str, base: str, title: str, body_file: Path) -> str:

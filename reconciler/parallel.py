@@ -1,17 +1,33 @@
-"""Running one piece of work per tenant at once, and stopping them all on Ctrl-C.
+"""Running one piece of work per tenant at once, and stopping everything on Ctrl-C.
 
-Owns the thread pool tenants are planned and applied on (each on its own connection) and the
-stop event an apply checks before every statement. Never talks to a tenant itself.
+Owns the thread pool tenants are planned and applied on (each on its own connection), the stop
+event every statement checks before it starts, and Ctrl-C: the signal handler a command runs
+under (`ctrl_c`) and the open sessions whose running statements it asks the engine to stop (a
+check that never ends must not hold the command). Once STOP is set, every statement a thread
+starts raises KeyboardInterrupt, and so does one the engine stopped, except the statements a
+thread runs while it handles that KeyboardInterrupt: its rollback and audit row (`stopping`).
+Never talks to a tenant but to tell a session to stop its statement.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
+import signal
+import sys
 import threading
-from collections.abc import Sequence
+import time
+import weakref
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 
 MAX_PARALLEL_TENANTS = 8
 STOP = threading.Event()   # set on Ctrl-C: every tenant's apply rolls back at its next statement
+STOP_AGAIN_AFTER = 0.5     # seconds: a statement that began as Ctrl-C came (the engine missed it) is stopped again
+_SESSIONS: weakref.WeakSet = weakref.WeakSet()   # open sessions (`running`, `stop_statement`)
+_ASKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # session -> (statement, when) last asked to stop
+_LOCK = threading.Lock()
 
 
 def each_tenant(items: Sequence, work) -> list:
@@ -27,8 +43,9 @@ def each_tenant(items: Sequence, work) -> list:
             STOP.set()
             while True:   # a second Ctrl-C must not let a tenant go on (and commit) before it stopped
                 try:
-                    wait(futures)
-                    break
+                    stop_statements()
+                    if not wait(futures, timeout=STOP_AGAIN_AFTER).not_done:
+                        break
                 except KeyboardInterrupt:
                     continue
             raise
@@ -41,3 +58,100 @@ def _outcome(work, item):
         return work(item)
     except Exception as error:  # noqa: BLE001 - handed back to the caller, which decides
         return error
+
+
+# -- Ctrl-C ----------------------------------------------------------------------------------
+def opened(session) -> None:
+    """A session Ctrl-C must be able to stop: it says which statement runs on it now (`running`: the
+    thread and the statement's number; None between statements and during cleanup) and asks its
+    engine to stop that statement (`stop_statement`)."""
+    with _LOCK:
+        _SESSIONS.add(session)
+
+
+def cleaning_up() -> bool:
+    """Whether this thread handles a KeyboardInterrupt now: what it runs is its rollback and audit
+    row, which Ctrl-C never stops."""
+    return isinstance(sys.exception(), KeyboardInterrupt)
+
+
+def stopping() -> bool:
+    """Whether this thread must raise KeyboardInterrupt before its next statement."""
+    return STOP.is_set() and not cleaning_up()
+
+
+def stop_statements(main_thread_too: bool = True) -> None:
+    """Ask the engine to stop every statement running now, each at most once every STOP_AGAIN_AFTER
+    seconds: a second request for a statement already stopping could land on the rollback after it
+    (PostgreSQL's cancel names a connection, not a statement). Cleanup never runs as `running`.
+    Not the main thread's, when the KeyboardInterrupt raised there stops it (the handler's; DuckDB
+    and psycopg stop their statement on it) or is about to."""
+    main, now = threading.main_thread().ident, time.monotonic()
+    with _LOCK:
+        due = []
+        for session in _SESSIONS:
+            running = session.running
+            if running is None or (running[0] == main and not main_thread_too):
+                continue
+            asked = _ASKED.get(session)
+            if asked is None or asked[0] != running or now - asked[1] >= STOP_AGAIN_AFTER:
+                _ASKED[session] = (running, now)
+                due.append((session, running))
+    for session, running in due:   # outside the lock: asking an engine may take a round trip
+        if session.running == running:   # not ended meanwhile
+            session.stop_statement()
+
+
+@contextlib.contextmanager
+def ctrl_c() -> Iterator[threading.Event]:
+    """A command's run: Ctrl-C sets STOP, stops every running statement and raises KeyboardInterrupt
+    in the main thread (not a second time while that thread rolls back). The main thread may itself
+    be blocked in a statement that never hands control back to Python (DuckDB's recursive queries):
+    the signal also wakes a watcher thread (`signal.set_wakeup_fd`) that stops it, and stops again
+    whatever runs on until the command ends. Yields an event that says whether Ctrl-C came (whatever
+    stopping raised, the command was interrupted)."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():   # signals are the main thread's
+        yield pressed
+        return
+
+    def handler(signum, frame) -> None:
+        pressed.set()
+        STOP.set()
+        stop_statements(main_thread_too=False)
+        if not cleaning_up():
+            raise KeyboardInterrupt
+
+    woken, wake = os.pipe()
+    os.set_blocking(wake, False)
+    watcher = threading.Thread(target=_watch, args=(woken, pressed), name="reconciler Ctrl-C", daemon=True)
+    watcher.start()
+    previous, previous_wake = signal.signal(signal.SIGINT, handler), signal.set_wakeup_fd(wake)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.set_wakeup_fd(previous_wake)
+        os.write(wake, b"\0")   # no signal has number 0: the watcher's sign to end
+        watcher.join()
+        os.close(woken)
+        os.close(wake)
+        STOP.clear()
+
+
+def _watch(woken: int, pressed: threading.Event) -> None:
+    """Reads the numbers of the signals as the interpreter writes them, the moment one arrives. On
+    Ctrl-C it stops the tenants' threads' statements at once, and every STOP_AGAIN_AFTER seconds
+    until the command ends, what still runs: the main thread's too, which has then been stuck where
+    no KeyboardInterrupt reaches it."""
+    while True:
+        ready, _, _ = select.select([woken], [], [], STOP_AGAIN_AFTER if pressed.is_set() else None)
+        numbers = os.read(woken, 64) if ready else b""
+        if 0 in numbers:
+            return
+        if signal.SIGINT in numbers:
+            pressed.set()
+            STOP.set()
+            stop_statements(main_thread_too=False)
+        elif pressed.is_set():
+            stop_statements()

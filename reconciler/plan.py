@@ -128,7 +128,8 @@ class TenantPlan(_Value):
     create_database: bool = False
     interrupted: tuple[str, ...] = ()   # earlier runs that died mid-apply; the tenant kept its state
     refused: tuple[Refusal, ...] = ()   # statements a shadow of the tenant refused (the plan was proven)
-    unproven: str | None = None          # why the plan could not be proven on a shadow (read-only credentials)
+    unproven: str | None = None          # how and why (part of) the plan could not be proven: read-only credentials,
+    #                                      or statements EXPLAIN cannot see the effect of earlier ones on (Spark)
     checks: tuple[str, ...] = ()         # the objects whose data checks its apply runs before commit: "schema.name (3)"
 
     @property
@@ -193,8 +194,11 @@ class Plan(_Value):
     @property
     def review_hash(self) -> str:
         """What a reviewer approved: the changes and both states of every tenant, not the commit
-        (a pull request's merge commit differs from its head, the reviewed plan does not)."""
-        tenants = [t.model_dump(mode="json", exclude={"refused", "unproven", "checks"})   # derived
+        (a pull request's merge commit differs from its head, the reviewed plan does not), nor the
+        reasons, which are for people (a pull request's plan says a MaterializedTable's rows are
+        counted at apply; the apply's own plan counts them)."""
+        tenants = [t.model_dump(mode="json", exclude={"refused": True, "unproven": True, "checks": True,   # derived
+                                                      "changes": {"__all__": {"reason"}}})
                    for t in self.tenants]
         text = json.dumps([self.environment, tenants], sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()

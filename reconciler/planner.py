@@ -19,7 +19,7 @@ from .errors import StalePlan
 from .model import ObjectKey, Tenant
 from .plan import Change, Plan, TenantPlan
 from .state import DesiredState, LiveState
-from .tenants.base import Adapter
+from .tenants.base import Adapter, StatementFailed
 
 if TYPE_CHECKING:
     from .validate import Landscape
@@ -54,16 +54,18 @@ class Reader(Protocol):
 
 
 def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState, reader: Reader,
-                acknowledged: Sequence[str] = ()) -> TenantPlan:
+                acknowledged: Sequence[str] = (), under_review: bool = False) -> TenantPlan:
     """The changes that make `live` equal `desired`, in order, compiled for the adapter's engine,
     with the rows they would lose counted and their row checks run through `reader`; data-loss
-    changes the environment acknowledges (`allow_data_loss`) marked so."""
+    changes the environment acknowledges (`allow_data_loss`) marked so. `under_review`: a pull
+    request's plan, which never runs the folder's SQL on the tenant's rows (a MaterializedTable's
+    query is counted at apply)."""
     changes = diff(desired, live, adapter.pinned)
     at_risk = [c.key for c in changes if c.data_loss and c.kind == "Table"]
     rows = reader.count_rows([live.find(k) or k for k in at_risk])
     changes = [c.model_copy(update={"rows": rows.get(live.find(c.key) or c.key)}) if c.key in at_risk else c
                for c in changes]
-    changes = _materialized_rows(changes, desired, live, reader)
+    changes = _materialized_rows(changes, desired, live, reader, under_review)
     ordered = plans.order(changes, desired, live)
     compiled = tuple(_checked(reader, c) for c in adapter.compile(ordered, desired, live))
     tenant_plan = TenantPlan(
@@ -74,9 +76,11 @@ def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState, reader
     return _acknowledge(tenant_plan, acknowledged)
 
 
-def _materialized_rows(changes: list[Change], desired: DesiredState, live: LiveState, reader: Reader) -> list[Change]:
+def _materialized_rows(changes: list[Change], desired: DesiredState, live: LiveState, reader: Reader,
+                       under_review: bool) -> list[Change]:
     """A MaterializedTable built or rebuilt says how many rows it holds now and how many its query gives
-    on the tenant as it is (where nothing it reads changes in this plan: else at apply)."""
+    on the tenant as it is (where nothing it reads changes in this plan, and the plan is not a pull
+    request's: else at apply). A query the engine refuses on those rows blocks the change, saying why."""
     changed = {c.key for c in changes}
     counted = []
     for change in changes:
@@ -88,9 +92,17 @@ def _materialized_rows(changes: list[Change], desired: DesiredState, live: LiveS
         found = live.object(change.key)
         now = f"{plans.row_count(reader.count_rows([found.key])[found.key])} now, " \
             if found is not None and found.kind == "Table" else ""
-        after = ("its query's rows are counted at apply (what it reads changes in this plan)"
-                 if set(want.dependencies) & changed else
-                 f"{plans.row_count(reader.count(f'SELECT count(*) FROM ({want.sql}) AS q'))} from its query")
+        if under_review:
+            after = "its query's rows are counted at apply (a pull request's plan never runs it on the tenant)"
+        elif set(want.dependencies) & changed:
+            after = "its query's rows are counted at apply (what it reads changes in this plan)"
+        else:
+            try:
+                after = f"{plans.row_count(reader.count(f'SELECT count(*) FROM ({want.sql}) AS q'))} from its query"
+            except StatementFailed as failure:
+                counted.append(change.model_copy(update={"conflict": True, "reason": (
+                    f"{change.reason}; blocked: its query fails on the tenant's rows: {failure.message}")}))
+                continue
         counted.append(change.model_copy(update={"reason": f"{change.reason}; {now}{after}"}))
     return counted
 

@@ -18,7 +18,6 @@ from importlib import resources
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
-from sqlglot.errors import SqlglotError
 
 # Statements and clauses that change something, wherever they sit in a tree (a DELETE in a CTE, SELECT
 # INTO, FOR UPDATE): a query that holds one is not a query, and an INSERT that holds one writes twice.
@@ -124,6 +123,9 @@ def allowlist(engine: str) -> Allowlist:
     return Allowlist(*(frozenset(sections[name]) for name in ("functions", "grammar", "flows")))
 
 
+UNREADABLE = "?"   # the call of a statement sqlglot cannot write for an engine and read back: never allowed
+
+
 @dataclass(frozen=True)
 class Call:
     """One function call as the engine will see it: its name (lower case), the schema it is qualified
@@ -135,45 +137,53 @@ class Call:
     column: int
 
 
-def calls(tree: exp.Expression, engine: str, generator: type[Dialect] | None = None) -> tuple[Call, ...]:
-    """Every function a statement calls when it runs on `engine`, by the name sqlglot gives it there
-    (a function sqlglot knows is renamed per engine; one it does not know passes through as written).
-    Operators and forms that do not read like a call (`a || b`, `x::INT`, CASE) call nothing here.
-    `generator`: the engine's dialect as the tree's own nodes need it (`sql.templated`)."""
-    dialect = generator() if generator is not None else Dialect.get_or_raise(engine)
+def calls(tree: exp.Expression, engine: str, text: str = "") -> tuple[Call, ...]:
+    """Every function a statement calls when it runs on `engine`: the statement is written for the
+    engine (sqlglot renames what it knows, and may write one function as others: DuckDB gets
+    `TO_BOOLEAN(x)` as a CASE calling ERROR) and read back, and each call is named as that text spells
+    it. Forms that are not written as a call (`a || b`, `x::INT`, CASE) call nothing. `text`: the
+    statement as written, where a call is placed for people (else at its start)."""
+    dialect = Dialect.get_or_raise(engine)
+    try:
+        sent = tree.sql(dialect=dialect)
+        read_back = dialect.parse(sent)[0]
+    except Exception:   # noqa: BLE001 - sqlglot cannot write or read it back: what it calls there is unknown
+        return (Call(UNREADABLE, "", 1, 1),)
+    written = {name: (line, column) for name, _, line, column in _spelled_calls(tree, text)}
+    found = []
+    for name, schema, _, _ in _spelled_calls(read_back, sent):
+        found.append(Call(name, schema, *written.get(name, next(iter(written.values()), (1, 1)))))
+    return tuple(found)
+
+
+def _spelled_calls(tree: exp.Expression, text: str) -> list[tuple[str, str, int, int]]:
+    """(name, qualifier, line, column) of every call in a tree read from `text`, named as `text` spells
+    it (the parser places a call's name); a call it did not place is named as its node is written."""
     found = []
     for node in tree.walk():
         if not isinstance(node, exp.Func):
             continue
-        name = _called_as(node, engine, dialect)
-        if name is not None:
-            found.append(Call(name, _qualifier(node), *_position(node)))
-    return tuple(found)
+        meta = node.meta
+        if text and "start" in meta and "end" in meta:
+            name = text[meta["start"]:meta["end"] + 1].strip('"`[]').lower()
+        else:
+            name = _leading_call(node) or ""
+        if name:
+            found.append((name, _qualifier(node), *_position(node)))
+    return found
 
 
-def _called_as(node: exp.Func, engine: str, dialect: Dialect) -> str | None:
+def _leading_call(node: exp.Func) -> str | None:
+    """The name before the first parenthesis of the node as sqlglot writes it, when that is one word
+    (`DATE_TRUNC(...)`); None for what starts otherwise (`CASE WHEN ...`, `x::INT`)."""
     if isinstance(node, exp.Anonymous):
         return node.name.lower()
-    shape = (type(node), engine, tuple(sorted(name for name, value in node.args.items() if value)))
-    if shape not in _GENERATED:
-        _GENERATED[shape] = _leading_call(node, dialect)
-    return _GENERATED[shape]
-
-
-def _leading_call(node: exp.Func, dialect: Dialect) -> str | None:
-    """The name before the first parenthesis of the node as generated for the engine, when that is one
-    word (`DATE_TRUNC(...)`); None for what starts otherwise (`(DAYOFWEEK(d) - 1)`, `x::INT`)."""
     try:
-        head, parenthesis, _ = node.sql(dialect=dialect).partition("(")
-        tokens = dialect.tokenize(head) if parenthesis else []
-    except SqlglotError:   # not expressible there (reported as such) or not a call at its start
+        head, parenthesis, _ = node.sql().partition("(")
+    except Exception:   # noqa: BLE001 - sqlglot's generator cannot write it: no name to judge
         return None
-    if len(tokens) != 1 or not tokens[0].text.replace("_", "").isalnum():
-        return None   # no parenthesis (CURRENT_DATE), or an expression before it
-    return tokens[0].text.lower()
-
-
-_GENERATED: dict[tuple, str | None] = {}   # the name a typed sqlglot function is generated with, per engine
+    word = head.strip()
+    return word.lower() if parenthesis and word.replace("_", "").isalnum() else None
 
 
 def _qualifier(node: exp.Func) -> str:
@@ -195,6 +205,10 @@ def refused_calls(found: Iterable[Call], engine: str, flow: bool = False,
     permitted = lists.functions | lists.grammar | (lists.flows if flow else frozenset())
     refused = []
     for call in found:
+        if call.name == UNREADABLE:
+            refused.append(Violation(f"sqlglot cannot write this SQL for {engine} and read it back, so what it would "
+                                     "call there cannot be checked", call.line, call.column))
+            continue
         spelled = f"{call.schema}.{call.name}" if call.schema else call.name
         if spelled in allowed or (call.name in permitted and (
                 not call.schema or call.schema in SYSTEM_SCHEMAS.get(engine, frozenset()))):

@@ -18,7 +18,7 @@ from pathlib import Path
 import git
 import networkx as nx
 
-from . import checks, snapshot
+from . import checks, disclosure, snapshot
 from . import graph as graphs
 from .cache import Cache
 from .diff import views_to_bind
@@ -83,12 +83,13 @@ class Workspace:
                 key: tuple = (environment, ref, resolve_commit(self.repo, ref).hexsha, allow_empty)
                 if key not in self._loaded:
                     self._loaded[key] = load(self.repo, environment, ref, self.cache, allow_empty)
-                return self._loaded[key]
-            source = read_environment(self.repo, environment, None, self.cache)
-            environments = available_environments(self.repo, None)
-            key = (environment, None, source.identity, tuple(environments), allow_empty)
-            if key not in self._loaded:
-                self._loaded[key] = validate(source, environments, self.cache, allow_empty)
+            else:
+                source = read_environment(self.repo, environment, None, self.cache)
+                environments = available_environments(self.repo, None)
+                key = (environment, None, source.identity, tuple(environments), allow_empty)
+                if key not in self._loaded:
+                    self._loaded[key] = validate(source, environments, self.cache, allow_empty)
+            disclosure.sensitive(self._loaded[key].sensitive_names)   # before anything runs on a tenant
             return self._loaded[key]
         finally:
             self.cache.flush()
@@ -166,14 +167,15 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
                      opened: dict[str, Opened] | None = None) -> Planned:
     """Plan every tenant of an environment; reads tenants, never writes. With `verify`, every
     tenant's plan is proven on a shadow of it (`Adapter.prove`) and what the engine refuses is in
-    the plan. An interrupted `rollback --execute` of the environment must be finished first
-    (`resuming` is that finishing). A tenant `opened` already (by `recall`) is planned on that session
+    the plan. An interrupted `rollback --execute` of the environment must be finished or abandoned
+    first (`resuming` is either). A tenant `opened` already (by `recall`) is planned on that session
     and that inspection, when the validated folder declares it alike."""
     intent = workspace.rollback_intent(environment)
     if not resuming and intent.exists():
         raise GuardRefused(f"a `reconciler rollback {environment} --execute` was interrupted (recorded in {intent}); "
-                           "its tenants and git may disagree until it is finished: run "
-                           f"`reconciler rollback {environment} --resume`")
+                           "its tenants and git may disagree until it is finished or abandoned: run "
+                           f"`reconciler rollback {environment} --resume` to finish it, or `reconciler rollback "
+                           f"{environment} --abandon` to put every tenant and git back where it started")
     landscape = workspace.load(environment, ref)
     names = [t.name for t in landscape.environment.tenants]
     for name in tenants or ():
@@ -209,17 +211,19 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
                 raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
                                   "declare `create: true` on the tenant to create it")
             state = TenantState(tenant, adapter, desired[tenant.name], live, landscape.environment.allow_data_loss)
-            tenant_plan = plan_tenant(adapter, state.desired, live, reading, state.acknowledged)
+            tenant_plan = plan_tenant(adapter, state.desired, live, reading, state.acknowledged,
+                                      under_review=bool(os.environ.get(BASE_REF_VARIABLE)))
             if verify and tenant_plan.changes:   # nothing to prove when nothing changes
                 reads = {str(k): [str(d) for d in o.dependencies] for k, o in state.desired.objects.items()}
                 reads.update({str(k): [str(d) for d in r.dependencies] for k, r in live.catalog.items()
                               if str(k) not in reads})
                 try:
-                    proof = adapter.prove_in(reading, [c for c in tenant_plan.changes if c.statements],
+                    proving = [c for c in tenant_plan.changes if c.statements or c.conflict]   # blocked: said
+                    proof = adapter.prove_in(reading, proving,
                                              views_to_bind(tenant_plan.changes, live, state.desired.engine), reads)
                     tenant_plan = tenant_plan.model_copy(update={"refused": tuple(proof)})
                 except Unprovable as why:   # said in the plan; the apply's own transaction stays the proof
-                    tenant_plan = tenant_plan.model_copy(update={"unproven": str(why)})
+                    tenant_plan = tenant_plan.model_copy(update={"unproven": str(why), "refused": why.refused})
         return state, tenant_plan
 
     outcomes = each_tenant(chosen, plan_one)

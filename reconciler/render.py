@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import sql
+from . import column_types, naming, sql
 from .cache import NO_CACHE, Cache
 from .checks import DataCheck
 from .model import Connection, DataFlow, MaterializedTable, ObjectKey, Rules, Table, Tenant, View
@@ -68,7 +68,7 @@ class _Renderer:
         if isinstance(obj, Table):
             return self.checked(self.table(obj, common), key)
         if isinstance(obj, View):
-            rendered = self.statement(obj.sql)
+            rendered = self.statement(obj.sql, self.output_names(obj.sql))
             facts = self.landscape.facts[key]
             return self.checked(ObjectState(**common, sql=rendered, projection=facts.projection,
                                             definition={"kind": "View", "sql": rendered,
@@ -104,7 +104,7 @@ class _Renderer:
 
     def table(self, table: Table, common: dict) -> ObjectState:
         columns = tuple(
-            ColumnState(c.name, sql.normalize_type(c.type, self.dialect, self.engine), c.nullable,
+            ColumnState(c.name, column_types.column_type(c.type, self.dialect, self.engine), c.nullable,
                         None if c.default is None else
                         sql.canonical_default(c.default, self.dialect, self.engine))
             for c in table.columns)
@@ -146,6 +146,15 @@ class _Renderer:
             return check.query
         return self.statement(check.query)
 
-    def statement(self, text: str) -> str:
+    def statement(self, text: str, names: tuple[str | None, ...] | None = None) -> str:
         return sql.render(text, self.dialect, self.engine, self.rules.schemas,
-                          self.rules.parameters, self.cache)
+                          self.rules.parameters, self.cache, names)
+
+    def output_names(self, query: str) -> tuple[str | None, ...] | None:
+        """On an engine that refuses a view with an output it would name itself (Spark), each output's
+        name as the landscape's dialect names it, for the view as that dialect's engine receives it:
+        a column is then called the same on every tenant, and what reads it binds alike everywhere."""
+        if self.engine not in sql.NAMES_EVERY_VIEW_OUTPUT or self.engine == self.dialect:
+            return None
+        return naming.output_names(sql.render(query, self.dialect, self.dialect, self.rules.schemas,
+                                              self.rules.parameters, self.cache), self.dialect, self.cache)

@@ -49,7 +49,7 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
         for name in tenant.unmanaged:
             lines.append((f"  ? unmanaged {name} (not created by the reconciler; left alone)", "dim"))
         if tenant.unproven:
-            lines.append((f"  ? not proven on a shadow of the tenant: {tenant.unproven}", "yellow"))
+            lines.append((f"  ? not proven {tenant.unproven}", "yellow"))
         for refusal in tenant.refused:
             lines.append((f"  ! would fail at apply: {refusal.object}: {refusal.message}", "red"))
             lines.append((f"        statement: {refusal.statement}", "red"))
@@ -135,13 +135,15 @@ def _plan_markdown(plan: Plan, graph: nx.DiGraph | None, trimmed: int) -> str:
     refused = [(t, r) for t in plan.tenants for r in t.refused]
     if refused:
         out += ["### Would fail at apply", "",
-                "The plan was run on a shadow of each tenant (its schema, no rows, never the tenant itself); "
-                "the engine refused these statements:", ""]
+                "The plan was proven on each tenant: run on a shadow of it (DuckDB: a copy of its schema, no rows; "
+                "PostgreSQL: the tenant inside a transaction that is always rolled back, where no query of the change "
+                "runs on its rows), or on Spark each statement planned by EXPLAIN, which runs nothing; the engine "
+                "refused these statements:", ""]
         for tenant, refusal in refused:
             out += [f"- `{tenant.tenant}`: **{refusal.object}**: {refusal.message}", "",
                     "  ```sql", f"  {refusal.statement}", "  ```"]
         out.append("")
-    out += [f"> [!NOTE]\n> `{t.tenant}`: not proven on a shadow of the tenant: {t.unproven}\n"
+    out += [f"> [!NOTE]\n> `{t.tenant}`: not proven {t.unproven}\n"
             for t in plan.tenants if t.unproven]
     for tenant in plan.tenants:
         out += _tenant_markdown(tenant, trimmed)

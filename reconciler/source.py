@@ -507,7 +507,9 @@ def resolve_commit(repo: Path, ref: str) -> git.Commit:
     if ":" in ref:   # REF:path names a tree or a file inside a commit, never a commit
         raise GitError(f"invalid ref '{ref}': name a commit, branch or tag (REF:path is a path inside one)")
     try:
-        return open_repo(repo).commit(ref)
+        commit = open_repo(repo).commit(ref)
+        commit.tree   # a full hash is taken on trust until the commit is read: read it here
+        return commit
     except (git.BadName, git.BadObject, ValueError, KeyError, IndexError, git.GitCommandError):
         raise GitError(f"ref '{ref}' does not resolve to a commit") from None
 

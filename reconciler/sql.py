@@ -1,9 +1,10 @@
 """Everything the reconciler knows about SQL, through sqlglot.
 
-Owns the `$$NAME` template parameters (a sqlglot dialect extension, not text scanning),
-reading what a statement references, its canonical form, and rendering it for a tenant:
+Owns the `$$NAME` template parameters (read with sqlglot's own tokenizer and parser, never by text
+scanning), reading what a statement references, its canonical form, and rendering it for a tenant:
 parameters as quoted literals, schema mapping, transpiling to the tenant's engine. Results
-are cached by a hash of their inputs. Never hand-parses SQL and never executes it.
+are cached by a hash of their inputs. Never hand-parses SQL and never executes it, and never
+subclasses sqlglot's classes: its compiled build (sqlglotc) refuses interpreted subclasses.
 """
 
 from __future__ import annotations
@@ -25,56 +26,166 @@ from sqlglot.errors import (
     TokenError,
     UnsupportedError,
 )
-from sqlglot.tokens import TokenType
+from sqlglot.parser import Parser
+from sqlglot.tokens import Token, TokenType
 
 from . import policy
 from .cache import NO_CACHE, Cache, content_key
 from .model import Numeric
 
-
-class TemplateParameter(exp.Expression):
-    """`$$NAME` in object SQL: replaced by the environment's value when rendering."""
-
-    arg_types = {"this": True}
-
-    @property
-    def name(self) -> str:
-        return self.this
+# A `$$NAME` parameter in a parsed tree is a Var printing `$$NAME` (the stock generator writes a Var as
+# it is) marked in its meta: sqlglot makes Vars of string literals too (DATE_TRUNC('$$X', d)).
+_PARAMETER = "reconciler.parameter"
 
 
-def _parse_parameter_or_template(self):
-    # `$$NAME`: two adjacent `$` tokens followed by a name make a template parameter.
-    if (self._curr is not None and self._curr.token_type == TokenType.PARAMETER
-            and self._curr.start == self._prev.end + 1 and self._next is not None
-            and self._next.start == self._curr.end + 1 and self._next.token_type == TokenType.VAR):
-        self._advance(2)
-        return self.expression(TemplateParameter(this=self._prev.text))
-    return _base_placeholder(self)
+def template_parameter(name: str) -> exp.Var:
+    """The node of the template parameter `$$name`."""
+    node = exp.Var(this=f"$${name}")
+    node.meta[_PARAMETER] = name
+    return node
 
 
-def _base_placeholder(parser):
-    base = type(parser).__mro__[1].PLACEHOLDER_PARSERS[TokenType.PARAMETER]
-    return base(parser)
+def parameter_name(node: exp.Expression) -> str | None:
+    """NAME where `node` is the template parameter `$$NAME`, else None."""
+    return node.meta.get(_PARAMETER) if isinstance(node, exp.Var) else None
+
+
+def parameters_in(tree: exp.Expression) -> set[str]:
+    """The names of the template parameters in `tree`."""
+    return {name for node in tree.find_all(exp.Var) if (name := parameter_name(node)) is not None}
 
 
 @functools.cache
-def templated(dialect: str) -> type[Dialect]:
-    """`dialect` extended with `$$NAME` parameters (dollar-quoted strings give way to them)."""
-    base = Dialect.get_or_raise(dialect).__class__
+def _dialect(name: str) -> Dialect:
+    return Dialect.get_or_raise(name)
 
-    class Tokenizer(base.tokenizer_class):
-        HEREDOC_STRINGS: list = []
 
-    class Parser(base.parser_class):
-        PLACEHOLDER_PARSERS = {**base.parser_class.PLACEHOLDER_PARSERS,
-                               TokenType.PARAMETER: _parse_parameter_or_template}
+@functools.cache
+def _braced(dialect: str) -> bool:
+    """Whether `dialect` reads `${name}` as one parameter (Hive, Spark): `$$NAME` then gets the braces, so
+    that its parameter ends with them and never takes a `:` or a `}` of the SQL's own after it."""
+    try:
+        tree = sqlglot.parse_one("${name}", read=dialect)
+    except SqlglotError:
+        return False
+    return isinstance(tree, exp.Parameter) and tree.this == exp.var("name") and not tree.args.get("expression")
 
-    class Generator(base.generator_class):
-        TRANSFORMS = {**base.generator_class.TRANSFORMS,
-                      TemplateParameter: lambda _self, e: f"$${e.name}"}
 
-    return type(f"Reconciler{base.__name__}", (base,),
-                {"Tokenizer": Tokenizer, "Parser": Parser, "Generator": Generator})
+def _tokens(text: str, dialect: str) -> tuple[list[Token], list[tuple[int, str]]]:
+    """`text`'s tokens in `dialect`, each `$$NAME` as the tokens of the dialect's own parameter (`$name`,
+    `${name}`) named `$$NAME`, which it parses wherever a parameter may stand; and (offset, NAME) of each."""
+    read = _dialect(dialect)
+    starts = _parameter_starts(text, read) if "$$" in text else []
+    masked = _blanked(text, starts)
+    tokens = read.tokenize(masked)
+    within_nesting(tokens, text)
+    if not starts:
+        return tokens, []
+    following = {token.start: index for index, token in enumerate(tokens)}
+    names = [following.get(start + 2) for start in starts]   # the index of the token naming each
+    for start, index in zip(starts, names):
+        name = tokens[index] if index is not None else None
+        if name is None or masked[name.start:name.end + 1] != name.text or not (
+                name.text.isascii() and name.text.isidentifier()):
+            raise SqlProblem("`$$` must be followed directly by a parameter name (letters, digits and _)",
+                             *_line_column(text, start))
+    written = [(start, tokens[index].text) for start, index in zip(starts, names)]
+    for start, index in reversed(list(zip(starts, names))):   # from the end: indexes before stay valid
+        tokens[index:index + 1] = _parameter_tokens(start, tokens[index], _braced(dialect))
+    return tokens, written
+
+
+def _parameter_tokens(start: int, name: Token, braced: bool) -> list[Token]:
+    """The tokens standing for `$$NAME` at `start`, `name` the token of NAME: `$`, the name `$$NAME`, and
+    braces around it where the dialect's parameter has them; each where its text is in the SQL."""
+    def token(kind: TokenType, text: str, first: int, last: int, comments: list[str] | None = None) -> Token:
+        return Token(kind, text, name.line, name.col - (name.end - last), first, last, comments)
+
+    named = [token(TokenType.VAR, f"$${name.text}", start + 2, name.end, name.comments)]
+    if braced:
+        named = [token(TokenType.L_BRACE, "{", start + 1, start + 1), *named,
+                 token(TokenType.R_BRACE, "}", name.end, name.end)]
+    return [token(TokenType.PARAMETER, "$", start, start), *named]
+
+
+def _parameter_starts(text: str, dialect: Dialect) -> list[int]:
+    """Where each `$$NAME` starts: where a token starts, so never inside a string, a quoted name, a comment
+    or a `$tag$` dollar-quoted string (a `$$` dollar quote gives way to parameters). The dialect's tokenizer
+    is asked once per parameter: where `$` quotes, a `$$` opens a string running to the next `$$` (the
+    one appended if no other), so only the tokens up to the first one are what the SQL says."""
+    starts: list[int] = []
+    while True:
+        masked = _blanked(text, starts)
+        tokenizer = dialect.tokenizer()
+        try:
+            tokens = tokenizer.tokenize(f"{masked}\n$$")
+        except TokenError:
+            tokens = tokenizer.tokens   # up to the SQL's own mistake, which the parse reports
+        start = next((token.start for token in tokens
+                      if token.start < len(text) and masked.startswith("$$", token.start)), None)
+        if start is None:
+            return starts
+        starts.append(start)
+
+
+def _blanked(text: str, starts: Sequence[int]) -> str:
+    """`text` with the `$$` at each of `starts` made two spaces (every position stays where it was)."""
+    for start in starts:
+        text = f"{text[:start]}  {text[start + 2:]}"
+    return text
+
+
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    return text.count("\n", 0, offset) + 1, offset - text.rfind("\n", 0, offset)
+
+
+MAX_NESTING = 256   # brackets deep: SQL nested deeper is refused before sqlglot parses it
+TOO_DEEP = "the SQL nests too deeply to be read (parentheses or subqueries hundreds of levels deep)"
+_OPENING = frozenset({TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE})
+_CLOSING = frozenset({TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE})
+
+
+def within_nesting(tokens: Sequence[Token], text: str) -> None:
+    """Refuses SQL nested more than MAX_NESTING brackets deep (the `<` of a STRUCT, ARRAY, MAP ... type is
+    one), at the first token beyond. sqlglot's compiled parser recurses on the C stack, and much of it
+    without counting Python frames: nested some thousands deep it would crash, not raise RecursionError."""
+    if sum(text.count(bracket) for bracket in "([{<") <= MAX_NESTING:
+        return   # not so many brackets in all: the tokens need no walk
+    depth = angles = 0
+    previous = None
+    for token in tokens:
+        kind = token.token_type
+        if kind in _OPENING or (kind == TokenType.LT and previous in Parser.NESTED_TYPE_TOKENS):
+            depth, angles = depth + 1, angles + (kind == TokenType.LT)
+            if depth > MAX_NESTING:
+                raise SqlProblem(TOO_DEEP, token.line, token.col)
+        elif kind in _CLOSING or (kind == TokenType.GT and angles):
+            depth, angles = depth - 1, angles - (kind == TokenType.GT)
+        previous = kind
+
+
+def _with_parameters(statement: exp.Expression) -> tuple[exp.Expression, list[str]]:
+    """`statement` with the dialect's parameter nodes made from `$$NAME` turned into parameters, and their
+    names."""
+    found = [(node, name) for node in statement.walk() if (name := _parsed_parameter(node)) is not None]
+    for node, name in found:
+        if node is statement:
+            statement = template_parameter(name)
+        else:
+            node.replace(template_parameter(name))
+    return statement, [name for _, name in found]
+
+
+def _parsed_parameter(node: exp.Expression) -> str | None:
+    """NAME where `node` is what a dialect parses the tokens `_tokens` gives `$$NAME` into: a Placeholder
+    (DuckDB) or a Parameter of the Var `$$NAME` and nothing else (one that took more is not, and the parse
+    refuses it, as it does where the dialect's parser made something else of them)."""
+    if isinstance(node, exp.Placeholder) and isinstance(node.this, str) and node.this.startswith("$$"):
+        return node.this[2:]
+    if isinstance(node, exp.Parameter) and isinstance(node.this, exp.Var) and node.this.name.startswith("$$") \
+            and not any(value for key, value in node.args.items() if key != "this"):
+        return node.this.name[2:]
+    return None
 
 
 class SqlProblem(Exception):
@@ -106,14 +217,17 @@ class SqlFacts:
 
 
 def bounded(function):
-    """SQL nested deeper than the parser's recursion reaches is a SqlProblem, never a traceback."""
+    """SQL nested deeper than the parser's recursion reaches, and SQL sqlglot itself slips on (an
+    IndexError in its parser, an AttributeError in its generator), are a SqlProblem, never a traceback."""
     @functools.wraps(function)
     def call(*args, **kwargs):
         try:
             return function(*args, **kwargs)
         except RecursionError:
-            raise SqlProblem("the SQL nests too deeply to be read (parentheses or subqueries hundreds of "
-                             "levels deep)") from None
+            raise SqlProblem(TOO_DEEP) from None
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:
+            raise SqlProblem(f"sqlglot cannot read or write this SQL ({type(error).__name__} inside sqlglot)") \
+                from None
     return call
 
 
@@ -184,15 +298,27 @@ def _parse(sql: str, dialect: str) -> exp.Expression:
 def _parsed(text: str, dialect: str) -> list[exp.Expression]:
     """What sqlglot parses from `text` (`$$NAME` parameters allowed); SqlProblem at the parser's position."""
     try:
-        return [s for s in sqlglot.parse(text, read=templated(dialect)) if s is not None]
+        tokens, written = _tokens(text, dialect)
+        statements = [s for s in _dialect(dialect).parser().parse(tokens, text) if s is not None]
     except ParseError as error:
         first = error.errors[0] if error.errors else {}
         message = _TOKEN_REPR.sub(_token_words, first.get("description") or str(error))
         raise SqlProblem(message, first.get("line") or 1, first.get("col") or 1) from None
     except TokenError as error:
         raise SqlProblem(f"cannot tokenize the SQL: {error}") from None
-    except (IndexError, KeyError, TypeError, ValueError, AttributeError) as error:   # the parser's own slip
-        raise SqlProblem(f"sqlglot cannot read this SQL ({type(error).__name__} in its parser)") from None
+    if not written:
+        return statements
+    parsed, names = [], []
+    for statement in statements:
+        statement, found = _with_parameters(statement)
+        parsed.append(statement)
+        names += found
+    for start, name in written:
+        if name not in names:
+            raise SqlProblem(f"$${name} cannot stand here (a parameter stands where a value does)",
+                             *_line_column(text, start))
+        names.remove(name)
+    return parsed
 
 
 # sqlglot's messages embed a token's repr; people want the token's text
@@ -227,15 +353,15 @@ def _facts(tree: exp.Expression, dialect: str) -> SqlFacts:
             continue
         references.setdefault(name, position(table.parts[0]))
     # the select list as code: a comment in it is not a column (comments=False, like `canonical`)
-    projection = ", ".join(e.sql(dialect=templated(dialect), comments=False) for e in query.selects) \
+    projection = ", ".join(e.sql(dialect=dialect, comments=False) for e in query.selects) \
         if isinstance(query, exp.Query) else ""
-    parameters = sorted({p.name for p in tree.find_all(TemplateParameter)})
+    parameters = sorted(parameters_in(tree))
     listed = tree.this.expressions if isinstance(tree, exp.Insert) and isinstance(tree.this, exp.Schema) else []
     try:   # as rendering for an engine of its own dialect writes it (`render`)
-        canonical, unwritable = tree.sql(dialect=templated(dialect), comments=False,
+        canonical, unwritable = tree.sql(dialect=dialect, comments=False,
                                          unsupported_level=ErrorLevel.RAISE), ""
     except UnsupportedError as error:
-        canonical, unwritable = tree.sql(dialect=templated(dialect), comments=False), unsupported(error)
+        canonical, unwritable = tree.sql(dialect=dialect, comments=False), unsupported(error)
     return SqlFacts(statement, tuple(references), target, tuple(parameters), canonical, projection,
                     policy.effects(tree), tuple(references.values()), tuple(i.name for i in listed), unwritable)
 
@@ -260,7 +386,7 @@ def select_items(projection: str, dialect: str) -> dict[str, str] | None:
     for item in query.selects:
         if item.is_star or not item.alias_or_name:
             return None
-        items[item.alias_or_name.lower()] = item.sql(dialect=templated(dialect), comments=False)
+        items[item.alias_or_name.lower()] = item.sql(dialect=dialect, comments=False)
     return items
 
 
@@ -292,7 +418,7 @@ def analyze(sql: str, dialect: str, cache: Cache = NO_CACHE) -> SqlFacts:
     return facts
 
 
-CALLS_VERSION = "1"   # part of the cache key of a statement's calls: a new value when `policy.calls` changes
+CALLS_VERSION = "2"   # part of the cache key of a statement's calls: a new value when `policy.calls` changes
 
 
 @bounded
@@ -302,9 +428,15 @@ def calls(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE) -> tuple
     cached = cache.get("sql-calls", key)
     if cached is not None:
         return tuple(policy.Call(*call) for call in cached)
-    found = policy.calls(parse(sql, dialect), engine, templated(engine))
+    found = calls_in(parse(sql, dialect), engine, sql)
     cache.put("sql-calls", key, [[c.name, c.schema, c.line, c.column] for c in found])
     return found
+
+
+def calls_in(tree: exp.Expression, engine: str, text: str) -> tuple[policy.Call, ...]:
+    """`policy.calls` of a tree read from `text`, its parameters standing for the literals they become."""
+    return policy.calls(tree.transform(lambda node: exp.Literal.string("") if parameter_name(node) is not None
+                                       else node), engine, text)
 
 
 def sequence_calls(statement: str, engine: str) -> tuple[str, ...]:
@@ -315,7 +447,7 @@ def sequence_calls(statement: str, engine: str) -> tuple[str, ...]:
     except SqlProblem:
         return ()
     taking = policy.allowlist(engine).flows
-    return tuple(dict.fromkeys(call.name for call in policy.calls(tree, engine) if call.name in taking))
+    return tuple(dict.fromkeys(call.name for call in calls_in(tree, engine, statement) if call.name in taking))
 
 
 @bounded
@@ -327,7 +459,7 @@ def untranslatable(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE)
         return cached or None
     try:
         tree = parse(sql, dialect)
-        tree.sql(dialect=templated(engine), unsupported_level=ErrorLevel.RAISE)
+        tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE)
         problem = meaning_changes(tree, dialect, engine) or ""
     except UnsupportedError as error:
         problem = unsupported(error)
@@ -371,6 +503,18 @@ def view_reads(engine_sql: str, engine: str) -> tuple[frozenset[str], frozenset[
     return tables, columns
 
 
+def permanent_view_query(statement: str, engine: str) -> str | None:
+    """The query of a CREATE [OR REPLACE] VIEW that is not temporary, as `engine` reads it; else None."""
+    try:
+        tree = parse(statement, engine)
+    except SqlProblem:
+        return None
+    if not isinstance(tree, exp.Create) or tree.kind != "VIEW" or tree.args.get("temporary") \
+            or not isinstance(tree.expression, exp.Query):
+        return None
+    return tree.expression.sql(dialect=engine)
+
+
 def written_objects(statement: str, engine: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(schema, name) of every table or view a DDL or DML statement creates, drops, alters, renames
     (both names) or writes rows into, in the order it names them; and of those it drops or renames
@@ -400,6 +544,17 @@ def written_objects(statement: str, engine: str) -> tuple[list[tuple[str, str]],
     return names(targets), names(replaced)
 
 
+def depends_on(statement: str, engine: str) -> frozenset[tuple[str, str]]:
+    """(schema, name), lower case, of every table or view whose present state decides what `statement`
+    does: each it names, but the one it creates or drops (a CREATE analyses its query, never its
+    target's old self)."""
+    tree = sqlglot.parse_one(statement, read=engine)
+    targets = [tree.this.this if isinstance(tree.this, exp.Schema) else tree.this] if isinstance(tree, exp.Create) \
+        else (tree.args.get("tables") or [tree.this]) if isinstance(tree, exp.Drop) else []
+    return frozenset((table.db.lower(), table.name.lower()) for table in tree.find_all(exp.Table)
+                     if table.db and table.name and not any(table is target for target in targets))
+
+
 def literal(value: str | int | float | bool) -> exp.Expression:
     """A value read from YAML (an accepted value) as SQL: a number as a number, text as text."""
     if isinstance(value, bool):
@@ -420,23 +575,31 @@ def parameter(value: str | Numeric) -> exp.Expression:
 
 @bounded
 def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
-           parameters: Mapping[str, str | Numeric], cache: Cache = NO_CACHE) -> str:
-    """The statement as it runs on `engine`: parameters inlined, schemas mapped, transpiled."""
+           parameters: Mapping[str, str | Numeric], cache: Cache = NO_CACHE,
+           names: Sequence[str | None] | None = None) -> str:
+    """The statement as it runs on `engine`: parameters inlined, schemas mapped, transpiled; with
+    `names` (a query's, `naming.output_names`), each item of its select list the engine would name
+    itself aliased with its name there."""
     key = content_key("render", RENDER_VERSION, sqlglot.__version__, dialect, engine, sql,
-                      repr(sorted(schemas.items())), repr(sorted(parameters.items())))
+                      repr(sorted(schemas.items())), repr(sorted(parameters.items())), repr(names))
     cached = cache.get("sql-render", key)
     if cached is not None:
         return cached
     folded = {k.lower(): v for k, v in schemas.items()}
 
     def rewrite(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, TemplateParameter):
-            return parameter(parameters[node.name])
+        name = parameter_name(node)
+        if name is not None:
+            return parameter(parameters[name])
         if isinstance(node, exp.Table) and node.db and node.db.lower() in folded:
             node.set("db", exp.to_identifier(folded[node.db.lower()]))
         return ENGINE_REWRITES.get(engine, _as_is)(node, dialect)
 
     tree = parse(sql, dialect).transform(rewrite)   # a copy (the parsed tree is shared): generated in place
+    if names is not None:
+        _named(tree, names)
+    if engine in NAMES_EVERY_VIEW_OUTPUT:
+        _listed_named(tree)
     try:
         rendered = tree.sql(dialect=engine, unsupported_level=ErrorLevel.RAISE, comments=False, copy=False)
     except UnsupportedError as error:
@@ -445,6 +608,41 @@ def render(sql: str, dialect: str, engine: str, schemas: Mapping[str, str],
         raise SqlProblem(str(error)) from None
     cache.put("sql-render", key, rendered)
     return rendered
+
+
+NAMED = (exp.Alias, exp.Column, exp.Star, exp.Dot)   # select items that carry their own name
+
+
+def _named(query: exp.Expression, names: Sequence[str | None]) -> None:
+    """Alias each item of the query's outermost select list (its first branch's, for a set operation)
+    that has no name of its own with the name at its position in `names`; nothing where they do not
+    line up."""
+    select = query
+    while isinstance(select, (exp.SetOperation, exp.Subquery)):
+        select = select.this if isinstance(select, exp.Subquery) else select.left
+    if not isinstance(select, exp.Select) or len(select.expressions) != len(names):
+        return
+    select.set("expressions", [item if isinstance(item, NAMED) or name is None
+                               else exp.alias_(item, exp.to_identifier(name, quoted=True))
+                               for item, name in zip(select.expressions, names)])
+
+
+def _listed_named(tree: exp.Expression) -> None:
+    """Alias each unnamed item of a derived table's or CTE's query with the name its alias list gives it
+    (what the list does anyway): Spark keeps the name it made up for such an item as the column's
+    metadata through the list, and refuses a permanent view whose output carries it."""
+    for alias in list(tree.find_all(exp.TableAlias)):
+        if not alias.columns or not isinstance(alias.parent, (exp.Subquery, exp.CTE)):
+            continue
+        branches = [alias.parent.this]
+        while branches:
+            query = branches.pop()
+            if isinstance(query, (exp.SetOperation, exp.Subquery)):
+                branches += [query.this] if isinstance(query, exp.Subquery) else [query.left, query.right]
+            elif isinstance(query, exp.Select) and len(query.expressions) == len(alias.columns):
+                query.set("expressions", [item if isinstance(item, NAMED) else
+                                          exp.alias_(item, exp.to_identifier(column.name, quoted=True))
+                                          for item, column in zip(query.expressions, alias.columns)])
 
 
 def upsert(statement: str, engine: str, key: Sequence[str], columns: Sequence[str]) -> str:
@@ -524,8 +722,9 @@ def meaning_changes(tree: exp.Expression, dialect: str, engine: str) -> str | No
 # for what cannot be had
 ENGINE_DROPS = {("spark", "parquet"): frozenset({"not_null", "primary_key"}),
                 ("spark", "delta"): frozenset({"primary_key"})}
+NAMES_EVERY_VIEW_OUTPUT = frozenset({"spark"})   # engines that refuse a permanent view with an unnamed output
 DEFAULT_TABLE_FORMAT = {"spark": "parquet"}   # engines whose tables come in more than one format
-RENDER_VERSION = "3"                       # part of the render cache key: a new value when rewrites change
+RENDER_VERSION = "5"                       # part of the render cache key: a new value when rewrites change
 
 
 @functools.lru_cache(maxsize=65536)   # an apply quotes each name a few times over; sqlglot's generator is slow
@@ -539,31 +738,27 @@ def qualified(schema: str, name: str, engine: str) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
+@bounded
 def normalize_type(type_sql: str, dialect: str, engine: str) -> str:
-    """A column type as the engine spells it (BIGINT, DECIMAL(18, 2), ENUM('low', 'high'), ...), through
-    sqlglot's type AST: the whole text must be one type (nothing after it is silently dropped), and
-    what is inside it (enum values, struct field names) keeps its case."""
+    """A type as a cast in `dialect` means it, spelled for `engine` through sqlglot's type AST: the whole
+    text must be one type, and what is inside it (enum values, struct field names) keeps its case. For
+    what SQL computes (a MaterializedTable's pinned cast, the types binding infers); a table column's
+    declared type is `column_types.column_type`, which keeps a length the dialect's cast would drop."""
     try:
+        within_nesting(_dialect(dialect).tokenize(type_sql), type_sql)
         parsed = sqlglot.parse_one(type_sql, read=dialect, into=exp.DataType)
     except (ParseError, TokenError, ValueError, SqlglotError):
         raise SqlProblem(f"not a SQL type: {type_sql}") from None
     return parsed.sql(dialect=engine)
 
 
-def engine_type(type_sql: str, engine: str) -> str:
-    """A type as an engine reports it, normalised like the desired side where sqlglot knows it; a type
-    sqlglot cannot read (an engine's own or a user-defined one) is compared as the engine wrote it."""
-    try:
-        return normalize_type(type_sql, engine, engine)
-    except SqlProblem:
-        return type_sql
-
-
 @bounded
 def parse_expression(text: str, dialect: str) -> exp.Expression:
     """One scalar expression (a column default), never a statement."""
     try:
-        parsed = [e for e in sqlglot.parse(text, read=dialect) if e is not None]
+        tokens = _dialect(dialect).tokenize(text)
+        within_nesting(tokens, text)
+        parsed = [e for e in _dialect(dialect).parser().parse(tokens, text) if e is not None]
     except SqlglotError as error:
         raise SqlProblem(f"not a SQL expression: {text} ({error})") from None
     if len(parsed) != 1 or isinstance(parsed[0], (exp.Query, exp.DDL, exp.DML, exp.Command, exp.Block)):
@@ -592,7 +787,7 @@ def condition_type(condition: exp.Expression, columns: Mapping[str, str], dialec
     try:
         typed = annotate_types(qualify(query, schema=schema, dialect=dialect, validate_qualify_columns=False),
                                schema=schema, dialect=dialect)
-    except SqlglotError:
+    except (SqlglotError, IndexError, KeyError, TypeError, ValueError, AttributeError):   # sqlglot's own slips too
         return "UNKNOWN"
     found = typed.selects[0].type
     return found.sql(dialect=dialect) if found is not None else "UNKNOWN"
@@ -607,7 +802,7 @@ def materialized(query: str, pinned: Sequence[tuple[str, str]], columns: Sequenc
     items = [exp.alias_(exp.Cast(this=exp.column(name, table="q", quoted=True),
                                  to=exp.DataType.build(types[name.lower()], dialect=dialect)), name, quoted=True)
              if name.lower() in types else exp.column(name, table="q", quoted=True) for name in columns]
-    return exp.select(*items).from_(parse(query, dialect).copy().subquery("q")).sql(dialect=templated(dialect))
+    return exp.select(*items).from_(parse(query, dialect).copy().subquery("q")).sql(dialect=dialect)
 
 
 def without_select_list(query: str | None, engine: str) -> str | None:

@@ -30,7 +30,7 @@ def stable_hash(value: Any) -> str:
 @dataclass(frozen=True, slots=True)
 class ColumnState:
     name: str
-    type: str              # normalised by sql.normalize_type for the tenant's engine
+    type: str              # as the tenant's engine keeps it (column_types.column_type)
     nullable: bool = True
     default: str | None = None  # canonical SQL of the default expression
 

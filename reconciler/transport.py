@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import faults, files, gitops, packages
+from . import intent as intents
 from . import plan as plans
 from .errors import (
     ApplyFailed,
@@ -21,6 +22,7 @@ from .errors import (
     ReconcilerError,
     TenantError,
     TenantLocked,
+    TenantsStopped,
 )
 from .executor import TenantResult, apply_environment, current_actor, new_run_id, record_dry_run
 from .model import ObjectKey
@@ -214,18 +216,18 @@ def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-
 def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_loss: tuple[str, ...]) -> RolledBack:
     """Break glass: apply the restore commit's tree to every tenant, verify, then move the branch to
     it and tag a checkpoint. The intent is recorded first, so a run killed at any point leaves
-    something every later command names (`rollback ENV --resume` finishes it forward); git moves
-    only after every tenant committed, so it is never ahead of the tenants."""
+    something every later command names (`rollback ENV --resume` finishes it forward, `--abandon`
+    takes it back); git moves only after every tenant committed, so it is never ahead of the tenants."""
     repo, environment = workspace.repo, base.environment
     problems = plans.violations(base.plan, allow_data_loss)
     if problems:  # refused before anything is written, git included
         raise GuardRefused("refused:\n  " + "\n  ".join(problems))
     gitops.require_clean(repo, [environment])
     commit = gitops.restore_commit(repo, environment, base.target_commit, message)   # an object, no ref yet
-    intent = {"environment": environment, "ref": base.ref, "target_commit": base.target_commit,
-              "commit": commit.hexsha, "head": gitops.open_repo(repo).head.commit.hexsha,
-              "tag": f"reconciler/{environment}/{new_run_id()}", "allow_data_loss": list(allow_data_loss)}
-    files.write(workspace.rollback_intent(environment), json.dumps(intent, indent=2))
+    intent = intents.Intent(environment=environment, ref=base.ref, target_commit=base.target_commit,
+                            commit=commit.hexsha, head=gitops.open_repo(repo).head.commit.hexsha,
+                            tag=f"reconciler/{environment}/{new_run_id()}", allow_data_loss=allow_data_loss)
+    intents.write(workspace.rollback_intent(environment), intent)
     faults.reached("recorded")
     return _finish(workspace, base, intent)
 
@@ -234,29 +236,46 @@ def resume_rollback(workspace: Workspace, environment: str) -> RolledBack:
     """Finish an interrupted `rollback --execute` forward from its recorded intent (each step is
     idempotent: tenants already at the commit have nothing to do, a moved branch stays, a tag made
     is kept)."""
-    path = workspace.rollback_intent(environment)
-    if not path.is_file() or path.is_symlink():
-        raise GuardRefused(f"no interrupted rollback of {environment} to resume")
-    intent = json.loads(path.read_text())
-    head = gitops.open_repo(workspace.repo).head.commit.hexsha
-    if head not in (intent["head"], intent["commit"]):
-        raise GuardRefused(f"HEAD moved to {head[:12]} since the interrupted rollback (it was at "
-                           f"{intent['head'][:12]}); reset it there, then resume")
-    planned = plan_environment(workspace, environment, intent["commit"], resuming=True)
-    base = RolledBack(environment, intent["ref"], intent["target_commit"], "execute", planned.plan, (), ())
+    intent = _recorded(workspace, environment, "resume")
+    _require_head(workspace, intent)
+    planned = plan_environment(workspace, environment, intent.commit, resuming=True)
+    base = RolledBack(environment, intent.ref, intent.target_commit, "execute", planned.plan, (), ())
     return _finish(workspace, base, intent)
 
 
-def _finish(workspace: Workspace, base: RolledBack, intent: dict) -> RolledBack:
-    repo, environment, commit = workspace.repo, base.environment, intent["commit"]
-    planned = plan_environment(workspace, environment, commit, resuming=True)   # the restore commit's tree
-    results = apply_environment(workspace, planned, planned.plan, tuple(intent["allow_data_loss"]),
-                                operation="rollback")
+def _every_tenant(results: list[TenantResult], stopped: str, done: str, way_on: str) -> None:
+    """TenantsStopped, with the failed tenants' own exit codes, when any failed: which and why, which
+    did not fail, and the way on."""
     failed = [r for r in results if r.exit_code]
     if failed:
         listing = "\n  ".join(f"{r.tenant}: {r.error}" for r in failed)
-        raise ApplyFailed(f"rollback of {environment} to {base.ref} stopped: tenants failed:\n  {listing}\n"
-                          f"git was not moved; fix the cause and run `reconciler rollback {environment} --resume`")
+        finished = [r.tenant for r in results if not r.exit_code]
+        raise TenantsStopped(f"{stopped}:\n  {listing}\n" + (f"{done}: {', '.join(finished)}\n" if finished else "")
+                             + way_on, [r.exit_code for r in failed])
+
+
+def _recorded(workspace: Workspace, environment: str, verb: str) -> intents.Intent:
+    path = workspace.rollback_intent(environment)
+    if not path.is_file() or path.is_symlink():
+        raise GuardRefused(f"no interrupted rollback of {environment} to {verb}")
+    return intents.read(path, workspace.repo, environment)
+
+
+def _require_head(workspace: Workspace, intent: intents.Intent) -> None:
+    head = gitops.open_repo(workspace.repo).head.commit.hexsha
+    if head not in (intent.head, intent.commit):
+        raise GuardRefused(f"HEAD moved to {head[:12]} since the interrupted rollback (it was at "
+                           f"{intent.head[:12]}); reset it there, then resume or abandon it")
+
+
+def _finish(workspace: Workspace, base: RolledBack, intent: intents.Intent) -> RolledBack:
+    repo, environment, commit = workspace.repo, base.environment, intent.commit
+    planned = plan_environment(workspace, environment, commit, resuming=True)   # the restore commit's tree
+    results = apply_environment(workspace, planned, planned.plan, intent.allow_data_loss, operation="rollback")
+    _every_tenant(results, f"rollback of {environment} to {base.ref} stopped: tenants failed",
+                  f"applied (they hold {base.ref}'s state now)",
+                  f"git was not moved; fix the cause and run `reconciler rollback {environment} --resume`, or put "
+                  f"every tenant back as it was before with `reconciler rollback {environment} --abandon`")
     faults.reached("applied")
     check = plan_environment(workspace, environment, base.target_commit, resuming=True)
     if check.plan.has_changes:
@@ -265,15 +284,98 @@ def _finish(workspace: Workspace, base: RolledBack, intent: dict) -> RolledBack:
     handle = gitops.open_repo(repo).commit(commit)
     gitops.advance_head(repo, handle, environment)
     faults.reached("moved")
-    if intent["tag"] not in [t.name for t in gitops.open_repo(repo).tags]:
-        gitops.tag(repo, intent["tag"], handle,
+    if intent.tag not in [t.name for t in gitops.open_repo(repo).tags]:
+        gitops.tag(repo, intent.tag, handle,
                    f"Rollback checkpoint: {ENVIRONMENTS}/{environment} restored to {base.ref} "
                    f"({base.target_commit[:12]}).\nTenant runs: "
                    + ", ".join(f"{r.tenant}={r.run_id}" for r in results)
-                   + f"\nTo undo this rollback: reconciler rollback {environment} --to {intent['tag']}^\n")
+                   + f"\nTo undo this rollback: reconciler rollback {environment} --to {intent.tag}^\n")
     faults.reached("tagged")
     workspace.rollback_intent(environment).unlink()
-    return replace(base, commit=commit, results=tuple(results), checkpoint=intent["tag"])
+    return replace(base, commit=commit, results=tuple(results), checkpoint=intent.tag)
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """What `rollback --abandon` did: where the rollback started, each tenant it put back (its run),
+    the tenants the rollback never changed, what it did in git, and what is left for a person."""
+
+    environment: str
+    start: str | None                          # None: the record could not be read
+    results: tuple[TenantResult, ...] = ()
+    untouched: tuple[str, ...] = ()
+    git: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+
+
+def abandon_rollback(workspace: Workspace, environment: str, allow_data_loss: tuple[str, ...] = ()) -> Abandoned:
+    """Take an interrupted `rollback --execute` back to where it started: every tenant it changed (its
+    audit says which: a run of this rollback's commit that applied, or never ended) is reconciled to
+    the commit the rollback started from, under apply's guards (the rollback's --allow-data-loss is not
+    carried over); then the branch goes back there too and the rollback's tag is deleted; then the
+    record is removed. A tenant that cannot be put back stops it with the record kept (its error's
+    exit code). A record that cannot be read is removed, and nothing else is done: it cannot say
+    what the rollback changed."""
+    repo, path = workspace.repo, workspace.rollback_intent(environment)
+    try:
+        intent = _recorded(workspace, environment, "abandon")
+    except intents.UnreadableIntent as unreadable:
+        path.unlink()
+        return Abandoned(environment, None, left=(
+            f"{str(unreadable).splitlines()[0]}; removed it. No tenant and nothing in git was changed: a record "
+            f"that cannot be read does not say what the rollback did. `reconciler plan {environment}` shows how "
+            f"each tenant differs from HEAD, `git log` whether a rollback commit was made",))
+    _require_head(workspace, intent)
+    gitops.require_clean(repo, [environment])
+    changed, untouched, backups = _changed_by(workspace, intent)
+    at_start = {tenant.name for tenant in workspace.load(environment, intent.head).environment.tenants}
+    left = [f"{name}: not a tenant of {environment} at {intent.head[:12]}, where the rollback started; it keeps "
+            f"what the rollback made of it" for name in changed if name not in at_start]
+    back = [name for name in changed if name in at_start]
+    results = []
+    if back:
+        planned = plan_environment(workspace, environment, intent.head, back, resuming=True)
+        try:
+            results = apply_environment(workspace, planned, planned.plan, allow_data_loss, operation="abandon")
+        except GuardRefused as refused:
+            raise GuardRefused(f"abandoning the rollback of {environment} {refused}\nnothing was changed; the "
+                               f"record {path} is kept") from None
+        _every_tenant(results, f"abandoning the rollback of {environment} stopped: tenants not put back", "put back",
+                      f"git was not moved and the record {path} is kept; fix the cause and run `reconciler rollback "
+                      f"{environment} --abandon` again, or `--resume` to finish the rollback instead")
+    left += [f"{tenant}: the rollback backed up {backup['schema_name']}.{backup['table_name']} before losing "
+             f"data in it; `reconciler restore {environment} '{backup['name']}' --yes` puts its rows back"
+             for tenant, backup in backups if tenant in back]
+    moved = _back_in_git(repo, environment, intent)
+    path.unlink()
+    return Abandoned(environment, intent.head, tuple(results), tuple(untouched), moved, tuple(left))
+
+
+def _changed_by(workspace: Workspace, intent: intents.Intent) -> tuple[list[str], list[str], list[tuple[str, dict]]]:
+    """The tenants the rollback changed, or may have (a run of its commit that applied; or one that never
+    ended on an engine that commits statement by statement, whose compensation is still due: elsewhere
+    the engine rolled it back), the tenants it left alone, and the backups its runs took (tenant, backup)."""
+    changed, untouched, backups = [], [], []
+    for tenant in workspace.load(intent.environment, intent.commit).environment.tenants:
+        adapter = workspace.adapter(tenant)
+        ended = ("applied",) if adapter.transactional else ("applied", "running")
+        runs = {run["run_id"] for run in adapter.runs() if run.get("operation") == "rollback"
+                and run["commit"] == intent.commit and run["outcome"] in ended}
+        (changed if runs else untouched).append(tenant.name)
+        backups += [(tenant.name, backup) for backup in adapter.backups() if backup["run_id"] in runs]
+    return changed, untouched, backups
+
+
+def _back_in_git(repo: Path, environment: str, intent: intents.Intent) -> tuple[str, ...]:
+    """The rollback's tag deleted and the branch moved back to where it started, where they got to."""
+    done = []
+    if gitops.delete_tag(repo, intent.tag, intent.commit):
+        done.append(f"deleted tag {intent.tag}")
+    handle = gitops.open_repo(repo)
+    if handle.head.commit.hexsha == intent.commit:
+        gitops.advance_head(repo, handle.commit(intent.head), environment)
+        done.append(f"moved the branch back from the rollback commit {intent.commit[:12]} to {intent.head[:12]}")
+    return tuple(done)
 
 
 def plans_summary(plan: Plan) -> str:

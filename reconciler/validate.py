@@ -21,7 +21,7 @@ import sqlglot
 from pydantic import ValidationError
 from sqlglot import exp
 
-from . import bind, checks, policy, secrets, snapshot, sql
+from . import bind, checks, column_types, policy, secrets, snapshot, sql
 from . import graph as graphs
 from .cache import NO_CACHE, Cache, content_key
 from .errors import Diagnostic, InvalidInput
@@ -84,6 +84,15 @@ class Landscape:
     checks: dict[ObjectKey, tuple[checks.DataCheck, ...]] = field(default_factory=dict, repr=False)
     # ^ each table's and view's data checks, as queries in the landscape's dialect
     key: str | None = None   # everything validating it read, and the code that did (`snapshot.desired_key`)
+    sensitive: dict[ObjectKey, set[str]] = field(default_factory=dict, repr=False)
+    # ^ each table's and view's columns no sample may show, and no engine message may quote (`_sensitive`)
+
+    @property
+    def sensitive_names(self) -> set[str]:
+        """The names an engine's message about a statement must not be shown whole for: sensitive columns
+        and the objects that hold them (`disclosure.sensitive`)."""
+        return {name for columns in self.sensitive.values() for name in columns} | {
+            key.name for key, columns in self.sensitive.items() if columns}
 
     @property
     def name(self) -> str:
@@ -112,16 +121,15 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     checker = _Checker(source, cache)
     environment = checker.environment(set(environments))
     checker.dialect = environment.dialect if environment else DEFAULT_DIALECT
+    if environment is not None:   # tenants whose url names no usable engine are reported with environment.yaml
+        usable = {t.name: t.engine for t in environment.tenants if _url_problem(t.url) is None}
+        checker.callers = (frozenset(usable.values()), frozenset(name.lower() for name in environment.allow_functions))
     objects = checker.objects()
     if environment is not None and not objects and not checker.diagnostics and not allow_empty:
         checker.report(source.environment, "empty",
                        "the environment has no objects; an empty desired state is refused "
                        "rather than read as 'delete everything'")
     dialect = checker.dialect
-    usable = {}
-    if environment is not None:   # tenants whose url names no usable engine were reported already
-        usable = {t.name: t.engine for t in environment.tenants if _url_problem(t.url) is None}
-        checker.callers = (frozenset(usable.values()), frozenset(name.lower() for name in environment.allow_functions))
     facts = checker.sql(objects, dialect)
     if environment is not None:
         checker.engines(objects, facts, dialect, usable)
@@ -130,7 +138,8 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
     cyclic = checker.cycles(graph)
     bound = checker.columns(objects, facts, dependencies, graph, dialect) if not cyclic else ({}, {}, {}, {})
-    data_checks = checker.checks(objects, dependencies, graph, bound[0], bound[2], dialect) if not cyclic else {}
+    sensitive = _sensitive(objects, graph, *bound) if not cyclic else {}
+    data_checks = checker.checks(objects, dependencies, graph, bound[0], sensitive, dialect) if not cyclic else {}
     if environment is not None and objects:
         checker.rules(environment, objects, facts, data_checks)
     if checker.diagnostics:
@@ -139,7 +148,7 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     files = [(d.path, d.blob) for d in (source.environment, *source.objects) if d is not None]
     return Landscape(source, environment, dict(sorted(objects.items())), checker.documents,
                      facts, dependencies, graph, *bound, data_checks,
-                     key=snapshot.desired_key(source.name, environments, files, allow_empty))
+                     key=snapshot.desired_key(source.name, environments, files, allow_empty), sensitive=sensitive)
 
 
 def valid_environment(source: EnvironmentSource, environments: Iterable[str], cache: Cache = NO_CACHE
@@ -295,14 +304,21 @@ class _Checker:
                             "columns", index, "name")
             names.add(column.name.lower())
             try:
-                sql.normalize_type(column.type, self.dialect, self.dialect)
+                column_types.declared(column.type, self.dialect)
             except sql.SqlProblem as problem:
                 self.report(document, "type", str(problem), "columns", index, "type")
             if column.default is not None:
                 try:
-                    sql.parse_expression(column.default, self.dialect)
+                    default = sql.parse_expression(column.default, self.dialect)
                 except sql.SqlProblem as problem:
                     self.report(document, "default", str(problem), "columns", index, "default")
+                    continue
+                # a default runs when the table is made or a column added (on PostgreSQL, on the tenant's rows)
+                where = ("columns", str(index), "default")
+                if not self._effects(document, where, policy.effects(default), f"column {column.name}: default: "):
+                    self._calls(document, where, {engine: sql.calls_in(default, engine, column.default)
+                                                  for engine in self.callers[0]}, flow=True,   # numbers rows
+                                    what=f"column {column.name}: default: ")
         for index, name in enumerate(table.primary_key):
             if name.lower() not in names:
                 self.report(document, "reference", f"primary key column '{name}' is not a column "
@@ -430,6 +446,24 @@ class _Checker:
                 if problem:
                     self.report(self.documents[key], "sql", f"cannot run on {engine} (tenant {tenants}): {problem}",
                                 "sql")
+        for engine in sorted(set(engines.values())):
+            self._column_types(objects, engine, ", ".join(sorted(name for name, e in engines.items() if e == engine)))
+
+    def _column_types(self, objects, engine: str, tenants: str) -> None:
+        """A table column's declared type that the engine has no type for (a bit string on Spark)."""
+        for key, obj in objects.items():
+            if not isinstance(obj, Table):
+                continue
+            for index, column in enumerate(obj.columns):
+                try:
+                    column_types.declared(column.type, self.dialect)
+                except sql.SqlProblem:
+                    continue   # not a type at all: reported with the object
+                try:
+                    column_types.column_type(column.type, self.dialect, engine)
+                except sql.SqlProblem as problem:
+                    self.report(self.documents[key], "type", f"cannot run on {engine} (tenant {tenants}): {problem}",
+                                "columns", index, "type")
 
     def renames(self, objects) -> None:
         """`renamed_from:` names what is gone: a table or column of that name still declared would be
@@ -596,7 +630,7 @@ class _Checker:
             return None
         if isinstance(obj, Table):
             try:
-                known[key] = {c.name: sql.normalize_type(c.type, dialect, dialect) for c in obj.columns}
+                known[key] = {c.name: _bound_type(c.type, dialect) for c in obj.columns}
             except sql.SqlProblem:
                 known[key] = None
             return None
@@ -634,13 +668,11 @@ class _Checker:
 
     # -- data checks ------------------------------------------------------------------------
     def checks(self, objects, dependencies, graph: nx.DiGraph, columns: dict[ObjectKey, bind.Columns],
-               derived: dict, dialect: str) -> dict[ObjectKey, tuple[checks.DataCheck, ...]]:
+               sensitive: dict[ObjectKey, set[str]], dialect: str) -> dict[ObjectKey, tuple[checks.DataCheck, ...]]:
         """Every table's and view's checks, each a query over the columns the landscape declares: the
         columns and objects they name exist, conditions parse and are boolean, a `sql:` check is one
-        SELECT whose references and columns bind; no sample ever shows a sensitive column (a table's
-        `sensitive: true`, and every view column computed from one)."""
+        SELECT whose references and columns bind; no sample ever shows a sensitive column (`_sensitive`)."""
         index = {key.folded(): key for key in objects}
-        sensitive = _sensitive(objects, dependencies, graph, columns, derived)
         found: dict[ObjectKey, tuple[checks.DataCheck, ...]] = {}
         for key, obj in objects.items():
             if not isinstance(obj, READABLE) or not obj.checks and not (
@@ -691,13 +723,12 @@ class _Checker:
         for field_name, text in conditions:
             try:
                 condition = sql.parse_condition(text, dialect)
-                parameters |= {node.name for node in condition.find_all(sql.TemplateParameter)}
+                parameters |= sql.parameters_in(condition)
                 if self._effects(document, (*map(str, loc), field_name), policy.effects(condition),
                                  f"check {item.name}: "):
                     continue
                 self._calls(document, (*map(str, loc), field_name),
-                            {engine: policy.calls(condition, engine, sql.templated(engine))
-                             for engine in self.callers[0]},
+                            {engine: sql.calls_in(condition, engine, text) for engine in self.callers[0]},
                             what=f"check {item.name}: ")
             except sql.SqlProblem as problem:
                 line, column = document.where_inside((*map(str, loc), field_name), problem.line, problem.column)
@@ -785,6 +816,10 @@ class _Checker:
         if result.outputs is None:
             return [], reads   # what it returns is not known: counted, never sampled
         by_name = {str(read).lower(): read for read in reads}
+        referred = {by_name[source]: names for source, names in result.reads.items() if source in by_name}
+        stars = {CHECKED: tuple(by_name[source] for source in result.stars if source in by_name)}
+        if reads_sensitive(CHECKED, sensitive, {CHECKED: referred}, stars):
+            return [], reads   # it filters or joins on a sensitive column: its rows tell of it; counted only
         shown = [name for name in result.outputs
                  if name.lower() in result.derived and not any(
                      column.lower() in sensitive.get(by_name.get(source), set())
@@ -845,11 +880,21 @@ def _connections(objects) -> dict[str, list[ObjectKey]]:
     return found
 
 
-def _sensitive(objects, dependencies, graph: nx.DiGraph, columns: dict[ObjectKey, bind.Columns],
-               derived: dict) -> dict[ObjectKey, set[str]]:
-    """The columns (lower case) no sample may show: a table's `sensitive: true` ones, and every view
-    column computed from one; a view column whose sources are unknown is sensitive when the view reads
-    any sensitive column."""
+def _bound_type(declared: str, dialect: str) -> str:
+    """A table column's type as binding infers with it: as SQL in `dialect` means it, UNKNOWN for a type
+    sqlglot has no expression for (PostgreSQL's BIT VARYING); SqlProblem where it is no type at all."""
+    column_types.declared(declared, dialect)
+    try:
+        return sql.normalize_type(declared, dialect, dialect)
+    except sql.SqlProblem:
+        return "UNKNOWN"
+
+
+def _sensitive(objects, graph: nx.DiGraph, columns: dict[ObjectKey, bind.Columns], reads: dict,
+               derived: dict, stars: dict) -> dict[ObjectKey, set[str]]:
+    """The columns (lower case) no sample may show: a table's `sensitive: true` ones, every view column
+    computed from one, and every column of a view that reads one anywhere (a filter or a join on a
+    sensitive column tells about its values through the rows it lets through; so does a `*` over one)."""
     sensitive: dict[ObjectKey, set[str]] = {}
     for key in graphs.order(graph):
         obj = objects[key]
@@ -857,14 +902,26 @@ def _sensitive(objects, dependencies, graph: nx.DiGraph, columns: dict[ObjectKey
             sensitive[key] = {c.name.lower() for c in obj.columns if c.sensitive}
         elif isinstance(obj, (View, MaterializedTable)) and key in columns:
             sources = derived.get(key, {})
-            reads_sensitive = any(sensitive.get(d) for d in dependencies[key])
-            sensitive[key] = {name.lower() for name in columns[key]
-                              if (reads_sensitive and name.lower() not in sources)
-                              or any(column.lower() in sensitive.get(source, set())
-                                     for source, column in sources.get(name.lower(), ()))}
+            if reads_sensitive(key, sensitive, reads, stars):
+                sensitive[key] = {name.lower() for name in columns[key]}
+            else:
+                sensitive[key] = {name.lower() for name in columns[key]
+                                  if name.lower() not in sources and any(sensitive.get(d) for d in graph.predecessors(key))
+                                  or any(column.lower() in sensitive.get(source, set())
+                                         for source, column in sources.get(name.lower(), ()))}
             if isinstance(obj, MaterializedTable):
                 sensitive[key] |= {c.name.lower() for c in obj.columns if c.sensitive}
     return sensitive
+
+
+CHECKED = ObjectKey("", "")   # a `sql:` check, asked the question views are asked (`reads_sensitive`)
+
+
+def reads_sensitive(key: ObjectKey, sensitive: dict[ObjectKey, set[str]], reads: dict, stars: dict) -> bool:
+    """Whether what `key`'s SQL refers to, anywhere in it, holds a sensitive column."""
+    return any({name.lower() for name in names} & sensitive.get(source, set())
+               for source, names in reads.get(key, {}).items()) \
+        or any(sensitive.get(source) for source in stars.get(key, ()))
 
 
 def _explain(problem: dict, loc: tuple[str, ...]) -> str:

@@ -101,6 +101,14 @@ def demo_secrets(monkeypatch) -> None:
         monkeypatch.setenv(name, f"test-value-of-{name.lower()}")
 
 
+@pytest.fixture(autouse=True)
+def one_commands_disclosure():
+    """What a test told `disclosure` (sensitive names, --show-engine-values) ends with it, as a command's does."""
+    yield
+    from reconciler import disclosure
+    disclosure.forget()
+
+
 @pytest.fixture
 def landscape(tmp_path: Path) -> Landscape:
     """The demo landscape (dev, qa, prod), committed in a fresh git repository."""

@@ -120,7 +120,7 @@ def reaches_the_engine(statement: str, engine: str, name: str) -> bool:
         tree = sql.parse(statement, engine)
     except sql.SqlProblem:
         return False   # validate refuses it as SQL
-    if policy.refused_calls(policy.calls(tree, engine), engine):
+    if policy.refused_calls(sql.calls_in(tree, engine, statement), engine):
         return False
     tokens = Dialect.get_or_raise(engine).tokenize(tree.sql(dialect=engine))
     return any(first.text.lower() == name and second.token_type == TokenType.L_PAREN
@@ -148,5 +148,6 @@ def test_a_function_on_the_list_is_never_refused_for_its_name(engine: str, data)
         tree = sql.parse(statement, engine)
     except sql.SqlProblem:
         return   # a name sqlglot reads as a form with other arguments (validate says so): no call to judge
-    problems = policy.refused_calls(policy.calls(tree, engine), engine)
+    problems = [p for p in policy.refused_calls(sql.calls_in(tree, engine, statement), engine)
+                if p.message.startswith(f"{name}()")]   # sqlglot may write a misuse as another name (refused)
     assert not problems, f"{statement!r}: {problems[0].message}"

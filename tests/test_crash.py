@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import Hold, Landscape, snapshot
+from conftest import EngineLandscape, Hold, Landscape, said, snapshot
 
 RECONCILER = str(Path(sys.executable).parent / "reconciler")
 TABLES = 45
@@ -51,7 +52,8 @@ def test_a_killed_apply_leaves_the_old_state_and_the_next_run_converges(landscap
     if fault.startswith("SIGKILL"):   # nothing could record the end: the next plan reads it from the audit
         assert "! interrupted run" in landscape.run("plan", "dev").stdout
     else:
-        assert "interrupted: the tenant being applied was rolled back" in killed.stderr
+        assert "interrupted: the statements running were stopped; a tenant being applied was rolled back" \
+            in killed.stderr
     applied = landscape.run("apply", "dev", "--yes")
     assert applied.code == 0, applied.output
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
@@ -99,3 +101,77 @@ def test_tenants_apply_at_the_same_time_and_ctrl_c_rolls_every_one_back(landscap
     runs = [r for r in json.loads(landscape.run("history", "prod", "--format", "json").stdout)
             if r["outcome"] == "applied"][-2:]
     assert {r["tenant"] for r in runs} == {"prod-eu", "prod-us"}
+
+
+# -- issue 22, break 10b: Ctrl-C while a statement never ends ---------------------------------
+
+FOREVER = ("WITH RECURSIVE forever AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM forever) "
+           "SELECT n FROM forever WHERE n < 0")
+
+
+def with_a_check_that_never_ends(landscape: Landscape, environment: str = "dev") -> None:
+    landscape.edit(f"environments/{environment}/sales/customer_master.yaml", "primary_key: [id]\n",
+                   f"primary_key: [id]\nchecks:\n  - {{name: forever, sql: \"{FOREVER}\"}}\n")
+    landscape.commit("a check whose query never ends")
+
+
+def interrupted_at_the_checks(landscape: Landscape, *command: str, tenants: tuple[str, ...] = ("dev",)) -> str:
+    """Run COMMAND, wait until every one of TENANTS says its checks are about to run (the fault hook's
+    event on stderr, no clock), press Ctrl-C; the command must end with 130. Its stderr."""
+    process = subprocess.Popen([RECONCILER, "--repo", str(landscape.root), *command],
+                               env={**os.environ, "RECONCILER_FAULT": "TELL@checks"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        waiting = set(tenants)
+        while waiting:
+            waiting.discard(said(process, "reconciler fault: reached checks ").split()[-1])
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=120)   # a hang guard only: the statement is stopped, not waited out
+    finally:   # never left running (a failed wait, or pytest-timeout's hang guard, leaves this block)
+        process.kill()
+    rest = process.stderr.read()
+    assert code == 130, rest
+    return rest
+
+
+@pytest.mark.parametrize("command", [("check", "dev"), ("apply", "dev", "--yes")], ids=["check", "apply"])
+def test_issue22_10b_ctrl_c_during_a_check_that_never_ends_exits_130_and_changes_nothing(
+        engine_landscape: EngineLandscape, command: tuple[str, ...]) -> None:
+    landscape = engine_landscape
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', NULL, 'EU', 'ACTIVE', NULL)")
+    with_a_check_that_never_ends(landscape)   # `check` runs it as declared; `apply` runs it before commit
+    before = landscape.state()
+    files = snapshot(landscape.tenant(), audit=False) if landscape.engine == "duckdb" else None
+
+    said_after = interrupted_at_the_checks(landscape, *command)
+
+    assert "interrupted: the statements running were stopped" in said_after
+    assert "internal error" not in said_after and "Traceback" not in said_after
+    assert landscape.state() == before
+    if files is not None:
+        assert snapshot(landscape.tenant(), audit=False) == files
+    if command[0] == "apply":
+        last = json.loads(landscape.run("history", "dev", "--format", "json").stdout)[-1]
+        assert (last["operation"], last["outcome"]) == ("apply", "interrupted")
+        assert "stopped by KeyboardInterrupt" in last["error"]
+
+
+def test_issue22_10b_ctrl_c_stops_every_tenant_thread_held_in_a_check_that_never_ends(
+        engine_landscape: EngineLandscape) -> None:
+    """Two tenants applied at once, each on its own thread (dev on the engine under test, dev-b on
+    DuckDB), both inside a check that never ends: the main thread asks each engine to stop its
+    statement, and each tenant rolls back and records the run as interrupted."""
+    landscape = engine_landscape
+    landscape.edit("environments/dev/environment.yaml", "rules:",
+                   "  - {name: dev-b, url: 'duckdb:///.tenants/dev-b.duckdb', create: true}\nrules:")
+    landscape.commit("a second dev tenant")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    with_a_check_that_never_ends(landscape)
+    before = landscape.state(), snapshot(landscape.tenant("dev-b"), audit=False)
+
+    interrupted_at_the_checks(landscape, "apply", "dev", "--yes", tenants=("dev", "dev-b"))
+
+    assert (landscape.state(), snapshot(landscape.tenant("dev-b"), audit=False)) == before
+    runs = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
+    assert {(r["tenant"], r["outcome"]) for r in runs[-2:]} == {("dev", "interrupted"), ("dev-b", "interrupted")}

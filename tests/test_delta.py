@@ -21,7 +21,7 @@ import yaml
 from conftest import Landscape
 
 from reconciler import plan as plans
-from reconciler import sql
+from reconciler import column_types
 from reconciler.diff import diff
 from reconciler.journaled import journal
 from reconciler.model import ObjectKey
@@ -49,7 +49,7 @@ def planned(root: Path, case: dict) -> str:
     live = LiveState({}, {}, frozenset({"sales"}), unavailable_formats=tuple(
         (name, "DATA_SOURCE_NOT_FOUND") for name in case.get("unavailable", ())))
     if "live" in case:
-        columns = tuple(ColumnState(name, sql.engine_type(kind, "spark"), nullable, default)
+        columns = tuple(ColumnState(name, column_types.engine_type(kind, "spark"), nullable, default)
                         for name, kind, nullable, default in case["live"]["columns"])
         found = LiveObject(key, "Table", columns, table_format=case["live"]["format"],
                            properties=tuple(sorted(case["live"].get("properties", {}).items())))

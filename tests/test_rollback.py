@@ -1,10 +1,18 @@
-"""Rolling back by earlier commits: git revert, and `reconciler rollback` (dry run, --pr, --execute)."""
+"""Rolling back by earlier commits: git revert, and `reconciler rollback` (dry run, --pr, --execute,
+--resume, --abandon)."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from conftest import Landscape, snapshot
+
+RECONCILER = str(Path(sys.executable).parent / "reconciler")
 
 MASTER = "environments/dev/sales/customer_master.yaml"
 VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
@@ -74,7 +82,8 @@ def test_rollback_dry_run_shows_the_impact_and_changes_nothing(landscape: Landsc
 
 
 def test_rollback_refuses_bad_refs(landscape: Landscape) -> None:
-    for ref, message in (("--upload-pack=x", "cannot start with '-'"), ("no-such-ref", "does not resolve")):
+    for ref, message in (("--upload-pack=x", "cannot start with '-'"), ("no-such-ref", "does not resolve"),
+                         ("0" * 40, "does not resolve")):   # a full hash is read, not taken on trust
         result = landscape.run("rollback", "dev", "--to", ref)
         assert result.code in (1, 64) and (message in result.stderr or "No such option" in result.stderr)
     assert landscape.run("rollback", "dev", "--to=-x").stderr.strip().endswith("invalid ref '-x': a ref "
@@ -154,3 +163,151 @@ def test_rollback_and_promote_speak_json(landscape: Landscape) -> None:
     assert promoted["branch"].startswith("promote/dev-to-qa-")
     assert {m["key"] for m in promoted["moves"]} == {"sales.customer_master", "sales.vw_customer_active",
                                                     "sales.vw_loyal_customers"}
+
+
+# -- issue 22: an interrupted rollback always has a way forward and a way back ----------------
+
+LEGACY = "environments/dev/sales/legacy.yaml"
+REGION = "{name: region, type: VARCHAR}"
+EU_ONLY = "{name: region, type: VARCHAR, checks: [{accepted_values: [EU]}]}"
+
+
+def killed_rollback(landscape: Landscape, fault: str, *args: str) -> subprocess.CompletedProcess:
+    """A real `rollback dev --execute` process, killed by the fault hook (tests/test_crash.py)."""
+    killed = subprocess.run([RECONCILER, "--repo", str(landscape.root), "rollback", "dev", *args, "--execute"],
+                            env={**os.environ, "RECONCILER_FAULT": fault}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    return killed
+
+
+def test_issue22_9_a_rollback_a_check_refuses_exits_3_and_can_be_abandoned(landscape: Landscape) -> None:
+    landscape.edit(MASTER, REGION, EU_ONLY)
+    commit_a = landscape.commit("A: every customer is in the EU")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit(MASTER, EU_ONLY, REGION)
+    commit_b = landscape.commit("B: customers anywhere")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', NULL, 'US', 'ACTIVE', NULL)")
+    before = shape(landscape)
+
+    refused = landscape.run("rollback", "dev", "--to", commit_a, "--execute")
+    assert refused.code == 3, refused.output   # a failed check is 3, as in apply
+    assert "accepted_values(region): failed (1 offending row)" in refused.stderr
+    assert "rollback dev --resume" in refused.stderr and "rollback dev --abandon" in refused.stderr
+    named = landscape.run("plan", "dev")
+    assert named.code == 3 and "rollback dev --abandon" in named.stderr, named.output
+    assert landscape.run("rollback", "dev", "--resume").code == 3   # the same check, as often as asked
+
+    abandoned = landscape.run("rollback", "dev", "--abandon")
+    assert abandoned.code == 0, abandoned.output
+    assert f"back where it started, {commit_b[:12]}" in abandoned.stdout
+    assert "dev: the rollback never changed it" in abandoned.stdout
+    assert shape(landscape) == before
+    assert landscape.repo.head.commit.hexsha == commit_b and not landscape.repo.tags
+    assert not landscape.path(".git/reconciler/rollback-dev.json").exists()
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert landscape.run("rollback", "dev", "--abandon").code == 3   # nothing left to abandon
+
+
+@pytest.mark.parametrize("kill", ["SIGKILL@recorded", "SIGKILL:2", "SIGKILL@applied", "SIGKILL@moved",
+                                  "SIGKILL@tagged"])
+def test_issue22_9_abandon_takes_a_rollback_killed_at_any_step_back_to_where_it_started(
+        landscape: Landscape, kill: str) -> None:
+    """Tenants, branch and tags as they were before the rollback; rows the rollback dropped (it was
+    allowed to) are named with the backup that holds them, and that restore puts them back."""
+    commit_a, commit_b, _ = applied_a_then_b(landscape)
+    before = shape(landscape)
+    killed_rollback(landscape, kill, "--to", commit_a, "--allow-data-loss", "sales.customer_master")
+
+    abandoned = landscape.run("rollback", "dev", "--abandon")
+
+    assert abandoned.code == 0, abandoned.output
+    assert landscape.repo.head.commit.hexsha == commit_b and not landscape.repo.tags
+    assert landscape.repo.git.status("--porcelain", "--", "environments") == ""
+    assert not landscape.path(".git/reconciler/rollback-dev.json").exists()
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    if kill in ("SIGKILL@recorded", "SIGKILL:2"):   # no tenant had committed the rollback
+        assert "dev: the rollback never changed it" in abandoned.stdout
+        assert "left:" not in abandoned.stderr
+    else:
+        assert "dev: put back, applied" in abandoned.stdout
+        [restore] = [line.split("`")[1] for line in abandoned.stderr.splitlines() if "reconciler restore" in line]
+        assert "the rollback backed up sales.customer_master before losing data in it" in abandoned.stderr
+        restored = landscape.run(*restore.split()[1:-2], restore.split()[-2].strip("'"), "--yes")
+        assert restored.code == 0, restored.output
+    assert shape(landscape) == before
+    assert landscape.sql("SELECT id, loyalty_tier FROM sales.customer_master ORDER BY id") == [(1, "GOLD"), (2, None)]
+
+
+def test_issue22_9_abandon_implies_no_data_loss(landscape: Landscape) -> None:
+    """Rows written into what the rollback created are guarded like any apply's: abandon refuses to drop
+    them until told, whatever the rollback itself was allowed."""
+    landscape.write(LEGACY, "kind: Table\nname: legacy\nschema: sales\nstatus: active\n"
+                            "columns:\n  - {name: id, type: BIGINT}\n")
+    commit_a = landscape.commit("A: a legacy table")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.remove(LEGACY)
+    commit_b = landscape.commit("B: no legacy table")
+    assert landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.legacy").code == 0
+    before = shape(landscape)
+    killed_rollback(landscape, "SIGKILL@applied", "--to", commit_a, "--allow-data-loss", "sales.legacy")
+    landscape.sql("INSERT INTO sales.legacy VALUES (1)")   # written while the rollback's state stood
+    written = shape(landscape)
+
+    refused = landscape.run("rollback", "dev", "--abandon")
+    assert refused.code == 3, refused.output
+    assert "abandoning the rollback of dev refused:\n  dev: sales.legacy: removed from the folder: drops the table " \
+           "and its rows (1 row) would lose data; rerun with --allow-data-loss sales.legacy" in refused.stderr
+    assert shape(landscape) == written and landscape.path(".git/reconciler/rollback-dev.json").exists()
+
+    abandoned = landscape.run("rollback", "dev", "--abandon", "--allow-data-loss", "sales.legacy")
+    assert abandoned.code == 0, abandoned.output
+    assert shape(landscape) == before and landscape.repo.head.commit.hexsha == commit_b
+    assert [(b["table_name"], b["row_count"]) for b in
+            json.loads(landscape.run("backups", "dev", "--format", "json").stdout)] == [("legacy", 0), ("legacy", 1)]
+
+
+def test_issue22_10a_a_garbage_rollback_intent_is_named_never_an_internal_error(landscape: Landscape) -> None:
+    """Each way a record can be wrong: a message naming the file and what is wrong, exit 1, and
+    `--abandon` as the way out (it removes the record and changes nothing it cannot know about)."""
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    commit_a = landscape.repo.head.commit.hexsha
+    landscape.edit(VIEW, "region, created_at", "region, created_at, status")
+    landscape.commit("B")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    before = shape(landscape)
+    killed_rollback(landscape, "SIGKILL@recorded", "--to", commit_a)
+    path = landscape.path(".git/reconciler/rollback-dev.json")
+    recorded = json.loads(path.read_text())
+    garbage = {
+        "not JSON": ('{"environment": "dev",', "line 1 column 23: not JSON"),
+        "not an object": ("[1, 2]", "input should be a valid dictionary"),
+        "a field missing": (json.dumps({k: v for k, v in recorded.items() if k != "head"}), "head: field required"),
+        "a field too many": (json.dumps({**recorded, "hook": "x"}), "hook: extra inputs are not permitted"),
+        "a commit that is no commit": (json.dumps({**recorded, "commit": "0" * 40}),
+                                       f"commit: {'0' * 40} is not a commit of this repository"),
+        "a branch for a commit": (json.dumps({**recorded, "head": "main"}), "head: 'main' does not match"),
+        "a commit not made on head": (json.dumps({**recorded, "commit": recorded["head"]}),
+                                      "is not a rollback commit made on head"),
+        "a ref like an option": (json.dumps({**recorded, "ref": "--upload-pack=touch pwned"}),
+                                 "ref: '--upload-pack=touch pwned' does not match"),
+        "a tag like an option": (json.dumps({**recorded, "tag": "-d"}), "tag: '-d' does not match"),
+        "an acknowledgement like an option": (json.dumps({**recorded, "allow_data_loss": ["--all"]}),
+                                              "allow_data_loss.0: '--all' does not match"),
+        "another environment's": (json.dumps({**recorded, "environment": "prod"}), "it names prod, not dev"),
+    }
+    for case, (text, what) in garbage.items():
+        path.write_text(text)
+        resumed = landscape.run("rollback", "dev", "--resume")
+        assert resumed.code == 1, (case, resumed.output)
+        assert f"{path}: not a rollback intent this reconciler wrote: " in resumed.stderr, case
+        assert what in resumed.stderr, (case, resumed.stderr)
+        assert "rollback dev --abandon" in resumed.stderr, case
+        abandoned = landscape.run("rollback", "dev", "--abandon")
+        assert abandoned.code == 0, (case, abandoned.output)
+        assert "No tenant and nothing in git was changed" in abandoned.stderr, case
+        assert not path.exists() and shape(landscape) == before, case
+    assert not (landscape.root / "pwned").exists()
+
+    path.write_text(json.dumps(recorded))   # the record as written is believed
+    assert landscape.run("rollback", "dev", "--resume").code == 0

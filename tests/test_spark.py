@@ -7,9 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 from conftest import DEMO, DEMO_ROWS, Landscape, a_host_nobody_may_reach
 
 ENVIRONMENT = "environments/dev/environment.yaml"
+VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
 
 
 def objects(spark) -> list[tuple[str, str, str]]:
@@ -33,6 +35,52 @@ def test_a_plan_against_an_empty_spark_tenant_creates_everything_in_spark_sql(sp
         "CREATE VIEW `sales`.`vw_customer_active` AS SELECT id, name, email, region, created_at "
         "FROM sales.customer_master WHERE status = 'ACTIVE' AND region = 'EU'"]   # $$REGION_PARAM rendered
     assert objects(spark) == []   # a plan never writes
+    # EXPLAIN proved the schemas and tables; the views read tables the plan itself creates, which EXPLAIN
+    # cannot see: not proven, and said
+    assert tenant["refused"] == [] and tenant["unproven"].startswith("by EXPLAIN"), tenant["unproven"]
+    assert "sales.vw_customer_active" in tenant["unproven"] and "sales.customer_master" not in tenant["unproven"]
+
+
+def test_a_spark_plan_is_proven_by_explain_and_what_spark_refuses_fails_the_plan(spark_landscape: Landscape,
+                                                                                  spark) -> None:
+    assert spark_landscape.run("apply", "dev", "--yes").code == 0
+    spark_landscape.edit(VIEW, "SELECT id,", "SELECT DISTINCT id,")
+    proven = json.loads(spark_landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]
+    assert proven["refused"] == [] and [c["object"] for c in proven["changes"]] == ["sales.vw_customer_active"]
+    assert "sales.vw_transaction_detail" in proven["unproven"]   # left in place over the changed view: said
+    before = objects(spark)
+    spark_landscape.edit(VIEW, "WHERE status", "WHERE status = 'ACTIVE' GROUP BY id HAVING status")   # Spark refuses
+    refused = spark_landscape.run("plan", "dev")
+    assert refused.code == 1, refused.output
+    # Spark's class and its words; what its quotes hold is hidden widest first (disclosure), so no value shows
+    assert "! would fail at apply: sales.vw_customer_active: [MISSING_AGGREGATION] The non-aggregating expression " \
+           '"..." if you do not care which of the values within a group is returned.' in refused.stdout
+    assert refused.stdout.count("SQLSTATE: 42803\n") == 1, refused.output   # the reason, not Spark's analysed plan
+    assert objects(spark) == before   # EXPLAIN runs nothing
+
+
+def test_a_name_spark_makes_up_never_reaches_a_view_unproven(spark_landscape: Landscape, spark) -> None:
+    """Spark refuses a permanent view with an output it named itself when the view is created, which
+    EXPLAIN does not reach (CREATE_PERMANENT_VIEW_WITHOUT_ALIAS). An alias list naming an unnamed
+    expression is rendered as its alias, so Spark accepts the view; an unnamed expression reaching the
+    output through `*` is found by analysing the query (its columns' metadata) and fails the plan."""
+    assert spark_landscape.run("apply", "dev", "--yes").code == 0
+    listed = "environments/dev/sales/views/vw_count_by_region.yaml"
+    spark_landscape.write(listed, "kind: View\nschema: sales\nname: vw_count_by_region\nsql: |\n"
+                          "  SELECT n, count(*) AS regions FROM (SELECT region, count(id) FROM sales.customer_master "
+                          "GROUP BY region) AS per (region, n) GROUP BY n\n")
+    applied = spark_landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    assert [f.name for f in spark.table("sales.vw_count_by_region").schema.fields] == ["n", "regions"]
+
+    spark_landscape.write(listed, "kind: View\nschema: sales\nname: vw_count_by_region\nsql: |\n"
+                          "  SELECT * FROM (SELECT region, count(id) FROM sales.customer_master GROUP BY region) AS per\n")
+    before = objects(spark)
+    refused = spark_landscape.run("plan", "dev")
+    assert refused.code == 1, refused.output
+    assert "! would fail at apply: sales.vw_count_by_region: [CREATE_PERMANENT_VIEW_WITHOUT_ALIAS] Spark refuses " \
+           "a permanent view whose column count(id) is named by Spark itself" in refused.stdout, refused.output
+    assert objects(spark) == before
 
 
 def test_an_identical_table_made_by_hand_is_adopted_and_a_different_one_is_a_conflict(
@@ -85,6 +133,10 @@ def test_one_landscape_on_duckdb_and_spark_gives_the_same_rows(landscape: Landsc
                     "  SELECT d, dayofweek(d) AS dow, isodow(d) AS iso, extract(dow FROM d) AS edow\n"
                     "  FROM (VALUES " + ", ".join(f"(DATE '2024-01-{day:02}')" for day in range(7, 14))
                     + ") AS week(d)\n")
+    landscape.write("environments/dev/sales/views/vw_channels.yaml",   # outputs each engine names itself
+                    "kind: View\nname: vw_channels\nschema: sales\nstatus: active\nsql: |\n"
+                    "  SELECT channel, count(*), sum(amount * 2), max(transaction_ts) IS NULL\n"
+                    "  FROM sales.customer_transactions GROUP BY channel\n")
     landscape.commit("dev on both engines")
     result = landscape.run("apply", "dev", "--yes")
     assert result.code == 0, result.output
@@ -93,11 +145,15 @@ def test_one_landscape_on_duckdb_and_spark_gives_the_same_rows(landscape: Landsc
         landscape.sql(statement)
         spark.sql(statement).collect()
     for view in ("vw_customer_active", "vw_transaction_detail", "vw_customer_lifetime_value",
-                 "vw_customer_segmentation", "vw_weekdays"):
+                 "vw_customer_segmentation", "vw_weekdays", "vw_channels"):
         on_duckdb = sorted(tuple(map(str, row)) for row in landscape.sql(f"SELECT * FROM sales.{view}"))
         on_spark = sorted(tuple(map(str, row)) for row in spark.sql(f"SELECT * FROM sales.{view}").collect())
         assert on_duckdb == on_spark, view
         assert on_duckdb, view
+    with duckdb.connect(str(landscape.tenant()), read_only=True) as connection:   # named alike: DuckDB's names
+        named = [row[0] for row in connection.execute("DESCRIBE sales.vw_channels").fetchall()]
+    assert named == ["channel", "count_star()", "sum((amount * 2))", "(max(transaction_ts) IS NULL)"]
+    assert [column.name for column in spark.catalog.listColumns("sales.vw_channels")] == named
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
 
 
@@ -141,6 +197,8 @@ def test_a_delta_table_format_on_an_endpoint_without_delta_is_refused_at_plan_ti
     assert ("table_format is delta, and this Spark endpoint has no delta tables (DATA_SOURCE_NOT_FOUND)"
             in changes["sales.customer_master"]["reason"])
     assert changes["sales.vw_customer_active"]["conflict"] is False   # a view has no table format
+    [tenant] = json.loads(plan.stdout)["tenants"]   # what reads a blocked table waits for it: not proven, not refused
+    assert tenant["refused"] == [] and "sales.vw_customer_active" in tenant["unproven"]
     applied = spark_landscape.run("apply", "dev", "--yes")
     assert applied.code == 3, applied.output
     assert objects(spark) == []

@@ -12,14 +12,16 @@ import abc
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import disclosure, secrets, sql
+from .. import disclosure, parallel, secrets, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change, Refusal
@@ -50,7 +52,12 @@ NOT_ALLOWED = "42501"   # SQLSTATE insufficient_privilege
 
 
 class Unprovable(Exception):
-    """The shadow run cannot be made with these credentials (a read-only plan job's): why."""
+    """The plan, or part of it, cannot be proven: how and why, said after "not proven" ("on a shadow
+    of the tenant: these credentials may not change it"), with what was refused in the part that was."""
+
+    def __init__(self, why: str, refused: Sequence[Refusal] = ()):
+        super().__init__(why)
+        self.refused = tuple(refused)
 
 
 class Session(abc.ABC):
@@ -112,6 +119,10 @@ class Session(abc.ABC):
         """Called between the statements of an apply: keeps the tenant lock where it is a lease
         (TenantLocked when another run took it over); nothing where the engine holds it."""
 
+    def stop_statement(self) -> None:
+        """Ctrl-C, from its handler or another thread: ask the engine to stop the statement running on
+        this session's connection now (nothing where it cannot: the apply stops before its next one)."""
+
     def count(self, query: str) -> int:
         """The single number a counting query returns, read inside this session's transaction."""
         return self.execute(query)[0][0]
@@ -144,6 +155,9 @@ class ConnectionSession(Session):
     def __init__(self, connection, adapter: Adapter):
         self.connection = connection
         self.adapter = adapter
+        self.running: tuple[int, int] | None = None   # (thread, statement number) running now, for Ctrl-C
+        self._statements = itertools.count()
+        parallel.opened(self)
 
     def placeholders(self, statement: str) -> str:
         return statement
@@ -179,27 +193,39 @@ class ConnectionSession(Session):
             self.connection.execute("ROLLBACK")
 
     def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]:
-        try:
+        with self._running(statement):
             cursor = (self.connection.execute(statement) if parameters is None else
                       self.connection.execute(self.placeholders(statement), parameters))
             return cursor.fetchall() if cursor.description else []
-        except self.error as error:
-            raise self.failed(statement, error) from None
 
     def write(self, statement: str) -> int:
-        try:
+        with self._running(statement):
             return self.connection.execute(statement).rowcount   # DB-API's count of the rows it wrote
-        except self.error as error:
-            raise self.failed(statement, error) from None
 
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
-        try:
+        with self._running(statement):
             self.run_many(self.placeholders(statement), rows)
-        except self.error as error:
-            raise self.failed(statement, error) from None
 
-    def failed(self, statement: str, error: Exception) -> StatementFailed:
-        return StatementFailed.engine(statement, error, getattr(error, "sqlstate", None))
+    @contextlib.contextmanager
+    def _running(self, statement: str) -> Iterator[None]:
+        """One statement: the engine's errors as StatementFailed; after Ctrl-C (`parallel.STOP`) a
+        KeyboardInterrupt instead of the statement, or instead of however the engine reports one it
+        stopped (DuckDB raises its own error, in the main thread a RuntimeError). A statement run
+        while the thread handles that KeyboardInterrupt is its rollback or audit row: it runs as any."""
+        cleanup = parallel.cleaning_up()
+        if parallel.STOP.is_set() and not cleanup:
+            raise KeyboardInterrupt
+        self.running = None if cleanup else (threading.get_ident(), next(self._statements))
+        try:
+            yield
+        except (Exception, KeyboardInterrupt) as error:   # never GeneratorExit: closing is not failing
+            if not cleanup and (isinstance(error, KeyboardInterrupt) or parallel.STOP.is_set()):
+                raise KeyboardInterrupt from None
+            if isinstance(error, self.error):
+                raise StatementFailed.engine(statement, error, getattr(error, "sqlstate", None)) from None
+            raise
+        finally:
+            self.running = None
 
     def run_many(self, statement: str, rows: Sequence[Sequence]) -> None:
         # on the session's own connection: a DuckDB cursor() is a second connection, outside
@@ -327,11 +353,13 @@ class Adapter(abc.ABC):
 
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
                  reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
-        """Run every change's statements on a shadow of the tenant (its schema, no rows; never the
-        tenant itself), then bind `views`; each statement the engine refuses, and why (`prove_on`).
-        The shadow may take `reading`'s connection over: it is the last thing a plan reads. An
-        engine that cannot make a shadow proves nothing (an empty list) and says so in its README
-        row."""
+        """Run every change's statements on a shadow of the tenant (a copy of its schema with no rows, or
+        the tenant inside a transaction that is rolled back, where the change's queries are planned,
+        never run on its rows; `changes` holds the blocked ones too, with none), then bind `views`; each
+        statement the engine refuses, and why (`prove_on`). The shadow may take `reading`'s connection
+        over: it is the last thing a plan reads. What cannot be proven is said, never guessed:
+        `Unprovable` (why, and the refusals of the part that was). An engine that cannot make a shadow
+        proves what it can without one (Spark: EXPLAIN) and says so in its README row."""
         return []
 
     def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
@@ -354,7 +382,8 @@ def prove_on(session: Session, changes: Sequence[Change], views: Sequence[Object
     refusals, failed = [], set()
     checks = [(str(key), f"SELECT * FROM {sql.qualified(key.schema, key.name, session.engine)} LIMIT 0")
               for key in views]
-    for subject, statements in [*((c.object, c.statements) for c in changes), *((v, (q,)) for v, q in checks)]:
+    for subject, statements in [*((c.object, c.statements) for c in changes if c.statements),
+                                *((v, (q,)) for v, q in checks)]:
         if savepoints:
             session.execute("SAVEPOINT reconciler_proof")
         for statement in statements:
@@ -362,7 +391,8 @@ def prove_on(session: Session, changes: Sequence[Change], views: Sequence[Object
                 session.execute(statement)
             except StatementFailed as failure:
                 if failure.sqlstate == NOT_ALLOWED:   # the credentials, not the plan: nothing can be proven
-                    raise Unprovable(f"these credentials may not change the tenant ({failure.message})") from None
+                    raise Unprovable("on a shadow of the tenant: these credentials may not change the tenant "
+                                     f"({failure.message})") from None
                 if not failed & set(reads.get(subject, ())):   # else: only what it reads was refused
                     refusals.append(Refusal(object=subject, statement=statement, message=failure.message))
                 failed.add(subject)

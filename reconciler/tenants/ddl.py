@@ -161,7 +161,11 @@ class Compiler:
         return not columns & set(want.primary_key)
 
     def retype(self, table: str, column: str, new_type: str) -> str:
-        return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type}"
+        """DuckDB casts the values of deleted rows too (they stay in storage until the table is
+        rewritten), so a value no row holds any more would fail the ALTER. The row check before it, in
+        the same transaction (`checks`), proved every row's value converts unchanged: TRY_CAST keeps
+        those as the plain cast would, and leaves the deleted ones alone."""
+        return f"ALTER TABLE {table} ALTER COLUMN {column} TYPE {new_type} USING TRY_CAST({column} AS {new_type})"
 
     def unless(self, condition: str, message: str) -> str:
         """A statement that fails, aborting the transaction, unless `condition` holds."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 from sqlglot import exp
 
-from .. import files, sql
+from .. import column_types, files, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change, Refusal
@@ -148,7 +148,7 @@ class DuckDBAdapter(Adapter):
                 f"SELECT schema_name, table_name, column_name, data_type, is_nullable, column_default, comment "
                 f"FROM duckdb_columns() WHERE {where} ORDER BY schema_name, table_name, column_index").fetchall():
             columns[schema, table].append(
-                ColumnState(name, sql.engine_type(data_type, ENGINE), bool(nullable),
+                ColumnState(name, column_types.engine_type(data_type, ENGINE), bool(nullable),
                             sql.canonical_default(default, ENGINE)))
             if comment is not None:
                 comments.append((schema, table, name, comment))
@@ -248,6 +248,10 @@ class _DuckDBSession(ConnectionSession):
 
     def count(self, query: str) -> int:
         return 0 if self.missing else super().count(query)
+
+    def stop_statement(self) -> None:
+        with contextlib.suppress(duckdb.Error):   # closed meanwhile
+            self.connection.interrupt()
 
     def insert(self, table: str, rows: Sequence[Sequence]) -> None:
         """As one statement of lists, one per column: DuckDB's executemany runs a statement per row

@@ -18,9 +18,10 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import networkx as nx
 import psycopg
+import sqlglot
 from sqlglot import exp
 
-from .. import sql
+from .. import column_types, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey
 from ..plan import Change, Refusal
@@ -39,6 +40,7 @@ from .postgres_additions import additions as _additions
 ENGINE = "postgres"
 LOCK_KEY = 7_301_968_421          # the advisory lock every reconciler run takes on its tenant
 PROOF_LOCK_TIMEOUT, PROOF_STATEMENT_TIMEOUT = "2s", "60s"   # a plan's proof never waits long on the tenant
+CANCEL_TIMEOUT = 5   # seconds Ctrl-C waits for the server to take a cancel request
 
 
 class PostgresCompiler(Compiler):
@@ -68,8 +70,8 @@ class PostgresCompiler(Compiler):
         # PostgreSQL has no TRY_CAST; pg_input_is_valid (PostgreSQL 16+) tests a cast without raising.
         # It reads text, and '2.00' is not integer input text though 2.00 casts to 2 and back: a number
         # going to an integer type is tested as a number (whole, in range; NaN and infinity are not)
-        limits = _INTEGER_LIMITS.get(exp.DataType.build(new, dialect=ENGINE).this)
-        if limits is not None and exp.DataType.build(old, dialect=ENGINE).this in exp.DataType.NUMERIC_TYPES:
+        limits = _INTEGER_LIMITS.get(_kind(new))
+        if limits is not None and _kind(old) in exp.DataType.NUMERIC_TYPES:
             return f"({column} <> trunc({column}) OR {column} NOT BETWEEN {limits[0]} AND {limits[1]})"
         text = f"CAST({column} AS TEXT)"
         valid = f"pg_input_is_valid({text}, {sql.literal(new).sql(self.engine)})"
@@ -129,6 +131,15 @@ class PostgresCompiler(Compiler):
         return list(reversed(list(nx.lexicographical_topological_sort(graph))))
 
 
+def _kind(column_type: str) -> exp.DType | None:
+    """The sqlglot type of a column type as `column_types` spells it; None for one sqlglot has no type for."""
+    try:
+        kind = column_types.declared(column_type, ENGINE).this
+    except sql.SqlProblem:
+        return None
+    return kind if isinstance(kind, exp.DType) else None
+
+
 _INTEGER_LIMITS = {exp.DataType.Type.SMALLINT: (-32768, 32767),
                    exp.DataType.Type.INT: (-2147483648, 2147483647),
                    exp.DataType.Type.BIGINT: (-9223372036854775808, 9223372036854775807)}
@@ -181,7 +192,7 @@ class PostgresAdapter(Adapter):
                 "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum "
                 f"WHERE c.relkind IN ('r', 'p', 'v') AND {_USER_SCHEMAS} ORDER BY 1, 2, a.attnum").fetchall():
             kinds[schema, name] = kind
-            columns[schema, name].append(ColumnState(column, sql.engine_type(data_type, ENGINE),
+            columns[schema, name].append(ColumnState(column, column_types.engine_type(data_type, ENGINE),
                                                      bool(nullable), sql.canonical_default(default, ENGINE)))
         keys = {(schema, name): tuple(names) for schema, name, names in connection.execute(
             "SELECT n.nspname, c.relname, array_agg(a.attname ORDER BY k.ord) FROM pg_catalog.pg_constraint con "
@@ -221,13 +232,17 @@ class PostgresAdapter(Adapter):
         """The shadow is the tenant itself inside a transaction that is always rolled back (PostgreSQL's
         DDL is transactional, and only the real catalog knows every function, extension and grant).
         It holds the tenant lock shared, like any read, and gives up on a busy table after
-        PROOF_LOCK_TIMEOUT rather than queue behind (or ahead of) other sessions."""
+        PROOF_LOCK_TIMEOUT rather than queue behind (or ahead of) other sessions. A MaterializedTable's
+        query is planned there, never run on the tenant's rows (`WITH NO DATA`): SQL under review never
+        reads the rows it has not been approved to read."""
         connection = reading.connection
         connection.execute("BEGIN")
         try:
             connection.execute(f"SET LOCAL lock_timeout = '{PROOF_LOCK_TIMEOUT}'")
             connection.execute(f"SET LOCAL statement_timeout = '{PROOF_STATEMENT_TIMEOUT}'")
-            return prove_on(_PostgresSession(connection, self), changes, views, reads, savepoints=True)
+            planned_only = [c.model_copy(update={"statements": tuple(map(_without_rows, c.statements))})
+                            if c.kind == "MaterializedTable" else c for c in changes]
+            return prove_on(_PostgresSession(connection, self), planned_only, views, reads, savepoints=True)
         finally:
             connection.execute("ROLLBACK")
 
@@ -282,6 +297,21 @@ def _release(connection: psycopg.Connection) -> None:
     connection.close()
 
 
+def _without_rows(statement: str) -> str:
+    """`CREATE TABLE ... AS query` made to create the table without running the query (`WITH NO DATA`);
+    any other statement as it is."""
+    try:
+        tree = sqlglot.parse_one(statement, read=ENGINE)
+    except sqlglot.errors.SqlglotError:
+        return statement
+    if not (isinstance(tree, exp.Create) and tree.kind == "TABLE" and isinstance(tree.expression, exp.Query)):
+        return statement
+    properties = tree.args.get("properties") or exp.Properties(expressions=[])
+    properties.append("expressions", exp.WithDataProperty(no=True))
+    tree.set("properties", properties)
+    return tree.sql(dialect=ENGINE)
+
+
 def sql_setting(name: str, value: str) -> str:
     return f"SET {name} = {sql.literal(str(value)).sql(ENGINE)}"
 
@@ -289,6 +319,10 @@ def sql_setting(name: str, value: str) -> str:
 class _PostgresSession(ConnectionSession):
     engine = ENGINE
     error = psycopg.Error
+
+    def stop_statement(self) -> None:
+        with contextlib.suppress(psycopg.Error):   # the statement ended meanwhile, or the server is gone
+            self.connection.cancel_safe(timeout=CANCEL_TIMEOUT)
 
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:

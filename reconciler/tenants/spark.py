@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
-from .. import secrets, sql
+from .. import column_types, secrets, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey
-from ..plan import Change
+from ..plan import Change, Refusal
 from ..state import ColumnState, DesiredState, LiveObject, LiveState
 from . import catalog
-from .base import Adapter, Session, StatementFailed
+from .base import Adapter, Session, StatementFailed, Unprovable
 from .ddl import Compiler
 
 ENGINE = "spark"
@@ -205,6 +205,16 @@ class SparkCompiler(Compiler):
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
 
+    def misfit(self, column: str, new: str, old: str) -> str:
+        """A cast to CHAR(n) or VARCHAR(n) ignores the length here; a write does not: a longer value fails
+        it or loses its trailing spaces, and a CHAR(n) pads a shorter one (read back with its padding, a
+        value it changes)."""
+        bound = column_types.length_bound(new, ENGINE)
+        if bound is None:
+            return super().misfit(column, new, old)
+        kind, length = bound
+        return f"(length(CAST({column} AS STRING)) {'<>' if kind == 'CHAR' else '>'} {length})"
+
 
 def _created_properties(table) -> dict[str, str]:
     """A Delta table's properties as created: the reconciler's own, or, re-creating a live table
@@ -294,10 +304,6 @@ class SparkAdapter(Adapter):
         name = "".join(c if c.isalnum() or c == "_" else "_" for c in f"{table.schema}__{table.name}__{run_id}")
         return name if len(name) <= 120 else f"{name[:100]}_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
-    def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
-                 reads) -> list:
-        return []   # no shadow: Spark SQL cannot roll a statement back
-
     def restore_point(self, session: Session, found: LiveObject, run_id: str, rewritten: bool) -> str:
         """A Delta table the run alters in place (nothing lost) is put back from its own history, the
         version it has now: no copy of a lakehouse table for an added column. Anything else, and a
@@ -327,6 +333,38 @@ class SparkAdapter(Adapter):
                                   f"{before.version} ({'; '.join(foreign)}), which restoring would undo; run it "
                                   "by hand once that is acceptable, or put the table back otherwise")
         session.execute(restore)
+
+    # -- proving -----------------------------------------------------------------------------
+    def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
+                 reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
+        """Spark runs no DDL that can be rolled back, so nothing is run: each statement is planned by
+        EXPLAIN on the endpoint, which analyses it against the catalog as it is (names, columns, types,
+        functions, what a table's format supports) and runs nothing. A statement naming what an earlier
+        statement of the plan changes (or a change the plan blocks) would be analysed against what it
+        was, so it is not proven, nor is the rest of its change, nor any view left in place that reads
+        what the plan changes: all said (`Unprovable`, with the refusals found), never guessed."""
+        refusals, unproven, changed = [], [], set()
+        for change in changes:
+            if change.conflict:   # blocked: what reads it waits for it, and is not proven either
+                changed.add((change.key.schema.lower(), change.key.name.lower()))
+            proving = True
+            for statement in change.statements:
+                if proving and sql.depends_on(statement, ENGINE) & changed:
+                    unproven.append(change.object)
+                    proving = False
+                if proving:
+                    refused = _explained(reading, statement)
+                    if refused is not None:
+                        refusals.append(Refusal(object=change.object, statement=statement, message=refused))
+                        proving = False
+                changed.update((schema.lower(), name.lower()) for schema, name in
+                               sql.written_objects(statement, ENGINE)[0])
+        unproven += [str(view) for view in views]
+        if unproven:
+            raise Unprovable(f"by EXPLAIN, which sees none of the plan's own changes: {_some(unproven)} read or "
+                             f"change what an earlier statement of this plan changes (Spark cannot run the plan "
+                             f"and roll it back; the apply is its proof)", refusals)
+        return refusals
 
     # -- compiling ---------------------------------------------------------------------------
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
@@ -384,6 +422,50 @@ def _blocked(change: Change, want, lacking: Mapping[str, str]) -> Change:
         f"{change.reason}; blocked: table_format is {want.table_format}, and this Spark endpoint has no "
         f"{want.table_format} tables ({lacking[want.table_format]}); give the Spark session Delta Lake, or set "
         "table_format to parquet")})
+
+
+PLANNING_FAILED = "Error occurred during query planning:"   # how EXPLAIN answers for a statement it refuses
+
+
+def _explained(reading: Session, statement: str) -> str | None:
+    """What Spark says planning `statement` (EXPLAIN, which runs nothing) fails on, as it may be shown;
+    None when it plans."""
+    try:
+        said = " ".join(str(row[0]) for row in reading.execute(f"EXPLAIN {statement}"))
+    except StatementFailed as failure:   # a statement EXPLAIN cannot even read
+        return failure.message
+    if not said.strip().startswith(PLANNING_FAILED):
+        return _unnamed_output(reading, statement)
+    message, state, rest = said.strip().removeprefix(PLANNING_FAILED).strip().partition("SQLSTATE: ")
+    # what follows the SQLSTATE is the statement's analysed plan: Spark's internals, not the reason
+    return StatementFailed.engine(statement, Exception(f"{message}{state}{rest[:5]}")).message
+
+
+AUTO_NAMED = "__autoGeneratedAlias"   # the metadata Spark keeps on a column whose name it made up
+
+
+def _unnamed_output(reading: Session, statement: str) -> str | None:
+    """A permanent view whose output carries a name Spark made up is refused when it is created, which
+    EXPLAIN does not reach: its query's analysed columns (analysis runs nothing) say so beforehand."""
+    query = sql.permanent_view_query(statement, ENGINE)
+    if query is None:
+        return None
+    try:
+        fields = reading.connection.sql(query).schema.fields
+    except Exception:  # noqa: BLE001 - EXPLAIN analysed the statement; what the query alone says is no more
+        return None
+    unnamed = [field.name for field in fields if (field.metadata or {}).get(AUTO_NAMED)]
+    if not unnamed:
+        return None
+    return (f"[CREATE_PERMANENT_VIEW_WITHOUT_ALIAS] Spark refuses a permanent view whose column {unnamed[0]} "
+            "is named by Spark itself (an expression without an alias, here or in what the view selects from): "
+            "give it an alias where it is computed")   # names from the statement's own text: nothing to hide
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    """`a, b, c and 97 more`: a plan line stays readable whatever the plan's size."""
+    listed = ", ".join(names[:shown])
+    return f"{listed} and {len(names) - shown} more" if len(names) > shown else listed
 
 
 def _unavailable_formats(connection) -> tuple[tuple[str, str], ...]:
@@ -447,7 +529,7 @@ def _listed(connection, schema: str) -> dict[str, _Listed]:
             if kind in ("array", "map", "struct"):
                 columns = None
                 continue
-            columns.append(ColumnState(name, sql.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
+            columns.append(ColumnState(name, column_types.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
         found[row.tableName] = _Listed(view, fields.get("View Original Text") if view else None,
                                        tuple(columns) if columns is not None else None,
                                        None if view else fields.get("Provider", "").lower() or None,
@@ -476,8 +558,10 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, p
             return None
         raise TenantError(f"cannot read {key}: {str(error).strip().splitlines()[0]}") from None
     columns = tuple(ColumnState(
-        field.name, sql.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING")
-                                    or field.dataType.simpleString(), ENGINE), field.nullable or provider != DELTA,
+        field.name,
+        column_types.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING") or field.dataType.simpleString(),
+                                 ENGINE),
+        field.nullable or provider != DELTA,
         None if view else sql.canonical_default(field.metadata.get("CURRENT_DEFAULT"), ENGINE)) for field in fields)
     return LiveObject(key, "View" if view else "Table", columns, engine_sql=text,
                       table_format=None if view else provider, properties=properties)
