@@ -30,6 +30,7 @@ from .state import (
 
 ENGINE_KINDS = ("Table", "View", "MaterializedTable")   # what the engine holds an object for
 MATERIALIZED = "MaterializedTable"   # a table in the engine, whose rows its query gives
+VIEWS = ("View", "MaterializedTable")   # what gives columns computed from what it reads
 
 
 def diff(desired: DesiredState, live: LiveState, pins: Pins | None = None) -> list[Change]:
@@ -371,10 +372,35 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
         impact = []
         for column, what in sorted(altered.items()):
             reached = list(dict.fromkeys(reader for reader, _ in graphs.downstream_columns(flow, key, column)))
+            reached += _beyond_lineage(key, reached, desired)
             if reached:
                 impact.append(Impact(column=column, change=what, read_by=tuple(map(str, reached))))
         if impact:
             changes[key] = change.model_copy(update={"impact": tuple(impact)})
+
+
+def _beyond_lineage(key: ObjectKey, reached: list[ObjectKey], desired: DesiredState) -> list[ObjectKey]:
+    """What may read a changed column of `key` where binding left the column lineage short, in
+    dependency order: a reader of `key` that binding could not tie to its columns, and everything
+    that reads, directly or through others, such a reader or a reached view with a column whose
+    sources are not known (as a view recreates with anything it reads when they are not known)."""
+    objects = desired.objects
+    unbound = [reader for reader, obj in objects.items() if key in obj.dependencies and reader not in reached
+               and key not in dict(obj.reads) and not (obj.exposes if obj.kind in VIEWS else obj.reads)]
+    short = [*unbound, *(r for r in reached if r in objects and _lineage_unknown(objects[r]))]
+    if not short:
+        return []
+    graph = graphs.build({k: o.dependencies for k, o in objects.items()}, {k: o.kind for k, o in objects.items()})
+    found = set(unbound) | graphs.downstream(graph, short)
+    return [k for k in graphs.order(graph) if k in found and k not in reached]
+
+
+def _lineage_unknown(obj: ObjectState) -> bool:
+    """A view (or table built from SQL) some column of which binding could not say the sources of."""
+    if obj.kind not in VIEWS:
+        return False
+    derived = {column for column, _ in obj.derived}
+    return not obj.exposes or any(column not in derived for column in obj.exposes)
 
 
 def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired: DesiredState,

@@ -95,3 +95,35 @@ def test_graph_columns_draws_expression_and_rename_lineage_and_nothing_binding_d
         ("sales.customer_transactions.currency", "sales.vw_gross.other_col"),
         ("sales.vw_gross.other_col", "sales.vw_currencies.currency"),
         ("sales.customer_transactions.currency", "sales.vw_customer_totals.currencies")}
+
+
+def test_the_impact_reaches_past_a_view_column_whose_sources_binding_could_not_establish(
+        landscape: Landscape) -> None:
+    """`amount + r.range` reads a table function's column, so binding draws no lineage for `spread`;
+    `x.*` over a table function leaves vw_rows' columns unknown. What reads them may read amount:
+    the impact lists them (as the plan recreates them), though `graph --columns` draws no edge to
+    them; a view over vw_spread and a view over vw_gross's other_col stay out only where binding
+    says so."""
+    _views(landscape)
+    for name, sql in [
+            ("vw_spread", "SELECT id, amount + r.range AS spread FROM sales.customer_transactions, range(3) AS r"),
+            ("vw_spread_reader", "SELECT spread * 2 AS twice FROM sales.vw_spread"),
+            ("vw_rows", "SELECT x.*, amount * 2 AS doubled FROM sales.customer_transactions, "
+                        "(SELECT * FROM range(3)) AS x"),
+            ("vw_rows_reader", "SELECT doubled FROM sales.vw_rows")]:
+        landscape.write(f"{VIEWS}/{name}.yaml", f"kind: View\nname: {name}\nschema: sales\nsql: {sql}\n")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit(TRANSACTIONS, '{name: amount, type: "DECIMAL(18,2)"', '{name: amount, type: "DECIMAL(20,2)"')
+    plan = json.loads(landscape.run("plan", "dev", "--format", "json").stdout)
+    [change] = [c for c in plan["tenants"][0]["changes"] if c["object"] == "sales.customer_transactions"]
+    [impact] = [i for i in change["impact"] if i["column"] == "amount"]
+    assert {"sales.vw_spread", "sales.vw_spread_reader", "sales.vw_rows", "sales.vw_rows_reader"} <= \
+        set(impact["read_by"])
+    assert "sales.vw_currencies" not in impact["read_by"]
+    recreated = {c["object"] for c in plan["tenants"][0]["changes"] if c["action"] == "replace"}
+    assert set(impact["read_by"]) - {"integration.df_segment_scoring"} == recreated   # the same views
+    drawn = landscape.run("graph", "dev", "--columns", "sales.customer_transactions.amount", "--format", "json")
+    targets = {e["to"] for e in json.loads(drawn.stdout)["edges"]}
+    assert {"sales.vw_spread", "sales.vw_rows"} <= targets   # read, lineage unknown: no column drawn
+    assert not any(t.startswith(("sales.vw_spread.", "sales.vw_spread_reader", "sales.vw_rows_reader"))
+                   for t in targets)
