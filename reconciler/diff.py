@@ -359,7 +359,7 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
     flow = graphs.column_flow(((key, source, columns) for key, obj in desired.objects.items()
                                for source, columns in obj.reads),
                               ((key, output, pairs) for key, obj in desired.objects.items()
-                               for output, pairs in obj.derived))
+                               for output, pairs in _computed_from(obj)))
     for key, change in list(changes.items()):
         if change.kind != "Table" or change.action not in ("update", "replace"):
             continue
@@ -372,35 +372,35 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
         impact = []
         for column, what in sorted(altered.items()):
             reached = list(dict.fromkeys(reader for reader, _ in graphs.downstream_columns(flow, key, column)))
-            reached += _beyond_lineage(key, reached, desired)
+            reached += _unbound_readers(key, reached, desired)
             if reached:
                 impact.append(Impact(column=column, change=what, read_by=tuple(map(str, reached))))
         if impact:
             changes[key] = change.model_copy(update={"impact": tuple(impact)})
 
 
-def _beyond_lineage(key: ObjectKey, reached: list[ObjectKey], desired: DesiredState) -> list[ObjectKey]:
-    """What may read a changed column of `key` where binding left the column lineage short, in
-    dependency order: a reader of `key` that binding could not tie to its columns, and everything
-    that reads, directly or through others, such a reader or a reached view with a column whose
-    sources are not known (as a view recreates with anything it reads when they are not known)."""
-    objects = desired.objects
-    unbound = [reader for reader, obj in objects.items() if key in obj.dependencies and reader not in reached
-               and key not in dict(obj.reads) and not (obj.exposes if obj.kind in VIEWS else obj.reads)]
-    short = [*unbound, *(r for r in reached if r in objects and _lineage_unknown(objects[r]))]
-    if not short:
+def _computed_from(obj: ObjectState) -> list[tuple[str, tuple[tuple[ObjectKey, str], ...]]]:
+    """What each column a view gives is computed from, for the impact: as bound; a column whose sources
+    binding could not establish, from every column the view reads (as the view is recreated with any)."""
+    derived = dict(obj.derived)
+    read = tuple((source, name) for source, names in obj.reads for name in names)
+    return [(column, derived.get(column, read)) for column in obj.exposes] if obj.kind in VIEWS else []
+
+
+def _unbound_readers(key: ObjectKey, reached: list[ObjectKey], desired: DesiredState) -> list[ObjectKey]:
+    """What binding could not tie to columns (a view whose columns are not known, a data flow that
+    did not bind) reading `key` or what reaches its changed column, and everything that reads those,
+    directly or through others: any of it may read the column. In dependency order."""
+    objects, near = desired.objects, {key, *reached}
+    unbound = [reader for reader, obj in objects.items() if reader not in near and not (
+        obj.exposes if obj.kind in VIEWS else obj.reads) and near.intersection(obj.dependencies)]
+    unbound += [reader for reader in reached if reader in objects and objects[reader].kind in VIEWS
+                and not objects[reader].exposes]   # read, but what it gives is not known
+    if not unbound:
         return []
     graph = graphs.build({k: o.dependencies for k, o in objects.items()}, {k: o.kind for k, o in objects.items()})
-    found = set(unbound) | graphs.downstream(graph, short)
-    return [k for k in graphs.order(graph) if k in found and k not in reached]
-
-
-def _lineage_unknown(obj: ObjectState) -> bool:
-    """A view (or table built from SQL) some column of which binding could not say the sources of."""
-    if obj.kind not in VIEWS:
-        return False
-    derived = {column for column, _ in obj.derived}
-    return not obj.exposes or any(column not in derived for column in obj.exposes)
+    found = set(unbound) | graphs.downstream(graph, unbound)
+    return [k for k in graphs.order(graph) if k in found and k not in near]
 
 
 def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired: DesiredState,
