@@ -392,8 +392,8 @@ def _unbound_readers(key: ObjectKey, reached: list[ObjectKey], desired: DesiredS
     did not bind) reading `key` or what reaches its changed column, and everything that reads those,
     directly or through others: any of it may read the column. In dependency order."""
     objects, near = desired.objects, {key, *reached}
-    unbound = [reader for reader, obj in objects.items() if reader not in near and not (
-        obj.exposes if obj.kind in VIEWS else obj.reads) and near.intersection(obj.dependencies)]
+    unbound = [reader for reader, obj in objects.items() if reader not in near and near.intersection(obj.dependencies)
+               and (obj.kind in VIEWS and not obj.exposes or obj.kind == "DataFlow" and not obj.reads)]
     unbound += [reader for reader in reached if reader in objects and objects[reader].kind in VIEWS
                 and not objects[reader].exposes]   # read, but what it gives is not known
     if not unbound:
