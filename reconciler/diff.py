@@ -398,9 +398,8 @@ def _unbound_readers(key: ObjectKey, reached: list[ObjectKey], desired: DesiredS
                 and not objects[reader].exposes]   # read, but what it gives is not known
     if not unbound:
         return []
-    graph = graphs.build({k: o.dependencies for k, o in objects.items()}, {k: o.kind for k, o in objects.items()})
-    found = set(unbound) | graphs.downstream(graph, unbound)
-    return [k for k in graphs.order(graph) if k in found and k not in near]
+    found = set(unbound) | graphs.downstream(desired.graph, unbound)
+    return [k for k in graphs.order(desired.graph) if k in found and k not in near]
 
 
 def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired: DesiredState,
