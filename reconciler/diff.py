@@ -30,6 +30,7 @@ from .state import (
 
 ENGINE_KINDS = ("Table", "View", "MaterializedTable")   # what the engine holds an object for
 MATERIALIZED = "MaterializedTable"   # a table in the engine, whose rows its query gives
+VIEWS = ("View", "MaterializedTable")   # what gives columns computed from what it reads
 
 
 def diff(desired: DesiredState, live: LiveState, pins: Pins | None = None) -> list[Change]:
@@ -358,7 +359,7 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
     flow = graphs.column_flow(((key, source, columns) for key, obj in desired.objects.items()
                                for source, columns in obj.reads),
                               ((key, output, pairs) for key, obj in desired.objects.items()
-                               for output, pairs in obj.derived))
+                               for output, pairs in _computed_from(obj)))
     for key, change in list(changes.items()):
         if change.kind != "Table" or change.action not in ("update", "replace"):
             continue
@@ -371,10 +372,34 @@ def _column_impact(changes: dict[ObjectKey, Change], desired: DesiredState) -> N
         impact = []
         for column, what in sorted(altered.items()):
             reached = list(dict.fromkeys(reader for reader, _ in graphs.downstream_columns(flow, key, column)))
+            reached += _unbound_readers(key, reached, desired)
             if reached:
                 impact.append(Impact(column=column, change=what, read_by=tuple(map(str, reached))))
         if impact:
             changes[key] = change.model_copy(update={"impact": tuple(impact)})
+
+
+def _computed_from(obj: ObjectState) -> list[tuple[str, tuple[tuple[ObjectKey, str], ...]]]:
+    """What each column a view gives is computed from, for the impact: as bound; a column whose sources
+    binding could not establish, from every column the view reads (as the view is recreated with any)."""
+    derived = dict(obj.derived)
+    read = tuple((source, name) for source, names in obj.reads for name in names)
+    return [(column, derived.get(column, read)) for column in obj.exposes] if obj.kind in VIEWS else []
+
+
+def _unbound_readers(key: ObjectKey, reached: list[ObjectKey], desired: DesiredState) -> list[ObjectKey]:
+    """What binding could not tie to columns (a view whose columns are not known, a data flow that
+    did not bind) reading `key` or what reaches its changed column, and everything that reads those,
+    directly or through others: any of it may read the column. In dependency order."""
+    objects, near = desired.objects, {key, *reached}
+    unbound = [reader for reader, obj in objects.items() if reader not in near and near.intersection(obj.dependencies)
+               and (obj.kind in VIEWS and not obj.exposes or obj.kind == "DataFlow" and not obj.reads)]
+    unbound += [reader for reader in reached if reader in objects and objects[reader].kind in VIEWS
+                and not objects[reader].exposes]   # read, but what it gives is not known
+    if not unbound:
+        return []
+    found = set(unbound) | graphs.downstream(desired.graph, unbound)
+    return [k for k in graphs.order(desired.graph) if k in found and k not in near]
 
 
 def _block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired: DesiredState,
