@@ -46,7 +46,7 @@ from .source import (
     available_environments,
     read_environment,
 )
-from .tenants.base import engines
+from .engine_registry import engines
 
 READABLE = (Table, View, MaterializedTable)   # what SQL (and checks) may read: what holds rows
 SECRETS_CACHE = "secrets-1"       # findings per file blob; a new name when the secret rules change
