@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from . import faults, sql
 from . import graph as graphs
+from .check_types import DataCheck, Declared, Result
 from .model import Check, MaterializedTable, ObjectKey, Table, View
-from .tenants.base import StatementFailed
+from .sessions import StatementFailed
 
 if TYPE_CHECKING:
     from .plan import Change
@@ -32,59 +32,6 @@ SAMPLE_ROWS = 5
 CHECKS_VERSION = "1"   # part of the cache key of a built check query: a new value when `build` changes
 NOTHING_SHOWN = "offending_row"   # the one column of a check whose every column is sensitive
 _PARTITION_COUNT = "_reconciler_rows_with_this_key"
-
-
-@dataclass(frozen=True)
-class Declared:
-    """One check as written, in normal form: what it checks and where it was written."""
-
-    name: str                          # for people and the audit: not_null(id), unique(a, b), or its own
-    check: Check
-    columns: tuple[str, ...]           # the columns it is about (none for row_count, expression, sql)
-    loc: tuple[str | int, ...]         # its place in the object's file
-    under_column: bool = False         # written under a column (not at object level)
-
-    @property
-    def kind(self) -> str:
-        return self.check.kind
-
-
-@dataclass(frozen=True)
-class DataCheck:
-    """A check ready to run: its query returns the offending rows, showing the `shown` columns."""
-
-    name: str
-    kind: str
-    severity: str
-    query: str                        # in the landscape's dialect until rendered for an engine
-    shown: tuple[str, ...]
-    reads: tuple[ObjectKey, ...]      # besides its own object (a relationship's target, a sql check's inputs)
-    line: int = 0                     # where it is declared in its object's file
-    parameters: tuple[str, ...] = ()  # the `$$NAME`s its query holds until rendered
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "severity": self.severity, "sql": self.query}
-
-
-@dataclass(frozen=True)
-class Result:
-    object: str
-    check: str
-    kind: str
-    severity: str
-    offending: int
-    sample: tuple[dict, ...] = ()
-
-    @property
-    def outcome(self) -> str:
-        return "passed" if not self.offending else "failed" if self.severity == "error" else "warned"
-
-    def describe(self) -> str:
-        rows = f"{self.offending} offending row{'s' * (self.offending != 1)}"
-        if self.kind == "row_count" and self.sample:
-            counted = self.sample[0].get("row_count")
-            rows = f"{counted} row{'s' * (counted != 1)}"
-        return f"{self.object}: {self.check}: {self.outcome} ({rows})"
 
 
 def declared(obj: Table | View | MaterializedTable) -> list[Declared]:
@@ -251,3 +198,9 @@ def summary(results: Sequence[Result], skipped: Sequence[str] = ()) -> str:
 def sample_row(row: dict) -> str:
     return ", ".join(f"{name}={value!r}" if isinstance(value, str) else f"{name}={value}"
                      for name, value in row.items())
+
+
+# the vocabulary lives in check_types; it is named here too, with what builds and runs it
+__all__ = ["DataCheck", "Declared", "Result", "SAMPLE_ROWS", "CHECKS_VERSION", "NOTHING_SHOWN",
+           "declared", "object_columns", "build", "affected", "reached", "run", "failures", "failure_message",
+           "summary", "sample_row"]

@@ -6,17 +6,17 @@ the guards, back up what a change would lose, run every statement, write the cat
 view left in place, require that a new plan is empty (the convergence check), conclude the audit
 record, commit; on any failure roll back and record how the run ended. Also the other writes:
 dry-run audit records, releasing a dead run, dropping backups. An engine whose DDL is not
-transactional is applied by `journaled` (journal, compensate, resume) instead.
+transactional is applied by `journaled` (journal, compensate, resume) instead; what both protocols
+do around their statements (plan again under the lock, the checks, the convergence check) is
+`run_lifecycle`'s.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import getpass
 import os
-import secrets as random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,30 +35,28 @@ from .errors import (
     TenantError,
     TenantLocked,
 )
+from .journaled import apply_journaled, recover
 from .model import ObjectKey
 from .parallel import STOP, each_tenant, stopping
 from .plan import Change, Plan, TenantPlan
-from .planner import Planned, TenantState, check_saved_plan, first_difference, plan_tenant, same_plan
+from .planner import Planned, TenantState, check_saved_plan
+from .run_lifecycle import (
+    NotConverged,
+    Progress,
+    TenantResult,
+    converged,
+    failed_subject,
+    new_run_id,
+    replan,
+    run_checks,
+    warnings,
+)
 from .state import LiveState
 from .tenants import catalog
 from .tenants.base import Adapter, Session, StatementFailed
 
 if TYPE_CHECKING:
     from .reconcile import Workspace
-
-
-@dataclass(frozen=True)
-class TenantResult:
-    tenant: str
-    run_id: str | None
-    outcome: str         # applied | no-changes | failed | refused (a guard) | locked (another run) | stale
-    summary: dict[str, int]
-    error: str | None = None
-    exit_code: int = 0   # the code of the error that stopped this tenant
-    notes: tuple[str, ...] = ()   # what the run did besides its plan (an interrupted run it compensated)
-
-
-Progress = Callable[[str, Change], None]   # (tenant, change) after each change's statements ran
 
 
 def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: Sequence[str] = (),
@@ -127,7 +125,6 @@ def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: st
         raise TenantError(f"tenant {state.tenant.name}: apply --smoke is not built for {state.adapter.engine} yet "
                           "(a data flow's rows there commit as they are written); nothing was changed")
     if not state.adapter.transactional:
-        from .journaled import apply_journaled
         return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra)
     run = catalog.Run(new_run_id(), plan, expected, actor, operation)
     adapter = state.adapter
@@ -185,21 +182,6 @@ def _statements_and_checks(session: Session, state: TenantState, expected: Tenan
     session.check_views(views_to_bind(changes, live, state.desired.engine))
     run_checks(session, state, changes, run)
     return changes
-
-
-def converged(session: Session, state: TenantState, run: catalog.Run, reading: Session | None = None) -> None:
-    """Last inside the transaction, on the tenant as it will commit (its audit row concluded): a new plan
-    must be empty, else NotConverged and nothing commits. That empty plan is what planning the same
-    desired state gives while the tenant hashes as it does now: recorded with both (`snapshot`).
-    `reading`: the session the tenant is read on, where it is not the applying one (journaled runs)."""
-    reading = reading or session
-    live = reading.inspect()
-    after = plan_tenant(state.adapter, state.desired, live, reading, state.acknowledged)
-    if after.changes:
-        raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in after.changes[:5]))
-    if live.digest and state.desired.source_key:
-        catalog.write_snapshot(session, state.desired.environment, state.desired.source_key, live.digest, after,
-                               run.run_id)
 
 
 def _smoke(session: Session, state: TenantState, changes: Sequence[Change]) -> tuple[str, ...]:
@@ -277,75 +259,12 @@ def _flow(session: Session, state: TenantState, flow: ObjectKey) -> tuple[Writte
     return written, checks.run(session, checks.reached({target}, state.desired))
 
 
-def run_checks(session: Session, state: TenantState, changes: Sequence[Change], run: catalog.Run) -> None:
-    """Inside the apply, after its statements: the checks of every object it created or changed and of
-    what reads them; ChecksFailed (nothing commits) when one of severity error found offending rows."""
-    run.checks = checks.run(session, checks.affected(changes, state.desired))
-    failed = checks.failures(run.checks)
-    if failed:
-        raise ChecksFailed(checks.failure_message(state.tenant.name, failed))
-
-
-def warnings(results: Sequence[checks.Result]) -> tuple[str, ...]:
-    return tuple(f"check warned: {r.describe()}" for r in results if r.outcome == "warned")
-
-
 def _undone(session: Session, run: catalog.Run, message: str, error: type[ReconcilerError]) -> ReconcilerError:
     """After a failure inside the transaction: roll it back, record the run as failed with `message`
     (in a transaction of its own), and the error to raise."""
     session.rollback()
     run.conclude(session, "failed", message)
     return error(message)
-
-
-class NotConverged(Exception):
-    """Inside apply: the statements ran but a new plan still has changes (never committed)."""
-
-
-def replan(session: Session, state: TenantState, expected: TenantPlan, plan: Plan, moved: str,
-           allow_data_loss: Sequence[str]) -> tuple[LiveState, TenantPlan]:
-    """The tenant planned again under its lock; GuardRefused or StalePlan (`moved="refuse"`) when
-    that plan is not `expected` and may not run."""
-    live, tenant_plan = _plan_locked(session, state)
-    if not same_plan(tenant_plan, expected):
-        problems = plans.violations(plan.model_copy(update={"tenants": (tenant_plan,)}), allow_data_loss)
-        if problems:
-            raise GuardRefused("refused (planned again under the tenant lock):\n  "
-                               + "\n  ".join(problems) + "\n  nothing was changed")
-        if moved == "refuse":
-            raise StalePlan(f"tenant {expected.tenant}: the tenant changed between plan and apply "
-                            f"({first_difference(tenant_plan, expected)}); nothing was applied; plan again")
-    return live, tenant_plan
-
-
-def failed_subject(changes: Sequence[Change], failure: StatementFailed) -> str:
-    """What a failed statement belonged to, for people: what it says it ran for (an object's data checks,
-    a data flow in `apply --smoke`), a change, the bind check of views, the catalog."""
-    change = next((c for c in changes if failure.statement in c.statements), None)
-    return (failure.subject if failure.subject else f"{change.kind} {change.object}" if change else
-            "views" if failure.statement.startswith("SELECT * FROM") else "catalog")
-
-
-def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, TenantPlan]:
-    """The tenant's plan read inside the apply transaction, after locking every live table it changes
-    (planned again whenever locking found more tables, so the final plan saw only locked rows)."""
-    locked: set[ObjectKey] = set()
-    while True:
-        live = session.inspect()
-        tenant_plan = plan_tenant(state.adapter, state.desired, live, session, state.acknowledged)
-        tables = sorted(set(_changed_tables(tenant_plan.changes, live)) - locked)
-        statements = state.adapter.lock_statements(tables)
-        if not statements:
-            return live, tenant_plan
-        for statement in statements:
-            session.execute(statement)
-        locked |= set(tables)
-
-
-def _changed_tables(changes: Sequence[Change], live: LiveState) -> list[ObjectKey]:
-    """The live tables a plan alters, rebuilds, renames or drops."""
-    keys = (live.find(c.live_key) for c in changes if not c.catalog_only and c.action != "create")
-    return [key for key in keys if key in live.objects and live.objects[key].kind == "Table"]
 
 
 def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Sequence[Change], run: catalog.Run,
@@ -471,7 +390,6 @@ def release(adapter: Adapter, run_id: str) -> str:
     engine whose DDL committed statement by statement, the run is compensated from its journal first,
     as the next apply would (`journaled.recover`). What became of it, for people."""
     if not adapter.transactional:
-        from .journaled import recover
         with adapter.session(create=False, holder={"run_id": f"unlock of {run_id}", "actor": "unlock"}) as session:
             return recover(session, run_id)
     with adapter.session(create=False) as session:
@@ -504,11 +422,6 @@ def drop_backups(adapter: Adapter, names: Sequence[str]) -> None:
         except BaseException:
             session.rollback()
             raise
-
-
-def new_run_id() -> str:
-    now = dt.datetime.now(dt.timezone.utc)
-    return f"{now:%Y%m%dT%H%M%SZ}-{random.token_hex(3)}"
 
 
 def current_actor(repo: Path) -> str:

@@ -30,13 +30,23 @@ from .errors import ApplyFailed, ChecksFailed, GuardRefused, ReconcilerError, St
 from .model import ObjectKey
 from .parallel import STOP
 from .plan import Change, Plan, TenantPlan
+from .run_lifecycle import (
+    NotConverged,
+    Progress,
+    TenantResult,
+    converged,
+    failed_subject,
+    new_run_id,
+    replan,
+    run_checks,
+    warnings,
+)
 from .sql import qualified, written_objects
 from .state import LiveObject, LiveState
 from .tenants import catalog
 from .tenants.base import Session, StatementFailed
 
 if TYPE_CHECKING:
-    from .executor import Progress, TenantResult
     from .planner import TenantState
 
 
@@ -48,17 +58,6 @@ class CompensationFailed(ApplyFailed):
 def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
                     progress: Progress | None, moved: str, allow_data_loss: Sequence[str],
                     extra: Sequence[Change] = ()) -> TenantResult:
-    from .executor import (
-        NotConverged,
-        TenantResult,
-        converged,
-        failed_subject,
-        new_run_id,
-        replan,
-        run_checks,
-        warnings,
-    )
-
     run = catalog.Run(new_run_id(), plan, expected, actor, operation)
     adapter = state.adapter
     with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:

@@ -12,7 +12,7 @@ import dataclasses
 
 from . import column_types, naming, sql
 from .cache import NO_CACHE, Cache
-from .checks import DataCheck
+from .check_types import DataCheck
 from .model import Connection, DataFlow, MaterializedTable, ObjectKey, Rules, Table, Tenant, View
 from .state import ColumnState, DesiredState, ObjectState
 from .validate import Landscape

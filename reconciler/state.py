@@ -19,7 +19,7 @@ from . import graph as graphs
 from .model import ObjectKey
 
 if TYPE_CHECKING:
-    from .checks import DataCheck
+    from .check_types import DataCheck
 
 
 def stable_hash(value: Any) -> str:

@@ -24,6 +24,7 @@ from sqlglot import exp
 from . import bind, checks, column_types, policy, secrets, snapshot, sql
 from . import graph as graphs
 from .cache import NO_CACHE, Cache, content_key
+from .engine_registry import engines
 from .errors import Diagnostic, InvalidInput
 from .model import (
     COLUMN_CHECK_KINDS,
@@ -46,7 +47,6 @@ from .source import (
     available_environments,
     read_environment,
 )
-from .tenants.base import engines
 
 READABLE = (Table, View, MaterializedTable)   # what SQL (and checks) may read: what holds rows
 SECRETS_CACHE = "secrets-1"       # findings per file blob; a new name when the secret rules change

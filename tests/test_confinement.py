@@ -183,7 +183,7 @@ def test_a_duckdb_session_cannot_reach_outside_its_file_whatever_the_sql(landsca
     """Beneath the allowlist, the engine's own confinement: every DuckDB session (a plan's read, the
     shadow, an apply) runs with external access disabled, and no statement can turn it back on."""
     from reconciler.model import Tenant
-    from reconciler.tenants.base import StatementFailed
+    from reconciler.sessions import StatementFailed
     from reconciler.tenants.duckdb import DuckDBAdapter
 
     assert landscape.run("apply", "dev", "--yes").code == 0

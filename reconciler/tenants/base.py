@@ -3,7 +3,9 @@
 An adapter reads a tenant through one read session (`reading`: its tables and views, and the
 `_reconciler` catalog through `catalog`), compiles changes into statements for its engine
 (`compile`, pure), and opens a `session`: one connection holding the tenant lock, in which the
-executor runs one transaction. Never decides what to change.
+executor runs one transaction. Never decides what to change. `StatementFailed` (`sessions`) and
+`engines` (`engine_registry`) live below the adapters and are named here too, for an adapter written
+against this contract.
 """
 
 from __future__ import annotations
@@ -16,39 +18,18 @@ import itertools
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import disclosure, parallel, secrets, sql
+from .. import parallel, secrets, sql
+from ..engine_registry import engines
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change, Refusal
+from ..sessions import NOT_ALLOWED, StatementFailed
 from ..state import DesiredState, LiveObject, LiveState, ObjectState
 from . import catalog
-
-
-class StatementFailed(Exception):
-    """Raised by a session: the statement, the message and, where the engine has one, its SQLSTATE
-    (42501: not allowed). An engine's own message comes through `engine`, which hides what the data or
-    the environment put in it (`disclosure`)."""
-
-    def __init__(self, statement: str, message: str, sqlstate: str | None = None):
-        super().__init__(message)
-        self.statement = statement
-        self.message = message
-        self.sqlstate = sqlstate
-        self.subject: str | None = None   # what it ran for, where the statement alone does not say
-
-    @classmethod
-    def engine(cls, statement: str, error: Exception, sqlstate: str | None = None) -> StatementFailed:
-        """The engine refused `statement` with `error`: its first line, as it may be shown."""
-        said = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return cls(statement, disclosure.shown(said, statement, sqlstate), sqlstate)
-
-
-NOT_ALLOWED = "42501"   # SQLSTATE insufficient_privilege
 
 
 class Unprovable(Exception):
@@ -407,14 +388,6 @@ def waiting(locked: TenantLocked, timeout: float) -> bool:
     """Say once that a run waits for a tenant another run holds (CI logs show why it is quiet)."""
     logging.getLogger("reconciler").warning("%s; waiting up to %g s for it", locked, timeout)
     return True
-
-
-ENGINE_GROUP = "reconciler.engines"   # entry points: URL scheme -> Adapter class
-
-
-def engines() -> dict[str, object]:
-    """Installed engine adapters by URL scheme; another package adds one with an entry point."""
-    return {point.name: point for point in entry_points(group=ENGINE_GROUP)}
 
 
 def adapter_for(tenant: Tenant, repo: Path, lock_timeout: float = 0) -> Adapter:

@@ -26,9 +26,9 @@ from ..model import ObjectKey
 from ..state import CatalogRecord, DesiredState
 
 if TYPE_CHECKING:
-    from ..checks import Result
+    from ..check_types import Result
     from ..plan import Change, Plan, TenantPlan
-    from .base import Session
+    from ..sessions import CatalogSession
 
 CATALOG_SCHEMA = "_reconciler"
 BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
@@ -111,12 +111,12 @@ APPENDED_DDL = (
 
 
 # -- reading ---------------------------------------------------------------------------------
-def columns(session: Session, table: str, schema: str = CATALOG_SCHEMA) -> list[str]:
+def columns(session: CatalogSession, table: str, schema: str = CATALOG_SCHEMA) -> list[str]:
     """The columns a catalog table (or any table) has, in order; none when it does not exist."""
     return session.table_columns(schema, table)
 
 
-def read(session: Session) -> tuple[dict[ObjectKey, CatalogRecord], tuple[str, ...]]:
+def read(session: CatalogSession) -> tuple[dict[ObjectKey, CatalogRecord], tuple[str, ...]]:
     """What the reconciler applied (by key), and the runs the audit still shows as running (for people:
     their process died, or holds the tenant now)."""
     if not columns(session, "objects"):
@@ -135,7 +135,7 @@ def read(session: Session) -> tuple[dict[ObjectKey, CatalogRecord], tuple[str, .
     return records, interrupted
 
 
-def snapshot(session: Session, environment: str, tenant: str) -> tuple[str, str, str] | None:
+def snapshot(session: CatalogSession, environment: str, tenant: str) -> tuple[str, str, str] | None:
     """What the last apply of `environment` left in this tenant: (desired key, live digest, plan JSON)."""
     if not columns(session, "snapshots"):
         return None
@@ -145,7 +145,7 @@ def snapshot(session: Session, environment: str, tenant: str) -> tuple[str, str,
     return tuple(found[0]) if len(found) == 1 else None
 
 
-def backups(session: Session) -> list[dict]:
+def backups(session: CatalogSession) -> list[dict]:
     """The backups the catalog indexes, oldest first (less those dropped, where it only appends)."""
     found = rows(session, "backups", BACKUP_COLUMNS, "created_at, name")
     if session.appends_only and columns(session, "dropped_backups"):
@@ -154,7 +154,7 @@ def backups(session: Session) -> list[dict]:
     return found
 
 
-def rows(session: Session, table: str, wanted: Sequence[str], order: str) -> list[dict]:
+def rows(session: CatalogSession, table: str, wanted: Sequence[str], order: str) -> list[dict]:
     """Rows of a catalog table as dicts, leaving out the columns a catalog written by an older
     version lacks."""
     present = set(columns(session, table))
@@ -166,13 +166,13 @@ def rows(session: Session, table: str, wanted: Sequence[str], order: str) -> lis
 
 
 # -- writing ---------------------------------------------------------------------------------
-def create(session: Session) -> None:
+def create(session: CatalogSession) -> None:
     """The catalog's schemas and tables, where they are missing (idempotent)."""
     for statement in APPENDED_DDL if session.appends_only else CATALOG_DDL:
         session.execute(statement)
 
 
-def write_objects(session: Session, changes: Sequence[Change], desired: DesiredState, run: Run) -> None:
+def write_objects(session: CatalogSession, changes: Sequence[Change], desired: DesiredState, run: Run) -> None:
     """Record what the changes applied: the rows of every object they touch are replaced (folded,
     as the engine compares names), deleted objects' rows removed."""
     gone = [c.key for c in changes] + [ObjectKey.parse(c.renamed_from) for c in changes if c.renamed_from]
@@ -199,7 +199,7 @@ def write_objects(session: Session, changes: Sequence[Change], desired: DesiredS
                     [CATALOG_VERSION, desired.capacity])
 
 
-def write_snapshot(session: Session, environment: str, key: str, digest: str, tenant_plan: TenantPlan,
+def write_snapshot(session: CatalogSession, environment: str, key: str, digest: str, tenant_plan: TenantPlan,
                    run_id: str) -> None:
     """Inside an apply, last: the key of the desired state it made the tenant match, the digest of the
     tenant as it now is, and the (empty) plan they give; nothing when that is what it holds already (an
@@ -217,7 +217,7 @@ def write_snapshot(session: Session, environment: str, key: str, digest: str, te
                     [environment, tenant_plan.tenant, *record, run_id, now()])
 
 
-def write_checks(session: Session, run_id: str, results: Sequence[Result]) -> None:
+def write_checks(session: CatalogSession, run_id: str, results: Sequence[Result]) -> None:
     """The outcome of every check a run ran, with the sample of each failure (never a sensitive column)."""
     at = now()
     session.insert(f"{CATALOG_SCHEMA}.check_results", [
@@ -225,7 +225,7 @@ def write_checks(session: Session, run_id: str, results: Sequence[Result]) -> No
          json.dumps(list(r.sample), default=str) if r.sample else None, at) for r in results])
 
 
-def check_counts(session: Session) -> dict[str, dict[str, int]]:
+def check_counts(session: CatalogSession) -> dict[str, dict[str, int]]:
     """How many data checks of each run passed, warned and failed, by run id."""
     if not columns(session, "check_results"):
         return {}
@@ -245,7 +245,7 @@ def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, a
             f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), count(*) FROM {copy}"]
 
 
-def restore_statements(session: Session, table: ObjectKey, backup: str) -> list[str]:
+def restore_statements(session: CatalogSession, table: ObjectKey, backup: str) -> list[str]:
     """Replace the table's rows with the backup's, for the columns both have (read now)."""
     saved = set(columns(session, backup, BACKUP_SCHEMA))
     common = ", ".join(sql.quote(c, session.engine) for c in columns(session, table.name, table.schema)
@@ -257,7 +257,7 @@ def restore_statements(session: Session, table: ObjectKey, backup: str) -> list[
     return [f"DELETE FROM {target}", f"INSERT INTO {target} ({common}) SELECT {common} FROM {backup_table}"]
 
 
-def drop_backup_statements(session: Session, backup: str) -> list[str]:
+def drop_backup_statements(session: CatalogSession, backup: str) -> list[str]:
     """A backup's table dropped and its index row gone. Where the catalog only appends (and nothing
     rolls back), a tombstone is written first: a run killed between the two leaves a table no listing
     shows, never a listed backup whose table is gone."""
@@ -269,14 +269,14 @@ def drop_backup_statements(session: Session, backup: str) -> list[str]:
     return [f"DROP TABLE {table}", f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {name}"]
 
 
-def release(session: Session, run_id: str, outcome: str = "interrupted",
+def release(session: CatalogSession, run_id: str, outcome: str = "interrupted",
             error: str = "released by reconciler unlock") -> None:
     """A dead run's audit row, concluded (as interrupted, or as what became of it)."""
     _conclude_runs(session, "run_id = ? AND outcome = 'running'", [run_id], outcome=outcome, ended_at=now(),
                    error=error)
 
 
-def _conclude_runs(session: Session, where: str, parameters: Sequence, **values) -> None:
+def _conclude_runs(session: CatalogSession, where: str, parameters: Sequence, **values) -> None:
     """Set columns of the runs `where` selects: an UPDATE, or, where the catalog only appends, a newer
     event of each of those runs (the `runs` view shows the latest)."""
     names = list(values)
@@ -313,7 +313,7 @@ class Before:
 HISTORY_POINT = "version "   # a restore point in the table's history (no copy's name holds a space)
 
 
-def write_journal(session: Session, run_id: str, befores: Sequence[Before]) -> None:
+def write_journal(session: CatalogSession, run_id: str, befores: Sequence[Before]) -> None:
     """Every object the run will touch, as it is now: one statement, before the run's first change."""
     at = now()
     session.insert(f"{CATALOG_SCHEMA}.journal", [
@@ -321,14 +321,14 @@ def write_journal(session: Session, run_id: str, befores: Sequence[Before]) -> N
         for b in befores])
 
 
-def read_journal(session: Session, run_id: str) -> list[Before]:
+def read_journal(session: CatalogSession, run_id: str) -> list[Before]:
     return [Before(step, ObjectKey(schema, name), kind, tuple(map(tuple, json.loads(columns))), definition, point)
             for step, schema, name, kind, columns, definition, point in session.execute(
                 "SELECT step, schema_name, name, kind, columns, view_sql, restore_point "
                 f"FROM {CATALOG_SCHEMA}.journal WHERE run_id = ? ORDER BY step", [run_id])]
 
 
-def running(session: Session) -> list[str]:
+def running(session: CatalogSession) -> list[str]:
     """The runs the audit shows as running, oldest first."""
     if not columns(session, "runs"):
         return []
@@ -360,7 +360,7 @@ class Run:
         self.checks: Sequence[Result] = ()   # what its data checks found: recorded with its outcome
         self.summary: dict[str, int | float] | None = None   # what it did, when that is not its plan's changes
 
-    def record(self, session: Session, outcome: str, error: str | None = None, dry_run: bool = False) -> None:
+    def record(self, session: CatalogSession, outcome: str, error: str | None = None, dry_run: bool = False) -> None:
         self.outcome = outcome
         values = [self.run_id, self.plan.environment, self.tenant_plan.tenant, self.plan.ref, self.plan.commit,
                   self.actor, socket.gethostname(), os.getpid(), self.started,
@@ -374,7 +374,7 @@ class Run:
         session.execute(f"INSERT INTO {CATALOG_SCHEMA}.runs ({', '.join(RUN_COLUMNS)}) "
                         f"VALUES ({', '.join(['?'] * len(RUN_COLUMNS))})", values)
 
-    def start(self, session: Session) -> None:
+    def start(self, session: CatalogSession) -> None:
         session.begin()
         try:
             create(session)
@@ -384,19 +384,19 @@ class Run:
             session.rollback()
             raise
 
-    def supersede(self, session: Session) -> None:
+    def supersede(self, session: CatalogSession) -> None:
         """Inside a transaction that holds the tenant, every other run left 'running' is one whose
         process is gone: concluded as interrupted."""
         _conclude_runs(session, "outcome = 'running' AND run_id <> ?", [self.run_id], outcome="interrupted")
 
-    def finish(self, session: Session, outcome: str, error: str | None = None) -> None:
+    def finish(self, session: CatalogSession, outcome: str, error: str | None = None) -> None:
         self.outcome = outcome
         _conclude_runs(session, "run_id = ?", [self.run_id], outcome=outcome, ended_at=now(), error=error,
                        summary=json.dumps(self.summary or self.tenant_plan.summary))
         if self.checks:
             write_checks(session, self.run_id, self.checks)
 
-    def conclude(self, session: Session, outcome: str, error: str | None) -> None:
+    def conclude(self, session: CatalogSession, outcome: str, error: str | None) -> None:
         """After a rollback: record how the run ended, in a transaction of its own (best effort). Tried
         again when it fails: after Ctrl-C, a stop asked for the statement just stopped can land on this
         one (PostgreSQL's cancel names a connection, not a statement; one more arrives at most)."""
