@@ -2,8 +2,9 @@
 
 Owns which columns every object exposes and reads: a table's are declared; a view's are derived,
 in dependency order, by sqlglot's `qualify_tables` and `qualify_columns` (SQL's scoping rules as
-sqlglot implements and tests them for each dialect) with the declared columns as the schema, and
-read back by `scopes`; a data flow's INSERT column list and arity are checked against its target.
+sqlglot implements and tests them for each dialect) with the declared columns as the schema, read
+back by `scopes`, and typed by `annotate_types` where every engine gives the type sqlglot infers
+(UNKNOWN elsewhere); a data flow's INSERT column list and arity are checked against its target.
 What is certain is a problem at its line and column inside the SQL: a column no source in scope
 has, one two sources have, an output name given twice. What sqlglot cannot decide (a source whose
 columns are not known, a construct it does not model) is no problem here: the engine's proof on a
@@ -22,17 +23,20 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import SqlglotError
+from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify_columns import qualify_columns
 from sqlglot.optimizer.qualify_tables import qualify_tables
+from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.schema import Schema
 
 from . import scopes, sql
 from .cache import NO_CACHE, Cache, content_key
 from .scopes import Problem
 
-BIND_VERSION = "5"
-Columns = dict[str, str]   # column name -> its type in the landscape's dialect (UNKNOWN for views), in order
+BIND_VERSION = "6"
+Columns = dict[str, str]   # column name -> its type in the landscape's dialect (UNKNOWN: not known), in order
+UNKNOWN = "UNKNOWN"
 UNNAMED = "*"   # among an input's columns: it has more, which its engine names (`SELECT count(*) ...`)
 
 __all__ = ["Bound", "Columns", "Problem", "UNNAMED", "bind"]
@@ -85,7 +89,7 @@ def _bind(tree: exp.Expression, dialect: str, inputs: Mapping[str, Columns], tar
                      _sorted(reading.reads) if reading else {})
     if reading is None:
         return Bound(None)
-    outputs = None if reading.outputs is None else {name: "UNKNOWN" for name in reading.outputs}
+    outputs = None if reading.outputs is None else _typed(query, reading.outputs, dialect, inputs)
     return Bound(outputs, tuple(reading.problems), _sorted(reading.reads),
                  {name: sorted([list(pair) for pair in pairs]) for name, pairs in sorted(reading.derived.items())},
                  sorted(reading.stars), reading.unnamed)
@@ -100,7 +104,7 @@ def _qualified(query: exp.Query, dialect: str, inputs: Mapping[str, Columns]) ->
     try:
         normalize_identifiers(query, dialect=binding)
         qualify_tables(query, dialect=binding)
-        qualify_columns(query, _Declared(columns, partial, binding), expand_alias_refs=True, expand_stars=True,
+        qualify_columns(query, _Declared(columns, partial, binding, inputs), expand_alias_refs=True, expand_stars=True,
                         allow_partial_qualification=True)
     except (SqlglotError, RecursionError, AssertionError, KeyError, IndexError, AttributeError, TypeError, ValueError):
         return None   # what sqlglot does not model (or trips on): the engine's proof decides
@@ -109,6 +113,64 @@ def _qualified(query: exp.Query, dialect: str, inputs: Mapping[str, Columns]) ->
         return scopes.read(query, columns, partial, spelled)
     except (SqlglotError, RecursionError):   # a scope sqlglot cannot build (an alias used twice, say)
         return None
+
+
+def _typed(query: exp.Query, names: list[str], dialect: str, inputs: Mapping[str, Columns]) -> Columns:
+    """Each output column's type as sqlglot's `annotate_types` infers it over the inputs' declared types
+    (the qualified `query`, typed in place), where every engine agrees with it (`_certain`); UNKNOWN
+    elsewhere: a type it does not know, an output of a set operation, a computation whose type each
+    engine decides its own way (a sum, a decimal's arithmetic), a query sqlglot trips on."""
+    unknown = {name: UNKNOWN for name in names}
+    if not isinstance(query, exp.Select):
+        return unknown
+    binding = _dialect(dialect)
+    columns = {name: tuple(c.lower() for c in given if c != UNNAMED) for name, given in inputs.items()}
+    partial = frozenset(name for name, given in inputs.items() if UNNAMED in given)
+    try:
+        annotate_types(query, schema=_Declared(columns, partial, binding, inputs), dialect=binding)
+        certain: dict[int, dict[str, bool]] = {}
+        for scope in traverse_scope(query):   # inner scopes first: a CTE before what reads it
+            if isinstance(scope.expression, exp.Select):
+                certain[id(scope.expression)] = {item.alias_or_name.lower(): _certain(item, scope, certain)
+                                                 for item in scope.expression.selects}
+        given = {item.alias_or_name.lower(): item.type for item in query.selects
+                 if certain.get(id(query), {}).get(item.alias_or_name.lower())}
+    except (SqlglotError, RecursionError, AssertionError, KeyError, IndexError, AttributeError, TypeError,
+            ValueError):   # sqlglot's own slips: the type is not known, the view is as good as before
+        return unknown
+    return {name: _spelled(given.get(name.lower()), dialect) for name in names}
+
+
+# what gives BOOLEAN on every engine, whatever it compares
+_PREDICATES = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.And, exp.Or, exp.Not, exp.Is, exp.In,
+               exp.Between, exp.Like, exp.ILike, exp.Exists)
+
+
+def _certain(node: exp.Expression, scope: Scope, certain: Mapping[int, Mapping[str, bool]]) -> bool:
+    """Whether the type sqlglot gave `node` is the one every engine gives it: a declared column's (also
+    through a CTE or a derived table that passes it on), a cast's, a count's, a comparison's. What an
+    engine computes its own way (a sum's widening, decimal arithmetic, a function's text type) is not."""
+    while isinstance(node, (exp.Alias, exp.Paren)):
+        node = node.this
+    if isinstance(node, (exp.Cast, exp.Count, *_PREDICATES)):
+        return True
+    if isinstance(node, exp.Column):
+        source = scope.sources.get(node.table)
+        if isinstance(source, exp.Table):
+            return True
+        if isinstance(source, Scope):
+            return certain.get(id(source.expression), {}).get(node.name.lower(), False)
+    return False
+
+
+def _spelled(kind: exp.DataType | None, dialect: str) -> str:
+    if kind is None or any(inner.is_type(exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL)
+                           for inner in kind.find_all(exp.DataType)):
+        return UNKNOWN   # also a list or struct of what is not known
+    try:
+        return kind.sql(dialect=dialect)
+    except SqlglotError:
+        return UNKNOWN
 
 
 def _note_stars(query: exp.Query) -> None:
@@ -172,26 +234,33 @@ def _dialect(dialect: str) -> Dialect:
 
 
 class _Declared(Schema):
-    """The columns of a statement's inputs, as sqlglot's resolver asks for them (by `schema.name`)."""
+    """The columns of a statement's inputs, and their types, as sqlglot's resolver and type inference
+    ask for them (by `schema.name`)."""
 
-    def __init__(self, columns: Mapping[str, tuple[str, ...]], partial: frozenset[str], dialect: Dialect):
+    def __init__(self, columns: Mapping[str, tuple[str, ...]], partial: frozenset[str], dialect: Dialect,
+                 types: Mapping[str, Columns]):
         self._columns, self._partial, self._dialect = columns, partial, dialect
+        self._types = types   # as declared (spelled as written); read only by annotate_types
 
     @property
     def dialect(self) -> Dialect:
         return self._dialect
 
     def column_names(self, table, only_visible: bool = False, dialect=None, normalize=None) -> list[str]:
-        if not isinstance(table, exp.Table) or table.catalog:
+        name = _table_name(table)
+        if name is None:
             return []
-        name = f"{table.db}.{table.name}".lower() if table.db else table.name.lower()
         return [*self._columns.get(name, ()), *(["*"] if name in self._partial else [])]   # "*": and more
 
     def add_table(self, table, column_mapping=None, dialect=None, normalize=None, match_depth=True) -> None:
         raise NotImplementedError("the inputs are declared, never added")
 
     def get_column_type(self, table, column, dialect=None, normalize=None) -> exp.DataType:
-        return exp.DataType.build("unknown")
+        name = _table_name(table)
+        wanted = (column.name if isinstance(column, exp.Expression) else str(column)).lower()
+        kind = next((kind for given, kind in self._types.get(name or "", {}).items() if given.lower() == wanted),
+                    UNKNOWN)
+        return _data_type(kind, self._dialect).copy()
 
     def get_udf_type(self, udf, dialect=None, normalize=None) -> exp.DataType:
         return exp.DataType.build("unknown")
@@ -203,3 +272,19 @@ class _Declared(Schema):
     @property
     def empty(self) -> bool:
         return not self._columns
+
+
+def _table_name(table) -> str | None:
+    """The lower-case `schema.name` of a table reference sqlglot asks about; None for one with a catalog."""
+    if not isinstance(table, exp.Table) or table.catalog:
+        return None
+    return f"{table.db}.{table.name}".lower() if table.db else table.name.lower()
+
+
+@functools.lru_cache(maxsize=4096)
+def _data_type(kind: str, dialect: Dialect) -> exp.DataType:
+    """A declared type as sqlglot's type tree (UNKNOWN for one it cannot read); shared, never changed."""
+    try:
+        return exp.DataType.build(kind, dialect=dialect)
+    except (SqlglotError, ValueError):
+        return exp.DataType.build("unknown")
