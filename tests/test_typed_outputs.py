@@ -1,5 +1,5 @@
-"""Typed outputs (issue 23, item 6): every view's columns typed by sqlglot's `annotate_types` over the
-declared tables, UNKNOWN where it cannot tell; those types, not the select list's text, decide which
+"""Typed outputs (issue 23, item 6): every view's columns typed from the declared tables where every
+engine gives the same type, UNKNOWN elsewhere; those types, not the select list's text, decide which
 readers a replaced view recreates, and a view column's checks are type-checked at validate."""
 
 from __future__ import annotations
@@ -173,3 +173,28 @@ def test_a_check_on_a_view_column_of_another_type_is_an_error_at_validate(landsc
     assert f"{PAIR}:7:35: error[check]: check accepted_values(id): 'one' is not a number, and the column is " \
            "BIGINT" in result.stderr
     assert "internal error" not in result.stderr
+
+
+def test_a_view_recorded_before_typed_outputs_changes_nothing_and_falls_back_to_its_select_list(
+        landscape: Landscape) -> None:
+    """A catalog written before views' columns were typed: the next plan shows no change (the types are
+    no part of what the view is), and a rewrite is judged as before, by its select-list entries."""
+    codes(landscape, "SELECT id, code, label FROM sales.codes")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    with duckdb.connect(str(landscape.tenant())) as connection:
+        for schema, name, definition in connection.execute(
+                "SELECT schema_name, name, definition FROM _reconciler.objects").fetchall():
+            recorded = json.loads(definition)
+            if recorded.pop("outputs", None) is not None:
+                connection.execute("UPDATE _reconciler.objects SET definition = ? WHERE schema_name = ? AND name = ?",
+                                   [json.dumps(recorded, sort_keys=True), schema, name])
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+    landscape.edit(PAIR, "SELECT id, code, label FROM sales.codes",
+                   "SELECT CAST(label AS VARCHAR) AS label, id, code FROM sales.codes")
+    changes = json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
+    assert ("sales.vw_codes_loud", "recreated: its column loud changes with sales.vw_codes_pair") in [
+        (c["object"], c["reason"]) for c in changes]
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert ["label", "TEXT"] in json.loads(landscape.sql(
+        "SELECT definition FROM _reconciler.objects WHERE name = 'vw_codes_pair'")[0][0])["outputs"]
