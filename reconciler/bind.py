@@ -124,7 +124,8 @@ def _typed(query: exp.Query, names: list[str], dialect: str, inputs: Mapping[str
     binding time less."""
     if not isinstance(query, exp.Select):
         return {name: UNKNOWN for name in names}
-    declared = {source: {column.lower(): kind for column, kind in columns.items()} for source, columns in inputs.items()}
+    declared = {source: {column.lower(): kind for column, kind in columns.items()}
+                for source, columns in inputs.items()}
     typed: dict[int, dict[str, str]] = {}
     try:
         for scope in traverse_scope(query):   # inner scopes first: a CTE before what reads it

@@ -598,8 +598,9 @@ class _Checker:
     def columns(self, objects, facts, dependencies, graph: nx.DiGraph, dialect: str) -> tuple[dict, dict, dict, dict]:
         """Bind every view and data flow against the columns the landscape declares, in dependency
         order; report each column that does not bind at its place inside the SQL. (The columns each
-        table and view exposes, the columns of its inputs each view and data flow reads, what each
-        view column is computed from, what each view gives on through `*`: `Landscape`'s fields.)"""
+        table and view exposes, with their types, `bind.UNNAMED` among them where the engine names
+        some; the columns of its inputs each view and data flow reads, what each view column is
+        computed from, what each view gives on through `*`: `Landscape`'s fields.)"""
         known: dict[ObjectKey, bind.Columns | None] = {}
         read_columns: dict[ObjectKey, dict[ObjectKey, tuple[str, ...]]] = {}
         derived: dict[ObjectKey, dict[str, tuple[tuple[ObjectKey, str], ...]]] = {}

@@ -93,7 +93,8 @@ TABLES = {"s.a": {"id": "BIGINT", "customer_id": "BIGINT", "v": "DOUBLE", "d": "
 QUERIES = [
     "SELECT id, v, d, dt, flag FROM s.a",
     "SELECT a.id, b.name, b.code, b.seen_at FROM s.a AS a JOIN s.b AS b ON a.customer_id = b.customer_id",
-    "SELECT CAST(id AS VARCHAR) AS t, CAST(v AS INTEGER) AS i, CAST(d AS DOUBLE) AS f, id::SMALLINT AS small_id FROM s.a",
+    "SELECT CAST(id AS VARCHAR) AS t, CAST(v AS INTEGER) AS i, CAST(d AS DOUBLE) AS f, id::SMALLINT AS small_id "
+    "FROM s.a",
     "SELECT customer_id, count(*) AS n, count(DISTINCT id) AS k, sum(d) AS total, avg(id) AS mean, max(v) AS top "
     "FROM s.a GROUP BY customer_id",
     "SELECT id > 1 AS big, name LIKE 'a%' AS a_name, code IN (1, 2) AS small, seen_at IS NULL AS never, "
