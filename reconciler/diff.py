@@ -128,7 +128,7 @@ def _materialized(want: ObjectState, record: CatalogRecord, engine: str) -> Chan
     type) changed; its rows are what the query gives, so a rebuild is expected to change them."""
     if record.content_hash == want.content_hash:
         return None
-    details = (*_details(_without_checks(record.definition), _without_checks(want.definition)),
+    details = (*_details(_compared(record.definition), _compared(want.definition)),
                *_check_details(record.definition, want.definition, engine))
     if not details:   # only what its checks show changed
         return None
@@ -223,7 +223,7 @@ def _flag_probable_table_renames(changes: dict[ObjectKey, Change], desired: Desi
 
 def _view(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: str) -> Change | None:
     same = record.content_hash == want.content_hash
-    details = () if same else (*_details(_without_checks(record.definition), _without_checks(want.definition)),
+    details = () if same else (*_details(_compared(record.definition), _compared(want.definition)),
                                *_check_details(record.definition, want.definition, engine))
     if found.engine_sql != record.engine_sql:
         return _change("update", want, "low", "changed outside the reconciler (drift)",
@@ -233,7 +233,7 @@ def _view(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: s
         return None
     if all(d.field.startswith("checks.") for d in details):   # the view itself stays as it is
         return _change("update", want, "low", _catalog_reason(details), details, catalog_only=True)
-    if record.definition.get("projection", want.projection) != want.projection:
+    if _columns_change(record.definition, want.definition):
         return _change("replace", want, "medium", "the view's columns change", details)
     return _change("update", want, "low", "query changed, same columns", details)
 
@@ -274,10 +274,40 @@ def _altered_columns(change: Change) -> frozenset[str] | None:
     return frozenset(altered)
 
 
+def _columns_change(before: dict, after: dict) -> bool:
+    """Whether a view's new definition changes its columns (their names, order or types: what
+    replacing it in place may not change on PostgreSQL). Certain only where both typed columns are
+    known; else (a record written before they were, a type not known) where its select list's text
+    changes."""
+    typed = _typed_outputs(before), _typed_outputs(after)
+    if None not in typed and list(typed[0].items()) == list(typed[1].items()) \
+            and "UNKNOWN" not in typed[0].values():
+        return False
+    return before.get("projection", after.get("projection")) != after.get("projection")
+
+
+def _typed_outputs(definition: dict) -> dict[str, str] | None:
+    """The typed columns (lower-case name -> type) recorded with a view's or MaterializedTable's
+    definition, in order; None for a record written before they were, or where some are named by
+    each engine itself (`*`)."""
+    outputs = definition.get("outputs")
+    if outputs is None or any(name == "*" for name, _ in outputs):
+        return None
+    return {name.lower(): kind for name, kind in outputs}
+
+
 def _altered_view_columns(record: CatalogRecord | None, want: ObjectState, dialect: str) -> frozenset[str] | None:
-    """The columns of a view whose select-list entry its own change adds, removes or rewrites;
-    None where that is not known (a `*`, a view that was something else)."""
-    if record is None or record.kind != "View":
+    """The columns of a view or MaterializedTable its own change adds, drops or retypes, from the typed
+    columns recorded when it was created and the desired ones (a type not known on either side counts
+    as altered: only what is certain is left alone); None where that is not known (a view that was
+    something else). A record without typed columns: the views whose select-list entry changes."""
+    if record is None or record.kind != want.kind or record.kind not in ("View", MATERIALIZED):
+        return None
+    before, after = _typed_outputs(record.definition), _typed_outputs(want.definition)
+    if before is not None and after is not None:
+        return frozenset(name for name in before.keys() | after.keys()
+                         if before.get(name) != after.get(name) or before[name] == "UNKNOWN")
+    if record.kind != "View":
         return None
     before = sql.select_items(record.definition.get("projection", ""), dialect)
     after = sql.select_items(want.projection, dialect)
@@ -478,8 +508,10 @@ def _check_details(before: dict, after: dict, engine: str) -> tuple[Detail, ...]
     return _details(named[0], named[1], prefix="checks")
 
 
-def _without_checks(definition: dict) -> dict:
-    return {key: value for key, value in definition.items() if key != "checks"}
+def _compared(definition: dict) -> dict:
+    """What is compared field by field: not the checks (`_check_details`), nor the typed columns
+    inferred from the definition (`_altered_view_columns`)."""
+    return {key: value for key, value in definition.items() if key not in ("checks", "outputs")}
 
 
 def _catalog_reason(details: Sequence[Detail]) -> str:

@@ -51,6 +51,17 @@ class _Renderer:
                 self.connections.setdefault(obj.name, key)
                 self.connections[str(key)] = key
 
+    def outputs(self, key: ObjectKey) -> dict:
+        """The columns a view or MaterializedTable gives, typed as binding inferred them (in the landscape's
+        dialect, UNKNOWN where it cannot tell; `*` for those each engine names itself): what decides,
+        when it is replaced, which of its readers are recreated. Recorded beside its definition, never
+        part of its content (`ObjectState.content_hash`): a better inference changes no object."""
+        columns = self.landscape.columns.get(key)
+        if columns is None:
+            return {}
+        unnamed = [["*", "UNKNOWN"]] if key in self.landscape.unnamed else []
+        return {"outputs": [[name, kind] for name, kind in columns.items()] + unnamed}
+
     def key(self, key: ObjectKey) -> ObjectKey:
         schema = self.rules.schemas.get(key.schema)
         return key if schema is None else ObjectKey(schema, key.name)
@@ -73,14 +84,15 @@ class _Renderer:
             return self.checked(ObjectState(**common, sql=rendered, projection=facts.projection,
                                             definition={"kind": "View", "sql": rendered,
                                                         "projection": facts.projection,
-                                                        "description": obj.description}), key)
+                                                        "description": obj.description, **self.outputs(key)}), key)
         if isinstance(obj, MaterializedTable):
             rendered = self.statement(sql.materialized(obj.sql, [(c.name, c.type) for c in obj.columns],
                                                        list(self.landscape.columns.get(key, {})), self.dialect))
             pinned = [{"name": c.name, "type": sql.normalize_type(c.type, self.dialect, self.engine)}
                       for c in obj.columns]
             return self.checked(ObjectState(**common, sql=rendered, definition={
-                "kind": "MaterializedTable", "sql": rendered, "columns": pinned, "description": obj.description}), key)
+                "kind": "MaterializedTable", "sql": rendered, "columns": pinned, "description": obj.description,
+                **self.outputs(key)}), key)
         if isinstance(obj, DataFlow):
             connection = self.connections[self.rules.connections.get(obj.connection, obj.connection)]
             rendered = self.statement(obj.sql)

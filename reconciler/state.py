@@ -63,7 +63,8 @@ class ObjectState:
 
     @functools.cached_property
     def content_hash(self) -> str:
-        return stable_hash(self.definition)
+        """What the object is: its definition, without the typed columns inferred from it (`outputs`)."""
+        return stable_hash({key: value for key, value in self.definition.items() if key != "outputs"})
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ class Landscape:
     key: str | None = None   # everything validating it read, and the code that did (`snapshot.desired_key`)
     sensitive: dict[ObjectKey, set[str]] = field(default_factory=dict, repr=False)
     # ^ each table's and view's columns no sample may show, and no engine message may quote (`_sensitive`)
+    unnamed: frozenset[ObjectKey] = frozenset()   # views giving columns each engine names itself (not in `columns`)
 
     @property
     def sensitive_names(self) -> set[str]:
@@ -138,6 +139,9 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     graph = graphs.build(dependencies, {k: o.kind for k, o in objects.items()})
     cyclic = checker.cycles(graph)
     bound = checker.columns(objects, facts, dependencies, graph, dialect) if not cyclic else ({}, {}, {}, {})
+    unnamed = frozenset(key for key, columns in bound[0].items() if bind.UNNAMED in columns)
+    bound = ({key: {name: kind for name, kind in columns.items() if name != bind.UNNAMED}
+              for key, columns in bound[0].items()}, *bound[1:])
     sensitive = _sensitive(objects, graph, *bound) if not cyclic else {}
     data_checks = checker.checks(objects, dependencies, graph, bound[0], sensitive, dialect) if not cyclic else {}
     if environment is not None and objects:
@@ -148,7 +152,8 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     files = [(d.path, d.blob) for d in (source.environment, *source.objects) if d is not None]
     return Landscape(source, environment, dict(sorted(objects.items())), checker.documents,
                      facts, dependencies, graph, *bound, data_checks,
-                     key=snapshot.desired_key(source.name, environments, files, allow_empty), sensitive=sensitive)
+                     key=snapshot.desired_key(source.name, environments, files, allow_empty), sensitive=sensitive,
+                     unnamed=unnamed)
 
 
 def valid_environment(source: EnvironmentSource, environments: Iterable[str], cache: Cache = NO_CACHE
@@ -593,8 +598,9 @@ class _Checker:
     def columns(self, objects, facts, dependencies, graph: nx.DiGraph, dialect: str) -> tuple[dict, dict, dict, dict]:
         """Bind every view and data flow against the columns the landscape declares, in dependency
         order; report each column that does not bind at its place inside the SQL. (The columns each
-        table and view exposes, the columns of its inputs each view and data flow reads, what each
-        view column is computed from, what each view gives on through `*`: `Landscape`'s fields.)"""
+        table and view exposes, with their types, `bind.UNNAMED` among them where the engine names
+        some; the columns of its inputs each view and data flow reads, what each view column is
+        computed from, what each view gives on through `*`: `Landscape`'s fields.)"""
         known: dict[ObjectKey, bind.Columns | None] = {}
         read_columns: dict[ObjectKey, dict[ObjectKey, tuple[str, ...]]] = {}
         derived: dict[ObjectKey, dict[str, tuple[tuple[ObjectKey, str], ...]]] = {}
@@ -616,8 +622,7 @@ class _Checker:
                 line, column = document.where_inside(("sql",), problem.line, problem.column)
                 hint = _did_you_mean(problem.word, problem.candidates) if problem.word else ""
                 self.diagnostics.append(Diagnostic(document.path, line, column, "column", problem.message + hint))
-        return ({key: {name: kind for name, kind in columns.items() if name != bind.UNNAMED}
-                 for key, columns in known.items() if columns is not None}, read_columns, derived, stars)
+        return ({key: columns for key, columns in known.items() if columns is not None}, read_columns, derived, stars)
 
     def _bind(self, key: ObjectKey, objects, facts, dependencies: tuple[ObjectKey, ...],
               known: dict[ObjectKey, bind.Columns | None], dialect: str,
