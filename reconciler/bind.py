@@ -33,7 +33,7 @@ from . import scopes, sql
 from .cache import NO_CACHE, Cache, content_key
 from .scopes import Problem
 
-BIND_VERSION = "7"
+BIND_VERSION = "8"
 Columns = dict[str, str]   # column name -> its type in the landscape's dialect (UNKNOWN: not known), in order
 UNKNOWN = "UNKNOWN"
 UNNAMED = "*"   # among an input's columns: it has more, which its engine names (`SELECT count(*) ...`)

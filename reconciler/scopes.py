@@ -63,12 +63,15 @@ def note(identifier: exp.Identifier) -> None:
     each one once): its spelling where lower case changes it (a view's columns are named as written);
     on a select list, the aliases it gives (ORDER BY and HAVING may name them after an alias list has
     renamed them); on a derived table's or CTE's query, the names its alias list gives its columns
-    (sqlglot forgets them, and over a set operation never applies them)."""
+    (sqlglot forgets them, and over a set operation never applies them); on a select, the columns its
+    USING joins merge (qualifying rewrites USING as ON)."""
     if identifier.this != identifier.this.lower() and "spelled" not in identifier.meta:
         identifier.meta["spelled"] = identifier.this
     parent = identifier.parent
     if isinstance(parent, exp.Alias) and identifier.arg_key == "alias" and isinstance(parent.parent, exp.Select):
         parent.parent.meta.setdefault("aliases", set()).add(identifier.this.lower())
+    elif isinstance(parent, exp.Join) and identifier.arg_key == "using" and isinstance(parent.parent, exp.Select):
+        parent.parent.meta.setdefault("merged", set()).add(identifier.this.lower())   # qualifying makes it ON
     elif isinstance(parent, exp.TableAlias) and identifier.arg_key == "columns" and \
             isinstance(parent.parent, (exp.Subquery, exp.CTE)) and isinstance(parent.parent.this, exp.Query):
         query = parent.parent.this
@@ -287,6 +290,8 @@ class _Reader:
                 if owners or not all(s.complete for s in group) or any(name in s.columns for s in sources):
                     return []
             owners = [s for s in sources if name in s.columns]
+            if len(owners) > 1 and name in _merged(level):
+                return []   # USING's merged column, which the engine may read unqualified: its to decide
             if len(owners) > 1:
                 return [self._ambiguous(column, owners)]
             if level is not scope and name in level.expression.meta.get("aliases", set()):
@@ -427,6 +432,12 @@ def _used(root: Scope) -> set[int]:
         stack += [*scope.set_operation_scopes, *scope.table_scopes, *scope.subquery_scopes,
                   *(source for _, source in scope.selected_sources.values() if isinstance(source, Scope))]
     return used
+
+
+def _merged(scope: Scope) -> set[str]:
+    """The columns a USING join of the scope merges (lower case, as `note` kept them): named unqualified,
+    each is one column."""
+    return scope.expression.meta.get("merged", set())
 
 
 def _made(column: exp.Column) -> bool:
