@@ -77,6 +77,11 @@ class Session(abc.ABC):
     def rollback(self) -> None: ...
 
     @abc.abstractmethod
+    def read_only(self) -> contextlib.AbstractContextManager[None]:
+        """What runs inside changes nothing (`reconciler check`), and how the engine makes sure of it:
+        each session says, as a context manager."""
+
+    @abc.abstractmethod
     def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]: ...
 
     @abc.abstractmethod
