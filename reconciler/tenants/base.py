@@ -372,6 +372,12 @@ class Adapter(abc.ABC):
         the plan changes until it ends (none where the tenant lock already excludes every writer)."""
         return []
 
+    def lock_holder(self) -> Mapping[str, str] | None:
+        """Who holds the tenant lock, where the lock is a row in the tenant that outlives a dead run (a
+        lease: Spark), for `reconciler unlock`; None when it is free, or where the engine's lock dies
+        with its process."""
+        return None
+
     @abc.abstractmethod
     def session(self, create: bool, holder: Mapping[str, str] | None = None
                 ) -> contextlib.AbstractContextManager[Session]:
