@@ -371,3 +371,28 @@ def test_a_backup_is_unlisted_before_its_table_is_dropped(spark_server: str, spa
         tombstone, drop = catalog.drop_backup_statements(session, "sales__orders__1")
     assert tombstone.startswith("INSERT INTO _reconciler.dropped_backups SELECT 'sales__orders__1', CAST(")
     assert drop == "DROP TABLE `_reconciler_backup`.`sales__orders__1`"
+
+
+def test_folders_a_dropped_catalog_left_in_the_warehouse_are_named_never_exit_70(spark_landscape: Landscape,
+                                                                                 spark) -> None:
+    """A warehouse holding folders of `_reconciler` tables that are gone (issue 29: exit 70,
+    LOCATION_ALREADY_EXISTS): Spark will not make a managed table over a folder, and reading the old
+    rows as the catalog's (a journal from another life) is what must never happen. Each apply says
+    which folder to remove (exit 1) and leaves the tenant untouched; once they are gone it applies."""
+    import shutil
+
+    warehouse = Path(spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:"))
+    stale = [warehouse / "_reconciler.db" / "lock_00000001", warehouse / "_reconciler.db" / "run_log"]
+    for folder in stale:
+        folder.mkdir(parents=True)
+        (folder / "part-00000.parquet").write_bytes(b"left by a catalog dropped without its files")
+
+    for folder in stale:
+        result = spark_landscape.run("apply", "dev", "--yes")
+        assert result.code == 1, result.output
+        assert f"the folder {folder} is left in the warehouse" in result.stderr, result.output
+        assert "Traceback" not in result.output and "internal error" not in result.output
+        assert "sales" not in [row[0] for row in spark.sql("SHOW NAMESPACES").collect()]
+        shutil.rmtree(folder)
+
+    assert spark_landscape.run("apply", "dev", "--yes").code == 0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import sql
+from ..errors import TenantError
 from ..model import ObjectKey
 from ..state import CatalogRecord, DesiredState
 
@@ -167,9 +168,16 @@ def rows(session: Session, table: str, wanted: Sequence[str], order: str) -> lis
 
 # -- writing ---------------------------------------------------------------------------------
 def create(session: Session) -> None:
-    """The catalog's schemas and tables, where they are missing (idempotent)."""
+    """The catalog's schemas and tables, where they are missing (idempotent). A statement the engine
+    refuses is the tenant's problem to say (TenantError), never an internal error."""
+    from .base import StatementFailed   # base reads the catalog: imported here, not at the top
+
     for statement in APPENDED_DDL if session.appends_only else CATALOG_DDL:
-        session.execute(statement)
+        try:
+            session.execute(statement)
+        except StatementFailed as failure:
+            raise TenantError(f"the reconciler's catalog cannot be made in tenant {session.adapter.tenant.name}: "
+                              f"{failure.message}\n  statement: {' '.join(failure.statement.split())}") from None
 
 
 def write_objects(session: Session, changes: Sequence[Change], desired: DesiredState, run: Run) -> None:

@@ -79,8 +79,10 @@ class TableLock:
             if holder is None or self.free(holder):
                 try:
                     self._create(newest + 1)
-                except StatementFailed:   # another run created that generation first: it holds the tenant
-                    continue
+                except StatementFailed as failure:
+                    if self.newest()[0] > newest:   # another run created that generation first: it holds the tenant
+                        continue
+                    raise TenantError(f"{self.describe}: the tenant lock cannot be taken: {failure.message}") from None
                 self.taken_over = holder if holder and holder.get("released") != "true" else None
                 for old in range(max(newest - 2, 1), newest):   # the last generations stay for people
                     self.session.execute(f"DROP TABLE IF EXISTS {self._name(old)}")
@@ -610,6 +612,24 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, p
                       table_format=None if view else provider, properties=properties)
 
 
+def _left_folder(error: Exception) -> str | None:
+    """What to do when Spark will not make a managed table because its folder is in the warehouse
+    (LOCATION_ALREADY_EXISTS: a table of that name dropped without its files, or a catalog's folder
+    kept while its metastore was not). Creating the table over that folder would make its old files
+    the new table's rows (an old journal, an old lock), so it is never done: the folder is named, for
+    a person to remove. None for any other error."""
+    condition = getattr(error, "getCondition", lambda: None)()
+    if condition != "LOCATION_ALREADY_EXISTS":
+        return None
+    parameters = error.getMessageParameters() or {}
+    location = urlsplit(parameters.get("location", "").strip("'`"))
+    folder = location.path if location.scheme == "file" else urlunsplit(location)
+    table = parameters.get("identifier") or "of that name"
+    return (f"[LOCATION_ALREADY_EXISTS] the folder {folder} is left in the warehouse, and Spark makes no table "
+            f"{table} over it; it is not read as that table's rows either: once nothing there is wanted, remove "
+            "the folder and run again; the table was not made")
+
+
 class _Recorded:
     """A Spark Connect session that answers only what inspecting asks (SQL, a table's schema, whether a
     schema exists), hashing every question and its whole answer, in order: nothing an adapter reads
@@ -695,6 +715,9 @@ class _SparkSession(Session):
             return [tuple(row) for row in self.connection.sql(statement, args=list(parameters or ()) or None)
                     .collect()]
         except Exception as error:  # noqa: BLE001 - pyspark raises its own tree; the statement says which
+            folder = _left_folder(error)
+            if folder is not None:
+                raise StatementFailed(statement, folder) from None
             raise StatementFailed.engine(statement, error) from None
 
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
