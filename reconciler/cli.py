@@ -750,7 +750,8 @@ def prune_backups(ctx: click.Context, environment: str, older_than: int | None, 
 @click.argument("run_id")
 @click.pass_context
 def unlock(ctx: click.Context, environment: str, run_id: str) -> None:
-    """Release what a dead run left behind: its 'running' audit row and holder note.
+    """Release what a dead run left behind: its 'running' audit row and holder note (on Spark, its
+    lock row too, even one whose lease is no time and so never runs out).
 
     The tenant lock itself is the engine's and dies with its process; a live holder is never
     released (exit 4). On Spark, whose statements committed one by one, the run is first

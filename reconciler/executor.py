@@ -390,7 +390,9 @@ def release(adapter: Adapter, run_id: str) -> str:
     engine whose DDL committed statement by statement, the run is compensated from its journal first,
     as the next apply would (`journaled.recover`). What became of it, for people."""
     if not adapter.transactional:
-        with adapter.session(create=False, holder={"run_id": f"unlock of {run_id}", "actor": "unlock"}) as session:
+        with adapter.session(create=False, holder={"run_id": f"unlock of {run_id}", "actor": "unlock",
+                                                   "unlocks": run_id}) as session:
+            catalog.create(session)   # a run that left only its lock row may have come before the catalog
             return recover(session, run_id)
     with adapter.session(create=False) as session:
         session.begin()

@@ -25,7 +25,8 @@ def backups(workspace: Workspace, environment: str) -> list[dict]:
 
 
 def unlock(workspace: Workspace, environment: str, run_id: str) -> tuple[str, str]:
-    """Conclude a dead run that the audit still shows as running (`executor.release`): its tenant, and
+    """Conclude a dead run that the audit still shows as running, or that left only its tenant lock row
+    (a lease that never runs out: `Adapter.lock_holder`), through `executor.release`: its tenant, and
     what became of the run."""
     landscape = workspace.load(environment)
     running = []
@@ -35,6 +36,10 @@ def unlock(workspace: Workspace, environment: str, run_id: str) -> tuple[str, st
         running += [f"{tenant.name}: {r['run_id']}" for r in runs]
         if any(r["run_id"] == run_id for r in runs):
             return tenant.name, release(adapter, run_id)
+        holder = adapter.lock_holder() or {}
+        if holder.get("run_id") == run_id:
+            return tenant.name, (f"the tenant lock of run {run_id} (lease_until {holder.get('lease_until')!r}) "
+                                 f"released; {release(adapter, run_id)}")
     listing = ", ".join(running) or "none"
     raise TenantError(f"no run {run_id} is left running in {environment} (running: {listing})")
 

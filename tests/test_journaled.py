@@ -294,6 +294,60 @@ def test_a_run_renews_its_lease_and_stops_once_another_took_the_lock_over(spark_
             lock.renew()
 
 
+def test_a_lease_that_is_no_time_keeps_the_tenant_locked_until_unlock(spark_landscape: Landscape, spark) -> None:
+    """A lock row whose lease_until is no time (issue 29: compared as text, 'garbage' never ran out and
+    the message named no way out): the tenant stays locked (exit 4) and the message names the row and
+    `reconciler unlock`, which releases it; then an apply runs."""
+    _foreign_lock(spark, "garbage")
+
+    locked = spark_landscape.run("apply", "dev", "--yes")
+
+    assert locked.code == 4, locked.output
+    assert "locked by the lock row _reconciler.lock_00000001 (run r-elsewhere of github:ci on another-runner), " \
+        "whose lease_until 'garbage' is no UTC time" in locked.stderr
+    assert "`reconciler unlock ENVIRONMENT r-elsewhere` releases it" in locked.stderr
+    assert "Traceback" not in locked.output and "sales" not in [row[0] for row in spark.sql("SHOW NAMESPACES").collect()]
+    unlocked = spark_landscape.run("unlock", "dev", "r-elsewhere")
+    assert unlocked.code == 0, unlocked.output
+    assert "dev: the tenant lock of run r-elsewhere (lease_until 'garbage') released" in unlocked.stdout
+    assert spark_landscape.run("apply", "dev", "--yes").code == 0
+
+
+def test_a_client_whose_clock_is_ahead_cannot_take_a_live_lease_over(spark_server: str, spark, monkeypatch) -> None:
+    """Leases are the endpoint's time (issue 29: a client 31 minutes ahead took a live run's lock over and
+    wrote a lease 61 minutes long): this process's clock is set 31 minutes ahead, the foreign lease has 10
+    minutes left by the endpoint's clock and holds; once it has run out, the lease taken is 30 minutes
+    by the endpoint's clock."""
+    import datetime as dt
+    import types
+
+    from reconciler.errors import TenantLocked
+    from reconciler.model import Tenant
+    from reconciler.tenants import spark as spark_tenant
+    from reconciler.tenants.spark import SparkAdapter, TableLock
+
+    class Ahead(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return dt.datetime.now(tz) + dt.timedelta(minutes=31)
+
+    monkeypatch.setattr(spark_tenant, "dt", types.SimpleNamespace(datetime=Ahead, timedelta=dt.timedelta,
+                                                                  timezone=dt.timezone))
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S")
+    _foreign_lock(spark, later)
+    with SparkAdapter(Tenant(name="dev", url=spark_server), Path(".")).reading() as session:
+        with pytest.raises(TenantLocked, match=f"its lease runs until {later} UTC"):
+            TableLock(session, {"run_id": "mine"}, "tenant dev").acquire()
+        spark.sql("ALTER TABLE _reconciler.lock_00000001 SET TBLPROPERTIES "
+                  "('lease_until' = '2000-01-01 00:00:00')").collect()
+        lock = TableLock(session, {"run_id": "mine"}, "tenant dev")
+        lock.acquire()
+        granted = dict(session.execute("SHOW TBLPROPERTIES _reconciler.lock_00000002"))["lease_until"]
+        lease = dt.datetime.strptime(granted, "%Y-%m-%d %H:%M:%S").replace(tzinfo=dt.timezone.utc)
+        assert lease - dt.datetime.now(dt.timezone.utc) <= TableLock.LEASE
+        lock.release()
+
+
 def test_an_apply_that_takes_a_dead_runs_lock_over_says_so(applied: Landscape, spark) -> None:
     newest = max(int(t.name.removeprefix("lock_")) for t in spark.catalog.listTables("_reconciler")
                  if t.name.startswith("lock_"))
@@ -317,3 +371,28 @@ def test_a_backup_is_unlisted_before_its_table_is_dropped(spark_server: str, spa
         tombstone, drop = catalog.drop_backup_statements(session, "sales__orders__1")
     assert tombstone.startswith("INSERT INTO _reconciler.dropped_backups SELECT 'sales__orders__1', CAST(")
     assert drop == "DROP TABLE `_reconciler_backup`.`sales__orders__1`"
+
+
+def test_folders_a_dropped_catalog_left_in_the_warehouse_are_named_never_exit_70(spark_landscape: Landscape,
+                                                                                 spark) -> None:
+    """A warehouse holding folders of `_reconciler` tables that are gone (issue 29: exit 70,
+    LOCATION_ALREADY_EXISTS): Spark will not make a managed table over a folder, and reading the old
+    rows as the catalog's (a journal from another life) is what must never happen. Each apply says
+    which folder to remove (exit 1) and leaves the tenant untouched; once they are gone it applies."""
+    import shutil
+
+    warehouse = Path(spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:"))
+    stale = [warehouse / "_reconciler.db" / "lock_00000001", warehouse / "_reconciler.db" / "run_log"]
+    for folder in stale:
+        folder.mkdir(parents=True)
+        (folder / "part-00000.parquet").write_bytes(b"left by a catalog dropped without its files")
+
+    for folder in stale:
+        result = spark_landscape.run("apply", "dev", "--yes")
+        assert result.code == 1, result.output
+        assert f"the folder {folder} is left in the warehouse" in result.stderr, result.output
+        assert "Traceback" not in result.output and "internal error" not in result.output
+        assert "sales" not in [row[0] for row in spark.sql("SHOW NAMESPACES").collect()]
+        shutil.rmtree(folder)
+
+    assert spark_landscape.run("apply", "dev", "--yes").code == 0

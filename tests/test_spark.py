@@ -257,3 +257,35 @@ def test_a_promotion_into_a_spark_environment_applies_there(landscape: Landscape
     assert applied.code == 0, applied.output
     assert [c.name for c in spark.catalog.listColumns("sales_qa.vw_customer_active")][-1] == "status"
     assert landscape.run("plan", "qa", "--detailed-exitcode").code == 0
+
+
+def test_check_runs_on_a_spark_tenant_reads_only_and_is_confined_by_the_policy(spark_landscape: Landscape,
+                                                                              spark) -> None:
+    """`reconciler check` on a Spark tenant (issue 29: exit 70, the session had no `read_only`): a row
+    made by hand that breaks a check fails it (exit 1) and the audit records the check; the tenant's
+    objects and rows are as they were. Spark has no read-only transaction: what confines a check
+    there is the policy at validate, which refuses a function that reaches beyond its inputs."""
+    master = "environments/dev/sales/customer_master.yaml"
+    spark_landscape.edit(master, "  - {name: name, type: VARCHAR}",
+                         "  - {name: name, type: VARCHAR, checks: [not_null]}")
+    assert spark_landscape.run("apply", "dev", "--yes").code == 0
+    spark.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'a@x', 'EU', 'ACTIVE', NULL), "
+              "(2, NULL, 'b@x', 'US', 'ACTIVE', NULL)").collect()
+    def tenant() -> tuple:   # the user's schemas: the audit record goes to `_reconciler`
+        return ([found for found in objects(spark) if not found[0].startswith("_reconciler")],
+                sorted(map(tuple, spark.sql("SELECT * FROM sales.customer_master").collect())))
+    before = tenant()
+
+    result = spark_landscape.run("check", "dev")
+
+    assert result.code == 1, result.output
+    assert "FAIL sales.customer_master: not_null(name): failed (1 offending row)" in result.stdout
+    assert tenant() == before
+    last = json.loads(spark_landscape.run("history", "dev", "--format", "json").stdout)[-1]
+    assert (last["operation"], last["outcome"]) == ("check", "failed")
+
+    spark_landscape.edit(master, "primary_key: [id]", "primary_key: [id]\nchecks:\n  - {name: sneaky, sql: "
+                         "\"SELECT id FROM sales.customer_master WHERE reflect('java.lang.System', 'exit', 1) IS NULL\"}")
+    refused = spark_landscape.run("check", "dev")
+    assert refused.code == 1 and "error[function]: check sneaky: reflect()" in refused.stderr, refused.output
+    assert "Traceback" not in refused.output

@@ -58,6 +58,11 @@ class Session(abc.ABC):
     def rollback(self) -> None: ...
 
     @abc.abstractmethod
+    def read_only(self) -> contextlib.AbstractContextManager[None]:
+        """What runs inside changes nothing (`reconciler check`), and how the engine makes sure of it:
+        each session says, as a context manager."""
+
+    @abc.abstractmethod
     def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]: ...
 
     @abc.abstractmethod
@@ -347,6 +352,12 @@ class Adapter(abc.ABC):
         """Statements, run first in the apply transaction, that keep other writers off the live tables
         the plan changes until it ends (none where the tenant lock already excludes every writer)."""
         return []
+
+    def lock_holder(self) -> Mapping[str, str] | None:
+        """Who holds the tenant lock, where the lock is a row in the tenant that outlives a dead run (a
+        lease: Spark), for `reconciler unlock`; None when it is free, or where the engine's lock dies
+        with its process."""
+        return None
 
     @abc.abstractmethod
     def session(self, create: bool, holder: Mapping[str, str] | None = None

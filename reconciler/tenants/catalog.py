@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .. import sql
+from ..errors import TenantError
 from ..model import ObjectKey
+from ..sessions import StatementFailed
 from ..state import CatalogRecord, DesiredState
 
 if TYPE_CHECKING:
@@ -167,9 +169,14 @@ def rows(session: CatalogSession, table: str, wanted: Sequence[str], order: str)
 
 # -- writing ---------------------------------------------------------------------------------
 def create(session: CatalogSession) -> None:
-    """The catalog's schemas and tables, where they are missing (idempotent)."""
+    """The catalog's schemas and tables, where they are missing (idempotent). A statement the engine
+    refuses is the tenant's problem to say (TenantError), never an internal error."""
     for statement in APPENDED_DDL if session.appends_only else CATALOG_DDL:
-        session.execute(statement)
+        try:
+            session.execute(statement)
+        except StatementFailed as failure:
+            raise TenantError(f"the reconciler's catalog cannot be made in tenant {session.adapter.tenant.name}: "
+                              f"{failure.message}\n  statement: {' '.join(failure.statement.split())}") from None
 
 
 def write_objects(session: CatalogSession, changes: Sequence[Change], desired: DesiredState, run: Run) -> None:

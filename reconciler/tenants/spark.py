@@ -55,7 +55,12 @@ class TableLock:
     released; once its lease has passed (another machine's run that stopped without releasing);
     or at once when its holder ran on this machine (same host name and boot) and its process is
     gone (killed). A holder that outlives its lease without renewing may find the tenant taken
-    over: it renews as it goes (`renew`, between statements) and stops when it lost it."""
+    over: it renews as it goes (`renew`, between statements) and stops when it lost it. Leases are
+    written and compared as times by the endpoint's clock (`_endpoint_now`), never the client's: a
+    client whose clock is ahead cannot take a live lock over, nor one behind grant a lease already
+    run out. A lease that is no time (a row edited by hand) never runs out: the tenant stays locked,
+    and the message names the row and `reconciler unlock`, whose run (`holder["unlocks"]`) is the
+    one run that may take that row over."""
 
     PREFIX = "lock_"
     LEASE = dt.timedelta(minutes=30)
@@ -74,13 +79,17 @@ class TableLock:
             if holder is None or self.free(holder):
                 try:
                     self._create(newest + 1)
-                except StatementFailed:   # another run created that generation first: it holds the tenant
-                    continue
+                except StatementFailed as failure:
+                    if self.newest()[0] > newest:   # another run created that generation first: it holds the tenant
+                        continue
+                    raise TenantError(f"{self.describe}: the tenant lock cannot be taken: {failure.message}") from None
                 self.taken_over = holder if holder and holder.get("released") != "true" else None
                 for old in range(max(newest - 2, 1), newest):   # the last generations stay for people
                     self.session.execute(f"DROP TABLE IF EXISTS {self._name(old)}")
                 return
             if time.monotonic() >= deadline:
+                if _lease(holder) is None:
+                    raise TenantLocked(self._malformed(newest, holder))
                 raise TenantLocked(f"{self.describe} is locked by run {holder.get('run_id')} of "
                                    f"{holder.get('actor')} on {holder.get('host')} (pid {holder.get('pid')}), "
                                    f"its lease runs until {holder.get('lease_until')} UTC")
@@ -95,8 +104,12 @@ class TableLock:
         return newest, dict(self.session.execute(f"SHOW TBLPROPERTIES {self._name(newest)}"))
 
     def free(self, holder: dict[str, str]) -> bool:
-        if holder.get("released") == "true" or holder.get("lease_until", "") < _utc(dt.datetime.now(dt.timezone.utc)):
+        lease = _lease(holder)
+        if holder.get("released") == "true" or (lease is not None and lease < _endpoint_now(self.session)):
             return True
+        if lease is None and self.holder.get("unlocks") not in (None, "") \
+                and holder.get("run_id") == self.holder["unlocks"]:
+            return True   # `reconciler unlock` of the run whose lease never runs out
         here = holder.get("host") == self.holder["host"] and holder.get("boot") == self.holder["boot"]
         return here and holder.get("pid", "").isdigit() and not _alive(int(holder["pid"]))
 
@@ -109,7 +122,7 @@ class TableLock:
         if newest != self.generation:
             raise TenantLocked(f"{self.describe}: this run's lock (generation {self.generation}) was taken over "
                                f"by generation {newest} after its lease ran out; stopping")
-        self._properties(lease_until=_utc(at + self.LEASE))
+        self._properties(lease_until=_utc(_endpoint_now(self.session) + self.LEASE))
         self.renewed = at
 
     def release(self) -> None:
@@ -118,8 +131,8 @@ class TableLock:
             self.generation = None
 
     def _create(self, generation: int) -> None:
-        at = dt.datetime.now(dt.timezone.utc)
-        properties = {**self.holder, "lease_until": _utc(at + self.LEASE)}
+        at = dt.datetime.now(dt.timezone.utc)   # when it was last renewed, by this process's own clock
+        properties = {**self.holder, "lease_until": _utc(_endpoint_now(self.session) + self.LEASE)}
         self.session.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog.CATALOG_SCHEMA}")
         self.session.execute(f"CREATE TABLE {self._name(generation)} (held BOOLEAN) USING parquet "
                              f"TBLPROPERTIES ({_assignments(properties)})")
@@ -132,6 +145,15 @@ class TableLock:
     def _name(self, generation: int | None) -> str:
         return f"{catalog.CATALOG_SCHEMA}.{self.PREFIX}{generation:08d}"
 
+    def _malformed(self, generation: int, holder: dict[str, str]) -> str:
+        run = holder.get("run_id")
+        way_out = (f"if run {run} is no longer running, `reconciler unlock ENVIRONMENT {run}` releases it" if run
+                   else f"it names no run: once nothing runs there, drop {self._name(generation)} by hand")
+        return (f"{self.describe} is locked by the lock row {self._name(generation)} (run {run or '?'} of "
+                f"{holder.get('actor', '?')} on {holder.get('host', '?')}), whose lease_until "
+                f"{holder.get('lease_until')!r} is no UTC time (YYYY-MM-DD HH:MM:SS), so it never runs out; "
+                f"{way_out}")
+
 
 def _assignments(values: Mapping[str, str]) -> str:
     """Table properties as TBLPROPERTIES lists them: 'key' = 'value', ..."""
@@ -139,7 +161,25 @@ def _assignments(values: Mapping[str, str]) -> str:
 
 
 def _utc(at: dt.datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S")
+    return at.strftime(LEASE_FORMAT)
+
+
+LEASE_FORMAT = "%Y-%m-%d %H:%M:%S"   # a lease's end, UTC, as a lock row's properties hold it
+
+
+def _lease(holder: Mapping[str, str]) -> dt.datetime | None:
+    """When a lock row's lease runs out, as a time (never compared as text); None when it holds none."""
+    try:
+        return dt.datetime.strptime(holder.get("lease_until") or "", LEASE_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+def _endpoint_now(session: Session) -> dt.datetime:
+    """The endpoint's clock, UTC: every client of a tenant reads the same one (microseconds since the
+    epoch, which no session time zone shifts)."""
+    [(micros,)] = session.execute("SELECT unix_micros(current_timestamp())")
+    return dt.datetime.fromtimestamp(micros / 1_000_000, dt.timezone.utc)
 
 
 def _boot_id() -> str:
@@ -333,6 +373,11 @@ class SparkAdapter(Adapter):
                                   f"{before.version} ({'; '.join(foreign)}), which restoring would undo; run it "
                                   "by hand once that is acceptable, or put the table back otherwise")
         session.execute(restore)
+
+    def lock_holder(self) -> dict[str, str] | None:
+        with self.reading() as reading:
+            _, holder = TableLock(reading, {}, self.describe()).newest()
+        return holder if holder and holder.get("released") != "true" else None
 
     # -- proving -----------------------------------------------------------------------------
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
@@ -567,6 +612,24 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, p
                       table_format=None if view else provider, properties=properties)
 
 
+def _left_folder(error: Exception) -> str | None:
+    """What to do when Spark will not make a managed table because its folder is in the warehouse
+    (LOCATION_ALREADY_EXISTS: a table of that name dropped without its files, or a catalog's folder
+    kept while its metastore was not). Creating the table over that folder would make its old files
+    the new table's rows (an old journal, an old lock), so it is never done: the folder is named, for
+    a person to remove. None for any other error."""
+    condition = getattr(error, "getCondition", lambda: None)()
+    if condition != "LOCATION_ALREADY_EXISTS":
+        return None
+    parameters = error.getMessageParameters() or {}
+    location = urlsplit(parameters.get("location", "").strip("'`"))
+    folder = location.path if location.scheme == "file" else urlunsplit(location)
+    table = parameters.get("identifier") or "of that name"
+    return (f"[LOCATION_ALREADY_EXISTS] the folder {folder} is left in the warehouse, and Spark makes no table "
+            f"{table} over it; it is not read as that table's rows either: once nothing there is wanted, remove "
+            "the folder and run again; the table was not made")
+
+
 class _Recorded:
     """A Spark Connect session that answers only what inspecting asks (SQL, a table's schema, whether a
     schema exists), hashing every question and its whole answer, in order: nothing an adapter reads
@@ -639,11 +702,22 @@ class _SparkSession(Session):
 
     commit = rollback = begin
 
+    @contextlib.contextmanager
+    def read_only(self) -> Iterator[None]:
+        """Spark SQL has no read-only transaction (nor any): what confines a check here is the policy at
+        validate (`policy.py`), which lets a check be one query, with no statement or clause that writes,
+        calling only functions of the allowlist (none that reaches beyond its inputs: `reflect`,
+        `java_method`, ...); nothing here could stop what it let through."""
+        yield
+
     def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]:
         try:
             return [tuple(row) for row in self.connection.sql(statement, args=list(parameters or ()) or None)
                     .collect()]
         except Exception as error:  # noqa: BLE001 - pyspark raises its own tree; the statement says which
+            folder = _left_folder(error)
+            if folder is not None:
+                raise StatementFailed(statement, folder) from None
             raise StatementFailed.engine(statement, error) from None
 
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
