@@ -153,7 +153,7 @@ def test_issue22_10b_ctrl_c_during_a_check_that_never_ends_exits_130_and_changes
         assert snapshot(landscape.tenant(), audit=False) == files
     if command[0] == "apply":
         last = json.loads(landscape.run("history", "dev", "--format", "json").stdout)[-1]
-        assert (last["operation"], last["outcome"]) == ("apply", "interrupted")
+        assert (last["operation"], last["outcome"]) == ("apply", "interrupted"), said_after
         assert "stopped by KeyboardInterrupt" in last["error"]
 
 

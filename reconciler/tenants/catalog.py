@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 CATALOG_SCHEMA = "_reconciler"
 BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
 CATALOG_VERSION = "1"
-CONCLUDE_ATTEMPTS = 3   # how a run's end is recorded after Ctrl-C: a stray stop can land on one attempt
 CATALOG_DDL = (
     f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.objects (
@@ -404,17 +403,13 @@ class Run:
             write_checks(session, self.run_id, self.checks)
 
     def conclude(self, session: CatalogSession, outcome: str, error: str | None) -> None:
-        """After a rollback: record how the run ended, in a transaction of its own (best effort). Tried
-        again when it fails: after Ctrl-C, a stop asked for the statement just stopped can land on this
-        one (PostgreSQL's cancel names a connection, not a statement; one more arrives at most)."""
-        for _ in range(CONCLUDE_ATTEMPTS):
-            try:
-                session.begin()
-                self.finish(session, outcome, error)
-                session.commit()
-                return
-            except Exception:  # noqa: BLE001 - the original error is what the user needs
-                session.rollback()
+        """After a rollback: record how the run ended, in a transaction of its own (best effort)."""
+        try:
+            session.begin()
+            self.finish(session, outcome, error)
+            session.commit()
+        except Exception:  # noqa: BLE001 - the original error is what the user needs
+            session.rollback()
 
 
 def now() -> dt.datetime:

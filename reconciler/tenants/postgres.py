@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import networkx as nx
 import psycopg
+from psycopg import generators
 import sqlglot
 from sqlglot import exp
 
@@ -323,6 +324,16 @@ class _PostgresSession(ConnectionSession):
     def stop_statement(self) -> None:
         with contextlib.suppress(psycopg.Error):   # the statement ended meanwhile, or the server is gone
             self.connection.cancel_safe(timeout=CANCEL_TIMEOUT)
+
+    def rollback(self) -> None:
+        """As any session rolls back, once no statement is in flight: Ctrl-C can land between psycopg
+        sending a statement and waiting for it, where psycopg does not stop it, and the connection then
+        refuses everything ("another command is already in progress") until its result is read."""
+        if self.connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.ACTIVE:
+            with contextlib.suppress(psycopg.Error):
+                self.connection.cancel_safe(timeout=CANCEL_TIMEOUT)
+                self.connection.wait(generators.fetch_many(self.connection.pgconn), timeout=CANCEL_TIMEOUT)
+        super().rollback()
 
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:
