@@ -258,7 +258,9 @@ class _Declared(Schema):
         return [*self._columns.get(name, ()), *(["*"] if name in self._partial else [])]   # "*": and more
 
     def add_table(self, table, column_mapping=None, dialect=None, normalize=None, match_depth=True) -> None:
-        raise NotImplementedError("the inputs are declared, never added")
+        # sqlglot's Schema requires it; qualifying only reads a schema. The inputs are the landscape's
+        # declared columns, read-only by design: adding one would bind against what no file declares.
+        raise TypeError("binding's inputs are the declared columns; a table is never added to them")
 
     def get_column_type(self, table, column, dialect=None, normalize=None) -> exp.DataType:
         return exp.DataType.build("unknown")
