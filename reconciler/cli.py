@@ -23,12 +23,7 @@ from rich.console import Console
 from rich.text import Text
 
 from . import __version__, parallel
-from .errors import (
-    InvalidInput,
-    ReconcilerError,
-    StalePlan,
-    first_code,
-)
+from .errors import InvalidInput, ReconcilerError, StalePlan, first_code
 
 
 def _lazy(name: str):
@@ -45,9 +40,10 @@ def _lazy(name: str):
 
 
 checks, drawing, executor, graphs, housekeeping, observe = (_lazy(f"reconciler.{m}") for m in (
-    "checks", "drawing", "executor", "graph", "housekeeping", "observe"))
-plans, reconcile, report, source, transport = (_lazy(f"reconciler.{m}") for m in ("plan", "reconcile", "report",
-                                                                                   "source", "transport"))
+    "desired.checks", "views.drawing", "apply.executor", "graph", "apply.housekeeping", "gitops.observe"))
+plans, reconcile, report, source, transport = (_lazy(f"reconciler.{m}") for m in (
+    "plan", "planning.environment", "views.report", "desired.source", "gitops.transport"))
+data_checks = _lazy("reconciler.apply.checks")
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64   # the others are on the error classes
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it
@@ -479,7 +475,7 @@ def check(ctx: click.Context, environment: str, selection: str | None, tenants: 
       reconciler check prod --select 'sales.orders+' --format github
     """
     workspace = _workspace(ctx)
-    planned, found = reconcile.check_environment(workspace, environment, ref, tenants or None, selection)
+    planned, found = data_checks.check_environment(workspace, environment, ref, tenants or None, selection)
     actor = executor.current_actor(workspace.repo)
     recorded = {}
     for tenant in found:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from conftest import Landscape
 
-from reconciler import cache as caches
-from reconciler import source
-from reconciler.cache import Cache
+from reconciler.desired import cache as caches
+from reconciler.desired import source
+from reconciler.desired.cache import Cache
 
 DAY = dt.date(2026, 11, 29)
 
