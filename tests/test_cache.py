@@ -84,7 +84,7 @@ def test_a_cache_written_before_entries_had_a_day_and_a_mac_is_carried_on_its_en
 WRITER = """
 import sys
 from pathlib import Path
-from reconciler.cache import Cache
+from reconciler.desired.cache import Cache
 cache = Cache(Path(sys.argv[1]))
 print("ready", flush=True)
 sys.stdin.readline()
