@@ -1,7 +1,7 @@
 """Which engine adapters are installed: entry points in the `reconciler.engines` group, by URL
 scheme. The reconciler's own adapters register there in pyproject.toml like any other package's.
 
-Owns only the registry; never loads an adapter's module (`tenants.base.adapter_for` does). Imports
+Owns only the registry; never loads an adapter's module (`engines.contract.adapter_for` does). Imports
 nothing of ours, so that validating a landscape can ask which engines exist without the adapters.
 """
 

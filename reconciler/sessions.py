@@ -36,7 +36,7 @@ class StatementFailed(Exception):
 
 
 class CatalogSession(Protocol):
-    """What the `_reconciler` catalog asks of a session (`tenants.base.Session` has it all)."""
+    """What the `_reconciler` catalog asks of a session (`engines.contract.Session` has it all)."""
 
     engine: str
     appends_only: bool   # the engine cannot UPDATE or DELETE the catalog's rows: it keeps logs

@@ -172,7 +172,7 @@ class DesiredState:
     capacity: str | None
     objects: dict[ObjectKey, ObjectState]
     dialect: str                                  # the landscape's SQL dialect (its views' projections)
-    source_key: str | None = None                 # what it was rendered from (`snapshot.desired_key`)
+    source_key: str | None = None                 # what it was rendered from (`desired.key.desired_key`)
 
     @functools.cached_property
     def graph(self) -> nx.DiGraph:

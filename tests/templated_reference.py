@@ -67,7 +67,7 @@ def answer(request: dict) -> dict:
     import sqlglot
     from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
 
-    from reconciler import sql
+    from reconciler.desired import sql
 
     dialect, values = request["dialect"], request["values"]
     read, parameter = READERS.setdefault(dialect, templated(dialect))

@@ -16,7 +16,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.tokens import TokenType
 from tools import allowlists
 
-from reconciler import policy, sql
+from reconciler.desired import policy, sql
 
 ENGINES = ("duckdb", "postgres", "spark")
 

@@ -23,11 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import validate
-from reconciler.cache import Cache
+from reconciler.desired import validate
+from reconciler.desired.cache import Cache
+from reconciler.desired.source import EnvironmentSource, parse_yaml
 from reconciler.errors import InvalidInput
 from reconciler.model import ObjectKey
-from reconciler.source import EnvironmentSource, parse_yaml
 
 TABLES = {"a": {"id": "BIGINT", "customer_id": "BIGINT", "v": "DOUBLE"},
           "b": {"customer_id": "BIGINT", "name": "VARCHAR"},

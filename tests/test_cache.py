@@ -15,9 +15,9 @@ from pathlib import Path
 
 from conftest import Landscape
 
-from reconciler import cache as caches
-from reconciler import source
-from reconciler.cache import Cache
+from reconciler.desired import cache as caches
+from reconciler.desired import source
+from reconciler.desired.cache import Cache
 
 DAY = dt.date(2026, 11, 29)
 
@@ -84,7 +84,7 @@ def test_a_cache_written_before_entries_had_a_day_and_a_mac_is_carried_on_its_en
 WRITER = """
 import sys
 from pathlib import Path
-from reconciler.cache import Cache
+from reconciler.desired.cache import Cache
 cache = Cache(Path(sys.argv[1]))
 print("ready", flush=True)
 sys.stdin.readline()

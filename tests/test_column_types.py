@@ -28,12 +28,12 @@ from conftest import EngineLandscape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import column_types, sql
+from reconciler.desired import column_types, sql
+from reconciler.engines.contract import adapter_for
+from reconciler.engines.duckdb import ALIAS
 from reconciler.model import ObjectKey, Tenant
 from reconciler.plan import Change, Detail
 from reconciler.state import ColumnState, LiveObject, LiveState
-from reconciler.tenants.base import adapter_for
-from reconciler.tenants.duckdb import ALIAS
 
 TABLE = "environments/dev/sales/typed.yaml"
 KEY = ObjectKey("sales", "typed")
@@ -261,7 +261,7 @@ def test_postgresql_narrowing_counts_exactly_the_values_its_alter_would_change(p
     refuses its value or changes it (its value cast back to the old type differs)."""
     import psycopg
 
-    from reconciler.tenants.postgres import PostgresCompiler
+    from reconciler.engines.postgres import PostgresCompiler
 
     old, new = (column_types.column_type(kind, "postgres", "postgres") for kind in retype[:2])
     compiler = PostgresCompiler()
@@ -276,7 +276,7 @@ def test_postgresql_narrowing_counts_exactly_the_values_its_alter_would_change(p
             connection.execute(f"CREATE TABLE sales.typed (v {old})")
             connection.execute(f"INSERT INTO sales.typed VALUES ({value})")
             counted = connection.execute(check.query).fetchone()[0]
-            connection.execute(f"CREATE TABLE sales.kept AS SELECT v FROM sales.typed")
+            connection.execute("CREATE TABLE sales.kept AS SELECT v FROM sales.typed")
             try:
                 connection.execute(compiler.retype('"sales"."typed"', '"v"', new))
                 changed = connection.execute(f"SELECT count(*) FROM sales.typed t, sales.kept k WHERE "

@@ -23,7 +23,8 @@ from conftest import Landscape
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import cli, sql
+from reconciler import cli
+from reconciler.desired import sql
 
 REFERENCE = Path(__file__).with_name("templated_reference.py")
 # A probe running the CLI as `reconciler` does, then saying which sqlglot parser it ran on.

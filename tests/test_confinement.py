@@ -182,9 +182,9 @@ def test_4_sql_that_reads_the_process_environment_is_refused_and_prints_no_secre
 def test_a_duckdb_session_cannot_reach_outside_its_file_whatever_the_sql(landscape) -> None:
     """Beneath the allowlist, the engine's own confinement: every DuckDB session (a plan's read, the
     shadow, an apply) runs with external access disabled, and no statement can turn it back on."""
+    from reconciler.engines.duckdb import DuckDBAdapter
     from reconciler.model import Tenant
     from reconciler.sessions import StatementFailed
-    from reconciler.tenants.duckdb import DuckDBAdapter
 
     assert landscape.run("apply", "dev", "--yes").code == 0
     adapter = DuckDBAdapter(Tenant(name="dev", url="duckdb:///.tenants/dev.duckdb"), landscape.root)

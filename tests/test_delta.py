@@ -21,15 +21,15 @@ import yaml
 from conftest import Landscape
 
 from reconciler import plan as plans
-from reconciler import column_types
-from reconciler.diff import diff
-from reconciler.journaled import journal
+from reconciler.apply.journaled import journal
+from reconciler.desired import column_types
+from reconciler.desired.render import render
+from reconciler.engines.catalog import HISTORY_POINT, Before, from_restore_point
+from reconciler.engines.spark import COMPILER, SparkAdapter, foreign_commits
 from reconciler.model import ObjectKey
-from reconciler.reconcile import Workspace
-from reconciler.render import render
+from reconciler.planning.diff import diff
+from reconciler.planning.environment import Workspace
 from reconciler.state import CatalogRecord, ColumnState, LiveObject, LiveState, stable_hash
-from reconciler.tenants.catalog import HISTORY_POINT, Before, from_restore_point
-from reconciler.tenants.spark import COMPILER, SparkAdapter, foreign_commits
 
 CASES = Path(__file__).parent / "cases" / "delta"
 UPDATE = bool(os.environ.get("RECONCILER_UPDATE_GOLDEN"))

@@ -320,11 +320,11 @@ def test_rollback_execute_and_its_undo(every_engine: EngineLandscape) -> None:
 def test_hostile_names_are_only_ever_identifiers(every_engine: EngineLandscape) -> None:
     if every_engine.engine == "spark":
         pytest.skip("Spark refuses any table name but letters, digits and underscores")
+    from reconciler.engines.ddl import Compiler
+    from reconciler.engines.postgres import PostgresCompiler
     from reconciler.model import ObjectKey
     from reconciler.plan import Change
     from reconciler.state import ColumnState, DesiredState, LiveState, ObjectState
-    from reconciler.tenants.ddl import Compiler
-    from reconciler.tenants.postgres import PostgresCompiler
 
     landscape = applied(every_engine)
     landscape.sql("CREATE TABLE y (a INTEGER)")   # in the default schema, where an injected DROP would land

@@ -192,8 +192,8 @@ def test_a_run_whose_tenant_does_not_converge_is_compensated(applied: Landscape,
 def test_a_statement_whose_writes_cannot_be_read_is_not_run() -> None:
     """The journal is read out of the statements; one sqlglot cannot parse would go unjournaled, so
     the apply stops before its first statement."""
+    from reconciler.apply.journaled import journal
     from reconciler.errors import ApplyFailed
-    from reconciler.journaled import journal
     from reconciler.plan import Change
     from reconciler.state import LiveState
 
@@ -207,10 +207,10 @@ def test_a_statement_whose_writes_cannot_be_read_is_not_run() -> None:
 def test_a_compensation_that_fails_keeps_its_restore_points_and_says_so(spark_server: str, spark) -> None:
     """A restore point that cannot be read back (here a view over a table gone since): the error
     names the statement, the restore point stays, nothing is hidden behind a traceback."""
-    from reconciler.journaled import CompensationFailed, compensate
+    from reconciler.apply.journaled import CompensationFailed, compensate
+    from reconciler.engines.catalog import Before
+    from reconciler.engines.spark import SparkAdapter
     from reconciler.model import ObjectKey, Tenant
-    from reconciler.tenants.catalog import Before
-    from reconciler.tenants.spark import SparkAdapter
 
     for statement in ("CREATE SCHEMA scratch", "CREATE TABLE scratch.gone (a INT) USING parquet",
                       "CREATE SCHEMA _reconciler_backup",
@@ -248,9 +248,9 @@ def test_a_lock_held_elsewhere_is_respected_until_its_lease_runs_out(spark_serve
     taken over by creating the next generation (the metastore lets one CREATE win)."""
     import datetime as dt
 
+    from reconciler.engines.spark import SparkAdapter, TableLock
     from reconciler.errors import TenantLocked
     from reconciler.model import Tenant
-    from reconciler.tenants.spark import SparkAdapter, TableLock
 
     later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=10)).strftime("%Y-%m-%d %H:%M:%S")
     _foreign_lock(spark, later)
@@ -271,9 +271,9 @@ def test_a_lock_held_elsewhere_is_respected_until_its_lease_runs_out(spark_serve
 def test_a_run_renews_its_lease_and_stops_once_another_took_the_lock_over(spark_server: str, spark) -> None:
     """A holder stopped past its lease (a paused VM) finds the next generation at its next renewal and
     stops before another statement; one that is not renews the lease a third of the way through it."""
+    from reconciler.engines.spark import SparkAdapter, TableLock
     from reconciler.errors import TenantLocked
     from reconciler.model import Tenant
-    from reconciler.tenants.spark import SparkAdapter, TableLock
 
     adapter = SparkAdapter(Tenant(name="dev", url=spark_server), Path("."))
     with adapter.reading() as session:
@@ -321,10 +321,10 @@ def test_a_client_whose_clock_is_ahead_cannot_take_a_live_lease_over(spark_serve
     import datetime as dt
     import types
 
+    from reconciler.engines import spark as spark_tenant
+    from reconciler.engines.spark import SparkAdapter, TableLock
     from reconciler.errors import TenantLocked
     from reconciler.model import Tenant
-    from reconciler.tenants import spark as spark_tenant
-    from reconciler.tenants.spark import SparkAdapter, TableLock
 
     class Ahead(dt.datetime):
         @classmethod
@@ -363,9 +363,9 @@ def test_an_apply_that_takes_a_dead_runs_lock_over_says_so(applied: Landscape, s
 def test_a_backup_is_unlisted_before_its_table_is_dropped(spark_server: str, spark) -> None:
     """Nothing rolls back on Spark: the tombstone goes first, so a prune killed between the two
     statements leaves a table no listing shows, never a listed backup whose table is gone."""
+    from reconciler.engines import catalog
+    from reconciler.engines.spark import SparkAdapter
     from reconciler.model import Tenant
-    from reconciler.tenants import catalog
-    from reconciler.tenants.spark import SparkAdapter
 
     with SparkAdapter(Tenant(name="dev", url=spark_server), Path(".")).reading() as session:
         tombstone, drop = catalog.drop_backup_statements(session, "sales__orders__1")

@@ -36,10 +36,10 @@ def test_an_import_inside_a_function_that_closes_a_cycle_breaks_the_contracts(tm
     shutil.copytree(ROOT / "reconciler", tmp_path / "reconciler", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     model = tmp_path / "reconciler" / "model.py"
-    model.write_text(model.read_text() + "\n\ndef _applied_at_call_time():\n    from . import executor\n")
+    model.write_text(model.read_text() + "\n\ndef _applied_at_call_time():\n    from .apply import executor\n")
 
     result = lint_imports(tmp_path)
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{NO_CYCLES} BROKEN" in result.stdout
-    assert "reconciler.model is not allowed to import reconciler.executor" in result.stdout
+    assert "reconciler.model is not allowed to import reconciler.apply" in result.stdout

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import EngineLandscape, Landscape
 
-from reconciler import validate
-from reconciler.tenants import duckdb as duckdb_tenant
-from reconciler.tenants import postgres as postgres_tenant
+from reconciler.desired import validate
+from reconciler.engines import duckdb as duckdb_tenant
+from reconciler.engines import postgres as postgres_tenant
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import Landscape
 
-from reconciler import report
-from reconciler.reconcile import Workspace, plan_environment
+from reconciler.planning.environment import Workspace, plan_environment
+from reconciler.views import report
 
 
 def test_markdown_drops_detail_in_order_to_fit_the_limit(landscape: Landscape) -> None:

@@ -9,7 +9,7 @@ import sqlglot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import naming, sql
+from reconciler.desired import naming, sql
 
 TABLE = "CREATE TABLE t (a INTEGER, x DOUBLE, b VARCHAR, d DATE)"
 

@@ -7,9 +7,9 @@ import xml.etree.ElementTree as ElementTree
 
 from conftest import Landscape
 
-from reconciler import drawing
 from reconciler import graph as graphs
 from reconciler.model import ObjectKey
+from reconciler.views import drawing
 
 
 def nodes(landscape: Landscape, *args: str) -> list[str]:

@@ -15,7 +15,7 @@ import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reconciler import policy
+from reconciler.desired import policy
 
 SETUP = ["CREATE SCHEMA s", "CREATE TABLE s.a (id INTEGER PRIMARY KEY, v INTEGER)",
          "CREATE TABLE s.b (id INTEGER PRIMARY KEY, v INTEGER)", "CREATE TABLE s.t (id INTEGER PRIMARY KEY, v INTEGER)",
@@ -35,11 +35,11 @@ def queries(draw, depth: int = 2) -> str:
     return [
         f"WITH x AS ({piece}) SELECT id, v FROM x",
         f"SELECT id, v FROM ({piece if piece in READS else 'SELECT 1 AS id, 1 AS v'}) AS d",
-        f"SELECT id, v FROM s.a FOR UPDATE",
-        f"SELECT id, v FROM s.a WHERE id IN (SELECT id FROM s.b) FOR SHARE",
+        "SELECT id, v FROM s.a FOR UPDATE",
+        "SELECT id, v FROM s.a WHERE id IN (SELECT id FROM s.b) FOR SHARE",
         f"SELECT id, v FROM s.a UNION ALL {inner}",
         f"WITH y AS ({inner}) SELECT id, v FROM y WHERE EXISTS (SELECT 1 FROM s.b)",
-        f"SELECT id, v FROM s.a WHERE v > (SELECT count(*) FROM s.b)",
+        "SELECT id, v FROM s.a WHERE v > (SELECT count(*) FROM s.b)",
     ][shape]
 
 

@@ -69,11 +69,11 @@ def test_1_a_rebuild_never_narrows_values_silently(engine_landscape: EngineLands
 
 def test_1_the_rebuild_itself_proves_every_value_arrived(engine_landscape: EngineLandscape) -> None:
     """The copy-and-swap statements fail on their own when a value changes, even with no check before."""
+    from reconciler.engines.ddl import Compiler
+    from reconciler.engines.postgres import PostgresCompiler
     from reconciler.model import ObjectKey
     from reconciler.plan import Change, Detail
     from reconciler.state import ColumnState, ObjectState
-    from reconciler.tenants.ddl import Compiler
-    from reconciler.tenants.postgres import PostgresCompiler
 
     landscape = with_orders(engine_landscape)
     compiler = PostgresCompiler() if landscape.engine == "postgres" else Compiler()
@@ -663,7 +663,7 @@ def test_16_a_cache_or_rollback_intent_committed_by_a_pull_request_is_never_beli
     """The reconciler's own state lives in .git/reconciler, where no commit can put a file."""
     import sqlite3
 
-    from reconciler.source import YAML_CACHE, blob_id
+    from reconciler.desired.source import YAML_CACHE, blob_id
 
     view = "environments/dev/sales/views/vw_customer_active.yaml"
     poisoned = {"data": {"kind": "View", "name": "vw_customer_active", "schema": "sales",

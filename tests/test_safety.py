@@ -72,10 +72,10 @@ def test_generated_sql_quotes_every_name_so_hostile_names_run_nothing_else(tmp_p
     this proves the second wall: even a hostile name that got through is only ever an identifier."""
     import duckdb
 
+    from reconciler.engines.duckdb import DuckDBAdapter
     from reconciler.model import ObjectKey, Tenant
     from reconciler.plan import Change
     from reconciler.state import ColumnState, DesiredState, LiveState, ObjectState
-    from reconciler.tenants.duckdb import DuckDBAdapter
 
     hostile = 'x"; DROP TABLE y; --'  # the issue's example; names never hold '.'
     key = ObjectKey(hostile, hostile)

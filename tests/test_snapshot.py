@@ -15,7 +15,8 @@ from collections import Counter
 import pytest
 from conftest import EngineLandscape, Landscape
 
-from reconciler import snapshot, validate
+from reconciler.desired import key as desired_key
+from reconciler.desired import validate
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def test_a_changed_folder_or_reconciler_is_planned_the_long_way(landscape: Lands
                    "region, created_at")
     made, _, validated = plans(landscape, monkeypatch, validations)
     assert validated == 0, "the folder is back to what was applied"
-    monkeypatch.setattr(snapshot, "code_identity", lambda: "another version of the reconciler")
+    monkeypatch.setattr(desired_key, "code_identity", lambda: "another version of the reconciler")
     made, long_way, validated = plans(landscape, monkeypatch, validations)
     assert (validated, made) == (1, long_way)
 

@@ -11,7 +11,7 @@ import pytest
 import sqlglot
 from conftest import EngineLandscape, Landscape
 
-from reconciler import bind
+from reconciler.desired import bind
 
 CODES = "environments/dev/sales/codes.yaml"
 PAIR = "environments/dev/sales/views/vw_codes_pair.yaml"

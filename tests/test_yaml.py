@@ -19,9 +19,9 @@ from conftest import Landscape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler import source, sql
-from reconciler.source import EnvironmentSource, parse_yaml
-from reconciler.validate import valid_environment
+from reconciler.desired import source, sql
+from reconciler.desired.source import EnvironmentSource, parse_yaml
+from reconciler.desired.validate import valid_environment
 
 ENVIRONMENT = """name: dev
 tenants:
@@ -164,7 +164,7 @@ def test_what_no_core_pattern_matches_is_text(text: str) -> None:
     ("value: !!binary aGk=", "is not supported"), ("value: !!set {a, b}", "is not supported"),
     ("value: !!python/object/apply:os.system [ls]", "is not supported")])
 def test_a_tag_outside_the_core_schema_is_refused(written: str, message: str) -> None:
-    from reconciler.source import YamlProblem
+    from reconciler.desired.source import YamlProblem
 
     with pytest.raises(YamlProblem, match=re.escape(message)):
         parse_yaml("x.yaml", written + "\n")

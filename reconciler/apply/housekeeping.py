@@ -1,0 +1,94 @@
+"""Tenant housekeeping: backups (list, restore, prune) and releasing what a dead run left.
+
+Owns the order of each (find, check every guard, then write through `planning.environment`); never
+decides what a plan changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .. import plan as plans
+from ..errors import GuardRefused, TenantError
+from ..model import ObjectKey
+from ..planning.environment import Workspace, plan_environment
+from .executor import TenantResult, apply_tenant, current_actor, drop_backups, release
+
+
+def backups(workspace: Workspace, environment: str) -> list[dict]:
+    """Every tenant's backups, oldest first, each with its tenant."""
+    landscape = workspace.load(environment)
+    found = []
+    for tenant in landscape.environment.tenants:
+        found += [{"tenant": tenant.name, **b} for b in workspace.adapter(tenant).backups()]
+    return sorted(found, key=lambda b: (str(b["created_at"]), b["name"]))
+
+
+def unlock(workspace: Workspace, environment: str, run_id: str) -> tuple[str, str]:
+    """Conclude a dead run that the audit still shows as running, or that left only its tenant lock row
+    (a lease that never runs out: `Adapter.lock_holder`), through `executor.release`: its tenant, and
+    what became of the run."""
+    landscape = workspace.load(environment)
+    running = []
+    for tenant in landscape.environment.tenants:
+        adapter = workspace.adapter(tenant)
+        runs = [r for r in adapter.runs() if r["outcome"] == "running"]
+        running += [f"{tenant.name}: {r['run_id']}" for r in runs]
+        if any(r["run_id"] == run_id for r in runs):
+            return tenant.name, release(adapter, run_id)
+        holder = adapter.lock_holder() or {}
+        if holder.get("run_id") == run_id:
+            return tenant.name, (f"the tenant lock of run {run_id} (lease_until {holder.get('lease_until')!r}) "
+                                 f"released; {release(adapter, run_id)}")
+    listing = ", ".join(running) or "none"
+    raise TenantError(f"no run {run_id} is left running in {environment} (running: {listing})")
+
+
+def restore(workspace: Workspace, environment: str, name: str) -> TenantResult:
+    """Bring a backup's rows back into its table, as one plan applied by the normal protocol
+    (lock, transaction, a backup of the rows it replaces, bind check, audit)."""
+    tenant, backup = _find_backup(workspace, environment, name)
+    planned = plan_environment(workspace, environment, None, [tenant])
+    if planned.plan.has_changes:
+        raise GuardRefused(f"tenant {tenant} has pending changes; apply {environment} first so that the restore "
+                           "is the only change")
+    state = planned.states[tenant]
+    key = state.live.find(ObjectKey(backup["schema_name"], backup["table_name"]))
+    if key is None or key not in state.live.objects or key not in state.desired.objects:
+        raise GuardRefused(f"table {backup['schema_name']}.{backup['table_name']} is not in tenant {tenant}; put it "
+                           f"back in the folder (git revert), apply {environment}, then restore")
+    change = plans.Change(action="update", kind="Table", object=str(key), risk="high", data_loss=True,
+                          acknowledged=True, reason=f"restore rows from backup {name} (the current rows are "
+                                                    "backed up first)",
+                          statements=tuple(state.adapter.restore_statements(key, name)))
+    # the tenant must still have nothing pending under the lock; then the restore runs alone
+    return apply_tenant(state, planned.plan.tenants[0], planned.plan, current_actor(workspace.repo), "restore",
+                        extra=(change,))
+
+
+def prune_backups(workspace: Workspace, environment: str, older_than_days: int | None,
+                  execute: bool) -> list[dict]:
+    """Backups older than the retention (the option, else environment.yaml's backup_retention_days);
+    dropped only when `execute`, never otherwise."""
+    landscape = workspace.load(environment)
+    days = older_than_days or landscape.environment.backup_retention_days
+    if days is None:
+        raise GuardRefused("no retention: pass --older-than DAYS or set backup_retention_days in "
+                           f"environments/{environment}/environment.yaml")
+    cutoff = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=days)
+    expired = [b for b in backups(workspace, environment) if b["created_at"] < cutoff]
+    if execute:
+        for tenant in landscape.environment.tenants:
+            mine = [b["name"] for b in expired if b["tenant"] == tenant.name]
+            if mine:
+                drop_backups(workspace.adapter(tenant), mine)
+    return expired
+
+
+def _find_backup(workspace: Workspace, environment: str, name: str) -> tuple[str, dict]:
+    found = backups(workspace, environment)
+    for backup in found:
+        if backup["name"] == name:
+            return backup["tenant"], backup
+    listing = ", ".join(b["name"] for b in found) or "none"
+    raise TenantError(f"no backup {name} in {environment} (backups: {listing})")

@@ -1,0 +1,312 @@
+"""The apply protocol for engines whose DDL commits statement by statement (Spark SQL; Snowflake's
+and HANA's DDL commits implicitly too): journal, compensate, resume. `executor.apply_tenant` hands
+such tenants here.
+
+Under the tenant lock, before its first statement, a run journals every object its statements
+will write (`sql.written_objects`) as it is then: absent, a view and its text, or a table, its
+columns and the statement that re-creates it; a table's rows are copied to a restore point just
+before the first statement that touches it, unless the adapter keeps a history it can restore
+(a Delta table altered in place without loss: its version, journaled). The run's commit point
+is its `applied` event in the catalog's run log: the catalog believes object records only of
+runs that reached it. A failing statement, Ctrl-C, a lock taken over or a failed convergence
+check compensates: every journaled object is put back (what the run created dropped, what it
+changed re-created from its view text or restore point, or restored to its version), each is
+verified to be as it was, and the run is recorded as failed. A run killed outright is compensated
+by the next apply before it plans, and never finished forward: its plan was made for a desired
+state that may have moved since, while its journal says exactly what the tenant was before it.
+Never plans; only writes what the journal and the plan say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from sqlglot.errors import SqlglotError
+
+from .. import faults
+from ..desired.sql import qualified, written_objects
+from ..engines import catalog
+from ..engines.contract import Session, StatementFailed
+from ..errors import ApplyFailed, ChecksFailed, GuardRefused, ReconcilerError, StalePlan
+from ..model import ObjectKey
+from ..parallel import STOP
+from ..plan import Change, Plan, TenantPlan
+from ..planning.diff import views_to_bind
+from ..state import LiveObject, LiveState
+from .lifecycle import (
+    NotConverged,
+    Progress,
+    TenantResult,
+    converged,
+    failed_subject,
+    new_run_id,
+    replan,
+    run_checks,
+    warnings,
+)
+
+if TYPE_CHECKING:
+    from ..planning.tenant import TenantState
+
+
+class CompensationFailed(ApplyFailed):
+    """Putting a run's objects back did not leave them as they were: the journal and the restore
+    points stay for a person to finish with."""
+
+
+def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
+                    progress: Progress | None, moved: str, allow_data_loss: Sequence[str],
+                    extra: Sequence[Change] = ()) -> TenantResult:
+    run = catalog.Run(new_run_id(), plan, expected, actor, operation)
+    adapter = state.adapter
+    with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
+        catalog.create(session)
+        recovered = _taken_over(session) + tuple(recover(session, dead) for dead in catalog.running(session))
+        run.record(session, "running")
+        try:
+            live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
+            run.tenant_plan = tenant_plan
+            changes = (*tenant_plan.changes, *extra)
+            try:
+                befores = journal(changes, live, adapter.engine,
+                                  lambda found, rewritten: adapter.restore_point(session, found, run.run_id, rewritten),
+                                  adapter.definition)
+            except StatementFailed as unreadable:   # a table's history could not be read
+                raise ApplyFailed(f"tenant {expected.tenant}: cannot take a restore point: {unreadable.message}\n"
+                                  f"  statement: {unreadable.statement}\n  nothing was changed") from None
+        except (GuardRefused, StalePlan, ApplyFailed) as refused:   # nothing has run
+            run.finish(session, "refused" if isinstance(refused, GuardRefused) else
+                       "stale" if isinstance(refused, StalePlan) else "failed", str(refused))
+            raise
+        catalog.write_journal(session, run.run_id, befores)
+        try:
+            _execute(session, changes, befores, run, progress)
+            catalog.write_objects(session, tenant_plan.changes, state.desired, run)
+            session.check_views(views_to_bind(changes, live, state.desired.engine))
+            run_checks(session, state, changes, run)
+            run.finish(session, "applied" if changes else "no-changes")   # the commit point
+            with adapter.reading() as fresh:   # the applying session's cached table metadata misses others' edits
+                converged(session, state, run, fresh)   # a hand edit after this reading changes the next digest
+        except BaseException as stopped:
+            if isinstance(stopped, StatementFailed):
+                what = (f"{failed_subject(changes, stopped)}: apply failed: {stopped.message}\n"
+                        f"  statement: {stopped.statement}")
+            elif isinstance(stopped, ChecksFailed):
+                what = str(stopped).removeprefix(f"tenant {expected.tenant}: ")
+            elif isinstance(stopped, NotConverged):
+                what = (f"after the statements a new plan was not empty: {stopped} (this is a reconciler bug, "
+                        "please report it)")
+            else:
+                what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
+            try:
+                put_back = compensate(session, befores)
+            except CompensationFailed as failed:   # left running: the next apply compensates it again
+                raise CompensationFailed(f"tenant {expected.tenant}: {what}\n  {failed}; the run stays recorded "
+                                         "as running, and the next apply tries to put it back again") from None
+            message = (f"tenant {expected.tenant}: {what}\n  {adapter.engine} commits each statement, so the run "
+                       f"was compensated from its journal: {put_back}; the tenant is as it was before the run")
+            run.finish(session, "failed" if isinstance(stopped, Exception) else "interrupted", message)
+            if isinstance(stopped, (StatementFailed, NotConverged)):
+                raise ApplyFailed(message) from None
+            if isinstance(stopped, ReconcilerError):
+                raise type(stopped)(message) from None
+            raise
+        _drop_restore_points(session, befores)
+    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary,
+                        notes=recovered + warnings(run.checks))
+
+
+def _taken_over(session) -> tuple[str, ...]:
+    """Said when this run took the tenant lock over from a holder that never released it."""
+    holder = getattr(getattr(session, "lock", None), "taken_over", None)
+    if not holder:
+        return ()
+    return (f"took over the tenant lock of run {holder.get('run_id', '?')} ({holder.get('actor', '?')} on "
+            f"{holder.get('host', '?')}, pid {holder.get('pid', '?')}), which never released it: its lease ran "
+            f"until {holder.get('lease_until', '?')} UTC, or its process on this machine is gone",)
+
+
+def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_point: Callable[[LiveObject, bool], str],
+            definition: Callable[[LiveObject], str | None]) -> list[catalog.Before]:
+    """Every object the changes' statements write, as the tenant has it now, in the order the
+    changes first touch them (the catalog's own tables are not the plan's objects). A table's
+    restore point is the adapter's (`restore_point(found, rewritten)`): `rewritten` when the run
+    drops it, renames it away or loses data in it, where only a copy of its rows can bring it back."""
+    befores: dict[tuple[str, str], catalog.Before] = {}
+    written: list[tuple[int, ObjectKey]] = []
+    rewritten = {ObjectKey.parse(c.object).folded() for c in changes if c.data_loss}
+    for step, change in enumerate(changes):
+        for statement in change.statements:
+            try:
+                touched, replaced = written_objects(statement, engine)
+                written += [(step, ObjectKey(schema, name)) for schema, name in touched]
+                rewritten |= {ObjectKey(schema, name).folded() for schema, name in replaced}
+            except SqlglotError as error:   # what cannot be journaled is not run
+                raise ApplyFailed(f"{change.kind} {change.object}: cannot tell which objects this statement writes, "
+                                  f"so it cannot be undone: {statement} ({error}); nothing was changed") from None
+    for step, key in written:
+        if key.folded() in befores or key.schema.lower().startswith(catalog.CATALOG_SCHEMA):
+            continue
+        found = live.object(key)
+        befores[key.folded()] = _before(step, found.key if found else key, found,
+                                        lambda table: restore_point(table, table.key.folded() in rewritten), definition)
+    return list(befores.values())
+
+
+def _before(step: int, key: ObjectKey, found: LiveObject | None, restore_point: Callable[[LiveObject], str],
+            definition: Callable[[LiveObject], str | None]) -> catalog.Before:
+    if found is None:
+        return catalog.Before(step, key, "absent")
+    columns = _columns(found)
+    if found.kind == "View":
+        return catalog.Before(step, key, "View", columns, definition=found.engine_sql)
+    return catalog.Before(step, key, "Table", columns, definition=definition(found),
+                          restore_point=restore_point(found))
+
+
+def _columns(found: LiveObject) -> tuple[tuple, ...]:
+    return tuple((c.name, c.type, c.nullable, c.default) for c in found.columns)
+
+
+def _same_columns(found: LiveObject, before: catalog.Before) -> bool:
+    """Whether the object has the columns it was journaled with (as far as that journal tells:
+    one of an older release kept names and types only)."""
+    width = len(before.columns[0]) if before.columns else 4
+    return tuple(column[:width] for column in _columns(found)) == before.columns
+
+
+def _execute(session: Session, changes: Sequence[Change], befores: Sequence[catalog.Before], run: catalog.Run,
+             progress: Progress | None) -> None:
+    """Each change's statements, a table's restore point taken just before the first that touches it."""
+    fault = faults.Fault.from_environment(run.tenant_plan.tenant, STOP)
+    points = {step: [b for b in befores if b.step == step and b.restore_point and b.version is None]
+              for step in range(len(changes))}   # a point in a table's history needs no copy
+    data_loss = {key.folded() for c in changes if c.data_loss for key in [ObjectKey.parse(c.object)]}
+    for step, change in enumerate(changes):
+        statements: list[str] = []
+        for before in points[step]:
+            copy = catalog.backup_statements(session.engine, before.key, before.restore_point, run.run_id,
+                                             run.started)
+            statements += copy if before.key.folded() in data_loss else copy[:1]   # a backup is indexed
+        for statement in [*statements, *change.statements]:
+            if STOP.is_set():
+                raise KeyboardInterrupt
+            session.hold()
+            session.execute(statement)
+            fault.tick()
+        if progress is not None:
+            progress(run.tenant_plan.tenant, change)
+
+
+def compensate(session: Session, befores: Sequence[catalog.Before]) -> str:
+    """Put every journaled object back as it was, then verify each: what was absent dropped, a
+    view re-created from its text, a table re-created from its restore point (one that was never
+    copied was never touched). Newest first for what goes, tables then views for what comes back
+    (a view is created over what it reads). Returns what was done, for people; CompensationFailed
+    (the journal and restore points kept) when a statement of it fails or the result differs."""
+    try:
+        return _put_back(session, befores)
+    except StatementFailed as failure:
+        raise CompensationFailed(f"putting the run's objects back failed: {failure.message}\n  statement: "
+                                 f"{failure.statement}\n  its journal and restore points (schema "
+                                 f"{catalog.BACKUP_SCHEMA}) are kept") from None
+
+
+def _put_back(session: Session, befores: Sequence[catalog.Before]) -> str:
+    engine = session.engine
+    live, _ = session.adapter.engine_objects(session.connection)
+    now = {key.folded(): obj for key, obj in live.items()}
+    points = {name.lower() for name in session.tables(catalog.BACKUP_SCHEMA)}
+    dropped, back, rewound = 0, [], []
+    for before in reversed(befores):
+        found = now.get(before.key.folded())
+        if before.kind == "View" and found is not None and found.kind == "View" \
+                and found.engine_sql == before.definition \
+                and _same_columns(found, before):   # Spark keeps a view's column types from its creation
+            continue
+        if before.version is not None:   # put back in place from its own history (never dropped by the run)
+            if found is not None and found.kind == "Table":
+                rewound.append(before)
+            continue
+        if before.kind == "Table" and (before.restore_point or "").lower() not in points:
+            continue   # its restore point was never taken: nothing touched it
+        if found is not None:
+            session.execute(f"DROP {'VIEW' if found.kind == 'View' else 'TABLE'} "
+                            f"{qualified(found.key.schema, found.key.name, engine)}")
+            dropped += 1
+        if before.kind != "absent":
+            back.append(before)
+    for before in back:
+        if before.kind == "Table":
+            for statement in catalog.from_restore_point(engine, before):
+                session.execute(statement)
+    for before in rewound:
+        session.adapter.restore_from_history(session, before)
+    views = [b for b in back if b.kind == "View"]
+    while views:   # in plan order; a view whose reads are not back yet waits for the next round
+        waiting = []
+        for before in views:
+            try:
+                session.execute(f"CREATE VIEW {qualified(before.key.schema, before.key.name, engine)} "
+                                f"AS {before.definition}")
+            except StatementFailed:
+                waiting.append(before)
+        if len(waiting) == len(views):
+            break
+        views = waiting
+    _verify(session, befores)
+    _drop_restore_points(session, befores)
+    restored = f", {len(rewound)} restored to their version before the run" if rewound else ""
+    return f"{dropped} object{'s' * (dropped != 1)} dropped, {len(back)} re-created as before{restored}"
+
+
+def _verify(session: Session, befores: Sequence[catalog.Before]) -> None:
+    live, _ = session.adapter.engine_objects(session.connection)
+    now = {key.folded(): obj for key, obj in live.items()}
+    wrong = []
+    for before in befores:
+        found = now.get(before.key.folded())
+        kind = found.kind if found is not None else "absent"
+        if kind != before.kind:
+            wrong.append(f"{before.key} is {kind}, was {before.kind}")
+        elif found is not None and not _same_columns(found, before):
+            wrong.append(f"{before.key} has columns {_shown(_columns(found))}, had {_shown(before.columns)}")
+        elif found is not None and found.kind == "View" and found.engine_sql != before.definition:
+            wrong.append(f"view {before.key} reads differently than before")
+    if wrong:
+        raise CompensationFailed("putting the run's objects back did not restore them: " + "; ".join(wrong)
+                                 + f"; its journal and restore points (schema {catalog.BACKUP_SCHEMA}) are kept")
+
+
+def _shown(columns: Sequence[tuple]) -> str:
+    """Columns for people: name, type, NOT NULL and default where the journal has them."""
+    return "(" + ", ".join(" ".join([str(name), str(kind)] + (["NOT NULL"] if rest and rest[0] is False else [])
+                                    + ([f"DEFAULT {rest[1]}"] if len(rest) > 1 and rest[1] is not None else []))
+                           for name, kind, *rest in columns) + ")"
+
+
+def _drop_restore_points(session: Session, befores: Sequence[catalog.Before]) -> None:
+    """A run's restore points once it ended either way; those of changes that lose data are kept as
+    the tenant's backups (indexed in the catalog, for `reconciler restore`)."""
+    kept = {row["name"] for row in catalog.rows(session, "backups", ("name",), "name")}
+    for before in befores:
+        if before.restore_point and before.version is None and before.restore_point not in kept:
+            session.execute(f"DROP TABLE IF EXISTS "
+                            f"{qualified(catalog.BACKUP_SCHEMA, before.restore_point, session.engine)}")
+
+
+def recover(session: Session, run_id: str) -> str:
+    """A run the audit shows as running, found by a run that holds the tenant lock: its process is
+    gone. Compensated from its journal (a run that journaled nothing changed nothing) and concluded;
+    what became of it, for people."""
+    befores = catalog.read_journal(session, run_id)
+    if not befores:
+        catalog.release(session, run_id, "interrupted", "stopped before its first statement; nothing to undo")
+        return f"run {run_id} had been interrupted before its first statement; nothing to undo"
+    put_back = compensate(session, befores)
+    note = (f"run {run_id} had been interrupted; compensated from its journal ({put_back}) rather than "
+            "finished forward: its plan was made for a desired state that may have moved, its journal says "
+            "exactly what the tenant was")
+    catalog.release(session, run_id, "compensated", note)
+    return note

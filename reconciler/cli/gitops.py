@@ -1,0 +1,292 @@
+"""The commands on the landscape's history and across environments: promote, rollback, history,
+status, drift, export, import, report.
+
+Owns their arguments and how their results print. Holds no logic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from rich.text import Text
+
+from .common import (
+    EXIT_CHANGES,
+    cli,
+    err,
+    observe,
+    out,
+    print_lines,
+    print_table,
+    report,
+    transport,
+    workspace_of,
+)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("target")
+@click.option("--objects", "selection", help="Comma-separated objects (schema.name or a unique name); "
+              "their missing dependencies are added.")
+@click.option("--all", "include_removals", is_flag=True, help="Also promote removals.")
+@click.option("--force", is_flag=True, help="Pass the protected-environment gate (needs --reason).")
+@click.option("--reason", help="Why the gate is forced; recorded in the commit message.")
+@click.option("--no-pr", is_flag=True, help="Only write the branch and the pull request body.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def promote(ctx: click.Context, source: str, target: str, selection: str | None, include_removals: bool,
+            force: bool, reason: str | None, no_pr: bool, fmt: str) -> None:
+    """Copy what changed in SOURCE into TARGET's folder, on a new branch, as a pull request.
+
+    \b
+    Example:
+      reconciler promote dev qa
+      reconciler promote qa prod --objects vw_customer_active
+    """
+    if force != bool(reason and reason.strip()):
+        raise click.UsageError("--force and --reason go together; the reason is recorded in the commit")
+    names = [n for n in (selection or "").split(",") if n.strip()] if selection is not None else None
+    result = transport.promote(workspace_of(ctx), source, target, names, include_removals,
+                               reason if force else None, open_pr=not no_pr)
+    promotion = result.promotion
+    if fmt == "json":
+        out.print(json.dumps({"source": promotion.source, "target": promotion.target,
+                              "source_commit": promotion.source_commit,
+                              "moves": [{**asdict(m), "key": str(m.key)} for m in promotion.moves],
+                              "held_back": [{"object": o, "why": w} for o, w in promotion.held_back],
+                              "branch": result.branch, "commit": result.commit,
+                              "body_file": str(result.body_file) if result.body_file else None,
+                              "pull_request": result.pull_request}, indent=2), markup=False)
+        return
+    for name, why in promotion.held_back:
+        err.print(f"held back: {name}: {why}", markup=False)
+    if not promotion.moves:
+        out.print(f"nothing to promote: {target} already holds what {source} has to give", markup=False)
+        return
+    for move in promotion.moves:
+        out.print(f"{move.action:>6} {move.key}  ({move.reason})", markup=False)
+    out.print(f"branch {result.branch} (commit {result.commit[:12]})", markup=False)
+    out.print(f"pull request body: {result.body_file}", markup=False)
+    if result.pull_request:
+        out.print(result.pull_request, markup=False)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--to", "ref", help="The commit, tag or branch to go back to.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted --execute (it says so when it was).")
+@click.option("--abandon", is_flag=True, help="Take an interrupted --execute back: every tenant it changed and git "
+              "return to where it started.")
+@click.option("--pr", "as_pr", is_flag=True, help="Write the rollback commit on a branch and open a pull request.")
+@click.option("--execute", is_flag=True, help="Break glass: commit on this branch and apply at once.")
+@click.option("--allow-data-loss", multiple=True, metavar="SCHEMA.NAME",
+              help="With --execute or --abandon: accept losing data in this object (repeatable); backed up first.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
+@click.pass_context
+def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool, abandon: bool, as_pr: bool,
+             execute: bool, allow_data_loss: tuple[str, ...], fmt: str) -> None:
+    """Reconcile ENVIRONMENT back to its state at an earlier ref (a dry run unless told).
+
+    \b
+    Example:
+      reconciler rollback prod --to HEAD~1
+      reconciler rollback prod --to v1.4 --pr
+      reconciler rollback prod --resume
+      reconciler rollback prod --abandon
+    """
+    if as_pr and execute:
+        raise click.UsageError("choose one of --pr and --execute")
+    if [bool(ref), resume, abandon].count(True) != 1:
+        raise click.UsageError("name where to go back to with --to REF, or finish an interrupted one with --resume, "
+                               "or take it back with --abandon")
+    if abandon:
+        _print_abandoned(transport.abandon_rollback(workspace_of(ctx), environment, allow_data_loss), fmt)
+        return
+    mode = "execute" if execute or resume else "pr" if as_pr else "dry-run"
+    result = (transport.resume_rollback(workspace_of(ctx), environment) if resume else
+              transport.rollback(workspace_of(ctx), environment, ref, mode, allow_data_loss))
+    if fmt == "json":
+        out.print(json.dumps({"environment": result.environment, "ref": result.ref, "mode": result.mode,
+                              "target_commit": result.target_commit, "undoes": list(result.undoes),
+                              "impact": [asdict(row) for row in result.impact], "plan": result.plan.to_dict(),
+                              "branch": result.branch, "commit": result.commit, "checkpoint": result.checkpoint,
+                              "results": [asdict(r) for r in result.results]}, indent=2, default=str), markup=False)
+        return
+    if fmt == "markdown":
+        out.print(report.rollback_markdown(result), markup=False)
+    else:
+        print_lines(report.rollback_text(result))
+    if result.branch:
+        out.print(f"branch {result.branch} (commit {result.commit[:12]})", markup=False)
+        out.print(f"pull request body: {result.body_file}", markup=False)
+        if result.pull_request:
+            out.print(result.pull_request, markup=False)
+    for tenant_result in result.results:
+        out.print(f"{tenant_result.tenant}: {tenant_result.outcome} (run {tenant_result.run_id})", markup=False)
+    if result.checkpoint:
+        out.print(f"checkpoint tag {result.checkpoint}; undo with: reconciler rollback {environment} "
+                  f"--to {result.checkpoint}^", markup=False)
+    if mode == "dry-run":
+        out.print("dry run: no object was changed (the dry run is in each tenant's audit); --pr opens a "
+                  "pull request, --execute applies at once",
+                  markup=False)
+
+
+def _print_abandoned(result, fmt: str) -> None:
+    if fmt == "json":
+        out.print(json.dumps(asdict(result), indent=2, default=str), markup=False)
+        return
+    if result.start:
+        out.print(f"abandoned the rollback of {result.environment}: back where it started, {result.start[:12]}",
+                  markup=False)
+    for tenant_result in result.results:
+        out.print(f"{tenant_result.tenant}: put back, {tenant_result.outcome} (run {tenant_result.run_id})",
+                  markup=False)
+    for tenant in result.untouched:
+        out.print(f"{tenant}: the rollback never changed it", markup=False)
+    for done in result.git:
+        out.print(done, markup=False)
+    for left in result.left:
+        err.print(Text(f"left: {left}", style="yellow"))
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def history(ctx: click.Context, environment: str, fmt: str) -> None:
+    """List the audit records of every tenant of ENVIRONMENT: applies, rollbacks, dry runs.
+
+    \b
+    Example:
+      reconciler history prod --format json | jq '.[-1]'
+    """
+    runs = observe.history(workspace_of(ctx), environment)
+    if fmt == "json":
+        out.print(json.dumps(runs, indent=2, default=str), markup=False)
+        return
+    print_table(report.history_table(runs))
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def status(ctx: click.Context, fmt: str) -> None:
+    """Every environment and tenant: applied commit, pending changes, drift, locks; then what
+    waits to be promoted.
+
+    \b
+    Example:
+      reconciler status
+    """
+    rows, waiting = observe.status(workspace_of(ctx))
+    if fmt == "json":
+        out.print(json.dumps({"tenants": [asdict(r) for r in rows], "waiting": [asdict(w) for w in waiting]},
+                             indent=2), markup=False)
+        return
+    print_table(report.status_table(rows))
+    for line in report.waiting_lines(waiting):
+        out.print(line, markup=False)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def drift(ctx: click.Context, environment: str, fmt: str) -> None:
+    """Objects changed outside the reconciler, and objects it does not manage; exit 2 if any.
+
+    \b
+    Example:
+      reconciler drift prod || echo "prod drifted"
+    """
+    found = observe.drift(workspace_of(ctx), environment)
+    if fmt == "json":
+        out.print(json.dumps([{"tenant": d.tenant, "changed": [c.model_dump(mode="json") for c in d.changed],
+                               "unmanaged": list(d.unmanaged)} for d in found], indent=2), markup=False)
+    else:
+        for line in report.drift_lines(found):
+            out.print(line, markup=False)
+    if any(d.changed or d.unmanaged for d in found):
+        ctx.exit(EXIT_CHANGES)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The package file (.zip).")
+@click.option("--version", "version", required=True, help="The package's semantic version, e.g. 1.4.0.")
+@click.option("--objects", "selection", help="Comma-separated objects; what they read comes along.")
+@click.option("--name", help="Package name (default: the environment).")
+@click.option("--notes", default="", help="Release notes.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def export(ctx: click.Context, environment: str, out_file: str, version: str, selection: str | None,
+           name: str | None, notes: str, fmt: str) -> None:
+    """Write a transport package: objects, their dependencies, a manifest and checksums.
+
+    \b
+    Example:
+      reconciler export dev --objects vw_customer_segmentation --version 1.0.0 --out segmentation.zip
+    """
+    names = [n for n in selection.split(",") if n.strip()] if selection else None
+    manifest = transport.export_package(workspace_of(ctx), environment, names, Path(out_file), name, version, notes)
+    if fmt == "json":
+        out.print(json.dumps(manifest, indent=2), markup=False)
+        return
+    for entry in manifest["objects"]:
+        out.print(f"{entry['kind']:<10} {entry['object']}", markup=False)
+    for added in manifest["dependency_report"]:
+        out.print(f"added {added['object']}: read by {', '.join(added['added_because'])}", markup=False)
+    out.print(f"wrote {out_file}: {manifest['name']} {manifest['version']}, {len(manifest['objects'])} objects",
+              markup=False)
+
+
+@cli.command("import")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.option("--into", "environment", required=True, help="The environment whose folder receives the objects.")
+@click.option("--no-pr", is_flag=True, help="Only write the branch and the pull request body.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def import_(ctx: click.Context, package: str, environment: str, no_pr: bool, fmt: str) -> None:
+    """Verify a transport package and copy its objects into ENV's folder on a new branch.
+
+    \b
+    Example:
+      reconciler import segmentation.zip --into qa
+    """
+    result = transport.import_package(workspace_of(ctx), Path(package), environment, open_pr=not no_pr)
+    if fmt == "json":
+        out.print(json.dumps({"package": result.package.manifest, "branch": result.branch, "commit": result.commit,
+                              "body_file": str(result.body_file), "pull_request": result.pull_request}, indent=2),
+                  markup=False)
+        return
+    out.print(f"verified {result.package.label}: {len(result.package.files)} files, every checksum matches",
+              markup=False)
+    out.print(f"branch {result.branch} (commit {result.commit[:12]})", markup=False)
+    out.print(f"pull request body: {result.body_file}", markup=False)
+    if result.pull_request:
+        out.print(result.pull_request, markup=False)
+
+
+@cli.command("report")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for index.html (created if missing).")
+@click.pass_context
+def report_command(ctx: click.Context, out_dir: str) -> None:
+    """Write a static HTML report of the landscape: status, versions, dependencies, history.
+
+    \b
+    Example:
+      reconciler report --out landscape-report && open landscape-report/index.html
+    """
+    data = observe.landscape_report(workspace_of(ctx))
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    (folder / "index.html").write_text(report.landscape_html(data, generated))
+    out.print(f"wrote {folder / 'index.html'}", markup=False)

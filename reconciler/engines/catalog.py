@@ -1,0 +1,416 @@
+"""The `_reconciler` catalog every tenant holds: what the reconciler applied there, the audit of
+its runs, and the index of the backups it took.
+
+Owns every statement on the `_reconciler` and `_reconciler_backup` schemas, written once for
+every engine in standard SQL with `?` placeholders (a `Session` translates them) and read through
+`information_schema`, which DuckDB and PostgreSQL both have. An engine that cannot UPDATE or
+DELETE these tables (Spark SQL's parquet tables: `Session.appends_only`) keeps them as logs that
+are only appended to, and reads `runs` and `objects` through views that pick each row's latest
+version; there the catalog also holds each run's journal (what every object it touches was before
+it, and the restore point of every table) and the tenant lock (`TableLock`). Never decides what to
+change; the executor calls the writing half, a plan's read session the reading half.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..desired import sql
+from ..errors import TenantError
+from ..model import ObjectKey
+from ..sessions import StatementFailed
+from ..state import CatalogRecord, DesiredState
+
+if TYPE_CHECKING:
+    from ..check_types import Result
+    from ..plan import Change, Plan, TenantPlan
+    from ..sessions import CatalogSession
+
+CATALOG_SCHEMA = "_reconciler"
+BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
+CATALOG_VERSION = "1"
+CATALOG_DDL = (
+    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.objects (
+        schema_name VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+        content_hash VARCHAR NOT NULL, definition VARCHAR NOT NULL, dependencies VARCHAR NOT NULL,
+        engine_sql VARCHAR, commit VARCHAR, run_id VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL,
+        PRIMARY KEY (schema_name, name))""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.runs (
+        run_id VARCHAR PRIMARY KEY, environment VARCHAR NOT NULL, tenant VARCHAR NOT NULL,
+        ref VARCHAR, commit VARCHAR, actor VARCHAR, host VARCHAR, pid INTEGER,
+        started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP, outcome VARCHAR NOT NULL,
+        dry_run BOOLEAN NOT NULL, summary VARCHAR, error VARCHAR, plan_fingerprint VARCHAR,
+        capacity VARCHAR)""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
+    f"ALTER TABLE {CATALOG_SCHEMA}.runs ADD COLUMN IF NOT EXISTS operation VARCHAR",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
+        name VARCHAR PRIMARY KEY, schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
+        run_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, row_count BIGINT NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.check_results (
+        run_id VARCHAR NOT NULL, schema_name VARCHAR NOT NULL, name VARCHAR NOT NULL, check_name VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL, severity VARCHAR NOT NULL, outcome VARCHAR NOT NULL, offending BIGINT NOT NULL,
+        sample VARCHAR, checked_at TIMESTAMP NOT NULL)""",
+    # what the last apply left, per environment and tenant (`snapshot`); never read by inspecting
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.snapshots (
+        environment VARCHAR NOT NULL, tenant VARCHAR NOT NULL, desired_key VARCHAR NOT NULL,
+        live_digest VARCHAR NOT NULL, tenant_plan VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+        recorded_at TIMESTAMP NOT NULL)""",
+    f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
+)
+# Appends only: a run's outcome is its latest event; an applied object is the latest row of a run
+# that ended applied (so the rows of a run that was compensated, or never finished, are not believed).
+_LATEST_RUN = ("SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY run_id ORDER BY logged_at DESC) "
+               f"AS latest FROM {CATALOG_SCHEMA}.run_log) WHERE latest = 1")
+_LATEST_OBJECT = (
+    "SELECT {columns} FROM (SELECT o.*, row_number() OVER (PARTITION BY lower(o.schema_name), lower(o.name) "
+    f"ORDER BY o.applied_at DESC) AS latest FROM {CATALOG_SCHEMA}.object_log o JOIN {CATALOG_SCHEMA}.runs r "
+    "ON r.run_id = o.run_id AND r.outcome IN ('applied', 'no-changes')) WHERE latest = 1 AND NOT deleted")
+RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "host", "pid", "started_at",
+               "ended_at", "outcome", "dry_run", "summary", "error", "plan_fingerprint", "capacity",
+               "operation")
+BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "row_count")
+_RECORD_COLUMNS = "schema_name, name, kind, content_hash, definition, dependencies, engine_sql, commit, run_id"
+APPENDED_DDL = (
+    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.object_log (
+        schema_name STRING, name STRING, kind STRING, content_hash STRING, definition STRING,
+        dependencies STRING, engine_sql STRING, commit STRING, run_id STRING, applied_at TIMESTAMP,
+        deleted BOOLEAN) USING parquet""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.run_log (
+        run_id STRING, environment STRING, tenant STRING, ref STRING, commit STRING, actor STRING,
+        host STRING, pid INT, started_at TIMESTAMP, ended_at TIMESTAMP, outcome STRING, dry_run BOOLEAN,
+        summary STRING, error STRING, plan_fingerprint STRING, capacity STRING, operation STRING,
+        logged_at TIMESTAMP) USING parquet""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
+        name STRING, schema_name STRING, table_name STRING, run_id STRING, created_at TIMESTAMP,
+        row_count BIGINT) USING parquet""",
+    # a dropped backup's tombstone: the index above cannot lose a row
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.dropped_backups (name STRING, dropped_at TIMESTAMP)
+        USING parquet""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.journal (
+        run_id STRING, step INT, schema_name STRING, name STRING, kind STRING, columns STRING,
+        view_sql STRING, restore_point STRING, logged_at TIMESTAMP) USING parquet""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.check_results (
+        run_id STRING, schema_name STRING, name STRING, check_name STRING, kind STRING, severity STRING,
+        outcome STRING, offending BIGINT, sample STRING, checked_at TIMESTAMP) USING parquet""",
+    # what each apply left (`snapshot`): the newest row of an environment and tenant is the record
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.snapshots (
+        environment STRING, tenant STRING, desired_key STRING, live_digest STRING, tenant_plan STRING,
+        run_id STRING, recorded_at TIMESTAMP) USING parquet""",
+    f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.runs AS " + _LATEST_RUN.format(columns=", ".join(RUN_COLUMNS)),
+    f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.objects AS "
+    + _LATEST_OBJECT.format(columns=_RECORD_COLUMNS + ", applied_at"),
+    f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
+)
+
+
+# -- reading ---------------------------------------------------------------------------------
+def columns(session: CatalogSession, table: str, schema: str = CATALOG_SCHEMA) -> list[str]:
+    """The columns a catalog table (or any table) has, in order; none when it does not exist."""
+    return session.table_columns(schema, table)
+
+
+def read(session: CatalogSession) -> tuple[dict[ObjectKey, CatalogRecord], tuple[str, ...]]:
+    """What the reconciler applied (by key), and the runs the audit still shows as running (for people:
+    their process died, or holds the tenant now)."""
+    if not columns(session, "objects"):
+        return {}, ()
+    records = {ObjectKey(row[0], row[1]): CatalogRecord(ObjectKey(row[0], row[1]), *row[2:9]) for row in
+               session.execute(f"SELECT {_RECORD_COLUMNS} FROM {CATALOG_SCHEMA}.objects "
+                               "ORDER BY schema_name, name")}
+    consequence = ("its statements committed one by one; the next apply puts back what it changed, from its "
+                   "journal, before it applies" if session.appends_only else
+                   "it was rolled back by the engine; the tenant kept its state from before it")
+    interrupted = tuple(f"{run} by {actor} on {host} (pid {pid}), started {started:%Y-%m-%d %H:%M:%S} UTC: "
+                        f"{consequence}"
+                        for run, actor, host, pid, started in session.execute(
+                            f"SELECT run_id, actor, host, pid, started_at FROM {CATALOG_SCHEMA}.runs "
+                            "WHERE outcome = 'running' ORDER BY started_at, run_id"))
+    return records, interrupted
+
+
+def snapshot(session: CatalogSession, environment: str, tenant: str) -> tuple[str, str, str] | None:
+    """What the last apply of `environment` left in this tenant: (desired key, live digest, plan JSON)."""
+    if not columns(session, "snapshots"):
+        return None
+    newest = " ORDER BY recorded_at DESC LIMIT 1" if session.appends_only else ""
+    found = session.execute(f"SELECT desired_key, live_digest, tenant_plan FROM {CATALOG_SCHEMA}.snapshots "
+                            f"WHERE environment = ? AND tenant = ?{newest}", [environment, tenant])
+    return tuple(found[0]) if len(found) == 1 else None
+
+
+def backups(session: CatalogSession) -> list[dict]:
+    """The backups the catalog indexes, oldest first (less those dropped, where it only appends)."""
+    found = rows(session, "backups", BACKUP_COLUMNS, "created_at, name")
+    if session.appends_only and columns(session, "dropped_backups"):
+        dropped = {row[0] for row in session.execute(f"SELECT name FROM {CATALOG_SCHEMA}.dropped_backups")}
+        found = [backup for backup in found if backup["name"] not in dropped]
+    return found
+
+
+def rows(session: CatalogSession, table: str, wanted: Sequence[str], order: str) -> list[dict]:
+    """Rows of a catalog table as dicts, leaving out the columns a catalog written by an older
+    version lacks."""
+    present = set(columns(session, table))
+    names = [c for c in wanted if c in present]
+    if not names:
+        return []
+    return [dict(zip(names, row)) for row in
+            session.execute(f"SELECT {', '.join(names)} FROM {CATALOG_SCHEMA}.{table} ORDER BY {order}")]
+
+
+# -- writing ---------------------------------------------------------------------------------
+def create(session: CatalogSession) -> None:
+    """The catalog's schemas and tables, where they are missing (idempotent). A statement the engine
+    refuses is the tenant's problem to say (TenantError), never an internal error."""
+    for statement in APPENDED_DDL if session.appends_only else CATALOG_DDL:
+        try:
+            session.execute(statement)
+        except StatementFailed as failure:
+            raise TenantError(f"the reconciler's catalog cannot be made in tenant {session.adapter.tenant.name}: "
+                              f"{failure.message}\n  statement: {' '.join(failure.statement.split())}") from None
+
+
+def write_objects(session: CatalogSession, changes: Sequence[Change], desired: DesiredState, run: Run) -> None:
+    """Record what the changes applied: the rows of every object they touch are replaced (folded,
+    as the engine compares names), deleted objects' rows removed."""
+    gone = [c.key for c in changes] + [ObjectKey.parse(c.renamed_from) for c in changes if c.renamed_from]
+    written = [desired.objects[c.key] for c in changes if c.action != "delete"]
+    engine_sql = session.engine_sql([o.key for o in written if o.kind == "View"])
+    values = [(o.key.schema, o.key.name, o.kind, o.content_hash, json.dumps(o.definition, sort_keys=True),
+               json.dumps([str(d) for d in o.dependencies]), engine_sql.get(o.key), run.plan.commit,
+               run.run_id, run.started) for o in written]
+    if session.appends_only:   # a deleted object is a tombstone row; rows written again supersede the old
+        rewritten = {o.key.folded() for o in written}
+        tombstones = [(key.schema, key.name, "", "", "", "[]", None, run.plan.commit, run.run_id, run.started)
+                      for key in {k.folded(): k for k in gone if k.folded() not in rewritten}.values()]
+        session.insert(f"{CATALOG_SCHEMA}.object_log", [(*row, False) for row in values]
+                       + [(*row, True) for row in tombstones])
+        return
+    for start in range(0, len(gone), 500):
+        batch = [key.folded() for key in gone[start:start + 500]]
+        session.execute(f"DELETE FROM {CATALOG_SCHEMA}.objects WHERE (lower(schema_name), lower(name)) IN "
+                        f"({', '.join(['(?, ?)'] * len(batch))})",
+                        [part for key in batch for part in key])
+    session.insert(f"{CATALOG_SCHEMA}.objects", values)
+    session.execute(f"DELETE FROM {CATALOG_SCHEMA}.meta WHERE key IN ('catalog_version', 'capacity')")
+    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), ('capacity', ?)",
+                    [CATALOG_VERSION, desired.capacity])
+
+
+def write_snapshot(session: CatalogSession, environment: str, key: str, digest: str, tenant_plan: TenantPlan,
+                   run_id: str) -> None:
+    """Inside an apply, last: the key of the desired state it made the tenant match, the digest of the
+    tenant as it now is, and the (empty) plan they give; nothing when that is what it holds already (an
+    apply that changed nothing leaves the tenant as it was, its audit aside), except where the catalog
+    only appends."""
+    record = (key, digest, tenant_plan.model_dump_json())
+    if session.appends_only:   # the newest row is the record: appended, not read first (a Spark job each)
+        session.insert(f"{CATALOG_SCHEMA}.snapshots", [(environment, tenant_plan.tenant, *record, run_id, now())])
+        return
+    if snapshot(session, environment, tenant_plan.tenant) == record:
+        return
+    session.execute(f"DELETE FROM {CATALOG_SCHEMA}.snapshots WHERE environment = ? AND tenant = ?",
+                    [environment, tenant_plan.tenant])
+    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.snapshots VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [environment, tenant_plan.tenant, *record, run_id, now()])
+
+
+def write_checks(session: CatalogSession, run_id: str, results: Sequence[Result]) -> None:
+    """The outcome of every check a run ran, with the sample of each failure (never a sensitive column)."""
+    at = now()
+    session.insert(f"{CATALOG_SCHEMA}.check_results", [
+        (run_id, *ObjectKey.parse(r.object), r.check, r.kind, r.severity, r.outcome, r.offending,
+         json.dumps(list(r.sample), default=str) if r.sample else None, at) for r in results])
+
+
+def check_counts(session: CatalogSession) -> dict[str, dict[str, int]]:
+    """How many data checks of each run passed, warned and failed, by run id."""
+    if not columns(session, "check_results"):
+        return {}
+    found: dict[str, dict[str, int]] = {}
+    for run_id, outcome, count in session.execute(
+            f"SELECT run_id, outcome, count(*) FROM {CATALOG_SCHEMA}.check_results GROUP BY run_id, outcome"):
+        found.setdefault(run_id, {"passed": 0, "warned": 0, "failed": 0})[outcome] = int(count)
+    return found
+
+
+def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, at: dt.datetime) -> list[str]:
+    """Copy a table, rows and all, into the backup schema and index it in the catalog."""
+    copy = sql.qualified(BACKUP_SCHEMA, backup, engine)
+    values = ", ".join(sql.literal(v).sql(engine) for v in (backup, table.schema, table.name, run_id))
+    return [f"CREATE TABLE {copy} AS SELECT * FROM {sql.qualified(table.schema, table.name, engine)}",
+            f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
+            f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), count(*) FROM {copy}"]
+
+
+def restore_statements(session: CatalogSession, table: ObjectKey, backup: str) -> list[str]:
+    """Replace the table's rows with the backup's, for the columns both have (read now)."""
+    saved = set(columns(session, backup, BACKUP_SCHEMA))
+    common = ", ".join(sql.quote(c, session.engine) for c in columns(session, table.name, table.schema)
+                       if c in saved)
+    target = sql.qualified(table.schema, table.name, session.engine)
+    backup_table = sql.qualified(BACKUP_SCHEMA, backup, session.engine)
+    if session.appends_only:   # no DELETE on the engine's tables: the rows are overwritten in one statement
+        return [f"INSERT OVERWRITE TABLE {target} ({common}) SELECT {common} FROM {backup_table}"]
+    return [f"DELETE FROM {target}", f"INSERT INTO {target} ({common}) SELECT {common} FROM {backup_table}"]
+
+
+def drop_backup_statements(session: CatalogSession, backup: str) -> list[str]:
+    """A backup's table dropped and its index row gone. Where the catalog only appends (and nothing
+    rolls back), a tombstone is written first: a run killed between the two leaves a table no listing
+    shows, never a listed backup whose table is gone."""
+    name, table = sql.literal(backup).sql(session.engine), sql.qualified(BACKUP_SCHEMA, backup, session.engine)
+    if session.appends_only:
+        return [f"INSERT INTO {CATALOG_SCHEMA}.dropped_backups SELECT {name}, "
+                f"CAST({sql.literal(now().isoformat(sep=' ')).sql(session.engine)} AS TIMESTAMP)",
+                f"DROP TABLE {table}"]
+    return [f"DROP TABLE {table}", f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {name}"]
+
+
+def release(session: CatalogSession, run_id: str, outcome: str = "interrupted",
+            error: str = "released by reconciler unlock") -> None:
+    """A dead run's audit row, concluded (as interrupted, or as what became of it)."""
+    _conclude_runs(session, "run_id = ? AND outcome = 'running'", [run_id], outcome=outcome, ended_at=now(),
+                   error=error)
+
+
+def _conclude_runs(session: CatalogSession, where: str, parameters: Sequence, **values) -> None:
+    """Set columns of the runs `where` selects: an UPDATE, or, where the catalog only appends, a newer
+    event of each of those runs (the `runs` view shows the latest)."""
+    names = list(values)
+    if not session.appends_only:
+        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET {', '.join(f'{n} = ?' for n in names)} WHERE {where}",
+                        [*values.values(), *parameters])
+        return
+    selected = ", ".join("?" if c in values else c for c in RUN_COLUMNS)
+    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.run_log SELECT {selected}, ? FROM {CATALOG_SCHEMA}.runs "
+                    f"WHERE {where}", [*(values[c] for c in RUN_COLUMNS if c in values), now(), *parameters])
+
+
+# -- the journal (engines whose DDL commits statement by statement) ------------------------------
+@dataclass(frozen=True)
+class Before:
+    """What one object an apply touches was before it: absent, a view (its text), or a table (its
+    columns, the statement that re-creates it empty, and its restore point: a copy of its rows taken
+    before the first statement that touches it, or a version in the table's own history)."""
+
+    step: int                  # the change, in plan order, whose statements touch it first
+    key: ObjectKey
+    kind: str                  # Table | View | absent
+    columns: tuple[tuple, ...] = ()   # (name, type, nullable, default); a journal of an older release: (name, type)
+    definition: str | None = None     # a view's text; a table's CREATE TABLE (stored in the column `view_sql`)
+    restore_point: str | None = None  # a copy's name in the backup schema, or `HISTORY_POINT` and a version
+
+    @property
+    def version(self) -> int | None:
+        """The table version the table is restored to, where its format keeps a history (Delta)."""
+        point = self.restore_point or ""
+        return int(point.removeprefix(HISTORY_POINT)) if point.startswith(HISTORY_POINT) else None
+
+
+HISTORY_POINT = "version "   # a restore point in the table's history (no copy's name holds a space)
+
+
+def write_journal(session: CatalogSession, run_id: str, befores: Sequence[Before]) -> None:
+    """Every object the run will touch, as it is now: one statement, before the run's first change."""
+    at = now()
+    session.insert(f"{CATALOG_SCHEMA}.journal", [
+        (run_id, b.step, b.key.schema, b.key.name, b.kind, json.dumps(b.columns), b.definition, b.restore_point, at)
+        for b in befores])
+
+
+def read_journal(session: CatalogSession, run_id: str) -> list[Before]:
+    return [Before(step, ObjectKey(schema, name), kind, tuple(map(tuple, json.loads(columns))), definition, point)
+            for step, schema, name, kind, columns, definition, point in session.execute(
+                "SELECT step, schema_name, name, kind, columns, view_sql, restore_point "
+                f"FROM {CATALOG_SCHEMA}.journal WHERE run_id = ? ORDER BY step", [run_id])]
+
+
+def running(session: CatalogSession) -> list[str]:
+    """The runs the audit shows as running, oldest first."""
+    if not columns(session, "runs"):
+        return []
+    return [row[0] for row in session.execute(
+        f"SELECT run_id FROM {CATALOG_SCHEMA}.runs WHERE outcome = 'running' ORDER BY started_at")]
+
+
+def from_restore_point(engine: str, before: Before) -> list[str]:
+    """The statements that re-create a table, rows and all, from the copy a run took of it: as it was
+    defined (NOT NULL, defaults, format and properties), then its rows; a journal of an older release
+    kept no definition, and its table comes back from the copy alone."""
+    table = sql.qualified(before.key.schema, before.key.name, engine)
+    copy = sql.qualified(BACKUP_SCHEMA, before.restore_point, engine)
+    if not before.definition:
+        return [f"CREATE TABLE {table} USING parquet AS SELECT * FROM {copy}"]
+    names = ", ".join(sql.quote(column[0], engine) for column in before.columns)
+    return [before.definition, f"INSERT INTO {table} ({names}) SELECT {names} FROM {copy}"]
+
+
+class Run:
+    """One run's audit row: inserted as 'running' before the transaction (committed on its own, so
+    a run that dies is seen by the next), concluded inside it, or after its rollback."""
+
+    def __init__(self, run_id: str, plan: Plan, tenant_plan: TenantPlan, actor: str, operation: str):
+        self.run_id, self.plan, self.tenant_plan, self.actor = run_id, plan, tenant_plan, actor
+        self.operation = operation
+        self.started = now()
+        self.outcome = "running"
+        self.checks: Sequence[Result] = ()   # what its data checks found: recorded with its outcome
+        self.summary: dict[str, int | float] | None = None   # what it did, when that is not its plan's changes
+
+    def record(self, session: CatalogSession, outcome: str, error: str | None = None, dry_run: bool = False) -> None:
+        self.outcome = outcome
+        values = [self.run_id, self.plan.environment, self.tenant_plan.tenant, self.plan.ref, self.plan.commit,
+                  self.actor, socket.gethostname(), os.getpid(), self.started,
+                  None if outcome == "running" else now(), outcome, dry_run,
+                  json.dumps(self.summary or self.tenant_plan.summary), error, self.plan.fingerprint,
+                  self.tenant_plan.capacity,
+                  self.operation]
+        if session.appends_only:
+            session.insert(f"{CATALOG_SCHEMA}.run_log", [(*values, now())])
+            return
+        session.execute(f"INSERT INTO {CATALOG_SCHEMA}.runs ({', '.join(RUN_COLUMNS)}) "
+                        f"VALUES ({', '.join(['?'] * len(RUN_COLUMNS))})", values)
+
+    def start(self, session: CatalogSession) -> None:
+        session.begin()
+        try:
+            create(session)
+            self.record(session, "running")
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    def supersede(self, session: CatalogSession) -> None:
+        """Inside a transaction that holds the tenant, every other run left 'running' is one whose
+        process is gone: concluded as interrupted."""
+        _conclude_runs(session, "outcome = 'running' AND run_id <> ?", [self.run_id], outcome="interrupted")
+
+    def finish(self, session: CatalogSession, outcome: str, error: str | None = None) -> None:
+        self.outcome = outcome
+        _conclude_runs(session, "run_id = ?", [self.run_id], outcome=outcome, ended_at=now(), error=error,
+                       summary=json.dumps(self.summary or self.tenant_plan.summary))
+        if self.checks:
+            write_checks(session, self.run_id, self.checks)
+
+    def conclude(self, session: CatalogSession, outcome: str, error: str | None) -> None:
+        """After a rollback: record how the run ended, in a transaction of its own (best effort)."""
+        try:
+            session.begin()
+            self.finish(session, outcome, error)
+            session.commit()
+        except Exception:  # noqa: BLE001 - the original error is what the user needs
+            session.rollback()
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,759 @@
+"""A Spark SQL tenant over Spark Connect (`sc://host:port`, the protocol Databricks Connect speaks).
+
+Owns reading a Spark catalog's schemas, tables (their format and the properties that decide what
+alters in place) and views through one Spark Connect session, and compiling changes into Spark SQL
+for the tenant's table format (`USING parquet`, or `USING delta` with column mapping and column
+defaults). Spark SQL has no transactions (`BEGIN` is a syntax error) and its DDL commits statement
+by statement, so this adapter is not `transactional`: the executor applies to it with the
+journaled protocol (`apply/journaled.py`); this module gives that protocol its tenant lock (`TableLock`),
+a table's definition, and a Delta table's restore point in its own history. Parquet tables keep
+neither NOT NULL nor a primary key, Delta tables no primary key: the desired state is rendered
+without them (`sql.ENGINE_DROPS`), so plans converge. Never decides what to change; writes only
+what the executor hands it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit, urlunsplit
+
+from .. import secrets
+from ..desired import column_types, sql
+from ..errors import TenantError, TenantLocked
+from ..model import ObjectKey
+from ..plan import Change, Refusal
+from ..state import ColumnState, DesiredState, LiveObject, LiveState
+from . import catalog
+from .contract import Adapter, Session, StatementFailed, Unprovable
+from .ddl import Compiler
+
+ENGINE = "spark"
+CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
+RETRIES = 4            # the client's retries of a failed call: about 4 s in all
+
+# A Spark Connect session's __del__ closes its client, and closing any client shuts down the thread
+# pool every client of the process shares (pyspark 4.0, `ExecutePlanResponseReattachableIterator`).
+# Run by the garbage collector inside another session's call, that shutdown waits on a lock the
+# call holds: the process hangs. Sessions this module stopped are therefore kept until exit.
+_STOPPED: list = []
+
+
+class TableLock:
+    """The tenant lock on an engine without one: generations `_reconciler.lock_00000001`, `..2`, each
+    taken by an atomic CREATE TABLE that only one run can win (the metastore refuses the second
+    with TABLE_OR_VIEW_ALREADY_EXISTS). The holder (run, actor, host, boot, pid) and its lease ride
+    on the table's properties, written by the same statement. The newest generation is free once
+    released; once its lease has passed (another machine's run that stopped without releasing);
+    or at once when its holder ran on this machine (same host name and boot) and its process is
+    gone (killed). A holder that outlives its lease without renewing may find the tenant taken
+    over: it renews as it goes (`renew`, between statements) and stops when it lost it. Leases are
+    written and compared as times by the endpoint's clock (`_endpoint_now`), never the client's: a
+    client whose clock is ahead cannot take a live lock over, nor one behind grant a lease already
+    run out. A lease that is no time (a row edited by hand) never runs out: the tenant stays locked,
+    and the message names the row and `reconciler unlock`, whose run (`holder["unlocks"]`) is the
+    one run that may take that row over."""
+
+    PREFIX = "lock_"
+    LEASE = dt.timedelta(minutes=30)
+
+    def __init__(self, session: Session, holder: dict[str, str], describe: str, timeout: float = 0):
+        self.session, self.describe, self.timeout = session, describe, timeout
+        self.holder = {**holder, "host": socket.gethostname(), "boot": _boot_id(), "pid": str(os.getpid())}
+        self.generation: int | None = None
+        self.taken_over: dict[str, str] | None = None   # the holder whose dead lock this run took
+        self.renewed = dt.datetime.min
+
+    def acquire(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            newest, holder = self.newest()
+            if holder is None or self.free(holder):
+                try:
+                    self._create(newest + 1)
+                except StatementFailed as failure:
+                    if self.newest()[0] > newest:   # another run created that generation first: it holds the tenant
+                        continue
+                    raise TenantError(f"{self.describe}: the tenant lock cannot be taken: {failure.message}") from None
+                self.taken_over = holder if holder and holder.get("released") != "true" else None
+                for old in range(max(newest - 2, 1), newest):   # the last generations stay for people
+                    self.session.execute(f"DROP TABLE IF EXISTS {self._name(old)}")
+                return
+            if time.monotonic() >= deadline:
+                if _lease(holder) is None:
+                    raise TenantLocked(self._malformed(newest, holder))
+                raise TenantLocked(f"{self.describe} is locked by run {holder.get('run_id')} of "
+                                   f"{holder.get('actor')} on {holder.get('host')} (pid {holder.get('pid')}), "
+                                   f"its lease runs until {holder.get('lease_until')} UTC")
+            time.sleep(1)   # polling: Spark has no lock to wait on
+
+    def newest(self) -> tuple[int, dict[str, str] | None]:
+        generations = [int(name[len(self.PREFIX):]) for name in self.session.tables(catalog.CATALOG_SCHEMA)
+                       if name.startswith(self.PREFIX) and name[len(self.PREFIX):].isdigit()]
+        if not generations:
+            return 0, None
+        newest = max(generations)
+        return newest, dict(self.session.execute(f"SHOW TBLPROPERTIES {self._name(newest)}"))
+
+    def free(self, holder: dict[str, str]) -> bool:
+        lease = _lease(holder)
+        if holder.get("released") == "true" or (lease is not None and lease < _endpoint_now(self.session)):
+            return True
+        if lease is None and self.holder.get("unlocks") not in (None, "") \
+                and holder.get("run_id") == self.holder["unlocks"]:
+            return True   # `reconciler unlock` of the run whose lease never runs out
+        here = holder.get("host") == self.holder["host"] and holder.get("boot") == self.holder["boot"]
+        return here and holder.get("pid", "").isdigit() and not _alive(int(holder["pid"]))
+
+    def renew(self) -> None:
+        """Push the lease on when a third of it has passed; TenantLocked when another run took over."""
+        at = dt.datetime.now(dt.timezone.utc)
+        if at - self.renewed < self.LEASE / 3:
+            return
+        newest, _ = self.newest()
+        if newest != self.generation:
+            raise TenantLocked(f"{self.describe}: this run's lock (generation {self.generation}) was taken over "
+                               f"by generation {newest} after its lease ran out; stopping")
+        self._properties(lease_until=_utc(_endpoint_now(self.session) + self.LEASE))
+        self.renewed = at
+
+    def release(self) -> None:
+        if self.generation is not None:
+            self._properties(released="true")
+            self.generation = None
+
+    def _create(self, generation: int) -> None:
+        at = dt.datetime.now(dt.timezone.utc)   # when it was last renewed, by this process's own clock
+        properties = {**self.holder, "lease_until": _utc(_endpoint_now(self.session) + self.LEASE)}
+        self.session.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog.CATALOG_SCHEMA}")
+        self.session.execute(f"CREATE TABLE {self._name(generation)} (held BOOLEAN) USING parquet "
+                             f"TBLPROPERTIES ({_assignments(properties)})")
+        self.generation, self.renewed = generation, at
+
+    def _properties(self, **values: str) -> None:
+        self.session.execute(f"ALTER TABLE {self._name(self.generation)} SET TBLPROPERTIES "
+                             f"({_assignments(values)})")
+
+    def _name(self, generation: int | None) -> str:
+        return f"{catalog.CATALOG_SCHEMA}.{self.PREFIX}{generation:08d}"
+
+    def _malformed(self, generation: int, holder: dict[str, str]) -> str:
+        run = holder.get("run_id")
+        way_out = (f"if run {run} is no longer running, `reconciler unlock ENVIRONMENT {run}` releases it" if run
+                   else f"it names no run: once nothing runs there, drop {self._name(generation)} by hand")
+        return (f"{self.describe} is locked by the lock row {self._name(generation)} (run {run or '?'} of "
+                f"{holder.get('actor', '?')} on {holder.get('host', '?')}), whose lease_until "
+                f"{holder.get('lease_until')!r} is no UTC time (YYYY-MM-DD HH:MM:SS), so it never runs out; "
+                f"{way_out}")
+
+
+def _assignments(values: Mapping[str, str]) -> str:
+    """Table properties as TBLPROPERTIES lists them: 'key' = 'value', ..."""
+    return ", ".join(f"{sql.literal(k).sql(ENGINE)} = {sql.literal(str(v)).sql(ENGINE)}" for k, v in values.items())
+
+
+def _utc(at: dt.datetime) -> str:
+    return at.strftime(LEASE_FORMAT)
+
+
+LEASE_FORMAT = "%Y-%m-%d %H:%M:%S"   # a lease's end, UTC, as a lock row's properties hold it
+
+
+def _lease(holder: Mapping[str, str]) -> dt.datetime | None:
+    """When a lock row's lease runs out, as a time (never compared as text); None when it holds none."""
+    try:
+        return dt.datetime.strptime(holder.get("lease_until") or "", LEASE_FORMAT).replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return None
+
+
+def _endpoint_now(session: Session) -> dt.datetime:
+    """The endpoint's clock, UTC: every client of a tenant reads the same one (microseconds since the
+    epoch, which no session time zone shifts)."""
+    [(micros,)] = session.execute("SELECT unix_micros(current_timestamp())")
+    return dt.datetime.fromtimestamp(micros / 1_000_000, dt.timezone.utc)
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's process: alive
+        return True
+    return True
+
+
+DELTA = "delta"
+COLUMN_MAPPING = "delta.columnMapping.mode"           # 'name' or 'id': columns renamed and dropped in place
+COLUMN_DEFAULTS = "delta.feature.allowColumnDefaults"  # 'supported': a column's default set in place
+TABLE_PROPERTIES = (COLUMN_MAPPING, COLUMN_DEFAULTS)   # the properties read: they decide what alters in place
+CREATED_DELTA = {COLUMN_MAPPING: "name", COLUMN_DEFAULTS: "supported"}   # what a Delta table is created with
+
+
+class SparkCompiler(Compiler):
+    """What each table format alters in place; anything else is a rebuild (copy, prove every value
+    arrived, swap), as on the other engines when they cannot. Parquet: an added column and a default.
+    Delta (created with column mapping and column defaults): also a renamed or dropped column and a
+    dropped NOT NULL; a column is added in place only without a default or NOT NULL (Delta fills
+    existing rows with NULL, where the other engines fill them with the default), and on a table
+    made without those features only what Delta allows it."""
+
+    engine = ENGINE
+
+    def create_table(self, key: ObjectKey, want, name: str | None = None, key_constraint: str | None = None) -> str:
+        target = sql.qualified(key.schema, name, self.engine) if name else self.qk(key)
+        properties = _created_properties(want)
+        given = f" TBLPROPERTIES ({_assignments(properties)})" if properties else ""
+        return (f"CREATE TABLE {target} ({', '.join(self.column_sql(c) for c in want.columns)}) "
+                f"USING {want.table_format or 'parquet'}{given}")
+
+    def alters_in_place(self, change: Change, want, found: LiveObject) -> bool:
+        delta = found.table_format == DELTA
+        properties = dict(found.properties)
+        mapped = properties.get(COLUMN_MAPPING) in ("name", "id")
+        defaults = properties.get(COLUMN_DEFAULTS) in ("supported", "enabled")
+        for detail in change.details:
+            if detail.column is None:
+                continue
+            if detail.whole_column and detail.op == "add":
+                if delta and (detail.after.get("default") is not None or not detail.after.get("nullable", True)):
+                    return False
+            elif detail.attribute == "default":
+                if delta and not defaults:
+                    return False
+            elif not (delta and ((mapped and (detail.op == "rename" or (detail.whole_column and detail.op == "drop")))
+                                 or (detail.attribute == "nullable" and detail.after is True))):
+                return False
+        return True
+
+    def unless(self, condition: str, message: str) -> str:
+        return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
+
+    def misfit(self, column: str, new: str, old: str) -> str:
+        """A cast to CHAR(n) or VARCHAR(n) ignores the length here; a write does not: a longer value fails
+        it or loses its trailing spaces, and a CHAR(n) pads a shorter one (read back with its padding, a
+        value it changes)."""
+        bound = column_types.length_bound(new, ENGINE)
+        if bound is None:
+            return super().misfit(column, new, old)
+        kind, length = bound
+        return f"(length(CAST({column} AS STRING)) {'<>' if kind == 'CHAR' else '>'} {length})"
+
+
+def _created_properties(table) -> dict[str, str]:
+    """A Delta table's properties as created: the reconciler's own, or, re-creating a live table
+    (compensation), those it had."""
+    if table.table_format != DELTA:
+        return {}
+    if isinstance(table, LiveObject):
+        return dict(table.properties)
+    return CREATED_DELTA
+
+
+COMPILER = SparkCompiler()
+
+
+class SparkAdapter(Adapter):
+    engine = ENGINE
+    transactional = False
+
+    @property
+    def exists(self) -> bool:
+        return True    # a Spark catalog is there as long as its endpoint answers
+
+    def describe(self) -> str:
+        parts = urlsplit(self.url)
+        return urlunsplit((parts.scheme, parts.netloc, parts.path.split(";")[0], "", ""))
+
+    # -- reading -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[Session]:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise TenantError(f"tenant {self.tenant.name}: a Spark Connect tenant needs pyspark's Spark Connect "
+                              "client: pip install 'reconciler[spark]'") from None
+        from pyspark.sql.connect.client.retries import DefaultPolicy
+
+        for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):   # the JVM's stack on stderr
+            logging.getLogger(name).disabled = True    # for every failed statement; the message is ours to say
+
+        parts = urlsplit(self.url)
+        client_url = self._client_url()   # a missing variable is named before anything connects
+        try:   # a refused or unroutable endpoint is said at once, not after the client's retries
+            socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_TIMEOUT).close()
+            session = SparkSession.builder.remote(client_url).create()
+        except Exception as error:  # noqa: BLE001 - the client raises many kinds; one message for the user
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise TenantError(f"tenant {self.tenant.name}: cannot reach {self.describe()}: "
+                              f"{reason.strip().splitlines()[0]}") from None
+        session.client.set_retry_policies([DefaultPolicy(max_retries=RETRIES)])
+        try:
+            yield _SparkSession(session, self)
+        finally:
+            session.stop()
+            _STOPPED.append(session)
+
+    def _client_url(self) -> str:
+        """The url the client connects with: each `name=env:VARIABLE` parameter (`;token=env:NAME`)
+        given its value, which is handed to the client and never printed or stored."""
+        base, _, parameters = self.url.partition("/;")
+        if not parameters:
+            return self.url
+        resolved = []
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if value.startswith("env:"):
+                value = secrets.resolve(value, f"tenant {self.tenant.name}")
+            resolved.append(f"{name}={value}")
+        return f"{base}/;{';'.join(resolved)}"
+
+    def engine_objects(self, connection) -> tuple[dict[ObjectKey, LiveObject], frozenset[str]]:
+        """One SHOW TABLE EXTENDED per schema (every object, a view's original text and, for a view
+        of plain types, its columns); the analyzer for a table's columns and defaults."""
+        schemas = frozenset(row[0] for row in connection.sql("SHOW NAMESPACES").collect()
+                            if not row[0].lower().startswith("_reconciler"))
+        objects: dict[ObjectKey, LiveObject] = {}
+        for schema in sorted(schemas):
+            for name, listed in _listed(connection, schema).items():
+                key = ObjectKey(schema, name)
+                found = (LiveObject(key, "View", listed.columns, engine_sql=listed.text) if listed.columns is not None
+                         else _analyzed(connection, key, listed.view, listed.text, listed.provider, listed.properties))
+                if found is not None:
+                    objects[key] = found
+        return objects, schemas
+
+    def backup_name(self, table: ObjectKey, run_id: str) -> str:
+        """Spark names hold letters, digits and underscores only: `schema__table__run`."""
+        name = "".join(c if c.isalnum() or c == "_" else "_" for c in f"{table.schema}__{table.name}__{run_id}")
+        return name if len(name) <= 120 else f"{name[:100]}_{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+    def restore_point(self, session: Session, found: LiveObject, run_id: str, rewritten: bool) -> str:
+        """A Delta table the run alters in place (nothing lost) is put back from its own history, the
+        version it has now: no copy of a lakehouse table for an added column. Anything else, and a
+        Delta table the run drops, renames away or loses data in, from a copy."""
+        newest = _history(session, found.key, 1) if found.table_format == DELTA and not rewritten else []
+        if not newest:   # not Delta, or a history that says nothing: a copy
+            return super().restore_point(session, found, run_id, rewritten)
+        return f"{catalog.HISTORY_POINT}{newest[0]['version']}"
+
+    def definition(self, found: LiveObject) -> str:
+        return COMPILER.create_table(found.key, found)
+
+    def restore_from_history(self, session: Session, before: catalog.Before) -> None:
+        """RESTORE TABLE ... TO VERSION AS OF the journaled version, unless a commit since then is
+        another writer's (`foreign_commits`): restoring would undo it, so it is left for a person."""
+        table = sql.qualified(before.key.schema, before.key.name, ENGINE)
+        restore = f"RESTORE TABLE {table} TO VERSION AS OF {before.version}"
+        newest = max((row["version"] for row in _history(session, before.key, 1)), default=-1)
+        if newest == before.version:
+            return
+        if newest < before.version:   # dropped and made again since: not the table that was journaled
+            raise StatementFailed(restore, f"not run: the history of {before.key} ends at version {newest}, "
+                                  f"before the journaled version {before.version}")
+        foreign = foreign_commits(_history(session, before.key, newest - before.version), before.version)
+        if foreign:
+            raise StatementFailed(restore, f"not run: {before.key} was written by another since version "
+                                  f"{before.version} ({'; '.join(foreign)}), which restoring would undo; run it "
+                                  "by hand once that is acceptable, or put the table back otherwise")
+        session.execute(restore)
+
+    def lock_holder(self) -> dict[str, str] | None:
+        with self.reading() as reading:
+            _, holder = TableLock(reading, {}, self.describe()).newest()
+        return holder if holder and holder.get("released") != "true" else None
+
+    # -- proving -----------------------------------------------------------------------------
+    def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
+                 reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
+        """Spark runs no DDL that can be rolled back, so nothing is run: each statement is planned by
+        EXPLAIN on the endpoint, which analyses it against the catalog as it is (names, columns, types,
+        functions, what a table's format supports) and runs nothing. A statement naming what an earlier
+        statement of the plan changes (or a change the plan blocks) would be analysed against what it
+        was, so it is not proven, nor is the rest of its change, nor any view left in place that reads
+        what the plan changes: all said (`Unprovable`, with the refusals found), never guessed."""
+        refusals, unproven, changed = [], [], set()
+        for change in changes:
+            if change.conflict:   # blocked: what reads it waits for it, and is not proven either
+                changed.add((change.key.schema.lower(), change.key.name.lower()))
+            proving = True
+            for statement in change.statements:
+                if proving and sql.depends_on(statement, ENGINE) & changed:
+                    unproven.append(change.object)
+                    proving = False
+                if proving:
+                    refused = _explained(reading, statement)
+                    if refused is not None:
+                        refusals.append(Refusal(object=change.object, statement=statement, message=refused))
+                        proving = False
+                changed.update((schema.lower(), name.lower()) for schema, name in
+                               sql.written_objects(statement, ENGINE)[0])
+        unproven += [str(view) for view in views]
+        if unproven:
+            raise Unprovable(f"by EXPLAIN, which sees none of the plan's own changes: {_some(unproven)} read or "
+                             f"change what an earlier statement of this plan changes (Spark cannot run the plan "
+                             f"and roll it back; the apply is its proof)", refusals)
+        return refusals
+
+    # -- compiling ---------------------------------------------------------------------------
+    def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
+        compiled = COMPILER.compile(changes, desired, live)
+        lacking = dict(live.unavailable_formats)
+        return [_blocked(change, desired.objects.get(change.key), lacking) for change in compiled] if lacking \
+            else compiled
+
+    # -- writing -----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
+        """One Spark Connect session holding the tenant's `TableLock`; released when it ends (a
+        process killed meanwhile leaves it to be taken over: see `TableLock`)."""
+        with self.reading() as session:
+            lock = TableLock(session, dict(holder or {}), f"tenant {self.tenant.name} ({self.describe()})",
+                             self.lock_timeout)
+            lock.acquire()
+            session.lock = lock
+            try:
+                yield session
+            finally:
+                with contextlib.suppress(StatementFailed, TenantError):
+                    lock.release()
+
+
+# Delta's names of the commits a journaled run makes on a table it alters in place (and a compensation's
+# own RESTORE, should one be retried): any other commit since the restore point is another writer's.
+OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "SET TBLPROPERTIES",
+                            "UNSET TBLPROPERTIES", "RESTORE"})
+
+
+def foreign_commits(history: Sequence[Mapping], version: int) -> list[str]:
+    """The commits after `version` (rows of DESCRIBE HISTORY) that are not the schema changes a run
+    makes in place: another writer's, for people."""
+    return [f"version {row['version']}: {row['operation']} by {row.get('userName') or 'an unnamed user'} at "
+            f"{row.get('timestamp')}" for row in sorted(history, key=lambda row: row["version"])
+            if row["version"] > version and row["operation"] not in OWN_OPERATIONS]
+
+
+def _history(session: Session, key: ObjectKey, newest: int) -> list[dict]:
+    """The table's newest commits, newest first (Delta's DESCRIBE HISTORY)."""
+    try:
+        return [row.asDict() for row in session.connection.sql(
+            f"DESCRIBE HISTORY {sql.qualified(key.schema, key.name, ENGINE)} LIMIT {int(newest)}").collect()]
+    except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
+        raise StatementFailed.engine(f"DESCRIBE HISTORY {key}", error) from None
+
+
+def _blocked(change: Change, want, lacking: Mapping[str, str]) -> Change:
+    """A change that would make a table in a format the endpoint lacks: refused at plan time, not
+    failed at apply."""
+    if want is None or want.kind != "Table" or want.table_format not in lacking or not change.statements:
+        return change
+    return change.model_copy(update={"conflict": True, "statements": (), "checks": (), "reason": (
+        f"{change.reason}; blocked: table_format is {want.table_format}, and this Spark endpoint has no "
+        f"{want.table_format} tables ({lacking[want.table_format]}); give the Spark session Delta Lake, or set "
+        "table_format to parquet")})
+
+
+PLANNING_FAILED = "Error occurred during query planning:"   # how EXPLAIN answers for a statement it refuses
+
+
+def _explained(reading: Session, statement: str) -> str | None:
+    """What Spark says planning `statement` (EXPLAIN, which runs nothing) fails on, as it may be shown;
+    None when it plans."""
+    try:
+        said = " ".join(str(row[0]) for row in reading.execute(f"EXPLAIN {statement}"))
+    except StatementFailed as failure:   # a statement EXPLAIN cannot even read
+        return failure.message
+    if not said.strip().startswith(PLANNING_FAILED):
+        return _unnamed_output(reading, statement)
+    message, state, rest = said.strip().removeprefix(PLANNING_FAILED).strip().partition("SQLSTATE: ")
+    # what follows the SQLSTATE is the statement's analysed plan: Spark's internals, not the reason
+    return StatementFailed.engine(statement, Exception(f"{message}{state}{rest[:5]}")).message
+
+
+AUTO_NAMED = "__autoGeneratedAlias"   # the metadata Spark keeps on a column whose name it made up
+
+
+def _unnamed_output(reading: Session, statement: str) -> str | None:
+    """A permanent view whose output carries a name Spark made up is refused when it is created, which
+    EXPLAIN does not reach: its query's analysed columns (analysis runs nothing) say so beforehand."""
+    query = sql.permanent_view_query(statement, ENGINE)
+    if query is None:
+        return None
+    try:
+        fields = reading.connection.sql(query).schema.fields
+    except Exception:  # noqa: BLE001 - EXPLAIN analysed the statement; what the query alone says is no more
+        return None
+    unnamed = [field.name for field in fields if (field.metadata or {}).get(AUTO_NAMED)]
+    if not unnamed:
+        return None
+    return (f"[CREATE_PERMANENT_VIEW_WITHOUT_ALIAS] Spark refuses a permanent view whose column {unnamed[0]} "
+            "is named by Spark itself (an expression without an alias, here or in what the view selects from): "
+            "give it an alias where it is computed")   # names from the statement's own text: nothing to hide
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    """`a, b, c and 97 more`: a plan line stays readable whatever the plan's size."""
+    listed = ", ".join(names[:shown])
+    return f"{listed} and {len(names) - shown} more" if len(names) > shown else listed
+
+
+def _unavailable_formats(connection) -> tuple[tuple[str, str], ...]:
+    """The table formats beyond parquet that this endpoint cannot create, with its words: asked by
+    EXPLAIN, which plans a CREATE TABLE without running it."""
+    lacking = []
+    for table_format in (DELTA,):
+        said = " ".join(row[0] for row in connection.sql(
+            f"EXPLAIN CREATE TABLE {catalog.CATALOG_SCHEMA}.format_probe (probe INT) USING {table_format}").collect())
+        if "DATA_SOURCE_NOT_FOUND" in said:
+            lacking.append((table_format, "DATA_SOURCE_NOT_FOUND"))
+    return tuple(lacking)
+
+
+# SHOW TABLE EXTENDED's fields, one per line; a line that starts with none of these continues the
+# field before it (a view's text spans lines). A field Spark adds later is read as part of the one
+# before: a view would show as drifted, never hide a drift.
+_FIELDS = ("Catalog", "Database", "Namespace", "Table", "Owner", "Created Time", "Last Access", "Created By",
+           "Type", "Provider", "Comment", "Location", "Serde Library", "InputFormat", "OutputFormat",
+           "Partition Provider", "Partition Columns", "Bucket Columns", "Sort Columns", "Num Buckets",
+           "Table Properties", "Storage Properties", "Statistics", "Collation", "View Text",
+           "View Original Text", "View Schema Mode", "View Catalog and Namespace", "View Query Output Columns")
+_TREE_TYPES = {"integer": "int", "long": "bigint", "short": "smallint", "byte": "tinyint"}
+
+
+class _Listed(NamedTuple):
+    """One object as SHOW TABLE EXTENDED lists it."""
+
+    view: bool
+    text: str | None                  # a view's original text
+    columns: tuple | None             # exact only for a view of plain types; None for a table (no defaults)
+    provider: str | None              # a table's format, lower case
+    properties: tuple[tuple[str, str], ...]   # a table's, those `TABLE_PROPERTIES` names
+
+
+def _listed(connection, schema: str) -> dict[str, _Listed]:
+    """Every table and view of a schema in one round trip (SHOW TABLE EXTENDED), by name."""
+    found = {}
+    for row in connection.sql(f"SHOW TABLE EXTENDED IN {sql.quote(schema, ENGINE)} LIKE '*'").collect():
+        if row.isTemporary:
+            continue
+        head, _, tree = row.information.partition("\nSchema: root\n")
+        fields: dict[str, str] = {}
+        field = None
+        for line in head.split("\n"):
+            name, colon, value = line.partition(": ")
+            if colon and name in _FIELDS:
+                field = name
+                fields[field] = value
+            elif field is not None:
+                fields[field] += "\n" + line
+        view = fields.get("Type") == "VIEW"
+        columns: list[ColumnState] | None = [] if view else None
+        for line in tree.split("\n"):
+            if columns is None or not line.strip():
+                continue
+            if not line.startswith(" |-- ") or line.startswith(" |--  "):
+                columns = None   # a nested type: its exact spelling comes from the analyzer
+                continue
+            name, _, kind = line[len(" |-- "):].rpartition(" (nullable = ")[0].rpartition(": ")
+            if kind in ("array", "map", "struct"):
+                columns = None
+                continue
+            columns.append(ColumnState(name, column_types.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
+        found[row.tableName] = _Listed(view, fields.get("View Original Text") if view else None,
+                                       tuple(columns) if columns is not None else None,
+                                       None if view else fields.get("Provider", "").lower() or None,
+                                       () if view else _properties(fields.get("Table Properties", "")))
+    return found
+
+
+def _properties(listed: str) -> tuple[tuple[str, str], ...]:
+    """`[k1=v1, k2=v2]` as SHOW TABLE EXTENDED lists a table's properties: those `TABLE_PROPERTIES`
+    names (their values are single words), sorted."""
+    pairs = (item.partition("=") for item in listed.strip().removeprefix("[").removesuffix("]").split(", "))
+    return tuple(sorted((name, value) for name, _, value in pairs if name in TABLE_PROPERTIES))
+
+
+def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, provider: str | None = None,
+              properties: tuple = ()) -> LiveObject | None:
+    """An object's columns from the analyzer (a round trip, no job): exact types (CHAR/VARCHAR from
+    their metadata) and, for a table, defaults, and NOT NULL where its format keeps it (Delta; a
+    parquet table's columns all take NULL). None when it went away since it was listed."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        fields = connection.table(sql.qualified(key.schema, key.name, ENGINE)).schema.fields
+    except AnalysisException as error:
+        if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":
+            return None
+        raise TenantError(f"cannot read {key}: {str(error).strip().splitlines()[0]}") from None
+    columns = tuple(ColumnState(
+        field.name,
+        column_types.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING") or field.dataType.simpleString(),
+                                 ENGINE),
+        field.nullable or provider != DELTA,
+        None if view else sql.canonical_default(field.metadata.get("CURRENT_DEFAULT"), ENGINE)) for field in fields)
+    return LiveObject(key, "View" if view else "Table", columns, engine_sql=text,
+                      table_format=None if view else provider, properties=properties)
+
+
+def _left_folder(error: Exception) -> str | None:
+    """What to do when Spark will not make a managed table because its folder is in the warehouse
+    (LOCATION_ALREADY_EXISTS: a table of that name dropped without its files, or a catalog's folder
+    kept while its metastore was not). Creating the table over that folder would make its old files
+    the new table's rows (an old journal, an old lock), so it is never done: the folder is named, for
+    a person to remove. None for any other error."""
+    condition = getattr(error, "getCondition", lambda: None)()
+    if condition != "LOCATION_ALREADY_EXISTS":
+        return None
+    parameters = error.getMessageParameters() or {}
+    location = urlsplit(parameters.get("location", "").strip("'`"))
+    folder = location.path if location.scheme == "file" else urlunsplit(location)
+    table = parameters.get("identifier") or "of that name"
+    return (f"[LOCATION_ALREADY_EXISTS] the folder {folder} is left in the warehouse, and Spark makes no table "
+            f"{table} over it; it is not read as that table's rows either: once nothing there is wanted, remove "
+            "the folder and run again; the table was not made")
+
+
+class _Recorded:
+    """A Spark Connect session that answers only what inspecting asks (SQL, a table's schema, whether a
+    schema exists), hashing every question and its whole answer, in order: nothing an adapter reads
+    escapes the digest, and anything else it tries fails loudly."""
+
+    def __init__(self, connection):
+        self._connection = connection
+        self.digest = hashlib.sha256()
+        self.catalog = self   # `connection.catalog.databaseExists`
+
+    def _note(self, *asked_and_answered) -> None:
+        self.digest.update(repr(asked_and_answered).encode() + b"\n")
+
+    def sql(self, statement: str, args=None) -> _Answered:
+        rows = self._connection.sql(statement, args=args).collect()
+        self._note(statement, args, [tuple(row) for row in rows])
+        return _Answered(rows)
+
+    def table(self, name: str):
+        frame = self._connection.table(name)
+        self._note("schema of", name, frame.schema.json())
+        return frame
+
+    def databaseExists(self, name: str) -> bool:  # noqa: N802 - pyspark's name
+        found = self._connection.catalog.databaseExists(name)
+        self._note("schema exists", name, found)
+        return found
+
+
+class _Answered:
+    def __init__(self, rows: list):
+        self._rows = rows
+
+    def collect(self) -> list:
+        return self._rows
+
+
+class _SparkSession(Session):
+    """Spark SQL statements on one Spark Connect session; no transactions, and no UPDATE or DELETE
+    on parquet tables (the catalog appends only)."""
+
+    engine = ENGINE
+    appends_only = True
+
+    def __init__(self, connection, adapter: SparkAdapter):
+        self.connection = connection
+        self.adapter = adapter
+        self.lock: TableLock | None = None   # an apply's session holds one
+
+    def inspect(self) -> LiveState:
+        """As every session inspects, each question put to Spark and its answer hashed in order into the
+        state's `digest` (`snapshot`): the adapter reads through a `_Recorded` session, which answers only
+        what inspecting asks."""
+        connection, recorded = self.connection, _Recorded(self.connection)
+        self.connection = recorded
+        try:
+            live = super().inspect()
+            lacking = _unavailable_formats(recorded)
+        finally:
+            self.connection = connection
+        return dataclasses.replace(live, unavailable_formats=lacking, digest=recorded.digest.hexdigest())
+
+    def hold(self) -> None:
+        if self.lock is not None:
+            self.lock.renew()
+
+    def begin(self) -> None:   # nothing that writes on Spark asks for a transaction; a command that did is refused
+        raise TenantError(f"tenant {self.adapter.tenant.name}: Spark SQL has no transactions, and this command is "
+                          "not built for it yet; nothing was changed")
+
+    commit = rollback = begin
+
+    @contextlib.contextmanager
+    def read_only(self) -> Iterator[None]:
+        """Spark SQL has no read-only transaction (nor any): what confines a check here is the policy at
+        validate (`policy.py`), which lets a check be one query, with no statement or clause that writes,
+        calling only functions of the allowlist (none that reaches beyond its inputs: `reflect`,
+        `java_method`, ...); nothing here could stop what it let through."""
+        yield
+
+    def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]:
+        try:
+            return [tuple(row) for row in self.connection.sql(statement, args=list(parameters or ()) or None)
+                    .collect()]
+        except Exception as error:  # noqa: BLE001 - pyspark raises its own tree; the statement says which
+            folder = _left_folder(error)
+            if folder is not None:
+                raise StatementFailed(statement, folder) from None
+            raise StatementFailed.engine(statement, error) from None
+
+    def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
+        for row in rows:
+            self.execute(statement, row)
+
+    def insert(self, table: str, rows: Sequence[Sequence]) -> None:
+        """All rows in one write (a statement per row would be a Spark job each)."""
+        if not rows:
+            return
+        try:
+            frame = self.connection.createDataFrame([tuple(row) for row in rows],
+                                                    schema=self.connection.table(table).schema)
+            frame.write.insertInto(table)
+        except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
+            raise StatementFailed.engine(f"INSERT INTO {table} ({len(rows)} rows)", error) from None
+
+    def tables(self, schema: str) -> list[str]:
+        if not self.connection.catalog.databaseExists(schema):
+            return []
+        return [row.tableName for row in self.connection.sql(f"SHOW TABLES IN {sql.quote(schema, ENGINE)}").collect()
+                if not row.isTemporary]
+
+    def table_columns(self, schema: str, table: str) -> list[str]:
+        if table.lower() not in {name.lower() for name in self.tables(schema)}:   # Spark folds names
+            return []
+        found = _analyzed(self.connection, ObjectKey(schema, table), False)
+        return [column.name for column in found.columns] if found else []
+
+    def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
+        texts = {}
+        for schema in {key.schema for key in keys}:
+            listed = _listed(self.connection, schema)
+            texts.update({ObjectKey(schema, name): found.text for name, found in listed.items() if found.text is not None})
+        return {key: texts[key] for key in keys if key in texts}
+
+
+__all__ = ["SparkAdapter", "SparkCompiler"]

@@ -1,0 +1,150 @@
+"""Reading the landscape and its tenants for people: history, status, drift, what differs
+between environments, and the data of the landscape report.
+
+Owns nothing but the reads and how they are put together; never writes to git or a tenant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import plan as plans
+from ..desired.source import available_environments
+from ..desired.validate import Landscape
+from ..errors import ReconcilerError, TenantLocked
+from ..model import ObjectKey
+from ..planning.environment import Workspace, plan_environment
+from ..views import report
+from . import history as gitops
+
+
+def history(workspace: Workspace, environment: str) -> list[dict]:
+    """Every tenant's audit records for the environment, oldest first."""
+    landscape = workspace.load(environment)
+    runs = []
+    for tenant in landscape.environment.tenants:
+        runs += [run for run in workspace.adapter(tenant).runs() if run["environment"] == environment]
+    return sorted(runs, key=lambda run: (str(run["started_at"]), run["run_id"]))
+
+
+@dataclass(frozen=True)
+class TenantStatus:
+    environment: str
+    tenant: str
+    applied_commit: str | None
+    pending: int | None
+    drift: int | None
+    lock: str | None
+    problem: str | None = None
+    checks: str | None = None   # the data checks of the latest run that ran any: counts, its operation, when
+
+
+@dataclass(frozen=True)
+class Waiting:
+    source: str
+    target: str
+    objects: tuple[str, ...]
+    held_back: tuple[str, ...]
+
+
+def status(workspace: Workspace) -> tuple[list[TenantStatus], list[Waiting]]:
+    """Environments x tenants, then what waits to be promoted between consecutive ones."""
+    names = available_environments(workspace.repo, None)
+    landscapes = {name: workspace.load(name) for name in names}
+    order = gitops.landscape_order(landscapes)
+    rows = []
+    for name in order:
+        try:   # the whole environment at once: its tenants are read in parallel
+            planned = plan_environment(workspace, name)
+            rows += [_row(name, planned, tenant.name) for tenant in landscapes[name].environment.tenants]
+        except ReconcilerError:   # then one by one, to say which tenant cannot be read, and why
+            rows += [_tenant_status(workspace, name, tenant) for tenant in landscapes[name].environment.tenants]
+    waiting = []
+    for name in order:
+        source = landscapes[name].environment.promotes_from
+        if source in landscapes:
+            promotion = gitops.plan_promotion(workspace.repo, landscapes[source], landscapes[name], None, True)
+            waiting.append(Waiting(source, name, tuple(f"{m.action} {m.key}" for m in promotion.moves),
+                                   tuple(f"{key}: {why}" for key, why in promotion.held_back)))
+    return rows, waiting
+
+
+def _tenant_status(workspace: Workspace, environment: str, tenant) -> TenantStatus:
+    try:
+        planned = plan_environment(workspace, environment, None, [tenant.name])
+    except TenantLocked as locked:
+        return TenantStatus(environment, tenant.name, None, None, None, str(locked))
+    except ReconcilerError as error:
+        return TenantStatus(environment, tenant.name, None, None, None, None, str(error))
+    return _row(environment, planned, tenant.name)
+
+
+def _row(environment: str, planned, tenant: str) -> TenantStatus:
+    tenant_plan = planned.plan.tenant(tenant)
+    every = planned.states[tenant].adapter.runs()
+    runs = [r for r in every if r["outcome"] in ("applied", "no-changes") and not r["dry_run"]]
+    applied = (runs[-1]["commit"] or "")[:8] if runs else None
+    drifted = sum(1 for c in tenant_plan.changes if c.drift) + len(tenant_plan.unmanaged)
+    checked = [r for r in every if r["checks"]]
+    checks = (f"{report.check_counts(checked[-1]['checks'])} ({checked[-1].get('operation') or 'apply'} "
+              f"{checked[-1]['started_at']:%Y-%m-%d %H:%M})" if checked else None)
+    return TenantStatus(environment, tenant, applied, len(tenant_plan.changes), drifted, None, checks=checks)
+
+
+@dataclass(frozen=True)
+class Drift:
+    tenant: str
+    changed: tuple[plans.Change, ...]
+    unmanaged: tuple[str, ...]
+
+
+def drift(workspace: Workspace, environment: str) -> list[Drift]:
+    """Per tenant: objects changed outside the reconciler, and objects it does not manage."""
+    planned = plan_environment(workspace, environment)
+    return [Drift(t.tenant, tuple(c for c in t.changes if c.drift), t.unmanaged) for t in planned.plan.tenants]
+
+
+def modified(workspace: Workspace, landscape: Landscape, against: str) -> set[ObjectKey]:
+    """Objects whose file differs from (or is missing in) another environment's folder, or the
+    same folder at a git ref: the `state:modified` of a graph selection."""
+    if against in available_environments(workspace.repo, None):
+        other = workspace.load(against)
+    else:
+        other = workspace.load(landscape.name, against)
+    mine, theirs = gitops.blob_ids(workspace.repo, landscape), gitops.blob_ids(workspace.repo, other)
+    return {key for key, (_, blob) in mine.items() if theirs.get(key, (None, None))[1] != blob}
+
+
+@dataclass(frozen=True)
+class LandscapeReport:
+    order: list[str]
+    status: list[TenantStatus]
+    waiting: list[Waiting]
+    versions: dict[str, dict[str, str]]        # object -> environment -> short blob id of its file
+    local: set[str]                             # connections that belong to one environment
+    graph_environment: str
+    graph: object                               # the first environment's dependency graph
+    history: list[dict]
+
+
+def landscape_report(workspace: Workspace, history_size: int = 25) -> LandscapeReport:
+    """Everything the HTML report shows, read once: status, versions per environment, history."""
+    names = available_environments(workspace.repo, None)
+    landscapes = {name: workspace.load(name) for name in names}
+    order = gitops.landscape_order(landscapes)
+    rows, waiting = status(workspace)
+    versions: dict[str, dict[str, str]] = {}
+    local: set[str] = set()
+    for name in order:
+        for key, (_, blob) in gitops.blob_ids(workspace.repo, landscapes[name]).items():
+            versions.setdefault(str(key), {})[name] = blob[:8]
+        local |= {str(key) for key in gitops.environment_local(landscapes[name])}
+    runs = []
+    for name in order:
+        try:
+            runs += history(workspace, name)
+        except ReconcilerError:
+            continue   # an unreachable tenant shows in the status table
+    runs.sort(key=lambda run: str(run["started_at"]), reverse=True)
+    return LandscapeReport(order, rows, waiting, dict(sorted(versions.items())), local, order[0],
+                           landscapes[order[0]].lineage, runs[:history_size])

@@ -1,0 +1,459 @@
+"""Moving desired state between environments and back in time: promote, roll back, export
+and import transport packages.
+
+Owns the order of each operation (read, check every guard, then write git, then tenants)
+and the gate that reads a source environment's tenants before promoting into a protected
+one. Git work is `gitops`'s, tenant work `planning.environment`'s; never prints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .. import faults, files
+from .. import plan as plans
+from ..apply.executor import TenantResult, apply_environment, current_actor, new_run_id, record_dry_run
+from ..desired.render import render
+from ..desired.source import ENVIRONMENTS, available_environments, resolve_commit
+from ..desired.validate import Landscape
+from ..errors import ApplyFailed, GuardRefused, ReconcilerError, TenantError, TenantLocked, TenantsStopped
+from ..model import ObjectKey
+from ..plan import Plan
+from ..planning.environment import Workspace, plan_environment
+from ..planning.tenant import Planned
+from ..views.report import outlook_markdown, promotion_markdown, rollback_markdown
+from . import history as gitops
+from . import intent as intents
+from . import packages
+
+PR_FOLDER = Path(".reconciler") / "pull-requests"
+
+
+@dataclass(frozen=True)
+class TenantOutlook:
+    """A tenant's plan, or why it could not be planned (locked, unreachable)."""
+
+    tenant: str
+    plan: Plan | None
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Promoted:
+    promotion: gitops.Promotion
+    branch: str | None = None
+    commit: str | None = None
+    body_file: Path | None = None
+    outlook: tuple[TenantOutlook, ...] = ()
+    pull_request: str | None = None
+    forced: str | None = None
+
+
+def promote(workspace: Workspace, source: str, target: str, selection: list[str] | None,
+            include_removals: bool, force_reason: str | None = None, open_pr: bool = True) -> Promoted:
+    """Copy what changed in SOURCE into TARGET's folder on a new branch, with a pull request body."""
+    repo = workspace.repo
+    # a folder with only environment.yaml is a new environment awaiting its first promotion
+    landscapes = {name: workspace.load(name, "HEAD", allow_empty=True) for name in available_environments(repo, "HEAD")}
+    for name in (source, target):
+        if name not in landscapes:
+            workspace.load(name, "HEAD")  # raises UnknownEnvironment naming the ones there are
+    gitops.check_path(landscapes, source, target)
+    gitops.require_clean(repo, [source, target])
+    promotion = gitops.plan_promotion(repo, landscapes[source], landscapes[target], selection, include_removals)
+    if not promotion.moves:
+        return Promoted(promotion)
+    if landscapes[target].environment.protected:
+        unverified = unapplied(workspace, landscapes[source], promotion)
+        if unverified and force_reason is None:
+            raise GuardRefused(f"{target} is protected: these versions were not applied successfully to "
+                               f"{source}'s tenants:\n  " + "\n  ".join(unverified) +
+                               f"\napply {source} first, or pass --force --reason \"...\" (recorded in the commit)")
+    commit = gitops.promotion_commit(repo, promotion, _promotion_message(promotion, force_reason))
+    workspace.load(target, commit.hexsha)  # the promoted folder must validate before a branch exists
+    branch = gitops.create_branch(repo, f"promote/{source}-to-{target}-{promotion.source_commit[:7]}", commit)
+    outlook = _outlook(workspace, target, commit.hexsha)
+    body = promotion_markdown(promotion, outlook, branch, force_reason)
+    body_file = _write_body(repo, branch, body)
+    title = f"Promote {source} -> {target}: {len(promotion.moves)} object(s)"
+    pull_request = gitops.open_pull_request(repo, branch, _current_branch(repo), title, body_file) \
+        if open_pr else None
+    return Promoted(promotion, branch, commit.hexsha, body_file, outlook, pull_request, force_reason)
+
+
+def unapplied(workspace: Workspace, source: Landscape, promotion: gitops.Promotion) -> list[str]:
+    """Moves whose source version is not what the source tenants' catalogs record as applied."""
+    problems = []
+    moved_paths = {m.source_path: m for m in promotion.moves if m.source_path}
+    removed = [m.key for m in promotion.moves if m.action == "remove"]
+    for tenant in source.environment.tenants:
+        try:
+            live = workspace.adapter(tenant).inspect()
+        except ReconcilerError as error:
+            problems.append(f"{tenant.name}: cannot be read ({error})")
+            continue
+        desired = render(source, tenant, workspace.cache)
+        for state in desired.objects.values():
+            move = moved_paths.get(state.path)
+            if move is None:
+                continue
+            record = live.catalog.get(state.key)
+            if record is None or record.content_hash != state.content_hash:
+                state_of = "not applied" if record is None else "another version applied"
+                problems.append(f"{tenant.name}: {move.key} ({state_of})")
+        schemas = source.environment.rules_for(tenant).schemas
+        for key in removed:
+            if ObjectKey(schemas.get(key.schema, key.schema), key.name) in live.catalog:
+                problems.append(f"{tenant.name}: {key} (still present; its removal was not applied)")
+    return problems
+
+
+def _promotion_message(promotion: gitops.Promotion, force_reason: str | None) -> str:
+    lines = [f"Promote {promotion.source} -> {promotion.target}: {len(promotion.moves)} object(s)", "",
+             f"Source: {ENVIRONMENTS}/{promotion.source} at {promotion.source_commit}", "Objects:"]
+    lines += [f"  {m.action} {m.key} ({m.reason})" for m in promotion.moves]
+    if force_reason is not None:
+        lines += ["", f"Forced past the promotion gate: {force_reason}"]
+    return "\n".join(lines) + "\n"
+
+
+def _outlook(workspace: Workspace, environment: str, ref: str) -> tuple[TenantOutlook, ...]:
+    """The plan of the environment (one review hash, as CI computes it); when a tenant cannot be
+    reached, the plan of each tenant that can, and why the others cannot."""
+    try:
+        planned = plan_environment(workspace, environment, ref, verify=True)   # reviewers see what would fail
+        return (TenantOutlook(environment, planned.plan),)
+    except (TenantLocked, TenantError):
+        pass
+    results = []
+    for tenant in workspace.load(environment, ref).environment.tenants:
+        try:
+            results.append(TenantOutlook(tenant.name, plan_environment(workspace, environment, ref,
+                                                                       [tenant.name], verify=True).plan))
+        except ReconcilerError as error:
+            results.append(TenantOutlook(tenant.name, None, str(error)))
+    return tuple(results)
+
+
+def _write_body(repo: Path, branch: str, body: str) -> Path:
+    path = repo / PR_FOLDER / (re.sub(r"[^A-Za-z0-9._-]+", "_", branch) + ".md")
+    files.write(path, body, root=repo)
+    return path
+
+
+def _current_branch(repo: Path) -> str:
+    handle = gitops.open_repo(repo)
+    return "main" if handle.head.is_detached else handle.active_branch.name
+
+
+# -- rollback ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImpactRow:
+    tenant: str
+    object: str
+    kind: str
+    action: str
+    risk: str
+    current: str      # the commit the tenant's catalog records for the object, or "absent"
+    target: str       # the ref's version, or "absent"
+    rows: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class RolledBack:
+    environment: str
+    ref: str
+    target_commit: str
+    mode: str                      # dry-run | pr | execute
+    plan: Plan
+    impact: tuple[ImpactRow, ...]
+    undoes: tuple[str, ...]        # "<short sha> <subject>" of the commits the rollback undoes
+    branch: str | None = None
+    commit: str | None = None
+    body_file: Path | None = None
+    pull_request: str | None = None
+    results: tuple[TenantResult, ...] = ()
+    checkpoint: str | None = None
+    audit_runs: tuple[str, ...] = field(default=())
+
+
+def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-run",
+             allow_data_loss: tuple[str, ...] = (), open_pr: bool = True) -> RolledBack:
+    """Reconcile ENV back to the state of REF: a dry run, a pull request, or at once."""
+    repo = workspace.repo
+    target = resolve_commit(repo, ref)
+    planned = plan_environment(workspace, environment, target.hexsha)  # REF must hold a valid folder
+    impact = tuple(_impact(planned, target.hexsha))
+    undoes = tuple(f"{c.hexsha[:8]} {c.summary}" for c in gitops.commits_between(repo, ref, environment))
+    base = RolledBack(environment, ref, target.hexsha, mode, planned.plan, impact, undoes)
+    message = _rollback_message(environment, ref, target.hexsha, undoes)
+    if mode == "dry-run":
+        runs = tuple(run for name, state in planned.states.items()
+                     if (run := record_dry_run(state, planned.plan.tenant(name), planned.plan, "rollback",
+                                               current_actor(repo))))
+        return replace(base, audit_runs=runs)
+    if mode == "pr":
+        commit = gitops.restore_commit(repo, environment, ref, message)
+        branch = gitops.create_branch(repo, f"rollback/{environment}-to-{target.hexsha[:7]}-{commit.hexsha[:7]}",
+                                      commit)
+        body_file = _write_body(repo, branch, rollback_markdown(base))
+        pull_request = gitops.open_pull_request(repo, branch, _current_branch(repo),
+                                                f"Roll back {environment} to {ref}", body_file) if open_pr else None
+        return replace(base, branch=branch, commit=commit.hexsha, body_file=body_file, pull_request=pull_request)
+    return _execute(workspace, base, message, allow_data_loss)
+
+
+def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_loss: tuple[str, ...]) -> RolledBack:
+    """Break glass: apply the restore commit's tree to every tenant, verify, then move the branch to
+    it and tag a checkpoint. The intent is recorded first, so a run killed at any point leaves
+    something every later command names (`rollback ENV --resume` finishes it forward, `--abandon`
+    takes it back); git moves only after every tenant committed, so it is never ahead of the tenants."""
+    repo, environment = workspace.repo, base.environment
+    problems = plans.violations(base.plan, allow_data_loss)
+    if problems:  # refused before anything is written, git included
+        raise GuardRefused("refused:\n  " + "\n  ".join(problems))
+    gitops.require_clean(repo, [environment])
+    commit = gitops.restore_commit(repo, environment, base.target_commit, message)   # an object, no ref yet
+    intent = intents.Intent(environment=environment, ref=base.ref, target_commit=base.target_commit,
+                            commit=commit.hexsha, head=gitops.open_repo(repo).head.commit.hexsha,
+                            tag=f"reconciler/{environment}/{new_run_id()}", allow_data_loss=allow_data_loss)
+    intents.write(workspace.rollback_intent(environment), intent)
+    faults.reached("recorded")
+    return _finish(workspace, base, intent)
+
+
+def resume_rollback(workspace: Workspace, environment: str) -> RolledBack:
+    """Finish an interrupted `rollback --execute` forward from its recorded intent (each step is
+    idempotent: tenants already at the commit have nothing to do, a moved branch stays, a tag made
+    is kept)."""
+    intent = _recorded(workspace, environment, "resume")
+    _require_head(workspace, intent)
+    planned = plan_environment(workspace, environment, intent.commit, resuming=True)
+    base = RolledBack(environment, intent.ref, intent.target_commit, "execute", planned.plan, (), ())
+    return _finish(workspace, base, intent)
+
+
+def _every_tenant(results: list[TenantResult], stopped: str, done: str, way_on: str) -> None:
+    """TenantsStopped, with the failed tenants' own exit codes, when any failed: which and why, which
+    did not fail, and the way on."""
+    failed = [r for r in results if r.exit_code]
+    if failed:
+        listing = "\n  ".join(f"{r.tenant}: {r.error}" for r in failed)
+        finished = [r.tenant for r in results if not r.exit_code]
+        raise TenantsStopped(f"{stopped}:\n  {listing}\n" + (f"{done}: {', '.join(finished)}\n" if finished else "")
+                             + way_on, [r.exit_code for r in failed])
+
+
+def _recorded(workspace: Workspace, environment: str, verb: str) -> intents.Intent:
+    path = workspace.rollback_intent(environment)
+    if not path.is_file() or path.is_symlink():
+        raise GuardRefused(f"no interrupted rollback of {environment} to {verb}")
+    return intents.read(path, workspace.repo, environment)
+
+
+def _require_head(workspace: Workspace, intent: intents.Intent) -> None:
+    head = gitops.open_repo(workspace.repo).head.commit.hexsha
+    if head not in (intent.head, intent.commit):
+        raise GuardRefused(f"HEAD moved to {head[:12]} since the interrupted rollback (it was at "
+                           f"{intent.head[:12]}); reset it there, then resume or abandon it")
+
+
+def _finish(workspace: Workspace, base: RolledBack, intent: intents.Intent) -> RolledBack:
+    repo, environment, commit = workspace.repo, base.environment, intent.commit
+    planned = plan_environment(workspace, environment, commit, resuming=True)   # the restore commit's tree
+    results = apply_environment(workspace, planned, planned.plan, intent.allow_data_loss, operation="rollback")
+    _every_tenant(results, f"rollback of {environment} to {base.ref} stopped: tenants failed",
+                  f"applied (they hold {base.ref}'s state now)",
+                  f"git was not moved; fix the cause and run `reconciler rollback {environment} --resume`, or put "
+                  f"every tenant back as it was before with `reconciler rollback {environment} --abandon`")
+    faults.reached("applied")
+    check = plan_environment(workspace, environment, base.target_commit, resuming=True)
+    if check.plan.has_changes:
+        raise ApplyFailed(f"applied, but tenants do not equal {base.ref}'s state: "
+                          f"{plans_summary(check.plan)}; this is a reconciler bug, please report it")
+    handle = gitops.open_repo(repo).commit(commit)
+    gitops.advance_head(repo, handle, environment)
+    faults.reached("moved")
+    if intent.tag not in [t.name for t in gitops.open_repo(repo).tags]:
+        gitops.tag(repo, intent.tag, handle,
+                   f"Rollback checkpoint: {ENVIRONMENTS}/{environment} restored to {base.ref} "
+                   f"({base.target_commit[:12]}).\nTenant runs: "
+                   + ", ".join(f"{r.tenant}={r.run_id}" for r in results)
+                   + f"\nTo undo this rollback: reconciler rollback {environment} --to {intent.tag}^\n")
+    faults.reached("tagged")
+    workspace.rollback_intent(environment).unlink()
+    return replace(base, commit=commit, results=tuple(results), checkpoint=intent.tag)
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    """What `rollback --abandon` did: where the rollback started, each tenant it put back (its run),
+    the tenants the rollback never changed, what it did in git, and what is left for a person."""
+
+    environment: str
+    start: str | None                          # None: the record could not be read
+    results: tuple[TenantResult, ...] = ()
+    untouched: tuple[str, ...] = ()
+    git: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()
+
+
+def abandon_rollback(workspace: Workspace, environment: str, allow_data_loss: tuple[str, ...] = ()) -> Abandoned:
+    """Take an interrupted `rollback --execute` back to where it started: every tenant it changed (its
+    audit says which: a run of this rollback's commit that applied, or never ended) is reconciled to
+    the commit the rollback started from, under apply's guards (the rollback's --allow-data-loss is not
+    carried over); then the branch goes back there too and the rollback's tag is deleted; then the
+    record is removed. A tenant that cannot be put back stops it with the record kept (its error's
+    exit code). A record that cannot be read is removed, and nothing else is done: it cannot say
+    what the rollback changed."""
+    repo, path = workspace.repo, workspace.rollback_intent(environment)
+    try:
+        intent = _recorded(workspace, environment, "abandon")
+    except intents.UnreadableIntent as unreadable:
+        path.unlink()
+        return Abandoned(environment, None, left=(
+            f"{str(unreadable).splitlines()[0]}; removed it. No tenant and nothing in git was changed: a record "
+            f"that cannot be read does not say what the rollback did. `reconciler plan {environment}` shows how "
+            f"each tenant differs from HEAD, `git log` whether a rollback commit was made",))
+    _require_head(workspace, intent)
+    gitops.require_clean(repo, [environment])
+    changed, untouched, backups = _changed_by(workspace, intent)
+    at_start = {tenant.name for tenant in workspace.load(environment, intent.head).environment.tenants}
+    left = [f"{name}: not a tenant of {environment} at {intent.head[:12]}, where the rollback started; it keeps "
+            f"what the rollback made of it" for name in changed if name not in at_start]
+    back = [name for name in changed if name in at_start]
+    results = []
+    if back:
+        planned = plan_environment(workspace, environment, intent.head, back, resuming=True)
+        try:
+            results = apply_environment(workspace, planned, planned.plan, allow_data_loss, operation="abandon")
+        except GuardRefused as refused:
+            raise GuardRefused(f"abandoning the rollback of {environment} {refused}\nnothing was changed; the "
+                               f"record {path} is kept") from None
+        _every_tenant(results, f"abandoning the rollback of {environment} stopped: tenants not put back", "put back",
+                      f"git was not moved and the record {path} is kept; fix the cause and run `reconciler rollback "
+                      f"{environment} --abandon` again, or `--resume` to finish the rollback instead")
+    left += [f"{tenant}: the rollback backed up {backup['schema_name']}.{backup['table_name']} before losing "
+             f"data in it; `reconciler restore {environment} '{backup['name']}' --yes` puts its rows back"
+             for tenant, backup in backups if tenant in back]
+    moved = _back_in_git(repo, environment, intent)
+    path.unlink()
+    return Abandoned(environment, intent.head, tuple(results), tuple(untouched), moved, tuple(left))
+
+
+def _changed_by(workspace: Workspace, intent: intents.Intent) -> tuple[list[str], list[str], list[tuple[str, dict]]]:
+    """The tenants the rollback changed, or may have (a run of its commit that applied; or one that never
+    ended on an engine that commits statement by statement, whose compensation is still due: elsewhere
+    the engine rolled it back), the tenants it left alone, and the backups its runs took (tenant, backup)."""
+    changed, untouched, backups = [], [], []
+    for tenant in workspace.load(intent.environment, intent.commit).environment.tenants:
+        adapter = workspace.adapter(tenant)
+        ended = ("applied",) if adapter.transactional else ("applied", "running")
+        runs = {run["run_id"] for run in adapter.runs() if run.get("operation") == "rollback"
+                and run["commit"] == intent.commit and run["outcome"] in ended}
+        (changed if runs else untouched).append(tenant.name)
+        backups += [(tenant.name, backup) for backup in adapter.backups() if backup["run_id"] in runs]
+    return changed, untouched, backups
+
+
+def _back_in_git(repo: Path, environment: str, intent: intents.Intent) -> tuple[str, ...]:
+    """The rollback's tag deleted and the branch moved back to where it started, where they got to."""
+    done = []
+    if gitops.delete_tag(repo, intent.tag, intent.commit):
+        done.append(f"deleted tag {intent.tag}")
+    handle = gitops.open_repo(repo)
+    if handle.head.commit.hexsha == intent.commit:
+        gitops.advance_head(repo, handle.commit(intent.head), environment)
+        done.append(f"moved the branch back from the rollback commit {intent.commit[:12]} to {intent.head[:12]}")
+    return tuple(done)
+
+
+def plans_summary(plan: Plan) -> str:
+    return ", ".join(f"{c.action} {c.object}" for t in plan.tenants for c in t.changes[:5])
+
+
+def _impact(planned: Planned, target_commit: str):
+    for tenant_plan in planned.plan.tenants:
+        live = planned.states[tenant_plan.tenant].live
+        for change in tenant_plan.changes:
+            record = live.record(change.key)
+            current = (record.commit or "?")[:8] if record else "absent"
+            yield ImpactRow(tenant_plan.tenant, change.object, change.kind, change.action, change.risk, current,
+                            "absent" if change.action == "delete" else target_commit[:8], change.rows,
+                            change.reason)
+
+
+def _rollback_message(environment: str, ref: str, commit: str, undoes: tuple[str, ...]) -> str:
+    lines = [f"Roll back {ENVIRONMENTS}/{environment} to {ref}", "",
+             f"Restores {ENVIRONMENTS}/{environment} to its content at {ref} ({commit})."]
+    if undoes:
+        lines += ["", "Undoes:"] + [f"  {line}" for line in undoes]
+    return "\n".join(lines) + "\n"
+
+
+# -- transport packages --------------------------------------------------------------------
+
+def export_package(workspace: Workspace, environment: str, selection: list[str] | None, out: Path,
+                   name: str | None, version: str, notes: str) -> dict:
+    """Write a package of ENV's committed objects (a selection and what it reads); its manifest."""
+    gitops.require_clean(workspace.repo, [environment])
+    landscape = workspace.load(environment, "HEAD")
+    data = packages.export(workspace.repo, landscape, selection, name or environment, version, notes)
+    out.write_bytes(data)
+    return packages.read(out).manifest
+
+
+@dataclass(frozen=True)
+class Imported:
+    package: packages.Package
+    branch: str
+    commit: str
+    body_file: Path
+    pull_request: str | None
+
+
+def import_package(workspace: Workspace, path: Path, environment: str, open_pr: bool = True) -> Imported:
+    """Verify a package, then copy its objects into ENV's folder on a new branch, like promote."""
+    package = packages.read(path)
+    repo = workspace.repo
+    target = workspace.load(environment, "HEAD")
+    gitops.require_clean(repo, [environment])
+    handle = gitops.open_repo(repo)
+    record = packages.record_path(environment, package.manifest["name"])
+    try:
+        installed = json.loads((handle.head.commit.tree / record).data_stream.read())
+    except KeyError:
+        installed = None
+    packages.check_version(package, installed)
+    existing = {str(key): doc.path for key, doc in target.documents.items()}
+    root = f"{ENVIRONMENTS}/{environment}"
+    writes, deletes = {}, []
+    for entry in package.manifest["objects"]:
+        destination = f"{root}/{entry['path']}"
+        if existing.get(entry["object"], destination) != destination:
+            deletes.append(existing[entry["object"]])   # the same object, filed elsewhere here
+        writes[destination] = (0o100644, gitops.store_blob(handle, package.files[entry["path"]]))
+    writes[record] = (0o100644, gitops.store_blob(handle, json.dumps(package.manifest, indent=2).encode()))
+    source = package.manifest["source"]
+    message = (f"Import package {package.label} into {environment}\n\nSource: environments/{source['environment']} "
+               f"at {source['commit']}\nObjects:\n"
+               + "".join(f"  {entry['object']}\n" for entry in package.manifest["objects"]))
+    commit = gitops.write_commit(handle, handle.head.commit, writes, deletes, message)
+    workspace.load(environment, commit.hexsha)   # the folder with the package must validate
+    branch = gitops.create_branch(repo, f"import/{package.manifest['name']}-{package.manifest['version']}", commit)
+    body = (f"## Import `{package.label}` into `{environment}`\n\n{package.manifest.get('release_notes') or ''}\n\n"
+            + "\n".join(f"- `{o['object']}` ({o['kind']})" for o in package.manifest["objects"]) + "\n\n"
+            + "\n".join(_outlook_lines(workspace, environment, commit.hexsha)))
+    body_file = _write_body(repo, branch, body)
+    pull_request = gitops.open_pull_request(repo, branch, _current_branch(repo), f"Import {package.label}",
+                                            body_file) if open_pr else None
+    return Imported(package, branch, commit.hexsha, body_file, pull_request)
+
+
+def _outlook_lines(workspace: Workspace, environment: str, ref: str) -> list[str]:
+    return outlook_markdown(_outlook(workspace, environment, ref))

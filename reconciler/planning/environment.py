@@ -1,0 +1,311 @@
+"""The pipeline end to end for one command: load -> validate -> render -> read -> plan.
+
+Owns the `Workspace` (the repository, its per-command memo of validated environments, the
+reconciler's own state under `.git/reconciler/`) and `plan_environment`, which plans every tenant
+of an environment at once, each through one read session. Reads only: applying is `executor`,
+planning one tenant is `planning.tenant`, the tenant catalog is `engines.catalog`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import git
+import networkx as nx
+
+from .. import disclosure
+from ..desired.cache import Cache
+from ..desired.key import desired_key
+from ..desired.render import render
+from ..desired.source import (
+    ENVIRONMENT_FILE,
+    ENVIRONMENTS,
+    WORKTREE,
+    EnvironmentSource,
+    available_environments,
+    environment_blobs,
+    head_commit,
+    read_document,
+    read_environment,
+    resolve_commit,
+)
+from ..desired.validate import Landscape, load, valid_environment, validate
+from ..engines import catalog
+from ..engines.contract import Adapter, Session, Unprovable, adapter_for
+from ..errors import GuardRefused, ReconcilerError, TenantError, UsageProblem
+from ..model import DataFlow, MaterializedTable, ObjectKey, Tenant
+from ..parallel import each_tenant
+from ..plan import Plan
+from ..state import LiveState
+from .diff import views_to_bind
+from .recall import recalled as recalled_plan
+from .tenant import Planned, TenantPlan, TenantState, plan_tenant
+
+
+@dataclass
+class Workspace:
+    """The repository being reconciled, and the reconciler's own state for it: the cache and the
+    intent of an interrupted rollback. That state lives inside the git directory (`.git/reconciler/`),
+    where no commit can put a file: a cache or an intent a pull request committed would otherwise be
+    believed over the files it describes."""
+
+    repo: Path
+    lock_timeout: float = 0          # seconds to wait for a tenant another run holds
+    cache: Cache = field(init=False)
+    state: Path = field(init=False)
+    _loaded: dict[tuple, Landscape] = field(init=False, default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.repo = self.repo.resolve()
+        try:
+            self.state = Path(git.Repo(self.repo).git_dir) / "reconciler"
+        except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+            self.state = self.repo / ".reconciler"   # not a git repository: nothing can commit into it either
+        self.cache = Cache(self.state / "cache.sqlite")
+
+    def rollback_intent(self, environment: str) -> Path:
+        """Where `rollback --execute` records what it is doing until it has finished."""
+        return self.state / f"rollback-{environment}.json"
+
+    def adapter(self, tenant: Tenant) -> Adapter:
+        return adapter_for(tenant, self.repo, self.lock_timeout)
+
+    def load(self, environment: str, ref: str | None = None, allow_empty: bool = False) -> Landscape:
+        """One environment, read and validated once per command: at a ref, once per commit it names;
+        in the working tree, once per set of file contents (git blob ids), so a command that
+        checks files out reads them again but never validates the same files twice."""
+        try:
+            if ref is not None:
+                key: tuple = (environment, ref, resolve_commit(self.repo, ref).hexsha, allow_empty)
+                if key not in self._loaded:
+                    self._loaded[key] = load(self.repo, environment, ref, self.cache, allow_empty)
+            else:
+                source = read_environment(self.repo, environment, None, self.cache)
+                environments = available_environments(self.repo, None)
+                key = (environment, None, source.identity, tuple(environments), allow_empty)
+                if key not in self._loaded:
+                    self._loaded[key] = validate(source, environments, self.cache, allow_empty)
+            disclosure.sensitive(self._loaded[key].sensitive_names)   # before anything runs on a tenant
+            return self._loaded[key]
+        finally:
+            self.cache.flush()
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A tenant's read session opened, and the tenant inspected, before its environment was validated."""
+
+    tenant: Tenant
+    adapter: Adapter
+    reading: Session
+    live: LiveState
+
+
+def plan_for_review(workspace: Workspace, environment: str, ref: str | None = None,
+                    tenants: Sequence[str] | None = None, verify: bool = False) -> tuple[Plan, nx.DiGraph | None]:
+    """The `plan` command's plan, and the dependency graph it was made with (None for a recalled plan,
+    which changes nothing). Recalled (`recall`) when every tenant's last apply recorded the same
+    desired state and the tenant hashes as it did then; else planned with the sessions recalling
+    opened (one connection per tenant per plan)."""
+    with contextlib.ExitStack() as stack:
+        recalled = recall(workspace, environment, ref, tenants, stack)
+        if isinstance(recalled, Plan):
+            return recalled, None
+        planned = plan_environment(workspace, environment, ref, tenants, verify=verify, opened=recalled)
+        return planned.plan, next(iter(planned.states.values())).desired.graph if planned.states else None
+
+
+def recall(workspace: Workspace, environment: str, ref: str | None, tenants: Sequence[str] | None,
+           stack: contextlib.ExitStack) -> Plan | dict[str, Opened]:
+    """The plan every chosen tenant's last apply recorded (`snapshot`), when the folder holds the files it
+    validated, by git blob id, with this reconciler, and each tenant hashes as it did after that apply:
+    nothing is validated, rendered or diffed. Otherwise the sessions it opened (kept open on `stack`),
+    for planning the long way. Only environment.yaml is checked before a tenant is opened (as validating
+    checks it); a pull request's plan (RECONCILER_BASE_REF), an interrupted rollback, RECONCILER_NO_RECALL
+    (or RECONCILER_NO_CACHE) or a file that is a link is always planned the long way, as is anything
+    that cannot be told."""
+    opened: dict[str, Opened] = {}
+    if os.environ.get("RECONCILER_NO_RECALL") or os.environ.get("RECONCILER_NO_CACHE") \
+            or os.environ.get(BASE_REF_VARIABLE) \
+            or workspace.rollback_intent(environment).exists():
+        return opened
+    try:
+        blobs = environment_blobs(workspace.repo, environment, ref)
+        if blobs is None or blobs.environment is None:
+            return opened
+        environments = available_environments(workspace.repo, ref)
+        document = read_document(f"{ENVIRONMENTS}/{environment}/{ENVIRONMENT_FILE}", blobs.environment,
+                                 workspace.cache)
+        source = EnvironmentSource(environment, ref or WORKTREE, blobs.commit, document, (), ())
+        declared = valid_environment(source, environments, workspace.cache) if document is not None else None
+        if declared is None or not {*(tenants or ())} <= {t.name for t in declared.tenants}:
+            return opened
+        key = desired_key(environment, environments, blobs.ids.items())
+        recalled = []
+        for tenant in [t for t in declared.tenants if not tenants or t.name in tenants]:
+            adapter = workspace.adapter(tenant)
+            reading = stack.enter_context(adapter.reading())
+            opened[tenant.name] = Opened(tenant, adapter, reading, reading.inspect())
+            recalled.append(recalled_plan(catalog.snapshot(reading, environment, tenant.name), key, tenant.name,
+                                              adapter.engine, opened[tenant.name].live))
+    except ReconcilerError:   # the long way says it, in its order (an invalid folder before a tenant)
+        return opened
+    finally:
+        workspace.cache.flush()
+    if not recalled or None in recalled:
+        return opened
+    return Plan(environment=environment, ref=ref or WORKTREE, commit=blobs.commit or head_commit(workspace.repo),
+                tenants=tuple(recalled))
+
+
+def plan_environment(workspace: Workspace, environment: str, ref: str | None = None,
+                     tenants: Sequence[str] | None = None, resuming: bool = False, verify: bool = False,
+                     opened: dict[str, Opened] | None = None) -> Planned:
+    """Plan every tenant of an environment; reads tenants, never writes. With `verify`, every
+    tenant's plan is proven on a shadow of it (`Adapter.prove`) and what the engine refuses is in
+    the plan. An interrupted `rollback --execute` of the environment must be finished or abandoned
+    first (`resuming` is either). A tenant `opened` already (by `recall`) is planned on that session
+    and that inspection, when the validated folder declares it alike."""
+    intent = workspace.rollback_intent(environment)
+    if not resuming and intent.exists():
+        raise GuardRefused(f"a `reconciler rollback {environment} --execute` was interrupted (recorded in {intent}); "
+                           "its tenants and git may disagree until it is finished or abandoned: run "
+                           f"`reconciler rollback {environment} --resume` to finish it, or `reconciler rollback "
+                           f"{environment} --abandon` to put every tenant and git back where it started")
+    landscape = workspace.load(environment, ref)
+    names = [t.name for t in landscape.environment.tenants]
+    for name in tenants or ():
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1) or [n for n in names if n.lower() == name.lower()]
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageProblem(f"environment {environment} has no tenant {name}{hint}; its tenants: {', '.join(names)}")
+    chosen = [t for t in landscape.environment.tenants if not tenants or t.name in tenants]
+    untrusted = _moved_tenants(workspace, landscape, chosen)
+    _refuse_new_functions(workspace, landscape)
+    # rendering is pure and uses the (single-threaded) cache; reading tenants waits on databases
+    desired = {tenant.name: render(landscape, tenant, workspace.cache) for tenant in chosen}
+    workspace.cache.release()   # what validating and rendering read is not needed while tenants are read
+
+    @contextlib.contextmanager
+    def read(tenant: Tenant) -> Iterator[tuple[Adapter, Session, LiveState]]:
+        found = (opened or {}).get(tenant.name)
+        if found is not None and found.tenant == tenant:
+            yield found.adapter, found.reading, found.live
+            return
+        adapter = workspace.adapter(tenant)
+        with adapter.reading() as reading:
+            yield adapter, reading, reading.inspect()
+
+    def plan_one(tenant: Tenant) -> tuple[TenantState, TenantPlan]:
+        if tenant.name in untrusted:
+            raise TenantError(f"tenant {tenant.name}: this change gives it another url or password than "
+                              f"{BASE_REF_VARIABLE}={untrusted[tenant.name]} has; the reconciler never sends a "
+                              "tenant's password to a place a pull request names, so it is planned after merge, "
+                              "on the protected branch")
+        with read(tenant) as (adapter, reading, live):   # one connection: inspect, row counts, checks, the proof
+            if not live.exists and not tenant.create:
+                raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
+                                  "declare `create: true` on the tenant to create it")
+            state = TenantState(tenant, adapter, desired[tenant.name], live, landscape.environment.allow_data_loss)
+            tenant_plan = plan_tenant(adapter, state.desired, live, reading, state.acknowledged,
+                                      under_review=bool(os.environ.get(BASE_REF_VARIABLE)))
+            if verify and tenant_plan.changes:   # nothing to prove when nothing changes
+                reads = {str(k): [str(d) for d in o.dependencies] for k, o in state.desired.objects.items()}
+                reads.update({str(k): [str(d) for d in r.dependencies] for k, r in live.catalog.items()
+                              if str(k) not in reads})
+                try:
+                    proving = [c for c in tenant_plan.changes if c.statements or c.conflict]   # blocked: said
+                    proof = adapter.prove_in(reading, proving,
+                                             views_to_bind(tenant_plan.changes, live, state.desired.engine), reads)
+                    tenant_plan = tenant_plan.model_copy(update={"refused": tuple(proof)})
+                except Unprovable as why:   # said in the plan; the apply's own transaction stays the proof
+                    tenant_plan = tenant_plan.model_copy(update={"unproven": str(why), "refused": why.refused})
+        return state, tenant_plan
+
+    outcomes = each_tenant(chosen, plan_one)
+    for outcome in outcomes:   # the first failure, in tenant order, after every read has finished
+        if isinstance(outcome, BaseException):
+            raise outcome
+    commit = landscape.source.commit or head_commit(workspace.repo)
+    plan = Plan(environment=environment, ref=landscape.source.ref, commit=commit,
+                tenants=tuple(tenant_plan for _, tenant_plan in outcomes))
+    return Planned(landscape, plan, {state.tenant.name: state for state, _ in outcomes})
+
+
+def runnable(planned: Planned, name: str) -> dict[str, tuple[ObjectKey, str | None]]:
+    """The data flow or MaterializedTable `name` (schema.name, or a name no other of them has, as the
+    folder spells it) in each planned tenant, as the tenant calls it, with where a flow reads from (for
+    people: its connection is outside the tenant). UsageProblem when there is no such object;
+    TenantError when a tenant does not hold it, or what it writes or reads, as the folder declares."""
+    landscape = planned.landscape
+    runs = [key for key, obj in landscape.objects.items() if isinstance(obj, (DataFlow, MaterializedTable))]
+    matches = [key for key in runs if name.lower() in (str(key).lower(), key.name.lower())]
+    if len(matches) != 1:
+        names = ", ".join(map(str, runs)) or "none"
+        close = difflib.get_close_matches(name, [str(k) for k in runs] + [k.name for k in runs], n=1)
+        why = "names more than one: write schema.name" if matches else \
+            f"is no data flow or MaterializedTable{f' (did you mean {close[0]}?)' if close else ''}"
+        raise UsageProblem(f"{name} {why}; what runs in {landscape.name}: {names}")
+    path = landscape.documents[matches[0]].path
+    found: dict[str, tuple[ObjectKey, str | None]] = {}
+    for tenant_plan in planned.plan.tenants:
+        desired = planned.states[tenant_plan.tenant].desired
+        key = next(k for k, obj in desired.objects.items() if obj.path == path)
+        obj = desired.objects[key]
+        involved = {key, *obj.dependencies} | (
+            {ObjectKey.parse(obj.definition["target"])} if obj.kind == "DataFlow" else set())
+        pending = [change for change in tenant_plan.changes if change.key in involved]
+        if pending:
+            raise TenantError(f"tenant {tenant_plan.tenant}: {pending[0].kind} {pending[0].object} has a change "
+                              f"waiting ({pending[0].reason}); {key} runs as the folder declares it: apply "
+                              "first; nothing was run")
+        source = None
+        if obj.kind == "DataFlow":
+            connection = desired.objects[ObjectKey.parse(obj.definition["connection"])].definition
+            where = ", ".join(f"{k} {v}" for k, v in connection.get("properties", {}).items())
+            source = f"connection {obj.definition['connection']} ({connection['type']}{': ' + where if where else ''})"
+        found[tenant_plan.tenant] = (key, source)
+    return found
+
+
+BASE_REF_VARIABLE = "RECONCILER_BASE_REF"   # set by the pull request plan workflow: the base branch's commit
+
+
+def _moved_tenants(workspace: Workspace, landscape: Landscape, tenants: Sequence[Tenant]) -> dict[str, str]:
+    """In a pull request's plan (RECONCILER_BASE_REF names the base), the tenants holding a secret (a
+    password, a token in the url) whose url or password reference differs from the base's: a pull request must not be able to send
+    a tenant's password to a host it names. Tenant name -> the base ref."""
+    base = os.environ.get(BASE_REF_VARIABLE)
+    if not base or not any(t.secret_names for t in tenants):
+        return {}
+    try:
+        before = {t.name: (t.url, t.password) for t in workspace.load(landscape.name, base).environment.tenants}
+    except ReconcilerError:   # a base that does not hold a valid environment vouches for nothing
+        before = {}
+    return {t.name: base for t in tenants if t.secret_names and before.get(t.name) != (t.url, t.password)}
+
+
+def _refuse_new_functions(workspace: Workspace, landscape: Landscape) -> None:
+    """In a pull request's plan, a function the pull request itself adds to `allow_functions` is not yet
+    allowed: the plan runs SQL on the tenants (its shadow proof), and the pull request is what is under
+    review. GuardRefused naming them, before any tenant is read."""
+    base = os.environ.get(BASE_REF_VARIABLE)
+    if not base or not landscape.environment.allow_functions:
+        return
+    try:
+        allowed = set(workspace.load(landscape.name, base).environment.allow_functions)
+    except ReconcilerError:   # a base that does not hold a valid environment vouches for nothing
+        allowed = set()
+    added = sorted(set(landscape.environment.allow_functions) - allowed)
+    if added:
+        raise GuardRefused(f"this change allows {', '.join(added)} (allow_functions), which {BASE_REF_VARIABLE}={base} "
+                           "does not: a pull request's plan never runs a function only the pull request allows; it is "
+                           "planned after merge, on the protected branch; nothing was read")
+
+
+__all__ = ["Workspace", "plan_environment", "runnable", "WORKTREE"]

@@ -1,0 +1,174 @@
+"""The lineage graph drawn as SVG (and an HTML page around it) by the project itself.
+
+Owns the picture: a layered (Sugiyama) layout by grandalf, left to right in the direction data
+flows, with every edge that spans layers routed through slots of its own so that no edge passes
+through a box it does not connect; the colours of kinds and change states and a legend; and
+collapsing to one box per schema beyond a size where single objects stop being readable. Takes a
+finished graph; computes nothing about the landscape; needs no network to draw or to view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from html import escape
+
+import networkx as nx
+from grandalf.graphs import Edge, Graph, Vertex
+from grandalf.layouts import SugiyamaLayout
+from grandalf.routing import EdgeViewer
+
+from ..model import ObjectKey
+
+EVERY_LANDSCAPE = ("Table", "View", "DataFlow", "Connection")   # kinds the legend always explains
+KIND_COLOURS = {"Table": "#dbe4ff", "View": "#d3f9d8", "MaterializedTable": "#c5f6fa", "DataFlow": "#fff3bf",
+                "Connection": "#f3d9fa"}
+STATE_COLOURS = {"create": "#2b8a3e", "update": "#e67700", "replace": "#d9480f", "delete": "#c92a2a",
+                 "modified": "#e67700"}
+COLLAPSE_AT = 300          # more objects than this are drawn one box per schema
+WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN, LEGEND = 230, 34, 90, 16, 20, 40
+
+
+def svg(graph: nx.DiGraph, states: Mapping[ObjectKey, str] | None = None) -> str:
+    """An SVG of the graph; `states` (key -> create/update/.../modified) outlines changed objects."""
+    states = states or {}
+    if graph.number_of_nodes() > COLLAPSE_AT:
+        return _svg(*_by_schema(graph), {})
+    labels = {key: (str(key), graph.nodes[key].get("kind", "")) for key in graph}
+    return _svg(graph, labels, {key: states[key] for key in graph if key in states})
+
+
+def html(graph: nx.DiGraph, title: str, states: Mapping[ObjectKey, str] | None = None) -> str:
+    legend = "".join(f'<span class="kind" style="background:{colour}">{kind}</span>'
+                     for kind, colour in KIND_COLOURS.items())
+    legend += "".join(f'<span class="state" style="border-color:{colour}">{state}</span>'
+                      for state, colour in STATE_COLOURS.items() if state != "modified")
+    return PAGE.format(title=escape(title), legend=legend, body=svg(graph, states))
+
+
+class _Box:
+    """grandalf's view of a vertex. The layout runs top-down; drawn left to right, so a box's
+    height in the layout is its width on the page."""
+
+    w, h = HEIGHT, WIDTH
+
+
+def layout(graph: nx.DiGraph) -> tuple[dict, dict]:
+    """(centre of each node, points of each edge from its source's border to its target's), left to
+    right, every coordinate at least MARGIN; connected parts of the graph stacked one below another."""
+    vertices = {node: Vertex(node) for node in sorted(graph)}
+    edges = []
+    for a, b in sorted(graph.edges):
+        edge = Edge(vertices[a], vertices[b])
+        edge.view = EdgeViewer()
+        edges.append(edge)
+    for vertex in vertices.values():
+        vertex.view = _Box()
+    centres: dict = {}
+    routes: dict = {}
+    offset = float(MARGIN + LEGEND)
+    for part in Graph(list(vertices.values()), edges).C:
+        sugiyama = SugiyamaLayout(part)
+        sugiyama.xspace, sugiyama.yspace = GAP_Y, GAP_X
+        sugiyama.route_edge = lambda edge, points: None   # centres of the ends and of the slots between
+        sugiyama.init_all()
+        sugiyama.draw(3)
+        sugiyama.draw_edges()
+        # the layout's (x, y), y growing with the layer, becomes the page's (y, x)
+        xs = [v.view.xy[1] for v in part.sV]
+        ys = [v.view.xy[0] for v in part.sV]
+        shift_x, shift_y = MARGIN + WIDTH / 2 - min(xs), offset + HEIGHT / 2 - min(ys)
+        for vertex in part.sV:
+            centres[vertex.data] = (vertex.view.xy[1] + shift_x, vertex.view.xy[0] + shift_y)
+        for edge in part.sE:
+            routes[edge.v[0].data, edge.v[1].data] = _route([(y + shift_x, x + shift_y) for x, y in edge.view._pts])
+        offset = max(y for _, y in centres.values()) + HEIGHT / 2 + GAP_Y * 2
+    return centres, routes
+
+
+def _route(centres: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """An edge through the centres of its ends and of the slots the layout kept for it in the layers
+    between: it leaves its source's side facing the target, crosses every layer between horizontally
+    through its own slot (as wide as a box, so clear of every box), and meets the target's facing
+    side. Between layers there are no boxes; inside a layer, only its slot."""
+    (x0, y0), (x1, y1) = centres[0], centres[-1]
+    step = WIDTH / 2 if x1 > x0 else -WIDTH / 2    # right to left for an edge a cycle turned around
+    points = [(x0 + step, y0)]
+    for x, y in centres[1:-1]:
+        points += [(x - step, y), (x + step, y)]
+    return [*points, (x1 - step, y1)]
+
+
+def _svg(graph: nx.DiGraph, labels: Mapping, states: Mapping) -> str:
+    centres, routes = layout(graph) if graph.number_of_nodes() else ({}, {})
+    width = max((x + WIDTH / 2 for x, _ in centres.values()), default=WIDTH) + MARGIN
+    height = max((y + HEIGHT / 2 for _, y in centres.values()), default=HEIGHT + LEGEND) + MARGIN
+    width = max(width, 620)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
+           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
+           '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
+           'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#868e96"/></marker></defs>',
+           _legend({kind for _, kind in labels.values()})]
+    for (a, b), points in sorted(routes.items()):
+        path = " L".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        out.append(f'<path class="edge" data-from="{escape(str(a))}" data-to="{escape(str(b))}" d="M{path}" '
+                   'fill="none" stroke="#adb5bd" marker-end="url(#arrow)"/>')
+    for node in sorted(centres):
+        x, y = centres[node][0] - WIDTH / 2, centres[node][1] - HEIGHT / 2
+        text, kind = labels[node]
+        state = states.get(node)
+        stroke = STATE_COLOURS.get(state, "#868e96")
+        state_attribute = f' data-state="{state}"' if state else ""
+        out.append(f'<g class="node" data-id="{escape(str(node))}" data-kind="{escape(kind)}"{state_attribute}>'
+                   f'<title>{escape(kind)} {escape(text)}{f" ({state})" if state else ""}</title>'
+                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{WIDTH}" height="{HEIGHT}" rx="5" '
+                   f'fill="{KIND_COLOURS.get(kind, "#f1f3f5")}" stroke="{stroke}" stroke-width="{3 if state else 1}"/>'
+                   f'<text x="{x + 8:.1f}" y="{y + HEIGHT / 2 + 4:.1f}">{escape(_fit(text))}</text></g>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _legend(shown: set[str]) -> str:
+    """The kinds' colours (the four every landscape has, and any other the picture shows), and which way
+    the arrows point."""
+    parts, x = ['<g class="legend">'], MARGIN
+    for kind, colour in KIND_COLOURS.items():
+        if kind not in EVERY_LANDSCAPE and kind not in shown:
+            continue
+        parts.append(f'<rect x="{x}" y="{MARGIN - 8}" width="14" height="14" rx="3" fill="{colour}" '
+                     f'stroke="#868e96"/><text x="{x + 18}" y="{MARGIN + 3}">{kind}</text>')
+        x += 28 + 8 * len(kind)
+    parts.append(f'<path d="M{x},{MARGIN - 1} L{x + 30},{MARGIN - 1}" stroke="#adb5bd" '
+                 f'marker-end="url(#arrow)"/><text x="{x + 36}" y="{MARGIN + 3}">data flows this way</text></g>')
+    return "".join(parts)
+
+
+def _by_schema(graph: nx.DiGraph) -> tuple[nx.DiGraph, dict]:
+    """One node per schema, an edge where any object of one reads one of another."""
+    collapsed = nx.DiGraph()
+    counts: dict[str, int] = {}
+    for key in graph:
+        counts[key.schema] = counts.get(key.schema, 0) + 1
+        collapsed.add_node(key.schema)
+    for a, b in graph.edges:
+        if a.schema != b.schema:
+            collapsed.add_edge(a.schema, b.schema)
+    if not nx.is_directed_acyclic_graph(collapsed):   # schemas that read each other: keep the nodes only
+        collapsed.remove_edges_from(list(collapsed.edges))
+    return collapsed, {schema: (f"{schema} ({count} objects)", "schema") for schema, count in counts.items()}
+
+
+def _fit(text: str, most: int = 34) -> str:
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5rem; color: #212529; }}
+.legend span {{ display: inline-block; padding: 2px 8px; margin: 0 6px 6px 0; border-radius: 4px;
+  border: 2px solid #868e96; }}
+.graph {{ overflow: auto; border: 1px solid #dee2e6; }}
+</style></head>
+<body><h1>{title}</h1><div class="legend">{legend}</div><div class="graph">
+{body}</div></body></html>
+"""
