@@ -9,7 +9,7 @@ Owns only these names; never opens a connection (an adapter's `Session` does, an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import disclosure
 
@@ -35,17 +35,21 @@ class StatementFailed(Exception):
         return cls(statement, disclosure.shown(said, statement, sqlstate), sqlstate)
 
 
-class CatalogSession(Protocol):
-    """What the `_reconciler` catalog asks of a session (`engines.contract.Session` has it all)."""
-
-    engine: str
-    appends_only: bool   # the engine cannot UPDATE or DELETE the catalog's rows: it keeps logs
+class TransactionalSession(Protocol):
+    """A session whose writes can be rolled back together (`engines.contract.TransactionalSession`)."""
 
     def begin(self) -> None: ...
 
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+
+class CatalogSession(Protocol):
+    """What the `_reconciler` catalog asks of a session (`engines.contract.Session` has it all)."""
+
+    engine: str
+    catalog_store: Any   # how the catalog keeps its rows: `engines.stores.IN_PLACE` or `APPEND_ONLY`
 
     def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]: ...
 

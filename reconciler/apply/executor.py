@@ -1,53 +1,35 @@
 """Applying plans: the only part of the reconciler that writes to a tenant.
 
-Owns the transactional apply protocol: lock, record the run as running, plan again under the
-lock inside the transaction (every table the plan changes locked against other writers), run
-the guards, back up what a change would lose, run every statement, write the catalog, bind every
-view left in place, require that a new plan is empty (the convergence check), conclude the audit
-record, commit; on any failure roll back and record how the run ended. Also the other writes:
-dry-run audit records, releasing a dead run, dropping backups. An engine whose DDL is not
-transactional is applied by `journaled` (journal, compensate, resume) instead; what both protocols
-do around their statements (plan again under the lock, the checks, the convergence check) is
-`apply.lifecycle`'s.
+Owns what comes before any tenant is touched (the guards, a saved plan checked against the plan
+made now, every secret the apply needs resolved), applying each tenant at once on its own
+connection, and handing each to its protocol (`apply.protocols`: one transaction, or a journal),
+chosen once from its adapter. Also the other writes, by the same protocol: dry-run and check audit
+records, running a data flow, releasing a dead run, dropping backups.
 """
 
 from __future__ import annotations
 
 import getpass
 import os
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import git
 
-from .. import faults, secrets
 from .. import plan as plans
-from ..desired import checks, sql
+from .. import secrets
+from ..desired import checks
 from ..engines import catalog
-from ..engines.contract import Adapter, Session, StatementFailed
-from ..errors import ApplyFailed, ChecksFailed, GuardRefused, ReconcilerError, StalePlan, TenantError, TenantLocked
+from ..engines.contract import Adapter
+from ..errors import GuardRefused, ReconcilerError, StalePlan, TenantError, TenantLocked
 from ..model import ObjectKey
-from ..parallel import STOP, each_tenant, stopping
+from ..parallel import each_tenant
 from ..plan import Change, Plan, TenantPlan
-from ..planning.diff import views_to_bind
 from ..planning.tenant import Planned, TenantState, check_saved_plan
-from ..state import LiveState
-from .checks import run as run_data_checks
-from .journaled import apply_journaled, recover
-from .lifecycle import (
-    NotConverged,
-    Progress,
-    TenantResult,
-    converged,
-    failed_subject,
-    new_run_id,
-    replan,
-    run_checks,
-    warnings,
-)
+from .lifecycle import Progress, TenantResult, new_run_id, warnings
+from .protocols import protocol_for
+from .transactional import FlowRun
 
 if TYPE_CHECKING:
     from ..planning.environment import Workspace
@@ -56,7 +38,7 @@ if TYPE_CHECKING:
 def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_data_loss: Sequence[str] = (),
                       actor: str | None = None, operation: str = "apply", progress: Progress | None = None,
                       moved: str = "refuse", claim: Plan | None = None, smoke: bool = False) -> list[TenantResult]:
-    """Apply each tenant's plan in its own transaction; one tenant's failure spares the others.
+    """Apply each tenant's plan by its protocol; one tenant's failure spares the others.
     `moved` says what happens when a tenant's plan made under its lock is not `plan`'s (see apply_tenant);
     `claim` is a saved plan that must be exactly `plan`. Guards speak first: rows in the way are
     worth more to a user than "the plan is stale"."""
@@ -106,196 +88,26 @@ def _require_variables(planned: Planned, plan: Plan) -> None:
 def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str = "apply",
                  progress: Progress | None = None, moved: str = "refuse", allow_data_loss: Sequence[str] = (),
                  extra: Sequence[Change] = (), smoke: bool = False) -> TenantResult:
-    """Apply one tenant in one transaction. What runs is never `expected` as given: the tenant is
-    planned again under its lock, inside the transaction (with every table the plan changes locked
-    against other writers), and that plan runs. When it differs from `expected`, `moved="refuse"`
-    stops (a saved, reviewed or confirmed plan: exit 5) and `moved="follow"` runs the new plan once
-    the guards pass it (another run got there first). `extra` changes (a restore's) run after it.
-    The convergence check (a new plan must be empty) runs before commit. With `smoke`, all of it is
-    rehearsed first, with every data flow it deploys run and the checks of what they write, and
-    rolled back (`_smoke`); then it runs for real. A tenant whose DDL commits
-    statement by statement is applied by the journaled protocol instead (`journaled.apply_journaled`)."""
-    if smoke and not state.adapter.transactional:
-        raise TenantError(f"tenant {state.tenant.name}: apply --smoke is not built for {state.adapter.engine} yet "
-                          "(a data flow's rows there commit as they are written); nothing was changed")
-    if not state.adapter.transactional:
-        return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra)
-    run = catalog.Run(new_run_id(), plan, expected, actor, operation)
-    adapter = state.adapter
-    notes: tuple[str, ...] = ()
-    with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
-        run.start(session)   # committed on its own: if this process dies, the next run sees it
-        session.begin()
-        try:
-            if smoke:   # a rehearsal: the whole apply, then every data flow it deploys, then rolled back
-                changes = _statements_and_checks(session, state, expected, plan, moved, allow_data_loss, extra, run,
-                                                 None)
-                notes = _smoke(session, state, changes)
-                session.rollback()
-                session.begin()
-            changes = _statements_and_checks(session, state, expected, plan, moved, allow_data_loss, extra, run,
-                                             progress)
-            tenant_plan = run.tenant_plan
-            run.supersede(session)
-            run.finish(session, "applied" if changes else "no-changes")
-            converged(session, state, run)
-            session.commit()
-        except (GuardRefused, StalePlan) as refused:
-            session.rollback()
-            run.conclude(session, "refused" if isinstance(refused, GuardRefused) else "stale", str(refused))
-            raise
-        except ChecksFailed as failed:
-            raise _undone(session, run, f"{failed}\n  the tenant was rolled back; nothing changed", ChecksFailed) \
-                from None
-        except NotConverged as left:
-            raise _undone(session, run, f"tenant {expected.tenant}: after the statements a new plan was not empty: "
-                          f"{left}; the tenant was rolled back; nothing changed (this is a reconciler bug, please "
-                          "report it)", ApplyFailed) from None
-        except StatementFailed as failure:
-            raise _undone(session, run, f"tenant {expected.tenant}: "
-                          f"{failed_subject((*run.tenant_plan.changes, *extra), failure)}: apply failed: "
-                          f"{failure.message}\n  statement: {failure.statement}\n  the tenant was rolled back; "
-                          "nothing changed", ApplyFailed) from None
-        except BaseException as stopped:   # KeyboardInterrupt, SystemExit, a bug: roll back, say so
-            session.rollback()
-            run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
-            raise
-    return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary,
-                        notes=notes + warnings(run.checks))
+    """Apply one tenant by its protocol. What runs is never `expected` as given: the tenant is planned
+    again under its lock, and that plan runs. When it differs from `expected`, `moved="refuse"` stops (a
+    saved, reviewed or confirmed plan: exit 5) and `moved="follow"` runs the new plan once the guards
+    pass it (another run got there first). `extra` changes (a restore's) run after it. With `smoke`,
+    the apply is first rehearsed with every data flow it deploys run, and rolled back."""
+    return protocol_for(state.adapter).apply(state, expected, plan, actor, operation, progress, moved,
+                                             allow_data_loss, extra, smoke)
 
 
-def _statements_and_checks(session: Session, state: TenantState, expected: TenantPlan, plan: Plan, moved: str,
-                           allow_data_loss: Sequence[str], extra: Sequence[Change], run: catalog.Run,
-                           progress: Progress | None) -> tuple[Change, ...]:
-    """Inside the apply transaction: plan again under the lock, run every statement, record the catalog,
-    bind the views left in place, run the data checks. The changes that ran."""
-    live, run.tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
-    changes = (*run.tenant_plan.changes, *extra)
-    _execute(session, state.adapter, live, changes, run, progress)
-    catalog.write_objects(session, run.tenant_plan.changes, state.desired, run)
-    session.check_views(views_to_bind(changes, live, state.desired.engine))
-    run_checks(session, state, changes, run)
-    return changes
-
-
-def _smoke(session: Session, state: TenantState, changes: Sequence[Change]) -> tuple[str, ...]:
-    """`apply --smoke`, after the rehearsal's statements and checks: every data flow the plan creates
-    or changes runs, then the checks of what it writes (the caller rolls it all back)."""
-    flows = [change.key for change in changes if change.kind == "DataFlow" and change.action != "delete"]
-    for flow in flows:
-        _rehearsable(state, flow, "apply --smoke")
-    notes = []
-    for flow in flows:
-        written, results = _flow(session, state, flow)
-        failed = checks.failures(results)
-        if failed:
-            raise ChecksFailed(f"smoke test of data flow {flow}: "
-                               + checks.failure_message(state.tenant.name, failed))
-        target = state.desired.objects[flow].definition["target"]
-        notes.append(f"smoke test: {flow} {written.describe()} in {target} (its SQL on the tenant: its "
-                     f"connection is outside it), {checks.summary(results)}; rolled back")
-    return tuple(notes)
-
-
-def _rehearsable(state: TenantState, flow: ObjectKey, what: str) -> None:
-    """A rehearsal is rolled back, and a sequence is not: a flow taking sequence values is not rehearsed
-    (GuardRefused, before it runs)."""
-    taken = sql.sequence_calls(state.desired.objects[flow].sql or "", state.adapter.engine)
-    if taken:
-        raise GuardRefused(f"tenant {state.tenant.name}: {what}: data flow {flow} calls {', '.join(taken)}(), and a "
-                           "rolled-back rehearsal would still advance the sequence; run it for real, or rehearse on "
-                           "a copy of the tenant; nothing was run")
-
-
-@dataclass(frozen=True)
-class Written:
-    """The rows a data flow or a refresh wrote into its table, as the engine counted them."""
-
-    inserted: int = 0
-    updated: int = 0
-    deleted: int = 0
-
-    def describe(self) -> str:
-        counts = [f"{n} row{'s' * (n != 1)} {what}" for what, n in
-                  (("deleted", self.deleted), ("inserted", self.inserted), ("updated", self.updated))
-                  if n or what == "inserted"]
-        return "; ".join(counts)
-
-    def to_json(self) -> dict[str, int]:
-        return {"rows inserted": self.inserted, "rows updated": self.updated, "rows deleted": self.deleted}
-
-
-def _flow(session: Session, state: TenantState, flow: ObjectKey) -> tuple[Written, list[checks.Result]]:
-    """Run a data flow's INSERT (or refresh a MaterializedTable from its query: its rows deleted, the
-    query's inserted) in the session's transaction, then the checks of what it writes and of what reads
-    that: the rows written, by the engine's own counts, and what the checks found. An upsert's count
-    is split into rows inserted and updated by the table's size before and after, with the table held
-    against every other writer in between."""
-    obj = state.desired.objects[flow]
-    target = flow if obj.kind == "MaterializedTable" else ObjectKey.parse(obj.definition["target"])
-    table = sql.qualified(target.schema, target.name, state.adapter.engine)
-    try:
-        if obj.kind == "MaterializedTable":
-            deleted = session.write(f"DELETE FROM {table}")
-            written = Written(inserted=session.write(f"INSERT INTO {table} {obj.sql}"), deleted=deleted)
-        elif obj.definition.get("mode") == "upsert":
-            for statement in state.adapter.lock_statements([target]):
-                session.execute(statement)
-            before = session.count(f"SELECT count(*) FROM {table}")
-            changed = session.write(obj.sql or "")
-            inserted = session.count(f"SELECT count(*) FROM {table}") - before
-            written = Written(inserted=inserted, updated=changed - inserted)
-        else:
-            written = Written(inserted=session.write(obj.sql or ""))
-    except StatementFailed as failure:
-        failure.subject = f"{obj.kind} {flow}"
-        raise
-    return written, run_data_checks(session, checks.reached({target}, state.desired))
-
-
-def _undone(session: Session, run: catalog.Run, message: str, error: type[ReconcilerError]) -> ReconcilerError:
-    """After a failure inside the transaction: roll it back, record the run as failed with `message`
-    (in a transaction of its own), and the error to raise."""
-    session.rollback()
-    run.conclude(session, "failed", message)
-    return error(message)
-
-
-def _execute(session: Session, adapter: Adapter, live: LiveState, changes: Sequence[Change], run: catalog.Run,
-             progress: Progress | None) -> None:
-    fault = faults.Fault.from_environment(run.tenant_plan.tenant, STOP)   # the catalog exists: run.start made it
-    for change in changes:
-        table = live.find(change.key)
-        statements = list(change.statements)
-        if change.data_loss and table in live.objects and live.objects[table].kind == "Table":
-            statements[:0] = catalog.backup_statements(adapter.engine, table, adapter.backup_name(table, run.run_id),
-                                                       run.run_id, run.started)
-        for statement in statements:
-            if stopping():
-                raise KeyboardInterrupt
-            session.execute(statement)
-            fault.tick()
-        if progress is not None:
-            progress(run.tenant_plan.tenant, change)
+def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,
+             dry_run: bool = False) -> FlowRun:
+    """Run a data flow's INSERT ... SELECT, or refresh a MaterializedTable, then the checks of what it
+    writes, by the tenant's protocol (`transactional.run_flow`)."""
+    return protocol_for(state.adapter).run_flow(state, tenant_plan, plan, flow, actor, dry_run)
 
 
 def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,
                    actor: str) -> str | None:
-    """Audit a dry run in the tenant (its only write); a tenant that does not exist, or that cannot
-    be written to in a transaction, is left alone."""
-    if not state.adapter.exists or not state.adapter.transactional:
-        return None
-    run = catalog.Run(new_run_id(), plan, tenant_plan, actor, operation)
-    with state.adapter.session(create=False) as session:
-        session.begin()
-        try:
-            catalog.create(session)
-            run.record(session, "dry-run", dry_run=True)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-    return run.run_id
+    """Audit a dry run in the tenant, where its protocol can take the record back with the rest."""
+    return protocol_for(state.adapter).record_dry_run(state, tenant_plan, plan, operation, actor)
 
 
 def record_checks(state: TenantState, tenant_plan: TenantPlan, plan: Plan, results: Sequence[checks.Result],
@@ -307,117 +119,27 @@ def record_checks(state: TenantState, tenant_plan: TenantPlan, plan: Plan, resul
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "check")
     run.checks = results
     outcome = "failed" if checks.failures(results) else "passed"
-    with state.adapter.session(create=False) as session:
-        if not state.adapter.transactional:   # the catalog only appends there: each row stands on its own
-            catalog.create(session)
-            run.record(session, outcome)
-            catalog.write_checks(session, run.run_id, results)
-            return run.run_id
-        session.begin()
-        try:
-            catalog.create(session)
-            run.record(session, outcome)
-            catalog.write_checks(session, run.run_id, results)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with state.adapter.session(create=False) as session, protocol_for(state.adapter).writing(session):
+        catalog.create(session)
+        run.record(session, outcome)
+        catalog.write_checks(session, run.run_id, results)
     return run.run_id
 
 
-@dataclass(frozen=True)
-class FlowRun:
-    tenant: str
-    run_id: str
-    outcome: str          # applied | dry-run
-    written: Written      # into its target (the MaterializedTable it refreshes)
-    seconds: float
-    checks: tuple[checks.Result, ...]
-
-
-def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,
-             dry_run: bool = False) -> FlowRun:
-    """Run a data flow's INSERT ... SELECT (as rendered for the tenant), or refresh a MaterializedTable,
-    in one transaction under the tenant lock, then the checks of what it writes and of what reads that;
-    commit only when none of severity error fails (ChecksFailed otherwise, rolled back), and never with
-    `dry_run`. Audited as operation `run`, with the rows it inserted, updated and deleted."""
-    if not state.adapter.transactional:
-        raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "
-                          "yet (its INSERT would commit before its checks ran)")
-    if dry_run and state.desired.objects[flow].kind == "DataFlow":
-        _rehearsable(state, flow, "run --dry-run")
-    run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "run")
-    with state.adapter.session(create=False, holder={"run_id": run.run_id, "actor": actor}) as session:
-        run.start(session)
-        session.begin()
-        try:
-            started = time.monotonic()
-            written, run.checks = _flow(session, state, flow)
-            seconds = time.monotonic() - started
-            run.summary = written.to_json()
-            failed = checks.failures(run.checks)
-            if failed:
-                raise ChecksFailed(checks.failure_message(state.tenant.name, failed))
-            if dry_run:
-                session.rollback()
-                run.conclude(session, "dry-run", None)
-            else:
-                run.finish(session, "applied")
-                session.commit()
-        except ChecksFailed as failed:
-            raise _undone(session, run, f"{failed}\n  what {flow} wrote was rolled back", ChecksFailed) from None
-        except StatementFailed as failure:
-            raise _undone(session, run, f"tenant {state.tenant.name}: {failure.subject or flow} failed: "
-                          f"{failure.message}\n  statement: {failure.statement}\n  rolled back; nothing was "
-                          "written", ApplyFailed) from None
-        except BaseException as stopped:
-            session.rollback()
-            run.conclude(session, "interrupted", f"stopped by {type(stopped).__name__}; rolled back")
-            raise
-    return FlowRun(state.tenant.name, run.run_id, "dry-run" if dry_run else "applied", written, seconds,
-                   tuple(run.checks))
-
-
 def release(adapter: Adapter, run_id: str) -> str:
-    """Conclude a dead run's audit row as interrupted. Opening the tenant for writing proves the
-    run's process is gone: the engine's lock dies with it (a live holder raises TenantLocked). On an
-    engine whose DDL committed statement by statement, the run is compensated from its journal first,
-    as the next apply would (`journaled.recover`). What became of it, for people."""
-    if not adapter.transactional:
-        with adapter.session(create=False, holder={"run_id": f"unlock of {run_id}", "actor": "unlock",
-                                                   "unlocks": run_id}) as session:
-            catalog.create(session)   # a run that left only its lock row may have come before the catalog
-            return recover(session, run_id)
-    with adapter.session(create=False) as session:
-        session.begin()
-        try:
-            catalog.release(session, run_id)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-    return f"run {run_id} marked interrupted; the tenant kept its state from before it (the engine rolled it back)"
+    """Conclude a dead run: opening the tenant for writing proves its process is gone (a live holder
+    raises TenantLocked); where its statements committed one by one, it is compensated first. What
+    became of it, for people."""
+    return protocol_for(adapter).release(adapter, run_id)
 
 
 def drop_backups(adapter: Adapter, names: Sequence[str]) -> None:
-    """Drop backups and their catalog rows, in one transaction; where the engine commits each statement,
-    one by one under the tenant lock, each backup's tombstone before its table."""
+    """Drop backups and their catalog rows, together where the engine can (each backup's tombstone
+    before its table where it cannot)."""
     with adapter.session(create=False) as session:
         catalog.create(session)   # a catalog an older version wrote may lack what dropping needs
-        statements = [statement for name in names for statement in catalog.drop_backup_statements(session, name)]
-        if not adapter.transactional:
-            for statement in statements:
-                session.hold()
-                session.execute(statement)
-            return
-        session.begin()
-        try:
-            for statement in statements:
-                session.execute(statement)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+        protocol_for(adapter).drop(session, [statement for name in names
+                                             for statement in catalog.drop_backup_statements(session, name)])
 
 
 def current_actor(repo: Path) -> str:
@@ -433,4 +155,5 @@ def current_actor(repo: Path) -> str:
     return getpass.getuser()
 
 
-__all__ = ["apply_environment", "apply_tenant", "record_dry_run", "record_checks", "run_flow", "release", "drop_backups", "TenantResult"]
+__all__ = ["apply_environment", "apply_tenant", "record_dry_run", "record_checks", "run_flow", "release",
+           "drop_backups", "current_actor", "protocol_for", "new_run_id", "warnings", "FlowRun", "TenantResult"]

@@ -4,11 +4,12 @@ its runs, and the index of the backups it took.
 Owns every statement on the `_reconciler` and `_reconciler_backup` schemas, written once for
 every engine in standard SQL with `?` placeholders (a `Session` translates them) and read through
 `information_schema`, which DuckDB and PostgreSQL both have. An engine that cannot UPDATE or
-DELETE these tables (Spark SQL's parquet tables: `Session.appends_only`) keeps them as logs that
-are only appended to, and reads `runs` and `objects` through views that pick each row's latest
-version; there the catalog also holds each run's journal (what every object it touches was before
-it, and the restore point of every table) and the tenant lock (`TableLock`). Never decides what to
-change; the executor calls the writing half, a plan's read session the reading half.
+DELETE these tables (Spark SQL's parquet tables) keeps them as logs that are only appended to, and
+reads `runs` and `objects` through views that pick each row's latest version (the two stores are
+`stores`', and a session says which it takes: `Session.catalog_store`); there the catalog also
+holds each run's journal (what every object it touches was before it, and the restore point of
+every table) and the tenant lock (`TableLock`). Never decides what to change; the executor calls
+the writing half, a plan's read session the reading half.
 """
 
 from __future__ import annotations
@@ -26,90 +27,19 @@ from ..errors import TenantError
 from ..model import ObjectKey
 from ..sessions import StatementFailed
 from ..state import CatalogRecord, DesiredState
+from .stores import (
+    _RECORD_COLUMNS,
+    BACKUP_COLUMNS,
+    BACKUP_SCHEMA,
+    CATALOG_SCHEMA,
+    CATALOG_VERSION,
+    now,
+)
 
 if TYPE_CHECKING:
     from ..check_types import Result
     from ..plan import Change, Plan, TenantPlan
     from ..sessions import CatalogSession
-
-CATALOG_SCHEMA = "_reconciler"
-BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
-CATALOG_VERSION = "1"
-CATALOG_DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.objects (
-        schema_name VARCHAR NOT NULL, name VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-        content_hash VARCHAR NOT NULL, definition VARCHAR NOT NULL, dependencies VARCHAR NOT NULL,
-        engine_sql VARCHAR, commit VARCHAR, run_id VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL,
-        PRIMARY KEY (schema_name, name))""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.runs (
-        run_id VARCHAR PRIMARY KEY, environment VARCHAR NOT NULL, tenant VARCHAR NOT NULL,
-        ref VARCHAR, commit VARCHAR, actor VARCHAR, host VARCHAR, pid INTEGER,
-        started_at TIMESTAMP NOT NULL, ended_at TIMESTAMP, outcome VARCHAR NOT NULL,
-        dry_run BOOLEAN NOT NULL, summary VARCHAR, error VARCHAR, plan_fingerprint VARCHAR,
-        capacity VARCHAR)""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.meta (key VARCHAR PRIMARY KEY, value VARCHAR)""",
-    f"ALTER TABLE {CATALOG_SCHEMA}.runs ADD COLUMN IF NOT EXISTS operation VARCHAR",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
-        name VARCHAR PRIMARY KEY, schema_name VARCHAR NOT NULL, table_name VARCHAR NOT NULL,
-        run_id VARCHAR NOT NULL, created_at TIMESTAMP NOT NULL, row_count BIGINT NOT NULL)""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.check_results (
-        run_id VARCHAR NOT NULL, schema_name VARCHAR NOT NULL, name VARCHAR NOT NULL, check_name VARCHAR NOT NULL,
-        kind VARCHAR NOT NULL, severity VARCHAR NOT NULL, outcome VARCHAR NOT NULL, offending BIGINT NOT NULL,
-        sample VARCHAR, checked_at TIMESTAMP NOT NULL)""",
-    # what the last apply left, per environment and tenant (`snapshot`); never read by inspecting
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.snapshots (
-        environment VARCHAR NOT NULL, tenant VARCHAR NOT NULL, desired_key VARCHAR NOT NULL,
-        live_digest VARCHAR NOT NULL, tenant_plan VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
-        recorded_at TIMESTAMP NOT NULL)""",
-    f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
-)
-# Appends only: a run's outcome is its latest event; an applied object is the latest row of a run
-# that ended applied (so the rows of a run that was compensated, or never finished, are not believed).
-_LATEST_RUN = ("SELECT {columns} FROM (SELECT *, row_number() OVER (PARTITION BY run_id ORDER BY logged_at DESC) "
-               f"AS latest FROM {CATALOG_SCHEMA}.run_log) WHERE latest = 1")
-_LATEST_OBJECT = (
-    "SELECT {columns} FROM (SELECT o.*, row_number() OVER (PARTITION BY lower(o.schema_name), lower(o.name) "
-    f"ORDER BY o.applied_at DESC) AS latest FROM {CATALOG_SCHEMA}.object_log o JOIN {CATALOG_SCHEMA}.runs r "
-    "ON r.run_id = o.run_id AND r.outcome IN ('applied', 'no-changes')) WHERE latest = 1 AND NOT deleted")
-RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "host", "pid", "started_at",
-               "ended_at", "outcome", "dry_run", "summary", "error", "plan_fingerprint", "capacity",
-               "operation")
-BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "row_count")
-_RECORD_COLUMNS = "schema_name, name, kind, content_hash, definition, dependencies, engine_sql, commit, run_id"
-APPENDED_DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.object_log (
-        schema_name STRING, name STRING, kind STRING, content_hash STRING, definition STRING,
-        dependencies STRING, engine_sql STRING, commit STRING, run_id STRING, applied_at TIMESTAMP,
-        deleted BOOLEAN) USING parquet""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.run_log (
-        run_id STRING, environment STRING, tenant STRING, ref STRING, commit STRING, actor STRING,
-        host STRING, pid INT, started_at TIMESTAMP, ended_at TIMESTAMP, outcome STRING, dry_run BOOLEAN,
-        summary STRING, error STRING, plan_fingerprint STRING, capacity STRING, operation STRING,
-        logged_at TIMESTAMP) USING parquet""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
-        name STRING, schema_name STRING, table_name STRING, run_id STRING, created_at TIMESTAMP,
-        row_count BIGINT) USING parquet""",
-    # a dropped backup's tombstone: the index above cannot lose a row
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.dropped_backups (name STRING, dropped_at TIMESTAMP)
-        USING parquet""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.journal (
-        run_id STRING, step INT, schema_name STRING, name STRING, kind STRING, columns STRING,
-        view_sql STRING, restore_point STRING, logged_at TIMESTAMP) USING parquet""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.check_results (
-        run_id STRING, schema_name STRING, name STRING, check_name STRING, kind STRING, severity STRING,
-        outcome STRING, offending BIGINT, sample STRING, checked_at TIMESTAMP) USING parquet""",
-    # what each apply left (`snapshot`): the newest row of an environment and tenant is the record
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.snapshots (
-        environment STRING, tenant STRING, desired_key STRING, live_digest STRING, tenant_plan STRING,
-        run_id STRING, recorded_at TIMESTAMP) USING parquet""",
-    f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.runs AS " + _LATEST_RUN.format(columns=", ".join(RUN_COLUMNS)),
-    f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.objects AS "
-    + _LATEST_OBJECT.format(columns=_RECORD_COLUMNS + ", applied_at"),
-    f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
-)
-
 
 # -- reading ---------------------------------------------------------------------------------
 def columns(session: CatalogSession, table: str, schema: str = CATALOG_SCHEMA) -> list[str]:
@@ -125,9 +55,7 @@ def read(session: CatalogSession) -> tuple[dict[ObjectKey, CatalogRecord], tuple
     records = {ObjectKey(row[0], row[1]): CatalogRecord(ObjectKey(row[0], row[1]), *row[2:9]) for row in
                session.execute(f"SELECT {_RECORD_COLUMNS} FROM {CATALOG_SCHEMA}.objects "
                                "ORDER BY schema_name, name")}
-    consequence = ("its statements committed one by one; the next apply puts back what it changed, from its "
-                   "journal, before it applies" if session.appends_only else
-                   "it was rolled back by the engine; the tenant kept its state from before it")
+    consequence = session.catalog_store.interrupted
     interrupted = tuple(f"{run} by {actor} on {host} (pid {pid}), started {started:%Y-%m-%d %H:%M:%S} UTC: "
                         f"{consequence}"
                         for run, actor, host, pid, started in session.execute(
@@ -140,7 +68,7 @@ def snapshot(session: CatalogSession, environment: str, tenant: str) -> tuple[st
     """What the last apply of `environment` left in this tenant: (desired key, live digest, plan JSON)."""
     if not columns(session, "snapshots"):
         return None
-    newest = " ORDER BY recorded_at DESC LIMIT 1" if session.appends_only else ""
+    newest = session.catalog_store.newest_snapshot
     found = session.execute(f"SELECT desired_key, live_digest, tenant_plan FROM {CATALOG_SCHEMA}.snapshots "
                             f"WHERE environment = ? AND tenant = ?{newest}", [environment, tenant])
     return tuple(found[0]) if len(found) == 1 else None
@@ -148,11 +76,7 @@ def snapshot(session: CatalogSession, environment: str, tenant: str) -> tuple[st
 
 def backups(session: CatalogSession) -> list[dict]:
     """The backups the catalog indexes, oldest first (less those dropped, where it only appends)."""
-    found = rows(session, "backups", BACKUP_COLUMNS, "created_at, name")
-    if session.appends_only and columns(session, "dropped_backups"):
-        dropped = {row[0] for row in session.execute(f"SELECT name FROM {CATALOG_SCHEMA}.dropped_backups")}
-        found = [backup for backup in found if backup["name"] not in dropped]
-    return found
+    return session.catalog_store.backups(session, rows(session, "backups", BACKUP_COLUMNS, "created_at, name"))
 
 
 def rows(session: CatalogSession, table: str, wanted: Sequence[str], order: str) -> list[dict]:
@@ -170,7 +94,7 @@ def rows(session: CatalogSession, table: str, wanted: Sequence[str], order: str)
 def create(session: CatalogSession) -> None:
     """The catalog's schemas and tables, where they are missing (idempotent). A statement the engine
     refuses is the tenant's problem to say (TenantError), never an internal error."""
-    for statement in APPENDED_DDL if session.appends_only else CATALOG_DDL:
+    for statement in session.catalog_store.ddl:
         try:
             session.execute(statement)
         except StatementFailed as failure:
@@ -187,22 +111,8 @@ def write_objects(session: CatalogSession, changes: Sequence[Change], desired: D
     values = [(o.key.schema, o.key.name, o.kind, o.content_hash, json.dumps(o.definition, sort_keys=True),
                json.dumps([str(d) for d in o.dependencies]), engine_sql.get(o.key), run.plan.commit,
                run.run_id, run.started) for o in written]
-    if session.appends_only:   # a deleted object is a tombstone row; rows written again supersede the old
-        rewritten = {o.key.folded() for o in written}
-        tombstones = [(key.schema, key.name, "", "", "", "[]", None, run.plan.commit, run.run_id, run.started)
-                      for key in {k.folded(): k for k in gone if k.folded() not in rewritten}.values()]
-        session.insert(f"{CATALOG_SCHEMA}.object_log", [(*row, False) for row in values]
-                       + [(*row, True) for row in tombstones])
-        return
-    for start in range(0, len(gone), 500):
-        batch = [key.folded() for key in gone[start:start + 500]]
-        session.execute(f"DELETE FROM {CATALOG_SCHEMA}.objects WHERE (lower(schema_name), lower(name)) IN "
-                        f"({', '.join(['(?, ?)'] * len(batch))})",
-                        [part for key in batch for part in key])
-    session.insert(f"{CATALOG_SCHEMA}.objects", values)
-    session.execute(f"DELETE FROM {CATALOG_SCHEMA}.meta WHERE key IN ('catalog_version', 'capacity')")
-    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.meta VALUES ('catalog_version', ?), ('capacity', ?)",
-                    [CATALOG_VERSION, desired.capacity])
+    session.catalog_store.write_objects(session, values, gone, {o.key.folded() for o in written}, run,
+                                        desired.capacity, CATALOG_VERSION)
 
 
 def write_snapshot(session: CatalogSession, environment: str, key: str, digest: str, tenant_plan: TenantPlan,
@@ -212,15 +122,8 @@ def write_snapshot(session: CatalogSession, environment: str, key: str, digest: 
     apply that changed nothing leaves the tenant as it was, its audit aside), except where the catalog
     only appends."""
     record = (key, digest, tenant_plan.model_dump_json())
-    if session.appends_only:   # the newest row is the record: appended, not read first (a Spark job each)
-        session.insert(f"{CATALOG_SCHEMA}.snapshots", [(environment, tenant_plan.tenant, *record, run_id, now())])
-        return
-    if snapshot(session, environment, tenant_plan.tenant) == record:
-        return
-    session.execute(f"DELETE FROM {CATALOG_SCHEMA}.snapshots WHERE environment = ? AND tenant = ?",
-                    [environment, tenant_plan.tenant])
-    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.snapshots VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [environment, tenant_plan.tenant, *record, run_id, now()])
+    session.catalog_store.write_snapshot(session, environment, tenant_plan.tenant, record, run_id,
+                                         lambda: snapshot(session, environment, tenant_plan.tenant))
 
 
 def write_checks(session: CatalogSession, run_id: str, results: Sequence[Result]) -> None:
@@ -258,21 +161,14 @@ def restore_statements(session: CatalogSession, table: ObjectKey, backup: str) -
                        if c in saved)
     target = sql.qualified(table.schema, table.name, session.engine)
     backup_table = sql.qualified(BACKUP_SCHEMA, backup, session.engine)
-    if session.appends_only:   # no DELETE on the engine's tables: the rows are overwritten in one statement
-        return [f"INSERT OVERWRITE TABLE {target} ({common}) SELECT {common} FROM {backup_table}"]
-    return [f"DELETE FROM {target}", f"INSERT INTO {target} ({common}) SELECT {common} FROM {backup_table}"]
+    return session.catalog_store.restore_statements(target, backup_table, common)
 
 
 def drop_backup_statements(session: CatalogSession, backup: str) -> list[str]:
-    """A backup's table dropped and its index row gone. Where the catalog only appends (and nothing
-    rolls back), a tombstone is written first: a run killed between the two leaves a table no listing
-    shows, never a listed backup whose table is gone."""
+    """A backup's table dropped and its index row gone (where the catalog only appends, a tombstone
+    first: `stores.AppendOnly`)."""
     name, table = sql.literal(backup).sql(session.engine), sql.qualified(BACKUP_SCHEMA, backup, session.engine)
-    if session.appends_only:
-        return [f"INSERT INTO {CATALOG_SCHEMA}.dropped_backups SELECT {name}, "
-                f"CAST({sql.literal(now().isoformat(sep=' ')).sql(session.engine)} AS TIMESTAMP)",
-                f"DROP TABLE {table}"]
-    return [f"DROP TABLE {table}", f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {name}"]
+    return session.catalog_store.drop_backup_statements(session.engine, name, table)
 
 
 def release(session: CatalogSession, run_id: str, outcome: str = "interrupted",
@@ -285,14 +181,7 @@ def release(session: CatalogSession, run_id: str, outcome: str = "interrupted",
 def _conclude_runs(session: CatalogSession, where: str, parameters: Sequence, **values) -> None:
     """Set columns of the runs `where` selects: an UPDATE, or, where the catalog only appends, a newer
     event of each of those runs (the `runs` view shows the latest)."""
-    names = list(values)
-    if not session.appends_only:
-        session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET {', '.join(f'{n} = ?' for n in names)} WHERE {where}",
-                        [*values.values(), *parameters])
-        return
-    selected = ", ".join("?" if c in values else c for c in RUN_COLUMNS)
-    session.execute(f"INSERT INTO {CATALOG_SCHEMA}.run_log SELECT {selected}, ? FROM {CATALOG_SCHEMA}.runs "
-                    f"WHERE {where}", [*(values[c] for c in RUN_COLUMNS if c in values), now(), *parameters])
+    session.catalog_store.conclude_runs(session, where, parameters, values)
 
 
 # -- the journal (engines whose DDL commits statement by statement) ------------------------------
@@ -374,13 +263,9 @@ class Run:
                   json.dumps(self.summary or self.tenant_plan.summary), error, self.plan.fingerprint,
                   self.tenant_plan.capacity,
                   self.operation]
-        if session.appends_only:
-            session.insert(f"{CATALOG_SCHEMA}.run_log", [(*values, now())])
-            return
-        session.execute(f"INSERT INTO {CATALOG_SCHEMA}.runs ({', '.join(RUN_COLUMNS)}) "
-                        f"VALUES ({', '.join(['?'] * len(RUN_COLUMNS))})", values)
+        session.catalog_store.record_run(session, values)
 
-    def start(self, session: CatalogSession) -> None:
+    def start(self, session: CatalogSession) -> None:   # a TransactionalSession: the transactional protocol
         session.begin()
         try:
             create(session)
@@ -410,7 +295,3 @@ class Run:
             session.commit()
         except Exception:  # noqa: BLE001 - the original error is what the user needs
             session.rollback()
-
-
-def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)

@@ -31,6 +31,7 @@ from ..plan import Change, Refusal
 from ..sessions import NOT_ALLOWED, StatementFailed
 from ..state import DesiredState, LiveObject, LiveState, ObjectState
 from . import catalog
+from .stores import IN_PLACE, RUN_COLUMNS, AppendOnly, InPlace
 
 
 class Unprovable(Exception):
@@ -43,20 +44,13 @@ class Unprovable(Exception):
 
 
 class Session(abc.ABC):
-    """One connection to a tenant: a plan's read session, or an apply's, holding the tenant lock."""
+    """One connection to a tenant: a plan's read session, or an apply's, holding the tenant lock. What
+    every engine's session can do; one whose DDL is transactional is a `TransactionalSession`, one whose
+    lock is a lease renews it between statements (`hold`)."""
 
     connection: Any     # the engine's own connection (a DuckDB or psycopg connection, a Spark session)
     adapter: Adapter
-    appends_only = False   # the engine cannot UPDATE or DELETE the catalog's rows: it keeps logs (catalog)
-
-    @abc.abstractmethod
-    def begin(self) -> None: ...
-
-    @abc.abstractmethod
-    def commit(self) -> None: ...
-
-    @abc.abstractmethod
-    def rollback(self) -> None: ...
+    catalog_store: InPlace | AppendOnly = IN_PLACE   # how the `_reconciler` catalog keeps its rows (`stores`)
 
     @abc.abstractmethod
     def read_only(self) -> contextlib.AbstractContextManager[None]:
@@ -132,7 +126,21 @@ class Session(abc.ABC):
     engine: str
 
 
-class ConnectionSession(Session):
+class TransactionalSession(Session):
+    """A session whose statements, DDL included, run in a transaction that can be rolled back (the
+    transactional apply protocol's)."""
+
+    @abc.abstractmethod
+    def begin(self) -> None: ...
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def rollback(self) -> None: ...
+
+
+class ConnectionSession(TransactionalSession):
     """A Session over a connection whose `execute` returns a cursor (DuckDB, psycopg): the
     transaction verbs and the translation of engine errors, written once. An engine sets
     `error` (its exception class) and, if its placeholders are not `?`, `placeholders`."""
@@ -280,10 +288,10 @@ class Adapter(abc.ABC):
         open connection: a plan's read session, or an apply's inside its transaction."""
 
     def runs(self) -> list[dict]:
-        """The tenant's audit records (catalog.RUN_COLUMNS, and `checks`: how many of the run's data checks
+        """The tenant's audit records (stores.RUN_COLUMNS, and `checks`: how many of the run's data checks
         passed, warned and failed), oldest first; empty when it has none."""
         with self.reading() as reading:
-            runs = catalog.rows(reading, "runs", catalog.RUN_COLUMNS, "started_at, run_id")
+            runs = catalog.rows(reading, "runs", RUN_COLUMNS, "started_at, run_id")
             counted = catalog.check_counts(reading)
         return [{**run, "checks": counted.get(run["run_id"], {})} for run in runs]
 

@@ -36,6 +36,7 @@ from ..state import ColumnState, DesiredState, LiveObject, LiveState
 from . import catalog
 from .contract import Adapter, Session, StatementFailed, Unprovable
 from .ddl import Compiler
+from .stores import APPEND_ONLY
 
 ENGINE = "spark"
 CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
@@ -673,7 +674,7 @@ class _SparkSession(Session):
     on parquet tables (the catalog appends only)."""
 
     engine = ENGINE
-    appends_only = True
+    catalog_store = APPEND_ONLY   # parquet tables: no UPDATE or DELETE
 
     def __init__(self, connection, adapter: SparkAdapter):
         self.connection = connection
@@ -696,12 +697,6 @@ class _SparkSession(Session):
     def hold(self) -> None:
         if self.lock is not None:
             self.lock.renew()
-
-    def begin(self) -> None:   # nothing that writes on Spark asks for a transaction; a command that did is refused
-        raise TenantError(f"tenant {self.adapter.tenant.name}: Spark SQL has no transactions, and this command is "
-                          "not built for it yet; nothing was changed")
-
-    commit = rollback = begin
 
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:

@@ -15,7 +15,14 @@ from pathlib import Path
 
 from .. import faults, files
 from .. import plan as plans
-from ..apply.executor import TenantResult, apply_environment, current_actor, new_run_id, record_dry_run
+from ..apply.executor import (
+    TenantResult,
+    apply_environment,
+    current_actor,
+    new_run_id,
+    protocol_for,
+    record_dry_run,
+)
 from ..desired.render import render
 from ..desired.source import ENVIRONMENTS, available_environments, resolve_commit
 from ..desired.validate import Landscape
@@ -353,7 +360,7 @@ def _changed_by(workspace: Workspace, intent: intents.Intent) -> tuple[list[str]
     changed, untouched, backups = [], [], []
     for tenant in workspace.load(intent.environment, intent.commit).environment.tenants:
         adapter = workspace.adapter(tenant)
-        ended = ("applied",) if adapter.transactional else ("applied", "running")
+        ended = protocol_for(adapter).changed_outcomes
         runs = {run["run_id"] for run in adapter.runs() if run.get("operation") == "rollback"
                 and run["commit"] == intent.commit and run["outcome"] in ended}
         (changed if runs else untouched).append(tenant.name)

@@ -1,0 +1,134 @@
+"""The apply protocol of a tenant, chosen once from its adapter: the one place that asks whether an
+engine's DDL is transactional.
+
+Owns the protocol's shape (`ApplyProtocol`: apply a tenant's plan, run a data flow, audit a dry run,
+write the audit's rows, release a dead run, drop backups) and its two kinds: `Transactional` (DuckDB,
+PostgreSQL: one transaction per tenant; `apply.transactional`) and `Journaled` (engines whose DDL
+commits statement by statement, Spark SQL: journal, restore points, compensation, a lease lock;
+`apply.journaled`). The executor is handed one and never branches on the engine. Never plans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol
+
+from ..engines import catalog
+from ..errors import TenantError
+from ..model import ObjectKey
+from ..plan import Change, Plan, TenantPlan
+from .journaled import apply_journaled, recover
+from .lifecycle import Progress, TenantResult
+from .transactional import FlowRun, apply_transactional, record_dry_run, run_flow
+
+if TYPE_CHECKING:
+    from ..engines.contract import Adapter, Session
+    from ..planning.tenant import TenantState
+
+
+class ApplyProtocol(Protocol):
+    """What the executor asks of a tenant's apply protocol."""
+
+    changed_outcomes: tuple[str, ...]   # the audit outcomes of a run that may have changed the tenant
+
+    def apply(self, state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
+              progress: Progress | None, moved: str, allow_data_loss: Sequence[str], extra: Sequence[Change],
+              smoke: bool) -> TenantResult: ...
+
+    def run_flow(self, state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,
+                 dry_run: bool) -> FlowRun: ...
+
+    def record_dry_run(self, state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,
+                       actor: str) -> str | None: ...
+
+    def writing(self, session: Session) -> contextlib.AbstractContextManager[None]:
+        """Audit rows written together: in one transaction, or each standing on its own."""
+
+    def release(self, adapter: Adapter, run_id: str) -> str: ...
+
+    def drop(self, session: Session, statements: Sequence[str]) -> None: ...
+
+
+class Transactional:
+    """DuckDB, PostgreSQL: every write of a run in one transaction, which the engine rolls back."""
+
+    changed_outcomes = ("applied",)   # a run that never ended was rolled back by the engine
+
+    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra, smoke):
+        return apply_transactional(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra,
+                                   smoke)
+
+    def run_flow(self, state, tenant_plan, plan, flow, actor, dry_run):
+        return run_flow(state, tenant_plan, plan, flow, actor, dry_run)
+
+    def record_dry_run(self, state, tenant_plan, plan, operation, actor):
+        return record_dry_run(state, tenant_plan, plan, operation, actor)
+
+    @contextlib.contextmanager
+    def writing(self, session: Session) -> Iterator[None]:
+        session.begin()
+        try:
+            yield
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+    def release(self, adapter: Adapter, run_id: str) -> str:
+        """Opening the tenant for writing proves the run's process is gone: the engine's lock died with
+        it, and the engine rolled the run back."""
+        with adapter.session(create=False) as session, self.writing(session):
+            catalog.release(session, run_id)
+        return (f"run {run_id} marked interrupted; the tenant kept its state from before it (the engine rolled it "
+                "back)")
+
+    def drop(self, session: Session, statements: Sequence[str]) -> None:
+        with self.writing(session):
+            for statement in statements:
+                session.execute(statement)
+
+
+class Journaled:
+    """Spark SQL: each statement commits on its own; a journal and restore points stand in for the
+    transaction, and the lock is a lease the run keeps renewing."""
+
+    changed_outcomes = ("applied", "running")   # a run that never ended is compensated when found, not before
+
+    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra, smoke):
+        if smoke:
+            raise TenantError(f"tenant {state.tenant.name}: apply --smoke is not built for {state.adapter.engine} "
+                              "yet (a data flow's rows there commit as they are written); nothing was changed")
+        return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra)
+
+    def run_flow(self, state, tenant_plan, plan, flow, actor, dry_run):
+        raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "
+                          "yet (its INSERT would commit before its checks ran)")
+
+    def record_dry_run(self, state, tenant_plan, plan, operation, actor):
+        return None   # nothing is written where it cannot be taken back with the rest
+
+    @contextlib.contextmanager
+    def writing(self, session: Session) -> Iterator[None]:
+        yield   # the catalog only appends there: each row stands on its own
+
+    def release(self, adapter: Adapter, run_id: str) -> str:
+        """The run is compensated from its journal first, as the next apply would (`journaled.recover`)."""
+        with adapter.session(create=False, holder={"run_id": f"unlock of {run_id}", "actor": "unlock",
+                                                   "unlocks": run_id}) as session:
+            catalog.create(session)   # a run that left only its lock row may have come before the catalog
+            return recover(session, run_id)
+
+    def drop(self, session: Session, statements: Sequence[str]) -> None:
+        """Statement by statement under the tenant lock, renewing it before each."""
+        for statement in statements:
+            session.hold()
+            session.execute(statement)
+
+
+TRANSACTIONAL, JOURNALED = Transactional(), Journaled()
+
+
+def protocol_for(adapter: Adapter) -> ApplyProtocol:
+    """The tenant's apply protocol: the one question asked of an engine's DDL."""
+    return TRANSACTIONAL if adapter.transactional else JOURNALED
