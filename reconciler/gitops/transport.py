@@ -16,9 +16,9 @@ from pathlib import Path
 from .. import faults, files
 from .. import plan as plans
 from ..apply.executor import TenantResult, apply_environment, current_actor, new_run_id, record_dry_run
+from ..desired.landscape import Landscape
 from ..desired.render import render
 from ..desired.source import ENVIRONMENTS, available_environments, resolve_commit
-from ..desired.validate import Landscape
 from ..errors import ApplyFailed, GuardRefused, ReconcilerError, TenantError, TenantLocked, TenantsStopped
 from ..model import ObjectKey
 from ..plan import Plan
