@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     import networkx as nx
 
     from .bind import Columns
-    from .source import Document, EnvironmentSource
+    from .documents import Document
+    from .source import EnvironmentSource
     from .sql import SqlFacts
 
 

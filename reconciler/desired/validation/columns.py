@@ -16,7 +16,7 @@ from ... import graph as graphs
 from ...errors import Diagnostic
 from ...model import DataFlow, MaterializedTable, ObjectKey, Table, View
 from .. import bind, column_types, sql
-from ..source import Document
+from ..documents import Document
 from .references import READABLE
 from .run import Run, did_you_mean
 

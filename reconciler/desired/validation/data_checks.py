@@ -20,7 +20,7 @@ from ...model import COLUMN_CHECK_KINDS, MaterializedTable, ObjectKey, Table
 from .. import bind, policy, sql
 from ..cache import content_key
 from ..checks import CHECKS_VERSION, DataCheck, Declared, build, declared
-from ..source import Document
+from ..documents import Document
 from .references import READABLE, relation
 from .run import Run, did_you_mean
 from .sensitive import CHECKED, reads_sensitive

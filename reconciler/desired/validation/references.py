@@ -14,7 +14,7 @@ from ... import graph as graphs
 from ...errors import Diagnostic
 from ...model import Connection, DataFlow, MaterializedTable, ObjectKey, Table, View
 from .. import sql
-from ..source import Document
+from ..documents import Document
 from .run import Run, did_you_mean
 
 READABLE = (Table, View, MaterializedTable)   # what SQL (and checks) may read: what holds rows

@@ -19,7 +19,8 @@ from ...errors import Diagnostic
 from ...model import PLAIN_NAME, QUALIFIED_NAME, TENANT_NAME, Environment, ObjectKey
 from .. import policy
 from ..cache import Cache
-from ..source import Document, EnvironmentSource
+from ..documents import Document
+from ..source import EnvironmentSource
 
 DEFAULT_DIALECT = Environment.model_fields["dialect"].default   # an environment.yaml that does not say
 NAME_RULES = {

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from ... import secrets
 from ...model import OBJECT_KINDS, Connection, DataFlow, Environment, MaterializedTable, ObjectKey, Table, View
 from .. import column_types, policy, sql
-from ..source import Document
+from ..documents import Document
 from .run import Run, did_you_mean
 from .tenants import adapters_allowlist, dialect_exists, url_problem
 
