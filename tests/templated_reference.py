@@ -68,6 +68,7 @@ def answer(request: dict) -> dict:
     from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
 
     from reconciler.desired import sql
+    from reconciler.desired.sql import rendering
 
     dialect, values = request["dialect"], request["values"]
     read, parameter = READERS.setdefault(dialect, templated(dialect))
@@ -85,7 +86,7 @@ def answer(request: dict) -> dict:
     def rewrite(node):
         if isinstance(node, parameter):
             return sql.literal(values[node.this])
-        return sql.ENGINE_REWRITES.get(dialect, sql._as_is)(node, dialect)
+        return sql.ENGINE_REWRITES.get(dialect, rendering._as_is)(node, dialect)
 
     try:
         rendered = tree.transform(rewrite).sql(dialect=dialect, unsupported_level=ErrorLevel.RAISE, comments=False)

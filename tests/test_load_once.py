@@ -1,7 +1,7 @@
 """Load once, read once (issue 12): every command validates each environment at each ref once,
 and a plan opens one connection per tenant.
 
-Counted in process: `validate._Checker.objects` (once per validation) and the DuckDB adapter's
+Counted in process: `validation.shape.objects` (once per validation) and the DuckDB adapter's
 `_connect` (one per connection) are wrapped so that each call still runs for real.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import EngineLandscape, Landscape
 
-from reconciler.desired import validate
+from reconciler.desired.validation import shape
 from reconciler.engines import duckdb as duckdb_tenant
 from reconciler.engines import postgres as postgres_tenant
 
@@ -22,13 +22,12 @@ from reconciler.engines import postgres as postgres_tenant
 def validations(monkeypatch) -> Counter:
     counted: Counter = Counter()
 
-    class Counting(validate._Checker):
-        def objects(self):   # validating a folder; a plan checks environment.yaml alone first (`recall`)
-            source = self.source
-            counted[(source.name, source.ref if source.commit is None else source.commit)] += 1
-            return super().objects()
+    def counting(run, _real=shape.objects):   # validating a folder; a plan checks environment.yaml first (`recall`)
+        source = run.source
+        counted[(source.name, source.ref if source.commit is None else source.commit)] += 1
+        return _real(run)
 
-    monkeypatch.setattr(validate, "_Checker", Counting)
+    monkeypatch.setattr(shape, "objects", counting)
     return counted
 
 

@@ -3,7 +3,7 @@ was made to match and the digest of what inspecting it read; a plan of the same 
 against a tenant that hashes alike is that plan, made without validating, rendering or diffing.
 
 Every test compares with the plan made the long way (`RECONCILER_NO_CACHE=1`) on a real tenant, and
-counts validations of the folder's objects (a wrapped `validate._Checker.objects`) to tell which way a plan was made.
+counts validations of the folder's objects (a wrapped `validation.shape.objects`) to tell which way a plan was made.
 """
 
 from __future__ import annotations
@@ -16,19 +16,18 @@ import pytest
 from conftest import EngineLandscape, Landscape
 
 from reconciler.desired import key as desired_key
-from reconciler.desired import validate
+from reconciler.desired.validation import shape
 
 
 @pytest.fixture
 def validations(monkeypatch) -> Counter:
     counted: Counter = Counter()
 
-    class Counting(validate._Checker):
-        def objects(self):   # environment.yaml alone is checked before a tenant is opened; this is the folder
-            counted[self.source.name] += 1
-            return super().objects()
+    def counting(run, _real=shape.objects):   # environment.yaml alone is checked before a tenant is opened: the folder
+        counted[run.source.name] += 1
+        return _real(run)
 
-    monkeypatch.setattr(validate, "_Checker", Counting)
+    monkeypatch.setattr(shape, "objects", counting)
     return counted
 
 

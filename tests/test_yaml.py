@@ -19,7 +19,7 @@ from conftest import Landscape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reconciler.desired import source, sql
+from reconciler.desired import documents, sql
 from reconciler.desired.source import EnvironmentSource, parse_yaml
 from reconciler.desired.validate import valid_environment
 
@@ -164,7 +164,7 @@ def test_what_no_core_pattern_matches_is_text(text: str) -> None:
     ("value: !!binary aGk=", "is not supported"), ("value: !!set {a, b}", "is not supported"),
     ("value: !!python/object/apply:os.system [ls]", "is not supported")])
 def test_a_tag_outside_the_core_schema_is_refused(written: str, message: str) -> None:
-    from reconciler.desired.source import YamlProblem
+    from reconciler.desired.documents import YamlProblem
 
     with pytest.raises(YamlProblem, match=re.escape(message)):
         parse_yaml("x.yaml", written + "\n")
@@ -205,8 +205,8 @@ def test_an_alias_bomb_of_one_long_string_is_refused_at_its_alias_having_made_no
     landscape.write(path, "kind: Table\nname: bomb\nschema: sales\n"
                     f"text: &text \"{'x' * 999_000}\"\ncopies: [{', '.join(['*text'] * 99_000)}]\n")
     made = []
-    scalar = source._scalar
-    monkeypatch.setattr(source, "_scalar", lambda node: made.append(len(node.value)) or scalar(node))
+    scalar = documents._scalar
+    monkeypatch.setattr(documents, "_scalar", lambda node: made.append(len(node.value)) or scalar(node))
 
     result = landscape.run("validate", "dev")
 

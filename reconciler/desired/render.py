@@ -15,7 +15,7 @@ from ..model import Connection, DataFlow, MaterializedTable, ObjectKey, Rules, T
 from ..state import ColumnState, DesiredState, ObjectState
 from . import column_types, naming, sql
 from .cache import NO_CACHE, Cache
-from .validate import Landscape
+from .landscape import Landscape
 
 
 def engine_of(tenant: Tenant) -> str:

@@ -86,7 +86,10 @@ def read(query: exp.Query, inputs: Mapping[str, tuple[str, ...]], partial: froze
     return _Reader(query, inputs, partial, spelled).read()
 
 
-class _Reader:
+class _Scopes:
+    """What each scope of a qualified query selects from and gives: its sources by alias, the columns
+    it gives, the source a column names; each worked out once per scope."""
+
     def __init__(self, query: exp.Query, inputs, partial, spelled):
         self.query, self.inputs, self.partial, self.spelled = query, inputs, partial, spelled
         self.scopes = traverse_scope(query)
@@ -95,23 +98,6 @@ class _Reader:
         self._outputs: dict[int, list[tuple[str, str, bool]] | None] = {}
         self._lineage: dict[tuple[int, int], frozenset[Pair] | None] = {}
         self._chains: dict[int, list[Scope]] = {}
-
-    def read(self) -> Reading:
-        root = self.scopes[-1]
-        outputs = self.outputs(root)
-        reading = Reading(None if outputs is None else [name for _, name, named in outputs if named],
-                          sum(not named for _, _, named in outputs or ()))
-        used = _used(root)
-        for scope in self.scopes:
-            if id(scope) in used:   # a CTE nothing reads is not bound by DuckDB: never a problem here
-                self._columns(scope, reading)
-        if outputs is not None:
-            reading.problems += self._duplicates(root, outputs)
-            for index, (name, _, named) in enumerate(outputs):
-                pairs = self.lineage(root, index)
-                if named and pairs is not None:
-                    reading.derived[name] = set(pairs)
-        return reading
 
     # -- sources ----------------------------------------------------------------------------
     def sources(self, scope: Scope) -> dict[str, _Source]:
@@ -232,6 +218,35 @@ class _Reader:
         node = column.find_ancestor(exp.Select, exp.SetOperation)
         return self.by_expression.get(id(node)) if node is not None else None
 
+    def _written(self, source: _Source) -> tuple[str, ...]:
+        if source.table is not None:
+            spelled = self.spelled.get(source.table, {})
+            return tuple(spelled.get(c, c) for c in source.columns)
+        given = self.outputs(source.scope) if source.scope is not None else None
+        return tuple(written for _, written, _ in given) if given else source.columns
+
+
+class _Reader(_Scopes):
+    """A qualified query read: what each scope's columns refer to, those that certainly bind nowhere,
+    and what each output column is computed from."""
+
+    def read(self) -> Reading:
+        root = self.scopes[-1]
+        outputs = self.outputs(root)
+        reading = Reading(None if outputs is None else [name for _, name, named in outputs if named],
+                          sum(not named for _, _, named in outputs or ()))
+        used = _used(root)
+        for scope in self.scopes:
+            if id(scope) in used:   # a CTE nothing reads is not bound by DuckDB: never a problem here
+                self._columns(scope, reading)
+        if outputs is not None:
+            reading.problems += self._duplicates(root, outputs)
+            for index, (name, _, named) in enumerate(outputs):
+                pairs = self.lineage(root, index)
+                if named and pairs is not None:
+                    reading.derived[name] = set(pairs)
+        return reading
+
     # -- references --------------------------------------------------------------------------
     def _columns(self, scope: Scope, reading: Reading) -> None:
         """The scope's own column references: what each reads, and which certainly bind nowhere."""
@@ -340,13 +355,6 @@ class _Reader:
                 problems.append(Problem(*where, f"column {written} is given twice: name each output column once"))
             seen.add(name)
         return problems
-
-    def _written(self, source: _Source) -> tuple[str, ...]:
-        if source.table is not None:
-            spelled = self.spelled.get(source.table, {})
-            return tuple(spelled.get(c, c) for c in source.columns)
-        given = self.outputs(source.scope) if source.scope is not None else None
-        return tuple(written for _, written, _ in given) if given else source.columns
 
     # -- lineage -----------------------------------------------------------------------------
     def lineage(self, scope: Scope, index: int) -> frozenset[Pair] | None:

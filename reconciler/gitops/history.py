@@ -22,8 +22,8 @@ import git
 from git.index.typ import BaseIndexEntry, IndexEntry
 from gitdb.base import IStream
 
+from ..desired.landscape import Landscape
 from ..desired.source import ENVIRONMENTS, blob_id, open_repo, resolve_commit
-from ..desired.validate import Landscape
 from ..errors import GitError, GuardRefused
 from ..model import ObjectKey
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import plan as plans
+from ..desired.landscape import Landscape
 from ..desired.source import available_environments
-from ..desired.validate import Landscape
 from ..errors import ReconcilerError, TenantLocked
 from ..model import ObjectKey
 from ..planning.environment import Workspace, plan_environment

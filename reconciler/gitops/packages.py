@@ -17,8 +17,8 @@ from pathlib import Path, PurePosixPath
 
 from packaging.version import InvalidVersion, Version
 
+from ..desired.landscape import Landscape
 from ..desired.source import ENVIRONMENT_FILE, ENVIRONMENTS, open_repo
-from ..desired.validate import Landscape
 from ..errors import GuardRefused, PackageError
 from ..model import ObjectKey
 from . import history as gitops

@@ -23,9 +23,9 @@ from ..apply.executor import (
     protocol_for,
     record_dry_run,
 )
+from ..desired.landscape import Landscape
 from ..desired.render import render
 from ..desired.source import ENVIRONMENTS, available_environments, resolve_commit
-from ..desired.validate import Landscape
 from ..errors import ApplyFailed, GuardRefused, ReconcilerError, TenantError, TenantLocked, TenantsStopped
 from ..model import ObjectKey
 from ..plan import Plan

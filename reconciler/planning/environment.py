@@ -21,6 +21,7 @@ import networkx as nx
 from .. import disclosure
 from ..desired.cache import Cache
 from ..desired.key import desired_key
+from ..desired.landscape import Landscape
 from ..desired.render import render
 from ..desired.source import (
     ENVIRONMENT_FILE,
@@ -34,7 +35,7 @@ from ..desired.source import (
     read_environment,
     resolve_commit,
 )
-from ..desired.validate import Landscape, load, valid_environment, validate
+from ..desired.validate import load, valid_environment, validate
 from ..engines import catalog
 from ..engines.contract import Adapter, Session, Unprovable, adapter_for
 from ..errors import GuardRefused, ReconcilerError, TenantError, UsageProblem

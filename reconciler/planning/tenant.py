@@ -22,7 +22,7 @@ from ..state import DesiredState, LiveState
 from .diff import diff, unmanaged
 
 if TYPE_CHECKING:
-    from ..desired.validate import Landscape
+    from ..desired.landscape import Landscape
 
 
 @dataclass(frozen=True)
