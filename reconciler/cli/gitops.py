@@ -1,4 +1,4 @@
-"""The commands on the landscape's history and across environments: promote, rollback, history,
+"""The commands on the landscape's history and across environments: init, promote, rollback, history,
 status, drift, export, import, report.
 
 Owns their arguments and how their results print. Holds no logic.
@@ -18,6 +18,7 @@ from .common import (
     EXIT_CHANGES,
     cli,
     err,
+    lazy,
     observe,
     out,
     print_lines,
@@ -26,6 +27,28 @@ from .common import (
     transport,
     workspace_of,
 )
+
+
+@cli.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@click.option("--engine", type=click.Choice(["duckdb", "postgresql", "sc"]), default="duckdb", show_default=True,
+              help="The engine of every tenant (sc: Spark Connect); urls other than DuckDB's are placeholders to edit.")
+@click.option("--environments", default="dev,qa,prod", show_default=True,
+              help="Comma-separated environments, in promotion order; the last of several is protected.")
+@click.option("--force", is_flag=True, help="Write into a folder that holds other files (never over one).")
+def init(folder: str, engine: str, environments: str, force: bool) -> None:
+    """Start a new landscape repository in FOLDER: environments, workflows, schemas, a README.
+
+    \b
+    Example:
+      reconciler init my-landscape --engine postgresql --environments dev,prod
+    """
+    names = [name.strip() for name in environments.split(",") if name.strip()]
+    written = lazy("reconciler.gitops.init").init(Path(folder), engine, names, force)
+    for path in written:
+        out.print(f"wrote {path}", markup=False)
+    out.print(f"next: cd {folder} && git init && git add -A && git commit -m 'a new landscape' && "
+              f"reconciler plan {names[0]}", markup=False)
 
 
 @cli.command()
