@@ -649,7 +649,8 @@ def test_23_the_first_promotion_into_a_new_environment_bootstraps_it(landscape: 
                     "  - {name: dr, url: 'duckdb:///.tenants/dr.duckdb', create: true}\n"
                     "rules:\n  parameters: {REGION_PARAM: EU}\n")
     landscape.commit("a new disaster-recovery environment, empty")
-    assert landscape.run("plan", "dr").code == 1   # still never read as "delete everything"
+    empty = landscape.run("plan", "dr", "--detailed-exitcode")   # valid, and nothing to do on a new tenant
+    assert empty.code == 0 and "No changes" in empty.stdout, empty.output
     result = landscape.run("promote", "prod", "dr", "--no-pr", "--format", "json")
     assert result.code == 0, result.output
     moved = {m["key"] for m in json.loads(result.stdout)["moves"]}

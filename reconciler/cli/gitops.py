@@ -1,4 +1,4 @@
-"""The commands on the landscape's history and across environments: promote, rollback, history,
+"""The commands on the landscape's history and across environments: init, promote, rollback, history,
 status, drift, export, import, report.
 
 Owns their arguments and how their results print. Holds no logic.
@@ -18,6 +18,7 @@ from .common import (
     EXIT_CHANGES,
     cli,
     err,
+    lazy,
     observe,
     out,
     print_lines,
@@ -26,6 +27,55 @@ from .common import (
     transport,
     workspace_of,
 )
+
+
+@cli.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@click.option("--engine", type=click.Choice(["duckdb", "postgresql", "sc"]), default="duckdb", show_default=True,
+              help="The engine of every tenant (sc: Spark Connect); urls other than DuckDB's are placeholders to edit.")
+@click.option("--environments", default="dev,qa,prod", show_default=True,
+              help="Comma-separated environments, in promotion order; the last of several is protected.")
+@click.option("--force", is_flag=True, help="Write into a folder that holds other files (never over one).")
+@click.option("--package", default="", metavar="SPEC",
+              help="What the written workflows pip-install as the reconciler: a version on your package index, or a "
+                   "git URL pinned to a commit. Without it they stop with an error until RECONCILER_PACKAGE is set.")
+def init(folder: str, engine: str, environments: str, force: bool, package: str) -> None:
+    """Start a new landscape repository in FOLDER: environments, workflows, schemas, a README.
+
+    \b
+    Example:
+      reconciler init my-landscape --engine postgresql --environments dev,prod
+    """
+    names = [name.strip() for name in environments.split(",") if name.strip()]
+    written = lazy("reconciler.gitops.init").init(Path(folder), engine, names, force, package)
+    for path in written:
+        out.print(f"wrote {path}", markup=False)
+    out.print(f"next: cd {folder} && git init && git add -A && git commit -m 'a new landscape' && "
+              f"reconciler plan {names[0]}", markup=False)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--tenant", required=True, help="The tenant whose tables and views to adopt.")
+@click.option("--schema", "schemas", multiple=True, help="Only this schema (repeatable).")
+@click.pass_context
+def adopt(ctx: click.Context, environment: str, tenant: str, schemas: tuple[str, ...]) -> None:
+    """Write one YAML file per table and view TENANT holds that no catalog manages; the next apply
+    records them as managed without running a statement.
+
+    \b
+    Example:
+      reconciler adopt dev --tenant dev --schema sales
+    """
+    adopted = lazy("reconciler.gitops.adopt").adopt(workspace_of(ctx), environment, tenant, schemas)
+    for path in adopted.written:
+        out.print(f"wrote {path}", markup=False)
+    for name in adopted.as_reported:
+        err.print(f"review: {name}: written in the engine's own SQL (it did not survive the round trip)", markup=False)
+    for name, why in adopted.left:
+        err.print(f"not adopted: {name}: {why}", markup=False)
+    out.print(f"adopted {len(adopted.written)} objects; commit them, then `reconciler plan {environment}`",
+              markup=False)
 
 
 @cli.command()

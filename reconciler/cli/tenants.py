@@ -104,11 +104,18 @@ def unlock(ctx: click.Context, environment: str, run_id: str) -> None:
     out.print(f"{tenant}: {what}", markup=False)
 
 
-@cli.command(hidden=True)
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="schemas", show_default=True)
+@cli.command()
+@click.argument("out_dir", metavar="DIR", default="schemas", type=click.Path(file_okay=False))
 def schemas(out_dir: str) -> None:
-    """Write the JSON Schemas generated from the models (for maintainers)."""
-    from .model import json_schemas
+    """Write the JSON Schemas of object files and environment.yaml, from the installed version, into DIR.
+
+    Editors (yaml-language-server) read them through each file's modeline; `init` writes them too.
+
+    \b
+    Example:
+      reconciler schemas schemas
+    """
+    from ..model import json_schemas
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     for name, schema in json_schemas().items():

@@ -35,10 +35,8 @@ def code_identity() -> str:
     return digest.hexdigest()
 
 
-def desired_key(environment: str, environments: Iterable[str], files: Iterable[tuple[str, str]],
-                allow_empty: bool = False) -> str:
+def desired_key(environment: str, environments: Iterable[str], files: Iterable[tuple[str, str]]) -> str:
     """What validating and rendering an environment depends on: its files (path, git blob id), the
-    environments it may name, whether an empty folder was allowed, and the code doing it. Equal keys
-    validate and render alike."""
-    text = json.dumps([environment, sorted(environments), sorted(files), allow_empty], separators=(",", ":"))
+    environments it may name, and the code doing it. Equal keys validate and render alike."""
+    text = json.dumps([environment, sorted(environments), sorted(files)], separators=(",", ":"))
     return hashlib.sha256(f"{code_identity()}\x00{text}".encode()).hexdigest()

@@ -24,17 +24,17 @@ from .validation.run import DEFAULT_DIALECT, Run
 from .validation.tenants import url_problem
 
 
-def load(repo: Path, name: str, ref: str | None = None, cache: Cache = NO_CACHE,
-         allow_empty: bool = False) -> Landscape:
+def load(repo: Path, name: str, ref: str | None = None, cache: Cache = NO_CACHE) -> Landscape:
     """Read and validate one environment; raise InvalidInput listing every problem."""
     source = read_environment(repo, name, ref, cache)
-    return validate(source, available_environments(repo, ref), cache, allow_empty)
+    return validate(source, available_environments(repo, ref), cache)
 
 
 def validate(source: EnvironmentSource, environments: Iterable[str] = (),
-             cache: Cache = NO_CACHE, allow_empty: bool = False) -> Landscape:
-    """`allow_empty`: a folder with no objects yet is a valid *promotion target* (the first promotion
-    into a new environment); to plan or apply, an empty folder is refused, never "delete everything"."""
+             cache: Cache = NO_CACHE) -> Landscape:
+    """A folder with no objects yet (only environment.yaml) is valid: a new landscape, or the target of
+    a first promotion. Planning it against a tenant that manages objects is refused
+    (`planning.environment`), never read as "delete everything"."""
     environments = tuple(environments)
     run = Run(source, cache)
     environment = shape.environment(run, set(environments))
@@ -43,10 +43,6 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
         usable = {t.name: t.engine for t in environment.tenants if url_problem(t.url) is None}
         run.callers = (frozenset(usable.values()), frozenset(name.lower() for name in environment.allow_functions))
     objects = shape.objects(run)
-    if environment is not None and not objects and not run.diagnostics and not allow_empty:
-        run.report(source.environment, "empty",
-                   "the environment has no objects; an empty desired state is refused "
-                   "rather than read as 'delete everything'")
     dialect = run.dialect
     facts = statements.analyse(run, objects, dialect)
     if environment is not None:
@@ -70,7 +66,7 @@ def validate(source: EnvironmentSource, environments: Iterable[str] = (),
     files = [(d.path, d.blob) for d in (source.environment, *source.objects) if d is not None]
     return Landscape(source, environment, dict(sorted(objects.items())), run.documents,
                      facts, dependencies, graph, *bound, checks,
-                     key=desired_key(source.name, environments, files, allow_empty), sensitive=sensitive_columns,
+                     key=desired_key(source.name, environments, files), sensitive=sensitive_columns,
                      unnamed=unnamed)
 
 

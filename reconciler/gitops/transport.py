@@ -63,8 +63,7 @@ def promote(workspace: Workspace, source: str, target: str, selection: list[str]
             include_removals: bool, force_reason: str | None = None, open_pr: bool = True) -> Promoted:
     """Copy what changed in SOURCE into TARGET's folder on a new branch, with a pull request body."""
     repo = workspace.repo
-    # a folder with only environment.yaml is a new environment awaiting its first promotion
-    landscapes = {name: workspace.load(name, "HEAD", allow_empty=True) for name in available_environments(repo, "HEAD")}
+    landscapes = {name: workspace.load(name, "HEAD") for name in available_environments(repo, "HEAD")}
     for name in (source, target):
         if name not in landscapes:
             workspace.load(name, "HEAD")  # raises UnknownEnvironment naming the ones there are

@@ -102,12 +102,12 @@ def _adopt_or_conflict(want: ObjectState, found: LiveObject, engine: str) -> Cha
 def _same_view(want: ObjectState, found: LiveObject, engine: str) -> bool:
     """`want.sql` is rendered for the tenant's engine; the live view's SQL is the engine's own."""
     try:
-        return sql.parse(want.sql or "", engine).sql(dialect=engine) == _view_query(found.engine_sql, engine)
+        return sql.parse(want.sql or "", engine).sql(dialect=engine) == view_query(found.engine_sql, engine)
     except sql.SqlProblem:
         return False
 
 
-def _view_query(engine_sql: str | None, engine: str) -> str:
+def view_query(engine_sql: str | None, engine: str) -> str:
     """The query of a CREATE VIEW statement as the engine reports it."""
     try:
         tree = sql.parse(engine_sql or "", engine)
@@ -220,7 +220,7 @@ def _view(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: s
                                *_check_details(record.definition, want.definition, engine))
     if found.engine_sql != record.engine_sql:
         return _change("update", want, "low", "changed outside the reconciler (drift)",
-                       (Detail(field="sql", op="change", before=_view_query(found.engine_sql, engine),
+                       (Detail(field="sql", op="change", before=view_query(found.engine_sql, engine),
                                after=want.sql),), drift=True)
     if not details:
         return None

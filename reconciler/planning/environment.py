@@ -76,21 +76,21 @@ class Workspace:
     def adapter(self, tenant: Tenant) -> Adapter:
         return adapter_for(tenant, self.repo, self.lock_timeout)
 
-    def load(self, environment: str, ref: str | None = None, allow_empty: bool = False) -> Landscape:
+    def load(self, environment: str, ref: str | None = None) -> Landscape:
         """One environment, read and validated once per command: at a ref, once per commit it names;
         in the working tree, once per set of file contents (git blob ids), so a command that
         checks files out reads them again but never validates the same files twice."""
         try:
             if ref is not None:
-                key: tuple = (environment, ref, resolve_commit(self.repo, ref).hexsha, allow_empty)
+                key: tuple = (environment, ref, resolve_commit(self.repo, ref).hexsha)
                 if key not in self._loaded:
-                    self._loaded[key] = load(self.repo, environment, ref, self.cache, allow_empty)
+                    self._loaded[key] = load(self.repo, environment, ref, self.cache)
             else:
                 source = read_environment(self.repo, environment, None, self.cache)
                 environments = available_environments(self.repo, None)
-                key = (environment, None, source.identity, tuple(environments), allow_empty)
+                key = (environment, None, source.identity, tuple(environments))
                 if key not in self._loaded:
-                    self._loaded[key] = validate(source, environments, self.cache, allow_empty)
+                    self._loaded[key] = validate(source, environments, self.cache)
             disclosure.sensitive(self._loaded[key].sensitive_names)   # before anything runs on a tenant
             return self._loaded[key]
         finally:
@@ -212,6 +212,10 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
             if not live.exists and not tenant.create:
                 raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
                                   "declare `create: true` on the tenant to create it")
+            if not desired[tenant.name].objects and live.catalog:
+                raise GuardRefused(f"tenant {tenant.name}: environment {environment} has no objects while the tenant "
+                                   f"manages {len(live.catalog)}; an empty folder is refused rather than read as "
+                                   "'delete everything' (remove objects by deleting their files, not the folder)")
             state = TenantState(tenant, adapter, desired[tenant.name], live, landscape.environment.allow_data_loss)
             tenant_plan = plan_tenant(adapter, state.desired, live, reading, state.acknowledged,
                                       under_review=bool(os.environ.get(BASE_REF_VARIABLE)))
