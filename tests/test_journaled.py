@@ -164,6 +164,43 @@ def master_rows(spark, table: str = "sales.customer_master") -> list[tuple]:
     return sorted((int(row[0]), row[1]) for row in spark.sql(f"SELECT id, name FROM {table}").collect())
 
 
+@pytest.mark.parametrize("moment", ["before the copy", "after the proof"])
+def test_a_row_another_session_commits_during_a_rebuild_is_never_lost(applied: Landscape, spark, hold: Hold,
+                                                                      moment: str) -> None:
+    """Issue 29, break 1: a rebuild (copy, prove, swap) of sales.customer_master, held at a chosen
+    statement while another session commits a row. Before the copy: the copy reads the table fresh
+    (Spark keeps a file listing per session), so the row moves with the rebuild. After the proof,
+    just before the table is dropped: the table is read again, fresh, and no longer holds the copy's
+    rows, so it is not dropped; the apply stops naming it (exit 1) and the compensation leaves the
+    table as it is, the other session's row with it, where the old code dropped it."""
+    a_rebuild_and_a_view(applied)
+    statements = flat_statements(applied)
+    proof = next(i for i, s in enumerate(statements) if "would change or lose rows" in s)
+    after = 1 if moment == "before the copy" else proof + 2   # the restore point comes first
+    running = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"], hold.env(after=after))
+    hold.held(running)
+    spark.sql("INSERT INTO sales.customer_master VALUES (3, 'Cy', NULL, 'US', 'ACTIVE', NULL)").collect()
+    hold.release(running)
+    code, stderr = running.wait(), running.stderr.read()
+
+    assert master_rows(spark) == [(1, "Ada"), (2, "Bob"), (3, "Cy")]
+    assert "Traceback" not in stderr
+    if moment == "before the copy":
+        assert code == 0, stderr
+        assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+        return
+    assert code == 1, stderr
+    assert ("another session wrote to sales.customer_master after its rows were copied for this rebuild (its row "
+            "count or content is no longer that of the proven copy), so it was not dropped") in stderr
+    assert "compensated from its journal: 1 object dropped" in stderr   # the copy; the table stays as it is
+    assert [c.dataType for c in spark.catalog.listColumns("sales.customer_master")][0] == "bigint"
+    assert [t.name for t in spark.catalog.listTables("sales")].count("customer_master__reconciler_rebuild") == 0
+    assert spark.sql("SHOW TABLES IN _reconciler_backup").collect() == []
+    assert outcomes(applied) == ["applied", "failed"]
+    assert applied.run("apply", "dev", "--yes").code == 0   # once the writer is done, the rebuild takes its row
+    assert master_rows(spark) == [(1, "Ada"), (2, "Bob"), (3, "Cy")]
+
+
 def test_a_restore_point_dropped_by_hand_stops_the_compensation_before_it_drops_the_last_copy(
         applied: Landscape, spark) -> None:
     """Issue 29, break 2: an apply killed right after its rebuild dropped sales.customer_master (the

@@ -246,6 +246,18 @@ class SparkCompiler(Compiler):
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
 
+    def unchanged_since_copy(self, key: ObjectKey, copy: str, pairs: Sequence[tuple[str, str, str]]) -> list[str]:
+        """Spark keeps no other writer off the table between the proof and the swap: just before the DROP
+        the table is read again, fresh (`_SparkSession.fresh`), and its row count and digest must still be
+        the proven copy's, every value of the copy cast back to its old type; else the apply stops there,
+        the table not dropped. Count and digest, not the proof again: one pass with no shuffle, so the
+        moment it reads the table is as close to the DROP as it can be."""
+        live = rows_digest(self.qk(key), [(old, old_type) for _, old, old_type in pairs])
+        copied = rows_digest(copy, [(self.cast_back(new, old_type), old_type) for new, _, old_type in pairs])
+        return [self.unless(f"({live}) = ({copied})",
+                            f"another session wrote to {key} after its rows were copied for this rebuild (its row "
+                            "count or content is no longer that of the proven copy), so it was not dropped")]
+
     def misfit(self, column: str, new: str, old: str) -> str:
         """A cast to CHAR(n) or VARCHAR(n) ignores the length here; a write does not: a longer value fails
         it or loses its trailing spaces, and a CHAR(n) pads a shorter one (read back with its padding, a
