@@ -89,6 +89,14 @@ class StalePlan(ReconcilerError):
     exit_code = 5
 
 
+class PartlyDone(ReconcilerError):
+    """A run on an engine that commits statement by statement could not be put back without destroying
+    the last copy of some rows: the tenant is left partly changed, every table kept, and the message says
+    what is where."""
+
+    exit_code = 6
+
+
 class UsageProblem(ReconcilerError):
     """An argument names something that does not exist (a tenant, a repository)."""
 
@@ -106,6 +114,6 @@ class TenantsStopped(ReconcilerError):
 
 def first_code(codes: Iterable[int]) -> int:
     """The exit code of a command several tenants' errors ended: a failure (1) speaks first, then the
-    lowest of the others (refused 3, locked 4, stale 5), as each error's class gives it."""
+    lowest of the others (refused 3, locked 4, stale 5, partly done 6), as each error's class gives it."""
     found = set(codes)
     return ReconcilerError.exit_code if ReconcilerError.exit_code in found else min(found)

@@ -153,6 +153,97 @@ def test_a_killed_apply_is_compensated_by_the_next_one(applied: Landscape, spark
     assert {k: v for k, v in after_revert.items() if not k.startswith("_reconciler_backup")} == before
 
 
+def flat_statements(landscape: Landscape) -> list[str]:
+    return [s for c in json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
+            for s in c["statements"]]
+
+
+def master_rows(spark, table: str = "sales.customer_master") -> list[tuple]:
+    """Read through this test's own session, fresh: (id as an int, name) of every row."""
+    spark.sql(f"REFRESH TABLE {table}").collect()
+    return sorted((int(row[0]), row[1]) for row in spark.sql(f"SELECT id, name FROM {table}").collect())
+
+
+@pytest.mark.parametrize("moment", ["before the copy", "after the proof"])
+def test_a_row_another_session_commits_during_a_rebuild_is_never_lost(applied: Landscape, spark, hold: Hold,
+                                                                      moment: str) -> None:
+    """Issue 29, break 1: a rebuild (copy, prove, swap) of sales.customer_master, held at a chosen
+    statement while another session commits a row. Before the copy: the copy reads the table fresh
+    (Spark keeps a file listing per session), so the row moves with the rebuild. After the proof,
+    just before the table is dropped: the table is read again, fresh, and no longer holds the copy's
+    rows, so it is not dropped; the apply stops naming it (exit 1) and the compensation leaves the
+    table as it is, the other session's row with it, where the old code dropped it."""
+    a_rebuild_and_a_view(applied)
+    statements = flat_statements(applied)
+    proof = next(i for i, s in enumerate(statements) if "would change or lose rows" in s)
+    after = 1 if moment == "before the copy" else proof + 2   # the restore point comes first
+    running = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"], hold.env(after=after))
+    hold.held(running)
+    spark.sql("INSERT INTO sales.customer_master VALUES (3, 'Cy', NULL, 'US', 'ACTIVE', NULL)").collect()
+    hold.release(running)
+    code, stderr = running.wait(), running.stderr.read()
+
+    assert master_rows(spark) == [(1, "Ada"), (2, "Bob"), (3, "Cy")]
+    assert "Traceback" not in stderr
+    if moment == "before the copy":
+        assert code == 0, stderr
+        assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+        return
+    assert code == 1, stderr
+    assert ("another session wrote to sales.customer_master after its rows were copied for this rebuild (its row "
+            "count or content is no longer that of the proven copy), so it was not dropped") in stderr
+    assert "compensated from its journal: 1 object dropped" in stderr   # the copy; the table stays as it is
+    assert [c.dataType for c in spark.catalog.listColumns("sales.customer_master")][0] == "bigint"
+    assert [t.name for t in spark.catalog.listTables("sales")].count("customer_master__reconciler_rebuild") == 0
+    assert spark.sql("SHOW TABLES IN _reconciler_backup").collect() == []
+    assert outcomes(applied) == ["applied", "failed"]
+    assert applied.run("apply", "dev", "--yes").code == 0   # once the writer is done, the rebuild takes its row
+    assert master_rows(spark) == [(1, "Ada"), (2, "Bob"), (3, "Cy")]
+
+
+def test_a_restore_point_dropped_by_hand_stops_the_compensation_before_it_drops_the_last_copy(
+        applied: Landscape, spark) -> None:
+    """Issue 29, break 2: an apply killed right after its rebuild dropped sales.customer_master (the
+    rebuild's copy holds the rows), then a DBA drops the restore point. The old code's compensation
+    dropped the copy, the last one of those rows, and only then failed. Now `unlock` and the next
+    apply each stop before dropping anything (exit 6), keep every table, and say what is where; once
+    the restore point is back, `unlock` puts the tenant back as it was."""
+    before = tenant(spark)
+    a_rebuild_and_a_view(applied)
+    statements = flat_statements(applied)
+    dropped = statements.index("DROP TABLE `sales`.`customer_master`") + 2   # after the restore point, one-based
+    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                            env={**os.environ, "RECONCILER_FAULT": f"SIGKILL:{dropped}"}, capture_output=True,
+                            text=True)
+    assert killed.returncode == -9, killed.stderr
+    [point] = [t.name for t in spark.catalog.listTables("_reconciler_backup")]
+    spark.sql(f"DROP TABLE _reconciler_backup.{point}").collect()   # by hand
+    [dead] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)
+              if r["outcome"] == "running"]
+
+    for attempt in (["unlock", "dev", dead], ["apply", "dev", "--yes"]):
+        stopped = applied.run(*attempt)
+        assert stopped.code == 6, stopped.output
+        assert f"run {dead} had been interrupted, and putting the run's objects back would destroy the last copy " \
+               "of some rows, so nothing was put back and every table is kept as it is" in stopped.stderr
+        said = stopped.stderr.lower()   # Spark lists the restore point's name folded
+        assert f"sales.customer_master is gone, and its restore point _reconciler_backup.{point} is missing" in said
+        assert "  - sales.customer_master__reconciler_rebuild: a table of 2 rows (before the run: absent)" in said
+        assert f"  - sales.customer_master: absent (before the run: a table); its restore point " \
+               f"_reconciler_backup.{point} is missing" in said
+        assert "Traceback" not in stopped.output
+        assert master_rows(spark, "sales.customer_master__reconciler_rebuild") == [(1, "Ada"), (2, "Bob")]
+    assert outcomes(applied) == ["applied", "running"]
+
+    spark.sql(f"CREATE TABLE _reconciler_backup.{point} USING parquet AS SELECT CAST(id AS BIGINT) AS id, name, "
+              "email, region, status, created_at FROM sales.customer_master__reconciler_rebuild").collect()
+    unlocked = applied.run("unlock", "dev", dead)
+    assert unlocked.code == 0, unlocked.output
+    assert {k: v for k, v in tenant(spark).items() if not k.startswith("_reconciler_backup")} == \
+        {k: v for k, v in before.items() if not k.startswith("_reconciler_backup")}
+    assert outcomes(applied) == ["applied", "compensated"]
+
+
 def test_a_second_apply_cannot_take_the_lock_a_running_one_holds(applied: Landscape, spark, hold: Hold) -> None:
     a_rebuild_and_a_view(applied)
     first = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"], hold.env(after=1))
@@ -222,6 +313,34 @@ def test_a_compensation_that_fails_keeps_its_restore_points_and_says_so(spark_se
     assert "putting the run's objects back failed" in str(failed.value)
     assert "statement: CREATE TABLE `scratch`.`orders` USING parquet AS SELECT * FROM" in str(failed.value)
     assert [t.name for t in spark.catalog.listTables("_reconciler_backup")] == ["point"]
+
+
+def test_a_digest_reads_fresh_and_sees_a_changed_value_that_the_row_count_does_not(spark_server: str, spark) -> None:
+    """What compensation and a rebuild's last check compare tables by (`rows_digest`), on the engine: a
+    row another session commits after this session first read the table is counted (REFRESH TABLE
+    first); a copy with its values cast back digests alike; a NULL moved to another column, with the
+    row count unchanged, does not (xxhash64 alone skips NULLs); a MAP, which Spark does not hash, too."""
+    from reconciler.model import ObjectKey, Tenant
+    from reconciler.tenants.spark import SparkAdapter
+
+    for statement in ("CREATE SCHEMA scratch",
+                      "CREATE TABLE scratch.t (a STRING, b STRING, n DECIMAL(10, 2), m MAP<STRING, INT>) USING parquet",
+                      "INSERT INTO scratch.t VALUES ('x', NULL, 1.50, map('k', 1)), (NULL, 'x', NULL, NULL)"):
+        spark.sql(statement).collect()
+    adapter = SparkAdapter(Tenant(name="dev", url=spark_server), Path("."))
+    typed = (("a", "STRING"), ("b", "STRING"), ("n", "DECIMAL(10,2)"), ("m", "MAP<STRING, INT>"))
+    with adapter.reading() as session:
+        assert adapter.rows_digest(session, ObjectKey("scratch", "t"), typed)[0] == 2
+        spark.sql("INSERT INTO scratch.t VALUES ('y', 'y', 2.00, map('k', 2))").collect()   # another session
+        table = adapter.rows_digest(session, ObjectKey("scratch", "t"), typed)
+        assert table[0] == 3
+        spark.sql("CREATE TABLE scratch.c USING parquet AS SELECT a, b, CAST(n AS DECIMAL(14, 2)) AS n, m "
+                  "FROM scratch.t").collect()
+        assert adapter.rows_digest(session, ObjectKey("scratch", "c"), typed) == table
+        spark.sql("INSERT OVERWRITE TABLE scratch.c VALUES ('x', NULL, 1.50, map('k', 1)), ('x', NULL, NULL, NULL), "
+                  "('y', 'y', 2.00, map('k', 2))").collect()
+        moved = adapter.rows_digest(session, ObjectKey("scratch", "c"), typed)
+        assert moved[0] == table[0] and moved != table
 
 
 def test_smoke_and_run_say_they_are_not_built_for_spark_and_touch_nothing(applied: Landscape, spark) -> None:

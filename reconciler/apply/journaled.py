@@ -10,8 +10,10 @@ before the first statement that touches it, unless the adapter keeps a history i
 is its `applied` event in the catalog's run log: the catalog believes object records only of
 runs that reached it. A failing statement, Ctrl-C, a lock taken over or a failed convergence
 check compensates: every journaled object is put back (what the run created dropped, what it
-changed re-created from its view text or restore point, or restored to its version), each is
-verified to be as it was, and the run is recorded as failed. A run killed outright is compensated
+changed re-created from its view text or restore point, or restored to its version, what it never
+wrote left as it is), each is verified to be as it was, and the run is recorded as failed. Nothing
+that holds rows is dropped unless a copy that stays holds them (`last_copy`): when one does not,
+nothing is put back and the run stays running (PartlyDone). A run killed outright is compensated
 by the next apply before it plans, and never finished forward: its plan was made for a desired
 state that may have moved since, while its journal says exactly what the tenant was before it.
 Never plans; only writes what the journal and the plan say.
@@ -19,7 +21,7 @@ Never plans; only writes what the journal and the plan say.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING
 
 from sqlglot.errors import SqlglotError
@@ -28,12 +30,13 @@ from .. import faults
 from ..desired.sql import qualified, written_objects
 from ..engines import catalog
 from ..engines.contract import Session, StatementFailed
-from ..errors import ApplyFailed, ChecksFailed, GuardRefused, ReconcilerError, StalePlan
+from ..errors import ApplyFailed, ChecksFailed, GuardRefused, PartlyDone, ReconcilerError, StalePlan
 from ..model import ObjectKey
 from ..parallel import STOP
 from ..plan import Change, Plan, TenantPlan
 from ..planning.diff import views_to_bind
 from ..state import LiveObject, LiveState
+from . import last_copy
 from .lifecycle import (
     NotConverged,
     Progress,
@@ -80,8 +83,9 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
                        "stale" if isinstance(refused, StalePlan) else "failed", str(refused))
             raise
         catalog.write_journal(session, run.run_id, befores)
+        touched: set[tuple[str, str]] = set()   # what the run's statements wrote: the rest stays as it is
         try:
-            _execute(session, changes, befores, run, progress)
+            _execute(session, changes, befores, run, progress, touched)
             catalog.write_objects(session, tenant_plan.changes, state.desired, run)
             session.check_views(views_to_bind(changes, live, state.desired.engine))
             run_checks(session, state, changes, run)
@@ -100,10 +104,11 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             else:
                 what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
             try:
-                put_back = compensate(session, befores)
-            except CompensationFailed as failed:   # left running: the next apply compensates it again
-                raise CompensationFailed(f"tenant {expected.tenant}: {what}\n  {failed}; the run stays recorded "
-                                         "as running, and the next apply tries to put it back again") from None
+                put_back = compensate(session, befores, touched)
+            except (CompensationFailed, PartlyDone) as failed:   # left running: the next apply compensates it again
+                raise type(failed)(f"tenant {expected.tenant}: {what}\n  {failed}\n  the run {run.run_id} stays "
+                                   "recorded as running, and the next apply (or `reconciler unlock` of it) tries "
+                                   "to put it back again") from None
             message = (f"tenant {expected.tenant}: {what}\n  {adapter.engine} commits each statement, so the run "
                        f"was compensated from its journal: {put_back}; the tenant is as it was before the run")
             run.finish(session, "failed" if isinstance(stopped, Exception) else "interrupted", message)
@@ -177,8 +182,10 @@ def _same_columns(found: LiveObject, before: catalog.Before) -> bool:
 
 
 def _execute(session: Session, changes: Sequence[Change], befores: Sequence[catalog.Before], run: catalog.Run,
-             progress: Progress | None) -> None:
-    """Each change's statements, a table's restore point taken just before the first that touches it."""
+             progress: Progress | None, touched: set[tuple[str, str]]) -> None:
+    """Each change's statements, a table's restore point taken just before the first that touches it,
+    each reading the rows committed by then (`Session.fresh`). What each writes is added to `touched`
+    before it runs."""
     fault = faults.Fault.from_environment(run.tenant_plan.tenant, STOP)
     points = {step: [b for b in befores if b.step == step and b.restore_point and b.version is None]
               for step in range(len(changes))}   # a point in a table's history needs no copy
@@ -193,31 +200,38 @@ def _execute(session: Session, changes: Sequence[Change], befores: Sequence[cata
             if STOP.is_set():
                 raise KeyboardInterrupt
             session.hold()
+            written, _ = written_objects(statement, session.engine)
+            touched.update(ObjectKey(schema, name).folded() for schema, name in written)
+            session.fresh(statement)
             session.execute(statement)
             fault.tick()
         if progress is not None:
             progress(run.tenant_plan.tenant, change)
 
 
-def compensate(session: Session, befores: Sequence[catalog.Before]) -> str:
+def compensate(session: Session, befores: Sequence[catalog.Before],
+               touched: Collection[tuple[str, str]] | None = None) -> str:
     """Put every journaled object back as it was, then verify each: what was absent dropped, a
-    view re-created from its text, a table re-created from its restore point (one that was never
-    copied was never touched). Newest first for what goes, tables then views for what comes back
-    (a view is created over what it reads). Returns what was done, for people; CompensationFailed
-    (the journal and restore points kept) when a statement of it fails or the result differs."""
+    view re-created from its text, a table re-created from its restore point, a table the run never
+    wrote (`touched`, when known) left as it is. Newest first for what goes, tables then views for
+    what comes back (a view is created over what it reads). Nothing that holds rows is dropped unless
+    a copy that stays holds them (`last_copy`: PartlyDone, nothing changed, when one does not).
+    Returns what was done, for people; CompensationFailed (the journal and restore points kept) when
+    a statement of it fails or the result differs."""
     try:
-        return _put_back(session, befores)
+        return _put_back(session, befores, touched)
     except StatementFailed as failure:
         raise CompensationFailed(f"putting the run's objects back failed: {failure.message}\n  statement: "
                                  f"{failure.statement}\n  its journal and restore points (schema "
                                  f"{catalog.BACKUP_SCHEMA}) are kept") from None
 
 
-def _put_back(session: Session, befores: Sequence[catalog.Before]) -> str:
+def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Collection[tuple[str, str]] | None) -> str:
     engine = session.engine
     live, _ = session.adapter.engine_objects(session.connection)
     now = {key.folded(): obj for key, obj in live.items()}
     points = {name.lower() for name in session.tables(catalog.BACKUP_SCHEMA)}
+    stays = last_copy.staying(session, befores, now, points, touched)
     dropped, back, rewound = 0, [], []
     for before in reversed(befores):
         found = now.get(before.key.folded())
@@ -229,8 +243,8 @@ def _put_back(session: Session, befores: Sequence[catalog.Before]) -> str:
             if found is not None and found.kind == "Table":
                 rewound.append(before)
             continue
-        if before.kind == "Table" and (before.restore_point or "").lower() not in points:
-            continue   # its restore point was never taken: nothing touched it
+        if before.key.folded() in stays:
+            continue
         if found is not None:
             session.execute(f"DROP {'VIEW' if found.kind == 'View' else 'TABLE'} "
                             f"{qualified(found.key.schema, found.key.name, engine)}")
@@ -304,7 +318,13 @@ def recover(session: Session, run_id: str) -> str:
     if not befores:
         catalog.release(session, run_id, "interrupted", "stopped before its first statement; nothing to undo")
         return f"run {run_id} had been interrupted before its first statement; nothing to undo"
-    put_back = compensate(session, befores)
+    try:
+        put_back = compensate(session, befores)
+    except PartlyDone as stopped:   # it stays running: the next apply, or unlock, tries again
+        raise PartlyDone(f"tenant {session.adapter.tenant.name}: run {run_id} had been interrupted, and "
+                         f"{stopped}\n  its journal is kept and it stays recorded as running: once what is "
+                         f"missing is back (a restore point under its name, with the columns its table had), "
+                         f"`reconciler unlock` of run {run_id}, or the next apply, puts the run back") from None
     note = (f"run {run_id} had been interrupted; compensated from its journal ({put_back}) rather than "
             "finished forward: its plan was made for a desired state that may have moved, its journal says "
             "exactly what the tenant was")

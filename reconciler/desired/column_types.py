@@ -72,6 +72,15 @@ def length_bound(type_sql: str, engine: str) -> tuple[str, int] | None:
     return None
 
 
+def holds_map(type_sql: str, engine: str) -> bool:
+    """Whether a column type is a MAP or has one inside (Spark hashes no map: its entries keep no order)."""
+    try:
+        kind = declared(type_sql, engine)
+    except SqlProblem:
+        return False
+    return any(node.this == T.MAP for node in kind.find_all(exp.DataType))
+
+
 # -- reading a declared type --------------------------------------------------------------------
 
 def _read_declared(type_sql: str, dialect: str) -> exp.DataType:

@@ -100,6 +100,10 @@ class Session(abc.ABC):
         """Called between the statements of an apply: keeps the tenant lock where it is a lease
         (TenantLocked when another run took it over); nothing where the engine holds it."""
 
+    def fresh(self, statement: str) -> None:
+        """Just before an apply runs `statement`: make it read the rows committed by now. Nothing where the
+        engine always does (a transaction reads what was committed when it began or is held by its locks)."""
+
     def stop_statement(self) -> None:
         """Ctrl-C, from its handler or another thread: ask the engine to stop the statement running on
         this session's connection now (nothing where it cannot: the apply stops before its next one)."""
@@ -325,6 +329,12 @@ class Adapter(abc.ABC):
         """The statement that re-creates a live table empty as it is defined (NOT NULL, defaults,
         format), for a journaled run to bring it back from its copy; None: from the copy alone."""
         return None
+
+    def rows_digest(self, session: Session, key: ObjectKey, columns: Sequence[tuple[str, str]]) -> tuple[int, str]:
+        """A table's row count and a digest of its values in `columns` ((name, type): each value cast to
+        that type first), read fresh: for a journaled run's compensation to show a copy holds a table's rows
+        before it drops the table (`last_copy`). An engine that gives none drops nothing that has rows."""
+        raise StatementFailed(f"digest of {key}", f"{self.engine} gives no digest of a table's rows")
 
     def restore_from_history(self, session: Session, before: catalog.Before) -> None:
         """Put a table back to the version of its own history its restore point names. An engine that

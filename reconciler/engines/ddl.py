@@ -243,7 +243,8 @@ class Compiler:
     def rebuild_table(self, key: ObjectKey, want: ObjectState, found: LiveObject | None, change: Change) -> list[str]:
         """Copy and swap inside the transaction: the rows move to the new definition (renamed
         columns carry their values), and before the original is dropped the copy must hold exactly
-        its rows, every kept value unchanged when cast back to its old type."""
+        its rows, every kept value unchanged when cast back to its old type (and still hold them as
+        the table is dropped, where no transaction keeps other writers off: `unchanged_since_copy`)."""
         temporary = sql.qualified(key.schema, f"{key.name}__reconciler_rebuild", self.engine)
         sources = {d.after: d.before for d in change.details if d.op == "rename" and d.column is not None}
         existing = {f.name: f for f in found.columns} if found else {}
@@ -256,10 +257,17 @@ class Compiler:
                 self.same_rows(temporary, self.qk(key), pairs,
                                f"rebuilding {key} would change or lose rows; nothing was changed"),
                 *(statement for addition in carried for statement in addition.before_drop),
+                *self.unchanged_since_copy(key, temporary, pairs),
                 f"DROP TABLE {self.qk(key)}",
                 f"ALTER TABLE {temporary} RENAME TO {self.q(key.name)}",
                 *self.after_swap(key, want),
                 *(statement for addition in carried for statement in addition.recreate)]
+
+    def unchanged_since_copy(self, key: ObjectKey, copy: str, pairs: Sequence[tuple[str, str, str]]) -> list[str]:
+        """What a rebuild runs just before it drops the table, to show no other writer reached it since the
+        copy was proven (`pairs` as in `same_rows`): nothing where the rebuild runs in one transaction that
+        keeps other writers off the table (`lock`)."""
+        return []
 
     def rebuild_key_constraint(self, key: ObjectKey) -> str | None:
         """The primary key constraint's name on the copy, where constraints have names of their own."""

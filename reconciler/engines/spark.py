@@ -6,7 +6,8 @@ for the tenant's table format (`USING parquet`, or `USING delta` with column map
 defaults). Spark SQL has no transactions (`BEGIN` is a syntax error) and its DDL commits statement
 by statement, so this adapter is not `transactional`: the executor applies to it with the
 journaled protocol (`apply/journaled.py`); this module gives that protocol its tenant lock (`TableLock`),
-a table's definition, and a Delta table's restore point in its own history. Parquet tables keep
+a table's definition, a Delta table's restore point in its own history, reads of what other sessions
+committed (`fresh`: Spark keeps a table's file listing per session) and a digest of a table's rows. Parquet tables keep
 neither NOT NULL nor a primary key, Delta tables no primary key: the desired state is rendered
 without them (`sql.ENGINE_DROPS`), so plans converge. Never decides what to change; writes only
 what the executor hands it.
@@ -247,6 +248,18 @@ class SparkCompiler(Compiler):
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
 
+    def unchanged_since_copy(self, key: ObjectKey, copy: str, pairs: Sequence[tuple[str, str, str]]) -> list[str]:
+        """Spark keeps no other writer off the table between the proof and the swap: just before the DROP
+        the table is read again, fresh (`_SparkSession.fresh`), and its row count and digest must still be
+        the proven copy's, every value of the copy cast back to its old type; else the apply stops there,
+        the table not dropped. Count and digest, not the proof again: one pass with no shuffle, so the
+        moment it reads the table is as close to the DROP as it can be."""
+        live = rows_digest(self.qk(key), [(old, old_type) for _, old, old_type in pairs])
+        copied = rows_digest(copy, [(self.cast_back(new, old_type), old_type) for new, _, old_type in pairs])
+        return [self.unless(f"({live}) = ({copied})",
+                            f"another session wrote to {key} after its rows were copied for this rebuild (its row "
+                            "count or content is no longer that of the proven copy), so it was not dropped")]
+
     def misfit(self, column: str, new: str, old: str) -> str:
         """A cast to CHAR(n) or VARCHAR(n) ignores the length here; a write does not: a longer value fails
         it or loses its trailing spaces, and a CHAR(n) pads a shorter one (read back with its padding, a
@@ -256,6 +269,17 @@ class SparkCompiler(Compiler):
             return super().misfit(column, new, old)
         kind, length = bound
         return f"(length(CAST({column} AS STRING)) {'<>' if kind == 'CHAR' else '>'} {length})"
+
+
+def rows_digest(table: str, values: Sequence[tuple[str, str]]) -> str:
+    """A query of one value, `(rows, digest)`: the table's row count, and the sum of each row's xxhash64
+    over `values` ((SQL over its columns, its type)) and whether each is NULL (xxhash64 skips a NULL, so
+    ('a', NULL) and (NULL, 'a') would hash alike); a map, which Spark does not hash, as its JSON. A sum,
+    blind to row order as a table is; as DECIMAL, which a billion billion rows do not overflow."""
+    hashable = [f"to_json({value})" if column_types.holds_map(kind, ENGINE) else value for value, kind in values]
+    hashed = ", ".join(f"{value}, isnull({value})" for value in hashable)
+    digest = f"coalesce(sum(CAST(xxhash64({hashed}) AS DECIMAL(38, 0))), 0)" if values else "0"
+    return f"SELECT named_struct('rows', count(*), 'digest', {digest}) FROM {table}"
 
 
 def _created_properties(table) -> dict[str, str]:
@@ -357,6 +381,13 @@ class SparkAdapter(Adapter):
 
     def definition(self, found: LiveObject) -> str:
         return COMPILER.create_table(found.key, found)
+
+    def rows_digest(self, session: Session, key: ObjectKey, columns: Sequence[tuple[str, str]]) -> tuple[int, str]:
+        table = sql.qualified(key.schema, key.name, ENGINE)
+        query = rows_digest(table, [(f"TRY_CAST({sql.quote(name, ENGINE)} AS {kind})", kind) for name, kind in columns])
+        session.fresh(query)
+        [(found,)] = session.execute(query)
+        return int(found[0]), str(found[1])
 
     def restore_from_history(self, session: Session, before: catalog.Before) -> None:
         """RESTORE TABLE ... TO VERSION AS OF the journaled version, unless a commit since then is
@@ -697,6 +728,15 @@ class _SparkSession(Session):
     def hold(self) -> None:
         if self.lock is not None:
             self.lock.renew()
+
+    def fresh(self, statement: str) -> None:
+        """Spark keeps each table's file listing per session from the first time it read it (here: when the
+        plan inspected it), so the rows another session commits since are not seen until REFRESH TABLE: a
+        copy, a proof or a guard would read the table as it was. Each table a query reads is refreshed just
+        before it (one that is not there is left for the statement to name)."""
+        for schema, name in sorted(sql.rows_read(statement, ENGINE)):
+            with contextlib.suppress(StatementFailed):
+                self.execute(f"REFRESH TABLE {sql.qualified(schema, name, ENGINE)}")
 
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:

@@ -19,6 +19,7 @@ from .facts import (
     calls_in,
     depends_on,
     permanent_view_query,
+    rows_read,
     select_items,
     sequence_calls,
     view_reads,
@@ -62,5 +63,5 @@ __all__ = [
     "parameters_in", "parse", "parse_condition", "parse_expression", "parsed", "permanent_view_query",
     "position", "qualified", "quote", "render", "select_items", "sequence_calls", "take", "template_parameter",
     "unsupported", "untranslatable", "upsert", "value_mismatch", "view_reads", "within_nesting",
-    "without_select_list", "written_objects",
+    "without_select_list", "written_objects", "rows_read",
 ]

@@ -8,6 +8,7 @@ for an engine (`rendering`) and never resolves a name to an object (validation d
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 
 import sqlglot
@@ -182,6 +183,22 @@ def written_objects(statement: str, engine: str) -> tuple[list[tuple[str, str]],
     (both names) or writes rows into, in the order it names them; and of those it drops or renames
     away (whatever was under that name is not there after it, its history with it, where it keeps
     one). Schemas themselves are not objects. One parse: a journaled apply reads every statement."""
+    written, replaced, _ = _effects(statement, engine)
+    return list(written), list(replaced)
+
+
+def rows_read(statement: str, engine: str) -> frozenset[tuple[str, str]]:
+    """(schema, name), lower case, of every table or view `statement` names when it runs a query (a
+    SELECT, an INSERT ... SELECT, a CREATE TABLE ... AS SELECT): the rows it reads, and its target;
+    none for a view's definition, which reads no rows until it is queried, nor for DDL without a query."""
+    return _effects(statement, engine)[2]
+
+
+@functools.lru_cache(maxsize=8192)
+def _effects(statement: str, engine: str) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...],
+                                                   frozenset[tuple[str, str]]]:
+    """What `written_objects` and `rows_read` say, from one parse: a journaled apply asks both of each
+    statement, once when it journals and again as it runs it."""
     tree = sqlglot.parse_one(statement, read=engine)
     targets: list[exp.Table] = []
     replaced: list[exp.Table] = []
@@ -200,17 +217,22 @@ def written_objects(statement: str, engine: str) -> tuple[list[tuple[str, str]],
         table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
         targets.append(table)
 
-    def names(tables: list[exp.Table]) -> list[tuple[str, str]]:
-        return [(table.db, table.name) for table in tables if isinstance(table, exp.Table) and table.name]
+    def names(tables: list[exp.Table]) -> tuple[tuple[str, str], ...]:
+        return tuple((table.db, table.name) for table in tables if isinstance(table, exp.Table) and table.name)
 
-    return names(targets), names(replaced)
+    view = isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "VIEW"
+    read = _depends_on(tree) if tree.find(exp.Query) is not None and not view else frozenset()
+    return names(targets), names(replaced), read
 
 
 def depends_on(statement: str, engine: str) -> frozenset[tuple[str, str]]:
     """(schema, name), lower case, of every table or view whose present state decides what `statement`
     does: each it names, but the one it creates or drops (a CREATE analyses its query, never its
     target's old self)."""
-    tree = sqlglot.parse_one(statement, read=engine)
+    return _depends_on(sqlglot.parse_one(statement, read=engine))
+
+
+def _depends_on(tree: exp.Expression) -> frozenset[tuple[str, str]]:
     targets = [tree.this.this if isinstance(tree.this, exp.Schema) else tree.this] if isinstance(tree, exp.Create) \
         else (tree.args.get("tables") or [tree.this]) if isinstance(tree, exp.Drop) else []
     return frozenset((table.db.lower(), table.name.lower()) for table in tree.find_all(exp.Table)
