@@ -83,6 +83,11 @@ class TenantLocked(ReconcilerError):
     exit_code = 4
 
 
+class LockTakenOver(TenantLocked):
+    """This run's lease ran out and another run took the tenant over: it stops before its next
+    statement and puts nothing back (the new holder recovers it from its journal)."""
+
+
 class StalePlan(ReconcilerError):
     """A saved plan no longer matches the environment, tenant, desired or live state."""
 

@@ -320,8 +320,9 @@ def test_a_digest_reads_fresh_and_sees_a_changed_value_that_the_row_count_does_n
     row another session commits after this session first read the table is counted (REFRESH TABLE
     first); a copy with its values cast back digests alike; a NULL moved to another column, with the
     row count unchanged, does not (xxhash64 alone skips NULLs); a MAP, which Spark does not hash, too."""
-    from reconciler.model import ObjectKey, Tenant
     from reconciler.tenants.spark import SparkAdapter
+
+    from reconciler.model import ObjectKey, Tenant
 
     for statement in ("CREATE SCHEMA scratch",
                       "CREATE TABLE scratch.t (a STRING, b STRING, n DECIMAL(10, 2), m MAP<STRING, INT>) USING parquet",
@@ -411,6 +412,27 @@ def test_a_run_renews_its_lease_and_stops_once_another_took_the_lock_over(spark_
                   "TBLPROPERTIES ('run_id' = 'r-other')").collect()
         with pytest.raises(TenantLocked, match="generation 1\\) was taken over by generation 2 after its lease"):
             lock.renew()
+
+
+def test_a_run_taken_over_between_two_statements_runs_no_other_and_puts_nothing_back(applied: Landscape, spark,
+                                                                                       hold: Hold) -> None:
+    """The lease of a run paused mid-apply ran out and another run took the tenant over: the paused run
+    re-checks its lock before every statement, so it runs no other, and it compensates nothing over the
+    new holder's work (issue 29, leases). Checked before its next statement, not ten minutes later."""
+    a_rebuild_and_a_view(applied)
+    applied.commit("retype id, add score and a view")
+    running = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"], hold.env(after=1))
+    hold.held(running)
+    [mine] = [name for (_, name, _) in spark.sql("SHOW TABLES IN _reconciler LIKE 'lock_*'").collect()]
+    taken = f"lock_{int(mine.removeprefix('lock_')) + 1:08d}"
+    spark.sql(f"CREATE TABLE _reconciler.{taken} (held BOOLEAN) USING parquet TBLPROPERTIES "
+              "('run_id' = 'r-other', 'lease_until' = '2999-01-01 00:00:00')").collect()
+    before = tenant(spark)
+    hold.release(running)
+    out, err = running.communicate(timeout=600)
+    assert running.returncode == 4, out + err
+    assert "was taken over by generation" in err and "put nothing back" in err, err
+    assert tenant(spark) == before   # no further statement, no compensation
 
 
 def test_a_lease_that_is_no_time_keeps_the_tenant_locked_until_unlock(spark_landscape: Landscape, spark) -> None:

@@ -30,7 +30,15 @@ from .. import faults
 from ..desired.sql import qualified, written_objects
 from ..engines import catalog
 from ..engines.contract import Session, StatementFailed
-from ..errors import ApplyFailed, ChecksFailed, GuardRefused, PartlyDone, ReconcilerError, StalePlan
+from ..errors import (
+    ApplyFailed,
+    ChecksFailed,
+    GuardRefused,
+    LockTakenOver,
+    PartlyDone,
+    ReconcilerError,
+    StalePlan,
+)
 from ..model import ObjectKey
 from ..parallel import STOP
 from ..plan import Change, Plan, TenantPlan
@@ -92,6 +100,10 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             run.finish(session, "applied" if changes else "no-changes")   # the commit point
             with adapter.reading() as fresh:   # the applying session's cached table metadata misses others' edits
                 converged(session, state, run, fresh)   # a hand edit after this reading changes the next digest
+        except LockTakenOver as taken:   # the new holder recovers this run: putting back now would undo its work
+            raise LockTakenOver(f"tenant {expected.tenant}: {taken}\n  the run {run.run_id} stopped before its next "
+                                "statement and put nothing back: the run that holds the tenant now compensates it "
+                                "from its journal (or `reconciler unlock` of it, once that run ended)") from None
         except BaseException as stopped:
             if isinstance(stopped, StatementFailed):
                 what = (f"{failed_subject(changes, stopped)}: apply failed: {stopped.message}\n"

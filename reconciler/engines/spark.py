@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .. import secrets
 from ..desired import column_types, sql
-from ..errors import TenantError, TenantLocked
+from ..errors import LockTakenOver, TenantError, TenantLocked
 from ..model import ObjectKey
 from ..plan import Change, Refusal
 from ..state import ColumnState, DesiredState, LiveObject, LiveState
@@ -99,12 +99,15 @@ class TableLock:
             time.sleep(1)   # polling: Spark has no lock to wait on
 
     def newest(self) -> tuple[int, dict[str, str] | None]:
-        generations = [int(name[len(self.PREFIX):]) for name in self.session.tables(catalog.CATALOG_SCHEMA)
-                       if name.startswith(self.PREFIX) and name[len(self.PREFIX):].isdigit()]
-        if not generations:
+        newest = self.newest_generation()
+        if not newest:
             return 0, None
-        newest = max(generations)
         return newest, dict(self.session.execute(f"SHOW TBLPROPERTIES {self._name(newest)}"))
+
+    def newest_generation(self) -> int:
+        """The newest lock row's generation (0: none), from one listing of the catalog schema."""
+        return max((int(name[len(self.PREFIX):]) for name in self.session.tables(catalog.CATALOG_SCHEMA)
+                    if name.startswith(self.PREFIX) and name[len(self.PREFIX):].isdigit()), default=0)
 
     def free(self, holder: dict[str, str]) -> bool:
         lease = _lease(holder)
@@ -117,14 +120,16 @@ class TableLock:
         return here and holder.get("pid", "").isdigit() and not _alive(int(holder["pid"]))
 
     def renew(self) -> None:
-        """Push the lease on when a third of it has passed; TenantLocked when another run took over."""
+        """Before every statement: LockTakenOver when another run took the lock over (checked each time, a
+        listing of the catalog schema: a holder paused past its lease must not run one more statement);
+        the lease pushed on when a third of it has passed."""
+        newest = self.newest_generation()
+        if newest != self.generation:
+            raise LockTakenOver(f"{self.describe}: this run's lock (generation {self.generation}) was taken over "
+                                f"by generation {newest} after its lease ran out; stopping")
         at = dt.datetime.now(dt.timezone.utc)
         if at - self.renewed < self.LEASE / 3:
             return
-        newest, _ = self.newest()
-        if newest != self.generation:
-            raise TenantLocked(f"{self.describe}: this run's lock (generation {self.generation}) was taken over "
-                               f"by generation {newest} after its lease ran out; stopping")
         self._properties(lease_until=_utc(_endpoint_now(self.session) + self.LEASE))
         self.renewed = at
 
