@@ -320,7 +320,7 @@ def test_a_digest_reads_fresh_and_sees_a_changed_value_that_the_row_count_does_n
     row another session commits after this session first read the table is counted (REFRESH TABLE
     first); a copy with its values cast back digests alike; a NULL moved to another column, with the
     row count unchanged, does not (xxhash64 alone skips NULLs); a MAP, which Spark does not hash, too."""
-    from reconciler.tenants.spark import SparkAdapter
+    from reconciler.engines.spark import SparkAdapter
 
     from reconciler.model import ObjectKey, Tenant
 
@@ -423,7 +423,7 @@ def test_a_run_taken_over_between_two_statements_runs_no_other_and_puts_nothing_
     applied.commit("retype id, add score and a view")
     running = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"], hold.env(after=1))
     hold.held(running)
-    [mine] = [name for (_, name, _) in spark.sql("SHOW TABLES IN _reconciler LIKE 'lock_*'").collect()]
+    mine = max(name for (_, name, _) in spark.sql("SHOW TABLES IN _reconciler LIKE 'lock_*'").collect())
     taken = f"lock_{int(mine.removeprefix('lock_')) + 1:08d}"
     spark.sql(f"CREATE TABLE _reconciler.{taken} (held BOOLEAN) USING parquet TBLPROPERTIES "
               "('run_id' = 'r-other', 'lease_until' = '2999-01-01 00:00:00')").collect()
