@@ -312,7 +312,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         return
     for item in items:
         params = getattr(item, "callspec", None)
-        if {"spark", "spark_server", "spark_landscape"} & set(item.fixturenames) \
+        if {"spark", "spark_server", "spark_landscape", "delta_server"} & set(item.fixturenames) \
                 or (params is not None and "spark" in params.params.values()):
             item.add_marker(pytest.mark.xdist_group("spark"))
 
@@ -418,14 +418,21 @@ def spark(spark_server):
 
 
 @pytest.fixture
-def delta_spark(spark):
-    """The test server's session, for a test of Delta tables: skipped where the server has no Delta
-    Lake (a person without the jars is told how to get them), failed under CI, which must run it."""
+def delta_server(request) -> str:
+    """The test server's URL, for a test of Delta tables: skipped where the server has no Delta Lake
+    (before it starts; a person without the jars is told how to get them), failed under CI, which
+    must run it."""
     if not delta_jars():
         if os.environ.get("CI") == "true":
             pytest.fail(WITHOUT_DELTA)
         pytest.skip(WITHOUT_DELTA)
-    return spark
+    return request.getfixturevalue("spark_server")
+
+
+@pytest.fixture
+def delta_spark(delta_server: str, request):
+    """A session on the test server with Delta Lake, every schema but `default` dropped first."""
+    return request.getfixturevalue("spark")
 
 
 _STOPPED_SPARK_SESSIONS: list = []

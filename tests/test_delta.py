@@ -1,17 +1,21 @@
 """Delta tables on Spark: the statements a plan makes and the restore points a journaled run takes.
 
-This machine's Spark has no Delta Lake (its jars come from Maven, which is out of reach), so what
-the plan would run on a Delta table is checked as text: golden cases under tests/cases/delta/<case>/,
-each a `case.yaml` (the environment's `table_format`, the table as the folder declares it, the table
-as the tenant has it, its format and properties, and the formats the endpoint lacks) and the
-`expected.txt` it plans: each change, its statements and row checks, and the restore point the
-journaled protocol takes of each table (a copy, or a version of the table's own history). The real
-Spark server checks what it can: a Delta table_format on an endpoint without Delta is refused at
-plan time (tests/test_spark.py).
+Golden cases under tests/cases/delta/<case>/, each a `case.yaml` (the environment's `table_format`,
+the table as the folder declares it, the table as the tenant has it, its format, properties and
+rows, and the formats the endpoint lacks), the `expected.txt` it plans (each change, its statements
+and row checks, and the restore point the journaled protocol takes of each table: a copy, or a
+version of the table's own history) and the `applied.txt` that running them on Delta leaves (the
+table as another session reads it back). The statements are golden-tested as text everywhere, and
+run on the test Spark server with Delta Lake (`RECONCILER_DELTA_JARS`, fetched by .ci/run): the
+live table made as the case says (and read back by the adapter as the case says), its restore
+points taken, the checks and statements run, the outcome read back, the plan converged, and the
+compensation putting the table back exactly. A Delta table_format on an endpoint without Delta is
+refused at plan time (tests/test_spark.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -20,14 +24,15 @@ import pytest
 import yaml
 from conftest import Landscape
 
+from reconciler import column_types, sql
 from reconciler import plan as plans
-from reconciler import column_types
 from reconciler.diff import diff
-from reconciler.journaled import journal
-from reconciler.model import ObjectKey
+from reconciler.journaled import compensate, journal
+from reconciler.model import ObjectKey, Tenant
 from reconciler.reconcile import Workspace
 from reconciler.render import render
-from reconciler.state import CatalogRecord, ColumnState, LiveObject, LiveState, stable_hash
+from reconciler.state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, stable_hash
+from reconciler.tenants import catalog
 from reconciler.tenants.catalog import HISTORY_POINT, Before, from_restore_point
 from reconciler.tenants.spark import COMPILER, SparkAdapter, foreign_commits
 
@@ -35,7 +40,8 @@ CASES = Path(__file__).parent / "cases" / "delta"
 UPDATE = bool(os.environ.get("RECONCILER_UPDATE_GOLDEN"))
 
 
-def planned(root: Path, case: dict) -> str:
+def planned_changes(root: Path, case: dict) -> tuple[list, DesiredState, LiveState, SparkAdapter]:
+    """The changes a case plans, against the live table as the case gives it (never read from a tenant)."""
     landscape = Landscape(root)
     rules = f"\n    rules: {{table_format: {case['table_format']}}}" if case.get("table_format") else ""
     landscape.write("environments/dev/environment.yaml",
@@ -58,7 +64,11 @@ def planned(root: Path, case: dict) -> str:
         record = CatalogRecord(key, "Table", stable_hash(definition), json.dumps(definition), "[]", None, None, "r")
         live = LiveState({key: found}, {key: record}, live.schemas, unavailable_formats=live.unavailable_formats)
     adapter = SparkAdapter(tenant, root)
-    changes = adapter.compile(plans.order(diff(desired, live), desired, live), desired, live)
+    return adapter.compile(plans.order(diff(desired, live), desired, live), desired, live), desired, live, adapter
+
+
+def planned(root: Path, case: dict) -> str:
+    changes, _, live, adapter = planned_changes(root, case)
     lines = []
     for change in changes:
         lines.append(f"{change.action} {change.object}{' (blocked)' if change.conflict else ''}"
@@ -80,6 +90,92 @@ def test_a_delta_plan_matches_its_golden_statements(tmp_path: Path, case: Path) 
     if UPDATE:
         (case / "expected.txt").write_text(actual)
     assert actual == (case / "expected.txt").read_text()
+
+
+# -- on Delta Lake ---------------------------------------------------------------------------------
+TABLE = ObjectKey("sales", "orders")
+
+
+def read_back(spark, key: ObjectKey = TABLE) -> list[str]:
+    """A table as a session of its own reads it: its format and the properties that decide what alters
+    in place, each column (type, NOT NULL, default) and its rows, sorted; `absent` when there is none."""
+    name = f"`{key.schema}`.`{key.name}`"
+    if not spark.catalog.tableExists(name):
+        return ["absent"]
+    spark.sql(f"REFRESH TABLE {name}").collect()   # another session wrote it: no stale file listing
+    described = {row.col_name: row.data_type for row in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
+    properties = sorted(f"{row.key}={row.value}" for row in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()
+                        if row.key in ("delta.columnMapping.mode", "delta.feature.allowColumnDefaults"))
+    lines = [" ".join([f"USING {described['Provider']}", *properties])]
+    lines += [" ".join([field.name, field.dataType.simpleString(), *([] if field.nullable else ["NOT NULL"]),
+                        *([f"DEFAULT {field.metadata['CURRENT_DEFAULT']}"] if "CURRENT_DEFAULT" in field.metadata
+                          else [])])
+              for field in spark.table(name).schema.fields]
+    return lines + [repr(tuple(row)) for row in sorted(spark.sql(f"SELECT * FROM {name}").collect())]
+
+
+def made_as_the_case_says(spark, case: dict) -> None:
+    """The live table of a case, made on the server by hand (the reconciler never made it) with its rows;
+    its schema in any case (a case's tenant has it)."""
+    spark.sql("CREATE SCHEMA sales").collect()
+    if "live" not in case:
+        return
+    found = LiveObject(TABLE, "Table", tuple(ColumnState(name, kind, nullable, default) for name, kind, nullable, default
+                                             in case["live"]["columns"]),
+                       table_format=case["live"]["format"],
+                       properties=tuple(sorted(case["live"].get("properties", {}).items())))
+    spark.sql(COMPILER.create_table(TABLE, found)).collect()
+    values = ", ".join("(" + ", ".join(sql.literal(value).sql("spark") for value in row) + ")" for row in case["rows"])
+    spark.sql(f"INSERT INTO sales.orders VALUES {values}").collect()
+
+
+@pytest.mark.parametrize("case", sorted(p for p in CASES.iterdir() if p.is_dir()), ids=lambda p: p.name)
+def test_a_delta_cases_statements_run_on_delta_and_the_compensation_puts_the_table_back(
+        tmp_path: Path, delta_server: str, delta_spark, case: Path) -> None:
+    """The case's live table made on Delta is what the adapter reads (columns, format, properties: the
+    golden plan is the one this table gets); the restore points the journaled protocol takes (a copy,
+    or the version the table is at), the row checks (nothing found) and the statements run; the table
+    another session reads back is `applied.txt`, and what the folder declares (the plan converges);
+    then compensation puts it back as it was, columns, properties and rows."""
+    spec = yaml.safe_load((case / "case.yaml").read_text())
+    changes, desired, planned_live, _ = planned_changes(tmp_path, spec)
+    made_as_the_case_says(delta_spark, spec)
+    before = read_back(delta_spark)
+    adapter = SparkAdapter(Tenant(name="dev", url=delta_server), tmp_path)
+    with adapter.reading() as session:
+        live = session.inspect()
+        assert live.unavailable_formats == ()   # this server has Delta: the case's `unavailable` is the plan's own
+        assert live.object(TABLE) == planned_live.object(TABLE)
+        session.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog.BACKUP_SCHEMA}")
+        befores = journal(changes, live, "spark", lambda found, rewritten: adapter.restore_point(
+            session, found, "r1", rewritten), adapter.definition)
+        kinds = [f"journal: {b.key} {b.kind}" + ("" if b.restore_point is None else ", restored from " + (
+            f"{HISTORY_POINT}of its history" if b.version is not None else "a copy")) for b in befores]
+        assert kinds == [line for line in (case / "expected.txt").read_text().splitlines()
+                         if line.startswith("journal: ")]
+        for restore_point in befores:   # a run copies just before the statement that first touches the table
+            if restore_point.restore_point and restore_point.version is None:
+                session.execute(catalog.backup_statements("spark", restore_point.key, restore_point.restore_point,
+                                                          "r1", catalog.now())[0])
+        for change in changes:
+            assert [session.execute(check.query)[0][0] for check in change.checks] == [0] * len(change.checks)
+            for statement in change.statements:
+                session.execute(statement)
+
+        applied = "\n".join(read_back(delta_spark)) + "\n"
+        if UPDATE:
+            (case / "applied.txt").write_text(applied)
+        assert applied == (case / "applied.txt").read_text()
+        after = session.inspect()
+        record = planned_live.record(TABLE) or CatalogRecord(TABLE, "Table", "", "{}", "[]", None, None, "r")
+        record = dataclasses.replace(record, content_hash=desired.objects[TABLE].content_hash,
+                                     definition_json=json.dumps(desired.objects[TABLE].definition))
+        if not any(change.conflict for change in changes):   # a blocked plan runs nothing, and converges on nothing
+            converged = dataclasses.replace(after, catalog={TABLE: record})
+            assert [c.reason for c in diff(desired, converged) if not c.catalog_only] == []
+
+        compensate(session, befores)
+    assert read_back(delta_spark) == before
 
 
 def test_a_restore_in_a_tables_history_is_refused_when_another_writer_committed_since() -> None:
