@@ -34,7 +34,8 @@ from reconciler.render import render
 from reconciler.state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, stable_hash
 from reconciler.tenants import catalog
 from reconciler.tenants.catalog import HISTORY_POINT, Before, from_restore_point
-from reconciler.tenants.spark import COMPILER, SparkAdapter, foreign_commits
+from reconciler.sessions import StatementFailed
+from reconciler.tenants.spark import COMPILER, CREATED_DELTA, OWN_OPERATIONS, SparkAdapter, foreign_commits
 
 CASES = Path(__file__).parent / "cases" / "delta"
 UPDATE = bool(os.environ.get("RECONCILER_UPDATE_GOLDEN"))
@@ -176,6 +177,94 @@ def test_a_delta_cases_statements_run_on_delta_and_the_compensation_puts_the_tab
 
         compensate(session, befores)
     assert read_back(delta_spark) == before
+
+
+# Each way a declared column can differ from a live one, and the ALTER that would make it in place: the
+# plan alters in place exactly where Delta accepts that ALTER, on a table made as the reconciler makes
+# them (column mapping, column defaults) and on one made without (README: Engines, Spark).
+KEPT = ["{name: id, type: INT, nullable: false}", "{name: status, type: STRING}"]
+ALTERATIONS = {
+    "an added nullable column": ([*KEPT, "{name: note, type: STRING}"], "ADD COLUMN `note` STRING"),
+    "an added column with a default": ([*KEPT, "{name: priority, type: INT, default: '3'}"],
+                                       "ADD COLUMN `priority` INT DEFAULT 3"),
+    "an added NOT NULL column": ([*KEPT, "{name: n, type: INT, nullable: false}"], "ADD COLUMN `n` INT NOT NULL"),
+    "a renamed column": ([KEPT[0], "{name: state, type: STRING, renamed_from: status}"],
+                         "RENAME COLUMN `status` TO `state`"),
+    "a dropped column": (KEPT[:1], "DROP COLUMN `status`"),
+    "a default set": ([KEPT[0], "{name: status, type: STRING, default: \"'NEW'\"}"],
+                      "ALTER COLUMN `status` SET DEFAULT 'NEW'"),
+    "a dropped NOT NULL": (["{name: id, type: INT}", KEPT[1]], "ALTER COLUMN `id` DROP NOT NULL"),
+    "a NOT NULL set": ([KEPT[0], "{name: status, type: STRING, nullable: false}"], "ALTER COLUMN `status` SET NOT NULL"),
+    "a retyped column": (["{name: id, type: BIGINT, nullable: false}", KEPT[1]], "ALTER COLUMN `id` TYPE BIGINT"),
+}
+
+
+@pytest.mark.parametrize("properties", [CREATED_DELTA, {}], ids=["made by the reconciler", "made without features"])
+def test_what_a_plan_alters_in_place_is_what_delta_accepts_in_place(tmp_path: Path, delta_spark,
+                                                                     properties: dict) -> None:
+    from pyspark.errors import PySparkException
+
+    live = {"format": "delta", "properties": properties, "columns": [["id", "INT", False, None],
+                                                                     ["status", "STRING", True, None]]}
+    made = COMPILER.create_table(TABLE, LiveObject(TABLE, "Table", tuple(ColumnState(*c) for c in live["columns"]),
+                                                   table_format="delta", properties=tuple(properties.items())))
+    delta_spark.sql("CREATE SCHEMA sales").collect()
+    disagreements = []
+    for number, (alteration, (columns, alter)) in enumerate(ALTERATIONS.items()):
+        declared = "kind: Table\nname: orders\nschema: sales\nstatus: active\ncolumns:\n" + "".join(
+            f"  - {column}\n" for column in columns)
+        [change], *_ = planned_changes(tmp_path / str(number), {"table_format": "delta", "live": live,
+                                                                "table": declared})
+        in_place = not any("__reconciler_rebuild" in statement for statement in change.statements)
+        if in_place:
+            assert change.statements == (f"ALTER TABLE `sales`.`orders` {alter}",), alteration
+        delta_spark.sql("DROP TABLE IF EXISTS sales.orders").collect()
+        delta_spark.sql(made).collect()
+        try:
+            delta_spark.sql(f"ALTER TABLE `sales`.`orders` {alter}").collect()
+            said = None
+        except PySparkException as error:
+            said = str(error).strip().splitlines()[0]
+        if in_place != (said is None):
+            disagreements.append(f"{alteration}: the plan {'alters in place' if in_place else 'rebuilds'}, "
+                                 f"Delta {'accepts' if said is None else 'refuses'} {alter} {said or ''}")
+    assert disagreements == []
+
+
+def test_the_commits_a_run_makes_in_place_are_the_ones_a_compensation_restores_over(delta_server: str,
+                                                                                     delta_spark) -> None:
+    """DESCRIBE HISTORY names each in-place ALTER a plan makes with an operation in OWN_OPERATIONS, and
+    OWN_OPERATIONS holds nothing more (what else it held, another writer's commit, would be undone
+    unsaid); the restore from history brings back the journaled version, a renamed and a dropped
+    column's values with it; another writer's commit since stops it, the table untouched."""
+    delta_spark.sql("CREATE SCHEMA sales").collect()
+    delta_spark.sql(COMPILER.create_table(TABLE, LiveObject(TABLE, "Table", (
+        ColumnState("id", "INT", False, None), ColumnState("status", "STRING", True, None),
+        ColumnState("memo", "STRING", True, None)), table_format="delta",
+        properties=tuple(CREATED_DELTA.items())))).collect()
+    delta_spark.sql("INSERT INTO sales.orders VALUES (1, 'NEW', 'a'), (2, 'SHIPPED', 'b')").collect()
+    before = read_back(delta_spark)
+    in_place = [ALTERATIONS[alteration][1] for alteration in (   # the renamed column last: the others name it
+        "an added nullable column", "a default set", "a dropped NOT NULL", "a renamed column")]
+    adapter = SparkAdapter(Tenant(name="dev", url=delta_server), Path("."))
+    with adapter.reading() as session:
+        journaled = Before(0, TABLE, "Table", restore_point=adapter.restore_point(
+            session, session.inspect().object(TABLE), "r1", rewritten=False))   # its version now: no copy
+        for alter in [*in_place, "DROP COLUMN `memo`"]:
+            session.execute(f"ALTER TABLE `sales`.`orders` {alter}")
+        history = [row.asDict() for row in delta_spark.sql("DESCRIBE HISTORY sales.orders").collect()]
+        made = {row["operation"] for row in history if row["version"] > journaled.version}
+        assert made | {"RESTORE"} == OWN_OPERATIONS
+        assert foreign_commits(history, journaled.version) == []
+        adapter.restore_from_history(session, journaled)
+        assert read_back(delta_spark) == before   # the renamed column's values and the dropped one's are back
+
+        session.execute("ALTER TABLE `sales`.`orders` RENAME COLUMN `status` TO `state`")
+        delta_spark.sql("INSERT INTO sales.orders VALUES (3, 'LATE', 'c')").collect()   # another writer
+        changed = read_back(delta_spark)
+        with pytest.raises(StatementFailed, match=r"was written by another since version \d+ \(version \d+: WRITE by "):
+            adapter.restore_from_history(session, journaled)
+    assert read_back(delta_spark) == changed
 
 
 def test_a_restore_in_a_tables_history_is_refused_when_another_writer_committed_since() -> None:

@@ -436,9 +436,9 @@ class SparkAdapter(Adapter):
 
 
 # Delta's names of the commits a journaled run makes on a table it alters in place (and a compensation's
-# own RESTORE, should one be retried): any other commit since the restore point is another writer's.
-OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "SET TBLPROPERTIES",
-                            "UNSET TBLPROPERTIES", "RESTORE"})
+# own RESTORE, should one be retried): any other commit since the restore point is another writer's. A
+# run never sets a table's properties, so another writer's SET TBLPROPERTIES stops a RESTORE as well.
+OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "RESTORE"})
 
 
 def foreign_commits(history: Sequence[Mapping], version: int) -> list[str]:
