@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import Landscape
+from conftest import DEMO_ROWS, Landscape, landscape_on_spark
 
 from reconciler import column_types, sql
 from reconciler import plan as plans
@@ -121,8 +121,7 @@ def made_as_the_case_says(spark, case: dict) -> None:
     spark.sql("CREATE SCHEMA sales").collect()
     if "live" not in case:
         return
-    found = LiveObject(TABLE, "Table", tuple(ColumnState(name, kind, nullable, default) for name, kind, nullable, default
-                                             in case["live"]["columns"]),
+    found = LiveObject(TABLE, "Table", tuple(ColumnState(*column) for column in case["live"]["columns"]),
                        table_format=case["live"]["format"],
                        properties=tuple(sorted(case["live"].get("properties", {}).items())))
     spark.sql(COMPILER.create_table(TABLE, found)).collect()
@@ -194,7 +193,8 @@ ALTERATIONS = {
     "a default set": ([KEPT[0], "{name: status, type: STRING, default: \"'NEW'\"}"],
                       "ALTER COLUMN `status` SET DEFAULT 'NEW'"),
     "a dropped NOT NULL": (["{name: id, type: INT}", KEPT[1]], "ALTER COLUMN `id` DROP NOT NULL"),
-    "a NOT NULL set": ([KEPT[0], "{name: status, type: STRING, nullable: false}"], "ALTER COLUMN `status` SET NOT NULL"),
+    "a NOT NULL set": ([KEPT[0], "{name: status, type: STRING, nullable: false}"],
+                       "ALTER COLUMN `status` SET NOT NULL"),
     "a retyped column": (["{name: id, type: BIGINT, nullable: false}", KEPT[1]], "ALTER COLUMN `id` TYPE BIGINT"),
 }
 
@@ -265,6 +265,105 @@ def test_the_commits_a_run_makes_in_place_are_the_ones_a_compensation_restores_o
         with pytest.raises(StatementFailed, match=r"was written by another since version \d+ \(version \d+: WRITE by "):
             adapter.restore_from_history(session, journaled)
     assert read_back(delta_spark) == changed
+
+
+# -- the demo on Delta, through the command line ------------------------------------------------------
+ENVIRONMENT = "environments/dev/environment.yaml"
+TRANSACTIONS = "environments/dev/sales/customer_transactions.yaml"
+DETAIL = "environments/dev/sales/views/vw_transaction_detail.yaml"
+SCORING = "environments/dev/integration/df_segment_scoring.yaml"
+
+
+@pytest.fixture
+def delta_landscape(tmp_path: Path, delta_server: str, delta_spark) -> Landscape:
+    """The demo with dev on the test server, `rules: {table_format: delta}`, committed."""
+    landscape = landscape_on_spark(tmp_path, delta_server)
+    landscape.edit(ENVIRONMENT, "rules:\n", "rules:\n  table_format: delta\n")
+    landscape.commit("dev on Delta")
+    return landscape
+
+
+def sales(spark) -> dict[str, list[str]]:
+    """Every table of the sales schema as `read_back` gives it, and every view's text."""
+    return {table.name: read_back(spark, ObjectKey("sales", table.name)) if table.tableType != "VIEW" else
+            [spark.sql(f"SHOW CREATE TABLE sales.{table.name}").collect()[0][0]]
+            for table in spark.catalog.listTables("sales")}
+
+
+def test_the_demo_applies_on_delta_and_converges(delta_landscape: Landscape, delta_spark) -> None:
+    plan = delta_landscape.run("plan", "dev", "--format", "json")
+    assert plan.code == 0, plan.output
+    [tenant] = json.loads(plan.stdout)["tenants"]
+    assert tenant["refused"] == [] and not any(change["conflict"] for change in tenant["changes"])
+    creates = {c["object"]: c["statements"] for c in tenant["changes"]}
+    assert creates["sales.customer_master"][-1] == (
+        "CREATE TABLE `sales`.`customer_master` (`id` BIGINT NOT NULL, `name` STRING, `email` STRING, `region` STRING, "
+        "`status` STRING DEFAULT 'ACTIVE', `created_at` TIMESTAMP_NTZ) USING delta TBLPROPERTIES "
+        "('delta.columnMapping.mode' = 'name', 'delta.feature.allowColumnDefaults' = 'supported')")
+    applied = delta_landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    for statement in DEMO_ROWS:
+        delta_spark.sql(statement).collect()
+    assert delta_landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    tables = sales(delta_spark)
+    assert tables["customer_master"][:2] == [
+        "USING delta delta.columnMapping.mode=name delta.feature.allowColumnDefaults=supported", "id bigint NOT NULL"]
+    assert tables["customer_transactions"][0].startswith("USING delta ")
+    assert delta_spark.sql("SELECT count(*) FROM sales.vw_customer_segmentation").collect()[0][0] == 2   # EU, active
+
+
+def test_in_place_changes_on_delta_are_put_back_from_history_or_applied_keeping_every_row(
+        delta_landscape: Landscape, delta_spark) -> None:
+    """A renamed column, a default, a dropped NOT NULL and an added column, altered in place: a failing
+    data check puts the table back with RESTORE to its version before the run (no copy taken), rows
+    and all; without it the same change applies, with a dropped column too, and the plan converges."""
+    delta_landscape.edit(TRANSACTIONS, "  - {name: channel, type: VARCHAR}\n",
+                         "  - {name: channel, type: VARCHAR}\n  - {name: legacy_code, type: VARCHAR}\n")
+    assert delta_landscape.run("apply", "dev", "--yes").code == 0
+    for statement in DEMO_ROWS:
+        delta_spark.sql(statement.replace("sales.customer_transactions VALUES", "sales.customer_transactions (id, "
+                                          "customer_id, amount, currency, channel, transaction_ts) VALUES")).collect()
+    delta_spark.sql("UPDATE sales.customer_transactions SET legacy_code = 'L' || id").collect()
+    before = sales(delta_spark)
+    rows = sorted(tuple(row) for row in delta_spark.sql("SELECT * FROM sales.customer_transactions").collect())
+
+    delta_landscape.edit(TRANSACTIONS, "{name: customer_id, type: BIGINT, nullable: false}",
+                         "{name: customer_id, type: BIGINT}")
+    delta_landscape.edit(TRANSACTIONS, "{name: currency, type: VARCHAR}",
+                         "{name: currency, type: VARCHAR, default: \"'EUR'\"}")
+    delta_landscape.edit(TRANSACTIONS, "{name: channel, type: VARCHAR}",
+                         "{name: sales_channel, type: VARCHAR, renamed_from: channel}")
+    delta_landscape.edit(DETAIL, "t.channel,", "t.sales_channel AS channel,")
+    delta_landscape.edit(SCORING, "currency, channel,", "currency, sales_channel,")
+    delta_landscape.edit(TRANSACTIONS, "  - {name: legacy_code, type: VARCHAR}\n", "  - {name: legacy_code, "
+                         "type: VARCHAR}\n  - {name: note, type: VARCHAR, checks: [not_null]}\n")
+    plan = delta_landscape.run("plan", "dev", "--format", "json")
+    assert plan.code == 0, plan.output
+    [tenant] = json.loads(plan.stdout)["tenants"]
+    [altered] = [c["statements"] for c in tenant["changes"] if c["object"] == "sales.customer_transactions"]
+    assert altered == [f"ALTER TABLE `sales`.`customer_transactions` {alter}" for alter in (
+        "RENAME COLUMN `channel` TO `sales_channel`", "ALTER COLUMN `currency` SET DEFAULT 'EUR'",
+        "ALTER COLUMN `customer_id` DROP NOT NULL", "ADD COLUMN `note` STRING")]   # in place: no copy, no rebuild
+    failed = delta_landscape.run("apply", "dev", "--yes")
+    assert failed.code == 3, failed.output
+    assert "not_null(note): failed (4 offending rows)" in failed.stderr
+    assert "compensated from its journal" in failed.stderr and "1 restored to their version before the run" \
+        in failed.stderr, failed.stderr
+    assert sales(delta_spark) == before
+
+    delta_landscape.edit(TRANSACTIONS, "{name: note, type: VARCHAR, checks: [not_null]}", "{name: note, type: VARCHAR}")
+    delta_landscape.edit(TRANSACTIONS, "  - {name: legacy_code, type: VARCHAR}\n", "")
+    [tenant] = json.loads(delta_landscape.run("plan", "dev", "--format", "json").stdout)["tenants"]
+    [altered] = [c["statements"] for c in tenant["changes"] if c["object"] == "sales.customer_transactions"]
+    assert all(statement.startswith("ALTER TABLE `sales`.`customer_transactions` ") for statement in altered), altered
+    applied = delta_landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_transactions")
+    assert applied.code == 0, applied.output
+    assert delta_landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert sales(delta_spark)["customer_transactions"] == [
+        "USING delta delta.columnMapping.mode=name delta.feature.allowColumnDefaults=supported",
+        "id bigint NOT NULL", "customer_id bigint", "amount decimal(18,2)", "currency string DEFAULT 'EUR'",
+        "sales_channel string", "transaction_ts timestamp_ntz", "note string",
+        *[repr(row[:5] + row[6:] + (None,)) for row in rows]]   # legacy_code gone, note NULL
 
 
 def test_a_restore_in_a_tables_history_is_refused_when_another_writer_committed_since() -> None:
