@@ -210,9 +210,10 @@ class SparkCompiler(Compiler):
     """What each table format alters in place; anything else is a rebuild (copy, prove every value
     arrived, swap), as on the other engines when they cannot. Parquet: an added column and a default.
     Delta (created with column mapping and column defaults): also a renamed or dropped column and a
-    dropped NOT NULL; a column is added in place only without a default or NOT NULL (Delta fills
-    existing rows with NULL, where the other engines fill them with the default), and on a table
-    made without those features only what Delta allows it."""
+    dropped NOT NULL; a column is added in place only without a default or NOT NULL (Delta refuses
+    both in ADD COLUMN; a default set after it would leave existing rows NULL, where the other
+    engines give them the default), and on a table made without those features only what Delta
+    allows it."""
 
     engine = ENGINE
 
