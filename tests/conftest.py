@@ -312,18 +312,39 @@ def pytest_collection_modifyitems(config, items) -> None:
         return
     for item in items:
         params = getattr(item, "callspec", None)
-        if {"spark", "spark_server", "spark_landscape"} & set(item.fixturenames) \
+        if {"spark", "spark_server", "spark_landscape", "delta_server"} & set(item.fixturenames) \
                 or (params is not None and "spark" in params.params.values()):
             item.add_marker(pytest.mark.xdist_group("spark"))
 
 
 # -- Spark ---------------------------------------------------------------------------------
 # A real Spark Connect server started from the pyspark wheel (Java 17 is on the machine): the
-# server class from its connect jar, an in-memory catalog and a warehouse in a temporary folder.
+# server class from its connect jar, an in-memory catalog and a warehouse in a temporary folder;
+# with Delta Lake's session extension and catalog when its jars are given (.ci/run fetches them).
 
-@pytest.fixture(scope="session")
-def spark_server(tmp_path_factory):
-    """The `sc://` URL of a Spark Connect server this test session started; ready when it says so."""
+DELTA_JARS = "RECONCILER_DELTA_JARS"   # a folder of jars: delta-spark and delta-storage (.ci/delta/pom.xml)
+DELTA_CONF = ("spark.sql.extensions=io.delta.sql.DeltaSparkSessionExtension",
+              "spark.sql.catalog.spark_catalog=org.apache.spark.sql.delta.catalog.DeltaCatalog")
+WITHOUT_DELTA = (f"the test Spark server has no Delta Lake: run .ci/run, which fetches it, or fetch it with "
+                 f"`mvn -q -f .ci/delta/pom.xml dependency:copy-dependencies -DoutputDirectory=DIR` and set "
+                 f"{DELTA_JARS}=DIR")
+
+
+def delta_jars() -> list[Path]:
+    """The jars the folder in RECONCILER_DELTA_JARS holds; none when it is unset. A folder named
+    that holds none is a broken setup, never a reason to run without Delta."""
+    folder = os.environ.get(DELTA_JARS)
+    if not folder:
+        return []
+    jars = sorted(Path(folder).glob("*.jar"))
+    assert jars, f"{DELTA_JARS}={folder} holds no jars: {WITHOUT_DELTA}"
+    return jars
+
+
+@contextlib.contextmanager
+def spark_connect_server(work: Path, jars: list[Path]) -> Iterator[str]:
+    """A Spark Connect server on a free port, its warehouse in `work`, with `jars` (Delta's: then with
+    its session extension and catalog); yields its `sc://` URL once it says it listens."""
     import socket
     import threading
 
@@ -334,10 +355,11 @@ def spark_server(tmp_path_factory):
     with socket.socket() as probe:   # a free port, chosen by the kernel
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    work = tmp_path_factory.mktemp("spark")
+    delta = ["--jars", ",".join(map(str, jars)), *(part for conf in DELTA_CONF for part in ("--conf", conf))] \
+        if jars else []
     server = subprocess.Popen(
         [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
-         "--master", "local[2]", "--driver-memory", "1g", "--conf", "spark.ui.enabled=false",
+         "--master", "local[2]", "--driver-memory", "1g", "--conf", "spark.ui.enabled=false", *delta,
          "--conf", "spark.sql.catalogImplementation=in-memory", "--conf", f"spark.sql.warehouse.dir={work}",
          "--conf", f"spark.connect.grpc.binding.port={port}", str(jar)],
         env={**os.environ, "SPARK_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -350,17 +372,37 @@ def spark_server(tmp_path_factory):
     else:
         raise AssertionError("the Spark Connect server did not start:\n" + "".join(lines[-30:]))
     threading.Thread(target=server.stdout.read, daemon=True).start()   # keep its log from filling the pipe
-    yield f"sc://localhost:{port}"
-    os.killpg(server.pid, 15)
-    server.wait()
+    try:
+        yield f"sc://localhost:{port}"
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait()
 
 
-@pytest.fixture
-def spark(spark_server):
-    """A Spark Connect session on the test server, with every schema but `default` dropped first."""
+@pytest.fixture(scope="session")
+def spark_server(tmp_path_factory) -> Iterator[str]:
+    """The `sc://` URL of a Spark Connect server this test session started, with Delta Lake when
+    RECONCILER_DELTA_JARS gives its jars: every Spark test runs with Delta's catalog on."""
+    with spark_connect_server(tmp_path_factory.mktemp("spark"), delta_jars()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def spark_server_without_delta(tmp_path_factory, spark_server: str) -> Iterator[str]:
+    """A Spark Connect server without Delta Lake (what an endpoint without it answers): the test
+    server itself when it has none, else a second one, for the module that asks."""
+    if not delta_jars():
+        yield spark_server
+        return
+    with spark_connect_server(tmp_path_factory.mktemp("spark-without-delta"), []) as url:
+        yield url
+
+
+def fresh_spark_session(url: str) -> Iterator:
+    """A Spark Connect session on `url`, with every schema but `default` dropped first."""
     from pyspark.sql import SparkSession
 
-    session = SparkSession.builder.remote(spark_server).create()
+    session = SparkSession.builder.remote(url).create()
     for (name,) in session.sql("SHOW NAMESPACES").collect():
         if name != "default":
             session.sql(f"DROP SCHEMA `{name}` CASCADE")
@@ -369,18 +411,47 @@ def spark(spark_server):
     _STOPPED_SPARK_SESSIONS.append(session)   # never collected mid-test: see reconciler/tenants/spark.py
 
 
+@pytest.fixture
+def spark(spark_server):
+    """A Spark Connect session on the test server, with every schema but `default` dropped first."""
+    yield from fresh_spark_session(spark_server)
+
+
+@pytest.fixture
+def delta_server(request) -> str:
+    """The test server's URL, for a test of Delta tables: skipped where the server has no Delta Lake
+    (before it starts; a person without the jars is told how to get them), failed under CI, which
+    must run it."""
+    if not delta_jars():
+        if os.environ.get("CI") == "true":
+            pytest.fail(WITHOUT_DELTA)
+        pytest.skip(WITHOUT_DELTA)
+    return request.getfixturevalue("spark_server")
+
+
+@pytest.fixture
+def delta_spark(delta_server: str, request):
+    """A session on the test server with Delta Lake, every schema but `default` dropped first."""
+    return request.getfixturevalue("spark")
+
+
 _STOPPED_SPARK_SESSIONS: list = []
+
+
+def landscape_on_spark(root: Path, url: str) -> Landscape:
+    """The demo with dev on the Spark Connect server at `url`, committed."""
+    shutil.copytree(DEMO, root / "environments")
+    environment = root / "environments/dev/environment.yaml"
+    environment.write_text(environment.read_text().replace("duckdb:///.tenants/dev.duckdb", url))
+    landscape = Landscape(root)
+    landscape.commit("the demo, dev on Spark")
+    return landscape
 
 
 @pytest.fixture
 def spark_landscape(tmp_path: Path, spark_server: str, spark) -> Landscape:
     """The demo with dev on the test Spark Connect server (every other schema dropped), committed."""
-    shutil.copytree(DEMO, tmp_path / "environments")
-    environment = tmp_path / "environments/dev/environment.yaml"
-    environment.write_text(environment.read_text().replace("duckdb:///.tenants/dev.duckdb", spark_server))
-    landscape = Landscape(tmp_path)
-    landscape.commit("the demo, dev on Spark")
-    return landscape
+    return landscape_on_spark(tmp_path, spark_server)
 
 
 @contextlib.contextmanager

@@ -8,7 +8,9 @@ import shutil
 from pathlib import Path
 
 import duckdb
-from conftest import DEMO, DEMO_ROWS, Landscape, a_host_nobody_may_reach
+import pytest
+from conftest import (DEMO, DEMO_ROWS, Landscape, a_host_nobody_may_reach, fresh_spark_session,
+                      landscape_on_spark)
 
 ENVIRONMENT = "environments/dev/environment.yaml"
 VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
@@ -184,10 +186,16 @@ def test_a_pull_request_cannot_send_the_token_to_a_host_it_names(spark_landscape
     assert "tenant dev: this change gives it another url or password" in result.stderr
 
 
-def test_a_delta_table_format_on_an_endpoint_without_delta_is_refused_at_plan_time(spark_landscape: Landscape,
-                                                                                   spark) -> None:
-    """This server has no Delta Lake: the plan asks it (EXPLAIN, which runs nothing), blocks every table
+@pytest.fixture
+def spark_without_delta(spark_server_without_delta: str):
+    yield from fresh_spark_session(spark_server_without_delta)
+
+
+def test_a_delta_table_format_on_an_endpoint_without_delta_is_refused_at_plan_time(
+        tmp_path: Path, spark_server_without_delta: str, spark_without_delta) -> None:
+    """A server without Delta Lake: the plan asks it (EXPLAIN, which runs nothing), blocks every table
     it would make, and apply refuses (exit 3) with nothing written, never failing midway."""
+    spark_landscape, spark = landscape_on_spark(tmp_path, spark_server_without_delta), spark_without_delta
     spark_landscape.edit(ENVIRONMENT, "rules:\n", "rules:\n  table_format: delta\n")
     plan = spark_landscape.run("plan", "dev", "--format", "json")
     assert plan.code == 0, plan.output
@@ -206,7 +214,7 @@ def test_a_delta_table_format_on_an_endpoint_without_delta_is_refused_at_plan_ti
 
 def test_a_parquet_tenant_plans_a_switch_to_delta_as_a_rebuild(spark_landscape: Landscape, spark) -> None:
     """Tables applied as parquet, then `table_format: delta`: each table's format is read from the
-    tenant and the switch is a rebuild (blocked here, where the server has no Delta)."""
+    tenant and the switch is a rebuild."""
     assert spark_landscape.run("apply", "dev", "--yes").code == 0
     spark_landscape.edit(ENVIRONMENT, "rules:\n", "rules:\n  table_format: delta\n")
     changes = {c["object"]: c for c in json.loads(spark_landscape.run("plan", "dev", "--format", "json").stdout)

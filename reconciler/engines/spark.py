@@ -218,9 +218,10 @@ class SparkCompiler(Compiler):
     """What each table format alters in place; anything else is a rebuild (copy, prove every value
     arrived, swap), as on the other engines when they cannot. Parquet: an added column and a default.
     Delta (created with column mapping and column defaults): also a renamed or dropped column and a
-    dropped NOT NULL; a column is added in place only without a default or NOT NULL (Delta fills
-    existing rows with NULL, where the other engines fill them with the default), and on a table
-    made without those features only what Delta allows it."""
+    dropped NOT NULL; a column is added in place only without a default or NOT NULL (Delta refuses
+    both in ADD COLUMN; a default set after it would leave existing rows NULL, where the other
+    engines give them the default), and on a table made without those features only what Delta
+    allows it."""
 
     engine = ENGINE
 
@@ -365,7 +366,7 @@ class SparkAdapter(Adapter):
             for name, listed in _listed(connection, schema).items():
                 key = ObjectKey(schema, name)
                 found = (LiveObject(key, "View", listed.columns, engine_sql=listed.text) if listed.columns is not None
-                         else _analyzed(connection, key, listed.view, listed.text, listed.provider, listed.properties))
+                         else _analyzed(connection, key, listed.view, listed.text, listed.provider))
                 if found is not None:
                     objects[key] = found
         return objects, schemas
@@ -474,9 +475,9 @@ class SparkAdapter(Adapter):
 
 
 # Delta's names of the commits a journaled run makes on a table it alters in place (and a compensation's
-# own RESTORE, should one be retried): any other commit since the restore point is another writer's.
-OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "SET TBLPROPERTIES",
-                            "UNSET TBLPROPERTIES", "RESTORE"})
+# own RESTORE, should one be retried): any other commit since the restore point is another writer's. A
+# run never sets a table's properties, so another writer's SET TBLPROPERTIES stops a RESTORE as well.
+OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "RESTORE"})
 
 
 def foreign_commits(history: Sequence[Mapping], version: int) -> list[str]:
@@ -581,7 +582,6 @@ class _Listed(NamedTuple):
     text: str | None                  # a view's original text
     columns: tuple | None             # exact only for a view of plain types; None for a table (no defaults)
     provider: str | None              # a table's format, lower case
-    properties: tuple[tuple[str, str], ...]   # a table's, those `TABLE_PROPERTIES` names
 
 
 def _listed(connection, schema: str) -> dict[str, _Listed]:
@@ -615,27 +615,22 @@ def _listed(connection, schema: str) -> dict[str, _Listed]:
             columns.append(ColumnState(name, column_types.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
         found[row.tableName] = _Listed(view, fields.get("View Original Text") if view else None,
                                        tuple(columns) if columns is not None else None,
-                                       None if view else fields.get("Provider", "").lower() or None,
-                                       () if view else _properties(fields.get("Table Properties", "")))
+                                       None if view else fields.get("Provider", "").lower() or None)
     return found
 
 
-def _properties(listed: str) -> tuple[tuple[str, str], ...]:
-    """`[k1=v1, k2=v2]` as SHOW TABLE EXTENDED lists a table's properties: those `TABLE_PROPERTIES`
-    names (their values are single words), sorted."""
-    pairs = (item.partition("=") for item in listed.strip().removeprefix("[").removesuffix("]").split(", "))
-    return tuple(sorted((name, value) for name, _, value in pairs if name in TABLE_PROPERTIES))
-
-
-def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, provider: str | None = None,
-              properties: tuple = ()) -> LiveObject | None:
+def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None,
+              provider: str | None = None) -> LiveObject | None:
     """An object's columns from the analyzer (a round trip, no job): exact types (CHAR/VARCHAR from
     their metadata) and, for a table, defaults, and NOT NULL where its format keeps it (Delta; a
-    parquet table's columns all take NULL). None when it went away since it was listed."""
+    parquet table's columns all take NULL); a Delta table's properties (another round trip). None
+    when it went away since it was listed."""
     from pyspark.errors import AnalysisException
 
+    name = sql.qualified(key.schema, key.name, ENGINE)
     try:
-        fields = connection.table(sql.qualified(key.schema, key.name, ENGINE)).schema.fields
+        fields = connection.table(name).schema.fields
+        properties = _delta_properties(connection, name) if provider == DELTA else ()
     except AnalysisException as error:
         if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":
             return None
@@ -648,6 +643,14 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None, p
         None if view else sql.canonical_default(field.metadata.get("CURRENT_DEFAULT"), ENGINE)) for field in fields)
     return LiveObject(key, "View" if view else "Table", columns, engine_sql=text,
                       table_format=None if view else provider, properties=properties)
+
+
+def _delta_properties(connection, name: str) -> tuple[tuple[str, str], ...]:
+    """A Delta table's properties that `TABLE_PROPERTIES` names, sorted, as SHOW TBLPROPERTIES lists
+    them: Delta keeps them in its log and its table features (`delta.feature.*`) in its protocol,
+    neither of which SHOW TABLE EXTENDED lists under Delta's catalog."""
+    return tuple(sorted((row[0], row[1]) for row in connection.sql(f"SHOW TBLPROPERTIES {name}").collect()
+                        if row[0] in TABLE_PROPERTIES))
 
 
 def _left_folder(error: Exception) -> str | None:
