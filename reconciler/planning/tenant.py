@@ -65,6 +65,15 @@ class Questions:
 
 
 @dataclass(frozen=True)
+class _Rebuilt:
+    """A MaterializedTable built or rebuilt: what the plan says of its rows, and what that needs counted."""
+
+    now: ObjectKey | None   # the live table it replaces, whose rows it holds now
+    query: str | None       # counts what its query gives on the tenant as it is; None: counted at apply
+    later: str = ""         # why its query is counted at apply
+
+
+@dataclass(frozen=True)
 class Draft:
     """One tenant's changes as diffed, and the counts that decide what they compile to (round one)."""
 
@@ -72,7 +81,7 @@ class Draft:
     desired: DesiredState
     live: LiveState
     changes: tuple[Change, ...]   # unordered, uncounted
-    under_review: bool            # a pull request's plan: a MaterializedTable's query is counted at apply
+    rebuilt: Mapping[ObjectKey, _Rebuilt]   # each MaterializedTable built or rebuilt: what is said of its rows
     questions: Questions          # the rows of the tables they name, what a MaterializedTable's query gives
 
     def compile(self, counts: Counts) -> Compiled:
@@ -80,10 +89,8 @@ class Draft:
         `counts` answers (a query the engine refuses blocks its MaterializedTable), in order, compiled for
         the engine; asking for their row checks."""
         changes = [c.model_copy(update={"rows": counts.tables.get(self.live.find(c.key) or c.key)})
-                   if c.data_loss and c.kind == "Table" else c for c in self.changes]
-        changed = {c.key for c in changes}
-        changes = [_materialized_rows(c, _rebuilt(c, changed, self.desired, self.live, self.under_review), counts)
-                   for c in changes]
+                   if c.data_loss and c.kind == "Table" else _materialized_rows(c, self.rebuilt.get(c.key), counts)
+                   for c in self.changes]
         compiled = tuple(self.compiler.compile(plans.order(changes, self.desired, self.live), self.desired, self.live))
         return Compiled(self, compiled, Questions(checks=tuple(dict.fromkeys(
             check.query for change in compiled for check in change.checks))))
@@ -110,26 +117,17 @@ class Compiled:
         return _acknowledge(tenant_plan, acknowledged)
 
 
-@dataclass(frozen=True)
-class _Rebuilt:
-    """A MaterializedTable built or rebuilt: what the plan says of its rows, and what that needs counted."""
-
-    now: ObjectKey | None   # the live table it replaces, whose rows it holds now
-    query: str | None       # counts what its query gives on the tenant as it is; None: counted at apply
-    later: str = ""         # why its query is counted at apply
-
-
 def draft(compiler: Compiler, desired: DesiredState, live: LiveState, under_review: bool = False) -> Draft:
     """The changes that make `live` equal `desired`, asking the live tables a change would lose rows of,
     a MaterializedTable's rows now and what its query gives (unless `under_review`: a pull request's plan
     never runs the folder's SQL on the tenant's rows)."""
     changes = tuple(diff(desired, live, compiler.pinned))
     changed = {c.key for c in changes}
-    rebuilt = [r for c in changes if (r := _rebuilt(c, changed, desired, live, under_review)) is not None]
+    rebuilt = {c.key: r for c in changes if (r := _rebuilt(c, changed, desired, live, under_review)) is not None}
     tables = [live.find(c.key) or c.key for c in changes if c.data_loss and c.kind == "Table"]
-    tables += [r.now for r in rebuilt if r.now is not None]
-    queries = [r.query for r in rebuilt if r.query is not None]
-    return Draft(compiler, desired, live, changes, under_review,
+    tables += [r.now for r in rebuilt.values() if r.now is not None]
+    queries = [r.query for r in rebuilt.values() if r.query is not None]
+    return Draft(compiler, desired, live, changes, rebuilt,
                  Questions(tuple(dict.fromkeys(tables)), tuple(dict.fromkeys(queries))))
 
 
@@ -152,9 +150,11 @@ def _rebuilt(change: Change, changed: set[ObjectKey], desired: DesiredState, liv
     """A MaterializedTable built or rebuilt says how many rows it holds now and how many its query gives on
     the tenant as it is: counted now where nothing it reads changes in this plan and the plan is not a pull
     request's, else at apply. None for any other change."""
-    want = desired.objects.get(change.key)
     if change.kind != "MaterializedTable" or change.action not in ("create", "replace") \
-            or change.catalog_only or change.conflict or want is None:
+            or change.catalog_only or change.conflict:
+        return None
+    want = desired.objects.get(change.key)
+    if want is None:
         return None
     found = live.object(change.key)
     now = found.key if found is not None and found.kind == "Table" else None
