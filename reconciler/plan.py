@@ -3,7 +3,9 @@
 Owns the change vocabulary (create / update / replace / delete with field details, a risk
 and a human reason), the execution order, the guard pass and the stable JSON form.
 Order contract: creates, updates and replaces in dependency order (graph.order), deletes
-in the reverse order of the live dependencies, all deletes first. Never executes SQL.
+in the reverse order of the live dependencies, all deletes first. Also what planning asks of a
+tenant's engine (`Compiler`), named here so that planning never imports an engine. Never
+executes SQL.
 """
 
 from __future__ import annotations
@@ -11,15 +13,15 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Collection
-from typing import Any, Literal
+from collections.abc import Collection, Sequence
+from typing import Any, Literal, Protocol
 
 import networkx as nx
 from pydantic import BaseModel, ConfigDict
 
 from . import graph as graphs
 from .model import ObjectKey
-from .state import DesiredState, LiveState
+from .state import DesiredState, LiveObject, LiveState, ObjectState
 
 FORMAT_VERSION = 1
 ACTIONS = ("create", "update", "replace", "delete")
@@ -136,6 +138,21 @@ class TenantPlan(_Value):
     def summary(self) -> dict[str, int]:
         counts = Counter(change.action for change in self.changes)
         return {action: counts.get(action, 0) for action in ACTIONS}
+
+
+class Compiler(Protocol):
+    """What planning asks of a tenant's engine, none of it connecting to anything: its name, what it
+    will not alter under a view that reads it, and each change's statements and row checks. An
+    adapter (`engines.contract.Adapter`) is one; planning is handed it as a value."""
+
+    engine: str
+
+    def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
+        """The columns (lower case) of the changed object whose readers must be dropped first and
+        created again; None for every reader (`planning.diff.Pins`)."""
+
+    def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
+        """The same changes, in order, each carrying the statements that carry it out and its row checks."""
 
 
 class Plan(_Value):

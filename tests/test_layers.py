@@ -54,6 +54,21 @@ def test_an_import_inside_a_function_that_closes_a_cycle_breaks_the_contracts(tm
     assert "reconciler.model is not allowed to import reconciler.apply" in result.stdout
 
 
+def test_a_planner_that_reaches_for_an_engine_breaks_its_contract(tmp_path: Path) -> None:
+    """Planning a tenant takes the engine's compiler and the row counts as values: one tenant's plan
+    importing the adapter contract (allowed by the layers: engines sit below planning) is refused."""
+    shutil.copytree(ROOT / "reconciler", tmp_path / "reconciler", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    tenant = tmp_path / "reconciler" / "planning" / "tenant.py"
+    tenant.write_text(tenant.read_text() + "\n\ndef _adapter_at_call_time():\n    from ..engines import contract\n")
+
+    result = lint_imports(tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Planning a tenant is pure" in result.stdout and "BROKEN" in result.stdout
+    assert "reconciler.planning.tenant is not allowed to import reconciler.engines" in result.stdout
+
+
 def oversized(package: Path) -> dict[str, list[str]]:
     """Each module of `package` over MAX_MODULE_LINES lines or holding a class over MAX_CLASS_LINES (from
     its first decorator to its last line, as `ast` places them), by its path inside the package."""

@@ -17,8 +17,7 @@ from ..check_types import Result
 from ..desired.checks import SAMPLE_ROWS
 from ..engines.contract import Session
 from ..errors import TenantError, UsageProblem
-from ..planning.environment import Workspace, plan_environment
-from ..planning.tenant import Planned
+from ..planning.environment import Planned, Workspace, plan_environment
 from ..sessions import StatementFailed
 from ..state import ObjectState
 

@@ -26,7 +26,8 @@ from ..errors import GuardRefused, ReconcilerError, StalePlan, TenantError, Tena
 from ..model import ObjectKey
 from ..parallel import each_tenant
 from ..plan import Change, Plan, TenantPlan
-from ..planning.tenant import Planned, TenantState, check_saved_plan
+from ..planning.environment import Planned, TenantState
+from ..planning.tenant import check_saved_plan
 from .lifecycle import Progress, TenantResult, new_run_id, warnings
 from .protocols import protocol_for
 from .transactional import FlowRun
@@ -46,7 +47,7 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
     if problems:
         raise GuardRefused("refused:\n  " + "\n  ".join(problems))
     if claim is not None:
-        check_saved_plan(claim, planned)
+        check_saved_plan(claim, planned.plan)
     _require_variables(planned, plan)
     actor = actor or current_actor(workspace.repo)
 

@@ -58,7 +58,7 @@ from .lifecycle import (
 )
 
 if TYPE_CHECKING:
-    from ..planning.tenant import TenantState
+    from ..planning.environment import TenantState
 
 
 class CompensationFailed(ApplyFailed):

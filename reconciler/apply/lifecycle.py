@@ -22,7 +22,8 @@ from ..engines.contract import Session
 from ..errors import ChecksFailed, GuardRefused, StalePlan
 from ..model import ObjectKey
 from ..plan import Change, Plan, TenantPlan
-from ..planning.tenant import TenantState, first_difference, plan_tenant, same_plan
+from ..planning.environment import TenantState
+from ..planning.tenant import first_difference, plan_through, same_plan
 from ..sessions import StatementFailed
 from ..state import LiveState
 from .checks import run as run_data_checks
@@ -73,7 +74,7 @@ def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, Tenan
     locked: set[ObjectKey] = set()
     while True:
         live = session.inspect()
-        tenant_plan = plan_tenant(state.adapter, state.desired, live, session, state.acknowledged)
+        tenant_plan = plan_through(session, state.adapter, state.desired, live, state.acknowledged)
         tables = sorted(set(_changed_tables(tenant_plan.changes, live)) - locked)
         statements = state.adapter.lock_statements(tables)
         if not statements:
@@ -109,7 +110,7 @@ def converged(session: Session, state: TenantState, run: catalog.Run, reading: S
     `reading`: the session the tenant is read on, where it is not the applying one (journaled runs)."""
     reading = reading or session
     live = reading.inspect()
-    after = plan_tenant(state.adapter, state.desired, live, reading, state.acknowledged)
+    after = plan_through(reading, state.adapter, state.desired, live, state.acknowledged)
     if after.changes:
         raise NotConverged(", ".join(f"{c.action} {c.object} ({c.reason})" for c in after.changes[:5]))
     if live.digest and state.desired.source_key:

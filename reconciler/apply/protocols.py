@@ -24,7 +24,7 @@ from .transactional import FlowRun, apply_transactional, record_dry_run, run_flo
 
 if TYPE_CHECKING:
     from ..engines.contract import Adapter, Session
-    from ..planning.tenant import TenantState
+    from ..planning.environment import TenantState
 
 
 class ApplyProtocol(Protocol):

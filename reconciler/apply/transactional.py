@@ -25,7 +25,7 @@ from ..model import ObjectKey
 from ..parallel import STOP, stopping
 from ..plan import Change, Plan, TenantPlan
 from ..planning.diff import views_to_bind
-from ..planning.tenant import TenantState
+from ..planning.environment import TenantState
 from ..state import LiveState
 from .checks import run as run_data_checks
 from .lifecycle import (

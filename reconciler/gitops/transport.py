@@ -29,8 +29,7 @@ from ..desired.source import ENVIRONMENTS, available_environments, resolve_commi
 from ..errors import ApplyFailed, GuardRefused, ReconcilerError, TenantError, TenantLocked, TenantsStopped
 from ..model import ObjectKey
 from ..plan import Plan
-from ..planning.environment import Workspace, plan_environment
-from ..planning.tenant import Planned
+from ..planning.environment import Planned, Workspace, plan_environment
 from ..views.report import outlook_markdown, promotion_markdown, rollback_markdown
 from . import history as gitops
 from . import intent as intents

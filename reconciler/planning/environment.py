@@ -1,9 +1,11 @@
 """The pipeline end to end for one command: load -> validate -> render -> read -> plan.
 
 Owns the `Workspace` (the repository, its per-command memo of validated environments, the
-reconciler's own state under `.git/reconciler/`) and `plan_environment`, which plans every tenant
-of an environment at once, each through one read session. Reads only: applying is `executor`,
-planning one tenant is `planning.tenant`, the tenant catalog is `engines.catalog`.
+reconciler's own state under `.git/reconciler/`), `plan_environment`, which plans every tenant
+of an environment at once, each through one read session (which also answers the row counts its
+plan asks), and what a plan was made from (`TenantState`, `Planned`: each tenant's adapter too, for
+the apply). Reads only: applying is `executor`, planning one tenant is `planning.tenant` (pure),
+the tenant catalog is `engines.catalog`.
 """
 
 from __future__ import annotations
@@ -42,10 +44,10 @@ from ..errors import GuardRefused, ReconcilerError, TenantError, UsageProblem
 from ..model import DataFlow, MaterializedTable, ObjectKey, Tenant
 from ..parallel import each_tenant
 from ..plan import Plan
-from ..state import LiveState
+from ..state import DesiredState, LiveState
 from .diff import views_to_bind
 from .recall import recalled as recalled_plan
-from .tenant import Planned, TenantPlan, TenantState, plan_tenant
+from .tenant import TenantPlan, plan_through
 
 
 @dataclass
@@ -95,6 +97,27 @@ class Workspace:
             return self._loaded[key]
         finally:
             self.cache.flush()
+
+
+@dataclass(frozen=True)
+class TenantState:
+    """What one tenant's plan was made from: its desired and live state, read once, and the adapter
+    the apply goes through."""
+
+    tenant: Tenant
+    adapter: Adapter
+    desired: DesiredState
+    live: LiveState
+    acknowledged: tuple[str, ...] = ()   # the environment's allow_data_loss
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An environment's plan and everything it was made from, for the commands that act on it."""
+
+    landscape: Landscape
+    plan: Plan
+    states: dict[str, TenantState]
 
 
 @dataclass(frozen=True)
@@ -217,8 +240,8 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
                                    f"manages {len(live.catalog)}; an empty folder is refused rather than read as "
                                    "'delete everything' (remove objects by deleting their files, not the folder)")
             state = TenantState(tenant, adapter, desired[tenant.name], live, landscape.environment.allow_data_loss)
-            tenant_plan = plan_tenant(adapter, state.desired, live, reading, state.acknowledged,
-                                      under_review=bool(os.environ.get(BASE_REF_VARIABLE)))
+            tenant_plan = plan_through(reading, adapter, state.desired, live, state.acknowledged,
+                                       under_review=bool(os.environ.get(BASE_REF_VARIABLE)))
             if verify and tenant_plan.changes:   # nothing to prove when nothing changes
                 reads = {str(k): [str(d) for d in o.dependencies] for k, o in state.desired.objects.items()}
                 reads.update({str(k): [str(d) for d in r.dependencies] for k, r in live.catalog.items()
@@ -313,4 +336,4 @@ def _refuse_new_functions(workspace: Workspace, landscape: Landscape) -> None:
                            "planned after merge, on the protected branch; nothing was read")
 
 
-__all__ = ["Workspace", "plan_environment", "runnable", "WORKTREE"]
+__all__ = ["Workspace", "TenantState", "Planned", "plan_environment", "runnable", "WORKTREE"]

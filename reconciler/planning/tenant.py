@@ -1,115 +1,189 @@
 """Planning one tenant: desired and live state in, an ordered, checked, fingerprinted plan out.
 
-Owns diffing, counting the rows a change would lose, running the row checks and compiling the
-changes for the tenant's engine, all through a `Reader` handed in (a plan's read session, or an
-apply's locked one), and comparing a saved plan with what planning gives now. Pure apart from
-those reads: never writes, never opens a connection of its own.
+Owns diffing, the row counts a plan needs (`Questions`), folding their answers (`Counts`) into
+the plan, compiling the changes through the engine's `Compiler`, and comparing a saved plan with
+what planning gives now. Pure: planning reads nothing itself. It asks in two rounds: the diff
+(`draft`) asks the rows of the tables a change would lose or rebuild and what a MaterializedTable's
+query gives, which decide what the changes compile to (`Draft.compile`), whose row checks are
+asked next (`Compiled.plan`). The caller answers each round through its read session
+(`Questions.answer`; `plan_through`: a plan's read session, or an apply's locked one). Never
+writes, never opens a connection, never imports an engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from .. import plan as plans
 from ..desired import checks
-from ..engines.contract import Adapter, StatementFailed
 from ..errors import StalePlan
-from ..model import ObjectKey, Tenant
-from ..plan import Change, Plan, TenantPlan
+from ..model import ObjectKey
+from ..plan import Change, Compiler, Plan, TenantPlan
+from ..sessions import StatementFailed
 from ..state import DesiredState, LiveState
 from .diff import diff, unmanaged
 
-if TYPE_CHECKING:
-    from ..desired.landscape import Landscape
-
-
-@dataclass(frozen=True)
-class TenantState:
-    """What one tenant's plan was made from: its desired and live state, read once."""
-
-    tenant: Tenant
-    adapter: Adapter
-    desired: DesiredState
-    live: LiveState
-    acknowledged: tuple[str, ...] = ()   # the environment's allow_data_loss
-
-
-@dataclass(frozen=True)
-class Planned:
-    """An environment's plan and everything it was made from, for the commands that act on it."""
-
-    landscape: Landscape
-    plan: Plan
-    states: dict[str, TenantState]
-
 
 class Reader(Protocol):
-    """Where a plan counts rows: a plan's read session or an apply's locked session."""
+    """Where a plan's counts are read: a plan's read session or an apply's locked session."""
 
     def count(self, query: str) -> int: ...
 
     def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]: ...
 
 
-def plan_tenant(adapter: Adapter, desired: DesiredState, live: LiveState, reader: Reader,
-                acknowledged: Sequence[str] = (), under_review: bool = False) -> TenantPlan:
-    """The changes that make `live` equal `desired`, in order, compiled for the adapter's engine,
-    with the rows they would lose counted and their row checks run through `reader`; data-loss
-    changes the environment acknowledges (`allow_data_loss`) marked so. `under_review`: a pull
-    request's plan, which never runs the folder's SQL on the tenant's rows (a MaterializedTable's
-    query is counted at apply)."""
-    changes = diff(desired, live, adapter.pinned)
-    at_risk = [c.key for c in changes if c.data_loss and c.kind == "Table"]
-    rows = reader.count_rows([live.find(k) or k for k in at_risk])
-    changes = [c.model_copy(update={"rows": rows.get(live.find(c.key) or c.key)}) if c.key in at_risk else c
-               for c in changes]
-    changes = _materialized_rows(changes, desired, live, reader, under_review)
-    ordered = plans.order(changes, desired, live)
-    compiled = tuple(_checked(reader, c) for c in adapter.compile(ordered, desired, live))
-    tenant_plan = TenantPlan(
-        tenant=desired.tenant, engine=adapter.engine, capacity=desired.capacity, changes=compiled,
-        unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
-        desired_fingerprint=desired.fingerprint, create_database=not live.exists, interrupted=live.interrupted,
-        checks=tuple(f"{obj.key} ({len(obj.checks)})" for obj in checks.affected(compiled, desired)))
-    return _acknowledge(tenant_plan, acknowledged)
+@dataclass(frozen=True)
+class Counts:
+    """The answers to a plan's `Questions`, as the tenant gave them."""
+
+    tables: Mapping[ObjectKey, int] = field(default_factory=dict)
+    queries: Mapping[str, int | str] = field(default_factory=dict)   # a string: the engine's refusal
+    checks: Mapping[str, int] = field(default_factory=dict)
 
 
-def _materialized_rows(changes: list[Change], desired: DesiredState, live: LiveState, reader: Reader,
-                       under_review: bool) -> list[Change]:
-    """A MaterializedTable built or rebuilt says how many rows it holds now and how many its query gives
-    on the tenant as it is (where nothing it reads changes in this plan, and the plan is not a pull
-    request's: else at apply). A query the engine refuses on those rows blocks the change, saying why."""
-    changed = {c.key for c in changes}
-    counted = []
-    for change in changes:
-        want = desired.objects.get(change.key)
-        if change.kind != "MaterializedTable" or change.action not in ("create", "replace") \
-                or change.catalog_only or change.conflict or want is None:
-            counted.append(change)
-            continue
-        found = live.object(change.key)
-        now = f"{plans.row_count(reader.count_rows([found.key])[found.key])} now, " \
-            if found is not None and found.kind == "Table" else ""
-        if under_review:
-            after = "its query's rows are counted at apply (a pull request's plan never runs it on the tenant)"
-        elif set(want.dependencies) & changed:
-            after = "its query's rows are counted at apply (what it reads changes in this plan)"
-        else:
+@dataclass(frozen=True)
+class Questions:
+    """The row counts one tenant's plan needs, in the order they are read."""
+
+    tables: tuple[ObjectKey, ...] = ()   # live tables whose rows it states: what a change loses, what is rebuilt
+    queries: tuple[str, ...] = ()        # what a MaterializedTable's query gives; the engine may refuse one
+    checks: tuple[str, ...] = ()         # row checks: a count other than zero blocks its change
+
+    def answer(self, reader: Reader) -> Counts:
+        """The counts, read through `reader`. A query the engine refuses is an answer (the plan says why its
+        MaterializedTable is blocked); a table or a row check it refuses is raised (StatementFailed)."""
+        tables = reader.count_rows(list(self.tables))
+        queries: dict[str, int | str] = {}
+        for query in self.queries:
             try:
-                after = f"{plans.row_count(reader.count(f'SELECT count(*) FROM ({want.sql}) AS q'))} from its query"
+                queries[query] = reader.count(query)
             except StatementFailed as failure:
-                counted.append(change.model_copy(update={"conflict": True, "reason": (
-                    f"{change.reason}; blocked: its query fails on the tenant's rows: {failure.message}")}))
-                continue
-        counted.append(change.model_copy(update={"reason": f"{change.reason}; {now}{after}"}))
-    return counted
+                queries[query] = failure.message
+        return Counts(tables, queries, {query: reader.count(query) for query in self.checks})
 
 
-def _checked(reader: Reader, change: Change) -> Change:
-    """Run the change's row checks now; a non-zero count blocks it with the count in the reason."""
-    failing = [(check, count) for check in change.checks if (count := reader.count(check.query))]
+@dataclass(frozen=True)
+class _Rebuilt:
+    """A MaterializedTable built or rebuilt: what the plan says of its rows, and what that needs counted."""
+
+    now: ObjectKey | None   # the live table it replaces, whose rows it holds now
+    query: str | None       # counts what its query gives on the tenant as it is; None: counted at apply
+    later: str = ""         # why its query is counted at apply
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One tenant's changes as diffed, and the counts that decide what they compile to (round one)."""
+
+    compiler: Compiler
+    desired: DesiredState
+    live: LiveState
+    changes: tuple[Change, ...]   # unordered, uncounted
+    rebuilt: Mapping[ObjectKey, _Rebuilt]   # each MaterializedTable built or rebuilt: what is said of its rows
+    questions: Questions          # the rows of the tables they name, what a MaterializedTable's query gives
+
+    def compile(self, counts: Counts) -> Compiled:
+        """The changes with the rows they would lose and what a MaterializedTable holds and gives, as
+        `counts` answers (a query the engine refuses blocks its MaterializedTable), in order, compiled for
+        the engine; asking for their row checks."""
+        changes = [c.model_copy(update={"rows": counts.tables.get(self.live.find(c.key) or c.key)})
+                   if c.data_loss and c.kind == "Table" else _materialized_rows(c, self.rebuilt.get(c.key), counts)
+                   for c in self.changes]
+        compiled = tuple(self.compiler.compile(plans.order(changes, self.desired, self.live), self.desired, self.live))
+        return Compiled(self, compiled, Questions(checks=tuple(dict.fromkeys(
+            check.query for change in compiled for check in change.checks))))
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One tenant's changes in order, compiled, and their row checks to count (round two)."""
+
+    drafted: Draft
+    changes: tuple[Change, ...]
+    questions: Questions
+
+    def plan(self, counts: Counts, acknowledged: Sequence[str] = ()) -> TenantPlan:
+        """The plan, a change whose row check `counts` finds rows for blocked; data-loss changes the
+        environment acknowledges (`allow_data_loss`) marked so."""
+        desired, live = self.drafted.desired, self.drafted.live
+        changes = tuple(_checked(c, counts) for c in self.changes)
+        tenant_plan = TenantPlan(
+            tenant=desired.tenant, engine=self.drafted.compiler.engine, capacity=desired.capacity, changes=changes,
+            unmanaged=tuple(unmanaged(desired, live)), live_fingerprint=live.fingerprint,
+            desired_fingerprint=desired.fingerprint, create_database=not live.exists, interrupted=live.interrupted,
+            checks=tuple(f"{obj.key} ({len(obj.checks)})" for obj in checks.affected(changes, desired)))
+        return _acknowledge(tenant_plan, acknowledged)
+
+
+def draft(compiler: Compiler, desired: DesiredState, live: LiveState, under_review: bool = False) -> Draft:
+    """The changes that make `live` equal `desired`, asking the live tables a change would lose rows of,
+    a MaterializedTable's rows now and what its query gives (unless `under_review`: a pull request's plan
+    never runs the folder's SQL on the tenant's rows)."""
+    changes = tuple(diff(desired, live, compiler.pinned))
+    changed = {c.key for c in changes}
+    rebuilt = {c.key: r for c in changes if (r := _rebuilt(c, changed, desired, live, under_review)) is not None}
+    tables = [live.find(c.key) or c.key for c in changes if c.data_loss and c.kind == "Table"]
+    tables += [r.now for r in rebuilt.values() if r.now is not None]
+    queries = [r.query for r in rebuilt.values() if r.query is not None]
+    return Draft(compiler, desired, live, changes, rebuilt,
+                 Questions(tuple(dict.fromkeys(tables)), tuple(dict.fromkeys(queries))))
+
+
+def plan_tenant(drafted: Draft, counts: Counts, acknowledged: Sequence[str] = ()) -> TenantPlan:
+    """The plan of the drafted changes, `counts` answering the questions of both rounds."""
+    return drafted.compile(counts).plan(counts, acknowledged)
+
+
+def plan_through(reader: Reader, compiler: Compiler, desired: DesiredState, live: LiveState,
+                 acknowledged: Sequence[str] = (), under_review: bool = False) -> TenantPlan:
+    """The plan, each round's questions answered through `reader` (a plan's read session, or an apply's
+    locked one)."""
+    drafted = draft(compiler, desired, live, under_review)
+    compiled = drafted.compile(drafted.questions.answer(reader))
+    return compiled.plan(compiled.questions.answer(reader), acknowledged)
+
+
+def _rebuilt(change: Change, changed: set[ObjectKey], desired: DesiredState, live: LiveState,
+             under_review: bool) -> _Rebuilt | None:
+    """A MaterializedTable built or rebuilt says how many rows it holds now and how many its query gives on
+    the tenant as it is: counted now where nothing it reads changes in this plan and the plan is not a pull
+    request's, else at apply. None for any other change."""
+    if change.kind != "MaterializedTable" or change.action not in ("create", "replace") \
+            or change.catalog_only or change.conflict:
+        return None
+    want = desired.objects.get(change.key)
+    if want is None:
+        return None
+    found = live.object(change.key)
+    now = found.key if found is not None and found.kind == "Table" else None
+    if under_review:
+        return _Rebuilt(now, None, "a pull request's plan never runs it on the tenant")
+    if set(want.dependencies) & changed:
+        return _Rebuilt(now, None, "what it reads changes in this plan")
+    return _Rebuilt(now, f"SELECT count(*) FROM ({want.sql}) AS q")
+
+
+def _materialized_rows(change: Change, rebuilt: _Rebuilt | None, counts: Counts) -> Change:
+    """The reason of a MaterializedTable built or rebuilt, with its rows now and what its query gives; a
+    query the engine refuses on those rows blocks the change, saying why."""
+    if rebuilt is None:
+        return change
+    now = f"{plans.row_count(counts.tables[rebuilt.now])} now, " if rebuilt.now is not None else ""
+    if rebuilt.query is None:
+        after = f"its query's rows are counted at apply ({rebuilt.later})"
+    elif isinstance(answer := counts.queries[rebuilt.query], str):
+        return change.model_copy(update={"conflict": True, "reason": (
+            f"{change.reason}; blocked: its query fails on the tenant's rows: {answer}")})
+    else:
+        after = f"{plans.row_count(answer)} from its query"
+    return change.model_copy(update={"reason": f"{change.reason}; {now}{after}"})
+
+
+def _checked(change: Change, counts: Counts) -> Change:
+    """A non-zero count of a row check blocks its change, with the count in the reason."""
+    failing = [(check, count) for check in change.checks if (count := counts.checks[check.query])]
     if not failing:
         return change
     counted = "; ".join(f"{check.problem}: {plans.row_count(count)}" for check, count in failing)
@@ -126,16 +200,16 @@ def _acknowledge(tenant_plan: TenantPlan, names: Sequence[str]) -> TenantPlan:
     return tenant_plan.model_copy(update={"changes": changes})
 
 
-def check_saved_plan(saved: Plan, current: Planned) -> None:
+def check_saved_plan(saved: Plan, current: Plan) -> None:
     """A saved plan is applied only to exactly what it was made from; say what moved."""
-    if saved.environment != current.plan.environment:
+    if saved.environment != current.environment:
         raise StalePlan(f"the plan was made for environment {saved.environment}, "
-                        f"not {current.plan.environment}")
-    if saved.commit != current.plan.commit:
+                        f"not {current.environment}")
+    if saved.commit != current.commit:
         raise StalePlan(f"the plan was made at commit {(saved.commit or 'none')[:12]}, the folder is now at "
-                        f"{(current.plan.commit or 'none')[:12]}; plan again")
+                        f"{(current.commit or 'none')[:12]}; plan again")
     for tenant_plan in saved.tenants:
-        now = current.plan.tenant(tenant_plan.tenant)
+        now = current.tenant(tenant_plan.tenant)
         if now is None:
             raise StalePlan(f"the plan names tenant {tenant_plan.tenant}, which environment "
                             f"{saved.environment} no longer has")

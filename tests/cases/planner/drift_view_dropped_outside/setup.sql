@@ -1,0 +1,1 @@
+DROP VIEW sales.vw_orders

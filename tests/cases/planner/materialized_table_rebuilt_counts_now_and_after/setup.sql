@@ -1,0 +1,2 @@
+INSERT INTO sales.orders VALUES (1, 'Ada', 250.00), (2, 'Bob', NULL), (3, NULL, 20.00);
+INSERT INTO sales.mt_customer_totals SELECT customer, sum(amount) AS total FROM sales.orders GROUP BY customer

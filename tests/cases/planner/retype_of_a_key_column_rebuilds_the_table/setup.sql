@@ -1,0 +1,2 @@
+INSERT INTO sales.orders VALUES (1, 'Ada', 250.00), (2, 'Bob', NULL), (3, NULL, 20.00);
+CREATE INDEX ix_orders_customer ON sales.orders (customer)

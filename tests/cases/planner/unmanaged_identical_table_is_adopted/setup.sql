@@ -1,0 +1,1 @@
+CREATE TABLE sales.customers (id BIGINT NOT NULL, name VARCHAR, PRIMARY KEY (id))

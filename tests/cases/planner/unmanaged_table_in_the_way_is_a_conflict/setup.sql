@@ -1,0 +1,1 @@
+CREATE TABLE sales.customers (id INTEGER, email VARCHAR)
