@@ -352,7 +352,7 @@ class Adapter(abc.ABC):
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
 
     def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
-        """What the engine will not alter under a view that reads it (`diff.Pins`): none where views
+        """What the engine will not alter under a view that reads it (`readers.Pins`): none where views
         are bound by name each time they are read."""
         return frozenset()
 
