@@ -29,7 +29,8 @@ from reconciler.desired import column_types, sql
 from reconciler.desired.render import render
 from reconciler.engines import catalog
 from reconciler.engines.catalog import HISTORY_POINT, Before, from_restore_point
-from reconciler.engines.spark import COMPILER, CREATED_DELTA, OWN_OPERATIONS, SparkAdapter, foreign_commits
+from reconciler.engines.spark import COMPILER, SparkAdapter
+from reconciler.engines.spark_catalog import CREATED_DELTA, OWN_OPERATIONS, foreign_commits
 from reconciler.model import ObjectKey, Tenant
 from reconciler.planning.diff import diff
 from reconciler.planning.environment import Workspace

@@ -462,7 +462,7 @@ def test_a_client_whose_clock_is_ahead_cannot_take_a_live_lease_over(spark_serve
     import datetime as dt
     import types
 
-    from reconciler.engines import spark as spark_tenant
+    from reconciler.engines import spark_lock as spark_tenant
     from reconciler.engines.spark import SparkAdapter, TableLock
     from reconciler.errors import TenantLocked
     from reconciler.model import Tenant

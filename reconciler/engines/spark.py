@@ -17,29 +17,38 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import hashlib
 import logging
-import os
 import socket
-import time
 from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import secrets
 from ..desired import column_types, sql
-from ..errors import LockTakenOver, TenantError, TenantLocked
+from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Change, Refusal
-from ..state import ColumnState, DesiredState, LiveObject, LiveState
+from ..state import DesiredState, LiveObject, LiveState
 from . import catalog
 from .contract import Adapter, Session, StatementFailed, Unprovable
 from .ddl import Compiler
+from .spark_catalog import (
+    COLUMN_DEFAULTS,
+    COLUMN_MAPPING,
+    CREATED_DELTA,
+    DELTA,
+    ENGINE,
+    _analyzed,
+    _history,
+    _left_folder,
+    _listed,
+    _Recorded,
+    _unavailable_formats,
+    foreign_commits,
+)
+from .spark_lock import _STOPPED, TableLock, _assignments
 from .stores import APPEND_ONLY
 
-ENGINE = "spark"
 CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
 RETRIES = 4            # the client's retries of a failed call: about 4 s in all
 
@@ -47,173 +56,6 @@ RETRIES = 4            # the client's retries of a failed call: about 4 s in all
 # pool every client of the process shares (pyspark 4.0, `ExecutePlanResponseReattachableIterator`).
 # Run by the garbage collector inside another session's call, that shutdown waits on a lock the
 # call holds: the process hangs. Sessions this module stopped are therefore kept until exit.
-_STOPPED: list = []
-
-
-class TableLock:
-    """The tenant lock on an engine without one: generations `_reconciler.lock_00000001`, `..2`, each
-    taken by an atomic CREATE TABLE that only one run can win (the metastore refuses the second
-    with TABLE_OR_VIEW_ALREADY_EXISTS). The holder (run, actor, host, boot, pid) and its lease ride
-    on the table's properties, written by the same statement. The newest generation is free once
-    released; once its lease has passed (another machine's run that stopped without releasing);
-    or at once when its holder ran on this machine (same host name and boot) and its process is
-    gone (killed). A holder that outlives its lease without renewing may find the tenant taken
-    over: it renews as it goes (`renew`, between statements) and stops when it lost it. Leases are
-    written and compared as times by the endpoint's clock (`_endpoint_now`), never the client's: a
-    client whose clock is ahead cannot take a live lock over, nor one behind grant a lease already
-    run out. A lease that is no time (a row edited by hand) never runs out: the tenant stays locked,
-    and the message names the row and `reconciler unlock`, whose run (`holder["unlocks"]`) is the
-    one run that may take that row over."""
-
-    PREFIX = "lock_"
-    LEASE = dt.timedelta(minutes=30)
-
-    def __init__(self, session: Session, holder: dict[str, str], describe: str, timeout: float = 0):
-        self.session, self.describe, self.timeout = session, describe, timeout
-        self.holder = {**holder, "host": socket.gethostname(), "boot": _boot_id(), "pid": str(os.getpid())}
-        self.generation: int | None = None
-        self.taken_over: dict[str, str] | None = None   # the holder whose dead lock this run took
-        self.renewed = dt.datetime.min
-
-    def acquire(self) -> None:
-        deadline = time.monotonic() + self.timeout
-        while True:
-            newest, holder = self.newest()
-            if holder is None or self.free(holder):
-                try:
-                    self._create(newest + 1)
-                except StatementFailed as failure:
-                    if self.newest()[0] > newest:   # another run created that generation first: it holds the tenant
-                        continue
-                    raise TenantError(f"{self.describe}: the tenant lock cannot be taken: {failure.message}") from None
-                self.taken_over = holder if holder and holder.get("released") != "true" else None
-                for old in range(max(newest - 2, 1), newest):   # the last generations stay for people
-                    self.session.execute(f"DROP TABLE IF EXISTS {self._name(old)}")
-                return
-            if time.monotonic() >= deadline:
-                if _lease(holder) is None:
-                    raise TenantLocked(self._malformed(newest, holder))
-                raise TenantLocked(f"{self.describe} is locked by run {holder.get('run_id')} of "
-                                   f"{holder.get('actor')} on {holder.get('host')} (pid {holder.get('pid')}), "
-                                   f"its lease runs until {holder.get('lease_until')} UTC")
-            time.sleep(1)   # polling: Spark has no lock to wait on
-
-    def newest(self) -> tuple[int, dict[str, str] | None]:
-        newest = self.newest_generation()
-        if not newest:
-            return 0, None
-        return newest, dict(self.session.execute(f"SHOW TBLPROPERTIES {self._name(newest)}"))
-
-    def newest_generation(self) -> int:
-        """The newest lock row's generation (0: none), from one listing of the catalog schema."""
-        return max((int(name[len(self.PREFIX):]) for name in self.session.tables(catalog.CATALOG_SCHEMA)
-                    if name.startswith(self.PREFIX) and name[len(self.PREFIX):].isdigit()), default=0)
-
-    def free(self, holder: dict[str, str]) -> bool:
-        lease = _lease(holder)
-        if holder.get("released") == "true" or (lease is not None and lease < _endpoint_now(self.session)):
-            return True
-        if lease is None and self.holder.get("unlocks") not in (None, "") \
-                and holder.get("run_id") == self.holder["unlocks"]:
-            return True   # `reconciler unlock` of the run whose lease never runs out
-        here = holder.get("host") == self.holder["host"] and holder.get("boot") == self.holder["boot"]
-        return here and holder.get("pid", "").isdigit() and not _alive(int(holder["pid"]))
-
-    def renew(self) -> None:
-        """Before every statement: LockTakenOver when another run took the lock over (checked each time, a
-        listing of the catalog schema: a holder paused past its lease must not run one more statement);
-        the lease pushed on when a third of it has passed."""
-        newest = self.newest_generation()
-        if newest != self.generation:
-            raise LockTakenOver(f"{self.describe}: this run's lock (generation {self.generation}) was taken over "
-                                f"by generation {newest} after its lease ran out; stopping")
-        at = dt.datetime.now(dt.timezone.utc)
-        if at - self.renewed < self.LEASE / 3:
-            return
-        self._properties(lease_until=_utc(_endpoint_now(self.session) + self.LEASE))
-        self.renewed = at
-
-    def release(self) -> None:
-        if self.generation is not None:
-            self._properties(released="true")
-            self.generation = None
-
-    def _create(self, generation: int) -> None:
-        at = dt.datetime.now(dt.timezone.utc)   # when it was last renewed, by this process's own clock
-        properties = {**self.holder, "lease_until": _utc(_endpoint_now(self.session) + self.LEASE)}
-        self.session.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog.CATALOG_SCHEMA}")
-        self.session.execute(f"CREATE TABLE {self._name(generation)} (held BOOLEAN) USING parquet "
-                             f"TBLPROPERTIES ({_assignments(properties)})")
-        self.generation, self.renewed = generation, at
-
-    def _properties(self, **values: str) -> None:
-        self.session.execute(f"ALTER TABLE {self._name(self.generation)} SET TBLPROPERTIES "
-                             f"({_assignments(values)})")
-
-    def _name(self, generation: int | None) -> str:
-        return f"{catalog.CATALOG_SCHEMA}.{self.PREFIX}{generation:08d}"
-
-    def _malformed(self, generation: int, holder: dict[str, str]) -> str:
-        run = holder.get("run_id")
-        way_out = (f"if run {run} is no longer running, `reconciler unlock ENVIRONMENT {run}` releases it" if run
-                   else f"it names no run: once nothing runs there, drop {self._name(generation)} by hand")
-        return (f"{self.describe} is locked by the lock row {self._name(generation)} (run {run or '?'} of "
-                f"{holder.get('actor', '?')} on {holder.get('host', '?')}), whose lease_until "
-                f"{holder.get('lease_until')!r} is no UTC time (YYYY-MM-DD HH:MM:SS), so it never runs out; "
-                f"{way_out}")
-
-
-def _assignments(values: Mapping[str, str]) -> str:
-    """Table properties as TBLPROPERTIES lists them: 'key' = 'value', ..."""
-    return ", ".join(f"{sql.literal(k).sql(ENGINE)} = {sql.literal(str(v)).sql(ENGINE)}" for k, v in values.items())
-
-
-def _utc(at: dt.datetime) -> str:
-    return at.strftime(LEASE_FORMAT)
-
-
-LEASE_FORMAT = "%Y-%m-%d %H:%M:%S"   # a lease's end, UTC, as a lock row's properties hold it
-
-
-def _lease(holder: Mapping[str, str]) -> dt.datetime | None:
-    """When a lock row's lease runs out, as a time (never compared as text); None when it holds none."""
-    try:
-        return dt.datetime.strptime(holder.get("lease_until") or "", LEASE_FORMAT).replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        return None
-
-
-def _endpoint_now(session: Session) -> dt.datetime:
-    """The endpoint's clock, UTC: every client of a tenant reads the same one (microseconds since the
-    epoch, which no session time zone shifts)."""
-    [(micros,)] = session.execute("SELECT unix_micros(current_timestamp())")
-    return dt.datetime.fromtimestamp(micros / 1_000_000, dt.timezone.utc)
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:   # someone else's process: alive
-        return True
-    return True
-
-
-DELTA = "delta"
-COLUMN_MAPPING = "delta.columnMapping.mode"           # 'name' or 'id': columns renamed and dropped in place
-COLUMN_DEFAULTS = "delta.feature.allowColumnDefaults"  # 'supported': a column's default set in place
-TABLE_PROPERTIES = (COLUMN_MAPPING, COLUMN_DEFAULTS)   # the properties read: they decide what alters in place
-CREATED_DELTA = {COLUMN_MAPPING: "name", COLUMN_DEFAULTS: "supported"}   # what a Delta table is created with
-
-
 class SparkCompiler(Compiler):
     """What each table format alters in place; anything else is a rebuild (copy, prove every value
     arrived, swap), as on the other engines when they cannot. Parquet: an added column and a default.
@@ -477,26 +319,6 @@ class SparkAdapter(Adapter):
 # Delta's names of the commits a journaled run makes on a table it alters in place (and a compensation's
 # own RESTORE, should one be retried): any other commit since the restore point is another writer's. A
 # run never sets a table's properties, so another writer's SET TBLPROPERTIES stops a RESTORE as well.
-OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "RESTORE"})
-
-
-def foreign_commits(history: Sequence[Mapping], version: int) -> list[str]:
-    """The commits after `version` (rows of DESCRIBE HISTORY) that are not the schema changes a run
-    makes in place: another writer's, for people."""
-    return [f"version {row['version']}: {row['operation']} by {row.get('userName') or 'an unnamed user'} at "
-            f"{row.get('timestamp')}" for row in sorted(history, key=lambda row: row["version"])
-            if row["version"] > version and row["operation"] not in OWN_OPERATIONS]
-
-
-def _history(session: Session, key: ObjectKey, newest: int) -> list[dict]:
-    """The table's newest commits, newest first (Delta's DESCRIBE HISTORY)."""
-    try:
-        return [row.asDict() for row in session.connection.sql(
-            f"DESCRIBE HISTORY {sql.qualified(key.schema, key.name, ENGINE)} LIMIT {int(newest)}").collect()]
-    except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
-        raise StatementFailed.engine(f"DESCRIBE HISTORY {key}", error) from None
-
-
 def _blocked(change: Change, want, lacking: Mapping[str, str]) -> Change:
     """A change that would make a table in a format the endpoint lacks: refused at plan time, not
     failed at apply."""
@@ -550,162 +372,6 @@ def _some(names: Sequence[str], shown: int = 5) -> str:
     """`a, b, c and 97 more`: a plan line stays readable whatever the plan's size."""
     listed = ", ".join(names[:shown])
     return f"{listed} and {len(names) - shown} more" if len(names) > shown else listed
-
-
-def _unavailable_formats(connection) -> tuple[tuple[str, str], ...]:
-    """The table formats beyond parquet that this endpoint cannot create, with its words: asked by
-    EXPLAIN, which plans a CREATE TABLE without running it."""
-    lacking = []
-    for table_format in (DELTA,):
-        said = " ".join(row[0] for row in connection.sql(
-            f"EXPLAIN CREATE TABLE {catalog.CATALOG_SCHEMA}.format_probe (probe INT) USING {table_format}").collect())
-        if "DATA_SOURCE_NOT_FOUND" in said:
-            lacking.append((table_format, "DATA_SOURCE_NOT_FOUND"))
-    return tuple(lacking)
-
-
-# SHOW TABLE EXTENDED's fields, one per line; a line that starts with none of these continues the
-# field before it (a view's text spans lines). A field Spark adds later is read as part of the one
-# before: a view would show as drifted, never hide a drift.
-_FIELDS = ("Catalog", "Database", "Namespace", "Table", "Owner", "Created Time", "Last Access", "Created By",
-           "Type", "Provider", "Comment", "Location", "Serde Library", "InputFormat", "OutputFormat",
-           "Partition Provider", "Partition Columns", "Bucket Columns", "Sort Columns", "Num Buckets",
-           "Table Properties", "Storage Properties", "Statistics", "Collation", "View Text",
-           "View Original Text", "View Schema Mode", "View Catalog and Namespace", "View Query Output Columns")
-_TREE_TYPES = {"integer": "int", "long": "bigint", "short": "smallint", "byte": "tinyint"}
-
-
-class _Listed(NamedTuple):
-    """One object as SHOW TABLE EXTENDED lists it."""
-
-    view: bool
-    text: str | None                  # a view's original text
-    columns: tuple | None             # exact only for a view of plain types; None for a table (no defaults)
-    provider: str | None              # a table's format, lower case
-
-
-def _listed(connection, schema: str) -> dict[str, _Listed]:
-    """Every table and view of a schema in one round trip (SHOW TABLE EXTENDED), by name."""
-    found = {}
-    for row in connection.sql(f"SHOW TABLE EXTENDED IN {sql.quote(schema, ENGINE)} LIKE '*'").collect():
-        if row.isTemporary:
-            continue
-        head, _, tree = row.information.partition("\nSchema: root\n")
-        fields: dict[str, str] = {}
-        field = None
-        for line in head.split("\n"):
-            name, colon, value = line.partition(": ")
-            if colon and name in _FIELDS:
-                field = name
-                fields[field] = value
-            elif field is not None:
-                fields[field] += "\n" + line
-        view = fields.get("Type") == "VIEW"
-        columns: list[ColumnState] | None = [] if view else None
-        for line in tree.split("\n"):
-            if columns is None or not line.strip():
-                continue
-            if not line.startswith(" |-- ") or line.startswith(" |--  "):
-                columns = None   # a nested type: its exact spelling comes from the analyzer
-                continue
-            name, _, kind = line[len(" |-- "):].rpartition(" (nullable = ")[0].rpartition(": ")
-            if kind in ("array", "map", "struct"):
-                columns = None
-                continue
-            columns.append(ColumnState(name, column_types.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
-        found[row.tableName] = _Listed(view, fields.get("View Original Text") if view else None,
-                                       tuple(columns) if columns is not None else None,
-                                       None if view else fields.get("Provider", "").lower() or None)
-    return found
-
-
-def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None,
-              provider: str | None = None) -> LiveObject | None:
-    """An object's columns from the analyzer (a round trip, no job): exact types (CHAR/VARCHAR from
-    their metadata) and, for a table, defaults, and NOT NULL where its format keeps it (Delta; a
-    parquet table's columns all take NULL); a Delta table's properties (another round trip). None
-    when it went away since it was listed."""
-    from pyspark.errors import AnalysisException
-
-    name = sql.qualified(key.schema, key.name, ENGINE)
-    try:
-        fields = connection.table(name).schema.fields
-        properties = _delta_properties(connection, name) if provider == DELTA else ()
-    except AnalysisException as error:
-        if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":
-            return None
-        raise TenantError(f"cannot read {key}: {str(error).strip().splitlines()[0]}") from None
-    columns = tuple(ColumnState(
-        field.name,
-        column_types.engine_type(field.metadata.get("__CHAR_VARCHAR_TYPE_STRING") or field.dataType.simpleString(),
-                                 ENGINE),
-        field.nullable or provider != DELTA,
-        None if view else sql.canonical_default(field.metadata.get("CURRENT_DEFAULT"), ENGINE)) for field in fields)
-    return LiveObject(key, "View" if view else "Table", columns, engine_sql=text,
-                      table_format=None if view else provider, properties=properties)
-
-
-def _delta_properties(connection, name: str) -> tuple[tuple[str, str], ...]:
-    """A Delta table's properties that `TABLE_PROPERTIES` names, sorted, as SHOW TBLPROPERTIES lists
-    them: Delta keeps them in its log and its table features (`delta.feature.*`) in its protocol,
-    neither of which SHOW TABLE EXTENDED lists under Delta's catalog."""
-    return tuple(sorted((row[0], row[1]) for row in connection.sql(f"SHOW TBLPROPERTIES {name}").collect()
-                        if row[0] in TABLE_PROPERTIES))
-
-
-def _left_folder(error: Exception) -> str | None:
-    """What to do when Spark will not make a managed table because its folder is in the warehouse
-    (LOCATION_ALREADY_EXISTS: a table of that name dropped without its files, or a catalog's folder
-    kept while its metastore was not). Creating the table over that folder would make its old files
-    the new table's rows (an old journal, an old lock), so it is never done: the folder is named, for
-    a person to remove. None for any other error."""
-    condition = getattr(error, "getCondition", lambda: None)()
-    if condition != "LOCATION_ALREADY_EXISTS":
-        return None
-    parameters = error.getMessageParameters() or {}
-    location = urlsplit(parameters.get("location", "").strip("'`"))
-    folder = location.path if location.scheme == "file" else urlunsplit(location)
-    table = parameters.get("identifier") or "of that name"
-    return (f"[LOCATION_ALREADY_EXISTS] the folder {folder} is left in the warehouse, and Spark makes no table "
-            f"{table} over it; it is not read as that table's rows either: once nothing there is wanted, remove "
-            "the folder and run again; the table was not made")
-
-
-class _Recorded:
-    """A Spark Connect session that answers only what inspecting asks (SQL, a table's schema, whether a
-    schema exists), hashing every question and its whole answer, in order: nothing an adapter reads
-    escapes the digest, and anything else it tries fails loudly."""
-
-    def __init__(self, connection):
-        self._connection = connection
-        self.digest = hashlib.sha256()
-        self.catalog = self   # `connection.catalog.databaseExists`
-
-    def _note(self, *asked_and_answered) -> None:
-        self.digest.update(repr(asked_and_answered).encode() + b"\n")
-
-    def sql(self, statement: str, args=None) -> _Answered:
-        rows = self._connection.sql(statement, args=args).collect()
-        self._note(statement, args, [tuple(row) for row in rows])
-        return _Answered(rows)
-
-    def table(self, name: str):
-        frame = self._connection.table(name)
-        self._note("schema of", name, frame.schema.json())
-        return frame
-
-    def databaseExists(self, name: str) -> bool:  # noqa: N802 - pyspark's name
-        found = self._connection.catalog.databaseExists(name)
-        self._note("schema exists", name, found)
-        return found
-
-
-class _Answered:
-    def __init__(self, rows: list):
-        self._rows = rows
-
-    def collect(self) -> list:
-        return self._rows
 
 
 class _SparkSession(Session):
