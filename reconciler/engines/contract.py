@@ -83,6 +83,15 @@ class Session(abc.ABC):
     @abc.abstractmethod
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]: ...
 
+    def inspected_through(self, recorder) -> tuple[LiveState, Any]:
+        """`Session.inspect` with every read going through `recorder` (a connection that hashes what it
+        answers into its `digest`), the session's own connection put back after; the state and the digest."""
+        connection, self.connection = self.connection, recorder
+        try:
+            return Session.inspect(self), recorder.digest
+        finally:
+            self.connection = connection
+
     def table_columns(self, schema: str, table: str) -> list[str]:
         """A table's columns, in order; none when it does not exist (`information_schema`, which an
         engine without one replaces)."""
@@ -166,13 +175,8 @@ class ConnectionSession(TransactionalSession):
         rows, in order) into the state's `digest`: equal digests are equal reads, so a state that hashes
         alike gives the same plan (`snapshot`). The adapter sees only a connection that can execute and
         fetch, so nothing it reads escapes the digest."""
-        connection, recorded = self.connection, _Recorded(self.connection)
-        self.connection = recorded
-        try:
-            live = super().inspect()
-        finally:
-            self.connection = connection
-        return dataclasses.replace(live, digest=recorded.digest.hexdigest())
+        live, digest = self.inspected_through(_Recorded(self.connection))
+        return dataclasses.replace(live, digest=digest.hexdigest())
 
     def begin(self) -> None:
         self.connection.execute("BEGIN")

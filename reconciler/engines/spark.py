@@ -390,17 +390,13 @@ class _SparkSession(Session):
         """As every session inspects, each question put to Spark and its answer hashed in order into the
         state's `digest` (`snapshot`): the adapter reads through a `_Recorded` session, which answers only
         what inspecting asks."""
-        connection, recorded = self.connection, _Recorded(self.connection)
-        self.connection = recorded
-        try:
-            live = super().inspect()
-        finally:
-            self.connection = connection
+        connection = self.connection
+        live, digest = self.inspected_through(_Recorded(connection))
         # the probe's answer, not its text: EXPLAIN of a format the endpoint has names fresh expression ids
         # and paths each time, which would make every digest new and no plan ever recalled
         lacking = _unavailable_formats(connection)
-        recorded.digest.update(repr(("unavailable formats", lacking)).encode() + b"\n")
-        return dataclasses.replace(live, unavailable_formats=lacking, digest=recorded.digest.hexdigest())
+        digest.update(repr(("unavailable formats", lacking)).encode() + b"\n")
+        return dataclasses.replace(live, unavailable_formats=lacking, digest=digest.hexdigest())
 
     def hold(self) -> None:
         if self.lock is not None:
