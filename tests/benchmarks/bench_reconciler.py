@@ -17,7 +17,10 @@ the apply recorded in the tenant, and the long way: RECONCILER_NO_RECALL=1; with
 a cold one), and a one-view change planned and applied. With --peers, and when a venv holding
 dbt-duckdb and SQLMesh exists (PEERS_VENV, default /tmp/peers-venv; ../shared/bench/peers.sh
 creates it), `dbt run` and `sqlmesh plan --auto-apply` on a fresh database are timed too, and
-the ratios to them printed. Prints wall seconds and peak RSS (MB) per step.
+the ratios to them printed. Prints wall seconds, peak RSS (MB) and CPU seconds per step: the CPU
+(user + system) of the command's own processes, not of a database server, and far less moved than
+the wall time by whatever else the machine runs, so two versions can be compared side by side on a
+busy machine by it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT.parent / "shared" / "bench" / "gen_landscape.py"
@@ -39,9 +43,15 @@ RECONCILER = [str(Path(PYTHON).parent / "reconciler")]
 PEERS = Path(os.environ.get("PEERS_VENV", "/tmp/peers-venv"))
 
 
+class Timing(NamedTuple):
+    wall: float     # seconds
+    peak_mb: float  # the largest resident set of the command or a process it waited for
+    cpu: float      # user + system seconds of the command and the processes it waited for
+
+
 def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,), env: dict[str, str] | None = None
-          ) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one command run in a fresh process (`env` added to its environment)."""
+          ) -> Timing:
+    """One command run in a fresh process (`env` added to its environment)."""
     with tempfile.TemporaryFile() as errors:
         start = time.perf_counter()
         process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors,
@@ -52,7 +62,7 @@ def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0,), env: dict[s
         if code not in ok:
             errors.seek(0)
             sys.exit(f"{' '.join(command)} exited {code}: {errors.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    return Timing(elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
 
 
 def git(repo: Path, *args: str) -> None:
@@ -159,7 +169,7 @@ class Spark:
             if name != "default":
                 session.sql(f"DROP SCHEMA `{name}` CASCADE").collect()
 
-    def floor(self, statements: Path, cwd: Path) -> tuple[float, float]:
+    def floor(self, statements: Path, cwd: Path) -> Timing:
         """The plan's statements, one by one through one Spark Connect session."""
         return timed([PYTHON, "-c", "import json, sys; from pyspark.sql import SparkSession; "
                       "s = SparkSession.builder.remote(sys.argv[1]).create(); "
@@ -177,7 +187,7 @@ def main() -> None:
     args = parser.parse_args()
     postgres = Postgres() if args.engine == "postgres" else None
     spark = Spark() if args.engine == "spark" else None
-    print(f"{'objects':>8} {args.engine:<10} {'step':<44} {'wall_s':>8} {'peak_mb':>8} {'vs_floor':>8}")
+    print(f"{'objects':>8} {args.engine:<10} {'step':<44} {'wall_s':>8} {'peak_mb':>8} {'vs_floor':>8} {'cpu_s':>8}")
     for count in args.objects:
         work = Path(tempfile.mkdtemp(prefix=f"reconciler-bench-{count}-"))
         subprocess.run([PYTHON, str(GENERATOR), "--objects", str(count), "--out", str(work)],
@@ -208,7 +218,7 @@ def main() -> None:
                                               for change in tenant["changes"] for q in change["statements"]]))
             spark.floor(statements, work)   # once to warm the server's JVM, which the reconciler then finds warm
             spark.empty()
-            floor, floor_mb = spark.floor(statements, work)
+            floor = spark.floor(statements, work)
             spark.empty()
         elif postgres:
             import sqlglot
@@ -217,15 +227,15 @@ def main() -> None:
             script.write_text(";\n".join(sqlglot.transpile((work / "raw.sql").read_text(), read="duckdb",
                                                            write="postgres")) + ";\n")
             floor_url = postgres.database(f"floor_{count}")
-            floor, floor_mb = timed([postgres.psql, "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", str(script),
-                                     floor_url], work)
+            floor = timed([postgres.psql, "-q", "-1", "-v", "ON_ERROR_STOP=1", "-f", str(script), floor_url],
+                          work)
         else:
             # the floor is the whole script in one transaction, as an apply runs it (autocommitted
             # statements are about 1.4x slower, which would flatter the ratio)
-            floor, floor_mb = timed([PYTHON, "-c", "import duckdb,sys; c = duckdb.connect(sys.argv[1]); "
-                                     "c.execute('BEGIN'); c.execute(open(sys.argv[2]).read()); c.execute('COMMIT')",
-                                     str(work / "floor_raw.duckdb"), str(work / "raw.sql")], work)
-        rows = [("raw DDL script (floor)", floor, floor_mb)]
+            floor = timed([PYTHON, "-c", "import duckdb,sys; c = duckdb.connect(sys.argv[1]); "
+                           "c.execute('BEGIN'); c.execute(open(sys.argv[2]).read()); c.execute('COMMIT')",
+                           str(work / "floor_raw.duckdb"), str(work / "raw.sql")], work)
+        rows = [("raw DDL script (floor)", *floor)]
         cli = [*RECONCILER, "--repo", str(repo)]
         shutil.rmtree(repo / ".git" / "reconciler", ignore_errors=True)   # the cache lives in the git directory
         rows.append(("validate (cold cache)",) + timed([*cli, "validate", "dev"], repo))
@@ -252,16 +262,16 @@ def main() -> None:
             rows += with_checks(repo, cli, tenant_url)
         if args.peers and not postgres:
             rows += peers(work)
-        for step, wall, peak in rows:
-            print(f"{count:>8} {args.engine:<10} {step:<44} {wall:>8.2f} {peak:>8.0f} {wall / floor:>8.2f}",
-                  flush=True)
+        for step, wall, peak, cpu in rows:
+            print(f"{count:>8} {args.engine:<10} {step:<44} {wall:>8.2f} {peak:>8.0f} {wall / floor.wall:>8.2f} "
+                  f"{cpu:>8.2f}", flush=True)
         if not args.keep:
             shutil.rmtree(work)
     if spark:
         os.killpg(spark.server.pid, 15)
 
 
-def with_checks(repo: Path, cli: list[str], tenant_url: str) -> list[tuple[str, float, float]]:
+def with_checks(repo: Path, cli: list[str], tenant_url: str) -> list[tuple[str, float, float, float]]:
     """The same landscape with `checks: [not_null, unique]` on every table's first column, applied to a
     second empty tenant (beside the apply without checks above), then `reconciler check` alone."""
     import yaml
@@ -282,7 +292,7 @@ def with_checks(repo: Path, cli: list[str], tenant_url: str) -> list[tuple[str, 
             ("check (every table's 2 checks)",) + timed([*cli, "check", "dev"], repo)]
 
 
-def peers(work: Path) -> list[tuple[str, float, float]]:
+def peers(work: Path) -> list[tuple[str, float, float, float]]:
     """dbt run and sqlmesh plan --auto-apply on fresh databases holding only the source tables."""
     if not (PEERS / "bin" / "dbt").exists() or not (PEERS / "bin" / "sqlmesh").exists():
         print(f"# no peers venv at {PEERS} (../shared/bench/peers.sh creates it); peers skipped", flush=True)
