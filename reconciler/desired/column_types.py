@@ -35,6 +35,13 @@ def declared(type_sql: str, dialect: str) -> exp.DataType:
     VARCHAR(2) as VARCHAR, because DuckDB keeps no length: the landscape's PostgreSQL tenant does).
     A length-less VARCHAR or CHAR, or DECIMAL, is what the dialect makes of it (DuckDB: VARCHAR,
     DECIMAL(18,3)), inside an array, map or struct as much as outside."""
+    return _declared(type_sql, dialect).copy()
+
+
+@functools.lru_cache(maxsize=4096)
+def _declared(type_sql: str, dialect: str) -> exp.DataType:
+    """`declared`, read once per spelling: a landscape of thousands of columns declares a few dozen
+    types, and validation asks about each column several times. Callers get a copy (trees are mutable)."""
     try:
         parsed = _read_declared(type_sql, dialect)
     except (SqlglotError, TokenError, ValueError):
@@ -163,6 +170,7 @@ def _restored(parsed: exp.DataType, carrier: TokenType, seconds: list[list[exp.E
     return _each(parsed, restore)
 
 
+@functools.cache
 def _folded(base: type[Dialect]) -> dict[str, TokenType]:
     """The words of a character type that `base` reads as TEXT, with the token they are elsewhere."""
     standard = tokens.Tokenizer.KEYWORDS

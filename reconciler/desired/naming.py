@@ -11,10 +11,9 @@ is bound or run. Never touches a tenant; knows no other engine's names yet.
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
 import threading
-
-import duckdb
 
 from .cache import NO_CACHE, Cache, content_key
 
@@ -30,7 +29,7 @@ def output_names(text: str, dialect: str, cache: Cache = NO_CACHE) -> tuple[str 
     not read the query as one select."""
     if dialect != "duckdb":
         return None
-    key = content_key("names", NAMING_VERSION, duckdb.__version__, text)
+    key = content_key("names", NAMING_VERSION, _duckdb_version(), text)
     cached = cache.get("names", key)
     if cached is not None:
         return tuple(cached["names"]) if cached["names"] is not None else None
@@ -69,8 +68,17 @@ def _name(item: dict, node: dict) -> str | None:
     return printed.removeprefix("SELECT ") if printed and printed.startswith("SELECT ") else None
 
 
+@functools.cache
+def _duckdb_version() -> str:
+    """The installed DuckDB's version, from its package's metadata: a warm cache answers every name
+    without loading DuckDB (about 40 MB and 0.2 s of a validate that touches no tenant)."""
+    return importlib.metadata.version("duckdb")
+
+
 def _parsed(question: str, argument: str) -> str | None:
     """DuckDB's parser asked `question` (a serialisation either way) of `argument`; None when it cannot."""
+    import duckdb   # here, not at the top: see `_duckdb_version`
+
     with _lock:
         try:
             return _parser().execute(question, [argument]).fetchone()[0]
@@ -79,8 +87,10 @@ def _parsed(question: str, argument: str) -> str | None:
 
 
 @functools.cache
-def _parser() -> duckdb.DuckDBPyConnection:
+def _parser():
     """An in-memory DuckDB that only parses and prints: nothing is attached, nothing reaches outside."""
+    import duckdb
+
     connection = duckdb.connect()
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
