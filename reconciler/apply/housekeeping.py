@@ -57,7 +57,7 @@ def restore(workspace: Workspace, environment: str, name: str) -> TenantResult:
     if key is None or key not in state.live.objects or key not in state.desired.objects:
         raise GuardRefused(f"table {backup['schema_name']}.{backup['table_name']} is not in tenant {tenant}; put it "
                            f"back in the folder (git revert), apply {environment}, then restore")
-    change = plans.Change(action="update", kind="Table", object=str(key), risk="high", data_loss=True,
+    change = plans.Update(kind="Table", object=str(key), risk="high", data_loss=True,
                           acknowledged=True, reason=f"restore rows from backup {name} (the current rows are "
                                                     "backed up first)",
                           statements=tuple(state.adapter.restore_statements(key, name)))
