@@ -263,7 +263,8 @@ class TenantPlan(_Value):
 
 class Compiler(Protocol):
     """What planning asks of a tenant's engine, none of it connecting to anything: its name, what it
-    will not alter under a view that reads it, and each change's statements and row checks. An
+    will not alter under a view that reads it, each change's statements and row checks, and how a
+    backup's rows are put back. An
     adapter (`engines.contract.Adapter`) is one; planning is handed it as a value."""
 
     engine: str
@@ -274,6 +275,10 @@ class Compiler(Protocol):
 
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         """The same changes, in order, each carrying the statements that carry it out and its row checks."""
+
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        """What replaces the rows of `table` with those of `backup` (a table the catalog's backups
+        hold), for `columns`."""
 
 
 class Plan(_Value):

@@ -38,7 +38,7 @@ from reconciler.engines.contract import adapter_for
 from reconciler.model import ObjectKey
 from reconciler.plan import Change, Plan, TenantPlan
 from reconciler.planning.environment import Workspace
-from reconciler.planning.tenant import Counts, Draft, Questions, draft
+from reconciler.planning.tenant import Counts, Draft, Questions, Restoring, draft
 from reconciler.state import Addition, CatalogRecord, ColumnState, LiveObject, LiveState, stable_hash
 from reconciler.views.report import SYMBOLS, plan_text
 
@@ -189,6 +189,28 @@ def test_a_plan_from_values_matches_its_golden_plan(case: Path) -> None:
         (case / "expected.txt").write_text(actual)
     assert actual == (case / "expected.txt").read_text()
     assert not (case / ".tenants").exists()   # nothing opened a DuckDB file
+
+
+# -- a restore ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case, statements", [
+    ("table_add_column_in_place", [
+        'DELETE FROM "sales"."orders"',
+        'INSERT INTO "sales"."orders" ("id", "amount") SELECT "id", "amount" FROM "_reconciler_backup"."b1"']),
+    ("spark_parquet_add_column_in_place", [
+        "INSERT OVERWRITE TABLE `sales`.`orders` (`id`, `amount`) SELECT `id`, `amount` FROM `_reconciler_backup`.`b1`"]),
+])
+def test_a_restore_is_planned_from_the_columns_the_backup_holds(case: str, statements: list[str]) -> None:
+    """`reconciler restore` asks one question, which columns the backup holds, and puts back those the
+    live table has too, in the table's order, as the engine writes rows over (no DELETE on Spark's
+    parquet tables); a change that loses the current rows on purpose (they are backed up first)."""
+    drafted, _, _ = _drafted(CASES / case)
+    restoring = Restoring(ObjectKey("sales", "orders"), "b1")
+    assert restoring.questions == Questions(backups=("b1",))
+
+    change = restoring.change(drafted.compiler, drafted.live, Counts(backups={"b1": ("amount", "gone", "id")}))
+    assert (change.action, change.object, change.data_loss, change.acknowledged) == ("update", "sales.orders", True, True)
+    assert list(change.statements) == statements
 
 
 # -- the plan format across the typed changes -------------------------------------------------

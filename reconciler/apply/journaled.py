@@ -43,6 +43,7 @@ from ..model import ObjectKey
 from ..parallel import STOP
 from ..plan import Change, Plan, TenantPlan
 from ..planning.diff import views_to_bind
+from ..planning.tenant import Restoring
 from ..state import LiveObject, LiveState
 from . import last_copy
 from .lifecycle import (
@@ -53,6 +54,7 @@ from .lifecycle import (
     failed_subject,
     new_run_id,
     replan,
+    restored,
     run_checks,
     warnings,
 )
@@ -68,7 +70,7 @@ class CompensationFailed(ApplyFailed):
 
 def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
                     progress: Progress | None, moved: str, allow_data_loss: Sequence[str],
-                    extra: Sequence[Change] = ()) -> TenantResult:
+                    restoring: Restoring | None = None) -> TenantResult:
     run = catalog.Run(new_run_id(), plan, expected, actor, operation)
     adapter = state.adapter
     with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
@@ -78,7 +80,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
         try:
             live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
             run.tenant_plan = tenant_plan
-            changes = (*tenant_plan.changes, *extra)
+            changes = (*tenant_plan.changes, *restored(session, state, live, restoring))
             try:
                 befores = journal(changes, live, adapter.engine,
                                   lambda found, rewritten: adapter.restore_point(session, found, run.run_id, rewritten),

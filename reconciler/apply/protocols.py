@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..engines import catalog
 from ..errors import TenantError
 from ..model import ObjectKey
-from ..plan import Change, Plan, TenantPlan
+from ..plan import Plan, TenantPlan
 from .journaled import apply_journaled, recover
 from .lifecycle import Progress, TenantResult
 from .transactional import FlowRun, apply_transactional, record_dry_run, run_flow
@@ -25,6 +25,7 @@ from .transactional import FlowRun, apply_transactional, record_dry_run, run_flo
 if TYPE_CHECKING:
     from ..engines.contract import Adapter, Session
     from ..planning.environment import TenantState
+    from ..planning.tenant import Restoring
 
 
 class ApplyProtocol(Protocol):
@@ -33,7 +34,7 @@ class ApplyProtocol(Protocol):
     changed_outcomes: tuple[str, ...]   # the audit outcomes of a run that may have changed the tenant
 
     def apply(self, state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
-              progress: Progress | None, moved: str, allow_data_loss: Sequence[str], extra: Sequence[Change],
+              progress: Progress | None, moved: str, allow_data_loss: Sequence[str], restoring: Restoring | None,
               smoke: bool) -> TenantResult: ...
 
     def run_flow(self, state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,
@@ -55,8 +56,8 @@ class Transactional:
 
     changed_outcomes = ("applied",)   # a run that never ended was rolled back by the engine
 
-    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra, smoke):
-        return apply_transactional(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra,
+    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, restoring, smoke):
+        return apply_transactional(state, expected, plan, actor, operation, progress, moved, allow_data_loss, restoring,
                                    smoke)
 
     def run_flow(self, state, tenant_plan, plan, flow, actor, dry_run):
@@ -95,11 +96,11 @@ class Journaled:
 
     changed_outcomes = ("applied", "running")   # a run that never ended is compensated when found, not before
 
-    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra, smoke):
+    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, restoring, smoke):
         if smoke:
             raise TenantError(f"tenant {state.tenant.name}: apply --smoke is not built for {state.adapter.engine} "
                               "yet (a data flow's rows there commit as they are written); nothing was changed")
-        return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra)
+        return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, restoring)
 
     def run_flow(self, state, tenant_plan, plan, flow, actor, dry_run):
         raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "

@@ -31,7 +31,7 @@ from ..plan import Change, Refusal
 from ..sessions import NOT_ALLOWED, StatementFailed
 from ..state import DesiredState, LiveObject, LiveState, ObjectState
 from . import catalog
-from .stores import IN_PLACE, RUN_COLUMNS, AppendOnly, InPlace
+from .stores import BACKUP_SCHEMA, IN_PLACE, RUN_COLUMNS, AppendOnly, InPlace
 
 
 class Unprovable(Exception):
@@ -98,6 +98,10 @@ class Session(abc.ABC):
         return [row[0] for row in self.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
             "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, table])]
+
+    def backup_columns(self, backup: str) -> list[str]:
+        """The columns a backup the catalog holds has, in order (what a restore can put back)."""
+        return self.table_columns(BACKUP_SCHEMA, backup)
 
     def tables(self, schema: str) -> list[str]:
         """The names of a schema's tables and views."""
@@ -347,13 +351,12 @@ class Adapter(abc.ABC):
         raise StatementFailed(f"RESTORE {before.key} TO {before.restore_point}",
                               f"{self.engine} keeps no table history to restore from")
 
-    def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
-        """Replace the table's rows with the backup's, for the columns both have."""
-        with self.reading() as reading:
-            return catalog.restore_statements(reading, table, backup)
-
     @abc.abstractmethod
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
+
+    @abc.abstractmethod
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        """What puts a backup's rows back into its table, for `columns` (pure: `planning.tenant.Restoring`)."""
 
     def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
         """What the engine will not alter under a view that reads it (`readers.Pins`): none where views

@@ -47,7 +47,7 @@ from .spark_catalog import (
     foreign_commits,
 )
 from .spark_lock import _STOPPED, TableLock, _assignments
-from .stores import APPEND_ONLY
+from .stores import APPEND_ONLY, BACKUP_SCHEMA
 
 CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
 RETRIES = 4            # the client's retries of a failed call: about 4 s in all
@@ -92,6 +92,12 @@ class SparkCompiler(Compiler):
                                  or (detail.attribute == "nullable" and detail.after is True))):
                 return False
         return True
+
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        """No DELETE on a parquet table: the rows are overwritten in one statement."""
+        listed = ", ".join(self.q(c) for c in columns)
+        return [f"INSERT OVERWRITE TABLE {self.qk(table)} ({listed}) SELECT {listed} "
+                f"FROM {self.qk(ObjectKey(BACKUP_SCHEMA, backup))}"]
 
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
@@ -298,6 +304,9 @@ class SparkAdapter(Adapter):
         lacking = dict(live.unavailable_formats)
         return [_blocked(change, desired.objects.get(change.key), lacking) for change in compiled] if lacking \
             else compiled
+
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        return COMPILER.restore_statements(table, backup, columns)
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
