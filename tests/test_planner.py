@@ -198,7 +198,8 @@ def test_a_plan_from_values_matches_its_golden_plan(case: Path) -> None:
         'DELETE FROM "sales"."orders"',
         'INSERT INTO "sales"."orders" ("id", "amount") SELECT "id", "amount" FROM "_reconciler_backup"."b1"']),
     ("spark_parquet_add_column_in_place", [
-        "INSERT OVERWRITE TABLE `sales`.`orders` (`id`, `amount`) SELECT `id`, `amount` FROM `_reconciler_backup`.`b1`"]),
+        "INSERT OVERWRITE TABLE `sales`.`orders` (`id`, `amount`) "
+        "SELECT `id`, `amount` FROM `_reconciler_backup`.`b1`"]),
 ])
 def test_a_restore_is_planned_from_the_columns_the_backup_holds(case: str, statements: list[str]) -> None:
     """`reconciler restore` asks one question, which columns the backup holds, and puts back those the
@@ -209,7 +210,8 @@ def test_a_restore_is_planned_from_the_columns_the_backup_holds(case: str, state
     assert restoring.questions == Questions(backups=("b1",))
 
     change = restoring.change(drafted.compiler, drafted.live, Counts(backups={"b1": ("amount", "gone", "id")}))
-    assert (change.action, change.object, change.data_loss, change.acknowledged) == ("update", "sales.orders", True, True)
+    assert (change.action, change.object, change.data_loss, change.acknowledged) == \
+        ("update", "sales.orders", True, True)
     assert list(change.statements) == statements
 
 

@@ -22,7 +22,7 @@ Never plans; only writes what the journal and the plan say.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sqlglot.errors import SqlglotError
 
@@ -30,6 +30,7 @@ from .. import faults
 from ..desired.sql import qualified, written_objects
 from ..engines import catalog
 from ..engines.contract import Session, StatementFailed
+from ..engines.journaled_contract import JournaledAdapter
 from ..errors import (
     ApplyFailed,
     ChecksFailed,
@@ -72,7 +73,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
                     progress: Progress | None, moved: str, allow_data_loss: Sequence[str],
                     restoring: Restoring | None = None) -> TenantResult:
     run = catalog.Run(new_run_id(), plan, expected, actor, operation)
-    adapter = state.adapter
+    adapter = cast(JournaledAdapter, state.adapter)   # `protocol_for` chose this protocol for being one
     with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
         catalog.create(session)
         recovered = _taken_over(session) + tuple(recover(session, dead) for dead in catalog.running(session))
@@ -270,7 +271,7 @@ def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Coll
             for statement in catalog.from_restore_point(engine, before):
                 session.execute(statement)
     for before in rewound:
-        session.adapter.restore_from_history(session, before)
+        cast(JournaledAdapter, session.adapter).restore_from_history(session, before)
     views = [b for b in back if b.kind == "View"]
     while views:   # in plan order; a view whose reads are not back yet waits for the next round
         waiting = []

@@ -1,5 +1,5 @@
 """The apply protocol of a tenant, chosen once from its adapter: the one place that asks whether an
-engine's DDL is transactional.
+engine's DDL is transactional (an adapter that is a `JournaledAdapter` is not).
 
 Owns the protocol's shape (`ApplyProtocol`: apply a tenant's plan, run a data flow, audit a dry run,
 write the audit's rows, release a dead run, drop backups) and its two kinds: `Transactional` (DuckDB,
@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..engines import catalog
+from ..engines.journaled_contract import JournaledAdapter
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Plan, TenantPlan
@@ -131,5 +132,6 @@ TRANSACTIONAL, JOURNALED = Transactional(), Journaled()
 
 
 def protocol_for(adapter: Adapter) -> ApplyProtocol:
-    """The tenant's apply protocol: the one question asked of an engine's DDL."""
-    return TRANSACTIONAL if adapter.transactional else JOURNALED
+    """The tenant's apply protocol: the one question asked of an engine's DDL (whether it is rolled back,
+    or its adapter gives what a journal needs instead: `JournaledAdapter`)."""
+    return JOURNALED if isinstance(adapter, JournaledAdapter) else TRANSACTIONAL

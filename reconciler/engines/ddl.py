@@ -48,9 +48,9 @@ class Compiler:
 
     def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
         """The table's rows replaced with the backup's, for `columns`."""
-        listed = ", ".join(self.q(c) for c in columns)
-        return [f"DELETE FROM {self.qk(table)}",
-                f"INSERT INTO {self.qk(table)} ({listed}) SELECT {listed} FROM {self.qk(ObjectKey(BACKUP_SCHEMA, backup))}"]
+        listed, source = ", ".join(self.q(c) for c in columns), self.qk(ObjectKey(BACKUP_SCHEMA, backup))
+        target = self.qk(table)
+        return [f"DELETE FROM {target}", f"INSERT INTO {target} ({listed}) SELECT {listed} FROM {source}"]
 
     def rebuilds(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> bool:
         """Whether the change copies the table into a new one and swaps it in."""

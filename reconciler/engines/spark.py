@@ -4,7 +4,7 @@ Owns reading a Spark catalog's schemas, tables (their format and the properties 
 alters in place) and views through one Spark Connect session, and compiling changes into Spark SQL
 for the tenant's table format (`USING parquet`, or `USING delta` with column mapping and column
 defaults). Spark SQL has no transactions (`BEGIN` is a syntax error) and its DDL commits statement
-by statement, so this adapter is not `transactional`: the executor applies to it with the
+by statement, so this adapter is a `JournaledAdapter`: the executor applies to it with the
 journaled protocol (`apply/journaled.py`); this module gives that protocol its tenant lock (`TableLock`),
 a table's definition, a Delta table's restore point in its own history, reads of what other sessions
 committed (`fresh`: Spark keeps a table's file listing per session) and a digest of a table's rows. Parquet tables keep
@@ -30,8 +30,9 @@ from ..model import ObjectKey
 from ..plan import Change, Refusal
 from ..state import DesiredState, LiveObject, LiveState
 from . import catalog
-from .contract import Adapter, Session, StatementFailed, Unprovable
+from .contract import Session, StatementFailed, Unprovable
 from .ddl import Compiler
+from .journaled_contract import JournaledAdapter
 from .spark_catalog import (
     COLUMN_DEFAULTS,
     COLUMN_MAPPING,
@@ -149,9 +150,8 @@ def _created_properties(table) -> dict[str, str]:
 COMPILER = SparkCompiler()
 
 
-class SparkAdapter(Adapter):
+class SparkAdapter(JournaledAdapter):
     engine = ENGINE
-    transactional = False
 
     @property
     def exists(self) -> bool:
