@@ -1,7 +1,8 @@
 """The plan: an immutable, ordered, fingerprinted list of changes per tenant.
 
-Owns the change vocabulary (create / update / replace / delete with field details, a risk
-and a human reason), the execution order, the guard pass and the stable JSON form.
+Owns the change vocabulary (`Create`, `Update`, `Replace`, `Delete`: each holds only what its
+action can have, with a risk and a reason for people that nothing branches on; all four are
+written as one flat record, `RECORD`), the execution order, the guard pass and the stable JSON form.
 Order contract: creates, updates and replaces in dependency order (graph.order), deletes
 in the reverse order of the live dependencies, all deletes first. Also what planning asks of a
 tenant's engine (`Compiler`), named here so that planning never imports an engine. Never
@@ -14,10 +15,18 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Collection, Sequence
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import networkx as nx
-from pydantic import BaseModel, ConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from . import graph as graphs
 from .model import ObjectKey
@@ -82,23 +91,43 @@ class Impact(_Value):
     read_by: tuple[str, ...]      # schema.name of each reader, nearest first
 
 
-class Change(_Value):
-    action: Action
+class _Change(_Value):
+    """What every change has. `reason` is for people only: nothing branches on it, and a plan under
+    review is approved without it (`Plan.review_hash`)."""
+
     kind: str
     object: str
     risk: Risk
     reason: str
-    details: tuple[Detail, ...] = ()
     statements: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
-    data_loss: bool = False
-    rows: int | None = None
-    conflict: bool = False        # an unmanaged object stands where this one would be created
-    catalog_only: bool = False    # adoption or a kind the engine has no object for
-    drift: bool = False           # undoes a change made to the tenant outside the reconciler
-    acknowledged: bool = False    # data loss accepted in review (the environment's allow_data_loss)
-    renamed_from: str | None = None   # the live table this one was called before (renamed in place)
-    impact: tuple[Impact, ...] = ()   # the columns it alters that something reads (column-level lineage)
+    conflict: bool = False        # blocked: an unmanaged object stands in the way, or a row check counts rows
+    catalog_only: bool = False    # adoption or a kind the engine has no object for: no statements
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_record(cls, data: Any) -> Any:
+        """A change read from the plan format (`RECORD`): the fields its action cannot have are there
+        with the value every change of that action has, and nothing else."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, value in _ABSENT.items():
+            if name in cls.model_fields or name not in data:
+                continue
+            given = data.pop(name)
+            if (tuple(given) if isinstance(given, list) else given) != value:
+                raise ValueError(f"a change that would {data.get('action', '?')} has no {name} ({given!r})")
+        return data
+
+    @model_serializer(mode="wrap")
+    def _as_record(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
+        """The plan format: every change is the same flat record, in `RECORD`'s order."""
+        data = handler(self)
+        absent = {name: list(value) if info.mode == "json" and isinstance(value, tuple) else value
+                  for name, value in _ABSENT.items() if name not in type(self).model_fields}
+        return {name: data[name] if name in data else absent[name] for name in RECORD
+                if name in data or name in absent}
 
     @property
     def key(self) -> ObjectKey:
@@ -108,6 +137,98 @@ class Change(_Value):
     def live_key(self) -> ObjectKey:
         """The identity the tenant has now: the former one of a renamed table."""
         return ObjectKey.parse(self.renamed_from or self.object)
+
+
+class _NoFields:
+    """What a create or a delete cannot have: field details, and the columns it alters for readers."""
+
+    @property
+    def details(self) -> tuple[Detail, ...]:
+        return ()
+
+    @property
+    def impact(self) -> tuple[Impact, ...]:
+        return ()
+
+
+class _NoRename:
+    """Only an update or a replace renames a table in place."""
+
+    @property
+    def renamed_from(self) -> str | None:
+        return None
+
+
+class Create(_NoFields, _NoRename, _Change):
+    """An object the tenant does not have (or lost: `drift`); never loses data."""
+
+    action: Literal["create"] = "create"
+    drift: bool = False           # dropped outside the reconciler: created again
+
+    @property
+    def data_loss(self) -> bool:
+        return False
+
+    @property
+    def rows(self) -> int | None:
+        return None
+
+    @property
+    def acknowledged(self) -> bool:
+        return False
+
+
+class Update(_Change):
+    """An object changed in place: altered, redefined, renamed, or recorded (`catalog_only`)."""
+
+    action: Literal["update"] = "update"
+    details: tuple[Detail, ...] = ()
+    data_loss: bool = False
+    rows: int | None = None           # what a table that loses data holds now
+    drift: bool = False               # undoes a change made to the tenant outside the reconciler
+    acknowledged: bool = False        # data loss accepted in review (the environment's allow_data_loss)
+    renamed_from: str | None = None   # the live table this one was called before (renamed in place)
+    impact: tuple[Impact, ...] = ()   # the columns it alters that something reads (column-level lineage)
+
+
+class Replace(_Change):
+    """An object dropped and created again, or rebuilt: a table copied into a new one and swapped in."""
+
+    action: Literal["replace"] = "replace"
+    details: tuple[Detail, ...] = ()
+    data_loss: bool = False
+    rows: int | None = None
+    acknowledged: bool = False
+    renamed_from: str | None = None
+    impact: tuple[Impact, ...] = ()
+
+    @property
+    def drift(self) -> bool:
+        return False
+
+
+class Delete(_NoFields, _NoRename, _Change):
+    """An object removed from the folder: dropped from the tenant and the catalog."""
+
+    action: Literal["delete"] = "delete"
+    data_loss: bool = False
+    rows: int | None = None
+    acknowledged: bool = False
+
+    @property
+    def drift(self) -> bool:
+        return False
+
+
+Change = Annotated[Create | Update | Replace | Delete, Field(discriminator="action")]
+CHANGES: dict[str, type[Create | Update | Replace | Delete]] = {
+    "create": Create, "update": Update, "replace": Replace, "delete": Delete}
+# The plan format of a change, whatever its action: this record, in this order. A field an action
+# cannot have is written with the value below (and must have it when read).
+RECORD = ("action", "kind", "object", "risk", "reason", "details", "statements", "checks", "data_loss", "rows",
+          "conflict", "catalog_only", "drift", "acknowledged", "renamed_from", "impact")
+_ABSENT: dict[str, Any] = {"details": (), "data_loss": False, "rows": None, "drift": False, "acknowledged": False,
+                           "renamed_from": None, "impact": ()}
 
 
 class Refusal(_Value):
@@ -142,7 +263,8 @@ class TenantPlan(_Value):
 
 class Compiler(Protocol):
     """What planning asks of a tenant's engine, none of it connecting to anything: its name, what it
-    will not alter under a view that reads it, and each change's statements and row checks. An
+    will not alter under a view that reads it, each change's statements and row checks, and how a
+    backup's rows are put back. An
     adapter (`engines.contract.Adapter`) is one; planning is handed it as a value."""
 
     engine: str
@@ -153,6 +275,10 @@ class Compiler(Protocol):
 
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         """The same changes, in order, each carrying the statements that carry it out and its row checks."""
+
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        """What replaces the rows of `table` with those of `backup` (a table the catalog's backups
+        hold), for `columns`."""
 
 
 class Plan(_Value):

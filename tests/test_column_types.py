@@ -32,7 +32,7 @@ from reconciler.desired import column_types, sql
 from reconciler.engines.contract import adapter_for
 from reconciler.engines.duckdb import ALIAS
 from reconciler.model import ObjectKey, Tenant
-from reconciler.plan import Change, Detail
+from reconciler.plan import Detail, Update
 from reconciler.state import ColumnState, LiveObject, LiveState
 
 TABLE = "environments/dev/sales/typed.yaml"
@@ -266,7 +266,7 @@ def test_postgresql_narrowing_counts_exactly_the_values_its_alter_would_change(p
     old, new = (column_types.column_type(kind, "postgres", "postgres") for kind in retype[:2])
     compiler = PostgresCompiler()
     found = LiveObject(KEY, "Table", (ColumnState("v", old),))
-    change = Change(action="update", kind="Table", object=str(KEY), risk="medium", reason="r",
+    change = Update(kind="Table", object=str(KEY), risk="medium", reason="r",
                     details=(Detail(field="columns.v.type", op="change", before=old, after=new),))
     [check] = compiler.checks(change, LiveState({KEY: found}, {}, frozenset({"sales"})))
     with psycopg.connect(postgres_database, autocommit=True) as connection:

@@ -323,7 +323,7 @@ def test_hostile_names_are_only_ever_identifiers(every_engine: EngineLandscape) 
     from reconciler.engines.ddl import Compiler
     from reconciler.engines.postgres import PostgresCompiler
     from reconciler.model import ObjectKey
-    from reconciler.plan import Change
+    from reconciler.plan import Create
     from reconciler.state import ColumnState, DesiredState, LiveState, ObjectState
 
     landscape = applied(every_engine)
@@ -332,7 +332,7 @@ def test_hostile_names_are_only_ever_identifiers(every_engine: EngineLandscape) 
     key = ObjectKey(hostile, hostile)
     table = ObjectState(key, "Table", {}, columns=(ColumnState(hostile, "INTEGER"),), primary_key=(hostile,))
     compiler = PostgresCompiler() if landscape.engine == "postgres" else Compiler()
-    changes = compiler.compile([Change(action="create", kind="Table", object=str(key), risk="low", reason="r")],
+    changes = compiler.compile([Create(kind="Table", object=str(key), risk="low", reason="r")],
                                DesiredState("dev", "dev", compiler.engine, None, {key: table}, "duckdb"),
                                LiveState({}, {}, frozenset()))
     for statement in changes[0].statements:   # one by one: the helper splits on ';', the name holds one

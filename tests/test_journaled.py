@@ -285,10 +285,10 @@ def test_a_statement_whose_writes_cannot_be_read_is_not_run() -> None:
     the apply stops before its first statement."""
     from reconciler.apply.journaled import journal
     from reconciler.errors import ApplyFailed
-    from reconciler.plan import Change
+    from reconciler.plan import Create
     from reconciler.state import LiveState
 
-    change = Change(action="create", kind="Table", object="sales.t", risk="low", reason="new object",
+    change = Create(kind="Table", object="sales.t", risk="low", reason="new object",
                     statements=("CREATE TABLE `sales`.`t` (",))
     with pytest.raises(ApplyFailed, match="cannot tell which objects this statement writes"):
         journal([change], LiveState({}, {}, frozenset()), "spark", lambda found, rewritten: "point",

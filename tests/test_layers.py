@@ -66,6 +66,34 @@ def test_a_planner_that_reaches_for_an_engine_breaks_its_contract(tmp_path: Path
     assert "reconciler.planning.tenant is not allowed to import reconciler.engines" in result.stdout
 
 
+def test_only_the_journaled_protocol_reaches_for_what_a_journal_needs(tmp_path: Path) -> None:
+    """Restore points, a table's definition, a digest of its rows and a restore from its history are
+    the journaled engines' contract, off the base adapter: only Spark's adapter gives them, and the
+    transactional protocol asking for one, even at call time, breaks the contract that protects them."""
+    from reconciler.engines.contract import Adapter
+    from reconciler.engines.duckdb import DuckDBAdapter
+    from reconciler.engines.journaled_contract import JournaledAdapter
+    from reconciler.engines.postgres import PostgresAdapter
+    from reconciler.engines.spark import SparkAdapter
+
+    hooks = ("restore_point", "definition", "rows_digest", "restore_from_history")
+    assert [hook for hook in hooks if hasattr(Adapter, hook)] == []
+    journaled = [issubclass(a, JournaledAdapter) for a in (DuckDBAdapter, PostgresAdapter, SparkAdapter)]
+    assert journaled == [False, False, True]
+
+    shutil.copytree(ROOT / "reconciler", tmp_path / "reconciler", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    transactional = tmp_path / "reconciler" / "apply" / "transactional.py"
+    transactional.write_text(transactional.read_text()
+                             + "\n\ndef _journal_at_call_time():\n    from ..engines import journaled_contract\n")
+
+    result = lint_imports(tmp_path)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "The journaled engines' contract is the journaled protocol's" in result.stdout and "BROKEN" in result.stdout
+    assert "reconciler.apply.transactional -> reconciler.engines.journaled_contract" in result.stdout
+
+
 def oversized(package: Path) -> dict[str, list[str]]:
     """Each module of `package` over MAX_MODULE_LINES lines or holding a class over MAX_CLASS_LINES (from
     its first decorator to its last line, as `ast` places them), by its path inside the package."""

@@ -30,14 +30,15 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import EngineLandscape
+from pydantic import TypeAdapter, ValidationError
 
 from reconciler.desired.render import render
 from reconciler.desired.validate import load
 from reconciler.engines.contract import adapter_for
 from reconciler.model import ObjectKey
-from reconciler.plan import Plan, TenantPlan
+from reconciler.plan import Change, Plan, TenantPlan
 from reconciler.planning.environment import Workspace
-from reconciler.planning.tenant import Counts, Questions, draft
+from reconciler.planning.tenant import Counts, Draft, Questions, Restoring, draft
 from reconciler.state import Addition, CatalogRecord, ColumnState, LiveObject, LiveState, stable_hash
 from reconciler.views.report import SYMBOLS, plan_text
 
@@ -165,25 +166,88 @@ def _answered(counts: Counts) -> dict[str, set]:
     return {"tables": set(map(str, counts.tables)), "queries": set(counts.queries), "checks": set(counts.checks)}
 
 
-@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
-def test_a_plan_from_values_matches_its_golden_plan(case: Path) -> None:
-    options = _options(case)
+def _drafted(case: Path) -> tuple[Draft, Counts, tuple[str, ...]]:
+    """The case's draft, the counts live.json answers with, and the environment's allow_data_loss."""
     landscape = load(case, "dev")   # from the files: no git
     [tenant] = landscape.environment.tenants
     desired = render(landscape, tenant)
     live, counts = from_json((case / "live.json").read_text())
     compiler = adapter_for(tenant, case)   # an adapter connects to nothing until it is asked to read
+    drafted = draft(compiler, desired, live, under_review=_options(case).get("under_review", False))
+    return drafted, counts, landscape.environment.allow_data_loss
 
-    drafted = draft(compiler, desired, live, under_review=options.get("under_review", False))
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda p: p.name)
+def test_a_plan_from_values_matches_its_golden_plan(case: Path) -> None:
+    drafted, counts, acknowledged = _drafted(case)
     compiled = drafted.compile(counts)
     assert _asked(drafted.questions, compiled.questions) == _answered(counts), \
         "live.json must answer exactly what the plan asks"
-    actual = shown(compiled.plan(counts, landscape.environment.allow_data_loss))
+    actual = shown(compiled.plan(counts, acknowledged))
 
     if UPDATE:
         (case / "expected.txt").write_text(actual)
     assert actual == (case / "expected.txt").read_text()
     assert not (case / ".tenants").exists()   # nothing opened a DuckDB file
+
+
+# -- a restore ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case, statements", [
+    ("table_add_column_in_place", [
+        'DELETE FROM "sales"."orders"',
+        'INSERT INTO "sales"."orders" ("id", "amount") SELECT "id", "amount" FROM "_reconciler_backup"."b1"']),
+    ("spark_parquet_add_column_in_place", [
+        "INSERT OVERWRITE TABLE `sales`.`orders` (`id`, `amount`) "
+        "SELECT `id`, `amount` FROM `_reconciler_backup`.`b1`"]),
+])
+def test_a_restore_is_planned_from_the_columns_the_backup_holds(case: str, statements: list[str]) -> None:
+    """`reconciler restore` asks one question, which columns the backup holds, and puts back those the
+    live table has too, in the table's order, as the engine writes rows over (no DELETE on Spark's
+    parquet tables); a change that loses the current rows on purpose (they are backed up first)."""
+    drafted, _, _ = _drafted(CASES / case)
+    restoring = Restoring(ObjectKey("sales", "orders"), "b1")
+    assert restoring.questions == Questions(backups=("b1",))
+
+    change = restoring.change(drafted.compiler, drafted.live, Counts(backups={"b1": ("amount", "gone", "id")}))
+    assert (change.action, change.object, change.data_loss, change.acknowledged) == \
+        ("update", "sales.orders", True, True)
+    assert list(change.statements) == statements
+
+
+# -- the plan format across the typed changes -------------------------------------------------
+
+WRITTEN_BEFORE = Path(__file__).parent / "cases" / "plan_format" / "planner_cases_before_variants.json"
+
+
+def test_a_plan_file_written_before_the_typed_changes_is_read_as_it_was_and_still_applies() -> None:
+    """planner_cases_before_variants.json: `plan --out` of the planner cases that hold every kind of
+    change there is (each action, blocked, catalog-only, drift, data loss counted and acknowledged,
+    renamed, with an impact), each tenant named by its case, written by the code in which a change was
+    one flat record. Read now, it is written back byte for byte (its fingerprint is the same), and it
+    is the plan those cases give now, which is what apply checks a saved plan against."""
+    text = WRITTEN_BEFORE.read_text()
+    saved = Plan.from_json(text)
+    assert saved.to_json() == text
+    for tenant_plan in saved.tenants:
+        drafted, counts, acknowledged = _drafted(CASES / tenant_plan.tenant)
+        assert drafted.compile(counts).plan(counts, acknowledged).changes == tenant_plan.changes, tenant_plan.tenant
+
+
+@pytest.mark.parametrize("action, field, value", [
+    ("create", "data_loss", True), ("create", "renamed_from", "sales.old"), ("create", "rows", 3),
+    ("create", "details", [{"field": "sql", "op": "change", "before": "a", "after": "b"}]),
+    ("replace", "drift", True), ("delete", "renamed_from", "sales.old"), ("delete", "drift", True),
+    ("delete", "impact", [{"column": "id", "change": "type INT -> BIGINT", "read_by": ["sales.v"]}]),
+])
+def test_a_change_holds_only_what_its_action_can_have(action: str, field: str, value: object) -> None:
+    """The record every change is written as has each field; one its action cannot have must hold
+    that action's value (a create never loses data, only an update or a replace renames)."""
+    record = {"action": action, "kind": "Table", "object": "sales.t", "risk": "low", "reason": "r"}
+    adapter = TypeAdapter(Change)
+    assert adapter.validate_python(record).action == action
+    with pytest.raises(ValidationError, match=f"a change that would {action} has no {field}"):
+        adapter.validate_python({**record, field: value})
 
 
 # -- live.json against the engine -------------------------------------------------------------

@@ -72,7 +72,7 @@ def test_1_the_rebuild_itself_proves_every_value_arrived(engine_landscape: Engin
     from reconciler.engines.ddl import Compiler
     from reconciler.engines.postgres import PostgresCompiler
     from reconciler.model import ObjectKey
-    from reconciler.plan import Change, Detail
+    from reconciler.plan import Detail, Replace
     from reconciler.state import ColumnState, ObjectState
 
     landscape = with_orders(engine_landscape)
@@ -84,7 +84,7 @@ def test_1_the_rebuild_itself_proves_every_value_arrived(engine_landscape: Engin
             ColumnState("placed", "TIMESTAMP"), ColumnState("note", "TEXT")]
     from reconciler.state import LiveObject
     found = LiveObject(key, "Table", tuple(live), ("id",))
-    change = Change(action="replace", kind="Table", object="sales.orders", risk="medium", reason="r",
+    change = Replace(kind="Table", object="sales.orders", risk="medium", reason="r",
                     details=(Detail(field="columns.amount.type", op="change", before="DECIMAL(18, 2)",
                                     after="DECIMAL(5, 1)"),))
     statements = compiler.rebuild_table(key, want, found, change)

@@ -74,7 +74,7 @@ def test_generated_sql_quotes_every_name_so_hostile_names_run_nothing_else(tmp_p
 
     from reconciler.engines.duckdb import DuckDBAdapter
     from reconciler.model import ObjectKey, Tenant
-    from reconciler.plan import Change
+    from reconciler.plan import Create
     from reconciler.state import ColumnState, DesiredState, LiveState, ObjectState
 
     hostile = 'x"; DROP TABLE y; --'  # the issue's example; names never hold '.'
@@ -85,8 +85,8 @@ def test_generated_sql_quotes_every_name_so_hostile_names_run_nothing_else(tmp_p
     desired = DesiredState("dev", "dev", "duckdb", None, {key: table, view.key: view}, "duckdb")
     live = LiveState({}, {}, frozenset({"main"}))
     adapter = DuckDBAdapter(Tenant(name="dev", url=f"duckdb:///{tmp_path}/t.duckdb"), tmp_path)
-    changes = adapter.compile([Change(action="create", kind="Table", object=str(key), risk="low", reason="r"),
-                               Change(action="create", kind="View", object=str(view.key), risk="low", reason="r")],
+    changes = adapter.compile([Create(kind="Table", object=str(key), risk="low", reason="r"),
+                               Create(kind="View", object=str(view.key), risk="low", reason="r")],
                               desired, live)
     with duckdb.connect(str(tmp_path / "t.duckdb")) as connection:
         connection.execute("CREATE TABLE main.y (a INTEGER)")

@@ -25,9 +25,9 @@ from ..engines.contract import Adapter
 from ..errors import GuardRefused, ReconcilerError, StalePlan, TenantError, TenantLocked
 from ..model import ObjectKey
 from ..parallel import each_tenant
-from ..plan import Change, Plan, TenantPlan
+from ..plan import Plan, TenantPlan
 from ..planning.environment import Planned, TenantState
-from ..planning.tenant import check_saved_plan
+from ..planning.tenant import Restoring, check_saved_plan
 from .lifecycle import Progress, TenantResult, new_run_id, warnings
 from .protocols import protocol_for
 from .transactional import FlowRun
@@ -88,14 +88,15 @@ def _require_variables(planned: Planned, plan: Plan) -> None:
 
 def apply_tenant(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str = "apply",
                  progress: Progress | None = None, moved: str = "refuse", allow_data_loss: Sequence[str] = (),
-                 extra: Sequence[Change] = (), smoke: bool = False) -> TenantResult:
+                 restoring: Restoring | None = None, smoke: bool = False) -> TenantResult:
     """Apply one tenant by its protocol. What runs is never `expected` as given: the tenant is planned
     again under its lock, and that plan runs. When it differs from `expected`, `moved="refuse"` stops (a
     saved, reviewed or confirmed plan: exit 5) and `moved="follow"` runs the new plan once the guards
-    pass it (another run got there first). `extra` changes (a restore's) run after it. With `smoke`,
+    pass it (another run got there first). A restore's change (`restoring`), planned under the lock too,
+    runs after it. With `smoke`,
     the apply is first rehearsed with every data flow it deploys run, and rolled back."""
     return protocol_for(state.adapter).apply(state, expected, plan, actor, operation, progress, moved,
-                                             allow_data_loss, extra, smoke)
+                                             allow_data_loss, restoring, smoke)
 
 
 def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .. import plan as plans
 from ..errors import GuardRefused, TenantError
 from ..model import ObjectKey
 from ..planning.environment import Workspace, plan_environment
+from ..planning.tenant import Restoring
 from .executor import TenantResult, apply_tenant, current_actor, drop_backups, release
 
 
@@ -45,8 +45,9 @@ def unlock(workspace: Workspace, environment: str, run_id: str) -> tuple[str, st
 
 
 def restore(workspace: Workspace, environment: str, name: str) -> TenantResult:
-    """Bring a backup's rows back into its table, as one plan applied by the normal protocol
-    (lock, transaction, a backup of the rows it replaces, bind check, audit)."""
+    """Bring a backup's rows back into its table by the normal protocol (lock, transaction, a backup of
+    the rows it replaces, bind check, audit), its change planned like any other, under the lock
+    (`planning.tenant.Restoring`)."""
     tenant, backup = _find_backup(workspace, environment, name)
     planned = plan_environment(workspace, environment, None, [tenant])
     if planned.plan.has_changes:
@@ -57,13 +58,9 @@ def restore(workspace: Workspace, environment: str, name: str) -> TenantResult:
     if key is None or key not in state.live.objects or key not in state.desired.objects:
         raise GuardRefused(f"table {backup['schema_name']}.{backup['table_name']} is not in tenant {tenant}; put it "
                            f"back in the folder (git revert), apply {environment}, then restore")
-    change = plans.Change(action="update", kind="Table", object=str(key), risk="high", data_loss=True,
-                          acknowledged=True, reason=f"restore rows from backup {name} (the current rows are "
-                                                    "backed up first)",
-                          statements=tuple(state.adapter.restore_statements(key, name)))
-    # the tenant must still have nothing pending under the lock; then the restore runs alone
+    # the tenant must still have nothing pending under the lock; there the restore is planned, and runs alone
     return apply_tenant(state, planned.plan.tenants[0], planned.plan, current_actor(workspace.repo), "restore",
-                        extra=(change,))
+                        restoring=Restoring(key, name))
 
 
 def prune_backups(workspace: Workspace, environment: str, older_than_days: int | None,

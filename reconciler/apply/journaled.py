@@ -22,7 +22,7 @@ Never plans; only writes what the journal and the plan say.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sqlglot.errors import SqlglotError
 
@@ -30,6 +30,7 @@ from .. import faults
 from ..desired.sql import qualified, written_objects
 from ..engines import catalog
 from ..engines.contract import Session, StatementFailed
+from ..engines.journaled_contract import JournaledAdapter
 from ..errors import (
     ApplyFailed,
     ChecksFailed,
@@ -43,6 +44,7 @@ from ..model import ObjectKey
 from ..parallel import STOP
 from ..plan import Change, Plan, TenantPlan
 from ..planning.diff import views_to_bind
+from ..planning.tenant import Restoring
 from ..state import LiveObject, LiveState
 from . import last_copy
 from .lifecycle import (
@@ -53,6 +55,7 @@ from .lifecycle import (
     failed_subject,
     new_run_id,
     replan,
+    restored,
     run_checks,
     warnings,
 )
@@ -68,9 +71,9 @@ class CompensationFailed(ApplyFailed):
 
 def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
                     progress: Progress | None, moved: str, allow_data_loss: Sequence[str],
-                    extra: Sequence[Change] = ()) -> TenantResult:
+                    restoring: Restoring | None = None) -> TenantResult:
     run = catalog.Run(new_run_id(), plan, expected, actor, operation)
-    adapter = state.adapter
+    adapter = cast(JournaledAdapter, state.adapter)   # `protocol_for` chose this protocol for being one
     with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
         catalog.create(session)
         recovered = _taken_over(session) + tuple(recover(session, dead) for dead in catalog.running(session))
@@ -78,7 +81,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
         try:
             live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
             run.tenant_plan = tenant_plan
-            changes = (*tenant_plan.changes, *extra)
+            changes = (*tenant_plan.changes, *restored(session, state, live, restoring))
             try:
                 befores = journal(changes, live, adapter.engine,
                                   lambda found, rewritten: adapter.restore_point(session, found, run.run_id, rewritten),
@@ -268,7 +271,7 @@ def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Coll
             for statement in catalog.from_restore_point(engine, before):
                 session.execute(statement)
     for before in rewound:
-        session.adapter.restore_from_history(session, before)
+        cast(JournaledAdapter, session.adapter).restore_from_history(session, before)
     views = [b for b in back if b.kind == "View"]
     while views:   # in plan order; a view whose reads are not back yet waits for the next round
         waiting = []

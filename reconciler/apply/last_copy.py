@@ -7,7 +7,7 @@ session's rows with it, is the tenant as it was); any other comes back from its 
 must be there, and is dropped first only when its rows are the restore point's. A table the run made
 is dropped only when it is empty or its rows are those of a copy that stays (a restore point, or a
 journaled table that stays as it is). Rows are compared by row count and a digest of every value
-(`Adapter.rows_digest`, read fresh), over the columns both have, each cast to the copy's type. When
+(`JournaledAdapter.rows_digest`, read fresh), over the columns both have, each cast to the copy's type. When
 any of it does not hold (a restore point dropped by hand, rows written since it was taken), nothing
 is put back: `PartlyDone` says what is where, every table is kept, and the journal stays for the
 next try. Never runs a statement that writes; `journaled.compensate` acts on what it decides.
@@ -17,9 +17,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from ..engines import catalog
 from ..engines.contract import Session
+from ..engines.journaled_contract import JournaledAdapter
 from ..errors import PartlyDone
 from ..model import ObjectKey
 from ..state import LiveObject
@@ -38,12 +40,13 @@ class _Digests:
 
     def __init__(self, session: Session):
         self.session = session
+        self.adapter = cast(JournaledAdapter, session.adapter)   # only a journaled run is compensated
         self.read: dict[tuple, tuple[int, str]] = {}
 
     def __call__(self, key: ObjectKey, columns: Sequence[tuple[str, str]]) -> tuple[int, str]:
         asked = (key.folded(), tuple(columns))
         if asked not in self.read:
-            self.read[asked] = self.session.adapter.rows_digest(self.session, key, columns)
+            self.read[asked] = self.adapter.rows_digest(self.session, key, columns)
         return self.read[asked]
 
     def rows(self, key: ObjectKey) -> int:
@@ -105,7 +108,8 @@ def _as_journaled(session: Session, table: LiveObject, before: catalog.Before) -
     it where the journal has one)."""
     width = len(before.columns[0]) if before.columns else 4
     columns = tuple((c.name, c.type, c.nullable, c.default)[:width] for c in table.columns)
-    return columns == before.columns and before.definition in (None, session.adapter.definition(table))
+    return columns == before.columns and before.definition in (
+        None, cast(JournaledAdapter, session.adapter).definition(table))
 
 
 def _typed(columns: Sequence) -> tuple[tuple[str, str], ...]:

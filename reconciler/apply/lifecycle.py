@@ -23,7 +23,7 @@ from ..errors import ChecksFailed, GuardRefused, StalePlan
 from ..model import ObjectKey
 from ..plan import Change, Plan, TenantPlan
 from ..planning.environment import TenantState
-from ..planning.tenant import first_difference, plan_through, same_plan
+from ..planning.tenant import Restoring, first_difference, plan_through, restore_through, same_plan
 from ..sessions import StatementFailed
 from ..state import LiveState
 from .checks import run as run_data_checks
@@ -66,6 +66,14 @@ def replan(session: Session, state: TenantState, expected: TenantPlan, plan: Pla
             raise StalePlan(f"tenant {expected.tenant}: the tenant changed between plan and apply "
                             f"({first_difference(tenant_plan, expected)}); nothing was applied; plan again")
     return live, tenant_plan
+
+
+def restored(session: Session, state: TenantState, live: LiveState, restoring: Restoring | None) -> tuple[Change, ...]:
+    """A restore's change, planned under the lock on the tenant as the plan made there read it, to run
+    after that plan (which a restore requires to be empty). It stays out of the tenant's plan: a run
+    records its plan in the audit and writes its changes' objects to the catalog, and a restore changes
+    rows, not what the catalog holds."""
+    return () if restoring is None else (restore_through(session, state.adapter, live, restoring),)
 
 
 def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, TenantPlan]:

@@ -1,5 +1,5 @@
 """The apply protocol of a tenant, chosen once from its adapter: the one place that asks whether an
-engine's DDL is transactional.
+engine's DDL is transactional (an adapter that is a `JournaledAdapter` is not).
 
 Owns the protocol's shape (`ApplyProtocol`: apply a tenant's plan, run a data flow, audit a dry run,
 write the audit's rows, release a dead run, drop backups) and its two kinds: `Transactional` (DuckDB,
@@ -15,9 +15,10 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..engines import catalog
+from ..engines.journaled_contract import JournaledAdapter
 from ..errors import TenantError
 from ..model import ObjectKey
-from ..plan import Change, Plan, TenantPlan
+from ..plan import Plan, TenantPlan
 from .journaled import apply_journaled, recover
 from .lifecycle import Progress, TenantResult
 from .transactional import FlowRun, apply_transactional, record_dry_run, run_flow
@@ -25,6 +26,7 @@ from .transactional import FlowRun, apply_transactional, record_dry_run, run_flo
 if TYPE_CHECKING:
     from ..engines.contract import Adapter, Session
     from ..planning.environment import TenantState
+    from ..planning.tenant import Restoring
 
 
 class ApplyProtocol(Protocol):
@@ -33,7 +35,7 @@ class ApplyProtocol(Protocol):
     changed_outcomes: tuple[str, ...]   # the audit outcomes of a run that may have changed the tenant
 
     def apply(self, state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str,
-              progress: Progress | None, moved: str, allow_data_loss: Sequence[str], extra: Sequence[Change],
+              progress: Progress | None, moved: str, allow_data_loss: Sequence[str], restoring: Restoring | None,
               smoke: bool) -> TenantResult: ...
 
     def run_flow(self, state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,
@@ -55,8 +57,8 @@ class Transactional:
 
     changed_outcomes = ("applied",)   # a run that never ended was rolled back by the engine
 
-    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra, smoke):
-        return apply_transactional(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra,
+    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, restoring, smoke):
+        return apply_transactional(state, expected, plan, actor, operation, progress, moved, allow_data_loss, restoring,
                                    smoke)
 
     def run_flow(self, state, tenant_plan, plan, flow, actor, dry_run):
@@ -95,11 +97,11 @@ class Journaled:
 
     changed_outcomes = ("applied", "running")   # a run that never ended is compensated when found, not before
 
-    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra, smoke):
+    def apply(self, state, expected, plan, actor, operation, progress, moved, allow_data_loss, restoring, smoke):
         if smoke:
             raise TenantError(f"tenant {state.tenant.name}: apply --smoke is not built for {state.adapter.engine} "
                               "yet (a data flow's rows there commit as they are written); nothing was changed")
-        return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, extra)
+        return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, restoring)
 
     def run_flow(self, state, tenant_plan, plan, flow, actor, dry_run):
         raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "
@@ -130,5 +132,6 @@ TRANSACTIONAL, JOURNALED = Transactional(), Journaled()
 
 
 def protocol_for(adapter: Adapter) -> ApplyProtocol:
-    """The tenant's apply protocol: the one question asked of an engine's DDL."""
-    return TRANSACTIONAL if adapter.transactional else JOURNALED
+    """The tenant's apply protocol: the one question asked of an engine's DDL (whether it is rolled back,
+    or its adapter gives what a journal needs instead: `JournaledAdapter`)."""
+    return JOURNALED if isinstance(adapter, JournaledAdapter) else TRANSACTIONAL

@@ -26,6 +26,7 @@ from ..parallel import STOP, stopping
 from ..plan import Change, Plan, TenantPlan
 from ..planning.diff import views_to_bind
 from ..planning.environment import TenantState
+from ..planning.tenant import Restoring
 from ..state import LiveState
 from .checks import run as run_data_checks
 from .lifecycle import (
@@ -36,6 +37,7 @@ from .lifecycle import (
     failed_subject,
     new_run_id,
     replan,
+    restored,
     run_checks,
     warnings,
 )
@@ -43,12 +45,12 @@ from .lifecycle import (
 
 def apply_transactional(state: TenantState, expected: TenantPlan, plan: Plan, actor: str, operation: str = "apply",
                  progress: Progress | None = None, moved: str = "refuse", allow_data_loss: Sequence[str] = (),
-                 extra: Sequence[Change] = (), smoke: bool = False) -> TenantResult:
+                 restoring: Restoring | None = None, smoke: bool = False) -> TenantResult:
     """Apply one tenant in one transaction. What runs is never `expected` as given: the tenant is
     planned again under its lock, inside the transaction (with every table the plan changes locked
     against other writers), and that plan runs. When it differs from `expected`, `moved="refuse"`
     stops (a saved, reviewed or confirmed plan: exit 5) and `moved="follow"` runs the new plan once
-    the guards pass it (another run got there first). `extra` changes (a restore's) run after it.
+    the guards pass it (another run got there first). A restore's change (`restoring`) runs after it.
     The convergence check (a new plan must be empty) runs before commit. With `smoke`, all of it is
     rehearsed first, with every data flow it deploys run and the checks of what they write, and
     rolled back (`_smoke`); then it runs for real."""
@@ -60,12 +62,12 @@ def apply_transactional(state: TenantState, expected: TenantPlan, plan: Plan, ac
         session.begin()
         try:
             if smoke:   # a rehearsal: the whole apply, then every data flow it deploys, then rolled back
-                changes = _statements_and_checks(session, state, expected, plan, moved, allow_data_loss, extra, run,
+                changes = _statements_and_checks(session, state, expected, plan, moved, allow_data_loss, restoring, run,
                                                  None)
                 notes = _smoke(session, state, changes)
                 session.rollback()
                 session.begin()
-            changes = _statements_and_checks(session, state, expected, plan, moved, allow_data_loss, extra, run,
+            changes = _statements_and_checks(session, state, expected, plan, moved, allow_data_loss, restoring, run,
                                              progress)
             tenant_plan = run.tenant_plan
             run.supersede(session)
@@ -85,7 +87,7 @@ def apply_transactional(state: TenantState, expected: TenantPlan, plan: Plan, ac
                           "report it)", ApplyFailed) from None
         except StatementFailed as failure:
             raise _undone(session, run, f"tenant {expected.tenant}: "
-                          f"{failed_subject((*run.tenant_plan.changes, *extra), failure)}: apply failed: "
+                          f"{failed_subject((*run.tenant_plan.changes, *run.restored), failure)}: apply failed: "
                           f"{failure.message}\n  statement: {failure.statement}\n  the tenant was rolled back; "
                           "nothing changed", ApplyFailed) from None
         except BaseException as stopped:   # KeyboardInterrupt, SystemExit, a bug: roll back, say so
@@ -97,12 +99,13 @@ def apply_transactional(state: TenantState, expected: TenantPlan, plan: Plan, ac
 
 
 def _statements_and_checks(session: TransactionalSession, state: TenantState, expected: TenantPlan, plan: Plan,
-                           moved: str, allow_data_loss: Sequence[str], extra: Sequence[Change], run: catalog.Run,
+                           moved: str, allow_data_loss: Sequence[str], restoring: Restoring | None, run: catalog.Run,
                            progress: Progress | None) -> tuple[Change, ...]:
     """Inside the apply transaction: plan again under the lock, run every statement, record the catalog,
     bind the views left in place, run the data checks. The changes that ran."""
     live, run.tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
-    changes = (*run.tenant_plan.changes, *extra)
+    run.restored = restored(session, state, live, restoring)
+    changes = (*run.tenant_plan.changes, *run.restored)
     _execute(session, state.adapter, live, changes, run, progress)
     catalog.write_objects(session, run.tenant_plan.changes, state.desired, run)
     session.check_views(views_to_bind(changes, live, state.desired.engine))

@@ -154,16 +154,6 @@ def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, a
             f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), count(*) FROM {copy}"]
 
 
-def restore_statements(session: CatalogSession, table: ObjectKey, backup: str) -> list[str]:
-    """Replace the table's rows with the backup's, for the columns both have (read now)."""
-    saved = set(columns(session, backup, BACKUP_SCHEMA))
-    common = ", ".join(sql.quote(c, session.engine) for c in columns(session, table.name, table.schema)
-                       if c in saved)
-    target = sql.qualified(table.schema, table.name, session.engine)
-    backup_table = sql.qualified(BACKUP_SCHEMA, backup, session.engine)
-    return session.catalog_store.restore_statements(target, backup_table, common)
-
-
 def drop_backup_statements(session: CatalogSession, backup: str) -> list[str]:
     """A backup's table dropped and its index row gone (where the catalog only appends, a tombstone
     first: `stores.AppendOnly`)."""
@@ -254,6 +244,7 @@ class Run:
         self.outcome = "running"
         self.checks: Sequence[Result] = ()   # what its data checks found: recorded with its outcome
         self.summary: dict[str, int | float] | None = None   # what it did, when that is not its plan's changes
+        self.restored: tuple[Change, ...] = ()   # a restore's change, run after its (empty) plan
 
     def record(self, session: CatalogSession, outcome: str, error: str | None = None, dry_run: bool = False) -> None:
         self.outcome = outcome

@@ -3,9 +3,10 @@
 An adapter reads a tenant through one read session (`reading`: its tables and views, and the
 `_reconciler` catalog through `catalog`), compiles changes into statements for its engine
 (`compile`, pure), and opens a `session`: one connection holding the tenant lock, in which the
-executor runs one transaction. Never decides what to change. `StatementFailed` (`sessions`) and
-`engines` (`engine_registry`) live below the adapters and are named here too, for an adapter written
-against this contract.
+executor runs one transaction (an engine whose DDL cannot be rolled back implements
+`journaled_contract.JournaledAdapter` too, for the journaled protocol). Never decides what to
+change. `StatementFailed` (`sessions`) and `engines` (`engine_registry`) live below the adapters and
+are named here too, for an adapter written against this contract.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..plan import Change, Refusal
 from ..sessions import NOT_ALLOWED, StatementFailed
 from ..state import DesiredState, LiveObject, LiveState, ObjectState
 from . import catalog
-from .stores import IN_PLACE, RUN_COLUMNS, AppendOnly, InPlace
+from .stores import BACKUP_SCHEMA, IN_PLACE, RUN_COLUMNS, AppendOnly, InPlace
 
 
 class Unprovable(Exception):
@@ -98,6 +99,10 @@ class Session(abc.ABC):
         return [row[0] for row in self.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_catalog = current_database() "
             "AND table_schema = ? AND table_name = ? ORDER BY ordinal_position", [schema, table])]
+
+    def backup_columns(self, backup: str) -> list[str]:
+        """The columns a backup the catalog holds has, in order (what a restore can put back)."""
+        return self.table_columns(BACKUP_SCHEMA, backup)
 
     def tables(self, schema: str) -> list[str]:
         """The names of a schema's tables and views."""
@@ -267,7 +272,6 @@ class _Recorded:
 class Adapter(abc.ABC):
     engine: str
     tenant: Tenant
-    transactional = True   # its DDL runs inside a transaction that can be rolled back (the apply protocol)
 
     def __init__(self, tenant: Tenant, repo: Path, lock_timeout: float = 0):
         self.tenant = tenant
@@ -322,38 +326,12 @@ class Adapter(abc.ABC):
             return name
         return f"{name[:46]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
-    # -- journaled runs (engines whose DDL commits statement by statement) ---------------------
-    def restore_point(self, session: Session, found: LiveObject, run_id: str, rewritten: bool) -> str:
-        """Where a journaled run puts a table it touches back from: a copy of its rows, named here
-        and taken before the first statement that touches it. `rewritten`: the run drops the table,
-        renames it away or loses data in it."""
-        return self.backup_name(found.key, run_id)
-
-    def definition(self, found: LiveObject) -> str | None:
-        """The statement that re-creates a live table empty as it is defined (NOT NULL, defaults,
-        format), for a journaled run to bring it back from its copy; None: from the copy alone."""
-        return None
-
-    def rows_digest(self, session: Session, key: ObjectKey, columns: Sequence[tuple[str, str]]) -> tuple[int, str]:
-        """A table's row count and a digest of its values in `columns` ((name, type): each value cast to
-        that type first), read fresh: for a journaled run's compensation to show a copy holds a table's rows
-        before it drops the table (`last_copy`). An engine that gives none drops nothing that has rows."""
-        raise StatementFailed(f"digest of {key}", f"{self.engine} gives no digest of a table's rows")
-
-    def restore_from_history(self, session: Session, before: catalog.Before) -> None:
-        """Put a table back to the version of its own history its restore point names. An engine that
-        keeps no history never names such a point; a journal that does (one edited by hand) is not
-        obeyed, and the compensation stops with it kept."""
-        raise StatementFailed(f"RESTORE {before.key} TO {before.restore_point}",
-                              f"{self.engine} keeps no table history to restore from")
-
-    def restore_statements(self, table: ObjectKey, backup: str) -> list[str]:
-        """Replace the table's rows with the backup's, for the columns both have."""
-        with self.reading() as reading:
-            return catalog.restore_statements(reading, table, backup)
-
     @abc.abstractmethod
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]: ...
+
+    @abc.abstractmethod
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        """What puts a backup's rows back into its table, for `columns` (pure: `planning.tenant.Restoring`)."""
 
     def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
         """What the engine will not alter under a view that reads it (`readers.Pins`): none where views

@@ -15,6 +15,7 @@ from ..desired import sql
 from ..model import ObjectKey
 from ..plan import Change, Check
 from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
+from .stores import BACKUP_SCHEMA
 
 
 class Compiler:
@@ -44,6 +45,12 @@ class Compiler:
             compiled.append(self._additions(change.model_copy(update={"statements": tuple(statements),
                                                                       "checks": checks}), want, live))
         return compiled
+
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        """The table's rows replaced with the backup's, for `columns`."""
+        listed, source = ", ".join(self.q(c) for c in columns), self.qk(ObjectKey(BACKUP_SCHEMA, backup))
+        target = self.qk(table)
+        return [f"DELETE FROM {target}", f"INSERT INTO {target} ({listed}) SELECT {listed} FROM {source}"]
 
     def rebuilds(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> bool:
         """Whether the change copies the table into a new one and swaps it in."""

@@ -176,6 +176,9 @@ class DuckDBAdapter(Adapter):
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         return COMPILER.compile(changes, desired, live)
 
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        return COMPILER.restore_statements(table, backup, columns)
+
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
                  reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
         """The shadow is an in-memory database on the read connection holding the tenant's schema

@@ -216,6 +216,9 @@ class PostgresAdapter(Adapter):
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         return COMPILER.compile(changes, desired, live)
 
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        return COMPILER.restore_statements(table, backup, columns)
+
     def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
         return COMPILER.pinned(change, want, found)
 

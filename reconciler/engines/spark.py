@@ -4,7 +4,7 @@ Owns reading a Spark catalog's schemas, tables (their format and the properties 
 alters in place) and views through one Spark Connect session, and compiling changes into Spark SQL
 for the tenant's table format (`USING parquet`, or `USING delta` with column mapping and column
 defaults). Spark SQL has no transactions (`BEGIN` is a syntax error) and its DDL commits statement
-by statement, so this adapter is not `transactional`: the executor applies to it with the
+by statement, so this adapter is a `JournaledAdapter`: the executor applies to it with the
 journaled protocol (`apply/journaled.py`); this module gives that protocol its tenant lock (`TableLock`),
 a table's definition, a Delta table's restore point in its own history, reads of what other sessions
 committed (`fresh`: Spark keeps a table's file listing per session) and a digest of a table's rows. Parquet tables keep
@@ -30,8 +30,9 @@ from ..model import ObjectKey
 from ..plan import Change, Refusal
 from ..state import DesiredState, LiveObject, LiveState
 from . import catalog
-from .contract import Adapter, Session, StatementFailed, Unprovable
+from .contract import Session, StatementFailed, Unprovable
 from .ddl import Compiler
+from .journaled_contract import JournaledAdapter
 from .spark_catalog import (
     COLUMN_DEFAULTS,
     COLUMN_MAPPING,
@@ -47,7 +48,7 @@ from .spark_catalog import (
     foreign_commits,
 )
 from .spark_lock import _STOPPED, TableLock, _assignments
-from .stores import APPEND_ONLY
+from .stores import APPEND_ONLY, BACKUP_SCHEMA
 
 CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
 RETRIES = 4            # the client's retries of a failed call: about 4 s in all
@@ -92,6 +93,12 @@ class SparkCompiler(Compiler):
                                  or (detail.attribute == "nullable" and detail.after is True))):
                 return False
         return True
+
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        """No DELETE on a parquet table: the rows are overwritten in one statement."""
+        listed = ", ".join(self.q(c) for c in columns)
+        return [f"INSERT OVERWRITE TABLE {self.qk(table)} ({listed}) SELECT {listed} "
+                f"FROM {self.qk(ObjectKey(BACKUP_SCHEMA, backup))}"]
 
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
@@ -143,9 +150,8 @@ def _created_properties(table) -> dict[str, str]:
 COMPILER = SparkCompiler()
 
 
-class SparkAdapter(Adapter):
+class SparkAdapter(JournaledAdapter):
     engine = ENGINE
-    transactional = False
 
     @property
     def exists(self) -> bool:
@@ -298,6 +304,9 @@ class SparkAdapter(Adapter):
         lacking = dict(live.unavailable_formats)
         return [_blocked(change, desired.objects.get(change.key), lacking) for change in compiled] if lacking \
             else compiled
+
+    def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
+        return COMPILER.restore_statements(table, backup, columns)
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager

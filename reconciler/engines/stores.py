@@ -136,9 +136,6 @@ class InPlace:
         session.execute(f"INSERT INTO {CATALOG_SCHEMA}.snapshots VALUES (?, ?, ?, ?, ?, ?, ?)",
                         [environment, tenant, *record, run_id, now()])
 
-    def restore_statements(self, target: str, backup_table: str, common: str) -> list[str]:
-        return [f"DELETE FROM {target}", f"INSERT INTO {target} ({common}) SELECT {common} FROM {backup_table}"]
-
     def drop_backup_statements(self, engine: str, name: str, table: str) -> list[str]:
         return [f"DROP TABLE {table}", f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {name}"]
 
@@ -179,10 +176,6 @@ class AppendOnly:
                        current: Callable[[], tuple | None]) -> None:
         """Appended, not read first (a Spark job each)."""
         session.insert(f"{CATALOG_SCHEMA}.snapshots", [(environment, tenant, *record, run_id, now())])
-
-    def restore_statements(self, target: str, backup_table: str, common: str) -> list[str]:
-        """No DELETE on the engine's tables: the rows are overwritten in one statement."""
-        return [f"INSERT OVERWRITE TABLE {target} ({common}) SELECT {common} FROM {backup_table}"]
 
     def drop_backup_statements(self, engine: str, name: str, table: str) -> list[str]:
         """The tombstone first: a run killed between the two leaves a table no listing shows, never a

@@ -17,7 +17,7 @@ import networkx as nx
 from .. import graph as graphs
 from ..desired import sql
 from ..model import ObjectKey
-from ..plan import Change, Detail
+from ..plan import Change, Delete, Detail
 from ..state import CatalogRecord, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .readers import (
     ENGINE_KINDS,
@@ -240,10 +240,10 @@ def _view(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: s
 def _delete(record: CatalogRecord, found: LiveObject | None) -> Change:
     """Risk and data loss from what the tenant holds (a hand-edited catalog cannot make a table cheap)."""
     if found is not None and found.kind == "Table":
-        return Change(action="delete", kind="Table", object=str(record.key), risk="high",
+        return Delete(kind="Table", object=str(record.key), risk="high",
                       reason="removed from the folder: drops the table and its rows", data_loss=True)
     catalog_only = record.kind not in ENGINE_KINDS or found is None
-    return Change(action="delete", kind=found.kind if found is not None else record.kind, object=str(record.key),
+    return Delete(kind=found.kind if found is not None else record.kind, object=str(record.key),
                   risk="low", reason="removed from the folder", catalog_only=catalog_only)
 
 

@@ -12,7 +12,7 @@ from typing import Protocol
 from .. import graph as graphs
 from ..desired import sql
 from ..model import ObjectKey
-from ..plan import Change, Impact
+from ..plan import CHANGES, Change, Impact
 from ..state import CatalogRecord, DesiredState, LiveObject, LiveState, ObjectState
 
 ENGINE_KINDS = ("Table", "View", "MaterializedTable")   # what the engine holds an object for
@@ -236,6 +236,6 @@ def block_breaking_unmanaged_readers(changes: dict[ObjectKey, Change], desired: 
 
 
 def new_change(action: str, want: ObjectState, risk: str, reason: str, details=(), **flags) -> Change:
-    return Change(action=action, kind=want.kind, object=str(want.key), risk=risk, reason=reason,
-                  details=tuple(details), catalog_only=flags.pop("catalog_only", want.kind not in ENGINE_KINDS),
-                  **flags)
+    return CHANGES[action](kind=want.kind, object=str(want.key), risk=risk, reason=reason,
+                           details=tuple(details),
+                           catalog_only=flags.pop("catalog_only", want.kind not in ENGINE_KINDS), **flags)

@@ -1,8 +1,9 @@
 """Planning one tenant: desired and live state in, an ordered, checked, fingerprinted plan out.
 
 Owns diffing, the row counts a plan needs (`Questions`), folding their answers (`Counts`) into
-the plan, compiling the changes through the engine's `Compiler`, and comparing a saved plan with
-what planning gives now. Pure: planning reads nothing itself. It asks in two rounds: the diff
+the plan, compiling the changes through the engine's `Compiler`, the change `reconciler restore`
+makes (`Restoring`: it asks which columns the backup holds), and comparing a saved plan with what
+planning gives now. Pure: planning reads nothing itself. It asks in two rounds: the diff
 (`draft`) asks the rows of the tables a change would lose or rebuild and what a MaterializedTable's
 query gives, which decide what the changes compile to (`Draft.compile`), whose row checks are
 asked next (`Compiled.plan`). The caller answers each round through its read session
@@ -20,7 +21,7 @@ from .. import plan as plans
 from ..desired import checks
 from ..errors import StalePlan
 from ..model import ObjectKey
-from ..plan import Change, Compiler, Plan, TenantPlan
+from ..plan import Change, Compiler, Plan, TenantPlan, Update
 from ..sessions import StatementFailed
 from ..state import DesiredState, LiveState
 from .diff import diff, unmanaged
@@ -33,6 +34,8 @@ class Reader(Protocol):
 
     def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]: ...
 
+    def backup_columns(self, backup: str) -> list[str]: ...
+
 
 @dataclass(frozen=True)
 class Counts:
@@ -41,6 +44,7 @@ class Counts:
     tables: Mapping[ObjectKey, int] = field(default_factory=dict)
     queries: Mapping[str, int | str] = field(default_factory=dict)   # a string: the engine's refusal
     checks: Mapping[str, int] = field(default_factory=dict)
+    backups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)   # each backup's columns, in order
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Questions:
     tables: tuple[ObjectKey, ...] = ()   # live tables whose rows it states: what a change loses, what is rebuilt
     queries: tuple[str, ...] = ()        # what a MaterializedTable's query gives; the engine may refuse one
     checks: tuple[str, ...] = ()         # row checks: a count other than zero blocks its change
+    backups: tuple[str, ...] = ()        # backups whose rows a restore puts back: which columns they hold
 
     def answer(self, reader: Reader) -> Counts:
         """The counts, read through `reader`. A query the engine refuses is an answer (the plan says why its
@@ -61,7 +66,8 @@ class Questions:
                 queries[query] = reader.count(query)
             except StatementFailed as failure:
                 queries[query] = failure.message
-        return Counts(tables, queries, {query: reader.count(query) for query in self.checks})
+        return Counts(tables, queries, {query: reader.count(query) for query in self.checks},
+                      {backup: tuple(reader.backup_columns(backup)) for backup in self.backups})
 
 
 @dataclass(frozen=True)
@@ -198,6 +204,32 @@ def _acknowledge(tenant_plan: TenantPlan, names: Sequence[str]) -> TenantPlan:
     changes = tuple(c.model_copy(update={"acknowledged": True}) if c.data_loss and c.object.lower() in accepted
                     else c for c in tenant_plan.changes)
     return tenant_plan.model_copy(update={"changes": changes})
+
+
+@dataclass(frozen=True)
+class Restoring:
+    """`reconciler restore`: a backup's rows brought back into the live table it was taken of."""
+
+    table: ObjectKey   # as the tenant has it
+    backup: str
+
+    @property
+    def questions(self) -> Questions:
+        return Questions(backups=(self.backup,))
+
+    def change(self, compiler: Compiler, live: LiveState, counts: Counts) -> Change:
+        """The change that replaces the table's rows with the backup's, for the columns both have: data
+        it loses on purpose, so acknowledged (the rows it replaces are backed up first, as any)."""
+        kept = set(counts.backups[self.backup])
+        columns = [c.name for c in live.objects[self.table].columns if c.name in kept]
+        return Update(kind="Table", object=str(self.table), risk="high", data_loss=True, acknowledged=True,
+                      reason=f"restore rows from backup {self.backup} (the current rows are backed up first)",
+                      statements=tuple(compiler.restore_statements(self.table, self.backup, columns)))
+
+
+def restore_through(reader: Reader, compiler: Compiler, live: LiveState, restoring: Restoring) -> Change:
+    """The restore's change, its question answered through `reader` (an apply's locked session)."""
+    return restoring.change(compiler, live, restoring.questions.answer(reader))
 
 
 def check_saved_plan(saved: Plan, current: Plan) -> None:

@@ -1,0 +1,50 @@
+"""What an engine whose DDL commits statement by statement gives the journaled apply protocol, over
+the adapter contract every engine keeps (`contract.Adapter`).
+
+Owns `JournaledAdapter`: where a run puts a table it touches back from (a restore point), the
+statement that re-creates a table empty as it is defined, a digest of a table's rows (what shows a
+copy holds them), and putting a table back to a version of its own history. An adapter implements it
+or not: `apply/protocols.py: protocol_for` asks which, once, and only the journaled protocol
+(`apply/journaled.py`, `apply/last_copy.py`) calls these. Never decides what to change.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from ..model import ObjectKey
+from ..sessions import StatementFailed
+from ..state import LiveObject
+from . import catalog
+from .contract import Adapter, Session
+
+
+class JournaledAdapter(Adapter):
+    """An adapter whose DDL cannot be rolled back: applied to by a journal, restore points and
+    compensation instead of a transaction."""
+
+    def restore_point(self, session: Session, found: LiveObject, run_id: str, rewritten: bool) -> str:
+        """Where a journaled run puts a table it touches back from: a copy of its rows, named here
+        and taken before the first statement that touches it. `rewritten`: the run drops the table,
+        renames it away or loses data in it."""
+        return self.backup_name(found.key, run_id)
+
+    @abc.abstractmethod
+    def definition(self, found: LiveObject) -> str | None:
+        """The statement that re-creates a live table empty as it is defined (NOT NULL, defaults,
+        format), for a journaled run to bring it back from its copy; None: from the copy alone."""
+
+    @abc.abstractmethod
+    def rows_digest(self, session: Session, key: ObjectKey, columns: Sequence[tuple[str, str]]) -> tuple[int, str]:
+        """A table's row count and a digest of its values in `columns` ((name, type): each value cast to
+        that type first), read fresh: for a journaled run's compensation to show a copy holds a table's rows
+        before it drops the table (`last_copy`). StatementFailed where it cannot be read: the compensation
+        then drops nothing that has rows."""
+
+    def restore_from_history(self, session: Session, before: catalog.Before) -> None:
+        """Put a table back to the version of its own history its restore point names. An engine that
+        keeps no history never names such a point; a journal that does (one edited by hand) is not
+        obeyed, and the compensation stops with it kept."""
+        raise StatementFailed(f"RESTORE {before.key} TO {before.restore_point}",
+                              f"{self.engine} keeps no table history to restore from")
