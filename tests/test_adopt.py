@@ -45,7 +45,7 @@ def test_a_database_built_by_sql_is_adopted_applied_without_statements_and_then_
 
     plan = landscape.run("plan", "dev")
     assert plan.stdout.count("adopting an identical object") == 4, plan.output
-    assert "0 to create" in plan.stdout and "0 to delete" in plan.stdout
+    assert "Plan: adopt 4 objects, 0 changes." in plan.stdout, plan.output
     assert landscape.run("apply", "dev", "--yes").code == 0
     assert landscape.sql("SELECT count(*) FROM sales.customer_master") == [(2,)]   # nothing rebuilt
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 import yaml
+from sqlglot import exp
 
 from ..desired import column_types, sql
 from ..desired.source import ENVIRONMENTS
@@ -62,8 +63,9 @@ def adopt(workspace: Workspace, environment: str, tenant_name: str, schemas: tup
         folded_key = ObjectKey(folder_schema.get(key.schema.lower(), key.schema), key.name)
         if key in live.catalog or folded_key.folded() in declared:
             continue   # managed already, here or by whoever's catalog records it
-        unplain = [n for n in (key.schema, key.name, *(c.name for c in found.columns))
-                   if not re.fullmatch(PLAIN_NAME, n) or len(n) > 63]
+        # a table's columns are written as names; a view's are its query's (`sum(x)` is fine there)
+        named = (c.name for c in found.columns) if found.kind == "Table" else ()
+        unplain = [n for n in (key.schema, key.name, *named) if not re.fullmatch(PLAIN_NAME, n) or len(n) > 63]
         if unplain:
             adopted.left.append((str(key), f"{unplain[0]!r} is not a plain identifier; generated SQL quotes "
                                            "names as written, so the object would be another one"))
@@ -103,7 +105,8 @@ def _table(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tupl
         if column.default is not None:
             entry["default"] = sql.parse_expression(column.default, engine).sql(dialect=dialect)
         columns.append(entry)
-    document = {"kind": "Table", "name": key.name, "schema": key.schema, "columns": columns}
+    document = {"kind": "Table", "name": key.name, "schema": key.schema, **_described(found, engine),
+                "columns": columns}
     if found.primary_key:
         document["primary_key"] = list(found.primary_key)
     return document, None
@@ -123,7 +126,7 @@ def _type(engine_type: str, dialect: str, engine: str) -> str:
 
 def _view(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tuple[dict, str | None]:
     query = view_query(found.engine_sql, engine)
-    document = {"kind": "View", "name": key.name, "schema": key.schema}
+    document = {"kind": "View", "name": key.name, "schema": key.schema, **_described(found, engine)}
     try:
         transpiled = sql.parse(query, engine).sql(dialect=dialect, pretty=True)
         if sql.parse(transpiled, dialect).sql(dialect=engine) == query:
@@ -132,6 +135,20 @@ def _view(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tuple
         pass
     return ({**document, "sql": _Literal(query + "\n")},
             f"the SQL as {engine} reports it: it did not come back unchanged from {dialect}; review it")
+
+
+def _described(found: LiveObject, engine: str) -> dict[str, str]:
+    """`description:` from the comment on the table or view, where the engine keeps one: the adapter
+    reads it as what a DBA added (the statement that puts it back), and that statement is read here."""
+    for addition in found.additions:
+        if addition.column is None and len(addition.recreate) == 1:
+            try:
+                statement = sql.parse(addition.recreate[0], engine)
+            except sql.SqlProblem:
+                continue
+            if isinstance(statement, exp.Comment) and statement.args.get("kind") in ("TABLE", "VIEW"):
+                return {"description": statement.expression.name}
+    return {}
 
 
 def _did_you_mean(name: str, known: list[str]) -> str:
