@@ -83,6 +83,8 @@ def test_a_database_built_by_sql_alone_is_adopted_planned_to_nothing_and_then_ch
     table = yaml.safe_load(landscape.path("environments/dev/sales/customer_master.yaml").read_text())
     assert table["description"] == "Customer master data from the ERP"
     assert table["primary_key"] == ["id"]
+    view = yaml.safe_load(landscape.path("environments/dev/sales/vw_customer_active.yaml").read_text())
+    assert view["description"] == "Active customers of this tenant's region"
     landscape.commit("adopt dev")
 
     plan = landscape.run("plan", "dev")

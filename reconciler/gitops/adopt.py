@@ -14,17 +14,19 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 from sqlglot import exp
 
+from .. import graph as graphs
 from ..desired import column_types, sql
 from ..desired.source import ENVIRONMENTS
 from ..errors import UsageProblem
 from ..model import PLAIN_NAME, ObjectKey
 from ..planning.diff import view_query
 from ..planning.environment import Workspace
-from ..state import LiveObject
+from ..state import LiveObject, LiveState
 
 RESERVED = re.compile(r"^(_reconciler.*|information_schema|pg_.*)$", re.IGNORECASE)
 
@@ -38,7 +40,10 @@ class Adopted:
     left: list[tuple[str, str]] = field(default_factory=list)   # (object, why it was not adopted)
 
 
-def adopt(workspace: Workspace, environment: str, tenant_name: str, schemas: tuple[str, ...] = ()) -> Adopted:
+def adopt(workspace: Workspace, environment: str, tenant_name: str, schemas: tuple[str, ...] = (),
+          selection: str | None = None) -> Adopted:
+    """Write a file for each table and view of the tenant that nothing manages, in `schemas` (all when
+    none) and `selection` (`graph --select`'s expressions, over what the tenant's views read)."""
     landscape = workspace.load(environment)
     names = [t.name for t in landscape.environment.tenants]
     if tenant_name not in names:
@@ -49,50 +54,82 @@ def adopt(workspace: Workspace, environment: str, tenant_name: str, schemas: tup
     folder_schema = {live.lower(): declared for declared, live in landscape.environment.rules_for(tenant).schemas.items()}
     with workspace.adapter(tenant).reading() as reading:
         live = reading.inspect()
-    present = sorted({key.schema for key in live.objects if not RESERVED.match(key.schema)})
-    for schema in schemas:
-        if schema.lower() not in {s.lower() for s in present}:
-            raise UsageProblem(f"tenant {tenant_name} has no schema {schema}{_did_you_mean(schema, present)}; "
-                               f"its schemas: {', '.join(present) or 'none'}")
     declared = {key.folded() for key in landscape.objects}
     adopted = Adopted()
-    root = workspace.repo / ENVIRONMENTS / environment
-    for key, found in sorted(live.objects.items()):
-        if RESERVED.match(key.schema) or (schemas and key.schema.lower() not in {s.lower() for s in schemas}):
-            continue
+    for key in _chosen(live, tenant_name, schemas, selection, engine):
         folded_key = ObjectKey(folder_schema.get(key.schema.lower(), key.schema), key.name)
-        if key in live.catalog or folded_key.folded() in declared:
+        if live.record(key) is not None or folded_key.folded() in declared:
             continue   # managed already, here or by whoever's catalog records it
-        # a table's columns are written as names; a view's are its query's (`sum(x)` is fine there)
-        named = (c.name for c in found.columns) if found.kind == "Table" else ()
-        unplain = [n for n in (key.schema, key.name, *named) if not re.fullmatch(PLAIN_NAME, n) or len(n) > 63]
-        if unplain:
-            adopted.left.append((str(key), f"{unplain[0]!r} is not a plain identifier; generated SQL quotes "
-                                           "names as written, so the object would be another one"))
-            continue
-        path = root / folded_key.schema / f"{folded_key.name}.yaml"
-        if path.exists():
-            adopted.left.append((str(key), f"{path.relative_to(workspace.repo)} exists; never overwritten"))
-            continue
+        found = live.objects[key]
+        path = workspace.repo / ENVIRONMENTS / environment / folded_key.schema / f"{folded_key.name}.yaml"
         try:
+            _check_writable(found, path, workspace.repo)
             document, reported = (_table(folded_key, found, dialect, engine) if found.kind == "Table"
                                   else _view(folded_key, found, dialect, engine))
         except _Unwritable as why:
             adopted.left.append((str(key), str(why)))
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        depth = "../" * (len(path.relative_to(workspace.repo).parts) - 1)
-        path.write_text(f"# yaml-language-server: $schema={depth}schemas/object.schema.json\n"
-                        + (f"# {reported}\n" if reported else "")
-                        + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100))
+        _write(path, workspace.repo, document, reported)
         adopted.written.append(str(path.relative_to(workspace.repo)))
         if reported:
             adopted.as_reported.append(str(key))
     return adopted
 
 
+def _chosen(live: LiveState, tenant_name: str, schemas: tuple[str, ...], selection: str | None,
+            engine: str) -> list[ObjectKey]:
+    """The tenant's tables and views in `schemas` and `selection`, in key order; never the
+    reconciler's own (its catalog, its backups)."""
+    objects = {key: found for key, found in live.objects.items() if not RESERVED.match(key.schema)}
+    present = sorted({key.schema for key in objects})
+    for schema in schemas:
+        if schema.lower() not in {s.lower() for s in present}:
+            raise UsageProblem(f"tenant {tenant_name} has no schema {schema}{_did_you_mean(schema, present)}; "
+                               f"its schemas: {', '.join(present) or 'none'}")
+    if schemas:
+        wanted = {s.lower() for s in schemas}
+        objects = {key: found for key, found in objects.items() if key.schema.lower() in wanted}
+    if selection:
+        chosen = _selected(objects, selection, engine)
+        objects = {key: found for key, found in objects.items() if key in chosen}
+    return sorted(objects)
+
+
+def _selected(objects: dict[ObjectKey, LiveObject], selection: str, engine: str) -> set[ObjectKey]:
+    """What `selection` names (`graph --select`'s expressions) in the graph of what the views read."""
+    folded = {key.folded(): key for key in objects}
+    reads = {}
+    for key, found in objects.items():
+        names = sql.view_reads(found.engine_sql or "", engine)[0] if found.kind == "View" else ()
+        reads[key] = [folded[k] for k in (ObjectKey.parse(name).folded() for name in names if "." in name)
+                      if k in folded]
+    try:
+        return set(graphs.select(graphs.build(reads, {k: found.kind for k, found in objects.items()}), selection))
+    except ValueError as error:
+        raise UsageProblem(f"--select {selection}: {error}") from None
+
+
+def _check_writable(found: LiveObject, path: Path, repo: Path) -> None:
+    # a table's columns are written as names; a view's are its query's (`sum(x)` is fine there)
+    named = (c.name for c in found.columns) if found.kind == "Table" else ()
+    unplain = [n for n in (found.key.schema, found.key.name, *named) if not re.fullmatch(PLAIN_NAME, n) or len(n) > 63]
+    if unplain:
+        raise _Unwritable(f"{unplain[0]!r} is not a plain identifier; generated SQL quotes names as written, so "
+                          "the object would be another one")
+    if path.exists():
+        raise _Unwritable(f"{path.relative_to(repo)} exists; never overwritten")
+
+
+def _write(path: Path, repo: Path, document: dict, reported: str | None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    depth = "../" * (len(path.relative_to(repo).parts) - 1)
+    path.write_text(f"# yaml-language-server: $schema={depth}schemas/object.schema.json\n"
+                    + (f"# {reported}\n" if reported else "")
+                    + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100))
+
+
 class _Unwritable(Exception):
-    """An object the landscape's dialect cannot say as the engine has it."""
+    """An object the landscape cannot say as the engine has it, or whose file is someone's already."""
 
 
 def _table(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tuple[dict, str | None]:
