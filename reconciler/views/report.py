@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..desired import checks, sql
-from ..errors import Diagnostic
+from ..errors import Diagnostic, ReconcilerError
 from ..model import ObjectKey
 from ..plan import ACTIONS, Change, Detail, Plan, TenantPlan, row_count
 
@@ -236,6 +236,13 @@ def _tenant_markdown(tenant: TenantPlan, trimmed: int = 0) -> list[str]:
                 + ", ".join(f"`{name}`" for name in tenant.checks)]
     out += ["", "</details>", ""]
     return out
+
+
+def error_json(error: ReconcilerError) -> dict:
+    """A command that failed, for a program reading its JSON: what failed, the exit code it ends with,
+    and each problem at its file:line:column where the desired state is invalid."""
+    return {"error": {"kind": type(error).__name__, "message": str(error), "exit_code": error.exit_code,
+                      "diagnostics": [d.to_json() for d in getattr(error, "diagnostics", ())]}}
 
 
 def diagnostics_text(diagnostics: Sequence[Diagnostic]) -> str:
