@@ -4,13 +4,15 @@ listed, never guessed, and no file is overwritten (issue 27, item 2)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import yaml
 from conftest import Landscape
-from test_init import initialised
+from test_init import initialised, run_readme_block
 
 RECONCILER = str(Path(sys.executable).parent / "reconciler")
 
@@ -146,3 +148,13 @@ def test_objects_another_environment_manages_are_never_adopted(tmp_path: Path) -
     adopted = landscape.run("adopt", "qa", "--tenant", "qa")
     assert adopted.code == 0 and "adopted 3 objects" in adopted.stdout, adopted.output
     assert not landscape.path("environments/qa/sales/orders.yaml").exists()
+
+
+def test_the_readme_bring_an_existing_database_runs_as_written(tmp_path: Path) -> None:
+    run_readme_block("adopt", tmp_path)
+    shop = tmp_path / "shop"
+    orders = yaml.safe_load((shop / "environments/dev/sales/orders.yaml").read_text())
+    assert orders["description"] == "One row per order" and orders["primary_key"] == ["id"]
+    with duckdb.connect(str(shop / ".tenants" / "dev.duckdb"), read_only=True) as connection:
+        assert connection.execute("SELECT * FROM sales.daily_revenue").fetchall() == [
+            (dt.date(2024, 5, 1), Decimal("9.50"))]   # adopted, not rebuilt: the row is there

@@ -125,7 +125,7 @@ def _write(path: Path, repo: Path, document: dict, reported: str | None) -> None
     depth = "../" * (len(path.relative_to(repo).parts) - 1)
     path.write_text(f"# yaml-language-server: $schema={depth}schemas/object.schema.json\n"
                     + (f"# {reported}\n" if reported else "")
-                    + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=100))
+                    + yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=100))
 
 
 class _Unwritable(Exception):
@@ -165,7 +165,9 @@ def _view(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tuple
     query = view_query(found.engine_sql, engine)
     document = {"kind": "View", "name": key.name, "schema": key.schema, **_described(found, engine)}
     try:
-        transpiled = sql.parse(query, engine).sql(dialect=dialect, pretty=True)
+        statement = sql.parse(found.engine_sql or "", engine)   # the tree view_query read: parsed once
+        transpiled = (statement.expression if statement.key == "create" else statement).sql(dialect=dialect,
+                                                                                              pretty=True)
         if sql.parse(transpiled, dialect).sql(dialect=engine) == query:
             return {**document, "sql": _Literal(transpiled + "\n")}, None
     except sql.SqlProblem:
@@ -197,5 +199,9 @@ class _Literal(str):
     """A multi-line string written as a YAML block (`|`), as a person writes a view's SQL."""
 
 
-yaml.SafeDumper.add_representer(_Literal, lambda dumper, text: dumper.represent_scalar(
-    "tag:yaml.org,2002:str", text, style="|"))
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):   # libyaml's, where PyYAML has it: 10x faster
+    """PyYAML's safe dumper, with view SQL as a block."""
+
+
+_Dumper.add_representer(_Literal, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", str(text),
+                                                                               style="|"))
