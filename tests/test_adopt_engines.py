@@ -2,7 +2,8 @@
 its 22 queries as views), created directly on DuckDB and on PostgreSQL, becomes a landscape with `init`
 and `adopt`; committed, its plan adopts every object and changes nothing, the apply records them
 without a statement (every row stays) and leaves the plan empty, and a view changed through its YAML
-applies like any other."""
+applies like any other. The same on Spark, with the demo's tables and two of its views; a Spark table in
+another format than its tenant's is listed, never written."""
 
 from __future__ import annotations
 
@@ -103,3 +104,63 @@ def test_a_database_built_by_sql_alone_is_adopted_planned_to_nothing_and_then_ch
     assert tenant.columns("sales", "vw_customer_active")[-1] == "status"
     assert tenant.sql("SELECT count(*) FROM sales.vw_customer_segmentation") == [(2,)]
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+SPARK_BY_SQL = (
+    "CREATE SCHEMA sales",
+    "CREATE TABLE sales.customer_master (id BIGINT, name STRING, email STRING, region STRING, "
+    "status STRING DEFAULT 'ACTIVE', created_at TIMESTAMP_NTZ) USING parquet",
+    "CREATE TABLE sales.customer_transactions (id BIGINT, customer_id BIGINT, amount DECIMAL(18, 2), "
+    "currency STRING, channel STRING, transaction_ts TIMESTAMP_NTZ) USING parquet",
+    "CREATE VIEW sales.vw_customer_active AS SELECT id, name, email, region, created_at FROM sales.customer_master "
+    "WHERE status = 'ACTIVE' AND region = 'EU'",
+    "CREATE VIEW sales.vw_transaction_detail AS SELECT t.id AS transaction_id, t.customer_id, c.name AS "
+    "customer_name, c.region, t.amount FROM sales.customer_transactions AS t JOIN sales.vw_customer_active AS c "
+    "ON c.id = t.customer_id",
+    "INSERT INTO sales.customer_master VALUES (1, 'Ada', NULL, 'EU', 'ACTIVE', NULL)",
+)
+
+
+def test_a_spark_database_built_by_sql_alone_is_adopted_planned_to_nothing_and_then_changed(
+        tmp_path: Path, spark_server: str, spark) -> None:
+    landscape = initialised(tmp_path / "mine", "--engine", "sc", "--environments", "dev")
+    landscape.edit("environments/dev/environment.yaml", "sc://localhost:15002", spark_server)
+    landscape.commit("dev's tenant")
+    for statement in SPARK_BY_SQL:
+        spark.sql(statement).collect()
+
+    adopted = landscape.run("adopt", "dev", "--tenant", "dev")
+    assert adopted.code == 0 and "adopted 4 objects" in adopted.stdout, adopted.output
+    table = yaml.safe_load(landscape.path("environments/dev/sales/customer_master.yaml").read_text())
+    assert table["columns"][-1] == {"name": "created_at", "type": "TIMESTAMP_NTZ"}
+    landscape.commit("adopt dev")
+    plan = landscape.run("plan", "dev")
+    assert plan.code == 0 and "Plan: adopt 4 objects, 0 changes." in plan.stdout, plan.output
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert [tuple(row) for row in spark.sql("SELECT id, name FROM sales.customer_master").collect()] == [(1, "Ada")]
+
+    landscape.edit("environments/dev/sales/vw_customer_active.yaml", "created_at\n", "created_at,\n  status\n")
+    landscape.commit("dev: status in vw_customer_active")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert [f.name for f in spark.table("sales.vw_customer_active").schema.fields][-1] == "status"
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+
+def test_a_table_in_another_format_than_the_tenants_is_listed_and_the_rest_adopted(
+        tmp_path: Path, delta_server: str, delta_spark) -> None:
+    """A Spark tenant's tables are made in one format (its rules' table_format, parquet when unset): a
+    Delta table in a parquet tenant cannot be written as a file that adopts it, so it is listed."""
+    landscape = initialised(tmp_path / "mine", "--engine", "sc", "--environments", "dev")
+    landscape.edit("environments/dev/environment.yaml", "sc://localhost:15002", delta_server)
+    landscape.commit("dev's tenant")
+    for statement in ("CREATE SCHEMA sales", "CREATE TABLE sales.kept (id BIGINT) USING parquet",
+                      "CREATE TABLE sales.ledger (id BIGINT) USING delta"):
+        delta_spark.sql(statement).collect()
+    adopted = landscape.run("adopt", "dev", "--tenant", "dev")
+    assert adopted.code == 0 and "adopted 1 object;" in adopted.stdout, adopted.output
+    assert ("not adopted: sales.ledger: it is a delta table, and tenant dev's tables are parquet (its rules' "
+            "table_format)") in adopted.stderr
+    landscape.commit("adopt dev")
+    assert "Plan: adopt 1 object, 0 changes." in landscape.run("plan", "dev").stdout

@@ -77,7 +77,8 @@ def adopt(ctx: click.Context, environment: str, tenant: str, schemas: tuple[str,
         err.print(f"review: {name}: written in the engine's own SQL (it did not survive the round trip)", markup=False)
     for name, why in adopted.left:
         err.print(f"not adopted: {name}: {why}", markup=False)
-    out.print(f"adopted {len(adopted.written)} objects; commit them, then `reconciler plan {environment}`",
+    count = len(adopted.written)
+    out.print(f"adopted {count} object{'s' * (count != 1)}; commit them, then `reconciler plan {environment}`",
               markup=False)
 
 

@@ -51,7 +51,9 @@ def adopt(workspace: Workspace, environment: str, tenant_name: str, schemas: tup
                            f"its tenants: {', '.join(names)}")
     tenant = next(t for t in landscape.environment.tenants if t.name == tenant_name)
     dialect, engine = landscape.environment.dialect, tenant.engine
-    folder_schema = {live.lower(): declared for declared, live in landscape.environment.rules_for(tenant).schemas.items()}
+    rules = landscape.environment.rules_for(tenant)
+    folder_schema = {live.lower(): declared for declared, live in rules.schemas.items()}
+    table_format = rules.table_format or sql.DEFAULT_TABLE_FORMAT.get(engine)   # what its tables are made as
     with workspace.adapter(tenant).reading() as reading:
         live = reading.inspect()
     declared = {key.folded() for key in landscape.objects}
@@ -63,7 +65,7 @@ def adopt(workspace: Workspace, environment: str, tenant_name: str, schemas: tup
         found = live.objects[key]
         path = workspace.repo / ENVIRONMENTS / environment / folded_key.schema / f"{folded_key.name}.yaml"
         try:
-            _check_writable(found, path, workspace.repo)
+            _check_writable(found, path, workspace.repo, table_format, tenant_name)
             document, reported = (_table(folded_key, found, dialect, engine) if found.kind == "Table"
                                   else _view(folded_key, found, dialect, engine))
         except _Unwritable as why:
@@ -109,7 +111,7 @@ def _selected(objects: dict[ObjectKey, LiveObject], selection: str, engine: str)
         raise UsageProblem(f"--select {selection}: {error}") from None
 
 
-def _check_writable(found: LiveObject, path: Path, repo: Path) -> None:
+def _check_writable(found: LiveObject, path: Path, repo: Path, table_format: str | None, tenant_name: str) -> None:
     # a table's columns are written as names; a view's are its query's (`sum(x)` is fine there)
     named = (c.name for c in found.columns) if found.kind == "Table" else ()
     unplain = [n for n in (found.key.schema, found.key.name, *named) if not re.fullmatch(PLAIN_NAME, n) or len(n) > 63]
@@ -118,6 +120,9 @@ def _check_writable(found: LiveObject, path: Path, repo: Path) -> None:
                           "the object would be another one")
     if path.exists():
         raise _Unwritable(f"{path.relative_to(repo)} exists; never overwritten")
+    if found.table_format and found.table_format != table_format:   # no file can say another than the tenant's
+        raise _Unwritable(f"it is a {found.table_format} table, and tenant {tenant_name}'s tables are {table_format} "
+                          f"(its rules' table_format)")
 
 
 def _write(path: Path, repo: Path, document: dict, reported: str | None) -> None:
