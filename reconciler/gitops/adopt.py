@@ -2,9 +2,10 @@
 
 Owns reading one live tenant's unmanaged tables and views and writing one YAML file per object into
 the environment's folder: columns with the engine's types spelled in the landscape's dialect (each
-checked to come back as the engine keeps it), NOT NULL, defaults, the primary key; a view's query
-transpiled to the landscape's dialect and checked by rendering it back for the engine. What cannot be
-written faithfully is listed with the reason, never guessed. Never writes to a tenant, never overwrites
+checked to come back as the engine keeps it), NOT NULL, defaults, the primary key, the comment on the
+table or view as its description; a view's query transpiled to the landscape's dialect and checked by
+rendering it back for the engine. What cannot be written faithfully (a name, a type, a Spark table's
+format) is listed with the reason, never guessed. Never writes to a tenant, never overwrites
 a file, never adopts the reconciler's own schemas or what a catalog already records: the next apply
 records the adopted objects as managed without running a statement (the planner's catalog-only adopt).
 """
