@@ -171,10 +171,12 @@ def _view(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tuple
     query = view_query(found.engine_sql, engine)
     document = {"kind": "View", "name": key.name, "schema": key.schema, **_described(found, engine)}
     try:
-        statement = sql.parse(found.engine_sql or "", engine)   # the tree view_query read: parsed once
-        transpiled = (statement.expression if statement.key == "create" else statement).sql(dialect=dialect,
-                                                                                              pretty=True)
-        if sql.parse(transpiled, dialect).sql(dialect=engine) == query:
+        # the tree view_query read (parsed once), and the transpiled one, are this function's alone (taken
+        # from the shared trees): each is written without the copy sqlglot makes to leave a tree as it was
+        statement = sql.take(found.engine_sql or "", engine)
+        transpiled = (statement.expression if statement.key == "create" else statement).sql(
+            dialect=dialect, pretty=True, copy=False)
+        if sql.take(transpiled, dialect).sql(dialect=engine, copy=False) == query:
             return {**document, "sql": _Literal(transpiled + "\n")}, None
     except sql.SqlProblem:
         pass
