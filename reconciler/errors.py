@@ -46,7 +46,9 @@ class InvalidInput(ReconcilerError):
 
 
 class UnknownEnvironment(ReconcilerError):
-    """The named environment does not exist at the ref being read."""
+    """The named environment does not exist at the ref being read: a usage error, as an unknown tenant is."""
+
+    exit_code = 64
 
 
 class GitError(ReconcilerError):

@@ -3,7 +3,8 @@
 cases/invalid/<case>/: `files/` laid over the demo landscape, optional `remove.txt`
 (paths to delete), `links.txt` (symbolic links to make) and `args.txt` (the command, default
 `validate dev`); `expected.txt`
-is what the command prints on stderr. Every case must exit 1 and leave the tenant as it was.
+is what the command prints on stderr. Every case must exit 1 (or the code `exit.txt` holds: 64 where an
+argument names what does not exist) and leave the tenant as it was.
 
 cases/plan/<case>/: after the demo's dev environment is applied, `setup.sql` runs on the
 tenant (drift, unmanaged objects), `files/` and `remove.txt` edit the folder; `expected.txt`
@@ -14,6 +15,7 @@ code), applying it must converge: the next plan is empty.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -62,12 +64,14 @@ def test_invalid_input_is_reported_and_changes_nothing(landscape: Landscape, cas
     _prepare(landscape, case)
     args = (case / "args.txt").read_text().split() if (case / "args.txt").exists() else ["validate", "dev"]
 
+    code = int((case / "exit.txt").read_text()) if (case / "exit.txt").exists() else 1
+
     result = landscape.run(*args)
 
-    assert result.code == 1, result.output
+    assert result.code == code, result.output
     assert _normalise(result.stderr, landscape) == _expect(case, _normalise(result.stderr, landscape))
     ref = args[args.index("--ref"):args.index("--ref") + 2] if "--ref" in args else []
-    assert landscape.run("apply", args[1], "--yes", *ref).code == 1
+    assert landscape.run("apply", args[1], "--yes", *ref).code == code
     assert snapshot(landscape.tenant()) == before
 
 
@@ -113,3 +117,25 @@ def test_graph_formats_match_golden(landscape: Landscape, fmt: str) -> None:
     assert result.code == 0, result.output
     name = {"mermaid": "expected.mmd", "dot": "expected.dot", "svg": "expected.svg"}[fmt]
     assert result.stdout == _expect(CASES / "graph" / "demo_dev", result.stdout, name)
+
+
+@pytest.mark.parametrize("args, code, kind", [
+    (("plan", "dve", "--format", "json"), 64, "UnknownEnvironment"),
+    (("plan", "dev", "--format", "json", "--tenant", "dve"), 64, "UsageProblem"),
+    (("plan", "dev", "--format", "json"), 1, "InvalidInput"),
+], ids=["unknown environment", "unknown tenant", "invalid file"])
+def test_a_plan_that_fails_in_json_answers_stdout_with_the_error(landscape: Landscape, args: tuple, code: int,
+                                                                 kind: str) -> None:
+    """A program reading `plan --format json` from stdout gets an error object, not nothing; stderr and
+    the exit code say it as for every format."""
+    if kind == "InvalidInput":
+        landscape.write("environments/dev/sales/extra.yaml", "kind: Table\nname: extra\nschema: sales\n"
+                                                             "descripton: x\ncolumns: [{name: id, type: BIGINT}]\n")
+    result = landscape.run(*args)
+    assert result.code == code, result.output
+    error = json.loads(result.stdout)["error"]
+    assert (error["kind"], error["exit_code"]) == (kind, code) and error["message"] in result.stderr
+    if kind == "InvalidInput":
+        assert error["diagnostics"] == [{"file": "environments/dev/sales/extra.yaml", "line": 4, "column": 13,
+                                         "code": "schema", "message": "unknown field 'descripton' "
+                                                                      "(did you mean description?)"}]

@@ -19,7 +19,6 @@ from test_workflows import actionlint
 
 from reconciler.model import json_schemas
 
-START, END = "<!-- own-landscape -->\n```bash\n", "```\n<!-- /own-landscape -->"
 
 
 def initialised(root: Path, *options: str) -> Landscape:
@@ -33,6 +32,20 @@ def initialised(root: Path, *options: str) -> Landscape:
         config.set_value("user", "email", "test@example.invalid")
     code.commit("a new landscape")
     return code
+
+
+def run_readme_block(name: str, cwd: Path) -> None:
+    """The README's bash block between `<!-- name -->` and `<!-- /name -->`, run as written in `cwd` with
+    this Python's `reconciler` first on the PATH; fails the test with its output when it fails."""
+    text = (ROOT / "README.md").read_text()
+    start, end = f"<!-- {name} -->\n```bash\n", f"```\n<!-- /{name} -->"
+    block = text[text.index(start) + len(start):text.index(end)]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "GIT_AUTHOR_NAME": "Test User", "GIT_AUTHOR_EMAIL": "test@example.invalid",
+           "GIT_COMMITTER_NAME": "Test User", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
+    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -138,14 +151,7 @@ def test_an_empty_folder_is_refused_on_a_tenant_that_manages_objects(landscape: 
 
 
 def test_the_readme_start_your_own_landscape_runs_as_written(tmp_path: Path) -> None:
-    text = (ROOT / "README.md").read_text()
-    block = text[text.index(START) + len(START):text.index(END)]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "GIT_AUTHOR_NAME": "Test User", "GIT_AUTHOR_EMAIL": "test@example.invalid",
-           "GIT_COMMITTER_NAME": "Test User", "GIT_COMMITTER_EMAIL": "test@example.invalid"}
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_readme_block("own-landscape", tmp_path)
     landscape = tmp_path / "my-landscape"
     import duckdb
 

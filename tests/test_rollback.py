@@ -147,7 +147,7 @@ def test_rollback_needs_a_ref_that_holds_the_environment(landscape: Landscape) -
     without_dev = landscape.commit("dev folder removed")
     landscape.repo.git.revert(without_dev, "--no-edit")
     result = landscape.run("rollback", "dev", "--to", without_dev)
-    assert result.code == 1
+    assert result.code == 64   # a usage error, as an unknown tenant is
     assert f"environment 'dev' does not exist in the ref {without_dev}" in result.stderr
     assert not landscape.tenant().exists()
 

@@ -58,23 +58,27 @@ def init(folder: str, engine: str, environments: str, force: bool, package: str)
 @click.argument("environment")
 @click.option("--tenant", required=True, help="The tenant whose tables and views to adopt.")
 @click.option("--schema", "schemas", multiple=True, help="Only this schema (repeatable).")
+@click.option("--select", "selection", help="Only these objects, as `graph --select` names them: 'name', '+name' "
+              "(and what it reads), 'name+', 'schema:sales', 'kind:View' (space-separated terms are a union).")
 @click.pass_context
-def adopt(ctx: click.Context, environment: str, tenant: str, schemas: tuple[str, ...]) -> None:
+def adopt(ctx: click.Context, environment: str, tenant: str, schemas: tuple[str, ...], selection: str | None) -> None:
     """Write one YAML file per table and view TENANT holds that no catalog manages; the next apply
     records them as managed without running a statement.
 
     \b
     Example:
       reconciler adopt dev --tenant dev --schema sales
+      reconciler adopt dev --tenant dev --select '+sales.vw_order_totals'
     """
-    adopted = lazy("reconciler.gitops.adopt").adopt(workspace_of(ctx), environment, tenant, schemas)
+    adopted = lazy("reconciler.gitops.adopt").adopt(workspace_of(ctx), environment, tenant, schemas, selection)
     for path in adopted.written:
         out.print(f"wrote {path}", markup=False)
     for name in adopted.as_reported:
         err.print(f"review: {name}: written in the engine's own SQL (it did not survive the round trip)", markup=False)
     for name, why in adopted.left:
         err.print(f"not adopted: {name}: {why}", markup=False)
-    out.print(f"adopted {len(adopted.written)} objects; commit them, then `reconciler plan {environment}`",
+    count = len(adopted.written)
+    out.print(f"adopted {count} object{'s' * (count != 1)}; commit them, then `reconciler plan {environment}`",
               markup=False)
 
 

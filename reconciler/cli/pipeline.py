@@ -94,8 +94,13 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
       reconciler plan prod --ref origin/main --format json --out prod.plan.json
       reconciler plan dev --no-verify
     """
-    made, graph = reconcile.plan_for_review(workspace_of(ctx, lock_timeout), environment, ref, tenants,
-                                            verify=not no_verify)
+    try:
+        made, graph = reconcile.plan_for_review(workspace_of(ctx, lock_timeout), environment, ref, tenants,
+                                                verify=not no_verify)
+    except ReconcilerError as error:
+        if fmt == "json":   # a program reading stdout is answered too; stderr and the exit code say it as ever
+            out.print(json.dumps(report.error_json(error), indent=2, sort_keys=True), markup=False)
+        raise
     if out_file:
         Path(out_file).write_text(made.to_json())
     if fmt == "json":

@@ -67,6 +67,25 @@ def engine_type(type_sql: str, engine: str) -> str:
         return type_sql
 
 
+@functools.cache
+def type_words(dialect: str) -> tuple[str, ...]:
+    """The words `dialect` reads a type by (its tokenizer's keywords for its parser's type tokens): what
+    a misspelt type is compared with."""
+    read = Dialect.get_or_raise(dialect)
+    return tuple(sorted(word for word, kind in read.tokenizer_class.KEYWORDS.items()
+                        if kind in read.parser_class.TYPE_TOKENS and word.replace("_", "").isalnum()))
+
+
+def unknown_word(type_sql: str, dialect: str) -> str | None:
+    """The word `type_sql` starts with when `dialect` reads it as a plain word, not a type (BIGINTT);
+    None otherwise."""
+    try:
+        first = Dialect.get_or_raise(dialect).tokenize(type_sql)[0]
+    except (TokenError, IndexError):
+        return None
+    return first.text if first.token_type == TokenType.VAR else None   # a keyword (NOT) is no misspelt type
+
+
 def length_bound(type_sql: str, engine: str) -> tuple[str, int] | None:
     """('CHAR' or 'VARCHAR', n) for a column type of bounded length (as `column_type` spells it), else None."""
     try:

@@ -7,6 +7,7 @@ validates or interprets what a document says.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 from collections.abc import Iterator
@@ -211,7 +212,9 @@ def available_environments(repo: Path, ref: str | None) -> list[str]:
 
 def _unknown(name: str, available: list[str], where: str) -> str:
     known = ", ".join(available) or "none"
-    return f"environment '{name}' does not exist in the {where} (environments: {known})"
+    close = difflib.get_close_matches(name, available, n=1)
+    return (f"environment '{name}' does not exist in the {where} (environments: {known})"
+            + (f"; did you mean {close[0]}?" if close else ""))
 
 
 def open_repo(repo: Path) -> git.Repo:

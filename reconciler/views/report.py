@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from html import escape
 
@@ -17,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..desired import checks, sql
-from ..errors import Diagnostic
+from ..errors import Diagnostic, ReconcilerError
 from ..model import ObjectKey
 from ..plan import ACTIONS, Change, Detail, Plan, TenantPlan, row_count
 
@@ -27,6 +28,30 @@ STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete":
 
 def summary_line(counts: dict[str, int]) -> str:
     return "Plan: " + ", ".join(f"{counts[a]} to {a}" for a in ACTIONS) + "."
+
+
+def adopting(change: Change) -> bool:
+    """An unmanaged object identical to its YAML: the apply records it as managed and runs no statement
+    (the only catalog-only update that carries no field that differs)."""
+    return change.action == "update" and change.catalog_only and not change.details and not change.conflict
+
+
+def counted(changes: Sequence[Change]) -> tuple[int, dict[str, int]]:
+    """How many of `changes` adopt an object, and the others by action."""
+    counts = Counter(change.action for change in changes if not adopting(change))
+    return len(changes) - sum(counts.values()), {action: counts.get(action, 0) for action in ACTIONS}
+
+
+def plan_summary(changes: Sequence[Change]) -> str:
+    """The counts of `changes` by action, adoptions apart as what they are: "Plan: adopt 36 objects,
+    0 changes."."""
+    adopted, counts = counted(changes)
+    line = summary_line(counts)
+    if not adopted:
+        return line
+    changed = sum(counts.values())
+    return (f"Plan: adopt {adopted} object{'s' * (adopted != 1)}, {changed} change{'s' * (changed != 1)}"
+            + (f" ({line.removeprefix('Plan: ').removesuffix('.')})." if changed else "."))
 
 
 def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
@@ -53,9 +78,9 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
         for refusal in tenant.refused:
             lines.append((f"  ! would fail at apply: {refusal.object}: {refusal.message}", "red"))
             lines.append((f"        statement: {refusal.statement}", "red"))
-        lines.append(("  " + summary_line(tenant.summary), None))
+        lines.append(("  " + plan_summary(tenant.changes), None))
     lines.append(("", None))
-    lines.append((summary_line(plan.summary) if plan.has_changes else
+    lines.append((plan_summary([c for t in plan.tenants for c in t.changes]) if plan.has_changes else
                   "No changes. Every tenant matches the desired state.", "bold"))
     return lines
 
@@ -162,7 +187,9 @@ def _plan_markdown(plan: Plan, graph: nx.DiGraph | None, trimmed: int) -> str:
 def _headline(plan: Plan) -> str:
     if not plan.has_changes:
         return f"**reconciler plan for `{plan.environment}`**: no changes (at `{plan.ref}`)"
-    actions = ", ".join(f"{count} to {action}" for action, count in plan.summary.items() if count)
+    adopted, counts = counted([change for tenant in plan.tenants for change in tenant.changes])
+    actions = ", ".join([*([f"adopt {adopted}"] if adopted else []),
+                         *(f"{count} to {action}" for action, count in counts.items() if count)])
     per_tenant = ", ".join(f"{t.tenant} {len(t.changes)}" for t in plan.tenants)
     return (f"**reconciler plan for `{plan.environment}`**: {actions} (per tenant: {per_tenant}; "
             f"at `{plan.ref}`)")
@@ -188,7 +215,7 @@ def _changed_graph(plan: Plan, graph: nx.DiGraph, most: int = 80) -> list[str]:
 
 
 def _tenant_markdown(tenant: TenantPlan, trimmed: int = 0) -> list[str]:
-    out = [f"<details><summary><b>{tenant.tenant}</b> ({tenant.engine}): {summary_line(tenant.summary)}"
+    out = [f"<details><summary><b>{tenant.tenant}</b> ({tenant.engine}): {plan_summary(tenant.changes)}"
            "</summary>", ""]
     if not tenant.changes:
         out.append("No changes.")
@@ -209,6 +236,13 @@ def _tenant_markdown(tenant: TenantPlan, trimmed: int = 0) -> list[str]:
                 + ", ".join(f"`{name}`" for name in tenant.checks)]
     out += ["", "</details>", ""]
     return out
+
+
+def error_json(error: ReconcilerError) -> dict:
+    """A command that failed, for a program reading its JSON: what failed, the exit code it ends with,
+    and each problem at its file:line:column where the desired state is invalid."""
+    return {"error": {"kind": type(error).__name__, "message": str(error), "exit_code": error.exit_code,
+                      "diagnostics": [d.to_json() for d in getattr(error, "diagnostics", ())]}}
 
 
 def diagnostics_text(diagnostics: Sequence[Diagnostic]) -> str:

@@ -8,6 +8,8 @@ never one about a file already broken. Never parses SQL: `statements` gives what
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
+
 import networkx as nx
 
 from ... import graph as graphs
@@ -39,18 +41,18 @@ def dependencies(run: Run, key: ObjectKey, objects, facts, index, connections) -
             run.report(document, "cycle", f"{key} reads itself", "sql")
     if isinstance(obj, DataFlow):
         target = index.get(ObjectKey.parse(obj.target).folded())
-        if obj.target.lower() in run.broken:
+        if run.unknowable(obj.target):
             pass
         elif target is None or not isinstance(objects[target], Table):
             what = "is not a Table" if target else "does not exist"
             run.report(document, "reference", f"target {obj.target} {what}"
-                       f"{did_you_mean(obj.target, [str(k) for k in objects])}", "target")
+                       f"{_hint(run, obj.target, [str(k) for k in objects])}", "target")
         else:
             found.append(target)
             if obj.mode == "upsert":
                 _upsert(run, document, obj, objects[target], facts.get(key))
         connection = _connection(obj.connection, index, connections, objects)
-        if connection is None and obj.connection.lower() not in run.broken:
+        if connection is None and not run.unknowable(obj.connection):
             names = [o.name for o in objects.values() if isinstance(o, Connection)]
             run.report(document, "reference", f"connection {obj.connection} does not exist"
                        f"{did_you_mean(obj.connection, names)}", "connection")
@@ -82,16 +84,25 @@ def relation(run: Run, document, reference: str, index, objects, loc: tuple = ("
         return None
     resolved = index.get(wanted.folded())
     if resolved is None:
-        if reference.lower() not in run.broken:
+        if not run.unknowable(reference):
             others = [str(k) for k in objects if run.documents[k] is not document]
-            run.report(document, "reference", f"{reference} does not exist"
-                       f"{did_you_mean(reference, others)}", *loc)
+            run.report(document, "reference", f"{reference} does not exist{_hint(run, reference, others)}", *loc)
         return None
     if not isinstance(objects[resolved], READABLE):
         run.report(document, "reference", f"{reference} is a {objects[resolved].kind}; SQL can "
                    "only read tables and views", *loc)
         return None
     return resolved
+
+
+def _hint(run: Run, reference: str, others: list[str]) -> str:
+    """What follows "does not exist": where the file named after the object declares another name, the
+    typo is likely there, never to be copied here; else a did-you-mean."""
+    name = reference.lower().rpartition(".")[2]
+    for key, document in run.documents.items():
+        if PurePosixPath(document.path).stem.lower() == name and key.name.lower() != name:
+            return f"; {document.path} declares {key} (a typo there?)"
+    return did_you_mean(reference, others)
 
 
 def connections_by_name(objects) -> dict[str, list[ObjectKey]]:

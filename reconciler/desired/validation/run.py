@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import typing
 from collections.abc import Iterable
+from pathlib import PurePosixPath
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ... import secrets
 from ...errors import Diagnostic
@@ -39,17 +41,26 @@ class Run:
         self.diagnostics: list[Diagnostic] = list(source.diagnostics)
         self.documents: dict[ObjectKey, Document] = {}
         self.broken: set[str] = set()  # names of objects whose files are invalid: no cascades
+        # the names of files that could not be read at all (not YAML): what each declares is unknown, and
+        # its name is likely the object's
+        self.unread = {PurePosixPath(d.path).stem.lower() for d in source.diagnostics}
         self.dialect = DEFAULT_DIALECT   # the environment's, once environment.yaml is read
         self.duplicated: set[ObjectKey] = set()
         self.callers: tuple[frozenset[str], frozenset[str]] = (frozenset(), frozenset())
         # ^ the engines SQL runs on, and the functions of their own the environment allows (`policy`)
+
+    def unknowable(self, name: str) -> bool:
+        """Whether `name` (schema.name or name) may be what a broken or unread file declares: a
+        reference to it is not reported (the file's problem is, once)."""
+        return name.lower() in self.broken or name.lower().rpartition(".")[2] in self.unread
 
     def report(self, document: Document | None, code: str, message: str, *loc: str | int) -> None:
         if document is None:
             return
         self.diagnostics.append(document.diagnostic(code, message, *loc))
 
-    def pydantic(self, document: Document, error: ValidationError) -> None:
+    def pydantic(self, document: Document, error: ValidationError, model: type[BaseModel]) -> None:
+        """Each problem pydantic found validating `document` as `model`, in words."""
         problems = error.errors()
         for problem in problems:
             loc = tuple(str(p) for p in problem["loc"])
@@ -61,7 +72,7 @@ class Run:
                     problem.get("ctx", {}).get("pattern", "").startswith("^env:") and \
                     any(secrets.SECRET_KEY.search(part) for part in loc):
                 continue  # reported once, as a literal secret
-            self.report(document, "schema", explain(problem, loc), *loc)
+            self.report(document, "schema", explain(problem, loc, model), *loc)
 
     @contextlib.contextmanager
     def quiet(self):
@@ -94,11 +105,11 @@ class Run:
                                                        what + refused.message))
 
 
-def explain(problem: dict, loc: tuple[str, ...]) -> str:
+def explain(problem: dict, loc: tuple[str, ...], model: type[BaseModel]) -> str:
     field_name = loc[-1] if loc else "document"
     kind = problem["type"]
     if kind == "extra_forbidden":
-        return f"unknown field '{field_name}'"
+        return f"unknown field '{field_name}'{did_you_mean(field_name, fields_at(model, loc[:-1]))}"
     if kind == "too_short":
         return f"'{field_name}' needs at least one item"
     if kind == "value_error":
@@ -114,6 +125,29 @@ def explain(problem: dict, loc: tuple[str, ...]) -> str:
             return f"'{field_name}' must be a reference such as env:NAME, never a literal value"
         return f"'{problem['input']}' is not a plain name: {NAME_RULES.get(pattern, 'see the schema')}"
     return f"{field_name}: {problem['msg']}"
+
+
+def fields_at(model: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
+    """The fields, as YAML spells them, of the mapping at `loc` in a document validated as `model` (a
+    column's at `columns.2`); none where `loc` leads to no model (a mapping of free keys)."""
+    models = [model]
+    for part in loc:
+        if part.isdigit():   # an item of a list: the list's model
+            continue
+        named = [m for m in models if m.__name__ == part]   # a union's member, as pydantic names it
+        if named:
+            models = named
+            continue
+        fields = [f for m in models for name, f in m.model_fields.items() if part in (name, f.alias)]
+        models = [found for f in fields for found in _models_in(f.annotation)]
+    return sorted({f.alias or name for m in models for name, f in m.model_fields.items()})
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    """The models an annotation holds: itself, or those inside a list, tuple, dict, union or Optional."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in typing.get_args(annotation) for model in _models_in(arg)]
 
 
 def did_you_mean(word: str, candidates: Iterable[str], objects=None) -> str:

@@ -35,7 +35,7 @@ def environment(run: Run, known: set[str]) -> Environment | None:
     try:
         environment = Environment.model_validate(document.written(*PARAMETER_PLACES))
     except ValidationError as error:
-        run.pydantic(document, error)
+        run.pydantic(document, error, Environment)
         return None
     if environment.name != run.source.name:
         run.report(document, "environment", f"name '{environment.name}' does not match its "
@@ -117,7 +117,7 @@ def _object(run: Run, document: Document):
     try:
         obj = OBJECT_KINDS[kind].model_validate(data)
     except ValidationError as error:
-        run.pydantic(document, error)
+        run.pydantic(document, error, OBJECT_KINDS[kind])
         name, schema = str(data.get("name", "")).lower(), str(data.get("schema", "")).lower()
         run.broken |= {name, f"{schema}.{name}"}
         return None
@@ -131,8 +131,14 @@ def _object(run: Run, document: Document):
             try:
                 sql.normalize_type(column.type, run.dialect, run.dialect)
             except sql.SqlProblem as problem:
-                run.report(document, "type", str(problem), "columns", index, "type")
+                _type_problem(run, document, problem, column.type, index)
     return obj
+
+
+def _type_problem(run: Run, document: Document, problem: sql.SqlProblem, type_sql: str, index: int) -> None:
+    word = column_types.unknown_word(type_sql, run.dialect)
+    hint = did_you_mean(word, column_types.type_words(run.dialect)) if word else ""
+    run.report(document, "type", f"{problem}{hint}", "columns", index, "type")
 
 
 def _table(run: Run, document: Document, table: Table) -> None:
@@ -145,7 +151,7 @@ def _table(run: Run, document: Document, table: Table) -> None:
         try:
             column_types.declared(column.type, run.dialect)
         except sql.SqlProblem as problem:
-            run.report(document, "type", str(problem), "columns", index, "type")
+            _type_problem(run, document, problem, column.type, index)
         if column.default is not None:
             try:
                 default = sql.parse_expression(column.default, run.dialect)
