@@ -1,6 +1,7 @@
-"""The vocabulary of talking to a tenant: a statement the engine refused (`StatementFailed`), and
-what the catalog asks of a session (`CatalogSession`), named below the adapters so that the
-catalog, the data checks and the planner need not import the adapter contract to name them.
+"""The vocabulary of talking to a tenant: a statement the engine refused (`StatementFailed`), an
+endpoint that stopped answering (`EndpointLost`), and what the catalog asks of a session
+(`CatalogSession`), named below the adapters so that the catalog, the data checks and the planner
+need not import the adapter contract to name them.
 
 Owns only these names; never opens a connection (an adapter's `Session` does, and satisfies
 `CatalogSession` by its shape). Imports nothing of ours above it (`disclosure`, to show an engine's message).
@@ -12,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from . import disclosure
+from .errors import TenantError
 
 NOT_ALLOWED = "42501"   # SQLSTATE insufficient_privilege
 
@@ -33,6 +35,11 @@ class StatementFailed(Exception):
         """The engine refused `statement` with `error`: its first line, as it may be shown."""
         said = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         return cls(statement, disclosure.shown(said, statement, sqlstate), sqlstate)
+
+
+class EndpointLost(StatementFailed, TenantError):
+    """The tenant's endpoint stopped answering mid-session (its server died, or the network to it): nothing
+    more is run or read there, a compensation included; the caller says what is where (exit 1)."""
 
 
 class TransactionalSession(Protocol):

@@ -342,9 +342,12 @@ def delta_jars() -> list[Path]:
 
 
 @contextlib.contextmanager
-def spark_connect_server(work: Path, jars: list[Path]) -> Iterator[str]:
-    """A Spark Connect server on a free port, its warehouse in `work`, with `jars` (Delta's: then with
-    its session extension and catalog); yields its `sc://` URL once it says it listens."""
+def spark_connect_server(work: Path, jars: list[Path], port: int | None = None,
+                         lasting: bool = False) -> Iterator[str]:
+    """A Spark Connect server on `port` (else a free one), its warehouse in `work`, with `jars` (Delta's:
+    then with its session extension and catalog); yields its `sc://` URL once it says it listens. Its
+    catalog is in memory, or, `lasting`, a Hive metastore in `work` (Derby), which a server started again
+    on the same `work` finds as it was left."""
     import socket
     import threading
 
@@ -352,15 +355,19 @@ def spark_connect_server(work: Path, jars: list[Path]) -> Iterator[str]:
 
     home = Path(pyspark.__file__).parent
     jar = next((home / "jars").glob("spark-connect_*.jar"))
-    with socket.socket() as probe:   # a free port, chosen by the kernel
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    if port is None:
+        with socket.socket() as probe:   # a free port, chosen by the kernel
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     delta = ["--jars", ",".join(map(str, jars)), *(part for conf in DELTA_CONF for part in ("--conf", conf))] \
         if jars else []
+    catalog = ["--conf", "spark.sql.catalogImplementation=hive", "--driver-java-options", f"-Dderby.system.home={work}",
+               "--conf", f"spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName={work}/metastore;"
+               "create=true"] if lasting else ["--conf", "spark.sql.catalogImplementation=in-memory"]
     server = subprocess.Popen(
         [str(home / "bin" / "spark-submit"), "--class", "org.apache.spark.sql.connect.service.SparkConnectServer",
          "--master", "local[2]", "--driver-memory", "1g", "--conf", "spark.ui.enabled=false", *delta,
-         "--conf", "spark.sql.catalogImplementation=in-memory", "--conf", f"spark.sql.warehouse.dir={work}",
+         *catalog, "--conf", f"spark.sql.warehouse.dir={work}",
          "--conf", f"spark.connect.grpc.binding.port={port}", str(jar)],
         env={**os.environ, "SPARK_HOME": str(home)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)

@@ -161,7 +161,7 @@ def test_a_delta_cases_statements_run_on_delta_and_the_compensation_puts_the_tab
         for restore_point in befores:   # a run copies just before the statement that first touches the table
             if restore_point.restore_point and restore_point.version is None:
                 session.execute(catalog.backup_statements("spark", restore_point.key, restore_point.restore_point,
-                                                          "r1", catalog.now())[0])
+                                                          "r1", catalog.now())[-1])
         for change in changes:
             assert [session.execute(check.query)[0][0] for check in change.checks] == [0] * len(change.checks)
             for statement in change.statements:

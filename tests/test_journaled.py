@@ -5,14 +5,17 @@ of a killed apply by the next one, and the lock two runs cannot both hold.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Hold, Landscape
+from conftest import Hold, Landscape, landscape_on_spark, spark_connect_server
 
 ENVIRONMENT = "environments/dev/environment.yaml"
 MASTER = "environments/dev/sales/customer_master.yaml"
@@ -123,7 +126,7 @@ def test_a_killed_apply_is_compensated_by_the_next_one(applied: Landscape, spark
     a_rebuild_and_a_view(applied)
     statements = [s for c in json.loads(applied.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
                   for s in c["statements"]]
-    assert len(statements) + 1 > after   # with the restore point, each fault point falls inside the apply
+    assert len(statements) + 2 > after   # with the restore point (indexed, copied), each falls inside the apply
 
     killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
                             env={**os.environ, "RECONCILER_FAULT": f"SIGKILL:{after}"}, capture_output=True, text=True)
@@ -176,7 +179,7 @@ def test_a_row_another_session_commits_during_a_rebuild_is_never_lost(applied: L
     a_rebuild_and_a_view(applied)
     statements = flat_statements(applied)
     proof = next(i for i, s in enumerate(statements) if "would change or lose rows" in s)
-    after = 1 if moment == "before the copy" else proof + 2   # the restore point comes first
+    after = 1 if moment == "before the copy" else proof + 3   # the restore point (indexed, copied) comes first
     running = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"], hold.env(after=after))
     hold.held(running)
     spark.sql("INSERT INTO sales.customer_master VALUES (3, 'Cy', NULL, 'US', 'ACTIVE', NULL)").collect()
@@ -211,7 +214,7 @@ def test_a_restore_point_dropped_by_hand_stops_the_compensation_before_it_drops_
     before = tenant(spark)
     a_rebuild_and_a_view(applied)
     statements = flat_statements(applied)
-    dropped = statements.index("DROP TABLE `sales`.`customer_master`") + 2   # after the restore point, one-based
+    dropped = statements.index("DROP TABLE `sales`.`customer_master`") + 3   # after the restore point, one-based
     killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
                             env={**os.environ, "RECONCILER_FAULT": f"SIGKILL:{dropped}"}, capture_output=True,
                             text=True)
@@ -265,7 +268,7 @@ def test_a_run_whose_tenant_does_not_converge_is_compensated(applied: Landscape,
     statements = [s for c in json.loads(applied.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
                   for s in c["statements"]]
     running = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
-                         hold.env(after=len(statements) + 1))   # with the restore point: its last statement
+                         hold.env(after=len(statements) + 2))   # with the restore point: its last statement
     hold.held(running)
     spark.sql("ALTER TABLE sales.customer_transactions ADD COLUMN by_hand INT").collect()
     hold.release(running)
@@ -511,7 +514,7 @@ def test_a_backup_is_unlisted_before_its_table_is_dropped(spark_server: str, spa
     with SparkAdapter(Tenant(name="dev", url=spark_server), Path(".")).reading() as session:
         tombstone, drop = catalog.drop_backup_statements(session, "sales__orders__1")
     assert tombstone.startswith("INSERT INTO _reconciler.dropped_backups SELECT 'sales__orders__1', CAST(")
-    assert drop == "DROP TABLE `_reconciler_backup`.`sales__orders__1`"
+    assert drop == "DROP TABLE IF EXISTS `_reconciler_backup`.`sales__orders__1`"
 
 
 def test_folders_a_dropped_catalog_left_in_the_warehouse_are_named_never_exit_70(spark_landscape: Landscape,
@@ -537,3 +540,147 @@ def test_folders_a_dropped_catalog_left_in_the_warehouse_are_named_never_exit_70
         shutil.rmtree(folder)
 
     assert spark_landscape.run("apply", "dev", "--yes").code == 0
+
+
+@pytest.mark.parametrize("cleaner", ["prune-backups", "the next apply"])
+def test_a_restore_point_a_run_killed_before_its_cleanup_left_is_listed_and_dropped(applied: Landscape, spark,
+                                                                                    cleaner: str) -> None:
+    """Issue 29, break 7: an apply killed after its `applied` row, before it dropped its restore point
+    (SIGKILL@cleanup), left a full copy of sales.customer_master in `_reconciler_backup` that `backups`
+    did not list, `prune-backups` could not drop and the next apply did not clean. Every restore point
+    is indexed before it is made: `backups` lists it, and `prune-backups` (whatever its age) or the next
+    apply drops it; the tenant is as the run left it."""
+    a_rebuild_and_a_view(applied)
+    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL@cleanup"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    [run] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)][-1:]
+    assert outcomes(applied) == ["applied", "applied"]
+    [point] = [t.name for t in spark.catalog.listTables("_reconciler_backup")]
+
+    listed = json.loads(applied.run("backups", "dev", "--format", "json").stdout)
+    assert [(b["name"].lower(), b["run_id"], b["row_count"], b["left"]) for b in listed] == [(point, run, 2, True)]
+    if cleaner == "prune-backups":
+        listing = applied.run("prune-backups", "dev", "--older-than", "90")
+        assert f"would drop dev: {listed[0]['name']} (2 rows" in listing.stdout and "its run left" in listing.stdout
+        assert [t.name for t in spark.catalog.listTables("_reconciler_backup")] == [point]   # listed, not dropped
+        pruned = applied.run("prune-backups", "dev", "--older-than", "90", "--yes")
+        assert pruned.code == 0 and f"dropped dev: {listed[0]['name']}" in pruned.stdout, pruned.output
+    else:
+        cleaned = applied.run("apply", "dev", "--yes")
+        assert cleaned.code == 0, cleaned.output
+        assert f"dropped 1 restore point left in _reconciler_backup by run {run}" in cleaned.output
+    assert spark.sql("SHOW TABLES IN _reconciler_backup").collect() == []
+    assert json.loads(applied.run("backups", "dev", "--format", "json").stdout) == []
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert rows(spark, "SELECT id, name, score FROM sales.customer_master") == [(1, "Ada", None), (2, "Bob", None)]
+
+
+def test_a_restore_point_of_a_run_still_recorded_as_running_is_listed_and_never_pruned(applied: Landscape,
+                                                                                       spark) -> None:
+    """A run killed before its commit point still needs its restore point (its compensation reads it):
+    `backups` lists it, `prune-backups` leaves it, and the compensation that puts the run back drops it."""
+    before = tenant(spark)
+    a_rebuild_and_a_view(applied)
+    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL:4"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    [point] = [t.name for t in spark.catalog.listTables("_reconciler_backup")]
+    [listed] = json.loads(applied.run("backups", "dev", "--format", "json").stdout)
+    assert (listed["name"].lower(), listed["restore_point"], listed["left"]) == (point, True, False)
+    pruned = applied.run("prune-backups", "dev", "--older-than", "90", "--yes")
+    assert pruned.code == 0 and "no backup is older than the retention" in pruned.stdout, pruned.output
+    assert [t.name for t in spark.catalog.listTables("_reconciler_backup")] == [point]
+    [dead] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)
+              if r["outcome"] == "running"]
+    assert applied.run("unlock", "dev", dead).code == 0
+    assert tenant(spark) == before
+    assert json.loads(applied.run("backups", "dev", "--format", "json").stdout) == []
+
+
+def test_a_data_check_reads_a_row_another_session_committed_during_the_apply(applied: Landscape, spark,
+                                                                            hold: Hold) -> None:
+    """Issue 29: statements that read rows went through `Session.fresh`, a run's data checks did not. The
+    run reads sales.customer_master (planning, the new view's statement over it), is held after that
+    statement while another session commits a row with no name, then checks the view: Spark keeps each
+    table's file listing per session, so the old check read the table as it was and passed (exit 0); it
+    reads it fresh now, finds the row and the run is compensated (exit 3)."""
+    applied.write("environments/dev/sales/views/vw_named.yaml",
+                  "kind: View\nname: vw_named\nschema: sales\nstatus: active\n"
+                  "sql: |\n  SELECT id, name FROM sales.customer_master\nchecks:\n  - {not_null: name}\n")
+    before = tenant(spark)
+    running = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                         hold.env(after=len(flat_statements(applied))))
+    hold.held(running)
+    spark.sql("INSERT INTO sales.customer_master VALUES (3, NULL, NULL, 'US', 'ACTIVE', NULL)").collect()
+    hold.release(running)
+    code, stderr = running.wait(), running.stderr.read()
+
+    assert code == 3, stderr
+    assert "sales.vw_named: not_null(name): failed (1 offending row)" in stderr
+    assert "compensated from its journal" in stderr and "Traceback" not in stderr
+    after = tenant(spark)
+    assert after.pop("sales.customer_master")[2] == [*before.pop("sales.customer_master")[2],
+                                                      (3, None, None, "US", "ACTIVE", None)]
+    assert after == before
+
+
+@contextlib.contextmanager
+def session_on(url: str) -> Iterator:
+    """A Spark Connect session of this test's own on `url`, stopped (and kept from the collector) after."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.remote(url).create()
+    try:
+        yield session
+    finally:
+        session.stop()
+        _KEPT.append(session)
+
+
+_KEPT: list = []   # stopped sessions are never collected mid-test: see reconciler/engines/spark.py
+
+
+def test_an_endpoint_that_dies_mid_apply_is_exit_1_and_the_journal_puts_the_tenant_back_after_restart(
+        tmp_path: Path) -> None:
+    """Issue 29: a Spark Connect server killed while an apply held it mid-rebuild gave exit 70
+    (`RetriesExceeded` from pyspark, a traceback). A server of this test's own, whose catalog outlives it
+    (a Hive metastore in its folder), is stopped while the apply is held after its restore point and the
+    rebuild's copy: the apply says the endpoint stopped answering, that it put nothing back and how the
+    tenant comes back (exit 1); once the server runs again on the same folder and port, `unlock` puts the
+    tenant back from the journal, exactly, and the next apply applies."""
+    work, root = tmp_path / "server", tmp_path / "landscape"
+    work.mkdir()
+    root.mkdir()
+    first = contextlib.ExitStack()
+    url = first.enter_context(spark_connect_server(work, [], lasting=True))
+    landscape = landscape_on_spark(root, url)
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    with session_on(url) as spark:
+        spark.sql("INSERT INTO sales.customer_master VALUES (1, 'Ada', 'a@x', 'EU', 'ACTIVE', NULL), "
+                  "(2, 'Bob', NULL, 'US', 'CLOSED', TIMESTAMP_NTZ '2026-01-02 03:04:05')").collect()
+        before = tenant(spark)
+    a_rebuild_and_a_view(landscape)
+    copied = next(i for i, s in enumerate(flat_statements(landscape)) if "__reconciler_rebuild" in s) + 3
+    running = Hold.popen([RECONCILER, "--repo", str(root), "apply", "dev", "--yes"], Hold().env(after=copied))
+    Hold.held(running)
+    first.close()   # the server is killed (SIGTERM to its process group, waited for)
+    Hold.release(running)
+    code, stderr = running.wait(), running.stderr.read()
+
+    assert code == 1, stderr
+    assert f"tenant dev: {url} stopped answering: [RETRIES_EXCEEDED]" in stderr
+    assert "put nothing back; its journal and restore points are kept and it stays recorded as running" in stderr
+    assert "Traceback" not in stderr and "internal error" not in stderr
+    [dead] = re.findall(r"`reconciler unlock dev (\S+)`", stderr)
+
+    with spark_connect_server(work, [], port=int(url.rsplit(":", 1)[1]), lasting=True):
+        assert outcomes(landscape) == ["applied", "running"]
+        unlocked = landscape.run("unlock", "dev", dead)
+        assert unlocked.code == 0, unlocked.output
+        assert f"run {dead} had been interrupted; compensated from its journal" in unlocked.stdout
+        with session_on(url) as spark:
+            assert tenant(spark) == before
+        assert outcomes(landscape) == ["applied", "compensated"]
+        assert landscape.run("apply", "dev", "--yes").code == 0
+        assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0

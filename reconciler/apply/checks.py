@@ -33,12 +33,14 @@ def run(session: Session, objects: Iterable[ObjectState]) -> list[Result]:
                                      for i, c in enumerate(obj.checks))
         faults.reached("checks", session.adapter.tenant.name)
         try:
+            session.fresh(counted)   # the rows committed by now, where a session keeps what it read (Spark)
             offending = {int(i): int(n) for i, n in session.execute(counted)}
             for i, check in enumerate(obj.checks):
                 sample: tuple[dict, ...] = ()
                 if offending[i] and check.shown:
-                    sample = tuple(dict(zip(check.shown, row)) for row in session.execute(
-                        f"SELECT * FROM ({check.query}) AS offending LIMIT {SAMPLE_ROWS}"))
+                    sampled = f"SELECT * FROM ({check.query}) AS offending LIMIT {SAMPLE_ROWS}"
+                    session.fresh(sampled)
+                    sample = tuple(dict(zip(check.shown, row)) for row in session.execute(sampled))
                 results.append(Result(str(obj.key), check.name, check.kind, check.severity, offending[i], sample))
         except StatementFailed as failure:   # the engine would not run them (a value of another type)
             failure.subject = f"the checks of {obj.key}"

@@ -65,15 +65,16 @@ def restore(workspace: Workspace, environment: str, name: str) -> TenantResult:
 
 def prune_backups(workspace: Workspace, environment: str, older_than_days: int | None,
                   execute: bool) -> list[dict]:
-    """Backups older than the retention (the option, else environment.yaml's backup_retention_days);
-    dropped only when `execute`, never otherwise."""
+    """Backups older than the retention (the option, else environment.yaml's backup_retention_days), and
+    whatever age, the restore points of runs that concluded without dropping them (`left`: killed after
+    their commit point); dropped only when `execute`, never otherwise."""
     landscape = workspace.load(environment)
     days = older_than_days or landscape.environment.backup_retention_days
     if days is None:
         raise GuardRefused("no retention: pass --older-than DAYS or set backup_retention_days in "
                            f"environments/{environment}/environment.yaml")
     cutoff = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=days)
-    expired = [b for b in backups(workspace, environment) if b["created_at"] < cutoff]
+    expired = [b for b in backups(workspace, environment) if b["created_at"] < cutoff or b.get("left")]
     if execute:
         for tenant in landscape.environment.tenants:
             mine = [b["name"] for b in expired if b["tenant"] == tenant.name]

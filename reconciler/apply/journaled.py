@@ -6,7 +6,9 @@ Under the tenant lock, before its first statement, a run journals every object i
 will write (`sql.written_objects`) as it is then: absent, a view and its text, or a table, its
 columns and the statement that re-creates it; a table's rows are copied to a restore point just
 before the first statement that touches it, unless the adapter keeps a history it can restore
-(a Delta table altered in place without loss: its version, journaled). The run's commit point
+(a Delta table altered in place without loss: its version, journaled). Each copy is listed in the
+catalog's backups index before it is made, and dropped once the run concluded (the next apply drops
+those of a run killed in between), but for the backups of changes that lose data. The run's commit point
 is its `applied` event in the catalog's run log: the catalog believes object records only of
 runs that reached it. A failing statement, Ctrl-C, a lock taken over or a failed convergence
 check compensates: every journaled object is put back (what the run created dropped, what it
@@ -15,7 +17,9 @@ wrote left as it is), each is verified to be as it was, and the run is recorded 
 that holds rows is dropped unless a copy that stays holds them (`last_copy`): when one does not,
 nothing is put back and the run stays running (PartlyDone). A run killed outright is compensated
 by the next apply before it plans, and never finished forward: its plan was made for a desired
-state that may have moved since, while its journal says exactly what the tenant was before it.
+state that may have moved since, while its journal says exactly what the tenant was before it. An
+endpoint that stops answering stops the run where it is (nothing can be put back there): the journal
+stays for `unlock` or the next apply.
 Never plans; only writes what the journal and the plan say.
 """
 
@@ -45,6 +49,7 @@ from ..parallel import STOP
 from ..plan import Change, Plan, TenantPlan
 from ..planning.diff import views_to_bind
 from ..planning.tenant import Restoring
+from ..sessions import EndpointLost
 from ..state import LiveObject, LiveState
 from . import last_copy
 from .lifecycle import (
@@ -77,11 +82,13 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
     with adapter.session(create=state.tenant.create, holder={"run_id": run.run_id, "actor": actor}) as session:
         catalog.create(session)
         recovered = _taken_over(session) + tuple(recover(session, dead) for dead in catalog.running(session))
+        recovered += _drop_left_restore_points(session)
         run.record(session, "running")
         try:
             live, tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
             run.tenant_plan = tenant_plan
             changes = (*tenant_plan.changes, *restored(session, state, live, restoring))
+            kept = _kept_as_backups(changes)
             try:
                 befores = journal(changes, live, adapter.engine,
                                   lambda found, rewritten: adapter.restore_point(session, found, run.run_id, rewritten),
@@ -94,6 +101,8 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
                        "stale" if isinstance(refused, StalePlan) else "failed", str(refused))
             raise
         catalog.write_journal(session, run.run_id, befores)
+        catalog.mark_restore_points(session, run.run_id, [b.restore_point for b in befores if b.restore_point
+                                                          and b.version is None and b.key.folded() not in kept])
         touched: set[tuple[str, str]] = set()   # what the run's statements wrote: the rest stays as it is
         try:
             _execute(session, changes, befores, run, progress, touched)
@@ -107,6 +116,13 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             raise LockTakenOver(f"tenant {expected.tenant}: {taken}\n  the run {run.run_id} stopped before its next "
                                 "statement and put nothing back: the run that holds the tenant now compensates it "
                                 "from its journal (or `reconciler unlock` of it, once that run ended)") from None
+        except EndpointLost as lost:   # nothing answers: no statement of a compensation could run, nor be recorded
+            after = ("its journal and restore points are kept and it stays recorded as running: once the endpoint "
+                     f"answers again, `reconciler unlock {plan.environment} {run.run_id}`, or the next apply, puts the "
+                     "tenant back as it was before the run" if run.outcome == "running" else
+                     f"it was recorded {run.outcome} before that; the next apply drops the restore points it left")
+            raise ApplyFailed(f"tenant {expected.tenant}: {lost.message}\n  while running: {lost.statement}\n  the run "
+                              f"{run.run_id} stopped there and put nothing back; {after}") from None
         except BaseException as stopped:
             if isinstance(stopped, StatementFailed):
                 what = (f"{failed_subject(changes, stopped)}: apply failed: {stopped.message}\n"
@@ -132,9 +148,34 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             if isinstance(stopped, ReconcilerError):
                 raise type(stopped)(message) from None
             raise
+        faults.reached("cleanup", expected.tenant)
         _drop_restore_points(session, befores)
     return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary,
                         notes=recovered + warnings(run.checks))
+
+
+def _kept_as_backups(changes: Sequence[Change]) -> set[tuple[str, str]]:
+    """The tables (folded keys) whose restore points are kept as the tenant's backups: those of changes
+    that lose data, as on the other engines."""
+    return {ObjectKey.parse(c.object).folded() for c in changes if c.data_loss}
+
+
+def _drop_left_restore_points(session: Session) -> tuple[str, ...]:
+    """Under the lock, before this run plans: the restore points that runs killed after their commit point
+    left (`catalog.left_restore_points`), each unlisted, then dropped. None is the last copy of anything:
+    a restore point is taken of a table whose change loses nothing (the others are backups, kept), and its
+    run concluded, applied (every row where its statements put it, a rebuild's proven) or put back and
+    verified; a restore point of a run still recorded as running is never one of them."""
+    left = catalog.left_restore_points(session)
+    for backup in left:
+        for statement in catalog.drop_backup_statements(session, backup["name"]):
+            session.hold()
+            session.execute(statement)
+    if not left:
+        return ()
+    runs = ", ".join(sorted({backup["run_id"] for backup in left}))
+    return (f"dropped {len(left)} restore point{'s' * (len(left) != 1)} left in {catalog.BACKUP_SCHEMA} by run "
+            f"{runs}, which concluded before it dropped them: {', '.join(b['name'] for b in left)}",)
 
 
 def _taken_over(session) -> tuple[str, ...]:
@@ -204,13 +245,11 @@ def _execute(session: Session, changes: Sequence[Change], befores: Sequence[cata
     fault = faults.Fault.from_environment(run.tenant_plan.tenant, STOP)
     points = {step: [b for b in befores if b.step == step and b.restore_point and b.version is None]
               for step in range(len(changes))}   # a point in a table's history needs no copy
-    data_loss = {key.folded() for c in changes if c.data_loss for key in [ObjectKey.parse(c.object)]}
     for step, change in enumerate(changes):
         statements: list[str] = []
-        for before in points[step]:
-            copy = catalog.backup_statements(session.engine, before.key, before.restore_point, run.run_id,
-                                             run.started)
-            statements += copy if before.key.folded() in data_loss else copy[:1]   # a backup is indexed
+        for before in points[step]:   # indexed before it is made: a copy a killed run left is listed
+            statements += catalog.backup_statements(session.engine, before.key, before.restore_point, run.run_id,
+                                                    run.started)
         for statement in [*statements, *change.statements]:
             if STOP.is_set():
                 raise KeyboardInterrupt
@@ -316,13 +355,21 @@ def _shown(columns: Sequence[tuple]) -> str:
 
 
 def _drop_restore_points(session: Session, befores: Sequence[catalog.Before]) -> None:
-    """A run's restore points once it ended either way; those of changes that lose data are kept as
-    the tenant's backups (indexed in the catalog, for `reconciler restore`)."""
-    kept = {row["name"] for row in catalog.rows(session, "backups", ("name",), "name")}
+    """A run's restore points once it ended either way, each unlisted before its table is dropped; those
+    of changes that lose data are kept as the tenant's backups (for `reconciler restore`), unless the run
+    stopped before it made one. A restore point no index lists (a run of an older release) is dropped."""
+    listed = {backup["name"]: backup for backup in catalog.backups(session)}
+    present = {name.lower() for name in session.tables(catalog.BACKUP_SCHEMA)}
     for before in befores:
-        if before.restore_point and before.version is None and before.restore_point not in kept:
-            session.execute(f"DROP TABLE IF EXISTS "
-                            f"{qualified(catalog.BACKUP_SCHEMA, before.restore_point, session.engine)}")
+        point = before.restore_point
+        if not point or before.version is not None:
+            continue
+        backup = listed.get(point)
+        if backup is not None and not backup.get("restore_point") and point.lower() in present:
+            continue   # a backup
+        for statement in (catalog.drop_backup_statements(session, point) if backup is not None else
+                          [f"DROP TABLE IF EXISTS {qualified(catalog.BACKUP_SCHEMA, point, session.engine)}"]):
+            session.execute(statement)
 
 
 def recover(session: Session, run_id: str) -> str:

@@ -28,7 +28,8 @@ from .common import (
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def backups(ctx: click.Context, environment: str, fmt: str) -> None:
-    """List the backups taken before changes that lost data, in every tenant of ENVIRONMENT.
+    """List the backups taken before changes that lost data, in every tenant of ENVIRONMENT, and on
+    Spark the restore points of runs that are running or were killed before they dropped them.
 
     \b
     Example:
@@ -68,7 +69,8 @@ def restore(ctx: click.Context, environment: str, backup: str, yes: bool) -> Non
 @click.option("--yes", is_flag=True, help="Drop them; without it the command only lists them.")
 @click.pass_context
 def prune_backups(ctx: click.Context, environment: str, older_than: int | None, yes: bool) -> None:
-    """List, and with --yes drop, backups older than the retention. Nothing is pruned silently.
+    """List, and with --yes drop, backups older than the retention, and the restore points that runs
+    killed after their commit point left (whatever their age). Nothing is pruned silently.
 
     \b
     Example:
@@ -77,7 +79,8 @@ def prune_backups(ctx: click.Context, environment: str, older_than: int | None, 
     expired = housekeeping.prune_backups(workspace_of(ctx), environment, older_than, yes)
     for backup in expired:
         out.print(f"{'dropped' if yes else 'would drop'} {backup['tenant']}: {backup['name']} "
-                  f"({plans.row_count(backup['row_count'])}, taken {backup['created_at']:%Y-%m-%d})", markup=False)
+                  f"({plans.row_count(backup['row_count'])}, taken {backup['created_at']:%Y-%m-%d}"
+                  f"{', a restore point its run left' if backup.get('left') else ''})", markup=False)
     if not expired:
         out.print("no backup is older than the retention", markup=False)
     elif not yes:

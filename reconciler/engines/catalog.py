@@ -146,12 +146,28 @@ def check_counts(session: CatalogSession) -> dict[str, dict[str, int]]:
 
 
 def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, at: dt.datetime) -> list[str]:
-    """Copy a table, rows and all, into the backup schema and index it in the catalog."""
-    copy = sql.qualified(BACKUP_SCHEMA, backup, engine)
+    """Index a copy of a table in the catalog (the rows the table holds), then copy it, rows and all,
+    into the backup schema. The index row comes first: where nothing rolls back, a run killed between
+    the two leaves a listed copy that is missing (which dropping it allows), never a copy no listing
+    shows."""
+    source = sql.qualified(table.schema, table.name, engine)
     values = ", ".join(sql.literal(v).sql(engine) for v in (backup, table.schema, table.name, run_id))
-    return [f"CREATE TABLE {copy} AS SELECT * FROM {sql.qualified(table.schema, table.name, engine)}",
-            f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
-            f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), count(*) FROM {copy}"]
+    return [f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
+            f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), count(*) FROM {source}",
+            f"CREATE TABLE {sql.qualified(BACKUP_SCHEMA, backup, engine)} AS SELECT * FROM {source}"]
+
+
+def mark_restore_points(session: CatalogSession, run_id: str, names: Sequence[str]) -> None:
+    """Of the copies a run will index as backups (`backup_statements`), those it takes only for its own
+    compensation: dropped once it concluded (`left_restore_points`). Written before the first of them."""
+    at = now()
+    session.insert(f"{CATALOG_SCHEMA}.restore_points", [(name, run_id, at) for name in names])
+
+
+def left_restore_points(session: CatalogSession) -> list[dict]:
+    """The restore points, still indexed, of runs that concluded without dropping them (killed after
+    their commit point, before their cleanup): no run needs them any more."""
+    return [backup for backup in backups(session) if backup.get("left")]
 
 
 def drop_backup_statements(session: CatalogSession, backup: str) -> list[str]:

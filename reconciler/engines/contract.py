@@ -123,7 +123,9 @@ class Session(abc.ABC):
         this session's connection now (nothing where it cannot: the apply stops before its next one)."""
 
     def count(self, query: str) -> int:
-        """The single number a counting query returns, read inside this session's transaction."""
+        """The single number a counting query returns, read inside this session's transaction, or where
+        there is none, of the rows committed by now (`fresh`)."""
+        self.fresh(query)
         return self.execute(query)[0][0]
 
     def count_rows(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, int]:

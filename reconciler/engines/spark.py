@@ -7,7 +7,8 @@ defaults). Spark SQL has no transactions (`BEGIN` is a syntax error) and its DDL
 by statement, so this adapter is a `JournaledAdapter`: the executor applies to it with the
 journaled protocol (`apply/journaled.py`); this module gives that protocol its tenant lock (`TableLock`),
 a table's definition, a Delta table's restore point in its own history, reads of what other sessions
-committed (`fresh`: Spark keeps a table's file listing per session) and a digest of a table's rows. Parquet tables keep
+committed (`fresh`: Spark keeps a table's file listing per session) and a digest of a table's rows; an endpoint
+that stops answering is `EndpointLost`, never the client's own error. Parquet tables keep
 neither NOT NULL nor a primary key, Delta tables no primary key: the desired state is rendered
 without them (`sql.ENGINE_DROPS`), so plans converge. Never decides what to change; writes only
 what the executor hands it.
@@ -28,6 +29,7 @@ from ..desired import column_types, sql
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Change, Refusal
+from ..sessions import EndpointLost
 from ..state import DesiredState, LiveObject, LiveState
 from . import catalog
 from .contract import Session, StatementFailed, Unprovable
@@ -400,10 +402,11 @@ class _SparkSession(Session):
         state's `digest` (`snapshot`): the adapter reads through a `_Recorded` session, which answers only
         what inspecting asks."""
         connection = self.connection
-        live, digest = self.inspected_through(_Recorded(connection))
-        # the probe's answer, not its text: EXPLAIN of a format the endpoint has names fresh expression ids
-        # and paths each time, which would make every digest new and no plan ever recalled
-        lacking = _unavailable_formats(connection)
+        with self._answering("reading the catalog"):
+            live, digest = self.inspected_through(_Recorded(connection))
+            # the probe's answer, not its text: EXPLAIN of a format the endpoint has names fresh expression ids
+            # and paths each time, which would make every digest new and no plan ever recalled
+            lacking = _unavailable_formats(connection)
         digest.update(repr(("unavailable formats", lacking)).encode() + b"\n")
         return dataclasses.replace(live, unavailable_formats=lacking, digest=digest.hexdigest())
 
@@ -417,8 +420,12 @@ class _SparkSession(Session):
         copy, a proof or a guard would read the table as it was. Each table a query reads is refreshed just
         before it (one that is not there is left for the statement to name)."""
         for schema, name in sorted(sql.rows_read(statement, ENGINE)):
-            with contextlib.suppress(StatementFailed):
+            try:
                 self.execute(f"REFRESH TABLE {sql.qualified(schema, name, ENGINE)}")
+            except EndpointLost:
+                raise
+            except StatementFailed:
+                pass
 
     @contextlib.contextmanager
     def read_only(self) -> Iterator[None]:
@@ -430,13 +437,28 @@ class _SparkSession(Session):
 
     def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]:
         try:
-            return [tuple(row) for row in self.connection.sql(statement, args=list(parameters or ()) or None)
-                    .collect()]
+            with self._answering(statement):
+                return [tuple(row) for row in self.connection.sql(statement, args=list(parameters or ()) or None)
+                        .collect()]
+        except EndpointLost:
+            raise
         except Exception as error:  # noqa: BLE001 - pyspark raises its own tree; the statement says which
             folder = _left_folder(error)
             if folder is not None:
                 raise StatementFailed(statement, folder) from None
             raise StatementFailed.engine(statement, error) from None
+
+    @contextlib.contextmanager
+    def _answering(self, what: str) -> Iterator[None]:
+        """EndpointLost, naming what was asked, when the endpoint stopped answering: the client gave up
+        retrying (what it retries is a server that is unavailable); any other error as raised."""
+        from pyspark.errors import RetriesExceeded
+
+        try:
+            yield
+        except RetriesExceeded as error:
+            raise EndpointLost(what, f"{self.adapter.describe()} stopped answering: "
+                               f"{StatementFailed.engine(what, error).message}") from None
 
     def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
         for row in rows:
@@ -447,28 +469,34 @@ class _SparkSession(Session):
         if not rows:
             return
         try:
-            frame = self.connection.createDataFrame([tuple(row) for row in rows],
-                                                    schema=self.connection.table(table).schema)
-            frame.write.insertInto(table)
+            with self._answering(f"INSERT INTO {table} ({len(rows)} rows)"):
+                frame = self.connection.createDataFrame([tuple(row) for row in rows],
+                                                        schema=self.connection.table(table).schema)
+                frame.write.insertInto(table)
+        except EndpointLost:
+            raise
         except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
             raise StatementFailed.engine(f"INSERT INTO {table} ({len(rows)} rows)", error) from None
 
     def tables(self, schema: str) -> list[str]:
-        if not self.connection.catalog.databaseExists(schema):
-            return []
-        return [row.tableName for row in self.connection.sql(f"SHOW TABLES IN {sql.quote(schema, ENGINE)}").collect()
-                if not row.isTemporary]
+        listing = f"SHOW TABLES IN {sql.quote(schema, ENGINE)}"
+        with self._answering(listing):
+            if not self.connection.catalog.databaseExists(schema):
+                return []
+            return [row.tableName for row in self.connection.sql(listing).collect() if not row.isTemporary]
 
     def table_columns(self, schema: str, table: str) -> list[str]:
         if table.lower() not in {name.lower() for name in self.tables(schema)}:   # Spark folds names
             return []
-        found = _analyzed(self.connection, ObjectKey(schema, table), False)
+        with self._answering(f"DESCRIBE {schema}.{table}"):
+            found = _analyzed(self.connection, ObjectKey(schema, table), False)
         return [column.name for column in found.columns] if found else []
 
     def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
         texts = {}
         for schema in {key.schema for key in keys}:
-            listed = _listed(self.connection, schema)
+            with self._answering(f"SHOW TABLE EXTENDED IN {schema}"):
+                listed = _listed(self.connection, schema)
             texts.update({ObjectKey(schema, name): found.text for name, found in listed.items() if found.text is not None})
         return {key: texts[key] for key in keys if key in texts}
 

@@ -80,6 +80,10 @@ APPENDED_DDL = (
     # a dropped backup's tombstone: the index above cannot lose a row
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.dropped_backups (name STRING, dropped_at TIMESTAMP)
         USING parquet""",
+    # the copies in the index above that a run takes for its own compensation only (not before a change
+    # that loses data): dropped once the run concluded, by it or, were it killed first, by the next apply
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.restore_points (name STRING, run_id STRING,
+        logged_at TIMESTAMP) USING parquet""",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.journal (
         run_id STRING, step INT, schema_name STRING, name STRING, kind STRING, columns STRING,
         view_sql STRING, restore_point STRING, logged_at TIMESTAMP) USING parquet""",
@@ -158,11 +162,18 @@ class AppendOnly:
     newest_snapshot = " ORDER BY recorded_at DESC LIMIT 1"   # the newest row is the record
 
     def backups(self, session: CatalogSession, found: list[dict]) -> list[dict]:
-        """Less those a tombstone says were dropped."""
-        if not session.table_columns(CATALOG_SCHEMA, "dropped_backups"):
+        """Less those a tombstone says were dropped; each restore point (`restore_points`) said so, and
+        whether the run that took it has concluded (`left`: it is then no copy any run needs)."""
+        if session.table_columns(CATALOG_SCHEMA, "dropped_backups"):
+            dropped = {row[0] for row in session.execute(f"SELECT name FROM {CATALOG_SCHEMA}.dropped_backups")}
+            found = [backup for backup in found if backup["name"] not in dropped]
+        if not session.table_columns(CATALOG_SCHEMA, "restore_points"):
             return found
-        dropped = {row[0] for row in session.execute(f"SELECT name FROM {CATALOG_SCHEMA}.dropped_backups")}
-        return [backup for backup in found if backup["name"] not in dropped]
+        points = dict(session.execute(
+            f"SELECT p.name, r.outcome <> 'running' FROM {CATALOG_SCHEMA}.restore_points p "
+            f"LEFT JOIN {CATALOG_SCHEMA}.runs r ON r.run_id = p.run_id"))
+        return [{**backup, "restore_point": True, "left": bool(points[backup["name"]])}
+                if backup["name"] in points else backup for backup in found]
 
     def write_objects(self, session: CatalogSession, values: Sequence[tuple], gone, written_keys, run,
                       capacity: str, catalog_version: str) -> None:
@@ -182,7 +193,7 @@ class AppendOnly:
         listed backup whose table is gone."""
         return [f"INSERT INTO {CATALOG_SCHEMA}.dropped_backups SELECT {name}, "
                 f"CAST({sql.literal(now().isoformat(sep=' ')).sql(engine)} AS TIMESTAMP)",
-                f"DROP TABLE {table}"]
+                f"DROP TABLE IF EXISTS {table}"]   # a run killed between index row and copy made none
 
     def conclude_runs(self, session: CatalogSession, where: str, parameters: Sequence, values: dict) -> None:
         """A newer event of each run `where` selects (the `runs` view shows the latest)."""
