@@ -68,11 +68,20 @@ class SparkCompiler(Compiler):
     engine = ENGINE
 
     def create_table(self, key: ObjectKey, want, name: str | None = None, key_constraint: str | None = None) -> str:
+        """`want` desired, or a live table to re-create as it was (compensation): then with its comments and
+        every property a user set on it."""
         target = sql.qualified(key.schema, name, self.engine) if name else self.qk(key)
         properties = _created_properties(want)
         given = f" TBLPROPERTIES ({_assignments(properties)})" if properties else ""
-        return (f"CREATE TABLE {target} ({', '.join(self.column_sql(c) for c in want.columns)}) "
-                f"USING {want.table_format or 'parquet'}{given}")
+        commented = dict(getattr(want, "column_comments", ()))
+        columns = ", ".join(self.column_sql(c) + (f" COMMENT {self.text(commented[c.name])}" if c.name in commented
+                                                  else "") for c in want.columns)
+        comment = getattr(want, "comment", None)
+        return (f"CREATE TABLE {target} ({columns}) USING {want.table_format or 'parquet'}"
+                f"{f' COMMENT {self.text(comment)}' if comment else ''}{given}")
+
+    def text(self, value: str) -> str:
+        return sql.literal(value).sql(self.engine)
 
     def alters_in_place(self, change: Change, want, found: LiveObject) -> bool:
         delta = found.table_format == DELTA
@@ -131,13 +140,11 @@ def rows_digest(table: str, values: Sequence[tuple[str, str]]) -> str:
 
 
 def _created_properties(table) -> dict[str, str]:
-    """A Delta table's properties as created: the reconciler's own, or, re-creating a live table
-    (compensation), those it had."""
-    if table.table_format != DELTA:
-        return {}
+    """A table's properties as created: a Delta table's the reconciler's own, or, re-creating a live table
+    (compensation), every one a user set on it."""
     if isinstance(table, LiveObject):
         return dict(table.properties)
-    return CREATED_DELTA
+    return CREATED_DELTA if table.table_format == DELTA else {}
 
 
 COMPILER = SparkCompiler()
@@ -208,7 +215,7 @@ class SparkAdapter(Adapter):
             for name, listed in _listed(connection, schema).items():
                 key = ObjectKey(schema, name)
                 found = (LiveObject(key, "View", listed.columns, engine_sql=listed.text) if listed.columns is not None
-                         else _analyzed(connection, key, listed.view, listed.text, listed.provider))
+                         else _analyzed(connection, key, listed.view, listed.text, listed.provider, listed.comment))
                 if found is not None:
                     objects[key] = found
         return objects, schemas
