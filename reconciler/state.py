@@ -60,6 +60,8 @@ class ObjectState:
     stars: tuple[ObjectKey, ...] = ()               # views: what they give on whole through `*`
     checks: tuple[DataCheck, ...] = ()              # tables and views: their data checks, rendered
     table_format: str | None = None                 # tables, where the engine has more than one (spark)
+    column_descriptions: tuple[tuple[str, str], ...] = ()   # tables: (column, description) where the engine
+    # keeps descriptions as comments (`sql.DESCRIPTIONS_AS_COMMENTS`)
 
     @functools.cached_property
     def content_hash(self) -> str:

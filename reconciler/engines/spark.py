@@ -73,10 +73,9 @@ class SparkCompiler(Compiler):
         target = sql.qualified(key.schema, name, self.engine) if name else self.qk(key)
         properties = _created_properties(want)
         given = f" TBLPROPERTIES ({_assignments(properties)})" if properties else ""
-        commented = dict(getattr(want, "column_comments", ()))
+        comment, commented = _comments(want)
         columns = ", ".join(self.column_sql(c) + (f" COMMENT {self.text(commented[c.name])}" if c.name in commented
                                                   else "") for c in want.columns)
-        comment = getattr(want, "comment", None)
         return (f"CREATE TABLE {target} ({columns}) USING {want.table_format or 'parquet'}"
                 f"{f' COMMENT {self.text(comment)}' if comment else ''}{given}")
 
@@ -89,7 +88,7 @@ class SparkCompiler(Compiler):
         mapped = properties.get(COLUMN_MAPPING) in ("name", "id")
         defaults = properties.get(COLUMN_DEFAULTS) in ("supported", "enabled")
         for detail in change.details:
-            if detail.column is None:
+            if detail.column is None or detail.attribute == "comment":
                 continue
             if detail.whole_column and detail.op == "add":
                 if delta and (detail.after.get("default") is not None or not detail.after.get("nullable", True)):
@@ -101,6 +100,18 @@ class SparkCompiler(Compiler):
                                  or (detail.attribute == "nullable" and detail.after is True))):
                 return False
         return True
+
+    def alter_table(self, key: ObjectKey, change: Change) -> list[str]:
+        """Spark keeps the YAML's descriptions as comments (`sql.DESCRIPTIONS_AS_COMMENTS`): set after the
+        columns are, so an added or renamed column has its comment too."""
+        comments = []
+        for detail in change.details:
+            if detail.field == "comment":
+                comments.append(f"COMMENT ON TABLE {self.qk(key)} IS {self.text(detail.after or '')}")
+            elif detail.attribute == "comment":
+                comments.append(f"ALTER TABLE {self.qk(key)} ALTER COLUMN {self.q(detail.column)} "
+                                f"COMMENT {self.text(detail.after or '')}")
+        return [*super().alter_table(key, change), *comments]
 
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
@@ -137,6 +148,13 @@ def rows_digest(table: str, values: Sequence[tuple[str, str]]) -> str:
     hashed = ", ".join(f"{value}, isnull({value})" for value in hashable)
     digest = f"coalesce(sum(CAST(xxhash64({hashed}) AS DECIMAL(38, 0))), 0)" if values else "0"
     return f"SELECT named_struct('rows', count(*), 'digest', {digest}) FROM {table}"
+
+
+def _comments(table) -> tuple[str | None, dict[str, str]]:
+    """A table's comment and its columns': a live one's (compensation), or a desired one's descriptions."""
+    if isinstance(table, LiveObject):
+        return table.comment, dict(table.column_comments)
+    return table.definition.get("description") or None, dict(table.column_descriptions)
 
 
 def _created_properties(table) -> dict[str, str]:
