@@ -116,10 +116,11 @@ def test_an_edited_journal_is_refused_before_anything_is_put_back(applied: Lands
     assert killed.returncode == -9, killed.stderr
     [dead] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)
               if r["outcome"] == "running"]
-    journaled = "SELECT columns FROM _reconciler.journal WHERE name = 'customer_master'"
+    journaled = f"SELECT columns FROM _reconciler.journal WHERE name = 'customer_master' AND run_id = '{dead}'"
     [(original,)] = spark.sql(journaled).collect()
     spark.sql("CREATE TABLE default.edited USING parquet AS SELECT run_id, step, schema_name, name, kind, "
-              "CASE WHEN name = 'customer_master' THEN replace(columns, '\"BIGINT\"', '\"STRING\"') ELSE columns END "
+              f"CASE WHEN name = 'customer_master' AND run_id = '{dead}' THEN "
+              "replace(columns, '\"BIGINT\"', '\"STRING\"') ELSE columns END "
               "AS columns, view_sql, restore_point, logged_at FROM _reconciler.journal").collect()
     spark.sql("INSERT OVERWRITE TABLE _reconciler.journal SELECT * FROM default.edited").collect()
     spark.sql("DROP TABLE default.edited").collect()

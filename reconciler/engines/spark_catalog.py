@@ -25,10 +25,12 @@ DELTA = "delta"
 COLUMN_MAPPING = "delta.columnMapping.mode"           # 'name' or 'id': columns renamed and dropped in place
 COLUMN_DEFAULTS = "delta.feature.allowColumnDefaults"  # 'supported': a column's default set in place
 CREATED_DELTA = {COLUMN_MAPPING: "name", COLUMN_DEFAULTS: "supported"}   # what a Delta table is created with
-# What SHOW TBLPROPERTIES lists that no user set: the engine keeps it itself (Delta's protocol versions and
-# column ids follow from the features and columns a table has; the metastore's time of the last DDL).
+# What SHOW TBLPROPERTIES may list that no user set: the engine keeps it itself (Delta's protocol versions and
+# column ids follow from the features and columns a table has; the metastore's time of the last DDL; the
+# properties Spark reserves, which no TBLPROPERTIES may set: a table's comment is read as its comment).
 ENGINE_KEPT_PROPERTIES = frozenset({"delta.minReaderVersion", "delta.minWriterVersion",
-                                    "delta.columnMapping.maxColumnId", "transient_lastDdlTime"})
+                                    "delta.columnMapping.maxColumnId", "transient_lastDdlTime",
+                                    "owner", "provider", "location", "comment", "external", "is_managed_location"})
 
 
 OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "RESTORE"})
