@@ -393,7 +393,7 @@ def test_a_table_comes_back_from_its_copy_as_it_was_defined() -> None:
     before = Before.of(0, found.key, found, "sales__orders__r1")
     assert before.as_table() == found
     adapter = SparkAdapter(Tenant(name="dev", url="sc://localhost:1"), Path("."))
-    assert from_restore_point(adapter, before) == [
+    assert from_restore_point("spark", before, adapter.definition(before.as_table())) == [
         "CREATE TABLE `sales`.`orders` (`id` INT NOT NULL, `status` STRING DEFAULT 'NEW' COMMENT 'where it is') "
         "USING delta COMMENT 'orders, one a row' TBLPROPERTIES ('delta.columnMapping.mode' = 'name', "
         "'team' = 'it\\'s')",

@@ -252,8 +252,9 @@ def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Coll
         if before.kind != "absent":
             back.append(before)
     for before in back:
-        if before.kind == "Table":
-            for statement in catalog.from_restore_point(session.adapter, before):
+        if before.kind == "Table":   # re-created by a statement generated from the journal's facts
+            definition = session.adapter.definition(before.as_table())
+            for statement in catalog.from_restore_point(engine, before, definition):
                 session.execute(statement)
     for before in rewound:
         session.adapter.restore_from_history(session, before)

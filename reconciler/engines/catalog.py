@@ -39,7 +39,6 @@ from .stores import (
 
 if TYPE_CHECKING:
     from ..check_types import Result
-    from .contract import Adapter
     from ..plan import Change, Plan, TenantPlan
     from ..sessions import CatalogSession
 
@@ -340,15 +339,13 @@ def running(session: CatalogSession) -> list[str]:
         f"SELECT run_id FROM {CATALOG_SCHEMA}.runs WHERE outcome = 'running' ORDER BY started_at")]
 
 
-def from_restore_point(adapter: Adapter, before: Before) -> list[str]:
+def from_restore_point(engine: str, before: Before, definition: str | None) -> list[str]:
     """The statements that re-create a table, rows and all, from the copy a run took of it: as the
-    journal's facts say it was defined (NOT NULL, defaults, format, properties, comments: the adapter
-    writes the statement), then its rows."""
-    engine = adapter.engine
+    journal's facts say it was defined (`definition`: the adapter's statement for `before.as_table()`,
+    NOT NULL, defaults, format, properties, comments), then its rows."""
     table = sql.qualified(before.key.schema, before.key.name, engine)
     copy = sql.qualified(BACKUP_SCHEMA, before.restore_point, engine)
     names = ", ".join(sql.quote(column[0], engine) for column in before.columns)
-    definition = adapter.definition(before.as_table())
     if definition is None:
         raise StatementFailed(f"re-create {before.key}", f"{engine} re-creates no table from a journal's facts")
     return [definition, f"INSERT INTO {table} ({names}) SELECT {names} FROM {copy}"]
