@@ -112,3 +112,21 @@ def test_hand_edits_of_a_table_comment_and_a_column_comment_are_seen_by_plan_and
     assert described(spark, "sales.customer_master")["comment"] == "Customer master data from the ERP"
     assert described(spark, "sales.customer_master")["column comments"] == {"email": "where to write"}
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_an_adopted_spark_table_keeps_its_comments_as_its_descriptions(applied: Landscape, spark) -> None:
+    """A table built by hand with comments, adopted: its YAML carries them as descriptions, so the plan
+    that adopts it changes no comment, and the apply leaves them as they were."""
+    spark.sql("CREATE TABLE sales.by_hand (id BIGINT COMMENT 'the key', note STRING) USING parquet "
+              "COMMENT 'made by hand'").collect()
+    adopted = applied.run("adopt", "dev", "--tenant", "dev")
+    assert adopted.code == 0, adopted.output
+    written = applied.path("environments/dev/sales/by_hand.yaml").read_text()
+    assert "description: made by hand" in written and "description: the key" in written
+    plan = applied.run("plan", "dev", "--format", "json")
+    [change] = [c for t in json.loads(plan.stdout)["tenants"] for c in t["changes"]]
+    assert change["reason"] == "adopting an identical object that the reconciler did not create"
+    assert applied.run("apply", "dev", "--yes").code == 0
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert described(spark, "sales.by_hand")["comment"] == "made by hand"
+    assert described(spark, "sales.by_hand")["column comments"] == {"id": "the key"}

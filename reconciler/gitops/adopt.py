@@ -94,7 +94,9 @@ class _Unwritable(Exception):
 
 
 def _table(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tuple[dict, str | None]:
+    """Where the engine keeps descriptions as comments (Spark), its comments are the descriptions."""
     columns = []
+    comments = dict(found.column_comments)
     for column in found.columns:
         spelled = _type(column.type, dialect, engine)
         entry: dict = {"name": column.name, "type": spelled}
@@ -102,8 +104,11 @@ def _table(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tupl
             entry["nullable"] = False
         if column.default is not None:
             entry["default"] = sql.parse_expression(column.default, engine).sql(dialect=dialect)
+        if comments.get(column.name):
+            entry["description"] = comments[column.name]
         columns.append(entry)
-    document = {"kind": "Table", "name": key.name, "schema": key.schema, "columns": columns}
+    described = {"description": found.comment} if found.comment else {}
+    document = {"kind": "Table", "name": key.name, "schema": key.schema, **described, "columns": columns}
     if found.primary_key:
         document["primary_key"] = list(found.primary_key)
     return document, None
