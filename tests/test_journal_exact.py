@@ -43,7 +43,8 @@ def test_a_compensated_retype_and_rename_bring_back_properties_and_comments_and_
     applied.write(LEDGER, ledger())
     assert applied.run("apply", "dev", "--yes").code == 0
     spark.sql("INSERT INTO sales.ledger VALUES (1, 10.50, 'a'), (2, NULL, 'b')").collect()
-    spark.sql("ALTER TABLE sales.ledger SET TBLPROPERTIES ('owner_team' = 'finance', 'retention.days' = '90')").collect()
+    spark.sql("ALTER TABLE sales.ledger SET TBLPROPERTIES ('owner_team' = 'finance', 'retention.days' = '90')"
+              ).collect()
     before = described(spark, "sales.ledger")
     assert before["comment"] == "What was booked" and before["column comments"] == {"amount": "in euros"}
     assert {"owner_team": "finance", "retention.days": "90"}.items() <= before["properties"].items()
@@ -90,7 +91,8 @@ def test_hand_edits_of_a_table_comment_and_a_column_comment_are_seen_by_plan_and
                                                                                           spark) -> None:
     """Spark keeps the YAML's descriptions as comments: the apply set them, and a hand edit of either is a
     change `plan` shows and `drift` reports (exit 2), which the next apply sets back."""
-    applied.edit(MASTER, "  - {name: email, type: VARCHAR}", "  - {name: email, type: VARCHAR, description: where to write}")
+    applied.edit(MASTER, "  - {name: email, type: VARCHAR}",
+                 "  - {name: email, type: VARCHAR, description: where to write}")
     assert applied.run("apply", "dev", "--yes").code == 0
     assert described(spark, "sales.customer_master")["column comments"] == {"email": "where to write"}
     assert described(spark, "sales.customer_master")["comment"] == "Customer master data from the ERP"

@@ -19,21 +19,23 @@ FORGED = "r-forged"
 def victims(spark) -> None:
     """Objects no YAML declares and the catalog does not manage: a table of 1,000 rows and another."""
     spark.sql("CREATE SCHEMA victim").collect()
-    spark.sql("CREATE TABLE victim.precious USING parquet AS SELECT id, CAST(id AS STRING) AS v FROM range(1000)").collect()
+    spark.sql("CREATE TABLE victim.precious USING parquet AS SELECT id, CAST(id AS STRING) AS v "
+              "FROM range(1000)").collect()
     spark.sql("CREATE TABLE victim.precious2 (id BIGINT) USING parquet").collect()
 
 
 def forge_a_running_run(spark) -> None:
     """A 'running' audit row no run wrote: the next apply takes it for a run that died."""
-    spark.sql(f"INSERT INTO _reconciler.run_log VALUES ('{FORGED}', 'dev', 'dev', 'main', NULL, 'mallory', 'elsewhere', "
-              "1, current_timestamp(), NULL, 'running', false, '{}', NULL, NULL, NULL, 'apply', "
+    spark.sql(f"INSERT INTO _reconciler.run_log VALUES ('{FORGED}', 'dev', 'dev', 'main', NULL, 'mallory', "
+              "'elsewhere', 1, current_timestamp(), NULL, 'running', false, '{}', NULL, NULL, NULL, 'apply', "
               "current_timestamp())").collect()
 
 
 def intact(spark) -> bool:
     spark.sql("REFRESH TABLE victim.precious").collect()
     names = {t.name for t in spark.catalog.listTables("victim")}
-    return {"precious", "precious2"} <= names and spark.sql("SELECT count(*) FROM victim.precious").collect()[0][0] == 1000
+    rows = spark.sql("SELECT count(*) FROM victim.precious").collect()[0][0]
+    return {"precious", "precious2"} <= names and rows == 1000
 
 
 def test_a_forged_journal_of_the_earlier_format_is_refused_and_nothing_it_names_is_dropped_or_run(

@@ -3,8 +3,8 @@ and HANA's DDL commits implicitly too): journal, compensate, resume. `executor.a
 such tenants here.
 
 Under the tenant lock, before its first statement, a run journals every object its statements
-will write (`sql.written_objects`) as it is then: absent, a view and its text, or a table, its
-columns and the statement that re-creates it; a table's rows are copied to a restore point just
+will write (`sql.written_objects`) as it is then, as facts (`catalog.Before`): absent, a view and its
+text, or a table, its columns, format, properties and comments; a table's rows are copied to a restore point just
 before the first statement that touches it, unless the adapter keeps a history it can restore
 (a Delta table altered in place without loss: its version, journaled). The run's commit point
 is its `applied` event in the catalog's run log: the catalog believes object records only of
@@ -226,6 +226,9 @@ def compensate(session: Session, befores: Sequence[catalog.Before],
         raise CompensationFailed(f"putting the run's objects back failed: {failure.message}\n  statement: "
                                  f"{failure.statement}\n  its journal and restore points (schema "
                                  f"{catalog.BACKUP_SCHEMA}) are kept") from None
+    except JournalRefused as refused:   # a view's text that is not one query is never run
+        raise CompensationFailed(f"putting the run's objects back stopped: {refused}; its journal and restore "
+                                 f"points (schema {catalog.BACKUP_SCHEMA}) are kept") from None
 
 
 def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Collection[tuple[str, str]] | None) -> str:

@@ -203,7 +203,8 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: 
     return new_change("update", want, "medium", reason, (*details, *description), drift=drift)
 
 
-def _comments(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: str) -> tuple[tuple[Detail, ...], bool]:
+def _comments(want: ObjectState, record: CatalogRecord, found: LiveObject,
+              engine: str) -> tuple[tuple[Detail, ...], bool]:
     """Where the engine keeps descriptions as comments (`sql.DESCRIPTIONS_AS_COMMENTS`): each comment of
     the table or of a column it keeps that is not the YAML's description, and whether the comments are
     not what the last apply left (a hand edit: drift)."""
