@@ -26,11 +26,14 @@ COLUMN_MAPPING = "delta.columnMapping.mode"           # 'name' or 'id': columns 
 COLUMN_DEFAULTS = "delta.feature.allowColumnDefaults"  # 'supported': a column's default set in place
 CREATED_DELTA = {COLUMN_MAPPING: "name", COLUMN_DEFAULTS: "supported"}   # what a Delta table is created with
 # What SHOW TBLPROPERTIES may list that no user set: the engine keeps it itself (Delta's protocol versions and
-# column ids follow from the features and columns a table has; the metastore's time of the last DDL; the
-# properties Spark reserves, which no TBLPROPERTIES may set: a table's comment is read as its comment).
+# column ids follow from the features and columns a table has, and the legacy writer features appendOnly and
+# invariants are listed on every table whose protocol lists features; the metastore's time of the last DDL;
+# the properties Spark reserves, which no TBLPROPERTIES may set: a table's comment is read as its comment).
 ENGINE_KEPT_PROPERTIES = frozenset({"delta.minReaderVersion", "delta.minWriterVersion",
-                                    "delta.columnMapping.maxColumnId", "transient_lastDdlTime",
+                                    "delta.columnMapping.maxColumnId", "delta.feature.appendOnly",
+                                    "delta.feature.invariants", "transient_lastDdlTime",
                                     "owner", "provider", "location", "comment", "external", "is_managed_location"})
+IMPLIED_FEATURES = {"delta.feature.columnMapping": COLUMN_MAPPING}   # listed because that property is set
 
 
 OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "RESTORE"})
@@ -154,9 +157,11 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None,
 def _properties(connection, name: str) -> tuple[tuple[str, str], ...]:
     """A table's properties as a user set them, sorted, as SHOW TBLPROPERTIES lists them (Delta keeps
     them in its log and its table features, `delta.feature.*`, in its protocol, neither of which SHOW
-    TABLE EXTENDED lists under Delta's catalog), less what the engine keeps itself."""
-    return tuple(sorted((row[0], row[1]) for row in connection.sql(f"SHOW TBLPROPERTIES {name}").collect()
-                        if row[0] not in ENGINE_KEPT_PROPERTIES))
+    TABLE EXTENDED lists under Delta's catalog), less what the engine keeps itself or lists because another
+    property is set (a table re-created with the rest has them again)."""
+    listed = {row[0]: row[1] for row in connection.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    return tuple(sorted((key, value) for key, value in listed.items() if key not in ENGINE_KEPT_PROPERTIES
+                        and listed.get(IMPLIED_FEATURES.get(key, ""), "none") == "none"))
 
 
 def _left_folder(error: Exception) -> str | None:
