@@ -96,6 +96,13 @@ class StalePlan(ReconcilerError):
     exit_code = 5
 
 
+class JournalRefused(ReconcilerError):
+    """A dead run's journal that is not obeyed: edited since its run wrote it, written by an earlier
+    release (which stored statements in it), or naming what its run could not have touched. Nothing was
+    put back; the run stays recorded as running (exit 1: the catalog is not as the reconciler wrote it,
+    which no retry mends and a person must look at)."""
+
+
 class PartlyDone(ReconcilerError):
     """A run on an engine that commits statement by statement could not be put back without destroying
     the last copy of some rows: the tenant is left partly changed, every table kept, and the message says

@@ -34,7 +34,7 @@ from .state import DesiredState, LiveObject, LiveState, ObjectState
 
 FORMAT_VERSION = 1
 ACTIONS = ("create", "update", "replace", "delete")
-COLUMN_ATTRIBUTES = ("type", "nullable", "default")
+COLUMN_ATTRIBUTES = ("type", "nullable", "default", "comment")
 Action = Literal["create", "update", "replace", "delete"]
 Risk = Literal["low", "medium", "high"]
 

@@ -60,6 +60,8 @@ class ObjectState:
     stars: tuple[ObjectKey, ...] = ()               # views: what they give on whole through `*`
     checks: tuple[DataCheck, ...] = ()              # tables and views: their data checks, rendered
     table_format: str | None = None                 # tables, where the engine has more than one (spark)
+    column_descriptions: tuple[tuple[str, str], ...] = ()   # tables: (column, description) where the engine
+    # keeps descriptions as comments (`sql.DESCRIPTIONS_AS_COMMENTS`)
 
     @functools.cached_property
     def content_hash(self) -> str:
@@ -116,7 +118,9 @@ class LiveObject:
     engine_sql: str | None = None
     additions: tuple[Addition, ...] = ()
     table_format: str | None = None   # a table's, where the engine has more than one (Spark's provider)
-    properties: tuple[tuple[str, str], ...] = ()   # a table's own that decide what alters it in place
+    properties: tuple[tuple[str, str], ...] = ()   # a table's own, as a user set them (not the engine's bookkeeping)
+    comment: str | None = None                     # a table's comment, where the adapter reads it
+    column_comments: tuple[tuple[str, str], ...] = ()   # (column, comment) of each column that has one
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,9 @@ class LiveState:
     def fingerprint(self) -> str:
         engine = {str(k): [o.kind, [c.to_json() for c in o.columns], list(o.primary_key), o.engine_sql,
                            [[a.what, list(a.recreate), list(a.before_drop)] for a in o.additions],
-                           *([o.table_format, [list(p) for p in o.properties]] if o.table_format else [])]
+                           *([o.table_format, [list(p) for p in o.properties]] if o.table_format else []),
+                           *([o.comment, [list(c) for c in o.column_comments]] if o.comment or o.column_comments
+                             else [])]
                   for k, o in self.objects.items()}
         catalog = {str(k): r.content_hash for k, r in self.catalog.items()}
         return stable_hash([engine, catalog, sorted(self.schemas)])

@@ -82,11 +82,11 @@ def planned(root: Path, case: dict) -> str:
         lines += [f"  {statement}" for statement in change.statements]
         lines += [f"  check: {check.query} -- {check.problem}" for check in change.checks]
     for before in journal(changes, live, "spark", lambda found, rewritten: "a copy" if rewritten else
-                          f"{HISTORY_POINT}of its history", adapter.definition):
+                          f"{HISTORY_POINT}of its history"):
         lines.append(f"journal: {before.key} {before.kind}" + (f", restored from {before.restore_point}"
                                                                  if before.restore_point else ""))
-        if before.kind == "Table":
-            lines.append(f"  re-created by: {before.definition}")
+        if before.kind == "Table":   # generated from the journal's facts, never stored in it
+            lines.append(f"  re-created by: {adapter.definition(before.as_table())}")
     return "\n".join(lines) + "\n"
 
 
@@ -153,7 +153,7 @@ def test_a_delta_cases_statements_run_on_delta_and_the_compensation_puts_the_tab
         assert live.object(TABLE) == planned_live.object(TABLE)
         session.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog.BACKUP_SCHEMA}")
         befores = journal(changes, live, "spark", lambda found, rewritten: adapter.restore_point(
-            session, found, "r1", rewritten), adapter.definition)
+            session, found, "r1", rewritten))
         kinds = [f"journal: {b.key} {b.kind}" + ("" if b.restore_point is None else ", restored from " + (
             f"{HISTORY_POINT}of its history" if b.version is not None else "a copy")) for b in befores]
         assert kinds == [line for line in (case / "expected.txt").read_text().splitlines()
@@ -383,20 +383,21 @@ def test_a_restore_in_a_tables_history_is_refused_when_another_writer_committed_
 
 
 def test_a_table_comes_back_from_its_copy_as_it_was_defined() -> None:
-    """A table a run dropped is re-created as it was (NOT NULL, defaults, format, properties), then
-    filled from the copy; a journal of an older release, which kept no definition, from the copy alone."""
+    """A table a run dropped is re-created as the journal's facts say it was (NOT NULL, defaults, format,
+    every property a user set, its comment and its columns'), by a statement generated from them, then
+    filled from the copy."""
     found = LiveObject(ObjectKey("sales", "orders"), "Table",
                        (ColumnState("id", "INT", False, None), ColumnState("status", "STRING", True, "'NEW'")),
-                       table_format="delta", properties=(("delta.columnMapping.mode", "name"),))
-    before = Before(0, found.key, "Table", (("id", "INT", False, None), ("status", "STRING", True, "'NEW'")),
-                    COMPILER.create_table(found.key, found), "sales__orders__r1")
-    assert from_restore_point("spark", before) == [
-        "CREATE TABLE `sales`.`orders` (`id` INT NOT NULL, `status` STRING DEFAULT 'NEW') USING delta "
-        "TBLPROPERTIES ('delta.columnMapping.mode' = 'name')",
+                       table_format="delta", properties=(("delta.columnMapping.mode", "name"), ("team", "it's")),
+                       comment="orders, one a row", column_comments=(("status", "where it is"),))
+    before = Before.of(0, found.key, found, "sales__orders__r1")
+    assert before.as_table() == found
+    adapter = SparkAdapter(Tenant(name="dev", url="sc://localhost:1"), Path("."))
+    assert from_restore_point("spark", before, adapter.definition(before.as_table())) == [
+        "CREATE TABLE `sales`.`orders` (`id` INT NOT NULL, `status` STRING DEFAULT 'NEW' COMMENT 'where it is') "
+        "USING delta COMMENT 'orders, one a row' TBLPROPERTIES ('delta.columnMapping.mode' = 'name', "
+        "'team' = 'it\\'s')",
         "INSERT INTO `sales`.`orders` (`id`, `status`) SELECT `id`, `status` FROM "
         "`_reconciler_backup`.`sales__orders__r1`"]
-    older = Before(0, found.key, "Table", (("id", "INT"), ("status", "STRING")), None, "sales__orders__r1")
-    assert from_restore_point("spark", older) == [
-        "CREATE TABLE `sales`.`orders` USING parquet AS SELECT * FROM `_reconciler_backup`.`sales__orders__r1`"]
     assert Before(0, found.key, "Table", restore_point=f"{HISTORY_POINT}12").version == 12
     assert before.version is None

@@ -294,8 +294,7 @@ def test_a_statement_whose_writes_cannot_be_read_is_not_run() -> None:
     change = Create(kind="Table", object="sales.t", risk="low", reason="new object",
                     statements=("CREATE TABLE `sales`.`t` (",))
     with pytest.raises(ApplyFailed, match="cannot tell which objects this statement writes"):
-        journal([change], LiveState({}, {}, frozenset()), "spark", lambda found, rewritten: "point",
-                lambda found: None)
+        journal([change], LiveState({}, {}, frozenset()), "spark", lambda found, rewritten: "point")
 
 
 def test_a_compensation_that_fails_keeps_its_restore_points_and_says_so(spark_server: str, spark) -> None:
@@ -312,9 +311,11 @@ def test_a_compensation_that_fails_keeps_its_restore_points_and_says_so(spark_se
         spark.sql(statement).collect()
     adapter = SparkAdapter(Tenant(name="dev", url=spark_server), Path("."))
     with adapter.reading() as session, pytest.raises(CompensationFailed) as failed:
-        compensate(session, [Before(0, ObjectKey("scratch", "orders"), "Table", (("a", "INT"),), restore_point="point")])
+        compensate(session, [Before(0, ObjectKey("scratch", "orders"), "Table", (("a", "INT", True, None),),
+                                    restore_point="point", table_format="parquet")])
     assert "putting the run's objects back failed" in str(failed.value)
-    assert "statement: CREATE TABLE `scratch`.`orders` USING parquet AS SELECT * FROM" in str(failed.value)
+    assert "statement: INSERT INTO `scratch`.`orders` (`a`) SELECT `a` FROM `_reconciler_backup`.`point`" \
+        in str(failed.value)
     assert [t.name for t in spark.catalog.listTables("_reconciler_backup")] == ["point"]
 
 

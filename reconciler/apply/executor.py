@@ -128,11 +128,11 @@ def record_checks(state: TenantState, tenant_plan: TenantPlan, plan: Plan, resul
     return run.run_id
 
 
-def release(adapter: Adapter, run_id: str) -> str:
+def release(adapter: Adapter, run_id: str, as_is: bool = False) -> str:
     """Conclude a dead run: opening the tenant for writing proves its process is gone (a live holder
-    raises TenantLocked); where its statements committed one by one, it is compensated first. What
-    became of it, for people."""
-    return protocol_for(adapter).release(adapter, run_id)
+    raises TenantLocked); where its statements committed one by one, it is compensated first, unless
+    `as_is`. What became of it, for people."""
+    return protocol_for(adapter).release(adapter, run_id, as_is)
 
 
 def drop_backups(adapter: Adapter, names: Sequence[str]) -> None:

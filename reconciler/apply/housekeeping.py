@@ -24,10 +24,10 @@ def backups(workspace: Workspace, environment: str) -> list[dict]:
     return sorted(found, key=lambda b: (str(b["created_at"]), b["name"]))
 
 
-def unlock(workspace: Workspace, environment: str, run_id: str) -> tuple[str, str]:
+def unlock(workspace: Workspace, environment: str, run_id: str, as_is: bool = False) -> tuple[str, str]:
     """Conclude a dead run that the audit still shows as running, or that left only its tenant lock row
-    (a lease that never runs out: `Adapter.lock_holder`), through `executor.release`: its tenant, and
-    what became of the run."""
+    (a lease that never runs out: `Adapter.lock_holder`), through `executor.release` (`as_is`: putting
+    nothing back): its tenant, and what became of the run."""
     landscape = workspace.load(environment)
     running = []
     for tenant in landscape.environment.tenants:
@@ -35,11 +35,11 @@ def unlock(workspace: Workspace, environment: str, run_id: str) -> tuple[str, st
         runs = [r for r in adapter.runs() if r["outcome"] == "running"]
         running += [f"{tenant.name}: {r['run_id']}" for r in runs]
         if any(r["run_id"] == run_id for r in runs):
-            return tenant.name, release(adapter, run_id)
+            return tenant.name, release(adapter, run_id, as_is)
         holder = adapter.lock_holder() or {}
         if holder.get("run_id") == run_id:
             return tenant.name, (f"the tenant lock of run {run_id} (lease_until {holder.get('lease_until')!r}) "
-                                 f"released; {release(adapter, run_id)}")
+                                 f"released; {release(adapter, run_id, as_is)}")
     listing = ", ".join(running) or "none"
     raise TenantError(f"no run {run_id} is left running in {environment} (running: {listing})")
 

@@ -3,8 +3,8 @@ and HANA's DDL commits implicitly too): journal, compensate, resume. `executor.a
 such tenants here.
 
 Under the tenant lock, before its first statement, a run journals every object its statements
-will write (`sql.written_objects`) as it is then: absent, a view and its text, or a table, its
-columns and the statement that re-creates it; a table's rows are copied to a restore point just
+will write (`sql.written_objects`) as it is then, as facts (`catalog.Before`): absent, a view and its
+text, or a table, its columns, format, properties and comments; a table's rows are copied to a restore point just
 before the first statement that touches it, unless the adapter keeps a history it can restore
 (a Delta table altered in place without loss: its version, journaled). Each copy is listed in the
 catalog's backups index before it is made, and dropped once the run concluded (the next apply drops
@@ -39,6 +39,7 @@ from ..errors import (
     ApplyFailed,
     ChecksFailed,
     GuardRefused,
+    JournalRefused,
     LockTakenOver,
     PartlyDone,
     ReconcilerError,
@@ -51,7 +52,7 @@ from ..planning.diff import views_to_bind
 from ..planning.tenant import Restoring
 from ..sessions import EndpointLost
 from ..state import LiveObject, LiveState
-from . import last_copy
+from . import journal_authority, last_copy
 from .lifecycle import (
     NotConverged,
     Progress,
@@ -91,8 +92,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             kept = _kept_as_backups(changes)
             try:
                 befores = journal(changes, live, adapter.engine,
-                                  lambda found, rewritten: adapter.restore_point(session, found, run.run_id, rewritten),
-                                  adapter.definition)
+                                  lambda found, rewritten: adapter.restore_point(session, found, run.run_id, rewritten))
             except StatementFailed as unreadable:   # a table's history could not be read
                 raise ApplyFailed(f"tenant {expected.tenant}: cannot take a restore point: {unreadable.message}\n"
                                   f"  statement: {unreadable.statement}\n  nothing was changed") from None
@@ -100,7 +100,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             run.finish(session, "refused" if isinstance(refused, GuardRefused) else
                        "stale" if isinstance(refused, StalePlan) else "failed", str(refused))
             raise
-        catalog.write_journal(session, run.run_id, befores)
+        catalog.write_journal(session, run.run_id, befores, planned(changes))
         catalog.mark_restore_points(session, run.run_id, [b.restore_point for b in befores if b.restore_point
                                                           and b.version is None and b.key.folded() not in kept])
         touched: set[tuple[str, str]] = set()   # what the run's statements wrote: the rest stays as it is
@@ -188,15 +188,24 @@ def _taken_over(session) -> tuple[str, ...]:
             f"until {holder.get('lease_until', '?')} UTC, or its process on this machine is gone",)
 
 
-def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_point: Callable[[LiveObject, bool], str],
-            definition: Callable[[LiveObject], str | None]) -> list[catalog.Before]:
-    """Every object the changes' statements write, as the tenant has it now, in the order the
-    changes first touch them (the catalog's own tables are not the plan's objects). A table's
-    restore point is the adapter's (`restore_point(found, rewritten)`): `rewritten` when the run
-    drops it, renames it away or loses data in it, where only a copy of its rows can bring it back."""
+def planned(changes: Sequence[Change]) -> set[ObjectKey]:
+    """The objects a run's plan names: each change's object and the table it is renamed from (a
+    rebuild's working table is one of these, `REBUILD_SUFFIX` added: `journal_authority`)."""
+    return {ObjectKey.parse(name) for c in changes for name in (c.object, c.renamed_from) if name}
+
+
+def journal(changes: Sequence[Change], live: LiveState, engine: str,
+            restore_point: Callable[[LiveObject, bool], str]) -> list[catalog.Before]:
+    """Every object the changes' statements write, as the tenant has it now (its facts: never a
+    statement), in the order the changes first touch them (the catalog's own tables are not the plan's
+    objects). A table's restore point is the adapter's (`restore_point(found, rewritten)`): `rewritten`
+    when the run drops it, renames it away or loses data in it, where only a copy of its rows can bring
+    it back. A statement that writes an object outside the plan (`planned`) is not run: a recovery would
+    not believe its journal."""
     befores: dict[tuple[str, str], catalog.Before] = {}
     written: list[tuple[int, ObjectKey]] = []
     rewritten = {ObjectKey.parse(c.object).folded() for c in changes if c.data_loss}
+    plan = {key.folded() for key in planned(changes)}
     for step, change in enumerate(changes):
         for statement in change.statements:
             try:
@@ -209,32 +218,13 @@ def journal(changes: Sequence[Change], live: LiveState, engine: str, restore_poi
     for step, key in written:
         if key.folded() in befores or key.schema.lower().startswith(catalog.CATALOG_SCHEMA):
             continue
+        if not journal_authority.in_plan(key, plan):
+            raise ApplyFailed(f"{changes[step].kind} {changes[step].object}: a statement writes {key}, which the "
+                              "plan does not name, so a recovery could not trust its journal; nothing was changed")
         found = live.object(key)
-        befores[key.folded()] = _before(step, found.key if found else key, found,
-                                        lambda table: restore_point(table, table.key.folded() in rewritten), definition)
+        point = restore_point(found, found.key.folded() in rewritten) if found and found.kind == "Table" else None
+        befores[key.folded()] = catalog.Before.of(step, found.key if found else key, found, point)
     return list(befores.values())
-
-
-def _before(step: int, key: ObjectKey, found: LiveObject | None, restore_point: Callable[[LiveObject], str],
-            definition: Callable[[LiveObject], str | None]) -> catalog.Before:
-    if found is None:
-        return catalog.Before(step, key, "absent")
-    columns = _columns(found)
-    if found.kind == "View":
-        return catalog.Before(step, key, "View", columns, definition=found.engine_sql)
-    return catalog.Before(step, key, "Table", columns, definition=definition(found),
-                          restore_point=restore_point(found))
-
-
-def _columns(found: LiveObject) -> tuple[tuple, ...]:
-    return tuple((c.name, c.type, c.nullable, c.default) for c in found.columns)
-
-
-def _same_columns(found: LiveObject, before: catalog.Before) -> bool:
-    """Whether the object has the columns it was journaled with (as far as that journal tells:
-    one of an older release kept names and types only)."""
-    width = len(before.columns[0]) if before.columns else 4
-    return tuple(column[:width] for column in _columns(found)) == before.columns
 
 
 def _execute(session: Session, changes: Sequence[Change], befores: Sequence[catalog.Before], run: catalog.Run,
@@ -278,6 +268,9 @@ def compensate(session: Session, befores: Sequence[catalog.Before],
         raise CompensationFailed(f"putting the run's objects back failed: {failure.message}\n  statement: "
                                  f"{failure.statement}\n  its journal and restore points (schema "
                                  f"{catalog.BACKUP_SCHEMA}) are kept") from None
+    except JournalRefused as refused:   # a view's text that is not one query is never run
+        raise CompensationFailed(f"putting the run's objects back stopped: {refused}; its journal and restore "
+                                 f"points (schema {catalog.BACKUP_SCHEMA}) are kept") from None
 
 
 def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Collection[tuple[str, str]] | None) -> str:
@@ -289,9 +282,7 @@ def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Coll
     dropped, back, rewound = 0, [], []
     for before in reversed(befores):
         found = now.get(before.key.folded())
-        if before.kind == "View" and found is not None and found.kind == "View" \
-                and found.engine_sql == before.definition \
-                and _same_columns(found, before):   # Spark keeps a view's column types from its creation
+        if before.kind == "View" and not before.differences(found):   # Spark keeps a view's column types
             continue
         if before.version is not None:   # put back in place from its own history (never dropped by the run)
             if found is not None and found.kind == "Table":
@@ -306,8 +297,9 @@ def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Coll
         if before.kind != "absent":
             back.append(before)
     for before in back:
-        if before.kind == "Table":
-            for statement in catalog.from_restore_point(engine, before):
+        if before.kind == "Table":   # re-created by a statement generated from the journal's facts
+            definition = cast(JournaledAdapter, session.adapter).definition(before.as_table())
+            for statement in catalog.from_restore_point(engine, before, definition):
                 session.execute(statement)
     for before in rewound:
         cast(JournaledAdapter, session.adapter).restore_from_history(session, before)
@@ -317,7 +309,7 @@ def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Coll
         for before in views:
             try:
                 session.execute(f"CREATE VIEW {qualified(before.key.schema, before.key.name, engine)} "
-                                f"AS {before.definition}")
+                                f"AS {journal_authority.view_query(before, engine)}")
             except StatementFailed:
                 waiting.append(before)
         if len(waiting) == len(views):
@@ -330,28 +322,14 @@ def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Coll
 
 
 def _verify(session: Session, befores: Sequence[catalog.Before]) -> None:
+    """Every journaled object as the journal says it was: kind, columns, view text, format, properties
+    and comments (`Before.differences`), read anew; else CompensationFailed saying exactly what differs."""
     live, _ = session.adapter.engine_objects(session.connection)
     now = {key.folded(): obj for key, obj in live.items()}
-    wrong = []
-    for before in befores:
-        found = now.get(before.key.folded())
-        kind = found.kind if found is not None else "absent"
-        if kind != before.kind:
-            wrong.append(f"{before.key} is {kind}, was {before.kind}")
-        elif found is not None and not _same_columns(found, before):
-            wrong.append(f"{before.key} has columns {_shown(_columns(found))}, had {_shown(before.columns)}")
-        elif found is not None and found.kind == "View" and found.engine_sql != before.definition:
-            wrong.append(f"view {before.key} reads differently than before")
+    wrong = [difference for before in befores for difference in before.differences(now.get(before.key.folded()))]
     if wrong:
         raise CompensationFailed("putting the run's objects back did not restore them: " + "; ".join(wrong)
                                  + f"; its journal and restore points (schema {catalog.BACKUP_SCHEMA}) are kept")
-
-
-def _shown(columns: Sequence[tuple]) -> str:
-    """Columns for people: name, type, NOT NULL and default where the journal has them."""
-    return "(" + ", ".join(" ".join([str(name), str(kind)] + (["NOT NULL"] if rest and rest[0] is False else [])
-                                    + ([f"DEFAULT {rest[1]}"] if len(rest) > 1 and rest[1] is not None else []))
-                           for name, kind, *rest in columns) + ")"
 
 
 def _drop_restore_points(session: Session, befores: Sequence[catalog.Before]) -> None:
@@ -374,16 +352,30 @@ def _drop_restore_points(session: Session, befores: Sequence[catalog.Before]) ->
 
 def recover(session: Session, run_id: str) -> str:
     """A run the audit shows as running, found by a run that holds the tenant lock: its process is
-    gone. Compensated from its journal (a run that journaled nothing changed nothing) and concluded;
-    what became of it, for people."""
-    befores = catalog.read_journal(session, run_id)
-    if not befores:
+    gone. Compensated from its journal (a run that journaled nothing changed nothing) and concluded,
+    once the journal is shown to be as its run wrote it and to name only what its run could touch
+    (`journal_authority`); what became of it, for people."""
+    tenant = session.adapter.tenant.name
+    try:
+        found = catalog.read_journal(session, run_id)
+        if found is not None:
+            live, _ = session.adapter.engine_objects(session.connection)
+            records, _ = catalog.read(session)
+            journal_authority.check(found, {key.folded() for key in records},
+                                    {key.folded(): obj for key, obj in live.items()}, session.engine)
+    except JournalRefused as refused:   # it stays running: nothing was put back
+        raise JournalRefused(
+            f"tenant {tenant}: run {run_id} had been interrupted, and {refused}\n  nothing was put back and it "
+            f"stays recorded as running; once a person has put the tenant right by hand (or finished the run with "
+            f"the release that wrote its journal), `reconciler unlock ENVIRONMENT {run_id} --as-is` concludes it "
+            "without putting anything back") from None
+    if found is None:
         catalog.release(session, run_id, "interrupted", "stopped before its first statement; nothing to undo")
         return f"run {run_id} had been interrupted before its first statement; nothing to undo"
     try:
-        put_back = compensate(session, befores)
+        put_back = compensate(session, found.befores)
     except PartlyDone as stopped:   # it stays running: the next apply, or unlock, tries again
-        raise PartlyDone(f"tenant {session.adapter.tenant.name}: run {run_id} had been interrupted, and "
+        raise PartlyDone(f"tenant {tenant}: run {run_id} had been interrupted, and "
                          f"{stopped}\n  its journal is kept and it stays recorded as running: once what is "
                          f"missing is back (a restore point under its name, with the columns its table had), "
                          f"`reconciler unlock` of run {run_id}, or the next apply, puts the run back") from None

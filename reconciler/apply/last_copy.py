@@ -70,7 +70,7 @@ def staying(session: Session, befores: Sequence[catalog.Before], now: Mapping[tu
         found = now.get(before.key.folded())
         table = found if found is not None and found.kind == "Table" else None
         point = before.restore_point if before.restore_point.lower() in points else None
-        as_journaled = table is not None and _as_journaled(session, table, before)
+        as_journaled = table is not None and _as_journaled(table, before)
         copy = _Copy(ObjectKey(catalog.BACKUP_SCHEMA, point), _typed(before.columns)) if point else None
         copies += [copy] if copy else []   # there while what the run made is dropped
         if table is not None and (before.key.folded() not in touched if touched is not None
@@ -103,13 +103,9 @@ def staying(session: Session, befores: Sequence[catalog.Before], now: Mapping[tu
     return stays
 
 
-def _as_journaled(session: Session, table: LiveObject, before: catalog.Before) -> bool:
-    """Whether a table is defined as the journal says it was (columns, and the statement that re-creates
-    it where the journal has one)."""
-    width = len(before.columns[0]) if before.columns else 4
-    columns = tuple((c.name, c.type, c.nullable, c.default)[:width] for c in table.columns)
-    return columns == before.columns and before.definition in (
-        None, cast(JournaledAdapter, session.adapter).definition(table))
+def _as_journaled(table: LiveObject, before: catalog.Before) -> bool:
+    """Whether a table is as the journal says it was: columns, format, properties and comments."""
+    return not before.differences(table)
 
 
 def _typed(columns: Sequence) -> tuple[tuple[str, str], ...]:

@@ -47,7 +47,7 @@ class ApplyProtocol(Protocol):
     def writing(self, session: Session) -> contextlib.AbstractContextManager[None]:
         """Audit rows written together: in one transaction, or each standing on its own."""
 
-    def release(self, adapter: Adapter, run_id: str) -> str: ...
+    def release(self, adapter: Adapter, run_id: str, as_is: bool) -> str: ...
 
     def drop(self, session: Session, statements: Sequence[str]) -> None: ...
 
@@ -77,9 +77,9 @@ class Transactional:
             session.rollback()
             raise
 
-    def release(self, adapter: Adapter, run_id: str) -> str:
+    def release(self, adapter: Adapter, run_id: str, as_is: bool) -> str:
         """Opening the tenant for writing proves the run's process is gone: the engine's lock died with
-        it, and the engine rolled the run back."""
+        it, and the engine rolled the run back (there is nothing to put back, `as_is` or not)."""
         with adapter.session(create=False) as session, self.writing(session):
             catalog.release(session, run_id)
         return (f"run {run_id} marked interrupted; the tenant kept its state from before it (the engine rolled it "
@@ -114,12 +114,17 @@ class Journaled:
     def writing(self, session: Session) -> Iterator[None]:
         yield   # the catalog only appends there: each row stands on its own
 
-    def release(self, adapter: Adapter, run_id: str) -> str:
-        """The run is compensated from its journal first, as the next apply would (`journaled.recover`)."""
+    def release(self, adapter: Adapter, run_id: str, as_is: bool) -> str:
+        """The run is compensated from its journal first, as the next apply would (`journaled.recover`);
+        `as_is`: concluded with nothing put back, its journal and restore points kept for people."""
         with adapter.session(create=False, holder={"run_id": f"unlock of {run_id}", "actor": "unlock",
                                                    "unlocks": run_id}) as session:
             catalog.create(session)   # a run that left only its lock row may have come before the catalog
-            return recover(session, run_id)
+            if not as_is:
+                return recover(session, run_id)
+            catalog.release(session, run_id, "interrupted", "concluded by unlock --as-is: nothing was put back")
+            return (f"run {run_id} concluded as interrupted, as the tenant is: nothing was put back (its journal "
+                    f"and any restore point in {catalog.BACKUP_SCHEMA} are kept)")
 
     def drop(self, session: Session, statements: Sequence[str]) -> None:
         """Statement by statement under the tenant lock, renewing it before each."""

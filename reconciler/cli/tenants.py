@@ -90,8 +90,11 @@ def prune_backups(ctx: click.Context, environment: str, older_than: int | None, 
 @cli.command()
 @click.argument("environment")
 @click.argument("run_id")
+@click.option("--as-is", "as_is", is_flag=True,
+              help="Put nothing back (Spark): conclude a run whose journal the reconciler refuses to obey, once a "
+                   "person has put the tenant right by hand.")
 @click.pass_context
-def unlock(ctx: click.Context, environment: str, run_id: str) -> None:
+def unlock(ctx: click.Context, environment: str, run_id: str, as_is: bool) -> None:
     """Release what a dead run left behind: its 'running' audit row and holder note (on Spark, its
     lock row too, even one whose lease is no time and so never runs out).
 
@@ -103,7 +106,7 @@ def unlock(ctx: click.Context, environment: str, run_id: str) -> None:
     Example:
       reconciler unlock prod 20261122T070000Z-1a2b3c
     """
-    tenant, what = housekeeping.unlock(workspace_of(ctx), environment, run_id)
+    tenant, what = housekeeping.unlock(workspace_of(ctx), environment, run_id, as_is)
     out.print(f"{tenant}: {what}", markup=False)
 
 

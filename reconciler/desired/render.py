@@ -129,13 +129,17 @@ class _Renderer:
             primary_key = () if "primary_key" in drops else primary_key
             columns = tuple(ColumnState(c.name, c.type, c.nullable or "not_null" in drops,
                                         None if "default" in drops else c.default) for c in columns)
+        described = tuple((c.name, c.description) for c in table.columns if c.description) \
+            if self.engine in sql.DESCRIPTIONS_AS_COMMENTS else ()   # elsewhere a column's description is not kept
         definition = {"kind": "Table", "columns": [c.to_json() for c in columns],
                       "primary_key": list(primary_key), "description": table.description,
-                      **({"table_format": self.table_format} if self.table_format else {})}
+                      **({"table_format": self.table_format} if self.table_format else {}),
+                      **({"column_descriptions": dict(described)} if described else {})}
         renamed_from = self.key(ObjectKey(table.schema_, table.renamed_from)) if table.renamed_from else None
         renames = tuple((c.renamed_from, c.name) for c in table.columns if c.renamed_from)
         return ObjectState(**common, columns=columns, primary_key=primary_key, definition=definition,
-                           renamed_from=renamed_from, column_renames=renames, table_format=self.table_format)
+                           renamed_from=renamed_from, column_renames=renames, table_format=self.table_format,
+                           column_descriptions=described)
 
     def checked(self, state: ObjectState, key: ObjectKey) -> ObjectState:
         """The object with its data checks rendered for the engine; they are part of its definition (a

@@ -15,18 +15,19 @@ the writing half, a plan's read session the reading half.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..desired import sql
-from ..errors import TenantError
+from ..errors import JournalRefused, TenantError
 from ..model import ObjectKey
 from ..sessions import StatementFailed
-from ..state import CatalogRecord, DesiredState
+from ..state import CatalogRecord, ColumnState, DesiredState, LiveObject
 from .stores import (
     _RECORD_COLUMNS,
     BACKUP_COLUMNS,
@@ -193,16 +194,21 @@ def _conclude_runs(session: CatalogSession, where: str, parameters: Sequence, **
 # -- the journal (engines whose DDL commits statement by statement) ------------------------------
 @dataclass(frozen=True)
 class Before:
-    """What one object an apply touches was before it: absent, a view (its text), or a table (its
-    columns, the statement that re-creates it empty, and its restore point: a copy of its rows taken
-    before the first statement that touches it, or a version in the table's own history)."""
+    """What one object an apply touches was before it, as facts: absent, a view (its columns and text),
+    or a table (its columns, format, properties and comments, and its restore point: a copy of its rows
+    taken before the first statement that touches it, or a version in the table's own history). Never a
+    statement: what re-creates a table is generated from these facts (`as_table`, `from_restore_point`)."""
 
     step: int                  # the change, in plan order, whose statements touch it first
     key: ObjectKey
     kind: str                  # Table | View | absent
-    columns: tuple[tuple, ...] = ()   # (name, type, nullable, default); a journal of an older release: (name, type)
-    definition: str | None = None     # a view's text; a table's CREATE TABLE (stored in the column `view_sql`)
+    columns: tuple[tuple, ...] = ()   # (name, type, nullable, default)
+    view_text: str | None = None      # a view's query, as the engine keeps it
     restore_point: str | None = None  # a copy's name in the backup schema, or `HISTORY_POINT` and a version
+    table_format: str | None = None
+    properties: tuple[tuple[str, str], ...] = ()        # every one a user set, sorted
+    comment: str | None = None
+    column_comments: tuple[tuple[str, str], ...] = ()   # (column, comment)
 
     @property
     def version(self) -> int | None:
@@ -210,23 +216,125 @@ class Before:
         point = self.restore_point or ""
         return int(point.removeprefix(HISTORY_POINT)) if point.startswith(HISTORY_POINT) else None
 
+    @classmethod
+    def of(cls, step: int, key: ObjectKey, found: LiveObject | None, restore_point: str | None = None) -> Before:
+        """The facts of an object as found live (None: absent)."""
+        if found is None:
+            return cls(step, key, "absent")
+        columns = tuple((c.name, c.type, c.nullable, c.default) for c in found.columns)
+        if found.kind == "View":
+            return cls(step, key, "View", columns, view_text=found.engine_sql)
+        return cls(step, key, "Table", columns, restore_point=restore_point, table_format=found.table_format,
+                   properties=tuple(sorted(found.properties)), comment=found.comment,
+                   column_comments=found.column_comments)
+
+    def differences(self, found: LiveObject | None) -> list[str]:
+        """What about `found` (the object under this key now, None: absent) is not as these facts say, for
+        people: its kind, columns, view text, format, properties, comments; none when it is as it was."""
+        now = Before.of(self.step, self.key, found, self.restore_point)
+        if now.kind != self.kind:
+            return [f"{self.key} is {now.kind}, was {self.kind}"]
+        compared = [("columns", _shown(now.columns), _shown(self.columns)),
+                    ("view text", now.view_text, self.view_text) if self.kind == "View" else None,
+                    *([("table format", now.table_format, self.table_format),
+                       ("table properties", dict(now.properties), dict(self.properties)),
+                       ("table comment", now.comment, self.comment),
+                       ("column comments", dict(now.column_comments), dict(self.column_comments))]
+                      if self.kind == "Table" else [])]
+        return [f"{self.key} has {what} {is_now!r}, had {was!r}" if what != "columns" else
+                f"{self.key} has columns {is_now}, had {was}"
+                for what, is_now, was in filter(None, compared) if is_now != was]
+
+    def as_table(self) -> LiveObject:
+        """The table these facts describe, for an adapter to write the statement that re-creates it."""
+        return LiveObject(self.key, "Table", tuple(ColumnState(*column) for column in self.columns),
+                          table_format=self.table_format, properties=self.properties, comment=self.comment,
+                          column_comments=self.column_comments)
+
+    def facts(self) -> dict:
+        """What the journal's `columns` field holds (JSON): everything but the name, kind, view text and
+        restore point, which have fields of their own."""
+        return {"columns": [list(c) for c in self.columns], "format": self.table_format,
+                "properties": [list(p) for p in self.properties], "comment": self.comment,
+                "column_comments": [list(c) for c in self.column_comments]}
+
+
+def _shown(columns: Sequence[tuple]) -> str:
+    """Columns for people: name, type, NOT NULL and default."""
+    return "(" + ", ".join(" ".join([str(name), str(kind)] + (["NOT NULL"] if nullable is False else [])
+                                    + ([f"DEFAULT {default}"] if default is not None else []))
+                           for name, kind, nullable, default in columns) + ")"
+
 
 HISTORY_POINT = "version "   # a restore point in the table's history (no copy's name holds a space)
+DIGEST_ROW = "digest"        # the kind of the journal row that holds the run's plan and the journal's digest
 
 
-def write_journal(session: CatalogSession, run_id: str, befores: Sequence[Before]) -> None:
-    """Every object the run will touch, as it is now: one statement, before the run's first change."""
+@dataclass(frozen=True)
+class Journal:
+    """A run's journal as read back, its digest checked: what every object was, and the objects its
+    run's plan names (the changes' objects and the tables they were renamed from)."""
+
+    befores: list[Before]
+    plan: frozenset[tuple[str, str]]   # folded keys
+
+
+def write_journal(session: CatalogSession, run_id: str, befores: Sequence[Before],
+                  plan: Collection[ObjectKey]) -> None:
+    """Every object the run will touch, as it is now, and a row holding the run's plan (`plan`: the
+    objects its changes name) and the digest of every row: all in one statement, before the run's first
+    change."""
     at = now()
-    session.insert(f"{CATALOG_SCHEMA}.journal", [
-        (run_id, b.step, b.key.schema, b.key.name, b.kind, json.dumps(b.columns), b.definition, b.restore_point, at)
-        for b in befores])
+    rows = [(run_id, b.step, b.key.schema, b.key.name, b.kind, json.dumps(b.facts(), sort_keys=True), b.view_text,
+             b.restore_point) for b in befores]
+    named = sorted({key.folded() for key in plan})
+    seal = json.dumps({"plan": named, "sha256": _digest(run_id, named, rows)}, sort_keys=True)
+    session.insert(f"{CATALOG_SCHEMA}.journal", [(*row, at) for row in rows]
+                   + [(run_id, -1, "", "", DIGEST_ROW, seal, None, None, at)])
 
 
-def read_journal(session: CatalogSession, run_id: str) -> list[Before]:
-    return [Before(step, ObjectKey(schema, name), kind, tuple(map(tuple, json.loads(columns))), definition, point)
-            for step, schema, name, kind, columns, definition, point in session.execute(
-                "SELECT step, schema_name, name, kind, columns, view_sql, restore_point "
-                f"FROM {CATALOG_SCHEMA}.journal WHERE run_id = ? ORDER BY step", [run_id])]
+def _digest(run_id: str, plan: Sequence[Sequence[str]], rows: Sequence[tuple]) -> str:
+    """The journal's rows (as stored, in a fixed order) and its run's plan, hashed: any row edited, added
+    or removed since shows."""
+    ordered = sorted(([str(value) if value is not None else None for value in row] for row in rows),
+                     key=lambda row: [value or "" for value in row])
+    return hashlib.sha256(json.dumps([run_id, [list(key) for key in plan], ordered]).encode()).hexdigest()
+
+
+def read_journal(session: CatalogSession, run_id: str) -> Journal | None:
+    """A run's journal, its digest checked; None when the run wrote none (it stopped before its first
+    statement). JournalRefused when it is not this release's, or not as its run wrote it."""
+    found = [tuple(row) for row in session.execute(
+        "SELECT run_id, step, schema_name, name, kind, columns, view_sql, restore_point "
+        f"FROM {CATALOG_SCHEMA}.journal WHERE run_id = ? ORDER BY step, schema_name, name", [run_id])]
+    if not found:
+        return None
+    seals = [row for row in found if row[4] == DIGEST_ROW]
+    rows = [row for row in found if row[4] != DIGEST_ROW]
+    if not seals:
+        raise JournalRefused("its journal holds no digest: an earlier release of the reconciler wrote it, and "
+                             "stored in it statements that this release never runs")
+    try:
+        [seal] = [json.loads(row[5]) for row in seals]
+        plan, sealed = seal["plan"], seal["sha256"]
+        befores = [_before(row) for row in rows]
+    except (ValueError, KeyError, TypeError):
+        raise JournalRefused("its journal is not one this release writes (a row of it cannot be read as "
+                             "facts)") from None
+    if sealed != _digest(run_id, plan, [row[:8] for row in rows]):
+        raise JournalRefused("its journal is not as the run wrote it (its digest does not match its rows): it "
+                             "was edited since")
+    return Journal(befores, frozenset((str(schema), str(name)) for schema, name in plan))
+
+
+def _before(row: tuple) -> Before:
+    _, step, schema, name, kind, facts_json, view_text, point = row
+    facts = json.loads(facts_json)
+    if kind not in ("Table", "View", "absent") or not isinstance(facts, dict):
+        raise ValueError(kind)
+    return Before(int(step), ObjectKey(schema, name), kind, tuple(tuple(c) for c in facts["columns"]), view_text,
+                  point, facts["format"], tuple(tuple(p) for p in facts["properties"]), facts["comment"],
+                  tuple(tuple(c) for c in facts["column_comments"]))
 
 
 def running(session: CatalogSession) -> list[str]:
@@ -237,16 +345,16 @@ def running(session: CatalogSession) -> list[str]:
         f"SELECT run_id FROM {CATALOG_SCHEMA}.runs WHERE outcome = 'running' ORDER BY started_at")]
 
 
-def from_restore_point(engine: str, before: Before) -> list[str]:
-    """The statements that re-create a table, rows and all, from the copy a run took of it: as it was
-    defined (NOT NULL, defaults, format and properties), then its rows; a journal of an older release
-    kept no definition, and its table comes back from the copy alone."""
+def from_restore_point(engine: str, before: Before, definition: str | None) -> list[str]:
+    """The statements that re-create a table, rows and all, from the copy a run took of it: as the
+    journal's facts say it was defined (`definition`: the adapter's statement for `before.as_table()`,
+    NOT NULL, defaults, format, properties, comments), then its rows."""
     table = sql.qualified(before.key.schema, before.key.name, engine)
     copy = sql.qualified(BACKUP_SCHEMA, before.restore_point, engine)
-    if not before.definition:
-        return [f"CREATE TABLE {table} USING parquet AS SELECT * FROM {copy}"]
     names = ", ".join(sql.quote(column[0], engine) for column in before.columns)
-    return [before.definition, f"INSERT INTO {table} ({names}) SELECT {names} FROM {copy}"]
+    if definition is None:
+        raise StatementFailed(f"re-create {before.key}", f"{engine} re-creates no table from a journal's facts")
+    return [definition, f"INSERT INTO {table} ({names}) SELECT {names} FROM {copy}"]
 
 
 class Run:

@@ -18,6 +18,9 @@ from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, 
 from .stores import BACKUP_SCHEMA
 
 
+REBUILD_SUFFIX = "__reconciler_rebuild"   # a rebuild's working table: the table's name and this
+
+
 class Compiler:
     engine = "duckdb"
 
@@ -252,14 +255,14 @@ class Compiler:
         columns carry their values), and before the original is dropped the copy must hold exactly
         its rows, every kept value unchanged when cast back to its old type (and still hold them as
         the table is dropped, where no transaction keeps other writers off: `unchanged_since_copy`)."""
-        temporary = sql.qualified(key.schema, f"{key.name}__reconciler_rebuild", self.engine)
+        temporary = sql.qualified(key.schema, f"{key.name}{REBUILD_SUFFIX}", self.engine)
         sources = {d.after: d.before for d in change.details if d.op == "rename" and d.column is not None}
         existing = {f.name: f for f in found.columns} if found else {}
         kept = [(c.name, sources.get(c.name, c.name)) for c in want.columns if sources.get(c.name, c.name) in existing]
         targets, selected = ", ".join(self.q(new) for new, _ in kept), ", ".join(self.q(old) for _, old in kept)
         pairs = [(self.q(new), self.q(old), existing[old].type) for new, old in kept]
         carried, _ = self.carried_over(found, want, change)
-        return [self.create_table(key, want, f"{key.name}__reconciler_rebuild", self.rebuild_key_constraint(key)),
+        return [self.create_table(key, want, f"{key.name}{REBUILD_SUFFIX}", self.rebuild_key_constraint(key)),
                 f"INSERT INTO {temporary} ({targets}) SELECT {selected} FROM {self.qk(key)}",
                 self.same_rows(temporary, self.qk(key), pairs,
                                f"rebuilding {key} would change or lose rows; nothing was changed"),

@@ -32,8 +32,9 @@ class JournaledAdapter(Adapter):
 
     @abc.abstractmethod
     def definition(self, found: LiveObject) -> str | None:
-        """The statement that re-creates a live table empty as it is defined (NOT NULL, defaults,
-        format), for a journaled run to bring it back from its copy; None: from the copy alone."""
+        """The statement that re-creates a table empty as `found` describes it (NOT NULL, defaults,
+        format, properties, comments: a journal's facts, `Before.as_table`), for a journaled run to bring
+        it back from its copy."""
 
     @abc.abstractmethod
     def rows_digest(self, session: Session, key: ObjectKey, columns: Sequence[tuple[str, str]]) -> tuple[int, str]:

@@ -71,11 +71,19 @@ class SparkCompiler(Compiler):
     engine = ENGINE
 
     def create_table(self, key: ObjectKey, want, name: str | None = None, key_constraint: str | None = None) -> str:
+        """`want` desired, or a live table to re-create as it was (compensation): then with its comments and
+        every property a user set on it."""
         target = sql.qualified(key.schema, name, self.engine) if name else self.qk(key)
         properties = _created_properties(want)
         given = f" TBLPROPERTIES ({_assignments(properties)})" if properties else ""
-        return (f"CREATE TABLE {target} ({', '.join(self.column_sql(c) for c in want.columns)}) "
-                f"USING {want.table_format or 'parquet'}{given}")
+        comment, commented = _comments(want)
+        columns = ", ".join(self.column_sql(c) + (f" COMMENT {self.text(commented[c.name])}" if c.name in commented
+                                                  else "") for c in want.columns)
+        return (f"CREATE TABLE {target} ({columns}) USING {want.table_format or 'parquet'}"
+                f"{f' COMMENT {self.text(comment)}' if comment else ''}{given}")
+
+    def text(self, value: str) -> str:
+        return sql.literal(value).sql(self.engine)
 
     def alters_in_place(self, change: Change, want, found: LiveObject) -> bool:
         delta = found.table_format == DELTA
@@ -83,7 +91,7 @@ class SparkCompiler(Compiler):
         mapped = properties.get(COLUMN_MAPPING) in ("name", "id")
         defaults = properties.get(COLUMN_DEFAULTS) in ("supported", "enabled")
         for detail in change.details:
-            if detail.column is None:
+            if detail.column is None or detail.attribute == "comment":
                 continue
             if detail.whole_column and detail.op == "add":
                 if delta and (detail.after.get("default") is not None or not detail.after.get("nullable", True)):
@@ -101,6 +109,18 @@ class SparkCompiler(Compiler):
         listed = ", ".join(self.q(c) for c in columns)
         return [f"INSERT OVERWRITE TABLE {self.qk(table)} ({listed}) SELECT {listed} "
                 f"FROM {self.qk(ObjectKey(BACKUP_SCHEMA, backup))}"]
+
+    def alter_table(self, key: ObjectKey, change: Change) -> list[str]:
+        """Spark keeps the YAML's descriptions as comments (`sql.DESCRIPTIONS_AS_COMMENTS`): set after the
+        columns are, so an added or renamed column has its comment too."""
+        comments = []
+        for detail in change.details:
+            if detail.field == "comment":
+                comments.append(f"COMMENT ON TABLE {self.qk(key)} IS {self.text(detail.after or '')}")
+            elif detail.attribute == "comment":
+                comments.append(f"ALTER TABLE {self.qk(key)} ALTER COLUMN {self.q(detail.column)} "
+                                f"COMMENT {self.text(detail.after or '')}")
+        return [*super().alter_table(key, change), *comments]
 
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
@@ -139,14 +159,19 @@ def rows_digest(table: str, values: Sequence[tuple[str, str]]) -> str:
     return f"SELECT named_struct('rows', count(*), 'digest', {digest}) FROM {table}"
 
 
+def _comments(table) -> tuple[str | None, dict[str, str]]:
+    """A table's comment and its columns': a live one's (compensation), or a desired one's descriptions."""
+    if isinstance(table, LiveObject):
+        return table.comment, dict(table.column_comments)
+    return table.definition.get("description") or None, dict(table.column_descriptions)
+
+
 def _created_properties(table) -> dict[str, str]:
-    """A Delta table's properties as created: the reconciler's own, or, re-creating a live table
-    (compensation), those it had."""
-    if table.table_format != DELTA:
-        return {}
+    """A table's properties as created: a Delta table's the reconciler's own, or, re-creating a live table
+    (compensation), every one a user set on it."""
     if isinstance(table, LiveObject):
         return dict(table.properties)
-    return CREATED_DELTA
+    return CREATED_DELTA if table.table_format == DELTA else {}
 
 
 COMPILER = SparkCompiler()
@@ -216,7 +241,7 @@ class SparkAdapter(JournaledAdapter):
             for name, listed in _listed(connection, schema).items():
                 key = ObjectKey(schema, name)
                 found = (LiveObject(key, "View", listed.columns, engine_sql=listed.text) if listed.columns is not None
-                         else _analyzed(connection, key, listed.view, listed.text, listed.provider))
+                         else _analyzed(connection, key, listed.view, listed.text, listed.provider, listed.comment))
                 if found is not None:
                     objects[key] = found
         return objects, schemas

@@ -24,8 +24,16 @@ ENGINE = "spark"
 DELTA = "delta"
 COLUMN_MAPPING = "delta.columnMapping.mode"           # 'name' or 'id': columns renamed and dropped in place
 COLUMN_DEFAULTS = "delta.feature.allowColumnDefaults"  # 'supported': a column's default set in place
-TABLE_PROPERTIES = (COLUMN_MAPPING, COLUMN_DEFAULTS)   # the properties read: they decide what alters in place
 CREATED_DELTA = {COLUMN_MAPPING: "name", COLUMN_DEFAULTS: "supported"}   # what a Delta table is created with
+# What SHOW TBLPROPERTIES may list that no user set: the engine keeps it itself (Delta's protocol versions and
+# column ids follow from the features and columns a table has, and the legacy writer features appendOnly and
+# invariants are listed on every table whose protocol lists features; the metastore's time of the last DDL;
+# the properties Spark reserves, which no TBLPROPERTIES may set: a table's comment is read as its comment).
+ENGINE_KEPT_PROPERTIES = frozenset({"delta.minReaderVersion", "delta.minWriterVersion",
+                                    "delta.columnMapping.maxColumnId", "delta.feature.appendOnly",
+                                    "delta.feature.invariants", "transient_lastDdlTime",
+                                    "owner", "provider", "location", "comment", "external", "is_managed_location"})
+IMPLIED_FEATURES = {"delta.feature.columnMapping": COLUMN_MAPPING}   # listed because that property is set
 
 
 OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "RESTORE"})
@@ -78,6 +86,7 @@ class _Listed(NamedTuple):
     text: str | None                  # a view's original text
     columns: tuple | None             # exact only for a view of plain types; None for a table (no defaults)
     provider: str | None              # a table's format, lower case
+    comment: str | None = None        # a table's comment
 
 
 def _listed(connection, schema: str) -> dict[str, _Listed]:
@@ -111,22 +120,23 @@ def _listed(connection, schema: str) -> dict[str, _Listed]:
             columns.append(ColumnState(name, column_types.engine_type(_TREE_TYPES.get(kind, kind), ENGINE), True, None))
         found[row.tableName] = _Listed(view, fields.get("View Original Text") if view else None,
                                        tuple(columns) if columns is not None else None,
-                                       None if view else fields.get("Provider", "").lower() or None)
+                                       None if view else fields.get("Provider", "").lower() or None,
+                                       None if view else fields.get("Comment"))
     return found
 
 
 def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None,
-              provider: str | None = None) -> LiveObject | None:
+              provider: str | None = None, comment: str | None = None) -> LiveObject | None:
     """An object's columns from the analyzer (a round trip, no job): exact types (CHAR/VARCHAR from
-    their metadata) and, for a table, defaults, and NOT NULL where its format keeps it (Delta; a
-    parquet table's columns all take NULL); a Delta table's properties (another round trip). None
-    when it went away since it was listed."""
+    their metadata) and, for a table, defaults, comments, and NOT NULL where its format keeps it (Delta; a
+    parquet table's columns all take NULL); a table's properties (another round trip). None when it went
+    away since it was listed."""
     from pyspark.errors import AnalysisException
 
     name = sql.qualified(key.schema, key.name, ENGINE)
     try:
         fields = connection.table(name).schema.fields
-        properties = _delta_properties(connection, name) if provider == DELTA else ()
+        properties = () if view else _properties(connection, name)
     except AnalysisException as error:
         if error.getCondition() == "TABLE_OR_VIEW_NOT_FOUND":
             return None
@@ -137,16 +147,21 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None,
                                  ENGINE),
         field.nullable or provider != DELTA,
         None if view else sql.canonical_default(field.metadata.get("CURRENT_DEFAULT"), ENGINE)) for field in fields)
+    comments = () if view else tuple((field.name, field.metadata["comment"]) for field in fields
+                                     if field.metadata.get("comment"))
     return LiveObject(key, "View" if view else "Table", columns, engine_sql=text,
-                      table_format=None if view else provider, properties=properties)
+                      table_format=None if view else provider, properties=properties,
+                      comment=None if view else comment or None, column_comments=comments)
 
 
-def _delta_properties(connection, name: str) -> tuple[tuple[str, str], ...]:
-    """A Delta table's properties that `TABLE_PROPERTIES` names, sorted, as SHOW TBLPROPERTIES lists
-    them: Delta keeps them in its log and its table features (`delta.feature.*`) in its protocol,
-    neither of which SHOW TABLE EXTENDED lists under Delta's catalog."""
-    return tuple(sorted((row[0], row[1]) for row in connection.sql(f"SHOW TBLPROPERTIES {name}").collect()
-                        if row[0] in TABLE_PROPERTIES))
+def _properties(connection, name: str) -> tuple[tuple[str, str], ...]:
+    """A table's properties as a user set them, sorted, as SHOW TBLPROPERTIES lists them (Delta keeps
+    them in its log and its table features, `delta.feature.*`, in its protocol, neither of which SHOW
+    TABLE EXTENDED lists under Delta's catalog), less what the engine keeps itself or lists because another
+    property is set (a table re-created with the rest has them again)."""
+    listed = {row[0]: row[1] for row in connection.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    return tuple(sorted((key, value) for key, value in listed.items() if key not in ENGINE_KEPT_PROPERTIES
+                        and listed.get(IMPLIED_FEATURES.get(key, ""), "none") == "none"))
 
 
 def _left_folder(error: Exception) -> str | None:

@@ -139,7 +139,9 @@ class _Unwritable(Exception):
 
 
 def _table(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tuple[dict, str | None]:
+    """Where the engine keeps descriptions as comments (Spark), its comments are the descriptions."""
     columns = []
+    comments = dict(found.column_comments)
     for column in found.columns:
         spelled = _type(column.type, dialect, engine)
         entry: dict = {"name": column.name, "type": spelled}
@@ -147,6 +149,8 @@ def _table(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tupl
             entry["nullable"] = False
         if column.default is not None:
             entry["default"] = sql.parse_expression(column.default, engine).sql(dialect=dialect)
+        if comments.get(column.name):
+            entry["description"] = comments[column.name]
         columns.append(entry)
     document = {"kind": "Table", "name": key.name, "schema": key.schema, **_described(found, engine),
                 "columns": columns}
@@ -185,8 +189,11 @@ def _view(key: ObjectKey, found: LiveObject, dialect: str, engine: str) -> tuple
 
 
 def _described(found: LiveObject, engine: str) -> dict[str, str]:
-    """`description:` from the comment on the table or view, where the engine keeps one: the adapter
-    reads it as what a DBA added (the statement that puts it back), and that statement is read here."""
+    """`description:` from the comment on the table or view, where the engine keeps one: the table's own
+    comment where the adapter keeps descriptions as comments (Spark), else what the adapter reads as a
+    DBA's addition (the statement that puts it back), that statement read here."""
+    if found.comment:
+        return {"description": found.comment}
     for addition in found.additions:
         if addition.column is None and len(addition.recreate) == 1:
             try:

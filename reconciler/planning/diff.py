@@ -175,10 +175,17 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: 
     description = (*_details({"description": record.definition.get("description", "")},
                              {"description": want.definition.get("description", "")}),
                    *_check_details(record.definition, want.definition, engine))
+    comments, comments_drift = _comments(want, record, found, engine)
     if not details:
+        if comments:
+            reason = ("comments changed outside the reconciler (drift)" if comments_drift
+                      else "descriptions changed")
+            return new_change("update", want, "low", reason, (*comments, *description), drift=comments_drift)
         if description:
             return new_change("update", want, "low", _catalog_reason(description), description, catalog_only=True)
         return None
+    description = (*comments, *description)
+    drift = drift or comments_drift
     dropped = [d for d in details if d.op == "drop" and d.whole_column]
     reason = "columns changed outside the reconciler (drift)" if drift else "columns changed"
     if renames:
@@ -194,6 +201,23 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: 
         return new_change("update", want, "high", f"drops column {names}{outside}{probable}",
                        (*details, *description), data_loss=True, drift=drift)
     return new_change("update", want, "medium", reason, (*details, *description), drift=drift)
+
+
+def _comments(want: ObjectState, record: CatalogRecord, found: LiveObject,
+              engine: str) -> tuple[tuple[Detail, ...], bool]:
+    """Where the engine keeps descriptions as comments (`sql.DESCRIPTIONS_AS_COMMENTS`): each comment of
+    the table or of a column it keeps that is not the YAML's description, and whether the comments are
+    not what the last apply left (a hand edit: drift)."""
+    if engine not in sql.DESCRIPTIONS_AS_COMMENTS:
+        return (), False
+    live = {"": found.comment or "", **dict(found.column_comments)}
+    wanted = {"": want.definition.get("description", ""), **dict(want.column_descriptions)}
+    recorded = {"": record.definition.get("description", ""), **record.definition.get("column_descriptions", {})}
+    kept = ["", *(c.name for c in want.columns)]
+    details = tuple(Detail(field=f"columns.{name}.comment" if name else "comment", op="change",
+                           before=live.get(name) or None, after=wanted.get(name) or None)
+                    for name in kept if live.get(name, "") != wanted.get(name, ""))
+    return details, bool(details) and any(live.get(name, "") != recorded.get(name, "") for name in kept)
 
 
 def _probable_column_renames(details: tuple[Detail, ...]) -> str:

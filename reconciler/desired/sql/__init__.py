@@ -30,6 +30,7 @@ from .parsing import parse, parse_condition, parse_expression, parsed, position,
 from .problems import TOO_DEEP, SqlProblem, bounded, unsupported
 from .rendering import (
     DEFAULT_TABLE_FORMAT,
+    DESCRIPTIONS_AS_COMMENTS,
     ENGINE_DROPS,
     ENGINE_REWRITES,
     NAMED,
@@ -56,7 +57,8 @@ from .values import (
 )
 
 __all__ = [
-    "CALLS_VERSION", "DEFAULT_TABLE_FORMAT", "ENGINE_DROPS", "ENGINE_REWRITES", "FACTS_VERSION", "MAX_NESTING",
+    "CALLS_VERSION", "DEFAULT_TABLE_FORMAT", "DESCRIPTIONS_AS_COMMENTS", "ENGINE_DROPS", "ENGINE_REWRITES",
+    "FACTS_VERSION", "MAX_NESTING",
     "NAMED", "NAMES_EVERY_VIEW_OUTPUT", "RENDER_VERSION", "SUNDAY_ZERO", "TOO_DEEP", "SqlFacts", "SqlProblem",
     "analyze", "bounded", "calls", "calls_in", "canonical_default", "condition_type", "depends_on", "literal",
     "materialized", "meaning_changes", "normalize_type", "not_numeric", "parameter", "parameter_name",

@@ -191,6 +191,9 @@ def meaning_changes(tree: exp.Expression, dialect: str, engine: str) -> str | No
 ENGINE_DROPS = {("spark", "parquet"): frozenset({"not_null", "primary_key"}),
                 ("spark", "delta"): frozenset({"primary_key"})}
 NAMES_EVERY_VIEW_OUTPUT = frozenset({"spark"})   # engines that refuse a permanent view with an unnamed output
+# engines whose tables carry the YAML's descriptions as their comments (table and columns), applied and read
+# back like any column; elsewhere a comment is a DBA's, carried over (`Addition`), and a description the catalog's
+DESCRIPTIONS_AS_COMMENTS = frozenset({"spark"})
 DEFAULT_TABLE_FORMAT = {"spark": "parquet"}   # engines whose tables come in more than one format
 RENDER_VERSION = "5"                       # part of the render cache key: a new value when rewrites change
 
