@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 from rich.text import Text
 
+from ..views import report_page
 from .common import (
     EXIT_CHANGES,
     cli,
@@ -342,5 +343,5 @@ def report_command(ctx: click.Context, out_dir: str) -> None:
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    (folder / "index.html").write_text(report.landscape_html(data, generated))
+    (folder / "index.html").write_text(report_page.landscape_html(data, generated))
     out.print(f"wrote {folder / 'index.html'}", markup=False)

@@ -16,6 +16,7 @@ import click
 from rich.text import Text
 
 from ..errors import InvalidInput, ReconcilerError, StalePlan, first_code
+from ..views import graph_formats
 from .common import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -259,7 +260,8 @@ def _print_graph(picture, fmt: str, title: str, states: dict) -> None:
         text = drawing.svg(picture, states) if fmt == "svg" else drawing.html(picture, title, states)
         out.print(text, markup=False, end="")
         return
-    render = {"mermaid": report.graph_mermaid, "dot": report.graph_dot, "json": report.graph_json}[fmt]
+    render = {"mermaid": graph_formats.graph_mermaid, "dot": graph_formats.graph_dot,
+              "json": graph_formats.graph_json}[fmt]
     out.print(render(picture), markup=False, end="")
 
 

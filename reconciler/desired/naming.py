@@ -77,7 +77,7 @@ def _duckdb_version() -> str:
 
 def _parsed(question: str, argument: str) -> str | None:
     """DuckDB's parser asked `question` (a serialisation either way) of `argument`; None when it cannot."""
-    import duckdb   # here, not at the top: see `_duckdb_version`
+    import duckdb  # here, not at the top: see `_duckdb_version`
 
     with _lock:
         try:

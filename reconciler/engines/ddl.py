@@ -17,7 +17,6 @@ from ..plan import Change, Check
 from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .stores import BACKUP_SCHEMA
 
-
 REBUILD_SUFFIX = "__reconciler_rebuild"   # a rebuild's working table: the table's name and this
 
 

@@ -6,9 +6,9 @@ for the tenant's table format (`USING parquet`, or `USING delta` with column map
 defaults). Spark SQL has no transactions (`BEGIN` is a syntax error) and its DDL commits statement
 by statement, so this adapter is a `JournaledAdapter`: the executor applies to it with the
 journaled protocol (`apply/journaled.py`); this module gives that protocol its tenant lock (`TableLock`),
-a table's definition, a Delta table's restore point in its own history, reads of what other sessions
-committed (`fresh`: Spark keeps a table's file listing per session) and a digest of a table's rows; an endpoint
-that stops answering is `EndpointLost`, never the client's own error. Parquet tables keep
+a table's definition, a Delta table's restore point in its own history and a digest of a table's
+rows; its session (`spark_session.py`) reads what other sessions committed and says when the endpoint
+stops answering. Parquet tables keep
 neither NOT NULL nor a primary key, Delta tables no primary key: the desired state is rendered
 without them (`sql.ENGINE_DROPS`), so plans converge. Never decides what to change; writes only
 what the executor hands it.
@@ -17,7 +17,6 @@ what the executor hands it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import socket
@@ -29,7 +28,6 @@ from ..desired import column_types, sql
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Change, Refusal
-from ..sessions import EndpointLost
 from ..state import DesiredState, LiveObject, LiveState
 from . import catalog
 from .contract import Session, StatementFailed, Unprovable
@@ -43,14 +41,12 @@ from .spark_catalog import (
     ENGINE,
     _analyzed,
     _history,
-    _left_folder,
     _listed,
-    _Recorded,
-    _unavailable_formats,
     foreign_commits,
 )
 from .spark_lock import _STOPPED, TableLock, _assignments
-from .stores import APPEND_ONLY, BACKUP_SCHEMA
+from .spark_session import SparkConnectSession
+from .stores import BACKUP_SCHEMA
 
 CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
 RETRIES = 4            # the client's retries of a failed call: about 4 s in all
@@ -127,7 +123,7 @@ class SparkCompiler(Compiler):
 
     def unchanged_since_copy(self, key: ObjectKey, copy: str, pairs: Sequence[tuple[str, str, str]]) -> list[str]:
         """Spark keeps no other writer off the table between the proof and the swap: just before the DROP
-        the table is read again, fresh (`_SparkSession.fresh`), and its row count and digest must still be
+        the table is read again, fresh (`SparkConnectSession.fresh`), and its row count and digest must still be
         the proven copy's, every value of the copy cast back to its old type; else the apply stops there,
         the table not dropped. Count and digest, not the proof again: one pass with no shuffle, so the
         moment it reads the table is as close to the DROP as it can be."""
@@ -212,7 +208,7 @@ class SparkAdapter(JournaledAdapter):
                               f"{reason.strip().splitlines()[0]}") from None
         session.client.set_retry_policies([DefaultPolicy(max_retries=RETRIES)])
         try:
-            yield _SparkSession(session, self)
+            yield SparkConnectSession(session, self)
         finally:
             session.stop()
             _STOPPED.append(session)
@@ -408,122 +404,6 @@ def _some(names: Sequence[str], shown: int = 5) -> str:
     """`a, b, c and 97 more`: a plan line stays readable whatever the plan's size."""
     listed = ", ".join(names[:shown])
     return f"{listed} and {len(names) - shown} more" if len(names) > shown else listed
-
-
-class _SparkSession(Session):
-    """Spark SQL statements on one Spark Connect session; no transactions, and no UPDATE or DELETE
-    on parquet tables (the catalog appends only)."""
-
-    engine = ENGINE
-    catalog_store = APPEND_ONLY   # parquet tables: no UPDATE or DELETE
-
-    def __init__(self, connection, adapter: SparkAdapter):
-        self.connection = connection
-        self.adapter = adapter
-        self.lock: TableLock | None = None   # an apply's session holds one
-
-    def inspect(self) -> LiveState:
-        """As every session inspects, each question put to Spark and its answer hashed in order into the
-        state's `digest` (`snapshot`): the adapter reads through a `_Recorded` session, which answers only
-        what inspecting asks."""
-        connection = self.connection
-        with self._answering("reading the catalog"):
-            live, digest = self.inspected_through(_Recorded(connection))
-            # the probe's answer, not its text: EXPLAIN of a format the endpoint has names fresh expression ids
-            # and paths each time, which would make every digest new and no plan ever recalled
-            lacking = _unavailable_formats(connection)
-        digest.update(repr(("unavailable formats", lacking)).encode() + b"\n")
-        return dataclasses.replace(live, unavailable_formats=lacking, digest=digest.hexdigest())
-
-    def hold(self) -> None:
-        if self.lock is not None:
-            self.lock.renew()
-
-    def fresh(self, statement: str) -> None:
-        """Spark keeps each table's file listing per session from the first time it read it (here: when the
-        plan inspected it), so the rows another session commits since are not seen until REFRESH TABLE: a
-        copy, a proof or a guard would read the table as it was. Each table a query reads is refreshed just
-        before it (one that is not there is left for the statement to name)."""
-        for schema, name in sorted(sql.rows_read(statement, ENGINE)):
-            try:
-                self.execute(f"REFRESH TABLE {sql.qualified(schema, name, ENGINE)}")
-            except EndpointLost:
-                raise
-            except StatementFailed:
-                pass
-
-    @contextlib.contextmanager
-    def read_only(self) -> Iterator[None]:
-        """Spark SQL has no read-only transaction (nor any): what confines a check here is the policy at
-        validate (`policy.py`), which lets a check be one query, with no statement or clause that writes,
-        calling only functions of the allowlist (none that reaches beyond its inputs: `reflect`,
-        `java_method`, ...); nothing here could stop what it let through."""
-        yield
-
-    def execute(self, statement: str, parameters: Sequence | None = None) -> list[tuple]:
-        try:
-            with self._answering(statement):
-                return [tuple(row) for row in self.connection.sql(statement, args=list(parameters or ()) or None)
-                        .collect()]
-        except EndpointLost:
-            raise
-        except Exception as error:  # noqa: BLE001 - pyspark raises its own tree; the statement says which
-            folder = _left_folder(error)
-            if folder is not None:
-                raise StatementFailed(statement, folder) from None
-            raise StatementFailed.engine(statement, error) from None
-
-    @contextlib.contextmanager
-    def _answering(self, what: str) -> Iterator[None]:
-        """EndpointLost, naming what was asked, when the endpoint stopped answering: the client gave up
-        retrying (what it retries is a server that is unavailable); any other error as raised."""
-        from pyspark.errors import RetriesExceeded
-
-        try:
-            yield
-        except RetriesExceeded as error:
-            raise EndpointLost(what, f"{self.adapter.describe()} stopped answering: "
-                               f"{StatementFailed.engine(what, error).message}") from None
-
-    def executemany(self, statement: str, rows: Sequence[Sequence]) -> None:
-        for row in rows:
-            self.execute(statement, row)
-
-    def insert(self, table: str, rows: Sequence[Sequence]) -> None:
-        """All rows in one write (a statement per row would be a Spark job each)."""
-        if not rows:
-            return
-        try:
-            with self._answering(f"INSERT INTO {table} ({len(rows)} rows)"):
-                frame = self.connection.createDataFrame([tuple(row) for row in rows],
-                                                        schema=self.connection.table(table).schema)
-                frame.write.insertInto(table)
-        except EndpointLost:
-            raise
-        except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
-            raise StatementFailed.engine(f"INSERT INTO {table} ({len(rows)} rows)", error) from None
-
-    def tables(self, schema: str) -> list[str]:
-        listing = f"SHOW TABLES IN {sql.quote(schema, ENGINE)}"
-        with self._answering(listing):
-            if not self.connection.catalog.databaseExists(schema):
-                return []
-            return [row.tableName for row in self.connection.sql(listing).collect() if not row.isTemporary]
-
-    def table_columns(self, schema: str, table: str) -> list[str]:
-        if table.lower() not in {name.lower() for name in self.tables(schema)}:   # Spark folds names
-            return []
-        with self._answering(f"DESCRIBE {schema}.{table}"):
-            found = _analyzed(self.connection, ObjectKey(schema, table), False)
-        return [column.name for column in found.columns] if found else []
-
-    def engine_sql(self, keys: Sequence[ObjectKey]) -> dict[ObjectKey, str]:
-        texts = {}
-        for schema in {key.schema for key in keys}:
-            with self._answering(f"SHOW TABLE EXTENDED IN {schema}"):
-                listed = _listed(self.connection, schema)
-            texts.update({ObjectKey(schema, name): found.text for name, found in listed.items() if found.text is not None})
-        return {key: texts[key] for key in keys if key in texts}
 
 
 __all__ = ["SparkAdapter", "SparkCompiler"]

@@ -1,7 +1,8 @@
 """Renderings of plans, diagnostics and graphs for people and machines.
 
-Owns text (terraform-like symbols), markdown, JSON, Mermaid and DOT output. Every function
-takes finished values and returns a string; nothing here computes anything new.
+Owns text (terraform-like symbols), markdown and JSON output; the dependency graph as Mermaid, DOT
+and JSON is `graph_formats`'. Every function takes finished values and returns a string; nothing here
+computes anything new.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import difflib
 import json
 from collections import Counter
 from collections.abc import Sequence
-from html import escape
 
 import networkx as nx
 from rich.table import Table
@@ -21,6 +21,7 @@ from ..desired import checks, sql
 from ..errors import Diagnostic, ReconcilerError
 from ..model import ObjectKey
 from ..plan import ACTIONS, Change, Detail, Plan, TenantPlan, row_count
+from .graph_formats import node_id
 
 SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
 STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red"}
@@ -207,8 +208,8 @@ def _changed_graph(plan: Plan, graph: nx.DiGraph, most: int = 80) -> list[str]:
         return [f"_{len(actions)} changed objects: too many to draw here; `reconciler graph` draws them._", ""]
     lines = ["```mermaid", "flowchart LR"]
     for key in nodes:
-        lines.append(f'  {_node_id(key)}["{key}"]:::{actions.get(key, "reader")}')
-    lines += [f"  {_node_id(a)} --> {_node_id(b)}" for a, b in sorted(graph.edges) if a in actions and b in nodes]
+        lines.append(f'  {node_id(key)}["{key}"]:::{actions.get(key, "reader")}')
+    lines += [f"  {node_id(a)} --> {node_id(b)}" for a, b in sorted(graph.edges) if a in actions and b in nodes]
     lines += [f"  classDef {action} fill:{colour}" for action, colour in ACTION_COLOURS.items()]
     lines += ["  classDef reader fill:#f1f3f5,stroke-dasharray: 3 3", "```", ""]
     return ["Changed objects (coloured by action) and what reads them directly:", "", *lines]
@@ -297,37 +298,6 @@ def checks_github(found) -> str:
             lines.append(f"::{level} file={path},line={line},title=check {result.check}::"
                          f"tenant {tenant.tenant}: {result.describe()}")
     return "\n".join(lines)
-
-
-def graph_json(graph: nx.DiGraph) -> str:
-    nodes = [{"id": str(k), "kind": graph.nodes[k]["kind"]} for k in sorted(graph.nodes)]
-    edges = [{"from": str(a), "to": str(b)} for a, b in sorted(graph.edges)]
-    return json.dumps({"nodes": nodes, "edges": edges}, indent=2) + "\n"
-
-
-def _node_id(key: ObjectKey) -> str:
-    return f"{key.schema}__{key.name}".replace(".", "__")   # a column node's name holds its column
-
-
-def graph_mermaid(graph: nx.DiGraph) -> str:
-    shapes = {"Table": ("[(", ")]"), "View": ("[", "]"), "MaterializedTable": ("[(", ")]"), "DataFlow": ("[[", "]]"),
-              "Connection": ("{{", "}}")}
-    lines = ["flowchart LR"]
-    for key in sorted(graph.nodes):
-        left, right = shapes.get(graph.nodes[key]["kind"], ("[", "]"))
-        lines.append(f'  {_node_id(key)}{left}"{key}"{right}')
-    lines += [f"  {_node_id(a)} --> {_node_id(b)}" for a, b in sorted(graph.edges)]
-    return "\n".join(lines) + "\n"
-
-
-def graph_dot(graph: nx.DiGraph) -> str:
-    shapes = {"Table": "cylinder", "View": "box", "MaterializedTable": "cylinder", "DataFlow": "cds",
-              "Connection": "hexagon"}
-    lines = ["digraph landscape {", "  rankdir=LR;"]
-    for key in sorted(graph.nodes):
-        lines.append(f'  "{key}" [shape={shapes.get(graph.nodes[key]["kind"], "box")}];')
-    lines += [f'  "{a}" -> "{b}";' for a, b in sorted(graph.edges)]
-    return "\n".join(lines) + "\n}\n"
 
 
 def review_marker(plan: Plan) -> str:
@@ -468,67 +438,3 @@ def backups_table(backups: list[dict], now: dt.datetime | None = None) -> Table:
     if not backups:
         table.add_row("no backups", "", "", "", "", "", "")
     return table
-
-
-def landscape_html(data, generated: str) -> str:
-    """The static landscape report: one self-contained page, no scripts, no network."""
-    status_rows = "".join(
-        f"<tr><td>{_h(r.environment)}</td><td>{_h(r.tenant)}</td><td>{_h(r.applied_commit or 'never applied')}"
-        f"</td><td>{'-' if r.pending is None else r.pending}</td><td>{'-' if r.drift is None else r.drift}</td>"
-        f"<td>{_h(r.lock or r.problem or '-')}</td><td class=\"{'failed' if r.checks and 'failed' in r.checks else ''}\">"
-        f"{_h(r.checks or '-')}</td></tr>" for r in data.status)
-    waiting = "".join(f"<li><b>{_h(w.source)} &rarr; {_h(w.target)}</b>: "
-                      + (", ".join(_h(o) for o in w.objects) or "nothing waiting") + "</li>" for w in data.waiting)
-    header = "".join(f"<th>{_h(name)}</th>" for name in data.order)
-    matrix = []
-    for key, per_environment in data.versions.items():
-        cells, previous = [], None
-        for name in data.order:
-            version = per_environment.get(name)
-            behind = previous is not None and version != previous and key not in data.local
-            cells.append(f'<td class="{"waiting" if behind else ""}">{_h(version or "—")}</td>')
-            previous = version
-        label = f"{_h(key)} <small>(one environment's own)</small>" if key in data.local else _h(key)
-        matrix.append(f"<tr><th scope=\"row\">{label}</th>{''.join(cells)}</tr>")
-    history = "".join(
-        f"<tr><td>{_h(str(r['started_at'])[:19])}</td><td>{_h(r['environment'])}</td><td>{_h(r['tenant'])}</td>"
-        f"<td>{_h(r.get('operation') or 'apply')}</td><td class=\"{_h(r['outcome'])}\">{_h(r['outcome'])}</td>"
-        f"<td>{_h((r['commit'] or '-')[:8])}</td><td>{_h(r['actor'] or '-')}</td>"
-        f"<td>{_h(check_counts(r.get('checks')))}</td></tr>" for r in data.history)
-    from . import drawing  # the layout engine (and numpy under it) only for the page that draws
-    return REPORT_PAGE.format(generated=_h(generated), status=status_rows, waiting=waiting, header=header,
-                              matrix="".join(matrix), graph_environment=_h(data.graph_environment),
-                              graph=drawing.svg(data.graph), history=history)
-
-
-def _h(text) -> str:
-    return escape(str(text))
-
-
-REPORT_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>reconciler: landscape report</title>
-<style>
-body {{ font-family: sans-serif; margin: 1.5rem; color: #212529; }}
-table {{ border-collapse: collapse; margin-bottom: 1rem; }}
-th, td {{ border: 1px solid #dee2e6; padding: 4px 8px; text-align: left; font-size: 13px; }}
-td.waiting {{ background: #fff3bf; }}
-td.failed, td.interrupted {{ background: #ffe3e3; }}
-td.applied {{ background: #ebfbee; }}
-.graph {{ overflow: auto; border: 1px solid #dee2e6; }}
-</style></head>
-<body>
-<h1>Landscape report</h1>
-<p>Generated {generated}. Versions are the git blob ids of each object's file; a highlighted cell
-differs from the environment before it (waiting to be promoted).</p>
-<section id="status"><h2>Environments and tenants</h2>
-<table><thead><tr><th>environment</th><th>tenant</th><th>applied commit</th><th>pending</th><th>drift</th>
-<th>lock / problem</th><th>last checks</th></tr></thead><tbody>{status}</tbody></table>
-<ul>{waiting}</ul></section>
-<section id="matrix"><h2>Objects by environment</h2>
-<table><thead><tr><th>object</th>{header}</tr></thead><tbody>{matrix}</tbody></table></section>
-<section id="graph"><h2>Lineage of {graph_environment}</h2><div class="graph">{graph}</div></section>
-<section id="history"><h2>Recent runs</h2>
-<table><thead><tr><th>started (UTC)</th><th>environment</th><th>tenant</th><th>operation</th><th>outcome</th>
-<th>commit</th><th>actor</th><th>checks</th></tr></thead><tbody>{history}</tbody></table></section>
-</body></html>
-"""
