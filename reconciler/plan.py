@@ -1,8 +1,8 @@
 """The plan: an immutable, ordered, fingerprinted list of changes per tenant.
 
 Owns the change vocabulary (`Create`, `Update`, `Replace`, `Delete`: each holds only what its
-action can have, with a risk and a reason for people that nothing branches on; all four are
-written as one flat record, `RECORD`), the execution order, the guard pass and the stable JSON form.
+action can have, with a risk and a reason for people that nothing decides on; all four are written
+as one flat record), the execution order, the guard pass and the stable JSON form.
 Order contract: creates, updates and replaces in dependency order (graph.order), deletes
 in the reverse order of the live dependencies, all deletes first. Also what planning asks of a
 tenant's engine (`Compiler`), named here so that planning never imports an engine. Never
@@ -18,15 +18,7 @@ from collections.abc import Collection, Sequence
 from typing import Annotated, Any, Literal, Protocol
 
 import networkx as nx
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
-    model_serializer,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import graph as graphs
 from .model import ObjectKey
@@ -92,42 +84,27 @@ class Impact(_Value):
 
 
 class _Change(_Value):
-    """What every change has. `reason` is for people only: nothing branches on it, and a plan under
-    review is approved without it (`Plan.review_hash`)."""
+    """What every change has, in the plan format's order (every change is written as the same record).
+    A field its action cannot have is typed to the one value it then has (a create's `data_loss` is
+    `Literal[False]`), so that a record holding another is no change. `reason` is for people only:
+    nothing decides on its words, and a plan under review is approved without it (`Plan.review_hash`)."""
 
+    action: Action
     kind: str
     object: str
     risk: Risk
     reason: str
+    details: tuple[Detail, ...] = ()
     statements: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
-    conflict: bool = False        # blocked: an unmanaged object stands in the way, or a row check counts rows
-    catalog_only: bool = False    # adoption or a kind the engine has no object for: no statements
-
-    @model_validator(mode="before")
-    @classmethod
-    def _from_record(cls, data: Any) -> Any:
-        """A change read from the plan format (`RECORD`): the fields its action cannot have are there
-        with the value every change of that action has, and nothing else."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for name, value in _ABSENT.items():
-            if name in cls.model_fields or name not in data:
-                continue
-            given = data.pop(name)
-            if (tuple(given) if isinstance(given, list) else given) != value:
-                raise ValueError(f"a change that would {data.get('action', '?')} has no {name} ({given!r})")
-        return data
-
-    @model_serializer(mode="wrap")
-    def _as_record(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> dict[str, Any]:
-        """The plan format: every change is the same flat record, in `RECORD`'s order."""
-        data = handler(self)
-        absent = {name: list(value) if info.mode == "json" and isinstance(value, tuple) else value
-                  for name, value in _ABSENT.items() if name not in type(self).model_fields}
-        return {name: data[name] if name in data else absent[name] for name in RECORD
-                if name in data or name in absent}
+    data_loss: bool = False
+    rows: int | None = None           # what a table that loses data holds now
+    conflict: bool = False            # blocked: an unmanaged object in the way, a row check that counts rows
+    catalog_only: bool = False        # adoption or a kind the engine has no object for: no statements
+    drift: bool = False               # undoes a change made to the tenant outside the reconciler
+    acknowledged: bool = False        # data loss accepted in review (the environment's allow_data_loss)
+    renamed_from: str | None = None   # the live table this one was called before (renamed in place)
+    impact: tuple[Impact, ...] = ()   # the columns it alters that something reads (column-level lineage)
 
     @property
     def key(self) -> ObjectKey:
@@ -139,96 +116,47 @@ class _Change(_Value):
         return ObjectKey.parse(self.renamed_from or self.object)
 
 
-class _NoFields:
-    """What a create or a delete cannot have: field details, and the columns it alters for readers."""
-
-    @property
-    def details(self) -> tuple[Detail, ...]:
-        return ()
-
-    @property
-    def impact(self) -> tuple[Impact, ...]:
-        return ()
-
-
-class _NoRename:
-    """Only an update or a replace renames a table in place."""
-
-    @property
-    def renamed_from(self) -> str | None:
-        return None
-
-
-class Create(_NoFields, _NoRename, _Change):
-    """An object the tenant does not have (or lost: `drift`); never loses data."""
+class Create(_Change):
+    """An object the tenant does not have (or lost: `drift`): it loses no data, has no field details and
+    alters no column something reads."""
 
     action: Literal["create"] = "create"
-    drift: bool = False           # dropped outside the reconciler: created again
-
-    @property
-    def data_loss(self) -> bool:
-        return False
-
-    @property
-    def rows(self) -> int | None:
-        return None
-
-    @property
-    def acknowledged(self) -> bool:
-        return False
+    details: tuple[()] = ()
+    data_loss: Literal[False] = False
+    rows: None = None
+    acknowledged: Literal[False] = False
+    renamed_from: None = None
+    impact: tuple[()] = ()
 
 
 class Update(_Change):
     """An object changed in place: altered, redefined, renamed, or recorded (`catalog_only`)."""
 
     action: Literal["update"] = "update"
-    details: tuple[Detail, ...] = ()
-    data_loss: bool = False
-    rows: int | None = None           # what a table that loses data holds now
-    drift: bool = False               # undoes a change made to the tenant outside the reconciler
-    acknowledged: bool = False        # data loss accepted in review (the environment's allow_data_loss)
-    renamed_from: str | None = None   # the live table this one was called before (renamed in place)
-    impact: tuple[Impact, ...] = ()   # the columns it alters that something reads (column-level lineage)
 
 
 class Replace(_Change):
-    """An object dropped and created again, or rebuilt: a table copied into a new one and swapped in."""
+    """An object dropped and created again, or a table rebuilt (copied into a new one and swapped in);
+    never the undoing of drift."""
 
     action: Literal["replace"] = "replace"
-    details: tuple[Detail, ...] = ()
-    data_loss: bool = False
-    rows: int | None = None
-    acknowledged: bool = False
-    renamed_from: str | None = None
-    impact: tuple[Impact, ...] = ()
-
-    @property
-    def drift(self) -> bool:
-        return False
+    drift: Literal[False] = False
 
 
-class Delete(_NoFields, _NoRename, _Change):
-    """An object removed from the folder: dropped from the tenant and the catalog."""
+class Delete(_Change):
+    """An object removed from the folder: dropped from the tenant and the catalog. It has no field details,
+    undoes no drift, renames nothing and alters no column something reads."""
 
     action: Literal["delete"] = "delete"
-    data_loss: bool = False
-    rows: int | None = None
-    acknowledged: bool = False
-
-    @property
-    def drift(self) -> bool:
-        return False
+    details: tuple[()] = ()
+    drift: Literal[False] = False
+    renamed_from: None = None
+    impact: tuple[()] = ()
 
 
 Change = Annotated[Create | Update | Replace | Delete, Field(discriminator="action")]
 CHANGES: dict[str, type[Create | Update | Replace | Delete]] = {
     "create": Create, "update": Update, "replace": Replace, "delete": Delete}
-# The plan format of a change, whatever its action: this record, in this order. A field an action
-# cannot have is written with the value below (and must have it when read).
-RECORD = ("action", "kind", "object", "risk", "reason", "details", "statements", "checks", "data_loss", "rows",
-          "conflict", "catalog_only", "drift", "acknowledged", "renamed_from", "impact")
-_ABSENT: dict[str, Any] = {"details": (), "data_loss": False, "rows": None, "drift": False, "acknowledged": False,
-                           "renamed_from": None, "impact": ()}
 
 
 class Refusal(_Value):

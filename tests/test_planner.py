@@ -246,8 +246,9 @@ def test_a_change_holds_only_what_its_action_can_have(action: str, field: str, v
     record = {"action": action, "kind": "Table", "object": "sales.t", "risk": "low", "reason": "r"}
     adapter = TypeAdapter(Change)
     assert adapter.validate_python(record).action == action
-    with pytest.raises(ValidationError, match=f"a change that would {action} has no {field}"):
+    with pytest.raises(ValidationError) as refused:
         adapter.validate_python({**record, field: value})
+    assert [error["loc"] for error in refused.value.errors()] == [(action, field)]
 
 
 # -- live.json against the engine -------------------------------------------------------------
