@@ -32,7 +32,8 @@ def test_a_plan_against_an_empty_spark_tenant_creates_everything_in_spark_sql(sp
     assert creates["sales.customer_master"] == [
         "CREATE SCHEMA IF NOT EXISTS `sales`",
         "CREATE TABLE `sales`.`customer_master` (`id` BIGINT, `name` STRING, `email` STRING, `region` STRING, "
-        "`status` STRING DEFAULT 'ACTIVE', `created_at` TIMESTAMP_NTZ) USING parquet"]   # NOT NULL and the key go
+        "`status` STRING DEFAULT 'ACTIVE', `created_at` TIMESTAMP_NTZ) USING parquet "
+        "COMMENT 'Customer master data from the ERP'"]   # NOT NULL and the key go; the description is its comment
     assert creates["sales.vw_customer_active"] == [
         "CREATE VIEW `sales`.`vw_customer_active` AS SELECT id, name, email, region, created_at "
         "FROM sales.customer_master WHERE status = 'ACTIVE' AND region = 'EU'"]   # $$REGION_PARAM rendered
