@@ -303,8 +303,9 @@ def test_the_demo_applies_on_delta_and_converges(delta_landscape: Landscape, del
     creates = {c["object"]: c["statements"] for c in tenant["changes"]}
     assert creates["sales.customer_master"][-1] == (
         "CREATE TABLE `sales`.`customer_master` (`id` BIGINT NOT NULL, `name` STRING, `email` STRING, `region` STRING, "
-        "`status` STRING DEFAULT 'ACTIVE', `created_at` TIMESTAMP_NTZ) USING delta TBLPROPERTIES "
-        "('delta.columnMapping.mode' = 'name', 'delta.feature.allowColumnDefaults' = 'supported')")
+        "`status` STRING DEFAULT 'ACTIVE', `created_at` TIMESTAMP_NTZ) USING delta COMMENT 'Customer master data "
+        "from the ERP' TBLPROPERTIES ('delta.columnMapping.mode' = 'name', 'delta.feature.allowColumnDefaults' = "
+        "'supported')")   # its description is its comment
     applied = delta_landscape.run("apply", "dev", "--yes")
     assert applied.code == 0, applied.output
     for statement in DEMO_ROWS:
