@@ -38,6 +38,7 @@ checks, drawing, executor, graphs, housekeeping, observe = (lazy(f"reconciler.{m
 plans, reconcile, report, source, transport = (lazy(f"reconciler.{m}") for m in (
     "plan", "planning.environment", "views.report", "desired.source", "gitops.transport"))
 data_checks = lazy("reconciler.apply.checks")
+graph_formats, report_page = lazy("reconciler.views.graph_formats"), lazy("reconciler.views.report_page")
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64   # the others are on the error classes
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it

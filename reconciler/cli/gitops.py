@@ -14,7 +14,6 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from ..views import report_page
 from .common import (
     EXIT_CHANGES,
     cli,
@@ -25,6 +24,7 @@ from .common import (
     print_lines,
     print_table,
     report,
+    report_page,
     transport,
     workspace_of,
 )

@@ -16,7 +16,6 @@ import click
 from rich.text import Text
 
 from ..errors import InvalidInput, ReconcilerError, StalePlan, first_code
-from ..views import graph_formats
 from .common import (
     EXIT_CHANGES,
     EXIT_ERROR,
@@ -27,6 +26,7 @@ from .common import (
     drawing,
     err,
     executor,
+    graph_formats,
     graphs,
     observe,
     out,
