@@ -7,8 +7,30 @@ translated where they enter (the tenant adapters, `source`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+
+def closest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate a mistyped `word` most likely meant: difflib's nearest (ratio 0.6 or more), else the
+    nearest ignoring case (`Orders` for `orders`); None when nothing is near."""
+    candidates = list(candidates)
+    match = difflib.get_close_matches(word, candidates, n=1)
+    if match:
+        return match[0]
+    lowered = {candidate.lower(): candidate for candidate in candidates}
+    match = difflib.get_close_matches(word.lower(), list(lowered), n=1)
+    return lowered[match[0]] if match else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str], shown: Mapping[str, object] | None = None) -> str:
+    """` (did you mean orders?)`, or nothing: the one spelling of a suggestion in every message. `shown`:
+    what to name instead of a candidate (an object's qualified key for its bare name)."""
+    match = closest(word, candidates)
+    if match is not None and shown is not None:
+        match = shown.get(match)
+    return f" (did you mean {match}?)" if match else ""
 
 
 @dataclass(frozen=True, order=True)

@@ -7,7 +7,6 @@ validates or interprets what a document says.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import os
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 
 import git
 
-from ..errors import Diagnostic, GitError, UnknownEnvironment
+from ..errors import Diagnostic, GitError, UnknownEnvironment, did_you_mean
 from .cache import NO_CACHE, Cache
 from .documents import Document, YamlProblem, parse_yaml
 
@@ -212,9 +211,7 @@ def available_environments(repo: Path, ref: str | None) -> list[str]:
 
 def _unknown(name: str, available: list[str], where: str) -> str:
     known = ", ".join(available) or "none"
-    close = difflib.get_close_matches(name, available, n=1)
-    return (f"environment '{name}' does not exist in the {where} (environments: {known})"
-            + (f"; did you mean {close[0]}?" if close else ""))
+    return f"environment '{name}' does not exist in the {where} (environments: {known}){did_you_mean(name, available)}"
 
 
 def open_repo(repo: Path) -> git.Repo:

@@ -12,7 +12,6 @@ records the adopted objects as managed without running a statement (the planner'
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from sqlglot import exp
 from .. import graph as graphs
 from ..desired import column_types, sql
 from ..desired.source import ENVIRONMENTS
-from ..errors import UsageProblem
+from ..errors import UsageProblem, did_you_mean
 from ..model import PLAIN_NAME, ObjectKey
 from ..planning.diff import view_query
 from ..planning.environment import Workspace
@@ -48,7 +47,7 @@ def adopt(workspace: Workspace, environment: str, tenant_name: str, schemas: tup
     landscape = workspace.load(environment)
     names = [t.name for t in landscape.environment.tenants]
     if tenant_name not in names:
-        raise UsageProblem(f"environment {environment} has no tenant {tenant_name}{_did_you_mean(tenant_name, names)}; "
+        raise UsageProblem(f"environment {environment} has no tenant {tenant_name}{did_you_mean(tenant_name, names)}; "
                            f"its tenants: {', '.join(names)}")
     tenant = next(t for t in landscape.environment.tenants if t.name == tenant_name)
     dialect, engine = landscape.environment.dialect, tenant.engine
@@ -87,7 +86,7 @@ def _chosen(live: LiveState, tenant_name: str, schemas: tuple[str, ...], selecti
     present = sorted({key.schema for key in objects})
     for schema in schemas:
         if schema.lower() not in {s.lower() for s in present}:
-            raise UsageProblem(f"tenant {tenant_name} has no schema {schema}{_did_you_mean(schema, present)}; "
+            raise UsageProblem(f"tenant {tenant_name} has no schema {schema}{did_you_mean(schema, present)}; "
                                f"its schemas: {', '.join(present) or 'none'}")
     if schemas:
         wanted = {s.lower() for s in schemas}
@@ -203,11 +202,6 @@ def _described(found: LiveObject, engine: str) -> dict[str, str]:
             if isinstance(statement, exp.Comment) and statement.args.get("kind") in ("TABLE", "VIEW"):
                 return {"description": statement.expression.name}
     return {}
-
-
-def _did_you_mean(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1) or [k for k in known if k.lower() == name.lower()]
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 class _Literal(str):

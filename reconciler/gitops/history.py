@@ -9,7 +9,6 @@ Never talks to tenants: the gate on protected environments is `transport`'s.
 
 from __future__ import annotations
 
-import difflib
 import io
 import shlex
 import shutil
@@ -24,7 +23,7 @@ from gitdb.base import IStream
 
 from ..desired.landscape import Landscape
 from ..desired.source import ENVIRONMENTS, blob_id, open_repo, resolve_commit
-from ..errors import GitError, GuardRefused
+from ..errors import GitError, GuardRefused, did_you_mean
 from ..model import ObjectKey
 
 UNPROMOTABLE = ("draft", "beta")
@@ -208,9 +207,7 @@ def resolve_names(selection: list[str], known: set[ObjectKey]) -> list[ObjectKey
             options = ", ".join(sorted(map(str, by_name[text])))
             raise GuardRefused(f"'{name}' is ambiguous: {options}; name the schema")
         else:
-            close = difflib.get_close_matches(text, [*by_text, *by_name], n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise GuardRefused(f"no object '{name}' in either folder{hint}")
+            raise GuardRefused(f"no object '{name}' in either folder{did_you_mean(text, [*by_text, *by_name])}")
     return list(dict.fromkeys(keys))
 
 

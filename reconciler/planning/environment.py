@@ -11,7 +11,6 @@ the tenant catalog is `engines.catalog`.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from ..desired.source import (
 from ..desired.validate import load, valid_environment, validate
 from ..engines import catalog
 from ..engines.contract import Adapter, Session, Unprovable, adapter_for
-from ..errors import GuardRefused, ReconcilerError, TenantError, UsageProblem
+from ..errors import GuardRefused, ReconcilerError, TenantError, UsageProblem, did_you_mean
 from ..model import DataFlow, MaterializedTable, ObjectKey, Tenant
 from ..parallel import each_tenant
 from ..plan import Plan
@@ -205,9 +204,8 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
     names = [t.name for t in landscape.environment.tenants]
     for name in tenants or ():
         if name not in names:
-            close = difflib.get_close_matches(name, names, n=1) or [n for n in names if n.lower() == name.lower()]
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise UsageProblem(f"environment {environment} has no tenant {name}{hint}; its tenants: {', '.join(names)}")
+            raise UsageProblem(f"environment {environment} has no tenant {name}{did_you_mean(name, names)}; "
+                               f"its tenants: {', '.join(names)}")
     chosen = [t for t in landscape.environment.tenants if not tenants or t.name in tenants]
     untrusted = _moved_tenants(workspace, landscape, chosen)
     _refuse_new_functions(workspace, landscape)
@@ -275,9 +273,8 @@ def runnable(planned: Planned, name: str) -> dict[str, tuple[ObjectKey, str | No
     matches = [key for key in runs if name.lower() in (str(key).lower(), key.name.lower())]
     if len(matches) != 1:
         names = ", ".join(map(str, runs)) or "none"
-        close = difflib.get_close_matches(name, [str(k) for k in runs] + [k.name for k in runs], n=1)
         why = "names more than one: write schema.name" if matches else \
-            f"is no data flow or MaterializedTable{f' (did you mean {close[0]}?)' if close else ''}"
+            f"is no data flow or MaterializedTable{did_you_mean(name, [*map(str, runs), *(k.name for k in runs)])}"
         raise UsageProblem(f"{name} {why}; what runs in {landscape.name}: {names}")
     path = landscape.documents[matches[0]].path
     found: dict[str, tuple[ObjectKey, str | None]] = {}

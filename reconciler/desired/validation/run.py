@@ -9,14 +9,13 @@ decides what is a problem: each pass does.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import typing
 from collections.abc import Iterable
 from pathlib import PurePosixPath
 
 from pydantic import BaseModel, ValidationError
 
-from ... import secrets
+from ... import errors, secrets
 from ...errors import Diagnostic
 from ...model import PLAIN_NAME, QUALIFIED_NAME, TENANT_NAME, Environment, ObjectKey
 from .. import policy
@@ -151,15 +150,6 @@ def _models_in(annotation) -> list[type[BaseModel]]:
 
 
 def did_you_mean(word: str, candidates: Iterable[str], objects=None) -> str:
-    candidates = list(candidates)
-    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    if not matches:
-        lowered = {c.lower(): c for c in candidates}
-        matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
-        matches = [lowered[m] for m in matches]
-    if not matches:
-        return ""
-    if objects is not None:  # an unqualified name: suggest the qualified object
-        key = next((k for k in objects if k.name == matches[0]), None)
-        return f" (did you mean {key}?)" if key else ""
-    return f" (did you mean {matches[0]}?)"
+    """`errors.did_you_mean`; with `objects`, an unqualified name is answered with the qualified object."""
+    shown = None if objects is None else {key.name: key for key in reversed(list(objects))}
+    return errors.did_you_mean(word, candidates, shown)
