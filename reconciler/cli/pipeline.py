@@ -83,10 +83,13 @@ def validate(ctx: click.Context, environment: str | None, ref: str | None, fmt: 
 @click.option("--tenant", "tenants", multiple=True, help="Only this tenant (repeatable).")
 @click.option("--no-verify", is_flag=True,
               help="Do not prove the plan on each tenant (on a shadow of it; on Spark, by EXPLAIN).")
+@click.option("--show-sql", is_flag=True, help="Print each change's statements, as apply sends them (text; the "
+              "markdown and JSON plans always hold them).")
 @LOCK_TIMEOUT
 @click.pass_context
 def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_file: str | None,
-         detailed_exitcode: bool, tenants: tuple[str, ...], no_verify: bool, lock_timeout: float) -> None:
+         detailed_exitcode: bool, tenants: tuple[str, ...], no_verify: bool, show_sql: bool,
+         lock_timeout: float) -> None:
     """Show what apply would change in each tenant of ENVIRONMENT.
 
     \b
@@ -94,6 +97,7 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
       reconciler plan dev --detailed-exitcode
       reconciler plan prod --ref origin/main --format json --out prod.plan.json
       reconciler plan dev --no-verify
+      reconciler plan dev --show-sql
     """
     try:
         made, graph = reconcile.plan_for_review(workspace_of(ctx, lock_timeout), environment, ref, tenants,
@@ -109,7 +113,7 @@ def plan(ctx: click.Context, environment: str, ref: str | None, fmt: str, out_fi
     elif fmt == "markdown":
         out.print(report.plan_markdown(made, graph), markup=False, end="")
     else:
-        print_lines(report.plan_text(made))
+        print_lines(report.plan_text(made, show_sql=show_sql))
     if made.refused:   # a green plan is a promise: one the engine refuses fails here, not at merge
         ctx.exit(EXIT_ERROR)
     if detailed_exitcode and made.has_changes:

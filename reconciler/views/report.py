@@ -55,8 +55,9 @@ def plan_summary(changes: Sequence[Change]) -> str:
             + (f" ({line.removeprefix('Plan: ').removesuffix('.')})." if changed else "."))
 
 
-def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
-    """(line, style) pairs: the CLI prints them with or without colour."""
+def plan_text(plan: Plan, verbose: bool = True, show_sql: bool = False) -> list[tuple[str, str | None]]:
+    """(line, style) pairs: the CLI prints them with or without colour. `show_sql`: each change's
+    statements too, as apply sends them."""
     lines: list[tuple[str, str | None]] = [
         (f"Environment {plan.environment} at {plan.ref}"
          + (f" ({plan.commit[:12]})" if plan.commit else ""), "bold")]
@@ -70,6 +71,8 @@ def plan_text(plan: Plan, verbose: bool = True) -> list[tuple[str, str | None]]:
             lines.append(("  No changes. The tenant matches the desired state.", None))
         for change in tenant.changes:
             lines.extend(_change_lines(change, verbose, tenant.engine))
+            if show_sql:
+                lines.extend((f"        {line}", "dim") for line in statements_text(change.statements))
         if tenant.checks:
             lines.append((f"  Data checks before commit: {', '.join(tenant.checks)}", None))
         for name in tenant.unmanaged:
@@ -104,6 +107,11 @@ def _change_lines(change: Change, verbose: bool, engine: str) -> list[tuple[str,
     return lines
 
 
+def statements_text(statements: Sequence[str]) -> list[str]:
+    """Statements as an engine is sent them, each ended by `;` (a statement of several lines keeps them)."""
+    return [line for statement in statements for line in f"{statement};".splitlines()]
+
+
 def _impact_lines(change: Change) -> list[str]:
     return [f"{i.column} ({i.change}) is read by {', '.join(i.read_by)}" for i in change.impact]
 
@@ -135,7 +143,7 @@ def _value(value) -> str:
 
 
 MARKDOWN_LIMIT = 64_000   # GitHub refuses comments over 65,536 characters; room for what CI adds
-TRIM_ORDER = ("SQL diffs", "field-level details", "per-object rows")
+TRIM_ORDER = ("statements", "SQL diffs", "field-level details", "per-object rows")
 ACTION_COLOURS = {"create": "#d3f9d8", "update": "#fff3bf", "replace": "#ffd8a8", "delete": "#ffc9c9"}
 
 
@@ -216,21 +224,29 @@ def _changed_graph(plan: Plan, graph: nx.DiGraph, most: int = 80) -> list[str]:
 
 
 def _tenant_markdown(tenant: TenantPlan, trimmed: int = 0) -> list[str]:
+    dropped = set(TRIM_ORDER[:trimmed])
     out = [f"<details><summary><b>{tenant.tenant}</b> ({tenant.engine}): {plan_summary(tenant.changes)}"
            "</summary>", ""]
     if not tenant.changes:
         out.append("No changes.")
-    elif trimmed < 3:
+    elif "per-object rows" not in dropped:
         out += ["| | object | kind | risk | reason |", "|---|---|---|---|---|"]
         out += [f"| `{SYMBOLS[c.action]}` {c.action} | `{c.object}` | {c.kind} | {c.risk} | {c.reason} |"
                 for c in tenant.changes]
-        for change in tenant.changes if trimmed < 2 else ():
-            details = [d for d in change.details if not (trimmed >= 1 and d.field == "sql")]
+        for change in tenant.changes if "field-level details" not in dropped else ():
+            details = [d for d in change.details if not ("SQL diffs" in dropped and d.field == "sql")]
+            statements = change.statements if "statements" not in dropped else ()
+            if details or statements:
+                out += ["", f"`{change.object}`"]
             if details:
-                out += ["", f"`{change.object}`", "```diff"]
+                out.append("```diff")
                 for detail in details:
                     out += _detail_lines(detail, tenant.engine)
                 out.append("```")
+            if statements:
+                out += ["", f"<details><summary>SQL apply runs ({len(statements)} "
+                        f"statement{'s' * (len(statements) > 1)})</summary>", "", "```sql",
+                        *statements_text(statements), "```", "", "</details>"]
             out += [f"- column impact: {line}" for line in _impact_lines(change)]
     if tenant.checks:
         out += ["", "Data checks that run before commit (a failure rolls the apply back): "
