@@ -38,9 +38,12 @@ from .common import (
               help="Comma-separated environments, in promotion order; the last of several is protected.")
 @click.option("--force", is_flag=True, help="Write into a folder that holds other files (never over one).")
 @click.option("--package", default="", metavar="SPEC",
-              help="What the written workflows pip-install as the reconciler: a version on your package index, or a "
-                   "git URL pinned to a commit. Without it they stop with an error until RECONCILER_PACKAGE is set.")
-def init(folder: str, engine: str, environments: str, force: bool, package: str) -> None:
+              help="What CI pip-installs as the reconciler: a version on your package index, or a git URL pinned to "
+                   "a commit. Without it CI stops with an error until the workflow's `package` is set.")
+@click.option("--ci-from", default="OWNER/reconciler", show_default=True, metavar="OWNER/NAME[@REF]",
+              help="The GitHub repository whose reusable workflow CI calls, at a tag or commit (default: the tag "
+                   "v<this version>); the default is a placeholder to edit.")
+def init(folder: str, engine: str, environments: str, force: bool, package: str, ci_from: str) -> None:
     """Start a new landscape repository in FOLDER: environments, workflows, schemas, a README.
 
     \b
@@ -48,7 +51,7 @@ def init(folder: str, engine: str, environments: str, force: bool, package: str)
       reconciler init my-landscape --engine postgresql --environments dev,prod
     """
     names = [name.strip() for name in environments.split(",") if name.strip()]
-    written = lazy("reconciler.gitops.init").init(Path(folder), engine, names, force, package)
+    written = lazy("reconciler.gitops.init").init(Path(folder), engine, names, force, package, ci_from)
     for path in written:
         out.print(f"wrote {path}", markup=False)
     out.print(f"next: cd {folder} && git init && git add -A && git commit -m 'a new landscape' && "
@@ -226,6 +229,23 @@ def history(ctx: click.Context, environment: str, fmt: str) -> None:
         out.print(json.dumps(runs, indent=2, default=str), markup=False)
         return
     print_table(report.history_table(runs))
+
+
+@cli.command()
+@click.option("--changed-since", "ref", metavar="REF",
+              help="Only the environments whose folder differs between REF and the checked-out commit.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def environments(ctx: click.Context, ref: str | None, fmt: str) -> None:
+    """The environments, in landscape order (first to last along promotes_from), one a line or as a
+    JSON list; what CI plans and applies, so no workflow names an environment.
+
+    \b
+    Example:
+      reconciler environments --changed-since origin/main --format json
+    """
+    names = observe.environments(workspace_of(ctx), ref)
+    out.print(json.dumps(names) if fmt == "json" else "\n".join(names), markup=False, soft_wrap=True)
 
 
 @cli.command()
