@@ -118,6 +118,7 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
                               "moves": [{**asdict(m), "key": str(m.key)} for m in promotion.moves],
                               "held_back": [{"object": o, "why": w} for o, w in promotion.held_back],
                               "branch": result.branch, "commit": result.commit,
+                              "deleted_branches": list(result.deleted_branches),
                               "body_file": str(result.body_file) if result.body_file else None,
                               "pull_request": result.pull_request}, indent=2), markup=False)
         return
@@ -128,6 +129,8 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
         return
     for move in promotion.moves:
         out.print(f"{move.action:>6} {move.key}  ({move.reason})", markup=False)
+    for branch in result.deleted_branches:
+        out.print(f"deleted merged branch {branch}", markup=False)
     out.print(f"branch {result.branch} (commit {result.commit[:12]})", markup=False)
     out.print(f"pull request body: {result.body_file}", markup=False)
     if result.pull_request:
