@@ -46,6 +46,9 @@ def test_the_readme_walkthrough_runs_as_written(landscape: Landscape, edited_fir
         run(readme_block("edit-a-view"), landscape)
     result = run(readme_block("walkthrough"), landscape)
 
+    assert "(4, 4)" in result.stdout   # step 1: the seeded rows, counted after the apply
+    assert "1 row inserted" in result.stdout   # step 5: the data flow reads the seeded rows
+    assert landscape.sql("SELECT count(*) FROM sales.customer_master")[0][0] == 4
     assert columns(landscape, "dev", "sales")[-2:] == ["created_at", "status"]   # status once
     assert columns(landscape, "qa", "sales_qa")[-2:] == ["created_at", "status"]
     assert columns(landscape, "prod-eu", "sales")[-1] == columns(landscape, "prod-us", "sales")[-1] == "created_at"
@@ -60,7 +63,7 @@ def test_a_second_promotion_runs_as_the_walkthrough_writes_it(landscape: Landsca
     """Step 2 twice: `promote` deletes the promote branch the first merge took in, so the second
     `git merge "$(git for-each-ref ...)"` names one branch, the new one."""
     assert landscape.run("apply", "dev", "--yes").code == 0
-    run(walkthrough_step(1) + walkthrough_step(2), landscape)
+    run(walkthrough_step(0) + walkthrough_step(1) + walkthrough_step(2), landscape)
     landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "created_at, status", "status, created_at")
     landscape.commit("dev: status before created_at")
     assert landscape.run("apply", "dev", "--yes").code == 0
