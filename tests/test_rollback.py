@@ -74,6 +74,9 @@ def test_a_rollback_that_brings_back_a_dropped_column_offers_its_backup_restore(
     assert landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_master").code == 0
     [backup] = [b[0] for b in landscape.sql("SELECT name FROM _reconciler.backups")]
 
+    [offered] = json.loads(landscape.run("rollback", "dev", "--to", commit_b, "--format", "json").stdout)["restores"]
+    assert offered == {"tenant": "dev", "table": "sales.customer_master", "columns": ["loyalty_tier"], "backup": backup,
+                       "command": f"reconciler restore dev '{backup}' --yes"}
     for mode in ((), ("--format", "markdown"), ("--execute",)):   # the dry run and the pull request body say it too
         rolled = landscape.run("rollback", "dev", "--to", commit_b, *mode)
         assert rolled.code == 0, rolled.output

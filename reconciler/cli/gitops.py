@@ -176,7 +176,8 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
                               "target_commit": result.target_commit, "undoes": list(result.undoes),
                               "impact": [asdict(row) for row in result.impact], "plan": result.plan.to_dict(),
                               "branch": result.branch, "commit": result.commit, "checkpoint": result.checkpoint,
-                              "results": [asdict(r) for r in result.results]}, indent=2, default=str), markup=False)
+                              "results": [asdict(r) for r in result.results],
+                              "restores": [asdict(r) for r in result.restores]}, indent=2, default=str), markup=False)
         return
     if fmt == "markdown":
         out.print(report.rollback_markdown(result), markup=False)
