@@ -286,8 +286,10 @@ def delete_merged_branches(repo: Path, prefix: str) -> list[str]:
     """Delete the local branches named `prefix*` whose tip the checked-out commit holds (merged ones):
     their commits stay reachable, and a later `promote` leaves one branch of that name to merge."""
     handle = open_repo(repo)
-    merged = [head for head in handle.heads if head.name.startswith(prefix) and head.name != handle.active_branch.name
-              and handle.is_ancestor(head.commit, handle.head.commit)] if not handle.head.is_detached else []
+    if handle.head.is_detached:
+        return []
+    merged = [head for head in handle.heads if head.name.startswith(prefix) and head != handle.active_branch
+              and handle.is_ancestor(head.commit, handle.head.commit)]
     for head in merged:
         handle.delete_head(head)
     return sorted(head.name for head in merged)
