@@ -17,6 +17,7 @@ import yaml
 from conftest import ROOT, Landscape
 from test_workflows import actionlint
 
+from reconciler import __version__
 from reconciler.model import json_schemas
 
 
@@ -83,36 +84,42 @@ def test_other_engines_are_declared_valid(tmp_path: Path, engine: str, dialect: 
     assert yaml.safe_load(landscape.path("environments/prod/environment.yaml").read_text())["dialect"] == dialect
 
 
-def test_the_written_workflows_pass_actionlint_and_name_the_environments(tmp_path: Path) -> None:
+def test_the_written_workflow_calls_the_reusable_one_at_a_pinned_ref_and_names_no_environment(tmp_path: Path) -> None:
+    """One thin caller: the reconciler's reusable workflow at the tag of this version (or the ref given),
+    on the three events it serves, and no environment named, so adding one changes no workflow."""
     landscape = initialised(tmp_path / "mine", "--environments", "dev,test,live")
     workflows = sorted(landscape.path(".github/workflows").glob("*.yml"))
-    assert [p.name for p in workflows] == ["apply-environment.yml", "apply.yml", "plan.yml", "rollback.yml"]
+    assert [p.name for p in workflows] == ["reconciler.yml"]
     assert actionlint(workflows) == []
-    apply = yaml.safe_load(landscape.path(".github/workflows/apply.yml").read_text())["jobs"]
-    assert apply["apply-test"]["needs"] == ["changes", "apply-dev"]
-    assert apply["apply-live"]["needs"] == ["changes", "apply-test"]
-    assert set(apply["changes"]["outputs"]) == {"dev", "test", "live"}
-    rollback = yaml.safe_load(landscape.path(".github/workflows/rollback.yml").read_text())
-    assert rollback[True]["workflow_dispatch"]["inputs"]["environment"]["options"] == ["dev", "test", "live"]
-    for path in workflows:   # a released version, never the landscape's own working tree
-        text = path.read_text()
-        assert "pip install ." not in text
-        assert ("pip install \"$RECONCILER_PACKAGE\"" in text) == (path.name != "apply.yml")
+    text = workflows[0].read_text()
+    caller = yaml.safe_load(text)
+    assert set(caller[True]) == {"pull_request", "push", "workflow_dispatch"}   # YAML 1.1 reads `on` as True
+    job = caller["jobs"]["reconcile"]
+    assert job["uses"] == f"OWNER/reconciler/.github/workflows/reconcile.yml@v{__version__}"
+    assert set(job["with"]) <= set(yaml.safe_load((ROOT / ".github/workflows/reconcile.yml").read_text())[True][
+        "workflow_call"]["inputs"])   # every input it passes is one the reusable workflow takes
+    assert not re.search(r"(?<![/\w-])(dev|test|live)(?![\w-])", text), text
+    pinned = initialised(tmp_path / "pinned", "--ci-from", f"platform/reconciler@{'0123456789abcdef' * 2}01234567")
+    uses = yaml.safe_load(pinned.path(".github/workflows/reconciler.yml").read_text())["jobs"]["reconcile"]["uses"]
+    assert uses == f"platform/reconciler/.github/workflows/reconcile.yml@{'0123456789abcdef' * 2}01234567"
+    refused = pinned.run("init", str(tmp_path / "bad"), "--ci-from", "platform")
+    assert refused.code == 64 and "OWNER/NAME" in refused.stderr and not (tmp_path / "bad").exists(), refused.output
 
 
-def test_the_workflows_install_only_the_reconciler_the_landscape_names(tmp_path: Path) -> None:
-    """A CI job holds the landscape's secrets: its workflows never pip-install a guess at a package
-    of that name. Without --package they stop with an error saying what to set; with it, they pin it."""
+def test_the_workflow_installs_only_the_reconciler_the_landscape_names(tmp_path: Path) -> None:
+    """A CI job holds the landscape's secrets: it never pip-installs a guess at a package of that name
+    (PyPI's `reconciler` is another project). Without --package the caller passes an empty one, which the
+    reusable workflow stops on with an error saying what to set; with it, the pin goes through as written."""
     unnamed = initialised(tmp_path / "unnamed")
-    pinned = "reconciler @ git+https://git.example.invalid/platform/reconciler@0123456789abcdef0123456789abcdef01234567"
+    pinned = 'reconciler @ git+https://git.example.invalid/platform/reconciler@0123456789abcdef0123456789abcdef01234567'
     named = initialised(tmp_path / "named", "--package", pinned)
-    for name in ("plan.yml", "apply-environment.yml", "rollback.yml"):
-        unset = yaml.safe_load(unnamed.path(f".github/workflows/{name}").read_text())
-        assert unset["env"]["RECONCILER_PACKAGE"] == ""
-        installs = [step["run"] for job in unset["jobs"].values() for step in job.get("steps", [])
-                    if "RECONCILER_PACKAGE" in step.get("run", "")]
-        assert installs and all(run.startswith('test -n "$RECONCILER_PACKAGE" || {') for run in installs)
-        assert yaml.safe_load(named.path(f".github/workflows/{name}").read_text())["env"]["RECONCILER_PACKAGE"] == pinned
+    assert yaml.safe_load(unnamed.path(".github/workflows/reconciler.yml").read_text())["jobs"]["reconcile"][
+        "with"]["package"] == ""
+    assert yaml.safe_load(named.path(".github/workflows/reconciler.yml").read_text())["jobs"]["reconcile"][
+        "with"]["package"] == pinned
+    reusable = yaml.safe_load((ROOT / ".github/workflows/reconcile.yml").read_text())
+    installs = [s["run"] for job in reusable["jobs"].values() for s in job["steps"] if "pip install" in s.get("run", "")]
+    assert installs and all(run.startswith('test -n "$RECONCILER_PACKAGE" || {') for run in installs)
     assert actionlint(sorted(named.path(".github/workflows").glob("*.yml"))) == []
 
 

@@ -65,6 +65,33 @@ def test_git_revert_then_apply_returns_to_the_earlier_state_without_losing_rows(
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
 
 
+def test_a_rollback_that_brings_back_a_dropped_column_offers_its_backup_restore(landscape: Landscape) -> None:
+    """A column dropped with --allow-data-loss comes back empty with a rollback; the rollback names the
+    backup that holds its values and the exact restore command, and that command, run as printed once
+    the rollback is applied, brings them back (DuckDB)."""
+    _, commit_b, _ = applied_a_then_b(landscape)
+    landscape.repo.git.revert(commit_b, "--no-edit")
+    assert landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_master").code == 0
+    [backup] = [b[0] for b in landscape.sql("SELECT name FROM _reconciler.backups")]
+
+    [offered] = json.loads(landscape.run("rollback", "dev", "--to", commit_b, "--format", "json").stdout)["restores"]
+    assert offered == {"tenant": "dev", "table": "sales.customer_master", "columns": ["loyalty_tier"], "backup": backup,
+                       "command": f"reconciler restore dev '{backup}' --yes"}
+    for mode in ((), ("--format", "markdown"), ("--execute",)):   # the dry run and the pull request body say it too
+        rolled = landscape.run("rollback", "dev", "--to", commit_b, *mode)
+        assert rolled.code == 0, rolled.output
+        offer = f"reconciler restore dev '{backup}' --yes"
+        assert f"sales.customer_master gets loyalty_tier back empty; backup {backup}" in " ".join(rolled.stdout.split())
+        assert offer in rolled.stdout, rolled.stdout
+    assert landscape.sql("SELECT id, loyalty_tier FROM sales.customer_master ORDER BY id") == [(1, None), (2, None)]
+
+    command = offer.split()
+    restored = landscape.run(*command[1:3], command[3].strip("'"), *command[4:])
+    assert restored.code == 0, restored.output
+    assert landscape.sql("SELECT id, loyalty_tier FROM sales.customer_master ORDER BY id") == [(1, "GOLD"), (2, None)]
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
 def test_rollback_dry_run_shows_the_impact_and_changes_nothing(landscape: Landscape) -> None:
     commit_a, commit_b, _ = applied_a_then_b(landscape)
     before = shape(landscape)

@@ -38,9 +38,12 @@ from .common import (
               help="Comma-separated environments, in promotion order; the last of several is protected.")
 @click.option("--force", is_flag=True, help="Write into a folder that holds other files (never over one).")
 @click.option("--package", default="", metavar="SPEC",
-              help="What the written workflows pip-install as the reconciler: a version on your package index, or a "
-                   "git URL pinned to a commit. Without it they stop with an error until RECONCILER_PACKAGE is set.")
-def init(folder: str, engine: str, environments: str, force: bool, package: str) -> None:
+              help="What CI pip-installs as the reconciler: a version on your package index, or a git URL pinned to "
+                   "a commit. Without it CI stops with an error until the workflow's `package` is set.")
+@click.option("--ci-from", default="OWNER/reconciler", show_default=True, metavar="OWNER/NAME[@REF]",
+              help="The GitHub repository whose reusable workflow CI calls, at a tag or commit (default: the tag "
+                   "v<this version>); the default is a placeholder to edit.")
+def init(folder: str, engine: str, environments: str, force: bool, package: str, ci_from: str) -> None:
     """Start a new landscape repository in FOLDER: environments, workflows, schemas, a README.
 
     \b
@@ -48,7 +51,7 @@ def init(folder: str, engine: str, environments: str, force: bool, package: str)
       reconciler init my-landscape --engine postgresql --environments dev,prod
     """
     names = [name.strip() for name in environments.split(",") if name.strip()]
-    written = lazy("reconciler.gitops.init").init(Path(folder), engine, names, force, package)
+    written = lazy("reconciler.gitops.init").init(Path(folder), engine, names, force, package, ci_from)
     for path in written:
         out.print(f"wrote {path}", markup=False)
     out.print(f"next: cd {folder} && git init && git add -A && git commit -m 'a new landscape' && "
@@ -115,6 +118,7 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
                               "moves": [{**asdict(m), "key": str(m.key)} for m in promotion.moves],
                               "held_back": [{"object": o, "why": w} for o, w in promotion.held_back],
                               "branch": result.branch, "commit": result.commit,
+                              "deleted_branches": list(result.deleted_branches),
                               "body_file": str(result.body_file) if result.body_file else None,
                               "pull_request": result.pull_request}, indent=2), markup=False)
         return
@@ -125,6 +129,8 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
         return
     for move in promotion.moves:
         out.print(f"{move.action:>6} {move.key}  ({move.reason})", markup=False)
+    for branch in result.deleted_branches:
+        out.print(f"deleted merged branch {branch}", markup=False)
     out.print(f"branch {result.branch} (commit {result.commit[:12]})", markup=False)
     out.print(f"pull request body: {result.body_file}", markup=False)
     if result.pull_request:
@@ -170,7 +176,8 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
                               "target_commit": result.target_commit, "undoes": list(result.undoes),
                               "impact": [asdict(row) for row in result.impact], "plan": result.plan.to_dict(),
                               "branch": result.branch, "commit": result.commit, "checkpoint": result.checkpoint,
-                              "results": [asdict(r) for r in result.results]}, indent=2, default=str), markup=False)
+                              "results": [asdict(r) for r in result.results],
+                              "restores": [asdict(r) for r in result.restores]}, indent=2, default=str), markup=False)
         return
     if fmt == "markdown":
         out.print(report.rollback_markdown(result), markup=False)
@@ -226,6 +233,23 @@ def history(ctx: click.Context, environment: str, fmt: str) -> None:
         out.print(json.dumps(runs, indent=2, default=str), markup=False)
         return
     print_table(report.history_table(runs))
+
+
+@cli.command()
+@click.option("--changed-since", "ref", metavar="REF",
+              help="Only the environments whose folder differs between REF and the checked-out commit.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def environments(ctx: click.Context, ref: str | None, fmt: str) -> None:
+    """The environments, in landscape order (first to last along promotes_from), one a line or as a
+    JSON list; what CI plans and applies, so no workflow names an environment.
+
+    \b
+    Example:
+      reconciler environments --changed-since origin/main --format json
+    """
+    names = observe.environments(workspace_of(ctx), ref)
+    out.print(json.dumps(names) if fmt == "json" else "\n".join(names), markup=False, soft_wrap=True)
 
 
 @cli.command()

@@ -279,6 +279,19 @@ def write_commit(handle: git.Repo, parent: git.Commit, writes: dict[str, tuple[i
     return git.Commit.create_from_tree(handle, tree, message, parent_commits=[parent], head=False)
 
 
+def delete_merged_branches(repo: Path, prefix: str) -> list[str]:
+    """Delete the local branches named `prefix*` whose tip the checked-out commit holds (merged ones):
+    their commits stay reachable, and a later `promote` leaves one branch of that name to merge."""
+    handle = open_repo(repo)
+    if handle.head.is_detached:
+        return []
+    merged = [head for head in handle.heads if head.name.startswith(prefix) and head != handle.active_branch
+              and handle.is_ancestor(head.commit, handle.head.commit)]
+    for head in merged:
+        handle.delete_head(head)
+    return sorted(head.name for head in merged)
+
+
 def create_branch(repo: Path, name: str, commit: git.Commit) -> str:
     handle = open_repo(repo)
     if name in handle.heads:

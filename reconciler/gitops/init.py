@@ -25,6 +25,9 @@ from ..model import TENANT_NAME, Environment, json_schemas
 SCHEMAS = "schemas"
 WORKFLOWS = ".github/workflows"
 GITIGNORE = "/.tenants/\n/.reconciler/\n/.venv/\n__pycache__/\n"
+CALLER = "reconciler.yml"
+REUSABLE_WORKFLOW = ".github/workflows/reconcile.yml"
+CI_FROM = "OWNER/reconciler"   # a placeholder to edit: where the reusable workflow is published
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,8 @@ ENGINES = {
 }
 
 
-def landscape_files(engine: str, environments: list[str], name: str, package: str = "") -> dict[str, str]:
+def landscape_files(engine: str, environments: list[str], name: str, package: str = "",
+                    ci_from: str = CI_FROM) -> dict[str, str]:
     """Every file of a new landscape, by path relative to its root: the environments chained in the
     order given (each promotes from the one before; the last of several is protected)."""
     if engine not in ENGINES:
@@ -66,18 +70,19 @@ def landscape_files(engine: str, environments: list[str], name: str, package: st
             protected=len(environments) > 1 and index == len(environments) - 1)
     for schema_name, schema in json_schemas().items():
         files[f"{SCHEMAS}/{schema_name}"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"
-    files.update({f"{WORKFLOWS}/{workflow}": text for workflow, text in _workflows(environments, package).items()})
+    files[f"{WORKFLOWS}/{CALLER}"] = _caller(package, ci_from)
     files["README.md"] = _template("README.md", {
         "@NAME@": name, "@CHAIN@": " -> ".join(environments), "@VERSION@": __version__,
         "@FIRST@": environments[0], "@SECOND@": environments[1] if len(environments) > 1 else "ENV"})
     return files
 
 
-def init(folder: Path, engine: str, environments: list[str], force: bool = False, package: str = "") -> list[Path]:
+def init(folder: Path, engine: str, environments: list[str], force: bool = False, package: str = "",
+         ci_from: str = CI_FROM) -> list[Path]:
     """Write a new landscape into `folder` (created when missing) and return the files written.
     Refused, with nothing written, when the folder holds anything but a .git (unless `force`), or
     holds environments, or any file the landscape would write."""
-    files = landscape_files(engine, environments, folder.resolve().name, package)
+    files = landscape_files(engine, environments, folder.resolve().name, package, ci_from)
     if (folder / ENVIRONMENTS).exists():
         raise UsageProblem(f"{folder} already holds {ENVIRONMENTS}/: it is a landscape; nothing was written")
     present = sorted(p.name for p in folder.iterdir() if p.name != ".git") if folder.is_dir() else []
@@ -119,28 +124,15 @@ def _environment_yaml(engine: str, name: str, promotes_from: str | None, protect
     return modeline + yaml.safe_dump(declared, sort_keys=False, default_flow_style=None)
 
 
-def _workflows(environments: list[str], package_spec: str) -> dict[str, str]:
-    package = {"@PACKAGE@": package_spec}
-    jobs = []
-    for index, environment in enumerate(environments):
-        job = f"apply-{environment}"
-        if index:
-            needs = f"[changes, apply-{environments[index - 1]}]"
-            condition = f"${{{{ !failure() && !cancelled() && needs.changes.outputs.{environment} == 'true' }}}}"
-        else:
-            needs, condition = "changes", f"needs.changes.outputs.{environment} == 'true'"
-        jobs.append(f"\n  {job}:\n    needs: {needs}\n    if: {condition}\n"
-                    f"    uses: ./.github/workflows/apply-environment.yml\n    with:\n"
-                    f"      environment: {environment}\n    secrets: inherit\n")
-    outputs = "\n".join(f"      {e}: ${{{{ steps.touched.outputs.{e} }}}}" for e in environments)
-    return {
-        "plan.yml": _template("plan.yml", package),
-        "apply-environment.yml": _template("apply-environment.yml", package),
-        "apply.yml": _template("apply.yml", {"@CHAIN@": " -> ".join(environments), "@OUTPUTS@": outputs,
-                                             "@ENVIRONMENTS@": " ".join(environments),
-                                             "@JOBS@": "".join(jobs).rstrip("\n")}),
-        "rollback.yml": _template("rollback.yml", {**package, "@ENVIRONMENTS@": ", ".join(environments)}),
-    }
+def _caller(package_spec: str, ci_from: str) -> str:
+    """The landscape's one workflow: a caller of the reconciler's reusable workflow at a pinned ref,
+    naming no environment (the reusable workflow reads them from the folder)."""
+    repository, _, ref = ci_from.partition("@")
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository) or (ref and not re.fullmatch(r"[\w./-]+", ref)):
+        raise UsageProblem(f"--ci-from {ci_from!r}: give OWNER/NAME or OWNER/NAME@REF (a tag or a commit), "
+                           "the GitHub repository that publishes the reconciler's reusable workflow")
+    return _template(CALLER, {"@WORKFLOW@": f"{repository}/{REUSABLE_WORKFLOW}@{ref or 'v' + __version__}",
+                              "@PACKAGE@": json.dumps(package_spec)})   # a YAML string, quotes and all
 
 
 def _template(name: str, values: dict[str, str]) -> str:

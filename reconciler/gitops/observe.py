@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from .. import plan as plans
 from ..desired.landscape import Landscape
-from ..desired.source import available_environments
+from ..desired.source import ENVIRONMENTS, available_environments, open_repo, resolve_commit
 from ..errors import ReconcilerError, TenantLocked
 from ..model import ObjectKey
 from ..planning.environment import Workspace, plan_environment
@@ -25,6 +25,24 @@ def history(workspace: Workspace, environment: str) -> list[dict]:
     for tenant in landscape.environment.tenants:
         runs += [run for run in workspace.adapter(tenant).runs() if run["environment"] == environment]
     return sorted(runs, key=lambda run: (str(run["started_at"]), run["run_id"]))
+
+
+def environments(workspace: Workspace, changed_since: str | None = None) -> list[str]:
+    """The environments in landscape order (along `promotes_from`); with a ref, only those whose folder
+    differs between that ref and the checked-out commit (one the ref lacks included), which is what CI
+    plans on a pull request and applies on a push without naming any environment itself."""
+    names = gitops.landscape_order({name: workspace.load(name) for name in available_environments(workspace.repo, None)})
+    if changed_since is None:
+        return names
+    before, now = resolve_commit(workspace.repo, changed_since).tree, open_repo(workspace.repo).head.commit.tree
+    return [name for name in names if _folder(before, name) != _folder(now, name)]
+
+
+def _folder(tree, environment: str) -> str | None:
+    try:
+        return (tree / f"{ENVIRONMENTS}/{environment}").hexsha
+    except KeyError:
+        return None
 
 
 @dataclass(frozen=True)

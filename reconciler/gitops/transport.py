@@ -23,6 +23,7 @@ from ..apply.executor import (
     protocol_for,
     record_dry_run,
 )
+from ..apply.housekeeping import backups
 from ..desired.landscape import Landscape
 from ..desired.render import render
 from ..desired.source import ENVIRONMENTS, available_environments, resolve_commit
@@ -56,6 +57,7 @@ class Promoted:
     outlook: tuple[TenantOutlook, ...] = ()
     pull_request: str | None = None
     forced: str | None = None
+    deleted_branches: tuple[str, ...] = ()   # earlier promote branches of this pair, merged, deleted
 
 
 def promote(workspace: Workspace, source: str, target: str, selection: list[str] | None,
@@ -79,6 +81,7 @@ def promote(workspace: Workspace, source: str, target: str, selection: list[str]
                                f"\napply {source} first, or pass --force --reason \"...\" (recorded in the commit)")
     commit = gitops.promotion_commit(repo, promotion, _promotion_message(promotion, force_reason))
     workspace.load(target, commit.hexsha)  # the promoted folder must validate before a branch exists
+    deleted = gitops.delete_merged_branches(repo, f"promote/{source}-to-{target}-")
     branch = gitops.create_branch(repo, f"promote/{source}-to-{target}-{promotion.source_commit[:7]}", commit)
     outlook = _outlook(workspace, target, commit.hexsha)
     body = promotion_markdown(promotion, outlook, branch, force_reason)
@@ -86,7 +89,7 @@ def promote(workspace: Workspace, source: str, target: str, selection: list[str]
     title = f"Promote {source} -> {target}: {len(promotion.moves)} object(s)"
     pull_request = gitops.open_pull_request(repo, branch, _current_branch(repo), title, body_file) \
         if open_pr else None
-    return Promoted(promotion, branch, commit.hexsha, body_file, outlook, pull_request, force_reason)
+    return Promoted(promotion, branch, commit.hexsha, body_file, outlook, pull_request, force_reason, tuple(deleted))
 
 
 def unapplied(workspace: Workspace, source: Landscape, promotion: gitops.Promotion) -> list[str]:
@@ -185,6 +188,20 @@ class RolledBack:
     results: tuple[TenantResult, ...] = ()
     checkpoint: str | None = None
     audit_runs: tuple[str, ...] = field(default=())
+    restores: tuple[RestoreOffer, ...] = ()
+
+
+@dataclass(frozen=True)
+class RestoreOffer:
+    """A table the rollback gives back columns an apply dropped (empty, as any added column comes), and
+    the newest backup of it, taken before the change that lost them: the restore that brings their
+    values back once the rollback is applied, offered and never run unasked (it replaces the rows)."""
+
+    tenant: str
+    table: str
+    columns: tuple[str, ...]
+    backup: str
+    command: str
 
 
 def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-run",
@@ -195,7 +212,8 @@ def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-
     planned = plan_environment(workspace, environment, target.hexsha)  # REF must hold a valid folder
     impact = tuple(_impact(planned, target.hexsha))
     undoes = tuple(f"{c.hexsha[:8]} {c.summary}" for c in gitops.commits_between(repo, ref, environment))
-    base = RolledBack(environment, ref, target.hexsha, mode, planned.plan, impact, undoes)
+    base = RolledBack(environment, ref, target.hexsha, mode, planned.plan, impact, undoes,
+                      restores=tuple(_restore_offers(workspace, environment, planned.plan)))
     message = _rollback_message(environment, ref, target.hexsha, undoes)
     if mode == "dry-run":
         runs = tuple(run for name, state in planned.states.items()
@@ -391,6 +409,22 @@ def _impact(planned: Planned, target_commit: str):
             yield ImpactRow(tenant_plan.tenant, change.object, change.kind, change.action, change.risk, current,
                             "absent" if change.action == "delete" else target_commit[:8], change.rows,
                             change.reason)
+
+
+def _restore_offers(workspace: Workspace, environment: str, plan: Plan):
+    readded = {(tenant_plan.tenant, str(change.key).lower()): tuple(d.column for d in change.details
+                                                                  if d.whole_column and d.op == "add")
+               for tenant_plan in plan.tenants for change in tenant_plan.changes if change.kind == "Table"}
+    readded = {where: columns for where, columns in readded.items() if columns}
+    if not readded:
+        return
+    newest = {}
+    for backup in backups(workspace, environment):   # oldest first: the last one of a table stays
+        newest[(backup["tenant"], f"{backup['schema_name']}.{backup['table_name']}".lower())] = backup
+    for (tenant, table), columns in readded.items():
+        if (tenant, table) in newest:
+            name = newest[(tenant, table)]["name"]
+            yield RestoreOffer(tenant, table, columns, name, f"reconciler restore {environment} '{name}' --yes")
 
 
 def _rollback_message(environment: str, ref: str, commit: str, undoes: tuple[str, ...]) -> str:

@@ -369,6 +369,7 @@ def rollback_markdown(rolled) -> str:
     out += [f"| {r.tenant} | `{r.object}` | {r.action} | {r.risk} | {r.current} | {r.target} | "
             f"{'' if r.rows is None else f'{r.rows:,}'} |" for r in rolled.impact] or ["| | no changes | | | | | |"]
     out += ["", plan_markdown(rolled.plan)]
+    out += ["", *(f"- {why} `{command}`" for why, command in restore_offers(rolled))] if rolled.restores else []
     return "\n".join(out)
 
 
@@ -384,7 +385,18 @@ def rollback_text(rolled) -> list[tuple[str, str | None]]:
         lines.append((f"  {row.tenant}: {row.action} {row.kind} {row.object} (risk {row.risk}{rows}): "
                       f"{row.current} -> {row.target}; {row.reason}",
                       "red" if row.risk == "high" else STYLES.get(row.action)))
-    return lines + plan_text(rolled.plan)
+    lines += plan_text(rolled.plan)
+    for why, command in restore_offers(rolled):
+        lines += [(why, "yellow"), (f"  {command}", None)]
+    return lines
+
+
+def restore_offers(rolled) -> list[tuple[str, str]]:
+    """What brings back the values of columns the rollback gives back empty (`RestoreOffer`): why, and
+    the command, run once the rollback is applied."""
+    return [(f"{offer.tenant}: {offer.table} gets {', '.join(offer.columns)} back empty; backup {offer.backup}, "
+             "its newest, holds its rows from before a change that lost data. Once the rollback is applied, this "
+             "puts them back (the rows it replaces are backed up first):", offer.command) for offer in rolled.restores]
 
 
 def history_table(runs: list[dict]) -> Table:
