@@ -65,22 +65,40 @@ def restore(workspace: Workspace, environment: str, name: str) -> TenantResult:
 
 def prune_backups(workspace: Workspace, environment: str, older_than_days: int | None,
                   execute: bool) -> list[dict]:
-    """Backups older than the retention (the option, else environment.yaml's backup_retention_days), and
-    whatever age, the restore points of runs that concluded without dropping them (`left`: killed after
-    their commit point); dropped only when `execute`, never otherwise."""
+    """Backups older than the retention (the option, else environment.yaml's backup_retention_days), the
+    copies of checkpoints older than their tenant's `rules.checkpoint_retention` (where it is set; else
+    they age as backups), and whatever age, the restore points of runs that concluded without dropping
+    them (`left`: killed after their commit point); dropped only when `execute`, never otherwise."""
     landscape = workspace.load(environment)
     days = older_than_days or landscape.environment.backup_retention_days
-    if days is None:
-        raise GuardRefused("no retention: pass --older-than DAYS or set backup_retention_days in "
-                           f"environments/{environment}/environment.yaml")
-    cutoff = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=days)
-    expired = [b for b in backups(workspace, environment) if b["created_at"] < cutoff or b.get("left")]
+    kept = {tenant.name: landscape.environment.rules_for(tenant).retention for tenant in landscape.environment.tenants}
+    if days is None and not any(kept.values()):
+        raise GuardRefused("no retention: pass --older-than DAYS or set backup_retention_days (checkpoints: "
+                           f"rules.checkpoint_retention) in environments/{environment}/environment.yaml")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    copies = _checkpoint_copies(workspace, landscape.environment.tenants)
+    expired = []
+    for backup in backups(workspace, environment):
+        checkpoint = copies.get((backup["tenant"], backup["name"]))
+        limit = (kept[backup["tenant"]] if checkpoint else None) or (dt.timedelta(days=days) if days else None)
+        if backup.get("left") or (limit is not None and backup["created_at"] < now - limit):
+            expired.append({**backup, "checkpoint": checkpoint} if checkpoint else backup)
     if execute:
         for tenant in landscape.environment.tenants:
             mine = [b["name"] for b in expired if b["tenant"] == tenant.name]
             if mine:
                 drop_backups(workspace.adapter(tenant), mine)
     return expired
+
+
+def _checkpoint_copies(workspace: Workspace, tenants) -> dict[tuple[str, str], str]:
+    """(tenant, copy) -> the checkpoint whose copy it is."""
+    found = {}
+    for tenant in tenants:
+        adapter = workspace.adapter(tenant)
+        if adapter.exists:
+            found |= {(tenant.name, row["restore_point"]): row["name"] for row in adapter.checkpoints()}
+    return found
 
 
 def _find_backup(workspace: Workspace, environment: str, name: str) -> tuple[str, dict]:

@@ -33,6 +33,7 @@ from .stores import (
     BACKUP_COLUMNS,
     BACKUP_SCHEMA,
     CATALOG_SCHEMA,
+    CHECKPOINT_COLUMNS,
     CATALOG_VERSION,
     now,
 )
@@ -78,6 +79,11 @@ def snapshot(session: CatalogSession, environment: str, tenant: str) -> tuple[st
 def backups(session: CatalogSession) -> list[dict]:
     """The backups the catalog indexes, oldest first (less those dropped, where it only appends)."""
     return session.catalog_store.backups(session, rows(session, "backups", BACKUP_COLUMNS, "created_at, name"))
+
+
+def checkpoints(session: CatalogSession) -> list[dict]:
+    """The restore points of every checkpoint taken in the tenant, one per table, oldest first."""
+    return rows(session, "checkpoints", CHECKPOINT_COLUMNS, "created_at, name, schema_name, table_name")
 
 
 def rows(session: CatalogSession, table: str, wanted: Sequence[str], order: str) -> list[dict]:
