@@ -220,12 +220,12 @@ def test_prune_backups_drops_checkpoints_past_their_retention_and_says_so(landsc
     with_rows(landscape)
     assert landscape.run("checkpoint", "dev", "--name", "old").code == 0
     assert landscape.run("checkpoint", "dev", "--name", "new").code == 0
-    landscape.sql("UPDATE _reconciler.backups SET created_at = created_at - INTERVAL 2 DAY WHERE name IN "
-                  "(SELECT restore_point FROM _reconciler.checkpoints WHERE name = 'old')")
+    landscape.sql("UPDATE _reconciler.checkpoints SET created_at = created_at - INTERVAL 2 DAY WHERE name = 'old'")
 
     listed = landscape.run("prune-backups", "dev")
     assert listed.code == 0, listed.output
     assert listed.stdout.count("would drop dev:") == 2 and listed.stdout.count(", of checkpoint old)") == 2
+    assert json.loads(landscape.run("backups", "dev", "--format", "json").stdout) == []   # before data loss only
     assert landscape.run("prune-backups", "dev", "--yes").code == 0
     remaining = checkpoints(landscape)
     assert remaining["old"]["restorable_until"] == "no: a copy is gone"

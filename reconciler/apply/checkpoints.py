@@ -1,7 +1,7 @@
 """Checkpoints of tables' rows, and what rolling the rows back to one does and finds.
 
-Owns what a checkpoint writes inside its caller's transaction (per table a copy in the backup schema,
-indexed as any backup, and its row in `_reconciler.checkpoints`), the impact of a data rollback (row
+Owns what a checkpoint writes inside its caller's transaction (per table a copy in the backup schema
+and its row in `_reconciler.checkpoints`, the one index of that copy), the impact of a data rollback (row
 counts only: never a row is read), why a table cannot be rolled back (gone, another structure, its copy
 gone), and the checks after a rollback (the tables' data checks, no NULL in a primary key, the
 checkpoint's row counts). Never opens a session, begins or commits: the protocol calling it does.
@@ -70,15 +70,15 @@ def structure(found: LiveObject) -> tuple[tuple[str, str], ...]:
 
 def take(session: Session, adapter: Adapter, run, tables: Sequence[LiveObject], name: str,
          linked_to: str | None = None, tag: str = "checkpoint") -> list[Point]:
-    """Inside the caller's transaction: a copy of each table (`catalog.backup_statements`: indexed as a
-    backup, then copied) and its checkpoint row. `tag` keeps the copies apart from the other copies the
-    same run takes of a table (a backup before data loss, a rollback's two checkpoints)."""
+    """Inside the caller's transaction: a copy of each table in the backup schema and its checkpoint
+    row (which alone lists the copy: `backups` lists the copies taken before data loss). `tag` keeps the
+    copies apart from the other copies the same run takes of a table (a backup before data loss, a
+    rollback's two checkpoints)."""
     at, engine = now(), adapter.engine
     points = []
     for found in tables:
         copy = adapter.backup_name(found.key, f"{run.run_id}.{tag}")
-        for statement in catalog.backup_statements(engine, found.key, copy, run.run_id, at):
-            session.execute(statement)
+        session.execute(catalog.copy_statement(engine, found.key, copy))
         rows = session.count(f"SELECT count(*) FROM {sql.qualified(BACKUP_SCHEMA, copy, engine)}")
         points.append(Point(name, run.plan.environment, run.tenant_plan.tenant, found.key, COPY, copy,
                             run.plan.commit, run.run_id, at, rows, structure(found), linked_to))

@@ -164,6 +164,13 @@ def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, a
             f"CREATE TABLE {sql.qualified(BACKUP_SCHEMA, backup, engine)} AS SELECT * FROM {source}"]
 
 
+def copy_statement(engine: str, table: ObjectKey, copy: str) -> str:
+    """A copy of a table, rows and all, in the backup schema, that no backup index row lists (a
+    checkpoint's: `_reconciler.checkpoints` lists it)."""
+    return (f"CREATE TABLE {sql.qualified(BACKUP_SCHEMA, copy, engine)} AS SELECT * FROM "
+            f"{sql.qualified(table.schema, table.name, engine)}")
+
+
 def mark_restore_points(session: CatalogSession, run_id: str, names: Sequence[str]) -> None:
     """Of the copies a run will index as backups (`backup_statements`), those it takes only for its own
     compensation: dropped once it concluded (`left_restore_points`). Written before the first of them."""
