@@ -171,4 +171,5 @@ def current_actor(repo: Path) -> str:
 
 
 __all__ = ["apply_environment", "apply_tenant", "record_dry_run", "record_checks", "run_flow", "release",
-           "drop_backups", "checkpoint", "rollback_rows", "current_actor", "protocol_for", "new_run_id", "warnings", "FlowRun", "TenantResult"]
+           "drop_backups", "checkpoint", "rollback_rows", "current_actor", "protocol_for", "new_run_id", "warnings",
+           "FlowRun", "TenantResult"]

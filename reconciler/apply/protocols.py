@@ -2,10 +2,11 @@
 engine's DDL is transactional (an adapter that is a `JournaledAdapter` is not).
 
 Owns the protocol's shape (`ApplyProtocol`: apply a tenant's plan, run a data flow, audit a dry run,
-write the audit's rows, release a dead run, drop backups, take a checkpoint, roll rows back to one) and its two kinds: `Transactional` (DuckDB,
-PostgreSQL: one transaction per tenant; `apply.transactional`) and `Journaled` (engines whose DDL
-commits statement by statement, Spark SQL: journal, restore points, compensation, a lease lock;
-`apply.journaled`). The executor is handed one and never branches on the engine. Never plans.
+write the audit's rows, release a dead run, drop backups, take a checkpoint, roll rows back to one)
+and its two kinds: `Transactional` (DuckDB, PostgreSQL: one transaction per tenant;
+`apply.transactional`, `apply.checkpointed`) and `Journaled` (engines whose DDL commits statement by
+statement, Spark SQL: journal, restore points, compensation, a lease lock; `apply.journaled`). The
+executor is handed one and never branches on the engine. Never plans.
 """
 
 from __future__ import annotations

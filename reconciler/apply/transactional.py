@@ -3,11 +3,11 @@ per tenant.
 
 Owns: lock, record the run as running, plan again under the lock inside the transaction (every table
 the plan changes locked against other writers), run the guards, checkpoint every table it writes and
-back up what a change would lose, run every statement, write the catalog, bind every view left in place, require that a new plan is empty
-(the convergence check), conclude the audit record, commit; on any failure roll back and record how
-the run ended. Also running a data flow in one transaction, and a dry run's audit record. What both
-protocols do around their statements is `apply.lifecycle`'s; `apply.protocols` hands tenants here.
-Never plans.
+back up what a change would lose, run every statement, write the catalog, bind every view left in
+place, require that a new plan is empty (the convergence check), conclude the audit record, commit;
+on any failure roll back and record how the run ended. Also running a data flow in one transaction
+(its target checkpointed first), and a dry run's audit record. What both protocols do around their
+statements is `apply.lifecycle`'s; `apply.protocols` hands tenants here. Never plans.
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ def _statements_and_checks(session: TransactionalSession, state: TenantState, ex
     live, run.tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
     run.restored = restored(session, state, live, restoring)
     changes = (*run.tenant_plan.changes, *run.restored)
-    written = changed_tables(changes, live)
-    if written:   # rolled back with the rest when the apply does not commit
+    written = changed_tables([change for change in changes if change.action != "delete"], live)
+    if written:   # rolled back with the rest if the apply is; a table it drops has its backup instead
         checkpoints.take(session, state.adapter, run, [live.objects[key] for key in written],
                          f"before-{run.operation}-{run.run_id}")
     _execute(session, state.adapter, live, changes, run, progress)

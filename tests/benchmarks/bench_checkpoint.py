@@ -6,8 +6,9 @@ Not collected by pytest. Usage (from the repository root):
 
 For each N the demo landscape's dev is applied to a fresh DuckDB file and sales.customer_transactions
 filled with N rows (INSERT ... SELECT over range(N), outside the reconciler). Then, each in a fresh
-process: `checkpoint` of that table, a data flow run (`run dev df_segment_scoring`, which checkpoints
-its target before writing), rows deleted behind the reconciler's back (a tenth), the dry run of
+process: `checkpoints` (a listing: the start-up and reading every command pays), `checkpoint` of that
+table, a data flow run (`run dev df_segment_scoring`, which checkpoints its target before writing), rows
+deleted behind the reconciler's back (a tenth), the dry run of
 `rollback --checkpoint` (counts only), the rollback itself (`--execute`: a checkpoint of the rows it
 replaces, the restore, the checks, a checkpoint of the rows it restored), and an apply that adds a
 column to the table (its automatic checkpoint included). Prints wall seconds, CPU seconds and peak RSS
@@ -69,6 +70,7 @@ def main() -> None:
             timing = timed([*RECONCILER, *command], repo, env=SECRETS)
             print(f"{rows:>10,} {name:<52} {timing.wall:>8.2f} {timing.cpu:>8.2f} {timing.peak_mb:>8.0f}", flush=True)
 
+        step("checkpoints (a listing: what any command costs)", "checkpoints", "dev")
         step("checkpoint (one table)", "checkpoint", "dev", "--name", "good", "--select", "customer_transactions")
         step("run a data flow (checkpoints its target first)", "run", "dev", "df_segment_scoring")
         duckdb(tenant, f"DELETE FROM {TABLE} WHERE id % 10 = 0")
