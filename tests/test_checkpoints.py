@@ -110,6 +110,11 @@ def test_selected_tables_only(landscape: Landscape) -> None:
     assert landscape.run("checkpoint", "dev", "--name", "both").code == 0
     landscape.sql("DELETE FROM sales.customer_master WHERE id = 4; DELETE FROM sales.customer_transactions")
 
+    dry = json.loads(landscape.run("rollback", "dev", "--checkpoint", "both", "--select", "customer_transactions",
+                                   "--format", "json").stdout)
+    [impact] = dry["results"][0]["impacts"]
+    assert (impact["table"], impact["rows_now"], impact["rows_then"], impact["difference"], impact["risk"]) == \
+        ("sales.customer_transactions", 0, 4, -4, "high")
     result = landscape.run("rollback", "dev", "--checkpoint", "both", "--select", "customer_transactions", "--execute")
 
     assert result.code == 0, result.output
@@ -214,8 +219,10 @@ def test_a_rollback_waits_for_no_apply_and_a_killed_one_restores_nothing(engine_
     assert killed.returncode == -signal.SIGKILL, killed.stderr   # after a table's DELETE, INSERT and the next DELETE
     assert landscape.state() == before
     assert not [name for name in checkpoints(landscape) if name.startswith("after-rollback-")]
+    assert runs(landscape)[-1] == ("rollback", "running", False)   # nothing could record its end
     again = landscape.run("rollback", "dev", "--checkpoint", "good", "--execute")
     assert again.code == 0, again.output
+    assert runs(landscape)[-2:] == [("rollback", "interrupted", False), ("rollback", "applied", False)]
     assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(4,)]
 
 

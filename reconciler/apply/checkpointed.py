@@ -144,6 +144,7 @@ def _in_one_transaction(state: TenantState, run: catalog.Run, actor: str, body: 
         session.begin()
         try:
             result = body(session)
+            run.supersede(session)   # a run left 'running' (killed) is over: this one holds the tenant
             run.finish(session, "applied")
             session.commit()
             return result

@@ -219,7 +219,9 @@ def _rollback_rows(ctx: click.Context, environment: str, name: str, selection: s
     refusals = [stop for stop in (checkpoints.refusal(r.impacts) for r in result.results) if stop]
     if fmt == "json":
         out.print(json.dumps({"environment": environment, "checkpoint": name, "execute": execute,
-                              "results": [asdict(r) for r in result.results],
+                              "results": [{**asdict(r), "impacts": [
+                                  {**asdict(i), "difference": i.difference, "since": i.since.total_seconds()}
+                                  for i in r.impacts]} for r in result.results],
                               "errors": [{"tenant": t, "error": str(e), "exit_code": e.exit_code}
                                          for t, e in result.errors]}, indent=2, default=str), markup=False)
     else:
