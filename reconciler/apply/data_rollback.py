@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import graph as graphs
 from ..desired.source import available_environments
-from ..desired.validation.run import did_you_mean
-from ..errors import ReconcilerError, TenantError, UsageProblem
+from ..errors import ReconcilerError, TenantError, UsageProblem, did_you_mean
 from ..model import ObjectKey
 from ..planning.environment import TenantState, Workspace, plan_environment
 from . import executor
