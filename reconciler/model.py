@@ -6,6 +6,7 @@ Owns the pydantic models (the JSON Schemas in `schemas/` are generated from them
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from enum import Enum
 from typing import Annotated, Literal, NamedTuple, Union
@@ -276,6 +277,10 @@ ParameterValue = Annotated[
     Discriminator(lambda value: "numeric" if isinstance(value, (dict, Numeric)) else "text")]
 
 
+RETENTION = re.compile(r"^([1-9][0-9]{0,4})([hdw])$")   # a checkpoint retention: 12h, 30d, 2w
+RETENTION_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+
 class Rules(_Frozen):
     connections: dict[str, str] = Field({}, description="connection swaps: name in the folder -> name used here")
     parameters: dict[Name, ParameterValue] = Field({}, description="values for $$NAME in SQL: text as written, "
@@ -285,6 +290,17 @@ class Rules(_Frozen):
     table_format: Literal["parquet", "delta"] | None = Field(
         None, description="Spark tenants: the format their tables are created in (USING parquet | delta); "
                           "parquet when unset. Set on an environment, it is the default of its Spark tenants")
+    checkpoint_retention: str | None = Field(
+        None, description="How long a checkpoint stays restorable, e.g. 30d, 12h, 2w: `prune-backups` lists "
+                          "(and with --yes drops) the copies of older ones; unset, they age as backups do")
+
+    @property
+    def retention(self) -> dt.timedelta | None:
+        """`checkpoint_retention` as a time (None: unset, or not a retention: validation says so)."""
+        found = RETENTION.match(self.checkpoint_retention or "")
+        if not found:
+            return None
+        return dt.timedelta(**{RETENTION_UNITS[found.group(2)]: int(found.group(1))})
 
 
 class Tenant(_Frozen):
@@ -342,6 +358,7 @@ class Environment(_Frozen):
             schemas={**self.rules.schemas, **tenant.rules.schemas},
             capacity=tenant.rules.capacity or self.rules.capacity,
             table_format=tenant.rules.table_format or self.rules.table_format,
+            checkpoint_retention=tenant.rules.checkpoint_retention or self.rules.checkpoint_retention,
         )
 
 

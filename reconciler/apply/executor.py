@@ -4,7 +4,8 @@ Owns what comes before any tenant is touched (the guards, a saved plan checked a
 made now, every secret the apply needs resolved), applying each tenant at once on its own
 connection, and handing each to its protocol (`apply.protocols`: one transaction, or a journal),
 chosen once from its adapter. Also the other writes, by the same protocol: dry-run and check audit
-records, running a data flow, releasing a dead run, dropping backups.
+records, running a data flow, releasing a dead run, dropping backups, checkpoints and rolling rows back
+to one.
 """
 
 from __future__ import annotations
@@ -144,6 +145,18 @@ def drop_backups(adapter: Adapter, names: Sequence[str]) -> None:
                                              for statement in catalog.drop_backup_statements(session, name)])
 
 
+def checkpoint(state: TenantState, tenant_plan: TenantPlan, plan: Plan, tables: Sequence[ObjectKey], name: str,
+               actor: str) -> tuple[str, list]:
+    """A checkpoint of `tables` by the tenant's protocol (`checkpointed.take_checkpoint`): run id, points."""
+    return protocol_for(state.adapter).checkpoint(state, tenant_plan, plan, tables, name, actor)
+
+
+def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, points: Sequence, actor: str,
+                  execute: bool):
+    """Tables' rows rolled back to a checkpoint (a dry run unless `execute`), by the tenant's protocol."""
+    return protocol_for(state.adapter).rollback_rows(state, tenant_plan, plan, points, actor, execute)
+
+
 def current_actor(repo: Path) -> str:
     """Who runs this: the CI actor, else the landscape repository's git user, else the OS user."""
     if os.environ.get("GITHUB_ACTOR"):
@@ -158,4 +171,5 @@ def current_actor(repo: Path) -> str:
 
 
 __all__ = ["apply_environment", "apply_tenant", "record_dry_run", "record_checks", "run_flow", "release",
-           "drop_backups", "current_actor", "protocol_for", "new_run_id", "warnings", "FlowRun", "TenantResult"]
+           "drop_backups", "checkpoint", "rollback_rows", "current_actor", "protocol_for", "new_run_id", "warnings",
+           "FlowRun", "TenantResult"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ..errors import GuardRefused, TenantError
-from ..model import ObjectKey
+from ..model import ObjectKey, Tenant
 from ..planning.environment import Workspace, plan_environment
 from ..planning.tenant import Restoring
 from .executor import TenantResult, apply_tenant, current_actor, drop_backups, release
@@ -65,22 +65,38 @@ def restore(workspace: Workspace, environment: str, name: str) -> TenantResult:
 
 def prune_backups(workspace: Workspace, environment: str, older_than_days: int | None,
                   execute: bool) -> list[dict]:
-    """Backups older than the retention (the option, else environment.yaml's backup_retention_days), and
-    whatever age, the restore points of runs that concluded without dropping them (`left`: killed after
-    their commit point); dropped only when `execute`, never otherwise."""
+    """Backups older than the retention (the option, else environment.yaml's backup_retention_days), the
+    copies of checkpoints older than their tenant's `rules.checkpoint_retention` (unset: the backups'
+    retention), and whatever age, the restore points of runs that concluded without dropping them
+    (`left`: killed after their commit point); dropped only when `execute`, never otherwise."""
     landscape = workspace.load(environment)
     days = older_than_days or landscape.environment.backup_retention_days
-    if days is None:
-        raise GuardRefused("no retention: pass --older-than DAYS or set backup_retention_days in "
-                           f"environments/{environment}/environment.yaml")
-    cutoff = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None) - dt.timedelta(days=days)
-    expired = [b for b in backups(workspace, environment) if b["created_at"] < cutoff or b.get("left")]
+    kept = {tenant.name: landscape.environment.rules_for(tenant).retention for tenant in landscape.environment.tenants}
+    if days is None and not any(kept.values()):
+        raise GuardRefused("no retention: pass --older-than DAYS or set backup_retention_days (checkpoints: "
+                           f"rules.checkpoint_retention) in environments/{environment}/environment.yaml")
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    limit = dt.timedelta(days=days) if days else None
+    expired = [b for b in backups(workspace, environment) if b.get("left") or (limit and b["created_at"] < now - limit)]
+    for tenant in landscape.environment.tenants:
+        retention = kept[tenant.name] or limit
+        expired += [copy for copy in _checkpoint_copies(workspace, tenant) if retention
+                    and copy["created_at"] < now - retention]
     if execute:
         for tenant in landscape.environment.tenants:
             mine = [b["name"] for b in expired if b["tenant"] == tenant.name]
             if mine:
                 drop_backups(workspace.adapter(tenant), mine)
     return expired
+
+
+def _checkpoint_copies(workspace: Workspace, tenant: Tenant) -> list[dict]:
+    """The copies of a tenant's checkpoints still there, as `backups` shows a backup, with their checkpoint."""
+    adapter = workspace.adapter(tenant)
+    points = [point for point in adapter.checkpoints() if point["present"]] if adapter.exists else []
+    return [{"tenant": tenant.name, "name": p["restore_point"], "schema_name": p["schema_name"],
+             "table_name": p["table_name"], "run_id": p["run_id"], "created_at": p["created_at"],
+             "row_count": p["row_count"], "checkpoint": p["name"]} for p in points]
 
 
 def _find_backup(workspace: Workspace, environment: str, name: str) -> tuple[str, dict]:

@@ -83,7 +83,7 @@ def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, Tenan
     while True:
         live = session.inspect()
         tenant_plan = plan_through(session, state.adapter, state.desired, live, state.acknowledged)
-        tables = sorted(set(_changed_tables(tenant_plan.changes, live)) - locked)
+        tables = sorted(set(changed_tables(tenant_plan.changes, live)) - locked)
         statements = state.adapter.lock_statements(tables)
         if not statements:
             return live, tenant_plan
@@ -92,7 +92,7 @@ def _plan_locked(session: Session, state: TenantState) -> tuple[LiveState, Tenan
         locked |= set(tables)
 
 
-def _changed_tables(changes: Sequence[Change], live: LiveState) -> list[ObjectKey]:
+def changed_tables(changes: Sequence[Change], live: LiveState) -> list[ObjectKey]:
     """The live tables a plan alters, rebuilds, renames or drops."""
     keys = (live.find(c.live_key) for c in changes if not c.catalog_only and c.action != "create")
     return [key for key in keys if key in live.objects and live.objects[key].kind == "Table"]

@@ -2,10 +2,11 @@
 engine's DDL is transactional (an adapter that is a `JournaledAdapter` is not).
 
 Owns the protocol's shape (`ApplyProtocol`: apply a tenant's plan, run a data flow, audit a dry run,
-write the audit's rows, release a dead run, drop backups) and its two kinds: `Transactional` (DuckDB,
-PostgreSQL: one transaction per tenant; `apply.transactional`) and `Journaled` (engines whose DDL
-commits statement by statement, Spark SQL: journal, restore points, compensation, a lease lock;
-`apply.journaled`). The executor is handed one and never branches on the engine. Never plans.
+write the audit's rows, release a dead run, drop backups, take a checkpoint, roll rows back to one)
+and its two kinds: `Transactional` (DuckDB, PostgreSQL: one transaction per tenant;
+`apply.transactional`, `apply.checkpointed`) and `Journaled` (engines whose DDL commits statement by
+statement, Spark SQL: journal, restore points, compensation, a lease lock; `apply.journaled`). The
+executor is handed one and never branches on the engine. Never plans.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from ..engines.journaled_contract import JournaledAdapter
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Plan, TenantPlan
+from .checkpointed import Rolled, rollback_rows, take_checkpoint
+from .checkpoints import Point
 from .journaled import apply_journaled, recover
 from .lifecycle import Progress, TenantResult
 from .transactional import FlowRun, apply_transactional, record_dry_run, run_flow
@@ -50,6 +53,12 @@ class ApplyProtocol(Protocol):
     def release(self, adapter: Adapter, run_id: str, as_is: bool) -> str: ...
 
     def drop(self, session: Session, statements: Sequence[str]) -> None: ...
+
+    def checkpoint(self, state: TenantState, tenant_plan: TenantPlan, plan: Plan, tables: Sequence[ObjectKey],
+                   name: str, actor: str) -> tuple[str, list[Point]]: ...
+
+    def rollback_rows(self, state: TenantState, tenant_plan: TenantPlan, plan: Plan, points: Sequence[Point],
+                      actor: str, execute: bool) -> Rolled: ...
 
 
 class Transactional:
@@ -89,6 +98,12 @@ class Transactional:
         with self.writing(session):
             for statement in statements:
                 session.execute(statement)
+
+    def checkpoint(self, state, tenant_plan, plan, tables, name, actor):
+        return take_checkpoint(state, tenant_plan, plan, tables, name, actor)
+
+    def rollback_rows(self, state, tenant_plan, plan, points, actor, execute):
+        return rollback_rows(state, tenant_plan, plan, points, actor, execute)
 
 
 class Journaled:
@@ -131,6 +146,14 @@ class Journaled:
         for statement in statements:
             session.hold()
             session.execute(statement)
+
+    def checkpoint(self, state, tenant_plan, plan, tables, name, actor):
+        raise TenantError(f"tenant {state.tenant.name}: checkpoints on {state.adapter.engine} are not built yet (a "
+                          "Delta table's version, a parquet table's journaled copy); nothing was taken")
+
+    def rollback_rows(self, state, tenant_plan, plan, points, actor, execute):
+        raise TenantError(f"tenant {state.tenant.name}: a data rollback on {state.adapter.engine} is not built "
+                          "yet; nothing was changed")
 
 
 TRANSACTIONAL, JOURNALED = Transactional(), Journaled()

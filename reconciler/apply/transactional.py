@@ -2,12 +2,12 @@
 per tenant.
 
 Owns: lock, record the run as running, plan again under the lock inside the transaction (every table
-the plan changes locked against other writers), run the guards, back up what a change would lose, run
-every statement, write the catalog, bind every view left in place, require that a new plan is empty
-(the convergence check), conclude the audit record, commit; on any failure roll back and record how
-the run ended. Also running a data flow in one transaction, and a dry run's audit record. What both
-protocols do around their statements is `apply.lifecycle`'s; `apply.protocols` hands tenants here.
-Never plans.
+the plan changes locked against other writers), run the guards, checkpoint every table it writes and
+back up what a change would lose, run every statement, write the catalog, bind every view left in
+place, require that a new plan is empty (the convergence check), conclude the audit record, commit;
+on any failure roll back and record how the run ended. Also running a data flow in one transaction
+(its target checkpointed first), and a dry run's audit record. What both protocols do around their
+statements is `apply.lifecycle`'s; `apply.protocols` hands tenants here. Never plans.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from ..planning.environment import TenantState
 from ..planning.tenant import Restoring
 from ..state import LiveState
 from .checks import run as run_data_checks
+from . import checkpoints
 from .lifecycle import (
     NotConverged,
     Progress,
     TenantResult,
+    changed_tables,
     converged,
     failed_subject,
     new_run_id,
@@ -106,6 +108,10 @@ def _statements_and_checks(session: TransactionalSession, state: TenantState, ex
     live, run.tenant_plan = replan(session, state, expected, plan, moved, allow_data_loss)
     run.restored = restored(session, state, live, restoring)
     changes = (*run.tenant_plan.changes, *run.restored)
+    written = changed_tables([change for change in changes if change.action != "delete"], live)
+    if written:   # rolled back with the rest if the apply is; a table it drops has its backup instead
+        checkpoints.take(session, state.adapter, run, [live.objects[key] for key in written],
+                         f"before-{run.operation}-{run.run_id}")
     _execute(session, state.adapter, live, changes, run, progress)
     catalog.write_objects(session, run.tenant_plan.changes, state.desired, run)
     session.check_views(views_to_bind(changes, live, state.desired.engine))
@@ -249,7 +255,8 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
     """Run a data flow's INSERT ... SELECT (as rendered for the tenant), or refresh a MaterializedTable,
     in one transaction under the tenant lock, then the checks of what it writes and of what reads that;
     commit only when none of severity error fails (ChecksFailed otherwise, rolled back), and never with
-    `dry_run`. Audited as operation `run`, with the rows it inserted, updated and deleted."""
+    `dry_run`. Audited as operation `run`, with the rows it inserted, updated and deleted; what it writes
+is checkpointed first (`before-run-<run>`)."""
     if dry_run and state.desired.objects[flow].kind == "DataFlow":
         _rehearsable(state, flow, "run --dry-run")
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "run")
@@ -258,6 +265,10 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
         session.begin()
         try:
             started = time.monotonic()
+            obj = state.desired.objects[flow]
+            target = flow if obj.kind == "MaterializedTable" else ObjectKey.parse(obj.definition["target"])
+            if target in state.live.objects:   # as the plan read it: `runnable` refuses a target with a change
+                checkpoints.take(session, state.adapter, run, [state.live.objects[target]], f"before-run-{run.run_id}")
             written, run.checks = _flow(session, state, flow)
             seconds = time.monotonic() - started
             run.summary = written.to_json()

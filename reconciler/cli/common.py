@@ -37,7 +37,8 @@ checks, drawing, executor, graphs, housekeeping, observe = (lazy(f"reconciler.{m
     "desired.checks", "views.drawing", "apply.executor", "graph", "apply.housekeeping", "gitops.observe"))
 plans, reconcile, report, source, transport = (lazy(f"reconciler.{m}") for m in (
     "plan", "planning.environment", "views.report", "desired.source", "gitops.transport"))
-data_checks = lazy("reconciler.apply.checks")
+data_checks, data_rollback = lazy("reconciler.apply.checks"), lazy("reconciler.apply.data_rollback")
+checkpoints = lazy("reconciler.apply.checkpoints")
 graph_formats, report_page = lazy("reconciler.views.graph_formats"), lazy("reconciler.views.report_page")
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64   # the others are on the error classes

@@ -14,9 +14,13 @@ from pathlib import Path
 import click
 from rich.text import Text
 
+from ..errors import first_code
+
 from .common import (
     EXIT_CHANGES,
+    checkpoints,
     cli,
+    data_rollback,
     err,
     lazy,
     observe,
@@ -147,11 +151,18 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
 @click.option("--execute", is_flag=True, help="Break glass: commit on this branch and apply at once.")
 @click.option("--allow-data-loss", multiple=True, metavar="SCHEMA.NAME",
               help="With --execute or --abandon: accept losing data in this object (repeatable); backed up first.")
+@click.option("--checkpoint", help="Roll tables' rows back to this checkpoint (`reconciler checkpoints`), not the "
+              "structure to a ref.")
+@click.option("--select", "selection", metavar="T1,T2", help="With --checkpoint: only these of its tables "
+              "(schema.name or a name, comma-separated).")
+@click.option("--tenant", help="With --checkpoint: only this tenant.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
 @click.pass_context
 def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool, abandon: bool, as_pr: bool,
-             execute: bool, allow_data_loss: tuple[str, ...], fmt: str) -> None:
-    """Reconcile ENVIRONMENT back to its state at an earlier ref (a dry run unless told).
+             execute: bool, allow_data_loss: tuple[str, ...], checkpoint: str | None, selection: str | None,
+             tenant: str | None, fmt: str) -> None:
+    """Reconcile ENVIRONMENT back to its state at an earlier ref, or roll tables' rows back to a
+    checkpoint (a dry run unless told).
 
     \b
     Example:
@@ -159,12 +170,20 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
       reconciler rollback prod --to v1.4 --pr
       reconciler rollback prod --resume
       reconciler rollback prod --abandon
+      reconciler rollback prod --checkpoint before-backfill --select sales.orders --execute
     """
     if as_pr and execute:
         raise click.UsageError("choose one of --pr and --execute")
-    if [bool(ref), resume, abandon].count(True) != 1:
-        raise click.UsageError("name where to go back to with --to REF, or finish an interrupted one with --resume, "
-                               "or take it back with --abandon")
+    if [bool(ref), resume, abandon, bool(checkpoint)].count(True) != 1:
+        raise click.UsageError("name where to go back to with --to REF or --checkpoint NAME, or finish an interrupted "
+                               "one with --resume, or take it back with --abandon")
+    if checkpoint:
+        if as_pr or allow_data_loss or fmt == "markdown":
+            raise click.UsageError("--checkpoint takes --select, --tenant, --execute and --format text|json")
+        _rollback_rows(ctx, environment, checkpoint, selection, tenant, execute, fmt)
+        return
+    if selection or tenant:
+        raise click.UsageError("--select and --tenant go with --checkpoint")
     if abandon:
         _print_abandoned(transport.abandon_rollback(workspace_of(ctx), environment, allow_data_loss), fmt)
         return
@@ -197,6 +216,33 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
         out.print("dry run: no object was changed (the dry run is in each tenant's audit); --pr opens a "
                   "pull request, --execute applies at once",
                   markup=False)
+
+
+def _rollback_rows(ctx: click.Context, environment: str, name: str, selection: str | None, tenant: str | None,
+                   execute: bool, fmt: str) -> None:
+    """`rollback --checkpoint`: the impact per table, what ran, and the exit code of what stopped it."""
+    tables = [part.strip() for part in selection.split(",") if part.strip()] if selection else None
+    result = data_rollback.rollback(workspace_of(ctx), environment, name, tables, tenant, execute)
+    refusals = [stop for stop in (checkpoints.refusal(r.impacts) for r in result.results) if stop]
+    if fmt == "json":
+        out.print(json.dumps({"environment": environment, "checkpoint": name, "execute": execute,
+                              "results": [{**asdict(r), "impacts": [
+                                  {**asdict(i), "difference": i.difference, "since": i.since.total_seconds()}
+                                  for i in r.impacts]} for r in result.results],
+                              "errors": [{"tenant": t, "error": str(e), "exit_code": e.exit_code}
+                                         for t, e in result.errors]}, indent=2, default=str), markup=False)
+    else:
+        print_lines([(line, None) for line in report.data_rollback_lines(result)])
+        for tenant_name, error in result.errors:
+            err.print(Text(f"{tenant_name}: {error}", style="red"))
+        for refused in refusals:
+            err.print(Text(str(refused), style="red"))
+        if not execute:
+            out.print("dry run: no row was changed (the dry run is in each tenant's audit); --execute restores",
+                      markup=False)
+    codes = [error.exit_code for _, error in result.errors] + [refused.exit_code for refused in refusals]
+    if codes:
+        ctx.exit(first_code(codes))
 
 
 def _print_abandoned(result, fmt: str) -> None:

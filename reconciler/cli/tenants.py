@@ -1,5 +1,5 @@
-"""The commands of tenant housekeeping: backups, restore, prune-backups, unlock, and the schemas for
-maintainers.
+"""The commands of tenant housekeeping: backups, restore, prune-backups, checkpoint, checkpoints, unlock,
+and the schemas for maintainers.
 
 Owns their arguments and how their results print. Holds no logic.
 """
@@ -13,7 +13,9 @@ from pathlib import Path
 import click
 
 from .common import (
+    LOCK_TIMEOUT,
     cli,
+    data_rollback,
     housekeeping,
     out,
     plans,
@@ -80,11 +82,55 @@ def prune_backups(ctx: click.Context, environment: str, older_than: int | None, 
     for backup in expired:
         out.print(f"{'dropped' if yes else 'would drop'} {backup['tenant']}: {backup['name']} "
                   f"({plans.row_count(backup['row_count'])}, taken {backup['created_at']:%Y-%m-%d}"
-                  f"{', a restore point its run left' if backup.get('left') else ''})", markup=False)
+                  f"{', a restore point its run left' if backup.get('left') else ''}"
+                  f"{', of checkpoint ' + backup['checkpoint'] if backup.get('checkpoint') else ''})", markup=False)
     if not expired:
         out.print("no backup is older than the retention", markup=False)
     elif not yes:
         out.print("nothing was dropped; rerun with --yes to drop these", markup=False)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--select", "selection", help="Only these tables, as `graph --select` names them: 'name', "
+              "'schema:sales', '+name' (space-separated terms are a union); default every managed table.")
+@click.option("--name", help="The checkpoint's name (default: checkpoint-<UTC time>); one per tenant.")
+@click.option("--tenant", help="Only this tenant.")
+@LOCK_TIMEOUT
+@click.pass_context
+def checkpoint(ctx: click.Context, environment: str, selection: str | None, name: str | None, tenant: str | None,
+               lock_timeout: float) -> None:
+    """Take a checkpoint of the rows of every selected table in each tenant of ENVIRONMENT: a copy of each
+    in the backup schema, in one transaction under the tenant lock. `rollback --checkpoint` brings the rows
+    back.
+
+    \b
+    Example:
+      reconciler checkpoint prod --name before-backfill --select schema:sales
+    """
+    for taken in data_rollback.take(workspace_of(ctx, lock_timeout), environment, selection, name, tenant):
+        rows = sum(point.row_count for point in taken.points)
+        out.print(f"{taken.tenant}: checkpoint {taken.name}: {len(taken.points)} table"
+                  f"{'s' * (len(taken.points) != 1)}, {plans.row_count(rows)} (run {taken.run_id})", markup=False)
+
+
+@cli.command()
+@click.argument("environment")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def checkpoints(ctx: click.Context, environment: str, fmt: str) -> None:
+    """List the checkpoints of every tenant of ENVIRONMENT: name, time, commit, tables, rows, kind, and
+    until when each can be restored.
+
+    \b
+    Example:
+      reconciler checkpoints prod
+    """
+    found = data_rollback.listing(workspace_of(ctx), environment)
+    if fmt == "json":
+        out.print(json.dumps(found, indent=2, default=str), markup=False)
+        return
+    print_table(report.checkpoints_table(found))
 
 
 @cli.command()

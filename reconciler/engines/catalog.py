@@ -33,6 +33,7 @@ from .stores import (
     BACKUP_COLUMNS,
     BACKUP_SCHEMA,
     CATALOG_SCHEMA,
+    CHECKPOINT_COLUMNS,
     CATALOG_VERSION,
     now,
 )
@@ -78,6 +79,11 @@ def snapshot(session: CatalogSession, environment: str, tenant: str) -> tuple[st
 def backups(session: CatalogSession) -> list[dict]:
     """The backups the catalog indexes, oldest first (less those dropped, where it only appends)."""
     return session.catalog_store.backups(session, rows(session, "backups", BACKUP_COLUMNS, "created_at, name"))
+
+
+def checkpoints(session: CatalogSession) -> list[dict]:
+    """The restore points of every checkpoint taken in the tenant, one per table, oldest first."""
+    return rows(session, "checkpoints", CHECKPOINT_COLUMNS, "created_at, name, schema_name, table_name")
 
 
 def rows(session: CatalogSession, table: str, wanted: Sequence[str], order: str) -> list[dict]:
@@ -156,6 +162,13 @@ def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, a
     return [f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
             f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), count(*) FROM {source}",
             f"CREATE TABLE {sql.qualified(BACKUP_SCHEMA, backup, engine)} AS SELECT * FROM {source}"]
+
+
+def copy_statement(engine: str, table: ObjectKey, copy: str) -> str:
+    """A copy of a table, rows and all, in the backup schema, that no backup index row lists (a
+    checkpoint's: `_reconciler.checkpoints` lists it)."""
+    return (f"CREATE TABLE {sql.qualified(BACKUP_SCHEMA, copy, engine)} AS SELECT * FROM "
+            f"{sql.qualified(table.schema, table.name, engine)}")
 
 
 def mark_restore_points(session: CatalogSession, run_id: str, names: Sequence[str]) -> None:

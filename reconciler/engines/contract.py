@@ -314,6 +314,14 @@ class Adapter(abc.ABC):
         with self.reading() as reading:
             return catalog.backups(reading)
 
+    def checkpoints(self) -> list[dict]:
+        """The restore points of the tenant's checkpoints (stores.CHECKPOINT_COLUMNS), oldest first, each
+        with `present`: whether its copy is still in the backup schema (pruned, or dropped by a DBA)."""
+        with self.reading() as reading:
+            found = catalog.checkpoints(reading)
+            copies = set(reading.tables(BACKUP_SCHEMA)) if found else set()
+        return [{**point, "present": point["kind"] != "copy" or point["restore_point"] in copies} for point in found]
+
     def credential(self) -> str | None:
         """The tenant's password, read from the variable its reference names; a missing variable
         is an error naming the variable. The value is handed to the engine, never printed or stored."""

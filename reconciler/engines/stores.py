@@ -21,6 +21,14 @@ if TYPE_CHECKING:
 CATALOG_SCHEMA = "_reconciler"
 BACKUP_SCHEMA = "_reconciler_backup"   # copies of tables taken before a change that loses data
 CATALOG_VERSION = "1"
+# A checkpoint's restore point of one table (`apply.checkpoints`): rows only ever inserted, in both stores;
+# `structure` is the table's columns then (JSON), `linked_to` the checkpoint a rollback restored
+CHECKPOINT_COLUMNS = ("name", "environment", "tenant", "schema_name", "table_name", "kind", "restore_point",
+                      "commit", "run_id", "created_at", "row_count", "structure", "linked_to")
+CHECKPOINTS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.checkpoints " "(name {text}, environment {text}, tenant {text}, "
+    "schema_name {text}, table_name {text}, kind {text}, restore_point {text}, commit {text}, run_id {text}, "
+    "created_at TIMESTAMP, row_count BIGINT, structure {text}, linked_to {text}){using}")
 CATALOG_DDL = (
     f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.objects (
@@ -48,6 +56,7 @@ CATALOG_DDL = (
         environment VARCHAR NOT NULL, tenant VARCHAR NOT NULL, desired_key VARCHAR NOT NULL,
         live_digest VARCHAR NOT NULL, tenant_plan VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
         recorded_at TIMESTAMP NOT NULL)""",
+    CHECKPOINTS_DDL.format(text="VARCHAR", using=""),
     f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
 )
 # Appends only: a run's outcome is its latest event; an applied object is the latest row of a run
@@ -94,6 +103,7 @@ APPENDED_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.snapshots (
         environment STRING, tenant STRING, desired_key STRING, live_digest STRING, tenant_plan STRING,
         run_id STRING, recorded_at TIMESTAMP) USING parquet""",
+    CHECKPOINTS_DDL.format(text="STRING", using=" USING parquet"),
     f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.runs AS " + _LATEST_RUN.format(columns=", ".join(RUN_COLUMNS)),
     f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.objects AS "
     + _LATEST_OBJECT.format(columns=_RECORD_COLUMNS + ", applied_at"),

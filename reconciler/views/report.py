@@ -466,3 +466,45 @@ def backups_table(backups: list[dict], now: dt.datetime | None = None) -> Table:
     if not backups:
         table.add_row("no backups", "", "", "", "", "", "")
     return table
+
+
+def checkpoints_table(found: list[dict]) -> Table:
+    table = Table("checkpoint", "tenant", "taken", "commit", "tables", "rows", "kind", "restorable until",
+                  box=None, header_style="bold")
+    for checkpoint in found:
+        linked = f" (after restoring {checkpoint['linked_to']})" if checkpoint["linked_to"] else ""
+        table.add_row(checkpoint["name"] + linked, checkpoint["tenant"],
+                      f"{checkpoint['created_at']:%Y-%m-%d %H:%M:%S}", (checkpoint["commit"] or "")[:12],
+                      ", ".join(checkpoint["tables"]), f"{checkpoint['rows']:,}", checkpoint["kind"],
+                      checkpoint["restorable_until"])
+    if not found:
+        table.add_row("no checkpoints", "", "", "", "", "", "", "")
+    return table
+
+
+def data_rollback_lines(result) -> list[str]:
+    """Per table: rows now and at the checkpoint, the difference, the time between, the risk, and what
+    stops it; then, executed, the checks and the checkpoints taken around it."""
+    lines = []
+    for rolled in result.results:
+        for impact in rolled.impacts:
+            now = "gone" if impact.rows_now is None else row_count(impact.rows_now)
+            executed = rolled.outcome == "applied"
+            verdict = "cannot be restored (why: below)" if impact.problem else (
+                "restored" if executed else "can be restored")
+            lines.append(f"{rolled.tenant}: {impact.table}: {now} {'before' if executed else 'now'}, "
+                         f"{row_count(impact.rows_then)} at "
+                         f"checkpoint {result.checkpoint} ({impact.difference:+,}), {_elapsed(impact.since)} since, "
+                         f"risk {impact.risk}; {verdict}")
+        if rolled.outcome == "applied":
+            lines.append(f"{rolled.tenant}: {checks.summary(rolled.checks)}; checkpoint {rolled.before} holds the "
+                         f"rows it replaced, {rolled.after} those it restored (run {rolled.run_id})")
+    return lines
+
+
+def _elapsed(since: dt.timedelta) -> str:
+    """A time between, for people: 3 d 4 h, 2 h 5 min, 12 min, 40 s."""
+    seconds = max(int(since.total_seconds()), 0)
+    days, hours, minutes = seconds // 86400, seconds % 86400 // 3600, seconds % 3600 // 60
+    return (f"{days} d {hours} h" if days else f"{hours} h {minutes} min" if hours else f"{minutes} min" if minutes
+            else f"{seconds} s")

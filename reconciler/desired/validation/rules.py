@@ -1,6 +1,7 @@
 """The rules of environment.yaml (the environment's and each tenant's) against the objects they
 rule: connection swaps name Connections of the folder, schema mappings name schemas objects use and
-map none to a reserved one, every parameter is used, and every `$$NAME` has a value for every tenant.
+map none to a reserved one, every parameter is used, every `$$NAME` has a value for every tenant, and a
+checkpoint retention is one (12h, 30d, 2w).
 
 Owns these checks, all reported on environment.yaml or on the file that uses the parameter. Never
 applies a rule: `render` does, per tenant.
@@ -37,6 +38,10 @@ def rules(run: Run, environment: Environment, objects, facts, data_checks) -> No
             if reserved(target):   # checked after mapping: the name the tenant would see
                 run.report(document, "reserved", f"schema rule maps '{schema}' to '{target}', which is "
                            "reserved for the reconciler or the engine", *loc, "schemas", schema)
+        if scope_rules.checkpoint_retention is not None and scope_rules.retention is None:
+            run.report(document, "rules", f"checkpoint_retention {scope_rules.checkpoint_retention!r} is not a "
+                       "retention: write a whole number and a unit, h, d or w (12h, 30d, 2w)", *loc,
+                       "checkpoint_retention")
         for parameter in scope_rules.parameters:
             if parameter not in used:
                 run.report(document, "rules", f"parameter {parameter} is not used by any SQL"

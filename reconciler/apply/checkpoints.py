@@ -1,0 +1,175 @@
+"""Checkpoints of tables' rows, and what rolling the rows back to one does and finds.
+
+Owns what a checkpoint writes inside its caller's transaction (per table a copy in the backup schema
+and its row in `_reconciler.checkpoints`, the one index of that copy), the impact of a data rollback (row
+counts only: never a row is read), why a table cannot be rolled back (gone, another structure, its copy
+gone), and the checks after a rollback (the tables' data checks, no NULL in a primary key, the
+checkpoint's row counts). Never opens a session, begins or commits: the protocol calling it does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..check_types import Result
+from ..desired import checks, sql
+from ..engines import catalog
+from ..engines.contract import Adapter, Session
+from ..engines.stores import BACKUP_SCHEMA, CATALOG_SCHEMA, now
+from ..errors import GuardRefused, TenantError, UsageProblem
+from ..model import ObjectKey
+from ..state import DesiredState, LiveObject
+from .checks import run as run_data_checks
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
+COPY = "copy"   # the kind of a restore point that is a copy of the table in the backup schema
+
+
+def check_name(name: str) -> str:
+    """A checkpoint name a person can type and every engine can store; UsageProblem otherwise."""
+    if not NAME.match(name):
+        raise UsageProblem(f"checkpoint name {name!r}: use letters, digits and _ . @ + - (at most 100, starting "
+                           "with a letter or digit)")
+    return name
+
+
+@dataclass(frozen=True)
+class Point:
+    """One table's restore point in a checkpoint, as its row in the catalog says."""
+
+    name: str
+    environment: str
+    tenant: str
+    table: ObjectKey
+    kind: str                      # copy (in the backup schema)
+    restore_point: str             # the copy's name
+    commit: str | None             # the folder's commit when it was taken
+    run_id: str
+    created_at: dt.datetime
+    row_count: int
+    structure: tuple[tuple[str, str], ...]   # (column, type) as the tenant had them
+    linked_to: str | None = None   # the checkpoint a rollback restored, for the one it took after
+    present: bool = True           # its copy is still there
+
+    @classmethod
+    def from_row(cls, row: Mapping) -> Point:
+        return cls(row["name"], row["environment"], row["tenant"], ObjectKey(row["schema_name"], row["table_name"]),
+                   row["kind"], row["restore_point"], row["commit"], row["run_id"], row["created_at"],
+                   int(row["row_count"]), tuple(tuple(c) for c in json.loads(row["structure"])), row["linked_to"],
+                   bool(row.get("present", True)))
+
+
+def structure(found: LiveObject) -> tuple[tuple[str, str], ...]:
+    """What a restore needs unchanged: the table's columns and their types, in order."""
+    return tuple((column.name, column.type) for column in found.columns)
+
+
+def take(session: Session, adapter: Adapter, run, tables: Sequence[LiveObject], name: str,
+         linked_to: str | None = None, tag: str = "checkpoint") -> list[Point]:
+    """Inside the caller's transaction: a copy of each table in the backup schema and its checkpoint
+    row (which alone lists the copy: `backups` lists the copies taken before data loss). `tag` keeps the
+    copies apart from the other copies the same run takes of a table (a backup before data loss, a
+    rollback's two checkpoints)."""
+    at, engine = now(), adapter.engine
+    points = []
+    for found in tables:
+        copy = adapter.backup_name(found.key, f"{run.run_id}.{tag}")
+        session.execute(catalog.copy_statement(engine, found.key, copy))
+        rows = session.count(f"SELECT count(*) FROM {sql.qualified(BACKUP_SCHEMA, copy, engine)}")
+        points.append(Point(name, run.plan.environment, run.tenant_plan.tenant, found.key, COPY, copy,
+                            run.plan.commit, run.run_id, at, rows, structure(found), linked_to))
+    session.insert(f"{CATALOG_SCHEMA}.checkpoints", [
+        (p.name, p.environment, p.tenant, p.table.schema, p.table.name, p.kind, p.restore_point, p.commit, p.run_id,
+         p.created_at, p.row_count, json.dumps([list(c) for c in p.structure]), p.linked_to) for p in points])
+    return points
+
+
+def refuse_taken(session: Session, name: str, tenant: str) -> None:
+    """Under the lock: a name is one checkpoint per tenant."""
+    taken = [row for row in catalog.checkpoints(session) if row["name"] == name]
+    if taken:
+        raise UsageProblem(f"tenant {tenant}: a checkpoint named {name} exists already (taken "
+                           f"{taken[0]['created_at']:%Y-%m-%d %H:%M:%S} UTC); choose another --name")
+
+
+# -- a data rollback ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Impact:
+    """What rolling one table back to its restore point does, by row counts, and what stops it."""
+
+    tenant: str
+    table: str
+    rows_now: int | None       # None: the table is gone
+    rows_then: int
+    since: dt.timedelta
+    risk: str                  # high | medium | low, by the share of rows that change
+    problem: str | None = None
+    exit_code: int = 0         # of the problem: 3 its structure, 1 its copy is gone
+
+    @property
+    def difference(self) -> int:
+        return (self.rows_now or 0) - self.rows_then
+
+
+def risk(rows_now: int, rows_then: int) -> str:
+    """High when half the rows or more change (by count), medium from a tenth, low below."""
+    share = abs(rows_now - rows_then) / max(rows_now, rows_then, 1)
+    return "high" if share >= 0.5 else "medium" if share >= 0.1 else "low"
+
+
+def impact(point: Point, found: LiveObject | None, rows_now: int | None, environment: str,
+           at: dt.datetime) -> Impact:
+    """The impact of restoring `point` into the table as found now (None: gone)."""
+    since, undo = at - point.created_at, f"reconciler rollback {environment} --to {(point.commit or 'COMMIT')[:12]}"
+    if found is None or found.kind != "Table":
+        return Impact(point.tenant, str(point.table), None, point.row_count, since, "high",
+                      f"table {point.table} is gone since checkpoint {point.name} (dropped or renamed): roll its "
+                      f"structure back first ({undo}), then its rows", GuardRefused.exit_code)
+    if structure(found) != point.structure:
+        return Impact(point.tenant, str(point.table), rows_now, point.row_count, since, "high",
+                      f"table {point.table} has columns {_shown(structure(found))}, had {_shown(point.structure)} "
+                      f"at checkpoint {point.name}: roll its structure back first ({undo}), then its rows",
+                      GuardRefused.exit_code)
+    if not point.present:
+        return Impact(point.tenant, str(point.table), rows_now, point.row_count, since, "high",
+                      f"the copy {BACKUP_SCHEMA}.{point.restore_point} that checkpoint {point.name} holds of "
+                      f"{point.table} is gone (pruned, or dropped outside the reconciler): it cannot be restored",
+                      TenantError.exit_code)
+    return Impact(point.tenant, str(point.table), rows_now, point.row_count, since, risk(rows_now or 0,
+                                                                                         point.row_count))
+
+
+def _shown(columns: Sequence[tuple[str, str]]) -> str:
+    return "(" + ", ".join(f"{name} {kind}" for name, kind in columns) + ")"
+
+
+def refusal(impacts: Sequence[Impact]) -> GuardRefused | TenantError | None:
+    """The error a rollback with these impacts stops with, naming every table that cannot be restored:
+    a structure to roll back first (exit 3) speaks before a copy that is gone (exit 1)."""
+    problems = [i for i in impacts if i.problem]
+    if not problems:
+        return None
+    error = GuardRefused if any(i.exit_code == GuardRefused.exit_code for i in problems) else TenantError
+    return error("refused; nothing was changed:\n  " + "\n  ".join(f"{i.tenant}: {i.problem}" for i in problems))
+
+
+def verify(session: Session, desired: DesiredState, points: Sequence[Point]) -> list[Result]:
+    """After a rollback, inside its transaction: the data checks of the tables and of what reads them,
+    no NULL in a table's primary key, and each table holding the rows its checkpoint counted."""
+    keys = {point.table for point in points}
+    results = run_data_checks(session, checks.reached(keys & set(desired.objects), desired))
+    for point in points:
+        table = sql.qualified(point.table.schema, point.table.name, session.engine)
+        key = desired.objects[point.table].primary_key if point.table in desired.objects else ()
+        if key:
+            nulls = " OR ".join(f"{sql.quote(column, session.engine)} IS NULL" for column in key)
+            results.append(Result(str(point.table), f"primary key ({', '.join(key)}) holds no NULL", "not_null",
+                                  "error", session.count(f"SELECT count(*) FROM {table} WHERE {nulls}")))
+        rows = session.count(f"SELECT count(*) FROM {table}")
+        results.append(Result(str(point.table), f"rows as at checkpoint {point.name} ({point.row_count})",
+                              "row_count", "error", abs(rows - point.row_count), ({"row_count": rows},)))
+    return results

@@ -1,0 +1,247 @@
+"""Checkpoints and data rollback (issue 25, items 2 and 3) on DuckDB and a real PostgreSQL server:
+`checkpoint`, `checkpoints`, `rollback --checkpoint` (a dry run, then --execute), the checkpoints
+`apply` and `run` take before they write, `prune-backups` under `rules.checkpoint_retention`, and every
+bad input leaving the tenant as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import DEMO_ROWS, EngineLandscape, Hold, Landscape, snapshot
+
+RECONCILER = str(Path(sys.executable).parent / "reconciler")
+MASTER = "environments/dev/sales/customer_master.yaml"
+TRANSACTIONS = "environments/dev/sales/customer_transactions.yaml"
+SCORED = ("dev: integration.df_segment_scoring wrote: 1 row inserted")
+
+
+def with_rows(landscape: Landscape) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    for statement in DEMO_ROWS:
+        landscape.sql(statement)
+
+
+def checkpoints(landscape: Landscape) -> dict[str, dict]:
+    listed = landscape.run("checkpoints", "dev", "--format", "json")
+    assert listed.code == 0, listed.output
+    return {c["name"]: c for c in json.loads(listed.stdout)}
+
+
+def runs(landscape: Landscape) -> list[tuple]:
+    history = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
+    return [(r["operation"], r["outcome"], r["dry_run"]) for r in history]
+
+
+def since(text: str) -> str:
+    """Output with the time between a checkpoint and now left out (the clock's, not ours)."""
+    return re.sub(r", \d+ (s|min) since,", ", <t> since,", text)
+
+
+def test_checkpoint_bad_rows_dry_run_rollback_checks_and_the_rollback_of_the_rollback(
+        engine_landscape: EngineLandscape) -> None:
+    landscape = engine_landscape
+    with_rows(landscape)
+    good = landscape.state()
+
+    taken = landscape.run("checkpoint", "dev", "--name", "good")
+    assert taken.code == 0, taken.output
+    assert taken.stdout.startswith("dev: checkpoint good: 2 tables, 8 rows (run ")
+    flow = landscape.run("run", "dev", "df_segment_scoring")   # a data flow writes rows nobody wanted
+    assert flow.code == 0 and SCORED in flow.stdout, flow.output
+    bad = landscape.state()
+    assert bad != good
+
+    dry = landscape.run("rollback", "dev", "--checkpoint", "good")
+    assert dry.code == 0, dry.output
+    assert since(dry.stdout) == (
+        "dev: sales.customer_master: 4 rows now, 4 rows at checkpoint good (+0), <t> since, risk low; can be restored\n"
+        "dev: sales.customer_transactions: 5 rows now, 4 rows at checkpoint good (+1), <t> since, risk medium; can be "
+        "restored\n"
+        "dry run: no row was changed (the dry run is in each tenant's audit); --execute restores\n")
+    assert landscape.state() == bad
+
+    executed = landscape.run("rollback", "dev", "--checkpoint", "good", "--execute")
+    assert executed.code == 0, executed.output
+    assert landscape.state() == good
+    assert "dev: sales.customer_transactions: 5 rows before, 4 rows at checkpoint good (+1)" in executed.stdout
+    assert re.search(r"dev: \d+ checks: \d+ passed, 0 warned, 0 failed; checkpoint (before-rollback-\S+) holds "
+                     r"the rows it replaced, (after-rollback-\S+) those it restored \(run (\S+)\)", executed.stdout)
+    listed = checkpoints(landscape)
+    before = next(name for name in listed if name.startswith("before-rollback-"))
+    after = next(name for name in listed if name.startswith("after-rollback-"))
+    assert listed[after]["linked_to"] == "good" and listed[after]["rows"] == 8 and listed[before]["rows"] == 9
+    assert listed[before]["run_id"] == listed[after]["run_id"]   # one run for all of it
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+    undone = landscape.run("rollback", "dev", "--checkpoint", before, "--execute")   # the rollback of the rollback
+    assert undone.code == 0, undone.output
+    assert landscape.state() == bad
+    assert runs(landscape)[-5:] == [("checkpoint", "applied", False), ("run", "applied", False),
+                                    ("rollback", "dry-run", True), ("rollback", "applied", False),
+                                    ("rollback", "applied", False)]
+
+
+def test_an_apply_and_a_run_checkpoint_each_table_they_write_first(landscape: Landscape) -> None:
+    with_rows(landscape)
+    assert landscape.run("run", "dev", "df_segment_scoring").code == 0
+    landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
+    landscape.commit("a tier per customer")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+
+    listed = checkpoints(landscape)
+    [run_point] = [c for name, c in listed.items() if name.startswith("before-run-")]
+    [apply_point] = [c for name, c in listed.items() if name.startswith("before-apply-")]
+    assert (run_point["tables"], run_point["rows"]) == (["sales.customer_transactions"], 4)
+    assert (apply_point["tables"], apply_point["rows"]) == (["sales.customer_master"], 4)
+    dry = landscape.run("rollback", "dev", "--checkpoint", run_point["name"])
+    assert dry.code == 0 and "5 rows now, 4 rows at checkpoint" in dry.stdout
+
+
+def test_selected_tables_only(landscape: Landscape) -> None:
+    with_rows(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "just-sales", "--select", "customer_transactions").code == 0
+    assert checkpoints(landscape)["just-sales"]["tables"] == ["sales.customer_transactions"]
+    assert landscape.run("checkpoint", "dev", "--name", "both").code == 0
+    landscape.sql("DELETE FROM sales.customer_master WHERE id = 4; DELETE FROM sales.customer_transactions")
+
+    dry = json.loads(landscape.run("rollback", "dev", "--checkpoint", "both", "--select", "customer_transactions",
+                                   "--format", "json").stdout)
+    [impact] = dry["results"][0]["impacts"]
+    assert (impact["table"], impact["rows_now"], impact["rows_then"], impact["difference"], impact["risk"]) == \
+        ("sales.customer_transactions", 0, 4, -4, "high")
+    result = landscape.run("rollback", "dev", "--checkpoint", "both", "--select", "customer_transactions", "--execute")
+
+    assert result.code == 0, result.output
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(4,)]
+    assert landscape.sql("SELECT count(*) FROM sales.customer_master") == [(3,)]   # not selected: as it is
+    wrong = landscape.run("rollback", "dev", "--checkpoint", "both", "--select", "customer_transaction")
+    assert wrong.code == 64 and "(did you mean sales.customer_transactions?)" in wrong.stderr
+
+
+def test_unknown_names_and_another_environments_checkpoint_are_usage_errors(landscape: Landscape) -> None:
+    with_rows(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "good").code == 0
+    assert landscape.run("apply", "qa", "--yes").code == 0
+    assert landscape.run("checkpoint", "qa", "--name", "qa-point").code == 0
+    before = snapshot(landscape.tenant(), audit=False)
+
+    unknown = landscape.run("rollback", "dev", "--checkpoint", "goood", "--execute")
+    assert unknown.code == 64
+    assert "no checkpoint goood in dev (did you mean good?)" in unknown.stderr
+    other = landscape.run("rollback", "dev", "--checkpoint", "qa-point", "--execute")
+    assert other.code == 64
+    assert "checkpoint qa-point is of environment qa (tenant qa), not dev" in other.stderr
+    tenant = landscape.run("rollback", "dev", "--checkpoint", "good", "--tenant", "dve")
+    assert tenant.code == 64 and "no tenant dve in dev (did you mean dev?)" in tenant.stderr
+    assert landscape.run("apply", "prod", "--yes").code == 0
+    assert landscape.run("checkpoint", "prod", "--name", "eu-only", "--tenant", "prod-eu").code == 0
+    us = landscape.run("rollback", "prod", "--checkpoint", "eu-only", "--tenant", "prod-us", "--execute")
+    assert us.code == 64 and "checkpoint eu-only is of tenant prod-eu, not prod-us" in us.stderr
+    taken = landscape.run("checkpoint", "dev", "--name", "good")
+    assert taken.code == 64 and "a checkpoint named good exists already" in taken.stderr
+    assert landscape.run("checkpoint", "dev", "--name", "no spaces").code == 64
+    assert snapshot(landscape.tenant(), audit=False) == before
+
+
+def test_a_table_dropped_or_changed_since_names_the_structural_rollback_and_refuses(
+        engine_landscape: EngineLandscape) -> None:
+    landscape = engine_landscape
+    with_rows(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "good").code == 0
+    commit = landscape.repo.head.commit.hexsha
+    landscape.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
+    landscape.remove(TRANSACTIONS)
+    for view in ("vw_customer_lifetime_value", "vw_transaction_detail", "vw_customer_segmentation"):
+        landscape.remove(f"environments/dev/sales/views/{view}.yaml")
+    landscape.remove("environments/dev/integration/df_segment_scoring.yaml")
+    landscape.commit("tiers; no transactions")
+    applied = landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_transactions")
+    assert applied.code == 0, applied.output
+    changed = landscape.state()
+
+    for args in ((), ("--execute",)):
+        refused = landscape.run("rollback", "dev", "--checkpoint", "good", *args)
+        assert refused.code == 3, refused.output
+        assert (f"table sales.customer_transactions is gone since checkpoint good (dropped or renamed): roll its "
+                f"structure back first (reconciler rollback dev --to {commit[:12]}), then its rows") in refused.stderr
+        assert "table sales.customer_master has columns (id " in refused.stderr
+        assert f"roll its structure back first (reconciler rollback dev --to {commit[:12]})" in refused.stderr
+        assert landscape.state() == changed
+    assert runs(landscape)[-2:] == [("rollback", "dry-run", True), ("rollback", "refused", False)]
+
+
+def test_a_copy_a_dba_dropped_is_reported_and_nothing_is_restored(engine_landscape: EngineLandscape) -> None:
+    landscape = engine_landscape
+    with_rows(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "good").code == 0
+    landscape.sql("DELETE FROM sales.customer_transactions")
+    [copy] = [name for (name,) in landscape.sql("SELECT restore_point FROM _reconciler.checkpoints WHERE name = 'good' "
+                                                 "AND table_name = 'customer_transactions'")]
+    landscape.sql(f'DROP TABLE _reconciler_backup."{copy}"')
+    assert checkpoints(landscape)["good"]["restorable_until"] == "no: a copy is gone"
+    changed = landscape.state()
+
+    refused = landscape.run("rollback", "dev", "--checkpoint", "good", "--execute")
+
+    assert refused.code == 1, refused.output
+    assert (f"the copy _reconciler_backup.{copy} that checkpoint good holds of sales.customer_transactions is gone "
+            "(pruned, or dropped outside the reconciler): it cannot be restored") in refused.stderr
+    assert landscape.state() == changed   # the other table was not restored either
+
+
+def test_a_rollback_waits_for_no_apply_and_a_killed_one_restores_nothing(engine_landscape: EngineLandscape,
+                                                                           hold: Hold) -> None:
+    landscape = engine_landscape
+    with_rows(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "good").code == 0
+    assert landscape.run("run", "dev", "df_segment_scoring").code == 0
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "region, created_at",
+                   "region, created_at, status")
+    landscape.commit("status in the view")
+    holder = hold.popen([RECONCILER, "--repo", str(landscape.root), "apply", "dev", "--yes"], hold.env())
+    hold.held(holder)
+    locked = landscape.run("rollback", "dev", "--checkpoint", "good", "--execute")
+    hold.release(holder)
+    assert holder.wait(timeout=60) == 0
+    assert locked.code == 4 and "is locked by" in locked.stderr, locked.output
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(5,)]
+
+    before = landscape.state()
+    killed = subprocess.run([RECONCILER, "--repo", str(landscape.root), "rollback", "dev", "--checkpoint", "good",
+                             "--execute"], env={**os.environ, "RECONCILER_FAULT": "SIGKILL:3"}, capture_output=True,
+                            text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr   # after a table's DELETE, INSERT and the next DELETE
+    assert landscape.state() == before
+    assert not [name for name in checkpoints(landscape) if name.startswith("after-rollback-")]
+    assert runs(landscape)[-1] == ("rollback", "running", False)   # nothing could record its end
+    again = landscape.run("rollback", "dev", "--checkpoint", "good", "--execute")
+    assert again.code == 0, again.output
+    assert runs(landscape)[-2:] == [("rollback", "interrupted", False), ("rollback", "applied", False)]
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(4,)]
+
+
+def test_prune_backups_drops_checkpoints_past_their_retention_and_says_so(landscape: Landscape) -> None:
+    landscape.edit("environments/dev/environment.yaml", "  capacity: dev-shared", "  capacity: dev-shared\n"
+                   "  checkpoint_retention: 1d")
+    landscape.commit("checkpoints kept a day")
+    with_rows(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "old").code == 0
+    assert landscape.run("checkpoint", "dev", "--name", "new").code == 0
+    landscape.sql("UPDATE _reconciler.checkpoints SET created_at = created_at - INTERVAL 2 DAY WHERE name = 'old'")
+
+    listed = landscape.run("prune-backups", "dev")
+    assert listed.code == 0, listed.output
+    assert listed.stdout.count("would drop dev:") == 2 and listed.stdout.count(", of checkpoint old)") == 2
+    assert json.loads(landscape.run("backups", "dev", "--format", "json").stdout) == []   # before data loss only
+    assert landscape.run("prune-backups", "dev", "--yes").code == 0
+    remaining = checkpoints(landscape)
+    assert remaining["old"]["restorable_until"] == "no: a copy is gone"
+    assert remaining["new"]["restorable_until"] != "no: a copy is gone"
+    assert landscape.run("rollback", "dev", "--checkpoint", "old").code == 1
+    assert landscape.run("rollback", "dev", "--checkpoint", "new").code == 0
