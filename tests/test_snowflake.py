@@ -8,6 +8,7 @@ does (under autocommit it would roll DDL back with a transaction, the opposite o
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import json
 import os
@@ -330,3 +331,65 @@ def test_a_second_apply_meanwhile_is_locked_out(applied: Landscape, hold) -> Non
         running.communicate()
     assert running.returncode == 0
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def as_values(row: tuple) -> tuple:
+    """A row of text as values: a number as its value (the double sums NUMBER(12,2) as a float, so it
+    writes 11500.5 where Snowflake and DuckDB write 11500.50)."""
+    def value(text):
+        try:
+            return str(decimal.Decimal(text).normalize())
+        except (decimal.InvalidOperation, TypeError):
+            return text
+    return tuple(map(value, row))
+
+
+def test_one_landscape_on_duckdb_and_snowflake_gives_the_same_rows(landscape: Landscape, double: dict, database: str,
+                                                                   monkeypatch) -> None:
+    """The demo's views, written in DuckDB's dialect, applied to a DuckDB tenant and, through sqlglot's
+    Snowflake dialect, to the double: each returns the same rows on both, and both converge."""
+    monkeypatch.setenv("SNOWFLAKE_PASSWORD", PASSWORD)
+    landscape.edit(ENVIRONMENT, "    create: true\n", "    create: true\n  - name: dev-snowflake\n"
+                   f"    url: {snowflake_url(double, database)}\n    password: env:SNOWFLAKE_PASSWORD\n")
+    landscape.commit("dev on both engines")
+    result = landscape.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert "Tenant dev-snowflake (snowflake)" in result.stdout
+    for statement in DEMO_ROWS:
+        landscape.sql(statement)
+    run_sql(double, database, *DEMO_ROWS)
+    for view in ("vw_customer_active", "vw_transaction_detail", "vw_customer_lifetime_value",
+                 "vw_customer_segmentation"):
+        # each value as text, made by the engine: the double's server sends a NULL TIMESTAMP_NTZ as 1970-01-01
+        columns = [row[0] for row in landscape.sql(f"DESCRIBE sales.{view}")]
+        query = f"SELECT {', '.join(f'CAST({column} AS VARCHAR)' for column in columns)} FROM sales.{view}"
+        on_duckdb = sorted(map(as_values, landscape.sql(query)))
+        assert sorted(map(as_values, run_sql(double, database, query))) == on_duckdb, view
+        assert on_duckdb, view
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_key_pair_from_its_variable_logs_in_and_a_key_that_is_none_is_said_without_it(
+        snowflake_landscape: Landscape, double: dict, monkeypatch) -> None:
+    """The connector is handed the key (it signs its login with it; the double checks no signature), and
+    a variable that holds no PEM key is refused, named, never shown."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption()).decode()
+    snowflake_landscape.edit(ENVIRONMENT, "    password: env:SNOWFLAKE_PASSWORD\n", "")
+    snowflake_landscape.edit(ENVIRONMENT, "&protocol=http", "&protocol=http&private_key=env:SNOWFLAKE_KEY")
+    snowflake_landscape.commit("a key pair")
+    monkeypatch.setenv("SNOWFLAKE_KEY", pem)
+    planned = snowflake_landscape.run("plan", "dev")
+    assert planned.code == 0, planned.output
+    monkeypatch.setenv("SNOWFLAKE_KEY", "not-a-key-at-all-4d2e")
+    refused = snowflake_landscape.run("plan", "dev")
+    assert refused.code == 1
+    assert "tenant dev: its private_key is no PEM private key without a passphrase" in refused.stderr, refused.stderr
+    assert "not-a-key-at-all-4d2e" not in refused.output
+    monkeypatch.delenv("SNOWFLAKE_KEY")
+    unset = snowflake_landscape.run("plan", "dev")
+    assert unset.code == 1 and "environment variable SNOWFLAKE_KEY is not set" in unset.stderr, unset.stderr
