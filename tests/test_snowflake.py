@@ -393,3 +393,26 @@ def test_a_key_pair_from_its_variable_logs_in_and_a_key_that_is_none_is_said_wit
     monkeypatch.delenv("SNOWFLAKE_KEY")
     unset = snowflake_landscape.run("plan", "dev")
     assert unset.code == 1 and "environment variable SNOWFLAKE_KEY is not set" in unset.stderr, unset.stderr
+
+
+def test_drift_and_the_data_checks_read_the_double(applied: Landscape, double: dict, database: str) -> None:
+    """After an apply: `check` runs the demo's data checks there, and a view dropped and a column added by
+    hand are drift that `drift` shows (exit 2) and the next apply puts back, the table's rows first kept
+    in a backup once the loss is allowed."""
+    checked = applied.run("check", "dev")
+    assert checked.code == 0, checked.output
+    assert "5 checks: 5 passed, 0 warned, 0 failed" in checked.stdout, checked.stdout
+    run_sql(double, database, "DROP VIEW sales.vw_customer_active",
+            "ALTER TABLE sales.customer_transactions ADD COLUMN note VARCHAR")
+    drifted = applied.run("drift", "dev")
+    assert drifted.code == 2, drifted.output
+    assert "sales.vw_customer_active" in drifted.stdout and "sales.customer_transactions" in drifted.stdout, \
+        drifted.stdout
+    refused = applied.run("apply", "dev", "--yes")   # the column added by hand holds values (NULLs) it would drop
+    assert refused.code == 3 and "--allow-data-loss sales.customer_transactions" in refused.stdout, refused.output
+    put_back = applied.run("apply", "dev", "--yes", "--allow-data-loss", "sales.customer_transactions")
+    assert put_back.code == 0, put_back.output
+    assert applied.run("drift", "dev").code == 0
+    [backup] = json.loads(applied.run("backups", "dev", "--format", "json").stdout)   # a clone, kept
+    assert (backup["schema_name"], backup["table_name"], backup["row_count"]) == ("sales", "customer_transactions", 4)
+    assert run_sql(double, database, f'SELECT count(*) FROM "_RECONCILER_BACKUP"."{backup["name"].upper()}"') == [(4,)]
