@@ -98,6 +98,16 @@ def length_bound(type_sql: str, engine: str) -> tuple[str, int] | None:
     return None
 
 
+def sized(type_sql: str, engine: str) -> tuple[exp.DataType.Type, tuple[int, ...]] | None:
+    """A column type (as `column_type` spells it) as its kind and its whole-number parameters (a length, a
+    precision and scale); None for one sqlglot cannot read."""
+    try:
+        kind = declared(type_sql, engine)
+    except SqlProblem:
+        return None
+    return kind.this, tuple(_sizes(kind))
+
+
 def holds_map(type_sql: str, engine: str) -> bool:
     """Whether a column type is a MAP or has one inside (Spark hashes no map: its entries keep no order)."""
     try:

@@ -34,6 +34,8 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
+from sqlglot import exp
+
 from .. import secrets
 from ..desired import column_types, sql
 from ..errors import TenantError
@@ -67,10 +69,12 @@ class SnowflakeCompiler(Compiler):
         return f"{created} COMMENT = {sql.literal(comment).sql(ENGINE)}" if comment else created
 
     def alters_in_place(self, change: Change, want, found: LiveObject) -> bool:
-        """Snowflake alters in place an added column, a renamed or dropped one, a default dropped and a
-        NOT NULL set or dropped (its ALTER TABLE reference); a retype, a default set or changed (Snowflake
-        changes a default only to a sequence's), and anything else is a rebuild, which is not built for
-        Snowflake yet: such a change is refused at plan time (`SnowflakeAdapter.compile`)."""
+        """What Snowflake's ALTER TABLE reference says it alters in place: an added column, a renamed or
+        dropped one, a default dropped, a NOT NULL set or dropped, and a type widened (a longer VARCHAR, a
+        NUMBER of more digits and the same scale). A type narrowed or changed otherwise, a default set or
+        changed (Snowflake changes a default only to a sequence's) and anything else is a rebuild, which is
+        not built for Snowflake yet: such a change is refused at plan time (`SnowflakeAdapter.compile`)."""
+        current = {column.name.lower(): column.type for column in found.columns}
         for detail in change.details:
             if detail.column is None or detail.attribute == "comment":
                 continue
@@ -78,8 +82,13 @@ class SnowflakeCompiler(Compiler):
                 continue
             if detail.attribute == "nullable" or (detail.attribute == "default" and detail.after is None):
                 continue
+            if detail.attribute == "type" and _widens(current.get(detail.column.lower(), ""), detail.after):
+                continue
             return False
         return True
+
+    def retype(self, table: str, column: str, new_type: str) -> str:
+        return f"ALTER TABLE {table} ALTER COLUMN {column} SET DATA TYPE {new_type}"
 
 
 COMPILER = SnowflakeCompiler()
@@ -391,8 +400,22 @@ def _blocked(change: Change, desired: DesiredState, live: LiveState) -> Change:
     if want is None or found is None or not change.statements or not COMPILER.rebuilds(change, want, found):
         return change
     return change.model_copy(update={"conflict": True, "statements": (), "checks": (), "reason": (
-        f"{change.reason}; blocked: Snowflake cannot make this change in place (a retype, or a default set), and "
-        "rebuilding a table is not built for Snowflake yet")})
+        f"{change.reason}; blocked: Snowflake cannot make this change in place (a type narrowed or changed, a "
+        "default set, a primary key changed), and rebuilding a table is not built for Snowflake yet")})
+
+
+def _widens(old: str, new: str) -> bool:
+    """Whether Snowflake retypes a column from `old` to `new` in place: a VARCHAR to one as long or longer
+    (none: the maximum), a NUMBER to one of as many digits or more and the same scale."""
+    before, after = column_types.sized(old, ENGINE), column_types.sized(new, ENGINE)
+    if before is None or after is None or before[0] != after[0]:
+        return False
+    kind, (old_sizes, new_sizes) = before[0], (before[1], after[1])
+    if kind == exp.DataType.Type.VARCHAR:
+        return not new_sizes or (bool(old_sizes) and new_sizes[0] >= old_sizes[0])
+    if kind == exp.DataType.Type.DECIMAL and len(old_sizes) == len(new_sizes) == 2:
+        return new_sizes[0] >= old_sizes[0] and new_sizes[1] == old_sizes[1]
+    return False
 
 
 def _managed(*names: str) -> bool:
