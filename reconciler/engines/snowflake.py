@@ -166,7 +166,8 @@ class SnowflakeSession(Session):
 
 class _Connection:
     """A Snowflake connection that executes as a DB-API connection of DuckDB or psycopg does (a cursor
-    back, `?` placeholders), so that inspection reads through `contract._Recorded` like theirs."""
+    back; `?` placeholders, which Snowflake binds itself), so that inspection reads through
+    `contract._Recorded` like theirs."""
 
     def __init__(self, connection):
         self._connection = connection
@@ -176,7 +177,7 @@ class _Connection:
             cursor = self._connection.cursor()
             if parameters is None:
                 return cursor.execute(statement)
-            return cursor.execute(statement.replace("?", "%s"), tuple(parameters))
+            return cursor.execute(statement, tuple(parameters))
 
     def commit(self) -> None:
         with self._said("COMMIT"):
@@ -253,7 +254,7 @@ class SnowflakeAdapter(JournaledAdapter):
         query = dict(parse_qsl(parts.query))
         arguments = {"account": parts.hostname, "user": parts.username, "database": parts.path.strip("/"),
                      "autocommit": False, "login_timeout": LOGIN_TIMEOUT, "network_timeout": NETWORK_TIMEOUT,
-                     "paramstyle": "pyformat", "application": "reconciler",
+                     "paramstyle": "qmark", "application": "reconciler",   # `?`, bound by Snowflake
                      "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False}}
         arguments.update({name: query[name] for name in CONNECTION_PARAMETERS if name in query})
         if "port" in arguments:
