@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from enum import Enum
 from typing import Annotated, Literal, NamedTuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -314,8 +314,9 @@ class Tenant(_Frozen):
     @property
     def secret_names(self) -> tuple[str, ...]:
         """The variables its credentials come from: its password, and the `name=env:VARIABLE`
-        parameters of its url (a Spark Connect `;token=env:NAME`)."""
+        parameters of its url (a Spark Connect `;token=env:NAME`, a Snowflake `?private_key=env:NAME`)."""
         parameters = self.url.partition("/;")[2].split(";") if "/;" in self.url else []
+        parameters += [f"{name}={value}" for name, value in parse_qsl(urlsplit(self.url).query)]
         held = [value for _, _, value in (p.partition("=") for p in parameters) if value.startswith("env:")]
         return tuple(reference.removeprefix("env:") for reference in [*([self.password] if self.password else []),
                                                                       *held])

@@ -28,8 +28,8 @@ from ..planning.diff import views_to_bind
 from ..planning.environment import TenantState
 from ..planning.tenant import Restoring
 from ..state import LiveState
-from .checks import run as run_data_checks
 from . import checkpoints
+from .checks import run as run_data_checks
 from .lifecycle import (
     NotConverged,
     Progress,

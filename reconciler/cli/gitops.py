@@ -15,7 +15,6 @@ import click
 from rich.text import Text
 
 from ..errors import first_code
-
 from .common import (
     EXIT_CHANGES,
     checkpoints,

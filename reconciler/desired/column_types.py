@@ -98,6 +98,16 @@ def length_bound(type_sql: str, engine: str) -> tuple[str, int] | None:
     return None
 
 
+def sized(type_sql: str, engine: str) -> tuple[exp.DataType.Type, tuple[int, ...]] | None:
+    """A column type (as `column_type` spells it) as its kind and its whole-number parameters (a length, a
+    precision and scale); None for one sqlglot cannot read."""
+    try:
+        kind = declared(type_sql, engine)
+    except SqlProblem:
+        return None
+    return kind.this, tuple(_sizes(kind))
+
+
 def holds_map(type_sql: str, engine: str) -> bool:
     """Whether a column type is a MAP or has one inside (Spark hashes no map: its entries keep no order)."""
     try:
@@ -306,7 +316,38 @@ def _spark(kind: exp.DataType) -> exp.DataType:
     return _float(kind)
 
 
-KEEPS: dict[str, Callable[[exp.DataType], exp.DataType]] = {"duckdb": _duckdb, "postgres": _postgres, "spark": _spark}
+_SNOWFLAKE_NUMBERS = frozenset({T.TINYINT, T.SMALLINT, T.INT, T.BIGINT, T.UTINYINT, T.USMALLINT, T.UINT, T.UBIGINT,
+                                T.INT128})
+SNOWFLAKE_MAX_VARCHAR = 16_777_216   # a VARCHAR declared without a length has this one
+
+
+def _snowflake(kind: exp.DataType) -> exp.DataType:
+    """Snowflake keeps every whole number as NUMBER(38,0) and DECIMAL alone as NUMBER(38,0); a character
+    type is VARCHAR, its length kept unless it is the maximum (VARCHAR alone), CHAR without one is
+    VARCHAR(1); every float is an 8-byte one; TIMESTAMP is TIMESTAMP_NTZ (the account's default
+    TIMESTAMP_TYPE_MAPPING), and a timestamp's precision of 9 digits is its default. DuckDB's
+    TIMESTAMP_S / _MS / _NS are TIMESTAMP_NTZ(0) / (3) / TIMESTAMP_NTZ."""
+    sizes = _sizes(kind)
+    if kind.this in _SNOWFLAKE_NUMBERS:
+        return exp.DataType(this=T.DECIMAL, expressions=[_size(38), _size(0)])
+    if kind.this == T.DECIMAL:
+        return _decimal(kind, (38, 0))
+    if kind.this in CHARACTER:
+        length = sizes[0] if sizes else (1 if kind.this in (T.CHAR, T.NCHAR, T.BPCHAR) else SNOWFLAKE_MAX_VARCHAR)
+        return exp.DataType(this=T.VARCHAR, expressions=[] if length == SNOWFLAKE_MAX_VARCHAR else [_size(length)])
+    if kind.this in (T.FLOAT, T.DOUBLE):
+        return exp.DataType(this=T.DOUBLE)
+    if kind.this in (T.TIMESTAMP_S, T.TIMESTAMP_MS, T.TIMESTAMP_NS):
+        digits = {T.TIMESTAMP_S: [0], T.TIMESTAMP_MS: [3], T.TIMESTAMP_NS: []}[kind.this]
+        return exp.DataType(this=T.TIMESTAMPNTZ, expressions=[_size(d) for d in digits])
+    if kind.this in (T.TIMESTAMP, T.TIMESTAMPNTZ, T.TIMESTAMPTZ, T.TIMESTAMPLTZ):
+        this = T.TIMESTAMPNTZ if kind.this == T.TIMESTAMP else kind.this
+        return exp.DataType(this=this, expressions=[] if sizes == [9] else kind.expressions)
+    return kind
+
+
+KEEPS: dict[str, Callable[[exp.DataType], exp.DataType]] = {"duckdb": _duckdb, "postgres": _postgres, "spark": _spark,
+                                                            "snowflake": _snowflake}
 
 
 def _decimal(kind: exp.DataType, default: tuple[int, int] | None) -> exp.DataType:

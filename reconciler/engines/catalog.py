@@ -33,8 +33,8 @@ from .stores import (
     BACKUP_COLUMNS,
     BACKUP_SCHEMA,
     CATALOG_SCHEMA,
-    CHECKPOINT_COLUMNS,
     CATALOG_VERSION,
+    CHECKPOINT_COLUMNS,
     now,
 )
 
@@ -159,9 +159,14 @@ def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, a
     shows."""
     source = sql.qualified(table.schema, table.name, engine)
     values = ", ".join(sql.literal(v).sql(engine) for v in (backup, table.schema, table.name, run_id))
+    target = sql.qualified(BACKUP_SCHEMA, backup, engine)
     return [f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
             f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), count(*) FROM {source}",
-            f"CREATE TABLE {sql.qualified(BACKUP_SCHEMA, backup, engine)} AS SELECT * FROM {source}"]
+            f"CREATE TABLE {target} CLONE {source}" if engine in ZERO_COPY_CLONES else
+            f"CREATE TABLE {target} AS SELECT * FROM {source}"]
+
+
+ZERO_COPY_CLONES = frozenset({"snowflake"})   # engines whose copy of a table shares its storage until either changes
 
 
 def copy_statement(engine: str, table: ObjectKey, copy: str) -> str:
@@ -222,6 +227,7 @@ class Before:
     properties: tuple[tuple[str, str], ...] = ()        # every one a user set, sorted
     comment: str | None = None
     column_comments: tuple[tuple[str, str], ...] = ()   # (column, comment)
+    primary_key: tuple[str, ...] = ()                  # where the engine keeps one (Snowflake; not Spark)
 
     @property
     def version(self) -> int | None:
@@ -239,7 +245,7 @@ class Before:
             return cls(step, key, "View", columns, view_text=found.engine_sql)
         return cls(step, key, "Table", columns, restore_point=restore_point, table_format=found.table_format,
                    properties=tuple(sorted(found.properties)), comment=found.comment,
-                   column_comments=found.column_comments)
+                   column_comments=found.column_comments, primary_key=found.primary_key)
 
     def differences(self, found: LiveObject | None) -> list[str]:
         """What about `found` (the object under this key now, None: absent) is not as these facts say, for
@@ -252,7 +258,8 @@ class Before:
                     *([("table format", now.table_format, self.table_format),
                        ("table properties", dict(now.properties), dict(self.properties)),
                        ("table comment", now.comment, self.comment),
-                       ("column comments", dict(now.column_comments), dict(self.column_comments))]
+                       ("column comments", dict(now.column_comments), dict(self.column_comments)),
+                       ("primary key", list(now.primary_key), list(self.primary_key))]
                       if self.kind == "Table" else [])]
         return [f"{self.key} has {what} {is_now!r}, had {was!r}" if what != "columns" else
                 f"{self.key} has columns {is_now}, had {was}"
@@ -261,15 +268,15 @@ class Before:
     def as_table(self) -> LiveObject:
         """The table these facts describe, for an adapter to write the statement that re-creates it."""
         return LiveObject(self.key, "Table", tuple(ColumnState(*column) for column in self.columns),
-                          table_format=self.table_format, properties=self.properties, comment=self.comment,
-                          column_comments=self.column_comments)
+                          primary_key=self.primary_key, table_format=self.table_format, properties=self.properties,
+                          comment=self.comment, column_comments=self.column_comments)
 
     def facts(self) -> dict:
         """What the journal's `columns` field holds (JSON): everything but the name, kind, view text and
         restore point, which have fields of their own."""
         return {"columns": [list(c) for c in self.columns], "format": self.table_format,
                 "properties": [list(p) for p in self.properties], "comment": self.comment,
-                "column_comments": [list(c) for c in self.column_comments]}
+                "column_comments": [list(c) for c in self.column_comments], "primary_key": list(self.primary_key)}
 
 
 def _shown(columns: Sequence[tuple]) -> str:
@@ -347,7 +354,7 @@ def _before(row: tuple) -> Before:
         raise ValueError(kind)
     return Before(int(step), ObjectKey(schema, name), kind, tuple(tuple(c) for c in facts["columns"]), view_text,
                   point, facts["format"], tuple(tuple(p) for p in facts["properties"]), facts["comment"],
-                  tuple(tuple(c) for c in facts["column_comments"]))
+                  tuple(tuple(c) for c in facts["column_comments"]), tuple(facts.get("primary_key", ())))
 
 
 def running(session: CatalogSession) -> list[str]:

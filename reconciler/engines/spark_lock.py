@@ -33,7 +33,7 @@ class TableLock:
     or at once when its holder ran on this machine (same host name and boot) and its process is
     gone (killed). A holder that outlives its lease without renewing may find the tenant taken
     over: it renews as it goes (`renew`, between statements) and stops when it lost it. Leases are
-    written and compared as times by the endpoint's clock (`_endpoint_now`), never the client's: a
+    written and compared as times by the endpoint's clock (`endpoint_now`), never the client's: a
     client whose clock is ahead cannot take a live lock over, nor one behind grant a lease already
     run out. A lease that is no time (a row edited by hand) never runs out: the tenant stays locked,
     and the message names the row and `reconciler unlock`, whose run (`holder["unlocks"]`) is the
@@ -85,7 +85,7 @@ class TableLock:
 
     def free(self, holder: dict[str, str]) -> bool:
         lease = _lease(holder)
-        if holder.get("released") == "true" or (lease is not None and lease < _endpoint_now(self.session)):
+        if holder.get("released") == "true" or (lease is not None and lease < self.endpoint_now()):
             return True
         if lease is None and self.holder.get("unlocks") not in (None, "") \
                 and holder.get("run_id") == self.holder["unlocks"]:
@@ -104,8 +104,12 @@ class TableLock:
         at = dt.datetime.now(dt.timezone.utc)
         if at - self.renewed < self.LEASE / 3:
             return
-        self._properties(lease_until=_utc(_endpoint_now(self.session) + self.LEASE))
+        self._properties(lease_until=_utc(self.endpoint_now() + self.LEASE))
         self.renewed = at
+
+    def endpoint_now(self) -> dt.datetime:
+        """The endpoint's clock, UTC: every client of a tenant reads the same one."""
+        return _endpoint_now(self.session)
 
     def release(self) -> None:
         if self.generation is not None:
@@ -114,7 +118,7 @@ class TableLock:
 
     def _create(self, generation: int) -> None:
         at = dt.datetime.now(dt.timezone.utc)   # when it was last renewed, by this process's own clock
-        properties = {**self.holder, "lease_until": _utc(_endpoint_now(self.session) + self.LEASE)}
+        properties = {**self.holder, "lease_until": _utc(self.endpoint_now() + self.LEASE)}
         self.session.execute(f"CREATE SCHEMA IF NOT EXISTS {catalog.CATALOG_SCHEMA}")
         self.session.execute(f"CREATE TABLE {self._name(generation)} (held BOOLEAN) USING parquet "
                              f"TBLPROPERTIES ({_assignments(properties)})")

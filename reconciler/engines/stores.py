@@ -72,43 +72,48 @@ RUN_COLUMNS = ("run_id", "environment", "tenant", "ref", "commit", "actor", "hos
                "operation")
 BACKUP_COLUMNS = ("name", "schema_name", "table_name", "run_id", "created_at", "row_count")
 _RECORD_COLUMNS = "schema_name, name, kind, content_hash, definition, dependencies, engine_sql, commit, run_id"
-APPENDED_DDL = (
-    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.object_log (
-        schema_name STRING, name STRING, kind STRING, content_hash STRING, definition STRING,
-        dependencies STRING, engine_sql STRING, commit STRING, run_id STRING, applied_at TIMESTAMP,
-        deleted BOOLEAN) USING parquet""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.run_log (
-        run_id STRING, environment STRING, tenant STRING, ref STRING, commit STRING, actor STRING,
-        host STRING, pid INT, started_at TIMESTAMP, ended_at TIMESTAMP, outcome STRING, dry_run BOOLEAN,
-        summary STRING, error STRING, plan_fingerprint STRING, capacity STRING, operation STRING,
-        logged_at TIMESTAMP) USING parquet""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
-        name STRING, schema_name STRING, table_name STRING, run_id STRING, created_at TIMESTAMP,
-        row_count BIGINT) USING parquet""",
-    # a dropped backup's tombstone: the index above cannot lose a row
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.dropped_backups (name STRING, dropped_at TIMESTAMP)
-        USING parquet""",
-    # the copies in the index above that a run takes for its own compensation only (not before a change
-    # that loses data): dropped once the run concluded, by it or, were it killed first, by the next apply
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.restore_points (name STRING, run_id STRING,
-        logged_at TIMESTAMP) USING parquet""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.journal (
-        run_id STRING, step INT, schema_name STRING, name STRING, kind STRING, columns STRING,
-        view_sql STRING, restore_point STRING, logged_at TIMESTAMP) USING parquet""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.check_results (
-        run_id STRING, schema_name STRING, name STRING, check_name STRING, kind STRING, severity STRING,
-        outcome STRING, offending BIGINT, sample STRING, checked_at TIMESTAMP) USING parquet""",
-    # what each apply left (`snapshot`): the newest row of an environment and tenant is the record
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.snapshots (
-        environment STRING, tenant STRING, desired_key STRING, live_digest STRING, tenant_plan STRING,
-        run_id STRING, recorded_at TIMESTAMP) USING parquet""",
-    CHECKPOINTS_DDL.format(text="STRING", using=" USING parquet"),
-    f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.runs AS " + _LATEST_RUN.format(columns=", ".join(RUN_COLUMNS)),
-    f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.objects AS "
-    + _LATEST_OBJECT.format(columns=_RECORD_COLUMNS + ", applied_at"),
-    f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
-)
+def appended_ddl(using: str = " USING parquet") -> tuple[str, ...]:
+    """The append-only catalog's statements, each table made `using` the engine's clause (Spark: parquet;
+    none where an engine has one kind of table)."""
+    return (
+        f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
+        f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.object_log (
+            schema_name STRING, name STRING, kind STRING, content_hash STRING, definition STRING,
+            dependencies STRING, engine_sql STRING, commit STRING, run_id STRING, applied_at TIMESTAMP,
+            deleted BOOLEAN){using}""",
+        f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.run_log (
+            run_id STRING, environment STRING, tenant STRING, ref STRING, commit STRING, actor STRING,
+            host STRING, pid INT, started_at TIMESTAMP, ended_at TIMESTAMP, outcome STRING, dry_run BOOLEAN,
+            summary STRING, error STRING, plan_fingerprint STRING, capacity STRING, operation STRING,
+            logged_at TIMESTAMP){using}""",
+        f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.backups (
+            name STRING, schema_name STRING, table_name STRING, run_id STRING, created_at TIMESTAMP,
+            row_count BIGINT){using}""",
+        # a dropped backup's tombstone: the index above cannot lose a row
+        f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.dropped_backups (name STRING, dropped_at TIMESTAMP){using}""",
+        # the copies in the index above that a run takes for its own compensation only (not before a change
+        # that loses data): dropped once the run concluded, by it or, were it killed first, by the next apply
+        f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.restore_points (name STRING, run_id STRING,
+            logged_at TIMESTAMP){using}""",
+        f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.journal (
+            run_id STRING, step INT, schema_name STRING, name STRING, kind STRING, columns STRING,
+            view_sql STRING, restore_point STRING, logged_at TIMESTAMP){using}""",
+        f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.check_results (
+            run_id STRING, schema_name STRING, name STRING, check_name STRING, kind STRING, severity STRING,
+            outcome STRING, offending BIGINT, sample STRING, checked_at TIMESTAMP){using}""",
+        # what each apply left (`snapshot`): the newest row of an environment and tenant is the record
+        f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.snapshots (
+            environment STRING, tenant STRING, desired_key STRING, live_digest STRING, tenant_plan STRING,
+            run_id STRING, recorded_at TIMESTAMP){using}""",
+        CHECKPOINTS_DDL.format(text="STRING", using=using),
+        f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.runs AS " + _LATEST_RUN.format(columns=", ".join(RUN_COLUMNS)),
+        f"CREATE VIEW IF NOT EXISTS {CATALOG_SCHEMA}.objects AS "
+        + _LATEST_OBJECT.format(columns=_RECORD_COLUMNS + ", applied_at"),
+        f"CREATE SCHEMA IF NOT EXISTS {BACKUP_SCHEMA}",
+    )
+
+
+APPENDED_DDL = appended_ddl()
 
 
 def now() -> dt.datetime:
@@ -166,7 +171,8 @@ class AppendOnly:
     """Rows only ever appended: each row stands on its own (nothing rolls back), a newer row supersedes
     an older one, and the `runs` and `objects` views show the latest."""
 
-    ddl = APPENDED_DDL
+    def __init__(self, ddl: tuple[str, ...] = APPENDED_DDL):
+        self.ddl = ddl
     interrupted = ("its statements committed one by one; the next apply puts back what it changed, from its "
                    "journal, before it applies")
     newest_snapshot = " ORDER BY recorded_at DESC LIMIT 1"   # the newest row is the record

@@ -198,10 +198,14 @@ DEFAULT_TABLE_FORMAT = {"spark": "parquet"}   # engines whose tables come in mor
 RENDER_VERSION = "5"                       # part of the render cache key: a new value when rewrites change
 
 
+FOLDS_TO_UPPER = frozenset({"snowflake"})   # engines whose unquoted names are upper case: a name declared is that
+
+
 @functools.lru_cache(maxsize=65536)   # an apply quotes each name a few times over; sqlglot's generator is slow
 def quote(name: str, engine: str) -> str:
-    """One identifier, always quoted for the engine."""
-    return exp.to_identifier(name, quoted=True).sql(dialect=engine)
+    """One identifier, always quoted for the engine; on an engine that folds unquoted names to upper case,
+    the object its unquoted name is (names are compared case-insensitively, as written unquoted)."""
+    return exp.to_identifier(name.upper() if engine in FOLDS_TO_UPPER else name, quoted=True).sql(dialect=engine)
 
 
 def qualified(schema: str, name: str, engine: str) -> str:

@@ -8,8 +8,9 @@ opened.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from ... import secrets
 from ...engine_registry import engines
 from ...model import Tenant
 from .. import policy
@@ -48,6 +49,30 @@ def url_problem(url: str) -> str | None:
         return "a Spark Connect tenant url is sc://host:port"
     if parts.scheme == "postgresql" and not parts.path.strip("/"):
         return "a PostgreSQL tenant url names its database: postgresql://user@host:5432/database"
+    if parts.scheme == "snowflake":
+        return _snowflake_problem(url)
     if not dialect_exists(Tenant(name="t", url=url).engine):
         return f"the engine of '{parts.scheme}' names no SQL dialect sqlglot knows"
+    return None
+
+
+# A Snowflake url's query parameters: what the connector is given (`host`, `port` and `protocol` reach an
+# account somewhere other than ACCOUNT.snowflakecomputing.com: a private link, or the test double), and
+# the reference to a key pair's private key.
+SNOWFLAKE_PARAMETERS = ("warehouse", "role", "host", "port", "protocol", "private_key")
+
+
+def _snowflake_problem(url: str) -> str | None:
+    """A Snowflake url names its user, account and database, and its query only the parameters the
+    adapter reads, a private key only as a reference (env:NAME)."""
+    parts = urlsplit(url)
+    form = "a Snowflake tenant url is snowflake://USER@ACCOUNT/DATABASE?warehouse=W&role=R"
+    database = parts.path.strip("/")
+    if not parts.hostname or not parts.username or not database or "/" in database:
+        return form
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name not in SNOWFLAKE_PARAMETERS:
+            return f"{form}; '{name}' is none of its parameters ({', '.join(SNOWFLAKE_PARAMETERS)})"
+        if name == "private_key" and not secrets.REFERENCE.match(value):
+            return "private_key= in a Snowflake tenant url is a reference (env:NAME), never the key itself"
     return None
