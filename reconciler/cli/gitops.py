@@ -152,8 +152,9 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
               help="With --execute or --abandon: accept losing data in this object (repeatable); backed up first.")
 @click.option("--checkpoint", help="Roll tables' rows back to this checkpoint (`reconciler checkpoints`), not the "
               "structure to a ref.")
-@click.option("--select", "selection", metavar="T1,T2", help="With --checkpoint: only these of its tables "
-              "(schema.name or a name, comma-separated).")
+@click.option("--select", "selection", metavar="EXPR", help="With --checkpoint: only these of its tables "
+              "(schema.name or a name, comma-separated). With --to: only these objects (as `graph --select` "
+              "names them, at REF or now) and what they need go back; every other object stays as it is.")
 @click.option("--tenant", help="With --checkpoint: only this tenant.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
 @click.pass_context
@@ -167,6 +168,7 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
     Example:
       reconciler rollback prod --to HEAD~1
       reconciler rollback prod --to v1.4 --pr
+      reconciler rollback prod --to HEAD~3 --select 'sales.vw_orders+' --pr
       reconciler rollback prod --resume
       reconciler rollback prod --abandon
       reconciler rollback prod --checkpoint before-backfill --select sales.orders --execute
@@ -181,14 +183,14 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
             raise click.UsageError("--checkpoint takes --select, --tenant, --execute and --format text|json")
         _rollback_rows(ctx, environment, checkpoint, selection, tenant, execute, fmt)
         return
-    if selection or tenant:
-        raise click.UsageError("--select and --tenant go with --checkpoint")
+    if tenant or (selection and not ref):
+        raise click.UsageError("--tenant goes with --checkpoint, --select with --checkpoint or --to")
     if abandon:
         _print_abandoned(transport.abandon_rollback(workspace_of(ctx), environment, allow_data_loss), fmt)
         return
     mode = "execute" if execute or resume else "pr" if as_pr else "dry-run"
     result = (transport.resume_rollback(workspace_of(ctx), environment) if resume else
-              transport.rollback(workspace_of(ctx), environment, ref, mode, allow_data_loss))
+              transport.rollback(workspace_of(ctx), environment, ref, mode, allow_data_loss, selection=selection))
     if fmt == "json":
         out.print(json.dumps({"environment": result.environment, "ref": result.ref, "mode": result.mode,
                               "target_commit": result.target_commit, "undoes": list(result.undoes),

@@ -14,6 +14,7 @@ import shlex
 import shutil
 import subprocess
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -319,11 +320,10 @@ def advance_head(repo: Path, commit: git.Commit, environment: str) -> None:
         handle.head.reference.set_commit(commit, logmsg=f"reconciler: {commit.summary}")
 
 
-def commits_between(repo: Path, ref: str, environment: str) -> list[git.Commit]:
-    """Commits after REF up to HEAD that touched the environment's folder (what a rollback undoes)."""
+def commits_between(repo: Path, ref: str, paths: Sequence[str]) -> list[git.Commit]:
+    """Commits after REF up to HEAD that touched `paths` (what a rollback undoes)."""
     handle = open_repo(repo)
-    return list(handle.iter_commits(f"{resolve_commit(repo, ref).hexsha}..HEAD",
-                                    paths=f"{ENVIRONMENTS}/{environment}"))
+    return list(handle.iter_commits(f"{resolve_commit(repo, ref).hexsha}..HEAD", paths=list(paths)))
 
 
 def tag(repo: Path, name: str, commit: git.Commit, message: str) -> str:

@@ -13,7 +13,10 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import networkx as nx
+
 from .. import faults, files
+from .. import graph as graphs
 from .. import plan as plans
 from ..apply.executor import (
     TenantResult,
@@ -27,7 +30,15 @@ from ..apply.housekeeping import backups
 from ..desired.landscape import Landscape
 from ..desired.render import render
 from ..desired.source import ENVIRONMENTS, available_environments, resolve_commit
-from ..errors import ApplyFailed, GuardRefused, ReconcilerError, TenantError, TenantLocked, TenantsStopped
+from ..errors import (
+    ApplyFailed,
+    GuardRefused,
+    ReconcilerError,
+    TenantError,
+    TenantLocked,
+    TenantsStopped,
+    UsageProblem,
+)
 from ..model import ObjectKey
 from ..plan import Plan
 from ..planning.environment import Planned, Workspace, plan_environment
@@ -205,33 +216,61 @@ class RestoreOffer:
 
 
 def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-run",
-             allow_data_loss: tuple[str, ...] = (), open_pr: bool = True) -> RolledBack:
-    """Reconcile ENV back to the state of REF: a dry run, a pull request, or at once."""
+             allow_data_loss: tuple[str, ...] = (), open_pr: bool = True, selection: str | None = None
+             ) -> RolledBack:
+    """Reconcile ENV back to the state of REF: a dry run, a pull request, or at once. `selection` (as
+    `graph --select` names objects, at REF or now): only those objects' files, and what they need at REF
+    to stay valid, go back; every other object stays as it is."""
     repo = workspace.repo
     target = resolve_commit(repo, ref)
-    planned = plan_environment(workspace, environment, target.hexsha)  # REF must hold a valid folder
+    if selection is None:
+        paths = (f"{ENVIRONMENTS}/{environment}",)
+        undoes = tuple(f"{c.hexsha[:8]} {c.summary}" for c in gitops.commits_between(repo, ref, paths))
+        message = _rollback_message(environment, ref, target.hexsha, undoes)
+        selected = None
+    else:
+        taken = _selected_back(workspace, environment, target.hexsha, selection)
+        paths = tuple(p for m in taken.moves for p in (m.source_path, m.target_path) if p)
+        undoes = tuple(f"{c.hexsha[:8]} {c.summary}" for c in gitops.commits_between(repo, ref, paths)) \
+            if paths else ()
+        message = _rollback_message(environment, ref, target.hexsha, undoes, taken)
+        selected = gitops.promotion_commit(repo, taken, message)   # an object, no ref yet: planned, validated
+    # REF must hold a valid folder; a selection of it, with the rest as it is now, must be one too
+    planned = plan_environment(workspace, environment, target.hexsha if selected is None else selected.hexsha)
     impact = tuple(_impact(planned, target.hexsha))
-    undoes = tuple(f"{c.hexsha[:8]} {c.summary}" for c in gitops.commits_between(repo, ref, environment))
     base = RolledBack(environment, ref, target.hexsha, mode, planned.plan, impact, undoes,
                       restores=tuple(_restore_offers(workspace, environment, planned.plan)))
-    message = _rollback_message(environment, ref, target.hexsha, undoes)
     if mode == "dry-run":
         runs = tuple(run for name, state in planned.states.items()
                      if (run := record_dry_run(state, planned.plan.tenant(name), planned.plan, "rollback",
                                                current_actor(repo))))
         return replace(base, audit_runs=runs)
+    commit = selected or gitops.restore_commit(repo, environment, ref, message)   # an object, no ref yet
     if mode == "pr":
-        commit = gitops.restore_commit(repo, environment, ref, message)
         branch = gitops.create_branch(repo, f"rollback/{environment}-to-{target.hexsha[:7]}-{commit.hexsha[:7]}",
                                       commit)
         body_file = _write_body(repo, branch, rollback_markdown(base))
         pull_request = gitops.open_pull_request(repo, branch, _current_branch(repo),
                                                 f"Roll back {environment} to {ref}", body_file) if open_pr else None
         return replace(base, branch=branch, commit=commit.hexsha, body_file=body_file, pull_request=pull_request)
-    return _execute(workspace, base, message, allow_data_loss)
+    return _execute(workspace, base, commit, allow_data_loss)
 
 
-def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_loss: tuple[str, ...]) -> RolledBack:
+def _selected_back(workspace: Workspace, environment: str, target: str, selection: str) -> gitops.Promotion:
+    """The files a selective rollback takes back, as a promotion from the folder at REF to the folder now:
+    what `selection` names (at REF or now: one added since goes, one removed since comes back) and what
+    those read at REF that the folder no longer has. What they read that is there in another version stays
+    as it is (`+name` takes it back too); the folder this makes is validated and proven like any other."""
+    then, now = workspace.load(environment, target), workspace.load(environment, "HEAD")
+    try:
+        chosen = graphs.select(nx.compose(then.graph, now.graph), selection)
+    except ValueError as unknown:
+        raise UsageProblem(f"--select: {unknown}") from None
+    taken = gitops.plan_promotion(workspace.repo, then, now, sorted(map(str, chosen)), include_removals=False)
+    return replace(taken, moves=tuple(m for m in taken.moves if not m.needed_by or m.key not in now.objects))
+
+
+def _execute(workspace: Workspace, base: RolledBack, commit, allow_data_loss: tuple[str, ...]) -> RolledBack:
     """Break glass: apply the restore commit's tree to every tenant, verify, then move the branch to
     it and tag a checkpoint. The intent is recorded first, so a run killed at any point leaves
     something every later command names (`rollback ENV --resume` finishes it forward, `--abandon`
@@ -241,7 +280,6 @@ def _execute(workspace: Workspace, base: RolledBack, message: str, allow_data_lo
     if problems:  # refused before anything is written, git included
         raise GuardRefused("refused:\n  " + "\n  ".join(problems))
     gitops.require_clean(repo, [environment])
-    commit = gitops.restore_commit(repo, environment, base.target_commit, message)   # an object, no ref yet
     intent = intents.Intent(environment=environment, ref=base.ref, target_commit=base.target_commit,
                             commit=commit.hexsha, head=gitops.open_repo(repo).head.commit.hexsha,
                             tag=f"reconciler/{environment}/{new_run_id()}", allow_data_loss=allow_data_loss)
@@ -295,9 +333,9 @@ def _finish(workspace: Workspace, base: RolledBack, intent: intents.Intent) -> R
                   f"git was not moved; fix the cause and run `reconciler rollback {environment} --resume`, or put "
                   f"every tenant back as it was before with `reconciler rollback {environment} --abandon`")
     faults.reached("applied")
-    check = plan_environment(workspace, environment, base.target_commit, resuming=True)
+    check = plan_environment(workspace, environment, commit, resuming=True)   # REF's folder, or a selection of it
     if check.plan.has_changes:
-        raise ApplyFailed(f"applied, but tenants do not equal {base.ref}'s state: "
+        raise ApplyFailed(f"applied, but tenants do not equal the rollback commit's state ({commit[:12]}): "
                           f"{plans_summary(check.plan)}; this is a reconciler bug, please report it")
     handle = gitops.open_repo(repo).commit(commit)
     gitops.advance_head(repo, handle, environment)
@@ -427,9 +465,15 @@ def _restore_offers(workspace: Workspace, environment: str, plan: Plan):
             yield RestoreOffer(tenant, table, columns, name, f"reconciler restore {environment} '{name}' --yes")
 
 
-def _rollback_message(environment: str, ref: str, commit: str, undoes: tuple[str, ...]) -> str:
-    lines = [f"Roll back {ENVIRONMENTS}/{environment} to {ref}", "",
-             f"Restores {ENVIRONMENTS}/{environment} to its content at {ref} ({commit})."]
+def _rollback_message(environment: str, ref: str, commit: str, undoes: tuple[str, ...],
+                      taken: gitops.Promotion | None = None) -> str:
+    if taken is None:
+        lines = [f"Roll back {ENVIRONMENTS}/{environment} to {ref}", "",
+                 f"Restores {ENVIRONMENTS}/{environment} to its content at {ref} ({commit})."]
+    else:
+        lines = [f"Roll back {', '.join(taken.objects) or 'nothing'} in {ENVIRONMENTS}/{environment} to {ref}", "",
+                 f"Restores these objects' files to their content at {ref} ({commit}); every other object "
+                 "stays as it is:", *(f"  {m.key}: {m.reason}" for m in taken.moves)]
     if undoes:
         lines += ["", "Undoes:"] + [f"  {line}" for line in undoes]
     return "\n".join(lines) + "\n"
