@@ -173,7 +173,9 @@ def test_a_table_dropped_or_changed_since_names_the_structural_rollback_and_refu
         assert "table sales.customer_master has columns (id " in refused.stderr
         assert f"roll its structure back first (reconciler rollback dev --to {commit[:12]})" in refused.stderr
         assert landscape.state() == changed
-    assert runs(landscape)[-2:] == [("rollback", "dry-run", True), ("rollback", "refused", False)]
+    # the executed one is refused before any tenant's run starts (every tenant is checked first): as an
+    # apply a guard refuses at plan time, it leaves no run; the dry run is audited
+    assert runs(landscape)[-2:] == [("apply", "applied", False), ("rollback", "dry-run", True)]
 
 
 def test_a_copy_a_dba_dropped_is_reported_and_nothing_is_restored(engine_landscape: EngineLandscape) -> None:
@@ -245,3 +247,45 @@ def test_prune_backups_drops_checkpoints_past_their_retention_and_says_so(landsc
     assert remaining["new"]["restorable_until"] != "no: a copy is gone"
     assert landscape.run("rollback", "dev", "--checkpoint", "old").code == 1
     assert landscape.run("rollback", "dev", "--checkpoint", "new").code == 0
+
+
+def two_tenants(landscape: Landscape) -> None:
+    """dev with tenants a and b, each applied and holding the demo's rows."""
+    landscape.edit("environments/dev/environment.yaml", """  - name: dev
+    url: duckdb:///.tenants/dev.duckdb
+    create: true""", """  - name: a
+    url: duckdb:///.tenants/a.duckdb
+    create: true
+  - name: b
+    url: duckdb:///.tenants/b.duckdb
+    create: true""")
+    landscape.commit("dev on two tenants")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    for tenant in ("a", "b"):
+        for statement in DEMO_ROWS:
+            landscape.sql(statement, tenant)
+
+
+def test_a_tenant_that_cannot_be_restored_stops_the_rollback_before_any_tenant_is(landscape: Landscape) -> None:
+    """Found by review: tenant a was restored and committed, then b refused, and the message said
+    nothing was changed. Every tenant is checked before any is restored."""
+    two_tenants(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "x").code == 0
+    for tenant in ("a", "b"):
+        landscape.sql("DELETE FROM sales.customer_transactions WHERE id = 13", tenant)
+    landscape.sql("ALTER TABLE sales.customer_transactions ADD COLUMN dba_note VARCHAR", "b")
+
+    refused = landscape.run("rollback", "dev", "--checkpoint", "x", "--execute")
+    assert refused.code == 3, refused.output
+    assert "b: table sales.customer_transactions has columns" in refused.stderr
+    for tenant in ("a", "b"):
+        assert landscape.sql("SELECT count(*) FROM sales.customer_transactions", tenant) == [(3,)]
+    assert "before-rollback-" not in landscape.run("checkpoints", "dev").stdout
+
+
+def test_a_name_one_tenant_holds_already_takes_no_checkpoint_in_any_tenant(landscape: Landscape) -> None:
+    two_tenants(landscape)
+    assert landscape.run("checkpoint", "dev", "--tenant", "b", "--name", "x").code == 0
+    refused = landscape.run("checkpoint", "dev", "--name", "x")
+    assert refused.code == 64 and "tenant b: a checkpoint named x exists already" in refused.stderr
+    assert [(c["tenant"], c["name"]) for c in checkpoints(landscape).values()] == [("b", "x")]

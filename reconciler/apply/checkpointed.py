@@ -59,6 +59,8 @@ def take_checkpoint(state: TenantState, tenant_plan: TenantPlan, plan: Plan, tab
         if gone:
             raise TenantError(f"tenant {state.tenant.name}: {', '.join(map(str, gone))}: not a table the tenant "
                               "holds now; nothing was taken")
+        for statement in state.adapter.lock_statements(sorted(tables)):   # every table at one point in time
+            session.execute(statement)
         taken = checkpoints.take(session, state.adapter, run, [live.objects[key] for key in tables], name)
         run.summary = {"tables": len(taken), "rows": sum(p.row_count for p in taken)}
         return taken
@@ -72,9 +74,8 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
     executed, every table is restored in one transaction, then checked, else nothing commits."""
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "rollback")
     if not execute:
-        with state.adapter.reading() as reading:
-            impacts = _impacts(reading, state, points)
-        run.summary = _summary(impacts)
+        found = impacts(state, points)
+        run.summary = _summary(found)
         with state.adapter.session(create=False) as session:
             session.begin()
             try:
@@ -84,7 +85,7 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
             except BaseException:
                 session.rollback()
                 raise
-        return Rolled(state.tenant.name, run.run_id, "dry-run", tuple(impacts))
+        return Rolled(state.tenant.name, run.run_id, "dry-run", tuple(found))
 
     def body(session: TransactionalSession) -> Rolled:
         live = session.inspect()
@@ -119,6 +120,13 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
                       tuple(run.checks))
 
     return _in_one_transaction(state, run, actor, body)
+
+
+def impacts(state: TenantState, points: Sequence[Point]) -> list[Impact]:
+    """Each point's impact on its table as the tenant is now, read outside any run: what a dry run shows,
+    and what an executed rollback checks of every tenant before it restores any."""
+    with state.adapter.reading() as reading:
+        return _impacts(reading, state, points)
 
 
 def _impacts(reading, state: TenantState, points: Sequence[Point], found=None) -> list[Impact]:

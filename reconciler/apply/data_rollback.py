@@ -19,8 +19,8 @@ from ..errors import ReconcilerError, TenantError, UsageProblem, did_you_mean
 from ..model import ObjectKey
 from ..planning.environment import TenantState, Workspace, plan_environment
 from . import executor
-from .checkpointed import Rolled
-from .checkpoints import Point, check_name
+from .checkpointed import Rolled, impacts
+from .checkpoints import Point, check_name, refusal
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,19 @@ def take(workspace: Workspace, environment: str, selection: str | None, name: st
     planned = plan_environment(workspace, environment, None, [tenant] if tenant else None)
     actor = executor.current_actor(workspace.repo)
     chosen = name or f"checkpoint-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}"
-    taken = []
-    for tenant_plan in planned.plan.tenants:
+    tables = {}
+    for tenant_plan in planned.plan.tenants:   # every tenant can take it before any does
         state = planned.states[tenant_plan.tenant]
         if not state.adapter.exists:
             raise TenantError(f"tenant {state.tenant.name} does not exist yet: apply {environment} first")
-        run_id, points = executor.checkpoint(state, tenant_plan, planned.plan, _tables(state, selection), chosen,
+        tables[tenant_plan.tenant] = _tables(state, selection)
+        if any(row["name"] == chosen for row in state.adapter.checkpoints()):
+            raise UsageProblem(f"tenant {state.tenant.name}: a checkpoint named {chosen} exists already; choose "
+                               "another --name; nothing was taken")
+    taken = []
+    for tenant_plan in planned.plan.tenants:
+        state = planned.states[tenant_plan.tenant]
+        run_id, points = executor.checkpoint(state, tenant_plan, planned.plan, tables[tenant_plan.tenant], chosen,
                                              actor)
         taken.append(Taken(tenant_plan.tenant, run_id, chosen, tuple(points)))
     return taken
@@ -123,6 +130,12 @@ def rollback(workspace: Workspace, environment: str, name: str, selection: Seque
     planned = plan_environment(workspace, environment, None, list(held))
     actor = executor.current_actor(workspace.repo)
     result = DataRollback(environment, name, execute)
+    if execute:   # a tenant that cannot be restored stops the rollback before any tenant is
+        found = [i for t in planned.plan.tenants for i in impacts(planned.states[t.tenant], held[t.tenant])]
+        stopped = refusal(found)
+        if stopped is not None:
+            result.errors.append((", ".join(sorted({i.tenant for i in found if i.problem})), stopped))
+            return result
     for tenant_plan in planned.plan.tenants:
         try:
             result.results.append(executor.rollback_rows(planned.states[tenant_plan.tenant], tenant_plan,
