@@ -59,7 +59,7 @@ def take_checkpoint(state: TenantState, tenant_plan: TenantPlan, plan: Plan, tab
         if gone:
             raise TenantError(f"tenant {state.tenant.name}: {', '.join(map(str, gone))}: not a table the tenant "
                               "holds now; nothing was taken")
-        for statement in state.adapter.lock_statements(sorted(tables)):   # every table at one point in time
+        for statement in state.adapter.copy_lock_statements(sorted(tables)):   # one point in time
             session.execute(statement)
         taken = checkpoints.take(session, state.adapter, run, [live.objects[key] for key in tables], name)
         run.summary = {"tables": len(taken), "rows": sum(p.row_count for p in taken)}

@@ -364,6 +364,12 @@ class Adapter(abc.ABC):
         the plan changes until it ends (none where the tenant lock already excludes every writer)."""
         return []
 
+    def copy_lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
+        """Statements, run first in a checkpoint's transaction, that keep other writers (not readers) off
+        the tables it copies until it ends, so the copies are of one point in time (none where the tenant
+        lock already excludes every writer)."""
+        return []
+
     def lock_holder(self) -> Mapping[str, str] | None:
         """Who holds the tenant lock, where the lock is a row in the tenant that outlives a dead run (a
         lease: Spark), for `reconciler unlock`; None when it is free, or where the engine's lock dies

@@ -225,6 +225,10 @@ class PostgresAdapter(Adapter):
     def lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
         return COMPILER.lock(tables)
 
+    def copy_lock_statements(self, tables: Sequence[ObjectKey]) -> list[str]:
+        # SHARE: other sessions read on, and no one writes until the copies are taken
+        return [f"LOCK TABLE {', '.join(map(COMPILER.qk, tables))} IN SHARE MODE"] if tables else []
+
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
                  reads: Mapping[str, Sequence[str]]) -> list[Refusal]:
         """The shadow is the tenant itself inside a transaction that is always rolled back (PostgreSQL's
