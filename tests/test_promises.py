@@ -274,12 +274,12 @@ def test_18_urls_are_checked_against_the_adapters_installed(landscape: Landscape
     info = site / "reconciler_fake_engine-0.1.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: reconciler-fake-engine\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[reconciler.engines]\nsnowflake = reconciler_fake_engine:Adapter\n")
+    (info / "entry_points.txt").write_text("[reconciler.engines]\ntrino = reconciler_fake_engine:Adapter\n")
     monkeypatch.syspath_prepend(str(site))
     landscape.edit("environments/dev/environment.yaml", "    create: true\n",
-                   "    create: true\n  - name: warehouse\n    url: snowflake://account/database\n")
+                   "    create: true\n  - name: warehouse\n    url: trino://account/database\n")
     without_list = landscape.run("validate", "dev")   # the package is not there: nothing says what SQL may call
-    assert without_list.code == 1 and "sum() is not a function SQL from the folder may call on snowflake: its " \
+    assert without_list.code == 1 and "sum() is not a function SQL from the folder may call on trino: its " \
         "adapter gives no list" in without_list.stderr, without_list.output
     (site / "reconciler_fake_engine.py").write_text(
         "class Adapter:\n    function_allowlist = '[functions]\\nsum\\ncount\\nmin\\nmax\\niff\\n"

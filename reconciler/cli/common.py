@@ -35,8 +35,9 @@ def lazy(name: str):
 
 checks, drawing, executor, graphs, housekeeping, observe = (lazy(f"reconciler.{m}") for m in (
     "desired.checks", "views.drawing", "apply.executor", "graph", "apply.housekeeping", "gitops.observe"))
-plans, reconcile, report, source, transport = (lazy(f"reconciler.{m}") for m in (
-    "plan", "planning.environment", "views.report", "desired.source", "gitops.transport"))
+plans, reconcile, report, source, transport, rollbacks = (lazy(f"reconciler.{m}") for m in (
+    "plan", "planning.environment", "views.report", "desired.source", "gitops.transport", "gitops.rollback"))
+observed = lazy("reconciler.views.observed")
 data_checks, data_rollback = lazy("reconciler.apply.checks"), lazy("reconciler.apply.data_rollback")
 checkpoints = lazy("reconciler.apply.checkpoints")
 graph_formats, report_page = lazy("reconciler.views.graph_formats"), lazy("reconciler.views.report_page")

@@ -23,11 +23,13 @@ from .common import (
     err,
     lazy,
     observe,
+    observed,
     out,
     print_lines,
     print_table,
     report,
     report_page,
+    rollbacks,
     transport,
     workspace_of,
 )
@@ -186,11 +188,11 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
     if tenant or (selection and not ref):
         raise click.UsageError("--tenant goes with --checkpoint, --select with --checkpoint or --to")
     if abandon:
-        _print_abandoned(transport.abandon_rollback(workspace_of(ctx), environment, allow_data_loss), fmt)
+        _print_abandoned(rollbacks.abandon_rollback(workspace_of(ctx), environment, allow_data_loss), fmt)
         return
     mode = "execute" if execute or resume else "pr" if as_pr else "dry-run"
-    result = (transport.resume_rollback(workspace_of(ctx), environment) if resume else
-              transport.rollback(workspace_of(ctx), environment, ref, mode, allow_data_loss, selection=selection))
+    result = (rollbacks.resume_rollback(workspace_of(ctx), environment) if resume else
+              rollbacks.rollback(workspace_of(ctx), environment, ref, mode, allow_data_loss, selection=selection))
     if fmt == "json":
         out.print(json.dumps({"environment": result.environment, "ref": result.ref, "mode": result.mode,
                               "target_commit": result.target_commit, "undoes": list(result.undoes),
@@ -233,7 +235,7 @@ def _rollback_rows(ctx: click.Context, environment: str, name: str, selection: s
                               "errors": [{"tenant": t, "error": str(e), "exit_code": e.exit_code}
                                          for t, e in result.errors]}, indent=2, default=str), markup=False)
     else:
-        print_lines([(line, None) for line in report.data_rollback_lines(result)])
+        print_lines([(line, None) for line in observed.data_rollback_lines(result)])
         for tenant_name, error in result.errors:
             err.print(Text(f"{tenant_name}: {error}", style="red"))
         for refused in refusals:
@@ -279,7 +281,7 @@ def history(ctx: click.Context, environment: str, fmt: str) -> None:
     if fmt == "json":
         out.print(json.dumps(runs, indent=2, default=str), markup=False)
         return
-    print_table(report.history_table(runs))
+    print_table(observed.history_table(runs))
 
 
 @cli.command()
@@ -315,8 +317,8 @@ def status(ctx: click.Context, fmt: str) -> None:
         out.print(json.dumps({"tenants": [asdict(r) for r in rows], "waiting": [asdict(w) for w in waiting]},
                              indent=2), markup=False)
         return
-    print_table(report.status_table(rows))
-    for line in report.waiting_lines(waiting):
+    print_table(observed.status_table(rows))
+    for line in observed.waiting_lines(waiting):
         out.print(line, markup=False)
 
 
@@ -336,7 +338,7 @@ def drift(ctx: click.Context, environment: str, fmt: str) -> None:
         out.print(json.dumps([{"tenant": d.tenant, "changed": [c.model_dump(mode="json") for c in d.changed],
                                "unmanaged": list(d.unmanaged)} for d in found], indent=2), markup=False)
     else:
-        for line in report.drift_lines(found):
+        for line in observed.drift_lines(found):
             out.print(line, markup=False)
     if any(d.changed or d.unmanaged for d in found):
         ctx.exit(EXIT_CHANGES)

@@ -17,10 +17,10 @@ from .common import (
     cli,
     data_rollback,
     housekeeping,
+    observed,
     out,
     plans,
     print_table,
-    report,
     workspace_of,
 )
 
@@ -41,7 +41,7 @@ def backups(ctx: click.Context, environment: str, fmt: str) -> None:
     if fmt == "json":
         out.print(json.dumps(found, indent=2, default=str), markup=False)
         return
-    print_table(report.backups_table(found))
+    print_table(observed.backups_table(found))
 
 
 @cli.command()
@@ -130,7 +130,7 @@ def checkpoints(ctx: click.Context, environment: str, fmt: str) -> None:
     if fmt == "json":
         out.print(json.dumps(found, indent=2, default=str), markup=False)
         return
-    print_table(report.checkpoints_table(found))
+    print_table(observed.checkpoints_table(found))
 
 
 @cli.command()

@@ -10,6 +10,7 @@ Never talks to tenants: the gate on protected environments is `transport`'s.
 from __future__ import annotations
 
 import io
+import re
 import shlex
 import shutil
 import subprocess
@@ -22,12 +23,16 @@ import git
 from git.index.typ import BaseIndexEntry, IndexEntry
 from gitdb.base import IStream
 
+from .. import files
 from ..desired.landscape import Landscape
 from ..desired.source import ENVIRONMENTS, blob_id, open_repo, resolve_commit
 from ..errors import GitError, GuardRefused, did_you_mean
 from ..model import ObjectKey
 
 UNPROMOTABLE = ("draft", "beta")
+
+
+PR_FOLDER = Path(".reconciler") / "pull-requests"   # pull request bodies, for CI and people
 
 
 @dataclass(frozen=True)
@@ -242,6 +247,18 @@ def promotion_commit(repo: Path, promotion: Promotion, message: str) -> git.Comm
     return write_commit(handle, handle.head.commit, writes, deletes, message)
 
 
+def write_body(repo: Path, branch: str, body: str) -> Path:
+    """A pull request's body, written where CI and people find it (`.reconciler/pull-requests/`)."""
+    path = repo / PR_FOLDER / (re.sub(r"[^A-Za-z0-9._-]+", "_", branch) + ".md")
+    files.write(path, body, root=repo)
+    return path
+
+
+def current_branch(repo: Path) -> str:
+    handle = open_repo(repo)
+    return "main" if handle.head.is_detached else handle.active_branch.name
+
+
 def restore_commit(repo: Path, environment: str, ref: str, message: str) -> git.Commit:
     """A commit on top of HEAD whose `environments/ENV` is exactly REF's."""
     handle = open_repo(repo)
@@ -362,7 +379,7 @@ def open_pull_request(repo: Path, branch: str, base: str, title: str, body_file:
     return f"opened {created.stdout.strip()}"
 
 
-__all__ = ["Move", "Promotion", "plan_promotion", "check_path", "landscape_order", "require_clean",
+__all__ = ["Move", "PR_FOLDER", "write_body", "current_branch", "Promotion", "plan_promotion", "check_path", "landscape_order", "require_clean",
            "promotion_commit", "restore_commit", "write_commit", "create_branch", "advance_head",
            "commits_between", "tag", "open_pull_request", "store_blob", "held_back", "upstream", "resolve_names",
            "blob_ids", "environment_local"]

@@ -14,7 +14,7 @@ from ..desired.source import ENVIRONMENTS, available_environments, open_repo, re
 from ..errors import ReconcilerError, TenantLocked
 from ..model import ObjectKey
 from ..planning.environment import Workspace, plan_environment
-from ..views import report
+from ..views import observed
 from . import history as gitops
 
 
@@ -104,7 +104,7 @@ def _row(environment: str, planned, tenant: str) -> TenantStatus:
     applied = (runs[-1]["commit"] or "")[:8] if runs else None
     drifted = sum(1 for c in tenant_plan.changes if c.drift) + len(tenant_plan.unmanaged)
     checked = [r for r in every if r["checks"]]
-    checks = (f"{report.check_counts(checked[-1]['checks'])} ({checked[-1].get('operation') or 'apply'} "
+    checks = (f"{observed.check_counts(checked[-1]['checks'])} ({checked[-1].get('operation') or 'apply'} "
               f"{checked[-1]['started_at']:%Y-%m-%d %H:%M})" if checked else None)
     return TenantStatus(environment, tenant, applied, len(tenant_plan.changes), drifted, None, checks=checks)
 

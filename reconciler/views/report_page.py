@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 
 from . import drawing
-from .report import check_counts
+from .observed import check_counts
 
 
 def landscape_html(data, generated: str) -> str:
