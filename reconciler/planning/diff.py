@@ -188,13 +188,15 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: 
             return new_change("update", want, "low", _catalog_reason(description), description, catalog_only=True)
         return None
     description = (*properties, *comments, *description)
-    drift = drift or comments_drift or bool(properties)
+    drift = drift or comments_drift
     dropped = [d for d in details if d.op == "drop" and d.whole_column]
     reason = "columns changed outside the reconciler (drift)" if drift else "columns changed"
     if renames:
         reason = ", ".join(f"renames column {d.before} to {d.after}" for d in renames) + " (values kept)" + (
             "" if len(renames) == len(details) else f"; {reason}")
-    probable = _probable_column_renames(details)
+    probable = _probable_column_renames(details) + ("; table properties changed outside the reconciler (drift)"
+                                                    if properties else "")
+    drift = drift or bool(properties)
     reason += probable
     if dropped:
         names = ", ".join(d.column for d in dropped)
