@@ -106,6 +106,7 @@ def test_a_column_mapping_delta_cannot_set_back_in_place_is_a_rebuild_that_keeps
     spark.sql("DROP TABLE sales.customer_master").collect()
     spark.sql(COMPILER.create_table(CUSTOMERS, by_id)).collect()
     spark.sql("INSERT INTO sales.customer_master SELECT * FROM default.kept").collect()
+    spark.sql("DROP TABLE default.kept").collect()   # `default` outlives the test
     made = read_back(spark, CUSTOMERS)
     assert made[0] == f"USING delta {MAPPING}=id delta.feature.allowColumnDefaults=supported"
 
