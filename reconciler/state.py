@@ -62,6 +62,8 @@ class ObjectState:
     table_format: str | None = None                 # tables, where the engine has more than one (spark)
     column_descriptions: tuple[tuple[str, str], ...] = ()   # tables: (column, description) where the engine
     # keeps descriptions as comments (`sql.DESCRIPTIONS_AS_COMMENTS`)
+    properties: tuple[tuple[str, str], ...] = ()   # tables: the properties its table format asks for
+    # (`sql.TABLE_PROPERTIES`), the only ones the reconciler sets
 
     @functools.cached_property
     def content_hash(self) -> str:

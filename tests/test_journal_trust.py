@@ -138,3 +138,38 @@ def test_an_edited_journal_is_refused_before_anything_is_put_back(applied: Lands
            "match its rows): it was edited since" in refused.stderr
     assert tenant(spark) == left
     assert outcomes(applied) == ["applied", "running"]
+
+
+def test_a_journal_row_naming_a_managed_object_outside_its_runs_plan_is_refused(applied: Landscape, spark,
+                                                                                spark_server: str) -> None:
+    """A journal of this format, digest and all, whose plan names one view, and a row for the managed
+    sales.customer_master (a table the catalog manages, so only the plan can refuse it) saying it was a
+    table of other columns, filled from a decoy restore point of other rows: obeyed, the compensation
+    would re-create it from the decoy. It is refused as outside the run's plan (exit 1, as `unlock`
+    does), the table and every other object as they were."""
+    from reconciler.engines import catalog
+    from reconciler.engines.catalog import Before
+    from reconciler.engines.spark import SparkAdapter
+    from reconciler.model import ObjectKey, Tenant
+
+    spark.sql("CREATE TABLE _reconciler_backup.decoy USING parquet AS SELECT 666 AS id").collect()
+    forge_a_running_run(spark)
+    view = ObjectKey("sales", "vw_customer_active")
+    with SparkAdapter(Tenant(name="dev", url=spark_server), Path(".")).reading() as session:
+        catalog.write_journal(session, FORGED, [
+            Before(0, ObjectKey("sales", "customer_master"), "Table", (("id", "bigint", True, None),),
+                   restore_point="decoy", table_format="parquet"),
+            Before(0, view, "View", view_text=session.inspect().object(view).engine_sql),
+        ], [view])
+    before = tenant(spark)
+
+    refused = applied.run("apply", "dev", "--yes")
+
+    assert refused.code == 1, refused.output
+    said = refused.stderr
+    assert "its journal names what its run could not have touched, so nothing of it is put back" in said
+    assert "sales.customer_master is outside the run's plan" in said and "vw_customer_active" not in said
+    assert "Traceback" not in refused.output
+    assert tenant(spark) == before
+    assert applied.run("unlock", "dev", FORGED).code == 1
+    assert tenant(spark) == before

@@ -139,7 +139,8 @@ class _Renderer:
         renames = tuple((c.renamed_from, c.name) for c in table.columns if c.renamed_from)
         return ObjectState(**common, columns=columns, primary_key=primary_key, definition=definition,
                            renamed_from=renamed_from, column_renames=renames, table_format=self.table_format,
-                           column_descriptions=described)
+                           column_descriptions=described,
+                           properties=sql.TABLE_PROPERTIES.get((self.engine, self.table_format), ()))
 
     def checked(self, state: ObjectState, key: ObjectKey) -> ObjectState:
         """The object with its data checks rendered for the engine; they are part of its definition (a

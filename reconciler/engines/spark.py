@@ -28,7 +28,7 @@ from ..desired import column_types, sql
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Change, Refusal
-from ..state import DesiredState, LiveObject, LiveState
+from ..state import Addition, DesiredState, LiveObject, LiveState
 from . import catalog
 from .contract import Session, StatementFailed, Unprovable
 from .ddl import Compiler
@@ -36,15 +36,17 @@ from .journaled_contract import JournaledAdapter
 from .spark_catalog import (
     COLUMN_DEFAULTS,
     COLUMN_MAPPING,
-    CREATED_DELTA,
     DELTA,
     ENGINE,
+    PROPERTY,
     _analyzed,
+    _assignments,
     _history,
     _listed,
     foreign_commits,
+    set_by_hand,
 )
-from .spark_lock import _STOPPED, TableLock, _assignments
+from .spark_lock import _STOPPED, TableLock
 from .spark_session import SparkConnectSession
 from .stores import BACKUP_SCHEMA
 
@@ -87,6 +89,8 @@ class SparkCompiler(Compiler):
         mapped = properties.get(COLUMN_MAPPING) in ("name", "id")
         defaults = properties.get(COLUMN_DEFAULTS) in ("supported", "enabled")
         for detail in change.details:
+            if detail.field == f"properties.{COLUMN_MAPPING}" and properties.get(COLUMN_MAPPING, "none") != "none":
+                return False   # Delta changes a mode only from none (DELTA_UNSUPPORTED_COLUMN_MAPPING_MODE_CHANGE)
             if detail.column is None or detail.attribute == "comment":
                 continue
             if detail.whole_column and detail.op == "add":
@@ -100,6 +104,18 @@ class SparkCompiler(Compiler):
                 return False
         return True
 
+    @staticmethod
+    def carried_over(found: LiveObject | None, want, change: Change) -> tuple[list[Addition], list[str]]:
+        """Each property a DBA set, set on the new table under the name it ends with (a rebuild may follow
+        a rename, which leaves the table it renames no additions). A Delta table's own (`delta.*`) means
+        nothing on a table of another format: a table feature (`delta.feature.*`, what its protocol
+        supports, listed for a column's type too) goes with the format; any other (a setting) refuses the
+        rebuild, named."""
+        given = set_by_hand(found.key, found.properties) if found is not None else ()
+        carried = [a for a in given if want.table_format == DELTA or not a.what.startswith(f"{PROPERTY}delta.")]
+        return carried, [f"{a.what} (Delta's, and the new table is {want.table_format})" for a in given
+                         if a not in carried and not a.what.startswith(f"{PROPERTY}delta.feature.")]
+
     def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
         """No DELETE on a parquet table: the rows are overwritten in one statement."""
         listed = ", ".join(self.q(c) for c in columns)
@@ -107,8 +123,13 @@ class SparkCompiler(Compiler):
                 f"FROM {self.qk(ObjectKey(BACKUP_SCHEMA, backup))}"]
 
     def alter_table(self, key: ObjectKey, change: Change) -> list[str]:
-        """Spark keeps the YAML's descriptions as comments (`sql.DESCRIPTIONS_AS_COMMENTS`): set after the
-        columns are, so an added or renamed column has its comment too."""
+        """A property the table format asks for, edited by hand, is set back first (column mapping decides
+        what alters in place). Spark keeps the YAML's descriptions as comments
+        (`sql.DESCRIPTIONS_AS_COMMENTS`): set after the columns are, so an added or renamed column has its
+        comment too."""
+        properties = {d.field.removeprefix("properties."): d.after for d in change.details
+                      if d.field.startswith("properties.")}
+        given = [f"ALTER TABLE {self.qk(key)} SET TBLPROPERTIES ({_assignments(properties)})"] if properties else []
         comments = []
         for detail in change.details:
             if detail.field == "comment":
@@ -116,7 +137,7 @@ class SparkCompiler(Compiler):
             elif detail.attribute == "comment":
                 comments.append(f"ALTER TABLE {self.qk(key)} ALTER COLUMN {self.q(detail.column)} "
                                 f"COMMENT {self.text(detail.after or '')}")
-        return [*super().alter_table(key, change), *comments]
+        return [*given, *super().alter_table(key, change), *comments]
 
     def unless(self, condition: str, message: str) -> str:
         return f"SELECT CASE WHEN {condition} THEN 1 ELSE raise_error({sql.literal(message).sql(self.engine)}) END"
@@ -163,11 +184,9 @@ def _comments(table) -> tuple[str | None, dict[str, str]]:
 
 
 def _created_properties(table) -> dict[str, str]:
-    """A table's properties as created: a Delta table's the reconciler's own, or, re-creating a live table
-    (compensation), every one a user set on it."""
-    if isinstance(table, LiveObject):
-        return dict(table.properties)
-    return CREATED_DELTA if table.table_format == DELTA else {}
+    """A table's properties as created: those its table format asks for (a Delta table's column mapping and
+    column defaults), or, re-creating a live table (compensation), every one a user set on it."""
+    return dict(table.properties)
 
 
 COMPILER = SparkCompiler()
@@ -350,7 +369,8 @@ class SparkAdapter(JournaledAdapter):
 
 # Delta's names of the commits a journaled run makes on a table it alters in place (and a compensation's
 # own RESTORE, should one be retried): any other commit since the restore point is another writer's. A
-# run never sets a table's properties, so another writer's SET TBLPROPERTIES stops a RESTORE as well.
+# run sets no property but one its table format asks for, back as the table was made, so another writer's
+# SET TBLPROPERTIES of anything else stops a RESTORE as well (`spark_catalog.foreign_commits`).
 def _blocked(change: Change, want, lacking: Mapping[str, str]) -> Change:
     """A change that would make a table in a format the endpoint lacks: refused at plan time, not
     failed at apply."""

@@ -9,6 +9,7 @@ into the live state's digest; `_Answered` answers only what inspecting asks). Ne
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 from urllib.parse import urlsplit, urlunsplit
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..desired import column_types, sql
 from ..errors import TenantError
 from ..model import ObjectKey
-from ..state import ColumnState, LiveObject
+from ..state import Addition, ColumnState, LiveObject
 from . import catalog
 from .contract import Session, StatementFailed
 
@@ -24,7 +25,7 @@ ENGINE = "spark"
 DELTA = "delta"
 COLUMN_MAPPING = "delta.columnMapping.mode"           # 'name' or 'id': columns renamed and dropped in place
 COLUMN_DEFAULTS = "delta.feature.allowColumnDefaults"  # 'supported': a column's default set in place
-CREATED_DELTA = {COLUMN_MAPPING: "name", COLUMN_DEFAULTS: "supported"}   # what a Delta table is created with
+CREATED_DELTA = dict(sql.TABLE_PROPERTIES[(ENGINE, DELTA)])   # what a Delta table is created with
 # What SHOW TBLPROPERTIES may list that no user set: the engine keeps it itself (Delta's protocol versions and
 # column ids follow from the features and columns a table has, and the legacy writer features appendOnly and
 # invariants are listed on every table whose protocol lists features; the metastore's time of the last DDL;
@@ -37,14 +38,30 @@ IMPLIED_FEATURES = {"delta.feature.columnMapping": COLUMN_MAPPING}   # listed be
 
 
 OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "RENAME COLUMN", "RESTORE"})
+SET_PROPERTIES = "SET TBLPROPERTIES"   # a run's own only when it sets a property back as a Delta table is made
 
 
 def foreign_commits(history: Sequence[Mapping], version: int) -> list[str]:
-    """The commits after `version` (rows of DESCRIBE HISTORY) that are not the schema changes a run
-    makes in place: another writer's, for people."""
+    """The commits after `version` (rows of DESCRIBE HISTORY) that are not the changes a run makes in
+    place (its schema changes, and setting back a property the table format asks for): another
+    writer's, for people."""
     return [f"version {row['version']}: {row['operation']} by {row.get('userName') or 'an unnamed user'} at "
             f"{row.get('timestamp')}" for row in sorted(history, key=lambda row: row["version"])
-            if row["version"] > version and row["operation"] not in OWN_OPERATIONS]
+            if row["version"] > version and row["operation"] not in OWN_OPERATIONS and not _sets_back(row)]
+
+
+def _sets_back(commit: Mapping) -> bool:
+    """Whether a commit set only properties a Delta table is made with, to the values it is made with (the
+    history lower-cases some of their names)."""
+    if commit["operation"] != SET_PROPERTIES:
+        return False
+    try:
+        given = json.loads((commit.get("operationParameters") or {}).get("properties") or "")
+    except ValueError:
+        return False
+    made = {name.lower(): value for name, value in CREATED_DELTA.items()}
+    return bool(given) and isinstance(given, dict) and all(made.get(name.lower()) == value
+                                                           for name, value in given.items())
 
 
 def _history(session: Session, key: ObjectKey, newest: int) -> list[dict]:
@@ -151,7 +168,26 @@ def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None,
                                      if field.metadata.get("comment"))
     return LiveObject(key, "View" if view else "Table", columns, engine_sql=text,
                       table_format=None if view else provider, properties=properties,
-                      comment=None if view else comment or None, column_comments=comments)
+                      comment=None if view else comment or None, column_comments=comments,
+                      additions=set_by_hand(key, properties))
+
+
+PROPERTY = "table property "   # how an Addition names a property a user set: `table property owner_team`
+
+
+def set_by_hand(key: ObjectKey, properties: Sequence[tuple[str, str]]) -> tuple[Addition, ...]:
+    """The properties no table format asks for (a DBA's), each set on the table named `key` as it was: what
+    a rebuild, which makes a new table, carries over. A table's comments are the YAML's descriptions
+    (`sql.DESCRIPTIONS_AS_COMMENTS`), not a DBA's, so they are no addition."""
+    table = sql.qualified(key.schema, key.name, ENGINE)
+    return tuple(Addition(f"{PROPERTY}{name}", (f"ALTER TABLE {table} SET TBLPROPERTIES "
+                                                f"({_assignments({name: value})})",))
+                 for name, value in properties if name not in CREATED_DELTA)
+
+
+def _assignments(values: Mapping[str, str]) -> str:
+    """Table properties as TBLPROPERTIES lists them: 'key' = 'value', ..."""
+    return ", ".join(f"{sql.literal(k).sql(ENGINE)} = {sql.literal(str(v)).sql(ENGINE)}" for k, v in values.items())
 
 
 def _properties(connection, name: str) -> tuple[tuple[str, str], ...]:

@@ -15,11 +15,10 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..desired import sql
 from ..errors import LockTakenOver, TenantError, TenantLocked
 from . import catalog
 from .contract import Session, StatementFailed
-from .spark_catalog import ENGINE
+from .spark_catalog import _assignments
 
 _STOPPED: list = []
 
@@ -139,11 +138,6 @@ class TableLock:
                 f"{holder.get('actor', '?')} on {holder.get('host', '?')}), whose lease_until "
                 f"{holder.get('lease_until')!r} is no UTC time (YYYY-MM-DD HH:MM:SS), so it never runs out; "
                 f"{way_out}")
-
-
-def _assignments(values: Mapping[str, str]) -> str:
-    """Table properties as TBLPROPERTIES lists them: 'key' = 'value', ..."""
-    return ", ".join(f"{sql.literal(k).sql(ENGINE)} = {sql.literal(str(v)).sql(ENGINE)}" for k, v in values.items())
 
 
 def _utc(at: dt.datetime) -> str:

@@ -176,22 +176,27 @@ def _table(want: ObjectState, record: CatalogRecord, found: LiveObject, engine: 
                              {"description": want.definition.get("description", "")}),
                    *_check_details(record.definition, want.definition, engine))
     comments, comments_drift = _comments(want, record, found, engine)
+    properties = _properties(want, found)
     if not details:
-        if comments:
-            reason = ("comments changed outside the reconciler (drift)" if comments_drift
-                      else "descriptions changed")
-            return new_change("update", want, "low", reason, (*comments, *description), drift=comments_drift)
+        if comments or properties:
+            reasons = [*(["table properties changed outside the reconciler (drift)"] if properties else []),
+                       *([("comments changed outside the reconciler (drift)" if comments_drift
+                           else "descriptions changed")] if comments else [])]
+            return new_change("update", want, "low", "; ".join(reasons), (*properties, *comments, *description),
+                              drift=comments_drift or bool(properties))
         if description:
             return new_change("update", want, "low", _catalog_reason(description), description, catalog_only=True)
         return None
-    description = (*comments, *description)
+    description = (*properties, *comments, *description)
     drift = drift or comments_drift
     dropped = [d for d in details if d.op == "drop" and d.whole_column]
     reason = "columns changed outside the reconciler (drift)" if drift else "columns changed"
     if renames:
         reason = ", ".join(f"renames column {d.before} to {d.after}" for d in renames) + " (values kept)" + (
             "" if len(renames) == len(details) else f"; {reason}")
-    probable = _probable_column_renames(details)
+    probable = _probable_column_renames(details) + ("; table properties changed outside the reconciler (drift)"
+                                                    if properties else "")
+    drift = drift or bool(properties)
     reason += probable
     if dropped:
         names = ", ".join(d.column for d in dropped)
@@ -218,6 +223,15 @@ def _comments(want: ObjectState, record: CatalogRecord, found: LiveObject,
                            before=live.get(name) or None, after=wanted.get(name) or None)
                     for name in kept if live.get(name, "") != wanted.get(name, ""))
     return details, bool(details) and any(live.get(name, "") != recorded.get(name, "") for name in kept)
+
+
+def _properties(want: ObjectState, found: LiveObject) -> tuple[Detail, ...]:
+    """Each property the table's format asks for (`sql.TABLE_PROPERTIES`) that the live table does not
+    have as asked: the reconciler made it with them, so one that differs was edited by hand (drift). A
+    property the YAML does not ask for is a DBA's, never a change."""
+    live = dict(found.properties)
+    return tuple(Detail(field=f"properties.{name}", op="change", before=live.get(name), after=value)
+                 for name, value in want.properties if live.get(name) != value)
 
 
 def _probable_column_renames(details: tuple[Detail, ...]) -> str:

@@ -37,6 +37,7 @@ from .rendering import (
     NAMES_EVERY_VIEW_OUTPUT,
     RENDER_VERSION,
     SUNDAY_ZERO,
+    TABLE_PROPERTIES,
     materialized,
     meaning_changes,
     qualified,
@@ -59,7 +60,8 @@ from .values import (
 __all__ = [
     "CALLS_VERSION", "DEFAULT_TABLE_FORMAT", "DESCRIPTIONS_AS_COMMENTS", "ENGINE_DROPS", "ENGINE_REWRITES",
     "FACTS_VERSION", "MAX_NESTING",
-    "NAMED", "NAMES_EVERY_VIEW_OUTPUT", "RENDER_VERSION", "SUNDAY_ZERO", "TOO_DEEP", "SqlFacts", "SqlProblem",
+    "NAMED", "NAMES_EVERY_VIEW_OUTPUT", "RENDER_VERSION", "SUNDAY_ZERO", "TABLE_PROPERTIES", "TOO_DEEP",
+    "SqlFacts", "SqlProblem",
     "analyze", "bounded", "calls", "calls_in", "canonical_default", "condition_type", "depends_on", "literal",
     "materialized", "meaning_changes", "normalize_type", "not_numeric", "parameter", "parameter_name",
     "parameters_in", "parse", "parse_condition", "parse_expression", "parsed", "permanent_view_query",

@@ -195,6 +195,11 @@ NAMES_EVERY_VIEW_OUTPUT = frozenset({"spark"})   # engines that refuse a permane
 # back like any column; elsewhere a comment is a DBA's, carried over (`Addition`), and a description the catalog's
 DESCRIPTIONS_AS_COMMENTS = frozenset({"spark"})
 DEFAULT_TABLE_FORMAT = {"spark": "parquet"}   # engines whose tables come in more than one format
+# the table properties an engine's tables are made with, by table format: what the YAML asks for through its
+# table_format (Delta's column mapping and column defaults, which decide what alters in place), so a table
+# without them (a hand edit) is drift; every other property is a DBA's
+TABLE_PROPERTIES = {("spark", "delta"): (("delta.columnMapping.mode", "name"),
+                                         ("delta.feature.allowColumnDefaults", "supported"))}
 RENDER_VERSION = "5"                       # part of the render cache key: a new value when rewrites change
 
 
