@@ -67,6 +67,28 @@ def shown(message: str, statement: str, sqlstate: str | None = None) -> str:
     return f"[{sqlstate}] {text}" if sqlstate and not text.startswith("[") else text
 
 
+def statement_shown(statement: str, engine: str) -> str:
+    """A statement as a plan may show it to people (a pull request, a CI log): as sent, but every string
+    literal hidden, since a statement can carry what the tenant holds and the folder never spelled (a
+    policy's expression, a property a DBA set, carried over by a rebuild), and every secret the process
+    holds. Unless `reveal`ed; the JSON plan keeps statements whole. One the engine's tokenizer cannot
+    read is hidden whole."""
+    if _revealed:
+        return statement
+    try:
+        tokens = Dialect.get_or_raise(engine).tokenize(statement)
+    except SqlglotError:
+        return f"{HIDDEN} (a statement this plan cannot show safely; the JSON plan holds it)"
+    pieces, position = [], 0
+    for token in tokens:
+        if token.token_type in (TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.RAW_STRING,
+                                TokenType.HEREDOC_STRING, TokenType.BYTE_STRING, TokenType.UNICODE_STRING):
+            pieces += [statement[position:token.start], f"'{HIDDEN}'"]
+            position = token.end + 1
+    pieces.append(statement[position:])
+    return _without_secrets("".join(pieces))
+
+
 def _class_of(message: str) -> str:
     """An engine message's class, from its opening words: `[CAST_INVALID_INPUT]`, `Conversion Error`,
     `invalid input syntax for type integer`: what comes before any colon, quote or digit."""

@@ -59,3 +59,23 @@ def test_plans_show_the_statements_apply_sends(landscape: Landscape) -> None:
     assert not any(f"{s};" in landscape.run("plan", "dev").stdout for s in statements)
     markdown = landscape.run("plan", "dev", "--format", "markdown").stdout
     assert all(f"{s};" in markdown for s in statements)
+
+
+def test_shown_statements_hide_the_values_they_spell(landscape: Landscape) -> None:
+    """A statement can carry what the tenant holds and the folder never spelled (a rebuild carries a
+    DBA's policy or property over): every string literal is hidden where people see it (the terminal, a
+    pull request), the JSON plan keeps the statement whole."""
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    landscape.edit("environments/dev/sales/views/vw_customer_active.yaml", "WHERE status = 'ACTIVE'",
+                   "WHERE status = 'ACTIVE' AND name <> 'EU-north'")
+    planned = landscape.run("plan", "dev", "--format", "json")
+    assert "tenants" in planned.stdout, planned.output
+    whole = [s for t in json.loads(planned.stdout)["tenants"]
+             for c in t["changes"] for s in c["statements"] if "vw_customer_active" in s]
+    assert whole and "'ACTIVE'" in whole[0] and "'EU-north'" in whole[0]
+    hidden = whole[0].replace("'ACTIVE'", "'...'").replace("'EU-north'", "'...'").replace("'EU'", "'...'") + ";"
+    shown = landscape.run("plan", "dev", "--show-sql").stdout
+    assert hidden in shown and "EU-north" not in shown.split("~ sql:")[0]
+    markdown = landscape.run("plan", "dev", "--format", "markdown").stdout
+    statements = markdown.split("values hidden)</summary>")[1].split("</details>")[0]
+    assert hidden in statements and "EU-north" not in statements

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import networkx as nx
 
+from .. import disclosure
 from ..desired import checks, sql
 from ..errors import Diagnostic, ReconcilerError
 from ..model import ObjectKey
@@ -69,7 +70,7 @@ def plan_text(plan: Plan, verbose: bool = True, show_sql: bool = False) -> list[
         for change in tenant.changes:
             lines.extend(_change_lines(change, verbose, tenant.engine))
             if show_sql:
-                lines.extend((f"        {line}", "dim") for line in statements_text(change.statements))
+                lines.extend((f"        {line}", "dim") for line in statements_text(change.statements, tenant.engine))
         if tenant.checks:
             lines.append((f"  Data checks before commit: {', '.join(tenant.checks)}", None))
         for name in tenant.unmanaged:
@@ -104,9 +105,11 @@ def _change_lines(change: Change, verbose: bool, engine: str) -> list[tuple[str,
     return lines
 
 
-def statements_text(statements: Sequence[str]) -> list[str]:
-    """Statements as an engine is sent them, each ended by `;` (a statement of several lines keeps them)."""
-    return [line for statement in statements for line in f"{statement};".splitlines()]
+def statements_text(statements: Sequence[str], engine: str) -> list[str]:
+    """Statements as the engine is sent them, each ended by `;` (one of several lines keeps them), with the
+    values they spell hidden (`disclosure.statement_shown`)."""
+    return [line for statement in statements
+            for line in f"{disclosure.statement_shown(statement, engine)};".splitlines()]
 
 
 def _impact_lines(change: Change) -> list[str]:
@@ -242,8 +245,8 @@ def _tenant_markdown(tenant: TenantPlan, trimmed: int = 0) -> list[str]:
                 out.append("```")
             if statements:
                 out += ["", f"<details><summary>SQL apply runs ({len(statements)} "
-                        f"statement{'s' * (len(statements) > 1)})</summary>", "", "```sql",
-                        *statements_text(statements), "```", "", "</details>"]
+                        f"statement{'s' * (len(statements) > 1)}, values hidden)</summary>", "", "```sql",
+                        *statements_text(statements, tenant.engine), "```", "", "</details>"]
             out += [f"- column impact: {line}" for line in _impact_lines(change)]
     if tenant.checks:
         out += ["", "Data checks that run before commit (a failure rolls the apply back): "
