@@ -103,3 +103,47 @@ def test_a_selection_that_needs_a_table_taken_back_says_so_and_changes_nothing(
     unknown = landscape.run("rollback", "dev", "--to", commit_a, "--select", "sales.nowhere")
     assert unknown.code == 64 and "no object 'sales.nowhere'" in unknown.stderr
     assert landscape.run("rollback", "dev", "--select", "sales.customer_master").code == 64
+
+
+def test_a_draft_object_rolls_back_and_a_selection_that_changes_nothing_says_so(
+        engine_landscape: EngineLandscape) -> None:
+    """Found by review: the promotion's lifecycle rule (drafts stay behind) refused a rollback inside one
+    environment; a selection of objects that are at REF as now failed with git's 'nothing to commit'."""
+    landscape = engine_landscape
+    commit_a, _ = a_then_b(landscape)
+    landscape.write(LOYAL, NEW_VIEW.replace("status: active", "status: draft"))
+    landscape.commit("C: the new view is a draft again")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+
+    back = landscape.run("rollback", "dev", "--to", commit_a, "--select", "sales.vw_loyal_customers", "--execute")
+    assert back.code == 0, back.output
+    assert LOYAL not in {item.path for item in landscape.repo.head.commit.tree.traverse()}
+
+    same = landscape.run("rollback", "dev", "--to", commit_a, "--select", "sales.customer_transactions")
+    assert same.code == 64 and "is at REF as now; nothing to roll back" in same.stderr, same.output
+
+
+def test_a_table_renamed_since_goes_back_with_its_former_name(engine_landscape: EngineLandscape) -> None:
+    """Found by review: selecting a table renamed since removed it and never brought back the table it was.
+    The rename goes back whole, under the data-loss guard as in a whole rollback (REF's file has no rename)."""
+    landscape = engine_landscape
+    commit_a, _ = a_then_b(landscape)
+    text = landscape.path("environments/dev/sales/customer_transactions.yaml").read_text()
+    landscape.remove("environments/dev/sales/customer_transactions.yaml")
+    landscape.write("environments/dev/sales/transactions.yaml",
+                    text.replace("name: customer_transactions", "name: transactions\nrenamed_from: customer_transactions"))
+    for path in landscape.root.joinpath("environments/dev").rglob("*.yaml"):
+        if "sales.customer_transactions" in path.read_text():
+            path.write_text(path.read_text().replace("sales.customer_transactions", "sales.transactions"))
+    landscape.commit("C: customer_transactions is transactions")
+    assert landscape.run("apply", "dev", "--yes").code == 0, landscape.run("apply", "dev", "--yes").output
+
+    alone = landscape.run("rollback", "dev", "--to", commit_a, "--select", "sales.transactions")
+    assert alone.code == 1   # its readers name it as it is called now: the folder it would make is invalid
+    assert "sales.transactions does not exist (did you mean sales.customer_transactions?)" in alone.stderr
+
+    dry = landscape.run("rollback", "dev", "--to", commit_a, "--select", "sales.transactions+")
+    assert dry.code == 0, dry.output
+    assert "create Table sales.customer_transactions" in dry.stdout and "delete Table sales.transactions" in dry.stdout
+    refused = landscape.run("rollback", "dev", "--to", commit_a, "--select", "sales.transactions+", "--execute")
+    assert refused.code == 3 and "would lose data" in refused.stderr, refused.output

@@ -85,15 +85,16 @@ def check_path(landscapes: dict[str, Landscape], source: str, target: str) -> No
 
 
 def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: list[str] | None,
-                   include_removals: bool) -> Promotion:
-    """What a promotion moves: everything that differs, or a selection and its closure."""
+                   include_removals: bool, lifecycle: bool = True) -> Promotion:
+    """What a promotion moves: everything that differs, or a selection and its closure. `lifecycle`: draft
+    and beta objects (and what reads them) stay behind; a rollback inside one environment has none."""
     commit = open_repo(repo).commit(source.source.commit or "HEAD")
     source_blobs = blob_ids(repo, source)
     target_blobs = blob_ids(repo, target)
     differs = {k for k in source.objects if source_blobs[k][1] != target_blobs.get(k, (None, None))[1]}
     differs -= environment_local(source)
     removed = set(target.objects) - set(source.objects) - environment_local(target)
-    held = held_back(source, differs)
+    held = held_back(source, differs) if lifecycle else {}
     moves: dict[ObjectKey, Move] = {}
 
     def move(key: ObjectKey, reason: str, needed_by: tuple[str, ...] = ()) -> Move:

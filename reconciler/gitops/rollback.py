@@ -33,6 +33,7 @@ from ..errors import (
     TenantsStopped,
     UsageProblem,
 )
+from ..model import ObjectKey
 from ..plan import Plan
 from ..planning.environment import Planned, Workspace, plan_environment
 from ..views.report import rollback_markdown
@@ -121,23 +122,37 @@ def rollback(workspace: Workspace, environment: str, ref: str, mode: str = "dry-
                                       commit)
         body_file = gitops.write_body(repo, branch, rollback_markdown(base))
         pull_request = gitops.open_pull_request(repo, branch, gitops.current_branch(repo),
-                                                f"Roll back {environment} to {ref}", body_file) if open_pr else None
+                                                f"Roll back {_what(environment, commit)} to {ref}", body_file) if open_pr else None
         return replace(base, branch=branch, commit=commit.hexsha, body_file=body_file, pull_request=pull_request)
     return _execute(workspace, base, commit, allow_data_loss)
 
 
 def _selected_back(workspace: Workspace, environment: str, target: str, selection: str) -> gitops.Promotion:
     """The files a selective rollback takes back, as a promotion from the folder at REF to the folder now:
-    what `selection` names (at REF or now: one added since goes, one removed since comes back) and what
-    those read at REF that the folder no longer has. What they read that is there in another version stays
-    as it is (`+name` takes it back too); the folder this makes is validated and proven like any other."""
+    what `selection` names (by REF's lineage; a name only the folder has now by its lineage now: one added
+    since goes, one removed since comes back, a table renamed since with the table it was) and what those
+    read at REF that the folder no longer has. What they read that is there in another version stays as
+    it is (`+name` takes it back too); the folder this makes is validated and proven like any other."""
     then, now = workspace.load(environment, target), workspace.load(environment, "HEAD")
     try:
-        chosen = graphs.select(nx.compose(then.graph, now.graph), selection)
-    except ValueError as unknown:
-        raise UsageProblem(f"--select: {unknown}") from None
-    taken = gitops.plan_promotion(workspace.repo, then, now, sorted(map(str, chosen)), include_removals=False)
-    return replace(taken, moves=tuple(m for m in taken.moves if not m.needed_by or m.key not in now.objects))
+        chosen = set(graphs.select(then.graph, selection))
+    except ValueError:
+        try:
+            chosen = set(graphs.select(nx.compose(then.graph, now.graph), selection))
+        except ValueError as unknown:
+            raise UsageProblem(f"--select: {unknown}") from None
+    for key in list(chosen):   # a rename goes back whole: the table as it is called now and as it was
+        for renamed, was in ((now.objects.get(key), then), (then.objects.get(key), now)):
+            former = getattr(renamed, "renamed_from", None)
+            if former and ObjectKey(key.schema, former) in was.objects:
+                chosen.add(ObjectKey(key.schema, former))
+    taken = gitops.plan_promotion(workspace.repo, then, now, sorted(map(str, chosen)), include_removals=False,
+                                  lifecycle=False)
+    taken = replace(taken, moves=tuple(m for m in taken.moves if not m.needed_by or m.key not in now.objects))
+    if not taken.moves:
+        raise UsageProblem(f"--select {selection}: {', '.join(sorted(map(str, chosen)))} "
+                           f"{'is' if len(chosen) == 1 else 'are'} at REF as now; nothing to roll back")
+    return taken
 
 
 def _execute(workspace: Workspace, base: RolledBack, commit, allow_data_loss: tuple[str, ...]) -> RolledBack:
@@ -212,7 +227,7 @@ def _finish(workspace: Workspace, base: RolledBack, intent: intents.Intent) -> R
     faults.reached("moved")
     if intent.tag not in [t.name for t in gitops.open_repo(repo).tags]:
         gitops.tag(repo, intent.tag, handle,
-                   f"Rollback checkpoint: {ENVIRONMENTS}/{environment} restored to {base.ref} "
+                   f"Rollback checkpoint: {_what(environment, handle)} restored to {base.ref} "
                    f"({base.target_commit[:12]}).\nTenant runs: "
                    + ", ".join(f"{r.tenant}={r.run_id}" for r in results)
                    + f"\nTo undo this rollback: reconciler rollback {environment} --to {intent.tag}^\n")
@@ -333,6 +348,12 @@ def _restore_offers(workspace: Workspace, environment: str, plan: Plan):
         if (tenant, table) in newest:
             name = newest[(tenant, table)]["name"]
             yield RestoreOffer(tenant, table, columns, name, f"reconciler restore {environment} '{name}' --yes")
+
+
+def _what(environment: str, commit) -> str:
+    """What a rollback commit takes back, for titles: the environment, or the objects its message names."""
+    first = commit.message.splitlines()[0]
+    return first.removeprefix("Roll back ").rsplit(" to ", 1)[0] if " in " in first else environment
 
 
 def _rollback_message(environment: str, ref: str, commit: str, undoes: tuple[str, ...],
