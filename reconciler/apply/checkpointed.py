@@ -28,7 +28,7 @@ from ..planning.tenant import Restoring, restore_through
 from ..sessions import StatementFailed
 from . import checkpoints
 from .checkpoints import Impact, Point
-from .lifecycle import new_run_id
+from .lifecycle import new_run_id, record_dry_run
 
 REFUSED = (GuardRefused, UsageProblem, TenantError)   # found under the lock: nothing was written
 
@@ -72,20 +72,12 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
                   execute: bool) -> Rolled:
     """Roll the rows of each point's table back to it. A dry run reads counts and is audited as one;
     executed, every table is restored in one transaction, then checked, else nothing commits."""
-    run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "rollback")
+    unchanged = tenant_plan.model_copy(update={"changes": ()})
     if not execute:
         found = impacts(state, points)
-        run.summary = _summary(found)
-        with state.adapter.session(create=False) as session:
-            session.begin()
-            try:
-                catalog.create(session)
-                run.record(session, "dry-run", dry_run=True)
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-        return Rolled(state.tenant.name, run.run_id, "dry-run", tuple(found))
+        run_id = record_dry_run(state, unchanged, plan, "rollback", actor, _summary(found))
+        return Rolled(state.tenant.name, run_id or "", "dry-run", tuple(found))
+    run = catalog.Run(new_run_id(), plan, unchanged, actor, "rollback")
 
     def body(session: TransactionalSession) -> Rolled:
         live = session.inspect()

@@ -132,3 +132,24 @@ def failed_subject(changes: Sequence[Change], failure: StatementFailed) -> str:
     change = next((c for c in changes if failure.statement in c.statements), None)
     return (failure.subject if failure.subject else f"{change.kind} {change.object}" if change else
             "views" if failure.statement.startswith("SELECT * FROM") else "catalog")
+
+
+def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,
+                   actor: str, summary: dict | None = None) -> str | None:
+    """Audit a dry run in the tenant (its only write), in a transaction, with `summary` where the plan's
+    counts are not what it did; a tenant that does not exist is left alone."""
+    if not state.adapter.exists:
+        return None
+    run = catalog.Run(new_run_id(), plan, tenant_plan, actor, operation)
+    if summary is not None:
+        run.summary = summary
+    with state.adapter.session(create=False) as session:
+        session.begin()
+        try:
+            catalog.create(session)
+            run.record(session, "dry-run", dry_run=True)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+    return run.run_id

@@ -23,8 +23,8 @@ from ..plan import Plan, TenantPlan
 from .checkpointed import Rolled, rollback_rows, take_checkpoint
 from .checkpoints import Point
 from .journaled import apply_journaled, recover
-from .lifecycle import Progress, TenantResult
-from .transactional import FlowRun, apply_transactional, record_dry_run, run_flow
+from .lifecycle import Progress, TenantResult, record_dry_run
+from .transactional import FlowRun, apply_transactional, run_flow
 
 if TYPE_CHECKING:
     from ..engines.contract import Adapter, Session

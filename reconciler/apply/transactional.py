@@ -221,25 +221,6 @@ def _execute(session: TransactionalSession, adapter: Adapter, live: LiveState, c
             progress(run.tenant_plan.tenant, change)
 
 
-def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,
-                   actor: str) -> str | None:
-    """Audit a dry run in the tenant (its only write), in a transaction; a tenant that does not exist
-    is left alone."""
-    if not state.adapter.exists:
-        return None
-    run = catalog.Run(new_run_id(), plan, tenant_plan, actor, operation)
-    with state.adapter.session(create=False) as session:
-        session.begin()
-        try:
-            catalog.create(session)
-            run.record(session, "dry-run", dry_run=True)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-    return run.run_id
-
-
 @dataclass(frozen=True)
 class FlowRun:
     tenant: str
