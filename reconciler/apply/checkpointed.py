@@ -44,6 +44,7 @@ class Rolled:
     before: str | None = None          # the checkpoint of the rows it replaced (rollback of the rollback)
     after: str | None = None           # the checkpoint of the rows it restored, linked to the one restored
     checks: tuple = ()
+    not_restored: tuple[tuple[str, str], ...] = ()   # (table, why): tables restored one by one (journaled)
 
 
 def take_checkpoint(state: TenantState, tenant_plan: TenantPlan, plan: Plan, tables: Sequence[ObjectKey],
@@ -54,14 +55,10 @@ def take_checkpoint(state: TenantState, tenant_plan: TenantPlan, plan: Plan, tab
 
     def body(session: TransactionalSession) -> list[Point]:
         checkpoints.refuse_taken(session, name, state.tenant.name)
-        live = session.inspect()
-        gone = [key for key in tables if key not in live.objects or live.objects[key].kind != "Table"]
-        if gone:
-            raise TenantError(f"tenant {state.tenant.name}: {', '.join(map(str, gone))}: not a table the tenant "
-                              "holds now; nothing was taken")
+        found = checkpoints.held(session.inspect(), tables, state.tenant.name)
         for statement in state.adapter.copy_lock_statements(sorted(tables)):   # one point in time
             session.execute(statement)
-        taken = checkpoints.take(session, state.adapter, run, [live.objects[key] for key in tables], name)
+        taken = checkpoints.take(session, state.adapter, run, found, name)
         run.summary = {"tables": len(taken), "rows": sum(p.row_count for p in taken)}
         return taken
 
@@ -72,12 +69,9 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
                   execute: bool) -> Rolled:
     """Roll the rows of each point's table back to it. A dry run reads counts and is audited as one;
     executed, every table is restored in one transaction, then checked, else nothing commits."""
-    unchanged = tenant_plan.model_copy(update={"changes": ()})
     if not execute:
-        found = impacts(state, points)
-        run_id = record_dry_run(state, unchanged, plan, "rollback", actor, _summary(found))
-        return Rolled(state.tenant.name, run_id or "", "dry-run", tuple(found))
-    run = catalog.Run(new_run_id(), plan, unchanged, actor, "rollback")
+        return dry_run(state, tenant_plan, plan, points, actor)
+    run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "rollback")
 
     def body(session: TransactionalSession) -> Rolled:
         live = session.inspect()
@@ -87,7 +81,7 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
             session.execute(statement)
         if locking:   # read again, as no other writer can change them now
             live = session.inspect()
-        impacts = _impacts(session, state, points, live.objects)
+        impacts = impacts_in(session, state, points, live.objects)
         stopped = checkpoints.refusal(impacts)
         if stopped:
             raise stopped
@@ -107,21 +101,31 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
             raise ChecksFailed(checks.failure_message(state.tenant.name, failed))
         after = checkpoints.take(session, state.adapter, run, tables, f"after-rollback-{run.run_id}",
                                  linked_to=points[0].name, tag="after")
-        run.summary = _summary(impacts)
+        run.summary = summary(impacts)
         return Rolled(state.tenant.name, run.run_id, "applied", tuple(impacts), before[0].name, after[0].name,
                       tuple(run.checks))
 
     return _in_one_transaction(state, run, actor, body)
 
 
+def dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, points: Sequence[Point], actor: str,
+            writing: Callable | None = None) -> Rolled:
+    """What rolling the points' tables back would do, by row counts, audited as a dry run (`writing`: how
+    the protocol writes its audit rows; one transaction by default)."""
+    found = impacts(state, points)
+    run_id = record_dry_run(state, tenant_plan.model_copy(update={"changes": ()}), plan, "rollback", actor,
+                            summary(found), writing)
+    return Rolled(state.tenant.name, run_id or "", "dry-run", tuple(found))
+
+
 def impacts(state: TenantState, points: Sequence[Point]) -> list[Impact]:
     """Each point's impact on its table as the tenant is now, read outside any run: what a dry run shows,
     and what an executed rollback checks of every tenant before it restores any."""
     with state.adapter.reading() as reading:
-        return _impacts(reading, state, points)
+        return impacts_in(reading, state, points)
 
 
-def _impacts(reading, state: TenantState, points: Sequence[Point], found=None) -> list[Impact]:
+def impacts_in(reading, state: TenantState, points: Sequence[Point], found=None) -> list[Impact]:
     """Each point's impact on its table as `reading` finds it: counts only."""
     objects = found if found is not None else reading.inspect().objects
     present = [p.table for p in points if p.table in objects and objects[p.table].kind == "Table"]
@@ -131,7 +135,7 @@ def _impacts(reading, state: TenantState, points: Sequence[Point], found=None) -
             for p in points]
 
 
-def _summary(impacts: Sequence[Impact]) -> dict[str, int | float]:
+def summary(impacts: Sequence[Impact]) -> dict[str, int | float]:
     return {"tables": len(impacts), "rows now": sum(i.rows_now or 0 for i in impacts),
             "rows at checkpoint": sum(i.rows_then for i in impacts)}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..check_types import Result
@@ -26,7 +26,6 @@ from ..state import DesiredState, LiveObject
 from .checks import run as run_data_checks
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,99}$")
-COPY = "copy"   # the kind of a restore point that is a copy of the table in the backup schema
 
 
 def check_name(name: str) -> str:
@@ -45,22 +44,22 @@ class Point:
     environment: str
     tenant: str
     table: ObjectKey
-    kind: str                      # copy (in the backup schema)
-    restore_point: str             # the copy's name
+    kind: str                      # catalog.COPY_POINT (in the backup schema) or HISTORY_KIND
+    restore_point: str             # the copy's name, or HISTORY_POINT and the table's version
     commit: str | None             # the folder's commit when it was taken
     run_id: str
     created_at: dt.datetime
     row_count: int
     structure: tuple[tuple[str, str], ...]   # (column, type) as the tenant had them
     linked_to: str | None = None   # the checkpoint a rollback restored, for the one it took after
-    present: bool = True           # its copy is still there
+    lost: str | None = None        # why it can no longer be restored (its copy gone, its version's files)
 
     @classmethod
     def from_row(cls, row: Mapping) -> Point:
         return cls(row["name"], row["environment"], row["tenant"], ObjectKey(row["schema_name"], row["table_name"]),
                    row["kind"], row["restore_point"], row["commit"], row["run_id"], row["created_at"],
                    int(row["row_count"]), tuple(tuple(c) for c in json.loads(row["structure"])), row["linked_to"],
-                   bool(row.get("present", True)))
+                   row.get("lost"))
 
 
 def structure(found: LiveObject) -> tuple[tuple[str, str], ...]:
@@ -69,23 +68,35 @@ def structure(found: LiveObject) -> tuple[tuple[str, str], ...]:
 
 
 def take(session: Session, adapter: Adapter, run, tables: Sequence[LiveObject], name: str,
-         linked_to: str | None = None, tag: str = "checkpoint") -> list[Point]:
-    """Inside the caller's transaction: a copy of each table in the backup schema and its checkpoint
-    row (which alone lists the copy: `backups` lists the copies taken before data loss). `tag` keeps the
-    copies apart from the other copies the same run takes of a table (a backup before data loss, a
-    rollback's two checkpoints)."""
+         linked_to: str | None = None, tag: str = "checkpoint",
+         in_history: Callable[[LiveObject], tuple[str, int] | None] | None = None) -> list[Point]:
+    """Inside the caller's transaction (or, journaled, under its lock): a copy of each table in the backup
+    schema, or, where `in_history` gives one, the point in the table's own history (its name and the rows
+    the table held there: no row copied), and the checkpoint's rows (which alone list the copies:
+    `backups` lists the copies taken before data loss). `tag` keeps the copies apart from the other
+    copies the same run takes of a table (a backup before data loss, a rollback's two checkpoints)."""
     at, engine = now(), adapter.engine
     points = []
     for found in tables:
-        copy = adapter.backup_name(found.key, f"{run.run_id}.{tag}")
-        session.execute(catalog.copy_statement(engine, found.key, copy))
-        rows = session.count(f"SELECT count(*) FROM {sql.qualified(BACKUP_SCHEMA, copy, engine)}")
-        points.append(Point(name, run.plan.environment, run.tenant_plan.tenant, found.key, COPY, copy,
+        kept = in_history(found) if in_history is not None else None
+        if kept is not None:
+            kind, (restore_point, rows) = catalog.HISTORY_KIND, kept
+        else:
+            kind, restore_point = catalog.COPY_POINT, adapter.backup_name(found.key, f"{run.run_id}.{tag}")
+            session.hold()
+            session.execute(catalog.copy_statement(engine, found.key, restore_point))
+            rows = session.count(f"SELECT count(*) FROM {sql.qualified(BACKUP_SCHEMA, restore_point, engine)}")
+        points.append(Point(name, run.plan.environment, run.tenant_plan.tenant, found.key, kind, restore_point,
                             run.plan.commit, run.run_id, at, rows, structure(found), linked_to))
+    record(session, points)
+    return points
+
+
+def record(session: Session, points: Sequence[Point]) -> None:
+    """The checkpoint's rows: the one index of its restore points."""
     session.insert(f"{CATALOG_SCHEMA}.checkpoints", [
         (p.name, p.environment, p.tenant, p.table.schema, p.table.name, p.kind, p.restore_point, p.commit, p.run_id,
          p.created_at, p.row_count, json.dumps([list(c) for c in p.structure]), p.linked_to) for p in points])
-    return points
 
 
 def refuse_taken(session: Session, name: str, tenant: str) -> None:
@@ -94,6 +105,15 @@ def refuse_taken(session: Session, name: str, tenant: str) -> None:
     if taken:
         raise UsageProblem(f"tenant {tenant}: a checkpoint named {name} exists already (taken "
                            f"{taken[0]['created_at']:%Y-%m-%d %H:%M:%S} UTC); choose another --name")
+
+
+def held(live, tables: Sequence[ObjectKey], tenant: str) -> list[LiveObject]:
+    """The tables as the tenant holds them now; TenantError naming any that is not a table there."""
+    gone = [key for key in tables if key not in live.objects or live.objects[key].kind != "Table"]
+    if gone:
+        raise TenantError(f"tenant {tenant}: {', '.join(map(str, gone))}: not a table the tenant holds now; nothing "
+                          "was taken")
+    return [live.objects[key] for key in tables]
 
 
 # -- a data rollback ----------------------------------------------------------------------------
@@ -134,10 +154,9 @@ def impact(point: Point, found: LiveObject | None, rows_now: int | None, environ
                       f"table {point.table} has columns {_shown(structure(found))}, had {_shown(point.structure)} "
                       f"at checkpoint {point.name}: roll its structure back first ({undo}), then its rows",
                       GuardRefused.exit_code)
-    if not point.present:
+    if point.lost:
         return Impact(point.tenant, str(point.table), rows_now, point.row_count, since, "high",
-                      f"the copy {BACKUP_SCHEMA}.{point.restore_point} that checkpoint {point.name} holds of "
-                      f"{point.table} is gone (pruned, or dropped outside the reconciler): it cannot be restored",
+                      f"checkpoint {point.name} of {point.table} cannot be restored: {point.lost}",
                       TenantError.exit_code)
     return Impact(point.tenant, str(point.table), rows_now, point.row_count, since, risk(rows_now or 0,
                                                                                          point.row_count))

@@ -21,6 +21,7 @@ from ..planning.environment import TenantState, Workspace, plan_environment
 from . import executor
 from .checkpointed import Rolled, impacts
 from .checkpoints import Point, check_name, refusal
+from .journaled_checkpoints import PartlyRestored
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def listing(workspace: Workspace, environment: str) -> list[dict]:
         keep = retention or (dt.timedelta(days=backup_days) if backup_days else None)
         for name in dict.fromkeys(p.name for p in points if p.environment == environment):
             mine = [p for p in points if p.name == name]
-            until = ("no: a copy is gone" if not all(p.present for p in mine) else
+            until = (f"no: {next(p.lost for p in mine if p.lost)}" if any(p.lost for p in mine) else
                      f"{mine[0].created_at + keep:%Y-%m-%d %H:%M}" if keep else "until pruned")
             found.append({"tenant": tenant.name, "name": name, "created_at": mine[0].created_at,
                           "commit": mine[0].commit, "tables": [str(p.table) for p in mine],
@@ -108,9 +109,11 @@ def listing(workspace: Workspace, environment: str) -> list[dict]:
 
 
 def rollback(workspace: Workspace, environment: str, name: str, selection: Sequence[str] | None,
-             tenant: str | None, execute: bool) -> DataRollback:
+             tenant: str | None, execute: bool, all_or_nothing: bool = False) -> DataRollback:
     """Roll the rows of the checkpoint's tables (or `selection` of them) back to it in each tenant that
-    holds it: a dry run (counts only, audited as one) unless `execute`."""
+    holds it: a dry run (counts only, audited as one) unless `execute`. Where tables restore one by one
+    (journaled engines), one that fails is put back and the others stay restored (the tenant's error
+    says which), unless `all_or_nothing`."""
     landscape = workspace.load(environment)
     tenants = [t for t in landscape.environment.tenants if tenant is None or t.name == tenant]
     if not tenants:
@@ -139,7 +142,11 @@ def rollback(workspace: Workspace, environment: str, name: str, selection: Seque
     for tenant_plan in planned.plan.tenants:
         try:
             result.results.append(executor.rollback_rows(planned.states[tenant_plan.tenant], tenant_plan,
-                                                         planned.plan, held[tenant_plan.tenant], actor, execute))
+                                                         planned.plan, held[tenant_plan.tenant], actor, execute,
+                                                         all_or_nothing))
+        except PartlyRestored as partly:
+            result.results.append(partly.rolled)
+            result.errors.append((tenant_plan.tenant, partly))
         except ReconcilerError as error:
             result.errors.append((tenant_plan.tenant, error))
     return result

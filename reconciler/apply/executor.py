@@ -152,9 +152,9 @@ def checkpoint(state: TenantState, tenant_plan: TenantPlan, plan: Plan, tables: 
 
 
 def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, points: Sequence, actor: str,
-                  execute: bool):
+                  execute: bool, all_or_nothing: bool = False):
     """Tables' rows rolled back to a checkpoint (a dry run unless `execute`), by the tenant's protocol."""
-    return protocol_for(state.adapter).rollback_rows(state, tenant_plan, plan, points, actor, execute)
+    return protocol_for(state.adapter).rollback_rows(state, tenant_plan, plan, points, actor, execute, all_or_nothing)
 
 
 def current_actor(repo: Path) -> str:

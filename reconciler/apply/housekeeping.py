@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from ..engines import catalog
 from ..errors import GuardRefused, TenantError
 from ..model import ObjectKey, Tenant
 from ..planning.environment import Workspace, plan_environment
@@ -93,7 +94,8 @@ def prune_backups(workspace: Workspace, environment: str, older_than_days: int |
 def _checkpoint_copies(workspace: Workspace, tenant: Tenant) -> list[dict]:
     """The copies of a tenant's checkpoints still there, as `backups` shows a backup, with their checkpoint."""
     adapter = workspace.adapter(tenant)
-    points = [point for point in adapter.checkpoints() if point["present"]] if adapter.exists else []
+    points = [point for point in adapter.checkpoints() if point["kind"] == catalog.COPY_POINT and not point["lost"]] \
+        if adapter.exists else []
     return [{"tenant": tenant.name, "name": p["restore_point"], "schema_name": p["schema_name"],
              "table_name": p["table_name"], "run_id": p["run_id"], "created_at": p["created_at"],
              "row_count": p["row_count"], "checkpoint": p["name"]} for p in points]

@@ -4,7 +4,8 @@ rows in a copy that stays.
 
 Owns that decision. A journaled table the run never wrote stays as it is (what it holds now, another
 session's rows with it, is the tenant as it was); any other comes back from its restore point, which
-must be there, and is dropped first only when its rows are the restore point's. A table the run made
+must be there, and is dropped first only when its rows are the restore point's (or a checkpoint's copy of it: what a data
+rollback wrote there). A table the run made
 is dropped only when it is empty or its rows are those of a copy that stays (a restore point, or a
 journaled table that stays as it is). Rows are compared by row count and a digest of every value
 (`JournaledAdapter.rows_digest`, read fresh), over the columns both have, each cast to the copy's type. When
@@ -15,6 +16,7 @@ next try. Never runs a statement that writes; `journaled.compensate` acts on wha
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import cast
@@ -84,10 +86,11 @@ def staying(session: Session, befores: Sequence[catalog.Before], now: Mapping[tu
             continue
         if table is None:
             continue   # gone, or a view the run made in its place (no rows): re-created from the restore point
-        if not _holds(digests, table, copy):
+        holds = _holds(digests, table, copy)
+        if not holds and not any(_holds(digests, table, kept) for kept in _checkpoint_copies(session, table.key, points)):
             problems.append(f"{table.key} holds rows its restore point {catalog.BACKUP_SCHEMA}.{point} lacks "
                             "(written since the restore point was taken)")
-        elif as_journaled:
+        elif holds and as_journaled:
             stays.add(before.key.folded())   # nothing of the run in it
     for before in befores:
         found = now.get(before.key.folded())
@@ -101,6 +104,15 @@ def staying(session: Session, befores: Sequence[catalog.Before], now: Mapping[tu
                          "was put back and every table is kept as it is: " + "; ".join(problems)
                          + "\n  where everything is now:\n" + _where(befores, now, points, digests))
     return stays
+
+
+def _checkpoint_copies(session: Session, key: ObjectKey, points: Collection[str]) -> list[_Copy]:
+    """The copies checkpoints keep of a table (what a data rollback wrote into it), still there: rows in
+    one of them are not lost when the table is put back from its restore point."""
+    return [_Copy(ObjectKey(catalog.BACKUP_SCHEMA, row["restore_point"]), tuple(map(tuple, json.loads(row["structure"]))))
+            for row in catalog.checkpoints(session)
+            if row["kind"] == catalog.COPY_POINT and row["restore_point"].lower() in points
+            and ObjectKey(row["schema_name"], row["table_name"]).folded() == key.folded()]
 
 
 def _as_journaled(table: LiveObject, before: catalog.Before) -> bool:

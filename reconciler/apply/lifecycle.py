@@ -10,9 +10,11 @@ that calls these does). Imports nothing of the apply above it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import secrets as random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from .. import plan as plans
@@ -135,21 +137,29 @@ def failed_subject(changes: Sequence[Change], failure: StatementFailed) -> str:
 
 
 def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, operation: str,
-                   actor: str, summary: dict | None = None) -> str | None:
-    """Audit a dry run in the tenant (its only write), in a transaction, with `summary` where the plan's
-    counts are not what it did; a tenant that does not exist is left alone."""
+                   actor: str, summary: dict | None = None,
+                   writing: Callable[[Session], AbstractContextManager] | None = None) -> str | None:
+    """Audit a dry run in the tenant (its only write), in a transaction (or as `writing` writes the
+    protocol's audit rows), with `summary` where the plan's counts are not what it did; a tenant that does
+    not exist is left alone."""
     if not state.adapter.exists:
         return None
     run = catalog.Run(new_run_id(), plan, tenant_plan, actor, operation)
     if summary is not None:
         run.summary = summary
-    with state.adapter.session(create=False) as session:
-        session.begin()
-        try:
-            catalog.create(session)
-            run.record(session, "dry-run", dry_run=True)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with state.adapter.session(create=False) as session, (writing or in_transaction)(session):
+        catalog.create(session)
+        run.record(session, "dry-run", dry_run=True)
     return run.run_id
+
+
+@contextlib.contextmanager
+def in_transaction(session) -> Iterator[None]:
+    """What runs inside committed together, or rolled back on any error."""
+    session.begin()
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

@@ -20,10 +20,11 @@ from ..engines.journaled_contract import JournaledAdapter
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Plan, TenantPlan
+from . import journaled_checkpoints
 from .checkpointed import Rolled, rollback_rows, take_checkpoint
 from .checkpoints import Point
 from .journaled import apply_journaled, recover
-from .lifecycle import Progress, TenantResult, record_dry_run
+from .lifecycle import Progress, TenantResult, in_transaction, record_dry_run
 from .transactional import FlowRun, apply_transactional, run_flow
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ class ApplyProtocol(Protocol):
                    name: str, actor: str) -> tuple[str, list[Point]]: ...
 
     def rollback_rows(self, state: TenantState, tenant_plan: TenantPlan, plan: Plan, points: Sequence[Point],
-                      actor: str, execute: bool) -> Rolled: ...
+                      actor: str, execute: bool, all_or_nothing: bool = False) -> Rolled: ...
 
 
 class Transactional:
@@ -76,15 +77,8 @@ class Transactional:
     def record_dry_run(self, state, tenant_plan, plan, operation, actor):
         return record_dry_run(state, tenant_plan, plan, operation, actor)
 
-    @contextlib.contextmanager
-    def writing(self, session: Session) -> Iterator[None]:
-        session.begin()
-        try:
-            yield
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    def writing(self, session: Session) -> contextlib.AbstractContextManager[None]:
+        return in_transaction(session)
 
     def release(self, adapter: Adapter, run_id: str, as_is: bool) -> str:
         """Opening the tenant for writing proves the run's process is gone: the engine's lock died with
@@ -102,8 +96,8 @@ class Transactional:
     def checkpoint(self, state, tenant_plan, plan, tables, name, actor):
         return take_checkpoint(state, tenant_plan, plan, tables, name, actor)
 
-    def rollback_rows(self, state, tenant_plan, plan, points, actor, execute):
-        return rollback_rows(state, tenant_plan, plan, points, actor, execute)
+    def rollback_rows(self, state, tenant_plan, plan, points, actor, execute, all_or_nothing=False):
+        return rollback_rows(state, tenant_plan, plan, points, actor, execute)   # one transaction: all or nothing
 
 
 class Journaled:
@@ -148,12 +142,10 @@ class Journaled:
             session.execute(statement)
 
     def checkpoint(self, state, tenant_plan, plan, tables, name, actor):
-        raise TenantError(f"tenant {state.tenant.name}: checkpoints on {state.adapter.engine} are not built yet (a "
-                          "Delta table's version, a parquet table's journaled copy); nothing was taken")
+        return journaled_checkpoints.take_checkpoint(state, tenant_plan, plan, tables, name, actor)
 
-    def rollback_rows(self, state, tenant_plan, plan, points, actor, execute):
-        raise TenantError(f"tenant {state.tenant.name}: a data rollback on {state.adapter.engine} is not built "
-                          "yet; nothing was changed")
+    def rollback_rows(self, state, tenant_plan, plan, points, actor, execute, all_or_nothing=False):
+        return journaled_checkpoints.rollback_rows(state, tenant_plan, plan, points, actor, execute, all_or_nothing)
 
 
 TRANSACTIONAL, JOURNALED = Transactional(), Journaled()

@@ -158,11 +158,13 @@ def promote(ctx: click.Context, source: str, target: str, selection: str | None,
               "(schema.name or a name, comma-separated). With --to: only these objects (as `graph --select` "
               "names them, at REF or now) and what they need go back; every other object stays as it is.")
 @click.option("--tenant", help="With --checkpoint: only this tenant.")
+@click.option("--all-or-nothing", is_flag=True, help="With --checkpoint, where tables restore one by one (Spark): "
+              "a table that fails puts every restored one back (by default the others stay restored).")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
 @click.pass_context
 def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool, abandon: bool, as_pr: bool,
              execute: bool, allow_data_loss: tuple[str, ...], checkpoint: str | None, selection: str | None,
-             tenant: str | None, fmt: str) -> None:
+             tenant: str | None, all_or_nothing: bool, fmt: str) -> None:
     """Reconcile ENVIRONMENT back to its state at an earlier ref, or roll tables' rows back to a
     checkpoint (a dry run unless told).
 
@@ -183,10 +185,11 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
     if checkpoint:
         if as_pr or allow_data_loss or fmt == "markdown":
             raise click.UsageError("--checkpoint takes --select, --tenant, --execute and --format text|json")
-        _rollback_rows(ctx, environment, checkpoint, selection, tenant, execute, fmt)
+        _rollback_rows(ctx, environment, checkpoint, selection, tenant, execute, all_or_nothing, fmt)
         return
-    if tenant or (selection and not ref):
-        raise click.UsageError("--tenant goes with --checkpoint, --select with --checkpoint or --to")
+    if tenant or all_or_nothing or (selection and not ref):
+        raise click.UsageError("--tenant and --all-or-nothing go with --checkpoint, --select with --checkpoint or "
+                               "--to")
     if abandon:
         _print_abandoned(rollbacks.abandon_rollback(workspace_of(ctx), environment, allow_data_loss), fmt)
         return
@@ -222,10 +225,10 @@ def rollback(ctx: click.Context, environment: str, ref: str | None, resume: bool
 
 
 def _rollback_rows(ctx: click.Context, environment: str, name: str, selection: str | None, tenant: str | None,
-                   execute: bool, fmt: str) -> None:
+                   execute: bool, all_or_nothing: bool, fmt: str) -> None:
     """`rollback --checkpoint`: the impact per table, what ran, and the exit code of what stopped it."""
     tables = [part.strip() for part in selection.split(",") if part.strip()] if selection else None
-    result = data_rollback.rollback(workspace_of(ctx), environment, name, tables, tenant, execute)
+    result = data_rollback.rollback(workspace_of(ctx), environment, name, tables, tenant, execute, all_or_nothing)
     refusals = [stop for stop in (checkpoints.refusal(r.impacts) for r in result.results) if stop]
     if fmt == "json":
         out.print(json.dumps({"environment": environment, "checkpoint": name, "execute": execute,

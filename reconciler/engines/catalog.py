@@ -287,6 +287,8 @@ def _shown(columns: Sequence[tuple]) -> str:
 
 
 HISTORY_POINT = "version "   # a restore point in the table's history (no copy's name holds a space)
+COPY_POINT, HISTORY_KIND = "copy", "version"   # a checkpoint's kinds: a copy in the backup schema, a version of the
+                                              # table's own history (Delta: no row copied)
 DIGEST_ROW = "digest"        # the kind of the journal row that holds the run's plan and the journal's digest
 
 

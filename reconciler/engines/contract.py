@@ -316,11 +316,20 @@ class Adapter(abc.ABC):
 
     def checkpoints(self) -> list[dict]:
         """The restore points of the tenant's checkpoints (stores.CHECKPOINT_COLUMNS), oldest first, each
-        with `present`: whether its copy is still in the backup schema (pruned, or dropped by a DBA)."""
+        with `lost`: why it can no longer be restored (None: it can)."""
         with self.reading() as reading:
             found = catalog.checkpoints(reading)
-            copies = set(reading.tables(BACKUP_SCHEMA)) if found else set()
-        return [{**point, "present": point["kind"] != "copy" or point["restore_point"] in copies} for point in found]
+            lost = self.unrestorable(reading, found) if found else []
+        return [{**point, "lost": why} for point, why in zip(found, lost)]
+
+    def unrestorable(self, reading: Session, points: Sequence[Mapping]) -> list[str | None]:
+        """For each checkpoint row, why it cannot be restored: its copy gone from the backup schema
+        (pruned, or dropped by a DBA), or a point in a table's history where this engine keeps none."""
+        copies = {name.lower() for name in reading.tables(BACKUP_SCHEMA)}   # Spark lists names lower case
+        return [None if point["kind"] == catalog.COPY_POINT and point["restore_point"].lower() in copies else
+                f"its copy {BACKUP_SCHEMA}.{point['restore_point']} is gone (pruned, or dropped outside the reconciler)"
+                if point["kind"] == catalog.COPY_POINT else f"{self.engine} keeps no table history"
+                for point in points]
 
     def credential(self) -> str | None:
         """The tenant's password, read from the variable its reference names; a missing variable

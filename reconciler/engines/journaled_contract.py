@@ -11,7 +11,7 @@ or not: `apply/protocols.py: protocol_for` asks which, once, and only the journa
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..model import ObjectKey
 from ..sessions import StatementFailed
@@ -49,3 +49,34 @@ class JournaledAdapter(Adapter):
         obeyed, and the compensation stops with it kept."""
         raise StatementFailed(f"RESTORE {before.key} TO {before.restore_point}",
                               f"{self.engine} keeps no table history to restore from")
+
+    def unrestorable(self, reading: Session, points: Sequence[Mapping]) -> list[str | None]:
+        """A copy as on every engine; a version of a table's history by that history (`history_lost`),
+        read once a table."""
+        found = super().unrestorable(reading, points)
+        versions: dict[ObjectKey, list[int]] = {}
+        for point in points:
+            if point["kind"] == catalog.HISTORY_KIND:
+                versions.setdefault(ObjectKey(point["schema_name"], point["table_name"]), []).append(
+                    int(point["restore_point"].removeprefix(catalog.HISTORY_POINT)))
+        lost = {key: self.history_lost(reading, key, wanted) for key, wanted in versions.items()}
+        return [lost[ObjectKey(p["schema_name"], p["table_name"])].get(
+                    int(p["restore_point"].removeprefix(catalog.HISTORY_POINT)))
+                if p["kind"] == catalog.HISTORY_KIND else why for p, why in zip(points, found)]
+
+    def rows_at(self, session: Session, key: ObjectKey, version: int) -> int:
+        """How many rows a table held at a version of its own history (a checkpoint's count, read from
+        the table's log where the format keeps one: no row is copied)."""
+        raise StatementFailed(f"SELECT count(*) FROM {key} VERSION AS OF {version}",
+                              f"{self.engine} keeps no table history")
+
+    def history_lost(self, reading: Session, key: ObjectKey, versions: Sequence[int]) -> dict[int, str]:
+        """Of `versions` of a table's own history, those that can no longer be restored whole, each with
+        why (past the log's retention, files a VACUUM may have removed since): never restored partly."""
+        return {version: f"{self.engine} keeps no table history" for version in versions}
+
+    def rewind(self, session: Session, key: ObjectKey, version: int, newest: int) -> None:
+        """A data rollback: the table's rows put back to a version of its own history in one commit,
+        unless another writer committed after `newest` (the version the rollback journaled under the
+        lock: what it would undo unseen) or the engine would restore it partly; StatementFailed then."""
+        raise StatementFailed(f"RESTORE {key} TO VERSION AS OF {version}", f"{self.engine} keeps no table history")

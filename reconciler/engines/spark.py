@@ -44,12 +44,14 @@ from .spark_catalog import (
     _history,
     _listed,
     foreign_commits,
+    lost_versions,
     set_by_hand,
 )
 from .spark_lock import _STOPPED, TableLock
 from .spark_session import SparkConnectSession
 from .stores import BACKUP_SCHEMA
 
+IGNORE_MISSING_FILES = "spark.sql.files.ignoreMissingFiles"
 CONNECT_TIMEOUT = 10   # seconds to reach the endpoint at all (the client alone retries for 10 minutes)
 RETRIES = 4            # the client's retries of a failed call: about 4 s in all
 
@@ -301,6 +303,31 @@ class SparkAdapter(JournaledAdapter):
             raise StatementFailed(restore, f"not run: {before.key} was written by another since version "
                                   f"{before.version} ({'; '.join(foreign)}), which restoring would undo; run it "
                                   "by hand once that is acceptable, or put the table back otherwise")
+        session.execute(restore)
+
+    def rows_at(self, session: Session, key: ObjectKey, version: int) -> int:
+        return session.count(f"SELECT count(*) FROM {sql.qualified(key.schema, key.name, ENGINE)} "
+                             f"VERSION AS OF {int(version)}")
+
+    def history_lost(self, reading: Session, key: ObjectKey, versions: Sequence[int]) -> dict[int, str]:
+        try:
+            return lost_versions(_history(reading, key, None), versions)
+        except StatementFailed as unreadable:   # no longer a Delta table, or gone: nothing of it restores
+            return {version: unreadable.message for version in versions}
+
+    def rewind(self, session: Session, key: ObjectKey, version: int, newest: int) -> None:
+        """RESTORE TABLE, one commit: Delta refuses it when a file the version reads is gone, unless the
+        session ignores missing files (then it would restore partly: refused here)."""
+        table = sql.qualified(key.schema, key.name, ENGINE)
+        restore = f"RESTORE TABLE {table} TO VERSION AS OF {int(version)}"
+        if session.connection.conf.get(IGNORE_MISSING_FILES, "false").lower() == "true":
+            raise StatementFailed(restore, f"not run: the session sets {IGNORE_MISSING_FILES}=true, with which "
+                                  "Delta restores what files are left and skips the rest")
+        now = max((row["version"] for row in _history(session, key, 1)), default=-1)
+        if now != newest:
+            raise StatementFailed(restore, f"not run: {key} is at version {now}, not {newest} as when the rollback "
+                                  f"read it under the lock: another writer committed since, and restoring would "
+                                  "undo that unseen")
         session.execute(restore)
 
     def lock_holder(self) -> dict[str, str] | None:

@@ -64,11 +64,33 @@ def _sets_back(commit: Mapping) -> bool:
                                                            for name, value in given.items())
 
 
-def _history(session: Session, key: ObjectKey, newest: int) -> list[dict]:
-    """The table's newest commits, newest first (Delta's DESCRIBE HISTORY)."""
+VACUUMS = frozenset({"VACUUM START", "VACUUM END"})   # the commits of a VACUUM, which deletes files older versions read
+
+
+def lost_versions(history: Sequence[Mapping], versions: Sequence[int]) -> dict[int, str]:
+    """Of `versions`, those a RESTORE could not bring back whole, by the table's history (rows of DESCRIBE
+    HISTORY): one its log no longer holds (past `delta.logRetentionDuration`), or one a VACUUM ran after
+    (it deletes the files no current version reads once they are older than its retention, and an older
+    version may read them: the history cannot say which survived, so none is trusted)."""
+    held = {row["version"] for row in history}
+    vacuums = sorted(row["version"] for row in history if row["operation"] in VACUUMS)
+    lost = {}
+    for version in versions:
+        after = [v for v in vacuums if v > version]
+        if version not in held:
+            lost[version] = (f"version {version} is no longer in the table's history (its log keeps "
+                             f"{min(held, default=0)} to {max(held, default=0)}: past the log's retention)")
+        elif after:
+            lost[version] = f"VACUUM ran after version {version} (at version {after[0]}): its files may be gone"
+    return lost
+
+
+def _history(session: Session, key: ObjectKey, newest: int | None) -> list[dict]:
+    """The table's newest commits (every one its log holds: None), newest first (Delta's DESCRIBE HISTORY)."""
+    limit = "" if newest is None else f" LIMIT {int(newest)}"
     try:
         return [row.asDict() for row in session.connection.sql(
-            f"DESCRIBE HISTORY {sql.qualified(key.schema, key.name, ENGINE)} LIMIT {int(newest)}").collect()]
+            f"DESCRIBE HISTORY {sql.qualified(key.schema, key.name, ENGINE)}{limit}").collect()]
     except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
         raise StatementFailed.engine(f"DESCRIBE HISTORY {key}", error) from None
 

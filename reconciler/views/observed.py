@@ -107,16 +107,18 @@ def data_rollback_lines(result) -> list[str]:
     stops it; then, executed, the checks and the checkpoints taken around it."""
     lines = []
     for rolled in result.results:
+        put_back = dict(rolled.not_restored)
         for impact in rolled.impacts:
             now = "gone" if impact.rows_now is None else row_count(impact.rows_now)
-            executed = rolled.outcome == "applied"
+            executed = rolled.outcome in ("applied", "partly-applied")
             verdict = "cannot be restored (why: below)" if impact.problem else (
+                "not restored, put back as it was (why: below)" if impact.table in put_back else
                 "restored" if executed else "can be restored")
             lines.append(f"{rolled.tenant}: {impact.table}: {now} {'before' if executed else 'now'}, "
                          f"{row_count(impact.rows_then)} at "
                          f"checkpoint {result.checkpoint} ({impact.difference:+,}), {_elapsed(impact.since)} since, "
                          f"risk {impact.risk}; {verdict}")
-        if rolled.outcome == "applied":
+        if rolled.outcome in ("applied", "partly-applied"):
             lines.append(f"{rolled.tenant}: {checks.summary(rolled.checks)}; checkpoint {rolled.before} holds the "
                          f"rows it replaced, {rolled.after} those it restored (run {rolled.run_id})")
     return lines

@@ -1,0 +1,158 @@
+"""Checkpoints and data rollback (issue 25) on Spark, parquet and Delta tables, on the test Spark Connect
+server: a Delta table's checkpoint is a version of its own history (no row copied) restored by RESTORE
+TABLE, a parquet table's a copy restored by INSERT OVERWRITE; tables restore one by one under the
+journaled protocol, a SIGKILL midway is put back from the journal by `unlock`, another writer's commit
+is never restored over, and a version a VACUUM ran after is reported and never restored partly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import DEMO, DEMO_ROWS, EngineLandscape, Hold
+from test_checkpoints import RECONCILER, checkpoints, dry_run_execute_and_undo, runs
+
+ENVIRONMENT = "environments/dev/environment.yaml"
+BAD_ROW = "INSERT INTO sales.customer_transactions VALUES (14, 4, -1.00, 'EUR', 'SCORING', NULL)"
+
+
+@pytest.fixture(params=["parquet", "delta"])
+def on_spark(request, tmp_path: Path) -> EngineLandscape:
+    """The demo applied with rows, dev on the test Spark server in the table format of the param."""
+    url = request.getfixturevalue("delta_server" if request.param == "delta" else "spark_server")
+    shutil.copytree(DEMO, tmp_path / "environments")
+    landscape = EngineLandscape(tmp_path, "spark", None, request.getfixturevalue("spark"))
+    environment = tmp_path / ENVIRONMENT
+    environment.write_text(environment.read_text().replace("duckdb:///.tenants/dev.duckdb", url)
+                           .replace("rules:\n", f"rules:\n  table_format: {request.param}\n", 1))
+    landscape.commit(f"the demo, dev on Spark ({request.param})")
+    landscape.table_format = request.param
+    applied = landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    for statement in DEMO_ROWS:
+        landscape.sql(statement)
+    return landscape
+
+
+def copies(landscape: EngineLandscape) -> list[str]:
+    if not landscape.spark.catalog.databaseExists("_reconciler_backup"):
+        return []
+    return sorted(table.name for table in landscape.spark.catalog.listTables("_reconciler_backup"))
+
+
+def test_checkpoint_bad_rows_dry_run_rollback_checks_and_the_rollback_of_the_rollback(
+        on_spark: EngineLandscape) -> None:
+    landscape = on_spark
+    good = landscape.state()
+    copied = copies(landscape)
+
+    taken = landscape.run("checkpoint", "dev", "--name", "good")
+    assert taken.code == 0, taken.output
+    assert taken.stdout.startswith("dev: checkpoint good: 2 tables, 8 rows (run ")
+    listed = checkpoints(landscape)["good"]
+    if landscape.table_format == "delta":   # a version of each table's history: no row copied
+        assert listed["kind"] == "version" and copies(landscape) == copied
+    else:
+        assert listed["kind"] == "copy" and len(copies(landscape)) == len(copied) + 2
+    landscape.sql(BAD_ROW)   # a data flow outside the reconciler writes a row nobody wanted
+    bad = landscape.state()
+    assert bad != good
+
+    dry_run_execute_and_undo(landscape, good, bad)
+    assert runs(landscape)[-4:] == [("checkpoint", "applied", False), ("rollback", "dry-run", True),
+                                    ("rollback", "applied", False), ("rollback", "applied", False)]
+
+
+def test_a_rollback_killed_midway_is_put_back_whole_by_unlock(on_spark: EngineLandscape) -> None:
+    """SIGKILL after the first table is restored: the run stays running with its journal, a checkpoint
+    or another rollback is refused meanwhile (exit 4), and `unlock` puts every table back as it was
+    before the rollback, rows and schema byte for byte."""
+    landscape = on_spark
+    assert landscape.run("checkpoint", "dev", "--name", "good").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (5, 'Ed', NULL, 'US', 'ACTIVE', NULL)")
+    landscape.sql(BAD_ROW)
+    bad = landscape.state()
+    first_restored = 1 if landscape.table_format == "delta" else 2   # parquet: its copy, then its overwrite
+
+    killed = subprocess.run([RECONCILER, "--repo", str(landscape.root), "rollback", "dev", "--checkpoint", "good",
+                             "--execute"], env={**os.environ, "RECONCILER_FAULT": f"SIGKILL:{first_restored}"},
+                            capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert landscape.state() != bad   # one table restored, the other not
+    [run_id] = [r["run_id"] for r in json.loads(landscape.run("history", "dev", "--format", "json").stdout)
+                if r["outcome"] == "running"]
+    refused = landscape.run("checkpoint", "dev", "--name", "meanwhile")
+    assert refused.code == 4 and f"run {run_id} was interrupted" in refused.stderr, refused.output
+
+    unlocked = landscape.run("unlock", "dev", run_id)
+    assert unlocked.code == 0, unlocked.output
+    assert landscape.state() == bad
+    assert ("rollback", "compensated", False) in runs(landscape)
+
+
+def test_another_writers_commit_is_never_restored_over(tmp_path: Path, delta_server: str, spark,
+                                                       hold: Hold) -> None:
+    """Delta: the rollback holds after restoring the first table; another session commits to the second;
+    its RESTORE is refused (that commit would be undone unseen), the first stays restored, exit 6 names
+    both. With --all-or-nothing the first is put back too."""
+    landscape = _delta(tmp_path, delta_server, spark)
+    assert landscape.run("checkpoint", "dev", "--name", "good").code == 0
+    landscape.sql("INSERT INTO sales.customer_master VALUES (5, 'Ed', NULL, 'US', 'ACTIVE', NULL)")
+    landscape.sql(BAD_ROW)
+
+    for written, all_or_nothing in ((15, []), (16, ["--all-or-nothing"])):
+        process = hold.popen([RECONCILER, "--repo", str(landscape.root), "rollback", "dev", "--checkpoint", "good",
+                              "--execute", *all_or_nothing], hold.env(1))
+        hold.held(process)
+        landscape.sql(f"INSERT INTO sales.customer_transactions VALUES ({written}, 1, 1.00, 'EUR', 'web', NULL)")
+        hold.release(process)
+        stdout, stderr = process.communicate()
+        masters = landscape.sql("SELECT count(*) FROM sales.customer_master")
+        assert landscape.sql(f"SELECT count(*) FROM sales.customer_transactions WHERE id = {written}") == [(1,)]
+        if not all_or_nothing:
+            assert process.returncode == 6, stderr
+            assert "tables restored: sales.customer_master; not restored:" in stderr
+            assert "another writer committed since, and restoring would undo that unseen" in stderr
+            assert masters == [(4,)]
+            landscape.sql("INSERT INTO sales.customer_master VALUES (5, 'Ed', NULL, 'US', 'ACTIVE', NULL)")
+        else:
+            assert process.returncode == 1, stderr
+            assert "--all-or-nothing: every table was put back as it was" in stderr
+            assert masters == [(5,)]
+
+
+def test_a_version_a_vacuum_ran_after_is_not_restorable_and_nothing_is_restored(tmp_path: Path, delta_server: str,
+                                                                             spark) -> None:
+    landscape = _delta(tmp_path, delta_server, spark)
+    assert landscape.run("checkpoint", "dev", "--name", "good").code == 0
+    landscape.sql("DELETE FROM sales.customer_transactions WHERE id > 11")
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    spark.sql("VACUUM sales.customer_transactions RETAIN 0 HOURS").collect()
+    changed = landscape.state()
+
+    listed = checkpoints(landscape)["good"]
+    assert listed["restorable_until"].startswith("no: VACUUM ran after version "), listed
+    refused = landscape.run("rollback", "dev", "--checkpoint", "good", "--execute")
+    assert refused.code == 1, refused.output
+    assert "checkpoint good of sales.customer_transactions cannot be restored: VACUUM ran after version" in refused.stderr
+    assert landscape.state() == changed   # the other table was not restored either
+
+
+def _delta(tmp_path: Path, url: str, spark) -> EngineLandscape:
+    shutil.copytree(DEMO, tmp_path / "environments")
+    landscape = EngineLandscape(tmp_path, "spark", None, spark)
+    environment = tmp_path / ENVIRONMENT
+    environment.write_text(environment.read_text().replace("duckdb:///.tenants/dev.duckdb", url)
+                           .replace("rules:\n", "rules:\n  table_format: delta\n", 1))
+    landscape.commit("the demo, dev on Delta")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    for statement in DEMO_ROWS:
+        landscape.sql(statement)
+    return landscape
+
+
