@@ -421,26 +421,105 @@ def test_drift_and_the_data_checks_read_the_double(applied: Landscape, double: d
 TRANSACTIONS = "environments/dev/sales/customer_transactions.yaml"
 
 
-def test_a_widened_type_alters_in_place_and_a_narrowed_one_is_blocked_by_snowflakes_rules(
+def plan_of(landscape: Landscape, name: str) -> dict:
+    [change] = [c for c in json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]
+                ["changes"] if c["object"] == name]
+    return change
+
+
+def rows_of(double: dict, database: str, table: str) -> list[tuple]:
+    """A table's rows as values (a number equal to another of another scale is the same value)."""
+    return sorted(run_sql(double, database, f"SELECT * FROM {table}"), key=repr)
+
+
+def test_a_number_retyped_within_its_scale_alters_in_place_and_a_new_scale_is_a_proven_rebuild(
         applied: Landscape, double: dict, database: str) -> None:
-    """Snowflake's documented rule, not what the double accepts: a NUMBER of more digits and the same scale
-    is retyped in place; fewer digits, or another scale, would be a rebuild, blocked at plan time (not built
-    for Snowflake yet), and apply refuses it with nothing written."""
-    applied.edit(TRANSACTIONS, 'type: "DECIMAL(18,2)"', 'type: "DECIMAL(20,2)"')
-    widened = {c["object"]: c for c in json.loads(applied.run("plan", "dev", "--format", "json").stdout)
-               ["tenants"][0]["changes"]}   # with the views over it, redefined
-    assert widened["sales.customer_transactions"]["statements"] == [
-        'ALTER TABLE "SALES"."CUSTOMER_TRANSACTIONS" ALTER COLUMN "AMOUNT" SET DATA TYPE DECIMAL(20, 2)']
-    assert applied.run("apply", "dev", "--yes").code == 0
+    """Snowflake's ALTER TABLE ... ALTER COLUMN reference, not what the double accepts: a NUMBER of more
+    digits, or of fewer where every value fits, and the same scale is retyped in place; another scale is a
+    rebuild (copied, every value proven to arrive unchanged, swapped in), its rows kept, and the plan after
+    it empty."""
+    rows = rows_of(double, database, "sales.customer_transactions")
+    for declared in ("DECIMAL(20,2)", "DECIMAL(12,2)"):
+        applied.edit(TRANSACTIONS, 'type: "DECIMAL(18,2)"' if declared == "DECIMAL(20,2)" else 'type: "DECIMAL(20,2)"',
+                     f'type: "{declared}"')
+        assert plan_of(applied, "sales.customer_transactions")["statements"] == [
+            'ALTER TABLE "SALES"."CUSTOMER_TRANSACTIONS" ALTER COLUMN "AMOUNT" SET DATA TYPE '
+            f'{declared.replace(",", ", ")}']
+        assert applied.run("apply", "dev", "--yes").code == 0
+        assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    applied.edit(TRANSACTIONS, 'type: "DECIMAL(12,2)"', 'type: "DECIMAL(12,3)"')
+    rebuild = plan_of(applied, "sales.customer_transactions")
+    assert rebuild["statements"][0].startswith('CREATE TABLE "SALES"."CUSTOMER_TRANSACTIONS__RECONCILER_REBUILD" ('), \
+        rebuild
+    assert 'DROP TABLE "SALES"."CUSTOMER_TRANSACTIONS"' in rebuild["statements"]
+    # Snowflake's TRY_CAST reads only text (its reference): the row check sends each value through its text
+    assert [c["query"] for c in rebuild["checks"]] == [
+        'SELECT count(*) FROM "SALES"."CUSTOMER_TRANSACTIONS" WHERE "AMOUNT" IS NOT NULL AND '
+        '(TRY_CAST(TO_VARCHAR("AMOUNT") AS DECIMAL(12, 3)) IS NULL OR TRY_CAST(TO_VARCHAR(TRY_CAST(TO_VARCHAR('
+        '"AMOUNT") AS DECIMAL(12, 3))) AS DECIMAL(12, 2)) IS DISTINCT FROM "AMOUNT")']
+    result = applied.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert rows_of(double, database, "sales.customer_transactions") == rows
+    assert run_sql(double, database, "SELECT numeric_precision, numeric_scale FROM information_schema.columns "
+                   "WHERE table_name = 'CUSTOMER_TRANSACTIONS' AND column_name = 'AMOUNT'") == [(12, 3)]
+    assert run_sql(double, database, "SELECT count(*) FROM information_schema.tables "
+                   "WHERE table_name LIKE '%RECONCILER_REBUILD'") == [(0,)]
+
+
+def test_a_shortened_varchar_is_a_rebuild_and_one_that_values_do_not_fit_is_refused_naming_them(
+        applied: Landscape, double: dict, database: str) -> None:
+    """A VARCHAR shortened, which Snowflake never alters in place: a rebuild (golden: copy, proof, the table
+    unchanged since, swap); to a length the values do not fit, blocked at plan time with the rows that do not
+    fit counted, and refused by apply with the tenant as it was. The rebuild itself runs on a NUMBER above:
+    the double forgets a VARCHAR's length when a table is renamed (it keeps lengths beside DuckDB's tables,
+    by name), which Snowflake does not."""
+    applied.edit(MASTER, "  - {name: region, type: VARCHAR}", "  - {name: region, type: 'VARCHAR(2)'}")
+    rebuild = plan_of(applied, "sales.customer_master")["statements"]
+    copy, table = '"SALES"."CUSTOMER_MASTER__RECONCILER_REBUILD"', '"SALES"."CUSTOMER_MASTER"'
+    assert rebuild[0].startswith(f'CREATE TABLE {copy} ("ID" DECIMAL(38, 0) NOT NULL, "NAME" VARCHAR, '
+                                 '"EMAIL" VARCHAR, "REGION" VARCHAR(2), '), rebuild
+    assert rebuild[1] == (f'INSERT INTO {copy} ("ID", "NAME", "EMAIL", "REGION", "STATUS", "CREATED_AT") '
+                          f'SELECT "ID", "NAME", "EMAIL", "REGION", "STATUS", "CREATED_AT" FROM {table}')
+    assert rebuild[2].startswith("SELECT TO_NUMBER(IFF(NOT EXISTS (SELECT ") and " EXCEPT " in rebuild[2]
+    assert "rebuilding sales.customer_master would change or lose rows" in rebuild[2]
+    assert "another session wrote to sales.customer_master after its rows were copied" in rebuild[3]
+    assert rebuild[4:] == [f"DROP TABLE {table}", f'ALTER TABLE {copy} RENAME TO "CUSTOMER_MASTER"']
     before = tenant(double, database)
-    for narrowed in ('type: "DECIMAL(12,2)"', 'type: "DECIMAL(20,3)"'):
-        applied.edit(TRANSACTIONS, 'type: "DECIMAL(20,2)"', narrowed)
-        [change] = [c for c in json.loads(applied.run("plan", "dev", "--format", "json").stdout)["tenants"][0]
-                    ["changes"] if c["object"] == "sales.customer_transactions"]
-        assert change["conflict"] is True and change["statements"] == [], change
-        assert "blocked: Snowflake cannot make this change in place" in change["reason"]
-        refused = applied.run("apply", "dev", "--yes")
-        assert refused.code == 3, refused.output
-        assert tenant(double, database) == before
-        applied.edit(TRANSACTIONS, narrowed, 'type: "DECIMAL(20,2)"')
+    applied.edit(MASTER, "type: 'VARCHAR(2)'", "type: 'VARCHAR(1)'")
+    change = plan_of(applied, "sales.customer_master")
+    assert change["conflict"] is True, change
+    assert "blocked: a value in region that would not fit VARCHAR(1) unchanged: 4 rows" in change["reason"], change
+    refused = applied.run("apply", "dev", "--yes")
+    assert refused.code == 3, refused.output
+    assert tenant(double, database) == before
+
+
+@pytest.mark.parametrize(("original", "copy", "same"), [
+    ([(1, "a"), (1, "a"), (2, None)], [(2, None), (1, "a"), (1, "a")], True),
+    ([(1, "a"), (1, "a"), (2, None)], [(1, "a"), (2, None), (2, None)], False),   # a duplicate traded
+    ([(1, "a"), (1, "a")], [(1, "a")], False),                                    # a duplicate lost
+    ([(1, None)], [(1, "")], False),                                              # NULL is not ''
+    ([], [], True),
+], ids=["reordered", "a duplicate traded", "a duplicate lost", "null is not empty", "both empty"])
+def test_the_rebuilds_proof_holds_exactly_when_the_copy_has_the_originals_rows(
+        double: dict, database: str, original: list, copy: list, same: bool) -> None:
+    """The proof a rebuild runs before it drops the table, asked of the double: as multisets, with NULLs and
+    duplicates, without EXCEPT ALL (which Snowflake has not)."""
+    from reconciler.engines.snowflake import SnowflakeCompiler
+
+    def values(rows):
+        return ", ".join(f"({i}, {'NULL' if v is None else repr(v)})" for i, v in rows)
+
+    run_sql(double, database, "CREATE SCHEMA s", "CREATE TABLE s.original (id NUMBER(38,0), v VARCHAR)",
+            "CREATE TABLE s.copy (id NUMBER(38,0), v VARCHAR(5))",
+            *([f"INSERT INTO s.original VALUES {values(original)}"] if original else []),
+            *([f"INSERT INTO s.copy VALUES {values(copy)}"] if copy else []))
+    proof = SnowflakeCompiler().same_rows("s.copy", "s.original", [("id", "id", "NUMBER(38,0)"), ("v", "v", "VARCHAR")],
+                                          "the copy is not the original")
+    assert "EXCEPT ALL" not in proof and "error(" not in proof   # neither is Snowflake SQL (the double takes both)
+    if same:
+        assert run_sql(double, database, proof) == [(1,)]
+    else:
+        with pytest.raises(snowflake_connector.ProgrammingError, match="the copy is not the original"):
+            run_sql(double, database, proof)
