@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO, DEMO_ROWS, Landscape, a_host_nobody_may_reach
+from test_tpc import corpus, expected  # noqa: F401  (fixtures: the TPC corpus and its rows on DuckDB)
 
 fakesnow = pytest.importorskip("fakesnow", reason="fakesnow (the Snowflake double) runs in .ci/run's Snowflake step")
 snowflake_connector = pytest.importorskip("snowflake.connector")
@@ -523,3 +524,36 @@ def test_the_rebuilds_proof_holds_exactly_when_the_copy_has_the_originals_rows(
     else:
         with pytest.raises(snowflake_connector.ProgrammingError, match="the copy is not the original"):
             run_sql(double, database, proof)
+
+
+# -- the TPC-H queries as views (tests/test_tpc.py's corpus and oracle) ----------------------------------
+def test_the_tpch_queries_as_views_apply_on_the_double_converge_and_return_duckdbs_rows(
+        corpus, expected: dict[str, list[tuple]], tmp_path: Path, double: dict, database: str, monkeypatch) -> None:
+    """The 22 TPC-H queries, written in DuckDB's dialect, applied as views through sqlglot's Snowflake
+    dialect; the generator's rows loaded into the double; each view returns the rows the query gives on
+    DuckDB (test_tpc's comparison: order where the query orders, numbers within 1e-6), and the plan after
+    the apply, and after the rows, is empty."""
+    from test_tpc import Corpus, differing, write_landscape
+
+    tpch = Corpus(corpus.root, {"tpch": corpus.tables["tpch"]},
+                  tuple(query for query in corpus.landed() if query.schema == "tpch"))
+    assert len(tpch.queries) == 22
+    monkeypatch.setenv("SNOWFLAKE_PASSWORD", PASSWORD)
+    landscape = write_landscape(tmp_path, tpch, snowflake_url(double, database), tpch.queries)
+    landscape.edit(ENVIRONMENT, "create: true", "password: env:SNOWFLAKE_PASSWORD")
+    landscape.commit("the tenant's password")
+    applied = landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    # the double runs DuckDB's read_parquet as it is, once the session has a schema (it takes it for a table's)
+    run_sql(double, database, "USE SCHEMA tpch", *(
+        f"INSERT INTO tpch.{table} SELECT * FROM read_parquet('{tpch.data('tpch', table)}')" for table in tpch.tables["tpch"]))
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0   # rows change no plan
+    with connect(double, database) as connection:
+        def read(query) -> list[tuple]:
+            cursor = connection.cursor()
+            cursor.execute(f"SELECT * FROM {query.id}")
+            return cursor.fetchall()
+
+        assert differing(read, tpch.queries, expected) == []
+    assert all(expected[query.id] for query in tpch.queries)   # at this scale every one gives rows: none vacuous
