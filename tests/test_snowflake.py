@@ -218,14 +218,15 @@ MASTER = "environments/dev/sales/customer_master.yaml"
 
 
 def tenant(double: dict, database: str) -> dict:
-    """What the tenant holds outside the reconciler's own schemas: each table's and view's columns, and
-    each table's rows."""
+    """What the tenant holds outside the reconciler's own schemas: each table's and view's columns (type,
+    length, precision and scale, NOT NULL, default), and each table's rows."""
     held = {}
     for schema, name, _ in objects(double, database):
         if schema.startswith("_RECONCILER"):
             continue
         held[f"{schema}.{name}"] = (
-            run_sql(double, database, "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            run_sql(double, database, "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
+                    "numeric_scale, is_nullable, column_default FROM information_schema.columns "
                     f"WHERE table_schema = '{schema}' AND table_name = '{name}' ORDER BY ordinal_position"),
             sorted(map(repr, run_sql(double, database, f'SELECT * FROM "{schema}"."{name}"'))))
     return held
@@ -546,8 +547,9 @@ def test_the_tpch_queries_as_views_apply_on_the_double_converge_and_return_duckd
     assert applied.code == 0, applied.output
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
     # the double runs DuckDB's read_parquet as it is, once the session has a schema (it takes it for a table's)
-    run_sql(double, database, "USE SCHEMA tpch", *(
-        f"INSERT INTO tpch.{table} SELECT * FROM read_parquet('{tpch.data('tpch', table)}')" for table in tpch.tables["tpch"]))
+    loads = [f"INSERT INTO tpch.{table} SELECT * FROM read_parquet('{tpch.data('tpch', table)}')"
+             for table in tpch.tables["tpch"]]
+    run_sql(double, database, "USE SCHEMA tpch", *loads)
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0   # rows change no plan
     with connect(double, database) as connection:
         def read(query) -> list[tuple]:
@@ -557,3 +559,68 @@ def test_the_tpch_queries_as_views_apply_on_the_double_converge_and_return_duckd
 
         assert differing(read, tpch.queries, expected) == []
     assert all(expected[query.id] for query in tpch.queries)   # at this scale every one gives rows: none vacuous
+
+
+# -- a SIGKILL inside a rebuild ------------------------------------------------------------------------------
+def a_rebuild_and_a_view(landscape: Landscape) -> list[str]:
+    """A NUMBER given another scale (a rebuild on Snowflake) and a new view over it; the plan's statements,
+    in the order the apply sends them."""
+    landscape.edit(TRANSACTIONS, 'type: "DECIMAL(18,2)"', 'type: "DECIMAL(18,3)"')
+    landscape.write("environments/dev/sales/views/vw_amounts.yaml", "kind: View\nname: vw_amounts\nschema: sales\n"
+                    "status: active\nsql: |\n  SELECT id, amount FROM sales.customer_transactions\n")
+    return [s for c in json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
+            for s in c["statements"]]
+
+
+REBUILT = '"SALES"."CUSTOMER_TRANSACTIONS"'
+COPY = '"SALES"."CUSTOMER_TRANSACTIONS__RECONCILER_REBUILD"'
+
+
+def following(prefix: str):
+    """Where the apply is after the first statement of the plan that starts with `prefix` (one-based, the
+    restore point's two statements first)."""
+    return lambda statements: 3 + next(i for i, s in enumerate(statements) if s.startswith(prefix))
+
+
+KILLED_AT = {   # where a SIGKILL lands, as the statement it follows
+    "the restore point indexed": lambda statements: 1,
+    "the clone taken": lambda statements: 2,
+    "the copy created": following(f"CREATE TABLE {COPY}"),
+    "the rows copied": following(f"INSERT INTO {COPY}"),
+    "the table dropped": following(f"DROP TABLE {REBUILT}"),
+    "the copy renamed": following(f"ALTER TABLE {COPY} RENAME"),
+    "the last statement": lambda statements: 2 + len(statements),
+}
+
+
+@pytest.mark.parametrize("killed_after", list(KILLED_AT))
+def test_an_apply_killed_inside_a_rebuild_is_put_back_exactly_by_unlock_or_the_next_apply(
+        applied: Landscape, double: dict, database: str, killed_after: str) -> None:
+    """A real CLI process SIGKILLed after a chosen statement of a rebuild and a new view: `unlock` (the first
+    half of the points) puts the tenant back exactly as it was (each column's type, precision and scale,
+    every row), or the next apply (the other half) does so before it applies the plan again, and converges
+    with every row kept. Nothing of the run's is left: no copy, no restore point."""
+    before, rows = tenant(double, database), rows_of(double, database, "sales.customer_transactions")
+    statements = a_rebuild_and_a_view(applied)
+    assert any(s.startswith(f"CREATE TABLE {COPY}") for s in statements), statements
+    after = KILLED_AT[killed_after](statements)
+    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                            env={**os.environ, "RECONCILER_FAULT": f"SIGKILL:{after}"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    if killed_after == "the table dropped":   # its rows are in the copy and the clone only
+        assert ("SALES", "CUSTOMER_TRANSACTIONS", "BASE TABLE") not in objects(double, database)
+    [dead] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)
+              if r["outcome"] == "running"]
+    if list(KILLED_AT).index(killed_after) % 2 == 0:
+        unlock = applied.run("unlock", "dev", dead)
+        assert unlock.code == 0, unlock.output
+        assert f"dev: run {dead} had been interrupted; compensated from its journal" in unlock.stdout
+        assert tenant(double, database) == before
+        assert outcomes(applied) == ["applied", "compensated"]
+    resumed = applied.run("apply", "dev", "--yes")
+    assert resumed.code == 0, resumed.output
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert outcomes(applied) == ["applied", "compensated", "applied"]
+    assert rows_of(double, database, "sales.customer_transactions") == rows   # as values: 2500.000 is 2500.00
+    assert run_sql(double, database, "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                   "'_RECONCILER_BACKUP' OR table_name LIKE '%RECONCILER_REBUILD'") == [(0,)]
