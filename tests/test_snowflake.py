@@ -624,3 +624,21 @@ def test_an_apply_killed_inside_a_rebuild_is_put_back_exactly_by_unlock_or_the_n
     assert rows_of(double, database, "sales.customer_transactions") == rows   # as values: 2500.000 is 2500.00
     assert run_sql(double, database, "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
                    "'_RECONCILER_BACKUP' OR table_name LIKE '%RECONCILER_REBUILD'") == [(0,)]
+
+
+def test_rows_inserted_in_batches_arrive_whole_across_the_batches_edges(double: dict, database: str) -> None:
+    """The catalog's rows go up to INSERT_BATCH to a statement: 2 batches and 1 row more, with NULLs, quotes and
+    timestamps among them, read back exactly, each batch committed (a rollback after takes none back)."""
+    import datetime as dt
+
+    from reconciler.engines.snowflake import INSERT_BATCH, SnowflakeSession
+
+    run_sql(double, database, "CREATE SCHEMA s", "CREATE TABLE s.rows (n NUMBER(38,0), note VARCHAR, written_at TIMESTAMP_NTZ)")
+    rows = [(n, None if n % 7 == 0 else f"it's {n}", dt.datetime(2026, 1, 1, 0, 0, n % 60) if n % 5 else None)
+            for n in range(2 * INSERT_BATCH + 1)]
+    with snowflake_connector.connect(**double, database=database, autocommit=False, paramstyle="qmark") as connection:
+        SnowflakeSession(connection, adapter=None).insert("s.rows", rows)   # as the adapter connects: `?` bound
+        connection.rollback()
+    # as text: the double's server sends a NULL TIMESTAMP_NTZ as 1970-01-01
+    assert run_sql(double, database, "SELECT n, note, CAST(written_at AS VARCHAR) FROM s.rows ORDER BY n") == [
+        (n, note, None if at is None else str(at)) for n, note, at in rows]
