@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO, DEMO_ROWS, Landscape, a_host_nobody_may_reach
+from test_tpc import corpus, expected  # noqa: F401  (fixtures: the TPC corpus and its rows on DuckDB)
 
 fakesnow = pytest.importorskip("fakesnow", reason="fakesnow (the Snowflake double) runs in .ci/run's Snowflake step")
 snowflake_connector = pytest.importorskip("snowflake.connector")
@@ -217,14 +218,15 @@ MASTER = "environments/dev/sales/customer_master.yaml"
 
 
 def tenant(double: dict, database: str) -> dict:
-    """What the tenant holds outside the reconciler's own schemas: each table's and view's columns, and
-    each table's rows."""
+    """What the tenant holds outside the reconciler's own schemas: each table's and view's columns (type,
+    length, precision and scale, NOT NULL, default), and each table's rows."""
     held = {}
     for schema, name, _ in objects(double, database):
         if schema.startswith("_RECONCILER"):
             continue
         held[f"{schema}.{name}"] = (
-            run_sql(double, database, "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+            run_sql(double, database, "SELECT column_name, data_type, character_maximum_length, numeric_precision, "
+                    "numeric_scale, is_nullable, column_default FROM information_schema.columns "
                     f"WHERE table_schema = '{schema}' AND table_name = '{name}' ORDER BY ordinal_position"),
             sorted(map(repr, run_sql(double, database, f'SELECT * FROM "{schema}"."{name}"'))))
     return held
@@ -421,26 +423,222 @@ def test_drift_and_the_data_checks_read_the_double(applied: Landscape, double: d
 TRANSACTIONS = "environments/dev/sales/customer_transactions.yaml"
 
 
-def test_a_widened_type_alters_in_place_and_a_narrowed_one_is_blocked_by_snowflakes_rules(
+def plan_of(landscape: Landscape, name: str) -> dict:
+    [change] = [c for c in json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]
+                ["changes"] if c["object"] == name]
+    return change
+
+
+def rows_of(double: dict, database: str, table: str) -> list[tuple]:
+    """A table's rows as values (a number equal to another of another scale is the same value)."""
+    return sorted(run_sql(double, database, f"SELECT * FROM {table}"), key=repr)
+
+
+def test_a_number_retyped_within_its_scale_alters_in_place_and_a_new_scale_is_a_proven_rebuild(
         applied: Landscape, double: dict, database: str) -> None:
-    """Snowflake's documented rule, not what the double accepts: a NUMBER of more digits and the same scale
-    is retyped in place; fewer digits, or another scale, would be a rebuild, blocked at plan time (not built
-    for Snowflake yet), and apply refuses it with nothing written."""
-    applied.edit(TRANSACTIONS, 'type: "DECIMAL(18,2)"', 'type: "DECIMAL(20,2)"')
-    widened = {c["object"]: c for c in json.loads(applied.run("plan", "dev", "--format", "json").stdout)
-               ["tenants"][0]["changes"]}   # with the views over it, redefined
-    assert widened["sales.customer_transactions"]["statements"] == [
-        'ALTER TABLE "SALES"."CUSTOMER_TRANSACTIONS" ALTER COLUMN "AMOUNT" SET DATA TYPE DECIMAL(20, 2)']
-    assert applied.run("apply", "dev", "--yes").code == 0
+    """Snowflake's ALTER TABLE ... ALTER COLUMN reference, not what the double accepts: a NUMBER of more
+    digits, or of fewer where every value fits, and the same scale is retyped in place; another scale is a
+    rebuild (copied, every value proven to arrive unchanged, swapped in), its rows kept, and the plan after
+    it empty."""
+    rows = rows_of(double, database, "sales.customer_transactions")
+    for declared in ("DECIMAL(20,2)", "DECIMAL(12,2)"):
+        applied.edit(TRANSACTIONS, 'type: "DECIMAL(18,2)"' if declared == "DECIMAL(20,2)" else 'type: "DECIMAL(20,2)"',
+                     f'type: "{declared}"')
+        assert plan_of(applied, "sales.customer_transactions")["statements"] == [
+            'ALTER TABLE "SALES"."CUSTOMER_TRANSACTIONS" ALTER COLUMN "AMOUNT" SET DATA TYPE '
+            f'{declared.replace(",", ", ")}']
+        assert applied.run("apply", "dev", "--yes").code == 0
+        assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    applied.edit(TRANSACTIONS, 'type: "DECIMAL(12,2)"', 'type: "DECIMAL(12,3)"')
+    rebuild = plan_of(applied, "sales.customer_transactions")
+    assert rebuild["statements"][0].startswith('CREATE TABLE "SALES"."CUSTOMER_TRANSACTIONS__RECONCILER_REBUILD" ('), \
+        rebuild
+    assert 'DROP TABLE "SALES"."CUSTOMER_TRANSACTIONS"' in rebuild["statements"]
+    # Snowflake's TRY_CAST reads only text (its reference): the row check sends each value through its text
+    assert [c["query"] for c in rebuild["checks"]] == [
+        'SELECT count(*) FROM "SALES"."CUSTOMER_TRANSACTIONS" WHERE "AMOUNT" IS NOT NULL AND '
+        '(TRY_CAST(TO_VARCHAR("AMOUNT") AS DECIMAL(12, 3)) IS NULL OR TRY_CAST(TO_VARCHAR(TRY_CAST(TO_VARCHAR('
+        '"AMOUNT") AS DECIMAL(12, 3))) AS DECIMAL(12, 2)) IS DISTINCT FROM "AMOUNT")']
+    result = applied.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert rows_of(double, database, "sales.customer_transactions") == rows
+    assert run_sql(double, database, "SELECT numeric_precision, numeric_scale FROM information_schema.columns "
+                   "WHERE table_name = 'CUSTOMER_TRANSACTIONS' AND column_name = 'AMOUNT'") == [(12, 3)]
+    assert run_sql(double, database, "SELECT count(*) FROM information_schema.tables "
+                   "WHERE table_name LIKE '%RECONCILER_REBUILD'") == [(0,)]
+
+
+def test_a_shortened_varchar_is_a_rebuild_and_one_that_values_do_not_fit_is_refused_naming_them(
+        applied: Landscape, double: dict, database: str) -> None:
+    """A VARCHAR shortened, which Snowflake never alters in place: a rebuild (golden: copy, proof, the table
+    unchanged since, swap); to a length the values do not fit, blocked at plan time with the rows that do not
+    fit counted, and refused by apply with the tenant as it was. The rebuild itself runs on a NUMBER above:
+    the double forgets a VARCHAR's length when a table is renamed (it keeps lengths beside DuckDB's tables,
+    by name), which Snowflake does not."""
+    applied.edit(MASTER, "  - {name: region, type: VARCHAR}", "  - {name: region, type: 'VARCHAR(2)'}")
+    rebuild = plan_of(applied, "sales.customer_master")["statements"]
+    copy, table = '"SALES"."CUSTOMER_MASTER__RECONCILER_REBUILD"', '"SALES"."CUSTOMER_MASTER"'
+    assert rebuild[0].startswith(f'CREATE TABLE {copy} ("ID" DECIMAL(38, 0) NOT NULL, "NAME" VARCHAR, '
+                                 '"EMAIL" VARCHAR, "REGION" VARCHAR(2), '), rebuild
+    assert rebuild[1] == (f'INSERT INTO {copy} ("ID", "NAME", "EMAIL", "REGION", "STATUS", "CREATED_AT") '
+                          f'SELECT "ID", "NAME", "EMAIL", "REGION", "STATUS", "CREATED_AT" FROM {table}')
+    assert rebuild[2].startswith("SELECT TO_NUMBER(IFF(NOT EXISTS (SELECT ") and " EXCEPT " in rebuild[2]
+    assert "rebuilding sales.customer_master would change or lose rows" in rebuild[2]
+    assert "another session wrote to sales.customer_master after its rows were copied" in rebuild[3]
+    assert rebuild[4:] == [f"DROP TABLE {table}", f'ALTER TABLE {copy} RENAME TO "CUSTOMER_MASTER"']
     before = tenant(double, database)
-    for narrowed in ('type: "DECIMAL(12,2)"', 'type: "DECIMAL(20,3)"'):
-        applied.edit(TRANSACTIONS, 'type: "DECIMAL(20,2)"', narrowed)
-        [change] = [c for c in json.loads(applied.run("plan", "dev", "--format", "json").stdout)["tenants"][0]
-                    ["changes"] if c["object"] == "sales.customer_transactions"]
-        assert change["conflict"] is True and change["statements"] == [], change
-        assert "blocked: Snowflake cannot make this change in place" in change["reason"]
-        refused = applied.run("apply", "dev", "--yes")
-        assert refused.code == 3, refused.output
+    applied.edit(MASTER, "type: 'VARCHAR(2)'", "type: 'VARCHAR(1)'")
+    change = plan_of(applied, "sales.customer_master")
+    assert change["conflict"] is True, change
+    assert "blocked: a value in region that would not fit VARCHAR(1) unchanged: 4 rows" in change["reason"], change
+    refused = applied.run("apply", "dev", "--yes")
+    assert refused.code == 3, refused.output
+    assert tenant(double, database) == before
+
+
+@pytest.mark.parametrize(("original", "copy", "same"), [
+    ([(1, "a"), (1, "a"), (2, None)], [(2, None), (1, "a"), (1, "a")], True),
+    ([(1, "a"), (1, "a"), (2, None)], [(1, "a"), (2, None), (2, None)], False),   # a duplicate traded
+    ([(1, "a"), (1, "a")], [(1, "a")], False),                                    # a duplicate lost
+    ([(1, None)], [(1, "")], False),                                              # NULL is not ''
+    ([], [], True),
+], ids=["reordered", "a duplicate traded", "a duplicate lost", "null is not empty", "both empty"])
+def test_the_rebuilds_proof_holds_exactly_when_the_copy_has_the_originals_rows(
+        double: dict, database: str, original: list, copy: list, same: bool) -> None:
+    """The proof a rebuild runs before it drops the table, asked of the double: as multisets, with NULLs and
+    duplicates, without EXCEPT ALL (which Snowflake has not)."""
+    from reconciler.engines.snowflake import SnowflakeCompiler
+
+    def values(rows):
+        return ", ".join(f"({i}, {'NULL' if v is None else repr(v)})" for i, v in rows)
+
+    run_sql(double, database, "CREATE SCHEMA s", "CREATE TABLE s.original (id NUMBER(38,0), v VARCHAR)",
+            "CREATE TABLE s.copy (id NUMBER(38,0), v VARCHAR(5))",
+            *([f"INSERT INTO s.original VALUES {values(original)}"] if original else []),
+            *([f"INSERT INTO s.copy VALUES {values(copy)}"] if copy else []))
+    proof = SnowflakeCompiler().same_rows("s.copy", "s.original", [("id", "id", "NUMBER(38,0)"), ("v", "v", "VARCHAR")],
+                                          "the copy is not the original")
+    assert "EXCEPT ALL" not in proof and "error(" not in proof   # neither is Snowflake SQL (the double takes both)
+    if same:
+        assert run_sql(double, database, proof) == [(1,)]
+    else:
+        with pytest.raises(snowflake_connector.ProgrammingError, match="the copy is not the original"):
+            run_sql(double, database, proof)
+
+
+# -- the TPC-H queries as views (tests/test_tpc.py's corpus and oracle) ----------------------------------
+def test_the_tpch_queries_as_views_apply_on_the_double_converge_and_return_duckdbs_rows(
+        corpus, expected: dict[str, list[tuple]], tmp_path: Path, double: dict, database: str, monkeypatch) -> None:
+    """The 22 TPC-H queries, written in DuckDB's dialect, applied as views through sqlglot's Snowflake
+    dialect; the generator's rows loaded into the double; each view returns the rows the query gives on
+    DuckDB (test_tpc's comparison: order where the query orders, numbers within 1e-6), and the plan after
+    the apply, and after the rows, is empty."""
+    from test_tpc import Corpus, differing, write_landscape
+
+    tpch = Corpus(corpus.root, {"tpch": corpus.tables["tpch"]},
+                  tuple(query for query in corpus.landed() if query.schema == "tpch"))
+    assert len(tpch.queries) == 22
+    monkeypatch.setenv("SNOWFLAKE_PASSWORD", PASSWORD)
+    landscape = write_landscape(tmp_path, tpch, snowflake_url(double, database), tpch.queries)
+    landscape.edit(ENVIRONMENT, "create: true", "password: env:SNOWFLAKE_PASSWORD")
+    landscape.commit("the tenant's password")
+    applied = landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+    # the double runs DuckDB's read_parquet as it is, once the session has a schema (it takes it for a table's)
+    loads = [f"INSERT INTO tpch.{table} SELECT * FROM read_parquet('{tpch.data('tpch', table)}')"
+             for table in tpch.tables["tpch"]]
+    run_sql(double, database, "USE SCHEMA tpch", *loads)
+    assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0   # rows change no plan
+    with connect(double, database) as connection:
+        def read(query) -> list[tuple]:
+            cursor = connection.cursor()
+            cursor.execute(f"SELECT * FROM {query.id}")
+            return cursor.fetchall()
+
+        assert differing(read, tpch.queries, expected) == []
+    assert all(expected[query.id] for query in tpch.queries)   # at this scale every one gives rows: none vacuous
+
+
+# -- a SIGKILL inside a rebuild ------------------------------------------------------------------------------
+def a_rebuild_and_a_view(landscape: Landscape) -> list[str]:
+    """A NUMBER given another scale (a rebuild on Snowflake) and a new view over it; the plan's statements,
+    in the order the apply sends them."""
+    landscape.edit(TRANSACTIONS, 'type: "DECIMAL(18,2)"', 'type: "DECIMAL(18,3)"')
+    landscape.write("environments/dev/sales/views/vw_amounts.yaml", "kind: View\nname: vw_amounts\nschema: sales\n"
+                    "status: active\nsql: |\n  SELECT id, amount FROM sales.customer_transactions\n")
+    return [s for c in json.loads(landscape.run("plan", "dev", "--format", "json").stdout)["tenants"][0]["changes"]
+            for s in c["statements"]]
+
+
+REBUILT = '"SALES"."CUSTOMER_TRANSACTIONS"'
+COPY = '"SALES"."CUSTOMER_TRANSACTIONS__RECONCILER_REBUILD"'
+
+
+def following(prefix: str):
+    """Where the apply is after the first statement of the plan that starts with `prefix` (one-based, the
+    restore point's two statements first)."""
+    return lambda statements: 3 + next(i for i, s in enumerate(statements) if s.startswith(prefix))
+
+
+KILLED_AT = {   # where a SIGKILL lands, as the statement it follows
+    "the restore point indexed": lambda statements: 1,
+    "the clone taken": lambda statements: 2,
+    "the copy created": following(f"CREATE TABLE {COPY}"),
+    "the rows copied": following(f"INSERT INTO {COPY}"),
+    "the table dropped": following(f"DROP TABLE {REBUILT}"),
+    "the copy renamed": following(f"ALTER TABLE {COPY} RENAME"),
+    "the last statement": lambda statements: 2 + len(statements),
+}
+
+
+@pytest.mark.parametrize("killed_after", list(KILLED_AT))
+def test_an_apply_killed_inside_a_rebuild_is_put_back_exactly_by_unlock_or_the_next_apply(
+        applied: Landscape, double: dict, database: str, killed_after: str) -> None:
+    """A real CLI process SIGKILLed after a chosen statement of a rebuild and a new view: `unlock` (the first
+    half of the points) puts the tenant back exactly as it was (each column's type, precision and scale,
+    every row), or the next apply (the other half) does so before it applies the plan again, and converges
+    with every row kept. Nothing of the run's is left: no copy, no restore point."""
+    before, rows = tenant(double, database), rows_of(double, database, "sales.customer_transactions")
+    statements = a_rebuild_and_a_view(applied)
+    assert any(s.startswith(f"CREATE TABLE {COPY}") for s in statements), statements
+    after = KILLED_AT[killed_after](statements)
+    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                            env={**os.environ, "RECONCILER_FAULT": f"SIGKILL:{after}"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    if killed_after == "the table dropped":   # its rows are in the copy and the clone only
+        assert ("SALES", "CUSTOMER_TRANSACTIONS", "BASE TABLE") not in objects(double, database)
+    [dead] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)
+              if r["outcome"] == "running"]
+    if list(KILLED_AT).index(killed_after) % 2 == 0:
+        unlock = applied.run("unlock", "dev", dead)
+        assert unlock.code == 0, unlock.output
+        assert f"dev: run {dead} had been interrupted; compensated from its journal" in unlock.stdout
         assert tenant(double, database) == before
-        applied.edit(TRANSACTIONS, narrowed, 'type: "DECIMAL(20,2)"')
+        assert outcomes(applied) == ["applied", "compensated"]
+    resumed = applied.run("apply", "dev", "--yes")
+    assert resumed.code == 0, resumed.output
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+    assert outcomes(applied) == ["applied", "compensated", "applied"]
+    assert rows_of(double, database, "sales.customer_transactions") == rows   # as values: 2500.000 is 2500.00
+    assert run_sql(double, database, "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                   "'_RECONCILER_BACKUP' OR table_name LIKE '%RECONCILER_REBUILD'") == [(0,)]
+
+
+def test_rows_inserted_in_batches_arrive_whole_across_the_batches_edges(double: dict, database: str) -> None:
+    """The catalog's rows go up to INSERT_BATCH to a statement: 2 batches and 1 row more, with NULLs, quotes and
+    timestamps among them, read back exactly, each batch committed (a rollback after takes none back)."""
+    import datetime as dt
+
+    from reconciler.engines.snowflake import INSERT_BATCH, SnowflakeSession
+
+    run_sql(double, database, "CREATE SCHEMA s", "CREATE TABLE s.rows (n NUMBER(38,0), note VARCHAR, written_at TIMESTAMP_NTZ)")
+    rows = [(n, None if n % 7 == 0 else f"it's {n}", dt.datetime(2026, 1, 1, 0, 0, n % 60) if n % 5 else None)
+            for n in range(2 * INSERT_BATCH + 1)]
+    with snowflake_connector.connect(**double, database=database, autocommit=False, paramstyle="qmark") as connection:
+        SnowflakeSession(connection, adapter=None).insert("s.rows", rows)   # as the adapter connects: `?` bound
+        connection.rollback()
+    # as text: the double's server sends a NULL TIMESTAMP_NTZ as 1970-01-01
+    assert run_sql(double, database, "SELECT n, note, CAST(written_at AS VARCHAR) FROM s.rows ORDER BY n") == [
+        (n, note, None if at is None else str(at)) for n, note, at in rows]
