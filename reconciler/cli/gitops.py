@@ -1,5 +1,5 @@
 """The commands on the landscape's history and across environments: init, promote, rollback, history,
-status, drift, export, import, report.
+status, drift, export, import, report, site.
 
 Owns their arguments and how their results print. Holds no logic.
 """
@@ -30,6 +30,7 @@ from .common import (
     report,
     report_page,
     rollbacks,
+    site,
     transport,
     workspace_of,
 )
@@ -418,3 +419,27 @@ def report_command(ctx: click.Context, out_dir: str) -> None:
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     (folder / "index.html").write_text(report_page.landscape_html(data, generated))
     out.print(f"wrote {folder / 'index.html'}", markup=False)
+
+
+@cli.command("site")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the site (created if missing; the files the site holds are replaced).")
+@click.pass_context
+def site_command(ctx: click.Context, out_dir: str) -> None:
+    """Write the landscape as a static site: environments and tenants, a page per object, lineage, runs,
+    what is pending, and search. Static files only: open index.html from disk, or publish the folder.
+
+    \b
+    Example:
+      reconciler site --out landscape-site && open landscape-site/index.html
+    """
+    workspace = workspace_of(ctx)
+    data = observe.landscape_report(workspace, history_size=None)
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    pages = site.build(data, observe.run_changes(workspace, data), generated)
+    folder = Path(out_dir)
+    for relative, text in pages.items():
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    out.print(f"wrote {len(pages)} files to {folder}; open {folder / 'index.html'}", markup=False)
