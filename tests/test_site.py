@@ -170,3 +170,16 @@ def test_a_generated_thousand_object_landscape_is_searchable_and_drawn_true(tmp_
     assert_true_pictures(seen)
     assert all(p["edges"] for page in (f"objects/{reader}.html", f"lineage/{reader}-2.html")
                for p in seen["pages"][page]["pictures"])
+
+
+def test_the_site_of_some_environments_shows_only_them_and_an_unknown_one_is_a_usage_error(
+        landscape: Landscape, tmp_path: Path) -> None:
+    assert landscape.run("site", "prod", "qa", "--out", str(tmp_path / "site")).code == 0
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "<td>qa</td>" in index and "<td>prod</td>" in index and "<td>dev</td>" not in index
+    assert "<b>qa → prod</b>" in index and "dev → qa" not in index   # landscape order, whatever the order asked
+
+    unknown = landscape.run("site", "nope", "--out", str(tmp_path / "other"))
+
+    assert unknown.code == 64 and "nope" in unknown.stderr and "Traceback" not in unknown.output
+    assert not (tmp_path / "other").exists()

@@ -422,19 +422,22 @@ def report_command(ctx: click.Context, out_dir: str) -> None:
 
 
 @cli.command("site")
+@click.argument("environments", nargs=-1, metavar="[ENV]...")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Folder for the site (created if missing; the files the site holds are replaced).")
 @click.pass_context
-def site_command(ctx: click.Context, out_dir: str) -> None:
-    """Write the landscape as a static site: environments and tenants, a page per object, lineage, runs,
-    what is pending, and search. Static files only: open index.html from disk, or publish the folder.
+def site_command(ctx: click.Context, environments: tuple[str, ...], out_dir: str) -> None:
+    """Write the landscape (or only the environments ENV...) as a static site: environments and tenants,
+    a page per object, lineage, runs, what is pending, and search. Static files only: open index.html
+    from disk, or publish the folder.
 
     \b
     Example:
       reconciler site --out landscape-site && open landscape-site/index.html
+      reconciler site qa prod --out release-site
     """
     workspace = workspace_of(ctx)
-    data = observe.landscape_report(workspace, history_size=None)
+    data = observe.landscape_report(workspace, history_size=None, environments=environments)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     pages = site.build(data, observe.run_changes(workspace, data), generated)
     folder = Path(out_dir)

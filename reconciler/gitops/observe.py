@@ -6,6 +6,7 @@ Owns nothing but the reads and how they are put together; never writes to git or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .. import plan as plans
@@ -157,12 +158,15 @@ class LandscapeReport:
     # ^ (environment, tenant) -> `Adapter.audit()`, only that environment's runs; none for a tenant unread
 
 
-def landscape_report(workspace: Workspace, history_size: int | None = 25) -> LandscapeReport:
+def landscape_report(workspace: Workspace, history_size: int | None = 25,
+                     environments: Sequence[str] = ()) -> LandscapeReport:
     """Everything the HTML report and the site show, each tenant's audit read once: status and plans,
-    versions per environment, the newest `history_size` runs (every run: None)."""
-    names = available_environments(workspace.repo, None)
-    landscapes = {name: workspace.load(name) for name in names}
-    order = gitops.landscape_order(landscapes)
+    versions per environment, the newest `history_size` runs (every run: None); of `environments` (in
+    landscape order, what waits between two of them), or of every one."""
+    chosen = {name: workspace.load(name) for name in environments}   # an unknown one: UnknownEnvironment
+    every = {name: workspace.load(name) for name in available_environments(workspace.repo, None)}
+    order = [name for name in gitops.landscape_order(every) if not chosen or name in chosen]
+    landscapes = {name: every[name] for name in order}
     audits = {}
     for name in order:
         for tenant in landscapes[name].environment.tenants:
