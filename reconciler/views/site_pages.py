@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from .observed import check_counts
 from .report import SYMBOLS, statements_text
+from .report_page import versions_waiting
 from .site_html import h, link, object_href, page, run_href, table
 
 
@@ -24,15 +25,9 @@ def index_page(data, generated: str) -> str:
                       + (", ".join(h(o) for o in w.objects) or "nothing waiting")
                       + "".join(f"; held back {h(item)}" for item in w.held_back) + "</li>" for w in data.waiting)
     header = ["object", *data.order]
-    objects = []
-    for name, blobs in data.versions.items():
-        cells, previous = [], None
-        for environment in data.order:
-            version = blobs.get(environment)
-            behind = previous is not None and version != previous and name not in data.local
-            cells.append(f'<span class="{"waiting" if behind else ""}">{h(version or "—")}</span>')
-            previous = version
-        objects.append([link(object_href(name, 0), name), *cells])
+    objects = [[link(object_href(name, 0), name),
+                *(f'<span class="{"waiting" if behind else ""}">{h(version or "—")}</span>' for version, behind in versions)]
+               for name, versions in versions_waiting(data)]
     body = ('<section id="status" aria-labelledby="status-h"><h2 id="status-h">Environments and tenants</h2>'
             + table(["environment", "tenant", "applied commit", "pending", "drift", "lock / problem", "last checks"],
                     status)
