@@ -13,6 +13,7 @@ import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from conftest import ROOT, Landscape
@@ -81,8 +82,10 @@ def test_the_demo_site_after_a_walkthrough_is_browsed_searched_and_its_pictures_
     active = pages["objects/sales.vw_customer_active.html"]
     assert all(f"runs/{r['run_id']}.html" in active for r in runs if r["operation"] != "check")   # three changed it
     assert '<span class="k">SELECT</span>' in active and "dev → qa" in active
+    assert "<td>qa: create (" in active and "<td>dev</td><td>" in active   # qa never applied; dev rolled back
     lifetime = pages["objects/sales.vw_customer_lifetime_value.html"]
     assert lifetime.count('<span class="passed">passed</span>') == 3   # its three checks' latest result in dev
+    assert not [(page, href) for page, href in links(site) if not (site / page).parent.joinpath(href).is_file()]
     pending = pages["pending.html"]   # qa was never applied: its creates, the values they spell hidden
     assert "CREATE VIEW" in pending and "&#x27;...&#x27;" in pending and "ACTIVE" not in pending
 
@@ -119,6 +122,26 @@ def test_a_hostile_description_stays_text_on_every_page_and_in_search(landscape:
     seen = walk(site, artefacts(tmp_path, "site-hostile"), "shady", "sales.vw_customer_active",
                 "objects/sales.vw_customer_active.html")
     assert seen["errors"] == [] and seen["search"]["hits"] == ["sales.vw_customer_active"]
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.found += [value for name, value in attrs if name in ("href", "src") and value]
+
+
+def links(site: Path) -> list[tuple[str, str]]:
+    """(page, file it links to) for every link of every page to another file of the site, decoded."""
+    found = []
+    for page in site.rglob("*.html"):
+        parser = _Links()
+        parser.feed(page.read_text())
+        found += [(page.relative_to(site).as_posix(), unquote(href.split("#")[0])) for href in parser.found
+                  if not href.startswith("#")]
+    return found
 
 
 class _Text(HTMLParser):

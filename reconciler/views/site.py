@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from importlib.resources import files
 from urllib.parse import quote
 
-from . import site_lineage, site_objects, site_pages
+from . import site_facts, site_lineage, site_objects, site_pages
 
 ASSETS = ("search.js", "site.css")
 
@@ -27,14 +27,15 @@ def build(data, changed_by: Mapping[str, set[str]], generated: str) -> dict[str,
     out["index.html"] = site_pages.index_page(data, generated)
     out["runs.html"] = site_pages.runs_page(data, generated)
     out["pending.html"] = site_pages.pending_page(data, generated)
-    for run_id, text in site_pages.run_pages(data, changed_by, generated).items():
+    known = site_facts.facts(data)
+    for run_id, text in site_pages.run_pages(data, known, changed_by, generated).items():
         out[f"runs/{quote(run_id, safe='')}.html"] = text
     first = data.landscapes[data.order[0]]
     out["lineage.html"] = site_lineage.lineage_page(first, generated)
     readers = {environment: site_objects.column_readers(landscape) for environment, landscape in data.landscapes.items()}
     for name in data.versions:
         environment, key, _ = site_objects.holders(data, name)[0]
-        out[f"objects/{quote(name, safe='')}.html"] = site_objects.object_page(data, name, changed_by,
+        out[f"objects/{quote(name, safe='')}.html"] = site_objects.object_page(data, known, name, changed_by,
                                                                                readers[environment], generated)
         for levels in site_objects.FOCUS_LEVELS:
             out[f"lineage/{quote(name, safe='')}-{levels}.html"] = site_lineage.focus_page(

@@ -30,23 +30,24 @@ def holders(data, name: str) -> list[tuple[str, ObjectKey, object]]:
     return found
 
 
-def object_page(data, name: str, changed_by: Mapping[str, set[str]], readers: Mapping, generated: str) -> str:
-    """The page of the object `name` (schema.name); its first environment's folder describes it, and
-    `readers` is that landscape's `column_readers`."""
+def object_page(data, facts, name: str, changed_by: Mapping[str, set[str]], readers: Mapping,
+                generated: str) -> str:
+    """The page of the object `name` (schema.name); its first environment's folder describes it,
+    `readers` is that landscape's `column_readers`, `facts` what the tenants say (`site_facts`)."""
     found = holders(data, name)
     environment, key, obj = found[0]
     landscape = data.landscapes[environment]
-    facts = [("kind", obj.kind), ("status", obj.status.value), ("schema", key.schema),
+    shown = [("kind", obj.kind), ("status", obj.status.value), ("schema", key.schema),
              ("file", f"{landscape.documents[key].path} (the first environment holding it)")]
-    body = ['<dl class="facts">' + "".join(f"<dt>{h(k)}</dt><dd>{h(v)}</dd>" for k, v in facts) + "</dl>",
+    body = ['<dl class="facts">' + "".join(f"<dt>{h(k)}</dt><dd>{h(v)}</dd>" for k, v in shown) + "</dl>",
             f'<p class="description">{h(obj.description or "No description.")}</p>',
             _section("columns", "Columns", _columns(landscape, readers, key, obj)),
-            _section("checks", "Checks", _checks(data, landscape, key)),
+            _section("checks", "Checks", _checks(facts, landscape, key)),
             _section("sql", "SQL", highlighted(obj.sql, landscape.environment.dialect) if getattr(obj, "sql", None)
                      else "<p class=\"empty\">This kind holds no SQL.</p>"),
             _section("lineage", "Reads and read by", _neighbours(landscape, key)),
-            _section("versions", "Version in every environment", _versions(data, name, found)),
-            _section("history", "History", _history(data, name, changed_by))]
+            _section("versions", "Version in every environment", _versions(data, facts, name, found)),
+            _section("history", "History", _history(data, facts, name, changed_by))]
     return page(name, "\n".join(body), 1, generated)
 
 
@@ -92,12 +93,9 @@ def column_readers(landscape) -> dict[tuple[ObjectKey, str], list[tuple[ObjectKe
     return readers
 
 
-def _checks(data, landscape, key: ObjectKey) -> str:
-    latest = {}
-    for (environment, tenant), audit in data.audits.items():
-        for result in audit["check_results"]:
-            if f"{result['schema_name']}.{result['name']}".lower() == str(key).lower():
-                latest[environment, tenant, result["check_name"]] = result
+def _checks(facts, landscape, key: ObjectKey) -> str:
+    latest = {(environment, tenant, row["check_name"]): row
+              for environment, tenant, row in facts.check_results.get(str(key).lower(), ())}
     rows = []
     for check in landscape.checks.get(key, ()):
         results = [f"{h(t)}: <span class=\"{h(r['outcome'])}\">{h(r['outcome'])}</span> "
@@ -133,10 +131,15 @@ def definition(obj, dialect: str) -> str:
     return sql if sql else json.dumps(obj.model_dump(by_alias=True, exclude_defaults=True, mode="json"), indent=2)
 
 
-def _versions(data, name: str, found) -> str:
-    """The file's blob id in each environment, and the diff from each environment to the next."""
+def _versions(data, facts, name: str, found) -> str:
+    """The file's blob id in each environment, what an apply would do to it in each tenant now, and the
+    diff from each environment to the next."""
     blobs = data.versions.get(name, {})
-    rows = [[h(environment), h(blobs.get(environment, "—")), h(obj.status.value)] for environment, _, obj in found]
+    pending = {environment: "; ".join(f"{tenant}: {change.action} ({change.reason})"
+                                      for at, tenant, change in facts.pending.get(name.lower(), ()) if at == environment
+                                      ) or "none" for environment, _, _ in found}
+    rows = [[h(environment), h(blobs.get(environment, "—")), h(obj.status.value), h(pending[environment])]
+            for environment, _, obj in found]
     missing = [environment for environment in data.order if environment not in {e for e, _, _ in found}]
     diffs = []
     for (before_env, _, before), (after_env, _, after) in zip(found, found[1:]):
@@ -144,26 +147,22 @@ def _versions(data, name: str, found) -> str:
                     definition(after, data.landscapes[after_env].environment.dialect), before_env, after_env)
         diffs.append(f"<h3>{h(before_env)} → {h(after_env)}</h3>" + (text or "<p>The same.</p>"))
     absent = f"<p>Not in {h(', '.join(missing))}.</p>" if missing else ""
-    return table(["environment", "file version", "status"], rows) + absent + "".join(diffs)
+    return table(["environment", "file version", "status", "pending in its tenants"], rows) + absent + "".join(diffs)
 
 
-def _history(data, name: str, changed_by: Mapping[str, set[str]]) -> str:
+def _history(data, facts, name: str, changed_by: Mapping[str, set[str]]) -> str:
     runs = [run for audit in data.audits.values() for run in audit["runs"] if name in changed_by.get(run["run_id"], ())]
     run_rows = [[link(run_href(run["run_id"]), run["run_id"]), h(run["environment"]), h(run["tenant"]),
                  h(run.get("operation") or "apply"), h(run["outcome"]), h((run["commit"] or "-")[:12]),
                  h(str(run["started_at"])[:19])] for run in sorted(runs, key=lambda r: str(r["started_at"]))]
     lowered = name.lower()
     checks = [[h(str(r["checked_at"])[:19]), h(t), h(r["check_name"]), h(r["outcome"]), h(r["offending"]),
-               link(run_href(r["run_id"]), r["run_id"])]
-              for (_, t), audit in data.audits.items() for r in audit["check_results"]
-              if f"{r['schema_name']}.{r['name']}".lower() == lowered]
+               link(run_href(r["run_id"]), r["run_id"])] for _, t, r in facts.check_results.get(lowered, ())]
     backups = [[h(b["name"]), h(t), h(str(b["created_at"])[:19]), h(f"{b['row_count']:,}"), h(b["run_id"])]
-               for (_, t), audit in data.audits.items() for b in audit["backups"]
-               if f"{b['schema_name']}.{b['table_name']}".lower() == lowered]
+               for _, t, b in facts.backups.get(lowered, ())]
     points = [[h(c["name"]), h(t), h(str(c["created_at"])[:19]), h((c["commit"] or "")[:12]), h(c["kind"]),
                h(f"{c['row_count']:,}" if c["row_count"] is not None else "-")]
-              for (_, t), audit in data.audits.items() for c in audit["checkpoints"]
-              if f"{c['schema_name']}.{c['table_name']}".lower() == lowered]
+              for _, t, c in facts.checkpoints.get(lowered, ())]
     return ("<h3>Runs that changed it</h3>"
             + table(["run", "environment", "tenant", "operation", "outcome", "commit", "started (UTC)"], run_rows)
             + "<h3>Check results</h3>"

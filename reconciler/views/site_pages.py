@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from .observed import check_counts
 from .report import SYMBOLS, statements_text
 from .report_page import versions_waiting
+from .site_facts import folder_names
 from .site_html import h, link, object_href, page, run_href, table
 
 
@@ -53,12 +54,13 @@ def _runs(data) -> list[dict]:
                   key=lambda run: (str(run["started_at"]), run["run_id"]), reverse=True)
 
 
-def run_pages(data, changed_by: Mapping[str, set[str]], generated: str) -> dict[str, str]:
-    """run id -> its page."""
-    return {run["run_id"]: _run_page(data, run, changed_by.get(run["run_id"], set()), generated) for run in _runs(data)}
+def run_pages(data, known, changed_by: Mapping[str, set[str]], generated: str) -> dict[str, str]:
+    """run id -> its page; `known` is what the tenants say (`site_facts`)."""
+    return {run["run_id"]: _run_page(known, run, changed_by.get(run["run_id"], set()), generated)
+            for run in _runs(data)}
 
 
-def _run_page(data, run: dict, changed: set[str], generated: str) -> str:
+def _run_page(known, run: dict, changed: set[str], generated: str) -> str:
     summary = json.loads(run["summary"] or "{}")
     facts = [("environment", run["environment"]), ("tenant", run["tenant"]),
              ("operation", run.get("operation") or "apply"),
@@ -68,10 +70,9 @@ def _run_page(data, run: dict, changed: set[str], generated: str) -> str:
              ("ended (UTC)", str(run["ended_at"] or "-")[:19]),
              ("plan", ", ".join(f"{count} to {action}" for action, count in summary.items() if count) or "no changes"),
              ("plan fingerprint", run.get("plan_fingerprint") or "-"), ("checks", check_counts(run.get("checks")))]
-    results = [[link(object_href(f"{r['schema_name']}.{r['name']}"), f"{r['schema_name']}.{r['name']}"),
-                h(r["check_name"]), h(r["severity"]), f'<span class="{h(r["outcome"])}">{h(r["outcome"])}</span>',
-                h(r["offending"])]
-               for audit in data.audits.values() for r in audit["check_results"] if r["run_id"] == run["run_id"]]
+    results = [[link(object_href(name), name), h(r["check_name"]), h(r["severity"]),
+                f'<span class="{h(r["outcome"])}">{h(r["outcome"])}</span>', h(r["offending"])]
+               for name, r in known.run_checks.get(run["run_id"], ())]
     body = ['<dl class="facts">' + "".join(f"<dt>{h(k)}</dt><dd>{h(v)}</dd>" for k, v in facts) + "</dl>"]
     if run["error"]:
         body.append(f'<section id="error"><h2>Error</h2><pre class="error">{h(run["error"])}</pre></section>')
@@ -86,14 +87,17 @@ def _run_page(data, run: dict, changed: set[str], generated: str) -> str:
 
 
 def pending_page(data, generated: str) -> str:
-    """What an apply would change in each tenant now, and the statements it would run (values hidden)."""
+    """What an apply would change in each tenant now, and the statements it would run (values hidden);
+    each object named as the tenant names it, linked to its page in the folder."""
     sections = []
     for (environment, tenant), plan in data.pending.items():
         rows = []
+        named, spelled = folder_names(data.landscapes[environment], tenant), {n.lower(): n for n in data.versions}
         for change in plan.changes:
+            folder = spelled.get(named(change.object).lower(), named(change.object))
             statements = "\n".join(statements_text(change.statements, plan.engine))
             rows.append([f"<code>{h(SYMBOLS[change.action])}</code> {h(change.action)}",
-                         link(object_href(change.object, 0), change.object), h(change.kind), h(change.reason),
+                         link(object_href(folder, 0), change.object), h(change.kind), h(change.reason),
                          h(change.risk), f"<details><summary>{len(change.statements)} statement"
                          f"{'s' * (len(change.statements) != 1)}</summary><pre class=\"sql\"><code>{h(statements)}"
                          "</code></pre></details>" if change.statements else ""])
