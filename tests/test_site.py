@@ -206,3 +206,19 @@ def test_the_site_of_some_environments_shows_only_them_and_an_unknown_one_is_a_u
 
     assert unknown.code == 64 and "nope" in unknown.stderr and "Traceback" not in unknown.output
     assert not (tmp_path / "other").exists()
+
+
+def test_the_site_reads_each_engines_audit(engine_landscape) -> None:
+    """`Adapter.audit` on DuckDB and on a real PostgreSQL: the runs, and each check's result on its object's
+    page, as the tenant recorded them."""
+    landscape = engine_landscape
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    assert landscape.run("check", "dev").code == 0
+    site = landscape.root / "site"
+
+    assert landscape.run("site", "dev", "--out", str(site)).code == 0
+
+    runs = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
+    assert len(runs) == 2 and all((site / "runs" / f"{r['run_id']}.html").is_file() for r in runs)
+    segmentation = (site / "objects" / "sales.vw_customer_segmentation.html").read_text()
+    assert segmentation.count("<td>platinum_means_revenue</td><td>passed</td>") == 2   # the apply's, the check's
