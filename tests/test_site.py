@@ -38,6 +38,7 @@ def walk(site: Path, shots: Path, query: str, obj: str, *pages: str) -> dict:
                              *pages], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "NODE_PATH": str(NODE_MODULES), "CHROMIUM": CHROMIUM})
     assert walked.returncode == 0, walked.stderr
+    (shots / "walk.json").write_text(walked.stdout)   # kept with the screenshots: each page's load time too
     return json.loads(walked.stdout)
 
 

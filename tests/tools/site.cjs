@@ -5,7 +5,7 @@
 //   index, the first hit opened with the keyboard; OBJECT: its page opened, and the first edge of its
 //   picture that leaves it followed by a click; PAGE...: pages (relative to SITE) whose pictures are
 //   measured and whose headings are listed.
-// Prints JSON: {"errors", "search", "followed", "pages": {page: {"title", "headings", "pictures"}},
+// Prints JSON: {"errors", "search", "followed", "pages": {page: {"title", "loaded_ms", "headings", "pictures"}},
 //   "keyboard"}; each picture: {"boxes", "edges", "overlaps", "loose", "outside", "through", "cut"}.
 const { chromium } = require("playwright-core");
 const path = require("path");
@@ -105,6 +105,7 @@ function measure() {
     await open(relative);
     result.pages[relative] = {
       title: await page.title(),
+      loaded_ms: await page.evaluate(() => performance.getEntriesByType("navigation")[0].loadEventEnd),
       headings: await page.evaluate(() => Array.from(document.querySelectorAll("h1, h2, h3, h4"))
         .map((h) => Number(h.tagName[1]))),
       pictures: await page.evaluate(measure),
