@@ -103,6 +103,6 @@ PAGE = """<!doctype html>
 <main id="main"><h1>{title}</h1>
 {body}</main>
 <footer>Generated {generated} by reconciler site. Static files: no server, no network.</footer>
-<script src="{up}assets/search-index.js"></script><script src="{up}assets/search.js"></script>
+<script src="{up}assets/search.js"></script>
 </body></html>
 """

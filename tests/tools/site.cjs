@@ -73,6 +73,7 @@ function measure() {
   await open("index.html");
   await page.locator("#search").focus();
   await page.keyboard.type(query);
+  await page.locator("#hits a").first().waitFor();   // the index loads when the box first has focus
   const hits = await page.locator("#hits a").allTextContents();
   await page.keyboard.press("ArrowDown");
   const focused = await page.evaluate(() => document.activeElement.textContent);

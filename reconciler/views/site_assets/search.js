@@ -1,14 +1,26 @@
 // reconciler site: client-side search over object names, descriptions and columns (the index is
 // window.RECONCILER_SEARCH, written by `reconciler site` into search-index.js: a script, since a page
-// opened from file:// may not fetch a JSON file). Part of reconciler, under its licence. Hits are built
+// opened from file:// may not fetch a JSON file; loaded the first time the search box has focus). Part of reconciler, under its licence. Hits are built
 // with textContent only: a description is text, never markup.
 (function () {
   "use strict";
   var input = document.getElementById("search");
   var list = document.getElementById("hits");
-  var entries = window.RECONCILER_SEARCH || [];
+  var entries = null;   // until the index has loaded
   if (!input || !list) return;
   var root = input.getAttribute("data-root") || "";
+
+  // The index (megabytes for a large landscape) is loaded when a person first goes to the search box,
+  // not by every page that opens.
+  function load() {
+    if (document.getElementById("search-index")) return;
+    var script = document.createElement("script");
+    script.id = "search-index";
+    script.src = root + "assets/search-index.js";
+    script.onload = function () { entries = window.RECONCILER_SEARCH || []; show(); };
+    script.onerror = function () { entries = []; show(); };
+    document.body.appendChild(script);
+  }
 
   function matches(query) {
     var words = query.toLowerCase().split(/\s+/).filter(Boolean);
@@ -24,6 +36,12 @@
     list.textContent = "";
     var query = input.value.trim();
     if (!query) return;
+    if (entries === null) {
+      var waiting = document.createElement("li");
+      waiting.textContent = "loading the index…";
+      list.appendChild(waiting);
+      return;
+    }
     matches(query).forEach(function (entry) {
       var item = document.createElement("li");
       var anchor = document.createElement("a");
@@ -52,6 +70,7 @@
     links[Math.min(next, links.length - 1)].focus();
   }
 
+  input.addEventListener("focus", load);
   input.addEventListener("input", show);
   document.querySelector("form.search").addEventListener("keydown", function (event) {
     if (event.key === "ArrowDown") { move(1); event.preventDefault(); }
