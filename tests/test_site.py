@@ -223,3 +223,24 @@ def test_the_site_reads_each_engines_audit(engine_landscape) -> None:
     assert len(runs) == 2 and all((site / "runs" / f"{r['run_id']}.html").is_file() for r in runs)
     segmentation = (site / "objects" / "sales.vw_customer_segmentation.html").read_text()
     assert segmentation.count("<td>platinum_means_revenue</td><td>passed</td>") == 2   # the apply's, the check's
+
+
+def test_a_tenant_that_cannot_be_read_is_a_row_that_says_why_and_the_rest_is_built(landscape: Landscape,
+                                                                                       tmp_path: Path) -> None:
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                               "print('ready', flush=True); sys.stdin.read()", str(landscape.tenant())],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        result = landscape.run("site", "--out", str(tmp_path / "site"))
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert result.code == 0, result.output
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert "<td>dev</td><td>dev</td><td>-</td><td>-</td><td>-</td><td>tenant dev (" in index   # not "never applied"
+    assert f"is locked by process {holder.pid}</td>" in index
+    assert "<td>qa</td><td>qa</td><td>never applied</td><td>9</td>" in index
+    assert len(list((tmp_path / "site" / "objects").glob("*.html"))) == 11

@@ -19,7 +19,8 @@ from .site_html import h, link, object_href, page, run_href, table
 
 
 def index_page(data, generated: str) -> str:
-    status = [[h(r.environment), h(r.tenant), h(r.applied_commit or "never applied"),
+    status = [[h(r.environment), h(r.tenant),
+               h("-" if r.lock or r.problem else r.applied_commit or "never applied"),   # unknown: not read
                h("-" if r.pending is None else r.pending), h("-" if r.drift is None else r.drift),
                h(r.lock or r.problem or "-"), h(r.checks or "-")] for r in data.status]
     waiting = "".join(f"<li><b>{h(w.source)} → {h(w.target)}</b>: "
