@@ -29,7 +29,7 @@ def lineage_page(landscape, generated: str) -> str:
             "<p>Every box links to its object's page; each object's page draws a level either way and links to its lineage "
             "at ±2 and ±3 levels.</p>")
     body = (f"<p>Environment {h(landscape.name)}; arrows point the way data flows.</p>{note}"
-            f'<div class="graph" tabindex="0" aria-label="lineage picture">'
+            f'<div class="graph natural" tabindex="0" aria-label="lineage picture">'
             f"{drawing.svg(lineage, links={k: object_href(k, 0) for k in lineage})}</div>")
     return page("Lineage", body, 0, generated)
 
