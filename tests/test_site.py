@@ -244,3 +244,13 @@ def test_a_tenant_that_cannot_be_read_is_a_row_that_says_why_and_the_rest_is_bui
     assert f"is locked by process {holder.pid}</td>" in index
     assert "<td>qa</td><td>qa</td><td>never applied</td><td>9</td>" in index
     assert len(list((tmp_path / "site" / "objects").glob("*.html"))) == 11
+
+
+def test_a_folder_the_site_cannot_be_written_to_is_an_error_that_says_which(landscape: Landscape,
+                                                                             tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+
+    result = landscape.run("site", "--out", str(tmp_path / "a-file" / "site"))
+
+    assert result.code == 1 and "Traceback" not in result.output
+    assert f"cannot write the site to {tmp_path / 'a-file' / 'site'}: Not a directory" in result.stderr

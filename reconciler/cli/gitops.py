@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from ..errors import first_code
+from ..errors import ReconcilerError, first_code
 from .common import (
     EXIT_CHANGES,
     checkpoints,
@@ -441,8 +441,12 @@ def site_command(ctx: click.Context, environments: tuple[str, ...], out_dir: str
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     pages = site.build(data, observe.run_changes(workspace, data), generated)
     folder = Path(out_dir)
-    for relative, text in pages.items():
-        path = folder / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    try:
+        for relative, text in pages.items():
+            path = folder / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    except OSError as error:   # a folder that cannot be written is the user's to fix, not a bug
+        raise ReconcilerError(f"cannot write the site to {folder}: {error.strerror or error} "
+                              f"({error.filename})") from None
     out.print(f"wrote {len(pages)} files to {folder}; open {folder / 'index.html'}", markup=False)
