@@ -189,6 +189,13 @@ class DesiredState:
                             {k: o.kind for k, o in self.objects.items()})
 
     @functools.cached_property
+    def lineage(self) -> nx.DiGraph:
+        """`graph` in the direction data flows: a data flow points at the table it writes (in `graph` that
+        table is one of its dependencies), as `Landscape.lineage` draws the folder."""
+        return graphs.lineage(self.graph, {k: ObjectKey.parse(o.definition["target"]) for k, o in self.objects.items()
+                                           if o.kind == "DataFlow"})
+
+    @functools.cached_property
     def fingerprint(self) -> str:
         return stable_hash([[str(k), o.content_hash] for k, o in sorted(self.objects.items())]
                            + [self.capacity])

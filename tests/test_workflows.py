@@ -65,7 +65,7 @@ def run_step(job: str, name: str, landscape: Landscape, **env: str) -> dict[str,
 
 def test_the_workflows_pass_actionlint() -> None:
     paths = sorted(WORKFLOWS.glob("*.yml"))
-    assert {p.name for p in paths} == {"reconcile.yml", "reconciler.yml"}
+    assert {p.name for p in paths} == {"reconcile.yml", "reconciler.yml", "site.yml"}
     assert actionlint(paths) == []
 
 
@@ -76,6 +76,24 @@ def test_actionlint_does_catch_a_broken_workflow(tmp_path: Path) -> None:
         'run: reconciler rollback ${{ inputs.environment }} --to ${{ github.event.pull_request.title }} --pr'))
     problems = actionlint([broken])
     assert any("potentially untrusted" in p for p in problems), problems
+
+
+def test_the_site_is_built_by_its_step_and_published_to_pages_on_merge_to_main(landscape: Landscape) -> None:
+    """site.yml: on a push to main, the site its build step writes (run here on the demo, as CI runs it)
+    is the artifact Pages deploys; only the deploy job may write to Pages."""
+    site = workflow("site.yml")
+    assert site[True]["push"] == {"branches": ["main"]} and site["permissions"] == {"contents": "read"}
+    build, deploy = site["jobs"]["build"], site["jobs"]["deploy"]
+    script = next(s["run"] for s in build["steps"] if s.get("id") == "site")
+    upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert deploy["needs"] == "build" and deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert [s["uses"] for s in deploy["steps"]] == ["actions/deploy-pages@v4"]
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    built = subprocess.run(["bash", "-e", "-c", script], cwd=landscape.root, capture_output=True, text=True,
+                           env={**os.environ, "PATH": path})
+    assert built.returncode == 0, built.stdout + built.stderr
+    published = landscape.root / upload["with"]["path"]
+    assert (published / "index.html").is_file() and (published / "objects" / "sales.customer_master.html").is_file()
 
 
 def test_the_reusable_workflow_installs_the_pinned_package_and_names_no_environment() -> None:

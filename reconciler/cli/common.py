@@ -41,6 +41,7 @@ observed = lazy("reconciler.views.observed")
 data_checks, data_rollback = lazy("reconciler.apply.checks"), lazy("reconciler.apply.data_rollback")
 checkpoints = lazy("reconciler.apply.checkpoints")
 graph_formats, report_page = lazy("reconciler.views.graph_formats"), lazy("reconciler.views.report_page")
+site = lazy("reconciler.views.site")
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64   # the others are on the error classes
 EXIT_INTERRUPTED = 130   # 128 + SIGINT, as shells report it

@@ -1,5 +1,5 @@
 """The commands on the landscape's history and across environments: init, promote, rollback, history,
-status, drift, export, import, report.
+status, drift, export, import, report, site.
 
 Owns their arguments and how their results print. Holds no logic.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from ..errors import first_code
+from ..errors import ReconcilerError, first_code
 from .common import (
     EXIT_CHANGES,
     checkpoints,
@@ -30,6 +30,7 @@ from .common import (
     report,
     report_page,
     rollbacks,
+    site,
     transport,
     workspace_of,
 )
@@ -421,3 +422,34 @@ def report_command(ctx: click.Context, out_dir: str) -> None:
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     (folder / "index.html").write_text(report_page.landscape_html(data, generated))
     out.print(f"wrote {folder / 'index.html'}", markup=False)
+
+
+@cli.command("site")
+@click.argument("environments", nargs=-1, metavar="[ENV]...")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the site (created if missing; the files the site holds are replaced).")
+@click.pass_context
+def site_command(ctx: click.Context, environments: tuple[str, ...], out_dir: str) -> None:
+    """Write the landscape (or only the environments ENV...) as a static site: environments and tenants,
+    a page per object, lineage, runs, what is pending, and search. Static files only: open index.html
+    from disk, or publish the folder.
+
+    \b
+    Example:
+      reconciler site --out landscape-site && open landscape-site/index.html
+      reconciler site qa prod --out release-site
+    """
+    workspace = workspace_of(ctx)
+    data = observe.landscape_report(workspace, history_size=None, environments=environments)
+    generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    pages = site.build(data, observe.run_changes(workspace, data), generated)
+    folder = Path(out_dir)
+    try:
+        for relative, text in pages.items():
+            path = folder / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    except OSError as error:   # a folder that cannot be written is the user's to fix, not a bug
+        raise ReconcilerError(f"cannot write the site to {folder}: {error.strerror or error} "
+                              f"({error.filename})") from None
+    out.print(f"wrote {len(pages)} files to {folder}; open {folder / 'index.html'}", markup=False)

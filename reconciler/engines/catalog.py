@@ -141,6 +141,10 @@ def write_checks(session: CatalogSession, run_id: str, results: Sequence[Result]
          json.dumps(list(r.sample), default=str) if r.sample else None, at) for r in results])
 
 
+CHECK_RESULT_COLUMNS = ("run_id", "schema_name", "name", "check_name", "kind", "severity", "outcome", "offending",
+                        "checked_at")   # never `sample`: rows of the tenant's data, which a site must not publish
+
+
 def check_counts(session: CatalogSession) -> dict[str, dict[str, int]]:
     """How many data checks of each run passed, warned and failed, by run id."""
     if not columns(session, "check_results"):

@@ -309,6 +309,18 @@ class Adapter(abc.ABC):
             counted = catalog.check_counts(reading)
         return [{**run, "checks": counted.get(run["run_id"], {})} for run in runs]
 
+    def audit(self) -> dict[str, list[dict]]:
+        """Everything the tenant's audit holds, in one read session: `runs` (as `runs()` gives them),
+        `check_results` (each check a run ran, its outcome and when), `backups` and `checkpoints`, each
+        oldest first. For the site, which shows all of it and reads each tenant once."""
+        with self.reading() as reading:
+            runs = catalog.rows(reading, "runs", RUN_COLUMNS, "started_at, run_id")
+            counted = catalog.check_counts(reading)
+            results = catalog.rows(reading, "check_results", catalog.CHECK_RESULT_COLUMNS, "checked_at, run_id")
+            return {"runs": [{**run, "checks": counted.get(run["run_id"], {})} for run in runs],
+                    "check_results": results, "backups": catalog.backups(reading),
+                    "checkpoints": catalog.checkpoints(reading)}
+
     def backups(self) -> list[dict]:
         """The tenant's backups (name, schema_name, table_name, run_id, created_at, row_count)."""
         with self.reading() as reading:

@@ -6,7 +6,8 @@ Owns nothing but the reads and how they are put together; never writes to git or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from .. import plan as plans
 from ..desired.landscape import Landscape
@@ -67,14 +68,22 @@ class Waiting:
 
 def status(workspace: Workspace) -> tuple[list[TenantStatus], list[Waiting]]:
     """Environments x tenants, then what waits to be promoted between consecutive ones."""
-    names = available_environments(workspace.repo, None)
-    landscapes = {name: workspace.load(name) for name in names}
-    order = gitops.landscape_order(landscapes)
-    rows = []
+    landscapes = {name: workspace.load(name) for name in available_environments(workspace.repo, None)}
+    rows, waiting, _ = _status(workspace, landscapes, gitops.landscape_order(landscapes), {})
+    return rows, waiting
+
+
+def _status(workspace: Workspace, landscapes: dict[str, Landscape], order: list[str], audits: dict) -> tuple[
+        list[TenantStatus], list[Waiting], dict[tuple[str, str], plans.TenantPlan]]:
+    """`status`, and each tenant's plan now (by environment and tenant); a tenant's runs are read from
+    `audits` where it holds them."""
+    rows, pending = [], {}
     for name in order:
         try:   # the whole environment at once: its tenants are read in parallel
             planned = plan_environment(workspace, name)
-            rows += [_row(name, planned, tenant.name) for tenant in landscapes[name].environment.tenants]
+            rows += [_row(name, planned, tenant.name, audits.get((name, tenant.name), {}).get("runs"))
+                     for tenant in landscapes[name].environment.tenants]
+            pending |= {(name, tenant_plan.tenant): tenant_plan for tenant_plan in planned.plan.tenants}
         except ReconcilerError:   # then one by one, to say which tenant cannot be read, and why
             rows += [_tenant_status(workspace, name, tenant) for tenant in landscapes[name].environment.tenants]
     waiting = []
@@ -84,7 +93,7 @@ def status(workspace: Workspace) -> tuple[list[TenantStatus], list[Waiting]]:
             promotion = gitops.plan_promotion(workspace.repo, landscapes[source], landscapes[name], None, True)
             waiting.append(Waiting(source, name, tuple(f"{m.action} {m.key}" for m in promotion.moves),
                                    tuple(f"{key}: {why}" for key, why in promotion.held_back)))
-    return rows, waiting
+    return rows, waiting, pending
 
 
 def _tenant_status(workspace: Workspace, environment: str, tenant) -> TenantStatus:
@@ -97,9 +106,9 @@ def _tenant_status(workspace: Workspace, environment: str, tenant) -> TenantStat
     return _row(environment, planned, tenant.name)
 
 
-def _row(environment: str, planned, tenant: str) -> TenantStatus:
+def _row(environment: str, planned, tenant: str, every: list[dict] | None = None) -> TenantStatus:
     tenant_plan = planned.plan.tenant(tenant)
-    every = planned.states[tenant].adapter.runs()
+    every = planned.states[tenant].adapter.runs() if every is None else every
     runs = [r for r in every if r["outcome"] in ("applied", "no-changes") and not r["dry_run"]]
     applied = (runs[-1]["commit"] or "")[:8] if runs else None
     drifted = sum(1 for c in tenant_plan.changes if c.drift) + len(tenant_plan.unmanaged)
@@ -143,26 +152,71 @@ class LandscapeReport:
     graph_environment: str
     graph: object                               # the first environment's dependency graph
     history: list[dict]
+    landscapes: dict[str, Landscape] = field(default_factory=dict)   # by environment, in `order`
+    pending: dict[tuple[str, str], plans.TenantPlan] = field(default_factory=dict)   # (environment, tenant)
+    audits: dict[tuple[str, str], dict[str, list[dict]]] = field(default_factory=dict)
+    # ^ (environment, tenant) -> `Adapter.audit()`, only that environment's runs; none for a tenant unread
 
 
-def landscape_report(workspace: Workspace, history_size: int = 25) -> LandscapeReport:
-    """Everything the HTML report shows, read once: status, versions per environment, history."""
-    names = available_environments(workspace.repo, None)
-    landscapes = {name: workspace.load(name) for name in names}
-    order = gitops.landscape_order(landscapes)
-    rows, waiting = status(workspace)
+def landscape_report(workspace: Workspace, history_size: int | None = 25,
+                     environments: Sequence[str] = ()) -> LandscapeReport:
+    """Everything the HTML report and the site show, each tenant's audit read once: status and plans,
+    versions per environment, the newest `history_size` runs (every run: None); of `environments` (in
+    landscape order, what waits between two of them), or of every one."""
+    chosen = {name: workspace.load(name) for name in environments}   # an unknown one: UnknownEnvironment
+    every = {name: workspace.load(name) for name in available_environments(workspace.repo, None)}
+    order = [name for name in gitops.landscape_order(every) if not chosen or name in chosen]
+    landscapes = {name: every[name] for name in order}
+    audits = {}
+    for name in order:
+        for tenant in landscapes[name].environment.tenants:
+            try:
+                audit = workspace.adapter(tenant).audit()
+            except ReconcilerError:
+                continue   # an unreachable tenant shows in the status table
+            audits[name, tenant.name] = {
+                **audit, "runs": [run for run in audit["runs"] if run["environment"] == name]}
+    rows, waiting, pending = _status(workspace, landscapes, order, audits)
     versions: dict[str, dict[str, str]] = {}
     local: set[str] = set()
     for name in order:
         for key, (_, blob) in gitops.blob_ids(workspace.repo, landscapes[name]).items():
             versions.setdefault(str(key), {})[name] = blob[:8]
         local |= {str(key) for key in gitops.environment_local(landscapes[name])}
-    runs = []
-    for name in order:
-        try:
-            runs += history(workspace, name)
-        except ReconcilerError:
-            continue   # an unreachable tenant shows in the status table
-    runs.sort(key=lambda run: str(run["started_at"]), reverse=True)
+    runs = sorted((run for audit in audits.values() for run in audit["runs"]),
+                  key=lambda run: (str(run["started_at"]), run["run_id"]), reverse=True)
     return LandscapeReport(order, rows, waiting, dict(sorted(versions.items())), local, order[0],
-                           landscapes[order[0]].lineage, runs[:history_size])
+                           landscapes[order[0]].lineage, runs[:history_size], {n: landscapes[n] for n in order},
+                           pending, audits)
+
+
+def run_changes(workspace: Workspace, data: LandscapeReport) -> dict[str, set[str]]:
+    """Run id -> the objects (schema.name) whose file differs between the commit that run applied and the
+    one the same tenant's previous applied run did (all of them for its first): what each run changed,
+    since the audit keeps a run's counts, not its objects. An object is followed by its file's path in
+    the environment's folder now; one renamed or deleted since is not."""
+    repo = open_repo(workspace.repo)
+    changed: dict[str, set[str]] = {}
+    for (environment, _), audit in data.audits.items():
+        paths = {str(key): path for key, (path, _) in gitops.blob_ids(workspace.repo,
+                                                                       data.landscapes[environment]).items()}
+        before = None
+        for run in audit["runs"]:
+            if run["dry_run"] or run["outcome"] != "applied" or not run["commit"]:
+                continue
+            try:
+                tree = repo.commit(run["commit"]).tree
+            except ValueError:   # a commit this clone lacks (a shallow checkout): nothing to compare
+                continue
+            changed[run["run_id"]] = {name for name, path in paths.items() if _blob(tree, path) != _blob(before, path)}
+            before = tree
+    return changed
+
+
+def _blob(tree, path: str) -> str | None:
+    if tree is None:
+        return None
+    try:
+        return (tree / path).hexsha
+    except KeyError:
+        return None

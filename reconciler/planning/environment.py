@@ -131,8 +131,8 @@ class Opened:
 
 def plan_for_review(workspace: Workspace, environment: str, ref: str | None = None,
                     tenants: Sequence[str] | None = None, verify: bool = False) -> tuple[Plan, nx.DiGraph | None]:
-    """The `plan` command's plan, and the dependency graph it was made with (None for a recalled plan,
-    which changes nothing). Recalled (`recall`) when every tenant's last apply recorded the same
+    """The `plan` command's plan, and the lineage it was made with (the dependency graph in the direction
+    data flows; None for a recalled plan, which changes nothing). Recalled (`recall`) when every tenant's last apply recorded the same
     desired state and the tenant hashes as it did then; else planned with the sessions recalling
     opened (one connection per tenant per plan)."""
     with contextlib.ExitStack() as stack:
@@ -140,7 +140,7 @@ def plan_for_review(workspace: Workspace, environment: str, ref: str | None = No
         if isinstance(recalled, Plan):
             return recalled, None
         planned = plan_environment(workspace, environment, ref, tenants, verify=verify, opened=recalled)
-        return planned.plan, next(iter(planned.states.values())).desired.graph if planned.states else None
+        return planned.plan, next(iter(planned.states.values())).desired.lineage if planned.states else None
 
 
 def recall(workspace: Workspace, environment: str, ref: str | None, tenants: Sequence[str] | None,

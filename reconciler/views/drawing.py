@@ -2,8 +2,9 @@
 
 Owns the picture: a layered (Sugiyama) layout by grandalf, left to right in the direction data
 flows, with every edge that spans layers routed through slots of its own so that no edge passes
-through a box it does not connect; the colours of kinds and change states and a legend; and
-collapsing to one box per schema beyond a size where single objects stop being readable. Takes a
+through a box it does not connect; boxes as wide as the longest label (never cut) and a canvas
+holding every box and every edge; links from boxes; the colours of kinds and change states and a
+legend; and collapsing to one box per schema beyond a size where single objects stop being readable. Takes a
 finished graph; computes nothing about the landscape; needs no network to draw or to view.
 """
 
@@ -23,25 +24,28 @@ EVERY_LANDSCAPE = ("Table", "View", "DataFlow", "Connection")   # kinds the lege
 KIND_COLOURS = {"Table": "#dbe4ff", "View": "#d3f9d8", "MaterializedTable": "#c5f6fa", "DataFlow": "#fff3bf",
                 "Connection": "#f3d9fa"}
 STATE_COLOURS = {"create": "#2b8a3e", "update": "#e67700", "replace": "#d9480f", "delete": "#c92a2a",
-                 "modified": "#e67700"}
+                 "modified": "#e67700", "focus": "#1864ab"}
 COLLAPSE_AT = 300          # more objects than this are drawn one box per schema
 WIDTH, HEIGHT, GAP_X, GAP_Y, MARGIN, LEGEND = 230, 34, 90, 16, 20, 40
+CHARACTER, PADDING = 7.5, 16   # wider than any 12px sans-serif character but a few: boxes fit their labels
 
 
-def svg(graph: nx.DiGraph, states: Mapping[ObjectKey, str] | None = None) -> str:
-    """An SVG of the graph; `states` (key -> create/update/.../modified) outlines changed objects."""
+def svg(graph: nx.DiGraph, states: Mapping[ObjectKey, str] | None = None,
+        links: Mapping[ObjectKey, str] | None = None) -> str:
+    """An SVG of the graph; `states` (key -> create/update/.../modified, or focus: the object a picture
+    is drawn around) outlines changed objects; `links` (key -> address) makes a box a link."""
     states = states or {}
     if graph.number_of_nodes() > COLLAPSE_AT:
         return _svg(*_by_schema(graph), {})
     labels = {key: (str(key), graph.nodes[key].get("kind", "")) for key in graph}
-    return _svg(graph, labels, {key: states[key] for key in graph if key in states})
+    return _svg(graph, labels, {key: states[key] for key in graph if key in states}, links or {})
 
 
 def html(graph: nx.DiGraph, title: str, states: Mapping[ObjectKey, str] | None = None) -> str:
     legend = "".join(f'<span class="kind" style="background:{colour}">{kind}</span>'
                      for kind, colour in KIND_COLOURS.items())
     legend += "".join(f'<span class="state" style="border-color:{colour}">{state}</span>'
-                      for state, colour in STATE_COLOURS.items() if state != "modified")
+                      for state, colour in STATE_COLOURS.items() if state not in ("modified", "focus"))
     return PAGE.format(title=escape(title), legend=legend, body=svg(graph, states))
 
 
@@ -49,12 +53,19 @@ class _Box:
     """grandalf's view of a vertex. The layout runs top-down; drawn left to right, so a box's
     height in the layout is its width on the page."""
 
-    w, h = HEIGHT, WIDTH
+    def __init__(self, width: float):
+        self.w, self.h = HEIGHT, width
 
 
-def layout(graph: nx.DiGraph) -> tuple[dict, dict]:
+def box_width(labels) -> float:
+    """The width of every box of a picture: WIDTH, or wider where a label needs it (never cut)."""
+    return max([WIDTH, *(len(text) * CHARACTER + PADDING for text in labels)])
+
+
+def layout(graph: nx.DiGraph, width: float = WIDTH) -> tuple[dict, dict]:
     """(centre of each node, points of each edge from its source's border to its target's), left to
-    right, every coordinate at least MARGIN; connected parts of the graph stacked one below another."""
+    right, boxes `width` wide, every coordinate at least MARGIN; connected parts of the graph stacked
+    one below another."""
     vertices = {node: Vertex(node) for node in sorted(graph)}
     edges = []
     for a, b in sorted(graph.edges):
@@ -62,7 +73,7 @@ def layout(graph: nx.DiGraph) -> tuple[dict, dict]:
         edge.view = EdgeViewer()
         edges.append(edge)
     for vertex in vertices.values():
-        vertex.view = _Box()
+        vertex.view = _Box(width)
     centres: dict = {}
     routes: dict = {}
     offset = float(MARGIN + LEGEND)
@@ -76,35 +87,40 @@ def layout(graph: nx.DiGraph) -> tuple[dict, dict]:
         # the layout's (x, y), y growing with the layer, becomes the page's (y, x)
         xs = [v.view.xy[1] for v in part.sV]
         ys = [v.view.xy[0] for v in part.sV]
-        shift_x, shift_y = MARGIN + WIDTH / 2 - min(xs), offset + HEIGHT / 2 - min(ys)
+        shift_x, shift_y = MARGIN + width / 2 - min(xs), offset + HEIGHT / 2 - min(ys)
         for vertex in part.sV:
             centres[vertex.data] = (vertex.view.xy[1] + shift_x, vertex.view.xy[0] + shift_y)
         for edge in part.sE:
-            routes[edge.v[0].data, edge.v[1].data] = _route([(y + shift_x, x + shift_y) for x, y in edge.view._pts])
+            routes[edge.v[0].data, edge.v[1].data] = _route([(y + shift_x, x + shift_y) for x, y in edge.view._pts],
+                                                            width)
         offset = max(y for _, y in centres.values()) + HEIGHT / 2 + GAP_Y * 2
     return centres, routes
 
 
-def _route(centres: list[tuple[float, float]]) -> list[tuple[float, float]]:
+def _route(centres: list[tuple[float, float]], width: float) -> list[tuple[float, float]]:
     """An edge through the centres of its ends and of the slots the layout kept for it in the layers
     between: it leaves its source's side facing the target, crosses every layer between horizontally
     through its own slot (as wide as a box, so clear of every box), and meets the target's facing
     side. Between layers there are no boxes; inside a layer, only its slot."""
     (x0, y0), (x1, y1) = centres[0], centres[-1]
-    step = WIDTH / 2 if x1 > x0 else -WIDTH / 2    # right to left for an edge a cycle turned around
+    step = width / 2 if x1 > x0 else -width / 2    # right to left for an edge a cycle turned around
     points = [(x0 + step, y0)]
     for x, y in centres[1:-1]:
         points += [(x - step, y), (x + step, y)]
     return [*points, (x1 - step, y1)]
 
 
-def _svg(graph: nx.DiGraph, labels: Mapping, states: Mapping) -> str:
-    centres, routes = layout(graph) if graph.number_of_nodes() else ({}, {})
-    width = max((x + WIDTH / 2 for x, _ in centres.values()), default=WIDTH) + MARGIN
-    height = max((y + HEIGHT / 2 for _, y in centres.values()), default=HEIGHT + LEGEND) + MARGIN
-    width = max(width, 620)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
-           f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
+def _svg(graph: nx.DiGraph, labels: Mapping, states: Mapping, links: Mapping | None = None) -> str:
+    width = box_width(text for text, _ in labels.values())
+    centres, routes = layout(graph, width) if graph.number_of_nodes() else ({}, {})
+    # the canvas holds every box and every edge: an edge routed around the boxes may pass beyond them
+    bends = [point for points in routes.values() for point in points]
+    right = max([*(x + width / 2 for x, _ in centres.values()), *(x for x, _ in bends)], default=width) + MARGIN
+    height = max([*(y + HEIGHT / 2 for _, y in centres.values()), *(y for _, y in bends)],
+                 default=HEIGHT + LEGEND) + MARGIN
+    right = max(right, 620)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{right:.0f}" height="{height:.0f}" '
+           f'viewBox="0 0 {right:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" '
            'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#868e96"/></marker></defs>',
            _legend({kind for _, kind in labels.values()})]
@@ -113,16 +129,18 @@ def _svg(graph: nx.DiGraph, labels: Mapping, states: Mapping) -> str:
         out.append(f'<path class="edge" data-from="{escape(str(a))}" data-to="{escape(str(b))}" d="M{path}" '
                    'fill="none" stroke="#adb5bd" marker-end="url(#arrow)"/>')
     for node in sorted(centres):
-        x, y = centres[node][0] - WIDTH / 2, centres[node][1] - HEIGHT / 2
+        x, y = centres[node][0] - width / 2, centres[node][1] - HEIGHT / 2
         text, kind = labels[node]
         state = states.get(node)
         stroke = STATE_COLOURS.get(state, "#868e96")
         state_attribute = f' data-state="{state}"' if state else ""
-        out.append(f'<g class="node" data-id="{escape(str(node))}" data-kind="{escape(kind)}"{state_attribute}>'
-                   f'<title>{escape(kind)} {escape(text)}{f" ({state})" if state else ""}</title>'
-                   f'<rect x="{x:.1f}" y="{y:.1f}" width="{WIDTH}" height="{HEIGHT}" rx="5" '
-                   f'fill="{KIND_COLOURS.get(kind, "#f1f3f5")}" stroke="{stroke}" stroke-width="{3 if state else 1}"/>'
-                   f'<text x="{x + 8:.1f}" y="{y + HEIGHT / 2 + 4:.1f}">{escape(_fit(text))}</text></g>')
+        box = (f'<g class="node" data-id="{escape(str(node))}" data-kind="{escape(kind)}"{state_attribute}>'
+               f'<title>{escape(kind)} {escape(text)}{f" ({state})" if state else ""}</title>'
+               f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{HEIGHT}" rx="5" '
+               f'fill="{KIND_COLOURS.get(kind, "#f1f3f5")}" stroke="{stroke}" stroke-width="{3 if state else 1}"/>'
+               f'<text x="{x + 8:.1f}" y="{y + HEIGHT / 2 + 4:.1f}">{escape(text)}</text></g>')
+        href = (links or {}).get(node)
+        out.append(f'<a href="{escape(href)}">{box}</a>' if href else box)
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
@@ -155,10 +173,6 @@ def _by_schema(graph: nx.DiGraph) -> tuple[nx.DiGraph, dict]:
     if not nx.is_directed_acyclic_graph(collapsed):   # schemas that read each other: keep the nodes only
         collapsed.remove_edges_from(list(collapsed.edges))
     return collapsed, {schema: (f"{schema} ({count} objects)", "schema") for schema, count in counts.items()}
-
-
-def _fit(text: str, most: int = 34) -> str:
-    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 PAGE = """<!doctype html>

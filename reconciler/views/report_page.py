@@ -24,13 +24,8 @@ def landscape_html(data, generated: str) -> str:
                       + (", ".join(_h(o) for o in w.objects) or "nothing waiting") + "</li>" for w in data.waiting)
     header = "".join(f"<th>{_h(name)}</th>" for name in data.order)
     matrix = []
-    for key, per_environment in data.versions.items():
-        cells, previous = [], None
-        for name in data.order:
-            version = per_environment.get(name)
-            behind = previous is not None and version != previous and key not in data.local
-            cells.append(f'<td class="{"waiting" if behind else ""}">{_h(version or "—")}</td>')
-            previous = version
+    for key, versions in versions_waiting(data):
+        cells = [f'<td class="{"waiting" if behind else ""}">{_h(version or "—")}</td>' for version, behind in versions]
         label = f"{_h(key)} <small>(one environment's own)</small>" if key in data.local else _h(key)
         matrix.append(f"<tr><th scope=\"row\">{label}</th>{''.join(cells)}</tr>")
     history = "".join(
@@ -41,6 +36,17 @@ def landscape_html(data, generated: str) -> str:
     return REPORT_PAGE.format(generated=_h(generated), status=status_rows, waiting=waiting, header=header,
                               matrix="".join(matrix), graph_environment=_h(data.graph_environment),
                               graph=drawing.svg(data.graph), history=history)
+
+
+def versions_waiting(data) -> list[tuple[str, list[tuple[str | None, bool]]]]:
+    """Per object, its version in each environment in landscape order, and whether it differs from the
+    environment before it (waiting to be promoted; never one environment's own connection)."""
+    rows = []
+    for key, per_environment in data.versions.items():
+        versions = [per_environment.get(name) for name in data.order]
+        rows.append((key, [(version, before is not None and version != before and key not in data.local)
+                           for before, version in zip([None, *versions], versions)]))
+    return rows
 
 
 def _h(text) -> str:

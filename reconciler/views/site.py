@@ -1,0 +1,60 @@
+"""The landscape site (`reconciler site`): every page and file it is made of, by path, and the search
+index the pages' script reads.
+
+Owns what the site holds and where: index.html, lineage.html, pending.html, runs.html, objects/,
+runs/, lineage/ and assets/ (the stylesheet and search script shipped inside the package, and the
+index written for this landscape). Takes the report's finished data and which objects each run
+changed, and returns texts by path; never reads git or a tenant, never writes a file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib.resources import files
+from urllib.parse import quote
+
+from . import site_facts, site_lineage, site_objects, site_pages
+
+ASSETS = ("search.js", "site.css")
+
+
+def build(data, changed_by: Mapping[str, set[str]], generated: str) -> dict[str, str]:
+    """Relative path -> text of every file of the site."""
+    shipped = files("reconciler.views") / "site_assets"
+    out = {f"assets/{name}": (shipped / name).read_text() for name in ASSETS}
+    out["assets/search-index.js"] = "window.RECONCILER_SEARCH = " + json.dumps(search_index(data)) + ";\n"
+    out["index.html"] = site_pages.index_page(data, generated)
+    out["runs.html"] = site_pages.runs_page(data, generated)
+    out["pending.html"] = site_pages.pending_page(data, generated)
+    known = site_facts.facts(data)
+    for run_id, text in site_pages.run_pages(data, known, changed_by, generated).items():
+        out[f"runs/{quote(run_id, safe='')}.html"] = text
+    first = data.landscapes[data.order[0]]
+    out["lineage.html"] = site_lineage.lineage_page(first, generated)
+    readers = {environment: site_objects.column_readers(landscape) for environment, landscape in data.landscapes.items()}
+    for name in data.versions:
+        environment, key, _ = site_objects.holders(data, name)[0]
+        out[f"objects/{quote(name, safe='')}.html"] = site_objects.object_page(data, known, name, changed_by,
+                                                                               readers[environment], generated)
+        for levels in site_objects.FOCUS_LEVELS:
+            out[f"lineage/{quote(name, safe='')}-{levels}.html"] = site_lineage.focus_page(
+                data.landscapes[environment], key, levels, generated)
+    return out
+
+
+def search_index(data) -> list[dict]:
+    """One entry per object and one per column: what a hit shows, where it leads, and the lower-case
+    text a query's words are looked for in (name, kind, description; a column's name, type and
+    description)."""
+    entries = []
+    for name in data.versions:
+        environment, key, obj = site_objects.holders(data, name)[0]
+        href = f"objects/{quote(name, safe='')}.html"
+        entries.append({"label": name, "what": obj.kind, "href": href,
+                        "text": f"{name} {obj.kind} {obj.description}".lower()})
+        for column, kind, spec in site_objects.columns_of(data.landscapes[environment], key, obj):
+            entries.append({"label": f"{name}.{column}", "what": f"column {kind}".strip(),
+                            "href": f"{href}#col-{quote(column.lower(), safe='')}",
+                            "text": f"{name}.{column} {column} {kind} {getattr(spec, 'description', '')}".lower()})
+    return entries

@@ -1,0 +1,108 @@
+"""What every page of the landscape site shares: the frame (head, navigation, search box), where each
+object's and run's page lives, escaping, and SQL highlighted by the engine dialect's own tokenizer.
+
+Owns the markup common to the pages and the links between them. Takes finished values and returns
+strings; never reads git or a tenant, and never lets a value from YAML, SQL or a tenant reach the page
+unescaped.
+"""
+
+from __future__ import annotations
+
+import difflib
+from html import escape
+from urllib.parse import quote
+
+from sqlglot.errors import SqlglotError
+from sqlglot.tokens import TokenType
+
+from ..desired.sql import SqlProblem
+from ..desired.sql.templates import tokenize
+
+STRINGS = (TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.RAW_STRING, TokenType.HEREDOC_STRING,
+           TokenType.BYTE_STRING, TokenType.UNICODE_STRING)
+NAMES = (TokenType.VAR, TokenType.IDENTIFIER)
+
+
+def h(text) -> str:
+    """Any value as page text: escaped, quotes included (it may land in an attribute)."""
+    return escape(str(text))
+
+
+def object_href(key, depth: int = 1) -> str:
+    """The object's page from a page `depth` folders below the site's root (index.html is at 0)."""
+    return "../" * depth + f"objects/{quote(str(key), safe='')}.html"
+
+
+def run_href(run_id: str, depth: int = 1) -> str:
+    return "../" * depth + f"runs/{quote(str(run_id), safe='')}.html"
+
+
+def lineage_href(key, levels: int, depth: int = 1) -> str:
+    return "../" * depth + f"lineage/{quote(str(key), safe='')}-{levels}.html"
+
+
+def link(href: str, text) -> str:
+    return f'<a href="{h(href)}">{h(text)}</a>'
+
+
+def highlighted(text: str, dialect: str) -> str:
+    """SQL as escaped HTML, its keywords, strings and numbers in spans (the dialect's tokenizer says which
+    is which, `$$NAME` parameters read as validation reads them; the text between tokens, comments and
+    spacing, as written). Text the tokenizer cannot read is shown plain."""
+    try:
+        tokens, _ = tokenize(text, dialect)
+    except (SqlglotError, SqlProblem):
+        return f"<pre class=\"sql\"><code>{h(text)}</code></pre>"
+    pieces, position = [], 0
+    for token in tokens:
+        start, end = token.start, token.end + 1
+        if start < position:   # a token the tokenizer rebuilt (an escaped quote): keep the text as written
+            continue
+        pieces.append(h(text[position:start]))
+        written = text[start:end]
+        kind = ("s" if token.token_type in STRINGS else "n" if token.token_type == TokenType.NUMBER
+                else "k" if token.token_type not in NAMES and written.replace("_", "").isalpha() else None)
+        pieces.append(f'<span class="{kind}">{h(written)}</span>' if kind else h(written))
+        position = end
+    pieces.append(h(text[position:]))
+    return f"<pre class=\"sql\"><code>{''.join(pieces)}</code></pre>"
+
+
+def diff(before: str, after: str, before_label: str, after_label: str) -> str:
+    """A unified diff of two texts as escaped HTML, added and removed lines marked."""
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), before_label, after_label, lineterm="", n=2)
+    marked = [f'<span class="{"add" if line.startswith("+") else "del" if line.startswith("-") else "ctx"}">'
+              f"{h(line)}</span>" for line in lines]
+    return f"<pre class=\"diff\"><code>{chr(10).join(marked)}</code></pre>" if marked else ""
+
+
+def table(headers: list[str], rows: list[list[str]], empty: str = "none") -> str:
+    """A table of cells already escaped (each a fragment of HTML)."""
+    if not rows:
+        return f"<p class=\"empty\">{h(empty)}</p>"
+    head = "".join(f'<th scope="col">{h(name)}</th>' for name in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def page(title: str, body: str, depth: int, generated: str) -> str:
+    """A whole page: the frame around `body` (escaped already), `depth` folders below the root."""
+    up = "../" * depth
+    return PAGE.format(title=h(title), body=body, up=up, generated=h(generated))
+
+
+PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} · reconciler</title><link rel="stylesheet" href="{up}assets/site.css"></head>
+<body><a class="skip" href="#main">Skip to content</a>
+<header><nav aria-label="Site"><a href="{up}index.html">Landscape</a> <a href="{up}lineage.html">Lineage</a>
+<a href="{up}pending.html">Pending</a> <a href="{up}runs.html">Runs</a></nav>
+<form role="search" class="search" onsubmit="return false"><label for="search">Search objects and columns</label>
+<input id="search" type="search" autocomplete="off" aria-controls="hits" data-root="{up}">
+<ul id="hits" role="listbox" aria-label="Search results"></ul></form></header>
+<main id="main"><h1>{title}</h1>
+{body}</main>
+<footer>Generated {generated} by reconciler site. Static files: no server, no network.</footer>
+<script src="{up}assets/search.js"></script>
+</body></html>
+"""
