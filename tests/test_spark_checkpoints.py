@@ -156,3 +156,19 @@ def _delta(tmp_path: Path, url: str, spark) -> EngineLandscape:
     return landscape
 
 
+
+
+def test_which_versions_a_history_can_restore_whole() -> None:
+    """Rows as DESCRIBE HISTORY gives them: a version the log no longer holds, and one a VACUUM ran after,
+    are lost; one after the last VACUUM is not. A checkpoint row naming no version is never restored."""
+    from reconciler.engines.journaled_contract import _version
+    from reconciler.engines.spark_catalog import lost_versions
+
+    history = [{"version": v, "operation": op} for v, op in
+               [(3, "WRITE"), (4, "DELETE"), (5, "VACUUM START"), (6, "VACUUM END"), (7, "WRITE")]]
+    lost = lost_versions(history, [2, 4, 6, 7])
+    assert set(lost) == {2, 4}
+    assert lost[2].startswith("version 2 is no longer in the table's history (its log keeps 3 to 7")
+    assert lost[4] == "VACUUM ran after version 4 (at version 5): its files may be gone"
+    assert [_version({"restore_point": text}) for text in ("version 12", "version 1; DROP TABLE x", None)] == \
+        [12, None, None]

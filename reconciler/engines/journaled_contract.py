@@ -52,17 +52,18 @@ class JournaledAdapter(Adapter):
 
     def unrestorable(self, reading: Session, points: Sequence[Mapping]) -> list[str | None]:
         """A copy as on every engine; a version of a table's history by that history (`history_lost`),
-        read once a table."""
+        read once a table; a row that names no version (edited by hand) is never restored."""
         found = super().unrestorable(reading, points)
-        versions: dict[ObjectKey, list[int]] = {}
-        for point in points:
-            if point["kind"] == catalog.HISTORY_KIND:
-                versions.setdefault(ObjectKey(point["schema_name"], point["table_name"]), []).append(
-                    int(point["restore_point"].removeprefix(catalog.HISTORY_POINT)))
-        lost = {key: self.history_lost(reading, key, wanted) for key, wanted in versions.items()}
-        return [lost[ObjectKey(p["schema_name"], p["table_name"])].get(
-                    int(p["restore_point"].removeprefix(catalog.HISTORY_POINT)))
-                if p["kind"] == catalog.HISTORY_KIND else why for p, why in zip(points, found)]
+        versions = [_version(point) if point["kind"] == catalog.HISTORY_KIND else None for point in points]
+        wanted: dict[ObjectKey, list[int]] = {}
+        for point, version in zip(points, versions):
+            if version is not None:
+                wanted.setdefault(ObjectKey(point["schema_name"], point["table_name"]), []).append(version)
+        lost = {key: self.history_lost(reading, key, asked) for key, asked in wanted.items()}
+        return [why if point["kind"] != catalog.HISTORY_KIND else
+                f"its restore point {point['restore_point']!r} names no version" if version is None else
+                lost[ObjectKey(point["schema_name"], point["table_name"])].get(version)
+                for point, version, why in zip(points, versions, found)]
 
     def rows_at(self, session: Session, key: ObjectKey, version: int) -> int:
         """How many rows a table held at a version of its own history (a checkpoint's count, read from
@@ -80,3 +81,9 @@ class JournaledAdapter(Adapter):
         unless another writer committed after `newest` (the version the rollback journaled under the
         lock: what it would undo unseen) or the engine would restore it partly; StatementFailed then."""
         raise StatementFailed(f"RESTORE {key} TO VERSION AS OF {version}", f"{self.engine} keeps no table history")
+
+
+def _version(point: Mapping) -> int | None:
+    """The version a checkpoint's history point names, None where its row names none."""
+    text = str(point["restore_point"] or "").removeprefix(catalog.HISTORY_POINT)
+    return int(text) if text.isdigit() else None
