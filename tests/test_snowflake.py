@@ -642,3 +642,29 @@ def test_rows_inserted_in_batches_arrive_whole_across_the_batches_edges(double: 
     # as text: the double's server sends a NULL TIMESTAMP_NTZ as 1970-01-01
     assert run_sql(double, database, "SELECT n, note, CAST(written_at AS VARCHAR) FROM s.rows ORDER BY n") == [
         (n, note, None if at is None else str(at)) for n, note, at in rows]
+
+
+def test_a_checkpoint_and_a_data_rollback_on_the_double(applied: Landscape, double: dict, database: str) -> None:
+    """Issue 25's scenario on the journaled protocol's Snowflake side: a checkpoint (each table's clone),
+    a row nobody wanted, the dry run's counts, the rollback restoring and checking, and the rollback of
+    the rollback bringing the row back."""
+    good = tenant(double, database)
+    taken = applied.run("checkpoint", "dev", "--name", "good")
+    assert taken.code == 0, taken.output
+    assert taken.stdout.startswith("dev: checkpoint good: 2 tables, 8 rows (run ")
+    run_sql(double, database, "INSERT INTO sales.customer_transactions VALUES (14, 4, -1.00, 'EUR', 'SCORING', NULL)")
+    bad = tenant(double, database)
+
+    dry = applied.run("rollback", "dev", "--checkpoint", "good")
+    assert dry.code == 0, dry.output
+    assert "sales.customer_transactions: 5 rows now, 4 rows at checkpoint good (+1)" in dry.stdout
+    assert tenant(double, database) == bad
+    executed = applied.run("rollback", "dev", "--checkpoint", "good", "--execute")
+    assert executed.code == 0, executed.output
+    assert tenant(double, database) == good
+    before = next(line.split("checkpoint ")[1].split(" ")[0] for line in executed.stdout.splitlines()
+                  if "holds the rows it replaced" in line)
+    undone = applied.run("rollback", "dev", "--checkpoint", before, "--execute")
+    assert undone.code == 0, undone.output
+    assert tenant(double, database) == bad
+    assert outcomes(applied)[-4:] == ["applied", "dry-run", "applied", "applied"]

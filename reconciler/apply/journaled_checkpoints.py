@@ -74,9 +74,9 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
             befores = [catalog.Before.of(step, point.table, live.objects[point.table],
                                          adapter.restore_point(session, live.objects[point.table], run.run_id, False))
                        for step, point in enumerate(points)]
+            catalog.write_journal(session, run.run_id, befores, {point.table for point in points})
         except BaseException as refused:
             raise _concluded(session, run, refused, "nothing was changed") from None
-        catalog.write_journal(session, run.run_id, befores, {point.table for point in points})
         restoring = _Restoring(session, state, adapter, run)
         try:
             for before, point in zip(befores, points):
@@ -89,9 +89,21 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
             run.finish(session, "failed", message)
             raise ApplyFailed(message)
         done = [(before, point) for before, point in zip(befores, points) if point in restoring.restored]
-        before_name, after_name = restoring.checkpoints(done, {i.table: i.rows_now for i in impacts}, live.objects)
         outcome = "partly-applied" if restoring.not_restored else "applied"
-        run.finish(session, outcome, restoring.failures() if restoring.not_restored else None)
+        unsaid = restoring.failures() if restoring.not_restored else None
+        try:   # the tables are restored and checked: nothing after this puts them back
+            before_name, after_name = restoring.checkpoints(done, {i.table: i.rows_now for i in impacts},
+                                                            live.objects)
+        except BaseException as failed:
+            why = failed.message if isinstance(failed, StatementFailed) else type(failed).__name__
+            run.finish(session, outcome, "\n".join(filter(None, [unsaid, "the tables are restored and checked; the "
+                                                                 f"checkpoints around the rollback were not taken: {why}"])))
+            if isinstance(failed, StatementFailed):
+                raise ApplyFailed(f"tenant {state.tenant.name}: the tables are restored and checked, but the "
+                                  f"checkpoints around the rollback were not taken: {failed.message}\n  statement: "
+                                  f"{failed.statement}") from None
+            raise
+        run.finish(session, outcome, unsaid)
     rolled = Rolled(state.tenant.name, run.run_id, outcome, tuple(impacts), before_name, after_name,
                     tuple(run.checks), tuple(restoring.not_restored))
     if restoring.not_restored:
@@ -150,8 +162,7 @@ class _Restoring:
                 raise StatementFailed(f"RESTORE {key} TO {point.restore_point}", f"{key} keeps no history now")
             self.session.hold()
             self.adapter.rewind(self.session, key, int(point.restore_point.removeprefix(catalog.HISTORY_POINT)),
-                                before.version)   # one commit, or nothing written
-            self.touched.add(key.folded())
+                                before.version, lambda: self.touched.add(key.folded()))   # one commit, or none
             self.fault.tick()
             return
         self.touched.add(key.folded())

@@ -87,7 +87,7 @@ def staying(session: Session, befores: Sequence[catalog.Before], now: Mapping[tu
         if table is None:
             continue   # gone, or a view the run made in its place (no rows): re-created from the restore point
         holds = _holds(digests, table, copy)
-        if not holds and not any(_holds(digests, table, kept) for kept in _checkpoint_copies(session, table.key, points)):
+        if not holds and not any(_holds(digests, table, kept) for kept in _checkpoint_copies(session, table, points)):
             problems.append(f"{table.key} holds rows its restore point {catalog.BACKUP_SCHEMA}.{point} lacks "
                             "(written since the restore point was taken)")
         elif holds and as_journaled:
@@ -106,13 +106,17 @@ def staying(session: Session, befores: Sequence[catalog.Before], now: Mapping[tu
     return stays
 
 
-def _checkpoint_copies(session: Session, key: ObjectKey, points: Collection[str]) -> list[_Copy]:
-    """The copies checkpoints keep of a table (what a data rollback wrote into it), still there: rows in
-    one of them are not lost when the table is put back from its restore point."""
-    return [_Copy(ObjectKey(catalog.BACKUP_SCHEMA, row["restore_point"]), tuple(map(tuple, json.loads(row["structure"]))))
+def _checkpoint_copies(session: Session, table: LiveObject, points: Collection[str]) -> list[_Copy]:
+    """The copies checkpoints keep of a table with exactly its columns now (what a data rollback wrote
+    into it), still there: rows one of them holds, every column compared, are not lost when the table is
+    put back from its restore point. A copy of other columns is no such proof (a column added since
+    would be compared by the rest alone)."""
+    columns = _typed(table.columns)
+    return [_Copy(ObjectKey(catalog.BACKUP_SCHEMA, row["restore_point"]), columns)
             for row in catalog.checkpoints(session)
             if row["kind"] == catalog.COPY_POINT and row["restore_point"].lower() in points
-            and ObjectKey(row["schema_name"], row["table_name"]).folded() == key.folded()]
+            and ObjectKey(row["schema_name"], row["table_name"]).folded() == table.key.folded()
+            and tuple(map(tuple, json.loads(row["structure"]))) == columns]
 
 
 def _as_journaled(table: LiveObject, before: catalog.Before) -> bool:

@@ -175,9 +175,10 @@ ZERO_COPY_CLONES = frozenset({"snowflake"})   # engines whose copy of a table sh
 
 def copy_statement(engine: str, table: ObjectKey, copy: str) -> str:
     """A copy of a table, rows and all, in the backup schema, that no backup index row lists (a
-    checkpoint's: `_reconciler.checkpoints` lists it)."""
-    return (f"CREATE TABLE {sql.qualified(BACKUP_SCHEMA, copy, engine)} AS SELECT * FROM "
-            f"{sql.qualified(table.schema, table.name, engine)}")
+    checkpoint's: `_reconciler.checkpoints` lists it); a zero-copy clone where the engine has one."""
+    target, source = sql.qualified(BACKUP_SCHEMA, copy, engine), sql.qualified(table.schema, table.name, engine)
+    return f"CREATE TABLE {target} CLONE {source}" if engine in ZERO_COPY_CLONES else \
+        f"CREATE TABLE {target} AS SELECT * FROM {source}"
 
 
 def mark_restore_points(session: CatalogSession, run_id: str, names: Sequence[str]) -> None:

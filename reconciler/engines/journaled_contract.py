@@ -11,7 +11,7 @@ or not: `apply/protocols.py: protocol_for` asks which, once, and only the journa
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..model import ObjectKey
 from ..sessions import StatementFailed
@@ -76,10 +76,12 @@ class JournaledAdapter(Adapter):
         why (past the log's retention, files a VACUUM may have removed since): never restored partly."""
         return {version: f"{self.engine} keeps no table history" for version in versions}
 
-    def rewind(self, session: Session, key: ObjectKey, version: int, newest: int) -> None:
+    def rewind(self, session: Session, key: ObjectKey, version: int, newest: int,
+               writing: Callable[[], None]) -> None:
         """A data rollback: the table's rows put back to a version of its own history in one commit,
         unless another writer committed after `newest` (the version the rollback journaled under the
-        lock: what it would undo unseen) or the engine would restore it partly; StatementFailed then."""
+        lock: what it would undo unseen) or the engine would restore it partly; StatementFailed then.
+        `writing` is called just before the statement that writes, after every check."""
         raise StatementFailed(f"RESTORE {key} TO VERSION AS OF {version}", f"{self.engine} keeps no table history")
 
 

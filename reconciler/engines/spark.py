@@ -20,7 +20,7 @@ import contextlib
 import hashlib
 import logging
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from .. import secrets
@@ -315,7 +315,8 @@ class SparkAdapter(JournaledAdapter):
         except StatementFailed as unreadable:   # no longer a Delta table, or gone: nothing of it restores
             return {version: unreadable.message for version in versions}
 
-    def rewind(self, session: Session, key: ObjectKey, version: int, newest: int) -> None:
+    def rewind(self, session: Session, key: ObjectKey, version: int, newest: int,
+               writing: Callable[[], None]) -> None:
         """RESTORE TABLE, one commit: Delta refuses it when a file the version reads is gone, unless the
         session ignores missing files (then it would restore partly: refused here)."""
         table = sql.qualified(key.schema, key.name, ENGINE)
@@ -328,6 +329,7 @@ class SparkAdapter(JournaledAdapter):
             raise StatementFailed(restore, f"not run: {key} is at version {now}, not {newest} as when the rollback "
                                   f"read it under the lock: another writer committed since, and restoring would "
                                   "undo that unseen")
+        writing()
         session.execute(restore)
 
     def lock_holder(self) -> dict[str, str] | None:
