@@ -161,7 +161,7 @@ def _delta(tmp_path: Path, url: str, spark) -> EngineLandscape:
 def test_which_versions_a_history_can_restore_whole() -> None:
     """Rows as DESCRIBE HISTORY gives them: a version the log no longer holds, and one a VACUUM ran after,
     are lost; one after the last VACUUM is not. A checkpoint row naming no version is never restored."""
-    from reconciler.engines.journaled_contract import _version
+    from reconciler.engines.catalog import history_version
     from reconciler.engines.spark_catalog import lost_versions
 
     history = [{"version": v, "operation": op} for v, op in
@@ -170,5 +170,5 @@ def test_which_versions_a_history_can_restore_whole() -> None:
     assert set(lost) == {2, 4}
     assert lost[2].startswith("version 2 is no longer in the table's history (its log keeps 3 to 7")
     assert lost[4] == "VACUUM ran after version 4 (at version 5): its files may be gone"
-    assert [_version({"restore_point": text}) for text in ("version 12", "version 1; DROP TABLE x", None)] == \
-        [12, None, None]
+    assert [history_version(text) for text in ("version 12", "version 1; DROP TABLE x", "sales__t__r1", None)] == \
+        [12, None, None, None]

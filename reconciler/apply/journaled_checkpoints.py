@@ -34,7 +34,7 @@ from . import checkpoints
 from .checkpointed import REFUSED, Rolled, dry_run, impacts_in, summary
 from .checkpoints import Point
 from .journaled import compensate
-from .lifecycle import new_run_id
+from .lifecycle import appended, new_run_id
 
 
 def take_checkpoint(state: TenantState, tenant_plan: TenantPlan, plan: Plan, tables: Sequence[ObjectKey],
@@ -61,7 +61,7 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
     """Roll the rows of each point's table back to it, table by table. A dry run reads counts and is
     audited as one; PartlyDone (the Rolled on it) when some tables were restored and others put back."""
     if not execute:
-        return dry_run(state, tenant_plan, plan, points, actor, writing=_appended)
+        return dry_run(state, tenant_plan, plan, points, actor, writing=appended)
     adapter = cast(JournaledAdapter, state.adapter)
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "rollback")
     with _running(state, adapter, run, actor, "nothing was changed") as session:
@@ -161,7 +161,7 @@ class _Restoring:
             if before.version is None:
                 raise StatementFailed(f"RESTORE {key} TO {point.restore_point}", f"{key} keeps no history now")
             self.session.hold()
-            self.adapter.rewind(self.session, key, int(point.restore_point.removeprefix(catalog.HISTORY_POINT)),
+            self.adapter.rewind(self.session, key, catalog.history_version(point.restore_point),
                                 before.version, lambda: self.touched.add(key.folded()))   # one commit, or none
             self.fault.tick()
             return
@@ -226,9 +226,8 @@ def in_history(session, adapter: JournaledAdapter) -> Callable[[LiveObject], tup
     """A table's checkpoint in its own history, where it keeps one: (the point, its rows there), else None."""
     def point(found: LiveObject) -> tuple[str, int] | None:
         restore_point = adapter.restore_point(session, found, "history", False)
-        if not restore_point.startswith(catalog.HISTORY_POINT):
-            return None
-        return restore_point, adapter.rows_at(session, found.key, int(restore_point.removeprefix(catalog.HISTORY_POINT)))
+        version = catalog.history_version(restore_point)
+        return None if version is None else (restore_point, adapter.rows_at(session, found.key, version))
     return point
 
 
@@ -266,7 +265,3 @@ def _concluded(session, run: catalog.Run, stopped: BaseException, unchanged: str
                type(stopped).__name__)
     return stopped
 
-
-@contextlib.contextmanager
-def _appended(session) -> Iterator[None]:
-    yield   # the catalog only appends there: each audit row stands on its own

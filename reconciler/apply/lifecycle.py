@@ -154,6 +154,12 @@ def record_dry_run(state: TenantState, tenant_plan: TenantPlan, plan: Plan, oper
 
 
 @contextlib.contextmanager
+def appended(session) -> Iterator[None]:
+    """Audit rows where the catalog only appends (the journaled protocol): each stands on its own."""
+    yield
+
+
+@contextlib.contextmanager
 def in_transaction(session) -> Iterator[None]:
     """What runs inside committed together, or rolled back on any error."""
     session.begin()

@@ -12,7 +12,7 @@ executor is handed one and never branches on the engine. Never plans.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..engines import catalog
@@ -24,7 +24,7 @@ from . import journaled_checkpoints
 from .checkpointed import Rolled, rollback_rows, take_checkpoint
 from .checkpoints import Point
 from .journaled import apply_journaled, recover
-from .lifecycle import Progress, TenantResult, in_transaction, record_dry_run
+from .lifecycle import Progress, TenantResult, appended, in_transaction, record_dry_run
 from .transactional import FlowRun, apply_transactional, run_flow
 
 if TYPE_CHECKING:
@@ -119,9 +119,8 @@ class Journaled:
     def record_dry_run(self, state, tenant_plan, plan, operation, actor):
         return None   # nothing is written where it cannot be taken back with the rest
 
-    @contextlib.contextmanager
-    def writing(self, session: Session) -> Iterator[None]:
-        yield   # the catalog only appends there: each row stands on its own
+    def writing(self, session: Session) -> contextlib.AbstractContextManager[None]:
+        return appended(session)
 
     def release(self, adapter: Adapter, run_id: str, as_is: bool) -> str:
         """The run is compensated from its journal first, as the next apply would (`journaled.recover`);

@@ -237,8 +237,7 @@ class Before:
     @property
     def version(self) -> int | None:
         """The table version the table is restored to, where its format keeps a history (Delta)."""
-        point = self.restore_point or ""
-        return int(point.removeprefix(HISTORY_POINT)) if point.startswith(HISTORY_POINT) else None
+        return history_version(self.restore_point)
 
     @classmethod
     def of(cls, step: int, key: ObjectKey, found: LiveObject | None, restore_point: str | None = None) -> Before:
@@ -295,6 +294,14 @@ HISTORY_POINT = "version "   # a restore point in the table's history (no copy's
 COPY_POINT, HISTORY_KIND = "copy", "version"   # a checkpoint's kinds: a copy in the backup schema, a version of the
                                               # table's own history (Delta: no row copied)
 DIGEST_ROW = "digest"        # the kind of the journal row that holds the run's plan and the journal's digest
+
+
+def history_version(restore_point: str | None) -> int | None:
+    """The version of a table's history a restore point names (`HISTORY_POINT` and digits), else None:
+    a copy's name, or a row that names no version (edited by hand)."""
+    text = restore_point or ""
+    version = text.removeprefix(HISTORY_POINT)
+    return int(version) if text.startswith(HISTORY_POINT) and version.isdigit() else None
 
 
 @dataclass(frozen=True)

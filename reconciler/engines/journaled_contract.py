@@ -54,7 +54,8 @@ class JournaledAdapter(Adapter):
         """A copy as on every engine; a version of a table's history by that history (`history_lost`),
         read once a table; a row that names no version (edited by hand) is never restored."""
         found = super().unrestorable(reading, points)
-        versions = [_version(point) if point["kind"] == catalog.HISTORY_KIND else None for point in points]
+        versions = [catalog.history_version(point["restore_point"]) if point["kind"] == catalog.HISTORY_KIND else None
+                    for point in points]
         wanted: dict[ObjectKey, list[int]] = {}
         for point, version in zip(points, versions):
             if version is not None:
@@ -84,8 +85,3 @@ class JournaledAdapter(Adapter):
         `writing` is called just before the statement that writes, after every check."""
         raise StatementFailed(f"RESTORE {key} TO VERSION AS OF {version}", f"{self.engine} keeps no table history")
 
-
-def _version(point: Mapping) -> int | None:
-    """The version a checkpoint's history point names, None where its row names none."""
-    text = str(point["restore_point"] or "").removeprefix(catalog.HISTORY_POINT)
-    return int(text) if text.isdigit() else None
