@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from . import site_facts, site_lineage, site_objects, site_pages
 
-ASSETS = ("search.js", "site.css")
+ASSETS = ("search.js", "site.css", "lineage.js", "dagre.min.js", "dagre.LICENSE.txt")
 
 
 def build(data, changed_by: Mapping[str, set[str]], generated: str) -> dict[str, str]:

@@ -1,11 +1,15 @@
 """The landscape site's lineage: the whole picture of the first environment, and around each object
-the objects within N levels either way (`focus`), drawn by `drawing` (grandalf's layered layout, in the
-direction data flows), every box a link to its object's page, with the column lineage between them.
+the objects within N levels either way (`focus`), drawn in the direction data flows: the whole picture
+by `drawing` (grandalf's layered layout, on the server), each object's wider neighbourhood by the page
+itself (`drawing.picture` as data, laid out by dagre in site_assets/lineage.js); every box a link to
+its object's page, with the column lineage between them.
 
 Owns the lineage pages. Takes a finished lineage graph and its columns; never reads git or a tenant.
 """
 
 from __future__ import annotations
+
+import json
 
 import networkx as nx
 
@@ -42,10 +46,19 @@ def focus_page(landscape, key: ObjectKey, levels: int, generated: str) -> str:
     body = (f"<p>Environment {h(landscape.name)}: {h(near.number_of_nodes())} objects within {levels} "
             f"level{'s' * (levels > 1)} of {link(object_href(key), key)}, arrows the way data flows. "
             f"Also: {others}.</p>"
-            f'<div class="graph" tabindex="0" aria-label="lineage picture">'
-            f"{drawing.svg(near, {key: 'focus'}, {k: object_href(k) for k in near})}</div>"
+            f'<div class="graph" id="picture" tabindex="0" aria-label="lineage picture"></div>'
+            f"{_in_browser(drawing.picture(near, {key: 'focus'}, {k: object_href(k) for k in near}))}"
             f'<section id="columns"><h2>Column lineage</h2>{_column_lineage(landscape, set(near))}</section>')
     return page(f"Lineage of {key} ±{levels}", body, 1, generated)
+
+
+def _in_browser(picture: dict) -> str:
+    """The picture as data for site_assets/lineage.js, which lays it out with dagre when the page opens:
+    a wider neighbourhood costs the site one breadth-first walk instead of a layout. `<` is escaped so
+    that no name can end the script element."""
+    data = json.dumps(picture, separators=(",", ":")).replace("<", "\\u003c")
+    return (f'<script type="application/json" class="picture" data-into="picture">{data}</script>'
+            '<script src="../assets/dagre.min.js"></script><script src="../assets/lineage.js"></script>')
 
 
 def _column_lineage(landscape, shown: set[ObjectKey]) -> str:
