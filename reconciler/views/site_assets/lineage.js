@@ -1,4 +1,4 @@
-// reconciler site: the lineage pages' pictures, laid out in the browser by dagre (shipped beside this
+// reconciler site: the object and lineage pages' pictures, laid out in the browser by dagre (shipped beside this
 // file, dagre.min.js, MIT: dagre.LICENSE.txt) from the graph the page holds (a script element of type
 // application/json, written by `reconciler site` from drawing.picture), and drawn as drawing.py draws
 // a picture laid out on the server: boxes as wide as the longest label, left to right the way data
