@@ -41,20 +41,20 @@ def svg(graph: nx.DiGraph, states: Mapping[ObjectKey, str] | None = None,
     return _svg(graph, labels, {key: states[key] for key in graph if key in states}, links or {})
 
 
-def picture(graph: nx.DiGraph, states: Mapping[ObjectKey, str] | None = None,
+def picture(graph: nx.DiGraph, nodes, states: Mapping[ObjectKey, str] | None = None,
             links: Mapping[ObjectKey, str] | None = None) -> dict:
-    """What `svg` would draw, for site_assets/lineage.js to lay out in the browser (dagre's layered
-    layout, routed as `_route` routes): the boxes (id, label, kind, state, link) and edges, collapsed
-    to one box per schema as `svg` collapses, and the measures and colours of the picture."""
-    states = states or {}
-    if graph.number_of_nodes() > COLLAPSE_AT:
-        graph, labels = _by_schema(graph)
-        states, links = {}, {}
+    """What `svg` would draw of the part of `graph` made of `nodes`, for site_assets/lineage.js to lay
+    out in the browser (dagre's layered layout, routed as `_route` routes): the boxes (id, label, kind,
+    state, link) and edges, collapsed to one box per schema as `svg` collapses, and the measures and
+    colours of the picture. Reads the graph's adjacency (a subgraph view costs a filter each step)."""
+    states, links = states or {}, links or {}
+    if len(nodes) > COLLAPSE_AT:
+        graph, labels = _by_schema(graph.subgraph(nodes))
+        nodes, states, links = set(graph), {}, {}
     else:
-        labels = {key: (str(key), graph.nodes[key].get("kind", "")) for key in graph}
-    return {"boxes": [[str(node), *labels[node], states.get(node, ""), (links or {}).get(node, "")]
-                      for node in sorted(graph)],
-            "edges": [[str(a), str(b)] for a, b in sorted(graph.edges)],
+        labels = {key: (str(key), graph.nodes[key].get("kind", "")) for key in nodes}
+    return {"boxes": [[str(node), *labels[node], states.get(node, ""), links.get(node, "")] for node in sorted(nodes)],
+            "edges": sorted([str(a), str(b)] for a in nodes for b in graph.succ[a] if b in nodes),
             "width": box_width(text for text, _ in labels.values()), "height": HEIGHT, "gap": [GAP_X, GAP_Y],
             "margin": MARGIN, "legend": LEGEND, "kinds": KIND_COLOURS, "states": STATE_COLOURS,
             "always": EVERY_LANDSCAPE}

@@ -51,7 +51,8 @@ def drawn_in_browser(picture: dict, anchor: str, depth: int) -> str:
     data = json.dumps(picture, separators=(",", ":")).replace("<", "\\u003c")
     up = "../" * depth
     return (f'<script type="application/json" class="picture" data-into="{h(anchor)}">{data}</script>'
-            f'<script src="{up}assets/dagre.min.js"></script><script src="{up}assets/lineage.js"></script>')
+            f'<script src="{up}assets/dagre.min.js"></script><script src="{up}assets/lineage.js"></script>'
+            '<noscript><p class="empty">The picture is drawn by the page\'s script.</p></noscript>')
 
 
 @functools.lru_cache(maxsize=1 << 16)   # a column's link recurs on every page around it

@@ -18,11 +18,11 @@ from . import drawing
 from .site_html import drawn_in_browser, h, lineage_href, link, object_href, page, table
 
 
-def focus(lineage: nx.DiGraph, key: ObjectKey, levels: int) -> nx.DiGraph:
+def focus(lineage: nx.DiGraph, key: ObjectKey, levels: int) -> set[ObjectKey]:
     """`key` and what is at most `levels` edges upstream or downstream of it."""
     upstream = nx.single_source_shortest_path_length(lineage.reverse(copy=False), key, cutoff=levels)
     downstream = nx.single_source_shortest_path_length(lineage, key, cutoff=levels)
-    return lineage.subgraph({*upstream, *downstream})
+    return {*upstream, *downstream}
 
 
 def lineage_page(landscape, generated: str) -> str:
@@ -45,12 +45,12 @@ def focus_page(landscape, key: ObjectKey, levels: int, generated: str, cells: Ma
     cells = column_cells(landscape) if cells is None else cells
     others = " ".join([link(object_href(key) + "#lineage", "±1"),
                        *(link(lineage_href(key, n), f"±{n}") for n in (2, 3) if n != levels)])
-    body = (f"<p>Environment {h(landscape.name)}: {h(near.number_of_nodes())} objects within {levels} "
+    body = (f"<p>Environment {h(landscape.name)}: {h(len(near))} objects within {levels} "
             f"level{'s' * (levels > 1)} of {link(object_href(key), key)}, arrows the way data flows. "
             f"Also: {others}.</p>"
             f'<div class="graph" id="picture" tabindex="0" aria-label="lineage picture"></div>'
-            + drawn_in_browser(drawing.picture(near, {key: "focus"}, {k: object_href(k) for k in near}), "picture", 1)
-            + f'<section id="columns"><h2>Column lineage</h2>{_column_lineage(cells, set(near))}</section>')
+            + drawn_in_browser(drawing.picture(landscape.lineage, near, {key: "focus"}, {k: object_href(k) for k in near}), "picture", 1)
+            + f'<section id="columns"><h2>Column lineage</h2>{_column_lineage(cells, near)}</section>')
     return page(f"Lineage of {key} ±{levels}", body, 1, generated)
 
 
