@@ -4,8 +4,10 @@ Owns the picture: a layered (Sugiyama) layout by grandalf, left to right in the 
 flows, with every edge that spans layers routed through slots of its own so that no edge passes
 through a box it does not connect; boxes as wide as the longest label (never cut) and a canvas
 holding every box and every edge; links from boxes; the colours of kinds and change states and a
-legend; and collapsing to one box per schema beyond a size where single objects stop being readable. Takes a
-finished graph; computes nothing about the landscape; needs no network to draw or to view.
+legend; and collapsing to one box per schema beyond a size where single objects stop being readable;
+and the same picture as data (`picture`), for a page of the site to lay out in the browser
+(site_assets/lineage.js: dagre's layered layout, routed the same way). Takes a finished graph;
+computes nothing about the landscape; needs no network to draw or to view.
 """
 
 from __future__ import annotations
