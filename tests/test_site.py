@@ -15,10 +15,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
+import networkx as nx
 import pytest
 from conftest import ROOT, Landscape
 
-from reconciler.views.site_html import highlighted
+from reconciler.model import ObjectKey
+from reconciler.views import drawing
+from reconciler.views.site_html import drawn_in_browser, highlighted
 
 NODE_MODULES = Path(os.environ.get("RECONCILER_PLAYWRIGHT_NODE_MODULES",
                                    Path.home() / ".cache" / "reconciler-ci" / "playwright" / "node_modules"))
@@ -154,6 +157,19 @@ class _Text(HTMLParser):
         self.parts.append(data)
 
 
+def test_a_name_in_a_pictures_data_cannot_end_its_script_element() -> None:
+    hostile = ObjectKey("sales", "x</script><script>alert(1)</script>")
+    reader = ObjectKey("sales", "reader")
+    lineage = nx.DiGraph([(hostile, reader)])
+    nx.set_node_attributes(lineage, "View", "kind")
+
+    text = drawn_in_browser(drawing.picture(lineage, set(lineage), {reader: "focus"}), "picture", 1)
+
+    assert text.count("</script>") == 3 and "<script>alert" not in text   # the data's and the two scripts'
+    data = json.loads(text[text.index(">") + 1:text.index("</script>")])
+    assert data["boxes"][1][:2] == [str(hostile), str(hostile)] and data["edges"] == [[str(hostile), str(reader)]]
+
+
 @pytest.mark.parametrize("path", sorted(p for p in (ROOT / "environments").rglob("*.yaml") if "\nsql:" in p.read_text()),
                          ids=lambda p: p.relative_to(ROOT / "environments").as_posix())
 def test_highlighted_sql_reads_back_as_the_sql_written(path: Path) -> None:
@@ -192,8 +208,14 @@ def test_a_generated_thousand_object_landscape_is_searchable_and_drawn_true(tmp_
     assert seen["search"]["focused"] == column and seen["search"]["opened"] == f"{table}.html"
     assert seen["followed"]["edge"][0] == table and seen["followed"]["h1"] == seen["followed"]["edge"][1]
     assert_true_pictures(seen)
-    assert all(p["edges"] for page in (f"objects/{reader}.html", f"lineage/{reader}-2.html")
-               for p in seen["pages"][page]["pictures"])
+    # drawn in the browser from the page's data: every object within the levels and every edge among them
+    lineage = nx.DiGraph([(e["from"], e["to"]) for e in edges])
+    for page, levels in ((f"objects/{reader}.html", 1), (f"lineage/{reader}-2.html", 2)):
+        near = {*nx.single_source_shortest_path_length(lineage, reader, cutoff=levels),
+                *nx.single_source_shortest_path_length(lineage.reverse(), reader, cutoff=levels)}
+        drawn = [(p["boxes"], p["edges"]) for p in seen["pages"][page]["pictures"]]
+        assert drawn == [(len(near), lineage.subgraph(near).number_of_edges())], page
+        assert drawn[0][1] > 0, page
 
 
 def test_the_site_of_some_environments_shows_only_them_and_an_unknown_one_is_a_usage_error(

@@ -152,8 +152,21 @@ def blob_ids(repo: Path, landscape: Landscape) -> dict[ObjectKey, tuple[str, str
     if landscape.source.commit is None:
         return {key: (doc.path, blob_id((repo / doc.path).read_bytes()))
                 for key, doc in landscape.documents.items()}
-    tree = open_repo(repo).commit(landscape.source.commit).tree
-    return {key: (doc.path, (tree / doc.path).hexsha) for key, doc in landscape.documents.items()}
+    blobs = tree_blobs(open_repo(repo).commit(landscape.source.commit).tree)
+    return {key: (doc.path, blobs[doc.path]) for key, doc in landscape.documents.items()}
+
+
+def tree_blobs(tree: git.Tree) -> dict[str, str]:
+    """Path -> blob id of every file of a commit's tree, from one listing: looking a path up reads every
+    tree on its way again (seconds for a 10,000-object landscape)."""
+    blobs = {}
+    for entry in tree.repo.git.ls_tree("-r", "-z", "--full-tree", tree.hexsha).split("\0"):
+        if entry:
+            meta, path = entry.split("\t", 1)
+            _, kind, sha = meta.split()
+            if kind == "blob":
+                blobs[path] = sha
+    return blobs
 
 
 def environment_local(landscape: Landscape) -> set[ObjectKey]:
@@ -383,4 +396,4 @@ def open_pull_request(repo: Path, branch: str, base: str, title: str, body_file:
 __all__ = ["Move", "PR_FOLDER", "write_body", "current_branch", "Promotion", "plan_promotion", "check_path", "landscape_order", "require_clean",
            "promotion_commit", "restore_commit", "write_commit", "create_branch", "advance_head",
            "commits_between", "tag", "open_pull_request", "store_blob", "held_back", "upstream", "resolve_names",
-           "blob_ids", "environment_local"]
+           "blob_ids", "tree_blobs", "environment_local"]

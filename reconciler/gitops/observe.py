@@ -197,10 +197,11 @@ def run_changes(workspace: Workspace, data: LandscapeReport) -> dict[str, set[st
     the environment's folder now; one renamed or deleted since is not."""
     repo = open_repo(workspace.repo)
     changed: dict[str, set[str]] = {}
+    listed: dict[str, dict[str, str]] = {}   # commit -> its files' blob ids: runs often share a commit
     for (environment, _), audit in data.audits.items():
         paths = {str(key): path for key, (path, _) in gitops.blob_ids(workspace.repo,
                                                                        data.landscapes[environment]).items()}
-        before = None
+        before: dict[str, str] = {}   # the first applied run changed every object its commit holds
         for run in audit["runs"]:
             if run["dry_run"] or run["outcome"] != "applied" or not run["commit"]:
                 continue
@@ -208,15 +209,10 @@ def run_changes(workspace: Workspace, data: LandscapeReport) -> dict[str, set[st
                 tree = repo.commit(run["commit"]).tree
             except ValueError:   # a commit this clone lacks (a shallow checkout): nothing to compare
                 continue
-            changed[run["run_id"]] = {name for name, path in paths.items() if _blob(tree, path) != _blob(before, path)}
-            before = tree
+            if tree.hexsha not in listed:
+                listed[tree.hexsha] = gitops.tree_blobs(tree)
+            blobs = listed[tree.hexsha]
+            changed[run["run_id"]] = {name for name, path in paths.items() if blobs.get(path) != before.get(path)}
+            before = blobs
     return changed
 
-
-def _blob(tree, path: str) -> str | None:
-    if tree is None:
-        return None
-    try:
-        return (tree / path).hexsha
-    except KeyError:
-        return None

@@ -4,8 +4,10 @@ Owns the picture: a layered (Sugiyama) layout by grandalf, left to right in the 
 flows, with every edge that spans layers routed through slots of its own so that no edge passes
 through a box it does not connect; boxes as wide as the longest label (never cut) and a canvas
 holding every box and every edge; links from boxes; the colours of kinds and change states and a
-legend; and collapsing to one box per schema beyond a size where single objects stop being readable. Takes a
-finished graph; computes nothing about the landscape; needs no network to draw or to view.
+legend; and collapsing to one box per schema beyond a size where single objects stop being readable;
+and the same picture as data (`picture`), for a page of the site to lay out in the browser
+(site_assets/lineage.js: dagre's layered layout, routed the same way). Takes a finished graph;
+computes nothing about the landscape; needs no network to draw or to view.
 """
 
 from __future__ import annotations
@@ -39,6 +41,25 @@ def svg(graph: nx.DiGraph, states: Mapping[ObjectKey, str] | None = None,
         return _svg(*_by_schema(graph), {})
     labels = {key: (str(key), graph.nodes[key].get("kind", "")) for key in graph}
     return _svg(graph, labels, {key: states[key] for key in graph if key in states}, links or {})
+
+
+def picture(graph: nx.DiGraph, nodes, states: Mapping[ObjectKey, str] | None = None,
+            links: Mapping[ObjectKey, str] | None = None) -> dict:
+    """What `svg` would draw of the part of `graph` made of `nodes`, for site_assets/lineage.js to lay
+    out in the browser (dagre's layered layout, routed as `_route` routes): the boxes (id, label, kind,
+    state, link) and edges, collapsed to one box per schema as `svg` collapses, and the measures and
+    colours of the picture. Reads the graph's adjacency (a subgraph view costs a filter each step)."""
+    states, links = states or {}, links or {}
+    if len(nodes) > COLLAPSE_AT:
+        graph, labels = _by_schema(graph.subgraph(nodes))
+        nodes, states, links = set(graph), {}, {}
+    else:
+        labels = {key: (str(key), graph.nodes[key].get("kind", "")) for key in nodes}
+    return {"boxes": [[str(node), *labels[node], states.get(node, ""), links.get(node, "")] for node in sorted(nodes)],
+            "edges": sorted([str(a), str(b)] for a in nodes for b in graph.succ[a] if b in nodes),
+            "width": box_width(text for text, _ in labels.values()), "height": HEIGHT, "gap": [GAP_X, GAP_Y],
+            "margin": MARGIN, "legend": LEGEND, "kinds": KIND_COLOURS, "states": STATE_COLOURS,
+            "always": EVERY_LANDSCAPE}
 
 
 def html(graph: nx.DiGraph, title: str, states: Mapping[ObjectKey, str] | None = None) -> str:

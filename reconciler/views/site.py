@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from . import site_facts, site_lineage, site_objects, site_pages
 
-ASSETS = ("search.js", "site.css")
+ASSETS = ("search.js", "site.css", "lineage.js", "dagre.min.js", "dagre.LICENSE.txt")
 
 
 def build(data, changed_by: Mapping[str, set[str]], generated: str) -> dict[str, str]:
@@ -33,13 +33,14 @@ def build(data, changed_by: Mapping[str, set[str]], generated: str) -> dict[str,
     first = data.landscapes[data.order[0]]
     out["lineage.html"] = site_lineage.lineage_page(first, generated)
     readers = {environment: site_objects.column_readers(landscape) for environment, landscape in data.landscapes.items()}
+    cells = {environment: site_lineage.column_cells(landscape) for environment, landscape in data.landscapes.items()}
     for name in data.versions:
         environment, key, _ = site_objects.holders(data, name)[0]
         out[f"objects/{quote(name, safe='')}.html"] = site_objects.object_page(data, known, name, changed_by,
                                                                                readers[environment], generated)
         for levels in site_objects.FOCUS_LEVELS:
             out[f"lineage/{quote(name, safe='')}-{levels}.html"] = site_lineage.focus_page(
-                data.landscapes[environment], key, levels, generated)
+                data.landscapes[environment], key, levels, generated, cells[environment])
     return out
 
 

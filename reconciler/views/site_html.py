@@ -9,6 +9,8 @@ unescaped.
 from __future__ import annotations
 
 import difflib
+import functools
+import json
 from html import escape
 from urllib.parse import quote
 
@@ -25,9 +27,10 @@ NAMES = (TokenType.VAR, TokenType.IDENTIFIER)
 
 def h(text) -> str:
     """Any value as page text: escaped, quotes included (it may land in an attribute)."""
-    return escape(str(text))
+    return escape(text if isinstance(text, str) else str(text))
 
 
+@functools.cache   # the same few addresses are written tens of thousands of times in a large site
 def object_href(key, depth: int = 1) -> str:
     """The object's page from a page `depth` folders below the site's root (index.html is at 0)."""
     return "../" * depth + f"objects/{quote(str(key), safe='')}.html"
@@ -41,6 +44,18 @@ def lineage_href(key, levels: int, depth: int = 1) -> str:
     return "../" * depth + f"lineage/{quote(str(key), safe='')}-{levels}.html"
 
 
+def drawn_in_browser(picture: dict, anchor: str, depth: int) -> str:
+    """A picture (`drawing.picture`) as data that site_assets/lineage.js lays out with dagre into the
+    element `anchor` when the page opens, `depth` folders below the root: a picture costs the site its
+    data, not a layout. `<` is escaped so that no name can end the script element."""
+    data = json.dumps(picture, separators=(",", ":")).replace("<", "\\u003c")
+    up = "../" * depth
+    return (f'<script type="application/json" class="picture" data-into="{h(anchor)}">{data}</script>'
+            f'<script src="{up}assets/dagre.min.js"></script><script src="{up}assets/lineage.js"></script>'
+            '<noscript><p class="empty">The picture is drawn by the page\'s script.</p></noscript>')
+
+
+@functools.lru_cache(maxsize=1 << 16)   # a column's link recurs on every page around it
 def link(href: str, text) -> str:
     return f'<a href="{h(href)}">{h(text)}</a>'
 
@@ -53,17 +68,18 @@ def highlighted(text: str, dialect: str) -> str:
         tokens, _ = tokenize(text, dialect)
     except (SqlglotError, SqlProblem):
         return f"<pre class=\"sql\"><code>{h(text)}</code></pre>"
-    pieces, position = [], 0
-    for token in tokens:
+    pieces, position, read = [], 0, 0   # text before `position` is written; tokens before `read` are read
+    for token in tokens:   # only the tokens drawn in a span break the text: the rest is escaped in runs
         start, end = token.start, token.end + 1
-        if start < position:   # a token the tokenizer rebuilt (an escaped quote): keep the text as written
+        if start < read:   # a token the tokenizer rebuilt (an escaped quote): keep the text as written
             continue
-        pieces.append(h(text[position:start]))
+        read = end
         written = text[start:end]
         kind = ("s" if token.token_type in STRINGS else "n" if token.token_type == TokenType.NUMBER
                 else "k" if token.token_type not in NAMES and written.replace("_", "").isalpha() else None)
-        pieces.append(f'<span class="{kind}">{h(written)}</span>' if kind else h(written))
-        position = end
+        if kind:
+            pieces.append(f'{h(text[position:start])}<span class="{kind}">{h(written)}</span>')
+            position = end
     pieces.append(h(text[position:]))
     return f"<pre class=\"sql\"><code>{''.join(pieces)}</code></pre>"
 

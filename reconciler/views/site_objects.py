@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from ..model import ObjectKey
 from . import drawing
-from .site_html import diff, h, highlighted, lineage_href, link, object_href, page, run_href, table
+from .site_html import diff, drawn_in_browser, h, highlighted, lineage_href, link, object_href, page, run_href, table
 
 FOCUS_LEVELS = (2, 3)   # the lineage pages around each object, this many levels either way (1: its own page)
 
@@ -115,10 +115,11 @@ def _neighbours(landscape, key: ObjectKey) -> str:
                                           if landscape.reads.get(r, {}).get(key) else "")
                for r in sorted(lineage.successors(key))]
     focus = " ".join(link(lineage_href(key, levels), f"±{levels} levels") for levels in FOCUS_LEVELS)
-    near = lineage.subgraph({key, *lineage.predecessors(key), *lineage.successors(key)})
+    near = {key, *lineage.predecessors(key), *lineage.successors(key)}
     return (f"<p>Reads: {', '.join(sources) or 'nothing'}.</p><p>Read by: {', '.join(readers) or 'nothing'}.</p>"
             f"<p>Drawn a level either way; wider: {focus}</p>"
-            f'<div class="graph">{drawing.svg(near, {key: "focus"}, _links(near))}</div>')
+            f'<div class="graph" id="picture"></div>'
+            + drawn_in_browser(drawing.picture(lineage, near, {key: "focus"}, _links(near)), "picture", 1))
 
 
 def _links(graph) -> dict:

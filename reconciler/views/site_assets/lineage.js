@@ -1,0 +1,116 @@
+// reconciler site: the object and lineage pages' pictures, laid out in the browser by dagre (shipped beside this
+// file, dagre.min.js, MIT: dagre.LICENSE.txt) from the graph the page holds (a script element of type
+// application/json, written by `reconciler site` from drawing.picture), and drawn as drawing.py draws
+// a picture laid out on the server: boxes as wide as the longest label, left to right the way data
+// flows, every edge leaving its source's side facing its target, crossing each layer between through
+// a slot of its own, and meeting its target's facing side. Part of reconciler, under its licence.
+// Labels are set with textContent only: a name is text, never markup.
+(function () {
+  "use strict";
+  if (!window.dagre) return;
+  // the SVG namespace, taken from an element the HTML parser made (no address spelled here)
+  var holder = document.createElement("div");
+  holder.innerHTML = "<svg></svg>";
+  var NS = holder.firstChild.namespaceURI;
+
+  function element(name, attributes, parent) {
+    var made = document.createElementNS(NS, name);
+    Object.keys(attributes).forEach(function (key) { made.setAttribute(key, attributes[key]); });
+    if (parent) parent.appendChild(made);
+    return made;
+  }
+
+  function text(value, attributes, parent) {
+    var made = element("text", attributes, parent);
+    made.textContent = value;
+    return made;
+  }
+
+  // Layers are where boxes are: every box of a layer has the same centre across and the same width.
+  function route(points, from, to, layers, width) {
+    var step = to.x > from.x ? width / 2 : -width / 2;   // right to left: an edge a cycle turned around
+    var out = [[from.x + step, from.y]];
+    points.slice(1, -1).forEach(function (p) {
+      var layer = layers.find(function (x) { return Math.abs(p.x - x) < width / 2; });
+      if (layer !== undefined) out.push([layer - step, p.y], [layer + step, p.y]);
+    });   // a point between layers is left out: nothing is drawn there but edges
+    out.push([to.x - step, to.y]);
+    return out;
+  }
+
+  function legend(picture, shown, svg) {
+    var group = element("g", { "class": "legend" }, svg), x = picture.margin, m = picture.margin;
+    Object.keys(picture.kinds).forEach(function (kind) {
+      if (picture.always.indexOf(kind) === -1 && !shown[kind]) return;
+      element("rect", { x: x, y: m - 8, width: 14, height: 14, rx: 3, fill: picture.kinds[kind], stroke: "#868e96" },
+        group);
+      text(kind, { x: x + 18, y: m + 3 }, group);
+      x += 28 + 8 * kind.length;
+    });
+    element("path", { d: "M" + x + "," + (m - 1) + " L" + (x + 30) + "," + (m - 1), stroke: "#adb5bd",
+      "marker-end": "url(#arrow)" }, group);
+    text("data flows this way", { x: x + 36, y: m + 3 }, group);
+  }
+
+  function draw(picture, into) {
+    var width = picture.width, height = picture.height;
+    var graph = new dagre.graphlib.Graph();
+    graph.setGraph({ rankdir: "LR", ranksep: picture.gap[0], nodesep: picture.gap[1], edgesep: picture.gap[1],
+      marginx: 0, marginy: 0 });
+    graph.setDefaultEdgeLabel(function () { return {}; });
+    picture.boxes.forEach(function (box) { graph.setNode(box[0], { width: width, height: height }); });
+    picture.edges.forEach(function (edge) { graph.setEdge(edge[0], edge[1]); });
+    dagre.layout(graph);
+    var layers = [];
+    graph.nodes().forEach(function (id) {
+      var x = graph.node(id).x;
+      if (!layers.some(function (seen) { return Math.abs(seen - x) < 0.5; })) layers.push(x);
+    });
+    var routes = picture.edges.map(function (edge) {
+      return route(graph.edge(edge[0], edge[1]).points, graph.node(edge[0]), graph.node(edge[1]), layers, width);
+    });
+    // the canvas holds every box and every edge, the legend above them
+    var xs = [], ys = [];
+    graph.nodes().forEach(function (id) {
+      var n = graph.node(id);
+      xs.push(n.x - width / 2, n.x + width / 2);
+      ys.push(n.y - height / 2, n.y + height / 2);
+    });
+    routes.forEach(function (points) { points.forEach(function (p) { xs.push(p[0]); ys.push(p[1]); }); });
+    var dx = picture.margin - Math.min.apply(null, xs), dy = picture.margin + picture.legend - Math.min.apply(null, ys);
+    var right = Math.max(Math.max.apply(null, xs) + dx + picture.margin, 620);
+    var bottom = Math.max.apply(null, ys) + dy + picture.margin;
+    var svg = element("svg", { width: right.toFixed(0), height: bottom.toFixed(0),
+      viewBox: "0 0 " + right.toFixed(0) + " " + bottom.toFixed(0), "font-family": "sans-serif", "font-size": 12 });
+    var marker = element("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 6,
+      markerHeight: 6, orient: "auto" }, element("defs", {}, svg));
+    element("path", { d: "M0,0 L10,5 L0,10 z", fill: "#868e96" }, marker);
+    var shown = {};
+    picture.boxes.forEach(function (box) { shown[box[2]] = true; });
+    legend(picture, shown, svg);
+    picture.edges.forEach(function (edge, i) {
+      element("path", { "class": "edge", "data-from": edge[0], "data-to": edge[1], fill: "none", stroke: "#adb5bd",
+        "marker-end": "url(#arrow)", d: "M" + routes[i].map(function (p) {
+          return (p[0] + dx).toFixed(1) + "," + (p[1] + dy).toFixed(1);
+        }).join(" L") }, svg);
+    });
+    picture.boxes.forEach(function (box) {
+      var id = box[0], label = box[1], kind = box[2], state = box[3], href = box[4], n = graph.node(id);
+      var x = n.x + dx - width / 2, y = n.y + dy - height / 2;
+      var parent = href ? element("a", { href: href }, svg) : svg;
+      var group = element("g", { "class": "node", "data-id": id, "data-kind": kind }, parent);
+      if (state) group.setAttribute("data-state", state);
+      element("title", {}, group).textContent = kind + " " + label + (state ? " (" + state + ")" : "");
+      element("rect", { x: x.toFixed(1), y: y.toFixed(1), width: width.toFixed(1), height: height, rx: 5,
+        fill: picture.kinds[kind] || "#f1f3f5", stroke: picture.states[state] || "#868e96",
+        "stroke-width": state ? 3 : 1 }, group);
+      text(label, { x: (x + 8).toFixed(1), y: (y + height / 2 + 4).toFixed(1) }, group);
+    });
+    into.appendChild(svg);
+  }
+
+  document.querySelectorAll('script[type="application/json"].picture').forEach(function (data) {
+    var into = document.getElementById(data.getAttribute("data-into"));
+    if (into) draw(JSON.parse(data.textContent), into);
+  });
+})();
