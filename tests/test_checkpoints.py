@@ -201,6 +201,33 @@ def test_a_copy_a_dba_dropped_is_reported_and_nothing_is_restored(engine_landsca
     assert landscape.state() == changed   # the other table was not restored either
 
 
+def test_a_checkpoint_row_whose_columns_or_row_count_were_edited_is_listed_and_refused(landscape: Landscape) -> None:
+    """Fields a restore trusts, edited by hand in the catalog: the listing says why the checkpoint cannot be
+    restored, the rollback refuses (exit 1) before any table is restored; never an internal error (exit 70)."""
+    with_rows(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "good").code == 0
+    landscape.sql("DELETE FROM sales.customer_transactions")
+    changed = snapshot(landscape.tenant(), audit=False)
+    [(structure, rows)] = landscape.sql("SELECT structure, row_count FROM _reconciler.checkpoints "
+                                        "WHERE table_name = 'customer_master'")
+    for column, value, said in (("structure", "'[[\"id\"'", "its columns in _reconciler.checkpoints are not as they "
+                                 "were written: '[[\"id\"'"),
+                                ("structure", "'[[\"id\", 1]]'", "its columns in _reconciler.checkpoints are not as"),
+                                ("row_count", "NULL", "its row count in _reconciler.checkpoints is not a number: None")):
+        landscape.sql(f"UPDATE _reconciler.checkpoints SET {column} = {value} WHERE table_name = 'customer_master'")
+        assert checkpoints(landscape)["good"]["restorable_until"].startswith(f"no: {said}")
+        refused = landscape.run("rollback", "dev", "--checkpoint", "good", "--execute")
+        assert refused.code == 1, refused.output
+        assert f"checkpoint good of sales.customer_master cannot be restored: {said}" in refused.stderr
+        assert "internal error" not in refused.output
+        listed = snapshot(landscape.tenant(), audit=False)
+        assert {k: v for k, v in listed.items() if k.startswith("sales.")} == \
+            {k: v for k, v in changed.items() if k.startswith("sales.")}
+        landscape.sql(f"UPDATE _reconciler.checkpoints SET structure = '{structure}', row_count = {rows} "
+                      "WHERE table_name = 'customer_master'")
+    assert checkpoints(landscape)["good"]["restorable_until"] == "until pruned"
+
+
 def test_a_rollback_waits_for_no_apply_and_a_killed_one_restores_nothing(engine_landscape: EngineLandscape,
                                                                            hold: Hold) -> None:
     landscape = engine_landscape

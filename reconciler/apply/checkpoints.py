@@ -56,10 +56,35 @@ class Point:
 
     @classmethod
     def from_row(cls, row: Mapping) -> Point:
+        """The point a catalog row names. A row whose columns or row count are not as the reconciler wrote
+        them (edited by hand) is listed as not restorable, never restored, and never an internal error."""
+        columns, rows, unreadable = _structure(row["structure"]), _count(row["row_count"]), None
+        if columns is None:
+            unreadable = f"its columns in {CATALOG_SCHEMA}.checkpoints are not as they were written: {row['structure']!r}"
+        elif rows is None:
+            unreadable = f"its row count in {CATALOG_SCHEMA}.checkpoints is not a number: {row['row_count']!r}"
         return cls(row["name"], row["environment"], row["tenant"], ObjectKey(row["schema_name"], row["table_name"]),
-                   row["kind"], row["restore_point"], row["commit"], row["run_id"], row["created_at"],
-                   int(row["row_count"]), tuple(tuple(c) for c in json.loads(row["structure"])), row["linked_to"],
-                   row.get("lost"))
+                   row["kind"], row["restore_point"], row["commit"], row["run_id"], row["created_at"], rows or 0,
+                   columns or (), row["linked_to"], unreadable or row.get("lost"))
+
+
+def _count(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _structure(text) -> tuple[tuple[str, str], ...] | None:
+    """A checkpoint row's columns ((name, type), as `record` writes them); None when they are not that."""
+    try:
+        found = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    pairs = found if isinstance(found, list) and found else [None]
+    if not all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p) for p in pairs):
+        return None
+    return tuple((name, kind) for name, kind in pairs)
 
 
 def structure(found: LiveObject) -> tuple[tuple[str, str], ...]:
@@ -149,7 +174,7 @@ def impact(point: Point, found: LiveObject | None, rows_now: int | None, environ
         return Impact(point.tenant, str(point.table), None, point.row_count, since, "high",
                       f"table {point.table} is gone since checkpoint {point.name} (dropped or renamed): roll its "
                       f"structure back first ({undo}), then its rows", GuardRefused.exit_code)
-    if structure(found) != point.structure:
+    if point.structure and structure(found) != point.structure:   # none: unreadable, and `lost` says so
         return Impact(point.tenant, str(point.table), rows_now, point.row_count, since, "high",
                       f"table {point.table} has columns {_shown(structure(found))}, had {_shown(point.structure)} "
                       f"at checkpoint {point.name}: roll its structure back first ({undo}), then its rows",

@@ -9,7 +9,7 @@ just before it is restored, which stays as the checkpoint of the rows it replace
 tables one by one, each checked after it (its data checks, no NULL in its primary key, the
 checkpoint's row count). A table whose restore or checks fail is put back from its journal and the
 others go on (PartlyDone names both), unless `all_or_nothing`, which puts every one back. Ctrl-C puts
-back what it touched; a SIGKILL leaves the run running with its journal, and the next apply or
+back what it touched (and drops a copy it took of a table it had not written yet); a SIGKILL leaves the run running with its journal, and the next apply or
 `unlock` puts every table back as the journal says. Never plans, never decides which tables.
 """
 
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
 from .. import faults
-from ..desired import checks
+from ..desired import checks, sql
 from ..engines import catalog
 from ..engines.journaled_contract import JournaledAdapter
 from ..errors import ApplyFailed, ChecksFailed, PartlyDone, TenantLocked
@@ -126,6 +126,7 @@ class _Restoring:
         self.session, self.state, self.adapter, self.run = session, state, adapter, run
         self.fault = faults.Fault.from_environment(state.tenant.name, STOP)
         self.touched: set[tuple[str, str]] = set()
+        self.copied: set[tuple[str, str]] = set()   # tables whose rows it copied (their restore point) first
         self.restored: list[Point] = []
         self.not_restored: list[tuple[str, str]] = []
         self.run.checks = []
@@ -156,6 +157,7 @@ class _Restoring:
     def _restore(self, before: catalog.Before, point: Point) -> None:
         engine, key = self.session.engine, point.table
         if before.version is None:   # the rows it replaces, copied first: the journal's restore point
+            self.copied.add(key.folded())
             self._execute(catalog.copy_statement(engine, key, before.restore_point))
         if point.kind == catalog.HISTORY_KIND:
             if before.version is None:
@@ -186,6 +188,10 @@ class _Restoring:
         touched = [before for before in befores if before.key.folded() in self.touched]   # the rest: as they are
         try:
             put_back = compensate(self.session, touched, self.touched)
+            for before in befores:   # copied, then stopped before it wrote the table: no one's restore point
+                if before.key.folded() in self.copied - self.touched:
+                    copy = sql.qualified(catalog.BACKUP_SCHEMA, before.restore_point, self.session.engine)
+                    self.session.execute(f"DROP TABLE IF EXISTS {copy}")
         except (ApplyFailed, PartlyDone) as failed:   # it stays running: the next apply or unlock tries again
             why = self.failures() if isinstance(stopped, _AllOrNothing) else str(stopped) or type(stopped).__name__
             return type(failed)(f"tenant {self.state.tenant.name}: the rollback stopped ({why}), "

@@ -289,7 +289,9 @@ class SparkAdapter(JournaledAdapter):
 
     def restore_from_history(self, session: Session, before: catalog.Before) -> None:
         """RESTORE TABLE ... TO VERSION AS OF the journaled version, unless a commit since then is
-        another writer's (`foreign_commits`): restoring would undo it, so it is left for a person."""
+        another writer's (`foreign_commits`): restoring would undo it, so it is left for a person. A table
+        with no commit of a run's kind since (a run killed before it reached the table) is left as it is:
+        the run wrote nothing there, and another writer's commits since are that writer's to keep."""
         table = sql.qualified(before.key.schema, before.key.name, ENGINE)
         restore = f"RESTORE TABLE {table} TO VERSION AS OF {before.version}"
         newest = max((row["version"] for row in _history(session, before.key, 1)), default=-1)
@@ -298,7 +300,10 @@ class SparkAdapter(JournaledAdapter):
         if newest < before.version:   # dropped and made again since: not the table that was journaled
             raise StatementFailed(restore, f"not run: the history of {before.key} ends at version {newest}, "
                                   f"before the journaled version {before.version}")
-        foreign = foreign_commits(_history(session, before.key, newest - before.version), before.version)
+        since = _history(session, before.key, newest - before.version)
+        foreign = foreign_commits(since, before.version)
+        if len(foreign) == len([row for row in since if row["version"] > before.version]):   # none is a run's
+            return
         if foreign:
             raise StatementFailed(restore, f"not run: {before.key} was written by another since version "
                                   f"{before.version} ({'; '.join(foreign)}), which restoring would undo; run it "
