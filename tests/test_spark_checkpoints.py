@@ -17,10 +17,6 @@ import pytest
 from conftest import DEMO, DEMO_ROWS, EngineLandscape, Hold
 from test_checkpoints import RECONCILER, checkpoints, dry_run_execute_and_undo, runs
 
-# `on_spark` asks for its server by name at run time, which conftest's grouping by fixture names does not see: one
-# Spark server per run, on one worker
-pytestmark = pytest.mark.xdist_group("spark")
-
 ENVIRONMENT = "environments/dev/environment.yaml"
 BAD_ROW = "INSERT INTO sales.customer_transactions VALUES (14, 4, -1.00, 'EUR', 'SCORING', NULL)"
 

@@ -17,8 +17,6 @@ from conftest import EngineLandscape, Hold
 from test_checkpoints import RECONCILER, checkpoints, runs
 from test_spark_checkpoints import BAD_ROW, _delta, copies, on_spark  # noqa: F401 - on_spark is a fixture
 
-pytestmark = pytest.mark.xdist_group("spark")   # one Spark server per run, on one worker (as conftest groups)
-
 NEW_MASTER = "INSERT INTO sales.customer_master VALUES (5, 'Ed', NULL, 'US', 'ACTIVE', NULL)"
 TABLES = ("sales.customer_master", "sales.customer_transactions")
 ROLLBACK = ("rollback", "dev", "--checkpoint", "good", "--execute")
