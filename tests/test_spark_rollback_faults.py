@@ -12,7 +12,6 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
 from conftest import EngineLandscape, Hold
 from test_checkpoints import RECONCILER, checkpoints, runs
 from test_spark_checkpoints import BAD_ROW, _delta, copies, on_spark  # noqa: F401 - on_spark is a fixture
