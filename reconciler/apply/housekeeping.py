@@ -83,6 +83,8 @@ def prune_backups(workspace: Workspace, environment: str, older_than_days: int |
         retention = kept[tenant.name] or limit
         expired += [copy for copy in _checkpoint_copies(workspace, tenant) if retention
                     and copy["created_at"] < now - retention]
+    # on a journaled engine, an apply's checkpoint keeps the backups its changes that lose data took as its copies
+    expired = list({(copy["tenant"], copy["name"].lower()): copy for copy in expired}.values())
     if execute:
         for tenant in landscape.environment.tenants:
             mine = [b["name"] for b in expired if b["tenant"] == tenant.name]
