@@ -8,7 +8,9 @@ text, or a table, its columns, format, properties and comments; a table's rows a
 before the first statement that touches it, unless the adapter keeps a history it can restore
 (a Delta table altered in place without loss: its version, journaled). Each copy is listed in the
 catalog's backups index before it is made, and dropped once the run concluded (the next apply drops
-those of a run killed in between), but for the backups of changes that lose data. The run's commit point
+those of a run killed in between), but for the backups of changes that lose data and those the run's
+checkpoint keeps once it applied and converged (`before-apply-<run>`: the checkpoint that DuckDB and
+PostgreSQL take inside their transaction, made here of what the journal took before writing). The run's commit point
 is its `applied` event in the catalog's run log: the catalog believes object records only of
 runs that reached it. A failing statement, Ctrl-C, a lock taken over or a failed convergence
 check compensates: every journaled object is put back (what the run created dropped, what it
@@ -196,13 +198,17 @@ def checkpoint_restore_points(session: Session, adapter: JournaledAdapter, run: 
                                             checkpoints.structure(found)))
         session.hold()
         checkpoints.record(session, points)
-        copies = {p.restore_point for p in points if p.kind == catalog.COPY_POINT}
+    except StatementFailed as failed:
+        return set(), (f"its checkpoint {name} was not taken: {failed.message} (statement: {failed.statement}); "
+                       "its restore points are dropped",)
+    copies = {p.restore_point for p in points if p.kind == catalog.COPY_POINT}
+    try:   # listed by the checkpoint now: kept, whatever happens to their unlisting as backups
         for point in copies - {journaled[k].restore_point for k in kept if k in journaled}:
             session.hold()
             session.execute(catalog.unlist_backup_statement(session, point))
     except StatementFailed as failed:
-        return set(), (f"its checkpoint {name} was not taken: {failed.message} (statement: {failed.statement}); "
-                       "its restore points are dropped",)
+        return copies, (f"its checkpoint {name} was taken, but its copies are still listed as restore points "
+                        f"({failed.message}); the next apply unlists them",)
     return copies, ()
 
 
@@ -219,9 +225,13 @@ def _drop_left_restore_points(session: Session) -> tuple[str, ...]:
     run concluded, applied (every row where its statements put it, a rebuild's proven) or put back and
     verified; a restore point of a run still recorded as running is never one of them."""
     left = catalog.left_restore_points(session)
-    if left:   # a run killed after it listed its checkpoint, before the copies left the backups index: its copies
-        copies = {row["restore_point"] for row in catalog.checkpoints(session) if row["kind"] == catalog.COPY_POINT}
-        left = [backup for backup in left if backup["name"] not in copies]
+    if left:   # a run killed after it listed its checkpoint, before its copies left the backups index: finished
+        kept = {(row["restore_point"], row["run_id"]) for row in catalog.checkpoints(session)
+                if row["kind"] == catalog.COPY_POINT}
+        for backup in [b for b in left if (b["name"], b["run_id"]) in kept]:
+            session.hold()
+            session.execute(catalog.unlist_backup_statement(session, backup["name"]))
+        left = [backup for backup in left if (backup["name"], backup["run_id"]) not in kept]
     for backup in left:
         for statement in catalog.drop_backup_statements(session, backup["name"]):
             session.hold()

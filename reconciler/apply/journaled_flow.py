@@ -4,9 +4,12 @@ statement (the journaled protocol's: Spark): under the tenant's lease lock, audi
 Owns the order there. The target is journaled first with its restore point (a Delta table's version, a
 copy of any other, indexed before it is made); the flow's one statement runs, refused before anything
 when it writes anything but its target; then the checks of what it writes and of what reads that. A
-check of severity error that fails, a failing statement, Ctrl-C or a lock lost puts the target back
-from its journal (`journaled.compensate`), and the run is recorded failed or interrupted; a SIGKILL
-leaves it running with its journal, for the next apply or `unlock` to put back. A run that passes
+check of severity error that fails, a failing statement or Ctrl-C puts the target's rows back (a
+Delta table restored to its version, refused over another writer's commit; any other overwritten from
+its copy, only while it holds the rows the run left: another writer's would be lost), and the run is
+recorded failed or interrupted. A SIGKILL leaves it running with its journal, for the next apply or
+`unlock` to put back as any journaled run (a parquet target then stops, exit 6: the rows its copy
+lacks cannot be told from another writer's). A run that passes
 keeps its restore point as the checkpoint `before-run-<run>`. Never a dry run: the rows would commit
 for every reader before they were put back. Never plans.
 """
@@ -23,14 +26,14 @@ from ..desired import checks
 from ..desired.sql import qualified, written_objects
 from ..engines import catalog
 from ..engines.journaled_contract import JournaledAdapter
-from ..errors import ApplyFailed, ChecksFailed, PartlyDone, ReconcilerError, TenantError
+from ..errors import ApplyFailed, ChecksFailed, LockTakenOver, PartlyDone, ReconcilerError, TenantError
 from ..model import ObjectKey
 from ..parallel import STOP, stopping
 from ..plan import Plan, TenantPlan
 from ..planning.environment import TenantState
 from ..sessions import StatementFailed
 from .checks import run as run_data_checks
-from .journaled import CompensationFailed, checkpoint_restore_points, compensate, drop_restore_points
+from .journaled import checkpoint_restore_points, drop_restore_points
 from .journaled_checkpoints import concluded, running
 from .lifecycle import FlowRun, Written, new_run_id
 
@@ -65,7 +68,7 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
                 catalog.mark_restore_points(session, run.run_id, [before.restore_point])
         except BaseException as refused:
             raise concluded(session, run, refused, "nothing was run") from None
-        touched: set[tuple[str, str]] = set()
+        touched, counted = False, [None, None]   # the target's rows before and after the flow's statement
         fault = faults.Fault.from_environment(tenant, STOP)
         try:
             started = time.monotonic()
@@ -73,10 +76,10 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
                 for copying in catalog.backup_statements(engine, target, before.restore_point, run.run_id,
                                                          run.started):
                     _execute(session, copying, fault)
-            rows_before = session.count(f"SELECT count(*) FROM {table}")
-            touched.add(target.folded())   # before it runs: Ctrl-C after its commit puts it back
+            counted[0] = rows_before = session.count(f"SELECT count(*) FROM {table}")
+            touched = True   # before it runs: Ctrl-C after its commit puts it back
             _execute(session, statement, fault)
-            rows_after = session.count(f"SELECT count(*) FROM {table}")
+            counted[1] = rows_after = session.count(f"SELECT count(*) FROM {table}")
             written = (Written(inserted=rows_after, deleted=rows_before) if obj.kind == "MaterializedTable" else
                        Written(inserted=rows_after - rows_before))
             run.checks = run_data_checks(session, checks.reached({target}, state.desired))
@@ -85,9 +88,12 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
             failed = checks.failures(run.checks)
             if failed:
                 raise ChecksFailed(checks.failure_message(tenant, failed))
+            session.hold()   # a lease that lapsed meanwhile: the run that took the tenant over puts this one back
             run.finish(session, "applied")
+        except LockTakenOver:   # the new holder recovers this run from its journal
+            raise
         except BaseException as stopped:
-            raise _put_back(session, run, before, touched, stopped, flow) from None
+            raise _put_back(session, adapter, run, before, touched, (counted[0], counted[1]), stopped, flow) from None
         kept, said = checkpoint_restore_points(session, adapter, run, [found], [before])
         drop_restore_points(session, [before], kept)
     return FlowRun(tenant, run.run_id, "applied", written, seconds, tuple(run.checks), notes=said)
@@ -117,9 +123,9 @@ def _execute(session, statement: str, fault: faults.Fault) -> None:
     fault.tick()
 
 
-def _put_back(session, run: catalog.Run, before: catalog.Before, touched: set[tuple[str, str]],
-              stopped: BaseException, flow: ObjectKey) -> BaseException:
-    """The target put back from the journal, the run concluded; the error to raise."""
+def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: catalog.Before, touched: bool,
+              counted: tuple[int | None, int | None], stopped: BaseException, flow: ObjectKey) -> BaseException:
+    """The target's rows put back, the run concluded; the error to raise."""
     tenant = run.tenant_plan.tenant
     if isinstance(stopped, StatementFailed):
         what = f"{flow} failed: {stopped.message}\n  statement: {stopped.statement}"
@@ -128,14 +134,45 @@ def _put_back(session, run: catalog.Run, before: catalog.Before, touched: set[tu
     else:
         what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
     try:
-        put_back = compensate(session, [before], touched)
-    except (CompensationFailed, PartlyDone) as failed:   # left running: the next apply or unlock tries again
-        return type(failed)(f"tenant {tenant}: {what}\n  {failed}\n  the run {run.run_id} stays recorded as "
-                            "running, and the next apply (or `reconciler unlock` of it) tries to put it back again")
-    message = f"tenant {tenant}: {what}\n  its target was put back from the journal ({put_back}); nothing was written"
+        put_back = _restore_target(session, adapter, before, touched, counted) if touched else "nothing was written"
+    except (StatementFailed, PartlyDone) as failed:   # left running: the next apply or unlock tries again
+        why = f"{failed.message} (statement: {failed.statement})" if isinstance(failed, StatementFailed) else failed
+        return PartlyDone(f"tenant {tenant}: {what}\n  putting its target back stopped: {why}\n  the run "
+                          f"{run.run_id} stays recorded as running with its journal and restore point; the next apply "
+                          "(or `reconciler unlock` of it) tries to put it back again")
+    drop_restore_points(session, [before])
+    message = f"tenant {tenant}: {what}\n  its target was put back ({put_back})"
     run.finish(session, "failed" if isinstance(stopped, Exception) else "interrupted", message)
     if isinstance(stopped, StatementFailed):
         return ApplyFailed(message)
     if isinstance(stopped, ReconcilerError):
         return type(stopped)(message)
     return stopped
+
+
+def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, touched: bool,
+                    counted: tuple[int | None, int | None]) -> str:
+    """A Delta target back to its journaled version (refused over another writer's commit: only the run's
+    own, tagged, are undone); any other's rows overwritten from its restore point, only while it holds
+    the rows the run left in it (by count: rows another writer added since would be lost, so it stops)."""
+    if before.version is not None:
+        adapter.restore_from_history(session, before)
+        return f"restored to version {before.version}"
+    table = qualified(before.key.schema, before.key.name, session.engine)
+    point = qualified(catalog.BACKUP_SCHEMA, before.restore_point, session.engine)
+    rows_before, rows_after = counted
+    now = session.count(f"SELECT count(*) FROM {table}")
+    if rows_after is None and now == rows_before:
+        return "its statement wrote no row"
+    copied = session.count(f"SELECT count(*) FROM {point}")
+    if rows_after is None or now != rows_after or copied != rows_before:
+        left = "rows that could not be counted" if rows_after is None else f"{rows_after} rows"
+        raise PartlyDone(f"{before.key} holds {now} rows, where the run left {left} over the {copied} of its "
+                         "restore point: another writer wrote since the copy was taken, and overwriting the table "
+                         "from it would lose those rows; it is kept as it is")
+    for statement in adapter.restore_statements(before.key, before.restore_point, [c[0] for c in before.columns]):
+        session.hold()
+        session.execute(statement)
+    if session.count(f"SELECT count(*) FROM {table}") != copied:
+        raise PartlyDone(f"{before.key} does not hold its restore point's rows after the overwrite")
+    return f"its rows overwritten from its restore point, {rows_before} rows"

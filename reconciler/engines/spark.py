@@ -260,8 +260,10 @@ class SparkAdapter(JournaledAdapter):
         for schema in sorted(schemas):
             for name, listed in _listed(connection, schema).items():
                 key = ObjectKey(schema, name)
-                comment = delta_comment(connection, key) if listed.provider == DELTA and not listed.view else \
-                    listed.comment
+                comment = listed.comment
+                if listed.provider == DELTA and not listed.view:
+                    with contextlib.suppress(StatementFailed):   # gone since the listing: the analyzer says so
+                        comment = delta_comment(connection, key)
                 found = (LiveObject(key, "View", listed.columns, engine_sql=listed.text) if listed.columns is not None
                          else _analyzed(connection, key, listed.view, listed.text, listed.provider, comment))
                 if found is not None:
