@@ -78,7 +78,14 @@ def test_a_change_applies_statement_by_statement_and_the_plan_converges(applied:
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
     assert rows(spark, "SELECT id, name, score FROM sales.customer_master") == [(1, "Ada", None), (2, "Bob", None)]
     assert spark.sql("SELECT count(*) FROM sales.vw_scores").collect()[0][0] == 2
-    assert spark.sql("SHOW TABLES IN _reconciler_backup").collect() == []   # restore points dropped
+    # the rebuilt table's restore point is the apply's checkpoint now, listed there alone; the rest dropped
+    [point] = [t.name for t in spark.catalog.listTables("_reconciler_backup")]
+    [run] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)][-1:]
+    listed = json.loads(applied.run("checkpoints", "dev", "--format", "json").stdout)
+    assert [(c["name"], c["tables"], c["rows"], c["kind"]) for c in listed] == \
+        [(f"before-apply-{run}", ["sales.customer_master"], 2, "copy")]
+    assert json.loads(applied.run("backups", "dev", "--format", "json").stdout) == []
+    assert point.startswith("sales__customer_master__")
     assert outcomes(applied) == ["applied", "applied"]
 
 
@@ -348,14 +355,15 @@ def test_a_digest_reads_fresh_and_sees_a_changed_value_that_the_row_count_does_n
         assert moved[0] == table[0] and moved != table
 
 
-def test_smoke_and_run_say_they_are_not_built_for_spark_and_touch_nothing(applied: Landscape, spark) -> None:
+def test_smoke_and_a_flows_dry_run_are_refused_on_spark_and_touch_nothing(applied: Landscape, spark) -> None:
+    """Both would commit a flow's rows for every reader before putting them back."""
     before = tenant(spark)
     applied.edit(MASTER, "primary_key", "  - {name: tier, type: VARCHAR}\nprimary_key")
     smoke = applied.run("apply", "dev", "--yes", "--smoke")
     assert smoke.code == 1 and "apply --smoke is not built for spark yet" in smoke.stderr
     applied.run("apply", "dev", "--yes")
-    ran = applied.run("run", "dev", "df_segment_scoring")
-    assert ran.code == 1 and "running a data flow on spark is not built yet" in ran.stderr
+    ran = applied.run("run", "dev", "df_segment_scoring", "--dry-run")
+    assert ran.code == 1 and "run --dry-run is not possible on spark" in ran.stderr
     assert tenant(spark)["sales.customer_transactions"] == before["sales.customer_transactions"]
 
 
@@ -547,13 +555,15 @@ def test_folders_a_dropped_catalog_left_in_the_warehouse_are_named_never_exit_70
 def test_a_restore_point_a_run_killed_before_its_cleanup_left_is_listed_and_dropped(applied: Landscape, spark,
                                                                                     cleaner: str) -> None:
     """Issue 29, break 7: an apply killed after its `applied` row, before it dropped its restore point
-    (SIGKILL@cleanup), left a full copy of sales.customer_master in `_reconciler_backup` that `backups`
-    did not list, `prune-backups` could not drop and the next apply did not clean. Every restore point
-    is indexed before it is made: `backups` lists it, and `prune-backups` (whatever its age) or the next
-    apply drops it; the tenant is as the run left it."""
+    (then SIGKILL@cleanup; now its checkpoint keeps it, so SIGKILL@checkpoint, before that), left a full
+    copy of sales.customer_master in `_reconciler_backup` that `backups` did not list, `prune-backups`
+    could not drop and the next apply did not clean. Every restore point is indexed before it is made:
+    `backups` lists it, and `prune-backups` (whatever its age) or the next apply drops it; the tenant
+    is as the run left it."""
     a_rebuild_and_a_view(applied)
     killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
-                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL@cleanup"}, capture_output=True, text=True)
+                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL@checkpoint"}, capture_output=True,
+                            text=True)
     assert killed.returncode == -9, killed.stderr
     [run] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)][-1:]
     assert outcomes(applied) == ["applied", "applied"]
@@ -575,6 +585,24 @@ def test_a_restore_point_a_run_killed_before_its_cleanup_left_is_listed_and_drop
     assert json.loads(applied.run("backups", "dev", "--format", "json").stdout) == []
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
     assert rows(spark, "SELECT id, name, score FROM sales.customer_master") == [(1, "Ada", None), (2, "Bob", None)]
+
+
+def test_an_apply_killed_after_its_checkpoint_keeps_it_and_the_next_apply_drops_none_of_it(applied: Landscape,
+                                                                                           spark) -> None:
+    """SIGKILL after the apply listed its checkpoint, before its restore points left the backups index
+    or were dropped (@cleanup): the checkpoint's copy is not a restore point left behind, so the next
+    apply keeps it, and `backups` no longer lists it once that apply ran."""
+    a_rebuild_and_a_view(applied)
+    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
+                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL@cleanup"}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    [point] = [t.name for t in spark.catalog.listTables("_reconciler_backup")]
+    [listed] = json.loads(applied.run("checkpoints", "dev", "--format", "json").stdout)
+    assert listed["tables"] == ["sales.customer_master"] and not listed["restorable_until"].startswith("no"), listed
+    cleaned = applied.run("apply", "dev", "--yes")
+    assert cleaned.code == 0 and "restore point" not in cleaned.output, cleaned.output
+    assert [t.name for t in spark.catalog.listTables("_reconciler_backup")] == [point]
+    assert json.loads(applied.run("checkpoints", "dev", "--format", "json").stdout) == [listed]
 
 
 def test_a_restore_point_of_a_run_still_recorded_as_running_is_listed_and_never_pruned(applied: Landscape,

@@ -264,8 +264,12 @@ def test_the_demo_applies_statement_by_statement_and_converges_on_the_double(app
     assert result.code == 0, result.output
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
     assert run_sql(double, database, "SELECT count(*), count(score) FROM sales.vw_scores") == [(4, 0)]
+    # the changed table's restore point (a clone) is kept as the apply's checkpoint, which alone lists it
     assert run_sql(double, database, "SELECT count(*) FROM information_schema.tables "
-                   "WHERE table_schema = '_RECONCILER_BACKUP'") == [(0,)]   # its restore points dropped
+                   "WHERE table_schema = '_RECONCILER_BACKUP'") == [(1,)]
+    [point] = json.loads(applied.run("checkpoints", "dev", "--format", "json").stdout)
+    assert point["name"].startswith("before-apply-") and point["tables"] == ["sales.customer_master"]
+    assert json.loads(applied.run("backups", "dev", "--format", "json").stdout) == []
     assert outcomes(applied) == ["applied", "applied"]
 
 
@@ -599,7 +603,8 @@ def test_an_apply_killed_inside_a_rebuild_is_put_back_exactly_by_unlock_or_the_n
     """A real CLI process SIGKILLed after a chosen statement of a rebuild and a new view: `unlock` (the first
     half of the points) puts the tenant back exactly as it was (each column's type, precision and scale,
     every row), or the next apply (the other half) does so before it applies the plan again, and converges
-    with every row kept. Nothing of the run's is left: no copy, no restore point."""
+    with every row kept. Nothing of the run's is left: no copy, no restore point (but the clone the
+    applying run's checkpoint keeps)."""
     before, rows = tenant(double, database), rows_of(double, database, "sales.customer_transactions")
     statements = a_rebuild_and_a_view(applied)
     assert any(s.startswith(f"CREATE TABLE {COPY}") for s in statements), statements
@@ -622,8 +627,12 @@ def test_an_apply_killed_inside_a_rebuild_is_put_back_exactly_by_unlock_or_the_n
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
     assert outcomes(applied) == ["applied", "compensated", "applied"]
     assert rows_of(double, database, "sales.customer_transactions") == rows   # as values: 2500.000 is 2500.00
+    # no copy left, and no restore point but the clone the last apply's checkpoint keeps of the rebuilt table
+    [point] = json.loads(applied.run("checkpoints", "dev", "--format", "json").stdout)
+    last = json.loads(applied.run("history", "dev", "--format", "json").stdout)[-1]["run_id"]
+    assert point["name"] == f"before-apply-{last}" and point["tables"] == ["sales.customer_transactions"]
     assert run_sql(double, database, "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
-                   "'_RECONCILER_BACKUP' OR table_name LIKE '%RECONCILER_REBUILD'") == [(0,)]
+                   "'_RECONCILER_BACKUP' OR table_name LIKE '%RECONCILER_REBUILD'") == [(1,)]
 
 
 def test_rows_inserted_in_batches_arrive_whole_across_the_batches_edges(double: dict, database: str) -> None:
@@ -646,13 +655,14 @@ def test_rows_inserted_in_batches_arrive_whole_across_the_batches_edges(double: 
 
 def test_a_checkpoint_and_a_data_rollback_on_the_double(applied: Landscape, double: dict, database: str) -> None:
     """Issue 25's scenario on the journaled protocol's Snowflake side: a checkpoint (each table's clone),
-    a row nobody wanted, the dry run's counts, the rollback restoring and checking, and the rollback of
+    a data flow's row nobody wanted (its target journaled with a clone first), the dry run's counts, the rollback restoring and checking, and the rollback of
     the rollback bringing the row back."""
     good = tenant(double, database)
     taken = applied.run("checkpoint", "dev", "--name", "good")
     assert taken.code == 0, taken.output
     assert taken.stdout.startswith("dev: checkpoint good: 2 tables, 8 rows (run ")
-    run_sql(double, database, "INSERT INTO sales.customer_transactions VALUES (14, 4, -1.00, 'EUR', 'SCORING', NULL)")
+    flow = applied.run("run", "dev", "df_segment_scoring")   # a data flow writes a row nobody wanted
+    assert flow.code == 0 and "df_segment_scoring wrote: 1 row inserted" in flow.stdout, flow.output
     bad = tenant(double, database)
 
     dry = applied.run("rollback", "dev", "--checkpoint", "good")
@@ -667,4 +677,4 @@ def test_a_checkpoint_and_a_data_rollback_on_the_double(applied: Landscape, doub
     undone = applied.run("rollback", "dev", "--checkpoint", before, "--execute")
     assert undone.code == 0, undone.output
     assert tenant(double, database) == bad
-    assert outcomes(applied)[-4:] == ["applied", "dry-run", "applied", "applied"]
+    assert outcomes(applied)[-5:] == ["applied", "applied", "dry-run", "applied", "applied"]

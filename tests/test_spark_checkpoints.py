@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DEMO, DEMO_ROWS, EngineLandscape, Hold
-from test_checkpoints import RECONCILER, checkpoints, dry_run_execute_and_undo, runs
+from test_checkpoints import RECONCILER, SCORED, checkpoints, dry_run_execute_and_undo, runs
 
 ENVIRONMENT = "environments/dev/environment.yaml"
 BAD_ROW = "INSERT INTO sales.customer_transactions VALUES (14, 4, -1.00, 'EUR', 'SCORING', NULL)"
@@ -59,13 +59,104 @@ def test_checkpoint_bad_rows_dry_run_rollback_checks_and_the_rollback_of_the_rol
         assert listed["kind"] == "version" and copies(landscape) == copied
     else:
         assert listed["kind"] == "copy" and len(copies(landscape)) == len(copied) + 2
-    landscape.sql(BAD_ROW)   # a data flow outside the reconciler writes a row nobody wanted
+    flow = landscape.run("run", "dev", "df_segment_scoring")   # a data flow writes a row nobody wanted
+    assert flow.code == 0 and flow.stdout.startswith(SCORED), flow.output
     bad = landscape.state()
     assert bad != good
+    [after_run] = [c for name, c in checkpoints(landscape).items() if name.startswith("before-run-")]
+    assert (after_run["tables"], after_run["rows"]) == (["sales.customer_transactions"], 4)
 
     dry_run_execute_and_undo(landscape, good, bad)
-    assert runs(landscape)[-4:] == [("checkpoint", "applied", False), ("rollback", "dry-run", True),
-                                    ("rollback", "applied", False), ("rollback", "applied", False)]
+    assert runs(landscape)[-5:] == [("checkpoint", "applied", False), ("run", "applied", False),
+                                    ("rollback", "dry-run", True), ("rollback", "applied", False),
+                                    ("rollback", "applied", False)]
+
+
+def test_a_run_whose_checks_fail_or_that_is_killed_leaves_its_target_as_it_was(on_spark: EngineLandscape) -> None:
+    """`run` on Spark: the target journaled with its restore point (Delta: its version, the flow's commit
+    tagged as the run's; parquet: a copy) before the flow's INSERT commits; a failing check puts it back
+    (exit 3, no checkpoint kept); a SIGKILL after the INSERT leaves the run running until `unlock` puts
+    the Delta target back (a parquet one stops there, exit 6, its rows kept: the row its copy lacks cannot
+    be told from another writer's, so `unlock --as-is` concludes it); a dry run is refused, since the rows
+    would commit for every reader first."""
+    landscape = on_spark
+    landscape.edit("environments/dev/sales/customer_transactions.yaml", "primary_key: [id]",
+                   "primary_key: [id]\nchecks:\n  - {column: channel, accepted_values: [web, shop]}")
+    landscape.commit("only web and shop")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    before, held, listed = landscape.state(), copies(landscape), set(checkpoints(landscape))
+
+    failed = landscape.run("run", "dev", "df_segment_scoring")
+    assert failed.code == 3, failed.output
+    assert "accepted_values(channel): failed (1 offending row)" in failed.stderr
+    assert "its target was put back (" in failed.stderr and "Traceback" not in failed.stderr
+    assert landscape.state() == before and copies(landscape) == held and set(checkpoints(landscape)) == listed
+    assert runs(landscape)[-1] == ("run", "failed", False)
+
+    refused = landscape.run("run", "dev", "df_segment_scoring", "--dry-run")
+    assert refused.code == 1 and "run --dry-run is not possible on spark" in refused.stderr, refused.output
+
+    inserted = 1 if landscape.table_format == "delta" else 3   # parquet: its copy indexed, made, then the INSERT
+    killed = subprocess.run([RECONCILER, "--repo", str(landscape.root), "run", "dev", "df_segment_scoring"],
+                            env={**os.environ, "RECONCILER_FAULT": f"SIGKILL:{inserted}"}, capture_output=True,
+                            text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(5,)]   # the INSERT committed
+    [run_id] = [r["run_id"] for r in json.loads(landscape.run("history", "dev", "--format", "json").stdout)
+                if r["outcome"] == "running"]
+    unlocked = landscape.run("unlock", "dev", run_id)
+    if landscape.table_format == "delta":   # the flow's commit is tagged as the run's: RESTORE undoes it
+        assert unlocked.code == 0, unlocked.output
+        assert landscape.state() == before and copies(landscape) == held
+        return
+    # parquet: the row the restore point lacks cannot be told from another writer's: kept, exit 6
+    assert unlocked.code == 6 and "holds rows its restore point" in unlocked.stderr, unlocked.output
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(5,)]
+    concluded = landscape.run("unlock", "dev", run_id, "--as-is")
+    assert concluded.code == 0, concluded.output
+    assert landscape.run("checkpoint", "dev", "--name", "after").code == 0   # the tenant is free again
+
+
+def test_an_apply_checkpoints_each_table_it_changes_from_its_restore_points_and_its_rows_come_back(
+        on_spark: EngineLandscape) -> None:
+    """`apply` takes `before-apply-<run>` of every table it changes, made of the restore points its
+    journal took before writing them: a Delta table's version (no row copied), a parquet table's copy
+    (no second copy). `backups` does not list it, the next apply does not drop it, and the rows come
+    back from it; an apply that was put back leaves no checkpoint."""
+    landscape = on_spark
+    copied = copies(landscape)
+    good = landscape.state()
+    landscape.edit("environments/dev/sales/customer_transactions.yaml", "description: One row per sales transaction",
+                   "description: One row per sales transaction, in the currency it was paid in")
+    landscape.commit("a clearer description")
+    applied = landscape.run("apply", "dev", "--yes")
+    assert applied.code == 0, applied.output
+    [run_id] = [r["run_id"] for r in json.loads(landscape.run("history", "dev", "--format", "json").stdout)][-1:]
+    point = checkpoints(landscape)[f"before-apply-{run_id}"]
+    assert (point["tables"], point["rows"]) == (["sales.customer_transactions"], 4)
+    if landscape.table_format == "delta":
+        assert point["kind"] == "version" and copies(landscape) == copied
+    else:   # the journal's restore point, kept: one copy, listed by the checkpoint alone
+        assert point["kind"] == "copy" and len(copies(landscape)) == len(copied) + 1
+    assert json.loads(landscape.run("backups", "dev", "--format", "json").stdout) == []
+    kept = copies(landscape)
+
+    landscape.sql(BAD_ROW)
+    again = landscape.run("apply", "dev", "--yes")   # nothing to change: nothing checkpointed, nothing dropped
+    assert again.code == 0 and "restore point" not in again.output, again.output
+    assert copies(landscape) == kept
+    restored = landscape.run("rollback", "dev", "--checkpoint", f"before-apply-{run_id}", "--execute")
+    assert restored.code == 0, restored.output
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(4,)]
+
+    assert landscape.state() == good
+    landscape.edit("environments/dev/sales/customer_transactions.yaml", "in the currency it was paid in",
+                   "in its currency\nchecks:\n  - {column: channel, accepted_values: [WEB]}")
+    landscape.commit("a check the rows fail, with a change that writes the table")
+    listed, held = set(checkpoints(landscape)), copies(landscape)
+    failed = landscape.run("apply", "dev", "--yes")
+    assert failed.code == 3 and "compensated from its journal" in failed.stderr, failed.output
+    assert set(checkpoints(landscape)) == listed and copies(landscape) == held and landscape.state() == good
 
 
 def test_a_rollback_killed_midway_is_put_back_whole_by_unlock(on_spark: EngineLandscape) -> None:

@@ -171,13 +171,14 @@ def test_a_rebuild_that_cannot_carry_a_dba_property_over_is_refused_naming_it(tm
 def test_a_delta_restore_point_a_run_killed_before_its_cleanup_left_is_listed_and_dropped(
         tmp_path: Path, request, cleaner: str) -> None:
     """Issue 29, break 7, on Delta (tests/test_journaled.py has it on parquet): a retype's restore point is
-    a copy; an apply killed after its `applied` row and before its cleanup leaves it listed by `backups`,
-    and `prune-backups` or the next apply drops it; the table is as the run left it."""
+    a copy; an apply killed after its `applied` row and before its checkpoint and cleanup leaves it listed
+    by `backups`, and `prune-backups` or the next apply drops it; the table is as the run left it."""
     landscape, spark = on_spark(tmp_path, request, "delta")
     landscape.edit(MASTER, "{name: id, type: BIGINT, nullable: false}", "{name: id, type: \"DECIMAL(38,0)\", "
                    "nullable: false}")
     killed = subprocess.run([RECONCILER, "--repo", str(landscape.root), "apply", "dev", "--yes"],
-                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL@cleanup"}, capture_output=True, text=True)
+                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL@checkpoint"}, capture_output=True,
+                            text=True)
     assert killed.returncode == -9, killed.stderr
     history = json.loads(landscape.run("history", "dev", "--format", "json").stdout)
     assert [r["outcome"] for r in history] == ["applied", "applied"]

@@ -29,9 +29,8 @@ from ..parallel import each_tenant
 from ..plan import Plan, TenantPlan
 from ..planning.environment import Planned, TenantState
 from ..planning.tenant import Restoring, check_saved_plan
-from .lifecycle import Progress, TenantResult, new_run_id, warnings
+from .lifecycle import FlowRun, Progress, TenantResult, new_run_id, warnings
 from .protocols import protocol_for
-from .transactional import FlowRun
 
 if TYPE_CHECKING:
     from ..planning.environment import Workspace

@@ -78,11 +78,16 @@ def prune_backups(workspace: Workspace, environment: str, older_than_days: int |
                            f"rules.checkpoint_retention) in environments/{environment}/environment.yaml")
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     limit = dt.timedelta(days=days) if days else None
-    expired = [b for b in backups(workspace, environment) if b.get("left") or (limit and b["created_at"] < now - limit)]
+    copies = {tenant.name: _checkpoint_copies(workspace, tenant) for tenant in landscape.environment.tenants}
+    # a restore point its run's checkpoint lists is that checkpoint's copy (the next apply unlists it), not one left
+    held = {(copy["tenant"], copy["name"], copy["run_id"]) for found in copies.values() for copy in found}
+    expired = [b for b in backups(workspace, environment) if (b.get("left") and (b["tenant"], b["name"], b["run_id"])
+                                                              not in held) or (limit and b["created_at"] < now - limit)]
     for tenant in landscape.environment.tenants:
         retention = kept[tenant.name] or limit
-        expired += [copy for copy in _checkpoint_copies(workspace, tenant) if retention
-                    and copy["created_at"] < now - retention]
+        expired += [copy for copy in copies[tenant.name] if retention and copy["created_at"] < now - retention]
+    # on a journaled engine, an apply's checkpoint keeps the backups its changes that lose data took as its copies
+    expired = list({(copy["tenant"], copy["name"].lower()): copy for copy in expired}.values())
     if execute:
         for tenant in landscape.environment.tenants:
             mine = [b["name"] for b in expired if b["tenant"] == tenant.name]

@@ -8,7 +8,9 @@ text, or a table, its columns, format, properties and comments; a table's rows a
 before the first statement that touches it, unless the adapter keeps a history it can restore
 (a Delta table altered in place without loss: its version, journaled). Each copy is listed in the
 catalog's backups index before it is made, and dropped once the run concluded (the next apply drops
-those of a run killed in between), but for the backups of changes that lose data. The run's commit point
+those of a run killed in between), but for the backups of changes that lose data and those the run's
+checkpoint keeps once it applied and converged (`before-apply-<run>`: the checkpoint that DuckDB and
+PostgreSQL take inside their transaction, made here of what the journal took before writing). The run's commit point
 is its `applied` event in the catalog's run log: the catalog believes object records only of
 runs that reached it. A failing statement, Ctrl-C, a lock taken over or a failed convergence
 check compensates: every journaled object is put back (what the run created dropped, what it
@@ -52,11 +54,12 @@ from ..planning.diff import views_to_bind
 from ..planning.tenant import Restoring
 from ..sessions import EndpointLost
 from ..state import LiveObject, LiveState
-from . import journal_authority, last_copy
+from . import checkpoints, journal_authority, last_copy
 from .lifecycle import (
     NotConverged,
     Progress,
     TenantResult,
+    changed_tables,
     converged,
     failed_subject,
     new_run_id,
@@ -148,10 +151,65 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             if isinstance(stopped, ReconcilerError):
                 raise type(stopped)(message) from None
             raise
+        faults.reached("checkpoint", expected.tenant)
+        checkpointed, said = _checkpoint(session, adapter, run, changes, befores, live, kept)
         faults.reached("cleanup", expected.tenant)
-        _drop_restore_points(session, befores)
+        drop_restore_points(session, befores, checkpointed)
     return TenantResult(expected.tenant, run.run_id, run.outcome, tenant_plan.summary,
-                        notes=recovered + warnings(run.checks))
+                        notes=recovered + said + warnings(run.checks))
+
+
+def _checkpoint(session: Session, adapter: JournaledAdapter, run: catalog.Run, changes: Sequence[Change],
+                befores: Sequence[catalog.Before], live: LiveState, kept: set[tuple[str, str]]
+                ) -> tuple[set[str], tuple[str, ...]]:
+    """Once the run applied and converged: the checkpoint `before-apply-<run>` of every table it changed
+    and did not drop (`checkpoint_restore_points`). Never taken for a run that was put back: its restore
+    points go with it, as the transactional protocol's checkpoint goes with its rolled-back transaction."""
+    journaled = {before.key.folded() for before in befores if before.restore_point}
+    tables = [live.objects[key] for key in changed_tables([c for c in changes if c.action != "delete"], live)
+              if key.folded() in journaled]
+    return checkpoint_restore_points(session, adapter, run, tables, befores, kept)
+
+
+def checkpoint_restore_points(session: Session, adapter: JournaledAdapter, run: catalog.Run,
+                              tables: Sequence[LiveObject], befores: Sequence[catalog.Before],
+                              kept: Collection[tuple[str, str]] = ()) -> tuple[set[str], tuple[str, ...]]:
+    """The checkpoint `before-<operation>-<run>` of `tables`, made of the restore points the run took
+    before writing them (no row copied again): a Delta table's the version it was at, else its copy,
+    which is listed by the checkpoint's rows and then leaves the backups index (but for the backups of
+    changes that lose data, `kept`, which stay listed as backups too). The copies it keeps (not to be
+    dropped as restore points), and what to say when it could not be taken: the run stays as it ended,
+    and its restore points are dropped."""
+    journaled = {before.key.folded(): before for before in befores if before.restore_point}
+    if not tables:
+        return set(), ()
+    name, points = f"before-{run.operation}-{run.run_id}", []
+    try:
+        for found in tables:
+            before = journaled[found.key.folded()]
+            if before.version is not None:
+                kind, rows = catalog.HISTORY_KIND, adapter.rows_at(session, found.key, before.version)
+            else:
+                kind = catalog.COPY_POINT
+                rows = session.count(f"SELECT count(*) FROM "
+                                     f"{qualified(catalog.BACKUP_SCHEMA, before.restore_point, session.engine)}")
+            points.append(checkpoints.Point(name, run.plan.environment, run.tenant_plan.tenant, found.key, kind,
+                                            before.restore_point, run.plan.commit, run.run_id, run.started, rows,
+                                            checkpoints.structure(found)))
+        session.hold()
+        checkpoints.record(session, points)
+    except StatementFailed as failed:
+        return set(), (f"its checkpoint {name} was not taken: {failed.message} (statement: {failed.statement}); "
+                       "its restore points are dropped",)
+    copies = {p.restore_point for p in points if p.kind == catalog.COPY_POINT}
+    try:   # listed by the checkpoint now: kept, whatever happens to their unlisting as backups
+        for point in copies - {journaled[k].restore_point for k in kept if k in journaled}:
+            session.hold()
+            session.execute(catalog.unlist_backup_statement(session, point))
+    except StatementFailed as failed:
+        return copies, (f"its checkpoint {name} was taken, but its copies are still listed as restore points "
+                        f"({failed.message}); the next apply unlists them",)
+    return copies, ()
 
 
 def _kept_as_backups(changes: Sequence[Change]) -> set[tuple[str, str]]:
@@ -167,6 +225,13 @@ def _drop_left_restore_points(session: Session) -> tuple[str, ...]:
     run concluded, applied (every row where its statements put it, a rebuild's proven) or put back and
     verified; a restore point of a run still recorded as running is never one of them."""
     left = catalog.left_restore_points(session)
+    if left:   # a run killed after it listed its checkpoint, before its copies left the backups index: finished
+        kept = {(row["restore_point"], row["run_id"]) for row in catalog.checkpoints(session)
+                if row["kind"] == catalog.COPY_POINT}
+        for backup in [b for b in left if (b["name"], b["run_id"]) in kept]:
+            session.hold()
+            session.execute(catalog.unlist_backup_statement(session, backup["name"]))
+        left = [backup for backup in left if (backup["name"], backup["run_id"]) not in kept]
     for backup in left:
         for statement in catalog.drop_backup_statements(session, backup["name"]):
             session.hold()
@@ -316,7 +381,7 @@ def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Coll
             break
         views = waiting
     _verify(session, befores)
-    _drop_restore_points(session, befores)
+    drop_restore_points(session, befores)
     restored = f", {len(rewound)} restored to their version before the run" if rewound else ""
     return f"{dropped} object{'s' * (dropped != 1)} dropped, {len(back)} re-created as before{restored}"
 
@@ -332,15 +397,17 @@ def _verify(session: Session, befores: Sequence[catalog.Before]) -> None:
                                  + f"; its journal and restore points (schema {catalog.BACKUP_SCHEMA}) are kept")
 
 
-def _drop_restore_points(session: Session, befores: Sequence[catalog.Before]) -> None:
+def drop_restore_points(session: Session, befores: Sequence[catalog.Before], checkpointed: Collection[str] = ()
+                         ) -> None:
     """A run's restore points once it ended either way, each unlisted before its table is dropped; those
     of changes that lose data are kept as the tenant's backups (for `reconciler restore`), unless the run
-    stopped before it made one. A restore point no index lists (a run of an older release) is dropped."""
+    stopped before it made one, and those its checkpoint keeps (`checkpointed`) stay as its copies. A
+    restore point no index lists (a run of an older release) is dropped."""
     listed = {backup["name"]: backup for backup in catalog.backups(session)}
     present = {name.lower() for name in session.tables(catalog.BACKUP_SCHEMA)}
     for before in befores:
         point = before.restore_point
-        if not point or before.version is not None:
+        if not point or before.version is not None or point in checkpointed:
             continue
         backup = listed.get(point)
         if backup is not None and not backup.get("restore_point") and point.lower() in present:

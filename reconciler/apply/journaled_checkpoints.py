@@ -44,13 +44,13 @@ def take_checkpoint(state: TenantState, tenant_plan: TenantPlan, plan: Plan, tab
     reconciler between two of them is not held off (no engine transaction spans them)."""
     adapter = cast(JournaledAdapter, state.adapter)   # `protocol_for` chose this protocol for being one
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "checkpoint")
-    with _running(state, adapter, run, actor, "nothing was taken") as session:
+    with running(state, adapter, run, actor, "nothing was taken") as session:
         try:
             checkpoints.refuse_taken(session, name, state.tenant.name)
             found = checkpoints.held(session.inspect(), tables, state.tenant.name)
             taken = checkpoints.take(session, adapter, run, found, name, in_history=in_history(session, adapter))
         except BaseException as stopped:
-            raise _concluded(session, run, stopped, "nothing was taken") from None
+            raise concluded(session, run, stopped, "nothing was taken") from None
         run.summary = {"tables": len(taken), "rows": sum(p.row_count for p in taken)}
         run.finish(session, "applied")
     return run.run_id, taken
@@ -64,7 +64,7 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
         return dry_run(state, tenant_plan, plan, points, actor, writing=appended)
     adapter = cast(JournaledAdapter, state.adapter)
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "rollback")
-    with _running(state, adapter, run, actor, "nothing was changed") as session:
+    with running(state, adapter, run, actor, "nothing was changed") as session:
         try:
             live = session.inspect()
             impacts = impacts_in(session, state, points, live.objects)
@@ -76,7 +76,7 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
                        for step, point in enumerate(points)]
             catalog.write_journal(session, run.run_id, befores, {point.table for point in points})
         except BaseException as refused:
-            raise _concluded(session, run, refused, "nothing was changed") from None
+            raise concluded(session, run, refused, "nothing was changed") from None
         restoring = _Restoring(session, state, adapter, run)
         try:
             for before, point in zip(befores, points):
@@ -238,7 +238,7 @@ def in_history(session, adapter: JournaledAdapter) -> Callable[[LiveObject], tup
 
 
 @contextlib.contextmanager
-def _running(state: TenantState, adapter: JournaledAdapter, run: catalog.Run, actor: str,
+def running(state: TenantState, adapter: JournaledAdapter, run: catalog.Run, actor: str,
              unchanged: str) -> Iterator:
     """The tenant under its lease lock, the run recorded as running in it; refused (TenantLocked) where a
     run killed partway left the tenant partly changed: a checkpoint or a rollback of that is not one."""
@@ -257,7 +257,7 @@ def _refuse_unfinished(session, state: TenantState, unchanged: str) -> None:
                            f"from its journal first; {unchanged}")
 
 
-def _concluded(session, run: catalog.Run, stopped: BaseException, unchanged: str) -> BaseException:
+def concluded(session, run: catalog.Run, stopped: BaseException, unchanged: str) -> BaseException:
     """The run's outcome when it stopped before writing anything its journal would put back; the error."""
     if isinstance(stopped, REFUSED):
         run.finish(session, "refused", str(stopped))

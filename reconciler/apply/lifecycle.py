@@ -1,7 +1,7 @@
 """What every apply protocol does around its statements, whichever protocol runs them: a run's id
 and its result, planning the tenant again under its lock (the guards and the stale-plan check on
-that plan), the data checks after the statements, the convergence check, and naming what a failed
-statement belonged to. `executor` (one transaction) and `journaled` (journal, compensate, resume)
+that plan), the data checks after the statements, the convergence check, naming what a failed
+statement belonged to, and what a data flow's run wrote and how it ended (`Written`, `FlowRun`). `executor` (one transaction) and `journaled` (journal, compensate, resume)
 both build on it.
 
 Owns none of the protocols: never opens a session, begins, commits or compensates (the protocol
@@ -169,3 +169,32 @@ def in_transaction(session) -> Iterator[None]:
     except BaseException:
         session.rollback()
         raise
+
+
+@dataclass(frozen=True)
+class Written:
+    """The rows a data flow or a refresh wrote into its table, as the engine counted them."""
+
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+
+    def describe(self) -> str:
+        counts = [f"{n} row{'s' * (n != 1)} {what}" for what, n in
+                  (("deleted", self.deleted), ("inserted", self.inserted), ("updated", self.updated))
+                  if n or what == "inserted"]
+        return "; ".join(counts)
+
+    def to_json(self) -> dict[str, int]:
+        return {"rows inserted": self.inserted, "rows updated": self.updated, "rows deleted": self.deleted}
+
+
+@dataclass(frozen=True)
+class FlowRun:
+    tenant: str
+    run_id: str
+    outcome: str          # applied | dry-run
+    written: Written      # into its target (the MaterializedTable it refreshes)
+    seconds: float
+    checks: tuple[checks.Result, ...]
+    notes: tuple[str, ...] = ()   # what people should know of it (a checkpoint that could not be taken)

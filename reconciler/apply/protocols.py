@@ -20,12 +20,12 @@ from ..engines.journaled_contract import JournaledAdapter
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Plan, TenantPlan
-from . import journaled_checkpoints
+from . import journaled_checkpoints, journaled_flow
 from .checkpointed import Rolled, rollback_rows, take_checkpoint
 from .checkpoints import Point
 from .journaled import apply_journaled, recover
-from .lifecycle import Progress, TenantResult, appended, in_transaction, record_dry_run
-from .transactional import FlowRun, apply_transactional, run_flow
+from .lifecycle import FlowRun, Progress, TenantResult, appended, in_transaction, record_dry_run
+from .transactional import apply_transactional, run_flow
 
 if TYPE_CHECKING:
     from ..engines.contract import Adapter, Session
@@ -113,8 +113,7 @@ class Journaled:
         return apply_journaled(state, expected, plan, actor, operation, progress, moved, allow_data_loss, restoring)
 
     def run_flow(self, state, tenant_plan, plan, flow, actor, dry_run):
-        raise TenantError(f"tenant {state.tenant.name}: running a data flow on {state.adapter.engine} is not built "
-                          "yet (its INSERT would commit before its checks ran)")
+        return journaled_flow.run_flow(state, tenant_plan, plan, flow, actor, dry_run)
 
     def record_dry_run(self, state, tenant_plan, plan, operation, actor):
         return None   # nothing is written where it cannot be taken back with the rest

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from .. import faults
 from ..desired import checks, sql
@@ -31,9 +30,11 @@ from ..state import LiveState
 from . import checkpoints
 from .checks import run as run_data_checks
 from .lifecycle import (
+    FlowRun,
     NotConverged,
     Progress,
     TenantResult,
+    Written,
     changed_tables,
     converged,
     failed_subject,
@@ -148,24 +149,6 @@ def _rehearsable(state: TenantState, flow: ObjectKey, what: str) -> None:
                            "a copy of the tenant; nothing was run")
 
 
-@dataclass(frozen=True)
-class Written:
-    """The rows a data flow or a refresh wrote into its table, as the engine counted them."""
-
-    inserted: int = 0
-    updated: int = 0
-    deleted: int = 0
-
-    def describe(self) -> str:
-        counts = [f"{n} row{'s' * (n != 1)} {what}" for what, n in
-                  (("deleted", self.deleted), ("inserted", self.inserted), ("updated", self.updated))
-                  if n or what == "inserted"]
-        return "; ".join(counts)
-
-    def to_json(self) -> dict[str, int]:
-        return {"rows inserted": self.inserted, "rows updated": self.updated, "rows deleted": self.deleted}
-
-
 def _flow(session: TransactionalSession, state: TenantState, flow: ObjectKey) -> tuple[Written, list[checks.Result]]:
     """Run a data flow's INSERT (or refresh a MaterializedTable from its query: its rows deleted, the
     query's inserted) in the session's transaction, then the checks of what it writes and of what reads
@@ -219,16 +202,6 @@ def _execute(session: TransactionalSession, adapter: Adapter, live: LiveState, c
             fault.tick()
         if progress is not None:
             progress(run.tenant_plan.tenant, change)
-
-
-@dataclass(frozen=True)
-class FlowRun:
-    tenant: str
-    run_id: str
-    outcome: str          # applied | dry-run
-    written: Written      # into its target (the MaterializedTable it refreshes)
-    seconds: float
-    checks: tuple[checks.Result, ...]
 
 
 def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,

@@ -346,7 +346,7 @@ def run_command(ctx: click.Context, environment: str, name: str, tenants: tuple[
             err.print(Text(f"{tenant}: failed\n{error}", style="red"))
             codes.append(error.exit_code)
             continue
-        for warning in executor.warnings(result.checks):
+        for warning in (*executor.warnings(result.checks), *result.notes):
             err.print(Text(f"{tenant}: {warning}", style="yellow"))
         dry = "" if result.outcome == "applied" else " (rolled back: --dry-run)"
         done = f"{'wrote' if reads_from else 'refreshed from its query'}{dry}: {result.written.describe()}"

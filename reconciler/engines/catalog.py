@@ -201,6 +201,13 @@ def drop_backup_statements(session: CatalogSession, backup: str) -> list[str]:
     return session.catalog_store.drop_backup_statements(session.engine, name, table)
 
 
+def unlist_backup_statement(session: CatalogSession, backup: str) -> str:
+    """A copy's index row gone, the copy kept: a restore point that becomes a checkpoint's copy, which
+    `_reconciler.checkpoints` alone lists from then on (`backups` and `prune-backups` no longer see it
+    as a backup, nor the next apply as a restore point left behind)."""
+    return session.catalog_store.unlist_backup_statement(session.engine, sql.literal(backup).sql(session.engine))
+
+
 def release(session: CatalogSession, run_id: str, outcome: str = "interrupted",
             error: str = "released by reconciler unlock") -> None:
     """A dead run's audit row, concluded (as interrupted, or as what became of it)."""

@@ -36,13 +36,16 @@ from .journaled_contract import JournaledAdapter
 from .spark_catalog import (
     COLUMN_DEFAULTS,
     COLUMN_MAPPING,
+    COMMIT_TAG,
     DELTA,
     ENGINE,
     PROPERTY,
+    USER_METADATA,
     _analyzed,
     _assignments,
     _history,
     _listed,
+    delta_comment,
     foreign_commits,
     lost_versions,
     set_by_hand,
@@ -257,8 +260,12 @@ class SparkAdapter(JournaledAdapter):
         for schema in sorted(schemas):
             for name, listed in _listed(connection, schema).items():
                 key = ObjectKey(schema, name)
+                comment = listed.comment
+                if listed.provider == DELTA and not listed.view:
+                    with contextlib.suppress(StatementFailed):   # gone since the listing: the analyzer says so
+                        comment = delta_comment(connection, key)
                 found = (LiveObject(key, "View", listed.columns, engine_sql=listed.text) if listed.columns is not None
-                         else _analyzed(connection, key, listed.view, listed.text, listed.provider, listed.comment))
+                         else _analyzed(connection, key, listed.view, listed.text, listed.provider, comment))
                 if found is not None:
                     objects[key] = found
         return objects, schemas
@@ -394,6 +401,8 @@ class SparkAdapter(JournaledAdapter):
                              self.lock_timeout)
             lock.acquire()
             session.lock = lock
+            if holder and holder.get("run_id"):   # every Delta commit of the run says whose it is (`foreign_commits`)
+                session.connection.conf.set(USER_METADATA, f"{COMMIT_TAG}{holder['run_id']}")
             try:
                 yield session
             finally:

@@ -41,13 +41,21 @@ OWN_OPERATIONS = frozenset({"ADD COLUMNS", "CHANGE COLUMN", "DROP COLUMNS", "REN
 SET_PROPERTIES = "SET TBLPROPERTIES"   # a run's own only when it sets a property back as a Delta table is made
 
 
+# Every commit a run's session makes carries this in Delta's commit metadata, with the run's id: the writes
+# a run makes besides its schema changes (a data flow's INSERT) are told from another writer's by it. Under
+# the tenant lock no other run writes, so a tagged commit after a run's journaled version is that run's; a
+# writer who forges the tag can write the table anyway, and its commit is then put back with the run's.
+USER_METADATA, COMMIT_TAG = "spark.databricks.delta.commitInfo.userMetadata", "reconciler run "
+
+
 def foreign_commits(history: Sequence[Mapping], version: int) -> list[str]:
     """The commits after `version` (rows of DESCRIBE HISTORY) that are not the changes a run makes in
-    place (its schema changes, and setting back a property the table format asks for): another
-    writer's, for people."""
+    place (its schema changes, setting back a property the table format asks for, or any commit its
+    session tagged: `COMMIT_TAG`): another writer's, for people."""
     return [f"version {row['version']}: {row['operation']} by {row.get('userName') or 'an unnamed user'} at "
             f"{row.get('timestamp')}" for row in sorted(history, key=lambda row: row["version"])
-            if row["version"] > version and row["operation"] not in OWN_OPERATIONS and not _sets_back(row)]
+            if row["version"] > version and row["operation"] not in OWN_OPERATIONS and not _sets_back(row)
+            and not str(row.get("userMetadata") or "").startswith(COMMIT_TAG)]
 
 
 def _sets_back(commit: Mapping) -> bool:
@@ -162,6 +170,17 @@ def _listed(connection, schema: str) -> dict[str, _Listed]:
                                        None if view else fields.get("Provider", "").lower() or None,
                                        None if view else fields.get("Comment"))
     return found
+
+
+def delta_comment(connection, key: ObjectKey) -> str | None:
+    """A Delta table's comment as its log keeps it (DESCRIBE DETAIL's description): COMMENT ON TABLE
+    commits there, and the metastore's copy, which SHOW TABLE EXTENDED lists, keeps the comment the
+    table was made with (seen on the test server: a changed description never converged)."""
+    try:
+        [row] = connection.sql(f"DESCRIBE DETAIL {sql.qualified(key.schema, key.name, ENGINE)}").collect()
+    except Exception as error:  # noqa: BLE001 - pyspark raises its own tree
+        raise StatementFailed.engine(f"DESCRIBE DETAIL {key}", error) from None
+    return row["description"] or None
 
 
 def _analyzed(connection, key: ObjectKey, view: bool, text: str | None = None,

@@ -156,7 +156,10 @@ class InPlace:
                         [environment, tenant, *record, run_id, now()])
 
     def drop_backup_statements(self, engine: str, name: str, table: str) -> list[str]:
-        return [f"DROP TABLE {table}", f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {name}"]
+        return [f"DROP TABLE {table}", self.unlist_backup_statement(engine, name)]
+
+    def unlist_backup_statement(self, engine: str, name: str) -> str:
+        return f"DELETE FROM {CATALOG_SCHEMA}.backups WHERE name = {name}"
 
     def conclude_runs(self, session: CatalogSession, where: str, parameters: Sequence, values: dict) -> None:
         session.execute(f"UPDATE {CATALOG_SCHEMA}.runs SET {', '.join(f'{n} = ?' for n in values)} WHERE {where}",
@@ -207,9 +210,13 @@ class AppendOnly:
     def drop_backup_statements(self, engine: str, name: str, table: str) -> list[str]:
         """The tombstone first: a run killed between the two leaves a table no listing shows, never a
         listed backup whose table is gone."""
-        return [f"INSERT INTO {CATALOG_SCHEMA}.dropped_backups SELECT {name}, "
-                f"CAST({sql.literal(now().isoformat(sep=' ')).sql(engine)} AS TIMESTAMP)",
+        return [self.unlist_backup_statement(engine, name),
                 f"DROP TABLE IF EXISTS {table}"]   # a run killed between index row and copy made none
+
+    def unlist_backup_statement(self, engine: str, name: str) -> str:
+        """The index cannot lose a row: a tombstone says the name is no longer listed."""
+        return (f"INSERT INTO {CATALOG_SCHEMA}.dropped_backups SELECT {name}, "
+                f"CAST({sql.literal(now().isoformat(sep=' ')).sql(engine)} AS TIMESTAMP)")
 
     def conclude_runs(self, session: CatalogSession, where: str, parameters: Sequence, values: dict) -> None:
         """A newer event of each run `where` selects (the `runs` view shows the latest)."""

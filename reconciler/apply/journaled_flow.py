@@ -1,0 +1,178 @@
+"""Running a data flow, or refreshing a MaterializedTable, on engines whose writes commit statement by
+statement (the journaled protocol's: Spark): under the tenant's lease lock, audited as one run `run`.
+
+Owns the order there. The target is journaled first with its restore point (a Delta table's version, a
+copy of any other, indexed before it is made); the flow's one statement runs, refused before anything
+when it writes anything but its target; then the checks of what it writes and of what reads that. A
+check of severity error that fails, a failing statement or Ctrl-C puts the target's rows back (a
+Delta table restored to its version, refused over another writer's commit; any other overwritten from
+its copy, only while it holds the rows the run left: another writer's would be lost), and the run is
+recorded failed or interrupted. A SIGKILL leaves it running with its journal, for the next apply or
+`unlock` to put back as any journaled run (a parquet target then stops, exit 6: the rows its copy
+lacks cannot be told from another writer's). A run that passes
+keeps its restore point as the checkpoint `before-run-<run>`. Never a dry run: the rows would commit
+for every reader before they were put back. Never plans.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import cast
+
+from sqlglot.errors import SqlglotError
+
+from .. import faults
+from ..desired import checks
+from ..desired.sql import qualified, written_objects
+from ..engines import catalog
+from ..engines.journaled_contract import JournaledAdapter
+from ..errors import ApplyFailed, ChecksFailed, LockTakenOver, PartlyDone, ReconcilerError, TenantError
+from ..model import ObjectKey
+from ..parallel import STOP, stopping
+from ..plan import Plan, TenantPlan
+from ..planning.environment import TenantState
+from ..sessions import StatementFailed
+from .checks import run as run_data_checks
+from .journaled import checkpoint_restore_points, drop_restore_points
+from .journaled_checkpoints import concluded, running
+from .lifecycle import FlowRun, Written, new_run_id
+
+
+def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,
+             dry_run: bool = False) -> FlowRun:
+    """Run `flow` once on the tenant, its target put back unless its checks pass (ChecksFailed, exit 3)."""
+    tenant, engine = state.tenant.name, state.adapter.engine
+    if dry_run:
+        raise TenantError(f"tenant {tenant}: run --dry-run is not possible on {engine}: each statement commits, so "
+                          "the rows would be there for every reader before they were put back; rehearse on a copy "
+                          "of the tenant; nothing was run")
+    obj = state.desired.objects[flow]
+    if obj.kind == "DataFlow" and obj.definition.get("mode") == "upsert":
+        raise TenantError(f"tenant {tenant}: data flow {flow}: an upsert is not built on {engine} yet (it counts the "
+                          "rows it updates inside a transaction); nothing was run")
+    target = flow if obj.kind == "MaterializedTable" else ObjectKey.parse(obj.definition["target"])
+    table = qualified(target.schema, target.name, engine)
+    statement = f"INSERT OVERWRITE {table} {obj.sql}" if obj.kind == "MaterializedTable" else obj.sql or ""
+    _confined(statement, target, flow, tenant, engine)
+    adapter = cast(JournaledAdapter, state.adapter)   # `protocol_for` chose this protocol for being one
+    run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "run")
+    with running(state, adapter, run, actor, "nothing was run") as session:
+        try:
+            found = session.inspect().objects.get(target)
+            if found is None or found.kind != "Table":
+                raise TenantError(f"tenant {tenant}: {target}, the target of {flow}, is not a table the tenant "
+                                  "holds now; nothing was run")
+            before = catalog.Before.of(0, found.key, found, adapter.restore_point(session, found, run.run_id, False))
+            catalog.write_journal(session, run.run_id, [before], {target})
+            if before.version is None:
+                catalog.mark_restore_points(session, run.run_id, [before.restore_point])
+        except BaseException as refused:
+            raise concluded(session, run, refused, "nothing was run") from None
+        touched, counted = False, [None, None]   # the target's rows before and after the flow's statement
+        fault = faults.Fault.from_environment(tenant, STOP)
+        try:
+            started = time.monotonic()
+            if before.version is None:   # the copy, indexed first: a run killed between leaves it listed
+                for copying in catalog.backup_statements(engine, target, before.restore_point, run.run_id,
+                                                         run.started):
+                    _execute(session, copying, fault)
+            counted[0] = rows_before = session.count(f"SELECT count(*) FROM {table}")
+            touched = True   # before it runs: Ctrl-C after its commit puts it back
+            _execute(session, statement, fault)
+            counted[1] = rows_after = session.count(f"SELECT count(*) FROM {table}")
+            written = (Written(inserted=rows_after, deleted=rows_before) if obj.kind == "MaterializedTable" else
+                       Written(inserted=rows_after - rows_before))
+            run.checks = run_data_checks(session, checks.reached({target}, state.desired))
+            seconds = time.monotonic() - started
+            run.summary = written.to_json()
+            failed = checks.failures(run.checks)
+            if failed:
+                raise ChecksFailed(checks.failure_message(tenant, failed))
+            session.hold()   # a lease that lapsed meanwhile: the run that took the tenant over puts this one back
+            run.finish(session, "applied")
+        except LockTakenOver:   # the new holder recovers this run from its journal
+            raise
+        except BaseException as stopped:
+            raise _put_back(session, adapter, run, before, touched, (counted[0], counted[1]), stopped, flow) from None
+        kept, said = checkpoint_restore_points(session, adapter, run, [found], [before])
+        drop_restore_points(session, [before], kept)
+    return FlowRun(tenant, run.run_id, "applied", written, seconds, tuple(run.checks), notes=said)
+
+
+def _confined(statement: str, target: ObjectKey, flow: ObjectKey, tenant: str, engine: str) -> None:
+    """A flow writes its target and nothing else: what its statement writes, as sqlglot reads it, before
+    anything runs (a journal of the target alone could not put anything else back)."""
+    try:
+        written, _ = written_objects(statement, engine)
+    except SqlglotError as error:
+        raise TenantError(f"tenant {tenant}: data flow {flow}: cannot tell which tables its statement writes "
+                          f"({error}); nothing was run") from None
+    others = sorted(f"{schema}.{name}" for schema, name in written
+                    if ObjectKey(schema, name).folded() != target.folded())
+    if others:
+        raise TenantError(f"tenant {tenant}: data flow {flow} writes {', '.join(others)}, not only its target "
+                          f"{target}; nothing was run")
+
+
+def _execute(session, statement: str, fault: faults.Fault) -> None:
+    if stopping():
+        raise KeyboardInterrupt
+    session.hold()
+    session.fresh(statement)
+    session.execute(statement)
+    fault.tick()
+
+
+def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: catalog.Before, touched: bool,
+              counted: tuple[int | None, int | None], stopped: BaseException, flow: ObjectKey) -> BaseException:
+    """The target's rows put back, the run concluded; the error to raise."""
+    tenant = run.tenant_plan.tenant
+    if isinstance(stopped, StatementFailed):
+        what = f"{flow} failed: {stopped.message}\n  statement: {stopped.statement}"
+    elif isinstance(stopped, ChecksFailed):
+        what = str(stopped).removeprefix(f"tenant {tenant}: ")
+    else:
+        what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
+    try:
+        put_back = _restore_target(session, adapter, before, touched, counted) if touched else "nothing was written"
+    except (StatementFailed, PartlyDone) as failed:   # left running: the next apply or unlock tries again
+        why = f"{failed.message} (statement: {failed.statement})" if isinstance(failed, StatementFailed) else failed
+        return PartlyDone(f"tenant {tenant}: {what}\n  putting its target back stopped: {why}\n  the run "
+                          f"{run.run_id} stays recorded as running with its journal and restore point; the next apply "
+                          "(or `reconciler unlock` of it) tries to put it back again")
+    drop_restore_points(session, [before])
+    message = f"tenant {tenant}: {what}\n  its target was put back ({put_back})"
+    run.finish(session, "failed" if isinstance(stopped, Exception) else "interrupted", message)
+    if isinstance(stopped, StatementFailed):
+        return ApplyFailed(message)
+    if isinstance(stopped, ReconcilerError):
+        return type(stopped)(message)
+    return stopped
+
+
+def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, touched: bool,
+                    counted: tuple[int | None, int | None]) -> str:
+    """A Delta target back to its journaled version (refused over another writer's commit: only the run's
+    own, tagged, are undone); any other's rows overwritten from its restore point, only while it holds
+    the rows the run left in it (by count: rows another writer added since would be lost, so it stops)."""
+    if before.version is not None:
+        adapter.restore_from_history(session, before)
+        return f"restored to version {before.version}"
+    table = qualified(before.key.schema, before.key.name, session.engine)
+    point = qualified(catalog.BACKUP_SCHEMA, before.restore_point, session.engine)
+    rows_before, rows_after = counted
+    now = session.count(f"SELECT count(*) FROM {table}")
+    if rows_after is None and now == rows_before:
+        return "its statement wrote no row"
+    copied = session.count(f"SELECT count(*) FROM {point}")
+    if rows_after is None or now != rows_after or copied != rows_before:
+        left = "rows that could not be counted" if rows_after is None else f"{rows_after} rows"
+        raise PartlyDone(f"{before.key} holds {now} rows, where the run left {left} over the {copied} of its "
+                         "restore point: another writer wrote since the copy was taken, and overwriting the table "
+                         "from it would lose those rows; it is kept as it is")
+    for statement in adapter.restore_statements(before.key, before.restore_point, [c[0] for c in before.columns]):
+        session.hold()
+        session.execute(statement)
+    if session.count(f"SELECT count(*) FROM {table}") != copied:
+        raise PartlyDone(f"{before.key} does not hold its restore point's rows after the overwrite")
+    return f"its rows overwritten from its restore point, {rows_before} rows"
