@@ -22,6 +22,8 @@ import pytest
 from conftest import DEMO, DEMO_ROWS, Landscape, a_host_nobody_may_reach
 from test_tpc import corpus, expected  # noqa: F401  (fixtures: the TPC corpus and its rows on DuckDB)
 
+from reconciler.desired.validation import shape
+
 fakesnow = pytest.importorskip("fakesnow", reason="fakesnow (the Snowflake double) runs in .ci/run's Snowflake step")
 snowflake_connector = pytest.importorskip("snowflake.connector")
 
@@ -271,6 +273,26 @@ def test_the_demo_applies_statement_by_statement_and_converges_on_the_double(app
     assert point["name"].startswith("before-apply-") and point["tables"] == ["sales.customer_master"]
     assert json.loads(applied.run("backups", "dev", "--format", "json").stdout) == []
     assert outcomes(applied) == ["applied", "applied"]
+
+
+def test_a_no_op_plan_after_an_apply_is_recalled_until_the_tenant_changes(applied: Landscape, double: dict,
+                                                                         database: str, monkeypatch) -> None:
+    """The lock's comment (its lease, then `released`) changes after an apply records its digest: no plan on
+    Snowflake was recalled while inspection read the reconciler's own tables. Recalled: the folder's objects
+    are not validated (a wrapped `validation.shape.objects` counts them), with no cache as on a fresh runner."""
+    validated = []
+    monkeypatch.setattr(shape, "objects", lambda run, _real=shape.objects: validated.append(run) or _real(run))
+
+    def planned() -> tuple[int, bool]:
+        """The no-op plan's exit code and whether it was recalled."""
+        validated.clear()
+        return applied.run("plan", "dev", "--detailed-exitcode").code, not validated
+
+    assert planned() == (0, True), "the no-op plan after an apply was not recalled"
+    shutil.rmtree(applied.root / ".git" / "reconciler")   # the tenant remembers, not the cache
+    assert planned() == (0, True)
+    run_sql(double, database, "ALTER TABLE sales.customer_master ADD COLUMN note VARCHAR")
+    assert planned() == (2, False), "a column added by hand is planned the long way, and dropped"
 
 
 def test_a_restore_point_is_a_zero_copy_clone() -> None:

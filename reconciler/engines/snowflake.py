@@ -56,6 +56,10 @@ CONNECTION_PARAMETERS = ("warehouse", "role", "host", "port", "protocol")
 PRIVATE_KEY = "private_key"
 INSERT_BATCH = 200   # the catalog's rows sent in one statement (each row's values bound)
 UNLIMITED_VARCHAR = 16_777_216   # the length a VARCHAR declared without one has (Snowflake's maximum)
+# The reconciler's own schemas (`_RECONCILER`, its backups) are left out of inspection's listings in the query
+# itself: what is read is hashed into the state's digest, and the lock table's comment (its lease, `released`)
+# changes after an apply records its digest, so no plan was ever recalled while their rows were read.
+NOT_OURS = f"SUBSTR(table_schema, 1, {len(catalog.CATALOG_SCHEMA)}) <> '{catalog.CATALOG_SCHEMA.upper()}'"
 
 
 
@@ -291,7 +295,7 @@ class SnowflakeAdapter(JournaledAdapter):
         kinds, comments = {key: "View" for key in views if _read_name(key[0]) in schemas}, {}
         for schema, name, kind, comment in connection.execute(
                 "SELECT table_schema, table_name, table_type, comment FROM information_schema.tables "
-                "ORDER BY 1, 2").fetchall():
+                f"WHERE {NOT_OURS} ORDER BY 1, 2").fetchall():
             if _managed(schema, name) and _read_name(schema) in schemas and (schema, name) not in views:
                 kinds[schema, name] = "Table"
                 comments[schema, name] = comment or None
@@ -300,7 +304,7 @@ class SnowflakeAdapter(JournaledAdapter):
         for schema, name, column, data_type, length, precision, scale, nullable, default, comment in connection.execute(
                 "SELECT table_schema, table_name, column_name, data_type, character_maximum_length, numeric_precision, "
                 "numeric_scale, is_nullable, column_default, comment FROM information_schema.columns "
-                "ORDER BY table_schema, table_name, ordinal_position").fetchall():
+                f"WHERE {NOT_OURS} ORDER BY table_schema, table_name, ordinal_position").fetchall():
             if (schema, name) not in kinds:
                 continue
             view = kinds[schema, name] == "View"
