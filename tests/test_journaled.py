@@ -67,6 +67,16 @@ def rows(spark, query: str) -> list[tuple]:
     return sorted(tuple(row) for row in spark.sql(query).collect())
 
 
+
+def killed_apply(landscape: Landscape, spark, fault: str) -> str:
+    """An apply SIGKILLed at `fault` (RECONCILER_FAULT) in a real CLI process; the one copy it left in the
+    backup schema."""
+    killed = subprocess.run([RECONCILER, "--repo", str(landscape.root), "apply", "dev", "--yes"],
+                            env={**os.environ, "RECONCILER_FAULT": fault}, capture_output=True, text=True)
+    assert killed.returncode == -9, killed.stderr
+    [point] = [t.name for t in spark.catalog.listTables("_reconciler_backup")]
+    return point
+
 def outcomes(landscape: Landscape) -> list[str]:
     return [r["outcome"] for r in json.loads(landscape.run("history", "dev", "--format", "json").stdout)]
 
@@ -561,13 +571,9 @@ def test_a_restore_point_a_run_killed_before_its_cleanup_left_is_listed_and_drop
     `backups` lists it, and `prune-backups` (whatever its age) or the next apply drops it; the tenant
     is as the run left it."""
     a_rebuild_and_a_view(applied)
-    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
-                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL@checkpoint"}, capture_output=True,
-                            text=True)
-    assert killed.returncode == -9, killed.stderr
+    point = killed_apply(applied, spark, "SIGKILL@checkpoint")
     [run] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)][-1:]
     assert outcomes(applied) == ["applied", "applied"]
-    [point] = [t.name for t in spark.catalog.listTables("_reconciler_backup")]
 
     listed = json.loads(applied.run("backups", "dev", "--format", "json").stdout)
     assert [(b["name"].lower(), b["run_id"], b["row_count"], b["left"]) for b in listed] == [(point, run, 2, True)]
@@ -593,10 +599,7 @@ def test_an_apply_killed_after_its_checkpoint_keeps_it_and_the_next_apply_drops_
     or were dropped (@cleanup): the checkpoint's copy is not a restore point left behind, so the next
     apply keeps it, and `backups` no longer lists it once that apply ran."""
     a_rebuild_and_a_view(applied)
-    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
-                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL@cleanup"}, capture_output=True, text=True)
-    assert killed.returncode == -9, killed.stderr
-    [point] = [t.name for t in spark.catalog.listTables("_reconciler_backup")]
+    point = killed_apply(applied, spark, "SIGKILL@cleanup")
     [listed] = json.loads(applied.run("checkpoints", "dev", "--format", "json").stdout)
     assert listed["tables"] == ["sales.customer_master"] and not listed["restorable_until"].startswith("no"), listed
     cleaned = applied.run("apply", "dev", "--yes")
@@ -611,10 +614,7 @@ def test_a_restore_point_of_a_run_still_recorded_as_running_is_listed_and_never_
     `backups` lists it, `prune-backups` leaves it, and the compensation that puts the run back drops it."""
     before = tenant(spark)
     a_rebuild_and_a_view(applied)
-    killed = subprocess.run([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"],
-                            env={**os.environ, "RECONCILER_FAULT": "SIGKILL:4"}, capture_output=True, text=True)
-    assert killed.returncode == -9, killed.stderr
-    [point] = [t.name for t in spark.catalog.listTables("_reconciler_backup")]
+    point = killed_apply(applied, spark, "SIGKILL:4")
     [listed] = json.loads(applied.run("backups", "dev", "--format", "json").stdout)
     assert (listed["name"].lower(), listed["restore_point"], listed["left"]) == (point, True, False)
     pruned = applied.run("prune-backups", "dev", "--older-than", "90", "--yes")

@@ -191,8 +191,8 @@ def checkpoint_restore_points(session: Session, adapter: JournaledAdapter, run: 
                 kind, rows = catalog.HISTORY_KIND, adapter.rows_at(session, found.key, before.version)
             else:
                 kind = catalog.COPY_POINT
-                rows = session.count(f"SELECT count(*) FROM "
-                                     f"{qualified(catalog.BACKUP_SCHEMA, before.restore_point, session.engine)}")
+                copy = ObjectKey(catalog.BACKUP_SCHEMA, before.restore_point)
+                rows = session.count_rows([copy])[copy]
             points.append(checkpoints.Point(name, run.plan.environment, run.tenant_plan.tenant, found.key, kind,
                                             before.restore_point, run.plan.commit, run.run_id, run.started, rows,
                                             checkpoints.structure(found)))

@@ -68,7 +68,8 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
                 catalog.mark_restore_points(session, run.run_id, [before.restore_point])
         except BaseException as refused:
             raise concluded(session, run, refused, "nothing was run") from None
-        touched, counted = False, [None, None]   # the target's rows before and after the flow's statement
+        # the target's rows before and after the flow's statement: counted before it, it may have written
+        counts: dict[str, int] = {}
         fault = faults.Fault.from_environment(tenant, STOP)
         try:
             started = time.monotonic()
@@ -76,12 +77,11 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
                 for copying in catalog.backup_statements(engine, target, before.restore_point, run.run_id,
                                                          run.started):
                     _execute(session, copying, fault)
-            counted[0] = rows_before = session.count(f"SELECT count(*) FROM {table}")
-            touched = True   # before it runs: Ctrl-C after its commit puts it back
+            counts["before"] = session.count_rows([target])[target]   # Ctrl-C after its commit puts it back
             _execute(session, statement, fault)
-            counted[1] = rows_after = session.count(f"SELECT count(*) FROM {table}")
-            written = (Written(inserted=rows_after, deleted=rows_before) if obj.kind == "MaterializedTable" else
-                       Written(inserted=rows_after - rows_before))
+            counts["after"] = session.count_rows([target])[target]
+            written = (Written(inserted=counts["after"], deleted=counts["before"]) if obj.kind == "MaterializedTable"
+                       else Written(inserted=counts["after"] - counts["before"]))
             run.checks = run_data_checks(session, checks.reached({target}, state.desired))
             seconds = time.monotonic() - started
             run.summary = written.to_json()
@@ -93,7 +93,7 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
         except LockTakenOver:   # the new holder recovers this run from its journal
             raise
         except BaseException as stopped:
-            raise _put_back(session, adapter, run, before, touched, (counted[0], counted[1]), stopped, flow) from None
+            raise _put_back(session, adapter, run, before, counts, stopped, flow) from None
         kept, said = checkpoint_restore_points(session, adapter, run, [found], [before])
         drop_restore_points(session, [before], kept)
     return FlowRun(tenant, run.run_id, "applied", written, seconds, tuple(run.checks), notes=said)
@@ -123,8 +123,8 @@ def _execute(session, statement: str, fault: faults.Fault) -> None:
     fault.tick()
 
 
-def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: catalog.Before, touched: bool,
-              counted: tuple[int | None, int | None], stopped: BaseException, flow: ObjectKey) -> BaseException:
+def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: catalog.Before, counts: dict[str, int],
+              stopped: BaseException, flow: ObjectKey) -> BaseException:
     """The target's rows put back, the run concluded; the error to raise."""
     tenant = run.tenant_plan.tenant
     if isinstance(stopped, StatementFailed):
@@ -134,7 +134,7 @@ def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: cata
     else:
         what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
     try:
-        put_back = _restore_target(session, adapter, before, touched, counted) if touched else "nothing was written"
+        put_back = _restore_target(session, adapter, before, counts) if "before" in counts else "nothing was written"
     except (StatementFailed, PartlyDone) as failed:   # left running: the next apply or unlock tries again
         why = f"{failed.message} (statement: {failed.statement})" if isinstance(failed, StatementFailed) else failed
         return PartlyDone(f"tenant {tenant}: {what}\n  putting its target back stopped: {why}\n  the run "
@@ -150,21 +150,20 @@ def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: cata
     return stopped
 
 
-def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, touched: bool,
-                    counted: tuple[int | None, int | None]) -> str:
+def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, counts: dict[str, int]) -> str:
     """A Delta target back to its journaled version (refused over another writer's commit: only the run's
     own, tagged, are undone); any other's rows overwritten from its restore point, only while it holds
-    the rows the run left in it (by count: rows another writer added since would be lost, so it stops)."""
+    the rows the run left (`counts`) and the copy those counted before (by count: rows another writer
+    added since would be lost, so it stops)."""
     if before.version is not None:
         adapter.restore_from_history(session, before)
         return f"restored to version {before.version}"
-    table = qualified(before.key.schema, before.key.name, session.engine)
-    point = qualified(catalog.BACKUP_SCHEMA, before.restore_point, session.engine)
-    rows_before, rows_after = counted
-    now = session.count(f"SELECT count(*) FROM {table}")
+    point = ObjectKey(catalog.BACKUP_SCHEMA, before.restore_point)
+    rows_before, rows_after = counts["before"], counts.get("after")
+    now = session.count_rows([before.key])[before.key]
     if rows_after is None and now == rows_before:
         return "its statement wrote no row"
-    copied = session.count(f"SELECT count(*) FROM {point}")
+    copied = session.count_rows([point])[point]
     if rows_after is None or now != rows_after or copied != rows_before:
         left = "rows that could not be counted" if rows_after is None else f"{rows_after} rows"
         raise PartlyDone(f"{before.key} holds {now} rows, where the run left {left} over the {copied} of its "
@@ -173,6 +172,6 @@ def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, 
     for statement in adapter.restore_statements(before.key, before.restore_point, [c[0] for c in before.columns]):
         session.hold()
         session.execute(statement)
-    if session.count(f"SELECT count(*) FROM {table}") != copied:
+    if session.count_rows([before.key])[before.key] != copied:
         raise PartlyDone(f"{before.key} does not hold its restore point's rows after the overwrite")
     return f"its rows overwritten from its restore point, {rows_before} rows"
