@@ -65,6 +65,11 @@ def dry_run_execute_and_undo(landscape: EngineLandscape, good: dict, bad: dict) 
     after = next(name for name in listed if name.startswith("after-rollback-"))
     assert listed[after]["linked_to"] == "good" and listed[after]["rows"] == 8 and listed[before]["rows"] == 9
     assert listed[before]["run_id"] == listed[after]["run_id"]   # one run for all of it
+    points = {(name, table): (kind, restore_point) for name, table, kind, restore_point in landscape.sql(
+        "SELECT name, table_name, kind, restore_point FROM _reconciler.checkpoints")}
+    for (name, table), (kind, restore_point) in points.items():   # the rows restored are the copy restored
+        if name == after and points[("good", table)][0] == "copy":
+            assert (kind, restore_point) == points[("good", table)]
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
     undone = landscape.run("rollback", "dev", "--checkpoint", before, "--execute")   # the rollback of the rollback
     assert undone.code == 0, undone.output
@@ -278,6 +283,39 @@ def test_prune_backups_drops_checkpoints_past_their_retention_and_says_so(landsc
     assert not remaining["new"]["restorable_until"].startswith("no:")
     assert landscape.run("rollback", "dev", "--checkpoint", "old").code == 1
     assert landscape.run("rollback", "dev", "--checkpoint", "new").code == 0
+
+
+def test_a_copy_stays_while_any_checkpoint_naming_it_is_within_its_retention(landscape: Landscape) -> None:
+    """The checkpoint a rollback takes of the rows it restored names the copy it restored (no second
+    copy): pruning the older checkpoint keeps that copy, and both stay restorable until the newer
+    one expires."""
+    landscape.edit("environments/dev/environment.yaml", "  capacity: dev-shared", "  capacity: dev-shared\n"
+                   "  checkpoint_retention: 1d")
+    landscape.commit("checkpoints kept a day")
+    with_rows(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "old").code == 0
+    landscape.sql("DELETE FROM sales.customer_transactions WHERE id = 1")
+    assert landscape.run("rollback", "dev", "--checkpoint", "old", "--execute").code == 0
+    copies = "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_reconciler_backup'"
+    assert landscape.sql(copies) == [(4,)]   # old's two copies, and those of the rows the rollback replaced
+    after = next(name for name in checkpoints(landscape) if name.startswith("after-rollback-"))
+    landscape.sql("UPDATE _reconciler.checkpoints SET created_at = created_at - INTERVAL 2 DAY WHERE name = 'old'")
+
+    assert "of checkpoint old" not in landscape.run("prune-backups", "dev").stdout
+    assert landscape.run("prune-backups", "dev", "--yes").code == 0
+    listed = checkpoints(landscape)
+    assert listed["old"]["restorable_until"] == listed[after]["restorable_until"] != "until pruned"
+    landscape.sql("DELETE FROM sales.customer_transactions WHERE id = 2")
+    assert landscape.run("rollback", "dev", "--checkpoint", "old", "--execute").code == 0
+    assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(4,)]
+
+    landscape.sql("UPDATE _reconciler.checkpoints SET created_at = created_at - INTERVAL 2 DAY WHERE name <> 'old'")
+    pruned = landscape.run("prune-backups", "dev", "--yes")
+    assert pruned.code == 0 and pruned.stdout.count("dev:") == 6, pruned.output   # each copy once: old's and
+    # those of the rows each of the two rollbacks replaced
+    listed = checkpoints(landscape)
+    assert all(c["restorable_until"].startswith("no: its copy") for c in listed.values()), listed
+    assert landscape.sql(copies) == [(0,)]
 
 
 def two_tenants(landscape: Landscape) -> None:

@@ -100,7 +100,7 @@ def rollback_rows(state: TenantState, tenant_plan: TenantPlan, plan: Plan, point
         if failed:
             raise ChecksFailed(checks.failure_message(state.tenant.name, failed))
         after = checkpoints.take(session, state.adapter, run, tables, f"after-rollback-{run.run_id}",
-                                 linked_to=points[0].name, tag="after")
+                                 linked_to=points[0].name, tag="after", restored={p.table: p for p in points})
         run.summary = summary(impacts)
         return Rolled(state.tenant.name, run.run_id, "applied", tuple(impacts), before[0].name, after[0].name,
                       tuple(run.checks))

@@ -94,18 +94,25 @@ def structure(found: LiveObject) -> tuple[tuple[str, str], ...]:
 
 def take(session: Session, adapter: Adapter, run, tables: Sequence[LiveObject], name: str,
          linked_to: str | None = None, tag: str = "checkpoint",
-         in_history: Callable[[LiveObject], tuple[str, int] | None] | None = None) -> list[Point]:
+         in_history: Callable[[LiveObject], tuple[str, int] | None] | None = None,
+         restored: Mapping[ObjectKey, Point] | None = None) -> list[Point]:
     """Inside the caller's transaction (or, journaled, under its lock): a copy of each table in the backup
     schema, or, where `in_history` gives one, the point in the table's own history (its name and the rows
     the table held there: no row copied), and the checkpoint's rows (which alone list the copies:
     `backups` lists the copies taken before data loss). `tag` keeps the copies apart from the other
-    copies the same run takes of a table (a backup before data loss, a rollback's two checkpoints)."""
+    copies the same run takes of a table (a backup before data loss, a rollback's two checkpoints).
+    A table a rollback just restored from a copy, and checked to hold its rows (`verify`), has that copy
+    named again (`restored`: the point restored, per table): the rows are the copy's, so none is copied
+    twice, and `prune-backups` keeps a copy while any checkpoint naming it is within its retention."""
     at, engine = now(), adapter.engine
     points = []
     for found in tables:
         kept = in_history(found) if in_history is not None else None
+        source = (restored or {}).get(found.key)
         if kept is not None:
             kind, (restore_point, rows) = catalog.HISTORY_KIND, kept
+        elif source is not None and source.kind == catalog.COPY_POINT:
+            kind, restore_point, rows = source.kind, source.restore_point, source.row_count
         else:
             kind, restore_point = catalog.COPY_POINT, adapter.backup_name(found.key, f"{run.run_id}.{tag}")
             session.hold()

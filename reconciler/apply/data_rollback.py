@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from .. import graph as graphs
 from ..desired.source import available_environments
+from ..engines import catalog
 from ..errors import ReconcilerError, TenantError, UsageProblem, did_you_mean
 from ..model import ObjectKey
 from ..planning.environment import TenantState, Workspace, plan_environment
@@ -97,10 +98,16 @@ def listing(workspace: Workspace, environment: str) -> list[dict]:
         retention = landscape.environment.rules_for(tenant).retention
         backup_days = landscape.environment.backup_retention_days
         keep = retention or (dt.timedelta(days=backup_days) if backup_days else None)
+        newest = {}   # a copy stays while the newest checkpoint naming it does (a rollback's names the one restored)
+        for point in points:
+            newest[point.restore_point.lower()] = max(newest.get(point.restore_point.lower(), point.created_at),
+                                                      point.created_at)
         for name in dict.fromkeys(p.name for p in points if p.environment == environment):
             mine = [p for p in points if p.name == name]
+            kept_from = min(newest[p.restore_point.lower()] if p.kind == catalog.COPY_POINT else p.created_at
+                            for p in mine)
             until = (f"no: {next(p.lost for p in mine if p.lost)}" if any(p.lost for p in mine) else
-                     f"{mine[0].created_at + keep:%Y-%m-%d %H:%M}" if keep else "until pruned")
+                     f"{kept_from + keep:%Y-%m-%d %H:%M}" if keep else "until pruned")
             found.append({"tenant": tenant.name, "name": name, "created_at": mine[0].created_at,
                           "commit": mine[0].commit, "tables": [str(p.table) for p in mine],
                           "rows": sum(p.row_count for p in mine), "kind": mine[0].kind,

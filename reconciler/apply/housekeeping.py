@@ -69,7 +69,9 @@ def prune_backups(workspace: Workspace, environment: str, older_than_days: int |
     """Backups older than the retention (the option, else environment.yaml's backup_retention_days), the
     copies of checkpoints older than their tenant's `rules.checkpoint_retention` (unset: the backups'
     retention), and whatever age, the restore points of runs that concluded without dropping them
-    (`left`: killed after their commit point); dropped only when `execute`, never otherwise."""
+    (`left`: killed after their commit point); dropped only when `execute`, never otherwise. A copy that
+    more than one of them names (a backup that is also a checkpoint's copy, a checkpoint taken after a
+    rollback naming the copy it restored) goes only once every one naming it has expired."""
     landscape = workspace.load(environment)
     days = older_than_days or landscape.environment.backup_retention_days
     kept = {tenant.name: landscape.environment.rules_for(tenant).retention for tenant in landscape.environment.tenants}
@@ -81,13 +83,14 @@ def prune_backups(workspace: Workspace, environment: str, older_than_days: int |
     copies = {tenant.name: _checkpoint_copies(workspace, tenant) for tenant in landscape.environment.tenants}
     # a restore point its run's checkpoint lists is that checkpoint's copy (the next apply unlists it), not one left
     held = {(copy["tenant"], copy["name"], copy["run_id"]) for found in copies.values() for copy in found}
-    expired = [b for b in backups(workspace, environment) if (b.get("left") and (b["tenant"], b["name"], b["run_id"])
-                                                              not in held) or (limit and b["created_at"] < now - limit)]
+    naming = [(b, bool((b.get("left") and (b["tenant"], b["name"], b["run_id"]) not in held)
+                       or (limit and b["created_at"] < now - limit))) for b in backups(workspace, environment)]
     for tenant in landscape.environment.tenants:
         retention = kept[tenant.name] or limit
-        expired += [copy for copy in copies[tenant.name] if retention and copy["created_at"] < now - retention]
-    # on a journaled engine, an apply's checkpoint keeps the backups its changes that lose data took as its copies
-    expired = list({(copy["tenant"], copy["name"].lower()): copy for copy in expired}.values())
+        naming += [(copy, bool(retention and copy["created_at"] < now - retention)) for copy in copies[tenant.name]]
+    kept_by_one = {(copy["tenant"], copy["name"].lower()) for copy, gone in naming if not gone}
+    expired = list({(copy["tenant"], copy["name"].lower()): copy for copy, gone in naming
+                    if gone and (copy["tenant"], copy["name"].lower()) not in kept_by_one}.values())
     if execute:
         for tenant in landscape.environment.tenants:
             mine = [b["name"] for b in expired if b["tenant"] == tenant.name]

@@ -220,7 +220,8 @@ class _Restoring:
         checkpoints.record(self.session, replaced)
         after = checkpoints.take(self.session, self.adapter, run, [live[point.table] for _, point in done],
                                  f"after-rollback-{run.run_id}", linked_to=done[0][1].name, tag="after",
-                                 in_history=in_history(self.session, self.adapter))
+                                 in_history=in_history(self.session, self.adapter),
+                                 restored={point.table: point for _, point in done})
         return before_name, after[0].name
 
 
