@@ -98,7 +98,7 @@ class _Change(_Value):
     statements: tuple[str, ...] = ()
     checks: tuple[Check, ...] = ()
     data_loss: bool = False
-    rows: int | None = None           # what a table that loses data holds now
+    rows: int | None = None           # what a table that loses data, or is rebuilt, holds now
     conflict: bool = False            # blocked: an unmanaged object in the way, a row check that counts rows
     catalog_only: bool = False        # adoption or a kind the engine has no object for: no statements
     drift: bool = False               # undoes a change made to the tenant outside the reconciler
@@ -136,11 +136,11 @@ class Update(_Change):
 
 
 class Replace(_Change):
-    """An object dropped and created again, or a table rebuilt (copied into a new one and swapped in);
-    never the undoing of drift."""
+    """An object dropped and created again, or a table rebuilt (copied into a new one and swapped in,
+    `rows` copied): also what puts back a table altered by hand that the engine cannot alter back in
+    place (`drift`)."""
 
     action: Literal["replace"] = "replace"
-    drift: Literal[False] = False
 
 
 class Delete(_Change):
@@ -203,6 +203,10 @@ class Compiler(Protocol):
 
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         """The same changes, in order, each carrying the statements that carry it out and its row checks."""
+
+    def rebuilds(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> bool:
+        """Whether the change copies the table into a new one and swaps it in (the engine cannot alter it
+        in place)."""
 
     def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
         """What replaces the rows of `table` with those of `backup` (a table the catalog's backups

@@ -238,7 +238,8 @@ def test_drift_status_and_the_report_read_a_spark_tenant(spark_landscape: Landsc
     assert drift.code == 2, drift.output
     [found] = json.loads(drift.stdout)
     assert found["unmanaged"] == ["sales.scratch"]
-    assert [(c["object"], c["action"]) for c in found["changed"]] == [("sales.customer_master", "update")]
+    # a parquet table cannot drop a column in place: putting it back rebuilds the table, said as a replace
+    assert [(c["object"], c["action"]) for c in found["changed"]] == [("sales.customer_master", "replace")]
     assert "by_hand" in found["changed"][0]["reason"]
     status = json.loads(spark_landscape.run("status", "--format", "json").stdout)
     [dev] = [row for row in status["tenants"] if row["environment"] == "dev"]

@@ -364,6 +364,10 @@ class Adapter(abc.ABC):
     def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
         """What puts a backup's rows back into its table, for `columns` (pure: `planning.tenant.Restoring`)."""
 
+    @abc.abstractmethod
+    def rebuilds(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> bool:
+        """Whether the change copies the table into a new one and swaps it in (pure: `plan.Compiler`)."""
+
     def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
         """What the engine will not alter under a view that reads it (`readers.Pins`): none where views
         are bound by name each time they are read."""

@@ -29,7 +29,7 @@ from ..desired import column_types, sql
 from ..errors import TenantError, TenantLocked
 from ..model import ObjectKey, Tenant
 from ..plan import Change, Refusal
-from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState
+from ..state import Addition, ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from .contract import Adapter, ConnectionSession, Session, prove_on, waiting
 from .ddl import Compiler
 
@@ -178,6 +178,9 @@ class DuckDBAdapter(Adapter):
 
     def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
         return COMPILER.restore_statements(table, backup, columns)
+
+    def rebuilds(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> bool:
+        return COMPILER.rebuilds(change, want, found)
 
     def prove_in(self, reading: Session, changes: Sequence[Change], views: Sequence[ObjectKey],
                  reads: Mapping[str, Sequence[str]]) -> list[Refusal]:

@@ -219,6 +219,9 @@ class PostgresAdapter(Adapter):
     def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
         return COMPILER.restore_statements(table, backup, columns)
 
+    def rebuilds(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> bool:
+        return COMPILER.rebuilds(change, want, found)
+
     def pinned(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> frozenset[str] | None:
         return COMPILER.pinned(change, want, found)
 

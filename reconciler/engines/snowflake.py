@@ -40,7 +40,7 @@ from ..desired import column_types, sql
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Change, Refusal
-from ..state import ColumnState, DesiredState, LiveObject, LiveState
+from ..state import ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from . import catalog
 from .contract import Adapter, Session, StatementFailed, Unprovable, _Recorded
 from .journaled_contract import JournaledAdapter
@@ -339,6 +339,9 @@ class SnowflakeAdapter(JournaledAdapter):
 
     def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
         return COMPILER.restore_statements(table, backup, columns)
+
+    def rebuilds(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> bool:
+        return COMPILER.rebuilds(change, want, found)
 
     # -- the journaled protocol's -------------------------------------------------------------
     def backup_name(self, table: ObjectKey, run_id: str) -> str:

@@ -28,7 +28,7 @@ from ..desired import column_types, sql
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Change, Refusal
-from ..state import Addition, DesiredState, LiveObject, LiveState
+from ..state import Addition, DesiredState, LiveObject, LiveState, ObjectState
 from . import catalog
 from .contract import Session, StatementFailed, Unprovable
 from .ddl import Compiler
@@ -390,6 +390,9 @@ class SparkAdapter(JournaledAdapter):
 
     def restore_statements(self, table: ObjectKey, backup: str, columns: Sequence[str]) -> list[str]:
         return COMPILER.restore_statements(table, backup, columns)
+
+    def rebuilds(self, change: Change, want: ObjectState | None, found: LiveObject | None) -> bool:
+        return COMPILER.rebuilds(change, want, found)
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager

@@ -21,7 +21,7 @@ from .. import plan as plans
 from ..desired import checks
 from ..errors import StalePlan
 from ..model import ObjectKey
-from ..plan import Change, Compiler, Plan, TenantPlan, Update
+from ..plan import Change, Compiler, Plan, Replace, TenantPlan, Update
 from ..sessions import StatementFailed
 from ..state import DesiredState, LiveState
 from .diff import diff, unmanaged
@@ -95,8 +95,8 @@ class Draft:
         `counts` answers (a query the engine refuses blocks its MaterializedTable), in order, compiled for
         the engine; asking for their row checks."""
         changes = [c.model_copy(update={"rows": counts.tables.get(self.live.find(c.key) or c.key)})
-                   if c.data_loss and c.kind == "Table" else _materialized_rows(c, self.rebuilt.get(c.key), counts)
-                   for c in self.changes]
+                   if c.kind == "Table" and (c.data_loss or c.action == "replace")   # what it loses, or copies
+                   else _materialized_rows(c, self.rebuilt.get(c.key), counts) for c in self.changes]
         compiled = tuple(self.compiler.compile(plans.order(changes, self.desired, self.live), self.desired, self.live))
         return Compiled(self, compiled, Questions(checks=tuple(dict.fromkeys(
             check.query for change in compiled for check in change.checks))))
@@ -128,9 +128,11 @@ def draft(compiler: Compiler, desired: DesiredState, live: LiveState, under_revi
     a MaterializedTable's rows now and what its query gives (unless `under_review`: a pull request's plan
     never runs the folder's SQL on the tenant's rows)."""
     changes = tuple(diff(desired, live, compiler.pinned))
+    changes = tuple(_rebuild(c, compiler.engine) if c.action == "update" and c.kind == "Table" and
+                    compiler.rebuilds(c, desired.objects.get(c.key), live.object(c.live_key)) else c for c in changes)
     changed = {c.key for c in changes}
     rebuilt = {c.key: r for c in changes if (r := _rebuilt(c, changed, desired, live, under_review)) is not None}
-    tables = [live.find(c.key) or c.key for c in changes if c.data_loss and c.kind == "Table"]
+    tables = [live.find(c.key) or c.key for c in changes if c.kind == "Table" and (c.data_loss or c.action == "replace")]
     tables += [r.now for r in rebuilt.values() if r.now is not None]
     queries = [r.query for r in rebuilt.values() if r.query is not None]
     return Draft(compiler, desired, live, changes, rebuilt,
@@ -185,6 +187,14 @@ def _materialized_rows(change: Change, rebuilt: _Rebuilt | None, counts: Counts)
     else:
         after = f"{plans.row_count(answer)} from its query"
     return change.model_copy(update={"reason": f"{change.reason}; {now}{after}"})
+
+
+def _rebuild(change: Change, engine: str) -> Change:
+    """An update of a table the engine cannot make in place is a rebuild (its rows copied into a new
+    table swapped in): planned, and said, as one."""
+    return Replace(**{**dict(change), "action": "replace", "risk": "high" if change.risk == "high" else "medium",
+                      "reason": f"{change.reason}; {engine} cannot alter this in place: the table is rebuilt and "
+                                "its rows copied"})
 
 
 def _checked(change: Change, counts: Counts) -> Change:
