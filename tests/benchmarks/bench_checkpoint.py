@@ -13,6 +13,11 @@ deleted behind the reconciler's back (a tenth), the dry run of
 replaces, the restore, the checks, a checkpoint of the rows it restored), and an apply that adds a
 column to the table (its automatic checkpoint included). Prints wall seconds, CPU seconds and peak RSS
 (MB) per step; exits non-zero when a step does not do what it should (the rows not back after it).
+
+Every command runs with Python's bytecode cache, as an installed reconciler has it (pip compiles
+what it installs): the first apply writes it for an editable checkout. `--no-bytecode` keeps an
+environment's PYTHONDONTWRITEBYTECODE instead (set on the project's machines), so every process
+compiles every module again (about 0.15 s of CPU a command).
 """
 
 from __future__ import annotations
@@ -59,7 +64,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000])
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
+    parser.add_argument("--no-bytecode", action="store_true", help="keep PYTHONDONTWRITEBYTECODE if it is set")
     args = parser.parse_args()
+    if not args.no_bytecode:
+        SECRETS["PYTHONDONTWRITEBYTECODE"] = ""   # empty is unset for Python
     print(f"{'rows':>10} {'step':<52} {'wall_s':>8} {'cpu_s':>8} {'peak_mb':>8}")
     for rows in args.rows:
         work = Path(tempfile.mkdtemp(prefix=f"reconciler-checkpoint-{rows}-"))
