@@ -55,6 +55,23 @@ def drawn_in_browser(picture: dict, anchor: str, depth: int) -> str:
             '<noscript><p class="empty">The picture is drawn by the page\'s script.</p></noscript>')
 
 
+def shared_graph_href(environment: str, depth: int = 1) -> str:
+    """The landscape's whole graph as a script (`drawing.shared`), which pictures drawn around an object use."""
+    return "../" * depth + f"assets/lineage-{quote(environment, safe='')}.js"
+
+
+def drawn_around(environment: str, key, levels: int, anchor: str, depth: int) -> str:
+    """The picture of what is within `levels` of `key` in the environment's landscape, made by
+    site_assets/lineage.js from the landscape's graph file (`shared_graph_href`) into `anchor`: the
+    page holds the object's name, not the picture's boxes (`drawn_in_browser` for a picture of its own)."""
+    data = json.dumps({"landscape": environment, "focus": str(key), "levels": levels}).replace("<", "\\u003c")
+    up = "../" * depth
+    return (f'<script type="application/json" class="picture" data-into="{h(anchor)}">{data}</script>'
+            f'<script src="{h(shared_graph_href(environment, depth))}"></script>'
+            f'<script src="{up}assets/dagre.min.js"></script><script src="{up}assets/lineage.js"></script>'
+            '<noscript><p class="empty">The picture is drawn by the page\'s script.</p></noscript>')
+
+
 @functools.lru_cache(maxsize=1 << 16)   # a column's link recurs on every page around it
 def link(href: str, text) -> str:
     return f'<a href="{h(href)}">{h(text)}</a>'
