@@ -1,4 +1,5 @@
-"""Running one piece of work per tenant at once, and stopping everything on Ctrl-C.
+"""Running one piece of work per tenant at once, and stopping everything on Ctrl-C; and work made of
+independent parts on forked processes, one a core (`in_parts`).
 
 Owns the thread pool tenants are planned and applied on (each on its own connection), the stop
 event every statement checks before it starts, and Ctrl-C: the signal handler a command runs
@@ -12,6 +13,7 @@ Never talks to a tenant but to tell a session to stop its statement.
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import select
 import signal
@@ -20,7 +22,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
 
 MAX_PARALLEL_TENANTS = 8
 STOP = threading.Event()   # set on Ctrl-C: every tenant's apply rolls back at its next statement
@@ -58,6 +60,34 @@ def _outcome(work, item):
         return work(item)
     except Exception as error:  # noqa: BLE001 - handed back to the caller, which decides
         return error
+
+
+# -- parts on processes -----------------------------------------------------------------------
+MAX_PARTS = 8
+_PART = None   # the work of `in_parts`, which a forked process has as its parent had it: never pickled
+
+
+def in_parts(work, count: int | None = None) -> list:
+    """`work(part, count)` for each part 0..count-1 (count: the cores this process may use, at most
+    MAX_PARTS) at once, each in a process forked from this one, so that what the work reads is
+    already there and never sent; only its results come back. Pure Python work (rendering pages)
+    runs on one core in one process; its parts do not share a lock. Where fork is missing or there is
+    one core, the parts run here, one after another. An exception a part raises is raised here."""
+    global _PART
+    count = count or min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
+                         MAX_PARTS)
+    if count <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [work(0, 1)]
+    _PART = work
+    try:
+        with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_part, range(count), [count] * count))
+    finally:
+        _PART = None
+
+
+def _part(part: int, count: int):
+    return _PART(part, count)
 
 
 # -- Ctrl-C ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 from rich.text import Text
 
+from .. import parallel
 from ..errors import ReconcilerError, first_code
 from .common import (
     EXIT_CHANGES,
@@ -442,14 +443,20 @@ def site_command(ctx: click.Context, environments: tuple[str, ...], out_dir: str
     workspace = workspace_of(ctx)
     data = observe.landscape_report(workspace, history_size=None, environments=environments)
     generated = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    pages = site.build(data, observe.run_changes(workspace, data), generated)
-    folder = Path(out_dir)
-    try:
+    prepared = site.prepare(data, observe.run_changes(workspace, data), generated)
+    folder, names = Path(out_dir), list(data.versions)
+
+    def write(pages: dict[str, str]) -> int:
         for relative, text in pages.items():
             path = folder / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+        return len(pages)
+
+    try:   # the objects' pages (nearly all the work) are independent: made and written in parts, one a core
+        written = write(site.common(prepared)) + sum(parallel.in_parts(
+            lambda part, count: write(site.object_files(prepared, names[part::count]))))
     except OSError as error:   # a folder that cannot be written is the user's to fix, not a bug
         raise ReconcilerError(f"cannot write the site to {folder}: {error.strerror or error} "
                               f"({error.filename})") from None
-    out.print(f"wrote {len(pages)} files to {folder}; open {folder / 'index.html'}", markup=False)
+    out.print(f"wrote {written} files to {folder}; open {folder / 'index.html'}", markup=False)

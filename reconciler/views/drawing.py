@@ -62,6 +62,20 @@ def picture(graph: nx.DiGraph, nodes, states: Mapping[ObjectKey, str] | None = N
             "always": EVERY_LANDSCAPE}
 
 
+def shared(graph: nx.DiGraph, links: Mapping[ObjectKey, str]) -> dict:
+    """The whole graph as data for site_assets/lineage.js to draw any object's neighbourhood from
+    (`picture` for the part within a page's levels, made in the browser): boxes (id, which is its
+    label, kind, link), edges as pairs of box indices, and the measures and colours `picture` carries. One per
+    landscape, so that a page holds only which object and how many levels."""
+    nodes = sorted(graph)
+    index = {node: i for i, node in enumerate(nodes)}
+    return {"boxes": [[str(node), graph.nodes[node].get("kind", ""), links.get(node, "")] for node in nodes],
+            "edges": [[index[a], index[b]] for a in nodes for b in sorted(graph.succ[a])],
+            "width": WIDTH, "character": CHARACTER, "padding": PADDING, "height": HEIGHT, "gap": [GAP_X, GAP_Y],
+            "margin": MARGIN, "legend": LEGEND, "kinds": KIND_COLOURS, "states": STATE_COLOURS,
+            "always": EVERY_LANDSCAPE}
+
+
 def html(graph: nx.DiGraph, title: str, states: Mapping[ObjectKey, str] | None = None) -> str:
     legend = "".join(f'<span class="kind" style="background:{colour}">{kind}</span>'
                      for kind, colour in KIND_COLOURS.items())

@@ -2,45 +2,78 @@
 index the pages' script reads.
 
 Owns what the site holds and where: index.html, lineage.html, pending.html, runs.html, objects/,
-runs/, lineage/ and assets/ (the stylesheet and search script shipped inside the package, and the
-index written for this landscape). Takes the report's finished data and which objects each run
+runs/, lineage/ and assets/ (the stylesheet and scripts shipped inside the package, and the search
+index and each landscape's graph written for this landscape). Takes the report's finished data and which objects each run
 changed, and returns texts by path; never reads git or a tenant, never writes a file.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib.resources import files
 from urllib.parse import quote
 
-from . import site_facts, site_lineage, site_objects, site_pages
+from . import site_facts, site_html, site_lineage, site_objects, site_pages
 
 ASSETS = ("search.js", "site.css", "lineage.js", "dagre.min.js", "dagre.LICENSE.txt")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What every page of a site is made from, made once: the report's data, what the tenants say
+    (`site_facts`), and each landscape's column readers and column lineage cells."""
+
+    data: object
+    known: object
+    changed_by: Mapping[str, set[str]]
+    generated: str
+    readers: dict
+    cells: dict
+
+
+def prepare(data, changed_by: Mapping[str, set[str]], generated: str) -> Prepared:
+    return Prepared(data, site_facts.facts(data), changed_by, generated,
+                    {environment: site_objects.column_readers(landscape) for environment, landscape in data.landscapes.items()},
+                    {environment: site_lineage.column_cells(landscape) for environment, landscape in data.landscapes.items()})
+
+
 def build(data, changed_by: Mapping[str, set[str]], generated: str) -> dict[str, str]:
     """Relative path -> text of every file of the site."""
+    prepared = prepare(data, changed_by, generated)
+    return common(prepared) | object_files(prepared, list(data.versions))
+
+
+def common(prepared: Prepared) -> dict[str, str]:
+    """Relative path -> text of every file but the objects' pages and their lineage pages."""
+    data, generated = prepared.data, prepared.generated
     shipped = files("reconciler.views") / "site_assets"
     out = {f"assets/{name}": (shipped / name).read_text() for name in ASSETS}
     out["assets/search-index.js"] = "window.RECONCILER_SEARCH = " + json.dumps(search_index(data)) + ";\n"
     out["index.html"] = site_pages.index_page(data, generated)
     out["runs.html"] = site_pages.runs_page(data, generated)
     out["pending.html"] = site_pages.pending_page(data, generated)
-    known = site_facts.facts(data)
-    for run_id, text in site_pages.run_pages(data, known, changed_by, generated).items():
+    for run_id, text in site_pages.run_pages(data, prepared.known, prepared.changed_by, generated).items():
         out[f"runs/{quote(run_id, safe='')}.html"] = text
     first = data.landscapes[data.order[0]]
     out["lineage.html"] = site_lineage.lineage_page(first, generated)
-    readers = {environment: site_objects.column_readers(landscape) for environment, landscape in data.landscapes.items()}
-    cells = {environment: site_lineage.column_cells(landscape) for environment, landscape in data.landscapes.items()}
-    for name in data.versions:
+    for environment in {site_objects.holders(data, name)[0][0] for name in data.versions}:
+        out[site_html.shared_graph_href(environment, 0)] = site_lineage.shared_graph(data.landscapes[environment])
+    return out
+
+
+def object_files(prepared: Prepared, names: Iterable[str]) -> dict[str, str]:
+    """Relative path -> text of the pages of the objects `names` (schema.name): each object's page and
+    its lineage pages. Independent of any other object's: a site can be made in parts."""
+    data, generated, out = prepared.data, prepared.generated, {}
+    for name in names:
         environment, key, _ = site_objects.holders(data, name)[0]
-        out[f"objects/{quote(name, safe='')}.html"] = site_objects.object_page(data, known, name, changed_by,
-                                                                               readers[environment], generated)
+        out[f"objects/{quote(name, safe='')}.html"] = site_objects.object_page(
+            data, prepared.known, name, prepared.changed_by, prepared.readers[environment], generated)
         for levels in site_objects.FOCUS_LEVELS:
             out[f"lineage/{quote(name, safe='')}-{levels}.html"] = site_lineage.focus_page(
-                data.landscapes[environment], key, levels, generated, cells[environment])
+                data.landscapes[environment], key, levels, generated, prepared.cells[environment])
     return out
 
 

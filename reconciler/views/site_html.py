@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from html import escape
 from urllib.parse import quote
 
@@ -25,9 +26,14 @@ STRINGS = (TokenType.STRING, TokenType.NATIONAL_STRING, TokenType.RAW_STRING, To
 NAMES = (TokenType.VAR, TokenType.IDENTIFIER)
 
 
+_MARKUP = re.compile("[&<>\"']")
+
+
 def h(text) -> str:
-    """Any value as page text: escaped, quotes included (it may land in an attribute)."""
-    return escape(text if isinstance(text, str) else str(text))
+    """Any value as page text: escaped, quotes included (it may land in an attribute). Most are names
+    with nothing to escape, found so by one scan instead of escape's five replacements."""
+    text = text if isinstance(text, str) else str(text)
+    return escape(text) if _MARKUP.search(text) else text
 
 
 @functools.cache   # the same few addresses are written tens of thousands of times in a large site
@@ -51,6 +57,23 @@ def drawn_in_browser(picture: dict, anchor: str, depth: int) -> str:
     data = json.dumps(picture, separators=(",", ":")).replace("<", "\\u003c")
     up = "../" * depth
     return (f'<script type="application/json" class="picture" data-into="{h(anchor)}">{data}</script>'
+            f'<script src="{up}assets/dagre.min.js"></script><script src="{up}assets/lineage.js"></script>'
+            '<noscript><p class="empty">The picture is drawn by the page\'s script.</p></noscript>')
+
+
+def shared_graph_href(environment: str, depth: int = 1) -> str:
+    """The landscape's whole graph as a script (`drawing.shared`), which pictures drawn around an object use."""
+    return "../" * depth + f"assets/lineage-{quote(environment, safe='')}.js"
+
+
+def drawn_around(environment: str, key, levels: int, anchor: str, depth: int) -> str:
+    """The picture of what is within `levels` of `key` in the environment's landscape, made by
+    site_assets/lineage.js from the landscape's graph file (`shared_graph_href`) into `anchor`: the
+    page holds the object's name, not the picture's boxes (`drawn_in_browser` for a picture of its own)."""
+    data = json.dumps({"landscape": environment, "focus": str(key), "levels": levels}).replace("<", "\\u003c")
+    up = "../" * depth
+    return (f'<script type="application/json" class="picture" data-into="{h(anchor)}">{data}</script>'
+            f'<script src="{h(shared_graph_href(environment, depth))}"></script>'
             f'<script src="{up}assets/dagre.min.js"></script><script src="{up}assets/lineage.js"></script>'
             '<noscript><p class="empty">The picture is drawn by the page\'s script.</p></noscript>')
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 from ..model import ObjectKey
-from . import drawing
-from .site_html import diff, drawn_in_browser, h, highlighted, lineage_href, link, object_href, page, run_href, table
+from . import site_lineage
+from .site_html import diff, h, highlighted, lineage_href, link, object_href, page, run_href, table
 
 FOCUS_LEVELS = (2, 3)   # the lineage pages around each object, this many levels either way (1: its own page)
 
@@ -118,12 +118,7 @@ def _neighbours(landscape, key: ObjectKey) -> str:
     near = {key, *lineage.predecessors(key), *lineage.successors(key)}
     return (f"<p>Reads: {', '.join(sources) or 'nothing'}.</p><p>Read by: {', '.join(readers) or 'nothing'}.</p>"
             f"<p>Drawn a level either way; wider: {focus}</p>"
-            f'<div class="graph" id="picture"></div>'
-            + drawn_in_browser(drawing.picture(lineage, near, {key: "focus"}, _links(near)), "picture", 1))
-
-
-def _links(graph) -> dict:
-    return {node: object_href(node) for node in graph}
+            f'<div class="graph" id="picture"></div>' + site_lineage.drawn_near(landscape, key, near, 1))
 
 
 def definition(obj, dialect: str) -> str:

@@ -3,7 +3,9 @@
 // application/json, written by `reconciler site` from drawing.picture), and drawn as drawing.py draws
 // a picture laid out on the server: boxes as wide as the longest label, left to right the way data
 // flows, every edge leaving its source's side facing its target, crossing each layer between through
-// a slot of its own, and meeting its target's facing side. Part of reconciler, under its licence.
+// a slot of its own, and meeting its target's facing side. A page holds its picture, or only which
+// object and how many levels around it, made here from its landscape's graph (assets/lineage-ENV.js,
+// one file every page of the landscape shares instead of each page its own copy of the boxes). Part of reconciler, under its licence.
 // Labels are set with textContent only: a name is text, never markup.
 (function () {
   "use strict";
@@ -109,8 +111,54 @@
     into.appendChild(svg);
   }
 
+  // What drawing.picture makes on the server, made here from the landscape's whole graph (drawing.shared,
+  // in a script file every page of the landscape shares): the objects at most `levels` edges upstream
+  // or downstream of `focus`, every edge among them, the focus outlined, boxes as wide as the longest label.
+  function around(graph, focus, levels) {
+    var start = graph.ids[focus], near = {}, sides = [graph.succ, graph.pred];
+    near[start] = true;
+    sides.forEach(function (next) {
+      var seen = {}, frontier = [start];
+      seen[start] = true;
+      for (var level = 0; level < levels; level++) {
+        var found = [];
+        frontier.forEach(function (i) {
+          next[i].forEach(function (j) { if (!seen[j]) { seen[j] = near[j] = true; found.push(j); } });
+        });
+        frontier = found;
+      }
+    });
+    var shown = Object.keys(near).map(Number).sort(function (a, b) { return a - b; });   // the boxes' order
+    var longest = 0;
+    shown.forEach(function (i) { longest = Math.max(longest, graph.boxes[i][0].length); });
+    var edges = [];
+    shown.forEach(function (i) {
+      graph.succ[i].forEach(function (j) { if (near[j]) edges.push([graph.boxes[i][0], graph.boxes[j][0]]); });
+    });
+    return { boxes: shown.map(function (i) {
+        var box = graph.boxes[i];
+        return [box[0], box[0], box[1], i === start ? "focus" : "", box[2]];
+      }), edges: edges, width: Math.max(graph.width, longest * graph.character + graph.padding),
+      height: graph.height, gap: graph.gap, margin: graph.margin, legend: graph.legend, kinds: graph.kinds,
+      states: graph.states, always: graph.always };
+  }
+
+  function indexed(graph) {   // once per page: each box's index by id, and its edges either way
+    graph.ids = Object.create(null);
+    graph.succ = graph.boxes.map(function () { return []; });
+    graph.pred = graph.boxes.map(function () { return []; });
+    graph.boxes.forEach(function (box, i) { graph.ids[box[0]] = i; });
+    graph.edges.forEach(function (edge) { graph.succ[edge[0]].push(edge[1]); graph.pred[edge[1]].push(edge[0]); });
+    return graph;
+  }
+
   document.querySelectorAll('script[type="application/json"].picture').forEach(function (data) {
-    var into = document.getElementById(data.getAttribute("data-into"));
-    if (into) draw(JSON.parse(data.textContent), into);
+    var into = document.getElementById(data.getAttribute("data-into")), picture = JSON.parse(data.textContent);
+    if (picture.focus !== undefined) {
+      var graph = (window.RECONCILER_LINEAGE || {})[picture.landscape];
+      if (!graph) return;
+      picture = around(graph.ids ? graph : indexed(graph), picture.focus, picture.levels);
+    }
+    if (into) draw(picture, into);
   });
 })();
