@@ -13,6 +13,7 @@ Never talks to a tenant but to tell a session to stop its statement.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import select
@@ -22,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 
 MAX_PARALLEL_TENANTS = 8
 STOP = threading.Event()   # set on Ctrl-C: every tenant's apply rolls back at its next statement
@@ -64,6 +65,7 @@ def _outcome(work, item):
 
 # -- parts on processes -----------------------------------------------------------------------
 MAX_PARTS = 8
+PR_SET_PDEATHSIG = 1   # linux/prctl.h
 _PART = None   # the work of `in_parts`, which a forked process has as its parent had it: never pickled
 
 
@@ -79,15 +81,24 @@ def in_parts(work, count: int | None = None) -> list:
     if count <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [work(0, 1)]
     _PART = work
-    try:
-        with ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_part, range(count), [count] * count))
+    try:   # leaving the pool terminates its processes, also on an error or Ctrl-C here: no part outlives the call
+        with multiprocessing.get_context("fork").Pool(count, initializer=_die_with, initargs=(os.getpid(),)) as pool:
+            return pool.starmap(_part, [(part, count) for part in range(count)])
     finally:
         _PART = None
 
 
 def _part(part: int, count: int):
     return _PART(part, count)
+
+
+def _die_with(parent: int) -> None:
+    """A part's process ends when the one that forked it does (killed, or stopped by a CI job's
+    timeout), never left writing on its own (Linux: the parent-death signal)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:   # it died before the signal was asked for
+        os._exit(1)
 
 
 # -- Ctrl-C ----------------------------------------------------------------------------------

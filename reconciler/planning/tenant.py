@@ -94,9 +94,10 @@ class Draft:
         """The changes with the rows they would lose and what a MaterializedTable holds and gives, as
         `counts` answers (a query the engine refuses blocks its MaterializedTable), in order, compiled for
         the engine; asking for their row checks."""
-        changes = [c.model_copy(update={"rows": counts.tables.get(self.live.find(c.key) or c.key)})
-                   if c.kind == "Table" and (c.data_loss or c.action == "replace")   # what it loses, or copies
-                   else _materialized_rows(c, self.rebuilt.get(c.key), counts) for c in self.changes]
+        changes = [c.model_copy(update={"rows": counts.tables.get(_counted(c, self.live))}) if c.data_loss and
+                   c.kind == "Table" else _copied_rows(c, counts.tables[_counted(c, self.live)])
+                   if _copies(c, self.live) else _materialized_rows(c, self.rebuilt.get(c.key), counts)
+                   for c in self.changes]
         compiled = tuple(self.compiler.compile(plans.order(changes, self.desired, self.live), self.desired, self.live))
         return Compiled(self, compiled, Questions(checks=tuple(dict.fromkeys(
             check.query for change in compiled for check in change.checks))))
@@ -132,7 +133,7 @@ def draft(compiler: Compiler, desired: DesiredState, live: LiveState, under_revi
                     compiler.rebuilds(c, desired.objects.get(c.key), live.object(c.live_key)) else c for c in changes)
     changed = {c.key for c in changes}
     rebuilt = {c.key: r for c in changes if (r := _rebuilt(c, changed, desired, live, under_review)) is not None}
-    tables = [live.find(c.key) or c.key for c in changes if c.kind == "Table" and (c.data_loss or c.action == "replace")]
+    tables = [_counted(c, live) for c in changes if (c.data_loss and c.kind == "Table") or _copies(c, live)]
     tables += [r.now for r in rebuilt.values() if r.now is not None]
     queries = [r.query for r in rebuilt.values() if r.query is not None]
     return Draft(compiler, desired, live, changes, rebuilt,
@@ -195,6 +196,25 @@ def _rebuild(change: Change, engine: str) -> Change:
     return Replace(**{**dict(change), "action": "replace", "risk": "high" if change.risk == "high" else "medium",
                       "reason": f"{change.reason}; {engine} cannot alter this in place: the table is rebuilt and "
                                 "its rows copied"})
+
+
+def _counted(change: Change, live: LiveState) -> ObjectKey:
+    """The live table whose rows a table change states: the one it renames, if it renames one."""
+    return live.find(change.live_key) or change.live_key
+
+
+def _copies(change: Change, live: LiveState) -> bool:
+    """A table rebuilt from the live table without losing data: its rows are copied."""
+    found = live.object(change.live_key)
+    return change.kind == "Table" and change.action == "replace" and not change.data_loss \
+        and found is not None and found.kind == "Table"
+
+
+def _copied_rows(change: Change, rows: int) -> Change:
+    """A rebuild that loses nothing says how many rows it copies, in its reason only: the count is the
+    tenant's at plan time, for people, and another writer's rows since change no approved plan (a
+    change that loses data carries its rows, which any apply must match)."""
+    return change.model_copy(update={"reason": f"{change.reason} ({plans.row_count(rows)} now)"})
 
 
 def _checked(change: Change, counts: Counts) -> Change:
@@ -261,19 +281,26 @@ def check_saved_plan(saved: Plan, current: Plan) -> None:
         if now.live_fingerprint != tenant_plan.live_fingerprint:
             raise StalePlan(f"tenant {tenant_plan.tenant}: the tenant changed since the plan was made; "
                             "plan again")
-        if now.changes != tenant_plan.changes:   # the file is a claim about this plan, never a program
+        if _unexplained(now) != _unexplained(tenant_plan):   # the file is a claim about this plan, never a program
             raise StalePlan(f"tenant {tenant_plan.tenant}: the plan file says something other than what the "
                             f"desired and live state give now ({first_difference(now, tenant_plan)}); "
                             "nothing was applied; plan again")
 
 
 def same_plan(now: TenantPlan, expected: TenantPlan) -> bool:
-    return (now.changes, now.live_fingerprint, now.desired_fingerprint) == \
-        (expected.changes, expected.live_fingerprint, expected.desired_fingerprint)
+    """The same changes (their reasons, which are for people, aside: a count said there moves with every
+    writer) of the same states."""
+    return (_unexplained(now), now.live_fingerprint, now.desired_fingerprint) == \
+        (_unexplained(expected), expected.live_fingerprint, expected.desired_fingerprint)
+
+
+def _unexplained(tenant_plan: TenantPlan) -> tuple[Change, ...]:
+    return tuple(c.model_copy(update={"reason": ""}) for c in tenant_plan.changes)
 
 
 def first_difference(now: TenantPlan, expected: TenantPlan) -> str:
-    changed = [c for c in (*now.changes, *expected.changes) if c not in now.changes or c not in expected.changes]
+    mine, theirs = _unexplained(now), _unexplained(expected)
+    changed = [c for c in (*mine, *theirs) if c not in mine or c not in theirs]
     if changed:
         return f"first difference: {changed[0].action} {changed[0].object}"
     return "its objects moved" if now.live_fingerprint != expected.live_fingerprint else "the folder moved"
