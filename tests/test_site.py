@@ -276,3 +276,18 @@ def test_a_folder_the_site_cannot_be_written_to_is_an_error_that_says_which(land
 
     assert result.code == 1 and "Traceback" not in result.output
     assert f"cannot write the site to {tmp_path / 'a-file' / 'site'}: Not a directory" in result.stderr
+
+
+def test_a_link_inside_the_site_folder_is_never_written_through(landscape: Landscape, tmp_path: Path) -> None:
+    """A checkout can hold a symbolic link where a page goes: the site refuses it, and writes nothing
+    into the folder the link points at."""
+    elsewhere, site_folder = tmp_path / "elsewhere", tmp_path / "site"
+    elsewhere.mkdir()
+    site_folder.mkdir()
+    (site_folder / "objects").symlink_to(elsewhere)
+
+    result = landscape.run("site", "--out", str(site_folder))
+
+    assert result.code == 1 and "Traceback" not in result.output, result.output
+    assert "is a symbolic link" in result.stderr
+    assert list(elsewhere.iterdir()) == []

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 from rich.text import Text
 
-from .. import parallel
+from .. import files, parallel
 from ..errors import ReconcilerError, first_code
 from .common import (
     EXIT_CHANGES,
@@ -447,10 +447,8 @@ def site_command(ctx: click.Context, environments: tuple[str, ...], out_dir: str
     folder, names = Path(out_dir), list(data.versions)
 
     def write(pages: dict[str, str]) -> int:
-        for relative, text in pages.items():
-            path = folder / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        for relative, text in pages.items():   # never through a link a checkout put in the folder
+            files.write(folder / relative, text, root=folder)
         return len(pages)
 
     try:   # the objects' pages (nearly all the work) are independent: made and written in parts, one a core
