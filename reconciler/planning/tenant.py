@@ -94,13 +94,19 @@ class Draft:
         """The changes with the rows they would lose and what a MaterializedTable holds and gives, as
         `counts` answers (a query the engine refuses blocks its MaterializedTable), in order, compiled for
         the engine; asking for their row checks."""
-        changes = [c.model_copy(update={"rows": counts.tables.get(_counted(c, self.live))}) if c.data_loss and
-                   c.kind == "Table" else _copied_rows(c, counts.tables[_counted(c, self.live)])
-                   if _copies(c, self.live) else _materialized_rows(c, self.rebuilt.get(c.key), counts)
-                   for c in self.changes]
+        changes = [self._counted(c, counts) for c in self.changes]
         compiled = tuple(self.compiler.compile(plans.order(changes, self.desired, self.live), self.desired, self.live))
         return Compiled(self, compiled, Questions(checks=tuple(dict.fromkeys(
             check.query for change in compiled for check in change.checks))))
+
+
+    def _counted(self, change: Change, counts: Counts) -> Change:
+        """The change with the rows it would lose, or copy, or what a MaterializedTable holds and gives."""
+        if change.data_loss and change.kind == "Table":
+            return change.model_copy(update={"rows": counts.tables.get(_counted(change, self.live))})
+        if _copies(change, self.live):
+            return _copied_rows(change, counts.tables[_counted(change, self.live)])
+        return _materialized_rows(change, self.rebuilt.get(change.key), counts)
 
 
 @dataclass(frozen=True)
