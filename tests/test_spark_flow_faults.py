@@ -22,8 +22,8 @@ from test_spark_rollback_faults import no_traceback, running
 TRANSACTIONS = "sales.customer_transactions"
 OTHER_WRITER = f"INSERT INTO {TRANSACTIONS} VALUES (15, 2, 3.00, 'EUR', 'web', NULL)"   # a row the check accepts
 USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
-# `on_spark` reaches the server through getfixturevalue, which conftest's grouping does not see: one worker, one JVM
-pytestmark = pytest.mark.xdist_group("spark")
+# Not in the "spark" xdist group, like the other checkpoint files: spread over the workers (each has its
+# own test Spark server by then), so CI's longest chain does not grow by this file's minutes.
 
 
 def with_a_check_the_flow_fails(landscape: EngineLandscape) -> dict:
