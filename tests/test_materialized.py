@@ -120,3 +120,20 @@ def test_removing_it_is_acknowledged_like_any_table(engine_landscape: EngineLand
     assert refused.code == 3 and "--allow-data-loss sales.mt_region_revenue" in refused.stderr
     assert landscape.run("apply", "dev", "--yes", "--allow-data-loss", "sales.mt_region_revenue").code == 0
     assert landscape.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_pinned_columns_are_the_querys_own_as_snowflake_resolves_names() -> None:
+    """The cast that pins a type selects the query's columns by name: a plain lower-case name unquoted, so it
+    folds as the query's unquoted alias does (Snowflake: REVENUE; quoted, "revenue" is another column, and
+    "q" another alias), a name written quoted stays quoted. sqlglot's Snowflake qualifier resolves it."""
+    import sqlglot
+    from sqlglot.optimizer.qualify import qualify
+
+    from reconciler.desired.sql.rendering import materialized
+
+    query = 'SELECT currency, SUM(amount) AS revenue, COUNT(*) AS "Count Of" FROM sales.t GROUP BY currency'
+    pinned = materialized(query, [("revenue", "DECIMAL(38,2)")], ["currency", "revenue", "Count Of"], "duckdb")
+    on_snowflake = sqlglot.transpile(pinned, read="duckdb", write="snowflake")[0]
+    resolved = qualify(sqlglot.parse_one(on_snowflake, read="snowflake"), dialect="snowflake",
+                       schema={"sales": {"t": {"CURRENCY": "VARCHAR", "AMOUNT": "DECIMAL(18,2)"}}})
+    assert resolved.named_selects == ["CURRENCY", "REVENUE", "Count Of"]

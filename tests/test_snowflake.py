@@ -700,3 +700,94 @@ def test_a_checkpoint_and_a_data_rollback_on_the_double(applied: Landscape, doub
     assert undone.code == 0, undone.output
     assert tenant(double, database) == bad
     assert outcomes(applied)[-5:] == ["applied", "applied", "dry-run", "applied", "applied"]
+
+
+# -- a MaterializedTable, and backups with `restore` ----------------------------------------------------------
+REVENUE = "environments/dev/sales/mt_currency_revenue.yaml"
+REVENUE_QUERY = ("SELECT currency, SUM(amount) AS revenue, COUNT(*) AS transactions "
+                 "FROM sales.customer_transactions GROUP BY currency")
+
+
+def pinned(query: str) -> str:
+    """The query's rows with revenue in the type the YAML pins (the double sums a NUMBER(18,2) as a float)."""
+    return query.replace("SUM(amount) AS revenue", "CAST(SUM(amount) AS NUMBER(38,2)) AS revenue")
+
+
+def test_a_materialized_table_is_built_from_its_query_and_rebuilt_when_the_query_changes(
+        applied: Landscape, double: dict, database: str) -> None:
+    """CREATE TABLE ... AS its query on the double: its rows are those the query gives there, the next plan
+    is empty; its query changed (and a row more upstream), the plan says it is rebuilt with both counts,
+    the apply rebuilds it without --allow-data-loss, its rows are the new query's and the plan empty again."""
+    applied.write(REVENUE, f"kind: MaterializedTable\nname: mt_currency_revenue\nschema: sales\nsql: |\n"
+                  f"  {REVENUE_QUERY}\ncolumns:\n  - {{name: revenue, type: \"DECIMAL(38,2)\"}}\n"
+                  "checks:\n  - {unique: currency}\n")
+    plan = applied.run("plan", "dev")
+    assert "+ MaterializedTable sales.mt_currency_revenue: new object; 2 rows from its query" in plan.stdout, \
+        plan.output
+    built = applied.run("apply", "dev", "--yes")
+    assert built.code == 0, built.output
+    materialized = "SELECT * FROM sales.mt_currency_revenue"
+    assert sorted(map(as_values, run_sql(double, database, materialized))) == \
+        sorted(map(as_values, run_sql(double, database, pinned(REVENUE_QUERY)))) == \
+        [("EUR", "11510.5", "3"), ("USD", "99.99", "1")]
+    # the pinned column is REVENUE, as Snowflake folds the query's unquoted alias: not a quoted "revenue"
+    assert run_sql(double, database, "SELECT column_name, numeric_precision, numeric_scale FROM information_schema."
+                   "columns WHERE table_name = 'MT_CURRENCY_REVENUE' ORDER BY ordinal_position") == [
+        ("CURRENCY", None, None), ("REVENUE", 38, 2), ("TRANSACTIONS", 38, 0)]
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0   # converged
+
+    run_sql(double, database, "INSERT INTO sales.customer_transactions VALUES (14, 4, 7.25, 'GBP', 'web', NULL)")
+    changed = REVENUE_QUERY.replace("COUNT(*) AS transactions", "COUNT(*) AS transactions, MAX(amount) AS best")
+    applied.edit(REVENUE, REVENUE_QUERY, changed)
+    plan = applied.run("plan", "dev")
+    assert ("-/+ MaterializedTable sales.mt_currency_revenue: its query changed: rebuilt from it (its rows are "
+            "computed again); 2 rows now, 3 rows from its query") in plan.stdout, plan.output
+    rebuilt = applied.run("apply", "dev", "--yes")   # its rows are the query's: no data loss to allow
+    assert rebuilt.code == 0, rebuilt.output
+    assert sorted(map(as_values, run_sql(double, database, materialized))) == \
+        sorted(map(as_values, run_sql(double, database, pinned(changed)))) == \
+        [("EUR", "11510.5", "3", "9000.5"), ("GBP", "7.25", "1", "7.25"), ("USD", "99.99", "1", "99.99")]
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+ORDERS = "environments/dev/sales/orders.yaml"
+ORDERS_YAML = ("kind: Table\nname: orders\nschema: sales\nstatus: active\ncolumns:\n"
+               "  - {name: id, type: BIGINT, nullable: false}\n  - {name: note, type: VARCHAR}\nprimary_key: [id]\n")
+
+
+def test_a_dropped_column_is_backed_up_as_a_clone_and_restore_brings_its_values_back(
+        applied: Landscape, double: dict, database: str) -> None:
+    """A column dropped from a table that holds rows: refused until --allow-data-loss names the table (the
+    tenant as it was), then the table cloned into a backup before the column goes; `backups` lists it;
+    `restore` refuses while the column put back in the folder is not applied (the tenant as it was), then puts the rows' values back through a normal apply, and the plan after it is empty."""
+    applied.write(ORDERS, ORDERS_YAML)
+    assert applied.run("apply", "dev", "--yes").code == 0
+    run_sql(double, database, "INSERT INTO sales.orders VALUES (1, 'a'), (2, NULL), (3, 'c')")
+    applied.write(ORDERS, ORDERS_YAML.replace("  - {name: note, type: VARCHAR}\n", ""))
+    before = tenant(double, database)
+    refused = applied.run("apply", "dev", "--yes")
+    assert refused.code == 3 and "--allow-data-loss sales.orders" in refused.stdout, refused.output
+    assert tenant(double, database) == before
+    dropped = applied.run("apply", "dev", "--yes", "--allow-data-loss", "sales.orders")
+    assert dropped.code == 0, dropped.output
+    assert run_sql(double, database, "SELECT * FROM sales.orders ORDER BY id") == [(1,), (2,), (3,)]
+    [backup] = json.loads(applied.run("backups", "dev", "--format", "json").stdout)
+    assert (backup["schema_name"], backup["table_name"], backup["row_count"]) == ("sales", "orders", 3)
+    assert run_sql(double, database, f'SELECT id, note FROM "_RECONCILER_BACKUP"."{backup["name"].upper()}" '
+                   "ORDER BY id") == [(1, "a"), (2, None), (3, "c")]   # the clone holds the column's values
+
+    applied.write(ORDERS, ORDERS_YAML)   # the column back in the folder, not yet applied
+    dropped = tenant(double, database)
+    pending = applied.run("restore", "dev", backup["name"], "--yes")
+    assert pending.code == 3 and "apply dev first" in pending.stderr, pending.output
+    assert tenant(double, database) == dropped
+    assert applied.run("apply", "dev", "--yes").code == 0
+    assert run_sql(double, database, "SELECT id, note FROM sales.orders ORDER BY id") == [(1, None), (2, None), (3, None)]
+    assert applied.run("restore", "dev", "no-such-backup", "--yes").code == 1
+
+    restored = applied.run("restore", "dev", backup["name"], "--yes")
+    assert restored.code == 0, restored.output
+    assert run_sql(double, database, "SELECT id, note FROM sales.orders ORDER BY id") == [(1, "a"), (2, None), (3, "c")]
+    runs = json.loads(applied.run("history", "dev", "--format", "json").stdout)
+    assert (runs[-1]["operation"], runs[-1]["outcome"]) == ("restore", "applied")
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0

@@ -10,6 +10,7 @@ subclasses sqlglot's classes: its compiled build (sqlglotc) refuses interpreted 
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 
 import sqlglot
@@ -217,13 +218,24 @@ def qualified(schema: str, name: str, engine: str) -> str:
     return f"{quote(schema, engine)}.{quote(name, engine)}"
 
 
+PLAIN_LOWER = re.compile(r"[a-z_][a-z0-9_]*")
+
+
 def materialized(query: str, pinned: Sequence[tuple[str, str]], columns: Sequence[str], dialect: str) -> str:
     """A MaterializedTable's query, in `dialect`: as written, or, where `pinned` gives columns a type,
     every column of the query (`columns`, in order) selected from it with those cast."""
     if not pinned:
         return query
     types = {name.lower(): kind for name, kind in pinned}
-    items = [exp.alias_(exp.Cast(this=exp.column(name, table="q", quoted=True),
-                                 to=exp.DataType.build(types[name.lower()], dialect=dialect)), name, quoted=True)
-             if name.lower() in types else exp.column(name, table="q", quoted=True) for name in columns]
+
+    def named(name: str) -> exp.Identifier:
+        # a name written plainly in lower case is left unquoted, so it folds as the query's own unquoted
+        # alias does on every engine (Snowflake: to upper case, where "revenue" quoted is another column)
+        return exp.to_identifier(name, quoted=not PLAIN_LOWER.fullmatch(name))
+
+    def column(name: str) -> exp.Column:
+        return exp.Column(this=named(name), table=exp.to_identifier("q"))
+
+    items = [exp.alias_(exp.Cast(this=column(name), to=exp.DataType.build(types[name.lower()], dialect=dialect)),
+                        named(name)) if name.lower() in types else column(name) for name in columns]
     return exp.select(*items).from_(parse(query, dialect).copy().subquery("q")).sql(dialect=dialect)
