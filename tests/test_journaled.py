@@ -291,7 +291,8 @@ def test_a_run_whose_tenant_does_not_converge_is_compensated(applied: Landscape,
     hold.release(running)
     assert running.wait() == 1
     stderr = running.stderr.read()
-    assert "after the statements a new plan was not empty: update sales.customer_transactions" in stderr, stderr
+    # dropping by_hand from a parquet table rebuilds it: a replace
+    assert "after the statements a new plan was not empty: replace sales.customer_transactions" in stderr, stderr
     assert "compensated from its journal" in stderr and "Traceback" not in stderr
     after = tenant(spark)
     assert after.pop("sales.customer_transactions")[1][-1] == (("by_hand", "int"), None)
