@@ -5,10 +5,9 @@ results back in the parts' order, and a part's exception raised in the parent.""
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
@@ -42,38 +41,29 @@ def test_one_part_runs_here() -> None:
 
 
 def test_no_part_outlives_the_process_that_forked_it(tmp_path) -> None:
-    """The parent SIGKILLed (a CI job's timeout) while its parts run: they end with it, never left writing."""
+    """The parent SIGKILLed (a CI job's timeout) while its parts run: they end with it, never left writing.
+    Every wait is on an event: a part's pid line on a pipe, each part's exit on its pidfd."""
     script = tmp_path / "parent.py"
     script.write_text(
-        "import os, sys, time\n"
+        "import os, sys\n"
         "from reconciler import parallel\n"
         "def work(part, count):\n"
-        "    with open(sys.argv[1], 'a') as pids:\n"
-        "        pids.write(f'{os.getpid()}\\n')\n"
+        "    os.write(int(sys.argv[1]), f'{os.getpid()}\\n'.encode())\n"
         "    os.read(os.open(sys.argv[2], os.O_RDONLY), 1)   # blocks: nobody ever writes the fifo\n"
         "parallel.in_parts(work, 2)\n")
-    pids, fifo = tmp_path / "pids", tmp_path / "never"
+    fifo = tmp_path / "never"
     os.mkfifo(fifo)
-    parent = subprocess.Popen([sys.executable, str(script), str(pids), str(fifo)])
-    writer = os.open(fifo, os.O_WRONLY)   # opens once a part opened it to read: that part is running
+    said, told = os.pipe()
+    parent = subprocess.Popen([sys.executable, str(script), str(told), str(fifo)], pass_fds=(told,))
+    os.close(told)
     try:
-        while len(pids.read_text().split()) < 2 if pids.exists() else True:
-            time.sleep(0.05)   # the second part's pid line follows its start
-        parent.kill()
-        parent.wait()
-        forked = [int(pid) for pid in pids.read_text().split()]
-        deadline = time.monotonic() + 30
-        while any(_alive(pid) for pid in forked) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not any(_alive(pid) for pid in forked)
+        with os.fdopen(said) as lines:
+            forked = [int(lines.readline()) for _ in range(2)]   # each part running, its pid said
+            exits = [os.pidfd_open(pid) for pid in forked]
+            parent.kill()
+            parent.wait()
+            for pidfd in exits:   # readable once that process has exited; the timeout is a hang guard only
+                assert select.select([pidfd], [], [], 60)[0] == [pidfd], "a part outlived its parent"
+                os.close(pidfd)
     finally:
-        os.close(writer)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = (Path("/proc") / str(pid) / "stat").read_text().split()[2] if (Path("/proc") / str(pid)).exists() else "X"
-    return status not in ("Z", "X")   # a zombie has ended; only its parent (init) has not reaped it yet
+        parent.kill()
