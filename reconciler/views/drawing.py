@@ -43,6 +43,11 @@ def svg(graph: nx.DiGraph, states: Mapping[ObjectKey, str] | None = None,
     return _svg(graph, labels, {key: states[key] for key in graph if key in states}, links or {})
 
 
+# the measures and colours every picture drawn in the browser carries (site_assets/lineage.js)
+_STYLE = {"height": HEIGHT, "gap": [GAP_X, GAP_Y], "margin": MARGIN, "legend": LEGEND, "kinds": KIND_COLOURS,
+          "states": STATE_COLOURS, "always": EVERY_LANDSCAPE}
+
+
 def picture(graph: nx.DiGraph, nodes, states: Mapping[ObjectKey, str] | None = None,
             links: Mapping[ObjectKey, str] | None = None) -> dict:
     """What `svg` would draw of the part of `graph` made of `nodes`, for site_assets/lineage.js to lay
@@ -57,9 +62,7 @@ def picture(graph: nx.DiGraph, nodes, states: Mapping[ObjectKey, str] | None = N
         labels = {key: (str(key), graph.nodes[key].get("kind", "")) for key in nodes}
     return {"boxes": [[str(node), *labels[node], states.get(node, ""), links.get(node, "")] for node in sorted(nodes)],
             "edges": sorted([str(a), str(b)] for a in nodes for b in graph.succ[a] if b in nodes),
-            "width": box_width(text for text, _ in labels.values()), "height": HEIGHT, "gap": [GAP_X, GAP_Y],
-            "margin": MARGIN, "legend": LEGEND, "kinds": KIND_COLOURS, "states": STATE_COLOURS,
-            "always": EVERY_LANDSCAPE}
+            "width": box_width(text for text, _ in labels.values()), **_STYLE}
 
 
 def shared(graph: nx.DiGraph, links: Mapping[ObjectKey, str]) -> dict:
@@ -71,9 +74,7 @@ def shared(graph: nx.DiGraph, links: Mapping[ObjectKey, str]) -> dict:
     index = {node: i for i, node in enumerate(nodes)}
     return {"boxes": [[str(node), graph.nodes[node].get("kind", ""), links.get(node, "")] for node in nodes],
             "edges": [[index[a], index[b]] for a in nodes for b in sorted(graph.succ[a])],
-            "width": WIDTH, "character": CHARACTER, "padding": PADDING, "height": HEIGHT, "gap": [GAP_X, GAP_Y],
-            "margin": MARGIN, "legend": LEGEND, "kinds": KIND_COLOURS, "states": STATE_COLOURS,
-            "always": EVERY_LANDSCAPE}
+            "width": WIDTH, "character": CHARACTER, "padding": PADDING, **_STYLE}
 
 
 def html(graph: nx.DiGraph, title: str, states: Mapping[ObjectKey, str] | None = None) -> str:
