@@ -750,6 +750,47 @@ def test_a_materialized_table_is_built_from_its_query_and_rebuilt_when_the_query
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
 
 
+def test_a_refresh_and_a_flow_go_through_a_stage_and_a_failing_check_puts_the_target_back(
+        applied: Landscape, double: dict, database: str) -> None:
+    """`run` on Snowflake's journaled side writes its rows into a stage first (counted apart from another
+    writer's), then into the target: a MaterializedTable's refresh (INSERT OVERWRITE from the stage) holds the
+    query's rows and is audited with both counts; a refresh and a data flow whose check then fails are put
+    back from the target's clone, the tenant exactly as before; no stage is left in the backup schema."""
+    applied.write(REVENUE, f"kind: MaterializedTable\nname: mt_currency_revenue\nschema: sales\nsql: |\n"
+                  f"  {REVENUE_QUERY}\ncolumns:\n  - {{name: revenue, type: \"DECIMAL(38,2)\"}}\n"
+                  "checks:\n  - {column: currency, accepted_values: [EUR, USD, GBP]}\n")
+    assert applied.run("apply", "dev", "--yes").code == 0
+    held = backup_tables(double, database)
+    run_sql(double, database, "INSERT INTO sales.customer_transactions VALUES (14, 4, 7.25, 'GBP', 'web', NULL)")
+
+    refreshed = applied.run("run", "dev", "mt_currency_revenue")
+    assert refreshed.code == 0, refreshed.output
+    assert "sales.mt_currency_revenue refreshed from its query: 2 rows deleted; 3 rows inserted" in refreshed.stdout
+    assert sorted(map(as_values, run_sql(double, database, "SELECT * FROM sales.mt_currency_revenue"))) == \
+        sorted(map(as_values, run_sql(double, database, pinned(REVENUE_QUERY))))
+    [kept] = backup_tables(double, database) - held   # its restore point, kept as its checkpoint; the stage dropped
+    assert kept.startswith("SALES__MT_CURRENCY_REVENUE__") and not kept.endswith("_STAGED"), kept
+
+    applied.edit(TRANSACTIONS, "primary_key: [id]",
+                 "primary_key: [id]\nchecks:\n  - {column: channel, accepted_values: [web, shop, mobile]}")
+    assert applied.run("apply", "dev", "--yes").code == 0
+    run_sql(double, database, "INSERT INTO sales.customer_transactions VALUES (15, 4, 1.00, 'CHF', 'web', NULL)")
+    before, held = tenant(double, database), backup_tables(double, database)
+    refused = applied.run("run", "dev", "mt_currency_revenue")   # a CHF row the refresh's check refuses
+    assert refused.code == 3, refused.output
+    assert "accepted_values(currency): failed (1 offending row)" in refused.stderr
+    assert "its target was put back (its rows overwritten from its restore point, 3 rows)" in refused.stderr
+    flow = applied.run("run", "dev", "df_segment_scoring")   # its SCORING row the channel check refuses
+    assert flow.code == 3, flow.output
+    assert "its target was put back (its rows overwritten from its restore point, 6 rows)" in flow.stderr
+    assert tenant(double, database) == before and backup_tables(double, database) == held
+    assert outcomes(applied)[-2:] == ["failed", "failed"]
+
+
+def backup_tables(double: dict, database: str) -> set[str]:
+    return {name for schema, name, _ in objects(double, database) if schema == "_RECONCILER_BACKUP"}
+
+
 ORDERS = "environments/dev/sales/orders.yaml"
 ORDERS_YAML = ("kind: Table\nname: orders\nschema: sales\nstatus: active\ncolumns:\n"
                "  - {name: id, type: BIGINT, nullable: false}\n  - {name: note, type: VARCHAR}\nprimary_key: [id]\n")

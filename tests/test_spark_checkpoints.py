@@ -96,7 +96,8 @@ def test_a_run_whose_checks_fail_or_that_is_killed_leaves_its_target_as_it_was(o
     refused = landscape.run("run", "dev", "df_segment_scoring", "--dry-run")
     assert refused.code == 1 and "run --dry-run is not possible on spark" in refused.stderr, refused.output
 
-    inserted = 1 if landscape.table_format == "delta" else 3   # parquet: its copy indexed, made, then the INSERT
+    # parquet: its copy and its stage indexed and made, the INSERT into the stage, then its rows into the table
+    inserted = 1 if landscape.table_format == "delta" else 6
     killed = subprocess.run([RECONCILER, "--repo", str(landscape.root), "run", "dev", "df_segment_scoring"],
                             env={**os.environ, "RECONCILER_FAULT": f"SIGKILL:{inserted}"}, capture_output=True,
                             text=True)

@@ -1,29 +1,33 @@
 """Running a data flow, or refreshing a MaterializedTable, on engines whose writes commit statement by
-statement (the journaled protocol's: Spark): under the tenant's lease lock, audited as one run `run`.
+statement (the journaled protocol's: Spark, Snowflake): under the tenant's lease lock, audited as one run `run`.
 
 Owns the order there. The target is journaled first with its restore point (a Delta table's version, a
 copy of any other, indexed before it is made); the flow's one statement runs, refused before anything
-when it writes anything but its target; then the checks of what it writes and of what reads that. A
-check of severity error that fails, a failing statement or Ctrl-C puts the target's rows back (a
-Delta table restored to its version, refused over another writer's commit; any other overwritten from
-its copy, only while it holds the rows the run left: another writer's would be lost), and the run is
-recorded failed or interrupted. A SIGKILL leaves it running with its journal, for the next apply or
-`unlock` to put back as any journaled run (a parquet target then stops, exit 6: the rows its copy
-lacks cannot be told from another writer's). A run that passes
-keeps its restore point as the checkpoint `before-run-<run>`. Never a dry run: the rows would commit
-for every reader before they were put back. Never plans.
+when it writes anything but its target; then the checks of what it writes and of what reads that. Where
+the restore point is a copy, the statement's rows go first into a stage made like the target and are
+counted there, then into the target, counted again: the target must hold its rows before and the run's,
+no more, no fewer (a commit of another writer's is not told apart from the run's by any count taken
+after the INSERT). A check of severity error that fails, a failing statement or Ctrl-C puts the
+target's rows back (a Delta table restored to its version, refused over another writer's commit; any
+other overwritten from its copy, only while it holds exactly the rows the run left: another writer's
+would be lost), and the run is recorded failed or interrupted. A SIGKILL leaves it running with its
+journal, for the next apply or `unlock` to put back as any journaled run (a parquet target then stops,
+exit 6: the rows its copy lacks cannot be told from another writer's). A run that passes keeps its
+restore point as the checkpoint `before-run-<run>`. Never a dry run: the rows would commit for every
+reader before they were put back. Never plans.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import cast
 
 from sqlglot.errors import SqlglotError
 
 from .. import faults
 from ..desired import checks
-from ..desired.sql import qualified, written_objects
+from ..desired.sql import qualified, staged, written_objects
 from ..engines import catalog
 from ..engines.journaled_contract import JournaledAdapter
 from ..errors import ApplyFailed, ChecksFailed, LockTakenOver, PartlyDone, ReconcilerError, TenantError
@@ -64,24 +68,35 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
                                   "holds now; nothing was run")
             before = catalog.Before.of(0, found.key, found, adapter.restore_point(session, found, run.run_id, False))
             catalog.write_journal(session, run.run_id, [before], {target})
-            if before.version is None:
-                catalog.mark_restore_points(session, run.run_id, [before.restore_point])
+            # no history to tell the run's commit from another's: its rows staged apart first, to be counted
+            stage = None if before.version is not None else adapter.backup_name(target, f"{run.run_id}-staged")
+            if stage is not None:
+                catalog.mark_restore_points(session, run.run_id, [before.restore_point, stage])
         except BaseException as refused:
             raise concluded(session, run, refused, "nothing was run") from None
-        # the target's rows before and after the flow's statement: counted before it, it may have written
-        counts: dict[str, int] = {}
+        counts = Counts(overwrite=obj.kind == "MaterializedTable")
         fault = faults.Fault.from_environment(tenant, STOP)
         try:
             started = time.monotonic()
-            if before.version is None:   # the copy, indexed first: a run killed between leaves it listed
-                for copying in catalog.backup_statements(engine, target, before.restore_point, run.run_id,
-                                                         run.started):
-                    _execute(session, copying, fault)
-            counts["before"] = session.count_rows([target])[target]   # Ctrl-C after its commit puts it back
-            _execute(session, statement, fault)
-            counts["after"] = session.count_rows([target])[target]
-            written = (Written(inserted=counts["after"], deleted=counts["before"]) if obj.kind == "MaterializedTable"
-                       else Written(inserted=counts["after"] - counts["before"]))
+            if stage is not None:   # the copy and the stage, indexed first: a run killed between leaves them listed
+                for making in (catalog.backup_statements(engine, target, before.restore_point, run.run_id, run.started)
+                               + catalog.stage_statements(engine, target, stage, run.run_id, run.started)):
+                    _execute(session, making, fault)
+            counts.before = session.count_rows([target])[target]   # Ctrl-C after its commit puts it back
+            if stage is None:
+                counts.moving = True
+                _execute(session, statement, fault)
+                counts.after = session.count_rows([target])[target]
+                counts.staged = counts.after - (0 if counts.overwrite else counts.before)
+            else:
+                into_stage, move = staged(statement, qualified(catalog.BACKUP_SCHEMA, stage, engine), engine)
+                _execute(session, into_stage, fault)
+                rows = ObjectKey(catalog.BACKUP_SCHEMA, stage)
+                counts.staged = session.count_rows([rows])[rows]
+                counts.moving = True
+                _execute(session, move, fault)
+                counts.after = session.count_rows([target])[target]
+            written = Written(inserted=counts.staged, deleted=counts.before if counts.overwrite else 0)
             run.checks = run_data_checks(session, checks.reached({target}, state.desired))
             seconds = time.monotonic() - started
             run.summary = written.to_json()
@@ -93,9 +108,10 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
         except LockTakenOver:   # the new holder recovers this run from its journal
             raise
         except BaseException as stopped:
-            raise _put_back(session, adapter, run, before, counts, stopped, flow) from None
+            raise _put_back(session, adapter, run, before, stage, counts, stopped, flow) from None
         kept, said = checkpoint_restore_points(session, adapter, run, [found], [before])
         drop_restore_points(session, [before], kept)
+        _drop_stage(session, stage)
     return FlowRun(tenant, run.run_id, "applied", written, seconds, tuple(run.checks), notes=said)
 
 
@@ -123,8 +139,31 @@ def _execute(session, statement: str, fault: faults.Fault) -> None:
     fault.tick()
 
 
-def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: catalog.Before, counts: dict[str, int],
-              stopped: BaseException, flow: ObjectKey) -> BaseException:
+@dataclass
+class Counts:
+    """The target's rows as the run counted them, and the rows its statement wrote (None: not counted)."""
+
+    overwrite: bool            # a refresh: the rows written replace the target's
+    before: int | None = None  # the target's, once its restore point was made
+    staged: int | None = None  # the statement's, counted in its stage (where there is none, by the target's)
+    moving: bool = False       # the statement's rows were sent into the target
+    after: int | None = None   # the target's, once they are in it
+
+    def left(self) -> int | None:
+        """The rows the target holds if no one else wrote to it since its restore point was made."""
+        if self.staged is None or self.before is None:
+            return None
+        return self.staged + (0 if self.overwrite else self.before)
+
+
+def _drop_stage(session, stage: str | None) -> None:
+    for statement in catalog.drop_backup_statements(session, stage) if stage else ():
+        session.hold()
+        session.execute(statement)
+
+
+def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: catalog.Before, stage: str | None,
+              counts: Counts, stopped: BaseException, flow: ObjectKey) -> BaseException:
     """The target's rows put back, the run concluded; the error to raise."""
     tenant = run.tenant_plan.tenant
     if isinstance(stopped, StatementFailed):
@@ -134,13 +173,14 @@ def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: cata
     else:
         what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
     try:
-        put_back = _restore_target(session, adapter, before, counts) if "before" in counts else "nothing was written"
+        put_back = _restore_target(session, adapter, before, counts) if counts.moving else "nothing was written to it"
     except (StatementFailed, PartlyDone) as failed:   # left running: the next apply or unlock tries again
         why = f"{failed.message} (statement: {failed.statement})" if isinstance(failed, StatementFailed) else failed
         return PartlyDone(f"tenant {tenant}: {what}\n  putting its target back stopped: {why}\n  the run "
                           f"{run.run_id} stays recorded as running with its journal and restore point; the next apply "
                           "(or `reconciler unlock` of it) tries to put it back again")
     drop_restore_points(session, [before])
+    _drop_stage(session, stage)
     message = f"tenant {tenant}: {what}\n  its target was put back ({put_back})"
     run.finish(session, "failed" if isinstance(stopped, Exception) else "interrupted", message)
     if isinstance(stopped, StatementFailed):
@@ -150,23 +190,24 @@ def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: cata
     return stopped
 
 
-def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, counts: dict[str, int]) -> str:
+def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, counts: Counts) -> str:
     """A Delta target back to its journaled version (refused over another writer's commit: only the run's
     own, tagged, are undone); any other's rows overwritten from its restore point, only while it holds
-    the rows the run left (`counts`) and the copy those counted before (by count: rows another writer
-    added since would be lost, so it stops)."""
+    exactly the rows its copy held and the run's staged ones, counted after they arrived and again now
+    (by count: another writer's rows would be lost, so it stops; a writer that adds as many rows as it
+    deletes meanwhile is not seen, as counts cannot see it)."""
     if before.version is not None:
         adapter.restore_from_history(session, before)
         return f"restored to version {before.version}"
     point = ObjectKey(catalog.BACKUP_SCHEMA, before.restore_point)
-    rows_before, rows_after = counts["before"], counts.get("after")
     now = session.count_rows([before.key])[before.key]
-    if rows_after is None and now == rows_before:
+    if counts.after is None and now == counts.before:
         return "its statement wrote no row"
-    copied = session.count_rows([point])[point]
-    if rows_after is None or now != rows_after or copied != rows_before:
-        left = "rows that could not be counted" if rows_after is None else f"{rows_after} rows"
-        raise PartlyDone(f"{before.key} holds {now} rows, where the run left {left} over the {copied} of its "
+    copied, left = session.count_rows([point])[point], counts.left()
+    if counts.after is None or left is None or now != left or counts.after != left or copied != counts.before:
+        made = "rows that could not be counted" if counts.after is None or left is None else \
+            f"{left} rows ({counts.staged} of its own)"
+        raise PartlyDone(f"{before.key} holds {now} rows, where the run left {made} over the {copied} of its "
                          "restore point: another writer wrote since the copy was taken, and overwriting the table "
                          "from it would lose those rows; it is kept as it is")
     for statement in adapter.restore_statements(before.key, before.restore_point, [c[0] for c in before.columns]):
@@ -174,4 +215,4 @@ def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, 
         session.execute(statement)
     if session.count_rows([before.key])[before.key] != copied:
         raise PartlyDone(f"{before.key} does not hold its restore point's rows after the overwrite")
-    return f"its rows overwritten from its restore point, {rows_before} rows"
+    return f"its rows overwritten from its restore point, {copied} rows"

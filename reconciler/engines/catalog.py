@@ -161,13 +161,25 @@ def backup_statements(engine: str, table: ObjectKey, backup: str, run_id: str, a
     into the backup schema. The index row comes first: where nothing rolls back, a run killed between
     the two leaves a listed copy that is missing (which dropping it allows), never a copy no listing
     shows."""
-    source = sql.qualified(table.schema, table.name, engine)
-    values = ", ".join(sql.literal(v).sql(engine) for v in (backup, table.schema, table.name, run_id))
-    target = sql.qualified(BACKUP_SCHEMA, backup, engine)
-    return [f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
-            f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), count(*) FROM {source}",
+    source, target = sql.qualified(table.schema, table.name, engine), sql.qualified(BACKUP_SCHEMA, backup, engine)
+    return [_index_row(engine, table, backup, run_id, at, f"count(*) FROM {source}"),
             f"CREATE TABLE {target} CLONE {source}" if engine in ZERO_COPY_CLONES else
             f"CREATE TABLE {target} AS SELECT * FROM {source}"]
+
+
+def stage_statements(engine: str, table: ObjectKey, stage: str, run_id: str, at: dt.datetime) -> list[str]:
+    """Index an empty table made like `table` in the backup schema, then make it: where a run stages the
+    rows it writes into `table` to count them apart from another writer's (`sql.staged`). Indexed first
+    and marked a restore point of its run, as a copy is, so one a killed run leaves is dropped once
+    that run has concluded."""
+    source, target = sql.qualified(table.schema, table.name, engine), sql.qualified(BACKUP_SCHEMA, stage, engine)
+    return [_index_row(engine, table, stage, run_id, at, "0"), f"CREATE TABLE {target} LIKE {source}"]
+
+
+def _index_row(engine: str, table: ObjectKey, backup: str, run_id: str, at: dt.datetime, rows: str) -> str:
+    values = ", ".join(sql.literal(v).sql(engine) for v in (backup, table.schema, table.name, run_id))
+    return (f"INSERT INTO {CATALOG_SCHEMA}.backups SELECT {values}, "
+            f"CAST({sql.literal(at.isoformat(sep=' ')).sql(engine)} AS TIMESTAMP), {rows}")
 
 
 ZERO_COPY_CLONES = frozenset({"snowflake"})   # engines whose copy of a table shares its storage until either changes

@@ -43,6 +43,7 @@ from .rendering import (
     qualified,
     quote,
     render,
+    staged,
     untranslatable,
     upsert,
 )
@@ -65,7 +66,8 @@ __all__ = [
     "analyze", "bounded", "calls", "calls_in", "canonical_default", "condition_type", "depends_on", "literal",
     "materialized", "meaning_changes", "normalize_type", "not_numeric", "parameter", "parameter_name",
     "parameters_in", "parse", "parse_condition", "parse_expression", "parsed", "permanent_view_query",
-    "position", "qualified", "quote", "render", "select_items", "sequence_calls", "take", "template_parameter",
+    "position", "qualified", "quote", "render", "select_items", "sequence_calls", "staged", "take",
+    "template_parameter",
     "unsupported", "untranslatable", "upsert", "value_mismatch", "view_reads", "within_nesting",
     "without_select_list", "written_objects", "rows_read",
 ]

@@ -239,3 +239,27 @@ def materialized(query: str, pinned: Sequence[tuple[str, str]], columns: Sequenc
     items = [exp.alias_(exp.Cast(this=column(name), to=exp.DataType.build(types[name.lower()], dialect=dialect)),
                         named(name)) if name.lower() in types else column(name) for name in columns]
     return exp.select(*items).from_(parse(query, dialect).copy().subquery("q")).sql(dialect=dialect)
+
+
+def staged(statement: str, stage: str, dialect: str) -> tuple[str, str]:
+    """A flow's INSERT (or a refresh's INSERT OVERWRITE) split in two, for an engine that commits it
+    before its checks: its query's rows into `stage` (a qualified table made like its target), then the
+    stage's rows into the target as the INSERT would have put them (its column list, BY NAME and
+    OVERWRITE kept, so defaults and casts happen there as before). Counting the stage tells the rows the
+    run writes apart from those another writer commits meanwhile."""
+    tree = parse(statement, dialect)
+    if not isinstance(tree, exp.Insert):
+        raise SqlProblem(f"not an INSERT: {statement}")
+    staging = exp.to_table(stage, dialect=dialect)
+    into_stage = tree.copy()
+    (into_stage.this.this if isinstance(into_stage.this, exp.Schema) else into_stage.this).replace(staging.copy())
+    listed = [column.copy() for column in tree.this.expressions] if isinstance(tree.this, exp.Schema) else []
+    selects = tree.expression.selects if isinstance(tree.expression, exp.Query) else []
+    if not listed and tree.args.get("by_name") and selects and all(isinstance(s, (exp.Alias, exp.Column)) for s in selects):
+        # BY NAME: the columns its query names, as it writes them (quoted or not, so they fold alike)
+        listed = [(s.args["alias"] if isinstance(s, exp.Alias) else s.this).copy() for s in selects]
+    moved = exp.select(*([exp.column(name) for name in listed] or ["*"])).from_(staging)
+    move = tree.copy()
+    move.set("with_", None)
+    move.set("expression", moved)
+    return into_stage.sql(dialect=dialect), move.sql(dialect=dialect)
