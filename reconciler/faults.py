@@ -6,6 +6,8 @@ through RECONCILER_FAULT, and prove what every such point leaves behind.
   on when a line arrives on stdin (a test reads the one and writes the other: no clock).
 - `SIGKILL@<step>`: killed when a `rollback --execute` reaches a step (recorded, applied, moved,
   tagged).
+- `HOLD@<step>`: at a step, says `reconciler fault: held <tenant>` and goes on when a line arrives on
+  stdin (`listed`: prune-backups has listed what it would drop, before it takes the tenant's lock).
 - `TELL@<step>`: says `reconciler fault: reached <step> <tenant>` on stderr at a step and goes on
   (`checks`: a tenant's data check queries are about to run), for a test to act on.
 
@@ -62,3 +64,6 @@ def reached(step: str, tenant: str = "") -> None:
         os.kill(os.getpid(), signal.SIGKILL)
     elif fault == f"TELL@{step}":
         print(f"reconciler fault: reached {step} {tenant}".rstrip(), file=sys.stderr, flush=True)
+    elif fault == f"HOLD@{step}":
+        print(f"reconciler fault: held {tenant}", file=sys.stderr, flush=True)
+        sys.stdin.readline()

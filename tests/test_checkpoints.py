@@ -318,6 +318,40 @@ def test_a_copy_stays_while_any_checkpoint_naming_it_is_within_its_retention(lan
     assert landscape.sql(copies) == [(0,)]
 
 
+def test_a_copy_a_rollback_names_while_prune_backups_is_listing_is_kept(landscape: Landscape, hold: Hold) -> None:
+    """`prune-backups --yes` lists an expired checkpoint's copies, then, before it takes the tenant's lock,
+    a rollback restores from that checkpoint and its after-rollback checkpoint names those copies: the
+    prune decides again under the lock and keeps them, so the newer checkpoint stays restorable."""
+    landscape.edit("environments/dev/environment.yaml", "  capacity: dev-shared", "  capacity: dev-shared\n"
+                   "  checkpoint_retention: 1d")
+    landscape.commit("checkpoints kept a day")
+    with_rows(landscape)
+    assert landscape.run("checkpoint", "dev", "--name", "old").code == 0
+    landscape.sql("UPDATE _reconciler.checkpoints SET created_at = created_at - INTERVAL 2 DAY WHERE name = 'old'")
+    listed = landscape.run("prune-backups", "dev")
+    assert listed.stdout.count("of checkpoint old") == 2, listed.output   # both copies expired, as listed
+
+    pruning = hold.popen([RECONCILER, "--repo", str(landscape.root), "prune-backups", "dev", "--yes"],
+                         {**os.environ, "RECONCILER_FAULT": "HOLD@listed"})
+    hold.held(pruning)
+    landscape.sql("DELETE FROM sales.customer_transactions WHERE id = 1")
+    rolled = landscape.run("rollback", "dev", "--checkpoint", "old", "--execute")
+    assert rolled.code == 0, rolled.output
+    rows = "SELECT * FROM sales.customer_transactions ORDER BY id"
+    restored = landscape.sql(rows)
+    hold.release(pruning)
+    stdout, stderr = pruning.communicate()
+    assert pruning.returncode == 0, stderr
+    assert "of checkpoint old" not in stdout, stdout   # dropped nothing a newer checkpoint names
+
+    after = next(name for name in checkpoints(landscape) if name.startswith("after-rollback-"))
+    assert checkpoints(landscape)[after]["restorable_until"] != "until pruned"
+    assert not checkpoints(landscape)[after]["restorable_until"].startswith("no:"), checkpoints(landscape)[after]
+    landscape.sql("DELETE FROM sales.customer_transactions WHERE id = 2")
+    assert landscape.run("rollback", "dev", "--checkpoint", after, "--execute").code == 0
+    assert landscape.sql(rows) == restored
+
+
 def two_tenants(landscape: Landscape) -> None:
     """dev with tenants a and b, each applied and holding the demo's rows."""
     landscape.edit("environments/dev/environment.yaml", """  - name: dev

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +22,7 @@ from .. import plan as plans
 from .. import secrets
 from ..desired import checks
 from ..engines import catalog
-from ..engines.contract import Adapter
+from ..engines.contract import Adapter, Session
 from ..errors import GuardRefused, ReconcilerError, StalePlan, TenantError, TenantLocked
 from ..model import ObjectKey
 from ..parallel import each_tenant
@@ -135,13 +135,15 @@ def release(adapter: Adapter, run_id: str, as_is: bool = False) -> str:
     return protocol_for(adapter).release(adapter, run_id, as_is)
 
 
-def drop_backups(adapter: Adapter, names: Sequence[str]) -> None:
-    """Drop backups and their catalog rows, together where the engine can (each backup's tombstone
-    before its table where it cannot)."""
+def drop_backups(adapter: Adapter, choose: Callable[[Session], list[dict]]) -> list[dict]:
+    """Drop the backups `choose` picks, under the tenant's lock, from what the catalog says then, with their
+    catalog rows: together where the engine can (each backup's tombstone before its table where it cannot)."""
     with adapter.session(create=False) as session:
         catalog.create(session)   # a catalog an older version wrote may lack what dropping needs
-        protocol_for(adapter).drop(session, [statement for name in names
-                                             for statement in catalog.drop_backup_statements(session, name)])
+        chosen = choose(session)
+        protocol_for(adapter).drop(session, [statement for backup in chosen
+                                             for statement in catalog.drop_backup_statements(session, backup["name"])])
+    return chosen
 
 
 def checkpoint(state: TenantState, tenant_plan: TenantPlan, plan: Plan, tables: Sequence[ObjectKey], name: str,

@@ -7,10 +7,12 @@ decides what a plan changes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
+from .. import faults
 from ..engines import catalog
 from ..errors import GuardRefused, TenantError
-from ..model import ObjectKey, Tenant
+from ..model import ObjectKey
 from ..planning.environment import Workspace, plan_environment
 from ..planning.tenant import Restoring
 from .executor import TenantResult, apply_tenant, current_actor, drop_backups, release
@@ -71,7 +73,9 @@ def prune_backups(workspace: Workspace, environment: str, older_than_days: int |
     retention), and whatever age, the restore points of runs that concluded without dropping them
     (`left`: killed after their commit point); dropped only when `execute`, never otherwise. A copy that
     more than one of them names (a backup that is also a checkpoint's copy, a checkpoint taken after a
-    rollback naming the copy it restored) goes only once every one naming it has expired."""
+    rollback naming the copy it restored) goes only once every one naming it has expired. Dropping
+    decides again under the tenant's lock, from what the catalog says then: a rollback that named a copy
+    since it was listed (its after-rollback checkpoint) keeps it."""
     landscape = workspace.load(environment)
     days = older_than_days or landscape.environment.backup_retention_days
     kept = {tenant.name: landscape.environment.rules_for(tenant).retention for tenant in landscape.environment.tenants}
@@ -80,33 +84,39 @@ def prune_backups(workspace: Workspace, environment: str, older_than_days: int |
                            f"rules.checkpoint_retention) in environments/{environment}/environment.yaml")
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     limit = dt.timedelta(days=days) if days else None
-    copies = {tenant.name: _checkpoint_copies(workspace, tenant) for tenant in landscape.environment.tenants}
-    # a restore point its run's checkpoint lists is that checkpoint's copy (the next apply unlists it), not one left
-    held = {(copy["tenant"], copy["name"], copy["run_id"]) for found in copies.values() for copy in found}
-    naming = [(b, bool((b.get("left") and (b["tenant"], b["name"], b["run_id"]) not in held)
-                       or (limit and b["created_at"] < now - limit))) for b in backups(workspace, environment)]
+    found = []
     for tenant in landscape.environment.tenants:
-        retention = kept[tenant.name] or limit
-        naming += [(copy, bool(retention and copy["created_at"] < now - retention)) for copy in copies[tenant.name]]
-    kept_by_one = {(copy["tenant"], copy["name"].lower()) for copy, gone in naming if not gone}
-    expired = list({(copy["tenant"], copy["name"].lower()): copy for copy, gone in naming
-                    if gone and (copy["tenant"], copy["name"].lower()) not in kept_by_one}.values())
-    if execute:
-        for tenant in landscape.environment.tenants:
-            mine = [b["name"] for b in expired if b["tenant"] == tenant.name]
-            if mine:
-                drop_backups(workspace.adapter(tenant), mine)
-    return expired
+        adapter = workspace.adapter(tenant)
+        expired = functools.partial(_expired, tenant.name, now=now, limit=limit, retention=kept[tenant.name] or limit)
+        listed = expired(adapter.backups(), adapter.checkpoints() if adapter.exists else [])
+        faults.reached("listed", tenant.name)
+        if execute and listed:   # decided again under the lock, on what the catalog holds then
+            listed = drop_backups(adapter, lambda session: expired(catalog.backups(session),
+                                                                   adapter.checkpoints_in(session)))
+        found += listed
+    return sorted(found, key=lambda b: (str(b["created_at"]), b["tenant"], b["name"]))
 
 
-def _checkpoint_copies(workspace: Workspace, tenant: Tenant) -> list[dict]:
+def _expired(tenant: str, held: list[dict], points: list[dict], now: dt.datetime, limit: dt.timedelta | None,
+             retention: dt.timedelta | None) -> list[dict]:
+    """Of a tenant's backups (`held`) and the copies of its checkpoints (`points`), those past their
+    retention or left by a run, each copy once, and only once everything naming it is past its own."""
+    copies = [{"tenant": tenant, **copy} for copy in _checkpoint_copies(points)]
+    # a restore point its run's checkpoint lists is that checkpoint's copy (the next apply unlists it), not one left
+    checkpointed = {(copy["name"], copy["run_id"]) for copy in copies}
+    naming = [({"tenant": tenant, **b}, bool((b.get("left") and (b["name"], b["run_id"]) not in checkpointed)
+                                             or (limit and b["created_at"] < now - limit))) for b in held]
+    naming += [(copy, bool(retention and copy["created_at"] < now - retention)) for copy in copies]
+    kept_by_one = {copy["name"].lower() for copy, gone in naming if not gone}
+    return list({copy["name"].lower(): copy for copy, gone in naming
+                 if gone and copy["name"].lower() not in kept_by_one}.values())
+
+
+def _checkpoint_copies(points: list[dict]) -> list[dict]:
     """The copies of a tenant's checkpoints still there, as `backups` shows a backup, with their checkpoint."""
-    adapter = workspace.adapter(tenant)
-    points = [point for point in adapter.checkpoints() if point["kind"] == catalog.COPY_POINT and not point["lost"]] \
-        if adapter.exists else []
-    return [{"tenant": tenant.name, "name": p["restore_point"], "schema_name": p["schema_name"],
-             "table_name": p["table_name"], "run_id": p["run_id"], "created_at": p["created_at"],
-             "row_count": p["row_count"], "checkpoint": p["name"]} for p in points]
+    return [{"name": p["restore_point"], "schema_name": p["schema_name"], "table_name": p["table_name"],
+             "run_id": p["run_id"], "created_at": p["created_at"], "row_count": p["row_count"],
+             "checkpoint": p["name"]} for p in points if p["kind"] == catalog.COPY_POINT and not p["lost"]]
 
 
 def _find_backup(workspace: Workspace, environment: str, name: str) -> tuple[str, dict]:

@@ -330,8 +330,12 @@ class Adapter(abc.ABC):
         """The restore points of the tenant's checkpoints (stores.CHECKPOINT_COLUMNS), oldest first, each
         with `lost`: why it can no longer be restored (None: it can)."""
         with self.reading() as reading:
-            found = catalog.checkpoints(reading)
-            lost = self.unrestorable(reading, found) if found else []
+            return self.checkpoints_in(reading)
+
+    def checkpoints_in(self, session: Session) -> list[dict]:
+        """`checkpoints`, read on a session of the tenant's (one that holds its lock, to act on them)."""
+        found = catalog.checkpoints(session)
+        lost = self.unrestorable(session, found) if found else []
         return [{**point, "lost": why} for point, why in zip(found, lost)]
 
     def unrestorable(self, reading: Session, points: Sequence[Mapping]) -> list[str | None]:
