@@ -48,6 +48,32 @@ def test_1_a_flow_that_deletes_from_another_table_through_a_cte_is_refused(engin
     assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(3,)]
 
 
+def test_1_a_flow_into_a_table_its_target_names_only_by_case_writes_there_only_where_the_engine_says_so(
+        engine_landscape: EngineLandscape) -> None:
+    """`"Sales".customer_master` is the target sales.customer_master on DuckDB (names are case-insensitive,
+    quoted or not) and another schema's table on PostgreSQL (a quoted name keeps its case): the run writes
+    the target on DuckDB and is refused on PostgreSQL before anything runs, the other table untouched."""
+    landscape = applied(engine_landscape)
+    if landscape.engine == "postgres":   # a table a flow may not write, named like its target but for case
+        landscape.sql('CREATE SCHEMA "Sales"; CREATE TABLE "Sales".customer_master (id INT, name TEXT)')
+    flow(landscape, 'INSERT INTO "Sales".customer_master (id, name) SELECT 7, \'Eve\'')
+    landscape.commit("a flow into a name that differs by case")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    before = landscape.state()
+
+    run = landscape.run("run", "dev", "df_hostile")
+
+    if landscape.engine == "duckdb":
+        assert run.code == 0, run.output
+        assert landscape.sql("SELECT name FROM sales.customer_master WHERE id = 7") == [("Eve",)]
+        return
+    assert run.code == 1, run.output
+    assert 'data flow integration.df_hostile writes "Sales".customer_master, not only its target ' \
+           "sales.customer_master (as postgres names tables); nothing was run" in run.stderr, run.stderr
+    assert landscape.state() == before
+    assert landscape.sql('SELECT count(*) FROM "Sales".customer_master') == [(0,)]
+
+
 @pytest.mark.parametrize("sql, clause", [
     ("INSERT OR REPLACE INTO sales.customer_master (id, name) SELECT id, 'PWNED' FROM sales.customer_master",
      "INSERT OR REPLACE"),

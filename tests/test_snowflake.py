@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DEMO, DEMO_ROWS, Landscape, a_host_nobody_may_reach
+from conftest import DEMO, DEMO_ROWS, Hold, Landscape, a_host_nobody_may_reach
 from test_tpc import corpus, expected  # noqa: F401  (fixtures: the TPC corpus and its rows on DuckDB)
 
 from reconciler.desired.validation import shape
@@ -785,6 +785,30 @@ def test_a_refresh_and_a_flow_go_through_a_stage_and_a_failing_check_puts_the_ta
     assert "its target was put back (its rows overwritten from its restore point, 6 rows)" in flow.stderr
     assert tenant(double, database) == before and backup_tables(double, database) == held
     assert outcomes(applied)[-2:] == ["failed", "failed"]
+
+
+def test_another_writers_row_stops_a_flows_put_back_on_the_double(applied: Landscape, double: dict, database: str,
+                                                                  hold: Hold) -> None:
+    """The flow held once its row is in its stage (statement 5: its target's clone and its stage, each indexed
+    then made, then the INSERT into the stage): the stage holds the flow's row alone; another session commits
+    a row to the target, the flow's check fails, and the counts say the table holds a row neither the clone
+    nor the run's stage accounts for: the put-back stops, exit 6, both rows kept."""
+    applied.edit(TRANSACTIONS, "primary_key: [id]",
+                 "primary_key: [id]\nchecks:\n  - {column: channel, accepted_values: [web, shop]}")
+    assert applied.run("apply", "dev", "--yes").code == 0
+    process = hold.popen([RECONCILER, "--repo", str(applied.root), "run", "dev", "df_segment_scoring"], hold.env(5))
+    hold.held(process)
+    [stage] = [name for name in backup_tables(double, database) if name.endswith("_STAGED")]
+    assert [row[4] for row in run_sql(double, database, f'SELECT * FROM "_RECONCILER_BACKUP"."{stage}"')] == \
+        ["SCORING"]
+    run_sql(double, database, "INSERT INTO sales.customer_transactions VALUES (15, 2, 3.00, 'EUR', 'web', NULL)")
+    hold.release(process)
+    _, stderr = process.communicate()
+
+    assert process.returncode == 6, stderr
+    assert "holds 6 rows, where the run left 5 rows (1 of its own) over the 4 of its restore point" in stderr, stderr
+    kept = run_sql(double, database, "SELECT id, channel FROM sales.customer_transactions WHERE id > 13 ORDER BY id")
+    assert kept == [(15, "web"), (1000000, "SCORING")], kept   # the other writer's row, and the run's (customer 1)
 
 
 def backup_tables(double: dict, database: str) -> set[str]:

@@ -27,7 +27,7 @@ from sqlglot.errors import SqlglotError
 
 from .. import faults
 from ..desired import checks
-from ..desired.sql import qualified, staged, written_objects
+from ..desired.sql import SqlProblem, qualified, staged
 from ..engines import catalog
 from ..engines.journaled_contract import JournaledAdapter
 from ..errors import ApplyFailed, ChecksFailed, LockTakenOver, PartlyDone, ReconcilerError, TenantError
@@ -39,7 +39,7 @@ from ..sessions import StatementFailed
 from .checks import run as run_data_checks
 from .journaled import checkpoint_restore_points, drop_restore_points
 from .journaled_checkpoints import concluded, running
-from .lifecycle import FlowRun, Written, new_run_id
+from .lifecycle import FlowRun, Written, confined, new_run_id
 
 
 def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: ObjectKey, actor: str,
@@ -57,9 +57,15 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
     target = flow if obj.kind == "MaterializedTable" else ObjectKey.parse(obj.definition["target"])
     table = qualified(target.schema, target.name, engine)
     statement = f"INSERT OVERWRITE {table} {obj.sql}" if obj.kind == "MaterializedTable" else obj.sql or ""
-    _confined(statement, target, flow, tenant, engine)
+    confined(statement, target, flow, tenant, engine)
     adapter = cast(JournaledAdapter, state.adapter)   # `protocol_for` chose this protocol for being one
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "run")
+    stage_name = adapter.backup_name(target, f"{run.run_id}-staged")
+    try:   # split before anything runs: a statement that cannot be split is refused with nothing done
+        into_stage, move = staged(statement, qualified(catalog.BACKUP_SCHEMA, stage_name, engine), engine)
+    except (SqlProblem, SqlglotError) as error:
+        raise TenantError(f"tenant {tenant}: data flow {flow}: cannot stage its rows apart ({error}); nothing was "
+                          "run") from None
     with running(state, adapter, run, actor, "nothing was run") as session:
         try:
             found = session.inspect().objects.get(target)
@@ -69,7 +75,7 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
             before = catalog.Before.of(0, found.key, found, adapter.restore_point(session, found, run.run_id, False))
             catalog.write_journal(session, run.run_id, [before], {target})
             # no history to tell the run's commit from another's: its rows staged apart first, to be counted
-            stage = None if before.version is not None else adapter.backup_name(target, f"{run.run_id}-staged")
+            stage = None if before.version is not None else stage_name
             if stage is not None:
                 catalog.mark_restore_points(session, run.run_id, [before.restore_point, stage])
         except BaseException as refused:
@@ -89,10 +95,11 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
                 counts.after = session.count_rows([target])[target]
                 counts.staged = counts.after - (0 if counts.overwrite else counts.before)
             else:
-                into_stage, move = staged(statement, qualified(catalog.BACKUP_SCHEMA, stage, engine), engine)
                 _execute(session, into_stage, fault)
                 rows = ObjectKey(catalog.BACKUP_SCHEMA, stage)
                 counts.staged = session.count_rows([rows])[rows]
+                if stopping():   # not sent: the target holds nothing of the run's
+                    raise KeyboardInterrupt
                 counts.moving = True
                 _execute(session, move, fault)
                 counts.after = session.count_rows([target])[target]
@@ -111,23 +118,8 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
             raise _put_back(session, adapter, run, before, stage, counts, stopped, flow) from None
         kept, said = checkpoint_restore_points(session, adapter, run, [found], [before])
         drop_restore_points(session, [before], kept)
-        _drop_stage(session, stage)
+        said += _drop_stage(session, stage)
     return FlowRun(tenant, run.run_id, "applied", written, seconds, tuple(run.checks), notes=said)
-
-
-def _confined(statement: str, target: ObjectKey, flow: ObjectKey, tenant: str, engine: str) -> None:
-    """A flow writes its target and nothing else: what its statement writes, as sqlglot reads it, before
-    anything runs (a journal of the target alone could not put anything else back)."""
-    try:
-        written, _ = written_objects(statement, engine)
-    except SqlglotError as error:
-        raise TenantError(f"tenant {tenant}: data flow {flow}: cannot tell which tables its statement writes "
-                          f"({error}); nothing was run") from None
-    others = sorted(f"{schema}.{name}" for schema, name in written
-                    if ObjectKey(schema, name).folded() != target.folded())
-    if others:
-        raise TenantError(f"tenant {tenant}: data flow {flow} writes {', '.join(others)}, not only its target "
-                          f"{target}; nothing was run")
 
 
 def _execute(session, statement: str, fault: faults.Fault) -> None:
@@ -156,10 +148,17 @@ class Counts:
         return self.staged + (0 if self.overwrite else self.before)
 
 
-def _drop_stage(session, stage: str | None) -> None:
-    for statement in catalog.drop_backup_statements(session, stage) if stage else ():
-        session.hold()
-        session.execute(statement)
+def _drop_stage(session, stage: str | None) -> tuple[str, ...]:
+    """The run's stage dropped once it ended either way; where that fails (the run is recorded as it
+    ended), what to say: a restore point left, which the next apply or prune-backups drops."""
+    try:
+        for statement in catalog.drop_backup_statements(session, stage) if stage else ():
+            session.hold()
+            session.execute(statement)
+    except (StatementFailed, LockTakenOver) as failed:
+        return (f"its stage {catalog.BACKUP_SCHEMA}.{stage} was not dropped ({failed}); the next apply or "
+                "prune-backups drops it",)
+    return ()
 
 
 def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: catalog.Before, stage: str | None,
@@ -180,9 +179,9 @@ def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: cata
                           f"{run.run_id} stays recorded as running with its journal and restore point; the next apply "
                           "(or `reconciler unlock` of it) tries to put it back again")
     drop_restore_points(session, [before])
-    _drop_stage(session, stage)
     message = f"tenant {tenant}: {what}\n  its target was put back ({put_back})"
     run.finish(session, "failed" if isinstance(stopped, Exception) else "interrupted", message)
+    message = "\n  ".join((message, *_drop_stage(session, stage)))
     if isinstance(stopped, StatementFailed):
         return ApplyFailed(message)
     if isinstance(stopped, ReconcilerError):
@@ -199,6 +198,8 @@ def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, 
     if before.version is not None:
         adapter.restore_from_history(session, before)
         return f"restored to version {before.version}"
+    if counts.staged == 0 and not counts.overwrite:   # the move added nothing: no row of the run's to take out
+        return "its statement wrote no row"
     point = ObjectKey(catalog.BACKUP_SCHEMA, before.restore_point)
     now = session.count_rows([before.key])[before.key]
     if counts.after is None and now == counts.before:

@@ -17,11 +17,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from sqlglot.errors import SqlglotError
+
 from .. import plan as plans
 from ..desired import checks
+from ..desired.sql import qualified, written_elsewhere
 from ..engines import catalog
 from ..engines.contract import Session
-from ..errors import ChecksFailed, GuardRefused, StalePlan
+from ..errors import ChecksFailed, GuardRefused, StalePlan, TenantError
 from ..model import ObjectKey
 from ..plan import Change, Plan, TenantPlan
 from ..planning.environment import TenantState
@@ -198,3 +201,18 @@ class FlowRun:
     seconds: float
     checks: tuple[checks.Result, ...]
     notes: tuple[str, ...] = ()   # what people should know of it (a checkpoint that could not be taken)
+
+
+def confined(statement: str, target: ObjectKey, flow: ObjectKey, tenant: str, engine: str) -> None:
+    """A flow writes its target and nothing else: what its statement, as rendered for the tenant, writes,
+    read by sqlglot under the engine's own case rules (a quoted name another table than the unquoted one
+    where the engine says so), before anything runs: a check of the target, or a journal of it, could not
+    guard anything else."""
+    try:
+        others = written_elsewhere(statement, qualified(target.schema, target.name, engine), engine)
+    except SqlglotError as error:
+        raise TenantError(f"tenant {tenant}: data flow {flow}: cannot tell which tables its statement writes "
+                          f"({error}); nothing was run") from None
+    if others:
+        raise TenantError(f"tenant {tenant}: data flow {flow} writes {', '.join(others)}, not only its target "
+                          f"{target} (as {engine} names tables); nothing was run")

@@ -36,6 +36,7 @@ from .lifecycle import (
     TenantResult,
     Written,
     changed_tables,
+    confined,
     converged,
     failed_subject,
     new_run_id,
@@ -211,7 +212,11 @@ def run_flow(state: TenantState, tenant_plan: TenantPlan, plan: Plan, flow: Obje
     commit only when none of severity error fails (ChecksFailed otherwise, rolled back), and never with
     `dry_run`. Audited as operation `run`, with the rows it inserted, updated and deleted; what it writes
 is checkpointed first (`before-run-<run>`)."""
-    if dry_run and state.desired.objects[flow].kind == "DataFlow":
+    obj = state.desired.objects[flow]
+    if obj.kind == "DataFlow":
+        confined(obj.sql or "", ObjectKey.parse(obj.definition["target"]), flow, state.tenant.name,
+                 state.adapter.engine)
+    if dry_run and obj.kind == "DataFlow":
         _rehearsable(state, flow, "run --dry-run")
     run = catalog.Run(new_run_id(), plan, tenant_plan.model_copy(update={"changes": ()}), actor, "run")
     with state.adapter.session(create=False, holder={"run_id": run.run_id, "actor": actor}) as session:

@@ -24,6 +24,7 @@ from .facts import (
     sequence_calls,
     view_reads,
     without_select_list,
+    written_elsewhere,
     written_objects,
 )
 from .parsing import parse, parse_condition, parse_expression, parsed, position, take
@@ -69,5 +70,5 @@ __all__ = [
     "position", "qualified", "quote", "render", "select_items", "sequence_calls", "staged", "take",
     "template_parameter",
     "unsupported", "untranslatable", "upsert", "value_mismatch", "view_reads", "within_nesting",
-    "without_select_list", "written_objects", "rows_read",
+    "without_select_list", "written_elsewhere", "written_objects", "rows_read",
 ]

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from .. import policy
 from ..cache import NO_CACHE, Cache, content_key
@@ -200,6 +201,19 @@ def _effects(statement: str, engine: str) -> tuple[tuple[tuple[str, str], ...], 
     """What `written_objects` and `rows_read` say, from one parse: a journaled apply asks both of each
     statement, once when it journals and again as it runs it."""
     tree = sqlglot.parse_one(statement, read=engine)
+    targets, replaced = _written_tables(tree)
+
+    def names(tables: list[exp.Table]) -> tuple[tuple[str, str], ...]:
+        return tuple((table.db, table.name) for table in tables if isinstance(table, exp.Table) and table.name)
+
+    view = isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "VIEW"
+    read = _depends_on(tree) if tree.find(exp.Query) is not None and not view else frozenset()
+    return names(targets), names(replaced), read
+
+
+def _written_tables(tree: exp.Expression) -> tuple[list[exp.Table], list[exp.Table]]:
+    """The tables a statement creates, drops, alters, renames or writes rows into; and those it drops or
+    renames away."""
     targets: list[exp.Table] = []
     replaced: list[exp.Table] = []
     if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() != "SCHEMA":
@@ -216,13 +230,20 @@ def _effects(statement: str, engine: str) -> tuple[tuple[tuple[str, str], ...], 
     elif isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Comment)):
         table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
         targets.append(table)
+    return targets, replaced
 
-    def names(tables: list[exp.Table]) -> tuple[tuple[str, str], ...]:
-        return tuple((table.db, table.name) for table in tables if isinstance(table, exp.Table) and table.name)
 
-    view = isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "VIEW"
-    read = _depends_on(tree) if tree.find(exp.Query) is not None and not view else frozenset()
-    return names(targets), names(replaced), read
+def written_elsewhere(statement: str, target: str, engine: str) -> list[str]:
+    """The tables `statement` writes other than `target` (a qualified name as `engine` writes it), compared
+    by the engine's own case rules (sqlglot's normalize_identifiers: on Snowflake a quoted lower-case name
+    is another table than the same name unquoted, on PostgreSQL a quoted upper-case one), each as written."""
+    def identity(table: exp.Table) -> tuple[str, str, str]:   # a catalog named is another catalog's table
+        normal = normalize_identifiers(table.copy(), dialect=engine)
+        return normal.catalog, normal.db, normal.name
+
+    wanted = identity(exp.to_table(target, dialect=engine))
+    return [table.sql(dialect=engine) for table in _written_tables(sqlglot.parse_one(statement, read=engine))[0]
+            if isinstance(table, exp.Table) and table.name and identity(table) != wanted]
 
 
 def depends_on(statement: str, engine: str) -> frozenset[tuple[str, str]]:
