@@ -179,7 +179,7 @@ def test_a_delta_cases_statements_run_on_delta_and_the_compensation_puts_the_tab
             converged = dataclasses.replace(after, catalog={TABLE: record})
             assert [c.reason for c in diff(desired, converged) if not c.catalog_only] == []
 
-        compensate(session, befores)
+        compensate(session, "r1", befores)
     assert read_back(delta_spark) == before
 
 
@@ -263,15 +263,15 @@ def test_the_commits_a_run_makes_in_place_are_the_ones_a_compensation_restores_o
         history = [row.asDict() for row in delta_spark.sql("DESCRIBE HISTORY sales.orders").collect()]
         made = {row["operation"] for row in history if row["version"] > journaled.version}
         assert made | {"RESTORE"} == OWN_OPERATIONS
-        assert foreign_commits(history, journaled.version) == []
-        adapter.restore_from_history(session, journaled)
+        assert foreign_commits(history, journaled.version, "r1") == []
+        adapter.restore_from_history(session, journaled, "r1")
         assert read_back(delta_spark) == before   # the renamed column's values and the dropped one's are back
 
         session.execute("ALTER TABLE `sales`.`orders` RENAME COLUMN `status` TO `state`")
         delta_spark.sql("INSERT INTO sales.orders VALUES (3, 'LATE', 'c')").collect()   # another writer
         changed = read_back(delta_spark)
         with pytest.raises(StatementFailed, match=r"was written by another since version \d+ \(version \d+: WRITE by "):
-            adapter.restore_from_history(session, journaled)
+            adapter.restore_from_history(session, journaled, "r1")
     assert read_back(delta_spark) == changed
 
 
@@ -381,16 +381,21 @@ def test_a_restore_in_a_tables_history_is_refused_when_another_writer_committed_
     history = [{"version": 7, "operation": "WRITE", "userName": "etl", "timestamp": "2026-11-30 01:00:00"},
                {"version": 6, "operation": "ADD COLUMNS", "userName": "ci", "timestamp": "2026-11-30 00:59:00"},
                {"version": 5, "operation": "CREATE TABLE", "userName": "ci", "timestamp": "2026-11-29 10:00:00"}]
-    assert foreign_commits(history, 5) == ["version 7: WRITE by etl at 2026-11-30 01:00:00"]
-    assert foreign_commits(history[1:], 5) == []
-    assert foreign_commits(history, 7) == []
+    assert foreign_commits(history, 5, "r1") == ["version 7: WRITE by etl at 2026-11-30 01:00:00"]
+    assert foreign_commits(history[1:], 5, "r1") == []
+    assert foreign_commits(history, 7, "r1") == []
+    # a commit tagged by the run is its own; one tagged by any other run, or by a forger naming another, is not
+    tagged = [{**history[0], "userMetadata": "reconciler run r1"}]
+    assert foreign_commits(tagged, 5, "r1") == []
+    assert foreign_commits(tagged, 5, "r2") == ["version 7: WRITE by etl at 2026-11-30 01:00:00"]
+    assert foreign_commits([{**history[0], "userMetadata": "reconciler run r12"}], 5, "r1") != []
     # a run sets back only what a Delta table is made with (the history lower-cases some names); any
     # other SET TBLPROPERTIES is another writer's
     set_back = {"version": 8, "operation": "SET TBLPROPERTIES", "userName": "ci", "timestamp": "t",
                 "operationParameters": {"properties": '{"delta.feature.allowcolumndefaults":"supported"}'}}
     by_hand = {**set_back, "version": 9, "operationParameters": {"properties": '{"owner_team":"finance"}'}}
-    assert foreign_commits([set_back], 7) == []
-    assert foreign_commits([set_back, by_hand], 7) == ["version 9: SET TBLPROPERTIES by ci at t"]
+    assert foreign_commits([set_back], 7, "r1") == []
+    assert foreign_commits([set_back, by_hand], 7, "r1") == ["version 9: SET TBLPROPERTIES by ci at t"]
 
 
 def test_a_table_comes_back_from_its_copy_as_it_was_defined() -> None:

@@ -329,7 +329,7 @@ def test_a_compensation_that_fails_keeps_its_restore_points_and_says_so(spark_se
         spark.sql(statement).collect()
     adapter = SparkAdapter(Tenant(name="dev", url=spark_server), Path("."))
     with adapter.reading() as session, pytest.raises(CompensationFailed) as failed:
-        compensate(session, [Before(0, ObjectKey("scratch", "orders"), "Table", (("a", "INT", True, None),),
+        compensate(session, "r1", [Before(0, ObjectKey("scratch", "orders"), "Table", (("a", "INT", True, None),),
                                     restore_point="point", table_format="parquet")])
     assert "putting the run's objects back failed" in str(failed.value)
     assert "statement: INSERT INTO `scratch`.`orders` (`a`) SELECT `a` FROM `_reconciler_backup`.`point`" \

@@ -1,8 +1,9 @@
 """What `run` of a data flow on Spark promises when someone else is writing (README, "Data flows that run" and
 "Checkpoints and data rollback"), each promise attacked on the test Spark Connect server: another writer's rows
 added while the flow is held after its INSERT stop the put-back (parquet: by count; Delta: RESTORE refused over
-that commit), exit 6, every row kept; an upsert is refused before anything is written; a commit whose Delta tag
-another writer forged is taken for the reconciler's and put back with the run's, as the README says.
+that commit), exit 6, every row kept; an upsert is refused before anything is written; a commit another writer
+tags as another run is another writer's, one it tags with the running run's own id is put back with the run's,
+as the README says.
 
 The other writer is the test's own Spark session; the flow is held after its INSERT (RECONCILER_FAULT=HOLD:N)
 and let go once that writer committed: every wait is on a pipe, never on the clock."""
@@ -137,27 +138,41 @@ def test_an_upsert_is_refused_before_anything_is_written(on_spark: EngineLandsca
 
 # -- 3: a forged tag ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("on_spark", ["delta"], indirect=True)
-def test_a_commit_whose_tag_another_writer_forged_is_put_back_with_the_runs(on_spark: EngineLandscape,  # noqa: F811
-                                                                            hold: Hold) -> None:
-    """The README's word: the tag `reconciler run <id>` is matched as the reconciler's, not as the run's, so a
-    commit another writer tags so while the flow is held is taken for the run's own: the check fails, RESTORE
-    undoes both, and the forged commit's row is gone with the flow's (exit 3, the tenant as before the run)."""
+@pytest.mark.parametrize("forged_as", ["another run", "the running run"])
+def test_a_commit_tagged_as_a_run_is_put_back_only_when_tagged_as_the_running_run(on_spark: EngineLandscape,  # noqa: F811
+                                                                                  hold: Hold, forged_as: str) -> None:
+    """The README's word: a commit's tag `reconciler run <id>` makes it the run's own only when <id> is that
+    run's. Another writer's commit tagged as another run, while the flow is held, is another writer's: the
+    check fails, RESTORE is refused over it (exit 6, both rows kept). Tagged with the running run's own id
+    (which the audit shows while it runs), it is taken for the run's: RESTORE undoes both, and the forged
+    commit's row goes with the flow's (exit 3, the tenant as before the run)."""
     landscape = on_spark
     before = with_a_check_the_flow_fails(landscape)
 
     process = held_run(landscape, hold, 1)   # after its INSERT
-    landscape.spark.conf.set(USER_METADATA, "reconciler run forged")
+    [run_id] = running(landscape)
+    tag = f"reconciler run {run_id if forged_as == 'the running run' else run_id + '0'}"
+    landscape.spark.conf.set(USER_METADATA, tag)
     try:
         landscape.sql(OTHER_WRITER)
     finally:
         landscape.spark.conf.unset(USER_METADATA)
-    [forged] = [row for row in history(landscape) if row["userMetadata"] == "reconciler run forged"]
+    forged = next(row for row in history(landscape) if row["userMetadata"] == tag)   # the newest: the flow's
+    # own INSERT carries the running run's tag too
     hold.release(process)
     stdout, stderr = process.communicate()
 
-    assert process.returncode == 3, stderr
     no_traceback(stderr, process.returncode)
     assert "accepted_values(channel): failed (1 offending row)" in stderr
+    if forged_as == "another run":
+        assert process.returncode == 6, stderr
+        assert f"{TRANSACTIONS} was written by another since version" in stderr, stderr
+        assert history(landscape)[0]["version"] == forged["version"]   # no RESTORE
+        assert landscape.sql(f"SELECT count(*) FROM {TRANSACTIONS} WHERE id = 15 OR channel = 'SCORING'") == [(2,)]
+        assert running(landscape) == [run_id]
+        assert landscape.run("unlock", "dev", run_id, "--as-is").code == 0
+        return
+    assert process.returncode == 3, stderr
     newest = history(landscape)[0]
     assert newest["operation"] == "RESTORE" and newest["version"] == forged["version"] + 1, newest
     assert f"its target was put back (restored to version {forged['version'] - 2})" in stderr, stderr

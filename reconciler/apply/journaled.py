@@ -138,7 +138,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
             else:
                 what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
             try:
-                put_back = compensate(session, befores, touched)
+                put_back = compensate(session, run.run_id, befores, touched)
             except (CompensationFailed, PartlyDone) as failed:   # left running: the next apply compensates it again
                 raise type(failed)(f"tenant {expected.tenant}: {what}\n  {failed}\n  the run {run.run_id} stays "
                                    "recorded as running, and the next apply (or `reconciler unlock` of it) tries "
@@ -318,7 +318,7 @@ def _execute(session: Session, changes: Sequence[Change], befores: Sequence[cata
             progress(run.tenant_plan.tenant, change)
 
 
-def compensate(session: Session, befores: Sequence[catalog.Before],
+def compensate(session: Session, run_id: str, befores: Sequence[catalog.Before],
                touched: Collection[tuple[str, str]] | None = None) -> str:
     """Put every journaled object back as it was, then verify each: what was absent dropped, a
     view re-created from its text, a table re-created from its restore point, a table the run never
@@ -328,7 +328,7 @@ def compensate(session: Session, befores: Sequence[catalog.Before],
     Returns what was done, for people; CompensationFailed (the journal and restore points kept) when
     a statement of it fails or the result differs."""
     try:
-        return _put_back(session, befores, touched)
+        return _put_back(session, run_id, befores, touched)
     except StatementFailed as failure:
         raise CompensationFailed(f"putting the run's objects back failed: {failure.message}\n  statement: "
                                  f"{failure.statement}\n  its journal and restore points (schema "
@@ -338,7 +338,8 @@ def compensate(session: Session, befores: Sequence[catalog.Before],
                                  f"points (schema {catalog.BACKUP_SCHEMA}) are kept") from None
 
 
-def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Collection[tuple[str, str]] | None) -> str:
+def _put_back(session: Session, run_id: str, befores: Sequence[catalog.Before],
+              touched: Collection[tuple[str, str]] | None) -> str:
     engine = session.engine
     live, _ = session.adapter.engine_objects(session.connection)
     now = {key.folded(): obj for key, obj in live.items()}
@@ -367,7 +368,7 @@ def _put_back(session: Session, befores: Sequence[catalog.Before], touched: Coll
             for statement in catalog.from_restore_point(engine, before, definition):
                 session.execute(statement)
     for before in rewound:
-        cast(JournaledAdapter, session.adapter).restore_from_history(session, before)
+        cast(JournaledAdapter, session.adapter).restore_from_history(session, before, run_id)
     views = [b for b in back if b.kind == "View"]
     while views:   # in plan order; a view whose reads are not back yet waits for the next round
         waiting = []
@@ -440,7 +441,7 @@ def recover(session: Session, run_id: str) -> str:
         catalog.release(session, run_id, "interrupted", "stopped before its first statement; nothing to undo")
         return f"run {run_id} had been interrupted before its first statement; nothing to undo"
     try:
-        put_back = compensate(session, found.befores)
+        put_back = compensate(session, run_id, found.befores)
     except PartlyDone as stopped:   # it stays running: the next apply, or unlock, tries again
         raise PartlyDone(f"tenant {tenant}: run {run_id} had been interrupted, and "
                          f"{stopped}\n  its journal is kept and it stays recorded as running: once what is "

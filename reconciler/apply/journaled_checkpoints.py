@@ -150,7 +150,7 @@ class _Restoring:
             if before.key.folded() not in self.touched:   # refused before it wrote: nothing to put back
                 self.not_restored.append((str(point.table), f"{why}; left as it was"))
                 return
-            put_back = compensate(self.session, [before], {before.key.folded()})
+            put_back = compensate(self.session, self.run.run_id, [before], {before.key.folded()})
             self.touched.discard(before.key.folded())
             self.not_restored.append((str(point.table), f"{why}; put back as it was ({put_back})"))
 
@@ -187,7 +187,7 @@ class _Restoring:
             return stopped
         touched = [before for before in befores if before.key.folded() in self.touched]   # the rest: as they are
         try:
-            put_back = compensate(self.session, touched, self.touched)
+            put_back = compensate(self.session, self.run.run_id, touched, self.touched)
             for before in befores:   # copied, then stopped before it wrote the table: no one's restore point
                 if before.key.folded() in self.copied - self.touched:
                     copy = sql.qualified(catalog.BACKUP_SCHEMA, before.restore_point, self.session.engine)

@@ -172,7 +172,7 @@ def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: cata
     else:
         what = f"stopped by {type(stopped).__name__}: {stopped}".rstrip(": ")
     try:
-        put_back = _restore_target(session, adapter, before, counts) if counts.moving else "nothing was written to it"
+        put_back = _restore_target(session, adapter, run.run_id, before, counts) if counts.moving else "nothing was written to it"
     except (StatementFailed, PartlyDone) as failed:   # left running: the next apply or unlock tries again
         why = f"{failed.message} (statement: {failed.statement})" if isinstance(failed, StatementFailed) else failed
         return PartlyDone(f"tenant {tenant}: {what}\n  putting its target back stopped: {why}\n  the run "
@@ -189,14 +189,14 @@ def _put_back(session, adapter: JournaledAdapter, run: catalog.Run, before: cata
     return stopped
 
 
-def _restore_target(session, adapter: JournaledAdapter, before: catalog.Before, counts: Counts) -> str:
+def _restore_target(session, adapter: JournaledAdapter, run_id: str, before: catalog.Before, counts: Counts) -> str:
     """A Delta target back to its journaled version (refused over another writer's commit: only the run's
     own, tagged, are undone); any other's rows overwritten from its restore point, only while it holds
     exactly the rows its copy held and the run's staged ones, counted after they arrived and again now
     (by count: another writer's rows would be lost, so it stops; a writer that adds as many rows as it
     deletes meanwhile is not seen, as counts cannot see it)."""
     if before.version is not None:
-        adapter.restore_from_history(session, before)
+        adapter.restore_from_history(session, before, run_id)
         return f"restored to version {before.version}"
     if counts.staged == 0 and not counts.overwrite:   # the move added nothing: no row of the run's to take out
         return "its statement wrote no row"

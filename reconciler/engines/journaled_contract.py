@@ -43,8 +43,9 @@ class JournaledAdapter(Adapter):
         before it drops the table (`last_copy`). StatementFailed where it cannot be read: the compensation
         then drops nothing that has rows."""
 
-    def restore_from_history(self, session: Session, before: catalog.Before) -> None:
-        """Put a table back to the version of its own history its restore point names. An engine that
+    def restore_from_history(self, session: Session, before: catalog.Before, run_id: str) -> None:
+        """Put a table back to the version of its own history its restore point names, undoing the
+        commits of the run `run_id` since (refused over another writer's). An engine that
         keeps no history never names such a point; a journal that does (one edited by hand) is not
         obeyed, and the compensation stops with it kept."""
         raise StatementFailed(f"RESTORE {before.key} TO {before.restore_point}",

@@ -294,7 +294,7 @@ class SparkAdapter(JournaledAdapter):
         [(found,)] = session.execute(query)
         return int(found[0]), str(found[1])
 
-    def restore_from_history(self, session: Session, before: catalog.Before) -> None:
+    def restore_from_history(self, session: Session, before: catalog.Before, run_id: str) -> None:
         """RESTORE TABLE ... TO VERSION AS OF the journaled version, unless a commit since then is
         another writer's (`foreign_commits`): restoring would undo it, so it is left for a person. A table
         with no commit of a run's kind since (a run killed before it reached the table) is left as it is:
@@ -308,7 +308,7 @@ class SparkAdapter(JournaledAdapter):
             raise StatementFailed(restore, f"not run: the history of {before.key} ends at version {newest}, "
                                   f"before the journaled version {before.version}")
         since = _history(session, before.key, newest - before.version)
-        foreign = foreign_commits(since, before.version)
+        foreign = foreign_commits(since, before.version, run_id)
         if len(foreign) == len([row for row in since if row["version"] > before.version]):   # none is a run's
             return
         if foreign:

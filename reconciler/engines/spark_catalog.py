@@ -42,20 +42,21 @@ SET_PROPERTIES = "SET TBLPROPERTIES"   # a run's own only when it sets a propert
 
 
 # Every commit a run's session makes carries this in Delta's commit metadata, with the run's id: the writes
-# a run makes besides its schema changes (a data flow's INSERT) are told from another writer's by it. Under
-# the tenant lock no other run writes, so a tagged commit after a run's journaled version is that run's; a
-# writer who forges the tag can write the table anyway, and its commit is then put back with the run's.
+# a run makes besides its schema changes (a data flow's INSERT) are told from another writer's by it: a commit
+# after a run's journaled version is that run's only when tagged with that run's id. A writer who forges the
+# tag of the run that is running (its id is in the audit while it runs) can have its commit put back with the
+# run's; a tag of any other run, or of none, is another writer's.
 USER_METADATA, COMMIT_TAG = "spark.databricks.delta.commitInfo.userMetadata", "reconciler run "
 
 
-def foreign_commits(history: Sequence[Mapping], version: int) -> list[str]:
-    """The commits after `version` (rows of DESCRIBE HISTORY) that are not the changes a run makes in
-    place (its schema changes, setting back a property the table format asks for, or any commit its
-    session tagged: `COMMIT_TAG`): another writer's, for people."""
+def foreign_commits(history: Sequence[Mapping], version: int, run_id: str) -> list[str]:
+    """The commits after `version` (rows of DESCRIBE HISTORY) that are not the changes the run `run_id`
+    makes in place (its schema changes, setting back a property the table format asks for, or any commit
+    its session tagged with its id: `COMMIT_TAG`): another writer's, for people."""
     return [f"version {row['version']}: {row['operation']} by {row.get('userName') or 'an unnamed user'} at "
             f"{row.get('timestamp')}" for row in sorted(history, key=lambda row: row["version"])
             if row["version"] > version and row["operation"] not in OWN_OPERATIONS and not _sets_back(row)
-            and not str(row.get("userMetadata") or "").startswith(COMMIT_TAG)]
+            and str(row.get("userMetadata") or "") != f"{COMMIT_TAG}{run_id}"]
 
 
 def _sets_back(commit: Mapping) -> bool:
