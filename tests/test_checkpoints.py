@@ -264,12 +264,18 @@ def test_a_rollback_waits_for_no_apply_and_a_killed_one_restores_nothing(engine_
     assert landscape.sql("SELECT count(*) FROM sales.customer_transactions") == [(4,)]
 
 
-def test_prune_backups_drops_checkpoints_past_their_retention_and_says_so(landscape: Landscape) -> None:
+def checkpoint_kept_a_day(landscape: Landscape, name: str) -> None:
+    """dev's checkpoints kept a day (`rules.checkpoint_retention: 1d`), its tables holding rows, and a
+    checkpoint `name` of them."""
     landscape.edit("environments/dev/environment.yaml", "  capacity: dev-shared", "  capacity: dev-shared\n"
                    "  checkpoint_retention: 1d")
     landscape.commit("checkpoints kept a day")
     with_rows(landscape)
-    assert landscape.run("checkpoint", "dev", "--name", "old").code == 0
+    assert landscape.run("checkpoint", "dev", "--name", name).code == 0
+
+
+def test_prune_backups_drops_checkpoints_past_their_retention_and_says_so(landscape: Landscape) -> None:
+    checkpoint_kept_a_day(landscape, "old")
     assert landscape.run("checkpoint", "dev", "--name", "new").code == 0
     landscape.sql("UPDATE _reconciler.checkpoints SET created_at = created_at - INTERVAL 2 DAY WHERE name = 'old'")
 
@@ -289,11 +295,7 @@ def test_a_copy_stays_while_any_checkpoint_naming_it_is_within_its_retention(lan
     """The checkpoint a rollback takes of the rows it restored names the copy it restored (no second
     copy): pruning the older checkpoint keeps that copy, and both stay restorable until the newer
     one expires."""
-    landscape.edit("environments/dev/environment.yaml", "  capacity: dev-shared", "  capacity: dev-shared\n"
-                   "  checkpoint_retention: 1d")
-    landscape.commit("checkpoints kept a day")
-    with_rows(landscape)
-    assert landscape.run("checkpoint", "dev", "--name", "old").code == 0
+    checkpoint_kept_a_day(landscape, "old")
     landscape.sql("DELETE FROM sales.customer_transactions WHERE id = 1")
     assert landscape.run("rollback", "dev", "--checkpoint", "old", "--execute").code == 0
     copies = "SELECT count(*) FROM information_schema.tables WHERE table_schema = '_reconciler_backup'"
@@ -322,11 +324,7 @@ def test_a_copy_a_rollback_names_while_prune_backups_is_listing_is_kept(landscap
     """`prune-backups --yes` lists an expired checkpoint's copies, then, before it takes the tenant's lock,
     a rollback restores from that checkpoint and its after-rollback checkpoint names those copies: the
     prune decides again under the lock and keeps them, so the newer checkpoint stays restorable."""
-    landscape.edit("environments/dev/environment.yaml", "  capacity: dev-shared", "  capacity: dev-shared\n"
-                   "  checkpoint_retention: 1d")
-    landscape.commit("checkpoints kept a day")
-    with_rows(landscape)
-    assert landscape.run("checkpoint", "dev", "--name", "old").code == 0
+    checkpoint_kept_a_day(landscape, "old")
     landscape.sql("UPDATE _reconciler.checkpoints SET created_at = created_at - INTERVAL 2 DAY WHERE name = 'old'")
     listed = landscape.run("prune-backups", "dev")
     assert listed.stdout.count("of checkpoint old") == 2, listed.output   # both copies expired, as listed
