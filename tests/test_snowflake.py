@@ -512,7 +512,9 @@ def test_a_shortened_varchar_is_a_rebuild_and_one_that_values_do_not_fit_is_refu
     assert rebuild[2].startswith("SELECT TO_NUMBER(IFF(NOT EXISTS (SELECT ") and " EXCEPT " in rebuild[2]
     assert "rebuilding sales.customer_master would change or lose rows" in rebuild[2]
     assert "another session wrote to sales.customer_master after its rows were copied" in rebuild[3]
-    assert rebuild[4:] == [f"DROP TABLE {table}", f'ALTER TABLE {copy} RENAME TO "CUSTOMER_MASTER"']
+    # the target qualified: Snowflake renames into the session's current schema a name that is not (the double
+    # keeps the table's, so only the statement can show it)
+    assert rebuild[4:] == [f"DROP TABLE {table}", f"ALTER TABLE {copy} RENAME TO {table}"]
     before = tenant(double, database)
     applied.edit(MASTER, "type: 'VARCHAR(2)'", "type: 'VARCHAR(1)'")
     change = plan_of(applied, "sales.customer_master")
@@ -856,3 +858,63 @@ def test_a_dropped_column_is_backed_up_as_a_clone_and_restore_brings_its_values_
     runs = json.loads(applied.run("history", "dev", "--format", "json").stdout)
     assert (runs[-1]["operation"], runs[-1]["outcome"]) == ("restore", "applied")
     assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_login_that_ends_mid_apply_is_said_and_unlock_compensates(applied: Landscape, double: dict,
+                                                                    database: str, hold) -> None:
+    """An apply held after its first statement while the double forgets every login it gave (as Snowflake
+    does once a session's token has expired): the next statement is refused for the login, the run says so
+    and leaves its journal, and `unlock`, logging in again, puts the tenant back exactly."""
+    import importlib
+
+    before = tenant(double, database)
+    a_column_and_a_view(applied)
+    running = hold.popen([RECONCILER, "--repo", str(applied.root), "apply", "dev", "--yes"], hold.env(after=1))
+    try:
+        hold.held(running)
+        importlib.import_module("fakesnow.server").sessions.clear()
+    finally:
+        hold.release(running)
+    _, stderr = running.communicate()
+    assert running.returncode == 1, stderr
+    [dead] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)
+              if r["outcome"] == "running"]
+    assert f"snowflake://fakesnow/{database} ended this login or stopped answering" in stderr, stderr
+    assert f"the run {dead} stopped there and put nothing back" in stderr, stderr
+    assert f"`reconciler unlock dev {dead}`, or the next apply, puts the tenant back" in stderr, stderr
+    assert "Traceback" not in stderr
+    unlock = applied.run("unlock", "dev", dead)
+    assert unlock.code == 0, unlock.output
+    assert f"dev: run {dead} had been interrupted; compensated from its journal" in unlock.stdout
+    assert tenant(double, database) == before
+    assert applied.run("apply", "dev", "--yes").code == 0
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0
+
+
+def test_a_statement_refused_for_a_privilege_names_the_privilege_and_every_statement_of_a_plan_has_one(
+        snowflake_landscape: Landscape) -> None:
+    """The double grants everything, so Snowflake's refusal (SQLSTATE 42501, naming the object, not the
+    privilege) is raised as the connector raises it, through the adapter's translation; and every statement
+    the demo's plan sends is one whose privilege the adapter can name."""
+    from snowflake.connector.errors import ProgrammingError
+
+    from reconciler.engines.snowflake import SnowflakeAdapter, _Connection
+    from reconciler.engines.snowflake_access import privilege_needed
+    from reconciler.model import Tenant
+    from reconciler.sessions import StatementFailed
+
+    statement = 'CREATE TABLE "SALES"."CUSTOMER_MASTER" ("ID" DECIMAL(38, 0) NOT NULL)'
+    url = "snowflake://fake@acme/ANALYTICS?warehouse=REPORTING&role=RECONCILER"
+    translating = _Connection(None, SnowflakeAdapter(Tenant(name="prod", url=url), snowflake_landscape.root))
+    with pytest.raises(StatementFailed) as refused, translating._said(statement):
+        raise ProgrammingError(msg="SQL access control error:\nInsufficient privileges to operate on schema 'SALES'",
+                               errno=3001, sqlstate="42501")
+    assert refused.value.statement == statement
+    assert refused.value.message == (
+        "[42501] SQL access control error: Insufficient privileges to operate on schema 'SALES'; the role "
+        "\"RECONCILER\" needs CREATE TABLE on schema \"SALES\" and USAGE on its database and schema (Snowflake's "
+        "access control)"), refused.value.message
+    plan = json.loads(snowflake_landscape.run("plan", "dev", "--format", "json").stdout)
+    statements = [s for change in plan["tenants"][0]["changes"] for s in change["statements"]]
+    assert len(statements) >= 5, statements
+    assert [s for s in statements if privilege_needed(s) is None] == []

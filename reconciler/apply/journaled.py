@@ -120,7 +120,7 @@ def apply_journaled(state: TenantState, expected: TenantPlan, plan: Plan, actor:
                                 "statement and put nothing back: the run that holds the tenant now compensates it "
                                 "from its journal (or `reconciler unlock` of it, once that run ended)") from None
         except EndpointLost as lost:   # nothing answers: no statement of a compensation could run, nor be recorded
-            after = ("its journal and restore points are kept and it stays recorded as running: once the endpoint "
+            after = ("its journal and restore points are kept and it stays recorded as running: once the tenant "
                      f"answers again, `reconciler unlock {plan.environment} {run.run_id}`, or the next apply, puts the "
                      "tenant back as it was before the run" if run.outcome == "running" else
                      f"it was recorded {run.outcome} before that; the next apply drops the restore points it left")

@@ -29,6 +29,11 @@ class Compiler:
     def qk(self, key: ObjectKey) -> str:
         return sql.qualified(key.schema, key.name, self.engine)
 
+    def renamed_to(self, key: ObjectKey) -> str:
+        """A RENAME TO's target: the name alone, which keeps the table in its schema (DuckDB and PostgreSQL
+        take no other)."""
+        return self.q(key.name)
+
     def compile(self, changes: Sequence[Change], desired: DesiredState, live: LiveState) -> list[Change]:
         """The same changes, each carrying the statements that carry it out, in order."""
         schemas = set(live.schemas)
@@ -138,7 +143,7 @@ class Compiler:
             renamed = replace(previous, key=key, engine_sql=None, additions=())
             rest = self.statements(change.model_copy(update={"renamed_from": None}), want,
                                     replace(live, objects={**live.objects, key: renamed}))
-            return [f"ALTER TABLE {self.qk(previous.key)} RENAME TO {self.q(key.name)}", *rest]
+            return [f"ALTER TABLE {self.qk(previous.key)} RENAME TO {self.renamed_to(key)}", *rest]
         found = live.object(key)
         if found is not None:   # an object the tenant has is addressed as the engine spells it
             key = found.key
@@ -268,7 +273,7 @@ class Compiler:
                 *(statement for addition in carried for statement in addition.before_drop),
                 *self.unchanged_since_copy(key, temporary, pairs),
                 f"DROP TABLE {self.qk(key)}",
-                f"ALTER TABLE {temporary} RENAME TO {self.q(key.name)}",
+                f"ALTER TABLE {temporary} RENAME TO {self.renamed_to(key)}",
                 *self.after_swap(key, want),
                 *(statement for addition in carried for statement in addition.recreate)]
 

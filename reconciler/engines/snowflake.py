@@ -40,10 +40,12 @@ from ..desired import column_types, sql
 from ..errors import TenantError
 from ..model import ObjectKey
 from ..plan import Change, Refusal
+from ..sessions import NOT_ALLOWED, EndpointLost
 from ..state import ColumnState, DesiredState, LiveObject, LiveState, ObjectState
 from . import catalog
 from .contract import Adapter, Session, StatementFailed, Unprovable, _Recorded
 from .journaled_contract import JournaledAdapter
+from .snowflake_access import privilege_needed
 from .snowflake_ddl import COMPILER, ENGINE, SnowflakeCompiler, count_and_digest
 from .spark_lock import TableLock, _utc
 from .stores import AppendOnly, appended_ddl
@@ -54,6 +56,7 @@ CATALOG_SCHEMAS = ("INFORMATION_SCHEMA",)   # Snowflake's own, in every database
 # The url's query parameters the connector is given (validation/tenants.py reads the url's form)
 CONNECTION_PARAMETERS = ("warehouse", "role", "host", "port", "protocol")
 PRIVATE_KEY = "private_key"
+CONNECTION_LOST = "08"   # SQLSTATE's class of connection exceptions: the connector's for an ended login too
 INSERT_BATCH = 200   # the catalog's rows sent in one statement (each row's values bound)
 UNLIMITED_VARCHAR = 16_777_216   # the length a VARCHAR declared without one has (Snowflake's maximum)
 # The reconciler's own schemas (`_RECONCILER`, its backups) are left out of inspection's listings in the query
@@ -73,7 +76,7 @@ class SnowflakeSession(Session):
     catalog_store = AppendOnly(appended_ddl(""))
 
     def __init__(self, connection, adapter: Adapter):
-        self.connection = self._own = _Connection(connection)   # `connection` is a recorder while inspecting
+        self.connection = self._own = _Connection(connection, adapter)   # `connection` is a recorder while inspecting
         self.adapter = adapter
         self._reading_only = False
         self.lock: SnowflakeLock | None = None   # an apply's session holds one
@@ -155,8 +158,9 @@ class _Connection:
     back; `?` placeholders, which Snowflake binds itself), so that inspection reads through
     `contract._Recorded` like theirs."""
 
-    def __init__(self, connection):
+    def __init__(self, connection, adapter: SnowflakeAdapter | None):
         self._connection = connection
+        self._adapter = adapter   # what an error names: the account, the role
 
     def execute(self, statement: str, parameters: Sequence | None = None):
         with self._said(statement):
@@ -175,14 +179,25 @@ class _Connection:
 
     @contextlib.contextmanager
     def _said(self, statement: str) -> Iterator[None]:
-        """The connector's errors as StatementFailed, with Snowflake's message and SQLSTATE."""
+        """The connector's errors as StatementFailed, with Snowflake's message and SQLSTATE; one of the
+        connection's own (SQLSTATE class 08: the login's token expired or was revoked, the account stopped
+        answering) as EndpointLost, since no later statement of this connection can run, a compensation's
+        neither: a new login can (`unlock`, the next apply)."""
         from snowflake.connector import Error
 
         try:
             yield
-        except Error as error:
-            raise StatementFailed.engine(statement, Exception(error.msg or str(error)),
-                                         getattr(error, "sqlstate", None)) from None
+        except Error as error:   # Snowflake's own words (no "003001 (42501): "), its lines as one
+            said = " ".join(str(getattr(error, "raw_msg", None) or error.msg or error).split())
+            failed = StatementFailed.engine(statement, Exception(said), getattr(error, "sqlstate", None))
+            if (failed.sqlstate or "").startswith(CONNECTION_LOST):
+                raise EndpointLost(statement, f"{self._adapter.describe()} ended this login or stopped answering (its "
+                                   f"session token expired or was revoked, or the network to it went): "
+                                   f"{failed.message}") from None
+            needed = privilege_needed(statement) if failed.sqlstate == NOT_ALLOWED else None
+            if needed:   # Snowflake names the object refused, not the privilege missing
+                failed.message += f"; {self._adapter.role()} needs {needed} (Snowflake's access control)"
+            raise failed from None
 
 
 class SnowflakeLock(TableLock):
@@ -232,6 +247,11 @@ class SnowflakeAdapter(JournaledAdapter):
         """The account and database, without the user or any parameter."""
         parts = urlsplit(self.url)
         return f"snowflake://{parts.hostname}{parts.path}"
+
+    def role(self) -> str:
+        """The role the url names, as Snowflake reads it, or the user's default."""
+        role = dict(parse_qsl(urlsplit(self.url).query)).get("role")
+        return f"the role {sql.quote(role, ENGINE)}" if role else "the user's default role"
 
     def connection_arguments(self) -> dict:
         """What the connector is given, secrets resolved from the environment (a missing variable is named

@@ -28,6 +28,11 @@ class SnowflakeCompiler(Compiler):
         comment = want.comment if isinstance(want, LiveObject) else None
         return f"{created} COMMENT = {sql.literal(comment).sql(ENGINE)}" if comment else created
 
+    def renamed_to(self, key: ObjectKey) -> str:
+        """Qualified: Snowflake resolves a RENAME TO's unqualified target in the session's current schema, not
+        the table's, so a rebuilt table would move there (or fail where the session has none: 090106)."""
+        return self.qk(key)
+
     def alters_in_place(self, change: Change, want, found: LiveObject) -> bool:
         """What Snowflake's ALTER TABLE ... ALTER COLUMN reference says it alters in place: an added column, a
         renamed or dropped one, a default dropped, a NOT NULL set or dropped, and a type retyped within its
