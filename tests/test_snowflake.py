@@ -664,13 +664,15 @@ def test_rows_inserted_in_batches_arrive_whole_across_the_batches_edges(double: 
     timestamps among them, read back exactly, each batch committed (a rollback after takes none back)."""
     import datetime as dt
 
-    from reconciler.engines.snowflake import INSERT_BATCH, SnowflakeSession
+    from reconciler.engines.snowflake import INSERT_BATCH, SnowflakeAdapter, SnowflakeSession
+    from reconciler.model import Tenant
 
     run_sql(double, database, "CREATE SCHEMA s", "CREATE TABLE s.rows (n NUMBER(38,0), note VARCHAR, written_at TIMESTAMP_NTZ)")
     rows = [(n, None if n % 7 == 0 else f"it's {n}", dt.datetime(2026, 1, 1, 0, 0, n % 60) if n % 5 else None)
             for n in range(2 * INSERT_BATCH + 1)]
     with snowflake_connector.connect(**double, database=database, autocommit=False, paramstyle="qmark") as connection:
-        SnowflakeSession(connection, adapter=None).insert("s.rows", rows)   # as the adapter connects: `?` bound
+        adapter = SnowflakeAdapter(Tenant(name="dev", url=snowflake_url(double, database)), Path("."))
+        SnowflakeSession(connection, adapter).insert("s.rows", rows)   # as the adapter connects: `?` bound
         connection.rollback()
     # as text: the double's server sends a NULL TIMESTAMP_NTZ as 1970-01-01
     assert run_sql(double, database, "SELECT n, note, CAST(written_at AS VARCHAR) FROM s.rows ORDER BY n") == [
@@ -863,8 +865,9 @@ def test_a_dropped_column_is_backed_up_as_a_clone_and_restore_brings_its_values_
 def test_a_login_that_ends_mid_apply_is_said_and_unlock_compensates(applied: Landscape, double: dict,
                                                                     database: str, hold) -> None:
     """An apply held after its first statement while the double forgets every login it gave (as Snowflake
-    does once a session's token has expired): the next statement is refused for the login, the run says so
-    and leaves its journal, and `unlock`, logging in again, puts the tenant back exactly."""
+    does a session it aborted, or whose master token expired): the next statement is refused for the login
+    (the connector's SQLSTATE 08001), the run stops there and leaves its journal, and `unlock`, logging in
+    again, puts the tenant back exactly."""
     import importlib
 
     before = tenant(double, database)
@@ -879,7 +882,7 @@ def test_a_login_that_ends_mid_apply_is_said_and_unlock_compensates(applied: Lan
     assert running.returncode == 1, stderr
     [dead] = [r["run_id"] for r in json.loads(applied.run("history", "dev", "--format", "json").stdout)
               if r["outcome"] == "running"]
-    assert f"snowflake://fakesnow/{database} ended this login or stopped answering" in stderr, stderr
+    assert f"snowflake://fakesnow/{database} refused this connection's login" in stderr, stderr
     assert f"the run {dead} stopped there and put nothing back" in stderr, stderr
     assert f"`reconciler unlock dev {dead}`, or the next apply, puts the tenant back" in stderr, stderr
     assert "Traceback" not in stderr
@@ -912,9 +915,28 @@ def test_a_statement_refused_for_a_privilege_names_the_privilege_and_every_state
     assert refused.value.statement == statement
     assert refused.value.message == (
         "[42501] SQL access control error: Insufficient privileges to operate on schema 'SALES'; the role "
-        "\"RECONCILER\" needs CREATE TABLE on schema \"SALES\" and USAGE on its database and schema (Snowflake's "
-        "access control)"), refused.value.message
+        "\"RECONCILER\" needs CREATE TABLE on schema \"SALES\" and USAGE on the database and on each schema named "
+        "(Snowflake's access control)"), refused.value.message
     plan = json.loads(snowflake_landscape.run("plan", "dev", "--format", "json").stdout)
     statements = [s for change in plan["tenants"][0]["changes"] for s in change["statements"]]
     assert len(statements) >= 5, statements
     assert [s for s in statements if privilege_needed(s) is None] == []
+
+
+def test_a_table_renamed_in_the_folder_is_renamed_in_its_schema_with_its_rows(applied: Landscape, double: dict,
+                                                                               database: str) -> None:
+    """`renamed_from`: ALTER TABLE ... RENAME TO the qualified name (Snowflake would take an unqualified one into
+    the session's current schema), the rows kept, the plan after it empty."""
+    applied.write("environments/dev/sales/notes.yaml", "kind: Table\nname: notes\nschema: sales\n"
+                  "status: active\ncolumns:\n  - {name: id, type: INTEGER, nullable: false}\nprimary_key: [id]\n")
+    assert applied.run("apply", "dev", "--yes").code == 0
+    run_sql(double, database, "INSERT INTO sales.notes VALUES (1), (2)")
+    applied.remove("environments/dev/sales/notes.yaml")
+    applied.write("environments/dev/sales/memos.yaml", "kind: Table\nname: memos\nschema: sales\n"
+                  "status: active\ncolumns:\n  - {name: id, type: INTEGER, nullable: false}\nprimary_key: [id]\n"
+                  "renamed_from: notes\n")
+    assert plan_of(applied, "sales.memos")["statements"] == ['ALTER TABLE "SALES"."NOTES" RENAME TO "SALES"."MEMOS"']
+    result = applied.run("apply", "dev", "--yes")
+    assert result.code == 0, result.output
+    assert run_sql(double, database, "SELECT id FROM sales.memos ORDER BY id") == [(1,), (2,)]
+    assert applied.run("plan", "dev", "--detailed-exitcode").code == 0

@@ -158,7 +158,7 @@ class _Connection:
     back; `?` placeholders, which Snowflake binds itself), so that inspection reads through
     `contract._Recorded` like theirs."""
 
-    def __init__(self, connection, adapter: SnowflakeAdapter | None):
+    def __init__(self, connection, adapter: SnowflakeAdapter):
         self._connection = connection
         self._adapter = adapter   # what an error names: the account, the role
 
@@ -179,10 +179,12 @@ class _Connection:
 
     @contextlib.contextmanager
     def _said(self, statement: str) -> Iterator[None]:
-        """The connector's errors as StatementFailed, with Snowflake's message and SQLSTATE; one of the
-        connection's own (SQLSTATE class 08: the login's token expired or was revoked, the account stopped
-        answering) as EndpointLost, since no later statement of this connection can run, a compensation's
-        neither: a new login can (`unlock`, the next apply)."""
+        """The connector's errors as StatementFailed, with Snowflake's message and SQLSTATE; one it gives the
+        connection's login (SQLSTATE class 08: a session Snowflake aborted or no longer knows, a token it did
+        not renew, a connection closed) as EndpointLost, since no later statement of this connection can
+        run, a compensation's neither: a new login can (`unlock`, the next apply). A network that stops
+        answering is not class 08 (the connector retries for NETWORK_TIMEOUT, then says so without a
+        SQLSTATE): its statements fail as any other, the compensation's too, and the journal is kept."""
         from snowflake.connector import Error
 
         try:
@@ -191,12 +193,13 @@ class _Connection:
             said = " ".join(str(getattr(error, "raw_msg", None) or error.msg or error).split())
             failed = StatementFailed.engine(statement, Exception(said), getattr(error, "sqlstate", None))
             if (failed.sqlstate or "").startswith(CONNECTION_LOST):
-                raise EndpointLost(statement, f"{self._adapter.describe()} ended this login or stopped answering (its "
-                                   f"session token expired or was revoked, or the network to it went): "
+                raise EndpointLost(statement, f"{self._adapter.describe()} refused this connection's login (its "
+                                   f"session aborted, its user disabled or its token expired and not renewed): "
                                    f"{failed.message}") from None
             needed = privilege_needed(statement) if failed.sqlstate == NOT_ALLOWED else None
             if needed:   # Snowflake names the object refused, not the privilege missing
-                failed.message += f"; {self._adapter.role()} needs {needed} (Snowflake's access control)"
+                raise StatementFailed(statement, f"{failed.message}; {self._adapter.role()} needs {needed} "
+                                      "(Snowflake's access control)", failed.sqlstate) from None
             raise failed from None
 
 

@@ -12,7 +12,7 @@ from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 ENGINE = "snowflake"
-USAGE = "USAGE on its database and schema"   # what every statement on a schema's object asks first
+USAGE = "USAGE on the database and on each schema named"   # what every statement on a schema's object asks first
 
 
 def privilege_needed(statement: str) -> str | None:
@@ -40,6 +40,8 @@ def _needed(tree: exp.Expression) -> list[str]:
         return [f"OWNERSHIP of {_named(target)}",
                 *([f"CREATE TABLE on schema {_schema_of(renamed.this)}"]
                   if renamed is not None and isinstance(renamed.this, exp.Table) else [])]
+    if isinstance(tree, exp.Insert) and tree.args.get("overwrite"):   # empties the table first
+        return [f"INSERT and DELETE on {_named(target)}", *_selected(tree, target)]
     for kind, privilege in ((exp.Insert, "INSERT"), (exp.Update, "UPDATE"), (exp.Delete, "DELETE"),
                             (exp.TruncateTable, "TRUNCATE"), (exp.Merge, "INSERT, UPDATE and DELETE")):
         if isinstance(tree, kind):
@@ -56,12 +58,12 @@ def _create(tree: exp.Create) -> list[str]:
         return []
     needed = [f"CREATE {kind} on schema {_schema_of(target)}"]
     if tree.args.get("replace"):
-        needed.append(f"OWNERSHIP of {_named(target)} (it is replaced)")
+        needed.append(f"OWNERSHIP of {_named(target)} (where it exists: it is replaced)")
     clone = tree.find(exp.Clone)
-    like = next((p for p in tree.find_all(exp.LikeProperty)), None)
-    source = clone if clone is not None else like
-    if source is not None and isinstance(source.this, exp.Table):
-        return [*needed, f"SELECT on {_named(source.this)} (the table {'cloned' if clone else 'copied'})"]
+    if clone is not None and isinstance(clone.this, exp.Table):
+        return [*needed, f"SELECT on {_named(clone.this)} (the table cloned)"]
+    if tree.find(exp.LikeProperty) is not None:   # the reference asks SELECT for a clone and a CTAS only
+        return needed
     return [*needed, *_selected(tree.expression, target)] if isinstance(tree.expression, exp.Query) else needed
 
 
