@@ -71,13 +71,16 @@ _PART = None   # the work of `in_parts`, which a forked process has as its paren
 
 def in_parts(work, count: int | None = None) -> list:
     """`work(part, count)` for each part 0..count-1 (count: the cores this process may use, at most
-    MAX_PARTS) at once, each in a process forked from this one, so that what the work reads is
+    MAX_PARTS: loky's count, which reads the CPU affinity and a container's cgroup CPU quota, so that a
+    runner allowed 2 CPUs of a 64-core host forks 2, not 8, each holding the parent's memory) at once, each in a process forked from this one, so that what the work reads is
     already there and never sent; only its results come back. Pure Python work (rendering pages)
     runs on one core in one process; its parts do not share a lock. Where fork is missing or there is
     one core, the parts run here, one after another. An exception a part raises is raised here."""
     global _PART
-    count = count or min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1,
-                         MAX_PARTS)
+    if not count:
+        from loky.backend.context import cpu_count   # 50 ms to import: only where parts are made
+
+        count = min(cpu_count(), MAX_PARTS)
     if count <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         return [work(0, 1)]
     _PART = work

@@ -67,3 +67,16 @@ def test_no_part_outlives_the_process_that_forked_it(tmp_path) -> None:
                 os.close(pidfd)
     finally:
         parent.kill()
+
+
+def test_as_many_parts_as_cores_the_process_may_use(tmp_path) -> None:
+    """The count is the cores this process may use, not the host's: pinned to one core (as a runner is by its
+    affinity or its cgroup's CPU quota, which loky's count reads too), the work runs here, in one part."""
+    script = tmp_path / "pinned.py"
+    script.write_text(
+        "import os\n"
+        "from reconciler import parallel\n"
+        "os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "print(parallel.in_parts(lambda part, count: (os.getpid(), part, count)) == [(os.getpid(), 0, 1)])\n")
+    pinned = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert pinned.stdout.strip() == "True", pinned.stderr
