@@ -264,7 +264,10 @@ class SnowflakeAdapter(JournaledAdapter):
         arguments = {"account": parts.hostname, "user": parts.username, "database": parts.path.strip("/"),
                      "autocommit": False, "login_timeout": LOGIN_TIMEOUT, "network_timeout": NETWORK_TIMEOUT,
                      "paramstyle": "qmark", "application": "reconciler",   # `?`, bound by Snowflake
-                     "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False}}
+                     # a statement whose client was killed or cut off is aborted (5 minutes after Snowflake
+                     # loses it), not run to its end after `unlock` put the tenant back
+                     "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False,
+                                            "ABORT_DETACHED_QUERY": True}}
         arguments.update({name: query[name] for name in CONNECTION_PARAMETERS if name in query})
         if "port" in arguments:
             arguments["port"] = int(arguments["port"])
