@@ -77,8 +77,8 @@ def in_parts(work, count: int | None = None) -> list:
     runs on one core in one process; its parts do not share a lock. Where fork is missing or there is
     one core, the parts run here, one after another. An exception a part raises is raised here."""
     global _PART
-    if not count:
-        from loky.backend.context import cpu_count   # 50 ms to import: only where parts are made
+    if not count:   # loky takes 50 ms to import: only where parts are made
+        from loky.backend.context import cpu_count
 
         count = min(cpu_count(), MAX_PARTS)
     if count <= 1 or "fork" not in multiprocessing.get_all_start_methods():
