@@ -17,8 +17,8 @@ USAGE = "USAGE on the database and on each schema named"   # what every statemen
 
 def privilege_needed(statement: str) -> str | None:
     """The privileges `statement` needs and their objects, as a sentence (`CREATE TABLE on schema "SALES"
-    and USAGE on its database and schema`); None for a statement of a kind the reference was not read
-    for here."""
+    and USAGE on the database and on each schema named`); None for a statement of a kind the reference
+    was not read for here."""
     try:
         tree = normalize_identifiers(parse_one(statement, read=ENGINE), dialect=ENGINE)   # names as Snowflake folds them
     except SqlglotError:
