@@ -28,7 +28,7 @@ def privilege_needed(statement: str) -> str | None:
     needed = _needed(tree)
     if not needed:
         return None
-    return ", ".join([*needed, USAGE][:-1]) + f" and {USAGE}"
+    return f"{', '.join(needed)} and {USAGE}"
 
 
 def _needed(tree: exp.Expression) -> list[str]:
@@ -73,7 +73,7 @@ def _selected(tree: exp.Expression, target: exp.Table | None) -> list[str]:
     names: list[str] = []
     for table in tree.find_all(exp.Table):
         name = _named(table)
-        if table.name and not (not table.db and table.name in ctes) and name not in names and (
+        if table.name and (table.db or table.name not in ctes) and name not in names and (
                 target is None or name != _named(target)):
             names.append(name)
     return [f"SELECT on {', '.join(names)}"] if names else []
