@@ -9,7 +9,9 @@ through RECONCILER_FAULT, and prove what every such point leaves behind.
 - `HOLD@<step>`: at a step, says `reconciler fault: held <tenant>` and goes on when a line arrives on
   stdin (`listed`: prune-backups has listed what it would drop, before it takes the tenant's lock).
 - `TELL@<step>`: says `reconciler fault: reached <step> <tenant>` on stderr at a step and goes on
-  (`checks`: a tenant's data check queries are about to run), for a test to act on.
+  (`checks`: a tenant's data check queries are about to run), for a test to act on; and a tenant
+  whose apply failed says `reconciler fault: failed <tenant>: <error>` at once, for a test waiting on
+  a step that tenant will never reach (another tenant may keep the command running).
 
 Never set outside tests; with the variable unset nothing here does anything.
 """
@@ -22,7 +24,15 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
-_HOLDING, _RELEASING = threading.Lock(), threading.Lock()
+_TELLING, _RELEASING = threading.Lock(), threading.Lock()
+
+
+def _tell(line: str) -> None:
+    """One whole line on stderr, written at once: `print` writes the text and its newline apart, so
+    two tenants' lines could interleave ("...checks dev...checks dev-b") and a test wait on one never seen."""
+    with _TELLING:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
 
 
 @dataclass
@@ -47,8 +57,7 @@ class Fault:
         if self.signal_name is None or self.seen != self.after:
             return
         if self.signal_name == "HOLD":
-            with _HOLDING:   # tenants of one run hold at once; each is let go by a line of its own
-                print(f"reconciler fault: held {self.tenant}", file=sys.stderr, flush=True)
+            _tell(f"reconciler fault: held {self.tenant}")   # tenants of one run hold at once; each is let go by a line of its own
             with _RELEASING:   # one reader at a time: stdin's buffer is not for threads to share
                 sys.stdin.readline()
             return
@@ -63,7 +72,14 @@ def reached(step: str, tenant: str = "") -> None:
     if fault == f"SIGKILL@{step}":
         os.kill(os.getpid(), signal.SIGKILL)
     elif fault == f"TELL@{step}":
-        print(f"reconciler fault: reached {step} {tenant}".rstrip(), file=sys.stderr, flush=True)
+        _tell(f"reconciler fault: reached {step} {tenant}".rstrip())
     elif fault == f"HOLD@{step}":
-        print(f"reconciler fault: held {tenant}", file=sys.stderr, flush=True)
-        sys.stdin.readline()
+        _tell(f"reconciler fault: held {tenant}")
+        with _RELEASING:
+            sys.stdin.readline()
+
+
+def failed(tenant: str, error: BaseException) -> None:
+    """Under TELL@, a tenant's apply that failed, said as it fails rather than when every tenant ended."""
+    if os.environ.get("RECONCILER_FAULT", "").startswith("TELL@"):
+        _tell(f"reconciler fault: failed {tenant}: {error}")

@@ -147,12 +147,20 @@ class Hold:
 
 
 def said(process: subprocess.Popen, text: str) -> str:
-    """Read `process`'s stderr up to the line holding `text` (that line); fail if it ends without it."""
+    """Read `process`'s stderr up to the line holding `text` (that line); fail if it ends without it, or
+    a tenant says it failed (the fault hook's line: it will never get there, and another tenant may
+    keep the process running). Whatever stops the wait (pytest-timeout's hang guard) shows what was said."""
     lines = []
-    for line in process.stderr:
-        lines.append(line)
-        if text in line:
-            return line
+    try:
+        for line in process.stderr:
+            lines.append(line)
+            if text in line:
+                return line
+            if line.startswith("reconciler fault: failed "):
+                break
+    except BaseException as stopped:
+        stopped.add_note(f"stderr so far: {''.join(lines)}")
+        raise
     raise AssertionError(f"{text!r} never came; stderr: {''.join(lines)}")
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pytest
 from conftest import EngineLandscape, Hold, Landscape, said, snapshot
 
@@ -155,6 +156,22 @@ def test_issue22_10b_ctrl_c_during_a_check_that_never_ends_exits_130_and_changes
         last = json.loads(landscape.run("history", "dev", "--format", "json").stdout)[-1]
         assert (last["operation"], last["outcome"]) == ("apply", "interrupted"), said_after
         assert "stopped by KeyboardInterrupt" in last["error"]
+
+
+def test_a_tenant_that_fails_while_another_runs_a_check_that_never_ends_says_so_at_once(landscape: Landscape) -> None:
+    """The wait on every tenant's checks ends with the failing tenant's reason, not at the hang guard:
+    dev-b's apply fails (a reader holds its file, which a plan shares and an apply may not) while dev's
+    check keeps the command running."""
+    landscape.edit("environments/dev/environment.yaml", "rules:",
+                   "  - {name: dev-b, url: 'duckdb:///.tenants/dev-b.duckdb', create: true}\nrules:")
+    landscape.commit("a second dev tenant")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    with_a_check_that_never_ends(landscape)
+
+    with duckdb.connect(str(landscape.tenant("dev-b")), read_only=True), pytest.raises(
+            AssertionError, match=r"(?s)'reconciler fault: reached checks ' never came.*reconciler fault: failed dev-b: "
+                                  r"tenant dev-b .* is locked"):
+        interrupted_at_the_checks(landscape, "apply", "dev", "--yes", tenants=("dev", "dev-b"))
 
 
 def test_issue22_10b_ctrl_c_stops_every_tenant_thread_held_in_a_check_that_never_ends(

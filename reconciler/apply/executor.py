@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 import git
 
+from .. import faults, secrets
 from .. import plan as plans
-from .. import secrets
 from ..desired import checks
 from ..engines import catalog
 from ..engines.contract import Adapter, Session
@@ -59,6 +59,7 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
             outcome = ("refused" if isinstance(error, GuardRefused) else
                        "locked" if isinstance(error, TenantLocked) else
                        "stale" if isinstance(error, StalePlan) else "failed")
+            faults.failed(tenant_plan.tenant, error)
             return TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error), error.exit_code)
 
     results = each_tenant(plan.tenants, apply_one)
