@@ -291,3 +291,20 @@ def test_a_link_inside_the_site_folder_is_never_written_through(landscape: Lands
     assert result.code == 1 and "Traceback" not in result.output, result.output
     assert "is a symbolic link" in result.stderr
     assert list(elsewhere.iterdir()) == []
+
+
+def test_a_link_where_a_page_goes_is_replaced_never_written_through(landscape: Landscape, tmp_path: Path) -> None:
+    """A link a checkout put where a page goes (index.html, an object's page) is replaced by the page;
+    the file it points at keeps its bytes."""
+    victim, site_folder = tmp_path / "victim.txt", tmp_path / "site"
+    victim.write_text("not the site's")
+    (site_folder / "objects").mkdir(parents=True)
+    (site_folder / "index.html").symlink_to(victim)
+    (site_folder / "objects" / "sales.customer_master.html").symlink_to(victim)
+
+    result = landscape.run("site", "--out", str(site_folder))
+
+    assert result.code == 0, result.output
+    assert victim.read_text() == "not the site's"
+    for page in (site_folder / "index.html", site_folder / "objects" / "sales.customer_master.html"):
+        assert not page.is_symlink() and "<html" in page.read_text()

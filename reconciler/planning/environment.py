@@ -79,19 +79,23 @@ class Workspace:
 
     def load(self, environment: str, ref: str | None = None) -> Landscape:
         """One environment, read and validated once per command: at a ref, once per commit it names;
-        in the working tree, once per set of file contents (git blob ids), so a command that
-        checks files out reads them again but never validates the same files twice."""
+        in the working tree, once per set of file contents (git blob ids, listed before anything is
+        parsed), so a command that checks files out reads them again but never parses or validates
+        the same files twice."""
         try:
             if ref is not None:
                 key: tuple = (environment, ref, resolve_commit(self.repo, ref).hexsha)
                 if key not in self._loaded:
                     self._loaded[key] = load(self.repo, environment, ref, self.cache)
             else:
-                source = read_environment(self.repo, environment, None, self.cache)
-                environments = available_environments(self.repo, None)
-                key = (environment, None, source.identity, tuple(environments))
-                if key not in self._loaded:
-                    self._loaded[key] = validate(source, environments, self.cache)
+                environments = tuple(available_environments(self.repo, None))
+                listed = environment_blobs(self.repo, environment)   # None: a link, which reading reports
+                key = (environment, None, tuple(listed.ids.items()) if listed else None, environments)
+                if listed is None or key not in self._loaded:
+                    source = read_environment(self.repo, environment, None, self.cache)
+                    # kept under the files it read: one edited since they were listed is not these
+                    key = (environment, None, source.files, environments)
+                    self._loaded[key] = validate(source, list(environments), self.cache)
             disclosure.sensitive(self._loaded[key].sensitive_names)   # before anything runs on a tenant
             return self._loaded[key]
         finally:
