@@ -31,6 +31,17 @@ STOP_AGAIN_AFTER = 0.5     # seconds: a statement that began as Ctrl-C came (the
 _SESSIONS: weakref.WeakSet = weakref.WeakSet()   # open sessions (`running`, `stop_statement`)
 _ASKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # session -> (statement, when) last asked to stop
 _LOCK = threading.Lock()
+_WRITING = threading.Event()   # set once the command asked for a tenant's write session
+
+
+def writing() -> None:
+    """This command asks for a tenant's write session (its lock): Ctrl-C may have stopped a change."""
+    _WRITING.set()
+
+
+def wrote() -> bool:
+    """Whether this command asked for any tenant's write session (Ctrl-C's message says which it was)."""
+    return _WRITING.is_set()
 
 
 def each_tenant(items: Sequence, work) -> list:
@@ -155,6 +166,7 @@ def ctrl_c() -> Iterator[threading.Event]:
     whatever runs on until the command ends. Yields an event that says whether Ctrl-C came (whatever
     stopping raised, the command was interrupted)."""
     pressed = threading.Event()
+    _WRITING.clear()   # a command of its own (tests run many in one process)
     if threading.current_thread() is not threading.main_thread():   # signals are the main thread's
         yield pressed
         return

@@ -148,6 +148,7 @@ def test_issue22_10b_ctrl_c_during_a_check_that_never_ends_exits_130_and_changes
     said_after = interrupted_at_the_checks(landscape, *command)
 
     assert "interrupted: the statements running were stopped" in said_after
+    assert ("no tenant was written to" in said_after) == (command[0] == "check"), said_after   # apply: rolled back
     assert "internal error" not in said_after and "Traceback" not in said_after
     assert landscape.state() == before
     if files is not None:

@@ -105,6 +105,9 @@ def _run(argv: list[str] | None) -> int:
 
 
 def _interrupted() -> int:
-    err.print("interrupted: the statements running were stopped; a tenant being applied was rolled back, tenants "
-              "finished before it keep their changes (see `reconciler history`)", markup=False)
+    if parallel.wrote():
+        err.print("interrupted: the statements running were stopped; a tenant being applied was rolled back, tenants "
+                  "finished before it keep their changes (see `reconciler history`)", markup=False)
+    else:   # a read (plan, check, site): no tenant's lock was asked for
+        err.print("interrupted: the statements running were stopped; no tenant was written to", markup=False)
     return EXIT_INTERRUPTED

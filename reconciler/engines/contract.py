@@ -409,10 +409,17 @@ class Adapter(abc.ABC):
         with its process."""
         return None
 
-    @abc.abstractmethod
     def session(self, create: bool, holder: Mapping[str, str] | None = None
                 ) -> contextlib.AbstractContextManager[Session]:
-        """The tenant, locked for this process; `holder` (run id, actor) is what a blocked run is told."""
+        """The tenant, locked for this process; `holder` (run id, actor) is what a blocked run is told.
+        Noted for Ctrl-C's message: a command that never asked for one wrote to no tenant."""
+        parallel.writing()
+        return self.locked_session(create, holder)
+
+    @abc.abstractmethod
+    def locked_session(self, create: bool, holder: Mapping[str, str] | None = None
+                       ) -> contextlib.AbstractContextManager[Session]:
+        """`session`, as the engine locks and opens it."""
 
 
 def prove_on(session: Session, changes: Sequence[Change], views: Sequence[ObjectKey],

@@ -198,7 +198,7 @@ class DuckDBAdapter(Adapter):
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
+    def locked_session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
         if not self.exists and not create:
             raise TenantError(f"tenant {self.tenant.name}: database file {self.path} does not exist; "
                               "declare `create: true` on the tenant to create it")

@@ -253,7 +253,7 @@ class PostgresAdapter(Adapter):
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
+    def locked_session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
         name = "reconciler" + (f" run {holder['run_id']} by {holder.get('actor', '?')}" if holder else "")
         connection = self._connect(name)
         try:

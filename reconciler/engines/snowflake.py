@@ -393,7 +393,7 @@ class SnowflakeAdapter(JournaledAdapter):
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
+    def locked_session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
         """One connection holding the tenant's `SnowflakeLock`; released when it ends (a process killed
         meanwhile leaves it to be taken over, as on Spark)."""
         with self.reading() as session:

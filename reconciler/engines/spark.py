@@ -396,7 +396,7 @@ class SparkAdapter(JournaledAdapter):
 
     # -- writing -----------------------------------------------------------------------------
     @contextlib.contextmanager
-    def session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
+    def locked_session(self, create: bool, holder: Mapping[str, str] | None = None) -> Iterator[Session]:
         """One Spark Connect session holding the tenant's `TableLock`; released when it ends (a
         process killed meanwhile leaves it to be taken over: see `TableLock`)."""
         with self.reading() as session:
