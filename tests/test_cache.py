@@ -206,3 +206,20 @@ def test_a_cache_from_another_repository_is_not_believed(landscape: Landscape, t
     blob = source.blob_id(landscape.path(VIEW).read_bytes())
     assert copied.get(source.YAML_CACHE, blob) is None
     assert theirs.get(source.YAML_CACHE, blob)["data"]["name"] == "vw_customer_active"
+
+
+def test_an_entry_reads_back_as_it_was_written_whatever_its_numbers(tmp_path: Path) -> None:
+    """Values YAML can hold that a fast JSON reader changes or refuses: integers beyond 64 bits (a
+    HUGEINT bound: orjson reads them as floats), NaN and infinities (.nan, .inf), a lone surrogate;
+    read back from a new process's view of the file, and from what is pending."""
+    values = {"huge": 99999999999999999999, "above": 2**64, "below": -(2**63) - 1, "bigger": 10**30,
+              "edge": 2**64 - 1, "nan": float("nan"), "inf": float("inf"), "-inf": float("-inf"),
+              "float": 0.1, "tiny": 5e-324, "surrogate": "\ud800", "nested": [{"n": 12345678901234567890123}]}
+    path = tmp_path / "cache.sqlite"
+    written = Cache(path)
+    for name, value in values.items():
+        written.put("values", name, value)
+    assert {name: repr(written.get("values", name)) for name in values} == {n: repr(v) for n, v in values.items()}
+    written.flush()
+    read = Cache(path)
+    assert {name: repr(read.get("values", name)) for name in values} == {n: repr(v) for n, v in values.items()}

@@ -159,6 +159,29 @@ def test_issue22_10b_ctrl_c_during_a_check_that_never_ends_exits_130_and_changes
         assert "stopped by KeyboardInterrupt" in last["error"]
 
 
+def test_a_fault_line_is_one_write_so_tenants_threads_never_interleave_theirs(monkeypatch) -> None:
+    """With PYTHONUNBUFFERED (CI's), stderr has no buffer: `print` wrote a line's text and its newline
+    apart, two tenants' lines merged ("...checks dev...checks dev-b") and a test waited on the first
+    for half an hour. Each fault line is one write, whole."""
+    from reconciler import faults
+
+    class Recorded(list):
+        def write(self, text: str) -> int:
+            self.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            pass
+
+    recorded = Recorded()
+    monkeypatch.setattr(sys, "stderr", recorded)
+    monkeypatch.setenv("RECONCILER_FAULT", "TELL@checks")
+    faults.reached("checks", "dev")
+    faults.failed("dev-b", ValueError("no database"))
+    assert recorded == ["reconciler fault: reached checks dev\n", "reconciler fault: failed dev-b: no database\n"]
+
+
+@pytest.mark.timeout(300)   # waits on what a process says: a regression hangs, not for half an hour
 def test_a_tenant_that_fails_while_another_runs_a_check_that_never_ends_says_so_at_once(landscape: Landscape) -> None:
     """The wait on every tenant's checks ends with the failing tenant's reason, not at the hang guard:
     dev-b's apply fails (a reader holds its file, which a plan shares and an apply may not) while dev's
@@ -175,6 +198,7 @@ def test_a_tenant_that_fails_while_another_runs_a_check_that_never_ends_says_so_
         interrupted_at_the_checks(landscape, "apply", "dev", "--yes", tenants=("dev", "dev-b"))
 
 
+@pytest.mark.timeout(300)   # waits on what a process says: a regression hangs, not for half an hour
 def test_issue22_10b_ctrl_c_stops_every_tenant_thread_held_in_a_check_that_never_ends(
         engine_landscape: EngineLandscape) -> None:
     """Two tenants applied at once, each on its own thread (dev on the engine under test, dev-b on

@@ -293,18 +293,26 @@ def test_a_link_inside_the_site_folder_is_never_written_through(landscape: Lands
     assert list(elsewhere.iterdir()) == []
 
 
+@pytest.mark.timeout(300)   # a FIFO written to blocks until read: a regression hangs, not for half an hour
 def test_a_link_where_a_page_goes_is_replaced_never_written_through(landscape: Landscape, tmp_path: Path) -> None:
-    """A link a checkout put where a page goes (index.html, an object's page) is replaced by the page;
-    the file it points at keeps its bytes."""
+    """A symbolic link a checkout put where a page goes, a hard link to a file elsewhere, a FIFO (which
+    would hold the command until something read it): each is replaced by the page; the file linked
+    keeps its bytes."""
     victim, site_folder = tmp_path / "victim.txt", tmp_path / "site"
     victim.write_text("not the site's")
     (site_folder / "objects").mkdir(parents=True)
-    (site_folder / "index.html").symlink_to(victim)
-    (site_folder / "objects" / "sales.customer_master.html").symlink_to(victim)
+    index, master = site_folder / "index.html", site_folder / "objects" / "sales.customer_master.html"
+    index.symlink_to(victim)
+    master.symlink_to(victim)
+    runs = site_folder / "runs.html"
+    os.link(victim, runs)
+    pending = site_folder / "pending.html"
+    os.mkfifo(pending)
 
     result = landscape.run("site", "--out", str(site_folder))
 
     assert result.code == 0, result.output
     assert victim.read_text() == "not the site's"
-    for page in (site_folder / "index.html", site_folder / "objects" / "sales.customer_master.html"):
-        assert not page.is_symlink() and "<html" in page.read_text()
+    for page in (index, master, runs, pending):
+        assert page.is_file() and not page.is_symlink() and page.stat().st_nlink == 1, page
+        assert "<html" in page.read_text()

@@ -61,6 +61,9 @@ def apply_environment(workspace: Workspace, planned: Planned, plan: Plan, allow_
                        "stale" if isinstance(error, StalePlan) else "failed")
             faults.failed(tenant_plan.tenant, error)
             return TenantResult(tenant_plan.tenant, None, outcome, tenant_plan.summary, str(error), error.exit_code)
+        except Exception as error:   # a bug, raised once every tenant ended: said at once to a test waiting
+            faults.failed(tenant_plan.tenant, error)
+            raise
 
     results = each_tenant(plan.tenants, apply_one)
     for result in results:

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import sqlite3
 from pathlib import Path
@@ -34,6 +35,7 @@ KEEP_DAYS = 30            # an entry no command used for this long is dropped
 MAX_ENTRIES = 1_000_000   # and beyond this many, the least recently used (about 10 GB of landscapes)
 KEY_FILE = "cache.key"    # beside the cache: the repository's key for its entries' MACs
 KEY_BYTES = 32
+_LONG_DIGITS = re.compile(r"[0-9]{19}")   # an integer orjson may not read exactly has 19 digits or more (-2**63 - 1)
 
 
 def content_key(*parts: str) -> str:
@@ -183,9 +185,13 @@ NO_CACHE = Cache(None)
 
 
 def _decoded(text: str) -> Any:
-    """orjson reads an entry in half json's time (a plan reads 60,000 at 10,000 objects); what it
-    refuses and json wrote (NaN, from a YAML .nan) is read by json."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
+    """orjson reads an entry in half json's time (a plan reads 60,000 at 10,000 objects). json reads
+    what orjson refuses (NaN and Infinity, from YAML's .nan and .inf) and any entry holding a run of 19
+    digits: orjson makes an integer beyond 64 bits a float (99999999999999999999 would come back
+    1e+20), and an entry must read back as it was written."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)

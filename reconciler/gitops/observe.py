@@ -15,7 +15,8 @@ from ..desired.landscape import Landscape
 from ..desired.source import ENVIRONMENTS, available_environments, open_repo, resolve_commit
 from ..errors import ReconcilerError, TenantLocked
 from ..model import ObjectKey
-from ..planning.environment import Opened, Workspace, plan_environment
+from ..parallel import each_tenant
+from ..planning.environment import Opened, Planned, Workspace, plan_environment
 from ..views import observed
 from . import history as gitops
 
@@ -85,17 +86,58 @@ def _status(workspace: Workspace, landscapes: dict[str, Landscape], order: list[
     return rows, _waiting(workspace, landscapes, order), pending
 
 
-def _environment_status(workspace: Workspace, landscape: Landscape, audits: dict,
-                        opened: dict[str, Opened] | None = None) -> tuple[
+def _environment_status(workspace: Workspace, landscape: Landscape, audits: dict) -> tuple[
         list[TenantStatus], dict[tuple[str, str], plans.TenantPlan]]:
-    """One environment's rows of `status` and its tenants' plans; planned on the sessions `opened`."""
-    name, tenants = landscape.name, landscape.environment.tenants
+    """One environment's rows of `status` and its tenants' plans."""
     try:   # the whole environment at once: its tenants are read in parallel
-        planned = plan_environment(workspace, name, opened=opened)
-        rows = [_row(name, planned, tenant.name, audits.get((name, tenant.name), {}).get("runs")) for tenant in tenants]
-        return rows, {(name, tenant_plan.tenant): tenant_plan for tenant_plan in planned.plan.tenants}
-    except ReconcilerError:   # then one by one, to say which tenant cannot be read, and why
+        planned = plan_environment(workspace, landscape.name)
+    except ReconcilerError:
+        planned = None
+    return _planned_status(workspace, landscape, audits, planned)
+
+
+def _planned_status(workspace: Workspace, landscape: Landscape, audits: dict, planned: Planned | None) -> tuple[
+        list[TenantStatus], dict[tuple[str, str], plans.TenantPlan]]:
+    """`_environment_status` of an environment planned (None: its plan failed)."""
+    name, tenants = landscape.name, landscape.environment.tenants
+    if planned is None:   # then one by one, to say which tenant cannot be read, and why
         return [_tenant_status(workspace, name, tenant) for tenant in tenants], {}
+    rows = [_row(name, planned, tenant.name, audits.get((name, tenant.name), {}).get("runs")) for tenant in tenants]
+    return rows, {(name, tenant_plan.tenant): tenant_plan for tenant_plan in planned.plan.tenants}
+
+
+def _opened(workspace: Workspace, landscape: Landscape, stack: contextlib.ExitStack, audits: dict) -> dict[str, Opened]:
+    """Each tenant's read session, opened on its own thread as a plan's are, and its audit read on it
+    (into `audits`): kept open on `stack` for the plan where the tenant was also inspected. A tenant
+    that cannot be read is left out (its plan says why); a session whose inspection failed is closed."""
+    name, tenants = landscape.name, landscape.environment.tenants
+
+    def open_one(tenant):
+        with contextlib.ExitStack() as own:
+            adapter = workspace.adapter(tenant)
+            reading = own.enter_context(adapter.reading())
+            audit = adapter.audit_in(reading)
+            try:
+                found = Opened(tenant, adapter, reading, reading.inspect())
+            except ReconcilerError:
+                return audit, None, None
+            return audit, found, own.pop_all()
+
+    outcomes = each_tenant(tenants, open_one)
+    for outcome in outcomes:   # every session kept is on `stack` before anything is raised
+        if isinstance(outcome, tuple) and outcome[2] is not None:
+            stack.enter_context(outcome[2])
+    opened = {}
+    for tenant, outcome in zip(tenants, outcomes):
+        if isinstance(outcome, ReconcilerError):
+            continue   # an unreachable tenant shows in the status table
+        if isinstance(outcome, BaseException):   # a bug: never swallowed
+            raise outcome
+        audit, found, _ = outcome
+        audits[name, tenant.name] = {**audit, "runs": [run for run in audit["runs"] if run["environment"] == name]}
+        if found is not None:
+            opened[tenant.name] = found
+    return opened
 
 
 def _waiting(workspace: Workspace, landscapes: dict[str, Landscape], order: list[str]) -> list[Waiting]:
@@ -184,19 +226,14 @@ def landscape_report(workspace: Workspace, history_size: int | None = 25,
     rows, pending = [], {}
     for name in order:   # one read session per tenant: its audit, then its plan; an environment at a time
         with contextlib.ExitStack() as stack:
-            opened = {}
-            for tenant in landscapes[name].environment.tenants:
-                try:
-                    adapter = workspace.adapter(tenant)
-                    reading = stack.enter_context(adapter.reading())
-                    audit = adapter.audit_in(reading)
-                    audits[name, tenant.name] = {
-                        **audit, "runs": [run for run in audit["runs"] if run["environment"] == name]}
-                    opened[tenant.name] = Opened(tenant, adapter, reading, reading.inspect())
-                except ReconcilerError:
-                    continue   # an unreachable tenant shows in the status table, planned on its own
-            more_rows, more_pending = _environment_status(workspace, landscapes[name], audits, opened)
-            rows, pending = rows + more_rows, pending | more_pending
+            opened = _opened(workspace, landscapes[name], stack, audits)
+            try:
+                planned = plan_environment(workspace, name, opened=opened)
+            except ReconcilerError:
+                planned = None
+        # its sessions closed: a tenant the plan could not read is read on its own, to say why
+        more_rows, more_pending = _planned_status(workspace, landscapes[name], audits, planned)
+        rows, pending = rows + more_rows, pending | more_pending
     waiting = _waiting(workspace, landscapes, order)
     versions: dict[str, dict[str, str]] = {}
     local: set[str] = set()
