@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .errors import ReconcilerError
 
-_WRITE = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_WRITE = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
 
 def linked_folder(path: Path, root: Path) -> Path | None:
@@ -81,10 +81,17 @@ def _own_file(path: Path) -> int:
         if error.errno not in (errno.ELOOP, errno.ENXIO):   # a symbolic link; a FIFO
             raise
     else:
-        found = os.fstat(handle)
-        if stat.S_ISREG(found.st_mode) and found.st_nlink == 1:
-            os.ftruncate(handle, 0)
-            return handle
+        try:
+            found = os.fstat(handle)
+            if stat.S_ISREG(found.st_mode) and found.st_nlink == 1:
+                os.ftruncate(handle, 0)
+                os.set_blocking(handle, True)
+                return handle
+        except BaseException:
+            os.close(handle)
+            raise
         os.close(handle)
     path.unlink()
-    return os.open(path, _WRITE | os.O_EXCL, 0o644)
+    handle = os.open(path, _WRITE | os.O_EXCL, 0o644)
+    os.set_blocking(handle, True)
+    return handle

@@ -53,7 +53,7 @@ def test_a_killed_apply_leaves_the_old_state_and_the_next_run_converges(landscap
     if fault.startswith("SIGKILL"):   # nothing could record the end: the next plan reads it from the audit
         assert "! interrupted run" in landscape.run("plan", "dev").stdout
     else:
-        assert "interrupted: the statements running were stopped; a tenant being applied was rolled back" \
+        assert "interrupted: the statements running were stopped; a tenant being written to was rolled back" \
             in killed.stderr
     applied = landscape.run("apply", "dev", "--yes")
     assert applied.code == 0, applied.output

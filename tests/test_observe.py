@@ -83,3 +83,44 @@ def test_status_and_drift_speak_json(landscape: Landscape) -> None:
     drifted = landscape.run("drift", "dev", "--format", "json")
     assert drifted.code == 2 and json.loads(drifted.stdout) == [{"tenant": "dev", "changed": [],
                                                                  "unmanaged": ["sales.scratch"]}]
+
+
+def test_the_reports_sessions_are_closed_when_ctrl_c_comes_while_its_tenants_are_opened(
+        landscape: Landscape, monkeypatch) -> None:
+    """The site reads each tenant's audit and plan on one session, opened on the tenants' threads.
+    Ctrl-C while they are opened (here: dev-b's thread, once dev's session is kept) leaves none open,
+    even while the KeyboardInterrupt, and every result it threw away, is still held: a DuckDB tenant
+    held read-only refuses every apply."""
+    import threading
+
+    import pytest
+
+    from reconciler.engines.duckdb import DuckDBAdapter
+    from reconciler.gitops import observe
+    from reconciler.planning.environment import Opened, Workspace
+
+    landscape.edit("environments/dev/environment.yaml", "rules:",
+                   "  - {name: dev-b, url: 'duckdb:///.tenants/dev-b.duckdb', create: true}\nrules:")
+    landscape.commit("a second dev tenant")
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    dev_opened, audit_in = threading.Event(), DuckDBAdapter.audit_in
+
+    def told(tenant, *rest) -> Opened:   # dev's session is inspected: kept the moment this returns
+        if tenant.name == "dev":
+            dev_opened.set()
+        return Opened(tenant, *rest)
+
+    def pressed(self, reading):
+        if self.tenant.name == "dev-b":
+            assert dev_opened.wait(timeout=120)   # a hang guard only: dev's thread sets it
+            raise KeyboardInterrupt
+        return audit_in(self, reading)
+
+    monkeypatch.setattr(observe, "Opened", told)
+    monkeypatch.setattr(DuckDBAdapter, "audit_in", pressed)
+    with pytest.raises(KeyboardInterrupt) as raised:
+        observe.landscape_report(Workspace(landscape.root), history_size=None)
+    writable = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+                               str(landscape.tenant("dev"))], capture_output=True, text=True)
+    assert writable.returncode == 0, writable.stderr
+    assert raised.value is not None   # held until here

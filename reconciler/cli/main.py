@@ -106,8 +106,8 @@ def _run(argv: list[str] | None) -> int:
 
 def _interrupted() -> int:
     if parallel.wrote():
-        err.print("interrupted: the statements running were stopped; a tenant being applied was rolled back, tenants "
-                  "finished before it keep their changes (see `reconciler history`)", markup=False)
-    else:   # a read (plan, check, site): no tenant's lock was asked for
+        err.print("interrupted: the statements running were stopped; a tenant being written to was rolled back, "
+                  "tenants finished before it keep their changes (see `reconciler history`)", markup=False)
+    else:   # only reads so far (plan, site, check while its checks run): no tenant's lock was asked for
         err.print("interrupted: the statements running were stopped; no tenant was written to", markup=False)
     return EXIT_INTERRUPTED

@@ -7,6 +7,7 @@ Owns nothing but the reads and how they are put together; never writes to git or
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -111,6 +112,7 @@ def _opened(workspace: Workspace, landscape: Landscape, stack: contextlib.ExitSt
     (into `audits`): kept open on `stack` for the plan where the tenant was also inspected. A tenant
     that cannot be read is left out (its plan says why); a session whose inspection failed is closed."""
     name, tenants = landscape.name, landscape.environment.tenants
+    kept, keeping = stack.enter_context(contextlib.ExitStack()), threading.Lock()
 
     def open_one(tenant):
         with contextlib.ExitStack() as own:
@@ -120,20 +122,18 @@ def _opened(workspace: Workspace, landscape: Landscape, stack: contextlib.ExitSt
             try:
                 found = Opened(tenant, adapter, reading, reading.inspect())
             except ReconcilerError:
-                return audit, None, None
-            return audit, found, own.pop_all()
+                return audit, None
+            with keeping:   # on `stack` as it is kept, never held only by a result Ctrl-C throws away
+                kept.push(own.pop_all())
+            return audit, found
 
-    outcomes = each_tenant(tenants, open_one)
-    for outcome in outcomes:   # every session kept is on `stack` before anything is raised
-        if isinstance(outcome, tuple) and outcome[2] is not None:
-            stack.enter_context(outcome[2])
     opened = {}
-    for tenant, outcome in zip(tenants, outcomes):
+    for tenant, outcome in zip(tenants, each_tenant(tenants, open_one)):
         if isinstance(outcome, ReconcilerError):
             continue   # an unreachable tenant shows in the status table
         if isinstance(outcome, BaseException):   # a bug: never swallowed
             raise outcome
-        audit, found, _ = outcome
+        audit, found = outcome
         audits[name, tenant.name] = {**audit, "runs": [run for run in audit["runs"] if run["environment"] == name]}
         if found is not None:
             opened[tenant.name] = found
