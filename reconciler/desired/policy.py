@@ -137,19 +137,21 @@ class Call:
     column: int
 
 
-def calls(tree: exp.Expression, engine: str, text: str = "") -> tuple[Call, ...]:
+def calls(tree: exp.Expression, engine: str, text: str = "", private: bool = False) -> tuple[Call, ...]:
     """Every function a statement calls when it runs on `engine`: the statement is written for the
     engine (sqlglot renames what it knows, and may write one function as others: DuckDB gets
     `TO_BOOLEAN(x)` as a CASE calling ERROR) and read back, and each call is named as that text spells
     it. Forms that are not written as a call (`a || b`, `x::INT`, CASE) call nothing. `text`: the
-    statement as written, where a call is placed for people (else at its start)."""
+    statement as written, where a call is placed for people (else at its start). `private`: the tree is
+    the caller's to throw away, written for the engine in place (sqlglot's generator rewrites what it
+    writes) instead of on a copy."""
     dialect = Dialect.get_or_raise(engine)
+    written = {name: (line, column) for name, _, line, column in _spelled_calls(tree, text)}
     try:
-        sent = tree.sql(dialect=dialect)
+        sent = tree.sql(dialect=dialect, copy=not private)
         read_back = dialect.parse(sent)[0]
     except Exception:   # noqa: BLE001 - sqlglot cannot write or read it back: what it calls there is unknown
         return (Call(UNREADABLE, "", 1, 1),)
-    written = {name: (line, column) for name, _, line, column in _spelled_calls(tree, text)}
     found = []
     for name, schema, _, _ in _spelled_calls(read_back, sent):
         found.append(Call(name, schema, *written.get(name, next(iter(written.values()), (1, 1)))))

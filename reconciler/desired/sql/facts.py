@@ -139,8 +139,8 @@ def calls(sql: str, dialect: str, engine: str, cache: Cache = NO_CACHE) -> tuple
 
 def calls_in(tree: exp.Expression, engine: str, text: str) -> tuple[policy.Call, ...]:
     """`policy.calls` of a tree read from `text`, its parameters standing for the literals they become."""
-    return policy.calls(tree.transform(lambda node: exp.Literal.string("") if parameter_name(node) is not None
-                                       else node), engine, text)
+    own = tree.transform(lambda node: exp.Literal.string("") if parameter_name(node) is not None else node)
+    return policy.calls(own, engine, text, private=True)   # the transform's copy: the tree `parse` shares is not
 
 
 def sequence_calls(statement: str, engine: str) -> tuple[str, ...]:
