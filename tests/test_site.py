@@ -12,16 +12,25 @@ import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
-from urllib.parse import unquote
+from types import SimpleNamespace
+from urllib.parse import quote, unquote
 
 import networkx as nx
 import pytest
 from conftest import ROOT, Landscape
 
 from reconciler.model import ObjectKey
-from reconciler.views import drawing
-from reconciler.views.site_html import drawn_in_browser, highlighted
+from reconciler.views import drawing, site_lineage
+from reconciler.views.site import ASSETS
+from reconciler.views.site_html import (
+    around_path,
+    column_lineage_href,
+    drawn_in_browser,
+    highlighted,
+    shared_graph_href,
+)
 
 NODE_MODULES = Path(os.environ.get("RECONCILER_PLAYWRIGHT_NODE_MODULES",
                                    Path.home() / ".cache" / "reconciler-ci" / "playwright" / "node_modules"))
@@ -29,6 +38,7 @@ CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chro
 GENERATOR = next((folder / "shared" / "bench" / "gen_landscape.py" for folder in (ROOT.parent, ROOT.parent.parent)
                   if (folder / "shared" / "bench" / "gen_landscape.py").exists()), None)
 VIEW = "environments/dev/sales/views/vw_customer_active.yaml"
+AROUND = "lineage/dev.html?object=sales.vw_customer_active&levels=2"   # the demo's view, two levels either way
 
 
 def walk(site: Path, shots: Path, query: str, obj: str, *pages: str) -> dict:
@@ -96,7 +106,7 @@ def test_the_demo_site_after_a_walkthrough_is_browsed_searched_and_its_pictures_
     shots = artefacts(tmp_path, "site-demo")
     seen = walk(site, shots, "email", "sales.customer_master", "index.html", "lineage.html", "pending.html",
                 "runs.html", "objects/sales.vw_customer_active.html", "objects/sales.vw_customer_lifetime_value.html",
-                "lineage/sales.vw_customer_active-2.html",
+                AROUND,
                 f"runs/{runs[-1]['run_id']}.html")
     assert seen["errors"] == []
     assert seen["search"]["hits"][:2] == ["sales.customer_master.email", "sales.vw_customer_active.email"]
@@ -108,6 +118,9 @@ def test_the_demo_site_after_a_walkthrough_is_browsed_searched_and_its_pictures_
     assert seen["keyboard"] == {"first": "Skip to content", "hash": "#main"}
     assert_true_pictures(seen)
     assert [(p["boxes"], p["edges"]) for p in seen["pages"]["lineage.html"]["pictures"]] == [(9, 11)]
+    around = seen["pages"][AROUND]   # the environment's page, drawn by its script from the address
+    assert around["title"] == "Lineage of sales.vw_customer_active ±2 · reconciler"
+    assert around["column_rows"] == column_rows(landscape.root, "sales.vw_customer_active", 2) > 0
     assert (shots / "objects_sales.vw_customer_active.html.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -128,6 +141,18 @@ def test_a_hostile_description_stays_text_on_every_page_and_in_search(landscape:
     assert seen["errors"] == [] and seen["search"]["hits"] == ["sales.vw_customer_active"]
 
 
+def column_rows(root: Path, name: str, levels: int) -> int:
+    """The rows the column lineage table around `name` has: for each view within `levels` of it, each
+    column whose values come from an object within them, as the landscape's validation found them."""
+    from reconciler.planning.environment import Workspace
+    landscape = Workspace(root).load("dev")
+    key = next(node for node in landscape.lineage if str(node) == name)
+    near = {*nx.single_source_shortest_path_length(landscape.lineage, key, cutoff=levels),
+            *nx.single_source_shortest_path_length(landscape.lineage.reverse(), key, cutoff=levels)}
+    return sum(1 for view in near & landscape.derived.keys() for sources in landscape.derived[view].values()
+               if any(source in near for source, _ in sources))
+
+
 class _Links(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
@@ -143,8 +168,8 @@ def links(site: Path) -> list[tuple[str, str]]:
     for page in site.rglob("*.html"):
         parser = _Links()
         parser.feed(page.read_text())
-        found += [(page.relative_to(site).as_posix(), unquote(href.split("#")[0])) for href in parser.found
-                  if not href.startswith("#")]
+        found += [(page.relative_to(site).as_posix(), unquote(href.split("#")[0].split("?")[0]))
+                  for href in parser.found if not href.startswith("#")]   # a file, whatever its address asks
     return found
 
 
@@ -168,6 +193,42 @@ def test_a_name_in_a_pictures_data_cannot_end_its_script_element() -> None:
     assert text.count("</script>") == 3 and "<script>alert" not in text   # the data's and the two scripts'
     data = json.loads(text[text.index(">") + 1:text.index("</script>")])
     assert data["boxes"][1][:2] == [str(hostile), str(hostile)] and data["edges"] == [[str(hostile), str(reader)]]
+
+
+def test_a_neighbourhood_beyond_the_collapse_size_is_drawn_a_box_a_schema_and_the_address_is_only_text(
+        tmp_path: Path) -> None:
+    """The lineage page around an object draws what the address asks from the landscape's files: past
+    drawing.COLLAPSE_AT objects one box a schema (as the server collapses), and an object the address
+    names that is markup is shown as the text it is, never run."""
+    hub = ObjectKey("calendar", "dim_date")
+    readers = [ObjectKey(f"mart_{i % 4}", f"view_{i:03d}") for i in range(drawing.COLLAPSE_AT + 20)]
+    lineage = nx.DiGraph([(hub, reader) for reader in readers])
+    nx.set_node_attributes(lineage, "View", "kind")
+    lineage.nodes[hub]["kind"] = "Table"
+    landscape = SimpleNamespace(name="dev", lineage=lineage, derived={readers[0]: {"day": ((hub, "date_day"),)}})
+    site = tmp_path / "site"
+    shipped = resources.files("reconciler.views") / "site_assets"
+    made = {f"assets/{name}": (shipped / name).read_text() for name in ASSETS} | {
+        shared_graph_href("dev", 0): site_lineage.shared_graph(landscape),
+        column_lineage_href("dev", 0): site_lineage.column_lineage(landscape),
+        around_path("dev"): site_lineage.around_page(landscape, "now")}
+    for relative, text in made.items():
+        (site / relative).parent.mkdir(parents=True, exist_ok=True)
+        (site / relative).write_text(text)
+    hub_page = "lineage/dev.html?object=calendar.dim_date&levels=1"
+    hostile = "lineage/dev.html?object=" + quote("<img src=x onerror=alert(1)>", safe="") + "&levels=2"
+
+    seen = walk(site, artefacts(tmp_path, "site-collapsed"), "", "", hub_page, hostile)
+
+    assert seen["errors"] == []
+    assert_true_pictures(seen)
+    around = seen["pages"][hub_page]
+    assert [(p["boxes"], p["edges"]) for p in around["pictures"]] == [(5, 4)]   # calendar -> each mart_N
+    assert around["said"] == (f"Environment dev: {len(readers) + 1} objects within 1 level of calendar.dim_date, "
+                              "drawn one box a schema, arrows the way data flows.")
+    assert around["column_rows"] == 1 and around["title"] == "Lineage of calendar.dim_date ±1 · reconciler"
+    assert seen["pages"][hostile]["said"] == "Environment dev has no object <img src=x onerror=alert(1)>."
+    assert seen["pages"][hostile]["pictures"] == [] and seen["pages"][hostile]["column_rows"] == 0
 
 
 @pytest.mark.parametrize("path", sorted(p for p in (ROOT / "environments").rglob("*.yaml") if "\nsql:" in p.read_text()),
@@ -203,19 +264,21 @@ def test_a_generated_thousand_object_landscape_is_searchable_and_drawn_true(tmp_
         entry["label"] == e["from"] and entry["what"] == "Table" for entry in index))
     column = next(entry["label"] for entry in index if entry["label"].startswith(table + "."))
     seen = walk(site, artefacts(tmp_path, "site-1000"), column, table, "lineage.html",
-                f"objects/{reader}.html", f"lineage/{reader}-2.html")
+                f"objects/{reader}.html", f"lineage/dev.html?object={reader}&levels=2")
     assert seen["errors"] == []
     assert seen["search"]["focused"] == column and seen["search"]["opened"] == f"{table}.html"
     assert seen["followed"]["edge"][0] == table and seen["followed"]["h1"] == seen["followed"]["edge"][1]
     assert_true_pictures(seen)
     # drawn in the browser from the page's data: every object within the levels and every edge among them
     lineage = nx.DiGraph([(e["from"], e["to"]) for e in edges])
-    for page, levels in ((f"objects/{reader}.html", 1), (f"lineage/{reader}-2.html", 2)):
+    for page, levels in ((f"objects/{reader}.html", 1), (f"lineage/dev.html?object={reader}&levels=2", 2)):
         near = {*nx.single_source_shortest_path_length(lineage, reader, cutoff=levels),
                 *nx.single_source_shortest_path_length(lineage.reverse(), reader, cutoff=levels)}
         drawn = [(p["boxes"], p["edges"]) for p in seen["pages"][page]["pictures"]]
         assert drawn == [(len(near), lineage.subgraph(near).number_of_edges())], page
         assert drawn[0][1] > 0, page
+    assert seen["pages"][f"lineage/dev.html?object={reader}&levels=2"]["column_rows"] == column_rows(
+        landscape.root, reader, 2)
 
 
 def test_the_site_of_some_environments_shows_only_them_and_an_unknown_one_is_a_usage_error(

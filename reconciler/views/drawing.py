@@ -67,14 +67,18 @@ def picture(graph: nx.DiGraph, nodes, states: Mapping[ObjectKey, str] | None = N
 
 def shared(graph: nx.DiGraph, links: Mapping[ObjectKey, str]) -> dict:
     """The whole graph as data for site_assets/lineage.js to draw any object's neighbourhood from
-    (`picture` for the part within a page's levels, made in the browser): boxes (id, which is its
-    label, kind, link), edges as pairs of box indices, and the measures and colours `picture` carries. One per
-    landscape, so that a page holds only which object and how many levels."""
+    (`picture` for the part within a page's levels, made in the browser, collapsed one box a schema
+    beyond COLLAPSE_AT as `picture` collapses): boxes (id, which is its label, kind, link, its schema's
+    index), edges as pairs of box indices, the schemas, and the measures and colours `picture` carries.
+    One per landscape, so that a page holds only which object and how many levels."""
     nodes = sorted(graph)
     index = {node: i for i, node in enumerate(nodes)}
-    return {"boxes": [[str(node), graph.nodes[node].get("kind", ""), links.get(node, "")] for node in nodes],
-            "edges": [[index[a], index[b]] for a in nodes for b in sorted(graph.succ[a])],
-            "width": WIDTH, "character": CHARACTER, "padding": PADDING, **_STYLE}
+    schemas = sorted({node.schema for node in nodes})
+    schema = {name: i for i, name in enumerate(schemas)}
+    return {"boxes": [[str(node), graph.nodes[node].get("kind", ""), links.get(node, ""), schema[node.schema]]
+                      for node in nodes],
+            "edges": [[index[a], index[b]] for a in nodes for b in sorted(graph.succ[a])], "schemas": schemas,
+            "collapse": COLLAPSE_AT, "width": WIDTH, "character": CHARACTER, "padding": PADDING, **_STYLE}
 
 
 def html(graph: nx.DiGraph, title: str, states: Mapping[ObjectKey, str] | None = None) -> str:

@@ -2,8 +2,9 @@
 index the pages' script reads.
 
 Owns what the site holds and where: index.html, lineage.html, pending.html, runs.html, objects/,
-runs/, lineage/ and assets/ (the stylesheet and scripts shipped inside the package, and the search
-index and each landscape's graph written for this landscape). Takes the report's finished data and which objects each run
+runs/, lineage/ (a page an environment, drawing any of its objects' neighbourhood) and assets/ (the
+stylesheet and scripts shipped inside the package, and the search index and each landscape's graph
+and column lineage written for this landscape). Takes the report's finished data and which objects each run
 changed, and returns texts by path; never reads git or a tenant, never writes a file.
 """
 
@@ -23,20 +24,18 @@ ASSETS = ("search.js", "site.css", "lineage.js", "dagre.min.js", "dagre.LICENSE.
 @dataclass(frozen=True)
 class Prepared:
     """What every page of a site is made from, made once: the report's data, what the tenants say
-    (`site_facts`), and each landscape's column readers and column lineage cells."""
+    (`site_facts`), and each landscape's column readers."""
 
     data: object
     known: object
     changed_by: Mapping[str, set[str]]
     generated: str
     readers: dict
-    cells: dict
 
 
 def prepare(data, changed_by: Mapping[str, set[str]], generated: str) -> Prepared:
     return Prepared(data, site_facts.facts(data), changed_by, generated,
-                    {environment: site_objects.column_readers(landscape) for environment, landscape in data.landscapes.items()},
-                    {environment: site_lineage.column_cells(landscape) for environment, landscape in data.landscapes.items()})
+                    {environment: site_objects.column_readers(landscape) for environment, landscape in data.landscapes.items()})
 
 
 def build(data, changed_by: Mapping[str, set[str]], generated: str) -> dict[str, str]:
@@ -46,7 +45,7 @@ def build(data, changed_by: Mapping[str, set[str]], generated: str) -> dict[str,
 
 
 def common(prepared: Prepared) -> dict[str, str]:
-    """Relative path -> text of every file but the objects' pages and their lineage pages."""
+    """Relative path -> text of every file but the objects' pages."""
     data, generated = prepared.data, prepared.generated
     shipped = files("reconciler.views") / "site_assets"
     out = {f"assets/{name}": (shipped / name).read_text() for name in ASSETS}
@@ -59,21 +58,21 @@ def common(prepared: Prepared) -> dict[str, str]:
     first = data.landscapes[data.order[0]]
     out["lineage.html"] = site_lineage.lineage_page(first, generated)
     for environment in {site_objects.holders(data, name)[0][0] for name in data.versions}:
-        out[site_html.shared_graph_href(environment, 0)] = site_lineage.shared_graph(data.landscapes[environment])
+        landscape = data.landscapes[environment]
+        out[site_html.shared_graph_href(environment, 0)] = site_lineage.shared_graph(landscape)
+        out[site_html.column_lineage_href(environment, 0)] = site_lineage.column_lineage(landscape)
+        out[site_html.around_path(environment)] = site_lineage.around_page(landscape, generated)
     return out
 
 
 def object_files(prepared: Prepared, names: Iterable[str]) -> dict[str, str]:
-    """Relative path -> text of the pages of the objects `names` (schema.name): each object's page and
-    its lineage pages. Independent of any other object's: a site can be made in parts."""
+    """Relative path -> text of the pages of the objects `names` (schema.name). Independent of any other
+    object's: a site can be made in parts."""
     data, generated, out = prepared.data, prepared.generated, {}
     for name in names:
-        environment, key, _ = site_objects.holders(data, name)[0]
+        environment = site_objects.holders(data, name)[0][0]
         out[f"objects/{quote(name, safe='')}.html"] = site_objects.object_page(
             data, prepared.known, name, prepared.changed_by, prepared.readers[environment], generated)
-        for levels in site_objects.FOCUS_LEVELS:
-            out[f"lineage/{quote(name, safe='')}-{levels}.html"] = site_lineage.focus_page(
-                data.landscapes[environment], key, levels, generated, prepared.cells[environment])
     return out
 
 

@@ -46,8 +46,14 @@ def run_href(run_id: str, depth: int = 1) -> str:
     return "../" * depth + f"runs/{quote(str(run_id), safe='')}.html"
 
 
-def lineage_href(key, levels: int, depth: int = 1) -> str:
-    return "../" * depth + f"lineage/{quote(str(key), safe='')}-{levels}.html"
+def around_path(environment: str) -> str:
+    """The environment's lineage page around any one object (site_assets/lineage.js draws it from the
+    address's `object` and `levels`): one page an environment, not one an object and level."""
+    return f"lineage/{quote(environment, safe='')}.html"
+
+
+def lineage_href(environment: str, key, levels: int, depth: int = 1) -> str:
+    return "../" * depth + f"{around_path(environment)}?object={quote(str(key), safe='')}&levels={levels}"
 
 
 def drawn_in_browser(picture: dict, anchor: str, depth: int) -> str:
@@ -64,6 +70,12 @@ def drawn_in_browser(picture: dict, anchor: str, depth: int) -> str:
 def shared_graph_href(environment: str, depth: int = 1) -> str:
     """The landscape's whole graph as a script (`drawing.shared`), which pictures drawn around an object use."""
     return "../" * depth + f"assets/lineage-{quote(environment, safe='')}.js"
+
+
+def column_lineage_href(environment: str, depth: int = 1) -> str:
+    """The landscape's column lineage as a script (`site_lineage.column_lineage`), which the lineage page
+    around an object makes its table from."""
+    return "../" * depth + f"assets/columns-{quote(environment, safe='')}.js"
 
 
 def drawn_around(environment: str, key, levels: int, anchor: str, depth: int) -> str:

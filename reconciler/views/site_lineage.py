@@ -1,29 +1,29 @@
-"""The landscape site's lineage: the whole picture of the first environment, and around each object
-the objects within N levels either way (`focus`), drawn in the direction data flows: the whole picture
-by `drawing` (grandalf's layered layout, on the server), each object's neighbourhood by the page
-itself (`drawing.picture` as data, laid out by dagre in site_assets/lineage.js); every box a link to
-its object's page, with the column lineage between them.
+"""The landscape site's lineage: the whole picture of the first environment, and around any object
+the objects within N levels either way, drawn in the direction data flows: the whole picture by
+`drawing` (grandalf's layered layout, on the server), each object's neighbourhood by the page itself
+(laid out by dagre in site_assets/lineage.js from the landscape's graph file, `drawing.shared`), with
+the column lineage among them (from the landscape's column lineage file); every box a link to its
+object's page.
 
-Owns the lineage pages. Takes a finished lineage graph and its columns; never reads git or a tenant.
+Owns the lineage pages and the landscape's graph and column lineage files. Takes a finished lineage
+graph and its columns; never reads git or a tenant.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-
-import networkx as nx
 
 from ..model import ObjectKey
 from . import drawing
-from .site_html import drawn_around, drawn_in_browser, h, lineage_href, link, object_href, page
-
-
-def focus(lineage: nx.DiGraph, key: ObjectKey, levels: int) -> set[ObjectKey]:
-    """`key` and what is at most `levels` edges upstream or downstream of it."""
-    upstream = nx.single_source_shortest_path_length(lineage.reverse(copy=False), key, cutoff=levels)
-    downstream = nx.single_source_shortest_path_length(lineage, key, cutoff=levels)
-    return {*upstream, *downstream}
+from .site_html import (
+    column_lineage_href,
+    drawn_around,
+    drawn_in_browser,
+    h,
+    object_href,
+    page,
+    shared_graph_href,
+)
 
 
 def lineage_page(landscape, generated: str) -> str:
@@ -39,20 +39,31 @@ def lineage_page(landscape, generated: str) -> str:
     return page("Lineage", body, 0, generated)
 
 
-def focus_page(landscape, key: ObjectKey, levels: int, generated: str, cells: Mapping | None = None) -> str:
-    """The objects within `levels` of `key`, and the column lineage among them (`cells`: the landscape's
-    `column_cells`, made once for every page)."""
-    near = focus(landscape.lineage, key, levels)
-    cells = column_cells(landscape) if cells is None else cells
-    others = " ".join([link(object_href(key) + "#lineage", "±1"),
-                       *(link(lineage_href(key, n), f"±{n}") for n in (2, 3) if n != levels)])
-    body = (f"<p>Environment {h(landscape.name)}: {h(len(near))} objects within {levels} "
-            f"level{'s' * (levels > 1)} of {link(object_href(key), key)}, arrows the way data flows. "
-            f"Also: {others}.</p>"
-            f'<div class="graph" id="picture" tabindex="0" aria-label="lineage picture"></div>'
-            + drawn_near(landscape, key, near, levels)
-            + f'<section id="columns"><h2>Column lineage</h2>{_column_lineage(cells, near)}</section>')
-    return page(f"Lineage of {key} ±{levels}", body, 1, generated)
+MAX_LEVELS = 5   # the widest neighbourhood the lineage page around an object offers
+
+
+def around_page(landscape, generated: str) -> str:
+    """The environment's lineage around one object (`site_html.lineage_href`): the objects within the
+    address's `levels` (1 to MAX_LEVELS) upstream and downstream of its `object`, drawn, and the column
+    lineage among them, both made by site_assets/lineage.js from the landscape's graph and column
+    lineage files; beyond drawing.COLLAPSE_AT objects, one box a schema. A form asks for another object
+    or level (the same address: it works from file:// too)."""
+    levels = "".join(f'<option value="{n}"{" selected" * (n == 2)}>±{n}</option>' for n in range(1, MAX_LEVELS + 1))
+    data = json.dumps({"landscape": landscape.name, "most": MAX_LEVELS}).replace("<", "\\u003c")
+    body = (f'<form class="around" method="get"><label>Object <input name="object" required size="40" '
+            f'placeholder="schema.name"></label> <label>Levels either way <select name="levels">{levels}</select>'
+            f'</label> <button type="submit">Draw</button></form>'
+            f'<p id="around" aria-live="polite">Environment {h(landscape.name)}: open it from an object\'s page, '
+            "or name an object above.</p>"
+            '<div class="graph" id="picture" tabindex="0" aria-label="lineage picture"></div>'
+            '<section id="columns"><h2>Column lineage</h2><div id="column-lineage"></div></section>'
+            f'<script type="application/json" class="around" data-into="picture">{data}</script>'
+            f'<script src="{h(shared_graph_href(landscape.name))}"></script>'
+            f'<script src="{h(column_lineage_href(landscape.name))}"></script>'
+            '<script src="../assets/dagre.min.js"></script><script src="../assets/lineage.js"></script>'
+            '<noscript><p class="empty">This page is drawn by its script; each object\'s page shows its '
+            "columns' lineage without one.</p></noscript>")
+    return page(f"Lineage of {landscape.name}", body, 1, generated)
 
 
 def drawn_near(landscape, key: ObjectKey, near: set[ObjectKey], levels: int) -> str:
@@ -73,37 +84,15 @@ def shared_graph(landscape) -> str:
             f"window.RECONCILER_LINEAGE[{json.dumps(landscape.name)}] = {data};\n")
 
 
-def column_cells(landscape) -> dict[ObjectKey, tuple[str, frozenset, list[tuple[str, list[tuple[ObjectKey, str]]]]]]:
-    """Each view's column lineage as page cells, made once per site: (its rows when every object it reads
-    is shown, the objects it reads, [(its column, [(source object, its column linked)])]) for each column
-    whose values come from another object's. The view is named once, over its columns."""
-    cells = {}
-    for view, outputs in landscape.derived.items():
-        columns = [(h(column), [(source, link(object_href(source), f"{source}.{name}")) for source, name in sources])
-                   for column, sources in outputs.items()]
-        cells[view] = (_rows(view, [(column, [cell for _, cell in sources]) for column, sources in columns]),
-                       frozenset(source for _, sources in columns for source, _ in sources), columns)
-    return cells
-
-
-def _rows(view: ObjectKey, columns: list[tuple[str, list[str]]]) -> str:
-    kept = [(column, sources) for column, sources in columns if sources]
-    if not kept:
-        return ""
-    head = f'<th scope="rowgroup" rowspan="{len(kept)}">{link(object_href(view), view)}</th>'
-    return "".join(f"<tr>{head if i == 0 else ''}<td>{column}</td><td>{', '.join(sources)}</td></tr>"
-                   for i, (column, sources) in enumerate(kept))
-
-
-def _column_lineage(cells: Mapping, shown: set[ObjectKey]) -> str:
-    """Each column of a shown view, and the columns of shown objects its values come from."""
-    rows = []
-    for view in sorted(shown & cells.keys()):
-        whole, reads, columns = cells[view]
-        rows.append(whole if reads <= shown else _rows(view, [(column, [cell for source, cell in sources if source in shown])
-                                                               for column, sources in columns]))
-    body = "".join(rows)
-    if not body:
-        return '<p class="empty">No column of these objects comes from another shown here.</p>'
-    return ('<table><thead><tr><th scope="col">view</th><th scope="col">column</th><th scope="col">comes from</th>'
-            f"</tr></thead><tbody>{body}</tbody></table>")
+def column_lineage(landscape) -> str:
+    """The landscape's column lineage as a script the lineage page around an object reads (a page opened
+    from disk may not fetch a JSON file): for each view, by its index in the landscape's graph file
+    (`drawing.shared`: boxes sorted as here), each column whose values come from other objects', with
+    those objects' indices and columns."""
+    index = {node: i for i, node in enumerate(sorted(landscape.lineage))}
+    views = [[index[view], [[column, [[index[source], name] for source, name in sources if source in index]]
+                            for column, sources in outputs.items()]]
+             for view, outputs in sorted(landscape.derived.items()) if view in index]
+    data = json.dumps(views, separators=(",", ":"))
+    return (f"window.RECONCILER_COLUMNS = window.RECONCILER_COLUMNS || {{}};\n"
+            f"window.RECONCILER_COLUMNS[{json.dumps(landscape.name)}] = {data};\n")

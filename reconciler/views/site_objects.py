@@ -16,7 +16,7 @@ from ..model import ObjectKey
 from . import site_lineage
 from .site_html import diff, h, highlighted, lineage_href, link, object_href, page, run_href, table
 
-FOCUS_LEVELS = (2, 3)   # the lineage pages around each object, this many levels either way (1: its own page)
+FOCUS_LEVELS = (2, 3)   # the neighbourhoods an object's page links to, this many levels either way (1: its own)
 
 
 def holders(data, name: str) -> list[tuple[str, ObjectKey, object]]:
@@ -114,7 +114,7 @@ def _neighbours(landscape, key: ObjectKey) -> str:
     readers = [link(object_href(r), r) + (f" ({h(', '.join(landscape.reads[r][key]))})"
                                           if landscape.reads.get(r, {}).get(key) else "")
                for r in sorted(lineage.successors(key))]
-    focus = " ".join(link(lineage_href(key, levels), f"±{levels} levels") for levels in FOCUS_LEVELS)
+    focus = " ".join(link(lineage_href(landscape.name, key, levels), f"±{levels} levels") for levels in FOCUS_LEVELS)
     near = {key, *lineage.predecessors(key), *lineage.successors(key)}
     return (f"<p>Reads: {', '.join(sources) or 'nothing'}.</p><p>Read by: {', '.join(readers) or 'nothing'}.</p>"
             f"<p>Drawn a level either way; wider: {focus}</p>"

@@ -5,7 +5,8 @@
 //   index, the first hit opened with the keyboard; OBJECT: its page opened, and the first edge of its
 //   picture that leaves it followed by a click; PAGE...: pages (relative to SITE) whose pictures are
 //   measured and whose headings are listed.
-// Prints JSON: {"errors", "search", "followed", "pages": {page: {"title", "loaded_ms", "headings", "pictures"}},
+// Prints JSON: {"errors", "search", "followed", "pages": {page: {"title", "loaded_ms", "headings", "pictures",
+//   "column_rows", "said"}},
 //   "keyboard"}; each picture: {"boxes", "edges", "overlaps", "loose", "outside", "through", "cut"}.
 const { chromium } = require("playwright-core");
 const path = require("path");
@@ -69,38 +70,40 @@ function measure() {
   const open = (relative) => page.goto("file://" + path.join(site, relative), { waitUntil: "load" });
   const result = { errors, pages: {} };
 
-  // search: type, walk down to the first hit with the keyboard, open it
-  await open("index.html");
-  await page.locator("#search").focus();
-  await page.keyboard.type(query);
-  await page.locator("#hits a").first().waitFor();   // the index loads when the box first has focus
-  const hits = await page.locator("#hits a").allTextContents();
-  await page.keyboard.press("ArrowDown");
-  const focused = await page.evaluate(() => document.activeElement.textContent);
-  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
-  const target = decodeURIComponent(new URL(page.url()).hash.slice(1));
-  result.search = { hits, focused, opened: path.basename(new URL(page.url()).pathname), title: await page.title(),
-    target: await page.locator(`[id="${target}"]`).count() ? target : null };
-  await page.screenshot({ path: path.join(shots, "search-hit.png"), fullPage: false });
+  // search: type, walk down to the first hit with the keyboard, open it (QUERY "" skips this and the next two)
+  if (query) {
+    await open("index.html");
+    await page.locator("#search").focus();
+    await page.keyboard.type(query);
+    await page.locator("#hits a").first().waitFor();   // the index loads when the box first has focus
+    const hits = await page.locator("#hits a").allTextContents();
+    await page.keyboard.press("ArrowDown");
+    const focused = await page.evaluate(() => document.activeElement.textContent);
+    await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+    const target = decodeURIComponent(new URL(page.url()).hash.slice(1));
+    result.search = { hits, focused, opened: path.basename(new URL(page.url()).pathname), title: await page.title(),
+      target: await page.locator(`[id="${target}"]`).count() ? target : null };
+    await page.screenshot({ path: path.join(shots, "search-hit.png"), fullPage: false });
 
-  // an object's picture: follow the first edge leaving it to the next object
-  await open(`objects/${encodeURIComponent(object)}.html`);
-  const next = await page.evaluate((id) => {
-    const edge = Array.from(document.querySelectorAll("#lineage path.edge")).find((e) => e.dataset.from === id);
-    return edge ? edge.dataset.to : null;
-  }, object);
-  if (next) {
-    const box = page.locator(`#lineage g.node[data-id="${next}"]`);
-    await Promise.all([page.waitForNavigation(), box.click()]);
-    result.followed = { edge: [object, next], h1: await page.locator("h1").textContent() };
-  } else result.followed = { edge: null };
+    // an object's picture: follow the first edge leaving it to the next object
+    await open(`objects/${encodeURIComponent(object)}.html`);
+    const next = await page.evaluate((id) => {
+      const edge = Array.from(document.querySelectorAll("#lineage path.edge")).find((e) => e.dataset.from === id);
+      return edge ? edge.dataset.to : null;
+    }, object);
+    if (next) {
+      const box = page.locator(`#lineage g.node[data-id="${next}"]`);
+      await Promise.all([page.waitForNavigation(), box.click()]);
+      result.followed = { edge: [object, next], h1: await page.locator("h1").textContent() };
+    } else result.followed = { edge: null };
 
-  // keyboard: the first Tab reaches the skip link, which moves focus to the main content
-  await open("index.html");
-  await page.keyboard.press("Tab");
-  const first = await page.evaluate(() => document.activeElement.textContent);
-  await page.keyboard.press("Enter");
-  result.keyboard = { first, hash: new URL(page.url()).hash };
+    // keyboard: the first Tab reaches the skip link, which moves focus to the main content
+    await open("index.html");
+    await page.keyboard.press("Tab");
+    const first = await page.evaluate(() => document.activeElement.textContent);
+    await page.keyboard.press("Enter");
+    result.keyboard = { first, hash: new URL(page.url()).hash };
+  }
 
   for (const relative of pages) {
     await open(relative);
@@ -110,8 +113,10 @@ function measure() {
       headings: await page.evaluate(() => Array.from(document.querySelectorAll("h1, h2, h3, h4"))
         .map((h) => Number(h.tagName[1]))),
       pictures: await page.evaluate(measure),
+      column_rows: await page.evaluate(() => document.querySelectorAll("#columns tbody tr").length),
+      said: await page.evaluate(() => (document.getElementById("around") || {}).textContent || null),
     };
-    await page.screenshot({ path: path.join(shots, relative.replace(/[\/%]/g, "_") + ".png"), fullPage: true });
+    await page.screenshot({ path: path.join(shots, relative.replace(/[\/%?&=]/g, "_") + ".png"), fullPage: true });
   }
   console.log(JSON.stringify(result));
   await browser.close();

@@ -5,7 +5,9 @@
 // flows, every edge leaving its source's side facing its target, crossing each layer between through
 // a slot of its own, and meeting its target's facing side. A page holds its picture, or only which
 // object and how many levels around it, made here from its landscape's graph (assets/lineage-ENV.js,
-// one file every page of the landscape shares instead of each page its own copy of the boxes). Part of reconciler, under its licence.
+// one file every page of the landscape shares instead of each page its own copy of the boxes). The
+// environment's lineage page (lineage/ENV.html) takes the object and levels from its address, and its
+// column lineage table from assets/columns-ENV.js. Part of reconciler, under its licence.
 // Labels are set with textContent only: a name is text, never markup.
 (function () {
   "use strict";
@@ -111,11 +113,9 @@
     into.appendChild(svg);
   }
 
-  // What drawing.picture makes on the server, made here from the landscape's whole graph (drawing.shared,
-  // in a script file every page of the landscape shares): the objects at most `levels` edges upstream
-  // or downstream of `focus`, every edge among them, the focus outlined, boxes as wide as the longest label.
-  function around(graph, focus, levels) {
-    var start = graph.ids[focus], near = {}, sides = [graph.succ, graph.pred];
+  // The indices of the boxes at most `levels` edges upstream or downstream of box `start`, in the boxes' order.
+  function within(graph, start, levels) {
+    var near = {}, sides = [graph.succ, graph.pred];
     near[start] = true;
     sides.forEach(function (next) {
       var seen = {}, frontier = [start];
@@ -128,19 +128,73 @@
         frontier = found;
       }
     });
-    var shown = Object.keys(near).map(Number).sort(function (a, b) { return a - b; });   // the boxes' order
+    return Object.keys(near).map(Number).sort(function (a, b) { return a - b; });
+  }
+
+  function style(graph, labels) {   // the measures and colours of a picture whose boxes carry `labels`
     var longest = 0;
-    shown.forEach(function (i) { longest = Math.max(longest, graph.boxes[i][0].length); });
+    labels.forEach(function (label) { longest = Math.max(longest, label.length); });
+    return { width: Math.max(graph.width, longest * graph.character + graph.padding), height: graph.height,
+      gap: graph.gap, margin: graph.margin, legend: graph.legend, kinds: graph.kinds, states: graph.states,
+      always: graph.always };
+  }
+
+  // What drawing.picture makes on the server, made here from the landscape's whole graph (drawing.shared,
+  // in a script file every page of the landscape shares): the boxes `shown` (indices), every edge among
+  // them, box `start` outlined, boxes as wide as the longest label; beyond graph.collapse boxes, one box
+  // a schema (as drawing._by_schema: an edge where an object of one reads one of another, none at all
+  // where schemas read each other).
+  function picture(graph, shown, start) {
+    if (shown.length > graph.collapse) return bySchema(graph, shown);
+    var near = {};
+    shown.forEach(function (i) { near[i] = true; });
     var edges = [];
     shown.forEach(function (i) {
       graph.succ[i].forEach(function (j) { if (near[j]) edges.push([graph.boxes[i][0], graph.boxes[j][0]]); });
     });
-    return { boxes: shown.map(function (i) {
-        var box = graph.boxes[i];
-        return [box[0], box[0], box[1], i === start ? "focus" : "", box[2]];
-      }), edges: edges, width: Math.max(graph.width, longest * graph.character + graph.padding),
-      height: graph.height, gap: graph.gap, margin: graph.margin, legend: graph.legend, kinds: graph.kinds,
-      states: graph.states, always: graph.always };
+    var made = style(graph, shown.map(function (i) { return graph.boxes[i][0]; }));
+    made.boxes = shown.map(function (i) {
+      var box = graph.boxes[i];
+      return [box[0], box[0], box[1], i === start ? "focus" : "", box[2]];
+    });
+    made.edges = edges;
+    return made;
+  }
+
+  function bySchema(graph, shown) {
+    var counts = {}, near = {}, pairs = {}, edges = [];
+    shown.forEach(function (i) { near[i] = true; counts[graph.boxes[i][3]] = (counts[graph.boxes[i][3]] || 0) + 1; });
+    shown.forEach(function (i) {
+      graph.succ[i].forEach(function (j) {
+        var a = graph.boxes[i][3], b = graph.boxes[j][3];
+        if (near[j] && a !== b && !pairs[a + " " + b]) { pairs[a + " " + b] = true; edges.push([a, b]); }
+      });
+    });
+    var schemas = Object.keys(counts).map(Number).sort(function (a, b) { return a - b; });
+    if (cyclic(schemas, edges)) edges = [];
+    var labels = schemas.map(function (s) { return graph.schemas[s] + " (" + counts[s] + " objects)"; });
+    var made = style(graph, labels);
+    made.boxes = schemas.map(function (s, k) { return [graph.schemas[s], labels[k], "schema", "", ""]; });
+    made.edges = edges.map(function (edge) { return [graph.schemas[edge[0]], graph.schemas[edge[1]]]; });
+    return made;
+  }
+
+  function cyclic(nodes, edges) {   // whether the edges close a cycle (Kahn's order leaves a node out)
+    var into = {}, out = {}, free = [], freed = 0;
+    nodes.forEach(function (n) { into[n] = 0; out[n] = []; });
+    edges.forEach(function (edge) { out[edge[0]].push(edge[1]); into[edge[1]] += 1; });
+    nodes.forEach(function (n) { if (!into[n]) free.push(n); });
+    while (free.length) {
+      var n = free.pop();
+      freed += 1;
+      out[n].forEach(function (m) { if (--into[m] === 0) free.push(m); });
+    }
+    return freed < nodes.length;
+  }
+
+  function around(graph, focus, levels) {
+    var start = graph.ids[focus];
+    return picture(graph, within(graph, start, levels), start);
   }
 
   function indexed(graph) {   // once per page: each box's index by id, and its edges either way
@@ -160,5 +214,96 @@
       picture = around(graph.ids ? graph : indexed(graph), picture.focus, picture.levels);
     }
     if (into) draw(picture, into);
+  });
+
+  // The environment's lineage page around one object (site_lineage.around_page): which object and how
+  // many levels come from the address (?object=schema.name&levels=N), as the page's form sends them.
+  // Names are set as text, never as markup.
+  function link(href, label) {
+    var a = document.createElement("a");
+    a.href = href;
+    a.textContent = label;
+    return a;
+  }
+
+  function cell(row, tag, parts) {
+    var made = document.createElement(tag);
+    parts.forEach(function (part, k) {
+      if (k) made.appendChild(document.createTextNode(", "));
+      made.appendChild(typeof part === "string" ? document.createTextNode(part) : part);
+    });
+    row.appendChild(made);
+    return made;
+  }
+
+  // Each column of a shown view whose values come from a shown object's, with those objects' columns;
+  // the view named once over its columns (site_lineage.column_lineage writes the data).
+  function columnTable(graph, views, shown) {
+    var near = {}, body = document.createElement("tbody");
+    shown.forEach(function (i) { near[i] = true; });
+    views.forEach(function (view) {
+      if (!near[view[0]]) return;
+      var kept = [];
+      view[1].forEach(function (column) {
+        var sources = column[1].filter(function (source) { return near[source[0]]; });
+        if (sources.length) kept.push([column[0], sources]);
+      });
+      kept.forEach(function (column, k) {
+        var row = document.createElement("tr");
+        if (k === 0) {
+          var head = cell(row, "th", [link(graph.boxes[view[0]][2], graph.boxes[view[0]][0])]);
+          head.setAttribute("scope", "rowgroup");
+          head.setAttribute("rowspan", String(kept.length));
+        }
+        cell(row, "td", [column[0]]);
+        cell(row, "td", column[1].map(function (source) {
+          var box = graph.boxes[source[0]];
+          return link(box[2], box[0] + "." + source[1]);
+        }));
+        body.appendChild(row);
+      });
+    });
+    if (!body.firstChild) {
+      var none = document.createElement("p");
+      none.className = "empty";
+      none.textContent = "No column of these objects comes from another shown here.";
+      return none;
+    }
+    var table = document.createElement("table"), head = document.createElement("thead"),
+      row = document.createElement("tr");
+    ["view", "column", "comes from"].forEach(function (name) { cell(row, "th", [name]).setAttribute("scope", "col"); });
+    head.appendChild(row);
+    table.appendChild(head);
+    table.appendChild(body);
+    return table;
+  }
+
+  document.querySelectorAll('script[type="application/json"].around').forEach(function (data) {
+    var page = JSON.parse(data.textContent), asked = new URLSearchParams(window.location.search);
+    var graph = (window.RECONCILER_LINEAGE || {})[page.landscape];
+    var views = (window.RECONCILER_COLUMNS || {})[page.landscape] || [];
+    var focus = asked.get("object"), levels = parseInt(asked.get("levels") || "2", 10);
+    if (!graph || !focus) return;
+    if (!(levels >= 1 && levels <= page.most)) levels = 2;
+    var form = document.querySelector("form.around"), said = document.getElementById("around");
+    form.elements.object.value = focus;
+    form.elements.levels.value = String(levels);
+    graph = graph.ids ? graph : indexed(graph);
+    var start = graph.ids[focus];
+    said.textContent = "";
+    if (start === undefined) {
+      said.textContent = "Environment " + page.landscape + " has no object " + focus + ".";
+      return;
+    }
+    var shown = within(graph, start, levels), title = "Lineage of " + focus + " ±" + levels;
+    document.querySelector("main h1").textContent = title;
+    document.title = title + " · reconciler";
+    said.appendChild(document.createTextNode("Environment " + page.landscape + ": " + shown.length +
+      " objects within " + levels + " level" + (levels > 1 ? "s" : "") + " of "));
+    said.appendChild(link(graph.boxes[start][2], focus));
+    said.appendChild(document.createTextNode(shown.length > graph.collapse
+      ? ", drawn one box a schema, arrows the way data flows." : ", arrows the way data flows."));
+    draw(picture(graph, shown, start), document.getElementById(data.getAttribute("data-into")));
+    document.getElementById("column-lineage").appendChild(columnTable(graph, views, shown));
   });
 })();
