@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import networkx as nx
 import pytest
@@ -100,6 +100,9 @@ def test_the_demo_site_after_a_walkthrough_is_browsed_searched_and_its_pictures_
     lifetime = pages["objects/sales.vw_customer_lifetime_value.html"]
     assert lifetime.count('<span class="passed">passed</span>') == 3   # its three checks' latest result in dev
     assert not [(page, href) for page, href in links(site) if not (site / page).parent.joinpath(href).is_file()]
+    asked = [(Path(urlsplit(href).path).stem, parse_qs(urlsplit(href).query)["object"][0])
+             for _, href in links(site, whole=True) if "?object=" in href]   # (environment, object)
+    assert len(asked) > 11 and not [(env, name) for env, name in asked if name not in boxes(site, env)]   # drawable
     pending = pages["pending.html"]   # qa was never applied: its creates, the values they spell hidden
     assert "CREATE VIEW" in pending and "&#x27;...&#x27;" in pending and "ACTIVE" not in pending
 
@@ -162,15 +165,22 @@ class _Links(HTMLParser):
         self.found += [value for name, value in attrs if name in ("href", "src") and value]
 
 
-def links(site: Path) -> list[tuple[str, str]]:
-    """(page, file it links to) for every link of every page to another file of the site, decoded."""
+def links(site: Path, whole: bool = False) -> list[tuple[str, str]]:
+    """(page, file it links to) for every link of every page to another file of the site, decoded (`whole`:
+    the address as written, what it asks of the page too)."""
     found = []
     for page in site.rglob("*.html"):
         parser = _Links()
         parser.feed(page.read_text())
-        found += [(page.relative_to(site).as_posix(), unquote(href.split("#")[0].split("?")[0]))
-                  for href in parser.found if not href.startswith("#")]   # a file, whatever its address asks
+        found += [(page.relative_to(site).as_posix(), href if whole else unquote(href.split("#")[0].split("?")[0]))
+                  for href in parser.found if not href.startswith("#")]
     return found
+
+
+def boxes(site: Path, environment: str) -> set[str]:
+    """The objects of the environment's graph file, which its lineage page draws from."""
+    text = (site / "assets" / f"lineage-{environment}.js").read_text()
+    return {box[0] for box in json.loads(text[text.index("] = ") + 4:].removesuffix(";\n"))["boxes"]}
 
 
 class _Text(HTMLParser):
@@ -195,14 +205,19 @@ def test_a_name_in_a_pictures_data_cannot_end_its_script_element() -> None:
     assert data["boxes"][1][:2] == [str(hostile), str(hostile)] and data["edges"] == [[str(hostile), str(reader)]]
 
 
-def test_a_neighbourhood_beyond_the_collapse_size_is_drawn_a_box_a_schema_and_the_address_is_only_text(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("schemas_read_each_other", [False, True], ids=["schemas in order", "schemas in a cycle"])
+def test_a_neighbourhood_beyond_the_collapse_size_is_drawn_as_the_server_draws_it_and_the_address_is_only_text(
+        tmp_path: Path, schemas_read_each_other: bool) -> None:
     """The lineage page around an object draws what the address asks from the landscape's files: past
-    drawing.COLLAPSE_AT objects one box a schema (as the server collapses), and an object the address
-    names that is markup is shown as the text it is, never run."""
+    drawing.COLLAPSE_AT objects one box a schema, the boxes, labels and edges `drawing.picture` makes on
+    the server (no edge at all where schemas read each other); a schema may be named as any of a
+    script's own properties; an object the address names that is markup is shown as that text."""
     hub = ObjectKey("calendar", "dim_date")
-    readers = [ObjectKey(f"mart_{i % 4}", f"view_{i:03d}") for i in range(drawing.COLLAPSE_AT + 20)]
+    readers = [ObjectKey(("mart_0", "constructor", "tostring", "__proto__")[i % 4], f"view_{i:03d}")
+               for i in range(drawing.COLLAPSE_AT + 20)]
     lineage = nx.DiGraph([(hub, reader) for reader in readers])
+    if schemas_read_each_other:
+        lineage.add_edge(readers[0], ObjectKey("calendar", "holidays"))
     nx.set_node_attributes(lineage, "View", "kind")
     lineage.nodes[hub]["kind"] = "Table"
     landscape = SimpleNamespace(name="dev", lineage=lineage, derived={readers[0]: {"day": ((hub, "date_day"),)}})
@@ -215,7 +230,7 @@ def test_a_neighbourhood_beyond_the_collapse_size_is_drawn_a_box_a_schema_and_th
     for relative, text in made.items():
         (site / relative).parent.mkdir(parents=True, exist_ok=True)
         (site / relative).write_text(text)
-    hub_page = "lineage/dev.html?object=calendar.dim_date&levels=1"
+    hub_page = "lineage/dev.html?object=calendar.dim_date&levels=2"
     hostile = "lineage/dev.html?object=" + quote("<img src=x onerror=alert(1)>", safe="") + "&levels=2"
 
     seen = walk(site, artefacts(tmp_path, "site-collapsed"), "", "", hub_page, hostile)
@@ -223,10 +238,15 @@ def test_a_neighbourhood_beyond_the_collapse_size_is_drawn_a_box_a_schema_and_th
     assert seen["errors"] == []
     assert_true_pictures(seen)
     around = seen["pages"][hub_page]
-    assert [(p["boxes"], p["edges"]) for p in around["pictures"]] == [(5, 4)]   # calendar -> each mart_N
-    assert around["said"] == (f"Environment dev: {len(readers) + 1} objects within 1 level of calendar.dim_date, "
+    near = set(lineage)
+    server = drawing.picture(lineage, near)
+    assert [p["drawn"] for p in around["pictures"]] == [{
+        "ids": [box[0] for box in server["boxes"]], "labels": [box[1] for box in server["boxes"]],
+        "pairs": server["edges"]}]
+    assert len(server["boxes"]) == 5 and len(server["edges"]) == (0 if schemas_read_each_other else 4)
+    assert around["said"] == (f"Environment dev: {len(near)} objects within 2 levels of calendar.dim_date, "
                               "drawn one box a schema, arrows the way data flows.")
-    assert around["column_rows"] == 1 and around["title"] == "Lineage of calendar.dim_date ±1 · reconciler"
+    assert around["column_rows"] == 1 and around["title"] == "Lineage of calendar.dim_date ±2 · reconciler"
     assert seen["pages"][hostile]["said"] == "Environment dev has no object <img src=x onerror=alert(1)>."
     assert seen["pages"][hostile]["pictures"] == [] and seen["pages"][hostile]["column_rows"] == 0
 
@@ -278,7 +298,7 @@ def test_a_generated_thousand_object_landscape_is_searchable_and_drawn_true(tmp_
         assert drawn == [(len(near), lineage.subgraph(near).number_of_edges())], page
         assert drawn[0][1] > 0, page
     assert seen["pages"][f"lineage/dev.html?object={reader}&levels=2"]["column_rows"] == column_rows(
-        landscape.root, reader, 2)
+        landscape.root, reader, 2) > 0
 
 
 def test_the_site_of_some_environments_shows_only_them_and_an_unknown_one_is_a_usage_error(

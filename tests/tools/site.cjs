@@ -7,7 +7,8 @@
 //   measured and whose headings are listed.
 // Prints JSON: {"errors", "search", "followed", "pages": {page: {"title", "loaded_ms", "headings", "pictures",
 //   "column_rows", "said"}},
-//   "keyboard"}; each picture: {"boxes", "edges", "overlaps", "loose", "outside", "through", "cut"}.
+//   "keyboard"}; each picture: {"boxes", "edges", "overlaps", "loose", "outside", "through", "cut",
+//   "drawn": {"ids", "labels", "pairs"}}.
 const { chromium } = require("playwright-core");
 const path = require("path");
 
@@ -21,7 +22,7 @@ function measure() {
     near(p.y, r.y + r.height));
   return Array.from(document.querySelectorAll("svg")).filter((svg) => svg.querySelector("g.node")).map((svg) => {
     const view = svg.viewBox.baseVal;
-    const boxes = {};
+    const boxes = Object.create(null);   // a box may be named __proto__
     const cut = [];
     svg.querySelectorAll("g.node").forEach((node) => {
       const rect = node.querySelector("rect");
@@ -53,7 +54,9 @@ function measure() {
         outside.push(label);
       if (points.some((p) => ids.some((id) => inside(p, boxes[id], 2)))) through.push(label);
     });
-    return { boxes: ids.length, edges: edges.length, overlaps, loose, outside, through, cut };
+    return { boxes: ids.length, edges: edges.length, overlaps, loose, outside, through, cut,
+      drawn: { ids, labels: ids.map((id) => svg.querySelector(`g.node[data-id="${CSS.escape(id)}"] text`).textContent),
+        pairs: edges.map((edge) => [edge.dataset.from, edge.dataset.to]) } };
   });
 }
 

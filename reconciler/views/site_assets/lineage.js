@@ -62,8 +62,12 @@
     graph.setGraph({ rankdir: "LR", ranksep: picture.gap[0], nodesep: picture.gap[1], edgesep: picture.gap[1],
       marginx: 0, marginy: 0 });
     graph.setDefaultEdgeLabel(function () { return {}; });
-    picture.boxes.forEach(function (box) { graph.setNode(box[0], { width: width, height: height }); });
-    picture.edges.forEach(function (edge) { graph.setEdge(edge[0], edge[1]); });
+    // dagre knows a box by its position, never by its name: a schema named `constructor` or `toString`
+    // is a plain key to dagre's tables only as long as no name is one
+    var key = Object.create(null);
+    picture.boxes.forEach(function (box, i) { key[box[0]] = "b" + i; });
+    picture.boxes.forEach(function (box) { graph.setNode(key[box[0]], { width: width, height: height }); });
+    picture.edges.forEach(function (edge) { graph.setEdge(key[edge[0]], key[edge[1]]); });
     dagre.layout(graph);
     var layers = [];
     graph.nodes().forEach(function (id) {
@@ -71,7 +75,8 @@
       if (!layers.some(function (seen) { return Math.abs(seen - x) < 0.5; })) layers.push(x);
     });
     var routes = picture.edges.map(function (edge) {
-      return route(graph.edge(edge[0], edge[1]).points, graph.node(edge[0]), graph.node(edge[1]), layers, width);
+      var from = key[edge[0]], to = key[edge[1]];
+      return route(graph.edge(from, to).points, graph.node(from), graph.node(to), layers, width);
     });
     // the canvas holds every box and every edge, the legend above them
     var xs = [], ys = [];
@@ -99,7 +104,7 @@
         }).join(" L") }, svg);
     });
     picture.boxes.forEach(function (box) {
-      var id = box[0], label = box[1], kind = box[2], state = box[3], href = box[4], n = graph.node(id);
+      var id = box[0], label = box[1], kind = box[2], state = box[3], href = box[4], n = graph.node(key[id]);
       var x = n.x + dx - width / 2, y = n.y + dy - height / 2;
       var parent = href ? element("a", { href: href }, svg) : svg;
       var group = element("g", { "class": "node", "data-id": id, "data-kind": kind }, parent);
@@ -175,7 +180,8 @@
     var labels = schemas.map(function (s) { return graph.schemas[s] + " (" + counts[s] + " objects)"; });
     var made = style(graph, labels);
     made.boxes = schemas.map(function (s, k) { return [graph.schemas[s], labels[k], "schema", "", ""]; });
-    made.edges = edges.map(function (edge) { return [graph.schemas[edge[0]], graph.schemas[edge[1]]]; });
+    made.edges = edges.map(function (edge) { return [graph.schemas[edge[0]], graph.schemas[edge[1]]]; })
+      .sort(function (a, b) { return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0; });
     return made;
   }
 
@@ -303,7 +309,7 @@
     said.appendChild(link(graph.boxes[start][2], focus));
     said.appendChild(document.createTextNode(shown.length > graph.collapse
       ? ", drawn one box a schema, arrows the way data flows." : ", arrows the way data flows."));
-    draw(picture(graph, shown, start), document.getElementById(data.getAttribute("data-into")));
     document.getElementById("column-lineage").appendChild(columnTable(graph, views, shown));
+    draw(picture(graph, shown, start), document.getElementById(data.getAttribute("data-into")));
   });
 })();
