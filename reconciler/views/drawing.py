@@ -72,13 +72,18 @@ def shared(graph: nx.DiGraph, links: Mapping[ObjectKey, str]) -> dict:
     index), edges as pairs of box indices, the schemas, and the measures and colours `picture` carries.
     One per landscape, so that a page holds only which object and how many levels."""
     nodes = sorted(graph)
-    index = {node: i for i, node in enumerate(nodes)}
+    index = box_index(graph)
     schemas = sorted({node.schema for node in nodes})
     schema = {name: i for i, name in enumerate(schemas)}
     return {"boxes": [[str(node), graph.nodes[node].get("kind", ""), links.get(node, ""), schema[node.schema]]
                       for node in nodes],
             "edges": [[index[a], index[b]] for a in nodes for b in sorted(graph.succ[a])], "schemas": schemas,
             "collapse": COLLAPSE_AT, "width": WIDTH, "character": CHARACTER, "padding": PADDING, **_STYLE}
+
+
+def box_index(graph: nx.DiGraph) -> dict[ObjectKey, int]:
+    """Each node's box in `shared` data: what other files of a landscape (its column lineage) name it by."""
+    return {node: i for i, node in enumerate(sorted(graph))}
 
 
 def html(graph: nx.DiGraph, title: str, states: Mapping[ObjectKey, str] | None = None) -> str:

@@ -87,9 +87,9 @@ def shared_graph(landscape) -> str:
 def column_lineage(landscape) -> str:
     """The landscape's column lineage as a script the lineage page around an object reads (a page opened
     from disk may not fetch a JSON file): for each view, by its index in the landscape's graph file
-    (`drawing.shared`: boxes sorted as here), each column whose values come from other objects', with
+    (`drawing.box_index`), each column whose values come from other objects', with
     those objects' indices and columns."""
-    index = {node: i for i, node in enumerate(sorted(landscape.lineage))}
+    index = drawing.box_index(landscape.lineage)
     views = [[index[view], [[column, [[index[source], name] for source, name in sources if source in index]]
                             for column, sources in outputs.items()]]
              for view, outputs in sorted(landscape.derived.items()) if view in index]

@@ -185,17 +185,11 @@
     return made;
   }
 
-  function cyclic(nodes, edges) {   // whether the edges close a cycle (Kahn's order leaves a node out)
-    var into = {}, out = {}, free = [], freed = 0;
-    nodes.forEach(function (n) { into[n] = 0; out[n] = []; });
-    edges.forEach(function (edge) { out[edge[0]].push(edge[1]); into[edge[1]] += 1; });
-    nodes.forEach(function (n) { if (!into[n]) free.push(n); });
-    while (free.length) {
-      var n = free.pop();
-      freed += 1;
-      out[n].forEach(function (m) { if (--into[m] === 0) free.push(m); });
-    }
-    return freed < nodes.length;
+  function cyclic(nodes, edges) {   // whether the edges close a cycle (dagre's own graphlib decides)
+    var schemas = new dagre.graphlib.Graph();
+    nodes.forEach(function (n) { schemas.setNode(String(n)); });
+    edges.forEach(function (edge) { schemas.setEdge(String(edge[0]), String(edge[1])); });
+    return !dagre.graphlib.alg.isAcyclic(schemas);
   }
 
   function around(graph, focus, levels) {
