@@ -5,6 +5,7 @@ Run on DuckDB and on a real PostgreSQL (the `engine_landscape` fixture) wherever
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import subprocess
@@ -577,9 +578,13 @@ def test_14_an_unset_connection_secret_stops_the_apply_before_it_starts(landscap
     assert landscape.run("apply", "dev", "--yes").code == 0
 
 
-def test_15_a_pull_request_cannot_send_a_tenant_password_to_a_host_it_names(landscape: Landscape,
-                                                                             monkeypatch) -> None:
-
+@pytest.mark.parametrize("command", [("plan", "dev"), ("status",), ("drift", "dev"), ("history", "dev"),
+                                     ("check", "dev"), ("checkpoints", "dev"), ("backups", "dev"),
+                                     ("adopt", "dev", "--tenant", "warehouse"), ("report", "--out", "{out}"),
+                                     ("site", "--out", "{out}"), ("run", "dev", "df_customer_enrichment")])
+def test_15_a_pull_request_cannot_send_a_tenant_password_to_a_host_it_names(landscape: Landscape, monkeypatch,
+                                                                             tmp_path, command: tuple[str, ...]) -> None:
+    """Whichever command opens a tenant: the mechanism that opens one (`Workspace.adapter`) refuses it."""
     landscape.edit("environments/dev/environment.yaml", "    create: true\n",
                    "    create: true\n  - name: warehouse\n    url: postgresql://loader@127.0.0.1:1/warehouse\n"
                    "    password: env:WAREHOUSE_PASSWORD\n")
@@ -588,9 +593,15 @@ def test_15_a_pull_request_cannot_send_a_tenant_password_to_a_host_it_names(land
         landscape.edit("environments/dev/environment.yaml", "127.0.0.1:1/", f"127.0.0.1:{port}/")   # the pull request
         monkeypatch.setenv("WAREHOUSE_PASSWORD", "never-sent")
         monkeypatch.setenv("RECONCILER_BASE_REF", landscape.repo.head.commit.hexsha)
-        result = landscape.run("plan", "dev")
-    assert result.code == 1
-    assert "tenant warehouse: this change gives it another url or password" in result.stderr
+        result = landscape.run(*(word.format(out=tmp_path / "out") for word in command))
+    assert result.code != 70 and "Traceback" not in result.output, result.output
+    said = "tenant warehouse: this change gives it another url or password"
+    if command[0] in ("report", "site"):   # the environment's status row says it
+        assert result.code == 0 and said in html.unescape((tmp_path / "out" / "index.html").read_text())
+    elif command[0] == "status":
+        assert said in " ".join(result.stdout.split())
+    else:
+        assert result.code == 1 and said in result.stderr, result.output
 
 
 @pytest.mark.parametrize("kill", ["SIGKILL@recorded", "SIGKILL:2", "SIGKILL@applied", "SIGKILL@moved",

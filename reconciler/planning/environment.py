@@ -61,6 +61,7 @@ class Workspace:
     cache: Cache = field(init=False)
     state: Path = field(init=False)
     _loaded: dict[tuple, Landscape] = field(init=False, default_factory=dict, repr=False)
+    _base_tenants: dict[str, dict] = field(init=False, default_factory=dict, repr=False)   # `base_tenants`
 
     def __post_init__(self) -> None:
         self.repo = self.repo.resolve()
@@ -75,7 +76,36 @@ class Workspace:
         return self.state / f"rollback-{environment}.json"
 
     def adapter(self, tenant: Tenant) -> Adapter:
+        """The adapter every command opens a tenant through. In a pull request's run (RECONCILER_BASE_REF
+        names the base), a tenant holding a secret is opened only where some environment of the base
+        declares a tenant of its name with its url and password: a pull request must not be able to send
+        a tenant's password to a host it names, whichever command reads the tenant (`plan_environment`
+        also holds each tenant to its own environment's base)."""
+        base = os.environ.get(BASE_REF_VARIABLE)
+        if base and tenant.secret_names and not any(declared.get(tenant.name) == (tenant.url, tenant.password)
+                                                    for declared in self.base_tenants(base).values()):
+            raise TenantError(moved_message(tenant.name, base))
         return adapter_for(tenant, self.repo, self.lock_timeout)
+
+    def base_tenants(self, base: str) -> dict[str, dict[str, tuple]]:
+        """Environment -> tenant -> (url, password) as the base's environment.yaml files declare them, each
+        checked alone; one that is not valid (or a base that cannot be read) vouches for nothing."""
+        if base not in self._base_tenants:
+            declared: dict[str, dict[str, tuple]] = {}
+            try:
+                names = available_environments(self.repo, base)
+                for name in names:
+                    blobs = environment_blobs(self.repo, name, base)
+                    document = (read_document(f"{ENVIRONMENTS}/{name}/{ENVIRONMENT_FILE}", blobs.environment, self.cache)
+                                if blobs is not None and blobs.environment is not None else None)
+                    environment = None if document is None else valid_environment(
+                        EnvironmentSource(name, base, blobs.commit, document, (), ()), names, self.cache)
+                    if environment is not None:
+                        declared[name] = {t.name: (t.url, t.password) for t in environment.tenants}
+            except ReconcilerError:
+                pass   # what was read so far vouches; the rest does not
+            self._base_tenants[base] = declared
+        return self._base_tenants[base]
 
     def load(self, environment: str, ref: str | None = None) -> Landscape:
         """One environment, read and validated once per command: at a ref, once per commit it names;
@@ -229,10 +259,7 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
 
     def plan_one(tenant: Tenant) -> tuple[TenantState, TenantPlan]:
         if tenant.name in untrusted:
-            raise TenantError(f"tenant {tenant.name}: this change gives it another url or password than "
-                              f"{BASE_REF_VARIABLE}={untrusted[tenant.name]} has; the reconciler never sends a "
-                              "tenant's password to a place a pull request names, so it is planned after merge, "
-                              "on the protected branch")
+            raise TenantError(moved_message(tenant.name, untrusted[tenant.name]))
         with read(tenant) as (adapter, reading, live):   # one connection: inspect, row counts, checks, the proof
             if not live.exists and not tenant.create:
                 raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
@@ -307,16 +334,19 @@ BASE_REF_VARIABLE = "RECONCILER_BASE_REF"   # set by the pull request plan workf
 
 def _moved_tenants(workspace: Workspace, landscape: Landscape, tenants: Sequence[Tenant]) -> dict[str, str]:
     """In a pull request's plan (RECONCILER_BASE_REF names the base), the tenants holding a secret (a
-    password, a token in the url) whose url or password reference differs from the base's: a pull request must not be able to send
-    a tenant's password to a host it names. Tenant name -> the base ref."""
+    password, a token in the url) whose url or password reference differs from what the base declares
+    for that tenant of this environment. Tenant name -> the base ref."""
     base = os.environ.get(BASE_REF_VARIABLE)
     if not base or not any(t.secret_names for t in tenants):
         return {}
-    try:
-        before = {t.name: (t.url, t.password) for t in workspace.load(landscape.name, base).environment.tenants}
-    except ReconcilerError:   # a base that does not hold a valid environment vouches for nothing
-        before = {}
+    before = workspace.base_tenants(base).get(landscape.name, {})
     return {t.name: base for t in tenants if t.secret_names and before.get(t.name) != (t.url, t.password)}
+
+
+def moved_message(tenant: str, base: str) -> str:
+    return (f"tenant {tenant}: this change gives it another url or password than {BASE_REF_VARIABLE}={base} has; "
+            "the reconciler never sends a tenant's password to a place a pull request names, so it is read only "
+            "after merge, on the protected branch")
 
 
 def _refuse_new_functions(workspace: Workspace, landscape: Landscape) -> None:
