@@ -80,24 +80,33 @@ PR_SET_PDEATHSIG = 1   # linux/prctl.h
 _PART = None   # the work of `in_parts`, which a forked process has as its parent had it: never pickled
 
 
-def in_parts(work, count: int | None = None) -> list:
+def in_parts(work, count: int | None = None, meanwhile=None) -> list:
     """`work(part, count)` for each part 0..count-1 (count: the cores this process may use, at most
     MAX_PARTS: loky's count, which reads the CPU affinity and a container's cgroup CPU quota, so that a
     runner allowed 2 CPUs of a 64-core host forks 2, not 8, each holding the parent's memory) at once, each in a process forked from this one, so that what the work reads is
     already there and never sent; only its results come back. Pure Python work (rendering pages)
     runs on one core in one process; its parts do not share a lock. Where fork is missing or there is
-    one core, the parts run here, one after another. An exception a part raises is raised here."""
+    one core, the parts run here, one after another. An exception a part raises is raised here.
+    `meanwhile()`, when given, runs here while the parts run (after they were forked: they never see
+    what it does); its result comes first in the list."""
     global _PART
     if not count:   # loky takes 50 ms to import: only where parts are made
         from loky.backend.context import cpu_count
 
         count = min(cpu_count(), MAX_PARTS)
     if count <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [work(0, 1)]
+        return ([meanwhile()] if meanwhile else []) + [work(0, 1)]
     _PART = work
-    try:   # leaving the pool terminates its processes, also on an error or Ctrl-C here: no part outlives the call
+    try:   # leaving the pool terminates its processes, also on Ctrl-C here: no part outlives the call
         with multiprocessing.get_context("fork").Pool(count, initializer=_die_with, initargs=(os.getpid(),)) as pool:
-            return pool.starmap(_part, [(part, count) for part in range(count)])
+            parts = [pool.apply_async(_part, (part, count)) for part in range(count)]
+            here = [_outcome(lambda _: meanwhile(), None)] if meanwhile else []
+            for part in parts:   # every part ended before the pool is left, whatever failed: a pool terminated
+                part.wait()      # while a part sends its result back can wait on that part's lock for ever
+            for outcome in here:
+                if isinstance(outcome, Exception):
+                    raise outcome
+            return here + [part.get() for part in parts]
     finally:
         _PART = None
 

@@ -74,13 +74,17 @@ def test_every_command_validates_each_environment_once(landscape: Landscape, val
 def test_the_commands_that_read_every_environment_make_each_document_once(
         landscape: Landscape, documents: Counter, tmp_path: Path) -> None:
     """The folder is listed by blob id before anything is parsed: a second load of unchanged files (the
-    plans `status` makes after reading the audit) finds the first, and never decodes them again."""
+    plans `status` makes after reading the audit) finds the first, and never decodes them again. Only
+    environment.yaml is read twice by `report` and `site`, as by `plan`: alone first, to open the tenants
+    it declares while the folder is validated."""
     assert landscape.run("apply", "dev", "--yes").code == 0
     for command in (["status"], ["report", "--out", str(tmp_path / "report")], ["site", "--out", str(tmp_path / "site")]):
         documents.clear()
         result = landscape.run(*command)
         assert result.code == 0, (command, result.output)
-        assert documents and max(documents.values()) == 1, (command, documents.most_common(3))
+        objects = {path: count for path, count in documents.items() if not path.endswith("/environment.yaml")}
+        assert objects and max(objects.values()) == 1, (command, documents.most_common(3))
+        assert max(documents.values()) <= (1 if command == ["status"] else 2), (command, documents.most_common(3))
 
 
 def test_the_site_opens_each_tenant_once(landscape: Landscape, connections: Counter, tmp_path: Path) -> None:

@@ -40,6 +40,31 @@ def test_one_part_runs_here() -> None:
     assert parallel.in_parts(lambda part, count: (os.getpid(), part, count), 1) == [(os.getpid(), 0, 1)]
 
 
+def test_meanwhile_runs_here_while_the_parts_run_and_they_never_see_it() -> None:
+    """What `site` writes besides the objects' pages is made here while the parts make the pages: after
+    the fork (a part does not see it) and before the parts end (each waits to hear from it)."""
+    heard, tell = os.pipe()
+    done_here = {"meanwhile": False}
+
+    def work(part: int, count: int) -> tuple[bool, bool]:
+        told = select.select([heard], [], [], 60)[0] == [heard]   # the timeout is a hang guard only
+        if told:
+            os.read(heard, 1)
+        return told, done_here["meanwhile"]
+
+    def meanwhile() -> int:
+        done_here["meanwhile"] = True
+        os.write(tell, b"go")   # a byte for each part
+        return os.getpid()
+
+    try:
+        assert parallel.in_parts(work, 2, meanwhile=meanwhile) == [os.getpid(), (True, False), (True, False)]
+        assert parallel.in_parts(lambda part, count: part, 1, meanwhile=lambda: "here") == ["here", 0]
+    finally:
+        os.close(heard)
+        os.close(tell)
+
+
 def test_no_part_outlives_the_process_that_forked_it(tmp_path) -> None:
     """The parent SIGKILLed (a CI job's timeout) while its parts run: they end with it, never left writing.
     Every wait is on an event: a part's pid line on a pipe, each part's exit on its pidfd."""

@@ -211,3 +211,40 @@ def test_a_spark_tenant_recalls_its_plan_until_a_hand_edit_and_again_once_it_is_
               "started_at, ended_at, 'running', dry_run, summary, error, plan_fingerprint, capacity, operation, "
               "current_timestamp() FROM _reconciler.runs").collect()
     assert not recalled(), "a run left running"
+
+
+def test_the_site_and_report_recall_what_each_tenant_remembers_and_show_what_the_long_way_shows(
+        landscape: Landscape, monkeypatch) -> None:
+    """`site` and `report` read every environment's status: an environment whose tenants remember the plan
+    for its files (dev, applied) is not planned again; one whose tenants do not (qa and prod, never
+    applied; dev once a view is dropped by hand) is, and both ways say the same."""
+    from reconciler.gitops import observe
+    from reconciler.planning import environment
+
+    planned: Counter = Counter()
+
+    def counting(reading, adapter, desired, *args, _real=environment.plan_through, **kwargs):
+        planned[desired.environment] += 1
+        return _real(reading, adapter, desired, *args, **kwargs)
+
+    monkeypatch.setattr(environment, "plan_through", counting)
+    assert landscape.run("apply", "dev", "--yes").code == 0
+
+    def both_ways() -> observe.LandscapeReport:
+        """The report as `site` makes it (environments planned counted), checked against the long way."""
+        with monkeypatch.context() as patched:
+            patched.setenv("RECONCILER_NO_RECALL", "1")
+            long_way = observe.landscape_report(environment.Workspace(landscape.root), history_size=None)
+        planned.clear()
+        recalled = observe.landscape_report(environment.Workspace(landscape.root), history_size=None)
+        assert (recalled.status, recalled.pending) == (long_way.status, long_way.pending)
+        return recalled
+
+    recalled = both_ways()
+    assert "dev" not in planned and planned["qa"] and planned["prod"], planned
+    assert not recalled.pending["dev", "dev"].changes
+
+    landscape.sql("DROP VIEW sales.vw_customer_active")   # a hand edit: the tenant no longer hashes as it did
+    recalled = both_ways()
+    assert planned["dev"] == 1, planned
+    assert [str(change.key) for change in recalled.pending["dev", "dev"].changes] == ["sales.vw_customer_active"]

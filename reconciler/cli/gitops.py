@@ -446,9 +446,11 @@ def site_command(ctx: click.Context, environments: tuple[str, ...], out_dir: str
     prepared = site.prepare(data, observe.run_changes(workspace, data), generated)
     folder, names = Path(out_dir), list(data.versions)
 
-    try:   # the objects' pages (nearly all the work) are independent: made and written in parts, one a core
-        written = files.write_tree(folder, site.common(prepared)) + sum(parallel.in_parts(
-            lambda part, count: files.write_tree(folder, site.object_files(prepared, names[part::count]))))
+    try:   # the objects' pages (nearly all the work) are independent: made and written in parts, one a core,
+        # while this process makes and writes the rest
+        written = sum(parallel.in_parts(
+            lambda part, count: files.write_tree(folder, site.object_files(prepared, names[part::count])),
+            meanwhile=lambda: files.write_tree(folder, site.common(prepared))))
     except OSError as error:   # a folder that cannot be written is the user's to fix, not a bug
         raise ReconcilerError(f"cannot write the site to {folder}: {error.strerror or error} "
                               f"({error.filename})") from None

@@ -25,7 +25,7 @@ from gitdb.base import IStream
 
 from .. import files
 from ..desired.landscape import Landscape
-from ..desired.source import ENVIRONMENTS, blob_id, open_repo, resolve_commit
+from ..desired.source import ENVIRONMENTS, open_repo, resolve_commit
 from ..errors import GitError, GuardRefused, did_you_mean
 from ..model import ObjectKey
 
@@ -89,8 +89,8 @@ def plan_promotion(repo: Path, source: Landscape, target: Landscape, selection: 
     """What a promotion moves: everything that differs, or a selection and its closure. `lifecycle`: draft
     and beta objects (and what reads them) stay behind; a rollback inside one environment has none."""
     commit = open_repo(repo).commit(source.source.commit or "HEAD")
-    source_blobs = blob_ids(repo, source)
-    target_blobs = blob_ids(repo, target)
+    source_blobs = blob_ids(source)
+    target_blobs = blob_ids(target)
     differs = {k for k in source.objects if source_blobs[k][1] != target_blobs.get(k, (None, None))[1]}
     differs -= environment_local(source)
     removed = set(target.objects) - set(source.objects) - environment_local(target)
@@ -147,13 +147,10 @@ def _renames_move_whole(moves: dict[ObjectKey, Move], source: Landscape, removed
             moves[old] = move(old, f"renamed to {key} in {source.name}: moves with it")
 
 
-def blob_ids(repo: Path, landscape: Landscape) -> dict[ObjectKey, tuple[str, str]]:
-    """(repository path, blob id) of each object's file, at the landscape's commit or on disk."""
-    if landscape.source.commit is None:
-        return {key: (doc.path, blob_id((repo / doc.path).read_bytes()))
-                for key, doc in landscape.documents.items()}
-    blobs = tree_blobs(open_repo(repo).commit(landscape.source.commit).tree)
-    return {key: (doc.path, blobs[doc.path]) for key, doc in landscape.documents.items()}
+def blob_ids(landscape: Landscape) -> dict[ObjectKey, tuple[str, str]]:
+    """(repository path, git blob id) of each object's file as it was read and validated: never read
+    again, so what is compared or shown is what was validated, even where the file changed since."""
+    return {key: (doc.path, doc.blob) for key, doc in landscape.documents.items()}
 
 
 def tree_blobs(tree: git.Tree) -> dict[str, str]:

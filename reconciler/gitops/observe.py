@@ -9,15 +9,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import plan as plans
 from ..desired.landscape import Landscape
 from ..desired.source import ENVIRONMENTS, available_environments, open_repo, resolve_commit
 from ..errors import ReconcilerError, TenantLocked
-from ..model import ObjectKey
+from ..model import ObjectKey, Tenant
 from ..parallel import each_tenant
-from ..planning.environment import Opened, Planned, Workspace, plan_environment
+from ..planning.environment import Opened, Workspace, declared_environment, plan_environment, recalled_on
 from ..views import observed
 from . import history as gitops
 
@@ -94,24 +95,27 @@ def _environment_status(workspace: Workspace, landscape: Landscape, audits: dict
         planned = plan_environment(workspace, landscape.name)
     except ReconcilerError:
         planned = None
-    return _planned_status(workspace, landscape, audits, planned)
+    return _planned_status(workspace, landscape, audits, planned and planned.plan)
 
 
-def _planned_status(workspace: Workspace, landscape: Landscape, audits: dict, planned: Planned | None) -> tuple[
+def _planned_status(workspace: Workspace, landscape: Landscape, audits: dict, plan: plans.Plan | None) -> tuple[
         list[TenantStatus], dict[tuple[str, str], plans.TenantPlan]]:
     """`_environment_status` of an environment planned (None: its plan failed)."""
     name, tenants = landscape.name, landscape.environment.tenants
-    if planned is None:   # then one by one, to say which tenant cannot be read, and why
+    if plan is None:   # then one by one, to say which tenant cannot be read, and why
         return [_tenant_status(workspace, name, tenant) for tenant in tenants], {}
-    rows = [_row(name, planned, tenant.name, audits.get((name, tenant.name), {}).get("runs")) for tenant in tenants]
-    return rows, {(name, tenant_plan.tenant): tenant_plan for tenant_plan in planned.plan.tenants}
+    rows = []
+    for tenant in tenants:
+        every = audits.get((name, tenant.name), {}).get("runs")
+        rows.append(_row(name, plan, tenant.name, workspace.adapter(tenant).runs() if every is None else every))
+    return rows, {(name, tenant_plan.tenant): tenant_plan for tenant_plan in plan.tenants}
 
 
-def _opened(workspace: Workspace, landscape: Landscape, stack: contextlib.ExitStack, audits: dict) -> dict[str, Opened]:
-    """Each tenant's read session, opened on its own thread as a plan's are, and its audit read on it
-    (into `audits`): kept open on `stack` for the plan where the tenant was also inspected. A tenant
-    that cannot be read is left out (its plan says why); a session whose inspection failed is closed."""
-    name, tenants = landscape.name, landscape.environment.tenants
+def _opened(workspace: Workspace, name: str, tenants: Sequence[Tenant], stack: contextlib.ExitStack,
+            audits: dict) -> dict[str, Opened]:
+    """Each tenant's read session, opened on its own thread as a plan's are, and its audit read on it (into
+    `audits`): kept open on `stack` for the plan where the tenant was also inspected. A tenant that cannot
+    be read is left out (its plan says why); a session whose inspection failed is closed."""
     kept, keeping = stack.enter_context(contextlib.ExitStack()), threading.Lock()
 
     def open_one(tenant):
@@ -158,12 +162,11 @@ def _tenant_status(workspace: Workspace, environment: str, tenant) -> TenantStat
         return TenantStatus(environment, tenant.name, None, None, None, str(locked))
     except ReconcilerError as error:
         return TenantStatus(environment, tenant.name, None, None, None, None, str(error))
-    return _row(environment, planned, tenant.name)
+    return _row(environment, planned.plan, tenant.name, planned.states[tenant.name].adapter.runs())
 
 
-def _row(environment: str, planned, tenant: str, every: list[dict] | None = None) -> TenantStatus:
-    tenant_plan = planned.plan.tenant(tenant)
-    every = planned.states[tenant].adapter.runs() if every is None else every
+def _row(environment: str, plan: plans.Plan, tenant: str, every: list[dict]) -> TenantStatus:
+    tenant_plan = plan.tenant(tenant)
     runs = [r for r in every if r["outcome"] in ("applied", "no-changes") and not r["dry_run"]]
     applied = (runs[-1]["commit"] or "")[:8] if runs else None
     drifted = sum(1 for c in tenant_plan.changes if c.drift) + len(tenant_plan.unmanaged)
@@ -193,7 +196,7 @@ def modified(workspace: Workspace, landscape: Landscape, against: str) -> set[Ob
         other = workspace.load(against)
     else:
         other = workspace.load(landscape.name, against)
-    mine, theirs = gitops.blob_ids(workspace.repo, landscape), gitops.blob_ids(workspace.repo, other)
+    mine, theirs = gitops.blob_ids(landscape), gitops.blob_ids(other)
     return {key for key, (_, blob) in mine.items() if theirs.get(key, (None, None))[1] != blob}
 
 
@@ -218,27 +221,39 @@ def landscape_report(workspace: Workspace, history_size: int | None = 25,
     """Everything the HTML report and the site show, each tenant's audit read once: status and plans,
     versions per environment, the newest `history_size` runs (every run: None); of `environments` (in
     landscape order, what waits between two of them), or of every one."""
-    chosen = {name: workspace.load(name) for name in environments}   # an unknown one: UnknownEnvironment
-    every = {name: workspace.load(name) for name in available_environments(workspace.repo, None)}
-    order = [name for name in gitops.landscape_order(every) if not chosen or name in chosen]
-    landscapes = {name: every[name] for name in order}
-    audits: dict = {}
-    rows, pending = [], {}
-    for name in order:   # one read session per tenant: its audit, then its plan; an environment at a time
+    available = available_environments(workspace.repo, None)
+    for name in environments:
+        if name not in available:
+            workspace.load(name)   # UnknownEnvironment, with what there is
+    every, audits, rows_of, pending = {}, {}, {}, {}
+    for name in available:   # one read session per tenant: its audit, then its plan; an environment at a time
+        if environments and name not in environments:
+            every[name] = workspace.load(name)   # for the landscape order
+            continue
         with contextlib.ExitStack() as stack:
-            opened = _opened(workspace, landscapes[name], stack, audits)
+            # the tenants environment.yaml declares (checked alone) are opened and inspected while the folder
+            # is validated; leaving the pool waits for them
+            declared = declared_environment(workspace, name)
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler opening") as early:
+                opening = early.submit(_opened, workspace, name, declared[2].tenants if declared else (), stack, audits)
+                every[name] = workspace.load(name)
+            opened = opening.result()
+            planned = recalled_on(workspace, every[name], opened)   # what every tenant remembers, or planned
             try:
-                planned = plan_environment(workspace, name, opened=opened)
+                planned = planned or plan_environment(workspace, name, opened=opened).plan
             except ReconcilerError:
                 planned = None
         # its sessions closed: a tenant the plan could not read is read on its own, to say why
-        more_rows, more_pending = _planned_status(workspace, landscapes[name], audits, planned)
-        rows, pending = rows + more_rows, pending | more_pending
+        rows_of[name], more_pending = _planned_status(workspace, every[name], audits, planned)
+        pending |= more_pending
+    order = [name for name in gitops.landscape_order(every) if not environments or name in environments]
+    landscapes = {name: every[name] for name in order}
+    rows = [row for name in order for row in rows_of[name]]
     waiting = _waiting(workspace, landscapes, order)
     versions: dict[str, dict[str, str]] = {}
     local: set[str] = set()
     for name in order:
-        for key, (_, blob) in gitops.blob_ids(workspace.repo, landscapes[name]).items():
+        for key, (_, blob) in gitops.blob_ids(landscapes[name]).items():
             versions.setdefault(str(key), {})[name] = blob[:8]
         local |= {str(key) for key in gitops.environment_local(landscapes[name])}
     runs = sorted((run for audit in audits.values() for run in audit["runs"]),
@@ -257,8 +272,7 @@ def run_changes(workspace: Workspace, data: LandscapeReport) -> dict[str, set[st
     changed: dict[str, set[str]] = {}
     listed: dict[str, dict[str, str]] = {}   # commit -> its files' blob ids: runs often share a commit
     for (environment, _), audit in data.audits.items():
-        paths = {str(key): path for key, (path, _) in gitops.blob_ids(workspace.repo,
-                                                                       data.landscapes[environment]).items()}
+        paths = {str(key): path for key, (path, _) in gitops.blob_ids(data.landscapes[environment]).items()}
         before: dict[str, str] = {}   # the first applied run changed every object its commit holds
         for run in audit["runs"]:
             if run["dry_run"] or run["outcome"] != "applied" or not run["commit"]:

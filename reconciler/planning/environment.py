@@ -28,6 +28,7 @@ from ..desired.source import (
     ENVIRONMENT_FILE,
     ENVIRONMENTS,
     WORKTREE,
+    Blobs,
     EnvironmentSource,
     available_environments,
     environment_blobs,
@@ -40,7 +41,7 @@ from ..desired.validate import load, valid_environment, validate
 from ..engines import catalog
 from ..engines.contract import Adapter, Session, Unprovable, adapter_for
 from ..errors import GuardRefused, ReconcilerError, TenantError, UsageProblem, did_you_mean
-from ..model import DataFlow, MaterializedTable, ObjectKey, Tenant
+from ..model import DataFlow, Environment, MaterializedTable, ObjectKey, Tenant
 from ..parallel import each_tenant
 from ..plan import Plan
 from ..state import DesiredState, LiveState
@@ -93,15 +94,11 @@ class Workspace:
         if base not in self._base_tenants:
             declared: dict[str, dict[str, tuple]] = {}
             try:
-                names = available_environments(self.repo, base)
-                for name in names:
-                    blobs = environment_blobs(self.repo, name, base)
-                    document = (read_document(f"{ENVIRONMENTS}/{name}/{ENVIRONMENT_FILE}", blobs.environment, self.cache)
-                                if blobs is not None and blobs.environment is not None else None)
-                    environment = None if document is None else valid_environment(
-                        EnvironmentSource(name, base, blobs.commit, document, (), ()), names, self.cache)
-                    if environment is not None:
-                        declared[name] = {t.name: (t.url, t.password) for t in environment.tenants}
+                for name in available_environments(self.repo, base):
+                    # a cache of its own: a tenant may be opened on any thread, and the workspace's is one thread's
+                    found = declared_environment(self, name, base, Cache(None))
+                    if found is not None:
+                        declared[name] = {t.name: (t.url, t.password) for t in found[2].tenants}
             except ReconcilerError:
                 pass   # what was read so far vouches; the rest does not
             self._base_tenants[base] = declared
@@ -187,36 +184,76 @@ def recall(workspace: Workspace, environment: str, ref: str | None, tenants: Seq
     (or RECONCILER_NO_CACHE) or a file that is a link is always planned the long way, as is anything
     that cannot be told."""
     opened: dict[str, Opened] = {}
-    if os.environ.get("RECONCILER_NO_RECALL") or os.environ.get("RECONCILER_NO_CACHE") \
-            or os.environ.get(BASE_REF_VARIABLE) \
-            or workspace.rollback_intent(environment).exists():
+    if not _may_recall(workspace, environment):
         return opened
     try:
-        blobs = environment_blobs(workspace.repo, environment, ref)
-        if blobs is None or blobs.environment is None:
+        found = declared_environment(workspace, environment, ref)
+        if found is None:
             return opened
-        environments = available_environments(workspace.repo, ref)
-        document = read_document(f"{ENVIRONMENTS}/{environment}/{ENVIRONMENT_FILE}", blobs.environment,
-                                 workspace.cache)
-        source = EnvironmentSource(environment, ref or WORKTREE, blobs.commit, document, (), ())
-        declared = valid_environment(source, environments, workspace.cache) if document is not None else None
-        if declared is None or not {*(tenants or ())} <= {t.name for t in declared.tenants}:
+        blobs, environments, declared = found
+        if not {*(tenants or ())} <= {t.name for t in declared.tenants}:
             return opened
-        key = desired_key(environment, environments, blobs.ids.items())
-        recalled = []
         for tenant in [t for t in declared.tenants if not tenants or t.name in tenants]:
             adapter = workspace.adapter(tenant)
             reading = stack.enter_context(adapter.reading())
             opened[tenant.name] = Opened(tenant, adapter, reading, reading.inspect())
-            recalled.append(recalled_plan(catalog.snapshot(reading, environment, tenant.name), key, tenant.name,
-                                              adapter.engine, opened[tenant.name].live))
+        plan = _recalled(workspace, environment, ref, blobs.commit,
+                         desired_key(environment, environments, blobs.ids.items()), opened)
     except ReconcilerError:   # the long way says it, in its order (an invalid folder before a tenant)
         return opened
     finally:
         workspace.cache.flush()
+    return plan or opened
+
+
+def declared_environment(workspace: Workspace, environment: str, ref: str | None = None,
+                         cache: Cache | None = None) -> tuple[Blobs, list[str], Environment] | None:
+    """environment.yaml alone, checked as validating checks it (its objects are not read): the tenants a
+    command may open while the folder is validated. With the folder's files listed (by git blob id) and
+    the environments it may name; None when it has a problem (only validating says which) or a file is a link."""
+    blobs = environment_blobs(workspace.repo, environment, ref)
+    if blobs is None or blobs.environment is None:
+        return None
+    cache = workspace.cache if cache is None else cache
+    environments = available_environments(workspace.repo, ref)
+    document = read_document(f"{ENVIRONMENTS}/{environment}/{ENVIRONMENT_FILE}", blobs.environment, cache)
+    if document is None:
+        return None
+    declared = valid_environment(EnvironmentSource(environment, ref or WORKTREE, blobs.commit, document, (), ()),
+                                 environments, cache)
+    return None if declared is None else (blobs, environments, declared)
+
+
+def recalled_on(workspace: Workspace, landscape: Landscape, opened: dict[str, Opened]) -> Plan | None:
+    """`recall` of an environment of the working tree validated already (`landscape`), every tenant of it
+    opened and inspected (`opened`): the plan each remembers, when the files validated are those its
+    last apply recorded (by git blob id); None otherwise (plan it the long way, on those sessions)."""
+    source = landscape.source
+    if source.commit is not None or not _may_recall(workspace, landscape.name) \
+            or {name: found.tenant for name, found in opened.items()} != {t.name: t for t in landscape.environment.tenants} \
+            or any(blob is None for _, blob in source.files):
+        return None
+    key = desired_key(landscape.name, available_environments(workspace.repo, None), source.files)
+    try:
+        return _recalled(workspace, landscape.name, None, None, key, opened)
+    except ReconcilerError:
+        return None
+
+
+def _may_recall(workspace: Workspace, environment: str) -> bool:
+    """Not a pull request's plan, an interrupted rollback's environment, or a run told not to."""
+    return not (os.environ.get("RECONCILER_NO_RECALL") or os.environ.get("RECONCILER_NO_CACHE")
+                or os.environ.get(BASE_REF_VARIABLE) or workspace.rollback_intent(environment).exists())
+
+
+def _recalled(workspace: Workspace, environment: str, ref: str | None, commit: str | None, key: str,
+              opened: dict[str, Opened]) -> Plan | None:
+    """The plan of the tenants `opened` when every one of them remembers one for the desired state `key`."""
+    recalled = [recalled_plan(catalog.snapshot(found.reading, environment, name), key, name, found.adapter.engine,
+                              found.live) for name, found in opened.items()]
     if not recalled or None in recalled:
-        return opened
-    return Plan(environment=environment, ref=ref or WORKTREE, commit=blobs.commit or head_commit(workspace.repo),
+        return None
+    return Plan(environment=environment, ref=ref or WORKTREE, commit=commit or head_commit(workspace.repo),
                 tenants=tuple(recalled))
 
 
