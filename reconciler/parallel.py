@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 
 MAX_PARALLEL_TENANTS = 8
 STOP = threading.Event()   # set on Ctrl-C: every tenant's apply rolls back at its next statement
@@ -54,17 +54,42 @@ def each_tenant(items: Sequence, work) -> list:
         try:
             return [future.result() for future in futures]
         except KeyboardInterrupt:
-            STOP.set()
-            while True:   # a second Ctrl-C must not let a tenant go on (and commit) before it stopped
-                try:
-                    stop_statements()
-                    if not wait(futures, timeout=STOP_AGAIN_AFTER).not_done:
-                        break
-                except KeyboardInterrupt:
-                    continue
+            _stopped(futures)
             raise
         finally:
             STOP.clear()
+
+
+@contextlib.contextmanager
+def beside(work, *arguments) -> Iterator[Future]:
+    """`work(*arguments)` on a thread of its own while the block runs (reading tenants while a folder is
+    validated); leaving the block waits for it. When the block raises (Ctrl-C, or an error that makes the
+    work pointless), the work is stopped as `each_tenant` stops its tenants before the error goes on: no
+    thread outlives the block."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler beside") as pool:
+        future = pool.submit(work, *arguments)
+        try:
+            yield future
+            wait([future])   # here, not in the pool's exit: a Ctrl-C while waiting stops it too
+        except BaseException:
+            try:
+                _stopped([future])
+            finally:
+                STOP.clear()
+            raise
+
+
+def _stopped(futures: Sequence[Future]) -> None:
+    """Set STOP and stop the running statements until every future is done; a second Ctrl-C must not let
+    a tenant go on (and commit) before it stopped."""
+    STOP.set()
+    while True:
+        try:
+            stop_statements()
+            if not wait(futures, timeout=STOP_AGAIN_AFTER).not_done:
+                return
+        except KeyboardInterrupt:
+            continue
 
 
 def _outcome(work, item):
@@ -101,8 +126,10 @@ def in_parts(work, count: int | None = None, meanwhile=None) -> list:
         with multiprocessing.get_context("fork").Pool(count, initializer=_die_with, initargs=(os.getpid(),)) as pool:
             parts = [pool.apply_async(_part, (part, count)) for part in range(count)]
             here = [_outcome(lambda _: meanwhile(), None)] if meanwhile else []
-            for part in parts:   # every part ended before the pool is left, whatever failed: a pool terminated
+            for part in parts:   # every part ended before the pool is left, whatever raised: a pool terminated
                 part.wait()      # while a part sends its result back can wait on that part's lock for ever
+            # (not handled yet: a part's process killed outright, by the OOM killer say, is replaced by the
+            # pool and its part never ends, nor does this wait)
             for outcome in here:
                 if isinstance(outcome, Exception):
                     raise outcome

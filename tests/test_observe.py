@@ -124,3 +124,27 @@ def test_the_reports_sessions_are_closed_when_ctrl_c_comes_while_its_tenants_are
                                str(landscape.tenant("dev"))], capture_output=True, text=True)
     assert writable.returncode == 0, writable.stderr
     assert raised.value is not None   # held until here
+
+
+def test_the_site_shows_the_tenant_validated_when_environment_yaml_changes_while_the_folder_is_validated(
+        landscape: Landscape, monkeypatch) -> None:
+    """`site` and `report` open the tenants environment.yaml declares while the folder is validated; one
+    edited meanwhile to name another database is read again: no row mixes the runs of one database with
+    the plan of another."""
+    from reconciler.gitops import observe
+    from reconciler.planning import environment
+
+    assert landscape.run("apply", "dev", "--yes").code == 0
+    validating = environment.Workspace.load
+
+    def edited_while_validated(workspace, name, ref=None):
+        if name == "dev" and ref is None and "dev-new" not in (landscape.root / "environments/dev/environment.yaml").read_text():
+            landscape.edit("environments/dev/environment.yaml", ".tenants/dev.duckdb", ".tenants/dev-new.duckdb")
+        return validating(workspace, name, ref)
+
+    monkeypatch.setattr(environment.Workspace, "load", edited_while_validated)
+    data = observe.landscape_report(environment.Workspace(landscape.root), history_size=None, environments=("dev",))
+    assert data.landscapes["dev"].environment.tenants[0].url == "duckdb:///.tenants/dev-new.duckdb"
+    row = next(row for row in data.status if row.environment == "dev")
+    assert (row.applied_commit, row.checks) == (None, None) and row.pending > 0, row   # the new, empty database
+    assert not data.history   # the old database's runs are not the new one's

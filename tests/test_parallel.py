@@ -8,6 +8,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -105,3 +106,24 @@ def test_as_many_parts_as_cores_the_process_may_use(tmp_path) -> None:
         "print(parallel.in_parts(lambda part, count: (os.getpid(), part, count)) == [(os.getpid(), 0, 1)])\n")
     pinned = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
     assert pinned.stdout.strip() == "True", pinned.stderr
+
+
+def test_work_beside_a_block_is_waited_for_and_stopped_when_the_block_fails() -> None:
+    """Tenants read while a folder is validated (`parallel.beside`): leaving the block waits for the work;
+    a Ctrl-C in the block sets STOP (which every statement checks) and waits until the work has ended, so
+    no thread reads a tenant after the command returned."""
+    started = threading.Event()
+
+    def work() -> str:
+        started.set()
+        return "stopped" if parallel.STOP.wait(60) else "never stopped"   # the timeout is a hang guard only
+
+    with pytest.raises(KeyboardInterrupt), parallel.beside(work) as reading:
+        assert started.wait(60)
+        raise KeyboardInterrupt
+    assert reading.done() and reading.result() == "stopped"
+    assert not parallel.STOP.is_set()   # the next command starts clear
+
+    with parallel.beside(lambda value: value * 2, 21) as doubled:
+        pass
+    assert doubled.result() == 42

@@ -578,20 +578,32 @@ def test_14_an_unset_connection_secret_stops_the_apply_before_it_starts(landscap
     assert landscape.run("apply", "dev", "--yes").code == 0
 
 
-@pytest.mark.parametrize("command", [("plan", "dev"), ("status",), ("drift", "dev"), ("history", "dev"),
-                                     ("check", "dev"), ("checkpoints", "dev"), ("backups", "dev"),
-                                     ("adopt", "dev", "--tenant", "warehouse"), ("report", "--out", "{out}"),
-                                     ("site", "--out", "{out}"), ("run", "dev", "df_customer_enrichment")])
-def test_15_a_pull_request_cannot_send_a_tenant_password_to_a_host_it_names(landscape: Landscape, monkeypatch,
-                                                                             tmp_path, command: tuple[str, ...]) -> None:
-    """Whichever command opens a tenant: the mechanism that opens one (`Workspace.adapter`) refuses it."""
+READING_DEV = [("plan", "dev"), ("drift", "dev"), ("history", "dev"), ("check", "dev"), ("checkpoints", "dev"),
+               ("backups", "dev"), ("adopt", "dev", "--tenant", "warehouse"), ("site", "dev", "--out", "{out}"),
+               ("run", "dev", "df_customer_enrichment")]
+
+
+@pytest.mark.parametrize(("command", "elsewhere"), [(c, False) for c in [*READING_DEV, ("status",), ("report", "--out", "{out}")]]
+                         + [(c, True) for c in READING_DEV])
+def test_15_a_pull_request_cannot_send_a_tenant_password_to_a_host_it_names(
+        landscape: Landscape, monkeypatch, tmp_path, command: tuple[str, ...], elsewhere: bool) -> None:
+    """Whichever command opens a tenant: the mechanism that opens one (`Workspace.adapter`) refuses it. The
+    host the pull request names is one nobody declared, or (`elsewhere`) the one the base declares for qa's
+    tenant of the same name, with qa's password: dev's commands must not read qa's database either."""
     landscape.edit("environments/dev/environment.yaml", "    create: true\n",
                    "    create: true\n  - name: warehouse\n    url: postgresql://loader@127.0.0.1:1/warehouse\n"
                    "    password: env:WAREHOUSE_PASSWORD\n")
-    landscape.commit("the base branch: a warehouse tenant")
     with a_host_nobody_may_reach() as port:
+        if elsewhere:
+            landscape.edit("environments/qa/environment.yaml", "    create: true\n",
+                           f"    create: true\n  - name: warehouse\n    url: postgresql://loader@127.0.0.1:{port}/warehouse\n"
+                           "    password: env:QA_WAREHOUSE_PASSWORD\n")
+        landscape.commit("the base branch: a warehouse tenant")
         landscape.edit("environments/dev/environment.yaml", "127.0.0.1:1/", f"127.0.0.1:{port}/")   # the pull request
+        if elsewhere:
+            landscape.edit("environments/dev/environment.yaml", "env:WAREHOUSE_PASSWORD", "env:QA_WAREHOUSE_PASSWORD")
         monkeypatch.setenv("WAREHOUSE_PASSWORD", "never-sent")
+        monkeypatch.setenv("QA_WAREHOUSE_PASSWORD", "never-sent-either")
         monkeypatch.setenv("RECONCILER_BASE_REF", landscape.repo.head.commit.hexsha)
         result = landscape.run(*(word.format(out=tmp_path / "out") for word in command))
     assert result.code != 70 and "Traceback" not in result.output, result.output

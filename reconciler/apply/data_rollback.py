@@ -93,7 +93,7 @@ def listing(workspace: Workspace, environment: str) -> list[dict]:
     landscape = workspace.load(environment)
     found = []
     for tenant in landscape.environment.tenants:
-        adapter = workspace.adapter(tenant)
+        adapter = workspace.adapter(tenant, environment)
         points = [Point.from_row(row) for row in adapter.checkpoints()] if adapter.exists else []
         retention = landscape.environment.rules_for(tenant).retention
         backup_days = landscape.environment.backup_retention_days
@@ -129,7 +129,7 @@ def rollback(workspace: Workspace, environment: str, name: str, selection: Seque
     held: dict[str, list[Point]] = {}
     everything: dict[str, list[Point]] = {}
     for each in landscape.environment.tenants:
-        adapter = workspace.adapter(each)
+        adapter = workspace.adapter(each, environment)
         everything[each.name] = [Point.from_row(row) for row in adapter.checkpoints()] if adapter.exists else []
     for each in tenants:
         points = [p for p in everything[each.name] if p.name == name and p.environment == environment]
@@ -203,7 +203,7 @@ def _holder(workspace: Workspace, environment: str, name: str) -> str | None:
     try:
         landscape = workspace.load(environment)
         for tenant in landscape.environment.tenants:
-            adapter = workspace.adapter(tenant)
+            adapter = workspace.adapter(tenant, environment)
             if adapter.exists and any(row["name"] == name for row in adapter.checkpoints()):
                 return tenant.name
     except ReconcilerError:   # an environment that cannot be read holds nothing this one can name

@@ -23,7 +23,7 @@ def backups(workspace: Workspace, environment: str) -> list[dict]:
     landscape = workspace.load(environment)
     found = []
     for tenant in landscape.environment.tenants:
-        found += [{"tenant": tenant.name, **b} for b in workspace.adapter(tenant).backups()]
+        found += [{"tenant": tenant.name, **b} for b in workspace.adapter(tenant, environment).backups()]
     return sorted(found, key=lambda b: (str(b["created_at"]), b["name"]))
 
 
@@ -34,7 +34,7 @@ def unlock(workspace: Workspace, environment: str, run_id: str, as_is: bool = Fa
     landscape = workspace.load(environment)
     running = []
     for tenant in landscape.environment.tenants:
-        adapter = workspace.adapter(tenant)
+        adapter = workspace.adapter(tenant, environment)
         runs = [r for r in adapter.runs() if r["outcome"] == "running"]
         running += [f"{tenant.name}: {r['run_id']}" for r in runs]
         if any(r["run_id"] == run_id for r in runs):
@@ -86,7 +86,7 @@ def prune_backups(workspace: Workspace, environment: str, older_than_days: int |
     limit = dt.timedelta(days=days) if days else None
     found = []
     for tenant in landscape.environment.tenants:
-        adapter = workspace.adapter(tenant)
+        adapter = workspace.adapter(tenant, environment)
         expired = functools.partial(_expired, tenant.name, now=now, limit=limit, retention=kept[tenant.name] or limit)
         listed = expired(adapter.backups(), adapter.checkpoints() if adapter.exists else [])
         faults.reached("listed", tenant.name)

@@ -54,7 +54,7 @@ def adopt(workspace: Workspace, environment: str, tenant_name: str, schemas: tup
     rules = landscape.environment.rules_for(tenant)
     folder_schema = {live.lower(): declared for declared, live in rules.schemas.items()}
     table_format = rules.table_format or sql.DEFAULT_TABLE_FORMAT.get(engine)   # what its tables are made as
-    with workspace.adapter(tenant).reading() as reading:
+    with workspace.adapter(tenant, environment).reading() as reading:
         live = reading.inspect()
     declared = {key.folded() for key in landscape.objects}
     adopted = Adopted()

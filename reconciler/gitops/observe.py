@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from .. import plan as plans
@@ -17,7 +16,7 @@ from ..desired.landscape import Landscape
 from ..desired.source import ENVIRONMENTS, available_environments, open_repo, resolve_commit
 from ..errors import ReconcilerError, TenantLocked
 from ..model import ObjectKey, Tenant
-from ..parallel import each_tenant
+from ..parallel import beside, each_tenant
 from ..planning.environment import Opened, Workspace, declared_environment, plan_environment, recalled_on
 from ..views import observed
 from . import history as gitops
@@ -28,7 +27,7 @@ def history(workspace: Workspace, environment: str) -> list[dict]:
     landscape = workspace.load(environment)
     runs = []
     for tenant in landscape.environment.tenants:
-        runs += [run for run in workspace.adapter(tenant).runs() if run["environment"] == environment]
+        runs += [run for run in workspace.adapter(tenant, environment).runs() if run["environment"] == environment]
     return sorted(runs, key=lambda run: (str(run["started_at"]), run["run_id"]))
 
 
@@ -107,7 +106,7 @@ def _planned_status(workspace: Workspace, landscape: Landscape, audits: dict, pl
     rows = []
     for tenant in tenants:
         every = audits.get((name, tenant.name), {}).get("runs")
-        rows.append(_row(name, plan, tenant.name, workspace.adapter(tenant).runs() if every is None else every))
+        rows.append(_row(name, plan, tenant.name, workspace.adapter(tenant, name).runs() if every is None else every))
     return rows, {(name, tenant_plan.tenant): tenant_plan for tenant_plan in plan.tenants}
 
 
@@ -120,7 +119,7 @@ def _opened(workspace: Workspace, name: str, tenants: Sequence[Tenant], stack: c
 
     def open_one(tenant):
         with contextlib.ExitStack() as own:
-            adapter = workspace.adapter(tenant)
+            adapter = workspace.adapter(tenant, name)
             reading = own.enter_context(adapter.reading())
             audit = adapter.audit_in(reading)
             try:
@@ -232,12 +231,16 @@ def landscape_report(workspace: Workspace, history_size: int | None = 25,
             continue
         with contextlib.ExitStack() as stack:
             # the tenants environment.yaml declares (checked alone) are opened and inspected while the folder
-            # is validated; leaving the pool waits for them
+            # is validated; leaving the block waits for them
             declared = declared_environment(workspace, name)
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconciler opening") as early:
-                opening = early.submit(_opened, workspace, name, declared[2].tenants if declared else (), stack, audits)
+            early = declared[2].tenants if declared else ()
+            with beside(_opened, workspace, name, early, stack, audits) as opening:
                 every[name] = workspace.load(name)
-            opened = opening.result()
+            opened, validated = opening.result(), every[name].environment.tenants
+            for tenant in early:   # environment.yaml edited meanwhile: what was read is not this environment's
+                if tenant not in validated:
+                    opened.pop(tenant.name, None)
+                    audits.pop((name, tenant.name), None)
             planned = recalled_on(workspace, every[name], opened)   # what every tenant remembers, or planned
             try:
                 planned = planned or plan_environment(workspace, name, opened=opened).plan

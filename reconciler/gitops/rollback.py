@@ -298,7 +298,7 @@ def _changed_by(workspace: Workspace, intent: intents.Intent) -> tuple[list[str]
     the engine rolled it back), the tenants it left alone, and the backups its runs took (tenant, backup)."""
     changed, untouched, backups = [], [], []
     for tenant in workspace.load(intent.environment, intent.commit).environment.tenants:
-        adapter = workspace.adapter(tenant)
+        adapter = workspace.adapter(tenant, intent.environment)
         ended = protocol_for(adapter).changed_outcomes
         runs = {run["run_id"] for run in adapter.runs() if run.get("operation") == "rollback"
                 and run["commit"] == intent.commit and run["outcome"] in ended}

@@ -89,7 +89,7 @@ def unapplied(workspace: Workspace, source: Landscape, promotion: gitops.Promoti
     removed = [m.key for m in promotion.moves if m.action == "remove"]
     for tenant in source.environment.tenants:
         try:
-            live = workspace.adapter(tenant).inspect()
+            live = workspace.adapter(tenant, source.name).inspect()
         except ReconcilerError as error:
             problems.append(f"{tenant.name}: cannot be read ({error})")
             continue

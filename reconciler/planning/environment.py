@@ -76,16 +76,18 @@ class Workspace:
         """Where `rollback --execute` records what it is doing until it has finished."""
         return self.state / f"rollback-{environment}.json"
 
-    def adapter(self, tenant: Tenant) -> Adapter:
-        """The adapter every command opens a tenant through. In a pull request's run (RECONCILER_BASE_REF
-        names the base), a tenant holding a secret is opened only where some environment of the base
-        declares a tenant of its name with its url and password: a pull request must not be able to send
-        a tenant's password to a host it names, whichever command reads the tenant (`plan_environment`
-        also holds each tenant to its own environment's base)."""
+    def adapter(self, tenant: Tenant, environment: str) -> Adapter:
+        """The adapter every command opens a tenant of `environment` through. In a pull request's run
+        (RECONCILER_BASE_REF names the base), a tenant holding a secret is opened only where the base's
+        environment.yaml of that environment declares it with its url and password: a pull request must
+        not be able to send a tenant's password to a host it names, or point one environment's commands
+        at another's database, whichever command reads the tenant."""
         base = os.environ.get(BASE_REF_VARIABLE)
-        if base and tenant.secret_names and not any(declared.get(tenant.name) == (tenant.url, tenant.password)
-                                                    for declared in self.base_tenants(base).values()):
-            raise TenantError(moved_message(tenant.name, base))
+        if base and tenant.secret_names \
+                and self.base_tenants(base).get(environment, {}).get(tenant.name) != (tenant.url, tenant.password):
+            raise TenantError(f"tenant {tenant.name}: this change gives it another url or password than "
+                              f"{BASE_REF_VARIABLE}={base} has; the reconciler never sends a tenant's password to "
+                              "a place a pull request names, so it is read only after merge, on the protected branch")
         return adapter_for(tenant, self.repo, self.lock_timeout)
 
     def base_tenants(self, base: str) -> dict[str, dict[str, tuple]]:
@@ -194,7 +196,7 @@ def recall(workspace: Workspace, environment: str, ref: str | None, tenants: Seq
         if not {*(tenants or ())} <= {t.name for t in declared.tenants}:
             return opened
         for tenant in [t for t in declared.tenants if not tenants or t.name in tenants]:
-            adapter = workspace.adapter(tenant)
+            adapter = workspace.adapter(tenant, environment)
             reading = stack.enter_context(adapter.reading())
             opened[tenant.name] = Opened(tenant, adapter, reading, reading.inspect())
         plan = _recalled(workspace, environment, ref, blobs.commit,
@@ -278,7 +280,6 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
             raise UsageProblem(f"environment {environment} has no tenant {name}{did_you_mean(name, names)}; "
                                f"its tenants: {', '.join(names)}")
     chosen = [t for t in landscape.environment.tenants if not tenants or t.name in tenants]
-    untrusted = _moved_tenants(workspace, landscape, chosen)
     _refuse_new_functions(workspace, landscape)
     # rendering is pure and uses the (single-threaded) cache; reading tenants waits on databases
     desired = {tenant.name: render(landscape, tenant, workspace.cache) for tenant in chosen}
@@ -290,13 +291,11 @@ def plan_environment(workspace: Workspace, environment: str, ref: str | None = N
         if found is not None and found.tenant == tenant:
             yield found.adapter, found.reading, found.live
             return
-        adapter = workspace.adapter(tenant)
+        adapter = workspace.adapter(tenant, environment)
         with adapter.reading() as reading:
             yield adapter, reading, reading.inspect()
 
     def plan_one(tenant: Tenant) -> tuple[TenantState, TenantPlan]:
-        if tenant.name in untrusted:
-            raise TenantError(moved_message(tenant.name, untrusted[tenant.name]))
         with read(tenant) as (adapter, reading, live):   # one connection: inspect, row counts, checks, the proof
             if not live.exists and not tenant.create:
                 raise TenantError(f"tenant {tenant.name}: database {adapter.describe()} does not exist; "
@@ -367,23 +366,6 @@ def runnable(planned: Planned, name: str) -> dict[str, tuple[ObjectKey, str | No
 
 
 BASE_REF_VARIABLE = "RECONCILER_BASE_REF"   # set by the pull request plan workflow: the base branch's commit
-
-
-def _moved_tenants(workspace: Workspace, landscape: Landscape, tenants: Sequence[Tenant]) -> dict[str, str]:
-    """In a pull request's plan (RECONCILER_BASE_REF names the base), the tenants holding a secret (a
-    password, a token in the url) whose url or password reference differs from what the base declares
-    for that tenant of this environment. Tenant name -> the base ref."""
-    base = os.environ.get(BASE_REF_VARIABLE)
-    if not base or not any(t.secret_names for t in tenants):
-        return {}
-    before = workspace.base_tenants(base).get(landscape.name, {})
-    return {t.name: base for t in tenants if t.secret_names and before.get(t.name) != (t.url, t.password)}
-
-
-def moved_message(tenant: str, base: str) -> str:
-    return (f"tenant {tenant}: this change gives it another url or password than {BASE_REF_VARIABLE}={base} has; "
-            "the reconciler never sends a tenant's password to a place a pull request names, so it is read only "
-            "after merge, on the protected branch")
 
 
 def _refuse_new_functions(workspace: Workspace, landscape: Landscape) -> None:
