@@ -304,7 +304,7 @@ def recorded(root: Path, case: Path, engine: str, url: str | None = None, spark=
     loaded = workspace.load("dev")
     [tenant] = loaded.environment.tenants
     desired = render(loaded, tenant)
-    adapter = workspace.adapter(tenant)
+    adapter = workspace.adapter(tenant, "dev")
     with adapter.reading() as reading:
         live = reading.inspect()
         drafted = draft(adapter, desired, live, _options(case).get("under_review", False))
