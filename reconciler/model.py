@@ -322,6 +322,13 @@ class Tenant(_Frozen):
                                                                       *held])
 
     @property
+    def may_send_credentials(self) -> bool:
+        """Whether opening it may send a credential: one it names (`secret_names`), or one its client finds
+        by itself (libpq reads PGPASSWORD, ~/.pgpass and service files): every engine reached over the
+        network, all but DuckDB, whose tenant is a local file."""
+        return bool(self.secret_names) or self.engine != "duckdb"
+
+    @property
     def engine(self) -> str:
         """The sqlglot dialect of the engine the url names (postgresql:// is sqlglot's postgres)."""
         scheme = urlsplit(self.url).scheme

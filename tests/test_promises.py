@@ -583,16 +583,19 @@ READING_DEV = [("plan", "dev"), ("drift", "dev"), ("history", "dev"), ("check", 
                ("run", "dev", "df_customer_enrichment")]
 
 
-@pytest.mark.parametrize(("command", "elsewhere"), [(c, False) for c in [*READING_DEV, ("status",), ("report", "--out", "{out}")]]
-                         + [(c, True) for c in READING_DEV])
+@pytest.mark.parametrize(("command", "how"), [(c, "named") for c in [*READING_DEV, ("status",), ("report", "--out", "{out}")]]
+                         + [(c, how) for c in READING_DEV for how in ("elsewhere", "ambient")])
 def test_15_a_pull_request_cannot_send_a_tenant_password_to_a_host_it_names(
-        landscape: Landscape, monkeypatch, tmp_path, command: tuple[str, ...], elsewhere: bool) -> None:
+        landscape: Landscape, monkeypatch, tmp_path, command: tuple[str, ...], how: str) -> None:
     """Whichever command opens a tenant: the mechanism that opens one (`Workspace.adapter`) refuses it. The
     host the pull request names is one nobody declared, or (`elsewhere`) the one the base declares for qa's
-    tenant of the same name, with qa's password: dev's commands must not read qa's database either."""
+    tenant of the same name, with qa's password: dev's commands must not read qa's database either. A
+    tenant that names no password (`ambient`) still sends the one libpq finds by itself (PGPASSWORD)."""
+    elsewhere = how == "elsewhere"
     landscape.edit("environments/dev/environment.yaml", "    create: true\n",
                    "    create: true\n  - name: warehouse\n    url: postgresql://loader@127.0.0.1:1/warehouse\n"
-                   "    password: env:WAREHOUSE_PASSWORD\n")
+                   + ("" if how == "ambient" else "    password: env:WAREHOUSE_PASSWORD\n"))
+    monkeypatch.setenv("PGPASSWORD", "never-sent-by-libpq")
     with a_host_nobody_may_reach() as port:
         if elsewhere:
             landscape.edit("environments/qa/environment.yaml", "    create: true\n",

@@ -78,12 +78,13 @@ class Workspace:
 
     def adapter(self, tenant: Tenant, environment: str) -> Adapter:
         """The adapter every command opens a tenant of `environment` through. In a pull request's run
-        (RECONCILER_BASE_REF names the base), a tenant holding a secret is opened only where the base's
-        environment.yaml of that environment declares it with its url and password: a pull request must
-        not be able to send a tenant's password to a host it names, or point one environment's commands
-        at another's database, whichever command reads the tenant."""
+        (RECONCILER_BASE_REF names the base), a tenant that may send a credential (one it names, or one its
+        client finds by itself, as libpq finds PGPASSWORD) is opened only where the base's environment.yaml
+        of that environment declares it with its url and password: a pull request must not be able to send
+        a tenant's password to a host it names, or point one environment's commands at another's database,
+        whichever command reads the tenant."""
         base = os.environ.get(BASE_REF_VARIABLE)
-        if base and tenant.secret_names \
+        if base and tenant.may_send_credentials \
                 and self.base_tenants(base).get(environment, {}).get(tenant.name) != (tenant.url, tenant.password):
             raise TenantError(f"tenant {tenant.name}: this change gives it another url or password than "
                               f"{BASE_REF_VARIABLE}={base} has; the reconciler never sends a tenant's password to "
